@@ -1,0 +1,182 @@
+/**
+ * The circumplex wire protocol, typed once. Imports nothing from the server, so browser and node
+ * clients can use it as is.
+ *
+ * Versioning: the major version is the WebSocket subprotocol (`circumplex.v1`), negotiated in the
+ * upgrade; the full semver travels in `hello`. Adding a field is a minor bump; a rename or removal
+ * means `circumplex.v2`, with v1 still served for one release.
+ *
+ * Endpoints (same port): `/v1/stream` (subscribers), `/v1/ingest` (audio publishers),
+ * `/healthz`, `/metrics`, `/` (dashboard).
+ */
+import { z } from 'zod';
+
+export const PROTOCOL_VERSION = '1.0.0';
+export const SUBPROTOCOL = 'circumplex.v1';
+export const STREAM_PATH = '/v1/stream';
+export const INGEST_PATH = '/v1/ingest';
+
+/** Close codes the server uses, besides the standard 1000/1001/1011. */
+export const CLOSE_CODES = {
+  /** Normal end: the server is done. */
+  normal: 1000,
+  /** Server shutting down. */
+  goingAway: 1001,
+  /** The peer broke the protocol (bad JSON, unknown type). */
+  protocolError: 1002,
+  /** A message was larger than maxPayload. */
+  tooBig: 1009,
+  /** Fatal server-side error for this connection. */
+  internalError: 1011,
+  /** The subscriber fell too far behind (buffered bytes over the hard limit). */
+  slowConsumer: 4008,
+  /** Too many messages per second from this connection. */
+  rateLimited: 4029,
+} as const;
+
+const finite = z.number().refine(Number.isFinite, 'must be a finite number');
+const unit = finite.refine((v) => v >= -1 && v <= 1, 'must be in [-1, 1]');
+const prob = finite.refine((v) => v >= 0 && v <= 1, 'must be in [0, 1]');
+
+/** One modality's contribution. */
+export const ModalitySchema = z.object({ valence: unit, arousal: unit, confidence: prob });
+export type ModalityMessage = z.infer<typeof ModalitySchema>;
+
+/** Facts about a stream, sent in `hello` and `stream` messages. */
+export const StreamInfoSchema = z.object({
+  streamId: z.string(),
+  hopMs: finite,
+  windowMs: finite,
+  sampleRateHz: finite,
+  state: z.enum(['live', 'degraded', 'recorder-restarting', 'ended', 'error']),
+  /** Last seq published on the stream, -1 if none. */
+  lastSeq: z.number().int(),
+});
+export type StreamInfo = z.infer<typeof StreamInfoSchema>;
+
+export const HelloMessage = z.object({
+  type: z.literal('hello'),
+  version: z.string(),
+  sessionId: z.string(),
+  hopMs: finite,
+  streams: z.array(StreamInfoSchema),
+});
+
+/** A smoothed affect frame. `seq` is per stream and shared by every message of that stream. */
+export const AffectMessage = z.object({
+  type: z.literal('affect'),
+  streamId: z.string(),
+  seq: z.number().int().nonnegative(),
+  tMs: finite,
+  valence: unit,
+  arousal: unit,
+  confidence: prob,
+  label: z.string(),
+  intensity: prob,
+  angleDeg: finite,
+  modalities: z.array(z.enum(['speech', 'text'])),
+  speech: ModalitySchema.optional(),
+  text: ModalitySchema.optional(),
+  /** Windows dropped by the model stage (inference slower than audio) since the previous frame. */
+  droppedWindows: z.number().int().nonnegative(),
+  /** Frames this subscriber did not get because it was too slow (coalesced), since its last frame. */
+  coalesced: z.number().int().nonnegative().optional(),
+});
+
+export const WordSchema = z.object({ word: z.string(), startMs: finite, endMs: finite, conf: finite });
+
+export const TranscriptMessage = z.object({
+  type: z.literal('transcript'),
+  streamId: z.string(),
+  seq: z.number().int().nonnegative(),
+  tMs: finite,
+  text: z.string(),
+  final: z.boolean(),
+  words: z.array(WordSchema),
+});
+
+export const StatusMessage = z.object({
+  type: z.literal('status'),
+  streamId: z.string(),
+  seq: z.number().int().nonnegative(),
+  tMs: finite,
+  state: z.enum(['live', 'degraded', 'recorder-restarting', 'ended', 'error']),
+  message: z.string(),
+});
+
+/** A new stream appeared (e.g. a publisher started on the ingest endpoint). */
+export const StreamMessage = z.object({ type: z.literal('stream'), stream: StreamInfoSchema });
+
+export const ErrorMessage = z.object({
+  type: z.literal('error'),
+  code: z.string(),
+  message: z.string(),
+  recoverable: z.boolean(),
+  streamId: z.string().optional(),
+});
+
+/** Sent once a resume has replayed everything still in the ring for a stream. */
+export const ResumedMessage = z.object({
+  type: z.literal('resumed'),
+  streamId: z.string(),
+  fromSeq: z.number().int(),
+  /** Frames the subscriber asked for that were no longer in the ring. */
+  missed: z.number().int().nonnegative(),
+});
+
+export const ServerMessageSchema = z.discriminatedUnion('type', [
+  HelloMessage,
+  AffectMessage,
+  TranscriptMessage,
+  StatusMessage,
+  StreamMessage,
+  ErrorMessage,
+  ResumedMessage,
+]);
+export type ServerMessage = z.infer<typeof ServerMessageSchema>;
+export type AffectFrameMessage = z.infer<typeof AffectMessage>;
+export type TranscriptFrameMessage = z.infer<typeof TranscriptMessage>;
+export type StatusFrameMessage = z.infer<typeof StatusMessage>;
+/** Messages that belong to a stream and carry its `seq`. */
+export type StreamEventMessage = AffectFrameMessage | TranscriptFrameMessage | StatusFrameMessage;
+
+/** Subscriber → server. */
+export const SubscribeMessage = z.object({
+  type: z.literal('subscribe'),
+  /** Stream ids, or ['*'] for every stream, present and future. */
+  streamIds: z.array(z.string().min(1).max(128)).min(1).max(256),
+  /** Resume: last seq received per stream; the server replays everything after it that it still has. */
+  resumeFrom: z.record(z.string(), z.number().int().min(-1)).optional(),
+});
+export const UnsubscribeMessage = z.object({
+  type: z.literal('unsubscribe'),
+  streamIds: z.array(z.string().min(1).max(128)).min(1).max(256),
+});
+export const ClientMessageSchema = z.discriminatedUnion('type', [SubscribeMessage, UnsubscribeMessage]);
+export type ClientMessage = z.infer<typeof ClientMessageSchema>;
+
+/** Publisher → server on `/v1/ingest`: opens a stream. Audio follows as binary frames or `audio` messages. */
+export const IngestStartMessage = z.object({
+  type: z.literal('start'),
+  streamId: z.string().min(1).max(128).regex(/^[A-Za-z0-9._:-]+$/, 'letters, digits and . _ : - only'),
+  /** `s16le`: signed 16-bit little-endian PCM; `mulaw`: G.711 mu-law bytes (telephony). */
+  encoding: z.enum(['s16le', 'mulaw']),
+  sampleRateHz: z.number().int().min(4000).max(192000),
+  channels: z.number().int().min(1).max(8),
+});
+/** Audio as base64 in JSON (as telephony media streams send it). */
+export const IngestAudioMessage = z.object({ type: z.literal('audio'), payload: z.string().max(4_000_000) });
+export const IngestStopMessage = z.object({ type: z.literal('stop') });
+export const IngestMessageSchema = z.discriminatedUnion('type', [IngestStartMessage, IngestAudioMessage, IngestStopMessage]);
+export type IngestMessage = z.infer<typeof IngestMessageSchema>;
+
+/** Server → publisher acknowledgements. */
+export type IngestReply =
+  | { type: 'started'; streamId: string; version: string }
+  | { type: 'error'; code: string; message: string; recoverable: boolean; frame?: number }
+  | { type: 'stopped'; streamId: string; framesAccepted: number; framesRejected: number };
+
+/** Parses a server message, throwing a readable error. */
+export function parseServerMessage(data: string): ServerMessage {
+  return ServerMessageSchema.parse(JSON.parse(data));
+}

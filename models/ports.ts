@@ -1,0 +1,81 @@
+/**
+ * The ports the streaming stages talk to. `streams/` depends only on these interfaces; the real
+ * adapters (ONNX in worker threads, transformers.js, libvosk in a child process) live beside this
+ * file and are the only importers of onnxruntime-node, @huggingface/transformers and vosk.
+ */
+import type { ModalityEstimate, TimedWord } from '../streams/types.js';
+
+/** Where a model can run. */
+export type Device = 'auto' | 'cuda' | 'webgpu' | 'cpu';
+
+/** Anything that holds native resources. `close()` is idempotent. */
+export interface ModelHandle {
+  /** Manifest id of the model, e.g. `speech-fixture`. */
+  readonly id: string;
+  /** Execution provider the model actually runs on, e.g. `cpu`, `cuda`, `webgpu`, `libvosk`. */
+  readonly provider: string;
+  close(): Promise<void>;
+}
+
+/** What a speech affect model returns for one window. */
+export interface SpeechAffectOutput extends ModalityEstimate {
+  /** Dominance, when the model has it (e.g. the MSP-Podcast dimensional model). */
+  readonly dominance?: number;
+  /** Pooled speech embedding, when the model returns one (used by the learned fusion). */
+  readonly embedding?: Float32Array;
+}
+
+/**
+ * A speech affect model: one 16 kHz mono float window in, valence/arousal out.
+ * Adapters batch calls from all live streams internally (cross-stream dynamic batching).
+ */
+export interface SpeechAffectModel extends ModelHandle {
+  /** Window length in samples the model expects (windows are padded or cropped to it), or null for any. */
+  readonly windowSamples: number | null;
+  infer(samples: Float32Array): Promise<SpeechAffectOutput>;
+}
+
+/** What a text affect model returns for one text window. */
+export interface TextAffectOutput extends ModalityEstimate {
+  /** Sentence embedding, when the model has one (zero-shot path, learned fusion). */
+  readonly embedding?: Float32Array;
+  /** Label probabilities, for the classifier path. */
+  readonly labels?: ReadonlyArray<{ readonly label: string; readonly score: number }>;
+}
+
+/** A text affect model: a text window in, valence/arousal out. */
+export interface TextAffectModel extends ModelHandle {
+  infer(text: string): Promise<TextAffectOutput>;
+}
+
+/** Inputs to fusion: either modality may be missing (no speech, or no words yet). */
+export interface FusionInput {
+  readonly speech?: SpeechAffectOutput;
+  readonly text?: TextAffectOutput;
+}
+
+/** Combines the modalities into one estimate. */
+export interface FusionModel extends ModelHandle {
+  fuse(input: FusionInput): Promise<ModalityEstimate>;
+}
+
+/** One recogniser result, in audio time relative to the start of the stream. */
+export interface RecognizerResult {
+  readonly text: string;
+  readonly final: boolean;
+  readonly words: readonly TimedWord[];
+}
+
+/** A streaming speech recogniser for one stream. One `accept` in flight at a time. */
+export interface StreamRecognizer {
+  /** Feeds 16 kHz mono float audio; resolves with a partial or final result. */
+  accept(samples: Float32Array): Promise<RecognizerResult>;
+  /** Flushes at end of stream and returns the last final result. */
+  finish(): Promise<RecognizerResult>;
+  close(): Promise<void>;
+}
+
+/** Makes recognisers; holds the loaded ASR model. */
+export interface SpeechRecognizerFactory extends ModelHandle {
+  create(streamId: string): Promise<StreamRecognizer>;
+}

@@ -1,0 +1,59 @@
+/**
+ * The `circumplex` command line. Each subcommand lives in src/commands/<name>.ts and registers itself.
+ * Errors are printed with their code and hint, and the process exits non-zero; never a stack dump
+ * for an expected failure.
+ */
+import { Command, CommanderError } from 'commander';
+import { AffectError } from './errors.js';
+import { register as registerRun } from './commands/run.js';
+import { register as registerServe } from './commands/serve.js';
+import { register as registerModels } from './commands/models.js';
+import { register as registerWatch } from './commands/watch.js';
+import { register as registerReplay } from './commands/replay.js';
+import { register as registerValidate } from './commands/validate.js';
+
+/** Builds the program (exported for tests). */
+export function buildProgram(): Command {
+  const program = new Command('circumplex')
+    .description("Streaming affect tracker: live speech to valence/arousal on Russell's circumplex")
+    .version('0.1.0')
+    .showHelpAfterError()
+    .exitOverride();
+  registerRun(program);
+  registerServe(program);
+  registerModels(program);
+  registerWatch(program);
+  registerReplay(program);
+  registerValidate(program);
+  return program;
+}
+
+/** Runs the CLI; resolves to the exit code. */
+export async function main(argv: string[] = process.argv): Promise<number> {
+  try {
+    await buildProgram().parseAsync(argv);
+    return 0;
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode;
+    if (err instanceof AffectError) {
+      process.stderr.write(`circumplex: ${err.describe()}\n`);
+      return 2;
+    }
+    process.stderr.write(`circumplex: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    return 1;
+  }
+}
+
+// Only run when executed directly (the bin shim or `tsx src/cli.ts`), not when imported by tests.
+const entry = process.argv[1] ?? '';
+if (entry.endsWith('cli.ts') || entry.endsWith('cli.js') || entry.endsWith('circumplex.mjs') || entry.endsWith('circumplex')) {
+  main().then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (err: unknown) => {
+      process.stderr.write(`circumplex: ${String(err)}\n`);
+      process.exitCode = 1;
+    },
+  );
+}

@@ -1,0 +1,64 @@
+/**
+ * The only reader of process.env. Environment settings are validated with zod and every problem is
+ * reported at once; command-line flags override them.
+ */
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { z } from 'zod';
+import { AffectError } from './errors.js';
+
+/** Repository root (where package.json is). */
+export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+const EnvSchema = z.object({
+  /** Folder with downloaded model weights (default: models/weights in the repo). */
+  CIRCUMPLEX_MODELS_DIR: z.string().min(1).optional(),
+  /** transformers.js cache folder (never inside node_modules). */
+  CIRCUMPLEX_CACHE_DIR: z.string().min(1).optional(),
+  /** A Vosk model folder used when --asr-model is not given. */
+  CIRCUMPLEX_VOSK_MODEL: z.string().min(1).optional(),
+  /** Device for inference: auto|cuda|webgpu|cpu. */
+  CIRCUMPLEX_DEVICE: z.enum(['auto', 'cuda', 'webgpu', 'cpu']).optional(),
+  /** Log level for pino. */
+  CIRCUMPLEX_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional(),
+  /** Access tokens: `token:scope,scope;token2:scope` (scopes: publish, subscribe, subscribe:<streamId>, admin). */
+  CIRCUMPLEX_TOKENS: z.string().min(1).optional(),
+  /** A JSON file of tokens: [{ "token": "...", "scopes": ["subscribe"] }]. */
+  CIRCUMPLEX_TOKENS_FILE: z.string().min(1).optional(),
+  /** Comma-separated browser origins allowed to connect. */
+  CIRCUMPLEX_ALLOWED_ORIGINS: z.string().min(1).optional(),
+});
+
+/** Settings read from the environment. */
+export interface EnvConfig {
+  modelsDir: string;
+  cacheDir: string;
+  voskModel: string | undefined;
+  device: 'auto' | 'cuda' | 'webgpu' | 'cpu';
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  tokens: string | undefined;
+  tokensFile: string | undefined;
+  allowedOrigins: string[] | undefined;
+}
+
+/** Validates the environment; throws one AffectError listing every problem. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): EnvConfig {
+  const parsed = EnvSchema.safeParse(env);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
+    throw new AffectError('AFFECT_ERR_CONFIG', `invalid environment: ${problems}`, {
+      hint: 'fix or unset the variables named above (see README "Configuration")',
+    });
+  }
+  const e = parsed.data;
+  return {
+    modelsDir: path.resolve(e.CIRCUMPLEX_MODELS_DIR ?? path.join(REPO_ROOT, 'models', 'weights')),
+    cacheDir: path.resolve(e.CIRCUMPLEX_CACHE_DIR ?? path.join(REPO_ROOT, '.cache', 'transformers')),
+    voskModel: e.CIRCUMPLEX_VOSK_MODEL,
+    device: e.CIRCUMPLEX_DEVICE ?? 'auto',
+    logLevel: e.CIRCUMPLEX_LOG_LEVEL ?? 'info',
+    tokens: e.CIRCUMPLEX_TOKENS,
+    tokensFile: e.CIRCUMPLEX_TOKENS_FILE,
+    allowedOrigins: e.CIRCUMPLEX_ALLOWED_ORIGINS?.split(',').map((s) => s.trim()).filter(Boolean),
+  };
+}

@@ -1,0 +1,115 @@
+/**
+ * Data that flows between the RxJS stages. Every time is audio time: a sample index at the
+ * pipeline rate turned into milliseconds, never wall-clock time.
+ */
+
+/** The rate every stage after decoding works at. */
+export const PIPELINE_SAMPLE_RATE_HZ = 16_000;
+
+/** A run of decoded audio: 16 kHz mono float in [-1, 1], stamped by its first sample index. */
+export interface AudioChunk {
+  readonly streamId: string;
+  /** Index (at 16 kHz) of `samples[0]` since the start of the stream. */
+  readonly startSample: number;
+  readonly samples: Float32Array;
+}
+
+/** A value stamped with the audio time it belongs to. */
+export interface Stamped<T> {
+  readonly streamId: string;
+  /** Audio time in ms since the start of the stream. */
+  readonly tMs: number;
+  readonly value: T;
+}
+
+/** A sliding analysis window over the audio. */
+export interface AudioWindow {
+  readonly streamId: string;
+  /** Window index in the stream, counting every window made (dropped ones too). */
+  readonly index: number;
+  /** First sample (16 kHz) of the window. */
+  readonly startSample: number;
+  /** One past the last sample of the window. */
+  readonly endSample: number;
+  /** Audio time of the window's end, in ms: the frame this window yields is stamped with it. */
+  readonly tMs: number;
+  readonly samples: Float32Array;
+}
+
+/** The two modalities that can contribute to an affect estimate. */
+export type Modality = 'speech' | 'text';
+
+/** One modality's estimate of the speaker's affect. */
+export interface ModalityEstimate {
+  /** Unpleasant (-1) to pleasant (+1). */
+  readonly valence: number;
+  /** Calm (-1) to excited (+1). */
+  readonly arousal: number;
+  /** How much to trust the estimate, 0..1 (0: no information). */
+  readonly confidence: number;
+}
+
+/** A raw (unsmoothed) fused estimate for one window. */
+export interface AffectEstimate extends ModalityEstimate {
+  readonly streamId: string;
+  readonly tMs: number;
+  /** Index of the audio window it came from. */
+  readonly windowIndex: number;
+  /** Per-modality estimates that went into the fusion. */
+  readonly speech?: ModalityEstimate;
+  readonly text?: ModalityEstimate;
+  /** Windows dropped by the bounded model stage since the previous estimate. */
+  readonly droppedWindows: number;
+}
+
+/** A smoothed, labelled point on the circumplex: what subscribers receive (minus `seq`). */
+export interface AffectPoint extends ModalityEstimate {
+  readonly streamId: string;
+  readonly tMs: number;
+  /** Nearest emotion term on the circumplex. */
+  readonly label: string;
+  /** Distance from the centre, 0..1 (clamped). */
+  readonly intensity: number;
+  /** Angle on the circumplex in degrees, 0 = pleasant, 90 = excited (counter-clockwise). */
+  readonly angleDeg: number;
+  readonly modalities: readonly Modality[];
+  readonly speech?: ModalityEstimate;
+  readonly text?: ModalityEstimate;
+  readonly droppedWindows: number;
+}
+
+/** A recognised word with its audio times. */
+export interface TimedWord {
+  readonly word: string;
+  readonly startMs: number;
+  readonly endMs: number;
+  readonly conf: number;
+}
+
+/** A transcript update from the speech recogniser, in stream audio time. */
+export interface TranscriptEvent {
+  readonly streamId: string;
+  readonly tMs: number;
+  readonly text: string;
+  readonly final: boolean;
+  readonly words: readonly TimedWord[];
+}
+
+/** Everything the pipeline publishes for a stream. */
+export type PipelineEvent =
+  | { readonly kind: 'affect'; readonly point: AffectPoint }
+  | { readonly kind: 'transcript'; readonly transcript: TranscriptEvent }
+  | { readonly kind: 'status'; readonly streamId: string; readonly tMs: number; readonly state: StreamState; readonly message: string };
+
+/** Lifecycle and health states a stream reports to subscribers. */
+export type StreamState = 'live' | 'degraded' | 'recorder-restarting' | 'ended' | 'error';
+
+/** Converts a sample index at the pipeline rate to audio ms. */
+export function samplesToMs(samples: number, sampleRateHz = PIPELINE_SAMPLE_RATE_HZ): number {
+  return (samples * 1000) / sampleRateHz;
+}
+
+/** Converts audio ms to a sample count at the pipeline rate (rounded). */
+export function msToSamples(ms: number, sampleRateHz = PIPELINE_SAMPLE_RATE_HZ): number {
+  return Math.round((ms * sampleRateHz) / 1000);
+}
