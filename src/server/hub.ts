@@ -1,0 +1,312 @@
+/**
+ * StreamHub: the pure (socket-free) heart of the server. It turns pipeline events into wire
+ * messages with one monotonically increasing `seq` per stream, keeps a bounded ring of recent
+ * messages per stream for resume, and fans messages out to listeners (WebSocket subscribers, the
+ * JSONL recorder, bridges). Everything is synchronous, so a listener sees messages in seq order and
+ * a resume that reads the ring and then listens can neither miss nor duplicate a frame.
+ */
+import type { StreamEventMessage, StreamInfo } from '../../clients/protocol.js';
+import type { PipelineEvent, StreamState } from '../../streams/types.js';
+import { AffectError } from '../errors.js';
+
+/** Options for {@link StreamHub}. */
+export interface StreamHubOptions {
+  /** Messages kept per stream for resume (bounded memory: ringSize × ~400 bytes). Default 2048. */
+  ringSize: number;
+}
+
+/** Defaults for {@link StreamHubOptions}. */
+export const DEFAULT_STREAM_HUB: StreamHubOptions = { ringSize: 2048 };
+
+/** What a stream's producer declares when it opens. */
+export interface OpenStreamInfo {
+  streamId: string;
+  hopMs: number;
+  windowMs: number;
+  sampleRateHz: number;
+}
+
+/** What a hub listener is told, synchronously and in order. */
+export type HubEvent =
+  | { readonly type: 'message'; readonly message: StreamEventMessage }
+  /** A stream was opened (or reopened after it ended). */
+  | { readonly type: 'stream'; readonly stream: StreamInfo }
+  /** A stream ended: its last message (a status 'ended') has already been delivered. */
+  | { readonly type: 'ended'; readonly streamId: string };
+
+/** A hub listener. Must not throw; errors are caught and reported through `onListenerError`. */
+export type HubListener = (event: HubEvent) => void;
+
+/** The result of a ring lookup for resume. */
+export interface SinceResult {
+  /** Every message still in the ring with seq > the asked seq, in order. */
+  readonly messages: StreamEventMessage[];
+  /** Messages after the asked seq that were already evicted from the ring. */
+  readonly missed: number;
+}
+
+/** Fixed-capacity ring of messages ordered by seq. */
+class Ring {
+  private readonly buf: (StreamEventMessage | undefined)[];
+  private start = 0;
+  private count = 0;
+
+  constructor(readonly capacity: number) {
+    this.buf = new Array<StreamEventMessage | undefined>(capacity);
+  }
+
+  push(m: StreamEventMessage): void {
+    const end = (this.start + this.count) % this.capacity;
+    this.buf[end] = m;
+    if (this.count < this.capacity) this.count++;
+    else this.start = (this.start + 1) % this.capacity;
+  }
+
+  at(i: number): StreamEventMessage {
+    const m = this.buf[(this.start + i) % this.capacity];
+    if (m === undefined) throw new Error('ring index out of range');
+    return m;
+  }
+
+  get size(): number {
+    return this.count;
+  }
+}
+
+interface StreamEntry {
+  info: StreamInfo;
+  ring: Ring;
+}
+
+/** Stream ids: what the ingest endpoint allows, so ids are safe in logs, metrics and URLs. */
+const STREAM_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+function checkUnit(name: string, v: number, lo: number, hi: number, streamId: string): number {
+  if (!Number.isFinite(v) || v < lo || v > hi) {
+    // A pipeline bug must not reach subscribers as a silent wrong value.
+    throw new AffectError('AFFECT_ERR_INTERNAL', `stream "${streamId}": ${name} must be a finite number in [${lo}, ${hi}], got ${v}`, {
+      recoverable: true,
+      stage: 'hub',
+      hint: 'this frame was dropped (counted as drop reason "invalid"); report it as a bug',
+    });
+  }
+  return v;
+}
+
+/**
+ * Per-stream sequencing, ring buffers and fan-out. Create one per server.
+ *
+ * ```ts
+ * const hub = new StreamHub();
+ * hub.openStream({ streamId: 'mic', hopMs: 250, windowMs: 1000, sampleRateHz: 16000 });
+ * const msg = hub.publish('mic', event); // msg.seq = 0, 1, 2, ...
+ * ```
+ */
+export class StreamHub {
+  readonly opts: StreamHubOptions;
+  private readonly entries = new Map<string, StreamEntry>();
+  private readonly listeners = new Set<HubListener>();
+  /** Called when a listener throws (the hub keeps going for the others). */
+  onListenerError: (err: unknown) => void = () => {};
+
+  constructor(opts: Partial<StreamHubOptions> = {}) {
+    this.opts = { ...DEFAULT_STREAM_HUB, ...opts };
+    if (!Number.isInteger(this.opts.ringSize) || this.opts.ringSize < 1) {
+      throw new RangeError(`StreamHub: ringSize must be an integer >= 1, got ${this.opts.ringSize}`);
+    }
+  }
+
+  /**
+   * Opens a stream, or reopens one that ended (a publisher reconnecting): the seq counter and the
+   * ring are kept, so subscribers can resume across the gap. Opening a live stream updates its info.
+   */
+  openStream(info: OpenStreamInfo): StreamInfo {
+    if (!STREAM_ID.test(info.streamId)) {
+      throw new AffectError('AFFECT_ERR_INPUT', `invalid stream id "${info.streamId}"`, {
+        hint: 'use 1-128 letters, digits and . _ : -',
+      });
+    }
+    for (const k of ['hopMs', 'windowMs', 'sampleRateHz'] as const) {
+      if (!(Number.isFinite(info[k]) && info[k] > 0)) throw new RangeError(`StreamHub.openStream: ${k} must be > 0, got ${info[k]}`);
+    }
+    const existing = this.entries.get(info.streamId);
+    const stream: StreamInfo = {
+      streamId: info.streamId,
+      hopMs: info.hopMs,
+      windowMs: info.windowMs,
+      sampleRateHz: info.sampleRateHz,
+      state: 'live',
+      lastSeq: existing?.info.lastSeq ?? -1,
+    };
+    if (existing) existing.info = stream;
+    else this.entries.set(info.streamId, { info: stream, ring: new Ring(this.opts.ringSize) });
+    this.emit({ type: 'stream', stream: { ...stream } });
+    return { ...stream };
+  }
+
+  /** Turns a pipeline event into its wire message with the stream's next seq, stores and fans it out. */
+  publish(streamId: string, event: PipelineEvent): StreamEventMessage {
+    const entry = this.entry(streamId);
+    const seq = entry.info.lastSeq + 1;
+    const message = toWire(streamId, seq, event);
+    this.commit(entry, message);
+    return message;
+  }
+
+  /**
+   * Publishes an already-sequenced message (replay of a recording): keeps its seq, which must be
+   * greater than the stream's last one.
+   */
+  publishMessage(message: StreamEventMessage): StreamEventMessage {
+    const entry = this.entry(message.streamId);
+    if (!Number.isInteger(message.seq) || message.seq <= entry.info.lastSeq) {
+      throw new AffectError('AFFECT_ERR_INPUT', `stream "${message.streamId}": seq ${message.seq} is not after the last seq ${entry.info.lastSeq}`, {
+        hint: 'replayed messages must be in increasing seq order',
+      });
+    }
+    this.commit(entry, { ...message });
+    return message;
+  }
+
+  /**
+   * Ends a stream: publishes a status 'ended' message (unless the last message already was one)
+   * and tells listeners. The stream stays listed (state 'ended') so late subscribers can resume.
+   */
+  endStream(streamId: string, message = 'stream ended', tMs?: number): void {
+    const entry = this.entries.get(streamId);
+    if (!entry || entry.info.state === 'ended') return;
+    const last = entry.ring.size > 0 ? entry.ring.at(entry.ring.size - 1) : undefined;
+    const lastT = last?.tMs ?? 0;
+    this.publish(streamId, { kind: 'status', streamId, tMs: tMs ?? lastT, state: 'ended', message });
+    this.emit({ type: 'ended', streamId });
+  }
+
+  /** Facts about every stream the hub knows (live and ended). */
+  streams(): StreamInfo[] {
+    return [...this.entries.values()].map((e) => ({ ...e.info }));
+  }
+
+  /** One stream's facts, or undefined. */
+  stream(streamId: string): StreamInfo | undefined {
+    const e = this.entries.get(streamId);
+    return e ? { ...e.info } : undefined;
+  }
+
+  /**
+   * Messages after `seq` still in the stream's ring (for resume), and how many after `seq` were
+   * already evicted. A `seq` beyond the stream's last seq (a subscriber from another server run)
+   * returns nothing and missed 0.
+   */
+  since(streamId: string, seq: number): SinceResult {
+    const entry = this.entries.get(streamId);
+    if (!entry || entry.ring.size === 0 || seq >= entry.info.lastSeq) return { messages: [], missed: 0 };
+    const ring = entry.ring;
+    const first = ring.at(0).seq;
+    const messages: StreamEventMessage[] = [];
+    // Binary search the first index with seq > asked (seqs in the ring are increasing).
+    let lo = 0;
+    let hi = ring.size;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (ring.at(mid).seq > seq) hi = mid;
+      else lo = mid + 1;
+    }
+    for (let i = lo; i < ring.size; i++) messages.push(ring.at(i));
+    const missed = Math.max(0, first - seq - 1);
+    return { messages, missed };
+  }
+
+  /** Adds a listener; returns a function that removes it. */
+  subscribe(listener: HubListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private entry(streamId: string): StreamEntry {
+    const entry = this.entries.get(streamId);
+    if (!entry) {
+      throw new AffectError('AFFECT_ERR_STREAM_UNKNOWN', `stream "${streamId}" was never opened`, {
+        hint: 'call hub.openStream({ streamId, ... }) before publishing',
+      });
+    }
+    return entry;
+  }
+
+  private commit(entry: StreamEntry, message: StreamEventMessage): void {
+    entry.info.lastSeq = message.seq;
+    if (message.type === 'status') entry.info.state = message.state;
+    else if (entry.info.state === 'ended') entry.info.state = 'live';
+    entry.ring.push(message);
+    this.emit({ type: 'message', message });
+  }
+
+  private emit(event: HubEvent): void {
+    for (const l of this.listeners) {
+      try {
+        l(event);
+      } catch (err) {
+        this.onListenerError(err);
+      }
+    }
+  }
+}
+
+/** PipelineEvent → wire message (checks every number, so no NaN reaches a subscriber). */
+export function toWire(streamId: string, seq: number, event: PipelineEvent): StreamEventMessage {
+  switch (event.kind) {
+    case 'affect': {
+      const p = event.point;
+      const modality = (m: { valence: number; arousal: number; confidence: number } | undefined, name: string) =>
+        m === undefined
+          ? undefined
+          : {
+              valence: checkUnit(`${name}.valence`, m.valence, -1, 1, streamId),
+              arousal: checkUnit(`${name}.arousal`, m.arousal, -1, 1, streamId),
+              confidence: checkUnit(`${name}.confidence`, m.confidence, 0, 1, streamId),
+            };
+      const speech = modality(p.speech, 'speech');
+      const text = modality(p.text, 'text');
+      const angle = p.angleDeg;
+      if (!Number.isFinite(angle)) checkUnit('angleDeg', angle, -Infinity, Infinity, streamId);
+      const dropped = p.droppedWindows;
+      if (!Number.isInteger(dropped) || dropped < 0) checkUnit('droppedWindows', dropped, 0, Number.MAX_SAFE_INTEGER, streamId);
+      return {
+        type: 'affect',
+        streamId,
+        seq,
+        tMs: checkUnit('tMs', p.tMs, 0, Number.MAX_SAFE_INTEGER, streamId),
+        valence: checkUnit('valence', p.valence, -1, 1, streamId),
+        arousal: checkUnit('arousal', p.arousal, -1, 1, streamId),
+        confidence: checkUnit('confidence', p.confidence, 0, 1, streamId),
+        label: p.label,
+        intensity: checkUnit('intensity', p.intensity, 0, 1, streamId),
+        angleDeg: angle,
+        modalities: [...p.modalities],
+        ...(speech ? { speech } : {}),
+        ...(text ? { text } : {}),
+        droppedWindows: dropped,
+      };
+    }
+    case 'transcript': {
+      const t = event.transcript;
+      return {
+        type: 'transcript',
+        streamId,
+        seq,
+        tMs: checkUnit('tMs', t.tMs, 0, Number.MAX_SAFE_INTEGER, streamId),
+        text: t.text,
+        final: t.final,
+        words: t.words.map((w) => ({ word: w.word, startMs: w.startMs, endMs: w.endMs, conf: w.conf })),
+      };
+    }
+    case 'status':
+      return {
+        type: 'status',
+        streamId,
+        seq,
+        tMs: checkUnit('tMs', event.tMs, 0, Number.MAX_SAFE_INTEGER, streamId),
+        state: event.state satisfies StreamState,
+        message: event.message,
+      };
+  }
+}
