@@ -32,6 +32,8 @@ export const CLOSE_CODES = {
   slowConsumer: 4008,
   /** Too many messages per second from this connection. */
   rateLimited: 4029,
+  /** Policy violation (e.g. a second publisher for a stream id that already has one, or a scope the token lacks). */
+  policy: 1008,
 } as const;
 
 const finite = z.number().refine(Number.isFinite, 'must be a finite number');
@@ -159,8 +161,11 @@ export type ClientMessage = z.infer<typeof ClientMessageSchema>;
 export const IngestStartMessage = z.object({
   type: z.literal('start'),
   streamId: z.string().min(1).max(128).regex(/^[A-Za-z0-9._:-]+$/, 'letters, digits and . _ : - only'),
-  /** `s16le`: signed 16-bit little-endian PCM; `mulaw`: G.711 mu-law bytes (telephony). */
-  encoding: z.enum(['s16le', 'mulaw']),
+  /**
+   * `s16le`: signed 16-bit little-endian PCM; `mulaw`: G.711 mu-law bytes (telephony);
+   * `f32le`: 32-bit float little-endian PCM (NaN/Inf replaced by 0 and counted, clipped to [-1, 1]).
+   */
+  encoding: z.enum(['s16le', 'mulaw', 'f32le']),
   sampleRateHz: z.number().int().min(4000).max(192000),
   channels: z.number().int().min(1).max(8),
 });
@@ -173,8 +178,17 @@ export type IngestMessage = z.infer<typeof IngestMessageSchema>;
 /** Server → publisher acknowledgements. */
 export type IngestReply =
   | { type: 'started'; streamId: string; version: string }
-  | { type: 'error'; code: string; message: string; recoverable: boolean; frame?: number }
-  | { type: 'stopped'; streamId: string; framesAccepted: number; framesRejected: number };
+  | { type: 'error'; code: string; message: string; recoverable: boolean; frame?: number; reason?: string }
+  | {
+      type: 'stopped';
+      streamId: string;
+      framesAccepted: number;
+      framesRejected: number;
+      /** Samples that were NaN/Inf (f32le) and were replaced by 0. */
+      samplesNonFinite?: number;
+      /** Samples at or beyond full scale (clipped). */
+      samplesClipped?: number;
+    };
 
 /** Parses a server message, throwing a readable error. */
 export function parseServerMessage(data: string): ServerMessage {
