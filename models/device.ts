@@ -1,0 +1,100 @@
+/**
+ * Execution-provider selection. `auto` tries what this machine can plausibly run — CUDA only when
+ * onnxruntime-node's CUDA provider library is installed, WebGPU only when a GPU API loader is
+ * present — and always ends with CPU. An explicit device is tried alone: if it is unavailable,
+ * loading fails with AFFECT_ERR_DEVICE_UNAVAILABLE instead of silently running elsewhere.
+ */
+import { existsSync, readdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import type { Device } from './ports.js';
+import { AffectError } from '../src/errors.js';
+
+/** Every device name the CLI accepts. */
+export const DEVICES: readonly Device[] = ['auto', 'cuda', 'webgpu', 'cpu'];
+
+/** Validates a device string from a flag or the environment. */
+export function parseDevice(value: string): Device {
+  if ((DEVICES as readonly string[]).includes(value)) return value as Device;
+  throw new AffectError('AFFECT_ERR_CONFIG', `Unsupported device "${value}". Should be one of: ${DEVICES.join(', ')}`, {
+    hint: 'pass --device auto|cuda|webgpu|cpu',
+  });
+}
+
+/** onnxruntime-node's native folder for this platform (where the provider libraries live), if found. */
+export function ortBinDir(): string | undefined {
+  try {
+    const require = createRequire(import.meta.url);
+    const root = path.resolve(path.dirname(require.resolve('onnxruntime-node')), '..');
+    const bin = path.join(root, 'bin');
+    for (const napi of readdirSync(bin)) {
+      const dir = path.join(bin, napi, process.platform, process.arch);
+      if (existsSync(dir)) return dir;
+    }
+  } catch {
+    // not installed where we expect: no optional providers
+  }
+  return undefined;
+}
+
+/** True when onnxruntime-node's CUDA provider library is installed (`--onnxruntime-node-install=cuda12`). */
+export function cudaProviderInstalled(binDir = ortBinDir()): boolean {
+  if (!binDir) return false;
+  try {
+    return readdirSync(binDir).some((f) => /onnxruntime_providers_cuda\.(so|dll)/.test(f));
+  } catch {
+    return false;
+  }
+}
+
+const VULKAN_LOADERS = [
+  '/usr/lib/x86_64-linux-gnu/libvulkan.so.1',
+  '/usr/lib/aarch64-linux-gnu/libvulkan.so.1',
+  '/usr/lib64/libvulkan.so.1',
+  '/usr/lib/libvulkan.so.1',
+];
+
+/**
+ * True when a WebGPU adapter may exist: on Linux ORT's Dawn needs the Vulkan loader (without it,
+ * session creation fails with "No supported adapters"); on macOS (Metal) and Windows (D3D12) we
+ * let ORT try.
+ */
+export function webgpuMayWork(): boolean {
+  if (process.platform !== 'linux') return true;
+  return VULKAN_LOADERS.some((p) => existsSync(p));
+}
+
+/** Providers to try, in order, for a device. */
+export function providersFor(device: Device): string[] {
+  switch (device) {
+    case 'cpu':
+      return ['cpu'];
+    case 'cuda':
+      return ['cuda'];
+    case 'webgpu':
+      return ['webgpu'];
+    case 'auto': {
+      const list: string[] = [];
+      if (cudaProviderInstalled()) list.push('cuda');
+      if (webgpuMayWork()) list.push('webgpu');
+      list.push('cpu');
+      return list;
+    }
+  }
+}
+
+/** Fails fast (before starting a worker) for an explicit device that cannot work here. */
+export function assertDeviceAvailable(device: Device, modelId: string): void {
+  if (device === 'cuda' && !cudaProviderInstalled()) {
+    throw new AffectError('AFFECT_ERR_DEVICE_UNAVAILABLE', `--device cuda for ${modelId}: onnxruntime-node's CUDA provider is not installed (no libonnxruntime_providers_cuda in ${ortBinDir() ?? 'onnxruntime-node/bin'})`, {
+      stage: modelId,
+      hint: 'with internet: npm ci --onnxruntime-node-install=cuda12 (needs CUDA 12 + cuDNN 9); or use --device auto|cpu',
+    });
+  }
+  if (device === 'webgpu' && !webgpuMayWork()) {
+    throw new AffectError('AFFECT_ERR_DEVICE_UNAVAILABLE', `--device webgpu for ${modelId}: no WebGPU adapter (the Vulkan loader libvulkan.so.1 is not installed)`, {
+      stage: modelId,
+      hint: 'install a Vulkan driver (apt-get install libvulkan1 mesa-vulkan-drivers) or use --device auto|cpu',
+    });
+  }
+}

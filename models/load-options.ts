@@ -1,0 +1,21 @@
+/** Options shared by every model loader in models/registry.ts. */
+import type { Logger } from '../src/log.js';
+import type { Device } from './ports.js';
+
+/** How to load a model. */
+export interface LoadModelOptions {
+  /** Where to run: `auto` (default) tries cuda → webgpu → cpu and logs what it got. */
+  device?: Device;
+  /** Folder of downloaded models (default: CIRCUMPLEX_MODELS_DIR or models/weights/). */
+  modelsDir?: string;
+  /** Largest cross-stream batch. Default 16. */
+  maxBatch?: number;
+  /** Longest a window waits for a batch to fill, ms. Default 10. */
+  maxWaitMs?: number;
+  /** Most windows waiting per model before new ones are rejected (dropped). Default 4 × maxBatch. */
+  maxQueue?: number;
+  /** ORT intra-op threads per session (0: ORT default). Default 0. */
+  intraOpThreads?: number;
+  /** Logger for the one line per model saying which provider it runs on. */
+  logger?: Logger;
+}

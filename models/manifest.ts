@@ -1,0 +1,165 @@
+/**
+ * The model manifest: every model circumplex knows, as data. Fixture models are built by
+ * `npm run models:fixtures` into `models/fixtures/` and committed; downloaded models live in the
+ * models folder (`CIRCUMPLEX_MODELS_DIR`, default `models/weights/`) under `<id>/<file>`.
+ *
+ * A `sha256` of `null` means the project cannot vouch for the upstream file's hash (it was never
+ * downloaded while writing the manifest, and upstream publishes none we could copy offline):
+ * `circumplex models pull <id> --accept-unverified` then records the hash it saw in
+ * `<modelsDir>/<id>/.verified.json`, and later loads check against that.
+ */
+
+/** What a model is for. */
+export type ModelRole = 'speech' | 'text-classifier' | 'text-embed' | 'fusion' | 'asr';
+
+/** A tensor in a model's signature. Dims: a number is fixed, a string is symbolic (dynamic). */
+export interface TensorSpec {
+  readonly name: string;
+  readonly type: 'float32' | 'int64';
+  readonly dims: ReadonlyArray<number | string>;
+}
+
+/** One file of a model. */
+export interface ModelFile {
+  /** Path relative to the model's folder, e.g. `model.onnx` or `onnx/model.onnx`. */
+  readonly path: string;
+  /** Where `models pull` fetches it; null for fixtures built by the repo. */
+  readonly url: string | null;
+  /** Expected sha256 (hex), or null when unknown (see module doc). */
+  readonly sha256: string | null;
+  /** Size in bytes, or null when unknown. */
+  readonly sizeBytes: number | null;
+  /** For archives: unpack into the model folder after download. */
+  readonly unpack?: 'zip';
+}
+
+/**
+ * Where valence/arousal(/dominance) sit in a speech model's output tensor and the range they come
+ * in, so a model with another order or range (audeering's `logits` is [arousal, dominance,
+ * valence] in roughly 0..1) maps onto the circumplex's -1..1.
+ */
+export interface AffectOutputMapping {
+  /** Output tensor holding the dimensions, shape [batch, n]. */
+  readonly output: string;
+  readonly arousal: number;
+  readonly valence: number;
+  readonly dominance?: number;
+  /** The model's native range, mapped linearly to [-1, 1]. */
+  readonly range: readonly [number, number];
+  /** Output tensor holding a pooled embedding [batch, d], if any. */
+  readonly embedding?: string;
+}
+
+/** A model as data. */
+export interface ModelSpec {
+  readonly id: string;
+  readonly role: ModelRole;
+  readonly description: string;
+  /** True for the small deterministic models the repo builds itself (resolved from models/fixtures/). */
+  readonly fixture: boolean;
+  /** Upstream page (model card). */
+  readonly source: string;
+  readonly license: string;
+  readonly files: readonly ModelFile[];
+  /** The ONNX file the session loads (one of `files`), for ONNX roles. */
+  readonly onnxFile?: string;
+  readonly inputs: readonly TensorSpec[];
+  readonly outputs: readonly TensorSpec[];
+  /** Speech: the window length in samples the model expects (null: any length). */
+  readonly windowSamples?: number | null;
+  /** Speech: where the affect dimensions are in the outputs. */
+  readonly affect?: AffectOutputMapping;
+  /** Text classifier: label order of the logits (GoEmotions names). */
+  readonly labels?: readonly string[];
+}
+
+/** GoEmotions' 28 labels in the order of the dataset and of SamLowe/roberta-base-go_emotions. */
+export const GO_EMOTIONS_LABELS = [
+  'admiration', 'amusement', 'anger', 'annoyance', 'approval', 'caring', 'confusion', 'curiosity',
+  'desire', 'disappointment', 'disapproval', 'disgust', 'embarrassment', 'excitement', 'fear',
+  'gratitude', 'grief', 'joy', 'love', 'nervousness', 'optimism', 'pride', 'realization', 'relief',
+  'remorse', 'sadness', 'surprise', 'neutral',
+] as const;
+
+const AUDEERING_SOURCE = 'https://huggingface.co/audeering/wav2vec2-large-robust-12-ft-emotion-msp-dim';
+
+/** Every model circumplex knows. */
+export const MODEL_SPECS = {
+  'speech-fixture': {
+    id: 'speech-fixture',
+    role: 'speech',
+    description: 'Tiny in-graph acoustic-feature model with the wav2vec2 emotion contract (tests, CPU demos).',
+    fixture: true,
+    source: 'models/fixtures/speech-graph.ts (built by npm run models:fixtures)',
+    license: 'MIT',
+    files: [
+      {
+        path: 'speech-fixture.onnx',
+        url: null,
+        sha256: '8ada6f2676e6190c29cc2e296add9bee7e1469277b3ad40a2308648534ae7f7a',
+        sizeBytes: 73085,
+      },
+    ],
+    onnxFile: 'speech-fixture.onnx',
+    inputs: [{ name: 'audio', type: 'float32', dims: ['batch', 16000] }],
+    outputs: [
+      { name: 'va', type: 'float32', dims: ['batch', 3] },
+      { name: 'embedding', type: 'float32', dims: ['batch', 32] },
+    ],
+    windowSamples: 16000,
+    affect: { output: 'va', arousal: 0, dominance: 1, valence: 2, range: [-1, 1], embedding: 'embedding' },
+  },
+  'wav2vec2-msp-dim': {
+    id: 'wav2vec2-msp-dim',
+    role: 'speech',
+    description:
+      "audeering's wav2vec2-large-robust fine-tuned on MSP-Podcast (arousal, dominance, valence), exported to ONNX " +
+      '(see docs/models.md "Exporting the audeering model"); input is raw 16 kHz audio of any length.',
+    fixture: false,
+    source: AUDEERING_SOURCE,
+    license: 'CC-BY-NC-SA-4.0',
+    files: [{ path: 'model.onnx', url: null, sha256: null, sizeBytes: null }],
+    onnxFile: 'model.onnx',
+    // names as produced by audeering's own export recipe (torch.onnx.export with input_names=['signal'],
+    // output_names=['hidden_states', 'logits'])
+    inputs: [{ name: 'signal', type: 'float32', dims: ['batch', 'samples'] }],
+    outputs: [
+      { name: 'hidden_states', type: 'float32', dims: ['batch', 1024] },
+      { name: 'logits', type: 'float32', dims: ['batch', 3] },
+    ],
+    windowSamples: null,
+    affect: { output: 'logits', arousal: 0, dominance: 1, valence: 2, range: [0, 1], embedding: 'hidden_states' },
+  },
+  'wav2vec2-base-dim': {
+    id: 'wav2vec2-base-dim',
+    role: 'speech',
+    description:
+      'A base-size (≈95M parameters) wav2vec 2.0 dimensional model with the same contract as wav2vec2-msp-dim ' +
+      '(your own export of a base-size fine-tune; see docs/models.md).',
+    fixture: false,
+    source: 'https://huggingface.co/facebook/wav2vec2-base (fine-tune and export your own; docs/models.md)',
+    license: 'Apache-2.0 (base weights); your fine-tune’s own license',
+    files: [{ path: 'model.onnx', url: null, sha256: null, sizeBytes: null }],
+    onnxFile: 'model.onnx',
+    inputs: [{ name: 'signal', type: 'float32', dims: ['batch', 'samples'] }],
+    outputs: [
+      { name: 'hidden_states', type: 'float32', dims: ['batch', 768] },
+      { name: 'logits', type: 'float32', dims: ['batch', 3] },
+    ],
+    windowSamples: null,
+    affect: { output: 'logits', arousal: 0, dominance: 1, valence: 2, range: [0, 1], embedding: 'hidden_states' },
+  },
+} as const satisfies Record<string, ModelSpec>;
+
+/** A known model id. */
+export type ModelId = keyof typeof MODEL_SPECS;
+
+/** Every spec, as a list. */
+export function listModelSpecs(): ModelSpec[] {
+  return Object.values(MODEL_SPECS as Record<string, ModelSpec>);
+}
+
+/** The spec for an id, or undefined. */
+export function findModelSpec(id: string): ModelSpec | undefined {
+  return (MODEL_SPECS as Record<string, ModelSpec>)[id];
+}
