@@ -1,0 +1,186 @@
+/**
+ * The text path of one stream: audio → speech recogniser → transcript events → text windows →
+ * text affect model → text estimates for fusion.
+ *
+ *   audio ─ transcribe (1 accept in flight, bounded pending audio) ─┬─ transcripts$
+ *                                                                   └─ textWindow ─ inferText ─ estimates$
+ *
+ * The recogniser is created when the pipeline subscribes; audio that arrives before it exists waits
+ * in transcribe's bounded pending buffer, so a fast (even synchronous) source loses nothing.
+ *
+ * Failure is contained: if the recogniser cannot be created or fails mid-stream (libvosk crash,
+ * hang, missing model), the path logs once, emits the error on `errors$`, emits one zero-confidence
+ * text estimate (so fusion stops using stale text), and completes. The stream goes on speech-only.
+ */
+import { connect, defer, EMPTY, filter, finalize, from, map, merge, Observable, of, share, Subject, switchMap, tap, catchError } from 'rxjs';
+import type { Logger } from 'pino';
+import type { RecognizerResult, SpeechRecognizerFactory, StreamRecognizer, TextAffectModel, TextAffectOutput } from '../models/ports.js';
+import { AffectError, toAffectError } from '../src/errors.js';
+import { inferText, NO_TEXT_ESTIMATE, type InferTextOptions } from './operators/infer-text.js';
+import { textWindow, textWindowOptions, type TextWindowOptions } from './operators/text-window.js';
+import { transcribe, type TranscribeOptions, type TranscribeRecognizer } from './operators/transcribe.js';
+import { samplesToMs, type AudioChunk, type Stamped, type TranscriptEvent } from './types.js';
+
+/** Options of {@link createTextPath}. */
+export interface TextPathOptions {
+  /** Text window: most words. Default 30. */
+  maxWords: TextWindowOptions['maxWords'];
+  /** Text window: audio span in seconds. Default 10. */
+  maxSeconds: TextWindowOptions['maxSeconds'];
+  /** Text window: drop final words below this recogniser confidence. Default 0. */
+  minWordConf: TextWindowOptions['minWordConf'];
+  /** Least audio time between text model calls, ms. Default 1000. */
+  minIntervalMs: InferTextOptions['minIntervalMs'];
+  /** Most audio waiting for the recogniser, ms (oldest dropped past it, counted). Default 10000. */
+  maxPendingMs: TranscribeOptions['maxPendingMs'];
+  /** Most audio per recogniser call, ms. Default 1000. */
+  maxAcceptMs: TranscribeOptions['maxAcceptMs'];
+  /** Logger (a child with `streamId` is made per stream). Default: none. */
+  logger: Logger | undefined;
+}
+
+/** Defaults for {@link TextPathOptions}. */
+export const DEFAULT_TEXT_PATH: TextPathOptions = {
+  maxWords: 30,
+  maxSeconds: 10,
+  minWordConf: 0,
+  minIntervalMs: 1_000,
+  maxPendingMs: 10_000,
+  maxAcceptMs: 1_000,
+  logger: undefined,
+};
+
+/** Counters of one stream's text path (live object: read it any time). */
+export interface TextPathStats {
+  /** Audio samples dropped because the recogniser fell behind by more than maxPendingMs. */
+  droppedSamples: number;
+  /** Text windows replaced by a newer one before the model saw them. */
+  coalescedWindows: number;
+  /** Text model calls that failed (window skipped). */
+  textModelErrors: number;
+}
+
+/** What the text path gives the pipeline for one stream. */
+export interface TextPathStreams {
+  /** Partial and final transcripts in stream audio time. */
+  readonly transcripts$: Observable<TranscriptEvent>;
+  /** Text affect estimates (empty when there is no text model). */
+  readonly estimates$: Observable<Stamped<TextAffectOutput>>;
+  /** At most one error: the ASR failed and this stream is now speech-only (publish a 'degraded' status). */
+  readonly errors$: Observable<AffectError>;
+  /** Counters for logs and metrics. */
+  readonly stats: TextPathStats;
+}
+
+type PathEvent =
+  | { readonly kind: 'transcript'; readonly ev: TranscriptEvent }
+  | { readonly kind: 'estimate'; readonly est: Stamped<TextAffectOutput> }
+  | { readonly kind: 'error'; readonly err: AffectError };
+
+/**
+ * Builds the text path. `createTextPath(asr, textModel, opts)(streamId)` is the pipeline's
+ * `deps.textPath`. Subscribe to `transcripts$`, `estimates$` and `errors$` in the same tick (the
+ * pipeline does, inside `connect`): they share one recogniser.
+ */
+export function createTextPath(
+  asr: SpeechRecognizerFactory,
+  textModel: TextAffectModel | undefined,
+  opts: Partial<TextPathOptions> = {},
+): (streamId: string) => (audio$: Observable<AudioChunk>) => TextPathStreams {
+  const o = { ...DEFAULT_TEXT_PATH, ...opts };
+  const windowOpts = textWindowOptions({ maxWords: o.maxWords, maxSeconds: o.maxSeconds, minWordConf: o.minWordConf });
+  if (!(o.minIntervalMs >= 0)) throw new RangeError(`createTextPath: minIntervalMs must be >= 0, got ${o.minIntervalMs}`);
+
+  return (streamId) => (audio$) => {
+    const log = o.logger?.child({ streamId, stage: 'asr' });
+    const stats: TextPathStats = { droppedSamples: 0, coalescedWindows: 0, textModelErrors: 0 };
+
+    const events$ = defer(() => {
+      // Created now, awaited by the first accept: audio meanwhile waits in transcribe's bounded buffer.
+      const created = asr.create(streamId);
+      // A create() that fails before the first accept must not be an unhandled rejection.
+      created.catch(() => undefined);
+      let rec: StreamRecognizer | undefined;
+      const lazy: TranscribeRecognizer = {
+        accept: (samples) =>
+          from(created).pipe(
+            tap((r) => (rec = r)),
+            switchMap((r): Promise<RecognizerResult> => r.accept(samples)),
+          ),
+        finish: () => from(created).pipe(switchMap((r) => r.finish())),
+      };
+      /** Audio ms seen so far: the clock that ages words out of the text window. */
+      const clock = new Subject<number>();
+      let lastMs = 0;
+      const transcribed$ = audio$.pipe(
+        tap((c) => {
+          lastMs = samplesToMs(c.startSample + c.samples.length);
+          clock.next(lastMs);
+        }),
+        transcribe(lazy, {
+          maxPendingMs: o.maxPendingMs,
+          maxAcceptMs: o.maxAcceptMs,
+          onDropped: (n, total) => {
+            stats.droppedSamples = total;
+            log?.warn({ droppedSamples: n, totalDroppedSamples: total }, 'ASR fell behind: oldest audio dropped');
+          },
+        }),
+      );
+      return transcribed$.pipe(
+        connect((t$) =>
+          merge(
+            t$.pipe(map((ev): PathEvent => ({ kind: 'transcript', ev }))),
+            textModel
+              ? t$.pipe(
+                  textWindow(windowOpts, clock),
+                  inferText(
+                    textModel,
+                    {
+                      minIntervalMs: o.minIntervalMs,
+                      onCoalesced: (n) => (stats.coalescedWindows = n),
+                      onError: (err) => {
+                        stats.textModelErrors++;
+                        log?.warn({ err: (err as Error).message }, 'text model call failed; window skipped');
+                      },
+                    },
+                    clock,
+                  ),
+                  map((est): PathEvent => ({ kind: 'estimate', est })),
+                )
+              : EMPTY,
+          ),
+        ),
+        catchError((e: unknown) => {
+          const err = toAffectError(e, 'AFFECT_ERR_ASR', 'asr');
+          log?.error({ code: err.code, err: err.message }, 'speech recognition failed; stream continues speech-only');
+          const out: PathEvent[] = [{ kind: 'error', err }];
+          // Tell fusion there is no text any more, rather than leaving the last estimate to age out.
+          if (textModel) out.unshift({ kind: 'estimate', est: { streamId, tMs: lastMs, value: NO_TEXT_ESTIMATE } });
+          return of(...out);
+        }),
+        finalize(() => {
+          clock.complete();
+          // Frees the recogniser (libvosk: deferred in the host until an in-flight accept returns).
+          if (rec) void rec.close();
+          else created.then((r) => r.close(), () => undefined);
+        }),
+      );
+    }).pipe(share());
+
+    return {
+      transcripts$: events$.pipe(
+        filter((e): e is Extract<PathEvent, { kind: 'transcript' }> => e.kind === 'transcript'),
+        map((e) => e.ev),
+      ),
+      estimates$: events$.pipe(
+        filter((e): e is Extract<PathEvent, { kind: 'estimate' }> => e.kind === 'estimate'),
+        map((e) => e.est),
+      ),
+      errors$: events$.pipe(
+        filter((e): e is Extract<PathEvent, { kind: 'error' }> => e.kind === 'error'),
+        map((e) => e.err),
+      ),
+      stats,
+    };
+  };
+}
