@@ -1,13 +1,190 @@
-import type { Command } from 'commander';
+/**
+ * `circumplex run`: one input (WAV file or raw s16le on stdin) through the affect pipeline as fast
+ * as the models allow, one line per frame on stdout, a summary on stderr.
+ *
+ *   circumplex run --input talk.wav --json
+ *   sox talk.mp3 -t raw -r 16000 -c 1 -e signed -b 16 - | circumplex run --input - --rate 16000 --json
+ */
+import { InvalidArgumentError, Option, type Command } from 'commander';
+import { Subscription, tap } from 'rxjs';
+import type { Observable } from 'rxjs';
 import { AffectError } from '../errors.js';
+import { loadConfig } from '../config.js';
+import { getLogger, setLogLevel } from '../log.js';
+import { createEngine, type Engine } from '../engine.js';
+import { JsonlRecorder } from '../record.js';
+import { toWire } from '../server/hub.js';
+import { FlowControl } from '../../streams/flow.js';
+import { probeWavFile, wavFileSource } from '../../streams/sources/wav-file.js';
+import { rawPcmSource } from '../../streams/sources/stdin.js';
+import type { SmoothingFilter } from '../../streams/smoothing.js';
+import { PIPELINE_SAMPLE_RATE_HZ, type AudioChunk, type PipelineEvent } from '../../streams/types.js';
+import type { StreamEventMessage } from '../../clients/protocol.js';
 
-/** Registers `circumplex run`. Placeholder until its issue lands: fails loudly, never pretends. */
+/** Parsed `run` options. */
+export interface RunCommandOptions {
+  input: string;
+  rate: number;
+  channels: number;
+  json: boolean;
+  record?: string;
+  windowMs: number;
+  hopMs: number;
+  smoothing: SmoothingFilter;
+  tauMs: number;
+  device?: 'auto' | 'cuda' | 'webgpu' | 'cpu';
+  speechModel: string;
+  fusion: string;
+  textModel?: string;
+  asrModel?: string;
+  streamId: string;
+  realtime: boolean;
+}
+
+/** What a run did (also printed on stderr). */
+export interface RunSummary {
+  frames: number;
+  droppedWindows: number;
+  audioSeconds: number;
+  wallSeconds: number;
+  /** wall time / audio time: below 1 is faster than real time. */
+  realTimeFactor: number;
+}
+
+function number(name: string, min: number, integer = false) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < min || (integer && !Number.isInteger(n))) {
+      throw new InvalidArgumentError(`${name} must be ${integer ? 'an integer' : 'a number'} >= ${min}, got "${v}"`);
+    }
+    return n;
+  };
+}
+
+/** Registers `circumplex run`. */
 export function register(program: Command): void {
   program
     .command('run')
-    .description('(run: not implemented yet)')
-    .allowUnknownOption()
-    .action(() => {
-      throw new AffectError('AFFECT_ERR_INTERNAL', '"run" is not implemented yet');
+    .description('Track affect in a WAV file (any rate/channels) or raw s16le on stdin; one line per frame')
+    .requiredOption('-i, --input <file>', 'WAV file, or - for raw s16le on stdin')
+    .option('--rate <hz>', 'sample rate of raw stdin input', number('--rate', 1000, true), PIPELINE_SAMPLE_RATE_HZ)
+    .option('--channels <n>', 'channels of raw stdin input', number('--channels', 1, true), 1)
+    .option('--json', 'one JSON wire message (clients/protocol.ts) per line on stdout', false)
+    .option('--record <file>', 'also write every message to a JSONL file')
+    .option('--window-ms <ms>', 'analysis window length, ms of audio', number('--window-ms', 1), 1000)
+    .option('--hop-ms <ms>', 'hop between frames, ms of audio', number('--hop-ms', 1), 250)
+    .addOption(new Option('--smoothing <filter>', 'smoothing filter').choices(['ema', 'one-euro', 'kalman', 'none']).default('one-euro'))
+    .option('--tau-ms <ms>', 'smoothing time constant, ms of audio', number('--tau-ms', 1), 1000)
+    .addOption(new Option('--device <device>', 'where models run (default: CIRCUMPLEX_DEVICE or auto)').choices(['auto', 'cuda', 'webgpu', 'cpu']))
+    .option('--speech-model <id>', 'speech affect model id', 'speech-fixture')
+    .option('--fusion <id>', "fusion: 'late' or a fusion model id", 'late')
+    .option('--text-model <id>', 'text affect model id (needs --asr-model)')
+    .option('--asr-model <dir>', 'Vosk model folder: adds transcripts and the text modality')
+    .option('--stream-id <id>', 'stream id in the output', 'input')
+    .option('--realtime', 'pace the file at real-time speed (live drop policy)', false)
+    .action(async (opts: RunCommandOptions) => {
+      const summary = await runCommand(opts);
+      if (summary.frames === 0) process.exitCode = 0;
     });
+}
+
+/** Runs the command; resolves with the summary at end of input. Errors are AffectErrors. */
+export async function runCommand(opts: RunCommandOptions, out: NodeJS.WritableStream = process.stdout, err: NodeJS.WritableStream = process.stderr): Promise<RunSummary> {
+  const env = loadConfig();
+  setLogLevel(env.logLevel);
+  const logger = getLogger().child({ cmd: 'run', streamId: opts.streamId });
+  if (opts.hopMs > opts.windowMs) {
+    throw new AffectError('AFFECT_ERR_CONFIG', `--hop-ms (${opts.hopMs}) must not exceed --window-ms (${opts.windowMs})`, { hint: 'use a hop at most as long as the window, e.g. --window-ms 1000 --hop-ms 250' });
+  }
+  const fromStdin = opts.input === '-';
+  // Check the input before loading any model, so a bad path fails in milliseconds.
+  if (!fromStdin) {
+    const info = await probeWavFile(opts.input);
+    logger.debug({ file: opts.input, ...info }, 'input');
+  }
+
+  const engine: Engine = await createEngine({
+    device: opts.device ?? env.device,
+    speechModel: opts.speechModel,
+    fusion: opts.fusion,
+    modelsDir: env.modelsDir,
+    windowMs: opts.windowMs,
+    hopMs: opts.hopMs,
+    smoothing: { filter: opts.smoothing, tauMs: opts.tauMs },
+    ...(opts.textModel !== undefined ? { textModel: opts.textModel } : {}),
+    ...(opts.asrModel !== undefined ? { asrModel: opts.asrModel } : (env.voskModel && opts.textModel !== undefined ? { asrModel: env.voskModel } : {})),
+    logger,
+  });
+  const recorder = opts.record ? new JsonlRecorder(opts.record) : undefined;
+  // Offline input is lossless: the source waits for the speech stage (bounded by the flow).
+  const flow = opts.realtime ? undefined : new FlowControl({ highWater: 4 });
+  let audioSamples = 0;
+  const source: Observable<AudioChunk> = (
+    fromStdin
+      ? rawPcmSource(process.stdin, { sampleRateHz: opts.rate, channels: opts.channels, streamId: opts.streamId, ...(flow ? { flow } : {}) })
+      : wavFileSource(opts.input, { streamId: opts.streamId, realtime: opts.realtime, ...(flow ? { flow } : {}) })
+  ).pipe(tap((c) => (audioSamples = c.startSample + c.samples.length)));
+
+  const summary: RunSummary = { frames: 0, droppedWindows: 0, audioSeconds: 0, wallSeconds: 0, realTimeFactor: 0 };
+  let seq = 0;
+  const t0 = performance.now();
+  const sub = new Subscription();
+  const stopSignals = (signal: NodeJS.Signals): void => {
+    logger.info({ signal }, 'stopping');
+    sub.unsubscribe();
+    recorder?.close();
+    void engine.close().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
+  };
+  process.once('SIGINT', stopSignals);
+  process.once('SIGTERM', stopSignals);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      sub.add(
+        source.pipe(engine.pipeline(opts.streamId, opts.realtime ? { whenBusy: 'latest' } : { whenBusy: 'queue', ...(flow ? { flow } : {}) })).subscribe({
+          next: (event: PipelineEvent) => {
+            // One seq per stream, shared by every message of the stream (as the hub does).
+            const msg: StreamEventMessage = toWire(opts.streamId, seq++, event);
+            recorder?.write(msg);
+            if (msg.type === 'affect') {
+              summary.frames++;
+              summary.droppedWindows += msg.droppedWindows;
+            }
+            if (opts.json) out.write(`${JSON.stringify(msg)}\n`);
+            else out.write(`${humanLine(msg)}\n`);
+          },
+          error: reject,
+          complete: resolve,
+        }),
+      );
+    });
+  } finally {
+    flow?.close();
+    sub.unsubscribe();
+    process.off('SIGINT', stopSignals);
+    process.off('SIGTERM', stopSignals);
+    recorder?.close();
+    await engine.close();
+  }
+  summary.audioSeconds = audioSamples / PIPELINE_SAMPLE_RATE_HZ;
+  summary.wallSeconds = (performance.now() - t0) / 1000;
+  summary.realTimeFactor = summary.audioSeconds > 0 ? summary.wallSeconds / summary.audioSeconds : 0;
+  err.write(
+    `circumplex run: ${summary.frames} frames, ${summary.droppedWindows} dropped windows, ${summary.audioSeconds.toFixed(2)} s audio in ${summary.wallSeconds.toFixed(2)} s wall, real-time factor ${summary.realTimeFactor.toFixed(3)}\n`,
+  );
+  return summary;
+}
+
+const sign = (v: number): string => (v >= 0 ? '+' : '') + v.toFixed(2);
+
+/** A compact terminal line for one message. */
+export function humanLine(msg: StreamEventMessage): string {
+  const t = `${(msg.tMs / 1000).toFixed(2).padStart(7)}s`;
+  switch (msg.type) {
+    case 'affect':
+      return `${t}  valence ${sign(msg.valence)}  arousal ${sign(msg.arousal)}  conf ${msg.confidence.toFixed(2)}  ${msg.label.padEnd(10)} intensity ${msg.intensity.toFixed(2)}${msg.droppedWindows ? `  (dropped ${msg.droppedWindows})` : ''}`;
+    case 'transcript':
+      return `${t}  ${msg.final ? 'final' : 'partial'}: ${msg.text}`;
+    case 'status':
+      return `${t}  [${msg.state}] ${msg.message}`;
+  }
 }

@@ -1,0 +1,117 @@
+/**
+ * Sliding analysis windows over the audio, in audio time: window k ends at sample
+ * `windowSamples + k * hopSamples`, and is stamped with that end time.
+ */
+import { Observable, type OperatorFunction } from 'rxjs';
+import { msToSamples, samplesToMs, type AudioChunk, type AudioWindow } from '../types.js';
+
+/** Options for {@link windowBySamples}. */
+export interface WindowOptions {
+  /** Window length in ms of audio. Default 1000. */
+  windowMs: number;
+  /** Hop between window ends in ms of audio. Default 250 (4 frames per second). */
+  hopMs: number;
+  /**
+   * At end of input, audio after the last full window's end is covered by one final window ending at
+   * the last sample, if that tail is at least this long (ms). A stream shorter than one window yields a
+   * single short window if it is at least this long. Default 100.
+   */
+  minTailMs: number;
+  /** Gaps in `startSample` up to this long (ms) are filled with silence; longer gaps restart the windows. Default 2000. */
+  maxGapFillMs: number;
+}
+
+export const DEFAULT_WINDOW: WindowOptions = { windowMs: 1000, hopMs: 250, minTailMs: 100, maxGapFillMs: 2000 };
+
+/** Validates and completes window options (RangeError naming the option). */
+export function resolveWindowOptions(opts: Partial<WindowOptions> = {}): WindowOptions {
+  const o = { ...DEFAULT_WINDOW, ...opts };
+  if (!(o.windowMs > 0) || !Number.isFinite(o.windowMs)) throw new RangeError(`windowBySamples: windowMs must be > 0, got ${o.windowMs}`);
+  if (!(o.hopMs > 0) || !Number.isFinite(o.hopMs)) throw new RangeError(`windowBySamples: hopMs must be > 0, got ${o.hopMs}`);
+  if (o.hopMs > o.windowMs) throw new RangeError(`windowBySamples: hopMs must be <= windowMs, got hopMs ${o.hopMs} > windowMs ${o.windowMs}`);
+  if (!(o.minTailMs >= 0)) throw new RangeError(`windowBySamples: minTailMs must be >= 0, got ${o.minTailMs}`);
+  if (!(o.maxGapFillMs >= 0)) throw new RangeError(`windowBySamples: maxGapFillMs must be >= 0, got ${o.maxGapFillMs}`);
+  return o;
+}
+
+/**
+ * AudioChunk → AudioWindow. Holds at most one window of samples (bounded). Chunks may have any
+ * length; overlapping chunks are trimmed and small gaps filled with zeros so windows stay on the
+ * audio clock.
+ */
+export function windowBySamples(opts: Partial<WindowOptions> = {}): OperatorFunction<AudioChunk, AudioWindow> {
+  const o = resolveWindowOptions(opts);
+  const winN = Math.max(1, msToSamples(o.windowMs));
+  const hopN = Math.max(1, msToSamples(o.hopMs));
+  const minTailN = msToSamples(o.minTailMs);
+  const maxGapN = msToSamples(o.maxGapFillMs);
+  return (source) =>
+    new Observable<AudioWindow>((sub) => {
+      // Ring of the most recent `winN` samples; `total` = index one past the newest sample.
+      const ring = new Float32Array(winN);
+      let origin = -1; // sample index of the stream's first sample (windows are relative to it)
+      let total = 0;
+      let nextEnd = 0; // end sample of the next full window
+      let lastEnd = -1; // end sample of the last emitted window
+      let index = 0;
+      let streamId = '';
+
+      const copyWindow = (end: number, len: number): Float32Array => {
+        const out = new Float32Array(len);
+        for (let i = 0; i < len; i++) out[i] = ring[(end - len + i) % winN] ?? 0;
+        return out;
+      };
+      const emit = (end: number, len: number): void => {
+        sub.next({ streamId, index: index++, startSample: end - len, endSample: end, tMs: samplesToMs(end), samples: copyWindow(end, len) });
+        lastEnd = end;
+      };
+      const push = (samples: Float32Array, from: number): void => {
+        for (let i = from; i < samples.length; i++) {
+          ring[total % winN] = samples[i] ?? 0;
+          total++;
+          if (total === nextEnd) {
+            emit(total, winN);
+            nextEnd += hopN;
+          }
+        }
+      };
+      const start = (at: number): void => {
+        origin = at;
+        total = at;
+        nextEnd = at + winN;
+        lastEnd = -1;
+      };
+
+      return source.subscribe({
+        next: (chunk) => {
+          streamId = chunk.streamId;
+          if (origin < 0) start(chunk.startSample);
+          let skip = 0;
+          if (chunk.startSample < total) {
+            // Overlap (a source re-sent audio): keep only the new part.
+            skip = total - chunk.startSample;
+            if (skip >= chunk.samples.length) return;
+          } else if (chunk.startSample > total) {
+            const gap = chunk.startSample - total;
+            if (gap <= maxGapN) push(new Float32Array(gap), 0);
+            else start(chunk.startSample); // a long gap: windows restart on the new audio
+          }
+          push(chunk.samples, skip);
+        },
+        error: (err: unknown) => sub.error(err),
+        complete: () => {
+          if (origin >= 0) {
+            const have = total - origin;
+            if (lastEnd < 0) {
+              // Shorter than one window: one short window if it carries enough audio.
+              if (have > 0 && have >= minTailN) emit(total, Math.min(have, winN));
+            } else if (total - lastEnd > 0 && total - lastEnd >= minTailN) {
+              // The tail after the last full window: one more window ending at the last sample.
+              emit(total, winN);
+            }
+          }
+          sub.complete();
+        },
+      });
+    });
+}

@@ -1,0 +1,152 @@
+/**
+ * The affect pipeline for one stream: audio chunks in, pipeline events out.
+ *
+ *   audio ─┬─ windowBySamples ─ inferSpeech (bounded) ─ fuseAffect ─ smoothAffect ─ labelAffect → affect
+ *          └─ textPath (optional): transcripts → transcript events; text estimates → fuseAffect
+ *
+ * The audio is multicast with `connect`, so the speech and text paths see the same chunks and both
+ * are subscribed before the first chunk flows.
+ */
+import { connect, map, merge, Observable, type OperatorFunction } from 'rxjs';
+import type { TextAffectOutput } from '../models/ports.js';
+import type { EmotionTerm } from './emotion-terms.js';
+import type { FlowControl } from './flow.js';
+import { fuseAffect, type Fuser } from './operators/fuse-affect.js';
+import { inferSpeech, type InferSpeechOptions, type SpeechInferer } from './operators/infer-speech.js';
+import { labelAffect } from './operators/label-affect.js';
+import { smoothAffect } from './operators/smooth-affect.js';
+import { resolveWindowOptions, windowBySamples } from './operators/window-by-samples.js';
+import { resolveSmoothingOptions, type SmoothingOptions } from './smoothing.js';
+import type { AffectPoint, AudioChunk, AudioWindow, PipelineEvent, Stamped, StreamState, TranscriptEvent } from './types.js';
+import { RUSSELL_1980_TERMS } from './emotion-terms.js';
+
+/** The text path's outputs (see streams/text-path.ts). */
+export interface TextPathOutputs {
+  readonly transcripts$: Observable<TranscriptEvent>;
+  readonly estimates$: Observable<Stamped<TextAffectOutput>>;
+}
+
+/** Builds the text path for one stream from that stream's audio. */
+export type TextPath = (audio$: Observable<AudioChunk>) => TextPathOutputs;
+
+/** Models and optional text path the pipeline runs with. */
+export interface PipelineDeps {
+  readonly speech: SpeechInferer;
+  readonly fusion: Fuser;
+  readonly textPath?: TextPath;
+}
+
+/** Options for {@link affectPipeline}. */
+export interface PipelineOptions {
+  /** Analysis window length, ms of audio. Default 1000. */
+  windowMs: number;
+  /** Hop between frames, ms of audio. Default 250 (4 frames/s). */
+  hopMs: number;
+  /** Shortest end-of-input tail (ms) that still gets a final window. Default 100. */
+  minTailMs: number;
+  /** What the speech stage does with windows while the model is busy. Default 'latest' (live); offline runs use 'queue' with a flow. */
+  whenBusy: InferSpeechOptions['whenBusy'];
+  /** Windows in the speech model at once. Default 1. */
+  maxInFlight: number;
+  /** Bound of the speech stage's queue in 'queue' mode. Default 16. */
+  maxQueue: number;
+  /** Credit counter shared with an offline source (lossless, bounded). */
+  flow?: FlowControl;
+  /** Smoothing filter and time constants (ms of audio). Default One-Euro, tauMs 1000. */
+  smoothing: Partial<SmoothingOptions>;
+  /** Text estimates older than this (ms of audio) are not fused. Default 8000. */
+  textMaxAgeMs: number;
+  /** Emotion terms for labels. Default Russell (1980). */
+  terms: readonly EmotionTerm[];
+  /** Emit 'degraded' / 'live' status events when windows start / stop being dropped. Default true. */
+  statusEvents: boolean;
+  /** Clean frames in a row before a degraded stream reports 'live' again. Default 8. */
+  recoverAfterFrames: number;
+  /** Called for each dropped window. */
+  onDrop?: InferSpeechOptions['onDrop'];
+}
+
+export const DEFAULT_PIPELINE: PipelineOptions = {
+  windowMs: 1000,
+  hopMs: 250,
+  minTailMs: 100,
+  whenBusy: 'latest',
+  maxInFlight: 1,
+  maxQueue: 16,
+  smoothing: {},
+  textMaxAgeMs: 8000,
+  terms: RUSSELL_1980_TERMS,
+  statusEvents: true,
+  recoverAfterFrames: 8,
+};
+
+/** Validates and completes pipeline options (RangeError naming the option). */
+export function resolvePipelineOptions(opts: Partial<PipelineOptions> = {}): PipelineOptions {
+  const o = { ...DEFAULT_PIPELINE, ...opts };
+  resolveWindowOptions({ windowMs: o.windowMs, hopMs: o.hopMs, minTailMs: o.minTailMs });
+  resolveSmoothingOptions(o.smoothing);
+  if (!Number.isInteger(o.recoverAfterFrames) || o.recoverAfterFrames < 1) throw new RangeError(`affectPipeline: recoverAfterFrames must be an integer >= 1, got ${o.recoverAfterFrames}`);
+  return o;
+}
+
+/**
+ * AudioChunk → PipelineEvent for one stream. Affect events carry smoothed, labelled points stamped
+ * in audio time; transcript events pass through from the text path; status events report when the
+ * speech stage starts or stops dropping windows.
+ */
+export function affectPipeline(deps: PipelineDeps, opts: Partial<PipelineOptions> = {}): OperatorFunction<AudioChunk, PipelineEvent> {
+  const o = resolvePipelineOptions(opts);
+  const inferOpts: Partial<InferSpeechOptions> = {
+    whenBusy: o.whenBusy,
+    maxInFlight: o.maxInFlight,
+    // In queue mode with a flow, leave room for the chunk that arrives while the source pauses.
+    maxQueue: o.flow && o.whenBusy === 'queue' ? Math.max(o.maxQueue, o.flow.highWater + 8) : o.maxQueue,
+    ...(o.flow ? { flow: o.flow } : {}),
+    ...(o.onDrop ? { onDrop: o.onDrop } : {}),
+  };
+  return (audio$) =>
+    audio$.pipe(
+      connect((shared) => {
+        const text = deps.textPath?.(shared);
+        const affect$ = shared.pipe(
+          windowBySamples({ windowMs: o.windowMs, hopMs: o.hopMs, minTailMs: o.minTailMs }),
+          inferSpeech(deps.speech, inferOpts),
+          fuseAffect(deps.fusion, { textMaxAgeMs: o.textMaxAgeMs, ...(text ? { estimates$: text.estimates$ } : {}) }),
+          smoothAffect(o.smoothing),
+          labelAffect({ terms: o.terms }),
+          o.statusEvents ? withDropStatus(o.recoverAfterFrames) : map((point): PipelineEvent => ({ kind: 'affect', point })),
+        );
+        if (!text) return affect$;
+        const transcripts$ = text.transcripts$.pipe(map((transcript): PipelineEvent => ({ kind: 'transcript', transcript })));
+        return merge(affect$, transcripts$);
+      }),
+    );
+}
+
+/** Wraps points as affect events and inserts 'degraded'/'live' status events around drop episodes. */
+function withDropStatus(recoverAfterFrames: number): OperatorFunction<AffectPoint, PipelineEvent> {
+  return (points$) =>
+    new Observable<PipelineEvent>((sub) => {
+      let state: StreamState = 'live';
+      let clean = 0;
+      return points$.subscribe({
+        next: (point) => {
+          if (point.droppedWindows > 0) {
+            clean = 0;
+            if (state === 'live') {
+              state = 'degraded';
+              sub.next({ kind: 'status', streamId: point.streamId, tMs: point.tMs, state, message: `inference is slower than the audio: ${point.droppedWindows} window(s) dropped` });
+            }
+          } else if (state === 'degraded' && ++clean >= recoverAfterFrames) {
+            state = 'live';
+            sub.next({ kind: 'status', streamId: point.streamId, tMs: point.tMs, state, message: 'inference keeps up with the audio again' });
+          }
+          sub.next({ kind: 'affect', point });
+        },
+        error: (err: unknown) => sub.error(err),
+        complete: () => sub.complete(),
+      });
+    });
+}
+
+export type { AudioWindow };
