@@ -1,0 +1,188 @@
+/**
+ * Access tokens with scopes and the browser-origin allowlist, checked in the HTTP upgrade before a
+ * WebSocket opens (401 / 403), and on `/metrics`.
+ *
+ * Token format (CIRCUMPLEX_TOKENS): `token:scope,scope;token2:scope`. Token file
+ * (CIRCUMPLEX_TOKENS_FILE or --tokens-file): JSON `[{ "token": "...", "scopes": ["subscribe"] }]`.
+ * Scopes: `publish` (ingest any stream id), `publish:<id>`, `subscribe` (every stream),
+ * `subscribe:<id>`, `metrics` (GET /metrics), `admin` (everything).
+ * A client presents its token as `Authorization: Bearer <token>` or, for browsers (which cannot set
+ * headers on a WebSocket), as the `token` query parameter.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import type { IncomingMessage } from 'node:http';
+import { z } from 'zod';
+import { AffectError } from '../errors.js';
+
+/** A scope string: publish, publish:<id>, subscribe, subscribe:<id>, metrics, admin. */
+export type Scope = string;
+
+/** A known token and what it may do. */
+export interface TokenEntry {
+  token: string;
+  scopes: Scope[];
+  /** Optional label for logs (never the token itself). */
+  name?: string;
+}
+
+const SCOPE = /^(admin|metrics|publish|subscribe)(:[A-Za-z0-9._:*-]{1,128})?$/;
+
+function checkScopes(scopes: string[], where: string): Scope[] {
+  if (scopes.length === 0) throw new AffectError('AFFECT_ERR_CONFIG', `${where}: a token needs at least one scope`, { hint: 'e.g. "tok:subscribe"' });
+  for (const s of scopes) {
+    if (!SCOPE.test(s) || s.startsWith('admin:') || s.startsWith('metrics:')) {
+      throw new AffectError('AFFECT_ERR_CONFIG', `${where}: unknown scope "${s}"`, {
+        hint: 'scopes are publish, publish:<streamId>, subscribe, subscribe:<streamId>, metrics, admin',
+      });
+    }
+  }
+  return scopes;
+}
+
+/** Parses `token:scope,scope;token2:scope` (CIRCUMPLEX_TOKENS). */
+export function parseTokenSpec(spec: string, where = 'CIRCUMPLEX_TOKENS'): TokenEntry[] {
+  const out: TokenEntry[] = [];
+  for (const part of spec.split(';').map((s) => s.trim()).filter(Boolean)) {
+    const i = part.indexOf(':');
+    if (i <= 0) throw new AffectError('AFFECT_ERR_CONFIG', `${where}: "${part.slice(0, 4)}…" has no scopes`, { hint: 'write token:scope,scope' });
+    const token = part.slice(0, i);
+    if (token.length < 8) throw new AffectError('AFFECT_ERR_CONFIG', `${where}: tokens must be at least 8 characters`, { hint: 'use e.g. `openssl rand -hex 16`' });
+    out.push({ token, scopes: checkScopes(part.slice(i + 1).split(',').map((s) => s.trim()).filter(Boolean), where) });
+  }
+  return out;
+}
+
+const TokenFileSchema = z.array(
+  z.object({ token: z.string().min(8), scopes: z.array(z.string()).min(1), name: z.string().optional() }),
+);
+
+/** Reads a JSON token file: `[{ "token": "...", "scopes": ["subscribe"], "name"?: "..." }]`. */
+export function readTokenFile(file: string): TokenEntry[] {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new AffectError('AFFECT_ERR_CONFIG', `cannot read token file ${file}: ${(err as Error).message}`, {
+      cause: err,
+      hint: 'the file must be JSON: [{ "token": "...", "scopes": ["subscribe"] }]',
+    });
+  }
+  const parsed = TokenFileSchema.safeParse(raw);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
+    throw new AffectError('AFFECT_ERR_CONFIG', `token file ${file}: ${problems}`, { hint: 'each entry needs "token" (8+ chars) and "scopes"' });
+  }
+  return parsed.data.map((e) => ({ token: e.token, scopes: checkScopes(e.scopes, file), ...(e.name ? { name: e.name } : {}) }));
+}
+
+/** A verified caller: what its token allows. `open` means auth is off (no tokens configured). */
+export class Grant {
+  constructor(
+    readonly scopes: readonly Scope[],
+    readonly open: boolean,
+    readonly name?: string,
+  ) {}
+
+  private has(kind: 'publish' | 'subscribe', streamId?: string): boolean {
+    if (this.open) return true;
+    return this.scopes.some((s) => s === 'admin' || s === kind || (streamId !== undefined && s === `${kind}:${streamId}`));
+  }
+
+  /** May publish audio on `/v1/ingest` at all (any stream, or some stream). */
+  canPublishSome(): boolean {
+    return this.open || this.scopes.some((s) => s === 'admin' || s === 'publish' || s.startsWith('publish:'));
+  }
+  /** May publish this stream id. */
+  canPublish(streamId: string): boolean {
+    return this.has('publish', streamId);
+  }
+  /** May subscribe to some stream. */
+  canSubscribeSome(): boolean {
+    return this.open || this.scopes.some((s) => s === 'admin' || s === 'subscribe' || s.startsWith('subscribe:'));
+  }
+  /** May subscribe to this stream id. */
+  canSubscribe(streamId: string): boolean {
+    return this.has('subscribe', streamId);
+  }
+  /** May read /metrics. */
+  canReadMetrics(): boolean {
+    return this.open || this.scopes.some((s) => s === 'admin' || s === 'metrics');
+  }
+}
+
+/** Why a request was refused (HTTP status + a stable reason for metrics/logs). */
+export interface AuthFailure {
+  status: 401 | 403;
+  reason: 'missing-token' | 'bad-token' | 'scope' | 'origin';
+  message: string;
+}
+
+/** Options for {@link Authenticator}. */
+export interface AuthOptions {
+  /** Known tokens; empty = auth off (only safe on loopback; the server warns otherwise). */
+  tokens: TokenEntry[];
+  /** Allowed browser origins (exact `scheme://host[:port]`, or `*`). Undefined: same-origin only. */
+  allowedOrigins: string[] | undefined;
+}
+
+const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
+
+/** Checks tokens (constant-time) and origins for HTTP requests and upgrades. */
+export class Authenticator {
+  private readonly entries: { hash: Buffer; entry: TokenEntry }[];
+  constructor(readonly opts: AuthOptions) {
+    this.entries = opts.tokens.map((entry) => ({ hash: digest(entry.token), entry }));
+  }
+
+  /** True when tokens are required. */
+  get enabled(): boolean {
+    return this.entries.length > 0;
+  }
+
+  /** The token a request presents: `Authorization: Bearer`, else the `token` query parameter. */
+  static tokenOf(req: IncomingMessage): string | undefined {
+    const h = req.headers.authorization;
+    if (h && /^Bearer\s+/i.test(h)) return h.replace(/^Bearer\s+/i, '').trim();
+    const url = new URL(req.url ?? '/', 'http://x');
+    return url.searchParams.get('token') ?? undefined;
+  }
+
+  /** Verifies the token of a request. */
+  verify(req: IncomingMessage): Grant | AuthFailure {
+    if (!this.enabled) return new Grant([], true);
+    const token = Authenticator.tokenOf(req);
+    if (!token) return { status: 401, reason: 'missing-token', message: 'a token is required (Authorization: Bearer <token> or ?token=)' };
+    const h = digest(token);
+    // Compare fixed-length digests with timingSafeEqual so timing does not leak token prefixes.
+    const hit = this.entries.find((e) => timingSafeEqual(e.hash, h));
+    if (!hit) return { status: 401, reason: 'bad-token', message: 'unknown token' };
+    return new Grant(hit.entry.scopes, false, hit.entry.name);
+  }
+
+  /**
+   * Browser origin check (cross-site WebSocket hijacking): requests without an Origin header
+   * (non-browser clients) pass; with one, it must be in the allowlist, or, without an allowlist,
+   * be the server's own origin (the dashboard it serves).
+   */
+  checkOrigin(req: IncomingMessage): AuthFailure | undefined {
+    const origin = req.headers.origin;
+    if (origin === undefined) return undefined;
+    const allowed = this.opts.allowedOrigins;
+    if (allowed) {
+      if (allowed.includes('*') || allowed.includes(origin)) return undefined;
+    } else {
+      try {
+        if (new URL(origin).host === req.headers.host) return undefined;
+      } catch {
+        // fall through: a malformed Origin is refused
+      }
+    }
+    return { status: 403, reason: 'origin', message: `origin ${origin} is not allowed` };
+  }
+}
+
+/** True when a failure, false when a grant. */
+export function isFailure(x: Grant | AuthFailure): x is AuthFailure {
+  return !(x instanceof Grant);
+}

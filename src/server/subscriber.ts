@@ -1,0 +1,177 @@
+/**
+ * One `/v1/stream` subscriber: its subscriptions, per-stream dedup (never the same seq twice),
+ * resume from the hub's ring, and slow-consumer handling. Above `softBufferBytes` of unsent data
+ * affect frames coalesce to the latest per stream (the next delivered frame says how many it
+ * replaced in `coalesced`); transcripts, status, hello and errors are never dropped. Above
+ * `hardBufferBytes`, or when stuck above the soft limit for `maxStallMs`, the socket is closed
+ * with CLOSE_CODES.slowConsumer (4008) and terminated after a grace period.
+ */
+import type { WebSocket } from 'ws';
+import { CLOSE_CODES, type AffectFrameMessage, type ServerMessage, type StreamEventMessage } from '../../clients/protocol.js';
+import type { StreamHub } from './hub.js';
+import type { Grant } from './auth.js';
+import type { ServerMetrics } from './metrics.js';
+
+/** Limits for one subscriber's outgoing buffer. */
+export interface DeliveryOptions {
+  /** Above this many unsent bytes, affect frames coalesce to the latest. Default 256 KiB. */
+  softBufferBytes: number;
+  /** Above this many unsent bytes, the subscriber is closed with 4008. Default 4 MiB. */
+  hardBufferBytes: number;
+  /** Continuously above the soft limit this long (ms) also closes with 4008. Default 30 000. */
+  maxStallMs: number;
+  /** After a 4008 close, how long (ms) to wait for the close handshake before terminate(). Default 5000. */
+  slowCloseGraceMs: number;
+}
+
+/** Defaults for {@link DeliveryOptions}. */
+export const DEFAULT_DELIVERY: DeliveryOptions = {
+  softBufferBytes: 256 * 1024,
+  hardBufferBytes: 4 * 1024 * 1024,
+  maxStallMs: 30_000,
+  slowCloseGraceMs: 5000,
+};
+
+/** A connected subscriber. The server owns it; it never throws into the hub. */
+export class Subscriber {
+  /** Explicit stream ids. */
+  readonly ids = new Set<string>();
+  /** Subscribed to every stream (present and future) the token allows. */
+  wildcard = false;
+  /** Last seq sent per stream: nothing at or below it is sent again (no duplicates on resume). */
+  private readonly lastSent = new Map<string, number>();
+  /** Latest held-back affect frame per stream, and how many it replaced. */
+  private readonly pending = new Map<string, AffectFrameMessage>();
+  private readonly coalesced = new Map<string, number>();
+  private overSoftSince: number | undefined;
+  closed = false;
+  alive = true;
+
+  constructor(
+    readonly ws: WebSocket,
+    readonly grant: Grant,
+    private readonly opts: DeliveryOptions,
+    private readonly metrics: ServerMetrics,
+    private readonly onSlow: (sub: Subscriber, why: string) => void,
+  ) {}
+
+  /** Does this subscriber want messages of that stream? */
+  wants(streamId: string): boolean {
+    return (this.wildcard || this.ids.has(streamId)) && this.grant.canSubscribe(streamId);
+  }
+
+  /** True when frames are waiting for the socket to drain. */
+  get hasPending(): boolean {
+    return this.pending.size > 0;
+  }
+
+  /** Sends a control message (hello, error, stream, resumed): never coalesced. */
+  sendControl(msg: ServerMessage): void {
+    this.raw(msg);
+  }
+
+  /** Delivers a live stream message, coalescing affect frames when the socket is backed up. */
+  deliver(msg: StreamEventMessage): void {
+    if (this.closed || !this.wants(msg.streamId)) return;
+    if (msg.seq <= (this.lastSent.get(msg.streamId) ?? -1)) return;
+    if (msg.type === 'affect') {
+      if (this.pending.has(msg.streamId) || this.ws.bufferedAmount > this.opts.softBufferBytes) {
+        if (this.pending.has(msg.streamId)) {
+          this.coalesced.set(msg.streamId, (this.coalesced.get(msg.streamId) ?? 0) + 1);
+          this.metrics.framesDropped.inc({ reason: 'coalesced' });
+        }
+        this.pending.set(msg.streamId, msg);
+        this.overSoftSince ??= Date.now();
+        return;
+      }
+      this.sendStream(msg);
+    } else {
+      // Keep seq order: a held-back affect frame of this stream goes out before the newer message.
+      this.flushStream(msg.streamId);
+      this.sendStream(msg);
+    }
+    this.checkLimits();
+  }
+
+  /**
+   * Resume: sends every ring message after max(fromSeq, last sent) and then `resumed`. Replay is
+   * not coalesced (the point is zero gaps) but does count toward the hard limit.
+   */
+  resume(hub: StreamHub, streamId: string, fromSeq: number): void {
+    if (this.closed) return;
+    this.flushStream(streamId);
+    const from = Math.max(fromSeq, this.lastSent.get(streamId) ?? -1);
+    const { messages, missed } = hub.since(streamId, from);
+    for (const m of messages) {
+      if (this.closed) return;
+      this.sendStream(m);
+    }
+    this.raw({ type: 'resumed', streamId, fromSeq, missed });
+    this.checkLimits();
+  }
+
+  /** Called on the server's flush tick: sends held-back frames once the socket has drained. */
+  flush(): void {
+    if (this.closed) return;
+    if (this.ws.bufferedAmount <= this.opts.softBufferBytes) {
+      for (const id of [...this.pending.keys()]) this.flushStream(id);
+      this.overSoftSince = undefined;
+    }
+    this.checkLimits();
+  }
+
+  private flushStream(streamId: string): void {
+    const held = this.pending.get(streamId);
+    if (!held) return;
+    this.pending.delete(streamId);
+    this.sendStream(held);
+  }
+
+  private sendStream(msg: StreamEventMessage): void {
+    if (msg.type === 'affect') {
+      const n = this.coalesced.get(msg.streamId) ?? 0;
+      if (n > 0) {
+        this.coalesced.delete(msg.streamId);
+        msg = { ...msg, coalesced: n };
+      }
+    }
+    this.lastSent.set(msg.streamId, msg.seq);
+    this.raw(msg);
+    this.metrics.framesSent.inc({ type: msg.type });
+  }
+
+  private raw(msg: ServerMessage): void {
+    if (this.closed || this.ws.readyState !== this.ws.OPEN) return;
+    this.ws.send(JSON.stringify(msg));
+  }
+
+  private checkLimits(): void {
+    if (this.closed) return;
+    const buffered = this.ws.bufferedAmount;
+    if (buffered > this.opts.hardBufferBytes) {
+      this.onSlow(this, `buffered ${buffered} bytes > hard limit ${this.opts.hardBufferBytes}`);
+    } else if (this.overSoftSince !== undefined && buffered > this.opts.softBufferBytes && Date.now() - this.overSoftSince > this.opts.maxStallMs) {
+      this.onSlow(this, `above the soft limit for more than ${this.opts.maxStallMs} ms`);
+    } else if (buffered <= this.opts.softBufferBytes && this.pending.size === 0) {
+      this.overSoftSince = undefined;
+    }
+  }
+
+  /** Marks the subscriber closed: nothing more is sent. */
+  markClosed(): void {
+    if (this.closed) return;
+    this.closed = true;
+    // Frames held back and never sent are lost with the connection: count them.
+    if (this.pending.size > 0) this.metrics.framesDropped.inc({ reason: 'slow_consumer' }, this.pending.size);
+    this.pending.clear();
+  }
+}
+
+/** Closes a slow subscriber with the documented code, then terminates it if it never answers. */
+export function closeSlow(sub: Subscriber, graceMs: number): void {
+  if (sub.closed) return;
+  sub.sendControl({ type: 'error', code: 'AFFECT_ERR_SLOW_CONSUMER', message: 'closing: this subscriber reads too slowly', recoverable: false });
+  sub.markClosed();
+  sub.ws.close(CLOSE_CODES.slowConsumer, 'slow consumer');
+  setTimeout(() => sub.ws.terminate(), graceMs).unref();
+}
