@@ -1,0 +1,179 @@
+/**
+ * The node client against a real server on loopback: frames arrive in order, a real network drop
+ * (TCP proxy cut) is survived with resume and no duplicates or gaps, iterators are bounded, and a
+ * client that cannot connect gives up with a clear error.
+ */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { firstValueFrom, take, toArray } from 'rxjs';
+import { WebSocketServer } from 'ws';
+import { toWire } from '../../src/server/hub.js';
+import { SUBPROTOCOL } from '../../clients/protocol.js';
+import { CircumplexClient, backoffDelayMs, streamUrl } from '../../clients/node-client.js';
+import type { StreamEventMessage } from '../../clients/protocol.js';
+import {
+  affectEvent,
+  movingPoint,
+  startFlakyProxy,
+  startProtocolServer,
+  type FlakyProxy,
+  type ProtocolServer,
+} from '../helpers/clients-protocol-server.js';
+
+const STREAM = { streamId: 'mic', hopMs: 250, windowMs: 1000, sampleRateHz: 16000 };
+
+let server: ProtocolServer;
+let proxy: FlakyProxy | undefined;
+const clients: CircumplexClient[] = [];
+
+function publish(from: number, to: number, streamId = 'mic'): void {
+  for (let i = from; i < to; i++) {
+    const p = movingPoint(i);
+    server.hub.publish(streamId, affectEvent(streamId, i * 250, p.valence, p.arousal));
+  }
+}
+
+function connect(url: string, opts: Parameters<typeof CircumplexClient.connect>[1] = {}): CircumplexClient {
+  const c = CircumplexClient.connect(url, { initialBackoffMs: 50, maxBackoffMs: 200, ...opts });
+  clients.push(c);
+  return c;
+}
+
+/** Waits until `cond()` holds, polling every 10 ms, failing after `ms`. */
+async function until(cond: () => boolean, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+beforeEach(async () => {
+  server = await startProtocolServer();
+  server.hub.openStream(STREAM);
+});
+
+afterEach(async () => {
+  for (const c of clients.splice(0)) c.close();
+  await proxy?.close();
+  proxy = undefined;
+  await server.close();
+});
+
+describe('CircumplexClient', () => {
+  it('normalises server addresses to the stream endpoint', () => {
+    expect(streamUrl('http://127.0.0.1:8787')).toBe('ws://127.0.0.1:8787/v1/stream');
+    expect(streamUrl('https://example.org/')).toBe('wss://example.org/v1/stream');
+    expect(streamUrl('ws://h:1/custom')).toBe('ws://h:1/custom');
+    expect(() => streamUrl('ftp://h')).toThrow(/unsupported URL scheme/);
+    expect(() => streamUrl('nope')).toThrow(/not a valid URL/);
+  });
+
+  it('rejects bad options with a RangeError naming the option', () => {
+    expect(() => CircumplexClient.connect(server.url, { initialBackoffMs: 0 })).toThrow(/initialBackoffMs/);
+    expect(() => CircumplexClient.connect(server.url, { jitter: 1 })).toThrow(/jitter/);
+    expect(() => CircumplexClient.connect(server.url, { streamIds: [] })).toThrow(/streamIds/);
+  });
+
+  it('grows the backoff exponentially up to the cap, with bounded jitter', () => {
+    const o = { initialBackoffMs: 100, maxBackoffMs: 1000, backoffFactor: 2, jitter: 0.2 };
+    expect([0, 1, 2, 3, 4, 10].map((a) => backoffDelayMs(a, o, () => 0.5))).toEqual([100, 200, 400, 800, 1000, 1000]);
+    expect(backoffDelayMs(0, o, () => 0)).toBe(80);
+    expect(backoffDelayMs(0, o, () => 0.999999)).toBe(120);
+  });
+
+  it('receives frames in seq order after hello and knows the streams', async () => {
+    const client = connect(server.url);
+    const got = firstValueFrom(client.frames$.pipe(take(10), toArray()));
+    await client.waitOpen();
+    expect(client.streams.map((s) => s.streamId)).toEqual(['mic']);
+    publish(0, 10);
+    const frames = await got;
+    expect(frames.map((f) => f.seq)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    const first = frames[0];
+    expect(first?.type).toBe('affect');
+    if (first?.type === 'affect') expect(first.valence).toBeCloseTo(movingPoint(0).valence, 6);
+    expect(client.lastSeq('mic')).toBe(9);
+  });
+
+  it('survives a network drop: reconnects, resumes by seq, no duplicates, no gaps', async () => {
+    proxy = await startFlakyProxy(server.port);
+    const client = connect(`ws://127.0.0.1:${proxy.port}`);
+    const seen: StreamEventMessage[] = [];
+    client.frames$.subscribe((f) => seen.push(f));
+    await client.waitOpen();
+    publish(0, 10);
+    await until(() => seen.length === 10);
+
+    // Drop the connection and keep it down while 15 more frames are published.
+    proxy.setRefusing(true);
+    proxy.cut();
+    await until(() => client.state$.value === 'reconnecting');
+    publish(10, 25);
+    await new Promise((r) => setTimeout(r, 150));
+    expect(seen.length).toBe(10);
+    proxy.setRefusing(false);
+
+    await until(() => seen.length >= 25);
+    publish(25, 30); // live again after the resume
+    await until(() => seen.length >= 30);
+    expect(seen.map((f) => f.seq)).toEqual(Array.from({ length: 30 }, (_, i) => i));
+    const stats = client.stats;
+    expect(stats.reconnects).toBe(1);
+    expect(stats.gaps).toBe(0);
+    expect(stats.missedOnResume).toBe(0);
+    expect(proxy.accepted).toBe(2);
+  });
+
+  it('never hands out a seq twice, even when a server resends an overlap', async () => {
+    // A raw ws server that resends frames 1..2 (as a server with an off-by-one resume would).
+    const wss = new WebSocketServer({ port: 0, host: '127.0.0.1', handleProtocols: () => SUBPROTOCOL });
+    await new Promise((r) => wss.once('listening', r));
+    const frame = (seq: number) => JSON.stringify(toWire('mic', seq, affectEvent('mic', seq * 250, 0.1, 0.2)));
+    wss.on('connection', (ws) => {
+      ws.send(JSON.stringify({ type: 'hello', version: '1.0.0', sessionId: 's', hopMs: 250, streams: [] }));
+      ws.once('message', () => {
+        for (const seq of [0, 1, 2, 1, 2, 3, 5]) ws.send(frame(seq));
+      });
+    });
+    try {
+      const port = (wss.address() as { port: number }).port;
+      const client = connect(`ws://127.0.0.1:${port}`);
+      const frames = await firstValueFrom(client.frames$.pipe(take(5), toArray()));
+      expect(frames.map((f) => f.seq)).toEqual([0, 1, 2, 3, 5]);
+      expect(client.stats.duplicates).toBe(2);
+      expect(client.stats.gaps).toBe(1);
+    } finally {
+      for (const c of wss.clients) c.terminate();
+      await new Promise((r) => wss.close(r));
+    }
+  });
+
+  it('async iteration: in order, bounded drop-oldest queue, ends on close', async () => {
+    const client = connect(server.url, { iteratorQueueSize: 5 });
+    await client.waitOpen();
+    const it = client[Symbol.asyncIterator]();
+    publish(0, 20); // nobody reads yet: only the newest 5 are kept
+    await until(() => client.stats.frames === 20);
+    const got: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const r = await it.next();
+      if (!r.done) got.push(r.value.seq);
+    }
+    expect(got).toEqual([15, 16, 17, 18, 19]);
+    expect(client.stats.iteratorDropped).toBe(15);
+    const pending = it.next();
+    client.close();
+    expect((await pending).done).toBe(true);
+  });
+
+  it('gives up after maxRetries and the iterator throws a clear error', async () => {
+    const closed = await startProtocolServer();
+    const port = closed.port;
+    await closed.close(); // nothing listens there now
+    const client = connect(`ws://127.0.0.1:${port}`, { maxRetries: 2, initialBackoffMs: 20, maxBackoffMs: 40 });
+    const it = client[Symbol.asyncIterator]();
+    await expect(it.next()).rejects.toThrow(/ECONNREFUSED|closed/);
+    expect(client.state$.value).toBe('closed');
+    await expect(client.waitOpen()).rejects.toThrow();
+  });
+});
