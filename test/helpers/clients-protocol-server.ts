@@ -4,15 +4,13 @@
  * - `startFlakyProxy`: a TCP proxy on loopback in front of a real server, whose `cut()` destroys
  *   every proxied connection (a real network drop, not a mock) so reconnect + resume can be tested
  *   against the real AffectServer.
- * - `affectEvent` / `moving`: synthetic pipeline events for publishing into a real hub.
+ * - `startRealServer`: the real AffectServer on loopback, quiet.
+ * - `affectEvent` / `movingPoint` / `transcriptEvent`: synthetic pipeline events to publish into
+ *   the real hub (the pipeline itself is tested elsewhere; here the point is the wire).
  */
 import net from 'node:net';
-import http from 'node:http';
-import { readFile } from 'node:fs/promises';
-import path from 'node:path';
-import { WebSocketServer, type WebSocket as WsSocket } from 'ws';
-import { StreamHub } from '../../src/server/hub.js';
-import { PROTOCOL_VERSION, SUBPROTOCOL, STREAM_PATH, ClientMessageSchema } from '../../clients/protocol.js';
+import { pino } from 'pino';
+import { AffectServer, type AffectServerOptions, type RunningServer } from '../../src/server/ws-server.js';
 import type { PipelineEvent } from '../../streams/types.js';
 import { RUSSELL_1980_TERMS } from '../../streams/emotion-terms.js';
 
@@ -117,87 +115,17 @@ export function transcriptEvent(streamId: string, tMs: number, text: string, fin
   return { kind: 'transcript', transcript: { streamId, tMs, text, final, words: [] } };
 }
 
-// ---------------------------------------------------------------------------------------------
-// A minimal protocol server (stand-in while src/server/ws-server.ts is not there): real `ws` on
-// loopback, real StreamHub, speaks clients/protocol.ts (hello, subscribe + resumeFrom, resumed,
-// stream, frames) and serves clients/dashboard/ at / and chart.js at /vendor/chart.umd.js.
-// ---------------------------------------------------------------------------------------------
-
-/** What {@link startProtocolServer} returns: the same shape as AffectServer's handle. */
-export interface ProtocolServer {
-  readonly port: number;
-  readonly url: string;
-  readonly hub: StreamHub;
-  close(): Promise<void>;
+/** Starts the real AffectServer on 127.0.0.1 with an ephemeral port, quiet logs and a short close. */
+export async function startRealServer(opts: Partial<AffectServerOptions> = {}): Promise<RunningServer> {
+  return AffectServer.start({ port: 0, logger: pino({ level: 'silent' }), closeTimeoutMs: 300, ...opts });
 }
 
-const MIME: Record<string, string> = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css', '.json': 'application/json' };
-
-/** Starts the stand-in server on 127.0.0.1 with an ephemeral port. */
-export async function startProtocolServer(hub = new StreamHub()): Promise<ProtocolServer> {
-  const root = path.resolve('clients/dashboard');
-  const httpServer = http.createServer((req, res) => {
-    const url = new URL(req.url ?? '/', 'http://x');
-    const file =
-      url.pathname === '/vendor/chart.umd.js'
-        ? path.resolve('node_modules/chart.js/dist/chart.umd.js')
-        : path.join(root, url.pathname === '/' ? 'index.html' : path.normalize(url.pathname));
-    if (!file.startsWith(root) && !file.endsWith('chart.umd.js')) {
-      res.writeHead(404).end();
-      return;
-    }
-    readFile(file).then(
-      (body) => res.writeHead(200, { 'content-type': MIME[path.extname(file)] ?? 'application/octet-stream' }).end(body),
-      () => res.writeHead(404).end(),
-    );
-  });
-  const wss = new WebSocketServer({ noServer: true, handleProtocols: (p) => (p.has(SUBPROTOCOL) ? SUBPROTOCOL : false) });
-  httpServer.on('upgrade', (req, socket, head) => {
-    if (new URL(req.url ?? '/', 'http://x').pathname !== STREAM_PATH) {
-      socket.destroy();
-      return;
-    }
-    wss.handleUpgrade(req, socket, head, (ws) => serve(ws));
-  });
-  const serve = (ws: WsSocket) => {
-    const subscribed = new Set<string>();
-    const wants = (id: string) => subscribed.has('*') || subscribed.has(id);
-    const send = (m: object) => ws.readyState === ws.OPEN && ws.send(JSON.stringify(m));
-    const off = hub.subscribe((e) => {
-      if (e.type === 'message' && wants(e.message.streamId)) send(e.message);
-      else if (e.type === 'stream') send({ type: 'stream', stream: e.stream });
-    });
-    ws.on('close', off);
-    ws.on('message', (data) => {
-      const parsed = ClientMessageSchema.safeParse(JSON.parse(String(data)));
-      if (!parsed.success) return ws.close(1002);
-      const m = parsed.data;
-      if (m.type === 'unsubscribe') {
-        for (const id of m.streamIds) subscribed.delete(id);
-        return;
-      }
-      for (const id of m.streamIds) subscribed.add(id);
-      for (const [id, seq] of Object.entries(m.resumeFrom ?? {})) {
-        if (!wants(id)) continue;
-        const { messages, missed } = hub.since(id, seq);
-        for (const msg of messages) send(msg);
-        send({ type: 'resumed', streamId: id, fromSeq: seq, missed });
-      }
-    });
-    send({ type: 'hello', version: PROTOCOL_VERSION, sessionId: 'test', hopMs: 250, streams: hub.streams() });
-  };
-  await new Promise<void>((resolve) => httpServer.listen(0, '127.0.0.1', resolve));
-  const addr = httpServer.address();
+/** A port on 127.0.0.1 where nothing listens (bound, then released). */
+export async function freePort(): Promise<number> {
+  const srv = net.createServer();
+  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
+  const addr = srv.address();
+  await new Promise<void>((resolve) => srv.close(() => resolve()));
   if (addr === null || typeof addr === 'string') throw new Error('no port');
-  return {
-    port: addr.port,
-    url: `http://127.0.0.1:${addr.port}`,
-    hub,
-    async close() {
-      for (const c of wss.clients) c.terminate();
-      wss.close();
-      httpServer.closeAllConnections();
-      await new Promise<void>((resolve) => httpServer.close(() => resolve()));
-    },
-  };
+  return addr.port;
 }

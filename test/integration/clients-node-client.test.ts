@@ -1,5 +1,5 @@
 /**
- * The node client against a real server on loopback: frames arrive in order, a real network drop
+ * The node client against the real AffectServer on loopback: frames arrive in order, a real network drop
  * (TCP proxy cut) is survived with resume and no duplicates or gaps, iterators are bounded, and a
  * client that cannot connect gives up with a clear error.
  */
@@ -13,15 +13,16 @@ import type { StreamEventMessage } from '../../clients/protocol.js';
 import {
   affectEvent,
   movingPoint,
+  freePort,
   startFlakyProxy,
-  startProtocolServer,
+  startRealServer,
   type FlakyProxy,
-  type ProtocolServer,
 } from '../helpers/clients-protocol-server.js';
+import type { RunningServer } from '../../src/server/ws-server.js';
 
 const STREAM = { streamId: 'mic', hopMs: 250, windowMs: 1000, sampleRateHz: 16000 };
 
-let server: ProtocolServer;
+let server: RunningServer;
 let proxy: FlakyProxy | undefined;
 const clients: CircumplexClient[] = [];
 
@@ -48,7 +49,7 @@ async function until(cond: () => boolean, ms = 5000): Promise<void> {
 }
 
 beforeEach(async () => {
-  server = await startProtocolServer();
+  server = await startRealServer();
   server.hub.openStream(STREAM);
 });
 
@@ -167,9 +168,7 @@ describe('CircumplexClient', () => {
   });
 
   it('gives up after maxRetries and the iterator throws a clear error', async () => {
-    const closed = await startProtocolServer();
-    const port = closed.port;
-    await closed.close(); // nothing listens there now
+    const port = await freePort(); // nothing listens there
     const client = connect(`ws://127.0.0.1:${port}`, { maxRetries: 2, initialBackoffMs: 20, maxBackoffMs: 40 });
     const it = client[Symbol.asyncIterator]();
     await expect(it.next()).rejects.toThrow(/ECONNREFUSED|closed/);
