@@ -1,13 +1,95 @@
-import type { Command } from 'commander';
+/**
+ * `circumplex validate`: project emotion terms through the loaded text model and compare with
+ * human-rated circumplex positions (see src/validate/validate.ts).
+ *
+ *   circumplex validate                                   # text-embed-fixture, all terms, 30% held out
+ *   circumplex validate --text-model text-classifier-fixture --terms russell --holdout 0
+ *   circumplex validate --terms all --holdout 0.3 --seed 7 --out results/
+ */
+import { InvalidArgumentError, Option, type Command } from 'commander';
+import path from 'node:path';
 import { AffectError } from '../errors.js';
+import { loadConfig, REPO_ROOT } from '../config.js';
+import { getLogger, setLogLevel } from '../log.js';
+import type { Device, TextAffectModel } from '../../models/ports.js';
+import { formatValidationSummary, runValidation, writeValidationReport, type ValidateOptions } from '../validate/validate.js';
+import { TERM_SETS, type TermSet } from '../validate/terms.js';
 
-/** Registers `circumplex validate`. Placeholder until its issue lands: fails loudly, never pretends. */
+/** Where reports go by default (git-ignored). */
+export const DEFAULT_VALIDATE_OUT = path.join(REPO_ROOT, 'bench', 'results', 'validate');
+
+/** Parsed `validate` options. */
+export interface ValidateCommandOptions {
+  textModel: string;
+  terms: TermSet;
+  template: string;
+  holdout: number;
+  seed: number;
+  out: string;
+  device?: Device;
+  json: boolean;
+}
+
+function numberIn(name: string, min: number, max: number, integer = false) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < min || n > max || (integer && !Number.isInteger(n))) {
+      throw new InvalidArgumentError(`${name} must be ${integer ? 'an integer' : 'a number'} in [${min}, ${max}], got "${v}"`);
+    }
+    return n;
+  };
+}
+
+/**
+ * Loads a text model through the models engineer's registry. Imported lazily so the command (and
+ * its tests) do not pull ONNX runtime in until a model is actually needed.
+ */
+export async function loadTextModelById(id: string, device: Device | undefined): Promise<TextAffectModel> {
+  const registry = (await import('../../models/registry.js')) as Record<string, unknown>;
+  const load = registry['loadTextModel'];
+  if (typeof load !== 'function') {
+    throw new AffectError('AFFECT_ERR_MODEL_LOAD', 'this build has no text model loader (models/registry.ts exports no loadTextModel)', {
+      hint: 'update the checkout; text models land with the models milestone',
+    });
+  }
+  const cfg = loadConfig();
+  return (await (load as (id: string, opts: object) => Promise<TextAffectModel>)(id, {
+    device: device ?? cfg.device,
+    modelsDir: cfg.modelsDir,
+    logger: getLogger(),
+  })) as TextAffectModel;
+}
+
+/** Runs `validate` with parsed options; returns the report's file paths. */
+export async function validateCommand(opts: ValidateCommandOptions, out: NodeJS.WritableStream = process.stdout): Promise<string[]> {
+  const model = await loadTextModelById(opts.textModel, opts.device);
+  try {
+    const runOpts: Partial<ValidateOptions> = { terms: opts.terms, template: opts.template, holdout: opts.holdout, seed: opts.seed };
+    const report = await runValidation(model, runOpts);
+    const files = await writeValidationReport(report, opts.out);
+    out.write(opts.json ? JSON.stringify(report) + '\n' : formatValidationSummary(report, files));
+    return files;
+  } finally {
+    await model.close();
+  }
+}
+
+/** Registers `circumplex validate`. */
 export function register(program: Command): void {
   program
     .command('validate')
-    .description('(validate: not implemented yet)')
-    .allowUnknownOption()
-    .action(() => {
-      throw new AffectError('AFFECT_ERR_INTERNAL', '"validate" is not implemented yet');
+    .description("Project emotion terms through the text model and compare with human circumplex ratings (Russell 1980; NRC VAD)")
+    .option('--text-model <id>', 'text model id (circumplex models list)', 'text-embed-fixture')
+    .addOption(new Option('--terms <set>', 'rated terms: russell (28), extended (NRC VAD words), all').choices(TERM_SETS).default('all'))
+    .option('--template <text>', 'text sent per term; {term} is replaced', '{term}')
+    .option('--holdout <fraction>', 'fraction of terms held out for the zero-shot ridge projection (0 = off)', numberIn('--holdout', 0, 0.9), 0.3)
+    .option('--seed <n>', 'seed of the held-out split', numberIn('--seed', 0, 2 ** 31 - 1, true), 1)
+    .option('--out <dir>', 'folder for validate.json and validate.svg', DEFAULT_VALIDATE_OUT)
+    .addOption(new Option('--device <device>', 'where the model runs').choices(['auto', 'cuda', 'webgpu', 'cpu']))
+    .option('--json', 'print the whole report as JSON instead of the summary', false)
+    .option('--log-level <level>', 'pino log level', 'warn')
+    .action(async (o: ValidateCommandOptions & { logLevel: string }) => {
+      setLogLevel(o.logLevel);
+      await validateCommand(o);
     });
 }
