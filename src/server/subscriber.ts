@@ -65,6 +65,11 @@ export class Subscriber {
     return this.pending.size > 0;
   }
 
+  /** Delivery state for stats. */
+  stats(): { bufferedBytes: number; pendingFrames: number; closed: boolean } {
+    return { bufferedBytes: this.ws.bufferedAmount, pendingFrames: this.pending.size, closed: this.closed };
+  }
+
   /** Sends a control message (hello, error, stream, resumed): never coalesced. */
   sendControl(msg: ServerMessage): void {
     this.raw(msg);

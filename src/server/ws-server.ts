@@ -133,6 +133,8 @@ export interface RunningServer {
   markArrivals(streamId: string): OperatorFunction<AudioChunk, AudioChunk>;
   /** Publishes one event on an open stream; invalid values are dropped and counted, never thrown. */
   publish(streamId: string, event: PipelineEvent): void;
+  /** Per-subscriber delivery state (for /healthz, tests and debugging). */
+  subscriberStats(): { bufferedBytes: number; pendingFrames: number; closed: boolean }[];
   /** Stops accepting, closes clients with 1001, waits at most closeTimeoutMs, then terminates the rest. */
   close(reason?: string): Promise<void>;
 }
@@ -359,7 +361,8 @@ export const AffectServer = {
     // ---- WebSockets -----------------------------------------------------------------------
     const handleProtocols = (protocols: Set<string>): string | false => (protocols.has(SUBPROTOCOL) ? SUBPROTOCOL : false);
     const streamWss = new WebSocketServer({ noServer: true, maxPayload: o.streamMaxPayloadBytes, perMessageDeflate: false, handleProtocols, clientTracking: false });
-    const ingestWss = new WebSocketServer({ noServer: true, maxPayload: o.ingestMaxPayloadBytes, perMessageDeflate: false, handleProtocols, clientTracking: false });
+    // Ingest skips ws's UTF-8 check so a text frame with bad bytes costs that frame (bad-json), not the call.
+    const ingestWss = new WebSocketServer({ noServer: true, maxPayload: o.ingestMaxPayloadBytes, perMessageDeflate: false, handleProtocols, clientTracking: false, skipUTF8Validation: true });
 
     server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
       socket.on('error', () => socket.destroy());
@@ -486,7 +489,7 @@ export const AffectServer = {
           limited = true;
           return rateLimited(ws, 'ingest');
         }
-        const repairedBefore = [session.stats.samplesNonFinite, session.stats.samplesClipped] as const;
+        const before = [session.stats.samplesNonFinite, session.stats.samplesClipped, session.stats.framesAccepted] as const;
         for (const a of session.handle(toBytes(data), isBinary)) {
           switch (a.kind) {
             case 'reply':
@@ -526,7 +529,6 @@ export const AffectServer = {
               break;
             }
             case 'audio':
-              metrics.ingestFrames.inc({ result: 'accepted' });
               audio$?.next({ streamId: streamId ?? '', startSample: a.startSample, samples: a.samples });
               break;
             case 'stop':
@@ -535,8 +537,10 @@ export const AffectServer = {
               break;
           }
         }
-        const nf = session.stats.samplesNonFinite - repairedBefore[0];
-        const cl = session.stats.samplesClipped - repairedBefore[1];
+        const nf = session.stats.samplesNonFinite - before[0];
+        const cl = session.stats.samplesClipped - before[1];
+        const ok = session.stats.framesAccepted - before[2];
+        if (ok > 0) metrics.ingestFrames.inc({ result: 'accepted' }, ok);
         if (nf > 0) metrics.ingestSamplesRepaired.inc({ kind: 'non_finite' }, nf);
         if (cl > 0) metrics.ingestSamplesRepaired.inc({ kind: 'clipped' }, cl);
       });
@@ -614,6 +618,7 @@ export const AffectServer = {
       attach,
       markArrivals,
       publish: (id, ev) => publish(id, ev),
+      subscriberStats: () => [...subscribers].map((s) => s.stats()),
       close,
     };
   },
