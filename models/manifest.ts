@@ -81,6 +81,7 @@ export const GO_EMOTIONS_LABELS = [
   'remorse', 'sadness', 'surprise', 'neutral',
 ] as const;
 
+const HF = 'https://huggingface.co';
 const AUDEERING_SOURCE = 'https://huggingface.co/audeering/wav2vec2-large-robust-12-ft-emotion-msp-dim';
 
 /** Every model circumplex knows. */
@@ -148,6 +149,102 @@ export const MODEL_SPECS = {
     ],
     windowSamples: null,
     affect: { output: 'logits', arousal: 0, dominance: 1, valence: 2, range: [0, 1], embedding: 'hidden_states' },
+  },
+  'text-classifier-fixture': {
+    id: 'text-classifier-fixture',
+    role: 'text-classifier',
+    description: 'Tiny BERT-layout GoEmotions classifier (lexicon + seeded weights) for tests; loads through transformers.js.',
+    fixture: true,
+    source: 'models/fixtures/text-graphs.ts (built by npm run models:fixtures)',
+    license: 'MIT',
+    files: [
+      { path: 'text-classifier-fixture/config.json', url: null, sha256: '1f67764f8afa145139f3f0195e21da91c269969bf09f646e33e6af666be1cdf8', sizeBytes: 1399 },
+      { path: 'text-classifier-fixture/tokenizer.json', url: null, sha256: 'f22dafde274cef198f93f45036212b99fba0adb363701bcb590b41355d98184e', sizeBytes: 5324 },
+      { path: 'text-classifier-fixture/tokenizer_config.json', url: null, sha256: 'a0183fad45b69a5798bbb03d39e534e487960cac347b117f7d60fbd89b1be288', sizeBytes: 207 },
+      { path: 'text-classifier-fixture/onnx/model.onnx', url: null, sha256: 'ebfa636cc414af0a84b1afde2bc1836fa65d26982b895a110fd7df85a25a38a1', sizeBytes: 44880 },
+    ],
+    onnxFile: 'text-classifier-fixture/onnx/model.onnx',
+    inputs: [
+      { name: 'input_ids', type: 'int64', dims: ['batch', 'sequence'] },
+      { name: 'attention_mask', type: 'int64', dims: ['batch', 'sequence'] },
+    ],
+    outputs: [{ name: 'logits', type: 'float32', dims: ['batch', 28] }],
+    labels: GO_EMOTIONS_LABELS,
+  },
+  'text-embed-fixture': {
+    id: 'text-embed-fixture',
+    role: 'text-embed',
+    description: 'Tiny BERT-layout sentence-embedding model (seeded + rated-lexicon word vectors) for the zero-shot path in tests.',
+    fixture: true,
+    source: 'models/fixtures/text-graphs.ts (built by npm run models:fixtures)',
+    license: 'MIT',
+    files: [
+      { path: 'text-embed-fixture/config.json', url: null, sha256: 'c45f9a131feb6fc99a81d14b5cf76e3bc5c71058af156676e802ddef0fb5fcec', sizeBytes: 258 },
+      { path: 'text-embed-fixture/tokenizer.json', url: null, sha256: 'f22dafde274cef198f93f45036212b99fba0adb363701bcb590b41355d98184e', sizeBytes: 5324 },
+      { path: 'text-embed-fixture/tokenizer_config.json', url: null, sha256: 'a0183fad45b69a5798bbb03d39e534e487960cac347b117f7d60fbd89b1be288', sizeBytes: 207 },
+      { path: 'text-embed-fixture/onnx/model.onnx', url: null, sha256: 'a90c4a6913175601b209a2eb0235b3da22f0d10f62350a12b41b9cf3358c2067', sizeBytes: 30351 },
+    ],
+    onnxFile: 'text-embed-fixture/onnx/model.onnx',
+    inputs: [
+      { name: 'input_ids', type: 'int64', dims: ['batch', 'sequence'] },
+      { name: 'attention_mask', type: 'int64', dims: ['batch', 'sequence'] },
+    ],
+    outputs: [{ name: 'last_hidden_state', type: 'float32', dims: ['batch', 'sequence', 32] }],
+  },
+  'roberta-go-emotions': {
+    id: 'roberta-go-emotions',
+    role: 'text-classifier',
+    description: 'RoBERTa-base fine-tuned on GoEmotions (28 labels, multi-label), ONNX export by SamLowe.',
+    fixture: false,
+    source: 'https://huggingface.co/SamLowe/roberta-base-go_emotions-onnx',
+    license: 'MIT',
+    files: [
+      { path: 'config.json', url: `${HF}/SamLowe/roberta-base-go_emotions-onnx/resolve/main/config.json`, sha256: null, sizeBytes: null },
+      { path: 'tokenizer.json', url: `${HF}/SamLowe/roberta-base-go_emotions-onnx/resolve/main/tokenizer.json`, sha256: null, sizeBytes: null },
+      { path: 'tokenizer_config.json', url: `${HF}/SamLowe/roberta-base-go_emotions-onnx/resolve/main/tokenizer_config.json`, sha256: null, sizeBytes: null },
+      { path: 'onnx/model.onnx', url: `${HF}/SamLowe/roberta-base-go_emotions-onnx/resolve/main/onnx/model.onnx`, sha256: null, sizeBytes: null },
+    ],
+    onnxFile: 'onnx/model.onnx',
+    inputs: [
+      { name: 'input_ids', type: 'int64', dims: ['batch', 'sequence'] },
+      { name: 'attention_mask', type: 'int64', dims: ['batch', 'sequence'] },
+    ],
+    outputs: [{ name: 'logits', type: 'float32', dims: ['batch', 28] }],
+    labels: GO_EMOTIONS_LABELS,
+  },
+  'minilm-l6': {
+    id: 'minilm-l6',
+    role: 'text-embed',
+    description: 'all-MiniLM-L6-v2 sentence embeddings (384 dims), ONNX export by Xenova; zero-shot via anchor terms.',
+    fixture: false,
+    source: 'https://huggingface.co/Xenova/all-MiniLM-L6-v2',
+    license: 'Apache-2.0',
+    files: [
+      { path: 'config.json', url: `${HF}/Xenova/all-MiniLM-L6-v2/resolve/main/config.json`, sha256: null, sizeBytes: null },
+      { path: 'tokenizer.json', url: `${HF}/Xenova/all-MiniLM-L6-v2/resolve/main/tokenizer.json`, sha256: null, sizeBytes: null },
+      { path: 'tokenizer_config.json', url: `${HF}/Xenova/all-MiniLM-L6-v2/resolve/main/tokenizer_config.json`, sha256: null, sizeBytes: null },
+      { path: 'onnx/model.onnx', url: `${HF}/Xenova/all-MiniLM-L6-v2/resolve/main/onnx/model.onnx`, sha256: null, sizeBytes: null },
+    ],
+    onnxFile: 'onnx/model.onnx',
+    inputs: [
+      { name: 'input_ids', type: 'int64', dims: ['batch', 'sequence'] },
+      { name: 'attention_mask', type: 'int64', dims: ['batch', 'sequence'] },
+      { name: 'token_type_ids', type: 'int64', dims: ['batch', 'sequence'] },
+    ],
+    outputs: [{ name: 'last_hidden_state', type: 'float32', dims: ['batch', 'sequence', 384] }],
+  },
+  'vosk-small-en': {
+    id: 'vosk-small-en',
+    role: 'asr',
+    description: 'Vosk small English model (≈40 MB, streaming, CPU) for transcripts; used by models/asr.',
+    fixture: false,
+    source: 'https://alphacephei.com/vosk/models',
+    license: 'Apache-2.0',
+    files: [
+      { path: 'vosk-model-small-en-us-0.15.zip', url: 'https://alphacephei.com/vosk/models/vosk-model-small-en-us-0.15.zip', sha256: null, sizeBytes: null, unpack: 'zip' },
+    ],
+    inputs: [],
+    outputs: [],
   },
 } as const satisfies Record<string, ModelSpec>;
 

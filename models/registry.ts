@@ -11,10 +11,12 @@ import { AffectError } from '../src/errors.js';
 import { LateFusion } from './fusion-late.js';
 import type { LoadModelOptions } from './load-options.js';
 import { MODEL_SPECS, findModelSpec, type ModelRole, type ModelSpec } from './manifest.js';
-import type { FusionModel, SpeechAffectModel } from './ports.js';
+import type { FusionModel, SpeechAffectModel, TextAffectModel } from './ports.js';
 import { OnnxSpeechModel } from './speech-onnx.js';
+import { TransformersTextModel, type TextModelOptions } from './text-model.js';
 
 export type { LoadModelOptions } from './load-options.js';
+export type { TextModelOptions } from './text-model.js';
 
 /** Looks a model up by id (or passes a spec through), checking its role. */
 export function resolveSpec(idOrSpec: string | ModelSpec, roles: readonly ModelRole[]): ModelSpec {
@@ -38,6 +40,15 @@ export function resolveSpec(idOrSpec: string | ModelSpec, roles: readonly ModelR
 /** Loads a speech affect model (ONNX in a worker thread, cross-stream batched). */
 export async function loadSpeechModel(idOrSpec: string | ModelSpec, opts: LoadModelOptions = {}): Promise<SpeechAffectModel> {
   return OnnxSpeechModel.load(resolveSpec(idOrSpec, ['speech']), opts);
+}
+
+/**
+ * Loads a text affect model through transformers.js (offline, worker thread): a GoEmotions-style
+ * classifier (`text-classifier-fixture`, `roberta-go-emotions`) or a sentence-embedding model used
+ * zero-shot (`text-embed-fixture`, `minilm-l6`).
+ */
+export async function loadTextModel(idOrSpec: string | ModelSpec, opts: TextModelOptions = {}): Promise<TextAffectModel> {
+  return TransformersTextModel.load(resolveSpec(idOrSpec, ['text-classifier', 'text-embed']), opts);
 }
 
 /** Loads a fusion model: `late` (training-free precision-weighted fusion) or an ONNX fusion model. */

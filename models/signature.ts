@@ -7,11 +7,18 @@ import type { ModelSpec } from './manifest.js';
  * input or output the manifest names (extra outputs are fine; extra inputs are not, since we could
  * not feed them).
  */
-export function assertSignature(spec: ModelSpec, file: string, inputNames: readonly string[], outputNames: readonly string[]): void {
+export function assertSignature(
+  spec: ModelSpec,
+  file: string,
+  inputNames: readonly string[],
+  outputNames: readonly string[],
+  /** transformers.js feeds optional inputs (token_type_ids) itself, so text models may have more. */
+  allowExtraInputs = false,
+): void {
   const wantIn = spec.inputs.map((t) => t.name);
   const wantOut = spec.outputs.map((t) => t.name);
   const missingIn = wantIn.filter((n) => !inputNames.includes(n));
-  const extraIn = inputNames.filter((n) => !wantIn.includes(n));
+  const extraIn = allowExtraInputs ? [] : inputNames.filter((n) => !wantIn.includes(n));
   const missingOut = wantOut.filter((n) => !outputNames.includes(n));
   if (missingIn.length === 0 && extraIn.length === 0 && missingOut.length === 0) return;
   const fmt = (a: readonly string[]): string => `[${a.join(', ')}]`;

@@ -28,6 +28,20 @@ interface Pending {
 /** True when this module runs as TypeScript source (tsx, vitest), so the worker is .ts too. */
 const RUNNING_TS = import.meta.url.endsWith('.ts');
 
+/**
+ * Starts `./<name>.ts` under tsx/vitest or `./<name>.js` when compiled. Node 20 does not apply
+ * `--import tsx` to workers reliably, so a .ts worker registers tsx's ESM hooks itself first.
+ */
+export function spawnWorker(name: string, workerData: unknown): Worker {
+  const url = new URL(RUNNING_TS ? `./${name}.ts` : `./${name}.js`, import.meta.url);
+  return RUNNING_TS
+    ? new Worker(`import('tsx/esm/api').then((m) => { m.register(); return import(${JSON.stringify(url.href)}); })`, {
+        eval: true,
+        workerData,
+      })
+    : new Worker(url, { workerData });
+}
+
 /** An ORT session in a worker thread. Create with {@link OrtWorkerSession.open}. */
 export class OrtWorkerSession {
   private nextId = 1;
@@ -55,15 +69,7 @@ export class OrtWorkerSession {
   /** Starts the worker and creates the session; rejects with AFFECT_ERR_MODEL_LOAD or AFFECT_ERR_DEVICE_UNAVAILABLE. */
   static async open(modelPath: string, opts: OrtWorkerOptions): Promise<OrtWorkerSession> {
     const data: OrtWorkerData = { modelPath, providers: [...opts.providers], intraOpThreads: opts.intraOpThreads ?? 0 };
-    const url = new URL(RUNNING_TS ? './ort-worker.ts' : './ort-worker.js', import.meta.url);
-    const worker = RUNNING_TS
-      ? // Node 20 does not apply `--import tsx` to workers reliably: register tsx's ESM hooks inside
-        // the worker, then import the .ts entry.
-        new Worker(
-          `import('tsx/esm/api').then((m) => { m.register(); return import(${JSON.stringify(url.href)}); })`,
-          { eval: true, workerData: data },
-        )
-      : new Worker(url, { workerData: data });
+    const worker = spawnWorker('ort-worker', data);
     const stage = opts.stage ?? 'model';
     const first = await new Promise<FromWorker>((resolve, reject) => {
       const onError = (err: Error): void => reject(err);
