@@ -9,8 +9,10 @@
  * ```
  */
 import type { OperatorFunction } from 'rxjs';
-import { loadFusion, loadSpeechModel } from '../models/registry.js';
-import type { Device, FusionModel, SpeechAffectModel } from '../models/ports.js';
+import * as registry from '../models/registry.js';
+import { loadVoskRecognizerFactory } from '../models/asr/vosk-factory.js';
+import { createTextPath } from '../streams/text-path.js';
+import type { Device, FusionModel, SpeechAffectModel, TextAffectModel } from '../models/ports.js';
 import { affectPipeline, resolvePipelineOptions, type PipelineOptions, type TextPath } from '../streams/pipeline.js';
 import type { SmoothingOptions } from '../streams/smoothing.js';
 import type { AudioChunk, PipelineEvent } from '../streams/types.js';
@@ -90,20 +92,36 @@ export async function createEngine(opts: Partial<EngineOptions> = {}): Promise<E
     for (const c of closers.reverse()) await c().catch((err: unknown) => logger.warn({ err }, 'closing a model failed'));
   };
   try {
-    const speech = await loadSpeechModel(o.speechModel, loadOpts);
+    const speech = await registry.loadSpeechModel(o.speechModel, loadOpts);
     closers.push(() => speech.close());
     logger.info({ model: speech.id, provider: speech.provider, windowSamples: speech.windowSamples }, 'speech model loaded');
-    const fusion = await loadFusion(o.fusion, loadOpts);
+    const fusion = await registry.loadFusion(o.fusion, loadOpts);
     closers.push(() => fusion.close());
 
     let textPathFor = o.textPathFor;
     if (!textPathFor && (o.textModel !== undefined || o.asrModel !== undefined)) {
-      // TODO(lead): wire the ASR engineer's text path here once models/asr + streams/text-path.ts
-      // land: load the Vosk factory (o.asrModel) and the text model (o.textModel) once, push their
-      // close() onto `closers`, and set textPathFor = (id) => createTextPath(asr, textModel, {...}).
-      throw new AffectError('AFFECT_ERR_CONFIG', 'the text path (--asr-model / --text-model) is not wired into the engine yet', {
-        hint: 'run without --asr-model/--text-model for speech-only affect',
-      });
+      if (o.asrModel === undefined) {
+        throw new AffectError('AFFECT_ERR_CONFIG', `--text-model ${o.textModel ?? ''} needs words to read: give a Vosk model folder with --asr-model (or CIRCUMPLEX_VOSK_MODEL)`, {
+          hint: 'see docs/asr.md for getting a Vosk model',
+        });
+      }
+      const asr = await loadVoskRecognizerFactory(o.asrModel, { logger });
+      closers.push(() => asr.close());
+      logger.info({ model: asr.id, provider: asr.provider }, 'speech recogniser loaded');
+      let textModel: TextAffectModel | undefined;
+      if (o.textModel !== undefined) {
+        // loadTextModel arrives with the models milestone 2; until then a clear error, not a crash.
+        const loadTextModel = (registry as unknown as { loadTextModel?: (id: string, opts: object) => Promise<TextAffectModel> }).loadTextModel;
+        if (!loadTextModel) {
+          throw new AffectError('AFFECT_ERR_CONFIG', `text models are not available in this build (asked for ${o.textModel})`, { hint: 'run without --text-model: transcripts still flow with --asr-model' });
+        }
+        const tm = await loadTextModel(o.textModel, loadOpts);
+        textModel = tm;
+        closers.push(() => tm.close());
+        logger.info({ model: tm.id, provider: tm.provider }, 'text model loaded');
+      }
+      const perStream = createTextPath(asr, textModel, { logger });
+      textPathFor = (streamId) => perStream(streamId);
     }
 
     let closed: Promise<void> | undefined;

@@ -96,6 +96,9 @@ export class StreamResampler {
   private hasPrev = false;
   private lp = 0;
   private readonly alpha: number;
+  /** Input and output samples so far, so `flush()` can make the total exact. */
+  private inCount = 0;
+  private outCount = 0;
 
   constructor(
     readonly fromHz: number,
@@ -137,7 +140,22 @@ export class StreamResampler {
       this.prev = filtered[filtered.length - 1] ?? 0;
       this.pos -= filtered.length;
     }
+    this.inCount += input.length;
+    this.outCount += out.length;
     return Float32Array.from(out);
+  }
+
+  /**
+   * Ends the stream: interpolation stops at the last input sample, so upsampling would come out a
+   * sample or two short; this returns the missing tail (the last value held) so the output length is
+   * exactly round(inputSamples × toHz / fromHz).
+   */
+  flush(): Float32Array {
+    if (this.fromHz === this.toHz) return new Float32Array(0);
+    const want = Math.round((this.inCount * this.toHz) / this.fromHz);
+    const missing = Math.max(0, want - this.outCount);
+    this.outCount += missing;
+    return new Float32Array(missing).fill(this.prev);
   }
 }
 

@@ -7,7 +7,7 @@
  * The audio is multicast with `connect`, so the speech and text paths see the same chunks and both
  * are subscribed before the first chunk flows.
  */
-import { connect, map, merge, Observable, type OperatorFunction } from 'rxjs';
+import { connect, EMPTY, ignoreElements, map, merge, Observable, tap, type OperatorFunction } from 'rxjs';
 import type { TextAffectOutput } from '../models/ports.js';
 import type { EmotionTerm } from './emotion-terms.js';
 import type { FlowControl } from './flow.js';
@@ -17,13 +17,15 @@ import { labelAffect } from './operators/label-affect.js';
 import { smoothAffect } from './operators/smooth-affect.js';
 import { resolveWindowOptions, windowBySamples } from './operators/window-by-samples.js';
 import { resolveSmoothingOptions, type SmoothingOptions } from './smoothing.js';
-import type { AffectPoint, AudioChunk, AudioWindow, PipelineEvent, Stamped, StreamState, TranscriptEvent } from './types.js';
+import { samplesToMs, type AffectPoint, type AudioChunk, type AudioWindow, type PipelineEvent, type Stamped, type StreamState, type TranscriptEvent } from './types.js';
 import { RUSSELL_1980_TERMS } from './emotion-terms.js';
 
 /** The text path's outputs (see streams/text-path.ts). */
 export interface TextPathOutputs {
   readonly transcripts$: Observable<TranscriptEvent>;
   readonly estimates$: Observable<Stamped<TextAffectOutput>>;
+  /** Errors after which the stream went on speech-only; published as 'degraded' status events. */
+  readonly errors$?: Observable<{ readonly message: string }>;
 }
 
 /** Builds the text path for one stream from that stream's audio. */
@@ -118,7 +120,20 @@ export function affectPipeline(deps: PipelineDeps, opts: Partial<PipelineOptions
         );
         if (!text) return affect$;
         const transcripts$ = text.transcripts$.pipe(map((transcript): PipelineEvent => ({ kind: 'transcript', transcript })));
-        return merge(affect$, transcripts$);
+        // Text-path failures degrade the stream to speech-only; they are reported, never fatal.
+        let streamId = '';
+        let lastMs = 0;
+        const clock$ = shared.pipe(
+          tap((c) => {
+            streamId = c.streamId;
+            lastMs = samplesToMs(c.startSample + c.samples.length);
+          }),
+          ignoreElements(),
+        );
+        const textErrors$ = (text.errors$ ?? EMPTY).pipe(
+          map((e): PipelineEvent => ({ kind: 'status', streamId, tMs: lastMs, state: 'degraded', message: `text path stopped, speech only from here: ${e.message}` })),
+        );
+        return merge(clock$, affect$, transcripts$, textErrors$);
       }),
     );
 }

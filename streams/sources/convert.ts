@@ -41,6 +41,16 @@ export class AudioConverter {
     // Callers hand over freshly decoded arrays, so passing them through unchanged at 16 kHz mono is safe.
     const samples = this.resampler.process(mono);
     if (samples.length === 0) return null;
+    return this.emit(samples);
+  }
+
+  /** End of input: the resampler's last samples (if any), so the total length is exact. */
+  flush(): AudioChunk | null {
+    const samples = this.resampler.flush();
+    return samples.length === 0 ? null : this.emit(samples);
+  }
+
+  private emit(samples: Float32Array): AudioChunk {
     const chunk: AudioChunk = { streamId: this.streamId, startSample: this.next, samples };
     this.next += samples.length;
     return chunk;

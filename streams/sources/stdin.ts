@@ -67,6 +67,8 @@ export function rawPcmSource(input: Readable = process.stdin, opts: Partial<RawP
         );
         return;
       }
+      const tail = conv.flush();
+      if (tail) sub.next(tail);
       sub.complete();
     };
     const onError = (err: Error): void => {

@@ -249,7 +249,11 @@ export function wavFileSource(file: string, opts: Partial<WavFileSourceOptions> 
           await yieldToLoop();
         }
       }
-      if (!stopped) sub.complete();
+      if (!stopped) {
+        const tail = conv.flush();
+        if (tail) sub.next(tail);
+        sub.complete();
+      }
     })()
       .catch((err: unknown) => {
         if (!stopped) sub.error(err);
