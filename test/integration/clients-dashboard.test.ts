@@ -1,0 +1,178 @@
+/**
+ * The dashboard in a real browser (Debian's chromium via playwright-core, never a downloaded one)
+ * against the real AffectServer on loopback. Synthetic affect frames are published into the real hub;
+ * the page must draw them: the live point moves on the canvas, the trail fills, the label, transcript
+ * and stream selector update; a real network drop (TCP proxy cut) shows as disconnected and the page
+ * resumes by itself with no duplicate frames; a stream error is shown. Screenshots go to
+ * test-results/dashboard.png (and dashboard-disconnected.png).
+ */
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { RunningServer } from '../../src/server/ws-server.js';
+import { RUSSELL_1980_TERMS } from '../../streams/emotion-terms.js';
+import {
+  affectEvent,
+  movingPoint,
+  startFlakyProxy,
+  startRealServer,
+  transcriptEvent,
+  type FlakyProxy,
+} from '../helpers/clients-protocol-server.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+const HOP_MS = 250;
+
+interface PageStream {
+  id: string;
+  lastSeq: number;
+  points: number;
+  lines: number;
+  state: string | null;
+  error: string | null;
+}
+
+let server: RunningServer;
+let proxy: FlakyProxy;
+let context: BrowserContext;
+let page: Page;
+let userDataDir: string;
+let frame = 0;
+const pageErrors: string[] = [];
+
+/** Publishes `n` moving affect frames on `streamId`, `gapMs` apart in wall time. */
+async function publishMoving(streamId: string, n: number, gapMs = 20): Promise<void> {
+  for (let i = 0; i < n; i++, frame++) {
+    const p = movingPoint(frame);
+    server.hub.publish(streamId, affectEvent(streamId, frame * HOP_MS, p.valence, p.arousal));
+    if (gapMs > 0) await new Promise((r) => setTimeout(r, gapMs));
+  }
+}
+
+const pageStream = async (id: string): Promise<PageStream | undefined> =>
+  (await page.evaluate(() => (window as unknown as { circumplex: { streams(): PageStream[] } }).circumplex.streams())).find((s) => s.id === id);
+const pointPixel = () => page.evaluate(() => (window as unknown as { circumplex: { pointPixel(): { x: number; y: number } | null } }).circumplex.pointPixel());
+const connection = () => page.evaluate(() => (window as unknown as { circumplex: { connection: string } }).circumplex.connection);
+
+async function until(cond: () => Promise<boolean>, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe.runIf(existsSync(CHROMIUM))('dashboard in chromium', () => {
+  beforeAll(async () => {
+    mkdirSync('test-results', { recursive: true });
+    server = await startRealServer();
+    server.hub.openStream({ streamId: 'stage', hopMs: HOP_MS, windowMs: 1000, sampleRateHz: 16000 });
+    server.hub.openStream({ streamId: 'backup-mic', hopMs: HOP_MS, windowMs: 1000, sampleRateHz: 16000 });
+    // The page goes through a TCP proxy, so the test can cut its connection like a network drop.
+    proxy = await startFlakyProxy(server.port);
+    userDataDir = mkdtempSync(path.join(os.tmpdir(), 'circumplex-chromium-'));
+    context = await chromium.launchPersistentContext(userDataDir, {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: ARGS,
+      viewport: { width: 1280, height: 720 },
+    });
+    page = context.pages()[0] ?? (await context.newPage());
+    page.on('pageerror', (e) => pageErrors.push(e.message));
+    await page.goto(`http://127.0.0.1:${proxy.port}/`);
+    await until(async () => (await connection()) === 'open');
+  });
+
+  afterAll(async () => {
+    await context?.close();
+    await proxy?.close();
+    await server?.close();
+    if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
+  });
+
+  it('draws the circumplex with every Russell term', async () => {
+    const termCount = await page.evaluate(() => (window as unknown as { circumplex: { termCount(): number } }).circumplex.termCount());
+    expect(termCount).toBe(RUSSELL_1980_TERMS.length);
+    const options = await page.locator('#stream-select option').allTextContents();
+    expect(options.map((o) => o.replace(/ \(.*\)$/, '')).sort()).toEqual(['backup-mic', 'stage']);
+  });
+
+  it('moves the live point, fills the trail and shows label, numbers and transcript', async () => {
+    await page.selectOption('#stream-select', 'stage');
+    await publishMoving('stage', 12);
+    server.hub.publish('stage', transcriptEvent('stage', frame * HOP_MS, 'welcome to the demo'));
+    server.hub.publish('stage', transcriptEvent('stage', frame * HOP_MS, 'the point should be mov', false));
+    await until(async () => (await pageStream('stage'))?.lastSeq === 13);
+    await page.waitForTimeout(100); // one animation frame for the redraw
+    const p1 = await pointPixel();
+    await publishMoving('stage', 10);
+    await until(async () => (await pageStream('stage'))?.points === 22);
+    await page.waitForTimeout(100);
+    const p2 = await pointPixel();
+    expect(p1).not.toBeNull();
+    expect(p2).not.toBeNull();
+    // The point moved on screen by more than a few pixels.
+    expect(Math.hypot((p2?.x ?? 0) - (p1?.x ?? 0), (p2?.y ?? 0) - (p1?.y ?? 0))).toBeGreaterThan(10);
+    const trail = await page.evaluate(() => (window as unknown as { circumplex: { trailLength(): number } }).circumplex.trailLength());
+    expect(trail).toBe(22);
+    // The label is the nearest Russell term of the last frame, as published.
+    const last = movingPoint(frame - 1);
+    const expected = affectEvent('stage', 0, last.valence, last.arousal);
+    const label = await page.locator('#label').textContent();
+    expect(expected.kind === 'affect' && label).toBe(expected.kind === 'affect' ? expected.point.label : '');
+    expect(await page.locator('#valence-value').textContent()).toBe(`${last.valence >= 0 ? '+' : '−'}${Math.abs(last.valence).toFixed(2)}`);
+    expect(await page.locator('#transcript-lines li').allTextContents()).toEqual(['welcome to the demo']);
+    expect(await page.locator('#transcript-partial').textContent()).toContain('the point should be mov');
+    expect(await page.locator('#conn').getAttribute('data-state')).toBe('open');
+    await page.screenshot({ path: 'test-results/dashboard.png' });
+    expect(pageErrors).toEqual([]);
+  });
+
+  it('shows a network drop, then reconnects and resumes with no duplicates', async () => {
+    proxy.setRefusing(true);
+    proxy.cut();
+    await until(async () => (await connection()) === 'closed');
+    expect(await page.locator('#banner').isVisible()).toBe(true);
+    expect(await page.locator('#conn').textContent()).toMatch(/disconnected/);
+    // Frames published while the page is cut off must arrive after it comes back.
+    await publishMoving('stage', 8, 0);
+    await page.screenshot({ path: 'test-results/dashboard-disconnected.png' });
+    proxy.setRefusing(false);
+    await until(async () => (await connection()) === 'open', 15_000);
+    await until(async () => (await pageStream('stage'))?.points === 30);
+    const stats = await page.evaluate(() => (window as unknown as { circumplex: { stats: { duplicates: number; reconnects: number } } }).circumplex.stats);
+    expect(stats.reconnects).toBe(1);
+    expect(stats.duplicates).toBe(0);
+    expect((await pageStream('stage'))?.lastSeq).toBe(server.hub.stream('stage')?.lastSeq);
+    expect(await page.locator('#banner').isHidden()).toBe(true);
+  });
+
+  it('shows a stream error and the stream state', async () => {
+    server.hub.publish('stage', { kind: 'status', streamId: 'stage', tMs: frame * HOP_MS, state: 'error', message: 'AFFECT_ERR_INFERENCE: model crashed' });
+    await until(async () => (await pageStream('stage'))?.error !== null);
+    await expect.poll(() => page.locator('#banner').textContent()).toContain('model crashed');
+    expect(await page.locator('#stream-state').getAttribute('data-state')).toBe('error');
+    // Switching to the healthy stream clears the banner.
+    await page.selectOption('#stream-select', 'backup-mic');
+    await expect.poll(() => page.locator('#banner').isHidden()).toBe(true);
+  });
+
+  it('projector mode uses larger type', async () => {
+    const normal = await page.evaluate(() => parseFloat(getComputedStyle(document.documentElement).fontSize));
+    await page.evaluate(() => document.documentElement.classList.add('projector'));
+    const big = await page.evaluate(() => parseFloat(getComputedStyle(document.documentElement).fontSize));
+    expect(big).toBeGreaterThan(normal);
+  });
+});
