@@ -110,12 +110,7 @@ export async function createEngine(opts: Partial<EngineOptions> = {}): Promise<E
       logger.info({ model: asr.id, provider: asr.provider }, 'speech recogniser loaded');
       let textModel: TextAffectModel | undefined;
       if (o.textModel !== undefined) {
-        // loadTextModel arrives with the models milestone 2; until then a clear error, not a crash.
-        const loadTextModel = (registry as unknown as { loadTextModel?: (id: string, opts: object) => Promise<TextAffectModel> }).loadTextModel;
-        if (!loadTextModel) {
-          throw new AffectError('AFFECT_ERR_CONFIG', `text models are not available in this build (asked for ${o.textModel})`, { hint: 'run without --text-model: transcripts still flow with --asr-model' });
-        }
-        const tm = await loadTextModel(o.textModel, loadOpts);
+        const tm = await registry.loadTextModel(o.textModel, loadOpts);
         textModel = tm;
         closers.push(() => tm.close());
         logger.info({ model: tm.id, provider: tm.provider }, 'text model loaded');
