@@ -1,13 +1,276 @@
-import type { Command } from 'commander';
+/**
+ * `circumplex serve`: loads the models once, runs the local input (WAV file, microphone, stdin, or
+ * none) through the affect pipeline and serves the frames to WebSocket subscribers at
+ * `ws://127.0.0.1:PORT/v1/stream`, with `/v1/ingest` for live calls, `/healthz`, `/metrics` and the
+ * dashboard at `/`.
+ *
+ *   circumplex serve --input talk.wav --realtime --port 8787
+ *   circumplex serve --input mic --record session.jsonl
+ *   CIRCUMPLEX_TOKENS='s3cr3t-sub:subscribe;s3cr3t-pub:publish' circumplex serve --input none --host 0.0.0.0
+ *
+ * SIGINT/SIGTERM: stop the input, end every stream (status 'ended'), close clients with 1001, flush
+ * the recording, release the models, exit 0 — or exit 1 if that takes longer than 5 s.
+ */
+import { readFileSync } from 'node:fs';
+import { InvalidArgumentError, Option, type Command } from 'commander';
+import { type Observable, type Subscription, tap } from 'rxjs';
+import { loadConfig } from '../config.js';
+import { createEngine, type Engine } from '../engine.js';
 import { AffectError } from '../errors.js';
+import { getLogger, setLogLevel } from '../log.js';
+import { JsonlRecorder } from '../record.js';
+import { parseTokenSpec, readTokenFile, type TokenEntry } from '../server/auth.js';
+import { AffectServer, type RunningServer } from '../server/ws-server.js';
+import { FlowControl } from '../../streams/flow.js';
+import { checkRecorder, createMicSource, retryRecorder, type RecorderName } from '../../streams/sources/mic.js';
+import { rawPcmSource } from '../../streams/sources/stdin.js';
+import { probeWavFile, wavFileSource } from '../../streams/sources/wav-file.js';
+import { PIPELINE_SAMPLE_RATE_HZ, samplesToMs, type AudioChunk } from '../../streams/types.js';
 
-/** Registers `circumplex serve`. Placeholder until its issue lands: fails loudly, never pretends. */
+/** Parsed `serve` options. */
+export interface ServeCommandOptions {
+  input: string;
+  realtime: boolean;
+  speed: number;
+  port: number;
+  host: string;
+  record?: string;
+  tokensFile?: string;
+  allowedOrigins?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  device?: 'auto' | 'cuda' | 'webgpu' | 'cpu';
+  speechModel: string;
+  fusion: string;
+  textModel?: string;
+  asrModel?: string;
+  streamId?: string;
+  windowMs: number;
+  hopMs: number;
+  rate: number;
+  channels: number;
+  recorder: RecorderName;
+  exitOnEnd: boolean;
+  heartbeatMs: number;
+  ringSize: number;
+}
+
+/** How long a graceful shutdown may take before the process exits anyway. */
+export const SHUTDOWN_DEADLINE_MS = 5000;
+
+function number(name: string, min: number, integer = false) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < min || (integer && !Number.isInteger(n))) {
+      throw new InvalidArgumentError(`${name} must be ${integer ? 'an integer' : 'a number'} >= ${min}, got "${v}"`);
+    }
+    return n;
+  };
+}
+
+/** Registers `circumplex serve`. */
 export function register(program: Command): void {
   program
     .command('serve')
-    .description('(serve: not implemented yet)')
-    .allowUnknownOption()
-    .action(() => {
-      throw new AffectError('AFFECT_ERR_INTERNAL', '"serve" is not implemented yet');
+    .description('Serve live affect frames over WebSockets (ws://127.0.0.1:8787/v1/stream), with ingest, metrics and the dashboard')
+    .option('-i, --input <src>', 'WAV file, "mic", "-" (raw s16le on stdin) or "none" (ingest only)', 'none')
+    .option('--realtime', 'pace a file input at real-time speed', false)
+    .option('--speed <x>', 'real-time pacing factor for --realtime (2 = twice as fast)', number('--speed', 0.01), 1)
+    .option('-p, --port <port>', 'TCP port (0: any free port)', number('--port', 0, true), 8787)
+    .option('--host <host>', 'interface to bind (default loopback only; 0.0.0.0 opens it: use tokens)', '127.0.0.1')
+    .option('--record <file>', 'write every published message to a JSONL file')
+    .option('--tokens-file <file>', 'JSON token file [{ "token", "scopes" }] (or CIRCUMPLEX_TOKENS / CIRCUMPLEX_TOKENS_FILE)')
+    .option('--allowed-origins <list>', 'comma-separated browser origins (or CIRCUMPLEX_ALLOWED_ORIGINS)')
+    .option('--tls-cert <file>', 'PEM certificate: serve https/wss (with --tls-key)')
+    .option('--tls-key <file>', 'PEM private key for --tls-cert')
+    .addOption(new Option('--device <device>', 'where models run (default: CIRCUMPLEX_DEVICE or auto)').choices(['auto', 'cuda', 'webgpu', 'cpu']))
+    .option('--speech-model <id>', 'speech affect model id', 'speech-fixture')
+    .option('--fusion <id>', "fusion: 'late' or a fusion model id", 'late')
+    .option('--text-model <id>', 'text affect model id (needs --asr-model)')
+    .option('--asr-model <dir>', 'Vosk model folder: adds transcripts and the text modality')
+    .option('--stream-id <id>', 'stream id of the local input (default: "mic", "stdin" or "file")')
+    .option('--window-ms <ms>', 'analysis window length, ms of audio', number('--window-ms', 1), 1000)
+    .option('--hop-ms <ms>', 'hop between frames, ms of audio', number('--hop-ms', 1), 250)
+    .option('--rate <hz>', 'sample rate of raw stdin input', number('--rate', 1000, true), PIPELINE_SAMPLE_RATE_HZ)
+    .option('--channels <n>', 'channels of raw stdin input', number('--channels', 1, true), 1)
+    .addOption(new Option('--recorder <name>', 'microphone recorder program').choices(['sox', 'rec', 'arecord']).default('sox'))
+    .option('--exit-on-end', 'exit when the local input ends (for scripts) instead of serving until SIGINT/SIGTERM', false)
+    .option('--heartbeat-ms <ms>', 'WebSocket ping interval; peers missing a pong are dropped', number('--heartbeat-ms', 10, true), 15_000)
+    .option('--ring-size <n>', 'messages kept per stream for resume', number('--ring-size', 1, true), 2048)
+    .action(async (opts: ServeCommandOptions) => {
+      const code = await serveCommand(opts);
+      // Model worker threads and timers must not keep a stopped server alive.
+      process.exit(code);
     });
+}
+
+/** Reads tokens from CIRCUMPLEX_TOKENS, CIRCUMPLEX_TOKENS_FILE and --tokens-file (all merged). */
+export function loadTokens(env: { tokens: string | undefined; tokensFile: string | undefined }, tokensFile: string | undefined): TokenEntry[] {
+  const out: TokenEntry[] = [];
+  if (env.tokens) out.push(...parseTokenSpec(env.tokens));
+  for (const f of [env.tokensFile, tokensFile]) if (f) out.push(...readTokenFile(f));
+  return out;
+}
+
+/**
+ * Runs the server until SIGINT/SIGTERM (or the end of the input with --exit-on-end). Resolves with
+ * the exit code. Startup problems throw AffectErrors (printed by the CLI with their hint).
+ */
+export async function serveCommand(opts: ServeCommandOptions, err: NodeJS.WritableStream = process.stderr): Promise<number> {
+  const env = loadConfig();
+  setLogLevel(env.logLevel);
+  const logger = getLogger().child({ cmd: 'serve' });
+  if (opts.hopMs > opts.windowMs) {
+    throw new AffectError('AFFECT_ERR_CONFIG', `--hop-ms (${opts.hopMs}) must not exceed --window-ms (${opts.windowMs})`, { hint: 'e.g. --window-ms 1000 --hop-ms 250' });
+  }
+  if (Boolean(opts.tlsCert) !== Boolean(opts.tlsKey)) {
+    throw new AffectError('AFFECT_ERR_CONFIG', '--tls-cert and --tls-key go together', { hint: 'pass both PEM files, or neither for plain ws://' });
+  }
+  for (const f of [opts.tlsCert, opts.tlsKey]) {
+    if (f) {
+      try {
+        readFileSync(f);
+      } catch (e) {
+        throw new AffectError('AFFECT_ERR_CONFIG', `cannot read TLS file ${f}: ${(e as Error).message}`, { hint: 'check the --tls-cert / --tls-key paths' });
+      }
+    }
+  }
+  const tokens = loadTokens(env, opts.tokensFile);
+  const allowedOrigins = opts.allowedOrigins?.split(',').map((s) => s.trim()).filter(Boolean) ?? env.allowedOrigins;
+  const input = opts.input;
+  const kind = input === 'mic' ? 'mic' : input === '-' ? 'stdin' : input === 'none' ? 'none' : 'file';
+  const streamId = opts.streamId ?? kind;
+  // Check the input before loading models, so a bad path or a missing recorder fails in milliseconds.
+  if (kind === 'file') await probeWavFile(input);
+  if (kind === 'mic') checkRecorder(opts.recorder);
+
+  const engine: Engine = await createEngine({
+    device: opts.device ?? env.device,
+    speechModel: opts.speechModel,
+    fusion: opts.fusion,
+    modelsDir: env.modelsDir,
+    windowMs: opts.windowMs,
+    hopMs: opts.hopMs,
+    ...(opts.textModel !== undefined ? { textModel: opts.textModel } : {}),
+    ...(opts.asrModel !== undefined ? { asrModel: opts.asrModel } : env.voskModel && opts.textModel !== undefined ? { asrModel: env.voskModel } : {}),
+    logger,
+  });
+
+  let server: RunningServer;
+  try {
+    server = await AffectServer.start({
+      port: opts.port,
+      host: opts.host,
+      tokens,
+      allowedOrigins,
+      tls: opts.tlsCert && opts.tlsKey ? { certFile: opts.tlsCert, keyFile: opts.tlsKey } : undefined,
+      heartbeatMs: opts.heartbeatMs,
+      ringSize: opts.ringSize,
+      ingestStreamTiming: { hopMs: opts.hopMs, windowMs: opts.windowMs },
+      // Live calls: the speech stage keeps only the latest window when inference falls behind.
+      onIngestStream: (id, audio$) => audio$.pipe(engine.pipeline(id, { whenBusy: 'latest' })),
+      logger,
+    });
+  } catch (e) {
+    await engine.close();
+    throw e;
+  }
+  server.metrics.modelProvider.set({ model: engine.speech.id, provider: engine.speech.provider }, 1);
+
+  const recorder = opts.record ? new JsonlRecorder(opts.record) : undefined;
+  const offRecorder = recorder
+    ? server.hub.subscribe((ev) => {
+        if (ev.type === 'message') recorder.write(ev.message);
+      })
+    : undefined;
+
+  err.write(`circumplex serve: listening on ${server.url}  (dashboard ${server.httpUrl}, ingest ${server.url.replace(/\/v1\/stream$/, '/v1/ingest')})\n`);
+
+  let resolveDone!: (code: number) => void;
+  const done = new Promise<number>((r) => (resolveDone = r));
+  let inputSub: Subscription | undefined;
+  let flow: FlowControl | undefined;
+  let shuttingDown = false;
+
+  const shutdown = async (why: string, code: number): Promise<void> => {
+    if (shuttingDown) return;
+    shuttingDown = true;
+    logger.info({ why }, 'shutting down');
+    // Whatever happens below, the process exits within the deadline.
+    setTimeout(() => {
+      logger.error('graceful shutdown took too long; exiting');
+      recorder?.close();
+      process.exit(1);
+    }, SHUTDOWN_DEADLINE_MS).unref();
+    inputSub?.unsubscribe();
+    flow?.close();
+    // End every live stream, so subscribers and the recording see a final status 'ended'.
+    for (const s of server.hub.streams()) if (s.state !== 'ended') server.hub.endStream(s.streamId, why);
+    await server.close(why);
+    offRecorder?.();
+    recorder?.close();
+    await engine.close().catch((e: unknown) => logger.warn({ err: e }, 'closing the engine failed'));
+    resolveDone(code);
+  };
+  const onSignal = (signal: NodeJS.Signals): void => void shutdown(`server shutting down (${signal})`, 0);
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+
+  if (kind !== 'none') {
+    let lastSample = 0;
+    let restarting = false;
+    let source: Observable<AudioChunk>;
+    let pipelineOpts: Parameters<Engine['pipeline']>[1] = { whenBusy: 'latest' };
+    if (kind === 'file') {
+      // Offline (not --realtime) files are lossless: the source waits for the model (bounded flow).
+      flow = opts.realtime ? undefined : new FlowControl({ highWater: 4 });
+      source = wavFileSource(input, { streamId, realtime: opts.realtime, speed: opts.speed, ...(flow ? { flow } : {}) });
+      if (flow) pipelineOpts = { whenBusy: 'queue', flow };
+    } else if (kind === 'stdin') {
+      source = rawPcmSource(process.stdin, { sampleRateHz: opts.rate, channels: opts.channels, streamId });
+    } else {
+      source = createMicSource({ streamId, recorder: opts.recorder }).pipe(
+        tap(() => {
+          if (restarting) {
+            restarting = false;
+            server.publish(streamId, { kind: 'status', streamId, tMs: samplesToMs(lastSample), state: 'live', message: 'recorder restarted' });
+          }
+        }),
+        retryRecorder({
+          onRestart: (attempt, e, delayMs) => {
+            restarting = true;
+            server.metrics.recorderRestarts.inc();
+            logger.warn({ attempt, delayMs, err: e }, 'recorder died; restarting');
+            server.publish(streamId, {
+              kind: 'status',
+              streamId,
+              tMs: samplesToMs(lastSample),
+              state: 'recorder-restarting',
+              message: `${e instanceof Error ? e.message : String(e)}; restart ${attempt} in ${delayMs} ms`,
+            });
+          },
+        }),
+      );
+    }
+    const events$ = source.pipe(
+      tap((c) => (lastSample = c.startSample + c.samples.length)),
+      server.markArrivals(streamId),
+      engine.pipeline(streamId, pipelineOpts),
+    );
+    const endMessage = kind === 'file' ? 'input file ended' : 'input ended';
+    inputSub = server.attach({ streamId, hopMs: opts.hopMs, windowMs: opts.windowMs, sampleRateHz: PIPELINE_SAMPLE_RATE_HZ }, events$, endMessage);
+    // attach() ends the stream in the hub when the input completes or fails; watch for that.
+    const offEnd = server.hub.subscribe((ev) => {
+      if (ev.type !== 'ended' || ev.streamId !== streamId) return;
+      offEnd();
+      const failed = server.hub.since(streamId, -1).messages.some((m) => m.type === 'status' && m.state === 'error');
+      err.write(`circumplex serve: stream "${streamId}" ${failed ? 'failed' : 'ended'}; ${opts.exitOnEnd ? 'exiting' : 'still serving subscribers (Ctrl-C to stop)'}\n`);
+      if (opts.exitOnEnd) void shutdown(failed ? 'input failed' : endMessage, failed ? 1 : 0);
+    });
+  }
+
+  const code = await done;
+  process.off('SIGINT', onSignal);
+  process.off('SIGTERM', onSignal);
+  return code;
 }

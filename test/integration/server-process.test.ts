@@ -1,0 +1,201 @@
+/**
+ * `circumplex serve` as a real child process: a real ws client against the real engine, SIGTERM
+ * with an open recording, a microphone recorder that is killed (a fake `sox` on PATH, a real process
+ * and a real kill) and restarted with backoff, a missing model, and ingest of a real WAV.
+ */
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { chmodSync, mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { PROTOCOL_VERSION, ServerMessageSchema, type ServerMessage } from '../../clients/protocol.js';
+import { REPO_ROOT } from '../../src/config.js';
+import { connect, seqGaps, sleep, toneS16, type TestClient } from '../helpers/server-helpers.js';
+
+const BIN = path.join(REPO_ROOT, 'bin', 'circumplex.mjs');
+const WAV = path.join(REPO_ROOT, 'test', 'fixtures', 'audio', 'speech.wav');
+
+interface Serve {
+  child: ChildProcess;
+  port: number;
+  stderr: () => string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; afterMs: number }>;
+}
+
+const children: ChildProcess[] = [];
+const clients: TestClient[] = [];
+afterEach(() => {
+  for (const c of clients.splice(0)) c.ws.terminate();
+  for (const c of children.splice(0)) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+});
+
+/** Starts `circumplex serve` on a free port and resolves once it prints its URL. */
+async function serve(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Serve> {
+  const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', ...args], {
+    cwd: REPO_ROOT,
+    env: { ...process.env, CIRCUMPLEX_LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  children.push(child);
+  let err = '';
+  let killedAt = 0;
+  const origKill = child.kill.bind(child);
+  child.kill = (sig?: NodeJS.Signals | number) => ((killedAt = Date.now()), origKill(sig));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; afterMs: number }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal, afterMs: Date.now() - killedAt })),
+  );
+  const port = await new Promise<number>((resolve, reject) => {
+    child.stderr?.on('data', (d: Buffer) => {
+      err += d.toString();
+      const m = /listening on wss?:\/\/127\.0\.0\.1:(\d+)\//.exec(err);
+      if (m) resolve(Number(m[1]));
+    });
+    void exited.then(({ code }) => reject(new Error(`serve exited (${code}) before listening:\n${err}`)));
+    setTimeout(() => reject(new Error(`serve did not start in 60 s:\n${err}`)), 60_000).unref();
+  });
+  return { child, port, stderr: () => err, exited };
+}
+
+const track = (c: TestClient) => (clients.push(c), c);
+const streamMsgs = (ms: ServerMessage[]) => ms.filter((m) => m.type === 'affect' || m.type === 'transcript' || m.type === 'status');
+
+describe('circumplex serve (real process, real engine)', () => {
+  it('serves a WAV input: hello, then ordered gapless affect frames in range; resume from -1 replays the start; SIGTERM with an open recording flushes it and exits 0', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'serve-'));
+    const rec = path.join(dir, 'rec.jsonl');
+    const s = await serve(['--input', WAV, '--realtime', '--speed', '4', '--record', rec, '--stream-id', 'talk']);
+    const c = track(connect(s));
+    await c.opened;
+    await c.until((x) => x.of('hello').length === 1);
+    expect(c.of('hello')[0]).toMatchObject({ version: PROTOCOL_VERSION, hopMs: 250 });
+    expect(c.of('hello')[0]?.streams[0]).toMatchObject({ streamId: 'talk', state: 'live' });
+    // Resume from -1: whatever was published before we subscribed is replayed, then live frames.
+    c.send({ type: 'subscribe', streamIds: ['talk'], resumeFrom: { talk: -1 } });
+    await c.until((x) => x.of('affect').length >= 12, 30_000, '12 frames');
+    s.child.kill('SIGTERM');
+    const exit = await s.exited;
+    expect(exit.code).toBe(0);
+    expect(exit.afterMs).toBeLessThan(5000);
+    expect((await c.closed).code).toBe(1001);
+
+    for (const m of c.messages) expect(() => ServerMessageSchema.parse(m)).not.toThrow();
+    const got = streamMsgs(c.messages);
+    expect(got.map((m) => (m as { seq: number }).seq)).toEqual(got.map((_, i) => i));
+    expect(seqGaps(c.messages, 'talk')).toEqual([]);
+    const affect = c.of('affect');
+    for (let i = 1; i < affect.length; i++) expect(affect[i]?.tMs).toBeGreaterThan(affect[i - 1]?.tMs ?? 0);
+    for (const a of affect) {
+      expect(Math.abs(a.valence)).toBeLessThanOrEqual(1);
+      expect(Math.abs(a.arousal)).toBeLessThanOrEqual(1);
+      expect(a.modalities).toContain('speech');
+    }
+    // The recording: every line parses, seqs 0..n without gaps, ends with the shutdown status.
+    const lines = readFileSync(rec, 'utf8').trimEnd().split('\n');
+    const recorded = lines.map((l) => ServerMessageSchema.parse(JSON.parse(l)));
+    expect(recorded.map((m) => (m as { seq: number }).seq)).toEqual(recorded.map((_, i) => i));
+    expect(recorded.at(-1)).toMatchObject({ type: 'status', state: 'ended' });
+    expect((recorded.at(-1) as { message: string }).message).toMatch(/SIGTERM/);
+    // What the subscriber got is exactly the recording's prefix.
+    expect(got).toEqual(recorded.slice(0, got.length));
+  });
+
+  it('restarts a killed microphone recorder with backoff and tells subscribers (recorder-restarting, then live)', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'fake-sox-'));
+    const audio = path.join(dir, 'tone.raw');
+    writeFileSync(audio, toneS16(100, 16000, 1, 0.3));
+    const pids = path.join(dir, 'pids');
+    const sox = path.join(dir, 'sox');
+    // A stand-in recorder: 100 ms of tone every 100 ms, like `sox -d` would send.
+    writeFileSync(sox, `#!/bin/bash\necho $$ >> "${pids}"\nwhile :; do cat "${audio}"; sleep 0.1; done\n`);
+    chmodSync(sox, 0o755);
+    const s = await serve(['--input', 'mic', '--hop-ms', '250'], { PATH: `${dir}${path.delimiter}${process.env.PATH ?? ''}` });
+    const c = track(connect(s, '/v1/stream?streams=mic'));
+    await c.opened;
+    await c.until((x) => x.of('affect').length >= 2, 30_000, 'first frames');
+    const first = Number(readFileSync(pids, 'utf8').trim().split('\n')[0]);
+    process.kill(first, 'SIGKILL');
+    await c.until((x) => x.of('status').some((m) => m.state === 'recorder-restarting'), 10_000, 'restarting status');
+    await c.until((x) => x.of('status').some((m) => m.state === 'live'), 10_000, 'live again');
+    const before = c.of('affect').length;
+    await c.until((x) => x.of('affect').length >= before + 2, 10_000, 'frames after restart');
+    expect(readFileSync(pids, 'utf8').trim().split('\n').length).toBeGreaterThanOrEqual(2);
+    expect(seqGaps(c.messages, 'mic')).toEqual([]);
+    const restarting = c.of('status').find((m) => m.state === 'recorder-restarting');
+    expect(restarting?.message).toMatch(/restart 1 in \d+ ms/);
+    const metrics = await (await fetch(`http://127.0.0.1:${s.port}/metrics`)).text();
+    expect(metrics).toMatch(/circumplex_recorder_restarts_total 1/);
+    expect(metrics).toMatch(/circumplex_model_provider\{model="speech-fixture",provider="cpu"\} 1/);
+    // Audio time keeps going across the restart.
+    const ts = c.of('affect').map((a) => a.tMs);
+    for (let i = 1; i < ts.length; i++) expect(ts[i]).toBeGreaterThan(ts[i - 1] ?? 0);
+    s.child.kill('SIGTERM');
+    expect((await s.exited).code).toBe(0);
+    // The fake recorder was stopped with the server.
+    await sleep(300);
+    for (const pid of readFileSync(pids, 'utf8').trim().split('\n').map(Number)) {
+      expect(() => process.kill(pid, 0)).toThrow();
+    }
+  });
+
+  it('fails fast with AFFECT_ERR_MODEL_MISSING and a hint when a model file is missing', async () => {
+    const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--speech-model', 'wav2vec2-msp-dim'], {
+      cwd: REPO_ROOT,
+      env: { ...process.env, CIRCUMPLEX_LOG_LEVEL: 'silent', CIRCUMPLEX_MODELS_DIR: mkdtempSync(path.join(os.tmpdir(), 'nomodels-')) },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    children.push(child);
+    let err = '';
+    child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
+    const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+    expect(code).toBe(2);
+    expect(err).toMatch(/AFFECT_ERR_MODEL_MISSING/);
+    expect(err).toMatch(/hint:/);
+    expect(err).not.toMatch(/listening on/);
+  });
+
+  it('refuses a bad token file and a missing input file before loading anything', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'tok-'));
+    const bad = path.join(dir, 'tokens.json');
+    writeFileSync(bad, JSON.stringify([{ token: 'short', scopes: ['subscribe'] }]));
+    for (const args of [['--tokens-file', bad], ['--input', path.join(dir, 'missing.wav')]]) {
+      const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', ...args], { cwd: REPO_ROOT, env: { ...process.env, CIRCUMPLEX_LOG_LEVEL: 'silent' }, stdio: ['ignore', 'ignore', 'pipe'] });
+      children.push(child);
+      let err = '';
+      child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
+      const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+      expect(code).toBe(2);
+      expect(err).toMatch(/AFFECT_ERR_(CONFIG|INPUT)/);
+    }
+    expect(existsSync(bad)).toBe(true);
+  });
+
+  it('runs an ingested WAV (header in the first frame) through the real engine, with tokens', async () => {
+    const s = await serve(['--input', 'none'], { CIRCUMPLEX_TOKENS: 'sub-token-123:subscribe;pub-token-123:publish' });
+    const sub = track(connect(s, '/v1/stream?streams=call&token=sub-token-123'));
+    await sub.opened;
+    const pub = track(connect(s, '/v1/ingest', { headers: { Authorization: 'Bearer pub-token-123' } }));
+    await pub.opened;
+    pub.send({ type: 'start', streamId: 'call', encoding: 's16le', sampleRateHz: 16000, channels: 1 });
+    const wav = readFileSync(WAV);
+    // 4 s of the file in 20 ms frames; the first carries the WAV header, which the server strips.
+    const bytesPerMs = 32;
+    const first = wav.subarray(0, 44 + 20 * bytesPerMs);
+    pub.ws.send(first);
+    // Paced at 4x real time, as a live call would arrive (a burst would make the live policy drop windows).
+    for (let off = first.length; off < Math.min(wav.length, 44 + 4000 * bytesPerMs); off += 20 * bytesPerMs) {
+      pub.ws.send(wav.subarray(off, off + 20 * bytesPerMs));
+      await sleep(5);
+    }
+    pub.send({ type: 'stop' });
+    await sub.until((x) => x.of('status').some((m) => m.state === 'ended'), 30_000, 'ended');
+    // 4 s at a 250 ms hop: ~13 windows; every one is a frame or counted in droppedWindows.
+    const frames = sub.of('affect');
+    expect(frames.length + frames.reduce((n, a) => n + a.droppedWindows, 0)).toBeGreaterThanOrEqual(12);
+    expect(frames.length).toBeGreaterThanOrEqual(6);
+    expect(seqGaps(sub.messages, 'call')).toEqual([]);
+    const replies = pub.raw.map((r) => JSON.parse(r) as { type: string; framesRejected?: number });
+    expect(replies.at(-1)).toMatchObject({ type: 'stopped', framesRejected: 0 });
+    s.child.kill('SIGTERM');
+    expect((await s.exited).code).toBe(0);
+  });
+});
