@@ -34,7 +34,10 @@ export function modelFilePath(spec: ModelSpec, file: ModelFile, modelsDir?: stri
 /** The command that puts a model's files in place. */
 export function fixHint(spec: ModelSpec, modelsDir?: string): string {
   if (spec.fixture) return 'rebuild the fixtures: npm run models:fixtures';
-  if (spec.files.every((f) => f.url !== null)) return `download it: circumplex models pull ${spec.id}`;
+  if (spec.files.every((f) => f.url !== null)) {
+    const unverified = spec.files.some((f) => f.sha256 === null) ? ' --accept-unverified' : '';
+    return `download it: circumplex models pull ${spec.id}${unverified} (offline: put the files in ${modelRoot(spec, modelsDir)}/)`;
+  }
   return `export it (docs/models.md "Exporting your own models") and put the files in ${modelRoot(spec, modelsDir)}/`;
 }
 

@@ -191,6 +191,26 @@ export const MODEL_SPECS = {
     ],
     outputs: [{ name: 'last_hidden_state', type: 'float32', dims: ['batch', 'sequence', 32] }],
   },
+  'fusion-fixture': {
+    id: 'fusion-fixture',
+    role: 'fusion',
+    description: 'Tiny learned-fusion model with the documented fusion contract (masks for missing modalities, log-variance out).',
+    fixture: true,
+    source: 'models/fixtures/fusion-graph.ts (built by npm run models:fixtures)',
+    license: 'MIT',
+    files: [{ path: 'fusion-fixture.onnx', url: null, sha256: '4e380a1c9c2484e83a58a385c130444441a3193bc941fac82583f04a4cb3b8d7', sizeBytes: 5557 }],
+    onnxFile: 'fusion-fixture.onnx',
+    inputs: [
+      { name: 'speech_emb', type: 'float32', dims: ['batch', 32] },
+      { name: 'text_emb', type: 'float32', dims: ['batch', 32] },
+      { name: 'speech_mask', type: 'float32', dims: ['batch', 1] },
+      { name: 'text_mask', type: 'float32', dims: ['batch', 1] },
+    ],
+    outputs: [
+      { name: 'va', type: 'float32', dims: ['batch', 2] },
+      { name: 'log_var', type: 'float32', dims: ['batch', 2] },
+    ],
+  },
   'roberta-go-emotions': {
     id: 'roberta-go-emotions',
     role: 'text-classifier',

@@ -9,6 +9,7 @@
  */
 import { AffectError } from '../src/errors.js';
 import { LateFusion } from './fusion-late.js';
+import { OnnxFusionModel } from './fusion-onnx.js';
 import type { LoadModelOptions } from './load-options.js';
 import { MODEL_SPECS, findModelSpec, type ModelRole, type ModelSpec } from './manifest.js';
 import type { FusionModel, SpeechAffectModel, TextAffectModel } from './ports.js';
@@ -55,6 +56,5 @@ export async function loadTextModel(idOrSpec: string | ModelSpec, opts: TextMode
 export async function loadFusion(idOrSpec: string | ModelSpec, opts: LoadModelOptions = {}): Promise<FusionModel> {
   if (idOrSpec === 'late') return new LateFusion();
   const spec = resolveSpec(idOrSpec, ['fusion']);
-  void opts;
-  throw new AffectError('AFFECT_ERR_MODEL_LOAD', `learned fusion ${spec.id} is not available yet`, { hint: 'use --fusion late' });
+  return OnnxFusionModel.load(spec, opts);
 }

@@ -1,0 +1,268 @@
+/**
+ * Model downloads for `circumplex models pull`: HTTP(S) with redirects, an idle timeout, resume
+ * through HTTP Range after a dropped connection (or a clean retry when the server ignores Range),
+ * a progress bar on stderr, and a sha256 check before the file is moved into place. Offline, the
+ * error says where to put the files by hand.
+ */
+import { createWriteStream, existsSync, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { AffectError } from '../src/errors.js';
+import { modelFilePath, modelRoot, sha256File, writeVerifiedRecord } from './files.js';
+import type { ModelFile, ModelSpec } from './manifest.js';
+
+/** Download options. */
+export interface DownloadOptions {
+  /** Abort an attempt when no bytes arrive for this long (ms). Default 30000. */
+  idleTimeoutMs: number;
+  /** Attempts per file (resuming where possible). Default 4. */
+  attempts: number;
+  /** Pause between attempts (ms), doubled each time. Default 500. */
+  retryDelayMs: number;
+  /** Called with bytes so far and the total (null when unknown). */
+  onProgress?: (received: number, total: number | null) => void;
+}
+
+/** Defaults for {@link DownloadOptions}. */
+export const DEFAULT_DOWNLOAD: DownloadOptions = { idleTimeoutMs: 30_000, attempts: 4, retryDelayMs: 500 };
+
+/** What one download did. */
+export interface DownloadResult {
+  readonly bytes: number;
+  readonly sha256: string;
+  /** Attempts used (1 = no retry). */
+  readonly attempts: number;
+  /** Attempts that resumed with a Range request. */
+  readonly resumed: number;
+}
+
+class RetryableError extends Error {}
+
+const NETWORK_CODES = new Set(['ENOTFOUND', 'EAI_AGAIN', 'ECONNREFUSED', 'ENETUNREACH', 'EHOSTUNREACH', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE']);
+
+/** One HTTP GET attempt appending to `part` from `offset`; follows up to 5 redirects. */
+function attempt(url: string, part: string, offset: number, opts: DownloadOptions, redirects = 0): Promise<{ total: number | null; resumed: boolean }> {
+  return new Promise((resolve, reject) => {
+    const u = new URL(url);
+    const lib = u.protocol === 'https:' ? https : u.protocol === 'http:' ? http : undefined;
+    if (!lib) {
+      reject(new AffectError('AFFECT_ERR_DOWNLOAD', `unsupported URL ${url}`, { hint: 'use an http(s) URL in the manifest' }));
+      return;
+    }
+    const headers: Record<string, string> = { 'user-agent': 'circumplex-models-pull' };
+    if (offset > 0) headers['range'] = `bytes=${offset}-`;
+    const req = lib.get(u, { headers }, (res) => {
+      const status = res.statusCode ?? 0;
+      if (status >= 300 && status < 400 && res.headers.location) {
+        res.resume();
+        if (redirects >= 5) {
+          reject(new AffectError('AFFECT_ERR_DOWNLOAD', `too many redirects from ${url}`));
+          return;
+        }
+        attempt(new URL(res.headers.location, u).href, part, offset, opts, redirects + 1).then(resolve, reject);
+        return;
+      }
+      if (status === 416 && offset > 0) {
+        // our partial file is already complete (or bigger than the resource): start over cleanly
+        res.resume();
+        rmSync(part, { force: true });
+        reject(new RetryableError('range not satisfiable; restarting'));
+        return;
+      }
+      if (status !== 200 && status !== 206) {
+        res.resume();
+        const retry = status >= 500 || status === 429;
+        const err = retry
+          ? new RetryableError(`HTTP ${status}`)
+          : new AffectError('AFFECT_ERR_DOWNLOAD', `${url} answered HTTP ${status}`, { hint: 'check the URL in models/manifest.ts, or download the file by hand' });
+        reject(err);
+        return;
+      }
+      // 200 to a Range request: the server ignored it, so the body starts at byte 0 (clean retry)
+      const resumed = status === 206;
+      const start = resumed ? offset : 0;
+      const len = Number(res.headers['content-length']);
+      const total = Number.isFinite(len) ? start + len : null;
+      const out = createWriteStream(part, { flags: resumed ? 'a' : 'w' });
+      let received = start;
+      const idle = (): void => {
+        req.destroy(new RetryableError(`no data for ${opts.idleTimeoutMs} ms`));
+      };
+      let timer = setTimeout(idle, opts.idleTimeoutMs);
+      res.on('data', (chunk: Buffer) => {
+        received += chunk.length;
+        clearTimeout(timer);
+        timer = setTimeout(idle, opts.idleTimeoutMs);
+        opts.onProgress?.(received, total);
+      });
+      res.on('error', (err) => {
+        clearTimeout(timer);
+        out.end(() => reject(new RetryableError(err.message)));
+      });
+      res.on('aborted', () => {
+        clearTimeout(timer);
+      });
+      res.pipe(out);
+      out.on('finish', () => {
+        clearTimeout(timer);
+        if (total !== null && received < total) reject(new RetryableError(`connection dropped at ${received} of ${total} bytes`));
+        else resolve({ total, resumed });
+      });
+      out.on('error', (err) => {
+        clearTimeout(timer);
+        reject(new AffectError('AFFECT_ERR_DOWNLOAD', `cannot write ${part}: ${err.message}`, { hint: 'check free disk space and permissions of the models folder' }));
+      });
+    });
+    req.setTimeout(opts.idleTimeoutMs, () => req.destroy(new RetryableError(`no response for ${opts.idleTimeoutMs} ms`)));
+    req.on('error', (err: NodeJS.ErrnoException) => {
+      if (err instanceof RetryableError || err instanceof AffectError) reject(err);
+      else if (err.code && NETWORK_CODES.has(err.code)) reject(Object.assign(new RetryableError(`${err.code}: ${err.message}`), { network: err.code }));
+      else reject(new RetryableError(err.message));
+    });
+  });
+}
+
+/**
+ * Downloads `url` to `dest` via `dest.part`, resuming after drops, and checks `expectedSha` (if
+ * given) before renaming into place. A checksum mismatch deletes the partial file and retries once
+ * from scratch, then fails with AFFECT_ERR_MODEL_CHECKSUM.
+ */
+export async function downloadFile(url: string, dest: string, expectedSha: string | null, options: Partial<DownloadOptions> = {}): Promise<DownloadResult> {
+  const opts = { ...DEFAULT_DOWNLOAD, ...options };
+  if (!(opts.idleTimeoutMs > 0)) throw new RangeError(`downloadFile: idleTimeoutMs must be > 0, got ${opts.idleTimeoutMs}`);
+  if (!Number.isInteger(opts.attempts) || opts.attempts < 1) throw new RangeError(`downloadFile: attempts must be an integer >= 1, got ${opts.attempts}`);
+  mkdirSync(path.dirname(dest), { recursive: true });
+  const part = `${dest}.part`;
+  let resumed = 0;
+  let checksumRetries = 0;
+  let lastError: Error | undefined;
+  for (let n = 1; n <= opts.attempts; n++) {
+    const offset = existsSync(part) ? statSync(part).size : 0;
+    try {
+      const r = await attempt(url, part, offset, opts);
+      if (r.resumed) resumed += 1;
+      const sha = await sha256File(part);
+      if (expectedSha && sha !== expectedSha) {
+        rmSync(part, { force: true });
+        if (checksumRetries++ < 1 && n < opts.attempts) continue; // one clean retry
+        throw new AffectError('AFFECT_ERR_MODEL_CHECKSUM', `downloaded ${url} has sha256 ${sha}, expected ${expectedSha}`, {
+          hint: `the server sent a different file: check the manifest entry, or download it by hand to ${dest}`,
+        });
+      }
+      renameSync(part, dest);
+      return { bytes: statSync(dest).size, sha256: sha, attempts: n, resumed };
+    } catch (err) {
+      if (err instanceof AffectError) throw err;
+      lastError = err as Error;
+      if (n < opts.attempts) await new Promise((r) => setTimeout(r, opts.retryDelayMs * 2 ** (n - 1)));
+    }
+  }
+  const network = (lastError as { network?: string } | undefined)?.network;
+  throw new AffectError(
+    'AFFECT_ERR_DOWNLOAD',
+    `could not download ${url} after ${opts.attempts} attempts: ${lastError?.message ?? 'unknown error'}${network ? ' (no network?)' : ''}`,
+    { cause: lastError, hint: `offline? fetch ${url} on a machine with internet and put it at ${dest}` },
+  );
+}
+
+/** A text progress bar for stderr: redraws in place on a TTY, prints every 10% otherwise. */
+export function progressBar(label: string, stream: NodeJS.WriteStream = process.stderr): (received: number, total: number | null) => void {
+  let lastDecile = -1;
+  let lastDraw = 0;
+  return (received, total) => {
+    const mb = (received / 1e6).toFixed(1);
+    if (stream.isTTY) {
+      const now = Date.now();
+      if (now - lastDraw < 100 && (total === null || received < total)) return;
+      lastDraw = now;
+      if (total) {
+        const frac = Math.min(1, received / total);
+        const width = 30;
+        const bar = '#'.repeat(Math.round(frac * width)).padEnd(width, '.');
+        stream.write(`\r${label} [${bar}] ${(frac * 100).toFixed(0).padStart(3)}% ${mb}/${(total / 1e6).toFixed(1)} MB`);
+        if (received >= total) stream.write('\n');
+      } else {
+        stream.write(`\r${label} ${mb} MB`);
+      }
+      return;
+    }
+    if (!total) return;
+    const decile = Math.floor((received / total) * 10);
+    if (decile !== lastDecile) {
+      lastDecile = decile;
+      stream.write(`${label} ${decile * 10}% (${mb} MB)\n`);
+    }
+  };
+}
+
+/** Options for {@link pullModel}. */
+export interface PullOptions extends Partial<DownloadOptions> {
+  modelsDir?: string;
+  /** Download files with no known sha256 and record the hash seen. Default false. */
+  acceptUnverified?: boolean;
+  /** Re-download files that are already present and verified. Default false. */
+  force?: boolean;
+  /** Where progress goes (null: nowhere). Default process.stderr. */
+  progress?: NodeJS.WriteStream | null;
+}
+
+/** What `pull` did for one file. */
+export interface PulledFile {
+  readonly file: string;
+  readonly path: string;
+  readonly status: 'downloaded' | 'present';
+  readonly sha256: string;
+  readonly verified: boolean;
+}
+
+/** Unpacks a zip into `dir` with `unzip` (or Python's zipfile when unzip is missing). */
+function unzipInto(zip: string, dir: string): void {
+  const tries: Array<[string, string[]]> = [
+    ['unzip', ['-o', '-q', zip, '-d', dir]],
+    ['python3', ['-m', 'zipfile', '-e', zip, dir]],
+  ];
+  for (const [cmd, args] of tries) {
+    const r = spawnSync(cmd, args, { stdio: 'ignore' });
+    if (r.status === 0) return;
+  }
+  throw new AffectError('AFFECT_ERR_DOWNLOAD', `could not unpack ${zip}`, { hint: `install unzip (apt-get install unzip) or unpack it by hand into ${dir}` });
+}
+
+/** Downloads every file of a model into `<modelsDir>/<id>/`, verifying each. */
+export async function pullModel(spec: ModelSpec, opts: PullOptions = {}): Promise<PulledFile[]> {
+  if (spec.fixture) {
+    throw new AffectError('AFFECT_ERR_DOWNLOAD', `${spec.id} is a fixture built by the repo, not downloaded`, { hint: 'run npm run models:fixtures' });
+  }
+  const noUrl = spec.files.filter((f) => !f.url);
+  if (noUrl.length > 0) {
+    throw new AffectError('AFFECT_ERR_DOWNLOAD', `${spec.id} has no download URL for ${noUrl.map((f) => f.path).join(', ')}`, {
+      hint: `export it yourself (docs/models.md "Exporting your own models") and put the files in ${modelRoot(spec, opts.modelsDir)}/; then run circumplex models verify ${spec.id}`,
+    });
+  }
+  const unknown = spec.files.filter((f) => !f.sha256);
+  if (unknown.length > 0 && !opts.acceptUnverified) {
+    throw new AffectError('AFFECT_ERR_DOWNLOAD', `${spec.id}: the manifest has no sha256 for ${unknown.map((f) => f.path).join(', ')}, so the download cannot be verified`, {
+      hint: `pass --accept-unverified to download anyway and record the hash it sees in ${path.join(modelRoot(spec, opts.modelsDir), '.verified.json')}`,
+    });
+  }
+  const root = modelRoot(spec, opts.modelsDir);
+  mkdirSync(root, { recursive: true });
+  const out: PulledFile[] = [];
+  for (const f of spec.files) out.push(await pullFile(spec, f, root, opts));
+  return out;
+}
+
+async function pullFile(spec: ModelSpec, f: ModelFile, root: string, opts: PullOptions): Promise<PulledFile> {
+  const dest = modelFilePath(spec, f, opts.modelsDir);
+  if (existsSync(dest) && !opts.force) {
+    const sha = await sha256File(dest);
+    if (!f.sha256 || sha === f.sha256) return { file: f.path, path: dest, status: 'present', sha256: sha, verified: !!f.sha256 };
+  }
+  const progress = opts.progress === null ? undefined : progressBar(`${spec.id}/${f.path}`, opts.progress ?? process.stderr);
+  const r = await downloadFile(f.url as string, dest, f.sha256, { ...opts, ...(progress ? { onProgress: progress } : {}) });
+  if (!f.sha256) writeVerifiedRecord(root, f.path, r.sha256, r.bytes);
+  if (f.unpack === 'zip') unzipInto(dest, root);
+  return { file: f.path, path: dest, status: 'downloaded', sha256: r.sha256, verified: !!f.sha256 };
+}

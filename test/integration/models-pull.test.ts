@@ -1,0 +1,199 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { PassThrough } from 'node:stream';
+import { pino } from 'pino';
+import { downloadFile, pullModel } from '../../models/download.js';
+import { FIXTURES_DIR, VERIFIED_RECORD } from '../../models/files.js';
+import { MODEL_SPECS, type ModelSpec } from '../../models/manifest.js';
+import { loadSpeechModel } from '../../models/registry.js';
+import { AffectError } from '../../src/errors.js';
+import { main } from '../../src/cli.js';
+
+const BODY = readFileSync(path.join(FIXTURES_DIR, 'speech-fixture.onnx'));
+const SHA = createHash('sha256').update(BODY).digest('hex');
+
+/** Per-test server behaviour: what to do with the n-th request. */
+type Mode = 'ok' | 'drop-then-range' | 'drop-ignore-range' | 'wrong-bytes' | 'stall-once' | 'redirect';
+let mode: Mode = 'ok';
+let requests: Array<{ url: string; range: string | undefined }> = [];
+let server: http.Server;
+let base = '';
+
+beforeEach(async () => {
+  requests = [];
+  server = http.createServer((req, res) => {
+    const n = requests.push({ url: req.url ?? '', range: req.headers.range }) - 1;
+    if (mode === 'redirect' && req.url === '/old.onnx') {
+      res.writeHead(302, { location: '/model.onnx' }).end();
+      return;
+    }
+    if (mode === 'wrong-bytes') {
+      const bad = Buffer.from(BODY);
+      bad[100] = (bad[100] ?? 0) ^ 0xff;
+      res.writeHead(200, { 'content-length': bad.length }).end(bad);
+      return;
+    }
+    const half = Math.floor(BODY.length / 2);
+    if ((mode === 'drop-then-range' || mode === 'drop-ignore-range') && n === 0) {
+      res.writeHead(200, { 'content-length': BODY.length });
+      res.write(BODY.subarray(0, half), () => setTimeout(() => res.socket?.destroy(), 20));
+      return;
+    }
+    if (mode === 'stall-once' && n === 0) {
+      res.writeHead(200, { 'content-length': BODY.length });
+      res.write(BODY.subarray(0, 1000)); // then nothing: the idle timeout must fire
+      return;
+    }
+    const m = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
+    if (m && mode !== 'drop-ignore-range') {
+      const start = Number(m[1]);
+      res.writeHead(206, { 'content-length': BODY.length - start, 'content-range': `bytes ${start}-${BODY.length - 1}/${BODY.length}` });
+      res.end(BODY.subarray(start));
+      return;
+    }
+    res.writeHead(200, { 'content-length': BODY.length }).end(BODY);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+afterEach(async () => {
+  server.closeAllConnections();
+  await new Promise<void>((r) => server.close(() => r()));
+});
+
+function tmp(): string {
+  return mkdtempSync(path.join(os.tmpdir(), 'cx-pull-'));
+}
+const fast = { retryDelayMs: 10, idleTimeoutMs: 2000 };
+
+function speechSpec(url: string, sha: string | null): ModelSpec {
+  return {
+    ...(MODEL_SPECS['speech-fixture'] as ModelSpec),
+    id: 'pulled-speech',
+    fixture: false,
+    files: [{ path: 'speech-fixture.onnx', url, sha256: sha, sizeBytes: BODY.length }],
+  };
+}
+
+describe('downloadFile', () => {
+  it('downloads, verifies and reports progress', async () => {
+    mode = 'ok';
+    const dest = path.join(tmp(), 'm.onnx');
+    const seen: number[] = [];
+    const r = await downloadFile(`${base}/model.onnx`, dest, SHA, { ...fast, onProgress: (n) => seen.push(n) });
+    expect(r).toMatchObject({ bytes: BODY.length, sha256: SHA, attempts: 1, resumed: 0 });
+    expect(readFileSync(dest).equals(BODY)).toBe(true);
+    expect(seen.at(-1)).toBe(BODY.length);
+    expect(existsSync(`${dest}.part`)).toBe(false);
+  });
+
+  it('resumes with an HTTP Range request after a dropped connection', async () => {
+    mode = 'drop-then-range';
+    const dest = path.join(tmp(), 'm.onnx');
+    const r = await downloadFile(`${base}/model.onnx`, dest, SHA, fast);
+    expect(r.attempts).toBe(2);
+    expect(r.resumed).toBe(1);
+    expect(requests[1]?.range).toMatch(/^bytes=\d+-$/);
+    expect(Number(/\d+/.exec(requests[1]!.range!)![0])).toBeGreaterThan(0);
+    expect(readFileSync(dest).equals(BODY)).toBe(true);
+  });
+
+  it('starts over cleanly when the server ignores Range', async () => {
+    mode = 'drop-ignore-range';
+    const dest = path.join(tmp(), 'm.onnx');
+    const r = await downloadFile(`${base}/model.onnx`, dest, SHA, fast);
+    expect(r.resumed).toBe(0);
+    expect(readFileSync(dest).equals(BODY)).toBe(true);
+  });
+
+  it('times out a stalled transfer and retries', async () => {
+    mode = 'stall-once';
+    const dest = path.join(tmp(), 'm.onnx');
+    const r = await downloadFile(`${base}/model.onnx`, dest, SHA, { ...fast, idleTimeoutMs: 300 });
+    expect(r.attempts).toBe(2);
+    expect(readFileSync(dest).equals(BODY)).toBe(true);
+  });
+
+  it('follows redirects', async () => {
+    mode = 'redirect';
+    const dest = path.join(tmp(), 'm.onnx');
+    await downloadFile(`${base}/old.onnx`, dest, SHA, fast);
+    expect(requests.map((q) => q.url)).toEqual(['/old.onnx', '/model.onnx']);
+  });
+
+  it('bad checksum → one clean retry, then AFFECT_ERR_MODEL_CHECKSUM and nothing left behind', async () => {
+    mode = 'wrong-bytes';
+    const dest = path.join(tmp(), 'm.onnx');
+    const err = (await downloadFile(`${base}/model.onnx`, dest, SHA, fast).catch((e: unknown) => e)) as AffectError;
+    expect(err).toBeInstanceOf(AffectError);
+    expect(err.code).toBe('AFFECT_ERR_MODEL_CHECKSUM');
+    expect(err.message).toContain(SHA);
+    expect(requests).toHaveLength(2);
+    expect(existsSync(dest) || existsSync(`${dest}.part`)).toBe(false);
+  });
+
+  it('offline → AFFECT_ERR_DOWNLOAD saying where to put the file', async () => {
+    const dest = path.join(tmp(), 'm.onnx');
+    const closed = http.createServer();
+    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise<void>((r) => closed.close(() => r()));
+    const err = (await downloadFile(`http://127.0.0.1:${port}/x.onnx`, dest, SHA, { ...fast, attempts: 2 }).catch((e: unknown) => e)) as AffectError;
+    expect(err.code).toBe('AFFECT_ERR_DOWNLOAD');
+    expect(err.message).toContain('ECONNREFUSED');
+    expect(err.hint).toContain(dest);
+  });
+});
+
+describe('pullModel', () => {
+  it('pulls into <modelsDir>/<id>/ and the model then loads and runs', async () => {
+    mode = 'ok';
+    const dir = tmp();
+    const spec = speechSpec(`${base}/model.onnx`, SHA);
+    const progress = Object.assign(new PassThrough(), { isTTY: false }) as unknown as NodeJS.WriteStream;
+    let text = '';
+    (progress as unknown as PassThrough).on('data', (c: Buffer) => (text += c.toString()));
+    const files = await pullModel(spec, { ...fast, modelsDir: dir, progress });
+    expect(files[0]).toMatchObject({ status: 'downloaded', verified: true, path: path.join(dir, 'pulled-speech', 'speech-fixture.onnx') });
+    expect(text).toContain('100%');
+    const again = await pullModel(spec, { ...fast, modelsDir: dir, progress: null });
+    expect(again[0]?.status).toBe('present');
+    const m = await loadSpeechModel(spec, { device: 'cpu', modelsDir: dir, logger: pino({ level: 'silent' }) });
+    expect(Number.isFinite((await m.infer(new Float32Array(16000).fill(0.1))).arousal)).toBe(true);
+    await m.close();
+  });
+
+  it('unknown sha256 needs --accept-unverified, then records the hash and checks it on load', async () => {
+    mode = 'ok';
+    const dir = tmp();
+    const spec = speechSpec(`${base}/model.onnx`, null);
+    await expect(pullModel(spec, { ...fast, modelsDir: dir })).rejects.toMatchObject({ code: 'AFFECT_ERR_DOWNLOAD', hint: expect.stringContaining('--accept-unverified') });
+    const files = await pullModel(spec, { ...fast, modelsDir: dir, acceptUnverified: true, progress: null });
+    expect(files[0]).toMatchObject({ verified: false, sha256: SHA });
+    const rec = JSON.parse(readFileSync(path.join(dir, 'pulled-speech', VERIFIED_RECORD), 'utf8')) as Record<string, { sha256: string }>;
+    expect(rec['speech-fixture.onnx']?.sha256).toBe(SHA);
+    // tampering after the pull is caught at load time against the recorded hash
+    const f = path.join(dir, 'pulled-speech', 'speech-fixture.onnx');
+    const bytes = readFileSync(f);
+    bytes[200] = (bytes[200] ?? 0) ^ 1;
+    writeFileSync(f, bytes);
+    await expect(loadSpeechModel(spec, { device: 'cpu', modelsDir: dir, logger: pino({ level: 'silent' }) })).rejects.toMatchObject({ code: 'AFFECT_ERR_MODEL_CHECKSUM' });
+  });
+
+  it('fixtures and URL-less models explain what to do instead', async () => {
+    await expect(pullModel(MODEL_SPECS['speech-fixture'] as ModelSpec)).rejects.toMatchObject({ hint: expect.stringContaining('npm run models:fixtures') });
+    await expect(pullModel(MODEL_SPECS['wav2vec2-msp-dim'] as ModelSpec, { modelsDir: tmp() })).rejects.toMatchObject({ code: 'AFFECT_ERR_DOWNLOAD', hint: expect.stringContaining('docs/models.md') });
+  });
+});
+
+describe('circumplex models verify (CLI)', () => {
+  it('exits 0 for the committed fixtures and 2 with a named missing model', async () => {
+    expect(await main(['node', 'circumplex', 'models', 'verify', 'speech-fixture', 'fusion-fixture'])).toBe(0);
+    expect(await main(['node', 'circumplex', 'models', 'verify', 'minilm-l6', '--models-dir', tmp()])).toBe(2);
+  });
+});
