@@ -11,6 +11,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AffectMessage, ServerMessageSchema } from '../../clients/protocol.js';
 import type { AffectFrameMessage } from '../../clients/protocol.js';
+import { buildTinyVoskModel } from '../helpers/asr-tiny-vosk-model.js';
 
 const SPEECH = 'test/fixtures/audio/speech.wav';
 const BIN = 'bin/circumplex.mjs';
@@ -204,5 +205,30 @@ describe('--record survives SIGKILL', () => {
     expect(lines.length).toBeGreaterThanOrEqual(6);
     expect(lines.length).toBeLessThan(74);
     lines.forEach((l, i) => expect(AffectMessage.parse(JSON.parse(l)).seq).toBe(i));
+  });
+});
+
+describe('run with the text path (tiny repo-built Vosk model + text classifier fixture)', () => {
+  it('interleaves transcripts with affect frames under one contiguous seq, and fuses text into frames', () => {
+    const vosk = buildTinyVoskModel(path.join(dir, 'vosk-tiny'));
+    const r = run(['--input', SPEECH, '--json', '--asr-model', vosk, '--text-model', 'text-classifier-fixture']);
+    expect(r.code, r.stderr).toBe(0);
+    const msgs = r.stdout.trim().split('\n').map((l) => ServerMessageSchema.parse(JSON.parse(l)));
+    expect(msgs.map((m) => ('seq' in m ? m.seq : -1))).toEqual([...Array(msgs.length).keys()]);
+    const affect = msgs.filter((m) => m.type === 'affect');
+    const transcripts = msgs.filter((m) => m.type === 'transcript');
+    expect(affect.length).toBe(74);
+    expect(transcripts.length).toBeGreaterThan(0);
+    const fused = affect.filter((m) => m.modalities.includes('text'));
+    expect(fused.length).toBeGreaterThan(0);
+    for (const m of fused) expect(m.text).toBeDefined();
+  });
+
+  it('--text-model without an ASR model is a clear configuration error', () => {
+    const noVosk: NodeJS.ProcessEnv = { ...env };
+    delete noVosk.CIRCUMPLEX_VOSK_MODEL;
+    const r = spawnSync(process.execPath, [BIN, 'run', '--input', SPEECH, '--text-model', 'text-classifier-fixture'], { env: noVosk });
+    expect(r.status).toBe(2);
+    expect(r.stderr.toString()).toMatch(/AFFECT_ERR_CONFIG: --text-model text-classifier-fixture needs words to read/);
   });
 });

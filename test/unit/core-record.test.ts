@@ -1,0 +1,51 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { JsonlRecorder } from '../../src/record.js';
+import { AffectError } from '../../src/errors.js';
+import { ServerMessageSchema, type StreamEventMessage } from '../../clients/protocol.js';
+
+const dir = mkdtempSync(path.join(tmpdir(), 'core-record-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const msg = (seq: number): StreamEventMessage => ({
+  type: 'affect', streamId: 's', seq, tMs: 1000 + seq * 250, valence: 0.1, arousal: -0.2, confidence: 0.9,
+  label: 'calm', intensity: 0.22, angleDeg: 296.6, modalities: ['speech'], droppedWindows: 0,
+});
+
+describe('JsonlRecorder', () => {
+  it('writes one parseable wire message per line, synchronously (readable before close)', () => {
+    const f = path.join(dir, 'a.jsonl');
+    const r = new JsonlRecorder(f);
+    r.write(msg(0));
+    r.write({ type: 'transcript', streamId: 's', seq: 1, tMs: 1200, text: 'line\nbreak "quoted"', final: true, words: [] });
+    // No flush needed: the bytes are in the file as soon as write returns.
+    const lines = readFileSync(f, 'utf8').split('\n');
+    expect(lines).toHaveLength(3);
+    expect(lines[2]).toBe('');
+    expect(ServerMessageSchema.parse(JSON.parse(lines[1] ?? '')).type).toBe('transcript');
+    expect(r.lines).toBe(2);
+    r.close();
+    r.close(); // idempotent
+    r.write(msg(2)); // ignored after close
+    expect(readFileSync(f, 'utf8').split('\n')).toHaveLength(3);
+  });
+
+  it('truncates by default and appends when asked', () => {
+    const f = path.join(dir, 'b.jsonl');
+    new JsonlRecorder(f).write(msg(0));
+    const again = new JsonlRecorder(f, { append: true, fsyncEvery: 1 });
+    again.write(msg(1));
+    again.close();
+    expect(readFileSync(f, 'utf8').trim().split('\n')).toHaveLength(2);
+    const fresh = new JsonlRecorder(f);
+    fresh.close();
+    expect(readFileSync(f, 'utf8')).toBe('');
+  });
+
+  it('an unwritable path is an AffectError naming the file', () => {
+    expect(() => new JsonlRecorder(path.join(dir, 'no', 'such', 'dir.jsonl'))).toThrow(AffectError);
+    expect(() => new JsonlRecorder(path.join(dir, 'no', 'such', 'dir.jsonl'))).toThrow(/cannot open record file .*dir\.jsonl/);
+  });
+});
