@@ -318,6 +318,7 @@ export const AffectServer = {
           streams: hub.streams(),
           subscribers: subscribers.size,
           publishers: publishers.size,
+          memory: { rssBytes: process.memoryUsage.rss(), heapUsedBytes: process.memoryUsage().heapUsed },
         });
       }
       if (url.pathname === '/metrics') {
