@@ -14,7 +14,7 @@ export interface HostWord {
 
 /** Parent → host. `rid` names a recogniser, `req` one request. */
 export type HostRequest =
-  | { readonly op: 'load'; readonly modelDir: string; readonly sampleRateHz: number; readonly logLevel: number }
+  | { readonly op: 'load'; readonly modelDir: string; readonly sampleRateHz: number; readonly logLevel: number; readonly partialWords: boolean; readonly binding: 'koffi' | 'ffi-napi' | undefined }
   | { readonly op: 'create'; readonly rid: number; readonly req: number }
   | { readonly op: 'accept'; readonly rid: number; readonly req: number; readonly pcm: Uint8Array }
   | { readonly op: 'finish'; readonly rid: number; readonly req: number }
@@ -24,7 +24,7 @@ export type HostRequest =
 /** Host → parent. */
 export type HostReply =
   | { readonly op: 'ready' }
-  | { readonly op: 'loaded'; readonly loadMs: number }
+  | { readonly op: 'loaded'; readonly loadMs: number; readonly binding: 'koffi' | 'ffi-napi' }
   | { readonly op: 'load-failed'; readonly reason: 'no-vosk' | 'null-model' | 'exception'; readonly message: string }
   | { readonly op: 'created'; readonly req: number; readonly rid: number }
   | {
@@ -36,4 +36,4 @@ export type HostReply =
       readonly words: readonly HostWord[];
     }
   | { readonly op: 'failed'; readonly req: number; readonly rid: number; readonly message: string }
-  | { readonly op: 'stats'; readonly req: number; readonly rssBytes: number; readonly recognizers: number };
+  | { readonly op: 'stats'; readonly req: number; readonly rssBytes: number; readonly heapUsedBytes: number; readonly recognizers: number };

@@ -56,8 +56,8 @@ function nonEmptyFile(p: string): boolean {
 }
 
 /**
- * Validates the layout of a Vosk model folder (am/final.mdl, conf/mfcc.conf, and graph/HCLG.fst or
- * graph/HCLr.fst + graph/Gr.fst, all non-empty). Throws AFFECT_ERR_ASR_MODEL for a missing, empty or
+ * Validates the layout of a Vosk model folder (am/final.mdl, conf/model.conf, conf/mfcc.conf, and
+ * graph/HCLG.fst or graph/HCLr.fst + graph/Gr.fst; files non-empty). Throws AFFECT_ERR_ASR_MODEL for a missing, empty or
  * incomplete folder; a folder that passes may still be corrupt, which only libvosk can tell.
  */
 export function checkVoskModelDir(dirIn: string): VoskModelLayout {
@@ -69,21 +69,28 @@ export function checkVoskModelDir(dirIn: string): VoskModelLayout {
 
   // A common slip: pointing at the folder the zip was unpacked into, one level above the model.
   const nested = entries.find((e) => nonEmptyFile(path.join(dir, e, 'am', 'final.mdl')));
+  // libvosk's own test (model.cc): am/final.mdl + conf/model.conf (the layout of every current
+  // model), or final.mdl + mfcc.conf at the top (old "v1" models).
+  const v1 = nonEmptyFile(path.join(dir, 'final.mdl')) && nonEmptyFile(path.join(dir, 'mfcc.conf'));
   const missing: string[] = [];
-  if (!nonEmptyFile(path.join(dir, 'am', 'final.mdl'))) missing.push('am/final.mdl');
-  if (!nonEmptyFile(path.join(dir, 'conf', 'mfcc.conf'))) missing.push('conf/mfcc.conf');
-  const hclg = nonEmptyFile(path.join(dir, 'graph', 'HCLG.fst'));
-  const lookahead = nonEmptyFile(path.join(dir, 'graph', 'HCLr.fst')) && nonEmptyFile(path.join(dir, 'graph', 'Gr.fst'));
-  if (!hclg && !lookahead) missing.push('graph/HCLG.fst (or graph/HCLr.fst + graph/Gr.fst)');
+  if (!v1) {
+    if (!nonEmptyFile(path.join(dir, 'am', 'final.mdl'))) missing.push('am/final.mdl');
+    if (!existsSync(path.join(dir, 'conf', 'model.conf'))) missing.push('conf/model.conf');
+    if (!nonEmptyFile(path.join(dir, 'conf', 'mfcc.conf'))) missing.push('conf/mfcc.conf');
+    const hclg = nonEmptyFile(path.join(dir, 'graph', 'HCLG.fst'));
+    const lookahead = nonEmptyFile(path.join(dir, 'graph', 'HCLr.fst')) && nonEmptyFile(path.join(dir, 'graph', 'Gr.fst'));
+    if (!hclg && !lookahead) missing.push('graph/HCLG.fst (or graph/HCLr.fst + graph/Gr.fst)');
+  }
   if (missing.length > 0) {
     const didYouMean = nested === undefined ? '' : ` (did you mean the sub-folder "${path.join(dir, nested)}"?)`;
     throw voskModelError(dir, 'incomplete', `missing or empty: ${missing.join(', ')}${didYouMean}`);
   }
+  const graph = nonEmptyFile(path.join(dir, 'graph', 'HCLG.fst')) || nonEmptyFile(path.join(dir, 'HCLG.fst')) ? 'hclg' : 'lookahead';
 
   // The training rate matters only for the docs/logs: libvosk resamples our 16 kHz audio itself.
   let modelSampleRateHz = 16_000;
-  const mfcc = readFileSync(path.join(dir, 'conf', 'mfcc.conf'), 'utf8');
+  const mfcc = readFileSync(v1 ? path.join(dir, 'mfcc.conf') : path.join(dir, 'conf', 'mfcc.conf'), 'utf8');
   const m = /--sample-frequency=(\d+)/.exec(mfcc);
   if (m?.[1] !== undefined) modelSampleRateHz = Number(m[1]);
-  return { dir, modelSampleRateHz, graph: hclg ? 'hclg' : 'lookahead' };
+  return { dir, modelSampleRateHz, graph };
 }

@@ -35,6 +35,17 @@ export interface VoskFactoryOptions {
   maxRestartBackoffMs: number;
   /** libvosk log level: -1 keeps only ERROR lines (which are kept for error messages). Default -1. */
   voskLogLevel: number;
+  /**
+   * Ask libvosk for word timings in partial results too (timed text windows before the final).
+   * Default true. Turn off for a model whose partial word alignment fails (libvosk then returns
+   * empty partials); partial words are then stamped at the result's audio time.
+   */
+  partialWords: boolean;
+  /**
+   * Which libvosk binding the host uses: undefined picks koffi when installed, else the vosk
+   * package's ffi-napi binding (which leaks ~2 KB per call; see vosk-binding.ts). Default undefined.
+   */
+  binding: 'koffi' | 'ffi-napi' | undefined;
   /** Logger for host lifecycle events. Default: none. */
   logger: Logger | undefined;
 }
@@ -48,6 +59,8 @@ export const DEFAULT_VOSK_FACTORY: VoskFactoryOptions = {
   restartBackoffMs: 250,
   maxRestartBackoffMs: 10_000,
   voskLogLevel: -1,
+  partialWords: true,
+  binding: undefined,
   logger: undefined,
 };
 
@@ -119,7 +132,8 @@ class AsrHost {
     const entry = path.join(MODULE_DIR, isTs ? 'vosk-host.ts' : 'vosk-host.js');
     this.child = fork(entry, [], {
       // Under tsx the host is TypeScript too; cwd = repo root so `--import tsx` resolves.
-      execArgv: isTs ? ['--import', 'tsx'] : [],
+      // --expose-gc: `hostStats()` collects garbage first, so RSS readings compare like with like.
+      execArgv: isTs ? ['--import', 'tsx', '--expose-gc'] : ['--expose-gc'],
       cwd: REPO_ROOT,
       serialization: 'advanced',
       stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
@@ -133,7 +147,13 @@ class AsrHost {
       }
     });
     this.child.on('message', (msg: HostReply) => this.onMessage(msg));
-    this.child.on('error', (err) => this.die(new AffectError('AFFECT_ERR_ASR', `ASR host process failed: ${err.message}`, { stage: 'asr', cause: err })));
+    this.child.on('error', (err) => {
+      const fail = () => this.die(new AffectError('AFFECT_ERR_ASR', `ASR host process failed: ${err.message}`, { stage: 'asr', cause: err }));
+      // A host that never started has no 'exit' to wait for. One that did is usually dying (EPIPE
+      // on a send): let the 'exit' handler report the real cause (the signal), unless none comes.
+      if (this.child.pid === undefined) fail();
+      else setTimeout(fail, 1_000).unref();
+    });
     this.exited = new Promise((resolve) => {
       this.child.once('exit', (code, signal) => {
         if (!this.closing) {
@@ -156,7 +176,7 @@ class AsrHost {
 
   /** The latest libvosk ERROR line, formatted for a message suffix. */
   lastVoskError(): string {
-    const errs = this.stderrTail.filter((l) => /ERROR|error|Error/.test(l));
+    const errs = this.stderrTail.filter((l) => /ERROR|ASSERTION|error|Error/.test(l));
     const last = errs[errs.length - 1];
     return last === undefined ? '' : ` (libvosk: ${last.replace(/[^\x20-\x7e]+/g, "?").slice(0, 300)})`;
   }
@@ -185,7 +205,7 @@ class AsrHost {
         this.kill(`loading the model took longer than ${this.opts.loadTimeoutMs} ms`);
       }, this.opts.loadTimeoutMs);
       this.loadWaiter = { resolve, reject, timer };
-      this.send({ op: 'load', modelDir, sampleRateHz: this.opts.sampleRateHz, logLevel: this.opts.voskLogLevel });
+      this.send({ op: 'load', modelDir, sampleRateHz: this.opts.sampleRateHz, logLevel: this.opts.voskLogLevel, partialWords: this.opts.partialWords, binding: this.opts.binding });
     });
   }
 
@@ -308,6 +328,8 @@ export class VoskRecognizerFactory implements SpeechRecognizerFactory {
   private closed = false;
   private consecutiveDeaths = 0;
   private lastDeathAt = 0;
+  /** The libvosk binding the host reported (koffi, or the leaky ffi-napi fallback). */
+  binding: 'koffi' | 'ffi-napi' | undefined;
   readonly stats: VoskFactoryStats = { hostsStarted: 0, hostDeaths: 0, watchdogKills: 0, openRecognizers: 0 };
 
   private constructor(
@@ -362,7 +384,11 @@ export class VoskRecognizerFactory implements SpeechRecognizerFactory {
       }
       throw voskModelError(this.layout.dir, 'corrupt', detail);
     }
-    this.opts.logger?.info({ pid: host.pid, modelDir: this.layout.dir, loadMs: Math.round(reply.loadMs) }, 'Vosk model loaded in ASR host');
+    this.binding = reply.binding;
+    if (reply.binding === 'ffi-napi') {
+      this.opts.logger?.warn('libvosk bound through ffi-napi (koffi not installed): it leaks ~2 KB per call; install koffi');
+    }
+    this.opts.logger?.info({ pid: host.pid, modelDir: this.layout.dir, loadMs: Math.round(reply.loadMs), binding: reply.binding }, 'Vosk model loaded in ASR host');
     this.host = host;
     return host;
   }
@@ -405,11 +431,11 @@ export class VoskRecognizerFactory implements SpeechRecognizerFactory {
   }
 
   /** Resident memory of the ASR host and its recogniser count (for leak checks). */
-  async hostStats(): Promise<{ rssBytes: number; recognizers: number; pid: number | undefined }> {
+  async hostStats(): Promise<{ rssBytes: number; heapUsedBytes: number; recognizers: number; pid: number | undefined }> {
     const host = await this.ensureHost();
     const reply = await host.request((req) => ({ op: 'stats', req }));
     if (reply.op !== 'stats') throw new AffectError('AFFECT_ERR_ASR', `unexpected reply ${reply.op}`, { stage: 'asr' });
-    return { rssBytes: reply.rssBytes, recognizers: reply.recognizers, pid: host.pid };
+    return { rssBytes: reply.rssBytes, heapUsedBytes: reply.heapUsedBytes, recognizers: reply.recognizers, pid: host.pid };
   }
 
   async close(): Promise<void> {

@@ -6,40 +6,21 @@
  * Run only by vosk-factory.ts via `child_process.fork` with an IPC channel. It exits when the
  * channel closes, freeing every recogniser and the model first.
  */
-import { createRequire } from 'node:module';
 import type { HostReply, HostRequest, HostWord } from './host-protocol.js';
-
-/** The slice of the `vosk` package this host uses (it ships no types). */
-interface RefPointer {
-  isNull(): boolean;
-}
-interface VoskRecognizer {
-  handle: RefPointer;
-  setWords(on: boolean): void;
-  setPartialWords(on: boolean): void;
-  acceptWaveformAsync(data: Buffer): Promise<boolean>;
-  result(): { text?: string; result?: HostWord[] };
-  partialResult(): { partial?: string; partial_result?: HostWord[] };
-  finalResult(): { text?: string; result?: HostWord[] };
-  free(): void;
-}
-interface VoskModule {
-  setLogLevel(level: number): void;
-  Model: new (dir: string) => { handle: RefPointer; free(): void };
-  Recognizer: new (p: { model: unknown; sampleRate: number }) => VoskRecognizer;
-}
+import { loadVoskBinding, type NativeHandle, type VoskBinding } from './vosk-binding.js';
 
 interface Slot {
-  rec: VoskRecognizer;
-  /** True while an acceptWaveformAsync runs on the libuv pool: libvosk must not see the recogniser twice. */
+  rec: NativeHandle;
+  /** True while an accept runs off-thread: libvosk must not see the recogniser twice. */
   busy: boolean;
   /** A free that arrived while busy: done when the accept returns. */
   freeAfter: boolean;
 }
 
-let vosk: VoskModule | undefined;
-let model: { handle: RefPointer; free(): void } | undefined;
+let vosk: VoskBinding | undefined;
+let model: NativeHandle | undefined;
 let sampleRateHz = 16_000;
+let partialWords = true;
 const slots = new Map<number, Slot>();
 
 function send(msg: HostReply): void {
@@ -52,18 +33,23 @@ function errMsg(err: unknown): string {
 
 function freeSlot(rid: number): void {
   const slot = slots.get(rid);
-  if (!slot) return;
+  if (!slot || !vosk) return;
   if (slot.busy) {
     slot.freeAfter = true;
     return;
   }
   slots.delete(rid);
-  slot.rec.free();
+  vosk.recognizerFree(slot.rec);
 }
 
-function words(list: HostWord[] | undefined): HostWord[] {
-  if (!Array.isArray(list)) return [];
-  return list.map((w) => ({ word: String(w.word), start: Number(w.start), end: Number(w.end), conf: Number(w.conf ?? 1) }));
+/** libvosk's JSON result → text + words (times in seconds since the recogniser's first sample). */
+function parse(json: string, textKey: 'text' | 'partial', wordsKey: 'result' | 'partial_result'): { text: string; words: HostWord[] } {
+  const r = JSON.parse(json) as Record<string, unknown>;
+  const list = Array.isArray(r[wordsKey]) ? (r[wordsKey] as Array<Record<string, unknown>>) : [];
+  return {
+    text: typeof r[textKey] === 'string' ? r[textKey] : '',
+    words: list.map((w) => ({ word: String(w.word), start: Number(w.start), end: Number(w.end), conf: Number(w.conf ?? 1) })),
+  };
 }
 
 async function handle(msg: HostRequest): Promise<void> {
@@ -71,18 +57,19 @@ async function handle(msg: HostRequest): Promise<void> {
     case 'load': {
       const t0 = performance.now();
       try {
-        vosk = createRequire(import.meta.url)('vosk') as VoskModule;
+        vosk = loadVoskBinding(msg.binding);
       } catch (err) {
-        send({ op: 'load-failed', reason: 'no-vosk', message: `the optional "vosk" package could not be loaded: ${errMsg(err)}` });
+        send({ op: 'load-failed', reason: 'no-vosk', message: `libvosk could not be loaded (optional packages "vosk"/"koffi"): ${errMsg(err)}` });
         return;
       }
       // -1: no LOG lines; libvosk still prints ERROR lines to stderr, which the parent keeps.
       vosk.setLogLevel(msg.logLevel);
       sampleRateHz = msg.sampleRateHz;
+      partialWords = msg.partialWords;
       try {
-        const m = new vosk.Model(msg.modelDir);
         // libvosk returns NULL instead of throwing; a recogniser made from it would segfault.
-        if (m.handle.isNull()) {
+        const m = vosk.modelNew(msg.modelDir);
+        if (m === null) {
           send({ op: 'load-failed', reason: 'null-model', message: 'vosk_model_new returned NULL' });
           return;
         }
@@ -91,7 +78,7 @@ async function handle(msg: HostRequest): Promise<void> {
         send({ op: 'load-failed', reason: 'exception', message: errMsg(err) });
         return;
       }
-      send({ op: 'loaded', loadMs: performance.now() - t0 });
+      send({ op: 'loaded', loadMs: performance.now() - t0, binding: vosk.kind });
       return;
     }
     case 'create': {
@@ -100,13 +87,13 @@ async function handle(msg: HostRequest): Promise<void> {
         return;
       }
       try {
-        const rec = new vosk.Recognizer({ model, sampleRate: sampleRateHz });
-        if (rec.handle.isNull()) {
+        const rec = vosk.recognizerNew(model, sampleRateHz);
+        if (rec === null) {
           send({ op: 'failed', req: msg.req, rid: msg.rid, message: 'vosk_recognizer_new returned NULL' });
           return;
         }
-        rec.setWords(true);
-        rec.setPartialWords(true);
+        vosk.setWords(rec, true);
+        vosk.setPartialWords(rec, partialWords);
         slots.set(msg.rid, { rec, busy: false, freeAfter: false });
         send({ op: 'created', req: msg.req, rid: msg.rid });
       } catch (err) {
@@ -117,7 +104,7 @@ async function handle(msg: HostRequest): Promise<void> {
     case 'accept':
     case 'finish': {
       const slot = slots.get(msg.rid);
-      if (!slot || slot.freeAfter) {
+      if (!vosk || !slot || slot.freeAfter) {
         send({ op: 'failed', req: msg.req, rid: msg.rid, message: `unknown or freed recogniser ${msg.rid}` });
         return;
       }
@@ -128,19 +115,16 @@ async function handle(msg: HostRequest): Promise<void> {
       slot.busy = true;
       try {
         if (msg.op === 'finish') {
-          const r = slot.rec.finalResult();
-          send({ op: 'result', req: msg.req, rid: msg.rid, final: true, text: r.text ?? '', words: words(r.result) });
+          const r = parse(vosk.finalResult(slot.rec), 'text', 'result');
+          send({ op: 'result', req: msg.req, rid: msg.rid, final: true, ...r });
         } else {
           const pcm = Buffer.from(msg.pcm.buffer, msg.pcm.byteOffset, msg.pcm.byteLength);
-          // The async variant runs on the libuv pool, so several streams decode in parallel.
-          const endOfUtterance = await slot.rec.acceptWaveformAsync(pcm);
-          if (endOfUtterance) {
-            const r = slot.rec.result();
-            send({ op: 'result', req: msg.req, rid: msg.rid, final: true, text: r.text ?? '', words: words(r.result) });
-          } else {
-            const r = slot.rec.partialResult();
-            send({ op: 'result', req: msg.req, rid: msg.rid, final: false, text: r.partial ?? '', words: words(r.partial_result) });
-          }
+          // Off the JS thread, so several streams decode in parallel and IPC stays responsive.
+          const endOfUtterance = await vosk.acceptWaveform(slot.rec, pcm);
+          const r = endOfUtterance
+            ? parse(vosk.result(slot.rec), 'text', 'result')
+            : parse(vosk.partialResult(slot.rec), 'partial', 'partial_result');
+          send({ op: 'result', req: msg.req, rid: msg.rid, final: endOfUtterance, ...r });
         }
       } catch (err) {
         send({ op: 'failed', req: msg.req, rid: msg.rid, message: errMsg(err) });
@@ -153,9 +137,12 @@ async function handle(msg: HostRequest): Promise<void> {
     case 'free':
       freeSlot(msg.rid);
       return;
-    case 'stats':
-      send({ op: 'stats', req: msg.req, rssBytes: process.memoryUsage().rss, recognizers: slots.size });
+    case 'stats': {
+      (globalThis as { gc?: () => void }).gc?.();
+      const m = process.memoryUsage();
+      send({ op: 'stats', req: msg.req, rssBytes: m.rss, heapUsedBytes: m.heapUsed, recognizers: slots.size });
       return;
+    }
   }
 }
 
@@ -163,13 +150,11 @@ process.on('message', (msg: HostRequest) => {
   void handle(msg);
 });
 
-// The parent went away (close() or its own death): free native memory and leave.
+// The parent went away (close() or its own death): free native memory and leave. A recogniser
+// whose accept is still running off-thread is left to the OS (freeing it under libvosk would crash).
 process.on('disconnect', () => {
-  for (const rid of [...slots.keys()]) {
-    const slot = slots.get(rid);
-    if (slot && !slot.busy) freeSlot(rid);
-  }
-  if (slots.size === 0) model?.free();
+  for (const rid of [...slots.keys()]) freeSlot(rid);
+  if (model && vosk && [...slots.values()].every((s) => !s.busy)) vosk.modelFree(model);
   process.exit(0);
 });
 
