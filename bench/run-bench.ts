@@ -1,0 +1,385 @@
+/**
+ * `npm run bench` — the circumplex benchmark. Writes a JSON report to bench/results/ (git-ignored)
+ * and prints a summary table. Every section is bounded in time and count and runs on loopback.
+ *
+ *   npm run bench                      # full run (about 4–5 minutes on 2 cores)
+ *   npm run bench -- --quick           # CI size (well under a minute)
+ *   npm run bench -- --device cuda     # GPU sections (skipped with a note when CUDA is missing)
+ *   npm run bench -- --sections rtf,latency --out /tmp/bench
+ *
+ * Sections: rtf (real-time factor per stage and for the pipeline, one stream), latency (end-to-end
+ * p50/p95/p99 at real-time pacing, one stream), scaling (1, 2, 4, … real-time streams until the
+ * budget breaks, CPU and RSS per stream), efficiency (pipeline windows/s vs the bare ONNX session
+ * at the same batch size), batch (bare session windows/s at batch 1..64), fanout (frames/s to 1,
+ * 100, 1000 subscribers vs a bare ws broadcast loop), gpu (the same on CUDA, batch 1..64).
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { Command, Option } from 'commander';
+import { REPO_ROOT } from '../src/config.js';
+import { createEngine, type Engine } from '../src/engine.js';
+import { AffectServer, type RunningServer } from '../src/server/ws-server.js';
+import { AffectError } from '../src/errors.js';
+import { getLogger, setLogLevel } from '../src/log.js';
+import { cudaProviderInstalled } from '../models/device.js';
+import type { Device, TextAffectModel } from '../models/ports.js';
+import { loadSamples, machineInfo, round, type MachineInfo } from './lib/common.js';
+import { benchRtf, type RtfSection } from './sections/rtf.js';
+import { benchScaling, runRealtimeStreams, type RealtimeRun, type ScalingSection } from './sections/realtime.js';
+import { benchBatchSweep, benchEfficiency } from './sections/efficiency.js';
+import { benchFanout, type FanoutPoint } from './sections/fanout.js';
+
+export const SECTIONS = ['rtf', 'latency', 'scaling', 'efficiency', 'batch', 'fanout', 'gpu'] as const;
+export type SectionName = (typeof SECTIONS)[number];
+
+/** Options of a benchmark run. */
+export interface BenchOptions {
+  quick: boolean;
+  device: Device;
+  speechModel: string;
+  /** Text model to time in the rtf section (skipped when it cannot be loaded). */
+  textModel: string | undefined;
+  /** Latency budget for scaling, ms; default hop + 100. */
+  budgetMs: number | undefined;
+  /** Largest number of concurrent real-time streams tried. */
+  maxStreams: number;
+  sections: readonly SectionName[];
+  outDir: string;
+}
+
+/** Sizes of each section (full vs quick). */
+export interface BenchPlan {
+  rtfAudioSeconds: number;
+  latencySeconds: number;
+  scalingSeconds: number;
+  scalingTimeBudgetMs: number;
+  efficiencyStreams: number;
+  efficiencyAudioSeconds: number;
+  bareTargetMs: number;
+  batchSizes: number[];
+  batchTargetMs: number;
+  fanoutSubscribers: number[];
+  fanoutFrames: number;
+}
+
+export function planFor(quick: boolean): BenchPlan {
+  return quick
+    ? {
+        rtfAudioSeconds: 5,
+        latencySeconds: 3,
+        scalingSeconds: 2.5,
+        scalingTimeBudgetMs: 15_000,
+        efficiencyStreams: 2,
+        efficiencyAudioSeconds: 3,
+        bareTargetMs: 300,
+        batchSizes: [1, 8, 32],
+        batchTargetMs: 150,
+        fanoutSubscribers: [1, 100],
+        fanoutFrames: 40,
+      }
+    : {
+        rtfAudioSeconds: 19,
+        latencySeconds: 15,
+        scalingSeconds: 8,
+        scalingTimeBudgetMs: 150_000,
+        efficiencyStreams: 8,
+        efficiencyAudioSeconds: 10,
+        bareTargetMs: 2000,
+        batchSizes: [1, 2, 4, 8, 16, 32, 64],
+        batchTargetMs: 600,
+        fanoutSubscribers: [1, 100, 1000],
+        fanoutFrames: 200,
+      };
+}
+
+type Skipped = { readonly skipped: string };
+
+/** The JSON report. */
+export interface BenchReport {
+  readonly kind: 'circumplex.bench';
+  readonly version: 1;
+  readonly createdAt: string;
+  readonly quick: boolean;
+  readonly machine: MachineInfo;
+  readonly config: {
+    readonly device: Device;
+    readonly provider: string;
+    readonly speechModel: string;
+    readonly fusion: string;
+    readonly windowMs: number;
+    readonly hopMs: number;
+    readonly budgetMs: number;
+  };
+  readonly sections: {
+    readonly rtf?: RtfSection | Skipped;
+    readonly latency?: RealtimeRun | Skipped;
+    readonly scaling?: ScalingSection | Skipped;
+    readonly efficiency?: Awaited<ReturnType<typeof benchEfficiency>>;
+    readonly batch?: Awaited<ReturnType<typeof benchBatchSweep>>;
+    readonly fanout?: FanoutPoint[] | Skipped;
+    readonly gpu?: GpuSection | Skipped;
+  };
+  readonly wallSeconds: number;
+}
+
+/** The GPU section (only when CUDA is usable). */
+export interface GpuSection {
+  readonly provider: string;
+  readonly batch: Awaited<ReturnType<typeof benchBatchSweep>>;
+  readonly rtf: RtfSection;
+  readonly efficiency: Awaited<ReturnType<typeof benchEfficiency>>;
+}
+
+async function tryLoadTextModel(id: string, device: Device): Promise<{ model?: TextAffectModel; reason?: string }> {
+  try {
+    const registry = (await import('../models/registry.js')) as Record<string, unknown>;
+    const load = registry['loadTextModel'];
+    if (typeof load !== 'function') return { reason: 'models/registry.ts has no loadTextModel yet' };
+    return { model: await (load as (id: string, o: object) => Promise<TextAffectModel>)(id, { device }) };
+  } catch (err) {
+    return { reason: `text model ${id} could not be loaded: ${err instanceof AffectError ? err.describe() : String(err)}` };
+  }
+}
+
+/** Runs the benchmark; returns the report (and writes it when `outDir` is set). */
+export async function runBench(o: BenchOptions, log: (line: string) => void = (l) => process.stderr.write(l + '\n')): Promise<{ report: BenchReport; file: string }> {
+  const t0 = performance.now();
+  const plan = planFor(o.quick);
+  const logger = getLogger();
+  const want = (s: SectionName): boolean => o.sections.includes(s);
+  const samples = await loadSamples();
+  const engine = await createEngine({ device: o.device, speechModel: o.speechModel, logger });
+  let server: RunningServer | undefined;
+  const sections: Record<string, unknown> = {};
+  const budgetMs = o.budgetMs ?? engine.options.hopMs + 100;
+  try {
+    // Warm up: first inferences pay for JIT and allocator growth.
+    for (let i = 0; i < 5; i++) await engine.speech.infer(samples.slice(i * 4000, i * 4000 + 16_000));
+
+    if (want('rtf')) {
+      log(`[bench] rtf: ${plan.rtfAudioSeconds} s of audio through each stage and the pipeline`);
+      const tm = o.textModel ? await tryLoadTextModel(o.textModel, o.device) : { reason: 'no --text-model given' };
+      try {
+        sections['rtf'] = await benchRtf(engine, samples, { audioSeconds: plan.rtfAudioSeconds, ...(tm.model ? { textModel: tm.model } : {}), ...(tm.reason ? { textSkipReason: tm.reason } : {}) });
+      } finally {
+        await tm.model?.close();
+      }
+    }
+
+    if (want('latency') || want('scaling')) server = await AffectServer.start({ port: 0, host: '127.0.0.1', logger, heartbeatMs: 60_000 });
+    if (want('latency') && server) {
+      log(`[bench] latency: one real-time stream for ${plan.latencySeconds} s`);
+      sections['latency'] = await runRealtimeStreams(engine, server, samples, { streams: 1, durationMs: plan.latencySeconds * 1000, chunkMs: 50, idPrefix: 'latency' });
+    }
+    if (want('scaling') && server) {
+      const levels: number[] = [];
+      for (let n = 1; n <= o.maxStreams; n *= 2) levels.push(n);
+      const lv = o.quick ? levels.slice(0, 3) : levels;
+      log(`[bench] scaling: ${lv.join(', ')} real-time streams, ${plan.scalingSeconds} s each, budget p95 <= ${budgetMs} ms`);
+      sections['scaling'] = await benchScaling(engine, server, samples, { levels: lv, durationMs: plan.scalingSeconds * 1000, chunkMs: 50, budgetMs, timeBudgetMs: plan.scalingTimeBudgetMs });
+    }
+    if (server) {
+      await server.close('bench done');
+      server = undefined;
+    }
+
+    if (want('efficiency')) {
+      log(`[bench] efficiency: ${plan.efficiencyStreams} offline streams × ${plan.efficiencyAudioSeconds} s vs the bare session`);
+      sections['efficiency'] = await benchEfficiency(engine, samples, { streams: plan.efficiencyStreams, audioSeconds: plan.efficiencyAudioSeconds, bareTargetMs: plan.bareTargetMs });
+    }
+    if (want('batch')) {
+      log(`[bench] batch sweep: sizes ${plan.batchSizes.join(', ')}`);
+      sections['batch'] = await benchBatchSweep(engine, samples, { sizes: plan.batchSizes, targetMsPerSize: plan.batchTargetMs });
+    }
+    if (want('fanout')) {
+      log(`[bench] fan-out: ${plan.fanoutSubscribers.join(', ')} subscribers, ${plan.fanoutFrames} frames, server vs bare ws`);
+      sections['fanout'] = await benchFanout({ subscribers: plan.fanoutSubscribers, frames: plan.fanoutFrames, timeoutMs: o.quick ? 5000 : 20_000, logger });
+    }
+    if (want('gpu')) {
+      sections['gpu'] = await gpuSection(o, plan, samples, log);
+    }
+  } finally {
+    await server?.close('bench done');
+    await engine.close();
+  }
+  const report: BenchReport = {
+    kind: 'circumplex.bench',
+    version: 1,
+    createdAt: new Date().toISOString(),
+    quick: o.quick,
+    machine: machineInfo(),
+    config: {
+      device: o.device,
+      provider: engine.speech.provider,
+      speechModel: engine.speech.id,
+      fusion: engine.fusion.id,
+      windowMs: engine.options.windowMs,
+      hopMs: engine.options.hopMs,
+      budgetMs,
+    },
+    sections: sections as BenchReport['sections'],
+    wallSeconds: round((performance.now() - t0) / 1000, 1),
+  };
+  await mkdir(o.outDir, { recursive: true });
+  const file = path.join(o.outDir, `bench-${report.createdAt.replace(/[:.]/g, '-')}${o.quick ? '-quick' : ''}.json`);
+  const json = JSON.stringify(report, null, 2) + '\n';
+  await writeFile(file, json);
+  await writeFile(path.join(o.outDir, o.quick ? 'latest-quick.json' : 'latest.json'), json);
+  return { report, file };
+}
+
+async function gpuSection(o: BenchOptions, plan: BenchPlan, samples: Float32Array, log: (l: string) => void): Promise<GpuSection | Skipped> {
+  // The GPU section runs whenever CUDA is usable, whatever --device the CPU sections used.
+  if (!cudaProviderInstalled()) {
+    const gpu = machineInfo().gpu;
+    return {
+      skipped:
+        (gpu ? `a GPU is present (${gpu}) but ` : 'no GPU on this machine, and ') +
+        "onnxruntime-node's CUDA provider is not installed (no libonnxruntime_providers_cuda), so the GPU section (batch 1..64 on CUDA) did not run. " +
+        'On a GPU machine: npm ci --onnxruntime-node-install=cuda12 (CUDA 12 + cuDNN 9), then npm run bench -- --device cuda',
+    };
+  }
+  void o.device;
+  log('[bench] gpu: batch sweep 1..64, rtf and efficiency on CUDA');
+  let engine: Engine | undefined;
+  try {
+    engine = await createEngine({ device: 'cuda', speechModel: o.speechModel, logger: getLogger() });
+    for (let i = 0; i < 5; i++) await engine.speech.infer(samples.slice(0, 16_000));
+    const batch = await benchBatchSweep(engine, samples, { sizes: [1, 2, 4, 8, 16, 32, 64], targetMsPerSize: plan.batchTargetMs });
+    const rtf = await benchRtf(engine, samples, { audioSeconds: plan.rtfAudioSeconds, textSkipReason: 'GPU section times the speech path only' });
+    const efficiency = await benchEfficiency(engine, samples, { streams: plan.efficiencyStreams, audioSeconds: plan.efficiencyAudioSeconds, bareTargetMs: plan.bareTargetMs });
+    return { provider: engine.speech.provider, batch, rtf, efficiency };
+  } catch (err) {
+    return { skipped: `GPU run failed: ${err instanceof AffectError ? err.describe() : String(err)}` };
+  } finally {
+    await engine?.close();
+  }
+}
+
+const n = (v: number | null | undefined, d = 1): string => (v === null || v === undefined ? 'n/a' : v.toFixed(d));
+
+/** The summary table printed after a run. */
+export function formatBenchSummary(r: BenchReport, file: string): string {
+  const L: string[] = [];
+  const m = r.machine;
+  L.push(`circumplex bench ${r.quick ? '(quick) ' : ''}— ${r.createdAt}`);
+  L.push(`machine: ${m.cpuModel}, ${m.logicalCores} logical cores (${m.availableParallelism} available), ${m.totalMemGiB} GiB, ${m.os}, node ${m.node}, onnxruntime-node ${m.onnxruntimeNode ?? '?'}${m.gpu ? `, GPU: ${m.gpu}` : ', no GPU'}`);
+  L.push(`config: speech ${r.config.speechModel} on ${r.config.provider} (device ${r.config.device}), fusion ${r.config.fusion}, window ${r.config.windowMs} ms, hop ${r.config.hopMs} ms, budget ${r.config.budgetMs} ms`);
+  const s = r.sections;
+  if (s.rtf && !('skipped' in s.rtf)) {
+    L.push('', 'real-time factor (one stream; < 1 is faster than real time)');
+    for (const st of s.rtf.stages) L.push(`  ${st.stage.padEnd(52)} rtf ${st.rtf.toExponential(2).padStart(9)}   ${n(st.meanMs, 3)} ms/call × ${st.calls}`);
+    L.push(`  ${'whole pipeline (offline, lossless)'.padEnd(52)} rtf ${s.rtf.pipeline.rtf.toExponential(2).padStart(9)}   ${s.rtf.pipeline.frames} frames in ${n(s.rtf.pipeline.wallMs)} ms`);
+    for (const k of s.rtf.notTimed) L.push(`  ${k.stage}: skipped — ${k.reason}`);
+  }
+  if (s.latency && !('skipped' in s.latency)) {
+    const l = s.latency.latencyMs;
+    L.push('', `end-to-end latency, last sample of window → frame at a WebSocket subscriber (1 real-time stream, ${s.latency.audioSecondsPerStream} s)`);
+    L.push(`  p50 ${n(l.p50)} ms   p95 ${n(l.p95)} ms   p99 ${n(l.p99)} ms   max ${n(l.max)} ms   (${l.n} frames, ${s.latency.droppedWindows} dropped)`);
+  }
+  if (s.scaling && !('skipped' in s.scaling)) {
+    L.push('', `scaling: concurrent real-time streams (budget: ${s.scaling.criterion}, ${s.scaling.budgetMs} ms)`);
+    L.push('  streams   p50 ms   p95 ms   p99 ms   frames   dropped   CPU cores/stream   RSS MiB/stream   mean batch   ok');
+    for (const lv of s.scaling.levels) {
+      L.push(
+        `  ${String(lv.streams).padStart(7)}  ${n(lv.latencyMs.p50).padStart(7)}  ${n(lv.latencyMs.p95).padStart(7)}  ${n(lv.latencyMs.p99).padStart(7)}  ${String(lv.framesReceived).padStart(7)}  ${String(lv.droppedWindows).padStart(8)}  ${n(lv.cpuCoresPerStream, 3).padStart(17)}  ${n(lv.rssPerStreamMiB, 2).padStart(15)}  ${n(lv.batching?.meanBatch, 2).padStart(11)}   ${lv.withinBudget ? 'yes' : 'NO'}`,
+      );
+    }
+    L.push(`  max streams within budget: ${s.scaling.maxStreamsWithinBudget} (${s.scaling.stoppedBecause})`);
+  }
+  if (s.efficiency) {
+    if ('skipped' in s.efficiency) L.push('', `efficiency: skipped — ${s.efficiency.skipped}`);
+    else {
+      const e = s.efficiency;
+      L.push('', `pipeline efficiency (${e.streams} offline streams): ${n(e.pipeline.windowsPerSec)} windows/s (mean batch ${e.pipeline.meanBatch}) vs bare session ${n(e.bare.windowsPerSec)} windows/s at batch ${e.bare.batchSize} → ${n(e.efficiency, 3)}`);
+    }
+  }
+  if (s.batch) {
+    if ('skipped' in s.batch) L.push('', `batch sweep: skipped — ${s.batch.skipped}`);
+    else L.push('', `bare session windows/s by batch size (${s.batch.provider}): ${s.batch.points.map((p) => `${p.batchSize}: ${n(p.windowsPerSec, 0)}`).join('   ')}`);
+  }
+  if (s.fanout && !('skipped' in s.fanout)) {
+    L.push('', 'fan-out: frames delivered per second (all subscribers together)');
+    L.push('  subscribers   frames   server msg/s   bare ws msg/s   ratio   server coalesced   complete (server/bare)');
+    for (const f of s.fanout) {
+      L.push(
+        `  ${String(f.subscribers).padStart(11)}  ${String(f.frames).padStart(7)}  ${String(f.server.deliveredPerSec).padStart(13)}  ${String(f.bareWs.deliveredPerSec).padStart(14)}  ${n(f.ratio, 2).padStart(6)}  ${String(f.server.coalesced).padStart(17)}   ${f.server.complete}/${f.bareWs.complete}`,
+      );
+    }
+  }
+  if (s.gpu) {
+    if ('skipped' in s.gpu) L.push('', `gpu: skipped — ${s.gpu.skipped}`);
+    else if ('skipped' in s.gpu.batch) L.push('', `gpu (${s.gpu.provider}): batch sweep skipped — ${s.gpu.batch.skipped}`);
+    else L.push('', `gpu (${s.gpu.provider}) windows/s by batch size: ${s.gpu.batch.points.map((p) => `${p.batchSize}: ${n(p.windowsPerSec, 0)}`).join('   ')}`);
+  }
+  L.push('', `report: ${file} (${r.wallSeconds} s)`);
+  return L.join('\n') + '\n';
+}
+
+function parseSections(v: string): SectionName[] {
+  const parts = v.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const p of parts) {
+    if (!(SECTIONS as readonly string[]).includes(p)) throw new RangeError(`--sections: unknown section "${p}". Should be one of: ${SECTIONS.join(', ')}`);
+  }
+  return parts as SectionName[];
+}
+
+/** CLI entry. */
+export async function main(argv: string[] = process.argv): Promise<number> {
+  const program = new Command('bench')
+    .description('circumplex benchmark: real-time factor, latency, scaling, efficiency, fan-out (loopback only)')
+    .option('--quick', 'CI-size run (well under a minute)', false)
+    .addOption(new Option('--device <device>', 'where the speech model runs').choices(['auto', 'cuda', 'webgpu', 'cpu']).default('cpu'))
+    .option('--speech-model <id>', 'speech model id', 'speech-fixture')
+    .option('--text-model <id>', 'text model id to time in the rtf section (skipped if it cannot load)')
+    .option('--budget-ms <ms>', 'latency budget for scaling (default hop + 100 ms)', (v) => {
+      const x = Number(v);
+      if (!(x > 0)) throw new RangeError(`--budget-ms must be > 0, got "${v}"`);
+      return x;
+    })
+    .option('--max-streams <n>', 'most concurrent real-time streams tried', (v) => {
+      const x = Number(v);
+      if (!(Number.isInteger(x) && x >= 1 && x <= 1024)) throw new RangeError(`--max-streams must be an integer in [1, 1024], got "${v}"`);
+      return x;
+    }, 64)
+    .option('--sections <list>', `comma-separated subset of ${SECTIONS.join(',')}`, parseSections, [...SECTIONS])
+    .option('--out <dir>', 'report folder', path.join(REPO_ROOT, 'bench', 'results'))
+    .option('--log-level <level>', 'pino log level', 'warn')
+    .exitOverride();
+  try {
+    program.parse(argv);
+    const opts = program.opts<{ quick: boolean; device: Device; speechModel: string; textModel?: string; budgetMs?: number; maxStreams: number; sections: SectionName[]; out: string; logLevel: string }>();
+    setLogLevel(opts.logLevel);
+    const { report, file } = await runBench({
+      quick: opts.quick,
+      device: opts.device,
+      speechModel: opts.speechModel,
+      textModel: opts.textModel,
+      budgetMs: opts.budgetMs,
+      maxStreams: opts.maxStreams,
+      sections: opts.sections,
+      outDir: opts.out,
+    });
+    process.stdout.write(formatBenchSummary(report, file));
+    return 0;
+  } catch (err) {
+    if (err instanceof Error && 'exitCode' in err && (err as { code?: string }).code?.startsWith('commander.')) return Number((err as { exitCode: number }).exitCode);
+    process.stderr.write(`bench: ${err instanceof AffectError ? err.describe() : err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    return 1;
+  }
+}
+
+const entry = process.argv[1] ?? '';
+if (entry.endsWith('run-bench.ts') || entry.endsWith('run-bench.js')) {
+  main().then(
+    (code) => {
+      process.exitCode = code;
+      // ORT worker threads are unref'd, but sockets or timers left by a failed section must not hang CI.
+      setTimeout(() => process.exit(code), 2000).unref();
+    },
+    (err: unknown) => {
+      process.stderr.write(`bench: ${String(err)}\n`);
+      process.exit(1);
+    },
+  );
+}
