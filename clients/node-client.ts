@@ -180,6 +180,8 @@ export class CircumplexClient implements AsyncIterable<StreamEventMessage> {
   private lastError: Error | undefined;
   /** Why the client gave up, when it did so on its own (undefined after a user `close()`). */
   failure: Error | undefined;
+  /** Close code of the last connection that closed (1006: dropped without a close frame). */
+  lastCloseCode: number | undefined;
   private readonly counters: ClientStats = {
     frames: 0,
     duplicates: 0,
@@ -371,6 +373,7 @@ export class CircumplexClient implements AsyncIterable<StreamEventMessage> {
       if (this.ws !== ws) return;
       this.ws = undefined;
       if (this.helloTimer) clearTimeout(this.helloTimer);
+      this.lastCloseCode = code;
       this.lastError = failure ?? new AffectError('AFFECT_ERR_INPUT', `connection to ${this.url} closed (code ${code})`);
       const fatal = NO_RETRY_CLOSE_CODES.has(code) || (failure !== undefined && NO_RETRY_HTTP.test(failure.message));
       if (this.closedByUser) return;

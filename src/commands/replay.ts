@@ -1,13 +1,278 @@
-import type { Command } from 'commander';
+/**
+ * `circumplex replay FILE.jsonl`: serves a recorded session (from `serve --record` / `run --record`)
+ * to subscribers exactly as it was published: the same messages with the same stream ids and seqs,
+ * through the real server (dashboard, resume, watch and the bridge all work as live).
+ *
+ *   circumplex replay session.jsonl --realtime          # at the pace it was recorded (audio time)
+ *   circumplex replay session.jsonl --speed 4 --port 9000
+ *   circumplex replay session.jsonl --no-wait --exit-on-end
+ *
+ * By default playback starts when the first subscriber connects (so a demo opened in a browser
+ * starts from the beginning), and the server keeps serving after the end until Ctrl-C. Without
+ * --realtime or --speed, messages are published as fast as possible. Every stream's messages stay
+ * in the resume ring (it is sized to the recording), so a late subscriber can still get them all.
+ *
+ * A recording is one wire message (clients/protocol.ts: affect | transcript | status, with streamId
+ * and seq) per line. A bad line stops with an error naming the file and line number.
+ */
+import { readFileSync } from 'node:fs';
+import { InvalidArgumentError, type Command } from 'commander';
+import { z } from 'zod';
+import { AffectMessage, StatusMessage, TranscriptMessage, type StreamEventMessage } from '../../clients/protocol.js';
 import { AffectError } from '../errors.js';
+import { getLogger, setLogLevel } from '../log.js';
+import { loadConfig } from '../config.js';
+import type { StreamHub } from '../server/hub.js';
+import { AffectServer, type RunningServer } from '../server/ws-server.js';
 
-/** Registers `circumplex replay`. Placeholder until its issue lands: fails loudly, never pretends. */
+/** Parsed `replay` options. */
+export interface ReplayCommandOptions {
+  realtime: boolean;
+  speed?: number;
+  port: number;
+  host: string;
+  wait: boolean;
+  exitOnEnd: boolean;
+}
+
+/** One message of a recording and the line it came from. */
+export interface RecordedMessage {
+  readonly line: number;
+  readonly message: StreamEventMessage;
+}
+
+/** A parsed recording. */
+export interface Recording {
+  readonly file: string;
+  readonly messages: readonly RecordedMessage[];
+  /** Stream ids in order of first appearance, with their inferred hop (ms of audio between affect frames). */
+  readonly streams: readonly { streamId: string; hopMs: number; count: number }[];
+}
+
+const RecordedLine = z.discriminatedUnion('type', [AffectMessage, TranscriptMessage, StatusMessage]);
+
+/** Problems reported at once before giving up (the rest are counted). */
+const MAX_REPORTED = 5;
+
+/**
+ * Reads and checks a recording: every non-empty line must be a stream message, and seqs must
+ * increase per stream (the hub would refuse them otherwise). Throws one AffectError naming the file
+ * and the line number of each problem (the first few).
+ */
+export function readRecording(file: string): Recording {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new AffectError('AFFECT_ERR_INPUT', `cannot read recording ${file}: ${(err as Error).message}`, {
+      cause: err,
+      hint: 'give the path of a .jsonl file written by `circumplex serve --record` or `run --record`',
+    });
+  }
+  const lines = text.split('\n');
+  const messages: RecordedMessage[] = [];
+  const problems: string[] = [];
+  let problemCount = 0;
+  const lastSeq = new Map<string, number>();
+  const problem = (line: number, what: string) => {
+    problemCount++;
+    if (problems.length < MAX_REPORTED) problems.push(`${file}:${line}: ${what}`);
+  };
+  for (const [i, raw] of lines.entries()) {
+    const lineNo = i + 1;
+    const s = raw.trim();
+    if (s === '') continue;
+    let json: unknown;
+    try {
+      json = JSON.parse(s);
+    } catch (err) {
+      problem(lineNo, `not valid JSON (${(err as Error).message})`);
+      continue;
+    }
+    const parsed = RecordedLine.safeParse(json);
+    if (!parsed.success) {
+      const issues = parsed.error.issues.slice(0, 3).map((iss) => `${iss.path.join('.') || 'message'}: ${iss.message}`);
+      problem(lineNo, `not a stream message (affect | transcript | status): ${issues.join('; ')}`);
+      continue;
+    }
+    const m = parsed.data;
+    const prev = lastSeq.get(m.streamId);
+    if (prev !== undefined && m.seq <= prev) {
+      problem(lineNo, `stream "${m.streamId}": seq ${m.seq} is not after the previous seq ${prev}`);
+      continue;
+    }
+    lastSeq.set(m.streamId, m.seq);
+    messages.push({ line: lineNo, message: m });
+  }
+  if (problemCount > 0) {
+    const more = problemCount > problems.length ? `\n  … and ${problemCount - problems.length} more bad lines` : '';
+    throw new AffectError('AFFECT_ERR_INPUT', `bad recording: ${problemCount} bad line${problemCount === 1 ? '' : 's'}\n  ${problems.join('\n  ')}${more}`, {
+      stage: 'replay',
+      hint: 'each line must be one wire message as `serve --record` writes it (clients/protocol.ts); fix or delete the lines named above',
+    });
+  }
+  if (messages.length === 0) {
+    throw new AffectError('AFFECT_ERR_INPUT', `recording ${file} has no messages`, { stage: 'replay', hint: 'record a session first: circumplex serve --input talk.wav --record session.jsonl' });
+  }
+  return { file, messages, streams: inferStreams(messages) };
+}
+
+/** Stream ids in order of first appearance, their hop (median gap between affect frames) and size. */
+function inferStreams(messages: readonly RecordedMessage[]): Recording['streams'] {
+  const byStream = new Map<string, { times: number[]; count: number }>();
+  for (const { message: m } of messages) {
+    let e = byStream.get(m.streamId);
+    if (!e) byStream.set(m.streamId, (e = { times: [], count: 0 }));
+    e.count++;
+    if (m.type === 'affect') e.times.push(m.tMs);
+  }
+  return [...byStream].map(([streamId, e]) => {
+    const gaps = e.times.slice(1).map((t, i) => t - (e.times[i] ?? t)).filter((g) => g > 0).sort((a, b) => a - b);
+    const median = gaps[Math.floor(gaps.length / 2)];
+    return { streamId, hopMs: median ?? 250, count: e.count };
+  });
+}
+
+/** Options for {@link replayInto}. */
+export interface ReplayOptions {
+  /** Pacing factor in audio time (1 = as recorded); undefined = as fast as possible. */
+  speed: number | undefined;
+  /** Stops early when aborted. */
+  signal?: AbortSignal;
+  /** Called after each message is published (progress, tests). */
+  onMessage?: (m: RecordedMessage) => void;
+}
+
+/**
+ * Publishes a recording into a hub with its original seqs (`hub.publishMessage`). With `speed`,
+ * each stream is paced by its own audio time: a message goes out `(tMs - first tMs) / speed` ms
+ * after the stream's first one, in file order. Streams must already be open (see
+ * {@link openRecordedStreams}). Resolves with the number of messages published.
+ */
+export async function replayInto(hub: StreamHub, rec: Recording, opts: ReplayOptions): Promise<number> {
+  if (opts.speed !== undefined && !(Number.isFinite(opts.speed) && opts.speed > 0)) throw new RangeError(`replay: speed must be > 0, got ${opts.speed}`);
+  const origin = new Map<string, { wallMs: number; tMs: number }>();
+  let published = 0;
+  for (const r of rec.messages) {
+    if (opts.signal?.aborted) break;
+    const m = r.message;
+    if (opts.speed !== undefined) {
+      let o = origin.get(m.streamId);
+      if (!o) origin.set(m.streamId, (o = { wallMs: performance.now(), tMs: m.tMs }));
+      const dueMs = o.wallMs + (m.tMs - o.tMs) / opts.speed;
+      const waitMs = dueMs - performance.now();
+      if (waitMs > 1) await sleep(waitMs, opts.signal);
+      if (opts.signal?.aborted) break;
+    }
+    hub.publishMessage(m);
+    published++;
+    opts.onMessage?.(r);
+  }
+  return published;
+}
+
+/** Opens every stream of a recording in the hub (before subscribers connect, so `hello` lists them). */
+export function openRecordedStreams(hub: StreamHub, rec: Recording, windowMs = 1000): void {
+  for (const s of rec.streams) hub.openStream({ streamId: s.streamId, hopMs: s.hopMs, windowMs: Math.max(windowMs, s.hopMs), sampleRateHz: 16_000 });
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}
+
+function number(name: string, min: number, integer = false) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < min || (integer && !Number.isInteger(n))) {
+      throw new InvalidArgumentError(`${name} must be ${integer ? 'an integer' : 'a number'} >= ${min}, got "${v}"`);
+    }
+    return n;
+  };
+}
+
+/** Registers `circumplex replay`. */
 export function register(program: Command): void {
   program
     .command('replay')
-    .description('(replay: not implemented yet)')
-    .allowUnknownOption()
-    .action(() => {
-      throw new AffectError('AFFECT_ERR_INTERNAL', '"replay" is not implemented yet');
+    .description('Serve a recorded session (JSONL from --record) to subscribers exactly as it was published')
+    .argument('<file>', 'recording: one wire message per line')
+    .option('--realtime', 'pace at the recorded speed (audio time)', false)
+    .option('--speed <x>', 'pace at x times the recorded speed (implies pacing)', number('--speed', 0.01))
+    .option('-p, --port <port>', 'TCP port (0: any free port)', number('--port', 0, true), 8787)
+    .option('--host <host>', 'interface to bind', '127.0.0.1')
+    .option('--no-wait', 'start at once instead of waiting for the first subscriber')
+    .option('--exit-on-end', 'exit after the last message instead of serving until Ctrl-C', false)
+    .action(async (file: string, opts: ReplayCommandOptions) => {
+      const code = await replayCommand(file, opts);
+      process.exitCode = code;
     });
+}
+
+/**
+ * Runs a replay server until SIGINT/SIGTERM (or the end with --exit-on-end). Resolves with the exit
+ * code; a bad recording throws before anything listens.
+ */
+export async function replayCommand(
+  file: string,
+  opts: ReplayCommandOptions,
+  err: NodeJS.WritableStream = process.stderr,
+  onListening?: (server: RunningServer) => void,
+): Promise<number> {
+  const env = loadConfig();
+  setLogLevel(env.logLevel);
+  const logger = getLogger().child({ cmd: 'replay' });
+  const rec = readRecording(file);
+  const speed = opts.speed ?? (opts.realtime ? 1 : undefined);
+  const perStream = Math.max(...rec.streams.map((s) => s.count));
+  // The ring holds the whole recording (bounded by the file we already hold in memory), so a late
+  // subscriber can resume from the start.
+  const server = await AffectServer.start({ port: opts.port, host: opts.host, ringSize: Math.max(2048, perStream), logger });
+  openRecordedStreams(server.hub, rec);
+  err.write(
+    `circumplex replay: ${rec.messages.length} messages on ${rec.streams.length} stream(s) (${rec.streams.map((s) => s.streamId).join(', ')}) ` +
+      `at ${speed === undefined ? 'full speed' : `${speed}x`}; listening on ${server.url} (dashboard ${server.httpUrl})\n`,
+  );
+  onListening?.(server);
+
+  const abort = new AbortController();
+  let stopped = false;
+  let wake: (() => void) | undefined;
+  const onSignal = (): void => {
+    stopped = true;
+    abort.abort();
+    wake?.();
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    if (opts.wait) {
+      err.write('circumplex replay: waiting for the first subscriber (--no-wait to start at once)\n');
+      while (!stopped && server.subscriberStats().length === 0) await sleep(50, abort.signal);
+    }
+    if (!stopped) {
+      const started = performance.now();
+      const n = await replayInto(server.hub, rec, { speed, signal: abort.signal });
+      err.write(`circumplex replay: published ${n} messages in ${((performance.now() - started) / 1000).toFixed(1)} s\n`);
+      if (!opts.exitOnEnd && !stopped) {
+        err.write('circumplex replay: end of recording; still serving (Ctrl-C to stop)\n');
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+          if (stopped) resolve();
+        });
+      }
+    }
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    await server.close('replay finished');
+  }
+  return 0;
 }
