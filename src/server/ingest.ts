@@ -112,8 +112,23 @@ export class FrameDecoder {
       interleaved = mulawToFloat32(bytes);
     }
     const mono = downmix(interleaved, channels);
-    return { samples: this.resampler.process(mono) };
+    return { samples: clampUnit(this.resampler.process(mono)) };
   }
+
+  /** End of stream: the samples the resampler held back for its look-ahead. */
+  flush(): Float32Array {
+    return clampUnit(this.resampler.flush());
+  }
+}
+
+/** The resampler's windowed-sinc kernel can overshoot full-scale input slightly: keep [-1, 1]. */
+function clampUnit(x: Float32Array): Float32Array {
+  for (let i = 0; i < x.length; i++) {
+    const v = x[i] ?? 0;
+    if (v > 1) x[i] = 1;
+    else if (v < -1) x[i] = -1;
+  }
+  return x;
 }
 
 /** Parses a WAV header at the start of a frame; returns its format and where the audio starts. */
@@ -174,6 +189,20 @@ export class IngestSession {
     }
   }
 
+  /**
+   * Ends the session (on `stop`, or when the publisher disconnects): returns the audio the
+   * resampler still held, so the stream's length is exact. Idempotent.
+   */
+  finish(): IngestAction[] {
+    if (this.state !== 'started' || !this.decoder) return [];
+    this.state = 'stopped';
+    const tail = this.decoder.flush();
+    if (tail.length === 0) return [];
+    const startSample = this.stats.samplesOut;
+    this.stats.samplesOut += tail.length;
+    return [{ kind: 'audio', samples: tail, startSample }];
+  }
+
   /** The `stopped` reply with this session's totals. */
   stoppedReply(): IngestReply {
     return { type: 'stopped', streamId: this.streamId ?? '', ...this.stats };
@@ -208,8 +237,7 @@ export class IngestSession {
       }
       case 'stop': {
         if (this.state !== 'started') return this.reject('not-started', 'AFFECT_ERR_PROTOCOL', 'stop without start');
-        this.state = 'stopped';
-        return [{ kind: 'stop' }, { kind: 'reply', reply: this.stoppedReply() }];
+        return [...this.finish(), { kind: 'stop' }, { kind: 'reply', reply: this.stoppedReply() }];
       }
     }
   }

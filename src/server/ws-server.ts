@@ -482,7 +482,11 @@ export const AffectServer = {
         // Completing the audio lets the pipeline flush its last window; attach() then ends the stream.
         s.complete();
       };
-      ws.on('close', () => finish('publisher disconnected'));
+      ws.on('close', () => {
+        // A publisher that vanished without `stop`: still deliver the resampler's tail.
+        for (const a of session.finish()) if (a.kind === 'audio') audio$?.next({ streamId: streamId ?? '', startSample: a.startSample, samples: a.samples });
+        finish('publisher disconnected');
+      });
       ws.on('message', (data: RawData, isBinary: boolean) => {
         alive.set(ws, true);
         if (limited) return;

@@ -44,7 +44,12 @@ describe('IngestSession (pure protocol state machine)', () => {
         expect(a.samples.every((v) => Math.abs(v) < 1e-6)).toBe(true);
       }
     }
-    expect(Math.abs(total - 16000)).toBeLessThanOrEqual(2);
+    for (const a of audio(s.handle(text({ type: 'stop' }), false))) {
+      expect(a.startSample).toBe(total);
+      total += a.samples.length;
+    }
+    // exactly round(8000 × 16000 / 8000) once the resampler's look-ahead is flushed at stop
+    expect(total).toBe(16000);
   });
 
   it('rejects each bad frame with a reason and a frame index, and keeps going', () => {
