@@ -29,7 +29,7 @@ import { benchScaling, runRealtimeStreams, type RealtimeRun, type ScalingSection
 import { benchBatchSweep, benchEfficiency } from './sections/efficiency.js';
 import { benchFanout, type FanoutPoint } from './sections/fanout.js';
 
-export const SECTIONS = ['rtf', 'latency', 'scaling', 'efficiency', 'batch', 'fanout', 'gpu'] as const;
+export const SECTIONS = ['rtf', 'latency', 'scaling', 'efficiency', 'batch', 'batching', 'fanout', 'load', 'gpu'] as const;
 export type SectionName = (typeof SECTIONS)[number];
 
 /** Options of a benchmark run. */
@@ -60,6 +60,12 @@ export interface BenchPlan {
   batchTargetMs: number;
   fanoutSubscribers: number[];
   fanoutFrames: number;
+  /** bench/batching.ts (models): batch sizes and ms per row. */
+  batching: { batchSizes: number[]; targetMs: number };
+  /** bench/load.ts (server): a real `serve` child process under load. */
+  load: { publishers: number; subscribers: number; durationS: number; drainS: number };
+  /** Longest an external section may run before it is reported as timed out, ms. */
+  externalTimeoutMs: number;
 }
 
 export function planFor(quick: boolean): BenchPlan {
@@ -76,6 +82,9 @@ export function planFor(quick: boolean): BenchPlan {
         batchTargetMs: 150,
         fanoutSubscribers: [1, 100],
         fanoutFrames: 40,
+        batching: { batchSizes: [1, 4, 16], targetMs: 100 },
+        load: { publishers: 2, subscribers: 4, durationS: 3, drainS: 5 },
+        externalTimeoutMs: 30_000,
       }
     : {
         rtfAudioSeconds: 19,
@@ -89,6 +98,9 @@ export function planFor(quick: boolean): BenchPlan {
         batchTargetMs: 600,
         fanoutSubscribers: [1, 100, 1000],
         fanoutFrames: 200,
+        batching: { batchSizes: [1, 2, 4, 8, 16, 32, 64], targetMs: 400 },
+        load: { publishers: 4, subscribers: 16, durationS: 10, drainS: 15 },
+        externalTimeoutMs: 120_000,
       };
 }
 
@@ -117,6 +129,10 @@ export interface BenchReport {
     readonly efficiency?: Awaited<ReturnType<typeof benchEfficiency>>;
     readonly batch?: Awaited<ReturnType<typeof benchBatchSweep>>;
     readonly fanout?: FanoutPoint[] | Skipped;
+    /** bench/batching.ts benchBatching(): cross-stream batcher vs bare session, batch 1..64. */
+    readonly batching?: unknown;
+    /** bench/load.ts benchLoad(): publishers and subscribers against a real `serve` process. */
+    readonly load?: unknown;
     readonly gpu?: GpuSection | Skipped;
   };
   readonly wallSeconds: number;
@@ -195,6 +211,14 @@ export async function runBench(o: BenchOptions, log: (line: string) => void = (l
       log(`[bench] fan-out: ${plan.fanoutSubscribers.join(', ')} subscribers, ${plan.fanoutFrames} frames, server vs bare ws`);
       sections['fanout'] = await benchFanout({ subscribers: plan.fanoutSubscribers, frames: plan.fanoutFrames, timeoutMs: o.quick ? 5000 : 20_000, logger });
     }
+    if (want('batching')) {
+      log(`[bench] batching (bench/batching.ts): batch sizes ${plan.batching.batchSizes.join(', ')}`);
+      sections['batching'] = await external('./batching.js', 'benchBatching', { model: o.speechModel, device: o.device, ...plan.batching }, plan.externalTimeoutMs);
+    }
+    if (want('load')) {
+      log(`[bench] load (bench/load.ts): ${plan.load.publishers} publishers, ${plan.load.subscribers} subscribers, ${plan.load.durationS} s against a serve process`);
+      sections['load'] = await external('./load.js', 'benchLoad', { speechModel: o.speechModel, device: o.device === 'webgpu' ? 'auto' : o.device, ...plan.load }, plan.externalTimeoutMs);
+    }
     if (want('gpu')) {
       sections['gpu'] = await gpuSection(o, plan, samples, log);
     }
@@ -226,6 +250,34 @@ export async function runBench(o: BenchOptions, log: (line: string) => void = (l
   await writeFile(file, json);
   await writeFile(path.join(o.outDir, o.quick ? 'latest-quick.json' : 'latest.json'), json);
   return { report, file };
+}
+
+/**
+ * Runs another engineer's benchmark module (bench/batching.ts, bench/load.ts) when it is present,
+ * bounded by `timeoutMs`; a missing module or a failure becomes a `skipped` note, not a crash.
+ */
+async function external(modulePath: string, fn: string, opts: object, timeoutMs: number): Promise<unknown> {
+  let mod: Record<string, unknown>;
+  try {
+    mod = (await import(modulePath)) as Record<string, unknown>;
+  } catch (err) {
+    return { skipped: `bench/${path.basename(modulePath, '.js')}.ts is not available: ${String(err)}` };
+  }
+  const f = mod[fn];
+  if (typeof f !== 'function') return { skipped: `bench/${path.basename(modulePath, '.js')}.ts exports no ${fn}()` };
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      (f as (o: object) => Promise<unknown>)(opts),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`timed out after ${Math.round(timeoutMs / 1000)} s`)), timeoutMs);
+      }),
+    ]);
+  } catch (err) {
+    return { skipped: `${fn}() failed: ${err instanceof AffectError ? err.describe() : err instanceof Error ? err.message : String(err)}` };
+  } finally {
+    if (timer) clearTimeout(timer);
+  }
 }
 
 async function gpuSection(o: BenchOptions, plan: BenchPlan, samples: Float32Array, log: (l: string) => void): Promise<GpuSection | Skipped> {
@@ -307,6 +359,21 @@ export function formatBenchSummary(r: BenchReport, file: string): string {
       );
     }
   }
+  const ext = (name: string, v: unknown, fmt: (x: Record<string, unknown>) => string): void => {
+    if (v === undefined) return;
+    const rec = v as Record<string, unknown>;
+    L.push('', typeof rec['skipped'] === 'string' ? `${name}: skipped — ${rec['skipped']}` : `${name}: ${fmt(rec)}`);
+  };
+  ext('cross-stream batching (bench/batching.ts)', s.batching, (x) => {
+    const rows = (x['rows'] as Array<Record<string, number>> | undefined) ?? [];
+    return rows.length
+      ? `windows/s batched (bare) by batch — ${rows.map((r) => `${r['batch']}: ${n(r['batchedWindowsPerSec'], 0)} (${n(r['bareWindowsPerSec'], 0)})`).join('   ')}`
+      : JSON.stringify(x).slice(0, 400);
+  });
+  ext('load (bench/load.ts, real serve process)', s.load, (x) => {
+    const lat = (x['latencyMs'] as Record<string, number> | undefined) ?? {};
+    return `delivered ${String(x['delivered'])}/${String(x['expected'])} (ratio ${String(x['deliveredRatio'])}), gaps ${String(x['gaps'])}, dropped windows ${String(x['droppedWindows'])}, latency p50 ${lat['p50']?.toFixed(1) ?? 'n/a'} / p99 ${lat['p99']?.toFixed(1) ?? 'n/a'} ms`;
+  });
   if (s.gpu) {
     if ('skipped' in s.gpu) L.push('', `gpu: skipped — ${s.gpu.skipped}`);
     else if ('skipped' in s.gpu.batch) L.push('', `gpu (${s.gpu.provider}): batch sweep skipped — ${s.gpu.batch.skipped}`);

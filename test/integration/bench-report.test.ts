@@ -58,7 +58,7 @@ describe('npm run bench -- --quick', () => {
     expect(report.machine.node).toBe(process.version);
     expect(report.config).toMatchObject({ device: 'cpu', provider: 'cpu', speechModel: 'speech-fixture', fusion: 'late', hopMs: 250 });
     expect(report.config.budgetMs).toBe(report.config.hopMs + 100);
-    expect(Object.keys(report.sections).sort()).toEqual(['batch', 'efficiency', 'fanout', 'gpu', 'latency', 'rtf', 'scaling']);
+    expect(Object.keys(report.sections).sort()).toEqual(['batch', 'batching', 'efficiency', 'fanout', 'gpu', 'latency', 'load', 'rtf', 'scaling']);
     finite(report.wallSeconds);
     expect(report.wallSeconds).toBeLessThan(90);
   });
@@ -132,6 +132,16 @@ describe('npm run bench -- --quick', () => {
       // Every frame is delivered or accounted for as coalesced.
       expect(p.server.delivered + p.server.coalesced).toBe(p.subscribers * p.frames);
       finite(p.ratio);
+    }
+  });
+
+  it('includes the models and server benchmarks (or says why not)', () => {
+    for (const k of ['batching', 'load'] as const) {
+      const v = report.sections[k] as Record<string, unknown> | undefined;
+      expect(v).toBeDefined();
+      if (typeof v?.['skipped'] === 'string') continue;
+      if (k === 'batching') expect(Array.isArray(v?.['rows'])).toBe(true);
+      else expect(v).toMatchObject({ gaps: 0 });
     }
   });
 
