@@ -1,0 +1,57 @@
+import { describe, expect, it } from 'vitest';
+import path from 'node:path';
+import { pino } from 'pino';
+import { OrtWorkerSession } from '../../models/worker/host.js';
+import { FIXTURES_DIR } from '../../models/files.js';
+import { assertDeviceAvailable, parseDevice, providersFor, webgpuMayWork, cudaProviderInstalled } from '../../models/device.js';
+import { loadSpeechModel, loadTextModel } from '../../models/registry.js';
+import { AffectError } from '../../src/errors.js';
+
+const SPEECH = path.join(FIXTURES_DIR, 'speech-fixture.onnx');
+
+describe('device selection', () => {
+  it('parses --device and names the choices on a bad one', () => {
+    expect(parseDevice('cpu')).toBe('cpu');
+    expect(() => parseDevice('tpu')).toThrow(/Should be one of: auto, cuda, webgpu, cpu/);
+  });
+
+  it('auto always ends with cpu and only lists providers that can exist here', () => {
+    const list = providersFor('auto');
+    expect(list.at(-1)).toBe('cpu');
+    expect(list.includes('cuda')).toBe(cudaProviderInstalled());
+    expect(list.includes('webgpu')).toBe(webgpuMayWork());
+  });
+
+  it('falls back provider by provider in the worker and reports what failed', async () => {
+    // webgpu is tried for real: on a machine without an adapter ORT refuses it and cpu takes over
+    const s = await OrtWorkerSession.open(SPEECH, { providers: ['webgpu', 'cpu'] });
+    try {
+      expect(['webgpu', 'cpu']).toContain(s.provider);
+      if (s.provider === 'cpu') expect(s.failedProviders[0]?.provider).toBe('webgpu');
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('an explicit provider that fails in the worker is AFFECT_ERR_DEVICE_UNAVAILABLE', async () => {
+    if (webgpuMayWork()) return; // a machine with a WebGPU adapter: nothing to fail
+    const err = (await OrtWorkerSession.open(SPEECH, { providers: ['webgpu'] }).catch((e: unknown) => e)) as AffectError;
+    expect(err).toBeInstanceOf(AffectError);
+    expect(err.code).toBe('AFFECT_ERR_DEVICE_UNAVAILABLE');
+    expect(err.message).toContain('webgpu');
+  });
+
+  it('explicit unavailable devices fail before loading, for speech and text models', async () => {
+    const logger = pino({ level: 'silent' });
+    if (!webgpuMayWork()) {
+      expect(() => assertDeviceAvailable('webgpu', 'x')).toThrow(AffectError);
+      await expect(loadSpeechModel('speech-fixture', { device: 'webgpu', logger })).rejects.toMatchObject({ code: 'AFFECT_ERR_DEVICE_UNAVAILABLE' });
+    }
+    if (!cudaProviderInstalled()) {
+      await expect(loadTextModel('text-classifier-fixture', { device: 'cuda', logger })).rejects.toMatchObject({
+        code: 'AFFECT_ERR_DEVICE_UNAVAILABLE',
+        hint: expect.stringContaining('npm ci --onnxruntime-node-install=cuda12'),
+      });
+    }
+  });
+});
