@@ -13,10 +13,15 @@ import { AffectError } from '../errors.js';
 export interface StreamHubOptions {
   /** Messages kept per stream for resume (bounded memory: ringSize × ~400 bytes). Default 2048. */
   ringSize: number;
+  /**
+   * Ended streams kept (for late resume) before the oldest ended one is forgotten, so a server
+   * that sees many short calls does not grow without bound. Default 256.
+   */
+  maxEndedStreams: number;
 }
 
 /** Defaults for {@link StreamHubOptions}. */
-export const DEFAULT_STREAM_HUB: StreamHubOptions = { ringSize: 2048 };
+export const DEFAULT_STREAM_HUB: StreamHubOptions = { ringSize: 2048, maxEndedStreams: 256 };
 
 /** What a stream's producer declares when it opens. */
 export interface OpenStreamInfo {
@@ -114,6 +119,9 @@ export class StreamHub {
     if (!Number.isInteger(this.opts.ringSize) || this.opts.ringSize < 1) {
       throw new RangeError(`StreamHub: ringSize must be an integer >= 1, got ${this.opts.ringSize}`);
     }
+    if (!Number.isInteger(this.opts.maxEndedStreams) || this.opts.maxEndedStreams < 0) {
+      throw new RangeError(`StreamHub: maxEndedStreams must be an integer >= 0, got ${this.opts.maxEndedStreams}`);
+    }
   }
 
   /**
@@ -179,6 +187,15 @@ export class StreamHub {
     const lastT = last?.tMs ?? 0;
     this.publish(streamId, { kind: 'status', streamId, tMs: tMs ?? lastT, state: 'ended', message });
     this.emit({ type: 'ended', streamId });
+    // Forget the oldest ended streams beyond the bound (Map order = opening order).
+    let ended = [...this.entries.values()].filter((e) => e.info.state === 'ended').length;
+    for (const [id, e] of this.entries) {
+      if (ended <= this.opts.maxEndedStreams) break;
+      if (e.info.state === 'ended') {
+        this.entries.delete(id);
+        ended--;
+      }
+    }
   }
 
   /** Facts about every stream the hub knows (live and ended). */

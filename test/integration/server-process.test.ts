@@ -63,7 +63,7 @@ describe('circumplex serve (real process, real engine)', () => {
   it('serves a WAV input: hello, then ordered gapless affect frames in range; resume from -1 replays the start; SIGTERM with an open recording flushes it and exits 0', async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'serve-'));
     const rec = path.join(dir, 'rec.jsonl');
-    const s = await serve(['--input', WAV, '--realtime', '--speed', '4', '--record', rec, '--stream-id', 'talk']);
+    const s = await serve(['--input', WAV, '--realtime', '--speed', '4', '--record', rec, '--stream-id', 'talk', '--heartbeat-ms', '150']);
     const c = track(connect(s));
     await c.opened;
     await c.until((x) => x.of('hello').length === 1);
@@ -76,6 +76,7 @@ describe('circumplex serve (real process, real engine)', () => {
     const exit = await s.exited;
     expect(exit.code).toBe(0);
     expect(exit.afterMs).toBeLessThan(5000);
+    // 1001 from the shutdown, not 1006: the 150 ms heartbeats while the model ran did not drop a healthy peer.
     expect((await c.closed).code).toBe(1001);
 
     for (const m of c.messages) expect(() => ServerMessageSchema.parse(m)).not.toThrow();

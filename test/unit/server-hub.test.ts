@@ -103,6 +103,16 @@ describe('StreamHub', () => {
     expect(seen.filter((e) => e.type === 'message')).toHaveLength(3); // seq 0, 1, 2; not the one after off()
   });
 
+  it('forgets the oldest ended streams beyond maxEndedStreams, never live ones', () => {
+    const hub = new StreamHub({ maxEndedStreams: 2 });
+    hub.openStream({ ...INFO, streamId: 'live' });
+    for (const id of ['e1', 'e2', 'e3']) {
+      hub.openStream({ ...INFO, streamId: id });
+      hub.endStream(id);
+    }
+    expect(hub.streams().map((s) => s.streamId)).toEqual(['live', 'e2', 'e3']);
+  });
+
   it('validates options and stream ids', () => {
     expect(() => new StreamHub({ ringSize: 0 })).toThrow(/ringSize/);
     const hub = new StreamHub();
