@@ -12,14 +12,14 @@
  * hang, missing model), the path logs once, emits the error on `errors$`, emits one zero-confidence
  * text estimate (so fusion stops using stale text), and completes. The stream goes on speech-only.
  */
-import { connect, defer, EMPTY, filter, finalize, from, map, merge, Observable, of, share, Subject, switchMap, tap, catchError } from 'rxjs';
+import { catchError, connect, defer, EMPTY, filter, finalize, from, map, merge, Observable, of, share, Subject, switchMap, tap } from 'rxjs';
 import type { Logger } from 'pino';
 import type { RecognizerResult, SpeechRecognizerFactory, StreamRecognizer, TextAffectModel, TextAffectOutput } from '../models/ports.js';
 import { AffectError, toAffectError } from '../src/errors.js';
 import { inferText, NO_TEXT_ESTIMATE, type InferTextOptions } from './operators/infer-text.js';
 import { textWindow, textWindowOptions, type TextWindowOptions } from './operators/text-window.js';
 import { transcribe, type TranscribeOptions, type TranscribeRecognizer } from './operators/transcribe.js';
-import { samplesToMs, type AudioChunk, type Stamped, type TranscriptEvent } from './types.js';
+import type { AudioChunk, Stamped, TranscriptEvent } from './types.js';
 
 /** Options of {@link createTextPath}. */
 export interface TextPathOptions {
@@ -109,20 +109,20 @@ export function createTextPath(
           ),
         finish: () => from(created).pipe(switchMap((r) => r.finish())),
       };
-      /** Audio ms seen so far: the clock that ages words out of the text window. */
+      /** Audio ms the recogniser has heard: the clock that ages words out and paces the text model. */
       const clock = new Subject<number>();
-      let lastMs = 0;
+      let heardMs = 0;
       const transcribed$ = audio$.pipe(
-        tap((c) => {
-          lastMs = samplesToMs(c.startSample + c.samples.length);
-          clock.next(lastMs);
-        }),
         transcribe(lazy, {
           maxPendingMs: o.maxPendingMs,
           maxAcceptMs: o.maxAcceptMs,
           onDropped: (n, total) => {
             stats.droppedSamples = total;
             log?.warn({ droppedSamples: n, totalDroppedSamples: total }, 'ASR fell behind: oldest audio dropped');
+          },
+          onProgress: (ms) => {
+            heardMs = ms;
+            clock.next(ms);
           },
         }),
       );
@@ -155,7 +155,7 @@ export function createTextPath(
           log?.error({ code: err.code, err: err.message }, 'speech recognition failed; stream continues speech-only');
           const out: PathEvent[] = [{ kind: 'error', err }];
           // Tell fusion there is no text any more, rather than leaving the last estimate to age out.
-          if (textModel) out.unshift({ kind: 'estimate', est: { streamId, tMs: lastMs, value: NO_TEXT_ESTIMATE } });
+          if (textModel) out.unshift({ kind: 'estimate', est: { streamId, tMs: heardMs, value: NO_TEXT_ESTIMATE } });
           return of(...out);
         }),
         finalize(() => {

@@ -36,10 +36,16 @@ export interface TranscribeOptions {
   maxAcceptMs: number;
   /** Called when audio is dropped at the bound: samples dropped now, and in total for the stream. */
   onDropped: ((droppedSamples: number, totalDroppedSamples: number) => void) | undefined;
+  /**
+   * Called after each recogniser answer with the stream audio ms it has heard up to, even when no
+   * event is emitted: the clock that ages words out of text windows (recognised time, not input
+   * time, so a source that runs ahead of the recogniser does not age words early).
+   */
+  onProgress: ((heardMs: number) => void) | undefined;
 }
 
 /** Defaults for {@link TranscribeOptions}. */
-export const DEFAULT_TRANSCRIBE: TranscribeOptions = { maxPendingMs: 10_000, maxAcceptMs: 1_000, onDropped: undefined };
+export const DEFAULT_TRANSCRIBE: TranscribeOptions = { maxPendingMs: 10_000, maxAcceptMs: 1_000, onDropped: undefined, onProgress: undefined };
 
 /** One contiguous run of fed audio and where it sits in the stream. */
 interface Segment {
@@ -160,6 +166,7 @@ export function transcribe(
           next: (r) => {
             got = true;
             emit(r);
+            o.onProgress?.(timeline.endMs());
           },
           error: fail,
           complete: () => {
