@@ -67,6 +67,11 @@ export interface ModelSpec {
   readonly outputs: readonly TensorSpec[];
   /** Speech: the window length in samples the model expects (null: any length). */
   readonly windowSamples?: number | null;
+  /**
+   * Speech: per-window input normalisation the model was trained with and does not do itself
+   * (wav2vec2 feature extractors use zero mean, unit variance).
+   */
+  readonly inputNormalization?: 'none' | 'zero-mean-unit-var';
   /** Speech: where the affect dimensions are in the outputs. */
   readonly affect?: AffectOutputMapping;
   /** Text classifier: label order of the logits (GoEmotions names). */
@@ -129,6 +134,7 @@ export const MODEL_SPECS = {
       { name: 'logits', type: 'float32', dims: ['batch', 3] },
     ],
     windowSamples: null,
+    inputNormalization: 'zero-mean-unit-var',
     affect: { output: 'logits', arousal: 0, dominance: 1, valence: 2, range: [0, 1], embedding: 'hidden_states' },
   },
   'wav2vec2-base-dim': {
@@ -148,6 +154,7 @@ export const MODEL_SPECS = {
       { name: 'logits', type: 'float32', dims: ['batch', 3] },
     ],
     windowSamples: null,
+    inputNormalization: 'zero-mean-unit-var',
     affect: { output: 'logits', arousal: 0, dominance: 1, valence: 2, range: [0, 1], embedding: 'hidden_states' },
   },
   'text-classifier-fixture': {

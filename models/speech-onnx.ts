@@ -43,6 +43,20 @@ function fitWindow(src: Float32Array, dst: Float32Array): void {
   }
 }
 
+/**
+ * Zero mean, unit variance over one window, in place (what Wav2Vec2FeatureExtractor does with
+ * do_normalize=True; the 1e-7 matches its epsilon).
+ */
+export function normalizeWindow(x: Float32Array): void {
+  let mean = 0;
+  for (let i = 0; i < x.length; i++) mean += x[i] ?? 0;
+  mean /= Math.max(1, x.length);
+  let v = 0;
+  for (let i = 0; i < x.length; i++) v += ((x[i] ?? 0) - mean) ** 2;
+  const sd = Math.sqrt(v / Math.max(1, x.length) + 1e-7);
+  for (let i = 0; i < x.length; i++) x[i] = ((x[i] ?? 0) - mean) / sd;
+}
+
 /** The ONNX speech adapter. */
 export class OnnxSpeechModel implements SpeechAffectModel {
   readonly id: string;
@@ -104,7 +118,11 @@ export class OnnxSpeechModel implements SpeechAffectModel {
     const out = new Array<SpeechAffectOutput>(items.length);
     for (const [n, idx] of groups) {
       const batch = new Float32Array(idx.length * n);
-      idx.forEach((itemIndex, row) => fitWindow(items[itemIndex] as Float32Array, batch.subarray(row * n, (row + 1) * n)));
+      idx.forEach((itemIndex, row) => {
+        const dst = batch.subarray(row * n, (row + 1) * n);
+        fitWindow(items[itemIndex] as Float32Array, dst);
+        if (this.spec.inputNormalization === 'zero-mean-unit-var') normalizeWindow(dst);
+      });
       const res = await this.session.run({ [this.inputName]: { type: 'float32', data: batch, dims: [idx.length, n] } });
       idx.forEach((itemIndex, row) => {
         out[itemIndex] = this.decode(res, row, items[itemIndex] as Float32Array);

@@ -116,6 +116,42 @@ describe('speech model (ONNX fixture in a worker thread)', () => {
   });
 });
 
+describe('speech models with free window length (the wav2vec2 contract)', () => {
+  it('normalises each window (zero mean, unit variance) and batches different lengths as separate sub-batches', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'cx-models-'));
+    const spec = speechSpecIn(dir, {
+      files: [{ path: 'model.onnx', url: null, sha256: null, sizeBytes: null }],
+      onnxFile: 'model.onnx',
+      inputs: [{ name: 'signal', type: 'float32', dims: ['batch', 'samples'] }],
+      outputs: [
+        { name: 'hidden_states', type: 'float32', dims: ['batch', 1] },
+        { name: 'logits', type: 'float32', dims: ['batch', 3] },
+      ],
+      windowSamples: null,
+      inputNormalization: 'zero-mean-unit-var',
+      affect: { output: 'logits', arousal: 0, dominance: 1, valence: 2, range: [0, 1], embedding: 'hidden_states' },
+    });
+    // logits = [mean(x), mean(x²), mean(x)], hidden_states = [len-independent mean(x)]
+    const g = new GraphBuilder('free_len');
+    const x = g.input('signal', ['batch', 'samples']);
+    const mean = g.op('ReduceMean', [x], { axes: [1], keepdims: 1 });
+    const sq = g.op('ReduceMean', [g.op('Mul', [x, x])], { axes: [1], keepdims: 1 });
+    g.output('logits', g.op('Concat', [mean, sq, mean], { axis: 1 }), ['batch', 3]);
+    g.output('hidden_states', mean, ['batch', 1]);
+    writeFileSync(path.join(dir, 'speech-copy', 'model.onnx'), g.encode());
+    const m = await load({ modelsDir: dir, maxBatch: 4, maxWaitMs: 50 }, spec);
+    expect(m.windowSamples).toBeNull();
+    const a = tone(200, 0.3).subarray(0, 8000).map((v) => v + 0.5); // DC offset the normalisation removes
+    const b = tone(300, 0.1).subarray(0, 12000).map((v) => v - 0.2);
+    const [ra, rb] = await Promise.all([m.infer(a), m.infer(b)]);
+    for (const r of [ra!, rb!]) {
+      expect(r.arousal).toBeCloseTo(-1, 3); // mean 0 → range [0,1] maps 0 to -1
+      expect(r.dominance!).toBeCloseTo(1, 3); // unit variance → mean(x²) = 1 → +1
+    }
+    expect((m as OnnxSpeechModel).batcher.stats.maxBatchSeen).toBe(2);
+  });
+});
+
 describe('speech model load errors', () => {
   it('missing file → AFFECT_ERR_MODEL_MISSING naming the path and the pull command', async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'cx-models-'));
