@@ -155,6 +155,14 @@ export class StreamHub {
   /** Turns a pipeline event into its wire message with the stream's next seq, stores and fans it out. */
   publish(streamId: string, event: PipelineEvent): StreamEventMessage {
     const entry = this.entry(streamId);
+    if (entry.info.state === 'ended') {
+      // Nothing may follow a stream's final status (e.g. a pipeline flushing after a shutdown ended it).
+      throw new AffectError('AFFECT_ERR_STREAM_UNKNOWN', `stream "${streamId}" has ended`, {
+        recoverable: true,
+        stage: 'hub',
+        hint: 'open the stream again (hub.openStream) before publishing on it',
+      });
+    }
     const seq = entry.info.lastSeq + 1;
     const message = toWire(streamId, seq, event);
     this.commit(entry, message);
@@ -185,7 +193,7 @@ export class StreamHub {
     if (!entry || entry.info.state === 'ended') return;
     const last = entry.ring.size > 0 ? entry.ring.at(entry.ring.size - 1) : undefined;
     const lastT = last?.tMs ?? 0;
-    this.publish(streamId, { kind: 'status', streamId, tMs: tMs ?? lastT, state: 'ended', message });
+    this.commit(entry, toWire(streamId, entry.info.lastSeq + 1, { kind: 'status', streamId, tMs: tMs ?? lastT, state: 'ended', message }));
     this.emit({ type: 'ended', streamId });
     // Forget the oldest ended streams beyond the bound (Map order = opening order).
     let ended = [...this.entries.values()].filter((e) => e.info.state === 'ended').length;

@@ -260,8 +260,10 @@ export const AffectServer = {
           }
         }
       } catch (err) {
-        metrics.framesDropped.inc({ reason: 'invalid' });
-        streamLog(streamId).error({ err: toAffectError(err) }, 'dropped a frame the hub refused');
+        const e = toAffectError(err);
+        const ended = e.code === 'AFFECT_ERR_STREAM_UNKNOWN' && hub.stream(streamId)?.state === 'ended';
+        metrics.framesDropped.inc({ reason: ended ? 'after_end' : 'invalid' });
+        streamLog(streamId)[ended ? 'debug' : 'error']({ err: e }, 'dropped a frame the hub refused');
       }
     };
 

@@ -94,6 +94,8 @@ describe('StreamHub', () => {
     const ended = seen[2];
     expect(ended?.type === 'message' && ended.message).toMatchObject({ type: 'status', state: 'ended', seq: 1, tMs: 0 });
     expect(hub.stream('s1')?.state).toBe('ended');
+    // Nothing follows the final status until the stream is opened again.
+    expect(() => hub.publish('s1', point(5))).toThrow(/has ended/);
     hub.openStream(INFO);
     expect(hub.stream('s1')).toMatchObject({ state: 'live', lastSeq: 1 });
     expect(hub.publish('s1', point(0)).seq).toBe(2);
