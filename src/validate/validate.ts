@@ -125,7 +125,17 @@ export interface ValidationReport {
   readonly heldOut: HeldOutSection;
   readonly items: readonly ValidationItem[];
   readonly timing: { readonly inferMs: number };
+  /** Things a reader must know to interpret the numbers. */
+  readonly notes: readonly string[];
 }
+
+/**
+ * Russell's 28 terms are the anchors of the built-in zero-shot text path (models/text-model.ts fits
+ * its projection on them) and the target space of the classifier's label mapping
+ * (models/text-lexicon.ts), so for the built-in text models they are in-sample.
+ */
+export const RUSSELL_IN_SAMPLE_NOTE =
+  "Russell's (1980) 28 terms are the anchors the built-in zero-shot text path is fitted on and the targets of the classifier's label mapping, so scores on them are in-sample for the built-in text models; the NRC VAD words (by-source rows) and the held-out mode are the out-of-sample test.";
 
 /** Computes every statistic for paired human/predicted points. */
 export function computeMetrics(human: readonly VaPoint[], predicted: readonly VaPoint[]): ValidationMetrics {
@@ -261,6 +271,7 @@ export async function runValidation(model: TextAffectModel, opts: Partial<Valida
     heldOut: heldOut.section,
     items,
     timing: { inferMs: Math.round(inferMs) },
+    notes: sources.includes('russell-1980') ? [RUSSELL_IN_SAMPLE_NOTE] : [],
   };
 }
 
@@ -350,6 +361,7 @@ export function formatValidationSummary(r: ValidationReport, files: readonly str
   } else {
     lines.push(`held-out (zero-shot): skipped — ${r.heldOut.reason}`);
   }
+  if (r.notes.length > 0) lines.push('', ...r.notes.map((n) => `note: ${n}`));
   if (files.length > 0) lines.push('', ...files.map((f) => `wrote ${f}`));
   return lines.join('\n') + '\n';
 }

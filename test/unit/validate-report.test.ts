@@ -51,6 +51,7 @@ describe('runValidation', () => {
 
     expect(r).toMatchObject({ kind: 'circumplex.validate', version: 1, termSet: 'all', template: '{term}', textModel: { id: 'fake-text', provider: 'test' } });
     expect(r.sources.map((s) => s.id)).toEqual(['russell-1980', 'nrc-vad-2018']);
+    expect(r.notes.join(' ')).toMatch(/in-sample/);
     expect(r.sources.reduce((s, x) => s + x.count, 0)).toBe(n);
     expect(r.items).toHaveLength(n);
     expect(r.items[0]).toMatchObject({ term: 'happy', source: 'russell-1980' });
