@@ -253,8 +253,9 @@ export const AffectServer = {
           if (msg.droppedWindows > 0) metrics.framesDropped.inc({ reason: 'pipeline' }, msg.droppedWindows);
           const arr = arrivals.get(streamId);
           if (arr) {
-            // The first chunk whose end reaches the frame's time carried the audio that completed it.
-            while (arr.length > 1 && (arr[1]?.[0] ?? Infinity) <= msg.tMs) arr.shift();
+            // The first chunk whose end reaches the frame's time carried the audio that completed it;
+            // older chunks can no longer complete a frame (tMs only grows).
+            while (arr.length > 1 && (arr[0]?.[0] ?? Infinity) < msg.tMs - 1e-6) arr.shift();
             const hit = arr[0];
             if (hit && hit[0] >= msg.tMs - 1e-6) metrics.inferenceLatency.observe({ stream: streamId }, (performance.now() - hit[1]) / 1000);
           }
