@@ -215,6 +215,8 @@ export interface PulledFile {
   readonly status: 'downloaded' | 'present';
   readonly sha256: string;
   readonly verified: boolean;
+  /** For archives: the folder it unpacked into (e.g. the Vosk model folder to pass to --asr-model). */
+  readonly unpackedTo?: string;
 }
 
 /** Unpacks a zip into `dir` with `unzip` (or Python's zipfile when unzip is missing). */
@@ -256,13 +258,25 @@ export async function pullModel(spec: ModelSpec, opts: PullOptions = {}): Promis
 
 async function pullFile(spec: ModelSpec, f: ModelFile, root: string, opts: PullOptions): Promise<PulledFile> {
   const dest = modelFilePath(spec, f, opts.modelsDir);
+  // an archive unpacks to the folder named like it (vosk-model-small-en-us-0.15.zip → vosk-model-small-en-us-0.15/)
+  const unpackDir = f.unpack === 'zip' ? path.join(root, path.basename(f.path).replace(/\.zip$/i, '')) : undefined;
   if (existsSync(dest) && !opts.force) {
     const sha = await sha256File(dest);
-    if (!f.sha256 || sha === f.sha256) return { file: f.path, path: dest, status: 'present', sha256: sha, verified: !!f.sha256 };
+    if (!f.sha256 || sha === f.sha256) {
+      if (f.unpack === 'zip' && unpackDir && !existsSync(unpackDir)) unzipInto(dest, root);
+      return { file: f.path, path: dest, status: 'present', sha256: sha, verified: !!f.sha256, ...(unpackDir && existsSync(unpackDir) ? { unpackedTo: unpackDir } : {}) };
+    }
   }
   const progress = opts.progress === null ? undefined : progressBar(`${spec.id}/${f.path}`, opts.progress ?? process.stderr);
   const r = await downloadFile(f.url as string, dest, f.sha256, { ...opts, ...(progress ? { onProgress: progress } : {}) });
   if (!f.sha256) writeVerifiedRecord(root, f.path, r.sha256, r.bytes);
   if (f.unpack === 'zip') unzipInto(dest, root);
-  return { file: f.path, path: dest, status: 'downloaded', sha256: r.sha256, verified: !!f.sha256 };
+  return {
+    file: f.path,
+    path: dest,
+    status: 'downloaded',
+    sha256: r.sha256,
+    verified: !!f.sha256,
+    ...(unpackDir && existsSync(unpackDir) ? { unpackedTo: unpackDir } : {}),
+  };
 }

@@ -99,6 +99,7 @@ export function register(program: Command): void {
     .option('--attempts <n>', 'attempts per file (resuming with HTTP Range)', positiveInt('--attempts'), 4)
     .action(async (ids: string[], o: { modelsDir?: string; acceptUnverified: boolean; force: boolean; timeoutMs: number; attempts: number }) => {
       const specs = ids.map(specOrThrow);
+      // stdout gets only the unpacked folders (e.g. the Vosk model dir for --asr-model); progress goes to stderr
       for (const spec of specs) {
         const files: PulledFile[] = await pullModel(spec, {
           ...(o.modelsDir === undefined ? {} : { modelsDir: o.modelsDir }),
@@ -110,6 +111,7 @@ export function register(program: Command): void {
         for (const f of files) {
           const note = f.verified ? 'sha256 verified' : `sha256 ${f.sha256} recorded (unverified: compare it with the model card)`;
           process.stderr.write(`${spec.id}/${f.file}: ${f.status}, ${note}\n`);
+          if (f.unpackedTo) process.stdout.write(`${f.unpackedTo}\n`);
         }
       }
     });

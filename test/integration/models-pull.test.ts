@@ -185,6 +185,34 @@ describe('pullModel', () => {
     await expect(loadSpeechModel(spec, { device: 'cpu', modelsDir: dir, logger: pino({ level: 'silent' }) })).rejects.toMatchObject({ code: 'AFFECT_ERR_MODEL_CHECKSUM' });
   });
 
+  it('unpacks a zip model (like the Vosk model) into a folder named after the archive', async () => {
+    // a zip made by Python's zipfile (always installed alongside the repo's tooling)
+    const src = tmp();
+    const inner = path.join(src, 'vosk-model-test');
+    const zipPath = path.join(src, 'vosk-model-test.zip');
+    const { mkdirSync } = await import('node:fs');
+    mkdirSync(path.join(inner, 'am'), { recursive: true });
+    writeFileSync(path.join(inner, 'am', 'final.mdl'), 'not really a model');
+    const { spawnSync } = await import('node:child_process');
+    expect(spawnSync('python3', ['-m', 'zipfile', '-c', zipPath, 'vosk-model-test'], { cwd: src }).status).toBe(0);
+    const zipBytes = readFileSync(zipPath);
+    const zipServer = http.createServer((_req, res) => res.writeHead(200, { 'content-length': zipBytes.length }).end(zipBytes));
+    await new Promise<void>((r) => zipServer.listen(0, '127.0.0.1', r));
+    try {
+      const url = `http://127.0.0.1:${(zipServer.address() as AddressInfo).port}/vosk-model-test.zip`;
+      const spec: ModelSpec = {
+        id: 'vosk-test', role: 'asr', description: 'test', fixture: false, source: url, license: 'test', inputs: [], outputs: [],
+        files: [{ path: 'vosk-model-test.zip', url, sha256: createHash('sha256').update(zipBytes).digest('hex'), sizeBytes: zipBytes.length, unpack: 'zip' }],
+      };
+      const dir = tmp();
+      const [f] = await pullModel(spec, { ...fast, modelsDir: dir, progress: null });
+      expect(f?.unpackedTo).toBe(path.join(dir, 'vosk-test', 'vosk-model-test'));
+      expect(readFileSync(path.join(f!.unpackedTo!, 'am', 'final.mdl'), 'utf8')).toBe('not really a model');
+    } finally {
+      await new Promise<void>((r) => zipServer.close(() => r()));
+    }
+  });
+
   it('fixtures and URL-less models explain what to do instead', async () => {
     await expect(pullModel(MODEL_SPECS['speech-fixture'] as ModelSpec)).rejects.toMatchObject({ hint: expect.stringContaining('npm run models:fixtures') });
     await expect(pullModel(MODEL_SPECS['wav2vec2-msp-dim'] as ModelSpec, { modelsDir: tmp() })).rejects.toMatchObject({ code: 'AFFECT_ERR_DOWNLOAD', hint: expect.stringContaining('docs/models.md') });
