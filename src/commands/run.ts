@@ -83,8 +83,7 @@ export function register(program: Command): void {
     .option('--stream-id <id>', 'stream id in the output', 'input')
     .option('--realtime', 'pace the file at real-time speed (live drop policy)', false)
     .action(async (opts: RunCommandOptions) => {
-      const summary = await runCommand(opts);
-      if (summary.frames === 0) process.exitCode = 0;
+      await runCommand(opts);
     });
 }
 
@@ -137,8 +136,19 @@ export async function runCommand(opts: RunCommandOptions, out: NodeJS.WritableSt
   };
   process.once('SIGINT', stopSignals);
   process.once('SIGTERM', stopSignals);
+  // A closed stdout (e.g. `| head`) ends the run quietly, like other Unix tools, instead of an
+  // unhandled EPIPE crash.
+  let outClosed = false;
   try {
     await new Promise<void>((resolve, reject) => {
+      const onOutError = (e: NodeJS.ErrnoException): void => {
+        if (e.code !== 'EPIPE') return reject(new AffectError('AFFECT_ERR_INTERNAL', `writing output failed: ${e.message}`, { cause: e }));
+        outClosed = true;
+        sub.unsubscribe();
+        resolve();
+      };
+      out.on('error', onOutError);
+      sub.add(() => out.off('error', onOutError));
       sub.add(
         source.pipe(engine.pipeline(opts.streamId, opts.realtime ? { whenBusy: 'latest' } : { whenBusy: 'queue', ...(flow ? { flow } : {}) })).subscribe({
           next: (event: PipelineEvent) => {
@@ -149,6 +159,7 @@ export async function runCommand(opts: RunCommandOptions, out: NodeJS.WritableSt
               summary.frames++;
               summary.droppedWindows += msg.droppedWindows;
             }
+            if (outClosed) return;
             if (opts.json) out.write(`${JSON.stringify(msg)}\n`);
             else out.write(`${humanLine(msg)}\n`);
           },

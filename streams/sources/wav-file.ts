@@ -6,7 +6,7 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { Observable } from 'rxjs';
 import { AffectError } from '../../src/errors.js';
-import { PIPELINE_SAMPLE_RATE_HZ, type AudioChunk } from '../types.js';
+import type { AudioChunk } from '../types.js';
 import type { FlowControl } from '../flow.js';
 import { AudioConverter } from './convert.js';
 
@@ -267,4 +267,3 @@ export function wavFileSource(file: string, opts: Partial<WavFileSourceOptions> 
   });
 }
 
-export { PIPELINE_SAMPLE_RATE_HZ };
