@@ -314,7 +314,7 @@ function redraw() {
       return li;
     }),
   );
-  $('transcript-partial').textContent = s && s.partial ? `${s.partial}…` : '';
+  $('transcript-partial').textContent = s && s.partial ? `${s.partial}…` : lines.length === 0 ? 'no transcript yet (serve with --asr-model to add one)' : '';
   if (!circChart || !seriesChart) return;
   // Circumplex: trail (fading) + live point.
   const trail = pts.slice(-TRAIL).map((p) => ({ x: p.valence, y: p.arousal }));
@@ -378,19 +378,14 @@ const circumplexBackdrop = {
     ctx.fillText('UNPLEASANT', 0, 0);
     ctx.restore();
     ctx.restore();
-  },
-  afterDatasetsDraw(chart) {
-    const { ctx, scales } = chart;
-    const cx = scales.x.getPixelForValue(0);
-    const cy = scales.y.getPixelForValue(0);
-    const r = scales.x.getPixelForValue(1) - cx;
-    const fs = Math.max(9, Math.round(r / 20));
+    // Term labels, under the data: the live point and its trail must never be hidden by text.
+    const lfs = Math.max(9, Math.round(r / 20));
     ctx.save();
-    ctx.font = `${fs}px system-ui, sans-serif`;
+    ctx.font = `${lfs}px system-ui, sans-serif`;
     ctx.fillStyle = cssVar('--text');
     ctx.globalAlpha = 0.85;
     ctx.textBaseline = 'middle';
-    for (const l of placeLabels(ctx, cx, cy, r, fs)) {
+    for (const l of placeLabels(ctx, cx, cy, r, lfs)) {
       ctx.textAlign = l.align;
       ctx.fillText(l.term, l.x, l.y);
     }

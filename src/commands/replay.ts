@@ -51,6 +51,9 @@ export interface Recording {
 
 const RecordedLine = z.discriminatedUnion('type', [AffectMessage, TranscriptMessage, StatusMessage]);
 
+/** Wait after the first subscriber connects before playback starts (ms). */
+const SUBSCRIBE_GRACE_MS = 250;
+
 /** Problems reported at once before giving up (the rest are counted). */
 const MAX_REPORTED = 5;
 
@@ -256,6 +259,9 @@ export async function replayCommand(
     if (opts.wait) {
       err.write('circumplex replay: waiting for the first subscriber (--no-wait to start at once)\n');
       while (!stopped && server.subscriberStats().length === 0) await sleep(50, abort.signal);
+      // A connected subscriber sends its subscribe after hello; give it a moment, so playback reaches
+      // it live (in file order) rather than as a per-stream resume backlog.
+      if (!stopped) await sleep(SUBSCRIBE_GRACE_MS, abort.signal);
     }
     if (!stopped) {
       const started = performance.now();

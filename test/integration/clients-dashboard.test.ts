@@ -5,7 +5,11 @@
  * and stream selector update; a real network drop (TCP proxy cut) shows as disconnected and the page
  * resumes by itself with no duplicate frames; a stream error is shown. Screenshots go to
  * test-results/dashboard.png (and dashboard-disconnected.png).
+ *
+ * Then the "new user" path for real: `circumplex serve --input <shipped WAV> --realtime` as a
+ * process, the page opened on it, and the point must move (test-results/dashboard-serve.png).
  */
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -174,5 +178,64 @@ describe.runIf(existsSync(CHROMIUM))('dashboard in chromium', () => {
     await page.evaluate(() => document.documentElement.classList.add('projector'));
     const big = await page.evaluate(() => parseFloat(getComputedStyle(document.documentElement).fontSize));
     expect(big).toBeGreaterThan(normal);
+  });
+});
+
+describe.runIf(existsSync(CHROMIUM))('dashboard on `circumplex serve` with the shipped WAV', () => {
+  let serve: ChildProcess | undefined;
+  let ctx: BrowserContext | undefined;
+  let dataDir: string | undefined;
+
+  afterAll(async () => {
+    await ctx?.close();
+    if (serve && serve.exitCode === null) {
+      serve.kill('SIGINT');
+      await new Promise((r) => serve?.once('exit', r));
+    }
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it('a new user starts serve --realtime, opens the page and the point moves', async () => {
+    serve = spawn(process.execPath, ['bin/circumplex.mjs', 'serve', '--input', 'test/fixtures/audio/speech.wav', '--realtime', '--port', '0'], {
+      env: { ...process.env, CIRCUMPLEX_LOG_LEVEL: 'warn' },
+    });
+    const httpUrl = await new Promise<string>((resolve, reject) => {
+      let err = '';
+      serve?.stderr?.on('data', (d: Buffer) => {
+        err += String(d);
+        const m = /dashboard (http:\/\/\S+?)[,)]/.exec(err);
+        if (m?.[1]) resolve(m[1]);
+      });
+      serve?.once('exit', (code) => reject(new Error(`serve exited ${code}: ${err}`)));
+    });
+    dataDir = mkdtempSync(path.join(os.tmpdir(), 'circumplex-chromium-'));
+    ctx = await chromium.launchPersistentContext(dataDir, { executablePath: CHROMIUM, headless: true, args: ARGS, viewport: { width: 1280, height: 720 } });
+    const p = ctx.pages()[0] ?? (await ctx.newPage());
+    const errors: string[] = [];
+    p.on('pageerror', (e) => errors.push(e.message));
+    await p.goto(httpUrl);
+    const pixel = () => p.evaluate(() => (window as unknown as { circumplex: { pointPixel(): { x: number; y: number } | null } }).circumplex.pointPixel());
+    const fileStream = async () =>
+      (await p.evaluate(() => (window as unknown as { circumplex: { streams(): PageStream[] } }).circumplex.streams())).find((st) => st.id === 'file');
+    const end = Date.now() + 20_000;
+    while (((await fileStream())?.points ?? 0) < 2) {
+      if (Date.now() > end) throw new Error('no affect frames reached the page');
+      await p.waitForTimeout(100);
+    }
+    await p.waitForTimeout(100);
+    const first = await pixel();
+    // Real frames arrive every 250 ms of audio (= wall time with --realtime); give it 2.5 s.
+    await p.waitForTimeout(2500);
+    const later = await pixel();
+    const s = await fileStream();
+    expect(s?.points).toBeGreaterThanOrEqual(8);
+    expect(first).not.toBeNull();
+    expect(later).not.toBeNull();
+    expect(Math.hypot((later?.x ?? 0) - (first?.x ?? 0), (later?.y ?? 0) - (first?.y ?? 0))).toBeGreaterThan(1);
+    const label = (await p.locator('#label').textContent()) ?? '';
+    expect(RUSSELL_1980_TERMS.map((t) => t.term)).toContain(label);
+    expect(await p.locator('#conn').getAttribute('data-state')).toBe('open');
+    await p.screenshot({ path: 'test-results/dashboard-serve.png' });
+    expect(errors).toEqual([]);
   });
 });
