@@ -227,7 +227,10 @@ export async function serveCommand(opts: ServeCommandOptions, err: NodeJS.Writab
       source = wavFileSource(input, { streamId, realtime: opts.realtime, speed: opts.speed, ...(flow ? { flow } : {}) });
       if (flow) pipelineOpts = { whenBusy: 'queue', flow };
     } else if (kind === 'stdin') {
-      source = rawPcmSource(process.stdin, { sampleRateHz: opts.rate, channels: opts.channels, streamId });
+      // A pipe can wait: stdin is read losslessly, paced by the model through a bounded flow.
+      flow = new FlowControl({ highWater: 4 });
+      source = rawPcmSource(process.stdin, { sampleRateHz: opts.rate, channels: opts.channels, streamId, flow });
+      pipelineOpts = { whenBusy: 'queue', flow };
     } else {
       source = createMicSource({ streamId, recorder: opts.recorder }).pipe(
         tap(() => {

@@ -172,6 +172,25 @@ describe('circumplex serve (real process, real engine)', () => {
     expect(existsSync(bad)).toBe(true);
   });
 
+  it('serves raw s16le from stdin losslessly and exits 0 at its end with --exit-on-end', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'stdin-'));
+    const rec = path.join(dir, 'rec.jsonl');
+    const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--input', '-', '--exit-on-end', '--record', rec], {
+      cwd: REPO_ROOT,
+      env: { ...process.env, CIRCUMPLEX_LOG_LEVEL: 'warn' },
+      stdio: ['pipe', 'ignore', 'pipe'],
+    });
+    children.push(child);
+    // 3 s of the speech WAV, header removed, in one burst: stdin is read through a bounded flow, not dropped.
+    child.stdin?.end(readFileSync(WAV).subarray(44, 44 + 3 * 32000));
+    const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+    expect(code).toBe(0);
+    const lines = readFileSync(rec, 'utf8').trimEnd().split('\n').map((l) => ServerMessageSchema.parse(JSON.parse(l)));
+    // windows of 1 s every 250 ms over 3 s: ends at 1.0, 1.25, ..., 3.0 s
+    expect(lines.filter((m) => m.type === 'affect').map((m) => (m as { tMs: number }).tMs)).toEqual([1000, 1250, 1500, 1750, 2000, 2250, 2500, 2750, 3000]);
+    expect(lines.at(-1)).toMatchObject({ type: 'status', state: 'ended', message: 'input ended' });
+  });
+
   it('runs an ingested WAV (header in the first frame) through the real engine, with tokens', async () => {
     const s = await serve(['--input', 'none'], { CIRCUMPLEX_TOKENS: 'sub-token-123:subscribe;pub-token-123:publish' });
     const sub = track(connect(s, '/v1/stream?streams=call&token=sub-token-123'));
