@@ -17,7 +17,7 @@ import type { Logger } from 'pino';
 import type { RecognizerResult, SpeechRecognizerFactory, StreamRecognizer, TextAffectModel, TextAffectOutput } from '../models/ports.js';
 import { AffectError, toAffectError } from '../src/errors.js';
 import { inferText, NO_TEXT_ESTIMATE, type InferTextOptions } from './operators/infer-text.js';
-import { textWindow, textWindowOptions, type TextWindowOptions } from './operators/text-window.js';
+import { textWindowDetail, textWindowOptions, type TextWindowOptions } from './operators/text-window.js';
 import { transcribe, type TranscribeOptions, type TranscribeRecognizer } from './operators/transcribe.js';
 import type { AudioChunk, Stamped, TranscriptEvent } from './types.js';
 
@@ -35,6 +35,12 @@ export interface TextPathOptions {
   maxPendingMs: TranscribeOptions['maxPendingMs'];
   /** Most audio per recogniser call, ms. Default 1000. */
   maxAcceptMs: TranscribeOptions['maxAcceptMs'];
+  /**
+   * Multiply the text model's confidence by the window's mean word confidence (from the
+   * recogniser), so words the recogniser was unsure of (mumbling, non-English speech forced into
+   * English words) weigh less in fusion. Default true.
+   */
+  scaleByWordConf: boolean;
   /** Logger (a child with `streamId` is made per stream). Default: none. */
   logger: Logger | undefined;
 }
@@ -47,6 +53,7 @@ export const DEFAULT_TEXT_PATH: TextPathOptions = {
   minIntervalMs: 1_000,
   maxPendingMs: 10_000,
   maxAcceptMs: 1_000,
+  scaleByWordConf: true,
   logger: undefined,
 };
 
@@ -70,6 +77,12 @@ export interface TextPathStreams {
   readonly errors$: Observable<AffectError>;
   /** Counters for logs and metrics. */
   readonly stats: TextPathStats;
+}
+
+/** The estimate with its confidence multiplied by `k` (0..1). */
+function scaleConfidence(est: Stamped<TextAffectOutput>, k: number): Stamped<TextAffectOutput> {
+  const f = Number.isFinite(k) ? Math.min(1, Math.max(0, k)) : 0;
+  return f === 1 ? est : { ...est, value: { ...est.value, confidence: est.value.confidence * f } };
 }
 
 type PathEvent =
@@ -112,13 +125,18 @@ export function createTextPath(
       /** Audio ms the recogniser has heard: the clock that ages words out and paces the text model. */
       const clock = new Subject<number>();
       let heardMs = 0;
+      /** Mean word confidence of recent text windows, by window time (bounded). */
+      const wordConfAt = new Map<number, number>();
       const transcribed$ = audio$.pipe(
         transcribe(lazy, {
           maxPendingMs: o.maxPendingMs,
           maxAcceptMs: o.maxAcceptMs,
           onDropped: (n, total) => {
             stats.droppedSamples = total;
-            log?.warn({ droppedSamples: n, totalDroppedSamples: total }, 'ASR fell behind: oldest audio dropped');
+            // Log the first drop, then at most once per 5 s of audio dropped (no log floods).
+            if (total - n === 0 || Math.floor(total / 80_000) > Math.floor((total - n) / 80_000)) {
+              log?.warn({ droppedSamples: n, totalDroppedSamples: total }, 'ASR fell behind: oldest audio dropped');
+            }
           },
           onProgress: (ms) => {
             heardMs = ms;
@@ -132,7 +150,13 @@ export function createTextPath(
             t$.pipe(map((ev): PathEvent => ({ kind: 'transcript', ev }))),
             textModel
               ? t$.pipe(
-                  textWindow(windowOpts, clock),
+                  textWindowDetail(windowOpts, clock),
+                  // Remember each window's word confidence by its time (inferText keeps the time).
+                  tap((w) => {
+                    wordConfAt.set(w.tMs, w.value.meanConf);
+                    if (wordConfAt.size > 256) wordConfAt.delete(wordConfAt.keys().next().value!);
+                  }),
+                  map((w): Stamped<string> => ({ streamId: w.streamId, tMs: w.tMs, value: w.value.text })),
                   inferText(
                     textModel,
                     {
@@ -145,6 +169,7 @@ export function createTextPath(
                     },
                     clock,
                   ),
+                  map((est) => (o.scaleByWordConf ? scaleConfidence(est, wordConfAt.get(est.tMs) ?? 1) : est)),
                   map((est): PathEvent => ({ kind: 'estimate', est })),
                 )
               : EMPTY,

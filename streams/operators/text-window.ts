@@ -7,7 +7,7 @@
  * stream's audio clock (`clock$`, ms of audio seen) and a silent stretch longer than
  * `maxSeconds` empties the window, which the text model turns into confidence 0 (speech-only).
  */
-import { EMPTY, Observable, type OperatorFunction } from 'rxjs';
+import { EMPTY, map, Observable, type OperatorFunction } from 'rxjs';
 import type { Stamped, TimedWord, TranscriptEvent } from '../types.js';
 
 /** Options of {@link textWindow}. */
@@ -38,18 +38,27 @@ function wordsOf(ev: TranscriptEvent): readonly TimedWord[] {
   return ev.text.split(/\s+/).filter(Boolean).map((word) => ({ word, startMs: ev.tMs, endMs: ev.tMs, conf: 1 }));
 }
 
+/** What a text window holds: its text, its words, and their mean recogniser confidence. */
+export interface TextWindowValue {
+  readonly text: string;
+  readonly words: readonly TimedWord[];
+  /** Mean word confidence in [0, 1]; 0 for an empty window. */
+  readonly meanConf: number;
+}
+
 /**
- * Windows a stream's transcript events into text. `clock$` (optional) emits audio ms as audio
- * arrives, so words age out during silence; the operator completes with its source.
+ * Like {@link textWindow}, but each emission carries the window's words and their mean
+ * confidence (the text path scales the text model's confidence by it, so mumbled or foreign
+ * speech that the recogniser forces into English words counts for less).
  */
-export function textWindow(
+export function textWindowDetail(
   opts: Partial<TextWindowOptions> = {},
   clock$: Observable<number> = EMPTY,
-): OperatorFunction<TranscriptEvent, Stamped<string>> {
+): OperatorFunction<TranscriptEvent, Stamped<TextWindowValue>> {
   const { maxWords, maxSeconds, minWordConf } = textWindowOptions(opts);
   const spanMs = maxSeconds * 1000;
   return (source) =>
-    new Observable<Stamped<string>>((subscriber) => {
+    new Observable<Stamped<TextWindowValue>>((subscriber) => {
       /** Final words, newest last, bounded: only the last maxWords can ever be in the window. */
       let finals: TimedWord[] = [];
       let partial: readonly TimedWord[] = [];
@@ -64,7 +73,8 @@ export function textWindow(
         const text = words.map((w) => w.word).join(' ');
         if (text === lastText) return;
         lastText = text;
-        subscriber.next({ streamId, tMs: nowMs, value: text });
+        const meanConf = words.length === 0 ? 0 : words.reduce((a, w) => a + (Number.isFinite(w.conf) ? w.conf : 0), 0) / words.length;
+        subscriber.next({ streamId, tMs: nowMs, value: { text, words, meanConf } });
       };
 
       const clockSub = clock$.subscribe({
@@ -98,4 +108,16 @@ export function textWindow(
         sub.unsubscribe();
       };
     });
+}
+
+/**
+ * Windows a stream's transcript events into text. `clock$` (optional) emits audio ms as audio
+ * is recognised, so words age out during silence; the operator completes with its source.
+ */
+export function textWindow(
+  opts: Partial<TextWindowOptions> = {},
+  clock$: Observable<number> = EMPTY,
+): OperatorFunction<TranscriptEvent, Stamped<string>> {
+  const detail = textWindowDetail(textWindowOptions(opts), clock$);
+  return (source) => source.pipe(detail, map((w) => ({ streamId: w.streamId, tMs: w.tMs, value: w.value.text })));
 }

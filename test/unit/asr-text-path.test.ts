@@ -120,6 +120,27 @@ describe('createTextPath', () => {
     audio$.complete();
   });
 
+  it('scales the text confidence by the mean recogniser word confidence (unless turned off)', async () => {
+    const unsure: SpeechRecognizerFactory = {
+      id: 'unsure',
+      provider: 'fake',
+      close: () => Promise.resolve(),
+      create: () =>
+        Promise.resolve({
+          accept: () => Promise.resolve({ text: 'bonjour', final: true, words: [{ word: 'bonjour', startMs: 10, endMs: 90, conf: 0.25 }] }),
+          finish: () => Promise.resolve({ text: '', final: true, words: [] }),
+          close: () => Promise.resolve(),
+        }),
+    };
+    const run = async (scaleByWordConf: boolean) => {
+      const p = createTextPath(unsure, textModel, { scaleByWordConf, minIntervalMs: 0 })('s')(from(chunks(1)));
+      return firstValueFrom(p.estimates$.pipe(toArray()));
+    };
+    // The fake text model says confidence 0.1 for one word.
+    expect((await run(true))[0]!.value.confidence).toBeCloseTo(0.025);
+    expect((await run(false))[0]!.value.confidence).toBeCloseTo(0.1);
+  });
+
   it('without a text model: transcripts only, no estimates', async () => {
     const f = fakeFactory();
     const [transcripts, estimates] = await collect(createTextPath(f.factory, undefined)('s')(from(chunks(10))));
