@@ -54,6 +54,12 @@ export interface CircumplexClientOptions {
    * running (their ring), not just frames from now on. Default false.
    */
   fromStart: boolean;
+  /**
+   * Drop and reconnect a connection that has been silent (no message, no ping) this long, so a
+   * half-open TCP connection is noticed. The server pings every 15 s by default. 0 turns it off.
+   * Default 45 000.
+   */
+  idleTimeoutMs: number;
 }
 
 /** Defaults of {@link CircumplexClientOptions}. */
@@ -69,6 +75,7 @@ export const DEFAULT_CLIENT: CircumplexClientOptions = {
   headers: {},
   helloTimeoutMs: 10_000,
   fromStart: false,
+  idleTimeoutMs: 45_000,
 };
 
 /** Counters a client keeps; read them with {@link CircumplexClient.stats}. */
@@ -133,6 +140,7 @@ function validate(o: CircumplexClientOptions): void {
     throw new RangeError(`CircumplexClient: iteratorQueueSize must be a positive integer, got ${o.iteratorQueueSize}`);
   }
   if (!(o.helloTimeoutMs > 0)) throw new RangeError(`CircumplexClient: helloTimeoutMs must be > 0, got ${o.helloTimeoutMs}`);
+  if (!(o.idleTimeoutMs >= 0)) throw new RangeError(`CircumplexClient: idleTimeoutMs must be >= 0, got ${o.idleTimeoutMs}`);
 }
 
 /** The delay before reconnect attempt `attempt` (0-based), with jitter from `rand` in [0, 1). */
@@ -177,6 +185,7 @@ export class CircumplexClient implements AsyncIterable<StreamEventMessage> {
   private closedByUser = false;
   private retryTimer: NodeJS.Timeout | undefined;
   private helloTimer: NodeJS.Timeout | undefined;
+  private idleTimer: NodeJS.Timeout | undefined;
   private lastError: Error | undefined;
   /** Why the client gave up, when it did so on its own (undefined after a user `close()`). */
   failure: Error | undefined;
@@ -362,7 +371,20 @@ export class CircumplexClient implements AsyncIterable<StreamEventMessage> {
         ws.close(CLOSE_CODES.protocolError);
       }
     });
+    // Liveness: any message or ping re-arms the idle timer; silence past idleTimeoutMs means the
+    // connection is dead even if TCP has not noticed, so terminate it and let reconnect run.
+    const touch = () => {
+      if (this.opts.idleTimeoutMs <= 0 || this.ws !== ws) return;
+      if (this.idleTimer) clearTimeout(this.idleTimer);
+      this.idleTimer = setTimeout(() => {
+        failure = new AffectError('AFFECT_ERR_INPUT', `no message or ping from ${this.url} for ${this.opts.idleTimeoutMs} ms`);
+        ws.terminate();
+      }, this.opts.idleTimeoutMs);
+    };
+    ws.on('open', touch);
+    ws.on('ping', touch);
     ws.on('message', (data, isBinary) => {
+      touch();
       if (isBinary) return;
       this.onMessage(ws, String(data));
     });
@@ -373,6 +395,7 @@ export class CircumplexClient implements AsyncIterable<StreamEventMessage> {
       if (this.ws !== ws) return;
       this.ws = undefined;
       if (this.helloTimer) clearTimeout(this.helloTimer);
+      if (this.idleTimer) clearTimeout(this.idleTimer);
       this.lastCloseCode = code;
       this.lastError = failure ?? new AffectError('AFFECT_ERR_INPUT', `connection to ${this.url} closed (code ${code})`);
       const fatal = NO_RETRY_CLOSE_CODES.has(code) || (failure !== undefined && NO_RETRY_HTTP.test(failure.message));
@@ -474,8 +497,10 @@ export class CircumplexClient implements AsyncIterable<StreamEventMessage> {
   private clearTimers(): void {
     if (this.retryTimer) clearTimeout(this.retryTimer);
     if (this.helloTimer) clearTimeout(this.helloTimer);
+    if (this.idleTimer) clearTimeout(this.idleTimer);
     this.retryTimer = undefined;
     this.helloTimer = undefined;
+    this.idleTimer = undefined;
   }
 
   private finish(err?: Error): void {

@@ -24,6 +24,7 @@ import { getLogger, setLogLevel } from '../log.js';
 import { loadConfig } from '../config.js';
 import type { StreamHub } from '../server/hub.js';
 import { AffectServer, type RunningServer } from '../server/ws-server.js';
+import { loadTokens } from './serve.js';
 
 /** Parsed `replay` options. */
 export interface ReplayCommandOptions {
@@ -237,7 +238,15 @@ export async function replayCommand(
   const perStream = Math.max(...rec.streams.map((s) => s.count));
   // The ring holds the whole recording (bounded by the file we already hold in memory), so a late
   // subscriber can resume from the start.
-  const server = await AffectServer.start({ port: opts.port, host: opts.host, ringSize: Math.max(2048, perStream), logger });
+  // Same access rules as `serve`: CIRCUMPLEX_TOKENS / CIRCUMPLEX_TOKENS_FILE / CIRCUMPLEX_ALLOWED_ORIGINS.
+  const server = await AffectServer.start({
+    port: opts.port,
+    host: opts.host,
+    ringSize: Math.max(2048, perStream),
+    tokens: loadTokens(env, undefined),
+    allowedOrigins: env.allowedOrigins,
+    logger,
+  });
   openRecordedStreams(server.hub, rec);
   err.write(
     `circumplex replay: ${rec.messages.length} messages on ${rec.streams.length} stream(s) (${rec.streams.map((s) => s.streamId).join(', ')}) ` +

@@ -149,6 +149,27 @@ describe('CircumplexClient', () => {
     }
   });
 
+  it('drops a silent connection (no message, no ping) after idleTimeoutMs and reconnects', async () => {
+    // A server that says hello and then goes quiet without closing: a half-open connection.
+    const wss = new WebSocketServer({ port: 0, host: '127.0.0.1', handleProtocols: () => SUBPROTOCOL });
+    await new Promise((r) => wss.once('listening', r));
+    let connections = 0;
+    wss.on('connection', (ws) => {
+      connections++;
+      ws.send(JSON.stringify({ type: 'hello', version: '1.0.0', sessionId: 's', hopMs: 250, streams: [] }));
+    });
+    try {
+      const port = (wss.address() as { port: number }).port;
+      const client = connect(`ws://127.0.0.1:${port}`, { idleTimeoutMs: 300 });
+      await client.waitOpen();
+      await until(() => connections >= 2 && client.state$.value === 'open');
+      expect(client.stats.reconnects).toBeGreaterThanOrEqual(1);
+    } finally {
+      for (const c of wss.clients) c.terminate();
+      await new Promise((r) => wss.close(r));
+    }
+  });
+
   it('async iteration: in order, bounded drop-oldest queue, ends on close', async () => {
     const client = connect(server.url, { iteratorQueueSize: 5 });
     await client.waitOpen();
