@@ -29,7 +29,7 @@ export class ServerMetrics {
   readonly inferenceLatency = new Histogram({
     name: 'circumplex_inference_latency_seconds',
     help: 'Audio arrival to affect frame publication',
-    labelNames: ['stream'],
+    // No stream label: call ids are unbounded, and a label per call would grow the registry forever.
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     registers: [this.registry],
   });

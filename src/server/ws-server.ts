@@ -243,6 +243,7 @@ export const AffectServer = {
         for (const s of subscribers) if (s.wants(ev.stream.streamId)) s.sendControl({ type: 'stream', stream: ev.stream });
       } else {
         streamLog(ev.streamId).info('stream ended');
+        streamLogs.delete(ev.streamId);
       }
     });
 
@@ -257,7 +258,7 @@ export const AffectServer = {
             // older chunks can no longer complete a frame (tMs only grows).
             while (arr.length > 1 && (arr[0]?.[0] ?? Infinity) < msg.tMs - 1e-6) arr.shift();
             const hit = arr[0];
-            if (hit && hit[0] >= msg.tMs - 1e-6) metrics.inferenceLatency.observe({ stream: streamId }, (performance.now() - hit[1]) / 1000);
+            if (hit && hit[0] >= msg.tMs - 1e-6) metrics.inferenceLatency.observe((performance.now() - hit[1]) / 1000);
           }
         }
       } catch (err) {
