@@ -59,7 +59,9 @@ export interface BenchPlan {
   batchSizes: number[];
   batchTargetMs: number;
   fanoutSubscribers: number[];
-  fanoutFrames: number;
+  /** Messages to deliver in total per fan-out point (frames = deliveries / subscribers, clamped). */
+  fanoutDeliveries: number;
+  fanoutFrames: { min: number; max: number };
   /** bench/batching.ts (models): batch sizes and ms per row. */
   batching: { batchSizes: number[]; targetMs: number };
   /** bench/load.ts (server): a real `serve` child process under load. */
@@ -81,7 +83,8 @@ export function planFor(quick: boolean): BenchPlan {
         batchSizes: [1, 8, 32],
         batchTargetMs: 150,
         fanoutSubscribers: [1, 100],
-        fanoutFrames: 40,
+        fanoutDeliveries: 4000,
+        fanoutFrames: { min: 20, max: 2000 },
         batching: { batchSizes: [1, 4, 16], targetMs: 100 },
         load: { publishers: 2, subscribers: 4, durationS: 3, drainS: 5 },
         externalTimeoutMs: 30_000,
@@ -97,7 +100,8 @@ export function planFor(quick: boolean): BenchPlan {
         batchSizes: [1, 2, 4, 8, 16, 32, 64],
         batchTargetMs: 600,
         fanoutSubscribers: [1, 100, 1000],
-        fanoutFrames: 200,
+        fanoutDeliveries: 100_000,
+        fanoutFrames: { min: 100, max: 20_000 },
         batching: { batchSizes: [1, 2, 4, 8, 16, 32, 64], targetMs: 400 },
         load: { publishers: 4, subscribers: 16, durationS: 10, drainS: 15 },
         externalTimeoutMs: 120_000,
@@ -208,8 +212,15 @@ export async function runBench(o: BenchOptions, log: (line: string) => void = (l
       sections['batch'] = await benchBatchSweep(engine, samples, { sizes: plan.batchSizes, targetMsPerSize: plan.batchTargetMs });
     }
     if (want('fanout')) {
-      log(`[bench] fan-out: ${plan.fanoutSubscribers.join(', ')} subscribers, ${plan.fanoutFrames} frames, server vs bare ws`);
-      sections['fanout'] = await benchFanout({ subscribers: plan.fanoutSubscribers, frames: plan.fanoutFrames, timeoutMs: o.quick ? 5000 : 20_000, logger });
+      log(`[bench] fan-out: ${plan.fanoutSubscribers.join(', ')} subscribers, ~${plan.fanoutDeliveries} deliveries each, server vs bare ws`);
+      sections['fanout'] = await benchFanout({
+        subscribers: plan.fanoutSubscribers,
+        deliveries: plan.fanoutDeliveries,
+        minFrames: plan.fanoutFrames.min,
+        maxFrames: plan.fanoutFrames.max,
+        timeoutMs: o.quick ? 10_000 : 30_000,
+        logger,
+      });
     }
     if (want('batching')) {
       log(`[bench] batching (bench/batching.ts): batch sizes ${plan.batching.batchSizes.join(', ')}`);
@@ -408,7 +419,7 @@ export async function main(argv: string[] = process.argv): Promise<number> {
       const x = Number(v);
       if (!(Number.isInteger(x) && x >= 1 && x <= 1024)) throw new RangeError(`--max-streams must be an integer in [1, 1024], got "${v}"`);
       return x;
-    }, 64)
+    }, 1024)
     .option('--sections <list>', `comma-separated subset of ${SECTIONS.join(',')}`, parseSections, [...SECTIONS])
     .option('--out <dir>', 'report folder', path.join(REPO_ROOT, 'bench', 'results'))
     .option('--log-level <level>', 'pino log level', 'warn')

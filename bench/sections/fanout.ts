@@ -61,6 +61,9 @@ interface Counter {
   received: number;
   coalesced: number;
   lastTMs: number;
+  /** Set once measuring starts: called when this subscriber's frame reaches the last one. */
+  onLast?: () => void;
+  target: number;
 }
 
 async function connectAll(url: string, n: number, protocol: string | undefined, onOpen: (ws: WebSocket, c: Counter) => Promise<void>): Promise<{ sockets: WebSocket[]; counters: Counter[] }> {
@@ -70,7 +73,7 @@ async function connectAll(url: string, n: number, protocol: string | undefined, 
   for (let i = 0; i < n; i += 100) {
     const wave = Array.from({ length: Math.min(100, n - i) }, async () => {
       const ws = protocol ? new WebSocket(url, protocol) : new WebSocket(url);
-      const c: Counter = { received: 0, coalesced: 0, lastTMs: -1 };
+      const c: Counter = { received: 0, coalesced: 0, lastTMs: -1, target: Number.POSITIVE_INFINITY };
       sockets.push(ws);
       counters.push(c);
       await onOpen(ws, c);
@@ -80,13 +83,24 @@ async function connectAll(url: string, n: number, protocol: string | undefined, 
   return { sockets, counters };
 }
 
-async function waitDone(counters: readonly Counter[], lastTMs: number, timeoutMs: number): Promise<number> {
-  const t0 = performance.now();
-  for (;;) {
-    const complete = counters.filter((c) => c.lastTMs >= lastTMs).length;
-    if (complete === counters.length || performance.now() - t0 > timeoutMs) return complete;
-    await sleep(5);
-  }
+/** Arms every counter for the last frame; resolves with the number complete when all are, or at the timeout. */
+function arm(counters: Counter[], lastTMs: number, timeoutMs: number): Promise<number> {
+  return new Promise<number>((resolve) => {
+    let remaining = counters.length;
+    const finish = (): void => {
+      clearTimeout(timer);
+      resolve(counters.filter((c) => c.lastTMs >= lastTMs).length);
+    };
+    const timer = setTimeout(finish, timeoutMs);
+    for (const c of counters) {
+      c.target = lastTMs;
+      c.onLast = () => {
+        c.onLast = undefined;
+        if (--remaining === 0) finish();
+      };
+    }
+    if (counters.length === 0) finish();
+  });
 }
 
 async function publishFrames(frames: number, publish: (k: number) => void): Promise<void> {
@@ -132,12 +146,14 @@ async function viaServer(n: number, frames: number, logger: Logger, timeoutMs: n
         c.received++;
         c.coalesced += m.coalesced ?? 0;
         c.lastTMs = m.tMs;
+        if (m.tMs >= c.target) c.onLast?.();
       });
     });
     await sleep(200 + n);
+    const done = arm(counters, (frames - 1) * 250, timeoutMs);
     const t0 = performance.now();
     await publishFrames(frames, (k) => subject.next(affectEvent(streamId, k)));
-    const complete = await waitDone(counters, (frames - 1) * 250, timeoutMs);
+    const complete = await done;
     const wallMs = performance.now() - t0;
     for (const s of sockets) s.terminate();
     return result(wallMs, counters, complete);
@@ -162,16 +178,18 @@ async function viaBareWs(n: number, frames: number, timeoutMs: number): Promise<
         const m = JSON.parse(String(data)) as { tMs: number };
         c.received++;
         c.lastTMs = m.tMs;
+        if (m.tMs >= c.target) c.onLast?.();
       });
     });
     await sleep(200 + n);
+    const done = arm(counters, (frames - 1) * 250, timeoutMs);
     const t0 = performance.now();
     await publishFrames(frames, (k) => {
       // Same wire message the server sends, serialised once per frame.
       const msg = JSON.stringify(toWire('fan', k, affectEvent('fan', k)));
       for (const c of wss.clients) if (c.readyState === WebSocket.OPEN) c.send(msg);
     });
-    const complete = await waitDone(counters, (frames - 1) * 250, timeoutMs);
+    const complete = await done;
     const wallMs = performance.now() - t0;
     for (const s of sockets) s.terminate();
     return result(wallMs, counters, complete);
@@ -181,13 +199,21 @@ async function viaBareWs(n: number, frames: number, timeoutMs: number): Promise<
   }
 }
 
-/** Runs both sides for each subscriber count. */
-export async function benchFanout(o: { subscribers: readonly number[]; frames: number; timeoutMs: number; logger: Logger }): Promise<FanoutPoint[]> {
+/** Frames to publish for `n` subscribers: about `deliveries` messages in total, within [minFrames, maxFrames]. */
+export function framesFor(n: number, deliveries: number, minFrames: number, maxFrames: number): number {
+  return Math.max(minFrames, Math.min(maxFrames, Math.round(deliveries / Math.max(1, n))));
+}
+
+/** Runs both sides for each subscriber count (after a small untimed warm-up of both). */
+export async function benchFanout(o: { subscribers: readonly number[]; deliveries: number; minFrames: number; maxFrames: number; timeoutMs: number; logger: Logger }): Promise<FanoutPoint[]> {
+  await viaBareWs(2, 200, o.timeoutMs);
+  await viaServer(2, 200, o.logger, o.timeoutMs);
   const out: FanoutPoint[] = [];
   for (const n of o.subscribers) {
-    const bareWs = await viaBareWs(n, o.frames, o.timeoutMs);
-    const server = await viaServer(n, o.frames, o.logger, o.timeoutMs);
-    out.push({ subscribers: n, frames: o.frames, server, bareWs, ratio: bareWs.deliveredPerSec > 0 ? round(server.deliveredPerSec / bareWs.deliveredPerSec, 3) : null });
+    const frames = framesFor(n, o.deliveries, o.minFrames, o.maxFrames);
+    const bareWs = await viaBareWs(n, frames, o.timeoutMs);
+    const server = await viaServer(n, frames, o.logger, o.timeoutMs);
+    out.push({ subscribers: n, frames, server, bareWs, ratio: bareWs.deliveredPerSec > 0 ? round(server.deliveredPerSec / bareWs.deliveredPerSec, 3) : null });
   }
   return out;
 }
