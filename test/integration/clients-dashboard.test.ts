@@ -173,11 +173,29 @@ describe.runIf(existsSync(CHROMIUM))('dashboard in chromium', () => {
     await expect.poll(() => page.locator('#banner').isHidden()).toBe(true);
   });
 
+  it('is usable on a narrow laptop window (stacked, no horizontal overflow)', async () => {
+    await page.setViewportSize({ width: 820, height: 1000 });
+    await page.selectOption('#stream-select', 'stage');
+    await page.waitForTimeout(200);
+    const m = await page.evaluate(() => ({
+      scrollW: document.documentElement.scrollWidth,
+      innerW: window.innerWidth,
+      canvasW: document.getElementById('circumplex')?.getBoundingClientRect().width ?? 0,
+    }));
+    expect(m.scrollW).toBeLessThanOrEqual(m.innerW);
+    expect(m.canvasW).toBeGreaterThan(300);
+    await page.screenshot({ path: 'test-results/dashboard-narrow.png', fullPage: true });
+    await page.setViewportSize({ width: 1280, height: 720 });
+  });
+
   it('projector mode uses larger type', async () => {
     const normal = await page.evaluate(() => parseFloat(getComputedStyle(document.documentElement).fontSize));
     await page.evaluate(() => document.documentElement.classList.add('projector'));
     const big = await page.evaluate(() => parseFloat(getComputedStyle(document.documentElement).fontSize));
     expect(big).toBeGreaterThan(normal);
+    await page.setViewportSize({ width: 1920, height: 1080 });
+    await page.waitForTimeout(200);
+    await page.screenshot({ path: 'test-results/dashboard-projector.png' });
   });
 });
 
