@@ -113,7 +113,7 @@ export function affectPipeline(deps: PipelineDeps, opts: Partial<PipelineOptions
         const affect$ = shared.pipe(
           windowBySamples({ windowMs: o.windowMs, hopMs: o.hopMs, minTailMs: o.minTailMs }),
           inferSpeech(deps.speech, inferOpts),
-          fuseAffect(deps.fusion, { textMaxAgeMs: o.textMaxAgeMs, ...(text ? { estimates$: text.estimates$ } : {}) }),
+          fuseAffect(deps.fusion, { textMaxAgeMs: o.textMaxAgeMs, ...(o.flow ? { flow: o.flow } : {}), ...(text ? { estimates$: text.estimates$ } : {}) }),
           smoothAffect(o.smoothing),
           labelAffect({ terms: o.terms }),
           o.statusEvents ? withDropStatus(o.recoverAfterFrames) : map((point): PipelineEvent => ({ kind: 'affect', point })),

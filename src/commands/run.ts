@@ -49,6 +49,8 @@ export interface RunSummary {
   wallSeconds: number;
   /** wall time / audio time: below 1 is faster than real time. */
   realTimeFactor: number;
+  /** Seconds spent loading models before the first chunk (not in wallSeconds). */
+  loadSeconds: number;
 }
 
 function number(name: string, min: number, integer = false) {
@@ -102,6 +104,7 @@ export async function runCommand(opts: RunCommandOptions, out: NodeJS.WritableSt
     logger.debug({ file: opts.input, ...info }, 'input');
   }
 
+  const tLoad = performance.now();
   const engine: Engine = await createEngine({
     device: opts.device ?? env.device,
     speechModel: opts.speechModel,
@@ -124,7 +127,7 @@ export async function runCommand(opts: RunCommandOptions, out: NodeJS.WritableSt
       : wavFileSource(opts.input, { streamId: opts.streamId, realtime: opts.realtime, ...(flow ? { flow } : {}) })
   ).pipe(tap((c) => (audioSamples = c.startSample + c.samples.length)));
 
-  const summary: RunSummary = { frames: 0, droppedWindows: 0, audioSeconds: 0, wallSeconds: 0, realTimeFactor: 0 };
+  const summary: RunSummary = { frames: 0, droppedWindows: 0, audioSeconds: 0, wallSeconds: 0, realTimeFactor: 0, loadSeconds: (performance.now() - tLoad) / 1000 };
   let seq = 0;
   const t0 = performance.now();
   const sub = new Subscription();
@@ -180,7 +183,7 @@ export async function runCommand(opts: RunCommandOptions, out: NodeJS.WritableSt
   summary.wallSeconds = (performance.now() - t0) / 1000;
   summary.realTimeFactor = summary.audioSeconds > 0 ? summary.wallSeconds / summary.audioSeconds : 0;
   err.write(
-    `circumplex run: ${summary.frames} frames, ${summary.droppedWindows} dropped windows, ${summary.audioSeconds.toFixed(2)} s audio in ${summary.wallSeconds.toFixed(2)} s wall, real-time factor ${summary.realTimeFactor.toFixed(3)}\n`,
+    `circumplex run: ${summary.frames} frames, ${summary.droppedWindows} dropped windows, ${summary.audioSeconds.toFixed(2)} s audio in ${summary.wallSeconds.toFixed(2)} s wall, real-time factor ${summary.realTimeFactor.toFixed(3)} (models loaded in ${summary.loadSeconds.toFixed(2)} s)\n`,
   );
   return summary;
 }

@@ -2,7 +2,9 @@
  * Fusion stage: each speech estimate is combined with the latest text estimate that is not newer
  * than the window (in audio time) and not stale, through the FusionModel port.
  */
-import { concatMap, from, map, Observable, type ObservableInput, type OperatorFunction } from 'rxjs';
+import { from, Observable, type ObservableInput, type OperatorFunction, type Subscription } from 'rxjs';
+import type { FlowControl } from '../flow.js';
+import { AffectError } from '../../src/errors.js';
 import type { FusionInput, TextAffectOutput } from '../../models/ports.js';
 import type { AffectEstimate, ModalityEstimate, Stamped } from '../types.js';
 import type { SpeechWindowEstimate } from './infer-speech.js';
@@ -20,9 +22,13 @@ export interface FuseAffectOptions {
   textMaxAgeMs: number;
   /** Text estimates kept for lookup (bounded). Default 64. */
   maxTextBuffer: number;
+  /** Speech estimates waiting for the fusion model; past it the oldest is dropped and counted. Default 16. */
+  maxBacklog: number;
+  /** Credit counter of an offline run: held while an estimate waits for or is in fusion. */
+  flow?: FlowControl;
 }
 
-export const DEFAULT_FUSE_AFFECT: FuseAffectOptions = { textMaxAgeMs: 8000, maxTextBuffer: 64 };
+export const DEFAULT_FUSE_AFFECT: FuseAffectOptions = { textMaxAgeMs: 8000, maxTextBuffer: 64, maxBacklog: 16 };
 
 /** Just the three numbers of a modality (drops embeddings and label lists). */
 export function modalityOf(e: ModalityEstimate): ModalityEstimate {
@@ -44,6 +50,7 @@ export function fuseAffect(fusion: Fuser, opts: Partial<FuseAffectOptions> = {})
   const o = { ...DEFAULT_FUSE_AFFECT, ...opts };
   if (!(o.textMaxAgeMs >= 0)) throw new RangeError(`fuseAffect: textMaxAgeMs must be >= 0, got ${o.textMaxAgeMs}`);
   if (!Number.isInteger(o.maxTextBuffer) || o.maxTextBuffer < 1) throw new RangeError(`fuseAffect: maxTextBuffer must be an integer >= 1, got ${o.maxTextBuffer}`);
+  if (!Number.isInteger(o.maxBacklog) || o.maxBacklog < 1) throw new RangeError(`fuseAffect: maxBacklog must be an integer >= 1, got ${o.maxBacklog}`);
   return (source) =>
     new Observable<AffectEstimate>((sub) => {
       const texts: Array<Stamped<TextAffectOutput>> = [];
@@ -59,33 +66,90 @@ export function fuseAffect(fusion: Fuser, opts: Partial<FuseAffectOptions> = {})
         // A failing text path must not end the affect stream: speech goes on alone.
         error: () => undefined,
       });
-      // concatMap keeps order; its buffer is bounded by the model stage upstream, which emits at
-      // most one estimate per inference.
-      const main = source
-        .pipe(
-          concatMap((s) => {
-            const text = pickText(texts, s.tMs, o.textMaxAgeMs)?.value;
-            const input: FusionInput = text ? { speech: s.speech, text } : { speech: s.speech };
-            return from(fusion.fuse(input)).pipe(
-              map(
-                (f): AffectEstimate => ({
-                  streamId: s.streamId,
-                  tMs: s.tMs,
-                  windowIndex: s.windowIndex,
-                  valence: f.valence,
-                  arousal: f.arousal,
-                  confidence: f.confidence,
-                  speech: modalityOf(s.speech),
-                  ...(text ? { text: modalityOf(text) } : {}),
-                  droppedWindows: s.droppedWindows,
-                }),
-              ),
-            );
-          }),
-        )
-        .subscribe(sub);
+      // One fusion at a time, in order, with a bounded backlog: a slow (learned, ONNX) fusion model
+      // drops the oldest waiting estimates and counts them, like the speech stage does.
+      const backlog: SpeechWindowEstimate[] = [];
+      let busy: Subscription | undefined;
+      let carry = 0;
+      let done = false;
+      const next = (): void => {
+        if (busy) return;
+        const s = backlog.shift();
+        if (!s) {
+          if (done) sub.complete();
+          return;
+        }
+        const text = pickText(texts, s.tMs, o.textMaxAgeMs)?.value;
+        const input: FusionInput = text ? { speech: s.speech, text } : { speech: s.speech };
+        // Drops that happened before this estimate left the backlog belong to it.
+        const dropsBefore = carry;
+        carry = 0;
+        let result: ModalityEstimate | undefined;
+        let settled = false;
+        const finish = (): void => {
+          if (settled) return;
+          settled = true;
+          busy = undefined;
+          o.flow?.release();
+          if (result) {
+            sub.next({
+              streamId: s.streamId,
+              tMs: s.tMs,
+              windowIndex: s.windowIndex,
+              valence: result.valence,
+              arousal: result.arousal,
+              confidence: result.confidence,
+              speech: modalityOf(s.speech),
+              ...(text ? { text: modalityOf(text) } : {}),
+              droppedWindows: s.droppedWindows + dropsBefore,
+            });
+          } else {
+            carry += dropsBefore + s.droppedWindows + 1;
+          }
+          next();
+        };
+        let inner: ObservableInput<ModalityEstimate>;
+        try {
+          inner = fusion.fuse(input);
+        } catch (err) {
+          inner = Promise.reject(err);
+        }
+        const subscription = from(inner).subscribe({
+          next: (v) => {
+            result ??= v;
+          },
+          error: (err: unknown) => {
+            // One failed fusion drops that frame (counted); a non-recoverable error ends the stream.
+            if (err instanceof AffectError && err.recoverable) finish();
+            else sub.error(err);
+          },
+          complete: finish,
+        });
+        // A synchronous fusion has already finished (and cleared busy) by now.
+        if (!settled) busy = subscription;
+      };
+      const main = source.subscribe({
+        next: (s) => {
+          o.flow?.acquire();
+          backlog.push(s);
+          if (backlog.length > o.maxBacklog) {
+            const old = backlog.shift();
+            if (old) {
+              carry += old.droppedWindows + 1;
+              o.flow?.release();
+            }
+          }
+          next();
+        },
+        error: (err: unknown) => sub.error(err),
+        complete: () => {
+          done = true;
+          if (!busy && backlog.length === 0) sub.complete();
+        },
+      });
       return () => {
         main.unsubscribe();
+        busy?.unsubscribe();
         textSub?.unsubscribe();
       };
     });
