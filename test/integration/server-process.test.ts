@@ -131,8 +131,13 @@ describe('circumplex serve (real process, real engine)', () => {
     // Audio time keeps going across the restart.
     const ts = c.of('affect').map((a) => a.tMs);
     for (let i = 1; i < ts.length; i++) expect(ts[i]).toBeGreaterThan(ts[i - 1] ?? 0);
-    s.child.kill('SIGTERM');
-    expect((await s.exited).code).toBe(0);
+    // SIGINT (Ctrl-C) shuts down as gracefully as SIGTERM.
+    s.child.kill('SIGINT');
+    const exit = await s.exited;
+    expect(exit.code).toBe(0);
+    expect(exit.afterMs).toBeLessThan(5000);
+    expect((await c.closed).code).toBe(1001);
+    expect(c.of('status').at(-1)).toMatchObject({ state: 'ended', message: expect.stringMatching(/SIGINT/) });
     // The fake recorder was stopped with the server.
     await sleep(300);
     for (const pid of readFileSync(pids, 'utf8').trim().split('\n').map(Number)) {
