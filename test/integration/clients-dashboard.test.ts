@@ -78,8 +78,14 @@ async function until(cond: () => Promise<boolean>, ms = 10_000): Promise<void> {
   }
 }
 
-describe.runIf(existsSync(CHROMIUM))('dashboard in chromium', () => {
+/** CI installs chromium (scripts/setup-system.sh); without it this suite fails loudly rather than skip. */
+function requireChromium(): void {
+  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} not found: run scripts/setup-system.sh (apt-get install chromium); the dashboard test never downloads a browser`);
+}
+
+describe('dashboard in chromium', () => {
   beforeAll(async () => {
+    requireChromium();
     mkdirSync('test-results', { recursive: true });
     server = await startRealServer();
     server.hub.openStream({ streamId: 'stage', hopMs: HOP_MS, windowMs: 1000, sampleRateHz: 16000 });
@@ -199,7 +205,7 @@ describe.runIf(existsSync(CHROMIUM))('dashboard in chromium', () => {
   });
 });
 
-describe.runIf(existsSync(CHROMIUM))('dashboard on `circumplex serve` with the shipped WAV', () => {
+describe('dashboard on `circumplex serve` with the shipped WAV', () => {
   let serve: ChildProcess | undefined;
   let ctx: BrowserContext | undefined;
   let dataDir: string | undefined;
@@ -214,6 +220,7 @@ describe.runIf(existsSync(CHROMIUM))('dashboard on `circumplex serve` with the s
   });
 
   it('a new user starts serve --realtime, opens the page and the point moves', async () => {
+    requireChromium();
     serve = spawn(process.execPath, ['bin/circumplex.mjs', 'serve', '--input', 'test/fixtures/audio/speech.wav', '--realtime', '--port', '0'], {
       env: { ...process.env, CIRCUMPLEX_LOG_LEVEL: 'warn' },
     });
