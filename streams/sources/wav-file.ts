@@ -222,6 +222,9 @@ export function wavFileSource(file: string, opts: Partial<WavFileSourceOptions> 
   return new Observable<AudioChunk>((sub) => {
     let stopped = false;
     let fh: FileHandle | undefined;
+    // Unsubscribing must also end a wait on the flow (it may never drain once nobody consumes).
+    let onStop: () => void = () => undefined;
+    const stoppedSignal = new Promise<void>((resolve) => (onStop = resolve));
     (async () => {
       fh = await openInput(file);
       const info = await readWavInfo(fh, file);
@@ -243,7 +246,7 @@ export function wavFileSource(file: string, opts: Partial<WavFileSourceOptions> 
           // Wall clock only here: emit the next chunk when its audio time comes due.
           await sleep((frame * 1000) / info.sampleRateHz / o.speed - (performance.now() - t0));
         } else if (o.flow) {
-          await o.flow.ready();
+          await Promise.race([o.flow.ready(), stoppedSignal]);
           await yieldToLoop();
         } else {
           await yieldToLoop();
@@ -263,6 +266,7 @@ export function wavFileSource(file: string, opts: Partial<WavFileSourceOptions> 
       });
     return () => {
       stopped = true;
+      onStop();
     };
   });
 }

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync, mkdirSync, readdirSync, readlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -6,6 +6,7 @@ import { firstValueFrom, lastValueFrom, toArray } from 'rxjs';
 import { probeWavFile, wavFileSource } from '../../streams/sources/wav-file.js';
 import { AffectError } from '../../src/errors.js';
 import type { AudioChunk } from '../../streams/types.js';
+import { FlowControl } from '../../streams/flow.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'core-wav-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -215,5 +216,40 @@ describe('WAV file source: errors name the file and the problem', () => {
     expect(info.durationMs / 1000).toBeCloseTo(19.14, 1);
     const first = await firstValueFrom(wavFileSource('test/fixtures/audio/speech.wav'));
     expect(first.samples.length).toBe(1600);
+  });
+});
+
+describe('WAV file source: flow control', () => {
+  const openFds = (name: string) => {
+    return readdirSync('/proc/self/fd').filter((fd) => {
+      try {
+        return readlinkSync(`/proc/self/fd/${fd}`).endsWith(name);
+      } catch {
+        return false;
+      }
+    }).length;
+  };
+
+  it('waits for room in a flow, and unsubscribing ends the wait and closes the file', async () => {
+    const flow = new FlowControl({ highWater: 2 });
+    const got: number[] = [];
+    // A consumer that takes a credit per chunk and never gives it back (a stuck model stage).
+    const sub = wavFileSource('test/fixtures/audio/speech.wav', { flow }).subscribe((c) => {
+      flow.acquire();
+      got.push(c.startSample);
+    });
+    await new Promise((r) => setTimeout(r, 50));
+    expect(got).toEqual([0, 1600]);
+    expect(openFds('speech.wav')).toBe(1);
+    flow.release();
+    await new Promise((r) => setTimeout(r, 50));
+    expect(got).toEqual([0, 1600, 3200]);
+    sub.unsubscribe();
+    await new Promise((r) => setTimeout(r, 50));
+    expect(openFds('speech.wav')).toBe(0);
+    flow.release();
+    flow.release();
+    await new Promise((r) => setTimeout(r, 20));
+    expect(got).toHaveLength(3);
   });
 });
