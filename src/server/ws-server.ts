@@ -128,7 +128,7 @@ export interface RunningServer {
    * Publishes a pipeline's events on a stream (opens it; ends it when the pipeline completes or
    * fails). Returns the subscription (unsubscribe to stop early).
    */
-  attach(info: OpenStreamInfo, events$: Observable<PipelineEvent>, endMessage?: string): Subscription;
+  attach(info: OpenStreamInfo, events$: Observable<PipelineEvent>, endMessage?: string, onDone?: (err?: AffectError) => void): Subscription;
   /** Operator that records when audio arrives, for the inference-latency histogram. Put it before the pipeline. */
   markArrivals(streamId: string): OperatorFunction<AudioChunk, AudioChunk>;
   /** Publishes one event on an open stream; invalid values are dropped and counted, never thrown. */
@@ -269,7 +269,7 @@ export const AffectServer = {
       }
     };
 
-    const attach = (info: OpenStreamInfo, events$: Observable<PipelineEvent>, endMessage = 'stream ended'): Subscription => {
+    const attach = (info: OpenStreamInfo, events$: Observable<PipelineEvent>, endMessage = 'stream ended', onDone?: (err?: AffectError) => void): Subscription => {
       hub.openStream(info);
       const l = streamLog(info.streamId);
       return events$.subscribe({
@@ -281,10 +281,12 @@ export const AffectServer = {
           for (const s of subscribers) if (s.wants(info.streamId)) s.sendControl({ type: 'error', code: e.code, message: e.message, recoverable: false, streamId: info.streamId });
           hub.endStream(info.streamId, 'ended after an error');
           arrivals.delete(info.streamId);
+          onDone?.(e);
         },
         complete: () => {
           hub.endStream(info.streamId, endMessage);
           arrivals.delete(info.streamId);
+          onDone?.();
         },
       });
     };
@@ -533,7 +535,14 @@ export const AffectServer = {
                 ws.close(CLOSE_CODES.internalError, 'pipeline failed');
                 return;
               }
-              attach({ streamId: a.streamId, sampleRateHz: PIPELINE_SAMPLE_RATE_HZ, ...o.ingestStreamTiming }, events$, 'publisher stopped');
+              attach({ streamId: a.streamId, sampleRateHz: PIPELINE_SAMPLE_RATE_HZ, ...o.ingestStreamTiming }, events$, 'publisher stopped', (e) => {
+                // The pipeline failed (e.g. inference error): tell the publisher and stop taking its audio.
+                if (!e || ws.readyState !== ws.OPEN) return;
+                audio$ = undefined;
+                if (publishers.get(a.streamId) === ws) publishers.delete(a.streamId);
+                reply({ type: 'error', code: e.code, message: e.message, recoverable: false });
+                ws.close(CLOSE_CODES.internalError, 'pipeline failed');
+              });
               streamLog(a.streamId).info({ format: a.format }, 'publisher started');
               break;
             }

@@ -414,6 +414,35 @@ describe('server faults: ingest frames', () => {
     for (const a of sub.of('affect')) expect(Number.isFinite(a.valence) && Number.isFinite(a.arousal)).toBe(true);
   });
 
+  it('a failing pipeline ends its stream with an error status, closes its publisher with 1011, and nothing else', async () => {
+    const { concat, take, throwError } = await import('rxjs');
+    const { AffectError } = await import('../../src/errors.js');
+    server = await startServer({
+      onIngestStream: (id, audio$) =>
+        id === 'bad'
+          ? concat(audio$.pipe(loudnessPipeline(id, 100), take(2)), throwError(() => new AffectError('AFFECT_ERR_INFERENCE', 'model crashed', { stage: 'speech-model' })))
+          : audio$.pipe(loudnessPipeline(id, 100)),
+    });
+    const sub = track(connect(server, '/v1/stream?streams=*'));
+    await sub.opened;
+    const good = await publisher(server);
+    good.send({ type: 'start', streamId: 'good', encoding: 's16le', sampleRateHz: 16000, channels: 1 });
+    const bad = await publisher(server);
+    bad.send({ type: 'start', streamId: 'bad', encoding: 's16le', sampleRateHz: 16000, channels: 1 });
+    bad.ws.send(toneS16(500));
+    expect((await bad.closed).code).toBe(1011);
+    expect(replies(bad).at(-1)).toMatchObject({ type: 'error', code: 'AFFECT_ERR_INFERENCE', recoverable: false });
+    good.ws.send(toneS16(300));
+    good.send({ type: 'stop' });
+    await sub.until((c) => c.of('status').filter((m) => m.state === 'ended').length === 2);
+    expect(sub.of('status').filter((m) => m.streamId === 'bad').map((m) => m.state)).toEqual(['error', 'ended']);
+    expect(sub.of('error')[0]).toMatchObject({ code: 'AFFECT_ERR_INFERENCE', streamId: 'bad' });
+    expect(sub.of('affect').filter((m) => m.streamId === 'bad')).toHaveLength(2);
+    expect(sub.of('affect').filter((m) => m.streamId === 'good')).toHaveLength(3);
+    expect(seqGaps(sub.messages, 'bad')).toEqual([]);
+    expect((await fetch(`${server.httpUrl}healthz`)).status).toBe(200);
+  });
+
   it('refuses a second publisher for a live stream id with 1008', async () => {
     server = await pipelineServer();
     const a = await publisher(server);
