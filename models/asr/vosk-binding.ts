@@ -30,6 +30,8 @@ export interface VoskBinding {
   partialResult(rec: NativeHandle): string;
   finalResult(rec: NativeHandle): string;
   recognizerFree(rec: NativeHandle): void;
+  /** Returns freed heap pages to the OS (glibc `malloc_trim`), so RSS readings show live memory. No-op elsewhere. */
+  trimHeap(): void;
 }
 
 const require = createRequire(import.meta.url);
@@ -51,8 +53,15 @@ interface KoffiLib {
 }
 
 function koffiBinding(): VoskBinding {
-  const koffi = require('koffi') as { load(path: string): KoffiLib };
+  const koffi = require('koffi') as { load(path?: string): KoffiLib };
   const lib = koffi.load(libvoskPath());
+  let mallocTrim: KoffiFn | undefined;
+  try {
+    // glibc only; absent on musl, macOS and Windows.
+    if (process.platform === 'linux') mallocTrim = koffi.load('libc.so.6').func('int malloc_trim(size_t)');
+  } catch {
+    mallocTrim = undefined;
+  }
   const f = {
     setLogLevel: lib.func('void vosk_set_log_level(int)'),
     modelNew: lib.func('void *vosk_model_new(const char *)'),
@@ -83,6 +92,7 @@ function koffiBinding(): VoskBinding {
     partialResult: (r) => String(f.partial(r) ?? '{}'),
     finalResult: (r) => String(f.final(r) ?? '{}'),
     recognizerFree: (r) => void f.recFree(r),
+    trimHeap: () => void mallocTrim?.(0),
   };
 }
 
@@ -125,6 +135,7 @@ function ffiNapiBinding(): VoskBinding {
     partialResult: (r) => JSON.stringify((r as Wrapped).rec.partialResult()),
     finalResult: (r) => JSON.stringify((r as Wrapped).rec.finalResult()),
     recognizerFree: (r) => (r as Wrapped).rec.free(),
+    trimHeap: () => undefined,
   };
 }
 

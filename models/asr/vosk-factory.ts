@@ -135,6 +135,8 @@ class AsrHost {
       // --expose-gc: `hostStats()` collects garbage first, so RSS readings compare like with like.
       execArgv: isTs ? ['--import', 'tsx', '--expose-gc'] : ['--expose-gc'],
       cwd: REPO_ROOT,
+      // Few glibc arenas: libuv/koffi worker threads would otherwise each grow their own heap.
+      env: { ...process.env, MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? '2' },
       serialization: 'advanced',
       stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
     });
@@ -430,7 +432,7 @@ export class VoskRecognizerFactory implements SpeechRecognizerFactory {
     return rec;
   }
 
-  /** Resident memory of the ASR host and its recogniser count (for leak checks). */
+  /** Resident memory of the ASR host (after GC and malloc_trim) and its recogniser count (for leak checks). */
   async hostStats(): Promise<{ rssBytes: number; heapUsedBytes: number; recognizers: number; pid: number | undefined }> {
     const host = await this.ensureHost();
     const reply = await host.request((req) => ({ op: 'stats', req }));

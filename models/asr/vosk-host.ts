@@ -139,6 +139,7 @@ async function handle(msg: HostRequest): Promise<void> {
       return;
     case 'stats': {
       (globalThis as { gc?: () => void }).gc?.();
+      vosk?.trimHeap();
       const m = process.memoryUsage();
       send({ op: 'stats', req: msg.req, rssBytes: m.rss, heapUsedBytes: m.heapUsed, recognizers: slots.size });
       return;

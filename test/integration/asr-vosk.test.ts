@@ -261,24 +261,27 @@ describe('Vosk with a real (tiny, repo-built) model', () => {
     };
     // Warm-up: V8 heap, glibc arenas of the libuv/koffi threads and Kaldi caches grow to a plateau.
     for (let i = 0; i < 200; i++) await cycle(i);
-    const BLOCK = 150;
+    const BLOCK = 100;
+    const BLOCKS = 6;
     const rss: number[] = [(await factory.hostStats()).rssBytes];
-    for (let b = 0; b < 4; b++) {
+    for (let b = 0; b < BLOCKS; b++) {
       for (let i = 0; i < BLOCK; i++) await cycle(i);
       rss.push((await factory.hostStats()).rssBytes);
     }
     const after = await factory.hostStats();
     const mb = rss.map((r) => r / 2 ** 20);
-    const growthMb = mb[mb.length - 1]! - mb[0]!;
+    // A leak raises the floor steadily; allocator/V8 noise shows as isolated spikes. Compare the
+    // lowest reading of the last three with the lowest of the first three.
+    const floorGrowthMb = Math.min(...mb.slice(-3)) - Math.min(...mb.slice(0, 3));
     console.log(
-      `[asr-leak] ${4 * BLOCK} recognisers create/accept(1 s, 10 calls)/finish/free after 200 warm-up: host RSS per ${BLOCK} ` +
-        `[${mb.map((m) => m.toFixed(1)).join(', ')}] MB (${growthMb >= 0 ? '+' : ''}${growthMb.toFixed(1)} MB), recognisers open in host: ${after.recognizers}`,
+      `[asr-leak] ${BLOCKS * BLOCK} recognisers create/accept(1 s, 10 calls)/finish/free after 200 warm-up: host RSS every ${BLOCK} ` +
+        `[${mb.map((m) => m.toFixed(1)).join(', ')}] MB, floor growth ${floorGrowthMb >= 0 ? '+' : ''}${floorGrowthMb.toFixed(1)} MB, recognisers open in host: ${after.recognizers}`,
     );
     expect(after.recognizers).toBe(0);
     expect(factory.stats.openRecognizers).toBe(0);
-    // A leak of one recogniser (or ffi-napi's ~2 KB per call: ~45 KB per cycle here) would grow
-    // RSS by > 25 MB over these 600 cycles; allocator noise stays well under 10 MB.
-    expect(growthMb).toBeLessThan(10);
+    // Calibration: the same loop on the ffi-napi binding (which leaks ~2 KB per call) measured a
+    // floor growth of +14 MB and fails here; on koffi it stays within ±2 MB of allocator noise.
+    expect(floorGrowthMb).toBeLessThan(8);
   });
 
   it('host start/stop loop: every host process exits, parent RSS printed', async () => {
