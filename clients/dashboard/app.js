@@ -8,7 +8,8 @@
 /* global Chart */
 
 const SUBPROTOCOL = 'circumplex.v1';
-const STREAM_PATH = '/v1/stream';
+/** Relative, so the page also works behind a reverse proxy that mounts the server under a prefix. */
+const STREAM_PATH = 'v1/stream';
 /** Affect frames kept per stream (time series + trail source). ~2.5 min at a 250 ms hop. */
 const MAX_POINTS = 600;
 /** Frames in the fading trail behind the live point. */
@@ -546,7 +547,7 @@ async function main() {
   }
   fitCircumplex();
   if (typeof Chart === 'function') makeCharts();
-  else globalError = 'chart.js did not load (/vendor/chart.umd.js)';
+  else globalError = 'chart.js did not load (vendor/chart.umd.js)';
   new ResizeObserver(() => fitCircumplex()).observe(document.querySelector('.circ'));
   $('stream-select').addEventListener('change', (e) => select(e.target.value));
   $('fullscreen').addEventListener('click', toggleFullscreen);

@@ -16,7 +16,7 @@ import { readRecording, replayCommand } from '../../src/commands/replay.js';
 import { watchCommand } from '../../src/commands/watch.js';
 import { JsonlRecorder } from '../../src/record.js';
 import type { RunningServer } from '../../src/server/ws-server.js';
-import { affectEvent, movingPoint, startRealServer, transcriptEvent } from '../helpers/clients-protocol-server.js';
+import { affectEvent, freePort, movingPoint, startRealServer, transcriptEvent } from '../helpers/clients-protocol-server.js';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'circumplex-replay-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -154,8 +154,9 @@ describe('watch', () => {
   });
 
   it('fails with a clear error when nothing listens and it may not reconnect', async () => {
-    await expect(watchCommand('ws://127.0.0.1:9', { json: false, reconnect: false, fromStart: false }, new PassThrough(), new PassThrough())).rejects.toThrow(
-      /watch ws:\/\/127\.0\.0\.1:9\/v1\/stream/,
+    const port = await freePort();
+    await expect(watchCommand(`ws://127.0.0.1:${port}`, { json: false, reconnect: false, fromStart: false }, new PassThrough(), new PassThrough())).rejects.toThrow(
+      new RegExp(`watch ws://127\\.0\\.0\\.1:${port}/v1/stream: .*ECONNREFUSED`),
     );
   });
 });
