@@ -188,6 +188,22 @@ describe('CircumplexClient', () => {
     expect((await pending).done).toBe(true);
   });
 
+  it('with tokens: sends its header, and gives up at once (no retry loop) when refused with 401', async () => {
+    const secured = await startRealServer({ tokens: [{ token: 'sub-token-123', scopes: ['subscribe'] }] });
+    try {
+      secured.hub.openStream(STREAM);
+      const refused = connect(secured.url, { initialBackoffMs: 20 });
+      await expect(refused.waitOpen()).rejects.toThrow(/401/);
+      expect(refused.state$.value).toBe('closed');
+      expect(refused.stats.reconnects).toBe(0);
+      const ok = connect(secured.url, { headers: { Authorization: 'Bearer sub-token-123' } });
+      await ok.waitOpen();
+      expect(ok.streams.map((st) => st.streamId)).toEqual(['mic']);
+    } finally {
+      await secured.close();
+    }
+  });
+
   it('gives up after maxRetries and the iterator throws a clear error', async () => {
     const port = await freePort(); // nothing listens there
     const client = connect(`ws://127.0.0.1:${port}`, { maxRetries: 2, initialBackoffMs: 20, maxBackoffMs: 40 });
