@@ -26,6 +26,12 @@ export interface TextPathOutputs {
   readonly estimates$: Observable<Stamped<TextAffectOutput>>;
   /** Errors after which the stream went on speech-only; published as 'degraded' status events. */
   readonly errors$?: Observable<{ readonly message: string }>;
+  /**
+   * Optional progress: audio ms up to which every transcript and text estimate has been emitted.
+   * Offline runs (with a flow) wait for it before fusing a window, which makes text fusion
+   * deterministic and paces the source to the ASR's speed.
+   */
+  readonly progress$?: Observable<number>;
 }
 
 /** Builds the text path for one stream from that stream's audio. */
@@ -113,7 +119,13 @@ export function affectPipeline(deps: PipelineDeps, opts: Partial<PipelineOptions
         const affect$ = shared.pipe(
           windowBySamples({ windowMs: o.windowMs, hopMs: o.hopMs, minTailMs: o.minTailMs }),
           inferSpeech(deps.speech, inferOpts),
-          fuseAffect(deps.fusion, { textMaxAgeMs: o.textMaxAgeMs, ...(o.flow ? { flow: o.flow } : {}), ...(text ? { estimates$: text.estimates$ } : {}) }),
+          fuseAffect(deps.fusion, {
+            textMaxAgeMs: o.textMaxAgeMs,
+            ...(o.flow ? { flow: o.flow } : {}),
+            ...(text ? { estimates$: text.estimates$ } : {}),
+            // Offline (flow) runs wait for the text path; live runs never do.
+            ...(text?.progress$ && o.flow ? { textProgress$: text.progress$, waitForText: true } : {}),
+          }),
           smoothAffect(o.smoothing),
           labelAffect({ terms: o.terms }),
           o.statusEvents ? withDropStatus(o.recoverAfterFrames) : map((point): PipelineEvent => ({ kind: 'affect', point })),

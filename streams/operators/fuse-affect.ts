@@ -2,7 +2,7 @@
  * Fusion stage: each speech estimate is combined with the latest text estimate that is not newer
  * than the window (in audio time) and not stale, through the FusionModel port.
  */
-import { from, Observable, type ObservableInput, type OperatorFunction, type Subscription } from 'rxjs';
+import { from, Observable, timer, type ObservableInput, type OperatorFunction, type Subscription } from 'rxjs';
 import type { FlowControl } from '../flow.js';
 import { AffectError } from '../../src/errors.js';
 import type { FusionInput, TextAffectOutput } from '../../models/ports.js';
@@ -26,9 +26,20 @@ export interface FuseAffectOptions {
   maxBacklog: number;
   /** Credit counter of an offline run: held while an estimate waits for or is in fusion. */
   flow?: FlowControl;
+  /**
+   * The text path's progress: audio ms up to which every text estimate has been emitted. With
+   * `waitForText`, a window at tMs is fused only once progress reaches tMs (or the progress stream
+   * ends), so offline runs fuse the same text every time and, holding their flow credits, slow the
+   * source down to the speed of the ASR instead of letting it fall behind.
+   */
+  textProgress$?: Observable<number>;
+  /** Wait for `textProgress$` before fusing (offline runs). Default false (live: never wait). */
+  waitForText: boolean;
+  /** Longest wait for text progress per window, wall-clock ms (a safety valve). Default 5000. */
+  textWaitMaxMs: number;
 }
 
-export const DEFAULT_FUSE_AFFECT: FuseAffectOptions = { textMaxAgeMs: 8000, maxTextBuffer: 64, maxBacklog: 16 };
+export const DEFAULT_FUSE_AFFECT: FuseAffectOptions = { textMaxAgeMs: 8000, maxTextBuffer: 64, maxBacklog: 16, waitForText: false, textWaitMaxMs: 5000 };
 
 /** Just the three numbers of a modality (drops embeddings and label lists). */
 export function modalityOf(e: ModalityEstimate): ModalityEstimate {
@@ -51,6 +62,7 @@ export function fuseAffect(fusion: Fuser, opts: Partial<FuseAffectOptions> = {})
   if (!(o.textMaxAgeMs >= 0)) throw new RangeError(`fuseAffect: textMaxAgeMs must be >= 0, got ${o.textMaxAgeMs}`);
   if (!Number.isInteger(o.maxTextBuffer) || o.maxTextBuffer < 1) throw new RangeError(`fuseAffect: maxTextBuffer must be an integer >= 1, got ${o.maxTextBuffer}`);
   if (!Number.isInteger(o.maxBacklog) || o.maxBacklog < 1) throw new RangeError(`fuseAffect: maxBacklog must be an integer >= 1, got ${o.maxBacklog}`);
+  if (!(o.textWaitMaxMs >= 0)) throw new RangeError(`fuseAffect: textWaitMaxMs must be >= 0, got ${o.textWaitMaxMs}`);
   return (source) =>
     new Observable<AffectEstimate>((sub) => {
       const texts: Array<Stamped<TextAffectOutput>> = [];
@@ -72,8 +84,40 @@ export function fuseAffect(fusion: Fuser, opts: Partial<FuseAffectOptions> = {})
       let busy: Subscription | undefined;
       let carry = 0;
       let done = false;
-      const next = (): void => {
+      // Text progress (offline sync): fuse window T only once the text path is done up to T.
+      let textHeardMs = -Infinity;
+      let textEnded = !(o.waitForText && o.textProgress$);
+      let waitTimer: Subscription | undefined;
+      const progressSub =
+        o.waitForText && o.textProgress$
+          ? o.textProgress$.subscribe({
+              next: (ms) => {
+                if (ms > textHeardMs) textHeardMs = ms;
+                next();
+              },
+              error: () => {
+                textEnded = true;
+                next();
+              },
+              complete: () => {
+                textEnded = true;
+                next();
+              },
+            })
+          : undefined;
+      function next(): void {
         if (busy) return;
+        const head = backlog[0];
+        if (head && !textEnded && textHeardMs < head.tMs) {
+          // Wait for the text path, but never forever (a stuck ASR must not stall the run).
+          waitTimer ??= timer(o.textWaitMaxMs).subscribe(() => {
+            textEnded = true;
+            next();
+          });
+          return;
+        }
+        waitTimer?.unsubscribe();
+        waitTimer = undefined;
         const s = backlog.shift();
         if (!s) {
           if (done) sub.complete();
@@ -127,7 +171,7 @@ export function fuseAffect(fusion: Fuser, opts: Partial<FuseAffectOptions> = {})
         });
         // A synchronous fusion has already finished (and cleared busy) by now.
         if (!settled) busy = subscription;
-      };
+      }
       const main = source.subscribe({
         next: (s) => {
           o.flow?.acquire();
@@ -150,6 +194,8 @@ export function fuseAffect(fusion: Fuser, opts: Partial<FuseAffectOptions> = {})
       return () => {
         main.unsubscribe();
         busy?.unsubscribe();
+        waitTimer?.unsubscribe();
+        progressSub?.unsubscribe();
         textSub?.unsubscribe();
       };
     });

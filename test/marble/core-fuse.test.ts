@@ -57,3 +57,33 @@ describe('fuseAffect (marble)', () => {
     expect(() => fuseAffect(slowFusion(1), { maxBacklog: 0 })).toThrow(/maxBacklog/);
   });
 });
+
+describe('fuseAffect text sync (offline)', () => {
+  const text = (tMs: number, v: number): Stamped<TextAffectOutput> => ({ streamId: 's', tMs, value: { valence: v, arousal: 0, confidence: 1 } });
+  const textWins = { fuse: (x: FusionInput) => timer(0).pipe(map(() => ({ valence: x.text?.valence ?? -1, arousal: 0, confidence: 1 }))) };
+
+  it('waits for the text path to reach the window before fusing, so late text is still used', () => {
+    createTestScheduler().run(({ cold, expectObservable }) => {
+      // Speech estimates for 100/200 ms arrive at once; the text estimate for 150 ms comes at 50,
+      // with progress 250 ms at 60. Without waiting, both windows would fuse speech alone.
+      const src = cold('(ab|)', { a: sp(1), b: sp(2) });
+      const estimates$ = cold('50ms t', { t: text(150, 0.7) });
+      const progress$ = cold('20ms p 39ms q|', { p: 120, q: 250 });
+      expectObservable(src.pipe(fuseAffect(textWins, { estimates$, textProgress$: progress$, waitForText: true }), map((e) => [e.tMs, e.valence]))).toBe('20ms a 39ms (b|)', {
+        a: [100, -1], // progress 120 >= 100 at 20 ms: no text at or before 100 ms
+        b: [200, 0.7], // fused once progress passed 200 ms, with the 150 ms text
+      });
+      const noWait = cold('(ab|)', { a: sp(1), b: sp(2) });
+      expectObservable(noWait.pipe(fuseAffect(textWins, { estimates$: cold('50ms t', { t: text(150, 0.7) }) }), map((e) => [e.tMs, e.valence]))).toBe('(ab|)', { a: [100, -1], b: [200, -1] });
+    });
+  });
+
+  it('stops waiting when the progress stream ends or after textWaitMaxMs', () => {
+    createTestScheduler().run(({ cold, expectObservable }) => {
+      const ended = cold('30ms |');
+      expectObservable(cold('(a|)', { a: sp(5) }).pipe(fuseAffect(textWins, { textProgress$: ended, waitForText: true }), map((e) => e.tMs))).toBe('30ms (a|)', { a: 500 });
+      const stuck = cold<number>('-');
+      expectObservable(cold('(a|)', { a: sp(5) }).pipe(fuseAffect(textWins, { textProgress$: stuck, waitForText: true, textWaitMaxMs: 100 }), map((e) => e.tMs))).toBe('100ms (a|)', { a: 500 });
+    });
+  });
+});
