@@ -104,20 +104,27 @@ export async function runCommand(opts: RunCommandOptions, out: NodeJS.WritableSt
     logger.debug({ file: opts.input, ...info }, 'input');
   }
 
-  const tLoad = performance.now();
-  const engine: Engine = await createEngine({
-    device: opts.device ?? env.device,
-    speechModel: opts.speechModel,
-    fusion: opts.fusion,
-    modelsDir: env.modelsDir,
-    windowMs: opts.windowMs,
-    hopMs: opts.hopMs,
-    smoothing: { filter: opts.smoothing, tauMs: opts.tauMs },
-    ...(opts.textModel !== undefined ? { textModel: opts.textModel } : {}),
-    ...(opts.asrModel !== undefined ? { asrModel: opts.asrModel } : (env.voskModel && opts.textModel !== undefined ? { asrModel: env.voskModel } : {})),
-    logger,
-  });
+  // Opened before the models load: a bad --record path fails fast and leaves nothing running.
   const recorder = opts.record ? new JsonlRecorder(opts.record) : undefined;
+  const tLoad = performance.now();
+  let engine: Engine;
+  try {
+    engine = await createEngine({
+      device: opts.device ?? env.device,
+      speechModel: opts.speechModel,
+      fusion: opts.fusion,
+      modelsDir: env.modelsDir,
+      windowMs: opts.windowMs,
+      hopMs: opts.hopMs,
+      smoothing: { filter: opts.smoothing, tauMs: opts.tauMs },
+      ...(opts.textModel !== undefined ? { textModel: opts.textModel } : {}),
+      ...(opts.asrModel !== undefined ? { asrModel: opts.asrModel } : (env.voskModel && opts.textModel !== undefined ? { asrModel: env.voskModel } : {})),
+      logger,
+    });
+  } catch (e) {
+    recorder?.close();
+    throw e;
+  }
   // Offline input is lossless: the source waits for the speech stage (bounded by the flow).
   const flow = opts.realtime ? undefined : new FlowControl({ highWater: 4 });
   let audioSamples = 0;
