@@ -12,7 +12,7 @@
  * hang, missing model), the path logs once, emits the error on `errors$`, emits one zero-confidence
  * text estimate (so fusion stops using stale text), and completes. The stream goes on speech-only.
  */
-import { catchError, connect, defer, EMPTY, filter, finalize, from, map, merge, Observable, of, share, Subject, switchMap, tap } from 'rxjs';
+import { catchError, connect, defer, EMPTY, filter, finalize, from, map, merge, Observable, of, share, Subject, switchMap, tap, throwError } from 'rxjs';
 import type { Logger } from 'pino';
 import type { RecognizerResult, SpeechRecognizerFactory, StreamRecognizer, TextAffectModel, TextAffectOutput } from '../models/ports.js';
 import { AffectError, toAffectError } from '../src/errors.js';
@@ -79,6 +79,13 @@ export interface TextPathStreams {
   readonly stats: TextPathStats;
 }
 
+/** Wraps an error of the audio source, which the text path passes on instead of degrading. */
+class UpstreamAudioError extends Error {
+  constructor(override readonly cause: unknown) {
+    super('audio source failed');
+  }
+}
+
 /** The estimate with its confidence multiplied by `k` (0..1). */
 function scaleConfidence(est: Stamped<TextAffectOutput>, k: number): Stamped<TextAffectOutput> {
   const f = Number.isFinite(k) ? Math.min(1, Math.max(0, k)) : 0;
@@ -128,6 +135,8 @@ export function createTextPath(
       /** Mean word confidence of recent text windows, by window time (bounded). */
       const wordConfAt = new Map<number, number>();
       const transcribed$ = audio$.pipe(
+        // An error of the audio itself is not an ASR failure: mark it so it passes through below.
+        catchError((e: unknown) => throwError(() => new UpstreamAudioError(e))),
         transcribe(lazy, {
           maxPendingMs: o.maxPendingMs,
           maxAcceptMs: o.maxAcceptMs,
@@ -176,6 +185,7 @@ export function createTextPath(
           ),
         ),
         catchError((e: unknown) => {
+          if (e instanceof UpstreamAudioError) return throwError(() => e.cause);
           const err = toAffectError(e, 'AFFECT_ERR_ASR', 'asr');
           log?.error({ code: err.code, err: err.message }, 'speech recognition failed; stream continues speech-only');
           const out: PathEvent[] = [{ kind: 'error', err }];

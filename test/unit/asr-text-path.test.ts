@@ -3,7 +3,7 @@
  * the recogniser exists is kept, the recogniser is freed at the end, and ASR failures (create or
  * mid-stream) become one error on errors$, one zero-confidence text estimate, and completion.
  */
-import { firstValueFrom, from, Subject, toArray, type Observable } from 'rxjs';
+import { firstValueFrom, from, Subject, throwError, toArray, type Observable } from 'rxjs';
 import { describe, expect, it } from 'vitest';
 import type { RecognizerResult, SpeechRecognizerFactory, StreamRecognizer, TextAffectModel } from '../../models/ports.js';
 import { AffectError } from '../../src/errors.js';
@@ -139,6 +139,17 @@ describe('createTextPath', () => {
     // The fake text model says confidence 0.1 for one word.
     expect((await run(true))[0]!.value.confidence).toBeCloseTo(0.025);
     expect((await run(false))[0]!.value.confidence).toBeCloseTo(0.1);
+  });
+
+  it('an error of the audio source passes through unchanged (it is not an ASR failure)', async () => {
+    const f = fakeFactory();
+    const bad = new AffectError('AFFECT_ERR_AUDIO_FORMAT', 'truncated WAV');
+    const p = createTextPath(f.factory, textModel)('s')(throwError(() => bad));
+    const errors: AffectError[] = [];
+    const sub = p.errors$.subscribe({ next: (e) => errors.push(e), error: () => undefined });
+    await expect(firstValueFrom(p.transcripts$.pipe(toArray()))).rejects.toBe(bad);
+    sub.unsubscribe();
+    expect(errors).toEqual([]);
   });
 
   it('without a text model: transcripts only, no estimates', async () => {
