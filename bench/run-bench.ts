@@ -95,7 +95,7 @@ export function planFor(quick: boolean): BenchPlan {
         scalingSeconds: 8,
         scalingTimeBudgetMs: 150_000,
         efficiencyStreams: 8,
-        efficiencyAudioSeconds: 10,
+        efficiencyAudioSeconds: 60,
         bareTargetMs: 2000,
         batchSizes: [1, 2, 4, 8, 16, 32, 64],
         batchTargetMs: 600,
