@@ -2,7 +2,7 @@
  * `npm run bench` — the circumplex benchmark. Writes a JSON report to bench/results/ (git-ignored)
  * and prints a summary table. Every section is bounded in time and count and runs on loopback.
  *
- *   npm run bench                      # full run (about 4–5 minutes on 2 cores)
+ *   npm run bench                      # full run (about 2.5 minutes on 2 cores)
  *   npm run bench -- --quick           # CI size (well under a minute)
  *   npm run bench -- --device cuda     # GPU sections (skipped with a note when CUDA is missing)
  *   npm run bench -- --sections rtf,latency --out /tmp/bench
