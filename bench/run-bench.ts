@@ -13,18 +13,19 @@
  * at the same batch size), batch (bare session windows/s at batch 1..64), fanout (frames/s to 1,
  * 100, 1000 subscribers vs a bare ws broadcast loop), gpu (the same on CUDA, batch 1..64).
  */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Command, Option } from 'commander';
-import { REPO_ROOT } from '../src/config.js';
+import { REPO_ROOT, loadConfig } from '../src/config.js';
 import { createEngine, type Engine } from '../src/engine.js';
 import { AffectServer, type RunningServer } from '../src/server/ws-server.js';
 import { AffectError } from '../src/errors.js';
 import { getLogger, setLogLevel } from '../src/log.js';
 import { cudaProviderInstalled } from '../models/device.js';
-import type { Device, TextAffectModel } from '../models/ports.js';
+import type { Device, SpeechRecognizerFactory, TextAffectModel } from '../models/ports.js';
 import { loadSamples, machineInfo, round, type MachineInfo } from './lib/common.js';
-import { benchRtf, type RtfSection } from './sections/rtf.js';
+import { benchRtf, bounded, type RtfSection } from './sections/rtf.js';
 import { benchScaling, runRealtimeStreams, type RealtimeRun, type ScalingSection } from './sections/realtime.js';
 import { benchBatchSweep, benchEfficiency } from './sections/efficiency.js';
 import { benchFanout, type FanoutPoint } from './sections/fanout.js';
@@ -39,6 +40,8 @@ export interface BenchOptions {
   speechModel: string;
   /** Text model to time in the rtf section (skipped when it cannot be loaded). */
   textModel: string | undefined;
+  /** Vosk model folder to time in the rtf section; default CIRCUMPLEX_VOSK_MODEL, else the repo's tiny test model. */
+  asrModel: string | undefined;
   /** Latency budget for scaling, ms; default hop + 100. */
   budgetMs: number | undefined;
   /** Largest number of concurrent real-time streams tried. */
@@ -161,9 +164,46 @@ async function tryLoadTextModel(id: string, device: Device): Promise<{ model?: T
   }
 }
 
+/**
+ * Loads a Vosk recogniser factory for the rtf section: `--asr-model` or CIRCUMPLEX_VOSK_MODEL when
+ * given, else the tiny but real Vosk model the ASR tests build (it times libvosk and its host
+ * process, not a real acoustic model).
+ */
+async function tryLoadAsr(dir: string | undefined): Promise<{ factory?: SpeechRecognizerFactory; label?: string; reason?: string; tmpDir?: string }> {
+  let tmpDir: string | undefined;
+  try {
+    const { loadVoskRecognizerFactory } = await import('../models/asr/vosk-factory.js');
+    const configured = dir ?? loadConfig().voskModel;
+    let modelDir = configured;
+    let label: string | undefined;
+    if (!modelDir) {
+      const { buildTinyVoskModel } = await import('../test/helpers/asr-tiny-vosk-model.js');
+      tmpDir = await mkdtemp(path.join(tmpdir(), 'bench-vosk-'));
+      modelDir = buildTinyVoskModel(tmpDir);
+      label = "the repo's tiny test Vosk model (times libvosk + its host process, not a real acoustic model; pass --asr-model DIR for a real one)";
+    }
+    const factory = await loadVoskRecognizerFactory(modelDir, { logger: getLogger() });
+    return { factory, ...(label ? { label } : { label: `Vosk model ${modelDir}` }), ...(tmpDir ? { tmpDir } : {}) };
+  } catch (err) {
+    if (tmpDir) await rm(tmpDir, { recursive: true, force: true });
+    return { reason: `Vosk could not be loaded: ${err instanceof AffectError ? err.describe() : String(err)}` };
+  }
+}
+
 /** Runs the benchmark; returns the report (and writes it when `outDir` is set). */
 export async function runBench(o: BenchOptions, log: (line: string) => void = (l) => process.stderr.write(l + '\n')): Promise<{ report: BenchReport; file: string }> {
   const t0 = performance.now();
+  // Model workers and the ASR host are unref'd; a pending close must not let the process exit
+  // silently mid-run, so hold the event loop open until the report is written.
+  const keepAlive = setInterval(() => undefined, 1000);
+  try {
+    return await runBenchInner(o, log, t0);
+  } finally {
+    clearInterval(keepAlive);
+  }
+}
+
+async function runBenchInner(o: BenchOptions, log: (line: string) => void, t0: number): Promise<{ report: BenchReport; file: string }> {
   const plan = planFor(o.quick);
   const logger = getLogger();
   const want = (s: SectionName): boolean => o.sections.includes(s);
@@ -179,10 +219,20 @@ export async function runBench(o: BenchOptions, log: (line: string) => void = (l
     if (want('rtf')) {
       log(`[bench] rtf: ${plan.rtfAudioSeconds} s of audio through each stage and the pipeline`);
       const tm = o.textModel ? await tryLoadTextModel(o.textModel, o.device) : { reason: 'no --text-model given' };
+      const asr = await tryLoadAsr(o.asrModel);
       try {
-        sections['rtf'] = await benchRtf(engine, samples, { audioSeconds: plan.rtfAudioSeconds, ...(tm.model ? { textModel: tm.model } : {}), ...(tm.reason ? { textSkipReason: tm.reason } : {}) });
+        sections['rtf'] = await benchRtf(engine, samples, {
+          audioSeconds: plan.rtfAudioSeconds,
+          ...(tm.model ? { textModel: tm.model } : {}),
+          ...(tm.reason ? { textSkipReason: tm.reason } : {}),
+          ...(asr.factory ? { asr: asr.factory } : {}),
+          ...(asr.label ? { asrLabel: asr.label } : {}),
+          ...(asr.reason ? { asrSkipReason: asr.reason } : {}),
+        });
       } finally {
         await tm.model?.close();
+        if (asr.factory && !(await bounded(asr.factory.close(), 2000))) log('[bench] warning: closing the Vosk recogniser factory did not finish within 2 s (ASR host close); moving on');
+        if (asr.tmpDir) await rm(asr.tmpDir, { recursive: true, force: true });
       }
     }
 
@@ -409,7 +459,8 @@ export async function main(argv: string[] = process.argv): Promise<number> {
     .option('--quick', 'CI-size run (well under a minute)', false)
     .addOption(new Option('--device <device>', 'where the speech model runs').choices(['auto', 'cuda', 'webgpu', 'cpu']).default('cpu'))
     .option('--speech-model <id>', 'speech model id', 'speech-fixture')
-    .option('--text-model <id>', 'text model id to time in the rtf section (skipped if it cannot load)')
+    .option('--text-model <id>', 'text model id to time in the rtf section (skipped if it cannot load)', 'text-embed-fixture')
+    .option('--asr-model <dir>', 'Vosk model folder to time in the rtf section (default CIRCUMPLEX_VOSK_MODEL, else the tiny test model)')
     .option('--budget-ms <ms>', 'latency budget for scaling (default hop + 100 ms)', (v) => {
       const x = Number(v);
       if (!(x > 0)) throw new RangeError(`--budget-ms must be > 0, got "${v}"`);
@@ -426,13 +477,14 @@ export async function main(argv: string[] = process.argv): Promise<number> {
     .exitOverride();
   try {
     program.parse(argv);
-    const opts = program.opts<{ quick: boolean; device: Device; speechModel: string; textModel?: string; budgetMs?: number; maxStreams: number; sections: SectionName[]; out: string; logLevel: string }>();
+    const opts = program.opts<{ quick: boolean; device: Device; speechModel: string; textModel?: string; asrModel?: string; budgetMs?: number; maxStreams: number; sections: SectionName[]; out: string; logLevel: string }>();
     setLogLevel(opts.logLevel);
     const { report, file } = await runBench({
       quick: opts.quick,
       device: opts.device,
       speechModel: opts.speechModel,
       textModel: opts.textModel,
+      asrModel: opts.asrModel,
       budgetMs: opts.budgetMs,
       maxStreams: opts.maxStreams,
       sections: opts.sections,

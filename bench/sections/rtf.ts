@@ -8,7 +8,7 @@ import type { Engine } from '../../src/engine.js';
 import { FlowControl } from '../../streams/flow.js';
 import { wavFileSource } from '../../streams/sources/wav-file.js';
 import { PIPELINE_SAMPLE_RATE_HZ, type PipelineEvent } from '../../streams/types.js';
-import type { SpeechAffectOutput, TextAffectModel } from '../../models/ports.js';
+import type { SpeechAffectOutput, SpeechRecognizerFactory, TextAffectModel } from '../../models/ports.js';
 import { SPEECH_WAV, pacedSource, round } from '../lib/common.js';
 
 /** One stage's timing. */
@@ -43,6 +43,12 @@ export interface RtfOptions {
   textModel?: TextAffectModel;
   /** Why the text stage is skipped, when no text model is given. */
   textSkipReason?: string;
+  /** A Vosk recogniser factory to time (100 ms chunks, one accept at a time), if loaded. */
+  asr?: SpeechRecognizerFactory;
+  /** Says which Vosk model that is (e.g. the repo's tiny test model). */
+  asrLabel?: string;
+  /** Why the ASR stage is skipped, when no factory is given. */
+  asrSkipReason?: string;
 }
 
 const TEXT_WINDOWS = [
@@ -52,6 +58,14 @@ const TEXT_WINDOWS = [
   'oh no that is terrible news i am scared',
   'we won the game this is amazing',
 ];
+
+/** Waits for `p` at most `ms` (a component's close must not hang the benchmark); true if it settled. */
+export async function bounded(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let t: NodeJS.Timeout | undefined;
+  const settled = await Promise.race([p.then(() => true, () => true), new Promise<boolean>((r) => (t = setTimeout(() => r(false), ms)))]);
+  clearTimeout(t);
+  return settled;
+}
 
 /** Times decoding, the speech model, fusion, the text model (if any) and the whole pipeline. */
 export async function benchRtf(engine: Engine, samples: Float32Array, opts: RtfOptions): Promise<RtfSection> {
@@ -106,7 +120,29 @@ export async function benchRtf(engine: Engine, samples: Float32Array, opts: RtfO
   } else {
     notTimed.push({ stage: 'text model', reason: opts.textSkipReason ?? 'no text model loaded' });
   }
-  notTimed.push({ stage: 'speech recognition (Vosk)', reason: 'not timed here: needs a downloaded Vosk model (see docs/asr.md); the ASR engineer\'s tests time it' });
+  // Speech recognition: libvosk in its host process, 100 ms chunks, one accept in flight.
+  if (opts.asr) {
+    const rec = await opts.asr.create('rtf-asr');
+    try {
+      const chunk = Math.round(PIPELINE_SAMPLE_RATE_HZ / 10);
+      let calls = 0;
+      const t0 = performance.now();
+      for (let pos = 0; pos + chunk <= audioSamples; pos += chunk) {
+        const c = new Float32Array(chunk);
+        for (let i = 0; i < chunk; i++) c[i] = samples[(pos + i) % samples.length] as number;
+        await rec.accept(c);
+        calls++;
+      }
+      await rec.finish();
+      const ms = performance.now() - t0;
+      const secs = (calls * chunk) / PIPELINE_SAMPLE_RATE_HZ;
+      stages.push({ stage: `speech recognition (${opts.asr.id}, ${opts.asr.provider})`, calls, meanMs: round(ms / calls, 3), audioSeconds: round(secs, 2), rtf: round(ms / 1000 / secs, 5), ...(opts.asrLabel ? { note: opts.asrLabel } : {}) });
+    } finally {
+      await bounded(rec.close(), 5000);
+    }
+  } else {
+    notTimed.push({ stage: 'speech recognition (Vosk)', reason: opts.asrSkipReason ?? 'no Vosk model loaded' });
+  }
 
   // Whole pipeline, offline and lossless (flow control), as fast as it goes.
   const flow = new FlowControl({ highWater: 4 });
