@@ -157,17 +157,21 @@ class AsrHost {
       else setTimeout(fail, 1_000).unref();
     });
     this.exited = new Promise((resolve) => {
+      // 'exit', not 'close': under tsx the host's esbuild helper can hold stderr open. libvosk's
+      // last lines may still be in the pipe at 'exit', so read them a moment later.
       this.child.once('exit', (code, signal) => {
-        if (!this.closing) {
-          const how = signal ? `was killed by ${signal}` : `exited with code ${String(code)}`;
-          this.die(
-            new AffectError('AFFECT_ERR_ASR', `the ASR host process (libvosk) ${how}${this.lastVoskError()}`, {
-              stage: 'asr',
-              hint: 'the affected streams go on speech-only; new streams get a restarted ASR host. If this repeats, check the Vosk model (docs/asr.md)',
-            }),
-          );
-        }
-        resolve();
+        setTimeout(() => {
+          if (!this.closing) {
+            const how = signal ? `was killed by ${signal}` : `exited with code ${String(code)}`;
+            this.die(
+              new AffectError('AFFECT_ERR_ASR', `the ASR host process (libvosk) ${how}${this.lastVoskError()}`, {
+                stage: 'asr',
+                hint: 'the affected streams go on speech-only; new streams get a restarted ASR host. If this repeats, check the Vosk model (docs/asr.md)',
+              }),
+            );
+          }
+          resolve();
+        }, 50);
       });
     });
   }
@@ -180,7 +184,7 @@ class AsrHost {
   lastVoskError(): string {
     const errs = this.stderrTail.filter((l) => /ERROR|ASSERTION|error|Error/.test(l));
     const last = errs[errs.length - 1];
-    return last === undefined ? '' : ` (libvosk: ${last.replace(/[^\x20-\x7e]+/g, "?").slice(0, 300)})`;
+    return last === undefined ? '' : ` (libvosk: ${last.replace(/[^\x20-\x7e]+/g, '?').slice(0, 300)})`;
   }
 
   private onMessage(msg: HostReply): void {
@@ -258,13 +262,17 @@ class AsrHost {
 
   /** Asks the host to leave (it frees everything on disconnect); SIGKILL if it lingers. */
   async close(): Promise<void> {
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    const alive = this.child.exitCode === null && this.child.signalCode === null;
     this.closing = true;
+    // Whatever still waits fails now (a no-op when the host already died and said why).
     this.die(new AffectError('AFFECT_ERR_ASR', 'the ASR host was closed', { stage: 'asr' }));
-    if (this.child.connected) this.child.disconnect();
-    const t = setTimeout(() => this.child.kill('SIGKILL'), 5_000);
+    let t: NodeJS.Timeout | undefined;
+    if (alive) {
+      if (this.child.connected) this.child.disconnect();
+      t = setTimeout(() => this.child.kill('SIGKILL'), 5_000);
+    }
     await this.exited;
-    clearTimeout(t);
+    if (t) clearTimeout(t);
   }
 }
 
