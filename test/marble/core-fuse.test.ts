@@ -80,7 +80,7 @@ describe('fuseAffect text sync (offline)', () => {
 
   it('stops waiting when the progress stream ends or after textWaitMaxMs', () => {
     createTestScheduler().run(({ cold, expectObservable }) => {
-      const ended = cold('30ms |');
+      const ended = cold<number>('30ms |');
       expectObservable(cold('(a|)', { a: sp(5) }).pipe(fuseAffect(textWins, { textProgress$: ended, waitForText: true }), map((e) => e.tMs))).toBe('30ms (a|)', { a: 500 });
       const stuck = cold<number>('-');
       expectObservable(cold('(a|)', { a: sp(5) }).pipe(fuseAffect(textWins, { textProgress$: stuck, waitForText: true, textWaitMaxMs: 100 }), map((e) => e.tMs))).toBe('100ms (a|)', { a: 500 });
