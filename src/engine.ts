@@ -11,7 +11,11 @@
 import type { OperatorFunction } from 'rxjs';
 import * as registry from '../models/registry.js';
 import { loadVoskRecognizerFactory } from '../models/asr/vosk-factory.js';
-import { createTextPath } from '../streams/text-path.js';
+import { existsSync } from 'node:fs';
+import { findModelSpec } from '../models/manifest.js';
+import { modelFilePath } from '../models/files.js';
+import type { VoskFactoryStats } from '../models/asr/vosk-factory.js';
+import { createTextPath, type TextPathStats } from '../streams/text-path.js';
 import type { Device, FusionModel, SpeechAffectModel, TextAffectModel } from '../models/ports.js';
 import { affectPipeline, resolvePipelineOptions, type PipelineOptions, type TextPath } from '../streams/pipeline.js';
 import type { SmoothingOptions } from '../streams/smoothing.js';
@@ -27,9 +31,13 @@ export interface EngineOptions {
   speechModel: string;
   /** Fusion id: 'late' (precision-weighted, default) or a learned fusion model id. */
   fusion: string;
-  /** Text model id (enables the text path together with an ASR model). */
+  /**
+   * Text model id for the text path. Default with an ASR model: {@link defaultTextModel} (the
+   * downloaded `roberta-go-emotions` when present, else `text-classifier-fixture`). `'none'`:
+   * transcripts only, no text modality. Without an ASR model, giving one is a config error.
+   */
   textModel?: string;
-  /** Vosk model folder (enables transcripts and the text path). */
+  /** Vosk model folder (enables transcripts and the text modality). Callers resolve CIRCUMPLEX_VOSK_MODEL into it. */
   asrModel?: string;
   /** Folder of downloaded models (default from the environment / models/weights). */
   modelsDir?: string;
@@ -49,7 +57,7 @@ export interface EngineOptions {
    * Builds the text path for a stream. Normally set by the engine from textModel/asrModel; tests
    * and embedders may inject one.
    */
-  textPathFor?: (streamId: string) => TextPath | undefined;
+  textPathFor?: (streamId: string, offline: boolean) => TextPath | undefined;
   logger?: Logger;
 }
 
@@ -72,11 +80,36 @@ export interface Engine {
   readonly fusion: FusionModel;
   /** True when streams get transcripts and text estimates. */
   readonly hasTextPath: boolean;
+  /** The text model the text path runs (undefined: none, e.g. speech-only or `textModel: 'none'`). */
+  readonly textModelId: string | undefined;
+  /** Text path counters summed over every stream (live object; zeros without a text path). */
+  readonly textStats: Readonly<TextPathStats>;
+  /** The Vosk factory's counters (live object), when an ASR model is loaded. */
+  readonly asrStats: Readonly<VoskFactoryStats> | undefined;
   /** The pipeline for one stream (overrides: e.g. `{ whenBusy: 'queue', flow }` for offline input). */
   pipeline(streamId: string, overrides?: Partial<PipelineOptions>): OperatorFunction<AudioChunk, PipelineEvent>;
   /** Releases every model session. Idempotent. */
   close(): Promise<void>;
 }
+
+/** The text model used with an ASR model when none is named (see {@link EngineOptions.textModel}). */
+export const DEFAULT_TEXT_MODEL_FALLBACK = 'text-classifier-fixture';
+/** The downloaded text model preferred over the fixture when its files are present. */
+export const DEFAULT_TEXT_MODEL_REAL = 'roberta-go-emotions';
+
+/**
+ * The text model for a run with an ASR model and no `--text-model`: the real GoEmotions classifier
+ * when `circumplex models pull roberta-go-emotions` has put it in `modelsDir`, else the tiny
+ * lexicon-based fixture (so `--asr-model` alone always gives both modalities).
+ */
+export function defaultTextModel(modelsDir?: string): string {
+  const real = findModelSpec(DEFAULT_TEXT_MODEL_REAL);
+  if (real && real.files.every((f) => existsSync(modelFilePath(real, f, modelsDir)))) return DEFAULT_TEXT_MODEL_REAL;
+  return DEFAULT_TEXT_MODEL_FALLBACK;
+}
+
+/** Set once the speech-only notice was logged: one line per process, not per stream or engine. */
+let speechOnlyNoticeLogged = false;
 
 /** Loads the models once (speech + fusion, text path when asked) and returns the engine. */
 export async function createEngine(opts: Partial<EngineOptions> = {}): Promise<Engine> {
@@ -99,6 +132,9 @@ export async function createEngine(opts: Partial<EngineOptions> = {}): Promise<E
     closers.push(() => fusion.close());
 
     let textPathFor = o.textPathFor;
+    let textModelId: string | undefined;
+    let asrStats: VoskFactoryStats | undefined;
+    const textStats: TextPathStats = { droppedSamples: 0, coalescedWindows: 0, textModelErrors: 0 };
     if (!textPathFor && (o.textModel !== undefined || o.asrModel !== undefined)) {
       if (o.asrModel === undefined) {
         throw new AffectError('AFFECT_ERR_CONFIG', `--text-model ${o.textModel ?? ''} needs words to read: give a Vosk model folder with --asr-model (or CIRCUMPLEX_VOSK_MODEL)`, {
@@ -107,16 +143,25 @@ export async function createEngine(opts: Partial<EngineOptions> = {}): Promise<E
       }
       const asr = await loadVoskRecognizerFactory(o.asrModel, { logger });
       closers.push(() => asr.close());
+      asrStats = asr.stats;
       logger.info({ model: asr.id, provider: asr.provider }, 'speech recogniser loaded');
       let textModel: TextAffectModel | undefined;
-      if (o.textModel !== undefined) {
-        const tm = await registry.loadTextModel(o.textModel, loadOpts);
+      const wanted = o.textModel ?? defaultTextModel(o.modelsDir);
+      if (wanted !== 'none') {
+        const tm = await registry.loadTextModel(wanted, loadOpts);
         textModel = tm;
+        textModelId = tm.id;
         closers.push(() => tm.close());
-        logger.info({ model: tm.id, provider: tm.provider }, 'text model loaded');
+        logger.info({ model: tm.id, provider: tm.provider, defaulted: o.textModel === undefined }, 'text model loaded');
       }
-      const perStream = createTextPath(asr, textModel, { logger });
-      textPathFor = (streamId) => perStream(streamId);
+      const perStream = createTextPath(asr, textModel, { logger, totals: textStats });
+      // Offline streams get recogniser slices of one hop: the paced source always runs at least
+      // one hop ahead of fusion, so the slice fusion waits for has always been read.
+      const acceptMs = Math.min(1000, base.hopMs);
+      textPathFor = (streamId, offline) => perStream(streamId, offline ? { offline: true, acceptMs } : {});
+    } else if (!textPathFor && !speechOnlyNoticeLogged) {
+      speechOnlyNoticeLogged = true;
+      logger.info('speech-only: no ASR model, so no transcripts and no text modality; pass --asr-model DIR or set CIRCUMPLEX_VOSK_MODEL=DIR to add them (docs/asr.md)');
     }
 
     let closed: Promise<void> | undefined;
@@ -125,8 +170,12 @@ export async function createEngine(opts: Partial<EngineOptions> = {}): Promise<E
       speech,
       fusion,
       hasTextPath: textPathFor !== undefined,
+      textModelId,
+      textStats,
+      asrStats,
       pipeline(streamId, overrides = {}) {
-        const textPath = textPathFor?.(streamId);
+        // A flow means an offline input: the text path syncs with fusion (deterministic output).
+        const textPath = textPathFor?.(streamId, overrides.flow !== undefined);
         return affectPipeline(
           { speech, fusion, ...(textPath ? { textPath } : {}) },
           {

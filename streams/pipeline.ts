@@ -145,9 +145,54 @@ export function affectPipeline(deps: PipelineDeps, opts: Partial<PipelineOptions
         const textErrors$ = (text.errors$ ?? EMPTY).pipe(
           map((e): PipelineEvent => ({ kind: 'status', streamId, tMs: lastMs, state: 'degraded', message: `text path stopped, speech only from here: ${e.message}` })),
         );
+        // Offline (synced) runs put transcripts in audio-time order among the frames, so the whole
+        // output is the same on every run; live runs send each transcript as soon as it is heard.
+        if (text.progress$ && o.flow) return merge(clock$, textErrors$, inAudioOrder(affect$, transcripts$));
         return merge(clock$, affect$, transcripts$, textErrors$);
       }),
     );
+}
+
+/** Most transcripts held back for ordering; past it the oldest is sent at once (never lost). */
+const MAX_HELD_TRANSCRIPTS = 256;
+
+/**
+ * Merges transcripts into the frames in audio-time order: a transcript at tMs goes out just before
+ * the first frame with a later time (or at the end). Correct when every transcript up to a frame's
+ * time has arrived before that frame (offline text sync guarantees it).
+ */
+function inAudioOrder(affect$: Observable<PipelineEvent>, transcripts$: Observable<PipelineEvent>): Observable<PipelineEvent> {
+  return new Observable<PipelineEvent>((sub) => {
+    const held: PipelineEvent[] = [];
+    let open = 2;
+    const done = (): void => {
+      if (--open > 0) return;
+      for (const t of held.splice(0)) sub.next(t);
+      sub.complete();
+    };
+    const tSub = transcripts$.subscribe({
+      next: (t) => {
+        held.push(t);
+        if (held.length > MAX_HELD_TRANSCRIPTS) sub.next(held.shift()!);
+      },
+      error: (err: unknown) => sub.error(err),
+      complete: done,
+    });
+    const aSub = affect$.subscribe({
+      next: (e) => {
+        if (e.kind === 'affect') {
+          while (held.length > 0 && held[0]!.kind === 'transcript' && (held[0] as Extract<PipelineEvent, { kind: 'transcript' }>).transcript.tMs <= e.point.tMs) sub.next(held.shift()!);
+        }
+        sub.next(e);
+      },
+      error: (err: unknown) => sub.error(err),
+      complete: done,
+    });
+    return () => {
+      tSub.unsubscribe();
+      aSub.unsubscribe();
+    };
+  });
 }
 
 /** Wraps points as affect events and inserts 'degraded'/'live' status events around drop episodes. */

@@ -8,15 +8,21 @@
  * The recogniser is created when the pipeline subscribes; audio that arrives before it exists waits
  * in transcribe's bounded pending buffer, so a fast (even synchronous) source loses nothing.
  *
+ * Offline runs (a file or a pipe paced by a flow) pass `{ offline: true }` per stream: the path
+ * then reports `progress$` in a way that makes the run deterministic (the recogniser gets whole
+ * `acceptMs` slices, waits for the text model between calls, and every text window is scored), and
+ * keeps far more pending audio (`offlineMaxPendingMs`) so a slow real model never drops audio. Live
+ * streams keep the bounded drop-oldest buffer and the coalescing, rate-limited text model.
+ *
  * Failure is contained: if the recogniser cannot be created or fails mid-stream (libvosk crash,
  * hang, missing model), the path logs once, emits the error on `errors$`, emits one zero-confidence
  * text estimate (so fusion stops using stale text), and completes. The stream goes on speech-only.
  */
-import { catchError, connect, defer, EMPTY, filter, finalize, from, map, merge, Observable, of, share, Subject, switchMap, tap, throwError } from 'rxjs';
+import { catchError, connect, defer, filter, finalize, from, ignoreElements, map, merge, Observable, of, share, Subject, switchMap, tap, throwError } from 'rxjs';
 import type { Logger } from 'pino';
 import type { RecognizerResult, SpeechRecognizerFactory, StreamRecognizer, TextAffectModel, TextAffectOutput } from '../models/ports.js';
 import { AffectError, toAffectError } from '../src/errors.js';
-import { inferText, NO_TEXT_ESTIMATE, type InferTextOptions } from './operators/infer-text.js';
+import { inferText, NO_TEXT_ESTIMATE, type InferTextOptions, type TextInferer } from './operators/infer-text.js';
 import { textWindowDetail, textWindowOptions, type TextWindowOptions } from './operators/text-window.js';
 import { transcribe, type TranscribeOptions, type TranscribeRecognizer } from './operators/transcribe.js';
 import type { AudioChunk, Stamped, TranscriptEvent } from './types.js';
@@ -41,6 +47,14 @@ export interface TextPathOptions {
    * English words) weigh less in fusion. Default true.
    */
   scaleByWordConf: boolean;
+  /**
+   * Offline streams: most audio waiting for the recogniser, ms. The source is paced by the flow
+   * (it waits for fusion, which waits for this path's progress), so this is a safety bound, not a
+   * policy. Default 600000 (10 min of audio, 38 MB).
+   */
+  offlineMaxPendingMs: number;
+  /** Counters summed over every stream of this path (the engine's totals for metrics). Default: none. */
+  totals: TextPathStats | undefined;
   /** Logger (a child with `streamId` is made per stream). Default: none. */
   logger: Logger | undefined;
 }
@@ -54,8 +68,28 @@ export const DEFAULT_TEXT_PATH: TextPathOptions = {
   maxPendingMs: 10_000,
   maxAcceptMs: 1_000,
   scaleByWordConf: true,
+  offlineMaxPendingMs: 600_000,
+  totals: undefined,
   logger: undefined,
 };
+
+/** Per-stream options of the text path (given by the pipeline's caller). */
+export interface TextPathStreamOptions {
+  /**
+   * An offline input (lossless, paced by a flow): deterministic progress and a large pending
+   * bound (see the module comment). Default false (live).
+   */
+  offline: boolean;
+  /**
+   * Offline: audio per recogniser call, ms. Must not exceed what the paced source runs ahead of
+   * fusion (the engine uses the hop, min 1000), or fusion waits on audio the source holds back.
+   * Default: the path's maxAcceptMs.
+   */
+  acceptMs: number | undefined;
+}
+
+/** Defaults for {@link TextPathStreamOptions}. */
+export const DEFAULT_TEXT_PATH_STREAM: TextPathStreamOptions = { offline: false, acceptMs: undefined };
 
 /** Counters of one stream's text path (live object: read it any time). */
 export interface TextPathStats {
@@ -75,6 +109,13 @@ export interface TextPathStreams {
   readonly estimates$: Observable<Stamped<TextAffectOutput>>;
   /** At most one error: the ASR failed and this stream is now speech-only (publish a 'degraded' status). */
   readonly errors$: Observable<AffectError>;
+  /**
+   * Audio ms before which every transcript and text estimate of the stream has been emitted (the
+   * recogniser has heard up to here and the text model has scored every window up to here);
+   * completes when the path does. Offline streams only: for a live stream it never emits and
+   * completes with the path (live fusion never waits for text).
+   */
+  readonly progress$: Observable<number>;
   /** Counters for logs and metrics. */
   readonly stats: TextPathStats;
 }
@@ -95,7 +136,14 @@ function scaleConfidence(est: Stamped<TextAffectOutput>, k: number): Stamped<Tex
 type PathEvent =
   | { readonly kind: 'transcript'; readonly ev: TranscriptEvent }
   | { readonly kind: 'estimate'; readonly est: Stamped<TextAffectOutput> }
-  | { readonly kind: 'error'; readonly err: AffectError };
+  | { readonly kind: 'error'; readonly err: AffectError }
+  | { readonly kind: 'progress'; readonly ms: number };
+
+/**
+ * Progress is reported a hair below the audio heard: the recogniser's final flush (`finish`) adds
+ * words stamped at exactly the end of the audio heard, so only what lies before it is settled.
+ */
+const PROGRESS_EPSILON_MS = 1e-3;
 
 /**
  * Builds the text path. `createTextPath(asr, textModel, opts)(streamId)` is the pipeline's
@@ -106,14 +154,19 @@ export function createTextPath(
   asr: SpeechRecognizerFactory,
   textModel: TextAffectModel | undefined,
   opts: Partial<TextPathOptions> = {},
-): (streamId: string) => (audio$: Observable<AudioChunk>) => TextPathStreams {
+): (streamId: string, streamOpts?: Partial<TextPathStreamOptions>) => (audio$: Observable<AudioChunk>) => TextPathStreams {
   const o = { ...DEFAULT_TEXT_PATH, ...opts };
+  if (!(o.offlineMaxPendingMs > 0)) throw new RangeError(`createTextPath: offlineMaxPendingMs must be > 0, got ${o.offlineMaxPendingMs}`);
   const windowOpts = textWindowOptions({ maxWords: o.maxWords, maxSeconds: o.maxSeconds, minWordConf: o.minWordConf });
   if (!(o.minIntervalMs >= 0)) throw new RangeError(`createTextPath: minIntervalMs must be >= 0, got ${o.minIntervalMs}`);
 
-  return (streamId) => (audio$) => {
+  return (streamId, streamOpts = {}) => (audio$) => {
+    const so = { ...DEFAULT_TEXT_PATH_STREAM, ...streamOpts };
+    const acceptMs = so.offline ? (so.acceptMs ?? o.maxAcceptMs) : o.maxAcceptMs;
+    if (!(acceptMs > 0)) throw new RangeError(`createTextPath: acceptMs must be > 0, got ${acceptMs}`);
     const log = o.logger?.child({ streamId, stage: 'asr' });
     const stats: TextPathStats = { droppedSamples: 0, coalescedWindows: 0, textModelErrors: 0 };
+    const totals = o.totals;
 
     const events$ = defer(() => {
       // Created now, awaited by the first accept: audio meanwhile waits in transcribe's bounded buffer.
@@ -121,13 +174,52 @@ export function createTextPath(
       // A create() that fails before the first accept must not be an unhandled rejection.
       created.catch(() => undefined);
       let rec: StreamRecognizer | undefined;
+
+      // Offline sync: text model calls in flight, and who waits for them to be done.
+      let textInFlight = 0;
+      let idleWaiters: Array<() => void> = [];
+      /** Progress held back while the text model scores a window that belongs before it. */
+      let heldProgress: number | undefined;
+      const progress = new Subject<number>();
+      const onTextIdle = (): void => {
+        if (heldProgress !== undefined) {
+          const ms = heldProgress;
+          heldProgress = undefined;
+          progress.next(ms);
+        }
+        const w = idleWaiters;
+        idleWaiters = [];
+        for (const f of w) f();
+      };
+      // Offline: the recogniser's next call waits until the text model has scored what the last
+      // call produced, so windows never race the recogniser (no wall-clock-dependent coalescing).
+      const whenTextIdle = (): Observable<unknown> =>
+        !so.offline || textInFlight === 0 ? of(0) : from(new Promise<void>((resolve) => idleWaiters.push(resolve)));
       const lazy: TranscribeRecognizer = {
         accept: (samples) =>
-          from(created).pipe(
+          whenTextIdle().pipe(
+            switchMap(() => from(created)),
             tap((r) => (rec = r)),
             switchMap((r): Promise<RecognizerResult> => r.accept(samples)),
           ),
-        finish: () => from(created).pipe(switchMap((r) => r.finish())),
+        finish: () =>
+          whenTextIdle().pipe(
+            switchMap(() => from(created)),
+            switchMap((r) => r.finish()),
+          ),
+      };
+      const countedModel: TextInferer | undefined = textModel && {
+        infer: (text: string) =>
+          defer(() => {
+            textInFlight++;
+            // finalize runs after inferText has taken the result (and maybe started the next,
+            // coalesced window synchronously, which keeps the count above zero).
+            return from(textModel.infer(text)).pipe(
+              finalize(() => {
+                if (--textInFlight === 0) onTextIdle();
+              }),
+            );
+          }),
       };
       /** Audio ms the recogniser has heard: the clock that ages words out and paces the text model. */
       const clock = new Subject<number>();
@@ -138,10 +230,12 @@ export function createTextPath(
         // An error of the audio itself is not an ASR failure: mark it so it passes through below.
         catchError((e: unknown) => throwError(() => new UpstreamAudioError(e))),
         transcribe(lazy, {
-          maxPendingMs: o.maxPendingMs,
-          maxAcceptMs: o.maxAcceptMs,
+          maxPendingMs: so.offline ? Math.max(o.offlineMaxPendingMs, acceptMs) : o.maxPendingMs,
+          maxAcceptMs: acceptMs,
+          wholeAccepts: so.offline,
           onDropped: (n, total) => {
             stats.droppedSamples = total;
+            if (totals) totals.droppedSamples += n;
             // Log the first drop, then at most once per 5 s of audio dropped (no log floods).
             if (total - n === 0 || Math.floor(total / 80_000) > Math.floor((total - n) / 80_000)) {
               log?.warn({ droppedSamples: n, totalDroppedSamples: total }, 'ASR fell behind: oldest audio dropped');
@@ -150,14 +244,23 @@ export function createTextPath(
           onProgress: (ms) => {
             heardMs = ms;
             clock.next(ms);
+            // Everything the recogniser said up to `ms` has been emitted and windowed (synchronously,
+            // above); text windows it started are in the model. Report once they are scored.
+            if (!so.offline) return;
+            const settled = Math.max(0, ms - PROGRESS_EPSILON_MS);
+            if (textInFlight === 0) progress.next(settled);
+            else heldProgress = settled;
           },
         }),
       );
+      // Ends progress (fusion stops waiting) once the last estimate is out.
+      const endProgress = tap<PathEvent>({ complete: () => progress.complete() });
       return transcribed$.pipe(
         connect((t$) =>
           merge(
             t$.pipe(map((ev): PathEvent => ({ kind: 'transcript', ev }))),
-            textModel
+            progress.pipe(map((ms): PathEvent => ({ kind: 'progress', ms }))),
+            countedModel
               ? t$.pipe(
                   textWindowDetail(windowOpts, clock),
                   // Remember each window's word confidence by its time (inferText keeps the time).
@@ -167,12 +270,18 @@ export function createTextPath(
                   }),
                   map((w): Stamped<string> => ({ streamId: w.streamId, tMs: w.tMs, value: w.value.text })),
                   inferText(
-                    textModel,
+                    countedModel,
                     {
-                      minIntervalMs: o.minIntervalMs,
-                      onCoalesced: (n) => (stats.coalescedWindows = n),
+                      // Offline: every window is scored (a held-back window would be scored later
+                      // but stamped earlier, after fusion may have moved past it).
+                      minIntervalMs: so.offline ? 0 : o.minIntervalMs,
+                      onCoalesced: (n) => {
+                        stats.coalescedWindows = n;
+                        if (totals) totals.coalescedWindows++;
+                      },
                       onError: (err) => {
                         stats.textModelErrors++;
+                        if (totals) totals.textModelErrors++;
                         log?.warn({ err: (err as Error).message }, 'text model call failed; window skipped');
                       },
                     },
@@ -180,8 +289,9 @@ export function createTextPath(
                   ),
                   map((est) => (o.scaleByWordConf ? scaleConfidence(est, wordConfAt.get(est.tMs) ?? 1) : est)),
                   map((est): PathEvent => ({ kind: 'estimate', est })),
+                  endProgress,
                 )
-              : EMPTY,
+              : t$.pipe(ignoreElements(), endProgress),
           ),
         ),
         catchError((e: unknown) => {
@@ -195,6 +305,11 @@ export function createTextPath(
         }),
         finalize(() => {
           clock.complete();
+          progress.complete();
+          // Nothing waits on the text model any more.
+          const w = idleWaiters;
+          idleWaiters = [];
+          for (const f of w) f();
           // Frees the recogniser (libvosk: deferred in the host until an in-flight accept returns).
           if (rec) void rec.close();
           else created.then((r) => r.close(), () => undefined);
@@ -214,6 +329,10 @@ export function createTextPath(
       errors$: events$.pipe(
         filter((e): e is Extract<PathEvent, { kind: 'error' }> => e.kind === 'error'),
         map((e) => e.err),
+      ),
+      progress$: events$.pipe(
+        filter((e): e is Extract<PathEvent, { kind: 'progress' }> => e.kind === 'progress'),
+        map((e) => e.ms),
       ),
       stats,
     };

@@ -80,7 +80,7 @@ export function register(program: Command): void {
     .addOption(new Option('--device <device>', 'where models run (default: CIRCUMPLEX_DEVICE or auto)').choices(['auto', 'cuda', 'webgpu', 'cpu']))
     .option('--speech-model <id>', 'speech affect model id', 'speech-fixture')
     .option('--fusion <id>', "fusion: 'late' or a fusion model id", 'late')
-    .option('--text-model <id>', 'text affect model id (needs --asr-model)')
+    .option('--text-model <id>', 'text affect model id, or "none" for transcripts only (needs --asr-model; default: roberta-go-emotions when downloaded, else text-classifier-fixture)')
     .option('--asr-model <dir>', 'Vosk model folder: adds transcripts and the text modality')
     .option('--stream-id <id>', 'stream id in the output', 'input')
     .option('--realtime', 'pace the file at real-time speed (live drop policy)', false)
@@ -106,6 +106,7 @@ export async function runCommand(opts: RunCommandOptions, out: NodeJS.WritableSt
 
   // Opened before the models load: a bad --record path fails fast and leaves nothing running.
   const recorder = opts.record ? new JsonlRecorder(opts.record) : undefined;
+  const asrModel = opts.asrModel ?? env.voskModel;
   const tLoad = performance.now();
   let engine: Engine;
   try {
@@ -118,7 +119,8 @@ export async function runCommand(opts: RunCommandOptions, out: NodeJS.WritableSt
       hopMs: opts.hopMs,
       smoothing: { filter: opts.smoothing, tauMs: opts.tauMs },
       ...(opts.textModel !== undefined ? { textModel: opts.textModel } : {}),
-      ...(opts.asrModel !== undefined ? { asrModel: opts.asrModel } : (env.voskModel && opts.textModel !== undefined ? { asrModel: env.voskModel } : {})),
+      // --asr-model, else CIRCUMPLEX_VOSK_MODEL: either one adds transcripts and the text modality.
+      ...(asrModel !== undefined ? { asrModel } : {}),
       logger,
     });
   } catch (e) {

@@ -86,7 +86,7 @@ export function register(program: Command): void {
     .addOption(new Option('--device <device>', 'where models run (default: CIRCUMPLEX_DEVICE or auto)').choices(['auto', 'cuda', 'webgpu', 'cpu']))
     .option('--speech-model <id>', 'speech affect model id', 'speech-fixture')
     .option('--fusion <id>', "fusion: 'late' or a fusion model id", 'late')
-    .option('--text-model <id>', 'text affect model id (needs --asr-model)')
+    .option('--text-model <id>', 'text affect model id, or "none" for transcripts only (needs --asr-model; default: roberta-go-emotions when downloaded, else text-classifier-fixture)')
     .option('--asr-model <dir>', 'Vosk model folder: adds transcripts and the text modality')
     .option('--stream-id <id>', 'stream id of the local input (default: "mic", "stdin" or "file")')
     .option('--window-ms <ms>', 'analysis window length, ms of audio', number('--window-ms', 1), 1000)
@@ -144,6 +144,7 @@ export async function serveCommand(opts: ServeCommandOptions, err: NodeJS.Writab
   if (kind === 'file') await probeWavFile(input);
   if (kind === 'mic') checkRecorder(opts.recorder);
 
+  const asrModel = opts.asrModel ?? env.voskModel;
   const engine: Engine = await createEngine({
     device: opts.device ?? env.device,
     speechModel: opts.speechModel,
@@ -152,7 +153,8 @@ export async function serveCommand(opts: ServeCommandOptions, err: NodeJS.Writab
     windowMs: opts.windowMs,
     hopMs: opts.hopMs,
     ...(opts.textModel !== undefined ? { textModel: opts.textModel } : {}),
-    ...(opts.asrModel !== undefined ? { asrModel: opts.asrModel } : env.voskModel && opts.textModel !== undefined ? { asrModel: env.voskModel } : {}),
+    // --asr-model, else CIRCUMPLEX_VOSK_MODEL: either one adds transcripts and the text modality.
+    ...(asrModel !== undefined ? { asrModel } : {}),
     logger,
   });
 

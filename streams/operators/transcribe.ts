@@ -42,10 +42,18 @@ export interface TranscribeOptions {
    * time, so a source that runs ahead of the recogniser does not age words early).
    */
   onProgress: ((heardMs: number) => void) | undefined;
+  /**
+   * Feed the recogniser only whole `maxAcceptMs` slices (plus the remainder at the end of input).
+   * The recogniser's partials and endpointing depend on how its audio is cut into calls; whole
+   * slices make that cut a function of the audio alone, so an offline run transcribes a file the
+   * same way every time. Live input leaves it off (feed whatever has arrived, lowest latency).
+   * Default false.
+   */
+  wholeAccepts: boolean;
 }
 
 /** Defaults for {@link TranscribeOptions}. */
-export const DEFAULT_TRANSCRIBE: TranscribeOptions = { maxPendingMs: 10_000, maxAcceptMs: 1_000, onDropped: undefined, onProgress: undefined };
+export const DEFAULT_TRANSCRIBE: TranscribeOptions = { maxPendingMs: 10_000, maxAcceptMs: 1_000, onDropped: undefined, onProgress: undefined, wholeAccepts: false };
 
 /** One contiguous run of fed audio and where it sits in the stream. */
 interface Segment {
@@ -113,6 +121,7 @@ export function transcribe(
   const o = { ...DEFAULT_TRANSCRIBE, ...opts };
   if (!(o.maxPendingMs > 0)) throw new RangeError(`transcribe: maxPendingMs must be > 0, got ${o.maxPendingMs}`);
   if (!(o.maxAcceptMs > 0)) throw new RangeError(`transcribe: maxAcceptMs must be > 0, got ${o.maxAcceptMs}`);
+  if (o.wholeAccepts && o.maxPendingMs < o.maxAcceptMs) throw new RangeError(`transcribe: maxPendingMs (${o.maxPendingMs}) must be >= maxAcceptMs (${o.maxAcceptMs}) with wholeAccepts`);
   const maxPending = Math.round((o.maxPendingMs * PIPELINE_SAMPLE_RATE_HZ) / 1000);
   const maxAccept = Math.max(1, Math.round((o.maxAcceptMs * PIPELINE_SAMPLE_RATE_HZ) / 1000));
 
@@ -185,7 +194,7 @@ export function transcribe(
         pumping = true;
         try {
           while (!busy && !subscriber.closed) {
-            if (pendingSamples > 0) {
+            if (pendingSamples > 0 && (!o.wholeAccepts || sourceDone || pendingSamples >= maxAccept)) {
               const take = Math.min(pendingSamples, maxAccept);
               const buf = new Float32Array(take);
               let off = 0;

@@ -16,7 +16,9 @@ import { buildTinyVoskModel } from '../helpers/asr-tiny-vosk-model.js';
 const SPEECH = 'test/fixtures/audio/speech.wav';
 const BIN = 'bin/circumplex.mjs';
 const dir = mkdtempSync(path.join(tmpdir(), 'core-cli-'));
-const env = { ...process.env, CIRCUMPLEX_DEVICE: 'cpu', CIRCUMPLEX_LOG_LEVEL: 'warn' };
+const env: NodeJS.ProcessEnv = { ...process.env, CIRCUMPLEX_DEVICE: 'cpu', CIRCUMPLEX_LOG_LEVEL: 'warn' };
+// The speech-only runs below must not pick up a developer's Vosk model.
+delete env.CIRCUMPLEX_VOSK_MODEL;
 
 function run(args: string[], input?: Buffer) {
   const r = spawnSync(process.execPath, [BIN, 'run', ...args], { env, input, maxBuffer: 64 * 1024 * 1024, timeout: 90_000 });
@@ -222,6 +224,41 @@ describe('run with the text path (tiny repo-built Vosk model + text classifier f
     const fused = affect.filter((m) => m.modalities.includes('text'));
     expect(fused.length).toBeGreaterThan(0);
     for (const m of fused) expect(m.text).toBeDefined();
+  });
+
+  it('--asr-model alone: both modalities in the frames (default text model) and transcript lines; two runs give identical output', () => {
+    const vosk = buildTinyVoskModel(path.join(dir, 'vosk-tiny-2'));
+    const a = run(['--input', SPEECH, '--json', '--asr-model', vosk]);
+    expect(a.code, a.stderr).toBe(0);
+    const msgs = a.stdout.trim().split('\n').map((l) => ServerMessageSchema.parse(JSON.parse(l)));
+    const affect = msgs.filter((m) => m.type === 'affect');
+    expect(affect.length).toBe(74);
+    expect(msgs.filter((m) => m.type === 'transcript').length).toBeGreaterThan(0);
+    const both = affect.filter((m) => m.modalities.includes('speech') && m.modalities.includes('text'));
+    // Text joins once the first words are heard (~3 s in) and stays: most frames carry both.
+    expect(both.length).toBeGreaterThan(affect.length / 2);
+    // Offline text sync: the same file gives byte-identical output (frames, fused text, transcript order).
+    const b = run(['--input', SPEECH, '--json', '--asr-model', vosk]);
+    expect(b.code, b.stderr).toBe(0);
+    expect(b.stdout).toBe(a.stdout);
+  });
+
+  it('CIRCUMPLEX_VOSK_MODEL stands in for --asr-model', () => {
+    const vosk = buildTinyVoskModel(path.join(dir, 'vosk-tiny-3'));
+    const r = spawnSync(process.execPath, [BIN, 'run', '--input', SPEECH, '--json'], { env: { ...env, CIRCUMPLEX_VOSK_MODEL: vosk }, maxBuffer: 64 * 1024 * 1024, timeout: 90_000 });
+    expect(r.status, r.stderr.toString()).toBe(0);
+    const msgs = r.stdout.toString().trim().split('\n').map((l) => ServerMessageSchema.parse(JSON.parse(l)));
+    expect(msgs.some((m) => m.type === 'transcript')).toBe(true);
+    expect(msgs.some((m) => m.type === 'affect' && m.modalities.includes('text'))).toBe(true);
+  });
+
+  it('without any ASR model, logs exactly one line saying the run is speech-only and how to add text', () => {
+    const r = spawnSync(process.execPath, [BIN, 'run', '--input', SPEECH, '--json'], { env: { ...env, CIRCUMPLEX_LOG_LEVEL: 'info' }, maxBuffer: 64 * 1024 * 1024, timeout: 90_000 });
+    expect(r.status, r.stderr.toString()).toBe(0);
+    const lines = r.stderr.toString().split('\n').filter((l) => /speech-only/.test(l));
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/--asr-model/);
+    expect(lines[0]).toMatch(/CIRCUMPLEX_VOSK_MODEL/);
   });
 
   it('--text-model without an ASR model is a clear configuration error', () => {

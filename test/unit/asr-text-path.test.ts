@@ -176,3 +176,146 @@ describe('createTextPath', () => {
     expect(() => createTextPath(f.factory, textModel, { minIntervalMs: -1 })).toThrow(/minIntervalMs/);
   });
 });
+
+describe('createTextPath offline sync (progress$)', () => {
+  /** A text model that takes `delayMs` of wall time and records when it is busy. */
+  function slowTextModel(delayMs: number) {
+    let busy = 0;
+    let maxBusy = 0;
+    const model: TextAffectModel = {
+      id: 'slow-text',
+      provider: 'cpu',
+      infer: async (text) => {
+        busy++;
+        maxBusy = Math.max(maxBusy, busy);
+        await new Promise((r) => setTimeout(r, delayMs));
+        busy--;
+        return { valence: 0.4, arousal: 0.1, confidence: Math.min(1, text.split(' ').length / 10) };
+      },
+      close: () => Promise.resolve(),
+    };
+    return { model, isBusy: () => busy > 0, maxBusy: () => maxBusy };
+  }
+
+  type Ev = { kind: 'transcript' | 'estimate' | 'progress'; tMs: number };
+  /** Every event of the path, in the order emitted, plus the fed slice sizes. */
+  async function runOffline(acceptMs: number, nChunks: number, delayMs: number) {
+    const f = fakeFactory();
+    const slow = slowTextModel(delayMs);
+    // Wrap the factory: an accept while the text model is busy breaks the offline sync.
+    let acceptsWhileTextBusy = 0;
+    const factory: SpeechRecognizerFactory = {
+      ...f.factory,
+      create: async (id) => {
+        const r = await f.factory.create(id);
+        return {
+          accept: (s) => {
+            if (slow.isBusy()) acceptsWhileTextBusy++;
+            return r.accept(s);
+          },
+          finish: () => r.finish(),
+          close: () => r.close(),
+        };
+      },
+    };
+    const totals = { droppedSamples: 0, coalescedWindows: 0, textModelErrors: 0 };
+    const p = createTextPath(factory, slow.model, { totals })('s', { offline: true, acceptMs })(from(chunks(nChunks)));
+    const log: Ev[] = [];
+    let progressDone = false;
+    p.progress$.subscribe({ next: (ms) => log.push({ kind: 'progress', tMs: ms }), complete: () => (progressDone = true) });
+    p.transcripts$.subscribe((t) => log.push({ kind: 'transcript', tMs: t.tMs }));
+    await firstValueFrom(p.estimates$.pipe(toArray())).then((es) => es);
+    return { log, fed: f.fed, progressDone, acceptsWhileTextBusy, p, totals };
+  }
+
+  it('reports progress only once every transcript and estimate before it is out, and paces the recogniser by the text model', async () => {
+    const f = fakeFactory();
+    const slow = slowTextModel(15);
+    const p = createTextPath(f.factory, slow.model)('s', { offline: true, acceptMs: 250 })(from(chunks(20)));
+    const log: Ev[] = [];
+    let progressDone = false;
+    p.progress$.subscribe({ next: (ms) => log.push({ kind: 'progress', tMs: ms }), complete: () => (progressDone = true) });
+    p.transcripts$.subscribe((t) => log.push({ kind: 'transcript', tMs: t.tMs }));
+    await firstValueFrom(p.estimates$.pipe(toArray()));
+    expect(progressDone).toBe(true);
+    const progress = log.filter((e) => e.kind === 'progress').map((e) => e.tMs);
+    expect(progress.length).toBeGreaterThan(0);
+    // Monotonic, one hair below the audio heard after each whole 250 ms slice.
+    for (let i = 1; i < progress.length; i++) expect(progress[i]!).toBeGreaterThanOrEqual(progress[i - 1]!);
+    expect(progress[0]).toBeCloseTo(250, 2);
+    expect(progress[0]).toBeLessThan(250);
+  });
+
+  it('offline: every estimate stamped before a progress value was emitted before it; no accept while the text model runs; whole slices', async () => {
+    const r = await runOffline(250, 20, 15);
+    expect(r.acceptsWhileTextBusy).toBe(0);
+    // 2000 ms in whole 250 ms slices (4000 samples each).
+    expect(r.fed).toEqual(Array(8).fill(4000));
+    expect(r.progressDone).toBe(true);
+  });
+
+  it('offline runs give the same events every time (estimates, transcripts and progress interleaved)', async () => {
+    const once = async () => {
+      const f = fakeFactory();
+      const slow = slowTextModel(3 + Math.floor(Math.random() * 10));
+      const p = createTextPath(f.factory, slow.model)('s', { offline: true, acceptMs: 250 })(from(chunks(30)));
+      const log: string[] = [];
+      p.progress$.subscribe((ms) => log.push(`p${ms.toFixed(3)}`));
+      p.transcripts$.subscribe((t) => log.push(`t${t.tMs}:${t.text}`));
+      p.estimates$.subscribe((e) => log.push(`e${e.tMs}:${e.value.confidence.toFixed(3)}`));
+      await firstValueFrom(p.estimates$.pipe(toArray()));
+      return log;
+    };
+    const a = await once();
+    const b = await once();
+    expect(a).toEqual(b);
+    // Sync invariant: when progress says P, every estimate with tMs < P is already out.
+    let lastProgress = -Infinity;
+    for (const line of a) {
+      if (line.startsWith('p')) lastProgress = Number(line.slice(1));
+      if (line.startsWith('e')) expect(Number(line.slice(1).split(':')[0])).toBeGreaterThanOrEqual(lastProgress);
+    }
+  });
+
+  it('live streams: progress$ never emits and completes with the path; a fast source past maxPendingMs loses audio, offline does not', async () => {
+    const slowAsr: SpeechRecognizerFactory = {
+      id: 'slow-asr',
+      provider: 'fake',
+      close: () => Promise.resolve(),
+      create: () =>
+        Promise.resolve({
+          accept: () => new Promise<RecognizerResult>((r) => setTimeout(() => r({ text: '', final: false, words: [] }), 2)),
+          finish: () => Promise.resolve({ text: '', final: true, words: [] }),
+          close: () => Promise.resolve(),
+        }),
+    };
+    // 30 s of audio arriving synchronously, a recogniser that needs time per call.
+    const live = createTextPath(slowAsr, textModel, { maxPendingMs: 10_000 })('s')(from(chunks(300)));
+    const liveProgress = await firstValueFrom(live.progress$.pipe(toArray()));
+    expect(liveProgress).toEqual([]);
+    // About 20 s of the 30 s dropped (the first slice went to the recogniser before the rest came).
+    expect(live.stats.droppedSamples).toBeGreaterThan(19_000 * 16);
+    const totals = { droppedSamples: 0, coalescedWindows: 0, textModelErrors: 0 };
+    const offline = createTextPath(slowAsr, textModel, { maxPendingMs: 10_000, totals })('s', { offline: true, acceptMs: 1000 })(from(chunks(300)));
+    const offProgress = await firstValueFrom(offline.progress$.pipe(toArray()));
+    expect(offline.stats.droppedSamples).toBe(0);
+    expect(offProgress[offProgress.length - 1]).toBeCloseTo(30_000, 2);
+    expect(totals.droppedSamples).toBe(0);
+  });
+
+  it('sums counters of every stream into `totals`', async () => {
+    const totals = { droppedSamples: 0, coalescedWindows: 0, textModelErrors: 0 };
+    const f = fakeFactory();
+    const path = createTextPath(f.factory, textModel, { maxPendingMs: 500, totals });
+    let perStream = 0;
+    for (const id of ['a', 'b']) {
+      const p = path(id)(from(chunks(20)));
+      await firstValueFrom(p.transcripts$.pipe(toArray()));
+      expect(p.stats.droppedSamples).toBeGreaterThan(0);
+      perStream += p.stats.droppedSamples;
+    }
+    // 2000 ms arrive at once per stream and at most 500 ms wait: the rest is dropped and summed.
+    expect(totals.droppedSamples).toBe(perStream);
+    expect(totals.droppedSamples).toBeGreaterThanOrEqual(2 * 1400 * 16);
+  });
+});
