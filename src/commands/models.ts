@@ -7,11 +7,13 @@
  *   circumplex models verify [ids...]
  */
 import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 import { AffectError } from '../errors.js';
 import { listModelSpecs, findModelSpec, type ModelSpec } from '../../models/manifest.js';
 import { checkModelFiles, fixHint, modelFilePath, modelRoot, resolveModelsDir, type FileCheck } from '../../models/files.js';
 import { pullModel, type PulledFile } from '../../models/download.js';
+import { checkVoskModelDir } from '../../models/asr/layout.js';
 
 function specOrThrow(id: string): ModelSpec {
   const spec = findModelSpec(id);
@@ -58,11 +60,50 @@ export function listModels(modelsDir?: string): ModelListRow[] {
   }));
 }
 
-/** Hash-checks models: the named ids, or every fixture plus every downloaded model that is present. */
-export async function verifyModels(ids: readonly string[], modelsDir?: string): Promise<Array<{ id: string; checks: FileCheck[] }>> {
+/** The layout check of an unpacked ASR (Vosk) model folder. */
+export interface LayoutCheck {
+  /** The unpacked folder (what --asr-model takes). */
+  readonly dir: string;
+  readonly ok: boolean;
+  /** Why it failed (the AffectError message, naming the folder and the missing files). */
+  readonly message?: string;
+  readonly code?: string;
+}
+
+/** One verified model: its file checks and, for ASR models whose archive is present, the unpacked folder's layout. */
+export interface VerifyResult {
+  id: string;
+  checks: FileCheck[];
+  layouts: LayoutCheck[];
+}
+
+/**
+ * Checks the folders an ASR model's archives unpack into with {@link checkVoskModelDir} (the
+ * check libvosk itself cannot do without segfaulting). Only archives present on disk count.
+ */
+export function checkAsrLayouts(spec: ModelSpec, modelsDir?: string): LayoutCheck[] {
+  if (spec.role !== 'asr') return [];
+  const out: LayoutCheck[] = [];
+  for (const f of spec.files) {
+    if (f.unpack !== 'zip' || !existsSync(modelFilePath(spec, f, modelsDir))) continue;
+    // pullModel unpacks an archive into the folder named after it (see models/download.ts).
+    const dir = path.join(modelRoot(spec, modelsDir), path.basename(f.path).replace(/\.zip$/i, ''));
+    try {
+      checkVoskModelDir(dir);
+      out.push({ dir, ok: true });
+    } catch (e) {
+      const err = e as AffectError;
+      out.push({ dir, ok: false, message: err.message, code: err.code });
+    }
+  }
+  return out;
+}
+
+/** Hash-checks models: the named ids, or every fixture plus every downloaded model that is present; ASR folders get a layout check. */
+export async function verifyModels(ids: readonly string[], modelsDir?: string): Promise<VerifyResult[]> {
   const specs = ids.length > 0 ? ids.map(specOrThrow) : listModels(modelsDir).filter((r) => r.fixture || r.state === 'present').map((r) => specOrThrow(r.id));
-  const out: Array<{ id: string; checks: FileCheck[] }> = [];
-  for (const s of specs) out.push({ id: s.id, checks: await checkModelFiles(s, modelsDir) });
+  const out: VerifyResult[] = [];
+  for (const s of specs) out.push({ id: s.id, checks: await checkModelFiles(s, modelsDir), layouts: checkAsrLayouts(s, modelsDir) });
   return out;
 }
 
@@ -124,11 +165,16 @@ export function register(program: Command): void {
     .action(async (ids: string[], o: { modelsDir?: string }) => {
       const results = await verifyModels(ids, o.modelsDir);
       const bad: string[] = [];
-      for (const { id, checks } of results) {
+      const badLayouts: LayoutCheck[] = [];
+      for (const { id, checks, layouts } of results) {
         for (const c of checks) {
           const what = c.status === 'ok' ? 'ok' : c.status === 'unverified' ? `unverified (sha256 ${c.sha256 ?? '?'})` : c.status === 'missing' ? 'MISSING' : `CHECKSUM MISMATCH (got ${c.sha256 ?? '?'}, want ${c.expected ?? '?'})`;
           process.stdout.write(`${id.padEnd(24)} ${what.padEnd(12)} ${c.path}\n`);
           if (c.status === 'missing' || c.status === 'checksum') bad.push(id);
+        }
+        for (const l of layouts) {
+          process.stdout.write(`${id.padEnd(24)} ${(l.ok ? 'layout ok' : 'BAD LAYOUT').padEnd(12)} ${l.dir}\n`);
+          if (!l.ok) badLayouts.push(l);
         }
       }
       if (bad.length > 0) {
@@ -138,6 +184,11 @@ export function register(program: Command): void {
           `models failing verification: ${[...new Set(bad)].join(', ')}`,
           { hint: fixHint(first, o.modelsDir) },
         );
+      }
+      const firstBad = badLayouts[0];
+      if (firstBad) {
+        // checkVoskModelDir's message names the folder and what is missing; its hint says how to fix it.
+        checkVoskModelDir(firstBad.dir);
       }
     });
 }

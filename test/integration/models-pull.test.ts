@@ -13,6 +13,8 @@ import { MODEL_SPECS, type ModelSpec } from '../../models/manifest.js';
 import { loadSpeechModel } from '../../models/registry.js';
 import { AffectError } from '../../src/errors.js';
 import { main } from '../../src/cli.js';
+import { verifyModels } from '../../src/commands/models.js';
+import { buildTinyVoskModel } from '../helpers/asr-tiny-vosk-model.js';
 
 const BODY = readFileSync(path.join(FIXTURES_DIR, 'speech-fixture.onnx'));
 const SHA = createHash('sha256').update(BODY).digest('hex');
@@ -223,5 +225,25 @@ describe('circumplex models verify (CLI)', () => {
   it('exits 0 for the committed fixtures and 2 with a named missing model', async () => {
     expect(await main(['node', 'circumplex', 'models', 'verify', 'speech-fixture', 'fusion-fixture'])).toBe(0);
     expect(await main(['node', 'circumplex', 'models', 'verify', 'minilm-l6', '--models-dir', tmp()])).toBe(2);
+  });
+
+  it('checks the unpacked Vosk folder of a present ASR model with checkVoskModelDir', async () => {
+    const dir = tmp();
+    const root = path.join(dir, 'vosk-small-en');
+    const { mkdirSync, rmSync } = await import('node:fs');
+    mkdirSync(root, { recursive: true });
+    // The archive as `models pull` leaves it (its bytes do not matter: the manifest has no sha256), and the folder it unpacked into.
+    writeFileSync(path.join(root, 'vosk-model-small-en-us-0.15.zip'), 'zip bytes');
+    const unpacked = buildTinyVoskModel(path.join(root, 'vosk-model-small-en-us-0.15'));
+    const [ok] = await verifyModels(['vosk-small-en'], dir);
+    expect(ok?.layouts).toEqual([{ dir: unpacked, ok: true }]);
+    expect(await main(['node', 'circumplex', 'models', 'verify', 'vosk-small-en', '--models-dir', dir])).toBe(0);
+    // Also found without naming it (every present model is verified).
+    expect((await verifyModels([], dir)).find((r) => r.id === 'vosk-small-en')?.layouts).toHaveLength(1);
+
+    rmSync(path.join(unpacked, 'am', 'final.mdl'));
+    const [bad] = await verifyModels(['vosk-small-en'], dir);
+    expect(bad?.layouts[0]).toMatchObject({ dir: unpacked, ok: false, code: 'AFFECT_ERR_ASR_MODEL', message: expect.stringContaining('am/final.mdl') });
+    expect(await main(['node', 'circumplex', 'models', 'verify', 'vosk-small-en', '--models-dir', dir])).toBe(2);
   });
 });
