@@ -178,6 +178,8 @@ export async function serveCommand(opts: ServeCommandOptions, err: NodeJS.Writab
     throw e;
   }
   server.metrics.modelProvider.set({ model: engine.speech.id, provider: engine.speech.provider }, 1);
+  // Text path and ASR host counters (dropped ASR audio, coalesced windows, text model errors, host restarts) at every scrape.
+  server.metrics.watchTextPath(() => engine.textStats, () => engine.asrStats);
 
   const recorder = opts.record ? new JsonlRecorder(opts.record) : undefined;
   const offRecorder = recorder

@@ -4,6 +4,35 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
+/** Text path counters summed over streams (streams/text-path.ts `TextPathStats`). */
+export interface TextPathCounters {
+  readonly droppedSamples: number;
+  readonly coalescedWindows: number;
+  readonly textModelErrors: number;
+}
+
+/** ASR host counters (models/asr/vosk-factory.ts `VoskFactoryStats`). */
+export interface AsrCounters {
+  readonly hostsStarted: number;
+  readonly hostDeaths: number;
+  readonly watchdogKills: number;
+  readonly openRecognizers: number;
+}
+
+/** A counter whose value is read from `read()` at scrape time (the count lives elsewhere). */
+function mirroredCounter(registry: Registry, name: string, help: string, read: () => number | undefined): Counter {
+  return new Counter({
+    name,
+    help,
+    registers: [registry],
+    collect() {
+      const v = read();
+      this.reset();
+      if (v !== undefined && Number.isFinite(v) && v > 0) this.inc(v);
+    },
+  });
+}
+
 /** The server's metrics. Names are documented in docs/server.md. */
 export class ServerMetrics {
   readonly registry = new Registry();
@@ -37,6 +66,40 @@ export class ServerMetrics {
   readonly modelProvider = new Gauge({ name: 'circumplex_model_provider', help: 'Execution provider per model (value 1)', labelNames: ['model', 'provider'], registers: [this.registry] });
   /** Recorder (microphone) restarts. */
   readonly recorderRestarts = new Counter({ name: 'circumplex_recorder_restarts_total', help: 'Audio recorder restarts', registers: [this.registry] });
+
+  private textSource: (() => TextPathCounters | undefined) | undefined;
+  private asrSource: (() => AsrCounters | undefined) | undefined;
+  /** ASR audio (samples) dropped because the recogniser fell behind (live streams; offline never drops). */
+  readonly asrDroppedSamples = mirroredCounter(this.registry, 'circumplex_asr_dropped_samples_total', 'Audio samples dropped before the speech recogniser (it fell behind)', () => this.textSource?.()?.droppedSamples);
+  /** Text windows replaced by a newer one before the text model saw them. */
+  readonly textWindowsCoalesced = mirroredCounter(this.registry, 'circumplex_text_windows_coalesced_total', 'Text windows coalesced (replaced by a newer one) before the text model', () => this.textSource?.()?.coalescedWindows);
+  /** Failed text model calls (the window was skipped). */
+  readonly textModelErrors = mirroredCounter(this.registry, 'circumplex_text_model_errors_total', 'Text model calls that failed (window skipped)', () => this.textSource?.()?.textModelErrors);
+  /** ASR host processes started (1 + restarts). */
+  readonly asrHostsStarted = mirroredCounter(this.registry, 'circumplex_asr_hosts_started_total', 'Vosk ASR host processes started', () => this.asrSource?.()?.hostsStarted);
+  /** ASR hosts that died unasked (crash or watchdog kill). */
+  readonly asrHostDeaths = mirroredCounter(this.registry, 'circumplex_asr_host_deaths_total', 'Vosk ASR host processes that died (crash or watchdog)', () => this.asrSource?.()?.hostDeaths);
+  /** ASR hosts killed by the watchdog (libvosk hung). */
+  readonly asrWatchdogKills = mirroredCounter(this.registry, 'circumplex_asr_watchdog_kills_total', 'Vosk ASR hosts killed by the request watchdog', () => this.asrSource?.()?.watchdogKills);
+  /** Recognisers open in the ASR host (one per stream with transcripts). */
+  readonly asrOpenRecognizers = new Gauge({
+    name: 'circumplex_asr_open_recognizers',
+    help: 'Vosk recognisers currently open',
+    registers: [this.registry],
+    collect: () => {
+      const v = this.asrSource?.()?.openRecognizers;
+      this.asrOpenRecognizers.set(v ?? 0);
+    },
+  });
+
+  /**
+   * Reads the text path's and the ASR factory's counters at every scrape (e.g. `engine.textStats`,
+   * `engine.asrStats`). Without a source the metrics read 0.
+   */
+  watchTextPath(text: () => TextPathCounters | undefined, asr: () => AsrCounters | undefined): void {
+    this.textSource = text;
+    this.asrSource = asr;
+  }
 
   constructor() {
     // Includes nodejs_eventloop_lag_seconds and the event-loop lag percentiles.

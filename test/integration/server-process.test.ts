@@ -11,6 +11,7 @@ import path from 'node:path';
 import { PROTOCOL_VERSION, ServerMessageSchema, type ServerMessage } from '../../clients/protocol.js';
 import { REPO_ROOT } from '../../src/config.js';
 import { connect, seqGaps, sleep, toneS16, type TestClient } from '../helpers/server-helpers.js';
+import { buildTinyVoskModel } from '../helpers/asr-tiny-vosk-model.js';
 
 const BIN = path.join(REPO_ROOT, 'bin', 'circumplex.mjs');
 const WAV = path.join(REPO_ROOT, 'test', 'fixtures', 'audio', 'speech.wav');
@@ -224,5 +225,41 @@ describe('circumplex serve (real process, real engine)', () => {
     expect(replies.at(-1)).toMatchObject({ type: 'stopped', framesRejected: 0 });
     s.child.kill('SIGTERM');
     expect((await s.exited).code).toBe(0);
+  });
+
+  it('with CIRCUMPLEX_VOSK_MODEL (no --asr-model): transcripts, text and ASR counters in /metrics; the ASR host dies with a SIGKILLed server', async () => {
+    const vosk = buildTinyVoskModel(path.join(mkdtempSync(path.join(os.tmpdir(), 'serve-asr-')), 'vosk-tiny'));
+    const s = await serve(['--input', WAV], { CIRCUMPLEX_VOSK_MODEL: vosk });
+    // The offline file runs to its end, then the server keeps serving.
+    const t0 = Date.now();
+    while (!/stream "file" ended/.test(s.stderr()) && Date.now() - t0 < 60_000) await sleep(100);
+    expect(s.stderr()).toMatch(/stream "file" ended/);
+    const metrics = await (await fetch(`http://127.0.0.1:${s.port}/metrics`)).text();
+    const value = (name: string): number => {
+      const m = new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(metrics);
+      if (!m) throw new Error(`${name} not in /metrics:\n${metrics.slice(0, 2000)}`);
+      return Number(m[1]);
+    };
+    expect(value('circumplex_asr_hosts_started_total')).toBe(1);
+    expect(value('circumplex_asr_host_deaths_total')).toBe(0);
+    expect(value('circumplex_asr_watchdog_kills_total')).toBe(0);
+    // The file's stream ended: its recogniser was freed.
+    expect(value('circumplex_asr_open_recognizers')).toBe(0);
+    // An offline file is paced, never dropped; every window is scored.
+    expect(value('circumplex_asr_dropped_samples_total')).toBe(0);
+    expect(value('circumplex_text_windows_coalesced_total')).toBeGreaterThanOrEqual(0);
+    expect(value('circumplex_text_model_errors_total')).toBe(0);
+    expect(metrics).toMatch(/circumplex_frames_published_total\{type="transcript"\} [1-9]/);
+
+    // The ASR host is a child of the server; a SIGKILLed server must not leave it behind.
+    const hostPids = readFileSync(`/proc/${s.child.pid}/task/${s.child.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number)
+      .filter((pid) => existsSync(`/proc/${pid}/cmdline`) && readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('vosk-host'));
+    expect(hostPids).toHaveLength(1);
+    s.child.kill('SIGKILL');
+    await s.exited;
+    const t1 = Date.now();
+    while (existsSync(`/proc/${hostPids[0]}/cmdline`) && readFileSync(`/proc/${hostPids[0]}/stat`, 'utf8').split(' ')[2] !== 'Z' && Date.now() - t1 < 10_000) await sleep(50);
+    const gone = !existsSync(`/proc/${hostPids[0]}/cmdline`) || readFileSync(`/proc/${hostPids[0]}/stat`, 'utf8').split(' ')[2] === 'Z';
+    expect(gone).toBe(true);
   });
 });
