@@ -46,6 +46,12 @@ export interface VoskFactoryOptions {
    * package's ffi-napi binding (which leaks ~2 KB per call; see vosk-binding.ts). Default undefined.
    */
   binding: 'koffi' | 'ffi-napi' | undefined;
+  /**
+   * close(): how long the host may take to exit after the IPC channel is closed before it is
+   * SIGKILLed, in ms. close() resolves at the latest 1 s after that, even if the host is stuck
+   * (stopped, in uninterruptible native code) or never started. Default 2000.
+   */
+  closeGraceMs: number;
   /** Logger for host lifecycle events. Default: none. */
   logger: Logger | undefined;
 }
@@ -61,8 +67,17 @@ export const DEFAULT_VOSK_FACTORY: VoskFactoryOptions = {
   voskLogLevel: -1,
   partialWords: true,
   binding: undefined,
+  closeGraceMs: 2_000,
   logger: undefined,
 };
+
+/** What close() waits past the SIGKILL for the exit to be reported before it gives up waiting. */
+const CLOSE_EXIT_WAIT_MS = 1_000;
+
+/** Resolves after `ms`; the timer does not keep the process alive. */
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}
 
 /** Counters a factory keeps, for logs, metrics and tests. */
 export interface VoskFactoryStats {
@@ -260,19 +275,29 @@ class AsrHost {
     this.onDeath(this, err);
   }
 
-  /** Asks the host to leave (it frees everything on disconnect); SIGKILL if it lingers. */
+  /**
+   * Asks the host to leave (it frees everything on disconnect); SIGKILL if it lingers past
+   * `closeGraceMs`. Resolves within closeGraceMs + 1 s whatever the host does.
+   */
   async close(): Promise<void> {
-    const alive = this.child.exitCode === null && this.child.signalCode === null;
+    // A host that never started (spawn failed) has no 'exit' to wait for.
+    const alive = this.child.pid !== undefined && this.child.exitCode === null && this.child.signalCode === null;
     this.closing = true;
     // Whatever still waits fails now (a no-op when the host already died and said why).
     this.die(new AffectError('AFFECT_ERR_ASR', 'the ASR host was closed', { stage: 'asr' }));
-    let t: NodeJS.Timeout | undefined;
-    if (alive) {
-      if (this.child.connected) this.child.disconnect();
-      t = setTimeout(() => this.child.kill('SIGKILL'), 5_000);
+    if (!alive) {
+      // Exited already: wait for the exit handler (50 ms grace), but never on a host that never ran.
+      if (this.child.pid !== undefined) await Promise.race([this.exited, delay(CLOSE_EXIT_WAIT_MS)]);
+      return;
     }
-    await this.exited;
-    if (t) clearTimeout(t);
+    if (this.child.connected) this.child.disconnect();
+    const killer = setTimeout(() => {
+      this.opts.logger?.warn({ pid: this.pid, graceMs: this.opts.closeGraceMs }, 'ASR host did not exit after disconnect: SIGKILL');
+      this.child.kill('SIGKILL');
+    }, this.opts.closeGraceMs);
+    const gaveUp = await Promise.race([this.exited.then(() => false), delay(this.opts.closeGraceMs + CLOSE_EXIT_WAIT_MS).then(() => true)]);
+    clearTimeout(killer);
+    if (gaveUp) this.opts.logger?.error({ pid: this.pid }, 'ASR host did not exit even after SIGKILL; not waiting for it');
   }
 }
 
@@ -338,6 +363,10 @@ export class VoskRecognizerFactory implements SpeechRecognizerFactory {
   private closed = false;
   private consecutiveDeaths = 0;
   private lastDeathAt = 0;
+  /** The host whose model is loading (killed by close(): nothing will use it). */
+  private loadingHost: AsrHost | undefined;
+  /** Ends a restart backoff wait early (close()). */
+  private cancelBackoff: (() => void) | undefined;
   /** The libvosk binding the host reported (koffi, or the leaky ffi-napi fallback). */
   binding: 'koffi' | 'ffi-napi' | undefined;
   readonly stats: VoskFactoryStats = { hostsStarted: 0, hostDeaths: 0, watchdogKills: 0, openRecognizers: 0 };
@@ -374,17 +403,30 @@ export class VoskRecognizerFactory implements SpeechRecognizerFactory {
     if (this.consecutiveDeaths > 0) {
       const backoff = Math.min(this.opts.maxRestartBackoffMs, this.opts.restartBackoffMs * 2 ** (this.consecutiveDeaths - 1));
       const wait = this.lastDeathAt + backoff - Date.now();
-      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      if (wait > 0) {
+        await new Promise<void>((resolve) => {
+          const t = setTimeout(resolve, wait);
+          this.cancelBackoff = () => {
+            clearTimeout(t);
+            resolve();
+          };
+        });
+        this.cancelBackoff = undefined;
+      }
     }
     if (this.closed) throw new AffectError('AFFECT_ERR_ASR', 'the Vosk recogniser factory is closed', { stage: 'asr' });
     const host = new AsrHost(this.opts, (h, err) => this.onHostDeath(h, err));
     this.stats.hostsStarted++;
     let reply: HostReply;
+    this.loadingHost = host;
     try {
       reply = await host.load(this.layout.dir);
     } catch (err) {
       await host.close();
+      if (this.closed) throw new AffectError('AFFECT_ERR_ASR', 'the Vosk recogniser factory was closed while loading the model', { stage: 'asr' });
       throw voskModelError(this.layout.dir, 'corrupt', (err as Error).message, err);
+    } finally {
+      this.loadingHost = undefined;
     }
     if (reply.op !== 'loaded') {
       const detail = reply.op === 'load-failed' ? `${reply.message}${host.lastVoskError()}` : `unexpected reply ${reply.op}`;
@@ -393,6 +435,11 @@ export class VoskRecognizerFactory implements SpeechRecognizerFactory {
         throw new AffectError('AFFECT_ERR_ASR', detail, { stage: 'asr', hint: 'install the optional dependency: npm install vosk (see docs/asr.md), or run without --asr-model' });
       }
       throw voskModelError(this.layout.dir, 'corrupt', detail);
+    }
+    if (this.closed) {
+      // close() came while the model loaded: this host has no user.
+      await host.close();
+      throw new AffectError('AFFECT_ERR_ASR', 'the Vosk recogniser factory was closed while loading the model', { stage: 'asr' });
     }
     this.binding = reply.binding;
     if (reply.binding === 'ffi-napi') {
@@ -448,14 +495,21 @@ export class VoskRecognizerFactory implements SpeechRecognizerFactory {
     return { rssBytes: reply.rssBytes, heapUsedBytes: reply.heapUsedBytes, recognizers: reply.recognizers, pid: host.pid };
   }
 
+  /**
+   * Frees every recogniser and stops the host. Always resolves, within about closeGraceMs + 1 s:
+   * a stuck host is SIGKILLed, a host still loading its model is killed, and a restart backoff is
+   * cut short.
+   */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     for (const r of [...this.open]) await r.close();
     const host = this.host;
     this.host = undefined;
-    await this.starting?.catch(() => undefined);
-    await host?.close();
+    this.cancelBackoff?.();
+    // Killing the loading host fails its load at once; startHost then closes it (bounded too).
+    this.loadingHost?.kill('the Vosk recogniser factory was closed while loading the model');
+    await Promise.all([this.starting?.catch(() => undefined), host?.close()]);
   }
 }
 
@@ -469,7 +523,7 @@ export async function loadVoskRecognizerFactory(
   opts: Partial<VoskFactoryOptions> = {},
 ): Promise<VoskRecognizerFactory> {
   const o: VoskFactoryOptions = { ...DEFAULT_VOSK_FACTORY, ...opts };
-  for (const k of ['sampleRateHz', 'requestTimeoutMs', 'loadTimeoutMs', 'restartBackoffMs', 'maxRestartBackoffMs'] as const) {
+  for (const k of ['sampleRateHz', 'requestTimeoutMs', 'loadTimeoutMs', 'restartBackoffMs', 'maxRestartBackoffMs', 'closeGraceMs'] as const) {
     if (!(Number.isFinite(o[k]) && o[k] > 0)) throw new RangeError(`loadVoskRecognizerFactory: ${k} must be > 0, got ${String(o[k])}`);
   }
   const layout = checkVoskModelDir(modelDir);

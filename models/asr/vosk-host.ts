@@ -159,4 +159,8 @@ process.on('disconnect', () => {
   process.exit(0);
 });
 
+// Started without an IPC channel, or the parent died before the handler above was in place:
+// 'disconnect' will never come, so leave now rather than linger as an orphan.
+if (!process.connected) process.exit(0);
+
 send({ op: 'ready' });

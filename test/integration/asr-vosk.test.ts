@@ -122,7 +122,7 @@ describe('Vosk with a real (tiny, repo-built) model', () => {
     factory = await loadVoskRecognizerFactory(modelDir, { partialWords: false, restartBackoffMs: 50 });
   });
   afterAll(async () => {
-    await factory.close();
+    await factory?.close();
     expect(hostChildren()).toEqual([]);
   });
 
@@ -282,6 +282,43 @@ describe('Vosk with a real (tiny, repo-built) model', () => {
     // Calibration: the same loop on the ffi-napi binding (which leaks ~2 KB per call) measured a
     // floor growth of +14 MB and fails here; on koffi it stays within ±2 MB of allocator noise.
     expect(floorGrowthMb).toBeLessThan(8);
+  });
+
+  it('close() resolves within its bound when the host is stuck (SIGSTOP), and the host is gone', async () => {
+    const f = await loadVoskRecognizerFactory(modelDir, { closeGraceMs: 400 });
+    const pid = f.hostPid!;
+    try {
+      process.kill(pid, 'SIGSTOP');
+      const t0 = Date.now();
+      await f.close();
+      // 400 ms grace, then SIGKILL; the old close() waited 5 s.
+      expect(Date.now() - t0).toBeLessThan(2_000);
+      expect(hostChildren()).not.toContain(pid);
+    } finally {
+      await f.close();
+      if (hostChildren().includes(pid)) process.kill(pid, 'SIGKILL');
+    }
+  });
+
+  it('close() during a restart backoff returns at once; the waiting create() fails with AFFECT_ERR_ASR', async () => {
+    const f = await loadVoskRecognizerFactory(modelDir, { restartBackoffMs: 30_000, maxRestartBackoffMs: 30_000 });
+    try {
+      process.kill(f.hostPid!, 'SIGKILL');
+      for (let i = 0; i < 100 && f.stats.hostDeaths === 0; i++) await new Promise((r) => setTimeout(r, 20));
+      expect(f.stats.hostDeaths).toBe(1);
+      const creating = f.create('after-death').then(
+        () => undefined,
+        (e: unknown) => e as AffectError,
+      );
+      await new Promise((r) => setTimeout(r, 50));
+      const t0 = Date.now();
+      await f.close();
+      expect(Date.now() - t0).toBeLessThan(1_500);
+      expect((await creating)?.code).toBe('AFFECT_ERR_ASR');
+      expect(hostChildren()).toEqual(factory.hostPid === undefined ? [] : [factory.hostPid]);
+    } finally {
+      await f.close();
+    }
   });
 
   it('host start/stop loop: every host process exits, parent RSS printed', async () => {
