@@ -16,7 +16,8 @@
  * and seq) per line. A bad line stops with an error naming the file and line number.
  */
 import { readFileSync } from 'node:fs';
-import { InvalidArgumentError, type Command } from 'commander';
+import { type Command } from 'commander';
+import { numberOption } from './options.js';
 import { z } from 'zod';
 import { AffectMessage, StatusMessage, TranscriptMessage, type StreamEventMessage } from '../../clients/protocol.js';
 import { AffectError } from '../errors.js';
@@ -192,16 +193,6 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
-function number(name: string, min: number, integer = false) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isFinite(n) || n < min || (integer && !Number.isInteger(n))) {
-      throw new InvalidArgumentError(`${name} must be ${integer ? 'an integer' : 'a number'} >= ${min}, got "${v}"`);
-    }
-    return n;
-  };
-}
-
 /** Registers `circumplex replay`. */
 export function register(program: Command): void {
   program
@@ -209,8 +200,8 @@ export function register(program: Command): void {
     .description('Serve a recorded session (JSONL from --record) to subscribers exactly as it was published')
     .argument('<file>', 'recording: one wire message per line')
     .option('--realtime', 'pace at the recorded speed (audio time)', false)
-    .option('--speed <x>', 'pace at x times the recorded speed (implies pacing)', number('--speed', 0.01))
-    .option('-p, --port <port>', 'TCP port (0: any free port)', number('--port', 0, true), 8787)
+    .option('--speed <x>', 'pace at x times the recorded speed (implies pacing)', numberOption('--speed', 0.01))
+    .option('-p, --port <port>', 'TCP port (0: any free port)', numberOption('--port', 0, true), 8787)
     .option('--host <host>', 'interface to bind', '127.0.0.1')
     .option('--no-wait', 'start at once instead of waiting for the first subscriber')
     .option('--exit-on-end', 'exit after the last message instead of serving until Ctrl-C', false)

@@ -5,7 +5,8 @@
  *   circumplex run --input talk.wav --json
  *   sox talk.mp3 -t raw -r 16000 -c 1 -e signed -b 16 - | circumplex run --input - --rate 16000 --json
  */
-import { InvalidArgumentError, Option, type Command } from 'commander';
+import { Option, type Command } from 'commander';
+import { numberOption } from './options.js';
 import { Subscription, tap } from 'rxjs';
 import type { Observable } from 'rxjs';
 import { AffectError } from '../errors.js';
@@ -53,30 +54,20 @@ export interface RunSummary {
   loadSeconds: number;
 }
 
-function number(name: string, min: number, integer = false) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isFinite(n) || n < min || (integer && !Number.isInteger(n))) {
-      throw new InvalidArgumentError(`${name} must be ${integer ? 'an integer' : 'a number'} >= ${min}, got "${v}"`);
-    }
-    return n;
-  };
-}
-
 /** Registers `circumplex run`. */
 export function register(program: Command): void {
   program
     .command('run')
     .description('Track affect in a WAV file (any rate/channels) or raw s16le on stdin; one line per frame')
     .requiredOption('-i, --input <file>', 'WAV file, or - for raw s16le on stdin')
-    .option('--rate <hz>', 'sample rate of raw stdin input', number('--rate', 1000, true), PIPELINE_SAMPLE_RATE_HZ)
-    .option('--channels <n>', 'channels of raw stdin input', number('--channels', 1, true), 1)
+    .option('--rate <hz>', 'sample rate of raw stdin input', numberOption('--rate', 1000, true), PIPELINE_SAMPLE_RATE_HZ)
+    .option('--channels <n>', 'channels of raw stdin input', numberOption('--channels', 1, true), 1)
     .option('--json', 'one JSON wire message (clients/protocol.ts) per line on stdout', false)
     .option('--record <file>', 'also write every message to a JSONL file')
-    .option('--window-ms <ms>', 'analysis window length, ms of audio', number('--window-ms', 1), 1000)
-    .option('--hop-ms <ms>', 'hop between frames, ms of audio', number('--hop-ms', 1), 250)
+    .option('--window-ms <ms>', 'analysis window length, ms of audio', numberOption('--window-ms', 1), 1000)
+    .option('--hop-ms <ms>', 'hop between frames, ms of audio', numberOption('--hop-ms', 1), 250)
     .addOption(new Option('--smoothing <filter>', 'smoothing filter').choices(['ema', 'one-euro', 'kalman', 'none']).default('one-euro'))
-    .option('--tau-ms <ms>', 'smoothing time constant, ms of audio', number('--tau-ms', 1), 1000)
+    .option('--tau-ms <ms>', 'smoothing time constant, ms of audio', numberOption('--tau-ms', 1), 1000)
     .addOption(new Option('--device <device>', 'where models run (default: CIRCUMPLEX_DEVICE or auto)').choices(['auto', 'cuda', 'webgpu', 'cpu']))
     .option('--speech-model <id>', 'speech affect model id', 'speech-fixture')
     .option('--fusion <id>', "fusion: 'late' or a fusion model id", 'late')

@@ -12,7 +12,8 @@
  * the recording, release the models, exit 0 — or exit 1 if that takes longer than 5 s.
  */
 import { readFileSync } from 'node:fs';
-import { InvalidArgumentError, Option, type Command } from 'commander';
+import { Option, type Command } from 'commander';
+import { numberOption } from './options.js';
 import { type Observable, type Subscription, tap } from 'rxjs';
 import { loadConfig } from '../config.js';
 import { createEngine, type Engine } from '../engine.js';
@@ -58,16 +59,6 @@ export interface ServeCommandOptions {
 /** How long a graceful shutdown may take before the process exits anyway. */
 export const SHUTDOWN_DEADLINE_MS = 5000;
 
-function number(name: string, min: number, integer = false) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isFinite(n) || n < min || (integer && !Number.isInteger(n))) {
-      throw new InvalidArgumentError(`${name} must be ${integer ? 'an integer' : 'a number'} >= ${min}, got "${v}"`);
-    }
-    return n;
-  };
-}
-
 /** Registers `circumplex serve`. */
 export function register(program: Command): void {
   program
@@ -75,8 +66,8 @@ export function register(program: Command): void {
     .description('Serve live affect frames over WebSockets (ws://127.0.0.1:8787/v1/stream), with ingest, metrics and the dashboard')
     .option('-i, --input <src>', 'WAV file, "mic", "-" (raw s16le on stdin) or "none" (ingest only)', 'none')
     .option('--realtime', 'pace a file input at real-time speed', false)
-    .option('--speed <x>', 'real-time pacing factor for --realtime (2 = twice as fast)', number('--speed', 0.01), 1)
-    .option('-p, --port <port>', 'TCP port (0: any free port)', number('--port', 0, true), 8787)
+    .option('--speed <x>', 'real-time pacing factor for --realtime (2 = twice as fast)', numberOption('--speed', 0.01), 1)
+    .option('-p, --port <port>', 'TCP port (0: any free port)', numberOption('--port', 0, true), 8787)
     .option('--host <host>', 'interface to bind (default loopback only; 0.0.0.0 opens it: use tokens)', '127.0.0.1')
     .option('--record <file>', 'write every published message to a JSONL file')
     .option('--tokens-file <file>', 'JSON token file [{ "token", "scopes" }] (or CIRCUMPLEX_TOKENS / CIRCUMPLEX_TOKENS_FILE)')
@@ -89,14 +80,14 @@ export function register(program: Command): void {
     .option('--text-model <id>', 'text affect model id, or "none" for transcripts only (needs --asr-model; default: roberta-go-emotions when downloaded, else text-classifier-fixture)')
     .option('--asr-model <dir>', 'Vosk model folder: adds transcripts and the text modality')
     .option('--stream-id <id>', 'stream id of the local input (default: "mic", "stdin" or "file")')
-    .option('--window-ms <ms>', 'analysis window length, ms of audio', number('--window-ms', 1), 1000)
-    .option('--hop-ms <ms>', 'hop between frames, ms of audio', number('--hop-ms', 1), 250)
-    .option('--rate <hz>', 'sample rate of raw stdin input', number('--rate', 1000, true), PIPELINE_SAMPLE_RATE_HZ)
-    .option('--channels <n>', 'channels of raw stdin input', number('--channels', 1, true), 1)
+    .option('--window-ms <ms>', 'analysis window length, ms of audio', numberOption('--window-ms', 1), 1000)
+    .option('--hop-ms <ms>', 'hop between frames, ms of audio', numberOption('--hop-ms', 1), 250)
+    .option('--rate <hz>', 'sample rate of raw stdin input', numberOption('--rate', 1000, true), PIPELINE_SAMPLE_RATE_HZ)
+    .option('--channels <n>', 'channels of raw stdin input', numberOption('--channels', 1, true), 1)
     .addOption(new Option('--recorder <name>', 'microphone recorder program').choices(['sox', 'rec', 'arecord']).default('sox'))
     .option('--exit-on-end', 'exit when the local input ends (for scripts) instead of serving until SIGINT/SIGTERM', false)
-    .option('--heartbeat-ms <ms>', 'WebSocket ping interval; peers missing a pong are dropped', number('--heartbeat-ms', 10, true), 15_000)
-    .option('--ring-size <n>', 'messages kept per stream for resume', number('--ring-size', 1, true), 2048)
+    .option('--heartbeat-ms <ms>', 'WebSocket ping interval; peers missing a pong are dropped', numberOption('--heartbeat-ms', 10, true), 15_000)
+    .option('--ring-size <n>', 'messages kept per stream for resume', numberOption('--ring-size', 1, true), 2048)
     .action(async (opts: ServeCommandOptions) => {
       const code = await serveCommand(opts);
       // Model worker threads and timers must not keep a stopped server alive.

@@ -6,7 +6,8 @@
  *   circumplex validate --text-model text-classifier-fixture --terms russell --holdout 0
  *   circumplex validate --terms all --holdout 0.3 --seed 7 --out results/
  */
-import { InvalidArgumentError, Option, type Command } from 'commander';
+import { Option, type Command } from 'commander';
+import { numberOption } from './options.js';
 import path from 'node:path';
 import { AffectError } from '../errors.js';
 import { loadConfig, REPO_ROOT } from '../config.js';
@@ -28,16 +29,6 @@ export interface ValidateCommandOptions {
   out: string;
   device?: Device;
   json: boolean;
-}
-
-function numberIn(name: string, min: number, max: number, integer = false) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isFinite(n) || n < min || n > max || (integer && !Number.isInteger(n))) {
-      throw new InvalidArgumentError(`${name} must be ${integer ? 'an integer' : 'a number'} in [${min}, ${max}], got "${v}"`);
-    }
-    return n;
-  };
 }
 
 /**
@@ -82,8 +73,8 @@ export function register(program: Command): void {
     .option('--text-model <id>', 'text model id (circumplex models list)', 'text-embed-fixture')
     .addOption(new Option('--terms <set>', 'rated terms: russell (28), extended (NRC VAD words), all').choices(TERM_SETS).default('all'))
     .option('--template <text>', 'text sent per term; {term} is replaced', '{term}')
-    .option('--holdout <fraction>', 'fraction of terms held out for the zero-shot ridge projection (0 = off)', numberIn('--holdout', 0, 0.9), 0.3)
-    .option('--seed <n>', 'seed of the held-out split', numberIn('--seed', 0, 2 ** 31 - 1, true), 1)
+    .option('--holdout <fraction>', 'fraction of terms held out for the zero-shot ridge projection (0 = off)', numberOption('--holdout', 0, false, 0.9), 0.3)
+    .option('--seed <n>', 'seed of the held-out split', numberOption('--seed', 0, true, 2 ** 31 - 1), 1)
     .option('--out <dir>', 'folder for validate.json and validate.svg', DEFAULT_VALIDATE_OUT)
     .addOption(new Option('--device <device>', 'where the model runs').choices(['auto', 'cuda', 'webgpu', 'cpu']))
     .option('--json', 'print the whole report as JSON instead of the summary', false)

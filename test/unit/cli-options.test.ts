@@ -1,0 +1,22 @@
+import { InvalidArgumentError } from 'commander';
+import { describe, expect, it } from 'vitest';
+import { numberOption } from '../../src/commands/options.js';
+
+describe('numberOption', () => {
+  it('accepts numbers in range and rejects the rest with the option named', () => {
+    const hop = numberOption('--hop-ms', 1);
+    expect(hop('250')).toBe(250);
+    expect(hop('1.5')).toBe(1.5);
+    for (const bad of ['0', '-3', 'abc', '', ' ', 'NaN', 'Infinity']) {
+      expect(() => hop(bad)).toThrow(InvalidArgumentError);
+    }
+    expect(() => hop('0')).toThrow('--hop-ms must be a number >= 1, got "0"');
+  });
+
+  it('enforces integers and an upper bound', () => {
+    const seed = numberOption('--seed', 0, true, 10);
+    expect(seed('7')).toBe(7);
+    expect(() => seed('7.5')).toThrow('--seed must be an integer in [0, 10], got "7.5"');
+    expect(() => seed('11')).toThrow(InvalidArgumentError);
+  });
+});
