@@ -102,8 +102,8 @@ export const MODEL_SPECS = {
       {
         path: 'speech-fixture.onnx',
         url: null,
-        sha256: '8ada6f2676e6190c29cc2e296add9bee7e1469277b3ad40a2308648534ae7f7a',
-        sizeBytes: 73085,
+        sha256: '2121e349603e9ab47ad8362028d5bd99302c8a7f9c0316e706ce89ef2c2d0237',
+        sizeBytes: 75519,
       },
     ],
     onnxFile: 'speech-fixture.onnx',
