@@ -7,6 +7,7 @@
 import { Worker } from 'node:worker_threads';
 import { AffectError } from '../../src/errors.js';
 import type { FromWorker, OrtWorkerData, ToWorker, WireTensor } from './messages.js';
+import { closeWorker } from './close-worker.js';
 
 export type { WireTensor } from './messages.js';
 
@@ -130,19 +131,7 @@ export class OrtWorkerSession {
   close(): Promise<void> {
     this.closed ??= (async () => {
       if (this.dead) return;
-      this.worker.ref();
-      const done = new Promise<void>((resolve) => {
-        this.worker.once('exit', () => resolve());
-        this.worker.on('message', (m: FromWorker) => {
-          if (m.type === 'closed') resolve();
-        });
-      });
-      const msg: ToWorker = { type: 'close' };
-      this.worker.postMessage(msg);
-      // a wedged native call must not hang shutdown forever
-      const timeout = new Promise<void>((resolve) => setTimeout(resolve, 5000).unref());
-      await Promise.race([done, timeout]);
-      await this.worker.terminate();
+      await closeWorker(this.worker);
     })();
     return this.closed;
   }

@@ -3,6 +3,7 @@ import type { Worker } from 'node:worker_threads';
 import { AffectError } from '../../src/errors.js';
 import { spawnWorker } from './host.js';
 import type { FromTextWorker, TextWorkerData, ToTextWorker } from './text-messages.js';
+import { closeWorker } from './close-worker.js';
 
 interface Pending {
   resolve(out: { data: Float32Array; width: number }): void;
@@ -84,17 +85,7 @@ export class TextWorkerSession {
   close(): Promise<void> {
     this.closed ??= (async () => {
       if (this.dead) return;
-      this.worker.ref();
-      const done = new Promise<void>((resolve) => {
-        this.worker.once('exit', () => resolve());
-        this.worker.on('message', (m: FromTextWorker) => {
-          if (m.type === 'closed') resolve();
-        });
-      });
-      const msg: ToTextWorker = { type: 'close' };
-      this.worker.postMessage(msg);
-      await Promise.race([done, new Promise<void>((r) => setTimeout(r, 5000).unref())]);
-      await this.worker.terminate();
+      await closeWorker(this.worker);
     })();
     return this.closed;
   }
