@@ -6,6 +6,13 @@
  * drop/coalesce policy instead.
  */
 
+/**
+ * Most audio (ms) a source that honours a FlowControl emits between two waits on it. The model
+ * stage's queue is sized from it (highWater + the windows one such chunk can complete), so an
+ * offline run stays lossless even with a short hop; a source must split bigger reads.
+ */
+export const MAX_FLOW_CHUNK_MS = 100;
+
 /** Options for {@link FlowControl}. */
 export interface FlowControlOptions {
   /** Windows that may be pending in the model stage before the source pauses. Default 4. */

@@ -10,7 +10,7 @@
 import { connect, EMPTY, ignoreElements, map, merge, Observable, tap, type OperatorFunction } from 'rxjs';
 import type { TextAffectOutput } from '../models/ports.js';
 import type { EmotionTerm } from './emotion-terms.js';
-import type { FlowControl } from './flow.js';
+import { MAX_FLOW_CHUNK_MS, type FlowControl } from './flow.js';
 import { fuseAffect, type Fuser } from './operators/fuse-affect.js';
 import { inferSpeech, type InferSpeechOptions, type SpeechInferer } from './operators/infer-speech.js';
 import { labelAffect } from './operators/label-affect.js';
@@ -107,8 +107,9 @@ export function affectPipeline(deps: PipelineDeps, opts: Partial<PipelineOptions
   const inferOpts: Partial<InferSpeechOptions> = {
     whenBusy: o.whenBusy,
     maxInFlight: o.maxInFlight,
-    // In queue mode with a flow, leave room for the chunk that arrives while the source pauses.
-    maxQueue: o.flow && o.whenBusy === 'queue' ? Math.max(o.maxQueue, o.flow.highWater + 8) : o.maxQueue,
+    // In queue mode with a flow, leave room for every window the chunk that arrives while the source
+    // pauses can complete (a short hop completes many per chunk), so an offline run never drops.
+    maxQueue: o.flow && o.whenBusy === 'queue' ? Math.max(o.maxQueue, o.flow.highWater + Math.ceil(MAX_FLOW_CHUNK_MS / o.hopMs) + 8) : o.maxQueue,
     ...(o.flow ? { flow: o.flow } : {}),
     ...(o.onDrop ? { onDrop: o.onDrop } : {}),
   };

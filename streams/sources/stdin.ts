@@ -6,7 +6,7 @@ import type { Readable } from 'node:stream';
 import { Observable } from 'rxjs';
 import { AffectError } from '../../src/errors.js';
 import type { AudioChunk } from '../types.js';
-import type { FlowControl } from '../flow.js';
+import { MAX_FLOW_CHUNK_MS, type FlowControl } from '../flow.js';
 import { AudioConverter } from './convert.js';
 import { s16leToFloat32 } from '../audio.js';
 
@@ -37,8 +37,37 @@ export function rawPcmSource(input: Readable = process.stdin, opts: Partial<RawP
   return new Observable<AudioChunk>((sub) => {
     const conv = new AudioConverter(o.streamId, o.sampleRateHz, o.channels);
     const frameBytes = 2 * o.channels;
+    // A pipe read can hold seconds of audio; with a flow it goes out in pieces of at most
+    // MAX_FLOW_CHUNK_MS, waiting for room between them, or a short hop would overflow the model
+    // stage's queue and an offline run would drop windows.
+    const pieceBytes = frameBytes * Math.max(1, Math.round((o.sampleRateHz * MAX_FLOW_CHUNK_MS) / 1000));
     let carry: Buffer = Buffer.alloc(0);
     let done = false;
+    // Pieces still to emit (flow mode); 'end' may come while they wait, so it waits for them too.
+    let backlog: Buffer[] = [];
+    let draining = false;
+    let endPending = false;
+    const emit = (bytes: Buffer): void => {
+      const chunk = conv.push(s16leToFloat32(bytes));
+      if (chunk) sub.next(chunk);
+    };
+    const drain = (): void => {
+      while (!done && backlog.length > 0) {
+        emit(backlog.shift()!);
+        if (o.flow && !o.flow.hasRoom()) {
+          draining = true;
+          input.pause();
+          void o.flow.ready().then(() => {
+            draining = false;
+            drain();
+          });
+          return;
+        }
+      }
+      if (done) return;
+      if (endPending) finish();
+      else input.resume();
+    };
     const onData = (data: Buffer | string): void => {
       const buf = typeof data === 'string' ? Buffer.from(data, 'latin1') : data;
       const all = carry.length ? Buffer.concat([carry, buf]) : buf;
@@ -46,16 +75,20 @@ export function rawPcmSource(input: Readable = process.stdin, opts: Partial<RawP
       // Keep the split frame for the next chunk (copy: the stream may reuse its buffer).
       carry = Buffer.from(all.subarray(whole));
       if (whole === 0) return;
-      const chunk = conv.push(s16leToFloat32(all.subarray(0, whole)));
-      if (chunk) sub.next(chunk);
-      if (o.flow && !o.flow.hasRoom()) {
-        input.pause();
-        void o.flow.ready().then(() => {
-          if (!done) input.resume();
-        });
-      }
+      if (!o.flow) return emit(all.subarray(0, whole));
+      // Copied: the pieces may be emitted after the stream has reused its buffer.
+      for (let at = 0; at < whole; at += pieceBytes) backlog.push(Buffer.from(all.subarray(at, Math.min(whole, at + pieceBytes))));
+      if (!draining) drain();
     };
     const onEnd = (): void => {
+      if (done) return;
+      if (draining) {
+        endPending = true;
+        return;
+      }
+      finish();
+    };
+    const finish = (): void => {
       if (done) return;
       done = true;
       if (carry.length > 0) {
@@ -82,6 +115,7 @@ export function rawPcmSource(input: Readable = process.stdin, opts: Partial<RawP
     input.resume();
     return () => {
       done = true;
+      backlog = [];
       input.off('data', onData);
       input.off('end', onEnd);
       input.off('error', onError);

@@ -7,7 +7,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { Observable } from 'rxjs';
 import { AffectError } from '../../src/errors.js';
 import type { AudioChunk } from '../types.js';
-import type { FlowControl } from '../flow.js';
+import { MAX_FLOW_CHUNK_MS, type FlowControl } from '../flow.js';
 import { AudioConverter } from './convert.js';
 
 /** Sample encodings the parser understands. */
@@ -229,7 +229,9 @@ export function wavFileSource(file: string, opts: Partial<WavFileSourceOptions> 
       fh = await openInput(file);
       const info = await readWavInfo(fh, file);
       const conv = new AudioConverter(o.streamId, info.sampleRateHz, info.channels);
-      const framesPerChunk = Math.max(1, Math.round((info.sampleRateHz * o.chunkMs) / 1000));
+      // With a flow, never emit more between two waits than the model stage's queue is sized for.
+      const chunkMs = o.flow ? Math.min(o.chunkMs, MAX_FLOW_CHUNK_MS) : o.chunkMs;
+      const framesPerChunk = Math.max(1, Math.round((info.sampleRateHz * chunkMs) / 1000));
       const t0 = performance.now();
       let frame = 0;
       while (frame < info.frames && !stopped) {

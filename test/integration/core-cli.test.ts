@@ -151,6 +151,19 @@ describe('circumplex run --json on the shipped WAV', () => {
     expect(distance(base, frames(r44.stdout)).mean).toBeLessThan(0.08);
   });
 
+  it('stays lossless offline with a short hop: stdin (big pipe reads) at --hop-ms 100, a file at --hop-ms 5', () => {
+    const pcm = execFileSync('sox', ['-q', SPEECH, '-t', 'raw', '-e', 'signed-integer', '-b', '16', '-'], { maxBuffer: 64 * 1024 * 1024 });
+    const fromFile = run(['--input', SPEECH, '--hop-ms', '100', '--json']);
+    const fromStdin = run(['--input', '-', '--hop-ms', '100', '--json'], pcm);
+    expect(fromStdin.code, fromStdin.stderr).toBe(0);
+    expect(fromStdin.stderr).toMatch(/ 0 dropped windows/);
+    expect(fromStdin.stdout).not.toMatch(/"degraded"/);
+    expect(distance(frames(fromFile.stdout), frames(fromStdin.stdout)).max).toBeLessThan(1e-9);
+    const short = run(['--input', SPEECH, '--hop-ms', '5', '--json']);
+    expect(short.code, short.stderr).toBe(0);
+    expect(short.stderr).toMatch(/ 0 dropped windows/);
+  });
+
   it('prints compact human lines without --json, and records the same messages with --record', () => {
     const rec = path.join(dir, 'run.jsonl');
     const r = run(['--input', SPEECH, '--record', rec, '--smoothing', 'kalman', '--tau-ms', '500']);

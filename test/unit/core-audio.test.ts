@@ -5,7 +5,7 @@ import { StreamResampler, float32ToS16le, downmix, resample, sanitizeSamples } f
 import { rawPcmSource } from '../../streams/sources/stdin.js';
 import { AudioConverter } from '../../streams/sources/convert.js';
 import { AffectError } from '../../src/errors.js';
-import { FlowControl } from '../../streams/flow.js';
+import { FlowControl, MAX_FLOW_CHUNK_MS } from '../../streams/flow.js';
 
 /** Deterministic pseudo-random chunk sizes (no Math.random in tests). */
 function* sizes(seed: number, max: number): Generator<number> {
@@ -164,6 +164,34 @@ describe('raw s16le stdin source', () => {
     await new Promise((r) => setImmediate(r));
     expect(input.isPaused()).toBe(false);
     expect(got).toEqual([160]);
+    sub.unsubscribe();
+  });
+
+  it('with a flow, splits a big read into pieces of at most MAX_FLOW_CHUNK_MS and waits for room between them', async () => {
+    const input = new PassThrough();
+    const flow = new FlowControl({ highWater: 2 });
+    const got: number[] = [];
+    let completed = false;
+    // Each chunk takes one credit, as a model stage with one window per chunk would.
+    const sub = rawPcmSource(input, { flow }).subscribe({
+      next: (c) => {
+        got.push(c.samples.length);
+        flow.acquire();
+      },
+      complete: () => (completed = true),
+    });
+    input.end(Buffer.alloc(64_000)); // 2 s of 16 kHz mono in one read
+    await new Promise((r) => setImmediate(r));
+    // Two 100 ms pieces fill the flow; the rest waits (the old source pushed all 2 s at once).
+    expect(got).toEqual([1600, 1600]);
+    expect(completed).toBe(false);
+    for (let i = 0; i < 40 && !completed; i++) {
+      flow.release();
+      await new Promise((r) => setImmediate(r));
+    }
+    expect(completed).toBe(true);
+    expect(got.every((n) => n <= (16_000 * MAX_FLOW_CHUNK_MS) / 1000)).toBe(true);
+    expect(got.reduce((a, b) => a + b, 0)).toBe(32_000);
     sub.unsubscribe();
   });
 
