@@ -261,6 +261,8 @@ export async function serveCommand(opts: ServeCommandOptions, err: NodeJS.Writab
     const offEnd = server.hub.subscribe((ev) => {
       if (ev.type !== 'ended' || ev.streamId !== streamId) return;
       offEnd();
+      // Ended by our own shutdown (SIGINT/SIGTERM): nothing is "still serving", say nothing.
+      if (shuttingDown) return;
       const failed = server.hub.since(streamId, -1).messages.some((m) => m.type === 'status' && m.state === 'error');
       err.write(`circumplex serve: stream "${streamId}" ${failed ? 'failed' : 'ended'}; ${opts.exitOnEnd ? 'exiting' : 'still serving subscribers (Ctrl-C to stop)'}\n`);
       if (opts.exitOnEnd) void shutdown(failed ? 'input failed' : endMessage, failed ? 1 : 0);
