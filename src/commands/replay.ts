@@ -201,7 +201,7 @@ export function register(program: Command): void {
     .argument('<file>', 'recording: one wire message per line')
     .option('--realtime', 'pace at the recorded speed (audio time)', false)
     .option('--speed <x>', 'pace at x times the recorded speed (implies pacing)', numberOption('--speed', 0.01))
-    .option('-p, --port <port>', 'TCP port (0: any free port)', numberOption('--port', 0, true), 8787)
+    .option('-p, --port <port>', 'TCP port (0: any free port)', numberOption('--port', 0, true, 65535), 8787)
     .option('--host <host>', 'interface to bind', '127.0.0.1')
     .option('--no-wait', 'start at once instead of waiting for the first subscriber')
     .option('--exit-on-end', 'exit after the last message instead of serving until Ctrl-C', false)

@@ -67,7 +67,7 @@ export function register(program: Command): void {
     .option('-i, --input <src>', 'WAV file, "mic", "-" (raw s16le on stdin) or "none" (ingest only)', 'none')
     .option('--realtime', 'pace a file input at real-time speed', false)
     .option('--speed <x>', 'real-time pacing factor for --realtime (2 = twice as fast)', numberOption('--speed', 0.01), 1)
-    .option('-p, --port <port>', 'TCP port (0: any free port)', numberOption('--port', 0, true), 8787)
+    .option('-p, --port <port>', 'TCP port (0: any free port)', numberOption('--port', 0, true, 65535), 8787)
     .option('--host <host>', 'interface to bind (default loopback only; 0.0.0.0 opens it: use tokens)', '127.0.0.1')
     .option('--record <file>', 'write every published message to a JSONL file')
     .option('--tokens-file <file>', 'JSON token file [{ "token", "scopes" }] (or CIRCUMPLEX_TOKENS / CIRCUMPLEX_TOKENS_FILE)')

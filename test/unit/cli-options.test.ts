@@ -1,6 +1,7 @@
 import { InvalidArgumentError } from 'commander';
 import { describe, expect, it } from 'vitest';
 import { numberOption } from '../../src/commands/options.js';
+import { buildProgram } from '../../src/cli.js';
 
 describe('numberOption', () => {
   it('accepts numbers in range and rejects the rest with the option named', () => {
@@ -18,5 +19,15 @@ describe('numberOption', () => {
     expect(seed('7')).toBe(7);
     expect(() => seed('7.5')).toThrow('--seed must be an integer in [0, 10], got "7.5"');
     expect(() => seed('11')).toThrow(InvalidArgumentError);
+  });
+
+  it('serve and replay refuse a --port above 65535 as a usage error (was: a RangeError stack trace after loading the models)', async () => {
+    for (const cmd of ['serve', 'replay']) {
+      const program = buildProgram();
+      // Keep commander's usage text out of the test output.
+      for (const c of program.commands) c.configureOutput({ writeErr: () => undefined, writeOut: () => undefined });
+      const args = cmd === 'replay' ? ['replay', 'rec.jsonl', '--port', '70000'] : ['serve', '--port', '70000'];
+      await expect(program.parseAsync(['node', 'circumplex', ...args])).rejects.toThrow('--port must be an integer in [0, 65535], got "70000"');
+    }
   });
 });
