@@ -30,4 +30,17 @@ describe('numberOption', () => {
       await expect(program.parseAsync(['node', 'circumplex', ...args])).rejects.toThrow('--port must be an integer in [0, 65535], got "70000"');
     }
   });
+
+  it('run and serve refuse a raw-input --rate or --channels the stdin source cannot take as a usage error (was: a RangeError stack trace)', async () => {
+    for (const cmd of ['run', 'serve']) {
+      for (const [flag, value, msg] of [
+        ['--rate', '900000', '--rate must be an integer in [1000, 768000], got "900000"'],
+        ['--channels', '64', '--channels must be an integer in [1, 32], got "64"'],
+      ] as const) {
+        const program = buildProgram();
+        for (const c of program.commands) c.configureOutput({ writeErr: () => undefined, writeOut: () => undefined });
+        await expect(program.parseAsync(['node', 'circumplex', cmd, '--input', '-', flag, value])).rejects.toThrow(msg);
+      }
+    }
+  });
 });
