@@ -6,7 +6,7 @@
  *   sox talk.mp3 -t raw -r 16000 -c 1 -e signed -b 16 - | circumplex run --input - --rate 16000 --json
  */
 import { Option, type Command } from 'commander';
-import { numberOption } from './options.js';
+import { numberOption, streamIdOption } from './options.js';
 import { Subscription, tap } from 'rxjs';
 import type { Observable } from 'rxjs';
 import { AffectError } from '../errors.js';
@@ -73,7 +73,7 @@ export function register(program: Command): void {
     .option('--fusion <id>', "fusion: 'late' or a fusion model id", 'late')
     .option('--text-model <id>', 'text affect model id, or "none" for transcripts only (needs --asr-model; default: roberta-go-emotions when downloaded, else text-classifier-fixture)')
     .option('--asr-model <dir>', 'Vosk model folder: adds transcripts and the text modality')
-    .option('--stream-id <id>', 'stream id in the output', 'input')
+    .option('--stream-id <id>', 'stream id in the output', streamIdOption('--stream-id'), 'input')
     .option('--realtime', 'pace the file at real-time speed (live drop policy)', false)
     .action(async (opts: RunCommandOptions) => {
       await runCommand(opts);

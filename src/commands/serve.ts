@@ -13,7 +13,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { Option, type Command } from 'commander';
-import { numberOption } from './options.js';
+import { numberOption, streamIdOption } from './options.js';
 import { type Observable, type Subscription, tap } from 'rxjs';
 import { loadConfig } from '../config.js';
 import { createEngine, type Engine } from '../engine.js';
@@ -79,7 +79,7 @@ export function register(program: Command): void {
     .option('--fusion <id>', "fusion: 'late' or a fusion model id", 'late')
     .option('--text-model <id>', 'text affect model id, or "none" for transcripts only (needs --asr-model; default: roberta-go-emotions when downloaded, else text-classifier-fixture)')
     .option('--asr-model <dir>', 'Vosk model folder: adds transcripts and the text modality')
-    .option('--stream-id <id>', 'stream id of the local input (default: "mic", "stdin" or "file")')
+    .option('--stream-id <id>', 'stream id of the local input (default: "mic", "stdin" or "file")', streamIdOption('--stream-id'))
     .option('--window-ms <ms>', 'analysis window length, ms of audio', numberOption('--window-ms', 1), 1000)
     .option('--hop-ms <ms>', 'hop between frames, ms of audio', numberOption('--hop-ms', 1), 250)
     .option('--rate <hz>', 'sample rate of raw stdin input', numberOption('--rate', 1000, true, 768_000), PIPELINE_SAMPLE_RATE_HZ)

@@ -84,7 +84,8 @@ interface StreamEntry {
 }
 
 /** Stream ids: what the ingest endpoint allows, so ids are safe in logs, metrics and URLs. */
-const STREAM_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+/** Valid stream ids: 1–128 of `A-Z a-z 0-9 . _ : -` (also checked by the CLI's --stream-id). */
+export const STREAM_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 function checkUnit(name: string, v: number, lo: number, hi: number, streamId: string): number {
   if (!Number.isFinite(v) || v < lo || v > hi) {
