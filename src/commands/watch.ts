@@ -113,6 +113,15 @@ export async function watchCommand(
   } catch (e) {
     // Without --reconnect, a server that closes normally (1000/1001) is a normal end.
     if (!opts.reconnect && (client.lastCloseCode === 1000 || client.lastCloseCode === 1001)) return 0;
+    // A refused upgrade (401 no/unknown token, 403 token without the subscribe scope) is an auth
+    // problem, as the README's error table says, not a wrong address.
+    const refused = /Unexpected server response: (401|403)/.exec(e instanceof Error ? e.message : '');
+    if (refused) {
+      throw new AffectError('AFFECT_ERR_AUTH', `watch ${client.url}: the server refused the connection (HTTP ${refused[1]})`, {
+        cause: e,
+        hint: refused[1] === '401' ? 'the server needs a token: pass one with --token (see docs/server.md "Security")' : 'the token lacks the subscribe scope: use a token with subscribe, subscribe:<streamId> or admin',
+      });
+    }
     throw new AffectError('AFFECT_ERR_INPUT', `watch ${client.url}: ${e instanceof Error ? e.message : String(e)}`, {
       cause: e,
       hint: 'is `circumplex serve` running there? check the URL, port and --token',

@@ -153,6 +153,18 @@ describe('watch', () => {
     await expect(run).resolves.toBe(0);
   });
 
+  it('fails with AFFECT_ERR_AUTH when the server refuses the token (401 none/unknown, 403 no subscribe scope)', async () => {
+    const server = await startRealServer({ tokens: [{ token: 'metrics-only-1', scopes: ['metrics'] }] });
+    try {
+      const watch = (token?: string) => watchCommand(server.url, { json: false, reconnect: true, fromStart: false, ...(token ? { token } : {}) }, new PassThrough(), new PassThrough());
+      await expect(watch()).rejects.toMatchObject({ code: 'AFFECT_ERR_AUTH', message: expect.stringMatching(/HTTP 401/) });
+      await expect(watch('wrong-token-1')).rejects.toMatchObject({ code: 'AFFECT_ERR_AUTH', message: expect.stringMatching(/HTTP 401/) });
+      await expect(watch('metrics-only-1')).rejects.toMatchObject({ code: 'AFFECT_ERR_AUTH', message: expect.stringMatching(/HTTP 403/), hint: expect.stringMatching(/subscribe/) });
+    } finally {
+      await server.close();
+    }
+  });
+
   it('fails with a clear error when nothing listens and it may not reconnect', async () => {
     const port = await freePort();
     await expect(watchCommand(`ws://127.0.0.1:${port}`, { json: false, reconnect: false, fromStart: false }, new PassThrough(), new PassThrough())).rejects.toThrow(
