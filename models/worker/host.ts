@@ -141,7 +141,9 @@ export class OrtWorkerSession {
     const p = this.pending.get(msg.id);
     if (!p) return;
     this.pending.delete(msg.id);
-    if (this.pending.size === 0) this.worker.unref();
+    // Not while closing: closeWorker() holds a ref until the worker is gone, or the process could
+    // exit mid-close (the grace timer is unref'd).
+    if (this.pending.size === 0 && !this.closed) this.worker.unref();
     if (msg.type === 'result') p.resolve(msg.outputs);
     else p.reject(this.inferenceError(msg.message));
   }

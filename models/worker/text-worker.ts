@@ -64,15 +64,26 @@ async function main(): Promise<void> {
   const multiLabel = (m.config as unknown as { problem_type?: string }).problem_type === 'multi_label_classification';
   post({ type: 'ready', device, inputNames: session.inputNames ?? [], outputNames: session.outputNames ?? [], labels, multiLabel, failed });
 
+  // A 'close' can arrive while a run is pending: dispose only once every started run has settled
+  // (as in ort-worker.ts), so no run meets a disposed session and terminate() never lands mid-run.
+  const inflight = new Set<Promise<void>>();
+  let closing = false;
   port!.on('message', (msg: ToTextWorker) => {
     if (msg.type === 'close') {
-      void m.dispose().finally(() => {
-        post({ type: 'closed' });
-        port!.close();
-      });
+      closing = true;
+      void Promise.allSettled([...inflight])
+        .then(() => m.dispose())
+        .finally(() => {
+          post({ type: 'closed' });
+          port!.close();
+        });
       return;
     }
-    void (async () => {
+    if (closing) {
+      post({ type: 'run-error', id: msg.id, message: 'model is closing' });
+      return;
+    }
+    const run = (async () => {
       try {
         const enc = tokenizer([...msg.texts], { padding: true, truncation: true, max_length: data.maxTokens });
         const out = (await m(enc)) as Record<string, { data: Float32Array; dims: number[] }>;
@@ -111,6 +122,8 @@ async function main(): Promise<void> {
         post({ type: 'run-error', id: msg.id, message: err instanceof Error ? err.message : String(err) });
       }
     })();
+    inflight.add(run);
+    void run.finally(() => inflight.delete(run));
   });
 }
 

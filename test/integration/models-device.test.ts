@@ -55,3 +55,20 @@ describe('device selection', () => {
     }
   });
 });
+
+describe('closing a worker session with runs in flight', () => {
+  it('finishes every started run, then releases the session (no "worker exited", no hang, no native abort)', async () => {
+    // Before: close() raced the pending runs (ORT defers run() to a setImmediate), so runs failed
+    // with "inference worker exited", close() could hang with the worker unref'd, and a CLI process
+    // (`run | head`) sometimes aborted with "terminate called after throwing an instance of Napi::Error".
+    for (let round = 0; round < 3; round++) {
+      const s = await OrtWorkerSession.open(SPEECH, { providers: ['cpu'] });
+      const name = s.inputNames[0] ?? 'audio';
+      const runs = Array.from({ length: 4 }, () => s.run({ [name]: { type: 'float32', data: new Float32Array(4 * 16000), dims: [4, 16000] } }).then(() => 'ok', (e: Error) => e.message));
+      await s.close();
+      expect(await Promise.all(runs)).toEqual(['ok', 'ok', 'ok', 'ok']);
+      // A run asked for after close is refused clearly.
+      await expect(s.run({ [name]: { type: 'float32', data: new Float32Array(16000), dims: [1, 16000] } })).rejects.toThrow(/model is closed/);
+    }
+  }, 30_000);
+});
