@@ -6,7 +6,7 @@
  *   circumplex validate --text-model text-classifier-fixture --terms russell --holdout 0
  *   circumplex validate --terms all --holdout 0.3 --seed 7 --out results/
  */
-import { Option, type Command } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
 import { numberOption } from './options.js';
 import path from 'node:path';
 import { AffectError } from '../errors.js';
@@ -65,6 +65,12 @@ export async function validateCommand(opts: ValidateCommandOptions, out: NodeJS.
   }
 }
 
+/** --template must contain {term} (a usage error at parse time, not a RangeError stack trace after the model loads). */
+export function templateOption(v: string): string {
+  if (!v.includes('{term}')) throw new InvalidArgumentError(`--template must contain {term}, got "${v}"`);
+  return v;
+}
+
 /** Registers `circumplex validate`. */
 export function register(program: Command): void {
   program
@@ -72,7 +78,7 @@ export function register(program: Command): void {
     .description("Project emotion terms through the text model and compare with human circumplex ratings (Russell 1980; NRC VAD)")
     .option('--text-model <id>', 'text model id (circumplex models list)', 'text-embed-fixture')
     .addOption(new Option('--terms <set>', 'rated terms: russell (28), extended (NRC VAD words), all').choices(TERM_SETS).default('all'))
-    .option('--template <text>', 'text sent per term; {term} is replaced', '{term}')
+    .option('--template <text>', 'text sent per term; {term} is replaced', templateOption, '{term}')
     .option('--holdout <fraction>', 'fraction of terms held out for the zero-shot ridge projection (0 = off)', numberOption('--holdout', 0, false, 0.9), 0.3)
     .option('--seed <n>', 'seed of the held-out split', numberOption('--seed', 0, true, 2 ** 31 - 1), 1)
     .option('--out <dir>', 'folder for validate.json and validate.svg', DEFAULT_VALIDATE_OUT)

@@ -291,7 +291,7 @@ function runHeldOut(
   const testCount = Math.round(n * o.holdout);
   const trainCount = n - testCount;
   if (testCount < 3 || trainCount < 5) {
-    return none(`${n} terms with holdout ${o.holdout} leave ${trainCount} to fit and ${testCount} to score; need at least 5 and 3 (use --terms all or a larger --holdout)`);
+    return none(`${n} terms with holdout ${o.holdout} leave ${trainCount} to fit and ${testCount} to score; need at least 5 and 3 (use --terms all, or a ${trainCount < 5 ? 'smaller' : 'larger'} --holdout)`);
   }
   const perm = seededPermutation(n, o.seed);
   const testIdx = perm.slice(0, testCount);

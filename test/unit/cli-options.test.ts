@@ -53,4 +53,10 @@ describe('numberOption', () => {
       }
     }
   });
+
+  it('validate refuses a --template without {term} as a usage error (was: a RangeError stack trace after the model loaded)', async () => {
+    const program = buildProgram();
+    for (const c of program.commands) c.configureOutput({ writeErr: () => undefined, writeOut: () => undefined });
+    await expect(program.parseAsync(['node', 'circumplex', 'validate', '--template', 'hello'])).rejects.toThrow('--template must contain {term}, got "hello"');
+  });
 });
