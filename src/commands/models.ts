@@ -8,7 +8,8 @@
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { InvalidArgumentError, type Command } from 'commander';
+import { type Command } from 'commander';
+import { numberOption } from './options.js';
 import { AffectError } from '../errors.js';
 import { listModelSpecs, findModelSpec, type ModelSpec } from '../../models/manifest.js';
 import { checkModelFiles, fixHint, modelFilePath, modelRoot, resolveModelsDir, type FileCheck } from '../../models/files.js';
@@ -23,14 +24,6 @@ function specOrThrow(id: string): ModelSpec {
     });
   }
   return spec;
-}
-
-function positiveInt(name: string) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${name} must be an integer >= 1, got "${v}"`);
-    return n;
-  };
 }
 
 /** One row of `models list`. */
@@ -136,8 +129,8 @@ export function register(program: Command): void {
     .option(...dirOpt)
     .option('--accept-unverified', 'download files whose sha256 the manifest does not know, and record the hash seen', false)
     .option('--force', 're-download files already present', false)
-    .option('--timeout-ms <ms>', 'abort an attempt after this long without data', positiveInt('--timeout-ms'), 30_000)
-    .option('--attempts <n>', 'attempts per file (resuming with HTTP Range)', positiveInt('--attempts'), 4)
+    .option('--timeout-ms <ms>', 'abort an attempt after this long without data', numberOption('--timeout-ms', 1, true, 2 ** 31 - 1), 30_000)
+    .option('--attempts <n>', 'attempts per file (resuming with HTTP Range)', numberOption('--attempts', 1, true, 100), 4)
     .action(async (ids: string[], o: { modelsDir?: string; acceptUnverified: boolean; force: boolean; timeoutMs: number; attempts: number }) => {
       const specs = ids.map(specOrThrow);
       // stdout gets only the unpacked folders (e.g. the Vosk model dir for --asr-model); progress goes to stderr

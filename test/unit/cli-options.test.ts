@@ -59,4 +59,16 @@ describe('numberOption', () => {
     for (const c of program.commands) c.configureOutput({ writeErr: () => undefined, writeOut: () => undefined });
     await expect(program.parseAsync(['node', 'circumplex', 'validate', '--template', 'hello'])).rejects.toThrow('--template must contain {term}, got "hello"');
   });
+
+  it('models pull bounds --timeout-ms to what a Node timer holds and --attempts to 100', async () => {
+    for (const [flag, value, msg] of [
+      ['--timeout-ms', '1e12', '--timeout-ms must be an integer in [1, 2147483647], got "1e12"'],
+      ['--attempts', '1e9', '--attempts must be an integer in [1, 100], got "1e9"'],
+    ] as const) {
+      const program = buildProgram();
+      const models = program.commands.find((c) => c.name() === 'models');
+      for (const c of models?.commands ?? []) c.configureOutput({ writeErr: () => undefined, writeOut: () => undefined });
+      await expect(program.parseAsync(['node', 'circumplex', 'models', 'pull', 'minilm-l6', flag, value])).rejects.toThrow(msg);
+    }
+  });
 });
