@@ -86,7 +86,7 @@ export function register(program: Command): void {
     .option('--channels <n>', 'channels of raw stdin input', numberOption('--channels', 1, true, 32), 1)
     .addOption(new Option('--recorder <name>', 'microphone recorder program').choices(['sox', 'rec', 'arecord']).default('sox'))
     .option('--exit-on-end', 'exit when the local input ends (for scripts) instead of serving until SIGINT/SIGTERM', false)
-    .option('--heartbeat-ms <ms>', 'WebSocket ping interval; peers missing a pong are dropped', numberOption('--heartbeat-ms', 10, true), 15_000)
+    .option('--heartbeat-ms <ms>', 'WebSocket ping interval; peers missing a pong are dropped', numberOption('--heartbeat-ms', 10, true, 2 ** 31 - 1), 15_000)
     .option('--ring-size <n>', 'messages kept per stream for resume', numberOption('--ring-size', 1, true), 2048)
     .action(async (opts: ServeCommandOptions) => {
       const code = await serveCommand(opts);

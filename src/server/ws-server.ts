@@ -177,6 +177,8 @@ function validate(o: AffectServerOptions): void {
   positive('streamMaxPayloadBytes', o.streamMaxPayloadBytes);
   positive('ingestMaxPayloadBytes', o.ingestMaxPayloadBytes);
   positive('heartbeatMs', o.heartbeatMs);
+  // Node turns a timer delay above 2^31-1 into 1 ms: a ping every millisecond that drops every peer.
+  if (o.heartbeatMs > 2 ** 31 - 1) throw new RangeError(`AffectServer: heartbeatMs must be <= ${2 ** 31 - 1}, got ${o.heartbeatMs}`);
   positive('flushIntervalMs', o.flushIntervalMs);
   positive('closeTimeoutMs', o.closeTimeoutMs);
   positive('streamRateLimit.perSec', o.streamRateLimit.perSec);

@@ -71,4 +71,10 @@ describe('numberOption', () => {
       await expect(program.parseAsync(['node', 'circumplex', 'models', 'pull', 'minilm-l6', flag, value])).rejects.toThrow(msg);
     }
   });
+
+  it('serve bounds --heartbeat-ms to what a Node timer holds (1e12 became a 1 ms ping that dropped every subscriber)', async () => {
+    const program = buildProgram();
+    for (const c of program.commands) c.configureOutput({ writeErr: () => undefined, writeOut: () => undefined });
+    await expect(program.parseAsync(['node', 'circumplex', 'serve', '--heartbeat-ms', '1e12'])).rejects.toThrow('--heartbeat-ms must be an integer in [10, 2147483647], got "1e12"');
+  });
 });
