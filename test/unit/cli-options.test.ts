@@ -77,4 +77,14 @@ describe('numberOption', () => {
     for (const c of program.commands) c.configureOutput({ writeErr: () => undefined, writeOut: () => undefined });
     await expect(program.parseAsync(['node', 'circumplex', 'serve', '--heartbeat-ms', '1e12'])).rejects.toThrow('--heartbeat-ms must be an integer in [10, 2147483647], got "1e12"');
   });
+
+  it('run and serve bound --window-ms (and --hop-ms) at 60 s of audio (1e9 was a RangeError stack trace from allocating the window)', async () => {
+    for (const cmd of ['run', 'serve']) {
+      for (const flag of ['--window-ms', '--hop-ms']) {
+        const program = buildProgram();
+        for (const c of program.commands) c.configureOutput({ writeErr: () => undefined, writeOut: () => undefined });
+        await expect(program.parseAsync(['node', 'circumplex', cmd, '--input', 'x.wav', flag, '1e9'])).rejects.toThrow(`${flag} must be a number in [1, 60000], got "1e9"`);
+      }
+    }
+  });
 });
