@@ -135,19 +135,28 @@ export async function serveCommand(opts: ServeCommandOptions, err: NodeJS.Writab
   if (kind === 'file') await probeWavFile(input);
   if (kind === 'mic') checkRecorder(opts.recorder);
 
+  // Opened before the models load and the port opens (as in `run`): a bad --record path fails in
+  // milliseconds. Opened after listening, its error left a listening server behind and the process hung.
+  const recorder = opts.record ? new JsonlRecorder(opts.record) : undefined;
   const asrModel = opts.asrModel ?? env.voskModel;
-  const engine: Engine = await createEngine({
-    device: opts.device ?? env.device,
-    speechModel: opts.speechModel,
-    fusion: opts.fusion,
-    modelsDir: env.modelsDir,
-    windowMs: opts.windowMs,
-    hopMs: opts.hopMs,
-    ...(opts.textModel !== undefined ? { textModel: opts.textModel } : {}),
-    // --asr-model, else CIRCUMPLEX_VOSK_MODEL: either one adds transcripts and the text modality.
-    ...(asrModel !== undefined ? { asrModel } : {}),
-    logger,
-  });
+  let engine: Engine;
+  try {
+    engine = await createEngine({
+      device: opts.device ?? env.device,
+      speechModel: opts.speechModel,
+      fusion: opts.fusion,
+      modelsDir: env.modelsDir,
+      windowMs: opts.windowMs,
+      hopMs: opts.hopMs,
+      ...(opts.textModel !== undefined ? { textModel: opts.textModel } : {}),
+      // --asr-model, else CIRCUMPLEX_VOSK_MODEL: either one adds transcripts and the text modality.
+      ...(asrModel !== undefined ? { asrModel } : {}),
+      logger,
+    });
+  } catch (e) {
+    recorder?.close();
+    throw e;
+  }
 
   let server: RunningServer;
   try {
@@ -165,6 +174,7 @@ export async function serveCommand(opts: ServeCommandOptions, err: NodeJS.Writab
       logger,
     });
   } catch (e) {
+    recorder?.close();
     await engine.close();
     throw e;
   }
@@ -172,7 +182,6 @@ export async function serveCommand(opts: ServeCommandOptions, err: NodeJS.Writab
   // Text path and ASR host counters (dropped ASR audio, coalesced windows, text model errors, host restarts) at every scrape.
   server.metrics.watchTextPath(() => engine.textStats, () => engine.asrStats);
 
-  const recorder = opts.record ? new JsonlRecorder(opts.record) : undefined;
   const offRecorder = recorder
     ? server.hub.subscribe((ev) => {
         if (ev.type === 'message') recorder.write(ev.message);

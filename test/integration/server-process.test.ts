@@ -180,6 +180,24 @@ describe('circumplex serve (real process, real engine)', () => {
     expect(existsSync(bad)).toBe(true);
   });
 
+  it('refuses a --record path it cannot write before listening, and exits (it used to print the error and hang)', async () => {
+    const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--input', WAV, '--record', path.join(os.tmpdir(), 'no-such-dir-for-record', 'x.jsonl')], {
+      cwd: REPO_ROOT,
+      env: { ...process.env, CIRCUMPLEX_LOG_LEVEL: 'silent' },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    children.push(child);
+    let err = '';
+    child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
+    const code = await new Promise<number | null>((r) => {
+      child.once('exit', (c) => r(c));
+      setTimeout(() => r(null), 15_000).unref();
+    });
+    expect(code, err).toBe(2);
+    expect(err).toMatch(/AFFECT_ERR_INPUT: cannot open record file/);
+    expect(err).not.toMatch(/listening on/);
+  });
+
   it('serves raw s16le from stdin losslessly and exits 0 at its end with --exit-on-end', async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'stdin-'));
     const rec = path.join(dir, 'rec.jsonl');
