@@ -93,9 +93,20 @@ export async function watchCommand(
     headers: opts.token ? { Authorization: `Bearer ${opts.token}` } : {},
   });
   let printed = 0;
+  // One notice per lost connection: the client re-enters 'reconnecting' after every failed
+  // attempt, which printed a line per retry while the server was down.
+  let wasOpen = false;
+  let saidDown = false;
   const stateSub = client.state$.subscribe((s) => {
-    if (s === 'open') err.write(`circumplex watch: connected to ${client.url}\n`);
-    else if (s === 'reconnecting') err.write('circumplex watch: connection lost; reconnecting…\n');
+    if (s === 'open') {
+      wasOpen = true;
+      saidDown = false;
+      err.write(`circumplex watch: connected to ${client.url}\n`);
+    } else if (s === 'reconnecting' && !saidDown) {
+      saidDown = true;
+      err.write(wasOpen ? 'circumplex watch: connection lost; reconnecting…\n' : `circumplex watch: cannot reach ${client.url} yet; retrying…\n`);
+      wasOpen = false;
+    }
   });
   const errorSub = client.messages$.subscribe((m) => {
     if (m.type === 'error') err.write(`circumplex watch: server error ${m.code}${m.streamId ? ` on "${m.streamId}"` : ''}: ${m.message}\n`);

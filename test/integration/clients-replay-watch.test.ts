@@ -165,6 +165,23 @@ describe('watch', () => {
     }
   });
 
+  it('says "connection lost" once per lost connection, not once per failed retry', async () => {
+    const server = await startRealServer();
+    const errOut = new PassThrough();
+    let errText = '';
+    errOut.on('data', (d: Buffer) => (errText += String(d)));
+    const stop = new AbortController();
+    const run = watchCommand(server.url, { json: false, reconnect: true, fromStart: false }, new PassThrough(), errOut, stop.signal);
+    const t0 = Date.now();
+    while (!errText.includes('connected to') && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 20));
+    await server.close();
+    // Backoff 250, 500, 1000 ms…: at least three failed attempts in 2 s.
+    await new Promise((r) => setTimeout(r, 2000));
+    stop.abort();
+    await run;
+    expect(errText.match(/connection lost/g)).toHaveLength(1);
+  });
+
   it('fails with a clear error when nothing listens and it may not reconnect', async () => {
     const port = await freePort();
     await expect(watchCommand(`ws://127.0.0.1:${port}`, { json: false, reconnect: false, fromStart: false }, new PassThrough(), new PassThrough())).rejects.toThrow(
