@@ -12,6 +12,7 @@
  * the recording, release the models, exit 0 — or exit 1 if that takes longer than 5 s.
  */
 import { readFileSync } from 'node:fs';
+import { createSecureContext } from 'node:tls';
 import { Option, type Command } from 'commander';
 import { numberOption, streamIdOption } from './options.js';
 import { type Observable, type Subscription, tap } from 'rxjs';
@@ -124,6 +125,18 @@ export async function serveCommand(opts: ServeCommandOptions, err: NodeJS.Writab
       } catch (e) {
         throw new AffectError('AFFECT_ERR_CONFIG', `cannot read TLS file ${f}: ${(e as Error).message}`, { hint: 'check the --tls-cert / --tls-key paths' });
       }
+    }
+  }
+  if (opts.tlsCert && opts.tlsKey) {
+    // Readable is not enough: a file that is not PEM, or a key that does not match the certificate,
+    // failed later inside https.createServer as 'unexpected error' with a stack trace.
+    try {
+      createSecureContext({ cert: readFileSync(opts.tlsCert), key: readFileSync(opts.tlsKey) });
+    } catch (e) {
+      throw new AffectError('AFFECT_ERR_CONFIG', `cannot use --tls-cert ${opts.tlsCert} with --tls-key ${opts.tlsKey}: ${(e as Error).message}`, {
+        cause: e,
+        hint: 'pass a PEM certificate and its matching PEM private key (e.g. openssl req -x509 -newkey rsa:2048 -nodes -keyout key.pem -out cert.pem)',
+      });
     }
   }
   const tokens = loadTokens(env, opts.tokensFile);

@@ -180,6 +180,24 @@ describe('circumplex serve (real process, real engine)', () => {
     expect(existsSync(bad)).toBe(true);
   });
 
+  it('refuses TLS files that are not PEM with AFFECT_ERR_CONFIG before listening (was: unexpected error + stack trace)', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'tls-'));
+    const junk = path.join(dir, 'junk.pem');
+    writeFileSync(junk, 'not a pem file\n');
+    const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--tls-cert', junk, '--tls-key', junk], {
+      cwd: REPO_ROOT,
+      env: { ...process.env, CIRCUMPLEX_LOG_LEVEL: 'silent' },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    children.push(child);
+    let err = '';
+    child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
+    const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+    expect(code, err).toBe(2);
+    expect(err).toMatch(/AFFECT_ERR_CONFIG: cannot use --tls-cert .*junk\.pem/);
+    expect(err).not.toMatch(/unexpected error|listening on/);
+  });
+
   it('refuses a --record path it cannot write before listening, and exits (it used to print the error and hang)', async () => {
     const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--input', WAV, '--record', path.join(os.tmpdir(), 'no-such-dir-for-record', 'x.jsonl')], {
       cwd: REPO_ROOT,
