@@ -73,6 +73,7 @@ export const AffectMessage = z.object({
   valence: unit,
   arousal: unit,
   confidence: prob,
+  /** Nearest of Russell's (1980) 28 terms, or 'neutral' when intensity < 0.1 (no meaningful direction). */
   label: z.string(),
   intensity: prob,
   angleDeg: finite,

@@ -10,9 +10,18 @@ export interface CircumplexPosition {
   readonly angleDeg: number;
   /** Distance from the centre, clamped to [0, 1]. */
   readonly intensity: number;
-  /** The nearest emotion term by angle. */
+  /** The nearest emotion term by angle, or {@link NEUTRAL_LABEL} near the centre. */
   readonly label: string;
 }
+
+/** Label of points too close to the centre for a direction to mean anything. */
+export const NEUTRAL_LABEL = 'neutral';
+
+/**
+ * Below this intensity a point gets {@link NEUTRAL_LABEL}: at the centre the angle is arbitrary
+ * (silence would otherwise read "pleased", the term at 0°).
+ */
+export const DEFAULT_NEUTRAL_INTENSITY = 0.1;
 
 /** Clamps a number to [-1, 1]; non-finite values become 0 so no NaN ever leaves the geometry. */
 export function clampUnit(v: number): number {
@@ -54,8 +63,15 @@ export function nearestTerm(angleDeg: number, terms: readonly EmotionTerm[] = RU
   return best;
 }
 
-/** Angle, intensity and nearest term of a valence/arousal point. */
-export function locate(valence: number, arousal: number, terms: readonly EmotionTerm[] = RUSSELL_1980_TERMS): CircumplexPosition {
+/** Angle, intensity and nearest term (or `neutral` when intensity < `neutralBelow`) of a valence/arousal point. */
+export function locate(
+  valence: number,
+  arousal: number,
+  terms: readonly EmotionTerm[] = RUSSELL_1980_TERMS,
+  neutralBelow = DEFAULT_NEUTRAL_INTENSITY,
+): CircumplexPosition {
   const angleDeg = angleOf(valence, arousal);
-  return { angleDeg, intensity: intensityOf(valence, arousal), label: nearestTerm(angleDeg, terms).term };
+  const intensity = intensityOf(valence, arousal);
+  const label = intensity < neutralBelow ? NEUTRAL_LABEL : nearestTerm(angleDeg, terms).term;
+  return { angleDeg, intensity, label };
 }

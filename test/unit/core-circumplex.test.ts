@@ -36,6 +36,11 @@ describe('circumplex geometry', () => {
     expect(locate(0.6, -0.6).label).toBe('calm'); // 315°
     expect(locate(0.7, -0.566).label).toBe('at ease'); // 321°
     expect(locate(0, -0.7).label).toBe('sleepy');
+    // the centre has no direction: silence is neutral, not 'pleased' (the term at 0 degrees)
+    expect(locate(0, 0).label).toBe('neutral');
+    expect(locate(0.05, -0.05).label).toBe('neutral');
+    expect(locate(0.1, 0).label).toBe('pleased');
+    expect(locate(0.05, 0, undefined, 0).label).toBe('pleased');
     // Near 0°/360° the wrap-around must pick "happy"/"pleased", not something on the far side.
     expect(locate(0.9, 0.05).label).toBe('happy'); // 3.2°: 4.6° from happy, 10° from pleased
     expect(locate(0.9, -0.01).label).toBe('pleased'); // 359.4°: 6.2° from pleased across 0°
