@@ -43,7 +43,9 @@ export interface EnvConfig {
 
 /** Validates the environment; throws one AffectError listing every problem. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): EnvConfig {
-  const parsed = EnvSchema.safeParse(env);
+  // An empty variable (`CIRCUMPLEX_VOSK_MODEL=`) is the shell's usual way to unset it: treat it so.
+  const set = Object.fromEntries(Object.entries(env).filter(([k, v]) => !(k.startsWith('CIRCUMPLEX_') && v === '')));
+  const parsed = EnvSchema.safeParse(set);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
     throw new AffectError('AFFECT_ERR_CONFIG', `invalid environment: ${problems}`, {

@@ -1,0 +1,32 @@
+import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config.js';
+import { AffectError } from '../../src/errors.js';
+
+describe('loadConfig', () => {
+  it('reads the variables it knows, with defaults', () => {
+    const c = loadConfig({ CIRCUMPLEX_VOSK_MODEL: '/m', CIRCUMPLEX_DEVICE: 'cpu', CIRCUMPLEX_ALLOWED_ORIGINS: 'http://a, http://b' });
+    expect(c.voskModel).toBe('/m');
+    expect(c.device).toBe('cpu');
+    expect(c.allowedOrigins).toEqual(['http://a', 'http://b']);
+    expect(loadConfig({}).device).toBe('auto');
+  });
+
+  it('treats an empty variable as unset', () => {
+    const c = loadConfig({ CIRCUMPLEX_VOSK_MODEL: '', CIRCUMPLEX_DEVICE: '' });
+    expect(c.voskModel).toBeUndefined();
+    expect(c.device).toBe('auto');
+  });
+
+  it('reports every bad variable at once with AFFECT_ERR_CONFIG', () => {
+    let err: unknown;
+    try {
+      loadConfig({ CIRCUMPLEX_DEVICE: 'tpu', CIRCUMPLEX_LOG_LEVEL: 'loud' });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(AffectError);
+    expect((err as AffectError).code).toBe('AFFECT_ERR_CONFIG');
+    expect((err as AffectError).message).toContain('CIRCUMPLEX_DEVICE');
+    expect((err as AffectError).message).toContain('CIRCUMPLEX_LOG_LEVEL');
+  });
+});
