@@ -233,62 +233,71 @@ export async function serveCommand(opts: ServeCommandOptions, err: NodeJS.Writab
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
 
-  if (kind !== 'none') {
-    let lastSample = 0;
-    let restarting = false;
-    let source: Observable<AudioChunk>;
-    let pipelineOpts: Parameters<Engine['pipeline']>[1] = { whenBusy: 'latest' };
-    if (kind === 'file') {
-      // Offline (not --realtime) files are lossless: the source waits for the model (bounded flow).
-      flow = opts.realtime ? undefined : new FlowControl({ highWater: 4 });
-      source = wavFileSource(input, { streamId, realtime: opts.realtime, speed: opts.speed, ...(flow ? { flow } : {}) });
-      if (flow) pipelineOpts = { whenBusy: 'queue', flow };
-    } else if (kind === 'stdin') {
-      // A pipe can wait: stdin is read losslessly, paced by the model through a bounded flow.
-      flow = new FlowControl({ highWater: 4 });
-      source = rawPcmSource(process.stdin, { sampleRateHz: opts.rate, channels: opts.channels, streamId, flow });
-      pipelineOpts = { whenBusy: 'queue', flow };
-    } else {
-      source = createMicSource({ streamId, recorder: opts.recorder }).pipe(
-        tap(() => {
-          if (restarting) {
-            restarting = false;
-            server.publish(streamId, { kind: 'status', streamId, tMs: samplesToMs(lastSample), state: 'live', message: 'recorder restarted' });
-          }
-        }),
-        retryRecorder({
-          onRestart: (attempt, e, delayMs) => {
-            restarting = true;
-            server.metrics.recorderRestarts.inc();
-            logger.warn({ attempt, delayMs, err: e }, 'recorder died; restarting');
-            server.publish(streamId, {
-              kind: 'status',
-              streamId,
-              tMs: samplesToMs(lastSample),
-              state: 'recorder-restarting',
-              message: `${e instanceof Error ? e.message : String(e)}; restart ${attempt} in ${delayMs} ms`,
-            });
-          },
-        }),
+  // Anything that fails once the server is listening must close it again, or the process would keep
+  // listening with nothing behind it (and never exit).
+  try {
+    if (kind !== 'none') {
+      let lastSample = 0;
+      let restarting = false;
+      let source: Observable<AudioChunk>;
+      let pipelineOpts: Parameters<Engine['pipeline']>[1] = { whenBusy: 'latest' };
+      if (kind === 'file') {
+        // Offline (not --realtime) files are lossless: the source waits for the model (bounded flow).
+        flow = opts.realtime ? undefined : new FlowControl({ highWater: 4 });
+        source = wavFileSource(input, { streamId, realtime: opts.realtime, speed: opts.speed, ...(flow ? { flow } : {}) });
+        if (flow) pipelineOpts = { whenBusy: 'queue', flow };
+      } else if (kind === 'stdin') {
+        // A pipe can wait: stdin is read losslessly, paced by the model through a bounded flow.
+        flow = new FlowControl({ highWater: 4 });
+        source = rawPcmSource(process.stdin, { sampleRateHz: opts.rate, channels: opts.channels, streamId, flow });
+        pipelineOpts = { whenBusy: 'queue', flow };
+      } else {
+        source = createMicSource({ streamId, recorder: opts.recorder }).pipe(
+          tap(() => {
+            if (restarting) {
+              restarting = false;
+              server.publish(streamId, { kind: 'status', streamId, tMs: samplesToMs(lastSample), state: 'live', message: 'recorder restarted' });
+            }
+          }),
+          retryRecorder({
+            onRestart: (attempt, e, delayMs) => {
+              restarting = true;
+              server.metrics.recorderRestarts.inc();
+              logger.warn({ attempt, delayMs, err: e }, 'recorder died; restarting');
+              server.publish(streamId, {
+                kind: 'status',
+                streamId,
+                tMs: samplesToMs(lastSample),
+                state: 'recorder-restarting',
+                message: `${e instanceof Error ? e.message : String(e)}; restart ${attempt} in ${delayMs} ms`,
+              });
+            },
+          }),
+        );
+      }
+      const events$ = source.pipe(
+        tap((c) => (lastSample = c.startSample + c.samples.length)),
+        server.markArrivals(streamId),
+        engine.pipeline(streamId, pipelineOpts),
       );
+      const endMessage = kind === 'file' ? 'input file ended' : 'input ended';
+      inputSub = server.attach({ streamId, hopMs: opts.hopMs, windowMs: opts.windowMs, sampleRateHz: PIPELINE_SAMPLE_RATE_HZ }, events$, endMessage);
+      // attach() ends the stream in the hub when the input completes or fails; watch for that.
+      const offEnd = server.hub.subscribe((ev) => {
+        if (ev.type !== 'ended' || ev.streamId !== streamId) return;
+        offEnd();
+        // Ended by our own shutdown (SIGINT/SIGTERM): nothing is "still serving", say nothing.
+        if (shuttingDown) return;
+        const failed = server.hub.since(streamId, -1).messages.some((m) => m.type === 'status' && m.state === 'error');
+        err.write(`circumplex serve: stream "${streamId}" ${failed ? 'failed' : 'ended'}; ${opts.exitOnEnd ? 'exiting' : 'still serving subscribers (Ctrl-C to stop)'}\n`);
+        if (opts.exitOnEnd) void shutdown(failed ? 'input failed' : endMessage, failed ? 1 : 0);
+      });
     }
-    const events$ = source.pipe(
-      tap((c) => (lastSample = c.startSample + c.samples.length)),
-      server.markArrivals(streamId),
-      engine.pipeline(streamId, pipelineOpts),
-    );
-    const endMessage = kind === 'file' ? 'input file ended' : 'input ended';
-    inputSub = server.attach({ streamId, hopMs: opts.hopMs, windowMs: opts.windowMs, sampleRateHz: PIPELINE_SAMPLE_RATE_HZ }, events$, endMessage);
-    // attach() ends the stream in the hub when the input completes or fails; watch for that.
-    const offEnd = server.hub.subscribe((ev) => {
-      if (ev.type !== 'ended' || ev.streamId !== streamId) return;
-      offEnd();
-      // Ended by our own shutdown (SIGINT/SIGTERM): nothing is "still serving", say nothing.
-      if (shuttingDown) return;
-      const failed = server.hub.since(streamId, -1).messages.some((m) => m.type === 'status' && m.state === 'error');
-      err.write(`circumplex serve: stream "${streamId}" ${failed ? 'failed' : 'ended'}; ${opts.exitOnEnd ? 'exiting' : 'still serving subscribers (Ctrl-C to stop)'}\n`);
-      if (opts.exitOnEnd) void shutdown(failed ? 'input failed' : endMessage, failed ? 1 : 0);
-    });
+  } catch (e) {
+    await shutdown('start-up failed', 2);
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    throw e;
   }
 
   const code = await done;
