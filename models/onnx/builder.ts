@@ -20,20 +20,8 @@ export type Dim = number | string;
 /** Attribute values the builder can encode. */
 export type AttrValue = number | string | readonly number[] | { readonly float: number };
 
-/**
- * Mulberry32: a tiny seeded PRNG, so fixture weights are the same on every machine and Node version
- * (Math.random cannot be seeded).
- */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+// The seeded PRNG lives in streams/ so `validate` can share it without loading the ONNX builder.
+export { seededRandom } from '../../streams/seeded-random.js';
 
 /** `n` values uniform in [-scale, scale] from a seeded PRNG, rounded to float32. */
 export function randomWeights(rand: () => number, n: number, scale: number): Float32Array {

@@ -7,6 +7,7 @@
  * X and Y are centred, so the intercept is not penalised. λ is chosen by k-fold cross-validation
  * on the training terms only (the held-out terms never influence the fit).
  */
+import { seededRandom } from '../../streams/seeded-random.js';
 
 /** A fitted linear map x ↦ (valence, arousal). */
 export interface RidgeModel {
@@ -193,21 +194,10 @@ export function fitRidgeCv(
   return { model: fitRidge(x, y, best.lambda), cvMse };
 }
 
-/** A small deterministic PRNG (mulberry32) for reproducible splits. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Fisher–Yates shuffle of indices 0..n-1 with a seeded PRNG. */
 export function seededPermutation(n: number, seed: number): number[] {
-  const rnd = mulberry32(seed);
+  const rnd = seededRandom(seed);
   const p = Array.from({ length: n }, (_, i) => i);
   for (let i = n - 1; i > 0; i--) {
     const j = Math.floor(rnd() * (i + 1));
