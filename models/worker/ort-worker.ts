@@ -6,6 +6,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import ort from 'onnxruntime-node';
 import type { FromWorker, OrtWorkerData, ToWorker, WireTensor } from './messages.js';
+import { serveRunsUntilClose } from './serve-runs.js';
 
 const data = workerData as OrtWorkerData;
 const port = parentPort;
@@ -42,29 +43,13 @@ async function main(): Promise<void> {
   const s = session;
   post({ type: 'ready', provider, inputNames: [...s.inputNames], outputNames: [...s.outputNames], failed });
 
-  // Runs are serialised by the host (one batch in flight per model), so no queue here. A 'close'
-  // can still arrive while a run is pending (ORT defers run() to a setImmediate): the session is
-  // released only once every started run has settled, or run() would hit a released session and
-  // the host's terminate() could land mid-run (seen as 'terminate called after throwing an
-  // instance of Napi::Error', exit 134, when `run | head` closed early).
-  const inflight = new Set<Promise<void>>();
-  let closing = false;
-  port!.on('message', (msg: ToWorker) => {
-    if (msg.type === 'close') {
-      closing = true;
-      void Promise.allSettled([...inflight])
-        .then(() => s.release())
-        .finally(() => {
-          post({ type: 'closed' });
-          port!.close();
-        });
-      return;
-    }
-    if (closing) {
-      post({ type: 'run-error', id: msg.id, message: 'model is closing' });
-      return;
-    }
-    const run = (async () => {
+  serveRunsUntilClose<ToWorker>(port!, {
+    release: () => s.release(),
+    refuse: (msg) => {
+      if (msg.type === 'run') post({ type: 'run-error', id: msg.id, message: 'model is closing' });
+    },
+    run: async (msg) => {
+      if (msg.type !== 'run') return;
       try {
         const feeds: Record<string, ort.Tensor> = {};
         for (const [name, t] of Object.entries(msg.feeds)) feeds[name] = new ort.Tensor(t.type, t.data, [...t.dims]);
@@ -87,9 +72,7 @@ async function main(): Promise<void> {
       } catch (err) {
         post({ type: 'run-error', id: msg.id, message: err instanceof Error ? err.message : String(err) });
       }
-    })();
-    inflight.add(run);
-    void run.finally(() => inflight.delete(run));
+    },
   });
 }
 

@@ -7,6 +7,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { AutoModel, AutoModelForSequenceClassification, AutoTokenizer, env } from '@huggingface/transformers';
 import { configureHfEnv } from '../hf-env.js';
 import type { FromTextWorker, TextWorkerData, ToTextWorker } from './text-messages.js';
+import { serveRunsUntilClose } from './serve-runs.js';
 
 const data = workerData as TextWorkerData;
 const port = parentPort;
@@ -64,26 +65,13 @@ async function main(): Promise<void> {
   const multiLabel = (m.config as unknown as { problem_type?: string }).problem_type === 'multi_label_classification';
   post({ type: 'ready', device, inputNames: session.inputNames ?? [], outputNames: session.outputNames ?? [], labels, multiLabel, failed });
 
-  // A 'close' can arrive while a run is pending: dispose only once every started run has settled
-  // (as in ort-worker.ts), so no run meets a disposed session and terminate() never lands mid-run.
-  const inflight = new Set<Promise<void>>();
-  let closing = false;
-  port!.on('message', (msg: ToTextWorker) => {
-    if (msg.type === 'close') {
-      closing = true;
-      void Promise.allSettled([...inflight])
-        .then(() => m.dispose())
-        .finally(() => {
-          post({ type: 'closed' });
-          port!.close();
-        });
-      return;
-    }
-    if (closing) {
-      post({ type: 'run-error', id: msg.id, message: 'model is closing' });
-      return;
-    }
-    const run = (async () => {
+  serveRunsUntilClose<ToTextWorker>(port!, {
+    release: () => m.dispose(),
+    refuse: (msg) => {
+      if (msg.type === 'run') post({ type: 'run-error', id: msg.id, message: 'model is closing' });
+    },
+    run: async (msg) => {
+      if (msg.type !== 'run') return;
       try {
         const enc = tokenizer([...msg.texts], { padding: true, truncation: true, max_length: data.maxTokens });
         const out = (await m(enc)) as Record<string, { data: Float32Array; dims: number[] }>;
@@ -121,9 +109,7 @@ async function main(): Promise<void> {
       } catch (err) {
         post({ type: 'run-error', id: msg.id, message: err instanceof Error ? err.message : String(err) });
       }
-    })();
-    inflight.add(run);
-    void run.finally(() => inflight.delete(run));
+    },
   });
 }
 
