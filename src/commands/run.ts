@@ -6,14 +6,12 @@
  *   sox talk.mp3 -t raw -r 16000 -c 1 -e signed -b 16 - | circumplex run --input - --rate 16000 --json
  */
 import { Option, type Command } from 'commander';
-import { numberOption, streamIdOption } from './options.js';
+import { numberOption, openRecorderAndEngine, streamIdOption } from './options.js';
 import { Subscription, tap } from 'rxjs';
 import type { Observable } from 'rxjs';
 import { AffectError } from '../errors.js';
 import { loadConfig } from '../config.js';
 import { getLogger, setLogLevel } from '../log.js';
-import { createEngine, type Engine } from '../engine.js';
-import { JsonlRecorder } from '../record.js';
 import { toWire } from '../server/hub.js';
 import { FlowControl } from '../../streams/flow.js';
 import { probeWavFile, wavFileSource } from '../../streams/sources/wav-file.js';
@@ -95,29 +93,10 @@ export async function runCommand(opts: RunCommandOptions, out: NodeJS.WritableSt
     logger.debug({ file: opts.input, ...info }, 'input');
   }
 
-  // Opened before the models load: a bad --record path fails fast and leaves nothing running.
-  const recorder = opts.record ? new JsonlRecorder(opts.record) : undefined;
-  const asrModel = opts.asrModel ?? env.voskModel;
   const tLoad = performance.now();
-  let engine: Engine;
-  try {
-    engine = await createEngine({
-      device: opts.device ?? env.device,
-      speechModel: opts.speechModel,
-      fusion: opts.fusion,
-      modelsDir: env.modelsDir,
-      windowMs: opts.windowMs,
-      hopMs: opts.hopMs,
-      smoothing: { filter: opts.smoothing, tauMs: opts.tauMs },
-      ...(opts.textModel !== undefined ? { textModel: opts.textModel } : {}),
-      // --asr-model, else CIRCUMPLEX_VOSK_MODEL: either one adds transcripts and the text modality.
-      ...(asrModel !== undefined ? { asrModel } : {}),
-      logger,
-    });
-  } catch (e) {
-    recorder?.close();
-    throw e;
-  }
+  const { recorder, engine } = await openRecorderAndEngine(opts, env, logger, {
+    smoothing: { filter: opts.smoothing, tauMs: opts.tauMs },
+  });
   // Offline input is lossless: the source waits for the speech stage (bounded by the flow).
   const flow = opts.realtime ? undefined : new FlowControl({ highWater: 4 });
   let audioSamples = 0;

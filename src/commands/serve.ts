@@ -14,13 +14,12 @@
 import { readFileSync } from 'node:fs';
 import { createSecureContext } from 'node:tls';
 import { Option, type Command } from 'commander';
-import { numberOption, streamIdOption } from './options.js';
+import { numberOption, openRecorderAndEngine, streamIdOption } from './options.js';
 import { type Observable, type Subscription, tap } from 'rxjs';
 import { loadConfig } from '../config.js';
-import { createEngine, type Engine } from '../engine.js';
+import type { Engine } from '../engine.js';
 import { AffectError } from '../errors.js';
 import { getLogger, setLogLevel } from '../log.js';
-import { JsonlRecorder } from '../record.js';
 import { parseTokenSpec, readTokenFile, type TokenEntry } from '../server/auth.js';
 import { AffectServer, type RunningServer } from '../server/ws-server.js';
 import { FlowControl } from '../../streams/flow.js';
@@ -148,28 +147,9 @@ export async function serveCommand(opts: ServeCommandOptions, err: NodeJS.Writab
   if (kind === 'file') await probeWavFile(input);
   if (kind === 'mic') checkRecorder(opts.recorder);
 
-  // Opened before the models load and the port opens (as in `run`): a bad --record path fails in
-  // milliseconds. Opened after listening, its error left a listening server behind and the process hung.
-  const recorder = opts.record ? new JsonlRecorder(opts.record) : undefined;
-  const asrModel = opts.asrModel ?? env.voskModel;
-  let engine: Engine;
-  try {
-    engine = await createEngine({
-      device: opts.device ?? env.device,
-      speechModel: opts.speechModel,
-      fusion: opts.fusion,
-      modelsDir: env.modelsDir,
-      windowMs: opts.windowMs,
-      hopMs: opts.hopMs,
-      ...(opts.textModel !== undefined ? { textModel: opts.textModel } : {}),
-      // --asr-model, else CIRCUMPLEX_VOSK_MODEL: either one adds transcripts and the text modality.
-      ...(asrModel !== undefined ? { asrModel } : {}),
-      logger,
-    });
-  } catch (e) {
-    recorder?.close();
-    throw e;
-  }
+  // The recording opens before the models load and the port opens: opened after listening, a bad
+  // path left a listening server behind and the process hung.
+  const { recorder, engine } = await openRecorderAndEngine(opts, env, logger);
 
   let server: RunningServer;
   try {
