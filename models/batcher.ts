@@ -58,10 +58,12 @@ export class DynamicBatcher<I, O> {
 
   constructor(
     private readonly run: BatchRunner<I, O>,
-    opts: Partial<BatcherOptions> = {},
+    opts: { readonly [K in keyof BatcherOptions]?: BatcherOptions[K] | undefined } = {},
   ) {
-    const maxBatch = opts.maxBatch ?? DEFAULT_BATCHER.maxBatch;
-    this.opts = { ...DEFAULT_BATCHER, maxQueue: 4 * maxBatch, ...opts };
+    // Unset (undefined) fields take their defaults, so callers can pass load options through as is.
+    const set = Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)) as Partial<BatcherOptions>;
+    const maxBatch = set.maxBatch ?? DEFAULT_BATCHER.maxBatch;
+    this.opts = { ...DEFAULT_BATCHER, maxQueue: 4 * maxBatch, ...set };
     const o = this.opts;
     if (!Number.isInteger(o.maxBatch) || o.maxBatch < 1) throw new RangeError(`DynamicBatcher: maxBatch must be an integer >= 1, got ${o.maxBatch}`);
     if (!Number.isFinite(o.maxWaitMs) || o.maxWaitMs < 0) throw new RangeError(`DynamicBatcher: maxWaitMs must be >= 0, got ${o.maxWaitMs}`);

@@ -38,9 +38,9 @@ export class OnnxFusionModel implements FusionModel {
     this.speechDim = dimOf(spec, 'speech_emb');
     this.textDim = dimOf(spec, 'text_emb');
     this.batcher = new DynamicBatcher((items) => this.runBatch(items), {
-      ...(opts.maxBatch === undefined ? {} : { maxBatch: opts.maxBatch }),
+      maxBatch: opts.maxBatch,
       maxWaitMs: opts.maxWaitMs ?? 2,
-      ...(opts.maxQueue === undefined ? {} : { maxQueue: opts.maxQueue }),
+      maxQueue: opts.maxQueue,
       stage: spec.id,
     });
   }

@@ -80,9 +80,9 @@ export class OnnxSpeechModel implements SpeechAffectModel {
     this.mapping = spec.affect;
     this.inputName = spec.inputs[0]?.name ?? 'audio';
     this.batcher = new DynamicBatcher((items) => this.runBatch(items), {
-      ...(opts.maxBatch === undefined ? {} : { maxBatch: opts.maxBatch }),
-      ...(opts.maxWaitMs === undefined ? {} : { maxWaitMs: opts.maxWaitMs }),
-      ...(opts.maxQueue === undefined ? {} : { maxQueue: opts.maxQueue }),
+      maxBatch: opts.maxBatch,
+      maxWaitMs: opts.maxWaitMs,
+      maxQueue: opts.maxQueue,
       stage: spec.id,
     });
   }

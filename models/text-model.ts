@@ -48,9 +48,9 @@ export class TransformersTextModel implements TextAffectModel {
     this.id = spec.id;
     this.provider = session.ready.device;
     this.batcher = new DynamicBatcher((texts) => this.runBatch(texts), {
-      ...(opts.maxBatch === undefined ? {} : { maxBatch: opts.maxBatch }),
+      maxBatch: opts.maxBatch,
       maxWaitMs: opts.maxWaitMs ?? 5,
-      ...(opts.maxQueue === undefined ? {} : { maxQueue: opts.maxQueue }),
+      maxQueue: opts.maxQueue,
       stage: spec.id,
     });
   }

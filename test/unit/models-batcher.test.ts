@@ -75,6 +75,11 @@ describe('DynamicBatcher', () => {
     expect(await b.submit(1)).toBe(2);
   });
 
+  it('treats undefined options as unset: defaults apply (maxQueue follows maxBatch)', () => {
+    const b = new DynamicBatcher<number, number>(async (xs) => xs, { maxBatch: 8, maxWaitMs: undefined, maxQueue: undefined, stage: 's' });
+    expect(b.options).toEqual({ maxBatch: 8, maxWaitMs: 10, maxQueue: 32, stage: 's' });
+  });
+
   it('validates its options with RangeErrors naming the option', () => {
     const run = async (x: readonly number[]) => x;
     expect(() => new DynamicBatcher(run, { maxBatch: 0 })).toThrow(/maxBatch/);
