@@ -13,6 +13,9 @@ import type { ModelFile, ModelSpec } from './manifest.js';
 /** Folder with the committed fixture models. */
 export const FIXTURES_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures');
 
+/** Folder holding the trained models committed to the repo, one folder per id (`models/<id>/`). */
+export const BUNDLED_DIR = path.dirname(fileURLToPath(import.meta.url));
+
 /** Name of the record `models pull --accept-unverified` writes into a model folder. */
 export const VERIFIED_RECORD = '.verified.json';
 
@@ -23,7 +26,9 @@ export function resolveModelsDir(modelsDir?: string): string {
 
 /** The folder a model's file paths are relative to. */
 export function modelRoot(spec: ModelSpec, modelsDir?: string): string {
-  return spec.fixture ? FIXTURES_DIR : path.join(resolveModelsDir(modelsDir), spec.id);
+  if (spec.fixture) return FIXTURES_DIR;
+  if (spec.bundled) return path.join(BUNDLED_DIR, spec.id);
+  return path.join(resolveModelsDir(modelsDir), spec.id);
 }
 
 /** Absolute path of one of a model's files. */
@@ -34,6 +39,9 @@ export function modelFilePath(spec: ModelSpec, file: ModelFile, modelsDir?: stri
 /** The command that puts a model's files in place. */
 export function fixHint(spec: ModelSpec, modelsDir?: string): string {
   if (spec.fixture) return 'rebuild the fixtures: npm run models:fixtures';
+  if (spec.bundled) {
+    return `restore the committed files (git checkout -- ${path.relative(process.cwd(), modelRoot(spec, modelsDir)) || '.'}) or retrain: see training/README.md`;
+  }
   if (spec.files.every((f) => f.url !== null)) {
     const unverified = spec.files.some((f) => f.sha256 === null) ? ' --accept-unverified' : '';
     return `download it: circumplex models pull ${spec.id}${unverified} (offline: put the files in ${modelRoot(spec, modelsDir)}/)`;

@@ -10,7 +10,7 @@
  */
 
 /** What a model is for. */
-export type ModelRole = 'speech' | 'text-classifier' | 'text-embed' | 'fusion' | 'asr';
+export type ModelRole = 'speech' | 'text-classifier' | 'text-embed' | 'text-regression' | 'fusion' | 'asr';
 
 /** A tensor in a model's signature. Dims: a number is fixed, a string is symbolic (dynamic). */
 export interface TensorSpec {
@@ -48,6 +48,14 @@ export interface AffectOutputMapping {
   readonly range: readonly [number, number];
   /** Output tensor holding a pooled embedding [batch, d], if any. */
   readonly embedding?: string;
+  /**
+   * Output tensor [batch, n] holding the model's own predictive standard deviation per dimension,
+   * in the same columns and units as `output` after mapping to [-1, 1] (trained models whose
+   * confidence is real uncertainty, e.g. the spread of an ensemble).
+   */
+  readonly sigma?: string;
+  /** Output tensor [batch, 1]: fraction of the window that is voiced speech, 0..1. */
+  readonly voiced?: string;
 }
 
 /** A model as data. */
@@ -57,6 +65,11 @@ export interface ModelSpec {
   readonly description: string;
   /** True for the small deterministic models the repo builds itself (resolved from models/fixtures/). */
   readonly fixture: boolean;
+  /**
+   * True for trained models committed to the repo in their own folder `models/<id>/` (model file,
+   * MODEL_CARD.md and model-card.json, rebuilt by a training recipe under training/).
+   */
+  readonly bundled?: boolean;
   /** Upstream page (model card). */
   readonly source: string;
   readonly license: string;

@@ -23,6 +23,17 @@ export interface SpeechAffectOutput extends ModalityEstimate {
   readonly dominance?: number;
   /** Pooled speech embedding, when the model returns one (used by the learned fusion). */
   readonly embedding?: Float32Array;
+  /** The model's own predictive standard deviation per dimension (in [-1, 1] units), when it reports one. */
+  readonly sigma?: AffectSigma;
+  /** Fraction of the window that is voiced speech (0..1), when the model reports it. */
+  readonly voiced?: number;
+}
+
+/** A predictive standard deviation per affect dimension, in the units of the [-1, 1] scale. */
+export interface AffectSigma {
+  readonly valence: number;
+  readonly arousal: number;
+  readonly dominance?: number;
 }
 
 /**
@@ -41,6 +52,10 @@ export interface TextAffectOutput extends ModalityEstimate {
   readonly embedding?: Float32Array;
   /** Label probabilities, for the classifier path. */
   readonly labels?: ReadonlyArray<{ readonly label: string; readonly score: number }>;
+  /** Dominance (submissive -1 .. dominant +1), when the model predicts it (role text-regression). */
+  readonly dominance?: number;
+  /** The model's own predictive standard deviation per dimension, when it reports one. */
+  readonly sigma?: AffectSigma;
 }
 
 /** A text affect model: a text window in, valence/arousal out. */

@@ -1,0 +1,1 @@
+"""Shared pieces of the training recipes: metrics and the model-card writer."""
