@@ -1,0 +1,537 @@
+/**
+ * Compute-once streaming for frame-level speech encoders (wav2vec 2.0 family), issue 14.
+ *
+ * The full-window path runs the whole encoder on every 1 s window, and at a 250 ms hop every
+ * sample goes through it four times. This adapter runs a model split into three ONNX graphs
+ * (written by `training/encoders/export_standins.py` next to the full `model.onnx`, under
+ * `<model folder>/streaming/`):
+ *
+ * - `frontend.onnx`  signal [b, samples] → features [b, frames, C]: the convolutional feature
+ *   encoder (stride 320 samples, receptive field 400);
+ * - `encoder.onnx`   features [b, frames, C] → frame_hidden [b, frames, D]: projection + transformer;
+ * - `head.onnx`      pooled [b, D] → logits [b, 3]: the regression head on the mean-pooled state.
+ *
+ * Per stream it keeps the last window and the conv frames (and, in `chunked` mode, the
+ * transformer's output frames) by absolute sample position, so the overlap of consecutive windows
+ * is not recomputed:
+ *
+ * - `frames`: the conv front end runs once per new hop of audio (per frame-grid phase: a 4000-sample
+ *   hop is 12.5 frames, so windows alternate between two grids and each grid's frames are computed
+ *   once), its frames are cached, and the transformer runs on the window's cached frames. Exact
+ *   (float tolerance) for layer-norm front ends on un-normalised input; a group-norm front end
+ *   (wav2vec2-base) normalises over the whole segment, so cached frames differ from the window's.
+ * - `chunked`: frames on one grid; per hop only the new frames go through the transformer, with
+ *   `leftContextFrames` cached frames of left context, and the window's state is the mean of the
+ *   cached output frames inside it. Approximate (each frame sees its left context and the hop, not
+ *   the whole window); the encoder's redundancy is (context + new) / new instead of window / hop.
+ *
+ * Stream positions come from the audio itself: a window continues the stream's previous window when
+ * its first samples equal the previous window's samples `k × hopSamples` later (k ≥ 0), so the cache
+ * is only ever reused for identical audio; anything else (a restart, a gap after dropped windows, a
+ * different length) starts the stream's cache afresh. With `zero-mean-unit-var` input
+ * normalisation, new audio is normalised with the current window's statistics and cached frames keep
+ * the statistics of the window that computed them (not exact; the bench measures the deviation).
+ *
+ * Caches are bounded (frames older than the current window, plus the left context, are evicted on
+ * every call) and freed by the stream's `close()`.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { AffectError } from '../src/errors.js';
+import { getLogger } from '../src/log.js';
+import { DynamicBatcher } from './batcher.js';
+import { assertDeviceAvailable, providersFor } from './device.js';
+import { modelRoot } from './files.js';
+import type { LoadModelOptions } from './load-options.js';
+import type { AffectOutputMapping, ModelSpec } from './manifest.js';
+import type { SpeechAffectModel, SpeechAffectOutput } from './ports.js';
+import { normalizeWindow, signalConfidence, toUnitRange } from './speech-onnx.js';
+import { OrtWorkerSession, type WireTensor } from './worker/host.js';
+
+/** Which compute-once strategy to run. */
+export type StreamingMode = 'frames' | 'chunked';
+
+/** Options of {@link StreamingSpeechModel}. */
+export interface StreamingSpeechOptions {
+  /** `frames` (conv cache, transformer per window; exact for layer-norm front ends) or `chunked` (transformer per hop with left context). Default `chunked`. */
+  mode: StreamingMode;
+  /** `chunked`: cached frames (20 ms each) of left context the new frames of a hop attend to. Default 6. */
+  leftContextFrames: number;
+  /** The pipeline's hop in samples (windows are matched to the previous one at multiples of it). Default 4000 (250 ms). */
+  hopSamples: number;
+}
+
+export const DEFAULT_STREAMING_SPEECH: StreamingSpeechOptions = { mode: 'chunked', leftContextFrames: 6, hopSamples: 4000 };
+
+/** `streaming/streaming.json`, written by the export script. */
+export interface StreamingGraphInfo {
+  readonly frameStrideSamples: number;
+  readonly receptiveFieldSamples: number;
+  /** `layer_norm` (frames mode exact) or `group_norm` (not exact). */
+  readonly frontEnd: string;
+  readonly featureDim: number;
+  readonly hiddenDim: number;
+}
+
+/** Work counters (for the redundancy factor and the tests). */
+export interface StreamingStats {
+  /** Windows served. */
+  windows: number;
+  /** New audio the windows brought, samples (a fresh window counts whole). */
+  advancedSamples: number;
+  /** Conv frames computed. */
+  frontendFrames: number;
+  /** Samples fed to the conv front end. */
+  frontendSamples: number;
+  /** Frames fed to the transformer (context included). */
+  encoderFrames: number;
+  /** Windows that could not reuse the stream's cache (fresh stream, restart, gap). */
+  cacheResets: number;
+}
+
+/** One stream's state. */
+interface StreamState {
+  readonly id: string;
+  prev: Float32Array | undefined;
+  /** Absolute end (exclusive) of `prev`, samples. */
+  endPos: number;
+  /** Conv features by absolute frame start sample. */
+  readonly feats: Map<number, Float32Array>;
+  /** chunked: transformer output frames by absolute frame start sample. */
+  readonly hidden: Map<number, Float32Array>;
+  /** chunked: next frame start (grid position) not yet through the transformer. */
+  nextPos: number;
+  closed: boolean;
+  tail: Promise<unknown>;
+}
+
+interface Job {
+  readonly state: StreamState;
+  readonly samples: Float32Array;
+  /** Stateless one-off window (the port's plain `infer`). */
+  readonly oneOff: boolean;
+}
+
+/** A per-stream handle with the same `infer` shape as the model port. */
+export interface StreamingSpeechStream {
+  readonly streamId: string;
+  readonly windowSamples: number | null;
+  infer(samples: Float32Array): Promise<SpeechAffectOutput>;
+  /** Frees the stream's cache. Idempotent. */
+  close(): void;
+}
+
+const GRAPHS = {
+  frontend: { file: 'frontend.onnx', inputs: ['signal'], outputs: ['features'] },
+  encoder: { file: 'encoder.onnx', inputs: ['features'], outputs: ['frame_hidden'] },
+  head: { file: 'head.onnx', inputs: ['pooled'], outputs: ['logits'] },
+} as const;
+
+/** Folder of a spec's split graphs. */
+export function streamingDir(spec: ModelSpec, modelsDir?: string): string {
+  return path.join(modelRoot(spec, modelsDir), 'streaming');
+}
+
+/** True when the split graphs for a spec are present. */
+export function hasStreamingGraphs(spec: ModelSpec, modelsDir?: string): boolean {
+  const dir = streamingDir(spec, modelsDir);
+  return ['streaming.json', ...Object.values(GRAPHS).map((g) => g.file)].every((f) => existsSync(path.join(dir, f)));
+}
+
+/** Reads and checks `streaming.json`. */
+export function readStreamingInfo(spec: ModelSpec, modelsDir?: string): StreamingGraphInfo {
+  const file = path.join(streamingDir(spec, modelsDir), 'streaming.json');
+  const hint = `export the split graphs: /usr/bin/python3 -m training.encoders.export_standins (stand-ins), or split your own export the same way (docs/bench.md "Compute-once streaming")`;
+  if (!existsSync(file)) throw new AffectError('AFFECT_ERR_MODEL_MISSING', `model ${spec.id}: ${file} not found (streaming needs the split graphs)`, { stage: spec.id, hint });
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new AffectError('AFFECT_ERR_MODEL_LOAD', `model ${spec.id}: ${file} is not JSON`, { stage: spec.id, hint, cause: err });
+  }
+  const r = raw as Record<string, unknown>;
+  for (const k of ['frameStrideSamples', 'receptiveFieldSamples', 'featureDim', 'hiddenDim'] as const) {
+    const v = r[k];
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) {
+      throw new AffectError('AFFECT_ERR_MODEL_LOAD', `model ${spec.id}: ${file}: ${k} must be a positive integer, got ${JSON.stringify(v)}`, { stage: spec.id, hint });
+    }
+  }
+  if (typeof r['frontEnd'] !== 'string') throw new AffectError('AFFECT_ERR_MODEL_LOAD', `model ${spec.id}: ${file}: frontEnd must be a string`, { stage: spec.id, hint });
+  return r as unknown as StreamingGraphInfo;
+}
+
+/** Validates streaming options (RangeError naming the option). */
+export function resolveStreamingOptions(opts: Partial<StreamingSpeechOptions> = {}): StreamingSpeechOptions {
+  const set = Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)) as Partial<StreamingSpeechOptions>;
+  const o = { ...DEFAULT_STREAMING_SPEECH, ...set };
+  if (o.mode !== 'frames' && o.mode !== 'chunked') throw new RangeError(`streaming speech: mode must be 'frames' or 'chunked', got ${String(o.mode)}`);
+  if (!Number.isInteger(o.leftContextFrames) || o.leftContextFrames < 0 || o.leftContextFrames > 500) {
+    throw new RangeError(`streaming speech: leftContextFrames must be an integer in [0, 500], got ${o.leftContextFrames}`);
+  }
+  if (!Number.isInteger(o.hopSamples) || o.hopSamples < 1) throw new RangeError(`streaming speech: hopSamples must be an integer >= 1, got ${o.hopSamples}`);
+  return o;
+}
+
+/** The shift d (k × hop, k ≥ 0) at which `next` continues `prev`, or -1. */
+export function findContinuation(prev: Float32Array, next: Float32Array, hopSamples: number): number {
+  const n = prev.length;
+  if (next.length !== n) return -1;
+  const candidates: number[] = [];
+  for (let d = hopSamples; d < n; d += hopSamples) candidates.push(d);
+  candidates.push(0);
+  for (const d of candidates) {
+    let ok = true;
+    for (let i = n - d - 1; i >= 0; i--) {
+      if (next[i] !== prev[i + d]) {
+        ok = false;
+        break;
+      }
+    }
+    if (ok) return d;
+  }
+  return -1;
+}
+
+function signatureError(spec: ModelSpec, file: string, names: { inputNames: readonly string[]; outputNames: readonly string[] }, want: { inputs: readonly string[]; outputs: readonly string[] }): AffectError {
+  return new AffectError(
+    'AFFECT_ERR_MODEL_SIGNATURE',
+    `model ${spec.id}: ${file} has inputs [${names.inputNames.join(', ')}] and outputs [${names.outputNames.join(', ')}]; streaming expects inputs [${want.inputs.join(', ')}] and outputs [${want.outputs.join(', ')}]`,
+    { stage: spec.id, hint: 're-export the split graphs (training/encoders/export_standins.py shows the names)' },
+  );
+}
+
+/** The compute-once streaming speech adapter; see the module comment. */
+export class StreamingSpeechModel implements SpeechAffectModel {
+  readonly id: string;
+  readonly provider: string;
+  readonly windowSamples: number | null;
+  readonly options: Readonly<StreamingSpeechOptions>;
+  readonly info: StreamingGraphInfo;
+  /** Batches windows of all streams (one batch in flight; each stage batched across its windows). */
+  readonly batcher: DynamicBatcher<Job, SpeechAffectOutput>;
+  readonly stats: StreamingStats = { windows: 0, advancedSamples: 0, frontendFrames: 0, frontendSamples: 0, encoderFrames: 0, cacheResets: 0 };
+  private readonly mapping: AffectOutputMapping;
+  private readonly streams = new Set<StreamState>();
+  private nextOneOff = 0;
+  private closing: Promise<void> | undefined;
+
+  private constructor(
+    private readonly spec: ModelSpec,
+    private readonly sessions: { frontend: OrtWorkerSession; encoder: OrtWorkerSession; head: OrtWorkerSession },
+    info: StreamingGraphInfo,
+    options: StreamingSpeechOptions,
+    opts: LoadModelOptions,
+  ) {
+    if (!spec.affect) throw new RangeError(`model ${spec.id}: speech spec needs an affect mapping`);
+    this.id = spec.id;
+    this.provider = sessions.encoder.provider;
+    this.windowSamples = spec.windowSamples ?? null;
+    this.mapping = spec.affect;
+    this.info = info;
+    this.options = options;
+    this.batcher = new DynamicBatcher((jobs) => this.runBatch(jobs), { maxBatch: opts.maxBatch, maxWaitMs: opts.maxWaitMs, maxQueue: opts.maxQueue, stage: `${spec.id} (streaming)` });
+  }
+
+  /** Opens the three split graphs of a speech spec (files under `<model folder>/streaming/`). */
+  static async load(spec: ModelSpec, opts: LoadModelOptions & { streaming?: Partial<StreamingSpeechOptions> } = {}): Promise<StreamingSpeechModel> {
+    if (spec.role !== 'speech') throw new RangeError(`model ${spec.id} has role ${spec.role}, not speech`);
+    const options = resolveStreamingOptions(opts.streaming);
+    const info = readStreamingInfo(spec, opts.modelsDir);
+    const device = opts.device ?? 'auto';
+    assertDeviceAvailable(device, spec.id);
+    const dir = streamingDir(spec, opts.modelsDir);
+    const opened: OrtWorkerSession[] = [];
+    try {
+      const open = async (g: (typeof GRAPHS)[keyof typeof GRAPHS]): Promise<OrtWorkerSession> => {
+        const file = path.join(dir, g.file);
+        if (!existsSync(file)) throw new AffectError('AFFECT_ERR_MODEL_MISSING', `model ${spec.id}: ${file} not found`, { stage: spec.id, hint: 're-export the split graphs (training/encoders/export_standins.py)' });
+        const s = await OrtWorkerSession.open(file, { providers: providersFor(device), intraOpThreads: opts.intraOpThreads ?? 0, stage: spec.id });
+        opened.push(s);
+        if (g.inputs.some((n) => !s.inputNames.includes(n)) || s.inputNames.length !== g.inputs.length || g.outputs.some((n) => !s.outputNames.includes(n))) {
+          throw signatureError(spec, file, s, g);
+        }
+        return s;
+      };
+      const frontend = await open(GRAPHS.frontend);
+      const encoder = await open(GRAPHS.encoder);
+      const head = await open(GRAPHS.head);
+      (opts.logger ?? getLogger()).info({ model: spec.id, provider: encoder.provider, mode: options.mode, frontEnd: info.frontEnd }, `model ${spec.id} streams (${options.mode}) on ${encoder.provider}`);
+      return new StreamingSpeechModel(spec, { frontend, encoder, head }, info, options, opts);
+    } catch (err) {
+      for (const s of opened) await s.close();
+      throw err;
+    }
+  }
+
+  /** Streams with a live cache. */
+  get openStreams(): number {
+    return this.streams.size;
+  }
+
+  /** Cached frames over all open streams (conv features + transformer outputs). */
+  get cachedFrames(): number {
+    let n = 0;
+    for (const s of this.streams) n += s.feats.size + s.hidden.size;
+    return n;
+  }
+
+  /** Bytes held by the caches of all open streams (frames + last windows). */
+  get cacheBytes(): number {
+    let b = 0;
+    for (const s of this.streams) b += 4 * (s.feats.size * this.info.featureDim + s.hidden.size * this.info.hiddenDim + (s.prev?.length ?? 0));
+    return b;
+  }
+
+  /** One window without stream context: computed whole (no cache), exact. */
+  infer(samples: Float32Array): Promise<SpeechAffectOutput> {
+    const state = this.newState(`one-off-${this.nextOneOff++}`);
+    return this.submit({ state, samples, oneOff: true });
+  }
+
+  /** A stream with its own frame cache; windows must come in stream order. */
+  forStream(streamId: string): StreamingSpeechStream {
+    const state = this.newState(streamId);
+    this.streams.add(state);
+    return {
+      streamId,
+      windowSamples: this.windowSamples,
+      infer: (samples) => {
+        if (state.closed) return Promise.reject(new AffectError('AFFECT_ERR_INFERENCE', `${this.id}: stream ${streamId} is closed`, { recoverable: false, stage: this.id }));
+        // One window of a stream at a time, in order: each window builds on the cache the previous one left.
+        const p = state.tail.then(() => this.submit({ state, samples, oneOff: false }));
+        state.tail = p.catch(() => undefined);
+        return p;
+      },
+      close: () => {
+        if (state.closed) return;
+        state.closed = true;
+        this.streams.delete(state);
+        state.feats.clear();
+        state.hidden.clear();
+        state.prev = undefined;
+      },
+    };
+  }
+
+  private newState(id: string): StreamState {
+    return { id, prev: undefined, endPos: 0, feats: new Map(), hidden: new Map(), nextPos: 0, closed: false, tail: Promise.resolve() };
+  }
+
+  private submit(job: Job): Promise<SpeechAffectOutput> {
+    const rf = this.info.receptiveFieldSamples;
+    if (job.samples.length < rf) {
+      return Promise.reject(new AffectError('AFFECT_ERR_INPUT', `${this.id}: window of ${job.samples.length} samples is shorter than one frame (${rf} samples)`, { recoverable: true, stage: this.id }));
+    }
+    return this.batcher.submit(job);
+  }
+
+  /** Runs a batch of windows: front end, transformer and head, each batched across the windows. */
+  async runBatch(jobs: readonly Job[]): Promise<SpeechAffectOutput[]> {
+    const { frameStrideSamples: stride, receptiveFieldSamples: rf, featureDim: C, hiddenDim: D } = this.info;
+    const chunked = this.options.mode === 'chunked';
+    const ctx = this.options.leftContextFrames;
+
+    // 1. Place each window in its stream, normalise it, and list the conv frames it still needs.
+    const plans = jobs.map((job) => {
+      const st = job.state;
+      const W = job.samples;
+      const n = W.length;
+      let start: number;
+      const d = st.prev ? findContinuation(st.prev, W, this.options.hopSamples) : -1;
+      if (d >= 0) {
+        start = st.endPos - n + d;
+        this.stats.advancedSamples += d;
+      } else {
+        // Fresh stream, restart or gap: nothing cached applies. Positions move on so no old key matches.
+        if (st.prev) this.stats.cacheResets++;
+        else if (!job.oneOff) this.stats.cacheResets++;
+        st.feats.clear();
+        st.hidden.clear();
+        start = st.endPos + (st.prev ? rf + stride : 0);
+        start = Math.ceil(start / stride) * stride; // fresh windows start on the chunked grid
+        st.nextPos = start;
+        this.stats.advancedSamples += n;
+      }
+      const x = new Float32Array(n);
+      for (let i = 0; i < n; i++) {
+        const s = W[i] ?? 0;
+        x[i] = Number.isFinite(s) ? s : 0;
+      }
+      if (this.spec.inputNormalization === 'zero-mean-unit-var') normalizeWindow(x);
+      // Frame positions the window uses: its own grid (frames), or the global grid (chunked).
+      const first = chunked ? Math.ceil(start / stride) * stride : start;
+      const positions: number[] = [];
+      for (let p = first; p + rf <= start + n; p += stride) positions.push(p);
+      let need: number[];
+      if (chunked) {
+        const from = Math.max(st.nextPos, first);
+        need = positions.filter((p) => p >= from && !st.feats.has(p));
+      } else need = positions.filter((p) => !st.feats.has(p));
+      // Contiguous runs of missing frames → one conv segment each.
+      const segs: Array<{ pos: number[]; data: Float32Array }> = [];
+      let run: number[] = [];
+      const flush = (): void => {
+        if (run.length === 0) return;
+        const a = (run[0] as number) - start;
+        const b = (run[run.length - 1] as number) - start + rf;
+        segs.push({ pos: run, data: x.slice(a, b) });
+        run = [];
+      };
+      for (const p of need) {
+        if (run.length && p !== (run[run.length - 1] as number) + stride) flush();
+        run.push(p);
+      }
+      flush();
+      return { job, st, start, n, positions, segs, newFrames: chunked ? need : [] };
+    });
+
+    // 2. Conv front end, batched over segments of equal length.
+    const segGroups = new Map<number, Array<{ pos: number[]; data: Float32Array; st: StreamState }>>();
+    for (const pl of plans) for (const s of pl.segs) {
+      const g = segGroups.get(s.data.length);
+      if (g) g.push({ ...s, st: pl.st });
+      else segGroups.set(s.data.length, [{ ...s, st: pl.st }]);
+    }
+    for (const [len, group] of segGroups) {
+      const batch = new Float32Array(group.length * len);
+      group.forEach((s, i) => batch.set(s.data, i * len));
+      const res = await this.sessions.frontend.run({ signal: { type: 'float32', data: batch, dims: [group.length, len] } });
+      const t = this.output(res, 'features');
+      const frames = t.dims[1] ?? 0;
+      if ((t.dims[2] ?? 0) !== C) throw this.shapeError('features', t.dims, `[b, frames, ${C}]`);
+      group.forEach((s, i) => {
+        if (frames !== s.pos.length) throw this.shapeError('features', t.dims, `[b, ${s.pos.length}, ${C}]`);
+        s.pos.forEach((p, j) => s.st.feats.set(p, (t.data as Float32Array).slice((i * frames + j) * C, (i * frames + j + 1) * C)));
+      });
+      this.stats.frontendFrames += group.length * frames;
+      this.stats.frontendSamples += group.length * len;
+    }
+
+    // 3. Transformer: the window's frames (frames mode) or context + new frames (chunked).
+    const encJobs: Array<{ pl: (typeof plans)[number]; rows: number[]; keep: number }> = [];
+    for (const pl of plans) {
+      if (!chunked) encJobs.push({ pl, rows: pl.positions, keep: pl.positions.length });
+      else if (pl.newFrames.length) {
+        const firstNew = pl.newFrames[0] as number;
+        const rows: number[] = [];
+        for (let p = firstNew - ctx * stride; p < firstNew; p += stride) if (pl.st.feats.has(p)) rows.push(p);
+        encJobs.push({ pl, rows: [...rows, ...pl.newFrames], keep: pl.newFrames.length });
+      }
+    }
+    const pooledOf = new Map<Job, Float32Array>();
+    const encGroups = new Map<number, typeof encJobs>();
+    for (const e of encJobs) {
+      const g = encGroups.get(e.rows.length);
+      if (g) g.push(e);
+      else encGroups.set(e.rows.length, [e]);
+    }
+    for (const [T, group] of encGroups) {
+      const batch = new Float32Array(group.length * T * C);
+      group.forEach((e, i) => e.rows.forEach((p, j) => batch.set(e.pl.st.feats.get(p) as Float32Array, (i * T + j) * C)));
+      const res = await this.sessions.encoder.run({ features: { type: 'float32', data: batch, dims: [group.length, T, C] } });
+      const h = this.output(res, 'frame_hidden');
+      if ((h.dims[1] ?? 0) !== T || (h.dims[2] ?? 0) !== D) throw this.shapeError('frame_hidden', h.dims, `[b, ${T}, ${D}]`);
+      const hd = h.data as Float32Array;
+      group.forEach((e, i) => {
+        if (!chunked) {
+          const pooled = new Float32Array(D);
+          for (let j = 0; j < T; j++) for (let k = 0; k < D; k++) pooled[k] = (pooled[k] as number) + (hd[(i * T + j) * D + k] as number);
+          for (let k = 0; k < D; k++) pooled[k] = (pooled[k] as number) / T;
+          pooledOf.set(e.pl.job, pooled);
+        } else {
+          for (let j = T - e.keep; j < T; j++) e.pl.st.hidden.set(e.rows[j] as number, hd.slice((i * T + j) * D, (i * T + j + 1) * D));
+          e.pl.st.nextPos = (e.rows[T - 1] as number) + stride;
+        }
+      });
+      this.stats.encoderFrames += group.length * T;
+    }
+    if (chunked) {
+      for (const pl of plans) {
+        const pooled = new Float32Array(D);
+        let m = 0;
+        for (const p of pl.positions) {
+          const h = pl.st.hidden.get(p);
+          if (!h) continue;
+          for (let k = 0; k < D; k++) pooled[k] = (pooled[k] as number) + (h[k] as number);
+          m++;
+        }
+        if (m === 0) throw new AffectError('AFFECT_ERR_INFERENCE', `${this.id}: no encoded frames cover this window`, { recoverable: true, stage: this.id });
+        for (let k = 0; k < D; k++) pooled[k] = (pooled[k] as number) / m;
+        pooledOf.set(pl.job, pooled);
+      }
+    }
+
+    // 4. Head on the pooled states, one batch.
+    const B = plans.length;
+    const pooledBatch = new Float32Array(B * D);
+    plans.forEach((pl, i) => pooledBatch.set(pooledOf.get(pl.job) as Float32Array, i * D));
+    const res = await this.sessions.head.run({ pooled: { type: 'float32', data: pooledBatch, dims: [B, D] } });
+    const logits = this.output(res, 'logits');
+
+    // 5. Bookkeeping: remember the window, evict frames no later window can use.
+    const out = plans.map((pl, i) => {
+      const st = pl.st;
+      st.prev = pl.job.samples.slice();
+      st.endPos = pl.start + pl.n;
+      const keepFeatsFrom = pl.start - (chunked ? ctx * stride : 0);
+      for (const p of st.feats.keys()) if (p < keepFeatsFrom) st.feats.delete(p);
+      for (const p of st.hidden.keys()) if (p < pl.start) st.hidden.delete(p);
+      this.stats.windows++;
+      return this.decode(logits, i, pooledOf.get(pl.job) as Float32Array, pl.job.samples);
+    });
+    return out;
+  }
+
+  private output(res: Record<string, WireTensor>, name: string): WireTensor {
+    const t = res[name];
+    if (!t) throw new AffectError('AFFECT_ERR_INFERENCE', `${this.id}: output ${name} missing`, { recoverable: true, stage: this.id });
+    return t;
+  }
+
+  private shapeError(name: string, dims: readonly number[], want: string): AffectError {
+    return new AffectError('AFFECT_ERR_MODEL_SIGNATURE', `${this.id}: streaming output ${name} has shape [${dims.join(', ')}], expected ${want}`, {
+      stage: this.id,
+      hint: 'streaming.json does not describe these graphs; re-export them together',
+    });
+  }
+
+  private decode(t: WireTensor, row: number, pooled: Float32Array, window: Float32Array): SpeechAffectOutput {
+    const m = this.mapping;
+    const width = t.dims[t.dims.length - 1] ?? 0;
+    const get = (col: number): number => Number((t.data as Float32Array)[row * width + col]);
+    const arousal = toUnitRange(get(m.arousal), m.range);
+    const valence = toUnitRange(get(m.valence), m.range);
+    const dominance = m.dominance === undefined ? undefined : toUnitRange(get(m.dominance), m.range);
+    if (!Number.isFinite(arousal) || !Number.isFinite(valence) || (dominance !== undefined && !Number.isFinite(dominance))) {
+      throw new AffectError('AFFECT_ERR_INFERENCE', `${this.id}: model returned a non-finite value`, { recoverable: true, stage: this.id });
+    }
+    return {
+      valence,
+      arousal,
+      confidence: signalConfidence(window),
+      ...(dominance === undefined ? {} : { dominance }),
+      ...(m.embedding ? { embedding: pooled } : {}),
+    };
+  }
+
+  /** Rejects waiting windows, frees every stream's cache and releases the three sessions. Idempotent. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      this.batcher.close();
+      for (const s of this.streams) {
+        s.closed = true;
+        s.feats.clear();
+        s.hidden.clear();
+        s.prev = undefined;
+      }
+      this.streams.clear();
+      await Promise.all([this.sessions.frontend.close(), this.sessions.encoder.close(), this.sessions.head.close()]);
+    })();
+    return this.closing;
+  }
+}
+
+/** Loads a speech spec's split graphs for compute-once streaming. */
+export async function loadStreamingSpeechModel(spec: ModelSpec, opts: LoadModelOptions & { streaming?: Partial<StreamingSpeechOptions> } = {}): Promise<StreamingSpeechModel> {
+  return StreamingSpeechModel.load(spec, opts);
+}
