@@ -1,5 +1,5 @@
 /**
- * A speech affect model (wav2vec 2.0 family, or the fixture) behind the SpeechAffectModel port:
+ * A speech affect model (the trained speech-va, wav2vec 2.0 family, or the fixture) behind the SpeechAffectModel port:
  * an ONNX session in a worker thread, fed by the cross-stream dynamic batcher.
  */
 import { AffectError } from '../src/errors.js';
@@ -7,11 +7,11 @@ import { DynamicBatcher } from './batcher.js';
 import type { LoadModelOptions } from './load-options.js';
 import type { AffectOutputMapping, ModelSpec } from './manifest.js';
 import { openOnnxModel } from './onnx-session.js';
-import type { SpeechAffectModel, SpeechAffectOutput } from './ports.js';
+import type { AffectSigma, SpeechAffectModel, SpeechAffectOutput } from './ports.js';
 import type { OrtWorkerSession, WireTensor } from './worker/host.js';
 
 /**
- * Speech models give no uncertainty of their own, so confidence says how much voice-level signal
+ * For speech models that give no uncertainty of their own (no `sigma` in the mapping), confidence says how much voice-level signal
  * the window holds: 0 at or below −50 dBFS RMS (silence, room noise), 1 at −20 dBFS and above
  * (ordinary speech), linear in dB between. Late fusion then trusts text over a silent window.
  */
@@ -55,6 +55,93 @@ export function normalizeWindow(x: Float32Array): void {
   for (let i = 0; i < x.length; i++) v += ((x[i] ?? 0) - mean) ** 2;
   const sd = Math.sqrt(v / Math.max(1, x.length) + 1e-7);
   for (let i = 0; i < x.length; i++) x[i] = ((x[i] ?? 0) - mean) / sd;
+}
+
+/**
+ * The prior spread of affect on the [-1, 1] scale: a model reporting this sigma knows no more than
+ * "somewhere in the middle of the circumplex" and gets confidence 0.5 (precision 1 in late fusion).
+ */
+export const SIGMA_PRIOR = 0.5;
+
+/** Voiced fraction from which a window counts as fully voiced speech for confidence. */
+export const VOICED_FULL = 0.3;
+
+/**
+ * Confidence from a model's own uncertainty: c = s0^2 / (s0^2 + mean sigma^2) with s0 = SIGMA_PRIOR,
+ * so late fusion's precision c / (1 - c) is (s0 / sigma)^2, the Gaussian precision relative to the
+ * prior; scaled down linearly when less than VOICED_FULL of the window is voiced (0 when nothing is:
+ * silence or noise carries no affect, however sure the model sounds).
+ */
+export function sigmaConfidence(sigma: AffectSigma, voiced?: number): number {
+  const dims = [sigma.valence, sigma.arousal, ...(sigma.dominance === undefined ? [] : [sigma.dominance])];
+  const meanVar = dims.reduce((a, s) => a + s * s, 0) / dims.length;
+  const c = (SIGMA_PRIOR * SIGMA_PRIOR) / (SIGMA_PRIOR * SIGMA_PRIOR + meanVar);
+  const gate = voiced === undefined ? 1 : Math.min(1, Math.max(0, voiced / VOICED_FULL));
+  return c * gate;
+}
+
+/**
+ * Decodes one batch row of a speech model's outputs through its affect mapping: valence/arousal
+ * (/dominance) mapped to [-1, 1], and when the mapping names them, sigma (already in [-1, 1] units)
+ * and the voiced fraction. Confidence is sigmaConfidence when the model reports sigma, else the
+ * window's signalConfidence. Missing tensors and non-finite values are AFFECT_ERR_INFERENCE.
+ */
+export function decodeSpeechRow(
+  id: string,
+  m: AffectOutputMapping,
+  res: Record<string, WireTensor>,
+  row: number,
+  window: Float32Array,
+): SpeechAffectOutput {
+  const fail = (msg: string): AffectError => new AffectError('AFFECT_ERR_INFERENCE', `${id}: ${msg}`, { recoverable: true, stage: id });
+  const column = (name: string): ((col: number) => number) => {
+    const t = res[name];
+    if (!t) throw fail(`output ${name} missing`);
+    const width = t.dims[t.dims.length - 1] ?? 0;
+    return (col: number) => {
+      if (col >= width) throw fail(`output ${name} has ${width} columns, the mapping needs column ${col}`);
+      return Number((t.data as Float32Array)[row * width + col]);
+    };
+  };
+  const get = column(m.output);
+  const arousal = toUnitRange(get(m.arousal), m.range);
+  const valence = toUnitRange(get(m.valence), m.range);
+  const dominance = m.dominance === undefined ? undefined : toUnitRange(get(m.dominance), m.range);
+  if (!Number.isFinite(arousal) || !Number.isFinite(valence) || (dominance !== undefined && !Number.isFinite(dominance))) {
+    throw fail('model returned a non-finite value');
+  }
+  let sigma: AffectSigma | undefined;
+  if (m.sigma) {
+    const s = column(m.sigma);
+    const sv = s(m.valence);
+    const sa = s(m.arousal);
+    const sd = m.dominance === undefined ? undefined : s(m.dominance);
+    for (const x of [sv, sa, ...(sd === undefined ? [] : [sd])]) {
+      if (!Number.isFinite(x) || x < 0) throw fail(`output ${m.sigma} holds ${x}, not a standard deviation`);
+    }
+    sigma = { valence: sv, arousal: sa, ...(sd === undefined ? {} : { dominance: sd }) };
+  }
+  let voiced: number | undefined;
+  if (m.voiced) {
+    const v = column(m.voiced)(0);
+    if (!Number.isFinite(v)) throw fail(`output ${m.voiced} holds ${v}, not a voiced fraction`);
+    voiced = Math.min(1, Math.max(0, v));
+  }
+  let embedding: Float32Array | undefined;
+  const e = m.embedding ? res[m.embedding] : undefined;
+  if (e) {
+    const d = e.dims[e.dims.length - 1] ?? 0;
+    embedding = (e.data as Float32Array).slice(row * d, (row + 1) * d);
+  }
+  return {
+    valence,
+    arousal,
+    confidence: sigma ? sigmaConfidence(sigma, voiced) : signalConfidence(window),
+    ...(dominance === undefined ? {} : { dominance }),
+    ...(embedding ? { embedding } : {}),
+    ...(sigma ? { sigma } : {}),
+    ...(voiced === undefined ? {} : { voiced }),
+  };
 }
 
 /** The ONNX speech adapter. */
@@ -132,30 +219,7 @@ export class OnnxSpeechModel implements SpeechAffectModel {
   }
 
   private decode(res: Record<string, WireTensor>, row: number, window: Float32Array): SpeechAffectOutput {
-    const m = this.mapping;
-    const t = res[m.output];
-    if (!t) throw new AffectError('AFFECT_ERR_INFERENCE', `${this.id}: output ${m.output} missing`, { recoverable: true, stage: this.id });
-    const width = t.dims[t.dims.length - 1] ?? 0;
-    const get = (col: number): number => Number((t.data as Float32Array)[row * width + col]);
-    const arousal = toUnitRange(get(m.arousal), m.range);
-    const valence = toUnitRange(get(m.valence), m.range);
-    const dominance = m.dominance === undefined ? undefined : toUnitRange(get(m.dominance), m.range);
-    if (!Number.isFinite(arousal) || !Number.isFinite(valence) || (dominance !== undefined && !Number.isFinite(dominance))) {
-      throw new AffectError('AFFECT_ERR_INFERENCE', `${this.id}: model returned a non-finite value`, { recoverable: true, stage: this.id });
-    }
-    let embedding: Float32Array | undefined;
-    const e = m.embedding ? res[m.embedding] : undefined;
-    if (e) {
-      const d = e.dims[e.dims.length - 1] ?? 0;
-      embedding = (e.data as Float32Array).slice(row * d, (row + 1) * d);
-    }
-    return {
-      valence,
-      arousal,
-      confidence: signalConfidence(window),
-      ...(dominance === undefined ? {} : { dominance }),
-      ...(embedding ? { embedding } : {}),
-    };
+    return decodeSpeechRow(this.id, this.mapping, res, row, window);
   }
 
   /** Rejects waiting windows, releases the session and stops the worker. Idempotent. */
