@@ -11,7 +11,11 @@
  */
 import { z } from 'zod';
 
-export const PROTOCOL_VERSION = '1.0.0';
+/**
+ * 1.1.0 (additive): `affect` frames and their `speech`/`text` parts may carry `dominance`
+ * (submissive -1 .. dominant +1) when a model supplies it; clients must tolerate its absence.
+ */
+export const PROTOCOL_VERSION = '1.1.0';
 export const SUBPROTOCOL = 'circumplex.v1';
 export const STREAM_PATH = '/v1/stream';
 export const INGEST_PATH = '/v1/ingest';
@@ -40,8 +44,8 @@ const finite = z.number().refine(Number.isFinite, 'must be a finite number');
 const unit = finite.refine((v) => v >= -1 && v <= 1, 'must be in [-1, 1]');
 const prob = finite.refine((v) => v >= 0 && v <= 1, 'must be in [0, 1]');
 
-/** One modality's contribution. */
-export const ModalitySchema = z.object({ valence: unit, arousal: unit, confidence: prob });
+/** One modality's contribution; `dominance` only when that modality's model predicts it (since 1.1.0). */
+export const ModalitySchema = z.object({ valence: unit, arousal: unit, confidence: prob, dominance: unit.optional() });
 export type ModalityMessage = z.infer<typeof ModalitySchema>;
 
 /** Facts about a stream, sent in `hello` and `stream` messages. */
@@ -73,6 +77,11 @@ export const AffectMessage = z.object({
   valence: unit,
   arousal: unit,
   confidence: prob,
+  /**
+   * Submissive (-1) to dominant (+1), smoothed like valence and arousal; present only when a model
+   * of this frame supplies it (e.g. a text regression model), absent otherwise (since 1.1.0).
+   */
+  dominance: unit.optional(),
   /** Nearest of Russell's (1980) 28 terms, or 'neutral' when intensity < 0.1 (no meaningful direction). */
   label: z.string(),
   intensity: prob,

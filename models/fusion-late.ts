@@ -5,6 +5,9 @@
  * precision the sum, turned back into a confidence p / (1 + p) — the Gaussian product rule under
  * independent errors. A missing modality (or one with a non-finite value) contributes nothing;
  * with none, the result is the centre with confidence 0. Never NaN.
+ *
+ * Dominance is fused the same way over the modalities that supply it (e.g. only text): the result
+ * has `dominance` only when at least one usable modality had a finite one.
  */
 import type { ModalityEstimate } from '../streams/types.js';
 import type { FusionInput, FusionModel } from './ports.js';
@@ -36,15 +39,23 @@ export function lateFuse(estimates: ReadonlyArray<ModalityEstimate | undefined>)
   let pSum = 0;
   let v = 0;
   let a = 0;
+  // Dominance has its own precision sum: only the modalities that predict it take part.
+  let pDom = 0;
+  let d = 0;
   for (const e of estimates) {
     if (!usable(e)) continue;
     const p = confidenceToPrecision(e.confidence);
     pSum += p;
     v += p * clamp(e.valence, -1, 1);
     a += p * clamp(e.arousal, -1, 1);
+    if (e.dominance !== undefined && Number.isFinite(e.dominance)) {
+      pDom += p;
+      d += p * clamp(e.dominance, -1, 1);
+    }
   }
   if (pSum <= 0) return { valence: 0, arousal: 0, confidence: 0 };
-  return { valence: v / pSum, arousal: a / pSum, confidence: precisionToConfidence(pSum) };
+  const fused = { valence: v / pSum, arousal: a / pSum, confidence: precisionToConfidence(pSum) };
+  return pDom > 0 ? { ...fused, dominance: d / pDom } : fused;
 }
 
 /** {@link lateFuse} behind the FusionModel port (id `late`). */

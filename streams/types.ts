@@ -47,6 +47,11 @@ export interface ModalityEstimate {
   readonly arousal: number;
   /** How much to trust the estimate, 0..1 (0: no information). */
   readonly confidence: number;
+  /**
+   * Submissive (-1) to dominant (+1), present only when a model supplies it (e.g. a text
+   * regression model, or a speech model with a dominance output). Absent means unknown, not 0.
+   */
+  readonly dominance?: number;
 }
 
 /** A raw (unsmoothed) fused estimate for one window. */

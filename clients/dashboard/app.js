@@ -304,6 +304,10 @@ function redraw() {
   $('intensity-value').textContent = (last ? last.intensity : 0).toFixed(2);
   $('valence-value').textContent = fmt(last ? last.valence : 0);
   $('arousal-value').textContent = fmt(last ? last.arousal : 0);
+  // Dominance is optional (protocol 1.1.0): only frames whose models predict it carry it.
+  const hasDominance = !!last && Number.isFinite(last.dominance);
+  $('dominance-value').textContent = hasDominance ? fmt(last.dominance) : '—';
+  $('dominance-value').dataset.present = String(hasDominance);
   $('confidence-value').textContent = (last ? last.confidence : 0).toFixed(2);
   $('time-value').textContent = `${((last ? last.tMs : 0) / 1000).toFixed(1)} s`;
   // Transcript: the last few finals and the running partial.
@@ -328,6 +332,10 @@ function redraw() {
   const recent = pts.filter((p) => p.tMs / 1000 >= tStart);
   seriesChart.data.datasets[0].data = recent.map((p) => ({ x: p.tMs / 1000, y: p.valence }));
   seriesChart.data.datasets[1].data = recent.map((p) => ({ x: p.tMs / 1000, y: p.arousal }));
+  // Frames without dominance are gaps in its line (null), never a fake 0; no dominance at all hides it.
+  const anyDominance = recent.some((p) => Number.isFinite(p.dominance));
+  seriesChart.data.datasets[2].data = anyDominance ? recent.map((p) => ({ x: p.tMs / 1000, y: Number.isFinite(p.dominance) ? p.dominance : null })) : [];
+  seriesChart.data.datasets[2].hidden = !anyDominance;
   seriesChart.options.scales.x.min = tStart;
   seriesChart.options.scales.x.max = Math.max(tStart + 5, tEnd);
   seriesChart.update('none');
@@ -478,6 +486,7 @@ function makeCharts() {
       datasets: [
         { label: 'valence', data: [], borderColor: cssVar('--valence'), borderWidth: 3, pointRadius: 0, tension: 0.2 },
         { label: 'arousal', data: [], borderColor: cssVar('--arousal'), borderWidth: 3, pointRadius: 0, tension: 0.2 },
+        { label: 'dominance', data: [], borderColor: cssVar('--dominance'), borderWidth: 2, borderDash: [6, 4], pointRadius: 0, tension: 0.2, spanGaps: false, hidden: true },
       ],
     },
     options: {
@@ -486,7 +495,8 @@ function makeCharts() {
       animation: false,
       parsing: false,
       normalized: true,
-      plugins: { legend: { labels: { boxWidth: 14, font: { size: fontPx(0.8) } } }, tooltip: { enabled: false } },
+      // The dominance entry is listed only while the stream has dominance to show.
+      plugins: { legend: { labels: { boxWidth: 14, font: { size: fontPx(0.8) }, filter: (item, data) => item.datasetIndex !== 2 || !data.datasets[2].hidden } }, tooltip: { enabled: false } },
       scales: {
         x: { type: 'linear', min: 0, max: SERIES_SECONDS, title: { display: true, text: 'audio time (s)' }, grid, ticks: { font: { size: fontPx(0.7) } } },
         y: { min: -1, max: 1, grid, ticks: { stepSize: 0.5, font: { size: fontPx(0.7) } } },
@@ -573,6 +583,10 @@ window.circumplex = {
   },
   streams() {
     return [...streams.values()].map((s) => ({ id: s.id, lastSeq: s.lastSeq, points: s.points.length, lines: s.lines.length, state: s.status?.state ?? s.info?.state ?? null, error: s.error }));
+  },
+  /** Points of the dominance line in the time series (frames with dominance in the visible range). */
+  dominancePoints() {
+    return seriesChart ? seriesChart.data.datasets[2].data.filter((p) => p.y !== null).length : 0;
   },
   /** Pixel position of the live point on the circumplex canvas, or null. */
   pointPixel() {

@@ -39,7 +39,8 @@ const sign = (v: number): string => `${v < 0 ? '-' : '+'}${Math.abs(v).toFixed(2
 
 /**
  * One compact line for a frame, e.g.
- * `mic #12 3.00s  content      v +0.42  a -0.10  i 0.43  c 0.80  speech+text`.
+ * `mic #12 3.00s  content      v +0.42  a -0.10  d +0.15  i 0.43  c 0.80  speech+text`
+ * (`d` only when the frame carries dominance).
  */
 export function formatFrame(m: StreamEventMessage): string {
   const head = `${m.streamId} #${m.seq} ${(m.tMs / 1000).toFixed(2)}s`;
@@ -48,7 +49,8 @@ export function formatFrame(m: StreamEventMessage): string {
       const extra = [m.modalities.join('+')];
       if (m.droppedWindows > 0) extra.push(`dropped ${m.droppedWindows}`);
       if (m.coalesced) extra.push(`coalesced ${m.coalesced}`);
-      return `${head}  ${m.label.padEnd(11)} v ${sign(m.valence)}  a ${sign(m.arousal)}  i ${m.intensity.toFixed(2)}  c ${m.confidence.toFixed(2)}  ${extra.join('  ')}`;
+      const dominance = m.dominance === undefined ? '' : `  d ${sign(m.dominance)}`;
+      return `${head}  ${m.label.padEnd(11)} v ${sign(m.valence)}  a ${sign(m.arousal)}${dominance}  i ${m.intensity.toFixed(2)}  c ${m.confidence.toFixed(2)}  ${extra.join('  ')}`;
     }
     case 'transcript':
       return m.final ? `${head}  "${m.text}"` : `${head}  … ${m.text}`;

@@ -282,13 +282,15 @@ export function toWire(streamId: string, seq: number, event: PipelineEvent): Str
   switch (event.kind) {
     case 'affect': {
       const p = event.point;
-      const modality = (m: { valence: number; arousal: number; confidence: number } | undefined, name: string) =>
+      const modality = (m: { valence: number; arousal: number; confidence: number; dominance?: number } | undefined, name: string) =>
         m === undefined
           ? undefined
           : {
               valence: checkUnit(`${name}.valence`, m.valence, -1, 1, streamId),
               arousal: checkUnit(`${name}.arousal`, m.arousal, -1, 1, streamId),
               confidence: checkUnit(`${name}.confidence`, m.confidence, 0, 1, streamId),
+              // Optional since protocol 1.1.0: only when the modality's model supplies it.
+              ...(m.dominance !== undefined ? { dominance: checkUnit(`${name}.dominance`, m.dominance, -1, 1, streamId) } : {}),
             };
       const speech = modality(p.speech, 'speech');
       const text = modality(p.text, 'text');
@@ -304,6 +306,7 @@ export function toWire(streamId: string, seq: number, event: PipelineEvent): Str
         valence: checkUnit('valence', p.valence, -1, 1, streamId),
         arousal: checkUnit('arousal', p.arousal, -1, 1, streamId),
         confidence: checkUnit('confidence', p.confidence, 0, 1, streamId),
+        ...(p.dominance !== undefined ? { dominance: checkUnit('dominance', p.dominance, -1, 1, streamId) } : {}),
         label: p.label,
         intensity: checkUnit('intensity', p.intensity, 0, 1, streamId),
         angleDeg: angle,

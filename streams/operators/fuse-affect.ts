@@ -41,9 +41,10 @@ export interface FuseAffectOptions {
 
 export const DEFAULT_FUSE_AFFECT: FuseAffectOptions = { textMaxAgeMs: 8000, maxTextBuffer: 64, maxBacklog: 16, waitForText: false, textWaitMaxMs: 5000 };
 
-/** Just the three numbers of a modality (drops embeddings and label lists). */
+/** Just the numbers of a modality: valence, arousal, confidence and dominance when finite (drops embeddings, label lists, sigma). */
 export function modalityOf(e: ModalityEstimate): ModalityEstimate {
-  return { valence: e.valence, arousal: e.arousal, confidence: e.confidence };
+  const m = { valence: e.valence, arousal: e.arousal, confidence: e.confidence };
+  return e.dominance !== undefined && Number.isFinite(e.dominance) ? { ...m, dominance: Math.max(-1, Math.min(1, e.dominance)) } : m;
 }
 
 /** Picks the newest text estimate with `tMs <= atMs` and `atMs - tMs <= maxAgeMs`; `sorted` is by tMs ascending. */
@@ -143,6 +144,8 @@ export function fuseAffect(fusion: Fuser, opts: Partial<FuseAffectOptions> = {})
               valence: result.valence,
               arousal: result.arousal,
               confidence: result.confidence,
+              // Only when the fusion model supplies it (late fusion does when a modality has it; learned fusion does not).
+              ...(result.dominance !== undefined && Number.isFinite(result.dominance) ? { dominance: result.dominance } : {}),
               speech: modalityOf(s.speech),
               ...(text ? { text: modalityOf(text) } : {}),
               droppedWindows: s.droppedWindows + dropsBefore,

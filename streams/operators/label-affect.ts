@@ -28,6 +28,7 @@ export function labelAffect(opts: Partial<LabelAffectOptions> = {}): OperatorFun
       valence: e.valence,
       arousal: e.arousal,
       confidence: e.confidence,
+      ...(e.dominance !== undefined ? { dominance: e.dominance } : {}),
       label: pos.label,
       intensity: pos.intensity,
       angleDeg: pos.angleDeg,

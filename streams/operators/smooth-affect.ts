@@ -2,6 +2,10 @@
  * Smoothing stage: runs a filter (EMA, One-Euro or Kalman; see streams/smoothing.ts) over the
  * fused estimates in audio time. Non-finite estimates are dropped and counted into the next
  * frame's droppedWindows, so no NaN ever reaches a subscriber.
+ *
+ * Dominance, when an estimate has it, is smoothed by a second filter of the same kind and time
+ * constants, updated only by the estimates that carry it (its own audio-time steps); a frame whose
+ * estimate has no (finite) dominance has none either.
  */
 import { Observable, type OperatorFunction } from 'rxjs';
 import type { AffectEstimate } from '../types.js';
@@ -26,6 +30,8 @@ export function smoothAffect(opts: Partial<SmoothAffectOptions> = {}): OperatorF
     new Observable<AffectEstimate>((sub) => {
       // One filter per subscription (per stream).
       const filter = createFilter(o);
+      // Dominance rides on the valence axis of its own filter (every filter treats the axes independently).
+      const dominanceFilter = createFilter(o);
       let invalid = 0;
       let lastT = -Infinity;
       return source.subscribe({
@@ -37,12 +43,19 @@ export function smoothAffect(opts: Partial<SmoothAffectOptions> = {}): OperatorF
             return;
           }
           lastT = e.tMs;
-          const s = filter.update({ tMs: e.tMs, valence: clamp(e.valence, -1, 1), arousal: clamp(e.arousal, -1, 1), confidence: clamp(e.confidence, 0, 1) });
+          const confidence = clamp(e.confidence, 0, 1);
+          const s = filter.update({ tMs: e.tMs, valence: clamp(e.valence, -1, 1), arousal: clamp(e.arousal, -1, 1), confidence });
+          const { dominance: rawDominance, ...rest } = e;
+          const dominance =
+            rawDominance !== undefined && Number.isFinite(rawDominance)
+              ? clamp(dominanceFilter.update({ tMs: e.tMs, valence: clamp(rawDominance, -1, 1), arousal: 0, confidence }).valence, -1, 1)
+              : undefined;
           sub.next({
-            ...e,
+            ...rest,
             valence: clamp(s.valence, -1, 1),
             arousal: clamp(s.arousal, -1, 1),
             confidence: clamp(s.confidence, 0, 1),
+            ...(dominance !== undefined ? { dominance } : {}),
             droppedWindows: e.droppedWindows + invalid,
           });
           invalid = 0;

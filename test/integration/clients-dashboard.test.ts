@@ -143,6 +143,10 @@ describe('dashboard in chromium', () => {
     const label = await page.locator('#label').textContent();
     expect(expected.kind === 'affect' && label).toBe(expected.kind === 'affect' ? expected.point.label : '');
     expect(await page.locator('#valence-value').textContent()).toBe(`${last.valence >= 0 ? '+' : '−'}${Math.abs(last.valence).toFixed(2)}`);
+    // These frames carry no dominance (a speech-only fixture): a muted dash, no dominance line.
+    expect(await page.locator('#dominance-value').textContent()).toBe('—');
+    expect(await page.locator('#dominance-value').getAttribute('data-present')).toBe('false');
+    expect(await page.evaluate(() => (window as unknown as { circumplex: { dominancePoints(): number } }).circumplex.dominancePoints())).toBe(0);
     expect(await page.locator('#transcript-lines li').allTextContents()).toEqual(['welcome to the demo']);
     expect(await page.locator('#transcript-partial').textContent()).toContain('the point should be mov');
     expect(await page.locator('#conn').getAttribute('data-state')).toBe('open');
@@ -177,6 +181,30 @@ describe('dashboard in chromium', () => {
     // Switching to the healthy stream clears the banner.
     await page.selectOption('#stream-select', 'backup-mic');
     await expect.poll(() => page.locator('#banner').isHidden()).toBe(true);
+  });
+
+  it('shows dominance when frames carry it (protocol 1.1.0) and a gap where they do not', async () => {
+    await page.selectOption('#stream-select', 'backup-mic');
+    const seqBefore = server.hub.stream('backup-mic')?.lastSeq ?? -1;
+    const dominances = [0.1, 0.2, 0.3, undefined, 0.4, -0.35];
+    dominances.forEach((d, i) => {
+      const e = affectEvent('backup-mic', (i + 1) * HOP_MS, 0.3, -0.2);
+      if (e.kind !== 'affect') throw new Error('affectEvent must make an affect event');
+      // As the late fusion and the text regression model produce it: on the frame and on the text part.
+      const point =
+        d === undefined
+          ? e.point
+          : { ...e.point, dominance: d, modalities: ['speech', 'text'] as const, text: { valence: 0.3, arousal: -0.2, confidence: 0.6, dominance: d } };
+      server.hub.publish('backup-mic', { kind: 'affect', point });
+    });
+    await until(async () => (await pageStream('backup-mic'))?.lastSeq === seqBefore + dominances.length);
+    await page.waitForTimeout(100);
+    expect(await page.locator('#dominance-value').textContent()).toBe('−0.35');
+    expect(await page.locator('#dominance-value').getAttribute('data-present')).toBe('true');
+    // Five frames have dominance; the one without is a gap, not a 0.
+    expect(await page.evaluate(() => (window as unknown as { circumplex: { dominancePoints(): number } }).circumplex.dominancePoints())).toBe(5);
+    await page.screenshot({ path: 'test-results/dashboard-dominance.png' });
+    expect(pageErrors).toEqual([]);
   });
 
   it('is usable on a narrow laptop window (stacked, no horizontal overflow)', async () => {
