@@ -23,7 +23,7 @@ import { AffectMessage, StatusMessage, TranscriptMessage, type StreamEventMessag
 import { AffectError } from '../errors.js';
 import { getLogger, setLogLevel } from '../log.js';
 import { loadConfig } from '../config.js';
-import type { StreamHub } from '../server/hub.js';
+import type { Hub } from '../server/hub.js';
 import { AffectServer, type RunningServer } from '../server/ws-server.js';
 import { loadTokens } from './serve.js';
 
@@ -154,7 +154,7 @@ export interface ReplayOptions {
  * after the stream's first one, in file order. Streams must already be open (see
  * {@link openRecordedStreams}). Resolves with the number of messages published.
  */
-export async function replayInto(hub: StreamHub, rec: Recording, opts: ReplayOptions): Promise<number> {
+export async function replayInto(hub: Hub, rec: Recording, opts: ReplayOptions): Promise<number> {
   if (opts.speed !== undefined && !(Number.isFinite(opts.speed) && opts.speed > 0)) throw new RangeError(`replay: speed must be > 0, got ${opts.speed}`);
   const origin = new Map<string, { wallMs: number; tMs: number }>();
   let published = 0;
@@ -177,7 +177,7 @@ export async function replayInto(hub: StreamHub, rec: Recording, opts: ReplayOpt
 }
 
 /** Opens every stream of a recording in the hub (before subscribers connect, so `hello` lists them). */
-export function openRecordedStreams(hub: StreamHub, rec: Recording, windowMs = 1000): void {
+export function openRecordedStreams(hub: Hub, rec: Recording, windowMs = 1000): void {
   for (const s of rec.streams) hub.openStream({ streamId: s.streamId, hopMs: s.hopMs, windowMs: Math.max(windowMs, s.hopMs), sampleRateHz: 16_000 });
 }
 

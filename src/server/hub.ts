@@ -50,6 +50,77 @@ export interface SinceResult {
   readonly missed: number;
 }
 
+/** The answer to {@link Hub.claim}: may this node publish that stream? */
+export type ClaimResult =
+  | { readonly ok: true }
+  | {
+      readonly ok: false;
+      /** stream-busy: another live node publishes it; backplane-down: the cluster cannot be asked. */
+      readonly reason: 'stream-busy' | 'backplane-down';
+      readonly message: string;
+    };
+
+/** A cluster hub's link to its backplane, for `/healthz` and `/metrics`. */
+export interface BackplaneStatus {
+  /** Backplane kind, e.g. `redis`. */
+  readonly kind: string;
+  /** Where it connects, without credentials (e.g. `redis://127.0.0.1:6379/0`). */
+  readonly target: string;
+  /** True while connected and in sync. */
+  readonly up: boolean;
+  /** This node's id in the cluster (the server's sessionId by default). */
+  readonly nodeId: string;
+  /** Messages of this node's streams not yet written to the backplane (bounded: ringSize per stream). */
+  readonly pendingWrites: number;
+  /** Times the link was lost since start. */
+  readonly disconnects: number;
+  /** Messages of this node's streams that were never written (evicted while the backplane was away). */
+  readonly droppedWrites: number;
+}
+
+/**
+ * What the server needs from a hub. Two implementations: {@link StreamHub} (in-process, the
+ * default: one node owns its streams) and `RedisHub` (src/server/redis-hub.ts: nodes share streams
+ * through Redis Streams). The synchronous methods work on this node's view; `history` and `claim`
+ * may need the cluster and so may return a Promise.
+ */
+export interface Hub {
+  /** Ring size and ended-stream bound. */
+  readonly opts: StreamHubOptions;
+  /** Called when a listener throws (the hub keeps going for the others). */
+  onListenerError: (err: unknown) => void;
+  /** Opens (or reopens) a stream this node publishes; see {@link StreamHub.openStream}. */
+  openStream(info: OpenStreamInfo): StreamInfo;
+  /** Pipeline event → wire message with the stream's next seq, stored and fanned out. */
+  publish(streamId: string, event: PipelineEvent): StreamEventMessage;
+  /** Publishes an already-sequenced message (replay). */
+  publishMessage(message: StreamEventMessage): StreamEventMessage;
+  /** Ends a stream with a final status 'ended'. */
+  endStream(streamId: string, message?: string, tMs?: number): void;
+  /** Every stream this hub knows (a cluster hub: every stream of the cluster). */
+  streams(): StreamInfo[];
+  /** One stream's facts, or undefined. */
+  stream(streamId: string): StreamInfo | undefined;
+  /** Messages after `seq` in this node's ring (synchronous, local). */
+  since(streamId: string, seq: number): SinceResult;
+  /** Messages after `seq` for a resuming subscriber: the ring here, the shared log in a cluster. */
+  history(streamId: string, seq: number): SinceResult | Promise<SinceResult>;
+  /**
+   * Asks for the right to publish `streamId` from this node (before {@link openStream}). The
+   * in-process hub always grants it at once; a cluster hub refuses while another live node publishes
+   * it, and carries the stream's seq on from the cluster's last one.
+   */
+  claim(streamId: string): ClaimResult | Promise<ClaimResult>;
+  /** Adds a listener; returns a function that removes it. */
+  subscribe(listener: HubListener): () => void;
+  /** The backplane link, or undefined for the in-process hub. */
+  backplane(): BackplaneStatus | undefined;
+  /** Releases the hub's connections (the in-process hub has none). Idempotent. */
+  close(): Promise<void>;
+}
+
+const CLAIM_OK: ClaimResult = { ok: true };
+
 /** Fixed-capacity ring of messages ordered by seq. */
 class Ring {
   private readonly buf: (StreamEventMessage | undefined)[];
@@ -108,7 +179,7 @@ function checkUnit(name: string, v: number, lo: number, hi: number, streamId: st
  * const msg = hub.publish('mic', event); // msg.seq = 0, 1, 2, ...
  * ```
  */
-export class StreamHub {
+export class StreamHub implements Hub {
   readonly opts: StreamHubOptions;
   private readonly entries = new Map<string, StreamEntry>();
   private readonly listeners = new Set<HubListener>();
@@ -240,6 +311,26 @@ export class StreamHub {
     for (let i = lo; i < ring.size; i++) messages.push(ring.at(i));
     const missed = Math.max(0, first - seq - 1);
     return { messages, missed };
+  }
+
+  /** Resume history: the ring (one node has every message of its streams). */
+  history(streamId: string, seq: number): SinceResult {
+    return this.since(streamId, seq);
+  }
+
+  /** Always granted: on one node the server itself refuses a second publisher of a stream. */
+  claim(_streamId: string): ClaimResult {
+    return CLAIM_OK;
+  }
+
+  /** No backplane. */
+  backplane(): undefined {
+    return undefined;
+  }
+
+  /** Nothing to release. */
+  close(): Promise<void> {
+    return Promise.resolve();
   }
 
   /** Adds a listener; returns a function that removes it. */

@@ -5,10 +5,14 @@
  * replaced in `coalesced`); transcripts, status, hello and errors are never dropped. Above
  * `hardBufferBytes`, or when stuck above the soft limit for `maxStallMs`, the socket is closed
  * with CLOSE_CODES.slowConsumer (4008) and terminated after a grace period.
+ *
+ * Resume reads the hub's history, which a cluster hub fetches from its backplane (a Promise): while
+ * it is on its way, live messages of that stream are held back (bounded), then sent after the
+ * replay, so the subscriber still gets every seq once and in order.
  */
 import type { WebSocket } from 'ws';
 import { CLOSE_CODES, type AffectFrameMessage, type ServerMessage, type StreamEventMessage } from '../../clients/protocol.js';
-import type { StreamHub } from './hub.js';
+import type { Hub, SinceResult } from './hub.js';
 import type { Grant } from './auth.js';
 import type { ServerMetrics } from './metrics.js';
 
@@ -32,6 +36,9 @@ export const DEFAULT_DELIVERY: DeliveryOptions = {
   slowCloseGraceMs: 5000,
 };
 
+/** Live messages one stream may hold back while its resume waits for the backplane. */
+const MAX_HELD_DURING_RESUME = 10_000;
+
 /** A connected subscriber. The server owns it; it never throws into the hub. */
 export class Subscriber {
   /** Explicit stream ids. */
@@ -44,6 +51,8 @@ export class Subscriber {
   private readonly pending = new Map<string, AffectFrameMessage>();
   private readonly coalesced = new Map<string, number>();
   private overSoftSince: number | undefined;
+  /** Streams with a resume in flight: live messages held back until the replay is sent, and resumes asked meanwhile. */
+  private readonly resuming = new Map<string, { held: StreamEventMessage[]; next: number[] }>();
   closed = false;
   alive = true;
 
@@ -79,6 +88,13 @@ export class Subscriber {
   deliver(msg: StreamEventMessage): void {
     if (this.closed || !this.wants(msg.streamId)) return;
     if (msg.seq <= (this.lastSent.get(msg.streamId) ?? -1)) return;
+    const resuming = this.resuming.get(msg.streamId);
+    if (resuming) {
+      resuming.held.push(msg);
+      // A backplane that never answers must not grow this without bound.
+      if (resuming.held.length > MAX_HELD_DURING_RESUME) this.onSlow(this, `more than ${MAX_HELD_DURING_RESUME} messages held while a resume waited for the backplane`);
+      return;
+    }
     if (msg.type === 'affect') {
       if (this.pending.has(msg.streamId) || this.ws.bufferedAmount > this.opts.softBufferBytes) {
         if (this.pending.has(msg.streamId)) {
@@ -99,16 +115,37 @@ export class Subscriber {
   }
 
   /**
-   * Resume: sends every ring message after max(fromSeq, last sent) and then `resumed`. Replay is
+   * Resume: sends every history message after max(fromSeq, last sent) and then `resumed`. Replay is
    * not coalesced (the point is zero gaps) but does count toward the hard limit.
    */
-  resume(hub: StreamHub, streamId: string, fromSeq: number): void {
+  resume(hub: Hub, streamId: string, fromSeq: number): void {
     if (this.closed) return;
+    const pending = this.resuming.get(streamId);
+    if (pending) {
+      pending.next.push(fromSeq);
+      return;
+    }
     this.flushStream(streamId);
     const from = Math.max(fromSeq, this.lastSent.get(streamId) ?? -1);
-    const { messages, missed } = hub.since(streamId, from);
+    const history = hub.history(streamId, from);
+    if (!(history instanceof Promise)) return this.replay(streamId, fromSeq, history);
+    const state = { held: [] as StreamEventMessage[], next: [] as number[] };
+    this.resuming.set(streamId, state);
+    history
+      .catch(() => hub.since(streamId, from))
+      .then((r) => {
+        this.resuming.delete(streamId);
+        this.replay(streamId, fromSeq, r);
+        for (const m of state.held) this.deliver(m);
+        for (const f of state.next) this.resume(hub, streamId, f);
+      })
+      .catch(() => this.onSlow(this, 'resume failed'));
+  }
+
+  private replay(streamId: string, fromSeq: number, { messages, missed }: SinceResult): void {
     for (const m of messages) {
       if (this.closed) return;
+      if (m.seq <= (this.lastSent.get(streamId) ?? -1)) continue;
       this.sendStream(m);
     }
     this.raw({ type: 'resumed', streamId, fromSeq, missed });

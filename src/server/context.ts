@@ -1,0 +1,145 @@
+/**
+ * What the server's handler modules share: options, logger, hub, metrics, auth and the live
+ * connection sets of one running AffectServer. Built once by `AffectServer.start`; each endpoint's
+ * handler (src/server/handlers/*) gets it instead of closing over one big function's locals.
+ */
+import type { RawData, WebSocket } from 'ws';
+import { CLOSE_CODES } from '../../clients/protocol.js';
+import type { Logger } from '../log.js';
+import type { Authenticator } from './auth.js';
+import type { Hub } from './hub.js';
+import type { ServerMetrics } from './metrics.js';
+import type { AffectServerOptions, RateLimit } from './options.js';
+import type { Subscriber } from './subscriber.js';
+
+/** The state one running server shares between its handlers. */
+export interface ServerContext {
+  /** Options with defaults applied. */
+  readonly o: AffectServerOptions;
+  /** The server's logger (`component: server`). */
+  readonly log: Logger;
+  readonly hub: Hub;
+  readonly metrics: ServerMetrics;
+  readonly auth: Authenticator;
+  /** Server instance id, sent in `hello`. */
+  readonly sessionId: string;
+  /** Date.now() at start. */
+  readonly startedAt: number;
+  /** Connected `/v1/stream` subscribers. */
+  readonly subscribers: Set<Subscriber>;
+  /** The publisher socket of each stream ingested here. */
+  readonly publishers: Map<string, WebSocket>;
+  /** Every open WebSocket (both endpoints), for heartbeat and shutdown. */
+  readonly sockets: Set<WebSocket>;
+  /** Heartbeat: did the socket answer since the last ping? */
+  readonly alive: WeakMap<WebSocket, boolean>;
+  /** Set once close() has started. */
+  closing: Promise<void> | undefined;
+  /** A child logger with `streamId` (cached while the stream lives). */
+  streamLog(streamId: string): Logger;
+  /** Forgets a stream's cached logger (it ended). */
+  forgetStreamLog(streamId: string): void;
+  /** Counts a new socket and keeps its heartbeat and close metrics. */
+  track(ws: WebSocket, endpoint: 'stream' | 'ingest'): void;
+  /** Closes a connection that went over its message rate limit (4029). */
+  rateLimited(ws: WebSocket, endpoint: string): void;
+}
+
+/** Builds the shared state of one server. */
+export function createContext(init: Pick<ServerContext, 'o' | 'log' | 'hub' | 'metrics' | 'auth' | 'sessionId'>): ServerContext {
+  const { log, metrics } = init;
+  const streamLogs = new Map<string, Logger>();
+  const ctx: ServerContext = {
+    ...init,
+    startedAt: Date.now(),
+    subscribers: new Set(),
+    publishers: new Map(),
+    sockets: new Set(),
+    alive: new WeakMap(),
+    closing: undefined,
+    streamLog(id) {
+      let l = streamLogs.get(id);
+      if (!l) streamLogs.set(id, (l = log.child({ streamId: id })));
+      return l;
+    },
+    forgetStreamLog(id) {
+      streamLogs.delete(id);
+    },
+    track(ws, endpoint) {
+      ctx.sockets.add(ws);
+      ctx.alive.set(ws, true);
+      metrics.connections.inc({ endpoint });
+      ws.on('pong', () => ctx.alive.set(ws, true));
+      ws.on('error', (err) => log.debug({ err, endpoint }, 'socket error'));
+      ws.once('close', (code) => {
+        ctx.sockets.delete(ws);
+        metrics.connections.dec({ endpoint });
+        metrics.closes.inc({ endpoint, reason: closeReason(code) });
+      });
+    },
+    rateLimited(ws, endpoint) {
+      log.warn({ endpoint }, 'closing a connection over its message rate limit');
+      if (ws.readyState === ws.OPEN) {
+        ws.send(JSON.stringify({ type: 'error', code: 'AFFECT_ERR_RATE_LIMIT', message: 'too many messages per second', recoverable: false }));
+        ws.close(CLOSE_CODES.rateLimited, 'rate limited');
+      }
+    },
+  };
+  return ctx;
+}
+
+/** A token bucket: `perSec` sustained, `burst` at once (one per connection). */
+export class TokenBucket {
+  private tokens: number;
+  private last = performance.now();
+  constructor(private readonly limit: RateLimit) {
+    this.tokens = limit.burst;
+  }
+  /** Takes one token; false when the connection is over its rate. */
+  take(): boolean {
+    const now = performance.now();
+    this.tokens = Math.min(this.limit.burst, this.tokens + ((now - this.last) / 1000) * this.limit.perSec);
+    this.last = now;
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
+}
+
+/** A ws message as bytes. */
+export function toBytes(data: RawData): Uint8Array {
+  if (Array.isArray(data)) return Buffer.concat(data);
+  if (data instanceof ArrayBuffer) return new Uint8Array(data);
+  return data;
+}
+
+/** A ws message as UTF-8 text. */
+export function toText(data: RawData): string {
+  return Buffer.from(toBytes(data)).toString('utf8');
+}
+
+/** A close code as a metrics label. */
+export function closeReason(code: number): string {
+  switch (code) {
+    case CLOSE_CODES.normal:
+      return 'normal';
+    case CLOSE_CODES.goingAway:
+      return 'going-away';
+    case CLOSE_CODES.protocolError:
+      return 'protocol-error';
+    case CLOSE_CODES.tooBig:
+      return 'too-big';
+    case CLOSE_CODES.policy:
+      return 'policy';
+    case CLOSE_CODES.internalError:
+      return 'internal-error';
+    case CLOSE_CODES.slowConsumer:
+      return 'slow-consumer';
+    case CLOSE_CODES.rateLimited:
+      return 'rate-limited';
+    case 1006:
+      return 'abnormal';
+    default:
+      return String(code);
+  }
+}

@@ -1,0 +1,103 @@
+/**
+ * The hub side of the server: fans hub events out to subscribers, and publishes pipeline events
+ * (`publish`, `attach`) with the inference-latency measurement (`markArrivals`).
+ */
+import { type Observable, type OperatorFunction, type Subscription, tap } from 'rxjs';
+import type { AudioChunk, PipelineEvent } from '../../../streams/types.js';
+import { samplesToMs } from '../../../streams/types.js';
+import { type AffectError, toAffectError } from '../../errors.js';
+import type { ServerContext } from '../context.js';
+import type { OpenStreamInfo } from '../hub.js';
+
+/** Publishing entry points of one server. */
+export interface FanOut {
+  /** Publishes one event on an open stream; invalid values are dropped and counted, never thrown. */
+  publish(streamId: string, event: PipelineEvent): void;
+  /** Opens a stream and publishes a pipeline's events on it, ending it when the pipeline ends. */
+  attach(info: OpenStreamInfo, events$: Observable<PipelineEvent>, endMessage?: string, onDone?: (err?: AffectError) => void): Subscription;
+  /** Records when audio arrives, for the inference-latency histogram. */
+  markArrivals(streamId: string): OperatorFunction<AudioChunk, AudioChunk>;
+  /** Stops fanning out (shutdown). */
+  stop(): void;
+}
+
+/** Subscribes the server to its hub and returns its publishing entry points. */
+export function createFanOut(ctx: ServerContext): FanOut {
+  const { hub, metrics, subscribers, log } = ctx;
+  /** Per-stream wall times of audio arrivals: [audio ms at chunk end, performance.now()], bounded. */
+  const arrivals = new Map<string, [number, number][]>();
+
+  hub.onListenerError = (err) => log.error({ err }, 'hub listener failed');
+  const stop = hub.subscribe((ev) => {
+    if (ev.type === 'message') {
+      metrics.framesPublished.inc({ type: ev.message.type });
+      for (const s of subscribers) s.deliver(ev.message);
+    } else if (ev.type === 'stream') {
+      ctx.streamLog(ev.stream.streamId).info({ stream: ev.stream }, 'stream opened');
+      for (const s of subscribers) if (s.wants(ev.stream.streamId)) s.sendControl({ type: 'stream', stream: ev.stream });
+    } else {
+      ctx.streamLog(ev.streamId).info('stream ended');
+      ctx.forgetStreamLog(ev.streamId);
+    }
+  });
+
+  const publish = (streamId: string, event: PipelineEvent): void => {
+    try {
+      const msg = hub.publish(streamId, event);
+      if (msg.type === 'affect') {
+        if (msg.droppedWindows > 0) metrics.framesDropped.inc({ reason: 'pipeline' }, msg.droppedWindows);
+        const arr = arrivals.get(streamId);
+        if (arr) {
+          // The first chunk whose end reaches the frame's time carried the audio that completed it;
+          // older chunks can no longer complete a frame (tMs only grows).
+          while (arr.length > 1 && (arr[0]?.[0] ?? Infinity) < msg.tMs - 1e-6) arr.shift();
+          const hit = arr[0];
+          if (hit && hit[0] >= msg.tMs - 1e-6) metrics.inferenceLatency.observe((performance.now() - hit[1]) / 1000);
+        }
+      }
+    } catch (err) {
+      const e = toAffectError(err);
+      const ended = e.code === 'AFFECT_ERR_STREAM_UNKNOWN' && hub.stream(streamId)?.state === 'ended';
+      metrics.framesDropped.inc({ reason: ended ? 'after_end' : 'invalid' });
+      ctx.streamLog(streamId)[ended ? 'debug' : 'error']({ err: e }, 'dropped a frame the hub refused');
+    }
+  };
+
+  const lastT = (streamId: string): number => {
+    const last = hub.since(streamId, (hub.stream(streamId)?.lastSeq ?? 0) - 1).messages.at(-1);
+    return last?.tMs ?? 0;
+  };
+
+  const attach = (info: OpenStreamInfo, events$: Observable<PipelineEvent>, endMessage = 'stream ended', onDone?: (err?: AffectError) => void): Subscription => {
+    hub.openStream(info);
+    const l = ctx.streamLog(info.streamId);
+    return events$.subscribe({
+      next: (ev) => publish(info.streamId, ev),
+      error: (err: unknown) => {
+        const e = toAffectError(err);
+        l.error({ err: e, code: e.code }, 'pipeline failed');
+        publish(info.streamId, { kind: 'status', streamId: info.streamId, tMs: lastT(info.streamId), state: 'error', message: `${e.code}: ${e.message}` });
+        for (const s of subscribers) if (s.wants(info.streamId)) s.sendControl({ type: 'error', code: e.code, message: e.message, recoverable: false, streamId: info.streamId });
+        hub.endStream(info.streamId, 'ended after an error');
+        arrivals.delete(info.streamId);
+        onDone?.(e);
+      },
+      complete: () => {
+        hub.endStream(info.streamId, endMessage);
+        arrivals.delete(info.streamId);
+        onDone?.();
+      },
+    });
+  };
+
+  const markArrivals = (streamId: string): OperatorFunction<AudioChunk, AudioChunk> =>
+    tap((c) => {
+      let arr = arrivals.get(streamId);
+      if (!arr) arrivals.set(streamId, (arr = []));
+      arr.push([samplesToMs(c.startSample + c.samples.length), performance.now()]);
+      // Bounded: about a minute of 20 ms chunks.
+      if (arr.length > 4096) arr.splice(0, arr.length - 4096);
+    });
+
+  return { publish, attach, markArrivals, stop: () => void stop() };
+}

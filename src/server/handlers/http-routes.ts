@@ -1,0 +1,52 @@
+/**
+ * Plain HTTP routes: `/healthz` (JSON; 503 while shutting down, `degraded` while a backplane is
+ * down), `/metrics` (Prometheus, behind the `metrics` scope), everything else to the static files.
+ */
+import type http from 'node:http';
+import { PROTOCOL_VERSION } from '../../../clients/protocol.js';
+import { isFailure } from '../auth.js';
+import type { ServerContext } from '../context.js';
+import type { StaticHandler } from './static.js';
+
+/** The `request` listener of the server's HTTP(S) server. */
+export function createRequestHandler(ctx: ServerContext, serveStatic: StaticHandler): (req: http.IncomingMessage, res: http.ServerResponse) => void {
+  const { hub, metrics, auth } = ctx;
+  return (req, res) => {
+    const url = new URL(req.url ?? '/', 'http://x');
+    res.setHeader('X-Content-Type-Options', 'nosniff');
+    const json = (status: number, body: unknown) => {
+      res.writeHead(status, { 'Content-Type': 'application/json' }).end(JSON.stringify(body));
+    };
+    if (req.method !== 'GET' && req.method !== 'HEAD') return json(405, { error: 'method not allowed' });
+    if (url.pathname === '/healthz') {
+      const backplane = hub.backplane();
+      // A node whose backplane is down still serves its own streams: degraded, not down (200).
+      const status = ctx.closing ? 'shutting-down' : backplane && !backplane.up ? 'degraded' : 'ok';
+      return json(ctx.closing ? 503 : 200, {
+        status,
+        version: PROTOCOL_VERSION,
+        sessionId: ctx.sessionId,
+        uptimeS: Math.round((Date.now() - ctx.startedAt) / 1000),
+        streams: hub.streams(),
+        subscribers: ctx.subscribers.size,
+        publishers: ctx.publishers.size,
+        ...(backplane ? { backplane } : {}),
+        memory: { rssBytes: process.memoryUsage.rss(), heapUsedBytes: process.memoryUsage().heapUsed },
+      });
+    }
+    if (url.pathname === '/metrics') {
+      const grant = auth.verify(req);
+      if (isFailure(grant)) {
+        metrics.refused.inc({ reason: grant.reason });
+        return json(grant.status, { error: grant.message });
+      }
+      if (!grant.canReadMetrics()) return json(403, { error: 'token lacks the "metrics" scope' });
+      metrics.registry.metrics().then(
+        (text) => res.writeHead(200, { 'Content-Type': metrics.registry.contentType }).end(text),
+        (err: unknown) => json(500, { error: String(err) }),
+      );
+      return;
+    }
+    serveStatic(req, res, url);
+  };
+}

@@ -1,0 +1,172 @@
+/**
+ * `/v1/ingest`: one publisher connection. The protocol itself (start, audio, stop, formats,
+ * per-frame errors) is the pure {@link IngestSession}; this handler wires it to the socket, the rate
+ * limit (4029), the hub's claim on the stream id (one publisher per stream: on one node, or in the
+ * whole cluster with a backplane) and the pipeline (`onIngestStream`).
+ *
+ * Steps run strictly in arrival order. A cluster hub's claim is asynchronous: while it is on its
+ * way, later frames (and a disconnect) wait in a queue behind it, so no audio is lost or reordered.
+ */
+import { Subject, type Observable } from 'rxjs';
+import type { RawData, WebSocket } from 'ws';
+import { CLOSE_CODES, type IngestReply } from '../../../clients/protocol.js';
+import { PIPELINE_SAMPLE_RATE_HZ, type AudioChunk, type PipelineEvent } from '../../../streams/types.js';
+import { toAffectError } from '../../errors.js';
+import type { Grant } from '../auth.js';
+import { type ServerContext, TokenBucket, toBytes } from '../context.js';
+import type { ClaimResult } from '../hub.js';
+import { IngestSession, type IngestAction } from '../ingest.js';
+import type { FanOut } from './fan-out.js';
+
+type Step = IngestAction | { kind: 'disconnected' };
+
+/** Handles accepted `/v1/ingest` sockets. */
+export function createPublisherHandler(ctx: ServerContext, fanOut: FanOut): (ws: WebSocket, grant: Grant) => void {
+  const { o, hub, metrics, publishers } = ctx;
+
+  return (ws, grant) => {
+    ctx.track(ws, 'ingest');
+    const session = new IngestSession({ canPublish: (id) => grant.canPublish(id) });
+    const bucket = new TokenBucket(o.ingestRateLimit);
+    let audio$: Subject<AudioChunk> | undefined;
+    let streamId: string | undefined;
+    let limited = false;
+    /** Steps waiting behind an unanswered claim. */
+    const queue: Step[] = [];
+    let waiting = false;
+    let refused = false;
+
+    const reply = (r: IngestReply) => {
+      if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(r));
+    };
+    const finish = (message: string) => {
+      if (!audio$ || !streamId) return;
+      const s = audio$;
+      audio$ = undefined;
+      if (publishers.get(streamId) === ws) publishers.delete(streamId);
+      ctx.streamLog(streamId).info({ stats: session.stats }, message);
+      // Completing the audio lets the pipeline flush its last window; attach() then ends the stream.
+      s.complete();
+    };
+
+    /** Opens the stream and its pipeline once the claim is granted. */
+    const begin = (a: Extract<IngestAction, { kind: 'start' }>, claim: ClaimResult): void => {
+      if (!claim.ok) {
+        if (publishers.get(a.streamId) === ws) publishers.delete(a.streamId);
+        refused = true;
+        queue.length = 0;
+        reply({ type: 'error', code: 'AFFECT_ERR_PROTOCOL', reason: claim.reason, message: claim.message, recoverable: false });
+        ws.close(CLOSE_CODES.policy, claim.reason === 'stream-busy' ? 'stream busy' : 'backplane down');
+        return;
+      }
+      const hook = o.onIngestStream;
+      if (!hook) return;
+      streamId = a.streamId;
+      const subject = new Subject<AudioChunk>();
+      audio$ = subject;
+      let events$: Observable<PipelineEvent>;
+      try {
+        events$ = hook(a.streamId, subject.pipe(fanOut.markArrivals(a.streamId)), a.format);
+      } catch (err) {
+        const e = toAffectError(err);
+        reply({ type: 'error', code: e.code, message: e.message, recoverable: false });
+        ws.close(CLOSE_CODES.internalError, 'pipeline failed');
+        return;
+      }
+      fanOut.attach({ streamId: a.streamId, sampleRateHz: PIPELINE_SAMPLE_RATE_HZ, ...o.ingestStreamTiming }, events$, 'publisher stopped', (e) => {
+        // The pipeline failed (e.g. inference error): tell the publisher and stop taking its audio.
+        if (!e || ws.readyState !== ws.OPEN) return;
+        audio$ = undefined;
+        if (publishers.get(a.streamId) === ws) publishers.delete(a.streamId);
+        reply({ type: 'error', code: e.code, message: e.message, recoverable: false });
+        ws.close(CLOSE_CODES.internalError, 'pipeline failed');
+      });
+      ctx.streamLog(a.streamId).info({ format: a.format }, 'publisher started');
+    };
+
+    /** Runs one step; returns a Promise when the steps after it must wait (an unanswered claim). */
+    const step = (a: Step): Promise<void> | undefined => {
+      switch (a.kind) {
+        case 'reply':
+          reply(a.reply);
+          return undefined;
+        case 'reject':
+          metrics.ingestFrames.inc({ result: 'rejected' });
+          metrics.ingestRejected.inc({ reason: a.reason });
+          return undefined;
+        case 'start': {
+          const busy = publishers.get(a.streamId);
+          if (busy && busy !== ws) {
+            refused = true;
+            reply({ type: 'error', code: 'AFFECT_ERR_PROTOCOL', reason: 'stream-busy', message: `stream "${a.streamId}" already has a publisher`, recoverable: false });
+            ws.close(CLOSE_CODES.policy, 'stream busy');
+            return undefined;
+          }
+          if (!o.onIngestStream) {
+            refused = true;
+            reply({ type: 'error', code: 'AFFECT_ERR_CONFIG', reason: 'no-pipeline', message: 'this server has no pipeline for ingest streams', recoverable: false });
+            ws.close(CLOSE_CODES.internalError, 'no pipeline');
+            return undefined;
+          }
+          publishers.set(a.streamId, ws);
+          let claim: ClaimResult | Promise<ClaimResult>;
+          try {
+            claim = hub.claim(a.streamId);
+          } catch (err) {
+            claim = { ok: false, reason: 'backplane-down', message: toAffectError(err).message };
+          }
+          if (!(claim instanceof Promise)) return void begin(a, claim);
+          return claim.then(
+            (c) => begin(a, c),
+            (err: unknown) => begin(a, { ok: false, reason: 'backplane-down', message: toAffectError(err).message }),
+          );
+        }
+        case 'audio':
+          audio$?.next({ streamId: streamId ?? '', startSample: a.startSample, samples: a.samples });
+          return undefined;
+        case 'stop':
+          finish('publisher stopped');
+          setImmediate(() => ws.close(CLOSE_CODES.normal, 'stopped'));
+          return undefined;
+        case 'disconnected':
+          // A publisher that vanished without `stop`: still deliver the resampler's tail.
+          for (const t of session.finish()) if (t.kind === 'audio') audio$?.next({ streamId: streamId ?? '', startSample: t.startSample, samples: t.samples });
+          finish('publisher disconnected');
+          return undefined;
+      }
+    };
+
+    const run = (steps: Step[]): void => {
+      queue.push(...steps);
+      while (!waiting && !refused && queue.length > 0) {
+        const wait = step(queue.shift() as Step);
+        if (wait) {
+          waiting = true;
+          void wait.then(() => {
+            waiting = false;
+            run([]);
+          });
+        }
+      }
+    };
+
+    ws.on('close', () => run([{ kind: 'disconnected' }]));
+    ws.on('message', (data: RawData, isBinary: boolean) => {
+      ctx.alive.set(ws, true);
+      if (limited) return;
+      if (!bucket.take()) {
+        limited = true;
+        return ctx.rateLimited(ws, 'ingest');
+      }
+      const before = [session.stats.samplesNonFinite, session.stats.samplesClipped, session.stats.framesAccepted] as const;
+      const actions = session.handle(toBytes(data), isBinary);
+      const nf = session.stats.samplesNonFinite - before[0];
+      const cl = session.stats.samplesClipped - before[1];
+      const ok = session.stats.framesAccepted - before[2];
+      run(actions);
+      if (ok > 0) metrics.ingestFrames.inc({ result: 'accepted' }, ok);
+      if (nf > 0) metrics.ingestSamplesRepaired.inc({ kind: 'non_finite' }, nf);
+      if (cl > 0) metrics.ingestSamplesRepaired.inc({ kind: 'clipped' }, cl);
+    });
+  };
+}

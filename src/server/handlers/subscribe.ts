@@ -1,0 +1,70 @@
+/**
+ * `/v1/stream`: one subscriber connection. Sends `hello` (the streams the token may see), takes
+ * `subscribe` / `unsubscribe` (with resume), enforces the message rate limit (4029) and protocol
+ * errors (1002); delivery, coalescing and the slow-consumer close live in {@link Subscriber}.
+ */
+import type { RawData, WebSocket } from 'ws';
+import { CLOSE_CODES, ClientMessageSchema, PROTOCOL_VERSION } from '../../../clients/protocol.js';
+import type { Grant } from '../auth.js';
+import { type ServerContext, TokenBucket, toText } from '../context.js';
+import { Subscriber, closeSlow } from '../subscriber.js';
+
+/** Handles accepted `/v1/stream` sockets. */
+export function createSubscriberHandler(ctx: ServerContext): (ws: WebSocket, grant: Grant, url: URL) => void {
+  const { o, hub, log, subscribers } = ctx;
+
+  const subscribe = (sub: Subscriber, ids: string[], resumeFrom: Record<string, number> | undefined): void => {
+    for (const id of ids) {
+      if (id === '*') sub.wildcard = true;
+      else if (sub.grant.canSubscribe(id)) sub.ids.add(id);
+      else sub.sendControl({ type: 'error', code: 'AFFECT_ERR_AUTH', message: `token may not subscribe to stream "${id}"`, recoverable: true, streamId: id });
+    }
+    for (const [id, from] of Object.entries(resumeFrom ?? {})) {
+      if (sub.wants(id)) sub.resume(hub, id, from);
+    }
+  };
+
+  return (ws, grant, url) => {
+    ctx.track(ws, 'stream');
+    const sub = new Subscriber(ws, grant, o.delivery, ctx.metrics, (s, why) => {
+      log.warn({ why }, 'closing slow subscriber');
+      closeSlow(s, o.delivery.slowCloseGraceMs);
+    });
+    subscribers.add(sub);
+    ws.once('close', () => {
+      sub.markClosed();
+      subscribers.delete(sub);
+    });
+    const bucket = new TokenBucket(o.streamRateLimit);
+    const visible = hub.streams().filter((s) => grant.canSubscribe(s.streamId));
+    sub.sendControl({ type: 'hello', version: PROTOCOL_VERSION, sessionId: ctx.sessionId, hopMs: visible[0]?.hopMs ?? o.ingestStreamTiming.hopMs, streams: visible });
+    // `?streams=a,b` or `?streams=*` subscribes at connect (for tools that cannot send a message).
+    const q = url.searchParams.get('streams');
+    if (q) subscribe(sub, q.split(',').filter(Boolean), undefined);
+
+    ws.on('message', (data: RawData, isBinary: boolean) => {
+      ctx.alive.set(ws, true);
+      if (sub.closed) return;
+      if (!bucket.take()) return ctx.rateLimited(ws, 'stream');
+      const fail = (message: string) => {
+        sub.sendControl({ type: 'error', code: 'AFFECT_ERR_PROTOCOL', message, recoverable: false });
+        sub.markClosed();
+        ws.close(CLOSE_CODES.protocolError, 'protocol error');
+      };
+      if (isBinary) return fail('binary frames are not accepted on /v1/stream; send JSON subscribe/unsubscribe');
+      let json: unknown;
+      try {
+        json = JSON.parse(toText(data));
+      } catch {
+        return fail('message is not valid JSON');
+      }
+      const parsed = ClientMessageSchema.safeParse(json);
+      if (!parsed.success) {
+        return fail(`not a client message (subscribe | unsubscribe): ${parsed.error.issues.slice(0, 3).map((i) => `${i.path.join('.') || 'message'}: ${i.message}`).join('; ')}`);
+      }
+      const msg = parsed.data;
+      if (msg.type === 'subscribe') subscribe(sub, msg.streamIds, msg.resumeFrom);
+      else for (const id of msg.streamIds) id === '*' ? (sub.wildcard = false) : sub.ids.delete(id);
+    });
+  };
+}

@@ -1,0 +1,53 @@
+/**
+ * The HTTP upgrade: path routing, browser-origin check, token and scope, all before a WebSocket
+ * opens (401/403/404, 503 while shutting down). A refused upgrade is counted and logged, never with
+ * the token.
+ */
+import type http from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { WebSocket, WebSocketServer } from 'ws';
+import { INGEST_PATH, STREAM_PATH } from '../../../clients/protocol.js';
+import { type AuthFailure, type Grant, isFailure } from '../auth.js';
+import type { ServerContext } from '../context.js';
+
+/** One WebSocket endpoint: its ws server (noServer) and what to do with an accepted socket. */
+export interface UpgradeRoute {
+  readonly wss: WebSocketServer;
+  /** The scope a token needs for this endpoint. */
+  readonly scope: 'subscribe' | 'publish';
+  readonly onConnection: (ws: WebSocket, grant: Grant, url: URL) => void;
+}
+
+/** Writes a plain HTTP refusal on an upgrade socket and closes it. */
+export function refuseUpgrade(socket: Duplex, status: number, message: string, extra: Record<string, string> = {}): void {
+  const text = { 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 503: 'Service Unavailable' }[status] ?? 'Error';
+  const body = JSON.stringify({ error: message });
+  const headers = { 'Content-Type': 'application/json', 'Content-Length': String(Buffer.byteLength(body)), Connection: 'close', ...extra };
+  const head = Object.entries(headers).map(([k, v]) => `${k}: ${v}`).join('\r\n');
+  socket.end(`HTTP/1.1 ${status} ${text}\r\n${head}\r\n\r\n${body}`);
+}
+
+/** The `upgrade` listener: routes `/v1/stream` and `/v1/ingest` to their handlers once allowed. */
+export function createUpgradeHandler(ctx: ServerContext, routes: { stream: UpgradeRoute; ingest: UpgradeRoute }): (req: http.IncomingMessage, socket: Duplex, head: Buffer) => void {
+  const { auth, metrics, log } = ctx;
+  return (req, socket, head) => {
+    socket.on('error', () => socket.destroy());
+    const url = new URL(req.url ?? '/', 'http://x');
+    const refuse = (f: AuthFailure | { status: 404 | 503; reason: string; message: string }) => {
+      metrics.refused.inc({ reason: f.reason });
+      log.warn({ path: url.pathname, reason: f.reason, origin: req.headers.origin, remote: req.socket.remoteAddress }, 'upgrade refused');
+      refuseUpgrade(socket, f.status, f.message, f.status === 401 ? { 'WWW-Authenticate': 'Bearer' } : {});
+    };
+    if (ctx.closing) return refuse({ status: 503, reason: 'shutting-down', message: 'server is shutting down' });
+    const route = url.pathname === STREAM_PATH ? routes.stream : url.pathname === INGEST_PATH ? routes.ingest : undefined;
+    if (!route) return refuse({ status: 404, reason: 'path', message: `no WebSocket endpoint at ${url.pathname}` });
+    const badOrigin = auth.checkOrigin(req);
+    if (badOrigin) return refuse(badOrigin);
+    const grant = auth.verify(req);
+    if (isFailure(grant)) return refuse(grant);
+    if (route.scope === 'subscribe' ? !grant.canSubscribeSome() : !grant.canPublishSome()) {
+      return refuse({ status: 403, reason: 'scope', message: `token lacks the "${route.scope}" scope` });
+    }
+    route.wss.handleUpgrade(req, socket, head, (ws) => route.onConnection(ws, grant, url));
+  };
+}

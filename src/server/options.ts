@@ -1,0 +1,116 @@
+/**
+ * AffectServer options, their defaults and their checks (one place, shared by the handler modules).
+ */
+import path from 'node:path';
+import type { Observable } from 'rxjs';
+import type { AudioChunk, PipelineEvent } from '../../streams/types.js';
+import { REPO_ROOT } from '../config.js';
+import type { Logger } from '../log.js';
+import type { TokenEntry } from './auth.js';
+import type { Hub } from './hub.js';
+import type { IngestFormat } from './ingest.js';
+import { DEFAULT_DELIVERY, type DeliveryOptions } from './subscriber.js';
+
+/** A token bucket: `perSec` sustained, `burst` at once. */
+export interface RateLimit {
+  perSec: number;
+  burst: number;
+}
+
+/** Builds the pipeline for an ingest stream: audio in, pipeline events out. */
+export type IngestStreamHook = (streamId: string, audio$: Observable<AudioChunk>, format: IngestFormat) => Observable<PipelineEvent>;
+
+/** Options for {@link AffectServer.start}. */
+export interface AffectServerOptions {
+  /** TCP port; 0 picks a free one. Default 8787. */
+  port: number;
+  /** Interface to bind. Default 127.0.0.1 (loopback only); use `--host 0.0.0.0` to open it. */
+  host: string;
+  /**
+   * The hub to serve (default: a new in-process {@link StreamHub} with `ringSize`). Pass a cluster hub
+   * (e.g. `RedisHub`) to share streams between nodes; the server closes neither kind.
+   */
+  hub: Hub | undefined;
+  /** Resume ring per stream (messages). Default 2048. */
+  ringSize: number;
+  /** Accepted tokens; empty = no auth (the server warns when not on loopback). */
+  tokens: TokenEntry[];
+  /** Browser origins allowed; undefined = same origin only. */
+  allowedOrigins: string[] | undefined;
+  /** PEM certificate + key files: serve https/wss. */
+  tls: { certFile: string; keyFile: string } | undefined;
+  /** Largest message a subscriber may send (bytes; bigger closes with 1009). Default 64 KiB. */
+  streamMaxPayloadBytes: number;
+  /** Largest message a publisher may send (bytes). Default 1 MiB. */
+  ingestMaxPayloadBytes: number;
+  /** Subscriber message rate limit. Default 20/s, burst 50. */
+  streamRateLimit: RateLimit;
+  /** Publisher message rate limit. Default 500/s, burst 1000 (telephony sends 50/s). */
+  ingestRateLimit: RateLimit;
+  /** Heartbeat: ping every this many ms; a peer that missed the previous pong is terminated. Default 15 000. */
+  heartbeatMs: number;
+  /** Outgoing-buffer limits per subscriber. */
+  delivery: DeliveryOptions;
+  /** How often (ms) held-back frames are retried. Default 25. */
+  flushIntervalMs: number;
+  /** Graceful close: wait this long (ms) for clients to close before terminating them. Default 2000. */
+  closeTimeoutMs: number;
+  /** Pipeline for ingest streams; without it /v1/ingest refuses `start`. */
+  onIngestStream: IngestStreamHook | undefined;
+  /** hopMs/windowMs announced for ingest streams (the engine's). Default 250 / 1000. */
+  ingestStreamTiming: { hopMs: number; windowMs: number };
+  /** Folder with the dashboard's static files. Default clients/dashboard. */
+  dashboardDir: string;
+  /** Logger (default: the process logger, child `component: server`). */
+  logger: Logger | undefined;
+}
+
+/** Defaults for {@link AffectServerOptions}. */
+export const DEFAULT_AFFECT_SERVER: AffectServerOptions = {
+  port: 8787,
+  host: '127.0.0.1',
+  hub: undefined,
+  ringSize: 2048,
+  tokens: [],
+  allowedOrigins: undefined,
+  tls: undefined,
+  streamMaxPayloadBytes: 64 * 1024,
+  ingestMaxPayloadBytes: 1024 * 1024,
+  streamRateLimit: { perSec: 20, burst: 50 },
+  ingestRateLimit: { perSec: 500, burst: 1000 },
+  heartbeatMs: 15_000,
+  delivery: DEFAULT_DELIVERY,
+  flushIntervalMs: 25,
+  closeTimeoutMs: 2000,
+  onIngestStream: undefined,
+  ingestStreamTiming: { hopMs: 250, windowMs: 1000 },
+  dashboardDir: path.join(REPO_ROOT, 'clients', 'dashboard'),
+  logger: undefined,
+};
+
+/** Host names that only this machine can reach. */
+export const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
+
+/** Checks option values; throws a RangeError naming the option. */
+export function validateServerOptions(o: AffectServerOptions): void {
+  const positive = (name: string, v: number) => {
+    if (!(Number.isFinite(v) && v > 0)) throw new RangeError(`AffectServer: ${name} must be > 0, got ${v}`);
+  };
+  if (!Number.isInteger(o.port) || o.port < 0 || o.port > 65535) throw new RangeError(`AffectServer: port must be an integer in 0..65535, got ${o.port}`);
+  positive('streamMaxPayloadBytes', o.streamMaxPayloadBytes);
+  positive('ingestMaxPayloadBytes', o.ingestMaxPayloadBytes);
+  positive('heartbeatMs', o.heartbeatMs);
+  // Node turns a timer delay above 2^31-1 into 1 ms: a ping every millisecond that drops every peer.
+  if (o.heartbeatMs > 2 ** 31 - 1) throw new RangeError(`AffectServer: heartbeatMs must be <= ${2 ** 31 - 1}, got ${o.heartbeatMs}`);
+  positive('flushIntervalMs', o.flushIntervalMs);
+  positive('closeTimeoutMs', o.closeTimeoutMs);
+  positive('streamRateLimit.perSec', o.streamRateLimit.perSec);
+  positive('streamRateLimit.burst', o.streamRateLimit.burst);
+  positive('ingestRateLimit.perSec', o.ingestRateLimit.perSec);
+  positive('ingestRateLimit.burst', o.ingestRateLimit.burst);
+  positive('delivery.softBufferBytes', o.delivery.softBufferBytes);
+  if (!(o.delivery.hardBufferBytes > o.delivery.softBufferBytes)) {
+    throw new RangeError(`AffectServer: delivery.hardBufferBytes must be > softBufferBytes, got ${o.delivery.hardBufferBytes} <= ${o.delivery.softBufferBytes}`);
+  }
+}
+
