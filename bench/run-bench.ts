@@ -29,9 +29,12 @@ import { benchRtf, bounded, type RtfSection } from './sections/rtf.js';
 import { benchScaling, runRealtimeStreams, type RealtimeRun, type ScalingSection } from './sections/realtime.js';
 import { benchBatchSweep, benchEfficiency } from './sections/efficiency.js';
 import { benchFanout, type FanoutPoint } from './sections/fanout.js';
+import { benchEncoders, formatEncoders, STANDINS, type EncodersSection, type StandinName } from './sections/encoders.js';
 
-export const SECTIONS = ['rtf', 'latency', 'scaling', 'efficiency', 'batch', 'batching', 'fanout', 'load', 'gpu'] as const;
+export const SECTIONS = ['rtf', 'latency', 'scaling', 'efficiency', 'batch', 'batching', 'fanout', 'load', 'gpu', 'encoders'] as const;
 export type SectionName = (typeof SECTIONS)[number];
+/** Sections a plain run includes: `encoders` runs only when asked (`--encoders` or `--sections encoders`; it builds ~1 GB of stand-ins). */
+export const DEFAULT_SECTIONS: readonly SectionName[] = SECTIONS.filter((s) => s !== 'encoders');
 
 /** Options of a benchmark run. */
 export interface BenchOptions {
@@ -48,6 +51,8 @@ export interface BenchOptions {
   maxStreams: number;
   sections: readonly SectionName[];
   outDir: string;
+  /** Stand-ins timed by the `encoders` section (default base, large). */
+  encoders?: readonly StandinName[];
 }
 
 /** Sizes of each section (full vs quick). */
@@ -141,6 +146,8 @@ export interface BenchReport {
     /** bench/load.ts benchLoad(): publishers and subscribers against a real `serve` process. */
     readonly load?: unknown;
     readonly gpu?: GpuSection | Skipped;
+    /** bench/sections/encoders.ts: real-size encoder stand-ins and the compute-once streaming path (issue 14). */
+    readonly encoders?: EncodersSection;
   };
   readonly wallSeconds: number;
 }
@@ -279,6 +286,11 @@ async function runBenchInner(o: BenchOptions, log: (line: string) => void, t0: n
     if (want('load')) {
       log(`[bench] load (bench/load.ts): ${plan.load.publishers} publishers, ${plan.load.subscribers} subscribers, ${plan.load.durationS} s against a serve process`);
       sections['load'] = await external('./load.js', 'benchLoad', { speechModel: o.speechModel, device: o.device === 'webgpu' ? 'auto' : o.device, ...plan.load }, plan.externalTimeoutMs);
+    }
+    if (want('encoders')) {
+      const enc = o.encoders ?? ['base', 'large'];
+      log(`[bench] encoders: ${enc.join(', ')} stand-ins and the default speech model, full-window vs compute-once streaming`);
+      sections['encoders'] = await benchEncoders({ encoders: enc, device: o.device, quick: o.quick, samples, log });
     }
     if (want('gpu')) {
       sections['gpu'] = await gpuSection(o, plan, samples, log);
@@ -435,6 +447,7 @@ export function formatBenchSummary(r: BenchReport, file: string): string {
     const lat = (x['latencyMs'] as Record<string, number> | undefined) ?? {};
     return `delivered ${String(x['delivered'])}/${String(x['expected'])} (ratio ${String(x['deliveredRatio'])}), gaps ${String(x['gaps'])}, dropped windows ${String(x['droppedWindows'])}, latency p50 ${lat['p50']?.toFixed(1) ?? 'n/a'} / p99 ${lat['p99']?.toFixed(1) ?? 'n/a'} ms`;
   });
+  if (s.encoders) L.push(...formatEncoders(s.encoders));
   if (s.gpu) {
     if ('skipped' in s.gpu) L.push('', `gpu: skipped — ${s.gpu.skipped}`);
     else if ('skipped' in s.gpu.batch) L.push('', `gpu (${s.gpu.provider}): batch sweep skipped — ${s.gpu.batch.skipped}`);
@@ -442,6 +455,15 @@ export function formatBenchSummary(r: BenchReport, file: string): string {
   }
   L.push('', `report: ${file} (${r.wallSeconds} s)`);
   return L.join('\n') + '\n';
+}
+
+function parseEncoders(v: string): StandinName[] {
+  const parts = v.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const p of parts) {
+    if (!(p in STANDINS)) throw new RangeError(`--encoders: unknown encoder "${p}". Should be one of: ${Object.keys(STANDINS).join(', ')}`);
+  }
+  if (parts.length === 0) throw new RangeError('--encoders: give at least one of ' + Object.keys(STANDINS).join(', '));
+  return parts as StandinName[];
 }
 
 function parseSections(v: string): SectionName[] {
@@ -471,13 +493,14 @@ export async function main(argv: string[] = process.argv): Promise<number> {
       if (!(Number.isInteger(x) && x >= 1 && x <= 1024)) throw new RangeError(`--max-streams must be an integer in [1, 1024], got "${v}"`);
       return x;
     }, 1024)
-    .option('--sections <list>', `comma-separated subset of ${SECTIONS.join(',')}`, parseSections, [...SECTIONS])
+    .option('--sections <list>', `comma-separated subset of ${SECTIONS.join(',')}`, parseSections, [...DEFAULT_SECTIONS])
+    .option('--encoders <list>', `stand-ins for the encoders section (${Object.keys(STANDINS).join(',')}); builds missing ones and adds the section`, parseEncoders)
     .option('--out <dir>', 'report folder', path.join(REPO_ROOT, 'bench', 'results'))
     .option('--log-level <level>', 'pino log level', 'warn')
     .exitOverride();
   try {
     program.parse(argv);
-    const opts = program.opts<{ quick: boolean; device: Device; speechModel: string; textModel?: string; asrModel?: string; budgetMs?: number; maxStreams: number; sections: SectionName[]; out: string; logLevel: string }>();
+    const opts = program.opts<{ quick: boolean; device: Device; speechModel: string; textModel?: string; asrModel?: string; budgetMs?: number; maxStreams: number; sections: SectionName[]; out: string; logLevel: string; encoders?: StandinName[] }>();
     setLogLevel(opts.logLevel);
     const { report, file } = await runBench({
       quick: opts.quick,
@@ -487,8 +510,9 @@ export async function main(argv: string[] = process.argv): Promise<number> {
       asrModel: opts.asrModel,
       budgetMs: opts.budgetMs,
       maxStreams: opts.maxStreams,
-      sections: opts.sections,
+      sections: opts.encoders && !opts.sections.includes('encoders') ? [...opts.sections, 'encoders'] : opts.sections,
       outDir: opts.out,
+      ...(opts.encoders ? { encoders: opts.encoders } : {}),
     });
     process.stdout.write(formatBenchSummary(report, file));
     return 0;

@@ -45,7 +45,7 @@ import { modelRoot } from './files.js';
 import type { LoadModelOptions } from './load-options.js';
 import type { AffectOutputMapping, ModelSpec } from './manifest.js';
 import type { SpeechAffectModel, SpeechAffectOutput } from './ports.js';
-import { normalizeWindow, signalConfidence, toUnitRange } from './speech-onnx.js';
+import { decodeSpeechRow, normalizeWindow } from './speech-onnx.js';
 import { OrtWorkerSession, type WireTensor } from './worker/host.js';
 
 /** Which compute-once strategy to run. */
@@ -71,6 +71,44 @@ export interface StreamingGraphInfo {
   readonly frontEnd: string;
   readonly featureDim: number;
   readonly hiddenDim: number;
+  /** Architecture, for counting multiply-accumulates (absent in hand-made exports: no MAC counts then). */
+  readonly layers?: number;
+  readonly heads?: number;
+  readonly ffDim?: number;
+  readonly posConvKernelFrames?: number;
+  readonly posConvGroups?: number;
+  /** Conv layers as [channels, kernel, stride]. */
+  readonly convLayers?: ReadonlyArray<readonly [number, number, number]>;
+}
+
+/** Multiply-accumulates of the conv front end on a segment of `samples` samples (null without convLayers). */
+export function frontendMacs(info: StreamingGraphInfo, samples: number): number | null {
+  if (!info.convLayers) return null;
+  let len = samples;
+  let cin = 1;
+  let macs = 0;
+  for (const [c, k, s] of info.convLayers) {
+    const out = Math.floor((len - k) / s) + 1;
+    if (out <= 0) break;
+    macs += out * c * cin * k;
+    len = out;
+    cin = c;
+  }
+  return macs;
+}
+
+/** Multiply-accumulates of projection + positional conv + transformer on `frames` frames (attention included). */
+export function encoderMacs(info: StreamingGraphInfo, frames: number): number | null {
+  const { layers: L, ffDim: F, posConvKernelFrames: K, posConvGroups: G } = info;
+  if (L === undefined || F === undefined || K === undefined || G === undefined) return null;
+  const T = frames;
+  const D = info.hiddenDim;
+  return T * info.featureDim * D + T * D * (D / G) * K + L * (4 * T * D * D + 2 * T * T * D + 2 * T * D * F);
+}
+
+/** Multiply-accumulates of the regression head per window (dense D×D, out D×3). */
+export function headMacs(info: StreamingGraphInfo): number {
+  return info.hiddenDim * info.hiddenDim + 3 * info.hiddenDim;
 }
 
 /** Work counters (for the redundancy factor and the tests). */
@@ -87,6 +125,8 @@ export interface StreamingStats {
   encoderFrames: number;
   /** Windows that could not reuse the stream's cache (fresh stream, restart, gap). */
   cacheResets: number;
+  /** Multiply-accumulates spent (front end + transformer + head), when streaming.json describes the architecture. */
+  macs: number;
 }
 
 /** One stream's state. */
@@ -209,7 +249,7 @@ export class StreamingSpeechModel implements SpeechAffectModel {
   readonly info: StreamingGraphInfo;
   /** Batches windows of all streams (one batch in flight; each stage batched across its windows). */
   readonly batcher: DynamicBatcher<Job, SpeechAffectOutput>;
-  readonly stats: StreamingStats = { windows: 0, advancedSamples: 0, frontendFrames: 0, frontendSamples: 0, encoderFrames: 0, cacheResets: 0 };
+  readonly stats: StreamingStats = { windows: 0, advancedSamples: 0, frontendFrames: 0, frontendSamples: 0, encoderFrames: 0, cacheResets: 0, macs: 0 };
   private readonly mapping: AffectOutputMapping;
   private readonly streams = new Set<StreamState>();
   private nextOneOff = 0;
@@ -404,6 +444,7 @@ export class StreamingSpeechModel implements SpeechAffectModel {
         s.pos.forEach((p, j) => s.st.feats.set(p, (t.data as Float32Array).slice((i * frames + j) * C, (i * frames + j + 1) * C)));
       });
       this.stats.frontendFrames += group.length * frames;
+      this.stats.macs += group.length * (frontendMacs(this.info, len) ?? 0);
       this.stats.frontendSamples += group.length * len;
     }
 
@@ -444,6 +485,7 @@ export class StreamingSpeechModel implements SpeechAffectModel {
         }
       });
       this.stats.encoderFrames += group.length * T;
+      this.stats.macs += group.length * (encoderMacs(this.info, T) ?? 0);
     }
     if (chunked) {
       for (const pl of plans) {
@@ -466,7 +508,13 @@ export class StreamingSpeechModel implements SpeechAffectModel {
     const pooledBatch = new Float32Array(B * D);
     plans.forEach((pl, i) => pooledBatch.set(pooledOf.get(pl.job) as Float32Array, i * D));
     const res = await this.sessions.head.run({ pooled: { type: 'float32', data: pooledBatch, dims: [B, D] } });
-    const logits = this.output(res, 'logits');
+    this.output(res, 'logits');
+    this.stats.macs += B * headMacs(this.info);
+    // The model's own decoding (mapping, range, non-finite checks); the embedding is the pooled state.
+    const pooledOut = new Float32Array(B * D);
+    plans.forEach((pl, i) => pooledOut.set(pooledOf.get(pl.job) as Float32Array, i * D));
+    const m = this.mapping;
+    const decoded: Record<string, WireTensor> = { [m.output]: res['logits'] as WireTensor, ...(m.embedding ? { [m.embedding]: { type: 'float32', data: pooledOut, dims: [B, D] } } : {}) };
 
     // 5. Bookkeeping: remember the window, evict frames no later window can use.
     const out = plans.map((pl, i) => {
@@ -477,7 +525,7 @@ export class StreamingSpeechModel implements SpeechAffectModel {
       for (const p of st.feats.keys()) if (p < keepFeatsFrom) st.feats.delete(p);
       for (const p of st.hidden.keys()) if (p < pl.start) st.hidden.delete(p);
       this.stats.windows++;
-      return this.decode(logits, i, pooledOf.get(pl.job) as Float32Array, pl.job.samples);
+      return decodeSpeechRow(this.id, m, decoded, i, pl.job.samples);
     });
     return out;
   }
@@ -493,25 +541,6 @@ export class StreamingSpeechModel implements SpeechAffectModel {
       stage: this.id,
       hint: 'streaming.json does not describe these graphs; re-export them together',
     });
-  }
-
-  private decode(t: WireTensor, row: number, pooled: Float32Array, window: Float32Array): SpeechAffectOutput {
-    const m = this.mapping;
-    const width = t.dims[t.dims.length - 1] ?? 0;
-    const get = (col: number): number => Number((t.data as Float32Array)[row * width + col]);
-    const arousal = toUnitRange(get(m.arousal), m.range);
-    const valence = toUnitRange(get(m.valence), m.range);
-    const dominance = m.dominance === undefined ? undefined : toUnitRange(get(m.dominance), m.range);
-    if (!Number.isFinite(arousal) || !Number.isFinite(valence) || (dominance !== undefined && !Number.isFinite(dominance))) {
-      throw new AffectError('AFFECT_ERR_INFERENCE', `${this.id}: model returned a non-finite value`, { recoverable: true, stage: this.id });
-    }
-    return {
-      valence,
-      arousal,
-      confidence: signalConfidence(window),
-      ...(dominance === undefined ? {} : { dominance }),
-      ...(m.embedding ? { embedding: pooled } : {}),
-    };
   }
 
   /** Rejects waiting windows, frees every stream's cache and releases the three sessions. Idempotent. */

@@ -192,6 +192,10 @@ def export_one(name: str, out_root: str, spec_id: str | None, seed: int, opset: 
         "hiddenDim": cfg["encoder_embed_dim"],
         "layers": cfg["encoder_num_layers"],
         "posConvKernelFrames": cfg["encoder_pos_conv_kernel"],
+        "posConvGroups": cfg["encoder_pos_conv_groups"],
+        "heads": cfg["encoder_num_heads"],
+        "ffDim": cfg["encoder_ff_interm_features"],
+        "convLayers": [list(c) for c in cfg["extractor_conv_layer_config"]],
         "torch": torch.__version__,
     }
     if streaming:

@@ -1,0 +1,532 @@
+/**
+ * The `encoders` section (issue 14): what real-size speech encoders cost, and what the
+ * compute-once streaming path (models/streaming-speech.ts) saves.
+ *
+ * For each requested stand-in (`base` → wav2vec2-base-dim layout, `large` → the 12-layer
+ * wav2vec2-large-robust layout of wav2vec2-msp-dim; random weights, exported by
+ * training/encoders/export_standins.py into models/weights/standins/, built here when missing) and
+ * for the trained default speech model, on one device:
+ *
+ * - memory per session (RSS growth from loading the session and one warm-up window);
+ * - latency of one 1 s window at batch 1 (bare session, median);
+ * - throughput at batch 1..32 (bare session, windows/s);
+ * - one pass over 4 s of audio (ms per audio second): the cost of computing each sample once;
+ * - the full-window path at the default 1 s window / 250 ms hop, one stream: real-time factor,
+ *   CPU core-seconds per audio second, real-time streams per core and on this machine;
+ * - the streaming path (chunked and frames modes) on the same windows: the same figures, plus the
+ *   deviation of its outputs from the full-window path and the redundancy factor (time per audio
+ *   second ÷ the one-pass time per audio second; and in frames of work);
+ * - concurrent streams: N streams batched through each path (audio seconds per wall second).
+ *
+ * Every figure carries the 1-minute load average when it was taken (the machine may be shared).
+ * CUDA rows run only with `--device cuda` on a machine with onnxruntime-node's CUDA provider;
+ * otherwise they are a `skipped` note.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { REPO_ROOT } from '../../src/config.js';
+import { AffectError } from '../../src/errors.js';
+import { cudaProviderInstalled } from '../../models/device.js';
+import { modelFilePath } from '../../models/files.js';
+import { findModelSpec, MODEL_SPECS, type ModelSpec } from '../../models/manifest.js';
+import type { Device, SpeechAffectOutput } from '../../models/ports.js';
+import { OnnxSpeechModel } from '../../models/speech-onnx.js';
+import { encoderMacs, frontendMacs, hasStreamingGraphs, headMacs, StreamingSpeechModel, type StreamingMode, type StreamingSpeechStream } from '../../models/streaming-speech.js';
+import { round } from '../lib/common.js';
+
+/** Stand-ins the section knows: name → the manifest spec whose contract it has. */
+export const STANDINS = { base: 'wav2vec2-base-dim', large: 'wav2vec2-msp-dim' } as const;
+export type StandinName = keyof typeof STANDINS;
+
+/** Where the stand-ins live (a models folder: `<dir>/<spec id>/model.onnx`). */
+export const STANDINS_DIR = path.join(REPO_ROOT, 'models', 'weights', 'standins');
+
+/** Sizes of the section. */
+export interface EncodersPlan {
+  /** Audio for the one-stream RTF runs, seconds. */
+  audioSeconds: number;
+  batchSizes: number[];
+  /** Per batch size, ms (at least 2 calls). */
+  batchTargetMs: number;
+  latencyRuns: number;
+  /** Concurrent streams for the batched comparison (0: skip). */
+  concurrentStreams: number;
+  concurrentAudioSeconds: number;
+  /** Left context (frames) of the chunked streaming mode used for the concurrent run. */
+  leftContextFrames: number;
+  /** Left contexts tried in the one-stream chunked runs. */
+  leftContextSweep: number[];
+  /** Check frames mode against the full-window path with input normalisation off (exactness), windows (0: skip). */
+  exactnessWindows: number;
+}
+
+export function encodersPlan(quick: boolean): EncodersPlan {
+  return quick
+    ? { audioSeconds: 3, batchSizes: [1, 4], batchTargetMs: 200, latencyRuns: 3, concurrentStreams: 0, concurrentAudioSeconds: 0, leftContextFrames: 6, leftContextSweep: [6], exactnessWindows: 0 }
+    : { audioSeconds: 8, batchSizes: [1, 2, 4, 8, 16, 32], batchTargetMs: 1500, latencyRuns: 9, concurrentStreams: 32, concurrentAudioSeconds: 2, leftContextFrames: 6, leftContextSweep: [0, 6, 12, 25], exactnessWindows: 8 };
+}
+
+/** A figure with the load average when it was measured. */
+export interface Loaded<T> {
+  readonly value: T;
+  readonly loadAvg1: number;
+}
+
+const load1 = (): number => round(os.loadavg()[0] ?? 0, 2);
+const at = <T>(value: T): Loaded<T> => ({ value, loadAvg1: load1() });
+
+/** One path (full-window or streaming) over one stream at the default window/hop. */
+export interface PathRun {
+  readonly windows: number;
+  readonly audioSeconds: number;
+  readonly wallMs: number;
+  /** wall ÷ audio. */
+  readonly rtf: number;
+  /** CPU core-seconds (all threads) per audio second. */
+  readonly cpuCoresPerStream: number;
+  /** 1 ÷ cpuCoresPerStream. */
+  readonly streamsPerCore: number;
+  /** Machine cores ÷ cpuCoresPerStream, capped by 1 ÷ rtf × cores. */
+  readonly streamsThisMachine: number;
+  /** Encoder time per audio second ÷ one pass per audio second (batch 1). */
+  readonly redundancyTime: number | null;
+  /** Multiply-accumulates per audio second ÷ those of one pass over that second. */
+  readonly redundancyMacs: number | null;
+  readonly loadAvg1: number;
+}
+
+export interface StreamingRun extends PathRun {
+  readonly mode: StreamingMode;
+  readonly leftContextFrames: number;
+  /** Max |Δ| of valence/arousal/dominance against the full-window path ([-1, 1] units). */
+  readonly maxAbsDiff: number;
+  readonly meanAbsDiff: number;
+  /** Standard deviation of the full-window outputs across the same windows (scale of the deviation). */
+  readonly outputSd: number;
+  /** Min cosine similarity of the pooled hidden state against the full-window one. */
+  readonly minEmbeddingCosine: number;
+  /** Conv samples and transformer frames computed ÷ what one pass needs. */
+  readonly redundancyFrontend: number;
+  readonly redundancyEncoder: number;
+  /** Cache per stream, bytes. */
+  readonly cacheBytesPerStream: number;
+}
+
+export interface ConcurrentRun {
+  readonly streams: number;
+  readonly audioSecondsPerStream: number;
+  readonly wallMs: number;
+  /** Audio seconds processed per wall second, all streams together (= real-time streams held). */
+  readonly realtimeStreams: number;
+  readonly meanBatch: number;
+  readonly loadAvg1: number;
+}
+
+export interface EncoderRow {
+  readonly name: string;
+  readonly specId: string;
+  readonly file: string;
+  readonly note?: string;
+  readonly device: string;
+  readonly provider: string;
+  readonly parameters?: number;
+  readonly sessionMiB: Loaded<number>;
+  readonly latencyMsBatch1: Loaded<number>;
+  readonly throughput: ReadonlyArray<{ batch: number; windowsPerSec: number; msPerCall: number; loadAvg1: number }>;
+  readonly onePassMsPerAudioSecond: Loaded<number> | null;
+  readonly fullWindow: PathRun;
+  readonly streaming: ReadonlyArray<StreamingRun | { mode: StreamingMode; skipped: string }>;
+  readonly concurrent?: { fullWindow: ConcurrentRun; streaming: ConcurrentRun | { skipped: string }; bareAtSameBatch: number; batchingEfficiency: number };
+  /** Frames mode vs the full-window path with input normalisation off: the exactness check. */
+  readonly framesExactness?: { windows: number; maxAbsDiff: number; maxEmbeddingAbsDiff: number; loadAvg1: number } | { skipped: string };
+  /** Multiply-accumulates of one pass over one second of audio (front end + transformer on 50 frames + head). */
+  readonly onePassMacsPerSecond?: number;
+}
+
+export interface EncodersSection {
+  readonly windowMs: 1000;
+  readonly hopMs: 250;
+  readonly device: Device;
+  readonly rows: ReadonlyArray<EncoderRow | { name: string; skipped: string }>;
+  readonly cuda?: { skipped: string };
+  readonly notes: readonly string[];
+}
+
+/** Builds the stand-ins that are missing (python3 + torch, seconds to a minute each). */
+export function ensureStandins(names: readonly StandinName[], log: (l: string) => void): { built: string[]; error?: string } {
+  const missing = names.filter((n) => {
+    const spec = findModelSpec(STANDINS[n]) as ModelSpec;
+    return !existsSync(path.join(STANDINS_DIR, spec.id, 'model.onnx')) || !hasStreamingGraphs(spec, STANDINS_DIR);
+  });
+  if (missing.length === 0) return { built: [] };
+  const python = process.env['CIRCUMPLEX_PYTHON'] ?? '/usr/bin/python3';
+  log(`[bench] encoders: building stand-ins ${missing.join(', ')} (${python} -m training.encoders.export_standins, nice 10; about a minute)`);
+  const r = spawnSync('nice', ['-n', '10', python, '-m', 'training.encoders.export_standins', '--encoders', missing.join(','), '--out', STANDINS_DIR], { cwd: REPO_ROOT, encoding: 'utf8', timeout: 15 * 60_000 });
+  if (r.status !== 0) return { built: [], error: `export_standins failed (exit ${String(r.status)}): ${(r.stderr || String(r.error ?? '')).trim().split('\n').slice(-3).join(' | ')}` };
+  return { built: missing };
+}
+
+function windowsOf(samples: Float32Array, seconds: number): Float32Array[] {
+  const out: Float32Array[] = [];
+  const total = Math.min(samples.length, Math.round(seconds * 16_000));
+  for (let s = 0; s + 16_000 <= total; s += 4000) out.push(samples.slice(s, s + 16_000));
+  return out;
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)] ?? NaN;
+};
+
+async function rssAfter(f: () => Promise<void>): Promise<number> {
+  const before = process.memoryUsage().rss;
+  await f();
+  return (process.memoryUsage().rss - before) / 2 ** 20;
+}
+
+async function timePath(windows: Float32Array[], infer: (w: Float32Array) => Promise<SpeechAffectOutput>): Promise<{ outs: SpeechAffectOutput[]; wallMs: number; cpuMs: number; loadAvg1: number }> {
+  const outs: SpeechAffectOutput[] = [];
+  const c0 = process.cpuUsage();
+  const t0 = performance.now();
+  for (const w of windows) outs.push(await infer(w));
+  const wallMs = performance.now() - t0;
+  const c = process.cpuUsage(c0);
+  return { outs, wallMs, cpuMs: (c.user + c.system) / 1000, loadAvg1: load1() };
+}
+
+function pathRun(windows: number, wallMs: number, cpuMs: number, onePass: number | null, loadAvg1: number, redundancyMacs: number | null = null): PathRun {
+  const audioSeconds = windows * 0.25; // new audio per window at a 250 ms hop
+  const rtf = wallMs / 1000 / audioSeconds;
+  const cpu = cpuMs / 1000 / audioSeconds;
+  const cores = os.cpus().length;
+  return {
+    windows,
+    audioSeconds,
+    wallMs: round(wallMs, 1),
+    rtf: round(rtf, 4),
+    cpuCoresPerStream: round(cpu, 4),
+    streamsPerCore: round(1 / cpu, 2),
+    streamsThisMachine: round(Math.min(cores / cpu, cores / rtf), 2),
+    redundancyTime: onePass ? round((wallMs / audioSeconds) / onePass, 2) : null,
+    redundancyMacs: redundancyMacs === null ? null : round(redundancyMacs, 3),
+    loadAvg1,
+  };
+}
+
+function deviation(ref: SpeechAffectOutput[], got: SpeechAffectOutput[]): { maxAbsDiff: number; meanAbsDiff: number; outputSd: number; minEmbeddingCosine: number } {
+  let max = 0;
+  let sum = 0;
+  let n = 0;
+  const vals: number[] = [];
+  let minCos = 1;
+  ref.forEach((a, i) => {
+    const b = got[i] as SpeechAffectOutput;
+    for (const k of ['valence', 'arousal', 'dominance'] as const) {
+      const x = a[k];
+      const y = b[k];
+      if (x === undefined || y === undefined) continue;
+      const d = Math.abs(x - y);
+      max = Math.max(max, d);
+      sum += d;
+      n++;
+      vals.push(x);
+    }
+    if (a.embedding && b.embedding) {
+      let dot = 0;
+      let na = 0;
+      let nb = 0;
+      for (let j = 0; j < a.embedding.length; j++) {
+        const p = a.embedding[j] as number;
+        const q = b.embedding[j] as number;
+        dot += p * q;
+        na += p * p;
+        nb += q * q;
+      }
+      minCos = Math.min(minCos, dot / Math.sqrt(na * nb + 1e-30));
+    }
+  });
+  const mean = vals.reduce((s, v) => s + v, 0) / Math.max(1, vals.length);
+  const sd = Math.sqrt(vals.reduce((s, v) => s + (v - mean) ** 2, 0) / Math.max(1, vals.length));
+  return { maxAbsDiff: round(max, 6), meanAbsDiff: round(sum / Math.max(1, n), 6), outputSd: round(sd, 4), minEmbeddingCosine: round(minCos, 5) };
+}
+
+/** MACs of one pass over one second of audio. */
+function onePassMacsPerSecond(sm: StreamingSpeechModel): number | null {
+  const fe = frontendMacs(sm.info, 16_000);
+  const en = encoderMacs(sm.info, 50);
+  return fe === null || en === null ? null : fe + en + headMacs(sm.info);
+}
+
+/** MACs of the full model on one 1 s window (49 frames). */
+function windowMacs(sm: StreamingSpeechModel): number {
+  return (frontendMacs(sm.info, 16_000) ?? 0) + (encoderMacs(sm.info, 49) ?? 0) + headMacs(sm.info);
+}
+
+/** Frames mode against the full-window path, both with input normalisation off: exact up to float rounding for layer-norm front ends. */
+async function exactness(spec: ModelSpec, loadOpts: object, samples: Float32Array, n: number, log: (l: string) => void, name: string): Promise<EncoderRow['framesExactness']> {
+  log(`[bench] encoders: ${name}: frames-mode exactness check (input normalisation off, ${n} windows)`);
+  const raw: ModelSpec = { ...spec, inputNormalization: 'none' };
+  const full = await OnnxSpeechModel.load(raw, loadOpts);
+  const sm = await StreamingSpeechModel.load(raw, { ...loadOpts, streaming: { mode: 'frames' } });
+  try {
+    const st = sm.forStream('exact');
+    let max = 0;
+    let maxE = 0;
+    for (const w of windowsOf(samples, 0.75 + n * 0.25).slice(0, n)) {
+      const a = await full.infer(w);
+      const b = await st.infer(w);
+      for (const k of ['valence', 'arousal', 'dominance'] as const) max = Math.max(max, Math.abs((a[k] ?? 0) - (b[k] ?? 0)));
+      if (a.embedding && b.embedding) for (let i = 0; i < a.embedding.length; i++) maxE = Math.max(maxE, Math.abs((a.embedding[i] as number) - (b.embedding[i] as number)));
+    }
+    st.close();
+    return { windows: n, maxAbsDiff: max, maxEmbeddingAbsDiff: maxE, loadAvg1: load1() };
+  } finally {
+    await sm.close();
+    await full.close();
+  }
+}
+
+/** N streams, each sequential over its windows, all at once (batched by the model's batcher). */
+async function concurrent(streams: number, windows: Float32Array[], inferFor: (i: number) => (w: Float32Array) => Promise<SpeechAffectOutput>, batchStats: () => { batches: number; batchedItems: number }): Promise<ConcurrentRun> {
+  const s0 = { ...batchStats() };
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: streams }, async (_, i) => {
+      const infer = inferFor(i);
+      for (const w of windows) await infer(w);
+    }),
+  );
+  const wallMs = performance.now() - t0;
+  const s1 = batchStats();
+  const audioSecondsPerStream = windows.length * 0.25;
+  return {
+    streams,
+    audioSecondsPerStream,
+    wallMs: round(wallMs, 1),
+    realtimeStreams: round((streams * audioSecondsPerStream) / (wallMs / 1000), 2),
+    meanBatch: round((s1.batchedItems - s0.batchedItems) / Math.max(1, s1.batches - s0.batches), 2),
+    loadAvg1: load1(),
+  };
+}
+
+/** Measures one model (full-window path, and the streaming path when its split graphs exist). */
+async function measure(name: string, spec: ModelSpec, modelsDir: string | undefined, device: Device, plan: EncodersPlan, samples: Float32Array, log: (l: string) => void, note?: string, parameters?: number): Promise<EncoderRow> {
+  const onnx = spec.files.find((f) => f.path === spec.onnxFile);
+  const file = onnx ? path.relative(REPO_ROOT, modelFilePath(spec, onnx, modelsDir)) : '?';
+  // Bench calls go one at a time here; a wide batcher lets the concurrent run batch up to 32.
+  const loadOpts = { device, ...(modelsDir ? { modelsDir } : {}), maxBatch: 32, maxQueue: 256, maxWaitMs: 10 };
+  const fixedLen = spec.windowSamples ?? null;
+  const win = fixedLen ?? 16_000;
+  const one = samples.slice(0, win);
+  let model: OnnxSpeechModel | undefined;
+  const sessionMiB = at(round(await rssAfter(async () => {
+    model = await OnnxSpeechModel.load(spec, loadOpts);
+    await model.runBatch([one]);
+  }), 1));
+  const m = model as OnnxSpeechModel;
+  try {
+    log(`[bench] encoders: ${name} (${spec.id}) on ${m.provider}: latency, throughput`);
+    const lat: number[] = [];
+    for (let i = 0; i < plan.latencyRuns; i++) {
+      const t0 = performance.now();
+      await m.runBatch([one]);
+      lat.push(performance.now() - t0);
+    }
+    const latencyMsBatch1 = at(round(median(lat), 2));
+    const pool = windowsOf(samples, 19);
+    const throughput: Array<{ batch: number; windowsPerSec: number; msPerCall: number; loadAvg1: number }> = [];
+    for (const b of plan.batchSizes) {
+      const calls: number[] = [];
+      const t0 = performance.now();
+      while (calls.length < 2 || performance.now() - t0 < plan.batchTargetMs) {
+        const batch = Array.from({ length: b }, (_, i) => pool[(calls.length * b + i) % pool.length] as Float32Array);
+        const c0 = performance.now();
+        await m.runBatch(batch);
+        calls.push(performance.now() - c0);
+      }
+      const ms = median(calls);
+      throughput.push({ batch: b, windowsPerSec: round((b * 1000) / ms, 2), msPerCall: round(ms, 2), loadAvg1: load1() });
+    }
+    let onePass: Loaded<number> | null = null;
+    if (fixedLen === null) {
+      const seg = samples.slice(0, 4 * 16_000);
+      await m.runBatch([seg]);
+      const t: number[] = [];
+      for (let i = 0; i < 3; i++) {
+        const t0 = performance.now();
+        await m.runBatch([seg]);
+        t.push(performance.now() - t0);
+      }
+      onePass = at(round(median(t) / 4, 2));
+    }
+    log(`[bench] encoders: ${name}: full-window path, one stream, ${plan.audioSeconds} s at 1 s / 250 ms`);
+    const windows = windowsOf(samples, plan.audioSeconds);
+    const full = await timePath(windows, (w) => m.infer(w));
+    const fullWindow = pathRun(windows.length, full.wallMs, full.cpuMs, onePass?.value ?? null, full.loadAvg1);
+
+    const streaming: Array<StreamingRun | { mode: StreamingMode; skipped: string }> = [];
+    const streamModels: StreamingSpeechModel[] = [];
+    let concurrentModel: StreamingSpeechModel | undefined;
+    let onePassMacs: number | null = null;
+    let framesExactness: EncoderRow['framesExactness'];
+    let concurrentRow: EncoderRow['concurrent'];
+    try {
+      if (!hasStreamingGraphs(spec, modelsDir)) {
+        streaming.push({ mode: 'chunked', skipped: `no split graphs (streaming/) for ${spec.id}: the streaming path needs a frame-level encoder exported as frontend/encoder/head` });
+      } else {
+        const configs: Array<{ mode: StreamingMode; ctx: number }> = [...plan.leftContextSweep.map((ctx) => ({ mode: 'chunked' as const, ctx })), { mode: 'frames', ctx: 0 }];
+        for (const { mode, ctx } of configs) {
+          log(`[bench] encoders: ${name}: streaming path (${mode}${mode === 'chunked' ? `, ${ctx} frames left context` : ''}), one stream`);
+          const sm = await StreamingSpeechModel.load(spec, { ...loadOpts, streaming: { mode, leftContextFrames: ctx } });
+          if (mode === 'chunked' && ctx === plan.leftContextFrames) concurrentModel = sm;
+          else streamModels.push(sm);
+          await sm.infer(one);
+          onePassMacs ??= onePassMacsPerSecond(sm);
+          const st: StreamingSpeechStream = sm.forStream(`bench-${mode}`);
+          const before = { ...sm.stats };
+          const r = await timePath(windows, (w) => st.infer(w));
+          const adv = sm.stats.advancedSamples - before.advancedSamples;
+          const frames = adv / sm.info.frameStrideSamples;
+          const macs = sm.stats.macs - before.macs;
+          const run = pathRun(windows.length, r.wallMs, r.cpuMs, onePass?.value ?? null, r.loadAvg1, onePassMacs ? macs / (adv / 16_000) / onePassMacs : null);
+          streaming.push({
+            ...run,
+            mode,
+            leftContextFrames: ctx,
+            ...deviation(full.outs, r.outs),
+            redundancyFrontend: round((sm.stats.frontendSamples - before.frontendSamples) / adv, 3),
+            redundancyEncoder: round((sm.stats.encoderFrames - before.encoderFrames) / frames, 3),
+            cacheBytesPerStream: sm.cacheBytes,
+          });
+          st.close();
+          if (sm !== concurrentModel) {
+            streamModels.splice(streamModels.indexOf(sm), 1);
+            await sm.close();
+          }
+        }
+        if (concurrentModel) streamModels.push(concurrentModel);
+        if (plan.exactnessWindows > 0) framesExactness = await exactness(spec, loadOpts, samples, plan.exactnessWindows, log, name);
+      }
+      if (plan.concurrentStreams > 0) {
+        log(`[bench] encoders: ${name}: ${plan.concurrentStreams} concurrent streams × ${plan.concurrentAudioSeconds} s, full-window vs streaming (batched across streams)`);
+        const cw = windowsOf(samples, plan.concurrentAudioSeconds + 0.75);
+        const fullC = await concurrent(plan.concurrentStreams, cw, () => (w) => m.infer(w), () => m.batcher.stats);
+        const sm = concurrentModel;
+        let streamC: ConcurrentRun | { skipped: string } = { skipped: 'no streaming path' };
+        if (sm) {
+          const handles = Array.from({ length: plan.concurrentStreams }, (_, i) => sm.forStream(`conc-${i}`));
+          streamC = await concurrent(plan.concurrentStreams, cw, (i) => (w) => (handles[i] as StreamingSpeechStream).infer(w), () => sm.batcher.stats);
+          for (const h of handles) h.close();
+        }
+        const bareB = Math.max(1, Math.round(fullC.meanBatch));
+        const near = throughput.reduce((best, p) => (Math.abs(p.batch - bareB) < Math.abs(best.batch - bareB) ? p : best), throughput[0] as (typeof throughput)[number]);
+        const fullWps = (fullC.streams * cw.length) / (fullC.wallMs / 1000);
+        concurrentRow = { fullWindow: fullC, streaming: streamC, bareAtSameBatch: near.windowsPerSec, batchingEfficiency: round(fullWps / near.windowsPerSec, 3) };
+      }
+    } finally {
+      for (const sm of streamModels) await sm.close();
+    }
+    const fullMacsRedundancy = onePassMacs && streamModels[0] ? (4 * windowMacs(streamModels[0])) / onePassMacs : null;
+    return {
+      name,
+      specId: spec.id,
+      file,
+      ...(note ? { note } : {}),
+      device,
+      provider: m.provider,
+      ...(parameters ? { parameters } : {}),
+      sessionMiB,
+      latencyMsBatch1,
+      throughput,
+      onePassMsPerAudioSecond: onePass,
+      fullWindow: { ...fullWindow, redundancyMacs: fullMacsRedundancy === null ? null : round(fullMacsRedundancy, 3) },
+      streaming,
+      ...(concurrentRow ? { concurrent: concurrentRow } : {}),
+      ...(framesExactness ? { framesExactness } : {}),
+      ...(onePassMacs ? { onePassMacsPerSecond: onePassMacs } : {}),
+    };
+  } finally {
+    await m.close();
+  }
+}
+
+/** The trained default speech model: `speech-va` when its files are present, else `speech-fixture`. */
+export function defaultSpeechModel(): { spec: ModelSpec; note: string } {
+  const va = findModelSpec('speech-va');
+  if (va && va.files.every((f) => existsSync(modelFilePath(va, f)))) return { spec: va, note: 'the trained default speech model (speech-va)' };
+  return {
+    spec: MODEL_SPECS['speech-fixture'],
+    note: va ? 'speech-va files not found; timed speech-fixture instead' : 'speech-va is not in the manifest yet; timed speech-fixture (the current default) instead',
+  };
+}
+
+/** Runs the section. */
+export async function benchEncoders(o: { encoders: readonly StandinName[]; device: Device; quick: boolean; samples: Float32Array; log: (l: string) => void; plan?: EncodersPlan }): Promise<EncodersSection> {
+  const plan = o.plan ?? encodersPlan(o.quick);
+  const notes: string[] = [
+    'Stand-ins have random weights: their speed is the real architecture\'s, their outputs mean nothing; deviations are relative to their own full-window outputs.',
+    'Real-time streams per core = audio seconds per CPU core-second of the whole process (ORT intra-op threads included); on this machine = min(cores ÷ CPU per stream, cores ÷ RTF).',
+  ];
+  const rows: Array<EncoderRow | { name: string; skipped: string }> = [];
+  const device: Device = o.device === 'cuda' && !cudaProviderInstalled() ? 'cpu' : o.device;
+  let cuda: { skipped: string } | undefined;
+  if (!cudaProviderInstalled()) {
+    cuda = { skipped: `${o.device === 'cuda' ? '--device cuda was asked, but ' : ''}no CUDA provider on this machine (no GPU, or onnxruntime-node installed without libonnxruntime_providers_cuda): CUDA rows not measured, CPU rows only. On a GPU machine: npm ci --onnxruntime-node-install=cuda12, then npm run bench -- --sections encoders --encoders base,large --device cuda` };
+  }
+  const build = ensureStandins(o.encoders, o.log);
+  for (const name of o.encoders) {
+    const spec = findModelSpec(STANDINS[name]) as ModelSpec;
+    if (build.error && !existsSync(path.join(STANDINS_DIR, spec.id, 'model.onnx'))) {
+      rows.push({ name, skipped: build.error });
+      continue;
+    }
+    try {
+      let parameters: number | undefined;
+      try {
+        const info = JSON.parse(readFileSync(path.join(STANDINS_DIR, spec.id, 'standin.json'), 'utf8')) as { parameters?: number };
+        parameters = info.parameters;
+      } catch {
+        parameters = undefined;
+      }
+      rows.push(await measure(name, spec, STANDINS_DIR, device, plan, o.samples, o.log, `stand-in for ${spec.id} (random weights)`, parameters));
+    } catch (err) {
+      rows.push({ name, skipped: `${err instanceof AffectError ? err.describe() : String(err)}` });
+    }
+  }
+  const def = defaultSpeechModel();
+  try {
+    rows.push(await measure('default', def.spec, undefined, device, plan, o.samples, o.log, def.note));
+  } catch (err) {
+    rows.push({ name: 'default', skipped: `${def.spec.id}: ${err instanceof AffectError ? err.describe() : String(err)}` });
+  }
+  return { windowMs: 1000, hopMs: 250, device, rows, ...(cuda ? { cuda } : {}), notes };
+}
+
+/** Summary lines for the bench's printed table. */
+export function formatEncoders(s: EncodersSection): string[] {
+  const L: string[] = ['', `encoders (window ${s.windowMs} ms, hop ${s.hopMs} ms, ${s.device}; load average in brackets)`];
+  for (const r of s.rows) {
+    if ('skipped' in r) {
+      L.push(`  ${r.name}: skipped — ${r.skipped}`);
+      continue;
+    }
+    L.push(`  ${r.name} = ${r.specId}${r.parameters ? ` (${(r.parameters / 1e6).toFixed(1)} M params)` : ''} on ${r.provider}: session ${r.sessionMiB.value} MiB, 1 s window at batch 1 ${r.latencyMsBatch1.value} ms [${r.latencyMsBatch1.loadAvg1}]${r.onePassMsPerAudioSecond ? `, one pass ${r.onePassMsPerAudioSecond.value} ms per audio s` : ''}`);
+    L.push(`    windows/s by batch: ${r.throughput.map((p) => `${p.batch}: ${p.windowsPerSec}`).join('   ')}`);
+    const f = r.fullWindow;
+    L.push(`    full-window path: rtf ${f.rtf}, ${f.cpuCoresPerStream} cores/stream, ${f.streamsPerCore} streams/core, ${f.streamsThisMachine} on this machine, redundancy ${f.redundancyTime ?? 'n/a'} by time, ${f.redundancyMacs ?? 'n/a'} by MACs [${f.loadAvg1}]`);
+    for (const st of r.streaming) {
+      if ('skipped' in st) L.push(`    streaming (${st.mode}): skipped — ${st.skipped}`);
+      else L.push(`    streaming (${st.mode}${st.mode === 'chunked' ? `, ${st.leftContextFrames} frames left context` : ''}): rtf ${st.rtf}, ${st.streamsPerCore} streams/core, ${st.streamsThisMachine} on this machine, redundancy ${st.redundancyTime ?? 'n/a'} by time, ${st.redundancyMacs ?? 'n/a'} by MACs (frames: conv ${st.redundancyFrontend}, transformer ${st.redundancyEncoder}), max |Δ| ${st.maxAbsDiff} (output sd ${st.outputSd}), min cos ${st.minEmbeddingCosine} [${st.loadAvg1}]`);
+    }
+    if (r.framesExactness) L.push('skipped' in r.framesExactness ? `    frames-mode exactness: skipped — ${r.framesExactness.skipped}` : `    frames-mode exactness (normalisation off, ${r.framesExactness.windows} windows): max |Δ| ${r.framesExactness.maxAbsDiff.toExponential(2)}, embedding ${r.framesExactness.maxEmbeddingAbsDiff.toExponential(2)}`);
+    if (r.concurrent) {
+      const c = r.concurrent;
+      const sc = 'skipped' in c.streaming ? `skipped — ${c.streaming.skipped}` : `${c.streaming.realtimeStreams} real-time streams (mean batch ${c.streaming.meanBatch})`;
+      L.push(`    ${c.fullWindow.streams} concurrent streams: full-window ${c.fullWindow.realtimeStreams} real-time streams (mean batch ${c.fullWindow.meanBatch}, batching efficiency ${c.batchingEfficiency} vs bare), streaming ${sc}`);
+    }
+  }
+  if (s.cuda) L.push(`  cuda: skipped — ${s.cuda.skipped}`);
+  return L;
+}

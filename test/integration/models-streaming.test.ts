@@ -1,0 +1,248 @@
+/**
+ * Compute-once streaming (issue 14) on tiny wav2vec2-shaped models built here by the stand-in
+ * export script (torchaudio's builder at toy width, same conv strides/receptive field, same ONNX
+ * contract): a real-contract export drops into the real model's loader, the frame-cache path
+ * matches the full-window path across hop sizes and restarts, the chunked path stays within a
+ * tolerance at a bounded redundancy, and every stream's cache is bounded and freed.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { pino } from 'pino';
+import { REPO_ROOT } from '../../src/config.js';
+import { AffectError } from '../../src/errors.js';
+import { MODEL_SPECS, type ModelSpec } from '../../models/manifest.js';
+import { loadSpeechModel } from '../../models/registry.js';
+import { OnnxSpeechModel } from '../../models/speech-onnx.js';
+import { findContinuation, StreamingSpeechModel } from '../../models/streaming-speech.js';
+import type { SpeechAffectModel, SpeechAffectOutput } from '../../models/ports.js';
+import { loadSamples } from '../../bench/lib/common.js';
+
+const silent = pino({ level: 'silent' });
+const PYTHON = process.env['CIRCUMPLEX_PYTHON'] ?? '/usr/bin/python3';
+let dir = '';
+let audio: Float32Array;
+
+function exportTiny(args: string[]): void {
+  const r = spawnSync(PYTHON, ['-m', 'training.encoders.export_standins', ...args], { cwd: REPO_ROOT, encoding: 'utf8', timeout: 120_000 });
+  if (r.status !== 0) {
+    throw new Error(
+      `building the tiny wav2vec2 models failed (${PYTHON} -m training.encoders.export_standins ${args.join(' ')}, exit ${String(r.status)}): ${r.stderr || String(r.error)}\n` +
+        'These tests need Debian python3-torch/python3-torchaudio/python3-onnx (scripts/setup-system.sh installs them); set CIRCUMPLEX_PYTHON to another interpreter with torch 1.13+.',
+    );
+  }
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(path.join(os.tmpdir(), 'circumplex-streaming-'));
+  exportTiny(['--encoders', 'tiny,tiny-gn', '--out', dir]);
+  exportTiny(['--encoders', 'tiny', '--out', path.join(dir, 'real'), '--spec-id', 'wav2vec2-msp-dim', '--no-streaming']);
+  audio = await loadSamples();
+}, 120_000);
+
+afterAll(() => {
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+/** The tiny model under the real large model's contract (32-wide instead of 1024). */
+function tinySpec(id = 'tiny-wav2vec2', normalization: ModelSpec['inputNormalization'] = 'none'): ModelSpec {
+  return { ...(MODEL_SPECS['wav2vec2-msp-dim'] as ModelSpec), id, inputNormalization: normalization };
+}
+
+function windows(hop: number, count: number, from = 0, n = 16_000): Float32Array[] {
+  return Array.from({ length: count }, (_, k) => audio.slice(from + k * hop, from + k * hop + n));
+}
+
+function maxDiff(a: readonly SpeechAffectOutput[], b: readonly SpeechAffectOutput[]): { affect: number; embedding: number } {
+  let affect = 0;
+  let embedding = 0;
+  a.forEach((x, i) => {
+    const y = b[i] as SpeechAffectOutput;
+    for (const k of ['valence', 'arousal', 'dominance'] as const) affect = Math.max(affect, Math.abs((x[k] ?? NaN) - (y[k] ?? NaN)));
+    expect(x.embedding?.length).toBe(32);
+    for (let j = 0; j < 32; j++) embedding = Math.max(embedding, Math.abs((x.embedding?.[j] as number) - (y.embedding?.[j] as number)));
+  });
+  return { affect, embedding };
+}
+
+async function fullOutputs(model: SpeechAffectModel, ws: Float32Array[]): Promise<SpeechAffectOutput[]> {
+  const out: SpeechAffectOutput[] = [];
+  for (const w of ws) out.push(await model.infer(w));
+  return out;
+}
+
+describe('stand-in export', () => {
+  it('a real-contract export (signal → hidden_states, logits) drops into the wav2vec2-msp-dim loader and signature check', async () => {
+    expect(existsSync(path.join(dir, 'real', 'wav2vec2-msp-dim', 'model.onnx'))).toBe(true);
+    const m = await loadSpeechModel('wav2vec2-msp-dim', { modelsDir: path.join(dir, 'real'), device: 'cpu', logger: silent });
+    try {
+      expect(m).toBeInstanceOf(OnnxSpeechModel);
+      expect(m.windowSamples).toBeNull();
+      const a = await m.infer(audio.slice(0, 16_000));
+      const b = await m.infer(audio.slice(16_000, 24_000)); // any length: the samples axis is dynamic
+      for (const o of [a, b]) {
+        for (const v of [o.valence, o.arousal, o.dominance as number]) expect(Number.isFinite(v) && v >= -1 && v <= 1).toBe(true);
+        expect(o.embedding?.length).toBe(32);
+      }
+      expect(a.valence).not.toBe(b.valence);
+      // batch axis is dynamic too
+      const batch = await (m as OnnxSpeechModel).runBatch([audio.slice(0, 16_000), audio.slice(4000, 20_000)]);
+      expect(batch[0]?.valence).toBeCloseTo(a.valence, 5);
+    } finally {
+      await m.close();
+    }
+  });
+
+  it('the streaming loader says what is missing when a model has no split graphs', async () => {
+    const err = await StreamingSpeechModel.load(MODEL_SPECS['wav2vec2-msp-dim'] as ModelSpec, { modelsDir: path.join(dir, 'real'), device: 'cpu', logger: silent }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(AffectError);
+    expect((err as AffectError).code).toBe('AFFECT_ERR_MODEL_MISSING');
+    expect((err as AffectError).message).toContain(path.join('wav2vec2-msp-dim', 'streaming', 'streaming.json'));
+  });
+});
+
+describe('frames mode (conv frames cached per stream)', () => {
+  it('matches the full-window path within 1e-5 across hop sizes and stream restarts (layer-norm front end)', async () => {
+    const spec = tinySpec();
+    const full = await OnnxSpeechModel.load(spec, { modelsDir: dir, device: 'cpu', logger: silent });
+    try {
+      for (const hop of [4000, 3200, 1000]) {
+        const sm = await StreamingSpeechModel.load(spec, { modelsDir: dir, device: 'cpu', logger: silent, streaming: { mode: 'frames', hopSamples: hop } });
+        try {
+          const s = sm.forStream('a');
+          const first = windows(hop, 10);
+          const restart = windows(hop, 6, 100_000 + 123); // a restart elsewhere in the audio (not frame-aligned)
+          const ws = [...first, ...restart];
+          const ref = await fullOutputs(full, ws);
+          const got: SpeechAffectOutput[] = [];
+          for (const w of ws) got.push(await s.infer(w));
+          const d = maxDiff(ref, got);
+          expect(d.affect, `hop ${hop}`).toBeLessThan(1e-5);
+          expect(d.embedding, `hop ${hop}`).toBeLessThan(1e-5);
+          // the cache really was used: conv frames are computed once per frame-grid phase (a 4000-sample
+          // hop alternates two grids, 3200 = 10 frames keeps one), not once per window
+          expect(sm.stats.cacheResets).toBe(2); // the fresh start and the restart
+          const perWindow = 49;
+          if (hop === 4000) expect(sm.stats.frontendFrames).toBeLessThan(0.75 * perWindow * ws.length);
+          if (hop === 3200) expect(sm.stats.frontendFrames).toBeLessThan(0.4 * perWindow * ws.length);
+          expect(sm.stats.encoderFrames).toBe(perWindow * ws.length);
+        } finally {
+          await sm.close();
+        }
+      }
+    } finally {
+      await full.close();
+    }
+  });
+
+  it('a group-norm front end (the wav2vec2-base layout) is not exact: the cache changes its outputs', async () => {
+    const spec = tinySpec('tiny-wav2vec2-gn');
+    const full = await OnnxSpeechModel.load(spec, { modelsDir: dir, device: 'cpu', logger: silent });
+    const sm = await StreamingSpeechModel.load(spec, { modelsDir: dir, device: 'cpu', logger: silent, streaming: { mode: 'frames' } });
+    try {
+      expect(sm.info.frontEnd).toBe('group_norm');
+      const ws = windows(4000, 6);
+      const s = sm.forStream('gn');
+      const got: SpeechAffectOutput[] = [];
+      for (const w of ws) got.push(await s.infer(w));
+      const ref = await fullOutputs(full, ws);
+      // group norm normalises each channel over the whole segment the front end sees, so even the
+      // fresh window (its frames' 15 760 samples, not the window's 16 000) and every cached frame differ
+      expect(maxDiff(ref, got).embedding).toBeGreaterThan(1e-4);
+    } finally {
+      await sm.close();
+      await full.close();
+    }
+  });
+});
+
+describe('chunked mode (transformer per hop with left context)', () => {
+  it('spends ≤ 1.5× one pass of work at 1 s / 250 ms and stays within tolerance of the full-window path', async () => {
+    const spec = tinySpec('tiny-wav2vec2', 'zero-mean-unit-var');
+    const full = await OnnxSpeechModel.load(spec, { modelsDir: dir, device: 'cpu', logger: silent });
+    const sm = await StreamingSpeechModel.load(spec, { modelsDir: dir, device: 'cpu', logger: silent, streaming: { mode: 'chunked', leftContextFrames: 6 } });
+    try {
+      const ws = windows(4000, 40);
+      const s = sm.forStream('c');
+      const got: SpeechAffectOutput[] = [];
+      for (const w of ws) got.push(await s.infer(w));
+      const ref = await fullOutputs(full, ws);
+      // the first window is computed whole: same as the full path
+      expect(maxDiff(ref.slice(0, 1), got.slice(0, 1)).affect).toBeLessThan(1e-5);
+      const frames = sm.stats.advancedSamples / 320;
+      expect(sm.stats.frontendSamples / sm.stats.advancedSamples).toBeLessThan(1.05);
+      expect(sm.stats.encoderFrames / frames).toBeLessThan(1.5);
+      // tolerance: the deviation is a fraction of how much the outputs move from window to window
+      const vals = ref.flatMap((o) => [o.valence, o.arousal, o.dominance as number]);
+      const mean = vals.reduce((a, b) => a + b, 0) / vals.length;
+      const sd = Math.sqrt(vals.reduce((a, b) => a + (b - mean) ** 2, 0) / vals.length);
+      const d = maxDiff(ref, got);
+      expect(d.affect).toBeGreaterThan(0); // not the full path in disguise
+      expect(d.affect).toBeLessThan(0.5 * sd);
+    } finally {
+      await sm.close();
+      await full.close();
+    }
+  });
+});
+
+describe('stream caches', () => {
+  it('stay bounded over a long stream, are freed by close(), and streams batched together do not mix', async () => {
+    const spec = tinySpec();
+    const sm = await StreamingSpeechModel.load(spec, { modelsDir: dir, device: 'cpu', logger: silent, streaming: { mode: 'chunked', leftContextFrames: 6 }, maxBatch: 8 });
+    try {
+      const a = sm.forStream('a');
+      const b = sm.forStream('b');
+      const wa = windows(4000, 60);
+      const wb = windows(4000, 60, 50_000 + 7);
+      const sizes: number[] = [];
+      // both streams at once: their windows meet in the same batches
+      const outA: SpeechAffectOutput[] = [];
+      const outB: SpeechAffectOutput[] = [];
+      for (let k = 0; k < 60; k++) {
+        const [x, y] = await Promise.all([a.infer(wa[k] as Float32Array), b.infer(wb[k] as Float32Array)]);
+        outA.push(x);
+        outB.push(y);
+        if (k === 20 || k === 40 || k === 59) sizes.push(sm.cacheBytes);
+      }
+      expect(sm.batcher.stats.maxBatchSeen).toBe(2);
+      expect(sm.openStreams).toBe(2);
+      // bounded: per stream at most the window's frames + left context + one hop (features), window + hop (outputs)
+      expect(sm.cachedFrames).toBeLessThanOrEqual(2 * (49 + 6 + 13 + 49 + 13));
+      expect(new Set(sizes).size).toBe(1);
+      // alone, stream b gives the same outputs: batching with a did not mix the caches
+      const alone = sm.forStream('b-alone');
+      for (let k = 0; k < 60; k++) {
+        const y = await alone.infer(wb[k] as Float32Array);
+        expect(Math.abs(y.valence - (outB[k] as SpeechAffectOutput).valence)).toBeLessThan(1e-5);
+      }
+      alone.close();
+      a.close();
+      a.close(); // idempotent
+      expect(sm.openStreams).toBe(1);
+      const err = await a.infer(wa[0] as Float32Array).catch((e: unknown) => e);
+      expect((err as AffectError).code).toBe('AFFECT_ERR_INFERENCE');
+      b.close();
+      expect(sm.openStreams).toBe(0);
+      expect(sm.cachedFrames).toBe(0);
+      expect(sm.cacheBytes).toBe(0);
+      // a window shorter than one frame is a clear input error, not a crash
+      const short = await sm.infer(new Float32Array(100)).catch((e: unknown) => e);
+      expect((short as AffectError).code).toBe('AFFECT_ERR_INPUT');
+    } finally {
+      await sm.close();
+    }
+  });
+
+  it('findContinuation only reuses identical audio', () => {
+    const x = audio.slice(0, 16_000);
+    const y = audio.slice(4000, 20_000);
+    expect(findContinuation(x, y, 4000)).toBe(4000);
+    expect(findContinuation(x, audio.slice(8000, 24_000), 4000)).toBe(8000);
+    expect(findContinuation(x, x, 4000)).toBe(0);
+    expect(findContinuation(x, audio.slice(4001, 20_001), 4000)).toBe(-1);
+    expect(findContinuation(x, audio.slice(4000, 19_000), 4000)).toBe(-1);
+  });
+});
