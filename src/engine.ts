@@ -8,18 +8,19 @@
  * await engine.close();
  * ```
  */
-import type { OperatorFunction } from 'rxjs';
+import { defer, finalize, type OperatorFunction } from 'rxjs';
 import * as registry from '../models/registry.js';
 import { loadVoskRecognizerFactory } from '../models/asr/vosk-factory.js';
 import { existsSync } from 'node:fs';
 import { findModelSpec } from '../models/manifest.js';
+import { StreamingSpeechModel, type StreamingMode } from '../models/streaming-speech.js';
 import { modelFilePath } from '../models/files.js';
 import type { VoskFactoryStats } from '../models/asr/vosk-factory.js';
 import { createTextPath, type TextPathStats } from '../streams/text-path.js';
 import type { Device, FusionModel, SpeechAffectModel, TextAffectModel } from '../models/ports.js';
 import { affectPipeline, resolvePipelineOptions, type PipelineOptions, type TextPath } from '../streams/pipeline.js';
 import type { SmoothingOptions } from '../streams/smoothing.js';
-import type { AudioChunk, PipelineEvent } from '../streams/types.js';
+import { PIPELINE_SAMPLE_RATE_HZ, type AudioChunk, type PipelineEvent } from '../streams/types.js';
 import { AffectError } from './errors.js';
 import { getLogger, type Logger } from './log.js';
 
@@ -58,6 +59,15 @@ export interface EngineOptions {
    * and embedders may inject one.
    */
   textPathFor?: (streamId: string, offline: boolean) => TextPath | undefined;
+  /**
+   * Compute-once streaming of a frame-level speech encoder (models/streaming-speech.ts; needs the
+   * model's split graphs under `<model folder>/streaming/`): 'off' (default) runs the whole model on
+   * every window; 'frames' caches the conv front end's frames per stream (exact for layer-norm
+   * front ends); 'chunked' also runs the transformer once per hop with left context (approximate).
+   */
+  speechStreaming?: 'off' | StreamingMode;
+  /** 'chunked' streaming: frames (20 ms) of left context per hop. Default 6. */
+  speechLeftContextFrames?: number;
   logger?: Logger;
 }
 
@@ -125,7 +135,13 @@ export async function createEngine(opts: Partial<EngineOptions> = {}): Promise<E
     for (const c of closers.reverse()) await c().catch((err: unknown) => logger.warn({ err }, 'closing a model failed'));
   };
   try {
-    const speech = await registry.loadSpeechModel(o.speechModel, loadOpts);
+    const streaming = o.speechStreaming !== undefined && o.speechStreaming !== 'off' ? o.speechStreaming : undefined;
+    const speech: SpeechAffectModel = streaming
+      ? await StreamingSpeechModel.load(registry.resolveSpec(o.speechModel, ['speech']), {
+          ...loadOpts,
+          streaming: { mode: streaming, hopSamples: Math.round((base.hopMs * PIPELINE_SAMPLE_RATE_HZ) / 1000), leftContextFrames: o.speechLeftContextFrames },
+        })
+      : await registry.loadSpeechModel(o.speechModel, loadOpts);
     closers.push(() => speech.close());
     logger.info({ model: speech.id, provider: speech.provider, windowSamples: speech.windowSamples }, 'speech model loaded');
     const fusion = await registry.loadFusion(o.fusion, loadOpts);
@@ -176,16 +192,22 @@ export async function createEngine(opts: Partial<EngineOptions> = {}): Promise<E
       pipeline(streamId, overrides = {}) {
         // A flow means an offline input: the text path syncs with fusion (deterministic output).
         const textPath = textPathFor?.(streamId, overrides.flow !== undefined);
-        return affectPipeline(
-          { speech, fusion, ...(textPath ? { textPath } : {}) },
-          {
-            ...base,
-            ...overrides,
-            onDrop:
-              overrides.onDrop ??
-              ((w, reason, err) => logger.debug({ streamId, windowIndex: w.index, tMs: w.tMs, reason, err }, 'speech window dropped')),
-          },
-        );
+        const pipelineOpts: Partial<PipelineOptions> = {
+          ...base,
+          ...overrides,
+          onDrop:
+            overrides.onDrop ??
+            ((w, reason, err) => logger.debug({ streamId, windowIndex: w.index, tMs: w.tMs, reason, err }, 'speech window dropped')),
+        };
+        if (speech instanceof StreamingSpeechModel) {
+          // Compute-once streaming: each subscription gets its own frame cache, freed when it ends.
+          return (audio$) =>
+            defer(() => {
+              const perStream = speech.forStream(streamId);
+              return audio$.pipe(affectPipeline({ speech: perStream, fusion, ...(textPath ? { textPath } : {}) }, pipelineOpts), finalize(() => perStream.close()));
+            });
+        }
+        return affectPipeline({ speech, fusion, ...(textPath ? { textPath } : {}) }, pipelineOpts);
       },
       close() {
         closed ??= closeAll();

@@ -18,7 +18,11 @@ import { loadSpeechModel } from '../../models/registry.js';
 import { OnnxSpeechModel } from '../../models/speech-onnx.js';
 import { findContinuation, StreamingSpeechModel } from '../../models/streaming-speech.js';
 import type { SpeechAffectModel, SpeechAffectOutput } from '../../models/ports.js';
-import { loadSamples } from '../../bench/lib/common.js';
+import { loadSamples, pacedSource } from '../../bench/lib/common.js';
+import { createEngine } from '../../src/engine.js';
+import { FlowControl } from '../../streams/flow.js';
+import type { PipelineEvent } from '../../streams/types.js';
+import { lastValueFrom, toArray } from 'rxjs';
 
 const silent = pino({ level: 'silent' });
 const PYTHON = process.env['CIRCUMPLEX_PYTHON'] ?? '/usr/bin/python3';
@@ -39,6 +43,7 @@ beforeAll(async () => {
   dir = mkdtempSync(path.join(os.tmpdir(), 'circumplex-streaming-'));
   exportTiny(['--encoders', 'tiny,tiny-gn', '--out', dir]);
   exportTiny(['--encoders', 'tiny', '--out', path.join(dir, 'real'), '--spec-id', 'wav2vec2-msp-dim', '--no-streaming']);
+  exportTiny(['--encoders', 'tiny', '--out', path.join(dir, 'real-split'), '--spec-id', 'wav2vec2-msp-dim']);
   audio = await loadSamples();
 }, 120_000);
 
@@ -244,5 +249,41 @@ describe('stream caches', () => {
     expect(findContinuation(x, x, 4000)).toBe(0);
     expect(findContinuation(x, audio.slice(4001, 20_001), 4000)).toBe(-1);
     expect(findContinuation(x, audio.slice(4000, 19_000), 4000)).toBe(-1);
+  });
+});
+
+describe('engine option speechStreaming', () => {
+  async function run(streaming?: 'frames' | 'chunked'): Promise<{ speech: number[]; open: number; streamingModel: boolean }> {
+    const engine = await createEngine({ device: 'cpu', speechModel: 'wav2vec2-msp-dim', modelsDir: path.join(dir, 'real-split'), ...(streaming ? { speechStreaming: streaming } : {}), logger: silent });
+    try {
+      const flow = new FlowControl({ highWater: 4 });
+      const events: PipelineEvent[] = await lastValueFrom(
+        pacedSource(audio, { streamId: 's', durationMs: 6000, realtime: false, flow, chunkMs: 100 }).pipe(engine.pipeline('s', { whenBusy: 'queue', flow }), toArray()),
+      );
+      flow.close();
+      const speech = events.flatMap((e) => (e.kind === 'affect' && e.point.speech ? [e.point.speech.valence] : []));
+      const open = engine.speech instanceof StreamingSpeechModel ? engine.speech.openStreams : 0;
+      return { speech, open, streamingModel: engine.speech instanceof StreamingSpeechModel };
+    } finally {
+      await engine.close();
+    }
+  }
+
+  it("is off by default; 'frames' and 'chunked' run a stream through the engine's pipeline and free its cache at the end", async () => {
+    const off = await run();
+    expect(off.streamingModel).toBe(false);
+    const frames = await run('frames');
+    const chunked = await run('chunked');
+    expect(off.speech.length).toBeGreaterThan(15);
+    expect(frames.speech.length).toBe(off.speech.length);
+    expect(chunked.speech.length).toBe(off.speech.length);
+    expect(frames.streamingModel && chunked.streamingModel).toBe(true);
+    expect(frames.open).toBe(0);
+    expect(chunked.open).toBe(0);
+    // zero-mean-unit-var input: frames mode keeps each cached frame's normalisation, so close but not equal
+    const dev = (a: number[], b: number[]): number => Math.max(...a.map((v, i) => Math.abs(v - (b[i] as number))));
+    expect(dev(off.speech, frames.speech)).toBeLessThan(0.1);
+    expect(dev(off.speech, chunked.speech)).toBeLessThan(0.25);
+    expect(off.speech[0]).toBeCloseTo(frames.speech[0] as number, 5); // the first window is computed whole
   });
 });
