@@ -27,6 +27,8 @@ const EnvSchema = z.object({
   CIRCUMPLEX_TOKENS_FILE: z.string().min(1).optional(),
   /** Comma-separated browser origins allowed to connect. */
   CIRCUMPLEX_ALLOWED_ORIGINS: z.string().min(1).optional(),
+  /** `serve`'s cluster backplane: redis://[user:pass@]host:port[/db] or rediss:// (checked by serve, never echoed). */
+  CIRCUMPLEX_BACKPLANE: z.string().min(1).optional(),
 });
 
 /** Settings read from the environment. */
@@ -39,6 +41,8 @@ export interface EnvConfig {
   tokens: string | undefined;
   tokensFile: string | undefined;
   allowedOrigins: string[] | undefined;
+  /** Backplane URL for `serve` (may hold a password: never log it; see parseBackplaneUrl). */
+  backplane: string | undefined;
 }
 
 /** Validates the environment; throws one AffectError listing every problem. */
@@ -62,5 +66,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): EnvConfig {
     tokens: e.CIRCUMPLEX_TOKENS,
     tokensFile: e.CIRCUMPLEX_TOKENS_FILE,
     allowedOrigins: e.CIRCUMPLEX_ALLOWED_ORIGINS?.split(',').map((s) => s.trim()).filter(Boolean),
+    backplane: e.CIRCUMPLEX_BACKPLANE,
   };
 }

@@ -7,6 +7,7 @@
  *   circumplex serve --input talk.wav --realtime --port 8787
  *   circumplex serve --input mic --record session.jsonl
  *   CIRCUMPLEX_TOKENS='s3cr3t-sub:subscribe;s3cr3t-pub:publish' circumplex serve --input none --host 0.0.0.0
+ *   circumplex serve --input none --backplane redis://10.0.0.5:6379/0   # one node of a cluster (docs/deploy.md)
  *
  * SIGINT/SIGTERM: stop the input, end every stream (status 'ended'), close clients with 1001, flush
  * the recording, release the models, exit 0 — or exit 1 if that takes longer than 5 s.
@@ -21,6 +22,8 @@ import type { Engine } from '../engine.js';
 import { AffectError } from '../errors.js';
 import { getLogger, setLogLevel } from '../log.js';
 import { parseTokenSpec, readTokenFile, type TokenEntry } from '../server/auth.js';
+import type { Hub } from '../server/hub.js';
+import { RedisHub } from '../server/redis-hub.js';
 import { AffectServer, type RunningServer } from '../server/ws-server.js';
 import { FlowControl } from '../../streams/flow.js';
 import { checkRecorder, createMicSource, retryRecorder, type RecorderName } from '../../streams/sources/mic.js';
@@ -54,6 +57,8 @@ export interface ServeCommandOptions {
   exitOnEnd: boolean;
   heartbeatMs: number;
   ringSize: number;
+  /** Redis backplane URL (or CIRCUMPLEX_BACKPLANE): nodes share streams. */
+  backplane?: string;
 }
 
 /** How long a graceful shutdown may take before the process exits anyway. */
@@ -88,6 +93,7 @@ export function register(program: Command): void {
     .option('--exit-on-end', 'exit when the local input ends (for scripts) instead of serving until SIGINT/SIGTERM', false)
     .option('--heartbeat-ms <ms>', 'WebSocket ping interval; peers missing a pong are dropped', numberOption('--heartbeat-ms', 10, true, 2 ** 31 - 1), 15_000)
     .option('--ring-size <n>', 'messages kept per stream for resume', numberOption('--ring-size', 1, true), 2048)
+    .option('--backplane <url>', 'share streams with other serve nodes through Redis >= 7: redis://[user:pass@]host:port[/db] or rediss:// (or CIRCUMPLEX_BACKPLANE)')
     .action(async (opts: ServeCommandOptions) => {
       const code = await serveCommand(opts);
       // Model worker threads and timers must not keep a stopped server alive.
@@ -147,9 +153,20 @@ export async function serveCommand(opts: ServeCommandOptions, err: NodeJS.Writab
   if (kind === 'file') await probeWavFile(input);
   if (kind === 'mic') checkRecorder(opts.recorder);
 
+  // The backplane first: an unreachable Redis or a bad URL fails in milliseconds, before the models load.
+  const backplane = opts.backplane ?? env.backplane;
+  const hub: Hub | undefined = backplane ? await RedisHub.connect({ url: backplane, ringSize: opts.ringSize, logger }) : undefined;
+
   // The recording opens before the models load and the port opens: opened after listening, a bad
   // path left a listening server behind and the process hung.
-  const { recorder, engine } = await openRecorderAndEngine(opts, env, logger);
+  let opened: Awaited<ReturnType<typeof openRecorderAndEngine>>;
+  try {
+    opened = await openRecorderAndEngine(opts, env, logger);
+  } catch (e) {
+    await hub?.close();
+    throw e;
+  }
+  const { recorder, engine } = opened;
 
   let server: RunningServer;
   try {
@@ -161,6 +178,7 @@ export async function serveCommand(opts: ServeCommandOptions, err: NodeJS.Writab
       tls: opts.tlsCert && opts.tlsKey ? { certFile: opts.tlsCert, keyFile: opts.tlsKey } : undefined,
       heartbeatMs: opts.heartbeatMs,
       ringSize: opts.ringSize,
+      hub,
       ingestStreamTiming: { hopMs: opts.hopMs, windowMs: opts.windowMs },
       // Live calls: the speech stage keeps only the latest window when inference falls behind.
       onIngestStream: (id, audio$) => audio$.pipe(engine.pipeline(id, { whenBusy: 'latest' })),
@@ -169,6 +187,7 @@ export async function serveCommand(opts: ServeCommandOptions, err: NodeJS.Writab
   } catch (e) {
     recorder?.close();
     await engine.close();
+    await hub?.close();
     throw e;
   }
   server.metrics.modelProvider.set({ model: engine.speech.id, provider: engine.speech.provider }, 1);
@@ -204,6 +223,7 @@ export async function serveCommand(opts: ServeCommandOptions, err: NodeJS.Writab
     // End every live stream, so subscribers and the recording see a final status 'ended'.
     for (const s of server.hub.streams()) if (s.state !== 'ended') server.hub.endStream(s.streamId, why);
     await server.close(why);
+    await server.hub.close().catch((e: unknown) => logger.warn({ err: e }, 'closing the backplane failed'));
     offRecorder?.();
     recorder?.close();
     await engine.close().catch((e: unknown) => logger.warn({ err: e }, 'closing the engine failed'));
@@ -261,6 +281,11 @@ export async function serveCommand(opts: ServeCommandOptions, err: NodeJS.Writab
         engine.pipeline(streamId, pipelineOpts),
       );
       const endMessage = kind === 'file' ? 'input file ended' : 'input ended';
+      // With a backplane the stream id must be free in the whole cluster (no other node publishing it).
+      const claim = await server.hub.claim(streamId);
+      if (!claim.ok) {
+        throw new AffectError('AFFECT_ERR_CONFIG', `cannot publish the local input as stream "${streamId}": ${claim.message}`, { hint: 'pick another --stream-id' });
+      }
       inputSub = server.attach({ streamId, hopMs: opts.hopMs, windowMs: opts.windowMs, sampleRateHz: PIPELINE_SAMPLE_RATE_HZ }, events$, endMessage);
       // attach() ends the stream in the hub when the input completes or fails; watch for that.
       const offEnd = server.hub.subscribe((ev) => {

@@ -29,6 +29,11 @@ export interface OpenStreamInfo {
   hopMs: number;
   windowMs: number;
   sampleRateHz: number;
+  /**
+   * The stream's seq carries on after this one when it is higher than the hub's own last seq (a
+   * cluster hub passes the cluster's last seq, so a stream that moved node continues it).
+   */
+  fromSeq?: number;
 }
 
 /** What a hub listener is told, synchronously and in order. */
@@ -216,7 +221,7 @@ export class StreamHub implements Hub {
       windowMs: info.windowMs,
       sampleRateHz: info.sampleRateHz,
       state: 'live',
-      lastSeq: existing?.info.lastSeq ?? -1,
+      lastSeq: Math.max(existing?.info.lastSeq ?? -1, info.fromSeq ?? -1),
     };
     if (existing) existing.info = stream;
     else this.entries.set(info.streamId, { info: stream, ring: new Ring(this.opts.ringSize) });
@@ -267,8 +272,49 @@ export class StreamHub implements Hub {
     const lastT = last?.tMs ?? 0;
     this.commit(entry, toWire(streamId, entry.info.lastSeq + 1, { kind: 'status', streamId, tMs: tMs ?? lastT, state: 'ended', message }));
     this.emit({ type: 'ended', streamId });
-    // Forget the oldest ended streams beyond the bound (Map order = opening order).
-    let ended = [...this.entries.values()].filter((e) => e.info.state === 'ended').length;
+    this.forgetEnded();
+  }
+
+  /**
+   * Cluster mirror: opens, or updates, a stream another node announced (its `lastSeq` is kept when
+   * higher than ours), and tells listeners like {@link openStream} does.
+   */
+  mirrorStream(info: StreamInfo): void {
+    if (!STREAM_ID.test(info.streamId)) return;
+    const existing = this.entries.get(info.streamId);
+    const stream: StreamInfo = { ...info, lastSeq: Math.max(existing?.info.lastSeq ?? -1, info.lastSeq) };
+    if (existing) existing.info = stream;
+    else this.entries.set(info.streamId, { info: stream, ring: new Ring(this.opts.ringSize) });
+    if (stream.state === 'ended') this.forgetEnded();
+    else this.emit({ type: 'stream', stream: { ...stream } });
+  }
+
+  /**
+   * Cluster mirror: a message another node published. Ignored (false) unless its seq is after the
+   * stream's last one, so nothing is delivered twice; a final status 'ended' ends the stream here
+   * too. A stream never announced is created with the default timing.
+   */
+  mirrorMessage(message: StreamEventMessage): boolean {
+    if (!STREAM_ID.test(message.streamId)) return false;
+    let entry = this.entries.get(message.streamId);
+    if (!entry) {
+      const info: StreamInfo = { streamId: message.streamId, hopMs: 250, windowMs: 1000, sampleRateHz: 16000, state: 'live', lastSeq: -1 };
+      entry = { info, ring: new Ring(this.opts.ringSize) };
+      this.entries.set(message.streamId, entry);
+    }
+    if (!Number.isInteger(message.seq) || message.seq <= entry.info.lastSeq) return false;
+    this.commit(entry, message);
+    if (message.type === 'status' && message.state === 'ended') {
+      this.emit({ type: 'ended', streamId: message.streamId });
+      this.forgetEnded();
+    }
+    return true;
+  }
+
+  /** Forgets the oldest ended streams beyond the bound (Map order = opening order). */
+  private forgetEnded(): void {
+    let ended = 0;
+    for (const e of this.entries.values()) if (e.info.state === 'ended') ended++;
     for (const [id, e] of this.entries) {
       if (ended <= this.opts.maxEndedStreams) break;
       if (e.info.state === 'ended') {

@@ -3,6 +3,7 @@
  * process — tests — do not collide). Served at GET /metrics.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { BackplaneStatus } from './hub.js';
 
 /** Text path counters summed over streams (streams/text-path.ts `TextPathStats`). */
 export interface TextPathCounters {
@@ -66,6 +67,41 @@ export class ServerMetrics {
   readonly modelProvider = new Gauge({ name: 'circumplex_model_provider', help: 'Execution provider per model (value 1)', labelNames: ['model', 'provider'], registers: [this.registry] });
   /** Recorder (microphone) restarts. */
   readonly recorderRestarts = new Counter({ name: 'circumplex_recorder_restarts_total', help: 'Audio recorder restarts', registers: [this.registry] });
+
+  private backplaneSource: (() => BackplaneStatus | undefined) | undefined;
+  /** 1 while the cluster backplane (Redis) is connected, 0 while it is down; absent without one. */
+  readonly backplaneUp = new Gauge({
+    name: 'circumplex_backplane_up',
+    help: 'Backplane (Redis) link: 1 up, 0 down',
+    labelNames: ['kind'],
+    registers: [this.registry],
+    collect: () => {
+      const b = this.backplaneSource?.();
+      this.backplaneUp.reset();
+      if (b) this.backplaneUp.set({ kind: b.kind }, b.up ? 1 : 0);
+    },
+  });
+  /** Messages of this node's streams not yet written to the backplane. */
+  readonly backplanePendingWrites = new Gauge({
+    name: 'circumplex_backplane_pending_writes',
+    help: 'Messages of this node\'s streams waiting to be written to the backplane',
+    labelNames: ['kind'],
+    registers: [this.registry],
+    collect: () => {
+      const b = this.backplaneSource?.();
+      this.backplanePendingWrites.reset();
+      if (b) this.backplanePendingWrites.set({ kind: b.kind }, b.pendingWrites);
+    },
+  });
+  /** Times the backplane link was lost. */
+  readonly backplaneDisconnects = mirroredCounter(this.registry, 'circumplex_backplane_disconnects_total', 'Times the backplane link was lost', () => this.backplaneSource?.()?.disconnects);
+  /** Messages evicted from the ring before the backplane got them (long outages). */
+  readonly backplaneDroppedWrites = mirroredCounter(this.registry, 'circumplex_backplane_dropped_writes_total', 'Messages never written to the backplane (evicted while it was down)', () => this.backplaneSource?.()?.droppedWrites);
+
+  /** Reads the hub's backplane state at every scrape (nothing is exported without a backplane). */
+  watchBackplane(source: () => BackplaneStatus | undefined): void {
+    this.backplaneSource = source;
+  }
 
   private textSource: (() => TextPathCounters | undefined) | undefined;
   private asrSource: (() => AsrCounters | undefined) | undefined;

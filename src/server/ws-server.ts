@@ -83,6 +83,7 @@ export const AffectServer = {
     const auth = new Authenticator({ tokens: o.tokens, allowedOrigins: o.allowedOrigins });
     const sessionId = randomUUID();
     const ctx: ServerContext = createContext({ o, log, hub, metrics: new ServerMetrics(), auth, sessionId });
+    ctx.metrics.watchBackplane(() => hub.backplane());
 
     if (!LOOPBACK.has(o.host) && !auth.enabled) {
       log.warn({ host: o.host }, 'serving on a non-loopback interface WITHOUT tokens: anyone who can reach it can subscribe and publish; set CIRCUMPLEX_TOKENS or --tokens-file');

@@ -1,0 +1,801 @@
+/**
+ * RedisHub: the cluster implementation of {@link Hub}. Serve nodes share their streams through
+ * Redis Streams (Redis >= 7), so any node serves any stream, a subscriber resumes on any node, and
+ * a publisher whose node died continues its stream on another one.
+ *
+ * Layout in Redis (prefix `circumplex:` by default; one Redis primary, not Redis Cluster):
+ * - `log:<streamId>`: a Redis stream per circumplex stream, one entry per published message
+ *   (affect, transcript, status, ...; the whole JSON message, untouched), entry id `0-<seq+1>`,
+ *   trimmed to the resume ring size (MAXLEN, exact), so a resume reads `XRANGE (0-<seq+1> +`.
+ * - `meta:<streamId>`: a hash with the stream's facts (timing, state, lastSeq, lastT) and its
+ *   publishing node (`owner`) and claim `epoch`.
+ * - `feed`: one Redis stream of every message and stream announcement of the cluster; each node
+ *   reads it (XREAD BLOCK) and mirrors it into its own {@link StreamHub}, which fans out to local
+ *   subscribers exactly as on one node.
+ * - `streams`: a sorted set of stream ids by last update (the cluster-wide list at start-up).
+ * - `node:<nodeId>`: a key with a TTL each live node refreshes; a stream whose owner's key is gone
+ *   can be claimed by another node.
+ *
+ * Seq: the node that publishes a stream allocates its seq locally (so local delivery has no added
+ * latency and survives a Redis outage), and every append goes through a Lua script that checks the
+ * node still owns the stream (owner + epoch) and that the seq is after the last one. A claim
+ * (failover to another node) bumps the epoch and returns the cluster's last seq, which the new
+ * node carries on: gap-free and monotonic across nodes.
+ *
+ * Faults: while Redis is away the node keeps serving its own streams from its local hub; writes
+ * are not queued in the client (no offline queue): what has not reached Redis is the tail of the
+ * local ring (bounded by ringSize per stream), written once the link is back, after the node has
+ * re-asserted its claims. Reconnects use exponential backoff with jitter.
+ */
+import { randomUUID } from 'node:crypto';
+import { Redis, type RedisOptions } from 'ioredis';
+import type { StreamEventMessage, StreamInfo } from '../../clients/protocol.js';
+import type { PipelineEvent } from '../../streams/types.js';
+import { AffectError } from '../errors.js';
+import { getLogger, type Logger } from '../log.js';
+import {
+  DEFAULT_STREAM_HUB,
+  StreamHub,
+  type BackplaneStatus,
+  type ClaimResult,
+  type Hub,
+  type HubListener,
+  type OpenStreamInfo,
+  type SinceResult,
+  type StreamHubOptions,
+} from './hub.js';
+
+/** Options for {@link RedisHub.connect}. */
+export interface RedisHubOptions extends StreamHubOptions {
+  /** `redis://[user:pass@]host:port[/db]`, or `rediss://` for TLS. Required. */
+  url: string;
+  /** This node's id (default: a random UUID). */
+  nodeId: string | undefined;
+  /** Key prefix, so several deployments can share one Redis. Default `circumplex:`. */
+  keyPrefix: string;
+  /** How often (ms) a node refreshes its liveness key. Default 1000. */
+  nodeHeartbeatMs: number;
+  /** Liveness key TTL (ms): a node silent this long is dead and its streams can be claimed. Default 5000. */
+  nodeTtlMs: number;
+  /** Connection timeout (ms) at start and per reconnect attempt. Default 3000. */
+  connectTimeoutMs: number;
+  /** A command without an answer for this long (ms) fails (the link counts as down). Default 2000. */
+  commandTimeoutMs: number;
+  /** Longest wait (ms) between reconnect attempts (backoff 100 ms × 2^n with jitter, capped). Default 5000. */
+  maxReconnectDelayMs: number;
+  /** Entries kept in the cluster feed (approximate trim). Default 100 000. */
+  feedMaxLen: number;
+  /** An ended stream's log and facts expire from Redis after this many seconds. Default 3600. */
+  endedRetentionS: number;
+  /** Largest batch of messages written or read at once. Default 512. */
+  batchSize: number;
+  /** Logger (default: the process logger). */
+  logger: Logger | undefined;
+}
+
+/** Defaults for {@link RedisHubOptions} (besides `url`). */
+export const DEFAULT_REDIS_HUB: Omit<RedisHubOptions, 'url'> = {
+  ...DEFAULT_STREAM_HUB,
+  nodeId: undefined,
+  keyPrefix: 'circumplex:',
+  nodeHeartbeatMs: 1000,
+  nodeTtlMs: 5000,
+  connectTimeoutMs: 3000,
+  commandTimeoutMs: 2000,
+  maxReconnectDelayMs: 5000,
+  feedMaxLen: 100_000,
+  endedRetentionS: 3600,
+  batchSize: 512,
+  logger: undefined,
+};
+
+/** A backplane URL split into what ioredis needs and a form safe to print (no credentials). */
+export interface BackplaneTarget {
+  readonly host: string;
+  readonly port: number;
+  readonly db: number;
+  readonly tls: boolean;
+  readonly username: string | undefined;
+  readonly password: string | undefined;
+  /** `redis://host:port/db` (or rediss://), with `***` for any credentials: the only form ever logged. */
+  readonly safe: string;
+}
+
+/**
+ * Parses and checks `redis://[user:pass@]host:port[/db]` (or `rediss://`). Throws an
+ * AFFECT_ERR_CONFIG that quotes only the redacted URL.
+ */
+export function parseBackplaneUrl(url: string, where = '--backplane'): BackplaneTarget {
+  const bad = (why: string): AffectError =>
+    new AffectError('AFFECT_ERR_CONFIG', `${where}: ${why}`, {
+      hint: 'write redis://[user:password@]host:port[/db] (or rediss:// for TLS), e.g. redis://127.0.0.1:6379/0',
+    });
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    // Never echo the raw value: it may hold a password.
+    throw bad(`not a URL (${redactLoose(url)})`);
+  }
+  if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') throw bad(`scheme must be redis:// or rediss://, got ${u.protocol}//`);
+  if (!u.hostname) throw bad('no host');
+  const port = u.port === '' ? 6379 : Number(u.port);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw bad(`bad port ${u.port}`);
+  const dbPart = u.pathname.replace(/^\//, '');
+  const db = dbPart === '' ? 0 : Number(dbPart);
+  if (!/^\d*$/.test(dbPart) || !Number.isInteger(db) || db < 0 || db > 15) throw bad(`database must be a number 0-15, got "${dbPart}"`);
+  if (u.search || u.hash) throw bad('query strings and fragments are not supported');
+  const creds = u.username || u.password ? '***@' : '';
+  const host = u.hostname.startsWith('[') ? u.hostname.slice(1, -1) : u.hostname;
+  return {
+    host,
+    port,
+    db,
+    tls: u.protocol === 'rediss:',
+    username: u.username ? decodeURIComponent(u.username) : undefined,
+    password: u.password ? decodeURIComponent(u.password) : undefined,
+    safe: `${u.protocol}//${creds}${u.hostname}:${port}/${db}`,
+  };
+}
+
+/** Best-effort redaction of something that did not parse as a URL. */
+function redactLoose(s: string): string {
+  return s.replace(/\/\/[^@/]*@/, '//***@').slice(0, 200);
+}
+
+// ---- Lua scripts (run atomically in Redis) ------------------------------------------------------
+
+/**
+ * Claim. KEYS: meta. ARGV: nodeId, node-key prefix, log key.
+ * Refuses (0, owner) while another node whose liveness key exists publishes the stream (state not
+ * ended); else takes it: epoch+1, owner = this node; returns (1, epoch, lastSeq).
+ */
+const CLAIM_LUA = `
+local owner = redis.call('HGET', KEYS[1], 'owner')
+local state = redis.call('HGET', KEYS[1], 'state')
+if owner and owner ~= ARGV[1] and state and state ~= 'ended' and redis.call('EXISTS', ARGV[2] .. owner) == 1 then
+  return {0, owner}
+end
+local epoch = redis.call('HINCRBY', KEYS[1], 'epoch', 1)
+redis.call('HSET', KEYS[1], 'owner', ARGV[1])
+redis.call('PERSIST', KEYS[1])
+redis.call('PERSIST', ARGV[3])
+return {1, tostring(epoch), redis.call('HGET', KEYS[1], 'lastSeq') or '-1'}
+`;
+
+/**
+ * Announce (open) a stream. KEYS: meta, feed, index. ARGV: nodeId, epoch, hopMs, windowMs,
+ * sampleRateHz, nowMs, streamId, feedMaxLen, info JSON. Returns -1 when fenced, else 1.
+ */
+const OPEN_LUA = `
+if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] or redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[2] then return -1 end
+redis.call('HSET', KEYS[1], 'hopMs', ARGV[3], 'windowMs', ARGV[4], 'sampleRateHz', ARGV[5], 'state', 'live', 'updatedMs', ARGV[6])
+local last = redis.call('HGET', KEYS[1], 'lastSeq') or '-1'
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[8], '*', 'k', 'o', 's', ARGV[7], 'n', ARGV[1], 'l', last, 'd', ARGV[9])
+redis.call('ZADD', KEYS[3], ARGV[6], ARGV[7])
+return 1
+`;
+
+/**
+ * Append one message. KEYS: log, meta, feed, index. ARGV: nodeId, epoch, seq, message JSON,
+ * ringSize, feedMaxLen, new state ('' when the message is not a status), tMs, nowMs, streamId,
+ * endedRetentionS. Returns -1 when fenced (another node claimed the stream), 0 when that seq is
+ * already there, 1 when appended.
+ */
+const APPEND_LUA = `
+if redis.call('HGET', KEYS[2], 'owner') ~= ARGV[1] or redis.call('HGET', KEYS[2], 'epoch') ~= ARGV[2] then return -1 end
+local last = tonumber(redis.call('HGET', KEYS[2], 'lastSeq') or '-1')
+local seq = tonumber(ARGV[3])
+if seq <= last then return 0 end
+redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[5], '0-' .. string.format('%d', seq + 1), 'm', ARGV[4])
+redis.call('HSET', KEYS[2], 'lastSeq', ARGV[3], 'lastT', ARGV[8], 'updatedMs', ARGV[9])
+if ARGV[7] ~= '' then redis.call('HSET', KEYS[2], 'state', ARGV[7]) end
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[6], '*', 'k', 'm', 's', ARGV[10], 'n', ARGV[1], 'd', ARGV[4])
+redis.call('ZADD', KEYS[4], ARGV[9], ARGV[10])
+if ARGV[7] == 'ended' then
+  redis.call('EXPIRE', KEYS[1], ARGV[11])
+  redis.call('EXPIRE', KEYS[2], ARGV[11])
+end
+return 1
+`;
+
+type RedisWithScripts = Redis & {
+  cxClaim(meta: string, nodeId: string, nodePrefix: string, log: string): Promise<[number, string, string?]>;
+  cxOpen(meta: string, feed: string, index: string, ...argv: string[]): Promise<number>;
+  cxAppend(log: string, meta: string, feed: string, index: string, ...argv: string[]): Promise<number>;
+};
+
+/** One stream this node publishes: its claim and how far Redis has it. */
+interface Owned {
+  /** Claim epoch in Redis; undefined until claimed (e.g. claimed while Redis was away). */
+  epoch: string | undefined;
+  /** Last seq known to be in Redis. */
+  syncedSeq: number;
+  /** The cluster's last seq at claim time: the stream carries on after it. */
+  fromSeq: number;
+  /** Announce the stream before the message after this seq (undefined: nothing to announce). */
+  openAfterSeq: number | undefined;
+  /** Another node claimed it: this node stops writing it to Redis. */
+  fenced: boolean;
+  /** openStream has been called (a claim alone is not released). */
+  opened: boolean;
+}
+
+/** A node's view of the cluster through Redis Streams. Create with {@link RedisHub.connect}. */
+export class RedisHub implements Hub {
+  readonly opts: RedisHubOptions;
+  readonly nodeId: string;
+  readonly target: BackplaneTarget;
+  private readonly local: StreamHub;
+  private readonly owned = new Map<string, Owned>();
+  private readonly log: Logger;
+  private readonly k: { feed: string; index: string; nodePrefix: string; log: (id: string) => string; meta: (id: string) => string };
+  private cmd!: RedisWithScripts;
+  private reader!: Redis;
+  private feedId = '0-0';
+  private up = false;
+  private readerUp = false;
+  private disconnects = 0;
+  private droppedWrites = 0;
+  private closed = false;
+  private flushing = false;
+  private flushAgain = false;
+  private flushTimer: NodeJS.Immediate | undefined;
+  private heartbeat: NodeJS.Timeout | undefined;
+  private readLoop: Promise<void> | undefined;
+
+  private constructor(opts: RedisHubOptions, target: BackplaneTarget) {
+    this.opts = opts;
+    this.target = target;
+    this.nodeId = opts.nodeId ?? randomUUID();
+    this.local = new StreamHub({ ringSize: opts.ringSize, maxEndedStreams: opts.maxEndedStreams });
+    this.log = (opts.logger ?? getLogger()).child({ component: 'backplane', backplane: target.safe, nodeId: this.nodeId });
+    const p = opts.keyPrefix;
+    this.k = { feed: `${p}feed`, index: `${p}streams`, nodePrefix: `${p}node:`, log: (id) => `${p}log:${id}`, meta: (id) => `${p}meta:${id}` };
+  }
+
+  /**
+   * Connects to Redis, loads the cluster's streams and starts mirroring. Throws AFFECT_ERR_CONFIG
+   * (naming the redacted URL, never a password) when the URL is bad, Redis cannot be reached,
+   * refuses the credentials, or is older than 7.
+   */
+  static async connect(options: Partial<RedisHubOptions> & { url: string }): Promise<RedisHub> {
+    const opts: RedisHubOptions = { ...DEFAULT_REDIS_HUB, ...options };
+    for (const k of ['ringSize', 'nodeHeartbeatMs', 'nodeTtlMs', 'connectTimeoutMs', 'commandTimeoutMs', 'maxReconnectDelayMs', 'feedMaxLen', 'endedRetentionS', 'batchSize'] as const) {
+      if (!(Number.isInteger(opts[k]) && opts[k] > 0)) throw new RangeError(`RedisHub: ${k} must be an integer > 0, got ${opts[k]}`);
+    }
+    if (opts.nodeTtlMs <= opts.nodeHeartbeatMs) throw new RangeError(`RedisHub: nodeTtlMs (${opts.nodeTtlMs}) must exceed nodeHeartbeatMs (${opts.nodeHeartbeatMs})`);
+    const target = parseBackplaneUrl(opts.url);
+    const hub = new RedisHub(opts, target);
+    await hub.start();
+    return hub;
+  }
+
+  private redisOptions(): RedisOptions {
+    const t = this.target;
+    return {
+      host: t.host,
+      port: t.port,
+      db: t.db,
+      ...(t.username ? { username: t.username } : {}),
+      ...(t.password ? { password: t.password } : {}),
+      ...(t.tls ? { tls: { servername: t.host } } : {}),
+      lazyConnect: true,
+      // Nothing is queued while disconnected: what Redis has not got is the local ring's tail (bounded).
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      connectTimeout: this.opts.connectTimeoutMs,
+      commandTimeout: this.opts.commandTimeoutMs,
+      enableReadyCheck: true,
+      retryStrategy: (times: number) => {
+        if (this.closed) return null;
+        const base = Math.min(this.opts.maxReconnectDelayMs, 100 * 2 ** Math.min(times, 10));
+        return Math.round(base / 2 + Math.random() * (base / 2));
+      },
+    };
+  }
+
+  private async start(): Promise<void> {
+    const t = this.target;
+    const cmd = new Redis(this.redisOptions()) as RedisWithScripts;
+    let firstError: Error | undefined;
+    const onStartError = (err: Error) => (firstError ??= err);
+    cmd.on('error', onStartError);
+    // At start a failure is final (exit 2); only once running does the client reconnect.
+    const startRetry = cmd.options.retryStrategy;
+    cmd.options.retryStrategy = () => null;
+    try {
+      await cmd.connect();
+      const info = await cmd.info('server');
+      const version = /redis_version:(\d+)\.(\d+)/.exec(info);
+      if (!version || Number(version[1]) < 7) {
+        throw new AffectError('AFFECT_ERR_CONFIG', `backplane ${t.safe} runs Redis ${version ? `${version[1]}.${version[2]}` : '(unknown version)'}; circumplex needs Redis >= 7`, {
+          hint: 'upgrade Redis (Debian 12: apt-get install redis-server)',
+        });
+      }
+    } catch (err) {
+      cmd.disconnect();
+      if (err instanceof AffectError) throw err;
+      throw startError(t, firstError ?? (err as Error));
+    }
+    cmd.off('error', onStartError);
+    cmd.options.retryStrategy = startRetry;
+    cmd.defineCommand('cxClaim', { numberOfKeys: 1, lua: CLAIM_LUA });
+    cmd.defineCommand('cxOpen', { numberOfKeys: 3, lua: OPEN_LUA });
+    cmd.defineCommand('cxAppend', { numberOfKeys: 4, lua: APPEND_LUA });
+    this.cmd = cmd;
+    cmd.on('error', (err: Error) => this.log.debug({ err: scrub(err, t) }, 'backplane connection error'));
+    cmd.on('close', () => this.setDown('connection closed'));
+    cmd.on('ready', () => void this.onReady());
+
+    this.reader = cmd.duplicate();
+    this.reader.on('error', (err: Error) => this.log.debug({ err: scrub(err, t) }, 'backplane reader error'));
+    await this.reader.connect().catch((err: unknown) => {
+      this.reader.disconnect();
+      cmd.disconnect();
+      throw startError(t, err as Error);
+    });
+
+    // The feed position first, then the snapshot: what happens in between is read from the feed
+    // (and ignored when already known, by seq).
+    const last = await cmd.xrevrange(this.k.feed, '+', '-', 'COUNT', 1);
+    this.feedId = last[0]?.[0] ?? '0-0';
+    await this.loadSnapshot();
+    this.up = true;
+    this.readerUp = true;
+    await this.beat();
+    this.heartbeat = setInterval(() => void this.beat(), this.opts.nodeHeartbeatMs);
+    this.heartbeat.unref();
+    this.readLoop = this.readFeed();
+    this.log.info('backplane connected');
+  }
+
+  /** Loads every stream the cluster knows (newest first, bounded) into the local view. */
+  private async loadSnapshot(): Promise<void> {
+    const ids = await this.cmd.zrevrange(this.k.index, 0, 4095);
+    if (ids.length === 0) return;
+    const pipe = this.cmd.pipeline();
+    for (const id of ids) pipe.hgetall(this.k.meta(id));
+    const res = (await pipe.exec()) ?? [];
+    // Oldest first, so the local hub's "oldest ended streams are forgotten first" order holds.
+    for (let i = ids.length - 1; i >= 0; i--) {
+      const id = ids[i] as string;
+      const h = res[i]?.[1] as Record<string, string> | undefined;
+      if (!h || h.hopMs === undefined) continue;
+      const state = h.state as StreamInfo['state'] | undefined;
+      this.local.mirrorStream({
+        streamId: id,
+        hopMs: Number(h.hopMs),
+        windowMs: Number(h.windowMs),
+        sampleRateHz: Number(h.sampleRateHz),
+        state: state ?? 'live',
+        lastSeq: Number(h.lastSeq ?? -1),
+      });
+    }
+  }
+
+  // ---- Hub: this node's view ----------------------------------------------------------------
+
+  get onListenerError(): (err: unknown) => void {
+    return this.local.onListenerError;
+  }
+  set onListenerError(f: (err: unknown) => void) {
+    this.local.onListenerError = f;
+  }
+
+  /** Opens a stream this node claimed (see {@link claim}); its seq carries on from the cluster's. */
+  openStream(info: OpenStreamInfo): StreamInfo {
+    const w = this.owned.get(info.streamId);
+    if (!w) {
+      throw new AffectError('AFFECT_ERR_STREAM_UNKNOWN', `stream "${info.streamId}" was not claimed by this node`, {
+        hint: 'await hub.claim(streamId) before openStream on a cluster hub',
+      });
+    }
+    const s = this.local.openStream({ ...info, fromSeq: Math.max(info.fromSeq ?? -1, w.fromSeq) });
+    w.openAfterSeq = s.lastSeq;
+    w.opened = true;
+    this.scheduleFlush();
+    return s;
+  }
+
+  publish(streamId: string, event: PipelineEvent): StreamEventMessage {
+    this.mine(streamId);
+    const m = this.local.publish(streamId, event);
+    this.scheduleFlush();
+    return m;
+  }
+
+  publishMessage(message: StreamEventMessage): StreamEventMessage {
+    this.mine(message.streamId);
+    const m = this.local.publishMessage(message);
+    this.scheduleFlush();
+    return m;
+  }
+
+  /** Ends a stream this node publishes (another node's streams are left alone). */
+  endStream(streamId: string, message?: string, tMs?: number): void {
+    if (!this.owned.has(streamId)) return;
+    this.local.endStream(streamId, message, tMs);
+    this.scheduleFlush();
+  }
+
+  streams(): StreamInfo[] {
+    return this.local.streams();
+  }
+
+  stream(streamId: string): StreamInfo | undefined {
+    return this.local.stream(streamId);
+  }
+
+  since(streamId: string, seq: number): SinceResult {
+    return this.local.since(streamId, seq);
+  }
+
+  subscribe(listener: HubListener): () => void {
+    return this.local.subscribe(listener);
+  }
+
+  /**
+   * Resume history from the stream's Redis log (any node's stream), plus this node's messages not
+   * yet written there. With Redis away: this node's ring.
+   */
+  history(streamId: string, seq: number): SinceResult | Promise<SinceResult> {
+    if (!this.up) return this.local.since(streamId, seq);
+    return (async () => {
+      let fromRedis: StreamEventMessage[];
+      try {
+        const entries = await this.cmd.xrange(this.k.log(streamId), `(0-${seq + 1}`, '+');
+        fromRedis = entries.map(([, fields]) => parseMessage(fields)).filter((m): m is StreamEventMessage => m !== undefined && m.seq > seq);
+      } catch (err) {
+        this.log.warn({ err: scrub(err as Error, this.target), streamId }, 'resume could not read the backplane; using this node\'s ring');
+        return this.local.since(streamId, seq);
+      }
+      const after = fromRedis.at(-1)?.seq ?? seq;
+      const tail = this.local.since(streamId, Math.max(after, seq)).messages;
+      const messages = [...fromRedis, ...tail];
+      if (messages.length === 0) return this.local.since(streamId, seq);
+      return { messages, missed: Math.max(0, (messages[0]?.seq ?? 0) - seq - 1) };
+    })();
+  }
+
+  /**
+   * Takes the stream for this node: refused while another live node publishes it. With Redis away
+   * it is granted unless this node saw the stream live elsewhere; the claim is made in Redis once
+   * the link is back (and if another node took the stream meanwhile, this node's messages stay local).
+   */
+  claim(streamId: string): Promise<ClaimResult> {
+    return (async (): Promise<ClaimResult> => {
+      const known = this.local.stream(streamId);
+      const mine = this.owned.get(streamId);
+      if (!this.up) {
+        if (known && known.state !== 'ended' && !mine) {
+          return { ok: false, reason: 'backplane-down', message: `stream "${streamId}" is live on another node and the backplane is down; retry later` };
+        }
+        if (!mine) this.owned.set(streamId, { epoch: undefined, syncedSeq: -1, fromSeq: known?.lastSeq ?? -1, openAfterSeq: undefined, fenced: false, opened: false });
+        return { ok: true };
+      }
+      // Already this node's (a publisher reconnecting here): a new claim would fence its own pending writes.
+      if (mine && !mine.fenced && mine.epoch !== undefined) return { ok: true };
+      try {
+        const r = await this.cmd.cxClaim(this.k.meta(streamId), this.nodeId, this.k.nodePrefix, this.k.log(streamId));
+        if (Number(r[0]) !== 1) return { ok: false, reason: 'stream-busy', message: `stream "${streamId}" already has a publisher (on another node)` };
+        const last = Number(r[2] ?? -1);
+        // The local mirror may lag the cluster: fill it up to the cluster's last seq, so this node's
+        // subscribers see no jump when the stream continues here.
+        const localLast = this.local.stream(streamId)?.lastSeq ?? -1;
+        if (localLast >= 0 && localLast < last) {
+          for (const [, fl] of await this.cmd.xrange(this.k.log(streamId), `(0-${localLast + 1}`, `0-${last + 1}`)) {
+            const g = parseMessage(fl);
+            if (g) this.local.mirrorMessage(g);
+          }
+        }
+        this.owned.set(streamId, { epoch: String(r[1]), syncedSeq: last, fromSeq: last, openAfterSeq: undefined, fenced: false, opened: false });
+        return { ok: true };
+      } catch (err) {
+        this.setDown('claim failed');
+        return { ok: false, reason: 'backplane-down', message: `the backplane did not answer (${scrub(err as Error, this.target).message}); retry` };
+      }
+    })();
+  }
+
+  backplane(): BackplaneStatus {
+    let pendingWrites = 0;
+    for (const [id, w] of this.owned) pendingWrites += Math.max(0, (this.local.stream(id)?.lastSeq ?? -1) - w.syncedSeq);
+    return {
+      kind: 'redis',
+      target: this.target.safe,
+      up: this.up && this.readerUp,
+      nodeId: this.nodeId,
+      pendingWrites,
+      disconnects: this.disconnects,
+      droppedWrites: this.droppedWrites,
+    };
+  }
+
+  /** Writes what is pending (briefly), removes this node's liveness key, and disconnects. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    if (this.up) {
+      const deadline = Date.now() + 1000;
+      await this.flush();
+      while (this.flushing && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      // A graceful stop frees this node's streams for other nodes at once.
+      await this.cmd.del(`${this.k.nodePrefix}${this.nodeId}`).catch(() => undefined);
+    }
+    this.closed = true;
+    this.reader.disconnect();
+    this.cmd.disconnect();
+    await this.readLoop?.catch(() => undefined);
+    this.log.info('backplane closed');
+  }
+
+  // ---- writing this node's streams -----------------------------------------------------------
+
+  private mine(streamId: string): void {
+    if (!this.owned.has(streamId)) {
+      throw new AffectError('AFFECT_ERR_STREAM_UNKNOWN', `stream "${streamId}" is not published by this node`, {
+        hint: 'claim and open the stream on this node before publishing',
+      });
+    }
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushTimer || this.closed) return;
+    this.flushTimer = setImmediate(() => {
+      this.flushTimer = undefined;
+      void this.flush();
+    });
+  }
+
+  /** Writes every owned stream's messages that Redis does not have yet, in seq order. */
+  private async flush(): Promise<void> {
+    if (this.flushing) {
+      this.flushAgain = true;
+      return;
+    }
+    if (!this.up || this.closed) return;
+    this.flushing = true;
+    try {
+      do {
+        this.flushAgain = false;
+        await this.flushOnce();
+      } while (this.flushAgain && this.up && !this.closed);
+    } finally {
+      this.flushing = false;
+    }
+  }
+
+  private async flushOnce(): Promise<void> {
+    type Op = { id: string; w: Owned; kind: 'open' } | { id: string; w: Owned; kind: 'msg'; m: StreamEventMessage };
+    const ops: Op[] = [];
+    const now = String(Date.now());
+    for (const [id, w] of this.owned) {
+      if (w.fenced || w.epoch === undefined) continue;
+      const { messages, missed } = this.local.since(id, w.syncedSeq);
+      if (missed > 0) {
+        // Evicted from the ring before Redis got them (a long outage): lost to other nodes.
+        this.droppedWrites += missed;
+        this.log.warn({ streamId: id, missed }, 'messages evicted before the backplane got them');
+      }
+      // The announcement goes right before the first message after the (re)open.
+      let openPending = w.openAfterSeq !== undefined;
+      const batch = messages.slice(0, this.opts.batchSize);
+      for (const m of batch) {
+        if (openPending && m.seq > (w.openAfterSeq as number)) {
+          ops.push({ id, w, kind: 'open' });
+          openPending = false;
+        }
+        ops.push({ id, w, kind: 'msg', m });
+      }
+      if (openPending && batch.length === messages.length) ops.push({ id, w, kind: 'open' });
+      if (messages.length > batch.length) this.flushAgain = true;
+    }
+    if (ops.length === 0) return;
+    const pipe = this.cmd.pipeline() as unknown as {
+      cxOpen: RedisWithScripts['cxOpen'];
+      cxAppend: RedisWithScripts['cxAppend'];
+      exec(): Promise<[Error | null, unknown][] | null>;
+    };
+    for (const op of ops) {
+      const { id, w } = op;
+      if (op.kind === 'open') {
+        const s = this.local.stream(id);
+        const info = JSON.stringify({ streamId: id, hopMs: s?.hopMs ?? 250, windowMs: s?.windowMs ?? 1000, sampleRateHz: s?.sampleRateHz ?? 16000, state: 'live' });
+        void pipe.cxOpen(this.k.meta(id), this.k.feed, this.k.index, this.nodeId, w.epoch as string, String(s?.hopMs ?? 250), String(s?.windowMs ?? 1000), String(s?.sampleRateHz ?? 16000), now, id, String(this.opts.feedMaxLen), info);
+      } else {
+        const m = op.m;
+        const state = m.type === 'status' ? m.state : '';
+        void pipe.cxAppend(this.k.log(id), this.k.meta(id), this.k.feed, this.k.index, this.nodeId, w.epoch as string, String(m.seq), JSON.stringify(m), String(this.opts.ringSize), String(this.opts.feedMaxLen), state, String(m.tMs), now, id, String(this.opts.endedRetentionS));
+      }
+    }
+    let res: [Error | null, unknown][] | null;
+    try {
+      res = await pipe.exec();
+    } catch (err) {
+      this.setDown('write failed');
+      this.log.debug({ err: scrub(err as Error, this.target) }, 'backplane write failed');
+      return;
+    }
+    for (let i = 0; i < ops.length; i++) {
+      const op = ops[i] as Op;
+      const [err, value] = res?.[i] ?? [new Error('no reply'), undefined];
+      if (err) {
+        // Connection trouble: everything from here is retried after the reconnect.
+        this.setDown('write failed');
+        return;
+      }
+      if (Number(value) === -1) {
+        if (!op.w.fenced) this.log.warn({ streamId: op.id }, 'another node claimed this stream; its messages from here on stay on this node');
+        op.w.fenced = true;
+        continue;
+      }
+      if (op.kind === 'open') op.w.openAfterSeq = undefined;
+      else op.w.syncedSeq = Math.max(op.w.syncedSeq, op.m.seq);
+    }
+    // A stream whose final message is in Redis is released (another node may claim it at once).
+    for (const [id, w] of this.owned) {
+      const s = this.local.stream(id);
+      if (w.opened && (!s || (s.state === 'ended' && (w.fenced || (w.syncedSeq >= s.lastSeq && w.openAfterSeq === undefined))))) this.owned.delete(id);
+    }
+  }
+
+  // ---- link state --------------------------------------------------------------------------
+
+  private setDown(why: string): void {
+    if (!this.up || this.closed) return;
+    this.up = false;
+    this.disconnects++;
+    this.log.warn({ why }, 'backplane down: serving this node\'s streams locally until it is back');
+  }
+
+  /** The command connection is (back) up: re-assert this node, its claims, then write the backlog. */
+  private async onReady(): Promise<void> {
+    if (this.closed || this.up) return;
+    try {
+      await this.beat();
+      for (const [id, w] of this.owned) {
+        const r = await this.cmd.cxClaim(this.k.meta(id), this.nodeId, this.k.nodePrefix, this.k.log(id));
+        if (Number(r[0]) !== 1) {
+          this.log.warn({ streamId: id, owner: r[1] }, 'another node publishes this stream now; its messages from here on stay on this node');
+          w.fenced = true;
+          continue;
+        }
+        w.epoch = String(r[1]);
+        const redisLast = Number(r[2] ?? -1);
+        // Redis may have lost data (restarted without persistence): write again what it lacks.
+        w.syncedSeq = redisLast;
+        // Re-announce the stream (its facts may be gone) before the first message Redis lacks.
+        const s = this.local.stream(id);
+        if (w.opened && s && s.state !== 'ended') w.openAfterSeq = redisLast;
+      }
+      this.up = true;
+      this.log.info('backplane back');
+      this.scheduleFlush();
+    } catch (err) {
+      this.log.debug({ err: scrub(err as Error, this.target) }, 'backplane not ready yet');
+    }
+  }
+
+  private async beat(): Promise<void> {
+    if (this.closed) return;
+    try {
+      await this.cmd.set(`${this.k.nodePrefix}${this.nodeId}`, String(Date.now()), 'PX', this.opts.nodeTtlMs);
+    } catch {
+      this.setDown('heartbeat failed');
+    }
+  }
+
+  // ---- reading the cluster feed ------------------------------------------------------------
+
+  private async readFeed(): Promise<void> {
+    let failures = 0;
+    while (!this.closed) {
+      try {
+        const res = (await this.reader.xread('COUNT', this.opts.batchSize, 'BLOCK', 1000, 'STREAMS', this.k.feed, this.feedId)) as [string, [string, string[]][]][] | null;
+        if (!this.readerUp) {
+          this.readerUp = true;
+          this.log.info('backplane feed back');
+        }
+        failures = 0;
+        for (const [, entries] of res ?? []) {
+          for (const [id, fields] of entries) {
+            this.feedId = id;
+            await this.apply(fields);
+          }
+        }
+      } catch (err) {
+        if (this.closed) return;
+        if (this.readerUp) {
+          this.readerUp = false;
+          this.log.warn({ err: scrub(err as Error, this.target) }, 'backplane feed lost; retrying');
+        }
+        failures++;
+        const base = Math.min(this.opts.maxReconnectDelayMs, 100 * 2 ** Math.min(failures, 10));
+        await new Promise((r) => setTimeout(r, Math.round(base / 2 + Math.random() * (base / 2))).unref());
+      }
+    }
+  }
+
+  /** Applies one feed entry to the local view (another node's announcement or message). */
+  private async apply(fields: string[]): Promise<void> {
+    const f = fieldsOf(fields);
+    // This node's own entries, and any entry of a stream it publishes, are already in its hub.
+    if (f.n === this.nodeId || !f.s || this.owned.has(f.s)) return;
+    if (f.k === 'o') {
+      try {
+        const info = JSON.parse(f.d ?? '') as Omit<StreamInfo, 'lastSeq'>;
+        this.local.mirrorStream({ ...info, streamId: f.s, state: 'live', lastSeq: Number(f.l ?? -1) });
+      } catch {
+        this.log.warn({ streamId: f.s }, 'ignored a malformed stream announcement in the feed');
+      }
+      return;
+    }
+    const m = parseMessage(fields);
+    if (!m) return;
+    const last = this.local.stream(m.streamId)?.lastSeq;
+    if (last !== undefined && m.seq > last + 1) {
+      // A gap (this node missed feed entries): fill it from the stream's log first.
+      try {
+        const entries = await this.cmd.xrange(this.k.log(m.streamId), `(0-${last + 1}`, `(0-${m.seq + 1}`);
+        for (const [, fl] of entries) {
+          const g = parseMessage(fl);
+          if (g) this.local.mirrorMessage(g);
+        }
+      } catch {
+        // Redis is away again: deliver what we have; the gap shows as a jump in seq.
+      }
+    }
+    this.local.mirrorMessage(m);
+  }
+}
+
+/** Feed/log entry fields as an object. */
+function fieldsOf(fields: string[]): Record<string, string | undefined> {
+  const o: Record<string, string | undefined> = {};
+  for (let i = 0; i + 1 < fields.length; i += 2) o[fields[i] as string] = fields[i + 1];
+  return o;
+}
+
+/** The message of a log or feed entry (field `m` or `d`), or undefined when malformed. */
+function parseMessage(fields: string[]): StreamEventMessage | undefined {
+  const f = fieldsOf(fields);
+  const raw = f.m ?? f.d;
+  if (raw === undefined) return undefined;
+  try {
+    const m = JSON.parse(raw) as StreamEventMessage;
+    return typeof m === 'object' && m !== null && typeof m.streamId === 'string' && Number.isInteger(m.seq) ? m : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** An error with any credential of the target removed from its message. */
+function scrub(err: Error, t: BackplaneTarget): Error {
+  let msg = err?.message ?? String(err);
+  for (const secret of [t.password, t.username]) if (secret) msg = msg.split(secret).join('***');
+  return new Error(msg);
+}
+
+/** The start-up failure as a clear AffectError (redacted URL, no password). */
+function startError(t: BackplaneTarget, err: Error): AffectError {
+  const msg = scrub(err, t).message;
+  const code = (err as NodeJS.ErrnoException).code;
+  if (/WRONGPASS|invalid password|invalid username-password/i.test(msg)) {
+    return new AffectError('AFFECT_ERR_CONFIG', `backplane ${t.safe} refused the credentials (${msg})`, {
+      cause: scrub(err, t),
+      hint: 'check the user and password in --backplane / CIRCUMPLEX_BACKPLANE (redis://user:password@host:port/db)',
+    });
+  }
+  if (/NOAUTH/i.test(msg)) {
+    return new AffectError('AFFECT_ERR_CONFIG', `backplane ${t.safe} requires a password`, {
+      cause: scrub(err, t),
+      hint: 'put it in the URL: redis://:password@host:port/db (or user:password@)',
+    });
+  }
+  const why = code === 'ECONNREFUSED' || /ECONNREFUSED/.test(msg) ? 'connection refused' : /ETIMEDOUT|timed? ?out/i.test(msg) ? 'connection timed out' : msg;
+  return new AffectError('AFFECT_ERR_CONFIG', `cannot reach the backplane ${t.safe}: ${why}`, {
+    cause: scrub(err, t),
+    hint: 'is redis-server (>= 7) running there? check host, port and firewall, or start serve without --backplane',
+  });
+}
