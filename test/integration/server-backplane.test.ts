@@ -163,3 +163,144 @@ describe('Redis backplane: nodes share streams', () => {
     expect(third.of('resumed')[0]?.missed).toBe(8);
   });
 });
+
+describe('Redis backplane: publishers move, Redis fails', () => {
+  it('one publisher per stream in the whole cluster; a publisher that reconnects to another node continues the same stream and seq', async () => {
+    const prefix = newPrefix();
+    const a = await node(redis, prefix);
+    const b = await node(redis, prefix);
+    const c = await node(redis, prefix);
+    const watcher = await subscriber(c);
+    const p1 = await publisher(a, 'mv');
+    // A second publisher of the same id on another node is refused while A publishes it.
+    const dup = track(connect(b, '/v1/ingest'));
+    await dup.opened;
+    dup.send({ type: 'start', streamId: 'mv', encoding: 's16le', sampleRateHz: 16000, channels: 1 });
+    expect((await dup.closed).code).toBe(1008);
+    expect(dup.raw.join()).toContain('stream-busy');
+    await send(p1, audio(1000));
+    await watcher.until((x) => x.of('affect').filter((m) => m.streamId === 'mv').length === 10, 5000, '10 frames');
+    // The publisher's connection drops (no stop); it comes back on node B with the same stream id.
+    p1.ws.terminate();
+    const p2 = await publisher(b, 'mv', 5000);
+    await send(p2, audio(1000));
+    p2.send({ type: 'stop' });
+    await watcher.until((x) => x.of('status').filter((m) => m.streamId === 'mv' && m.state === 'ended').length === 2, 10_000, 'second end');
+    const s = seqs(watcher.messages, 'mv');
+    expect(s).toEqual(Array.from({ length: s.length }, (_, i) => i));
+    expect(watcher.of('affect').filter((m) => m.streamId === 'mv')).toHaveLength(20);
+    expect(watcher.of('stream').filter((m) => m.stream.streamId === 'mv').length).toBe(2);
+    expect(b.hub.stream('mv')).toMatchObject({ state: 'ended', lastSeq: s.at(-1) });
+  });
+
+  it('Redis killed mid-stream: nodes keep serving their own streams, report degraded, reconnect, and nothing is delivered twice', async () => {
+    const own = await TestRedis.start();
+    redises.push(own);
+    const prefix = newPrefix();
+    const a = await node(own, prefix);
+    const b = await node(own, prefix);
+    const onA = await subscriber(a);
+    const onB = await subscriber(b);
+    const p = await publisher(a, 'rk');
+    const health = async (s: RunningServer) => (await (await fetch(`${s.httpUrl}healthz`)).json()) as { status: string; backplane?: { up: boolean } };
+    const metric = async (s: RunningServer) => /circumplex_backplane_up\{kind="redis"\} (\d)/.exec(await (await fetch(`${s.httpUrl}metrics`)).text())?.[1];
+    expect(await health(a)).toMatchObject({ status: 'ok', backplane: { up: true } });
+    expect(await metric(a)).toBe('1');
+    const signal = audio(6000);
+    const third = 640 * Math.floor(signal.length / 640 / 3);
+    await send(p, signal.subarray(0, third), 1);
+    await onB.until((x) => x.of('affect').length >= 15, 5000, 'frames on B before the outage');
+
+    await own.kill();
+    const deadline = Date.now() + 5000;
+    while ((await health(a)).status !== 'degraded' && Date.now() < deadline) await sleep(50);
+    expect(await health(a)).toMatchObject({ status: 'degraded', backplane: { up: false } });
+    expect(await metric(a)).toBe('0');
+    const beforeA = onA.of('affect').length;
+    await send(p, signal.subarray(third, 2 * third), 1);
+    // Node A's own subscriber keeps getting its stream live while Redis is away.
+    await onA.until((x) => x.of('affect').length >= beforeA + 15, 5000, 'local frames during the outage');
+    expect((await health(b)).status).toBe('degraded');
+
+    await own.restart();
+    const back = Date.now() + 10_000;
+    while (((await health(a)).status !== 'ok' || (await health(b)).status !== 'ok') && Date.now() < back) await sleep(50);
+    expect((await health(a)).status).toBe('ok');
+    expect((await health(b)).status).toBe('ok');
+    await send(p, signal.subarray(2 * third), 1);
+    p.send({ type: 'stop' });
+    await onA.until(ended('rk'), 10_000, 'end on A');
+    await onB.until(ended('rk'), 10_000, 'end on B');
+    const total = (a.hub.stream('rk')?.lastSeq ?? 0) + 1;
+    // Every message once, in order, on both nodes: the outage's backlog reached B after the restart.
+    expect(seqs(onA.messages, 'rk')).toEqual(Array.from({ length: total }, (_, i) => i));
+    expect(seqs(onB.messages, 'rk')).toEqual(Array.from({ length: total }, (_, i) => i));
+    expect(stream(onB, 'rk')).toEqual(stream(onA, 'rk'));
+    expect(a.hub.backplane()).toMatchObject({ up: true, pendingWrites: 0, droppedWrites: 0 });
+    expect(a.hub.backplane()?.disconnects).toBeGreaterThanOrEqual(1);
+  });
+});
+
+describe('Redis backplane: start-up errors and credentials', () => {
+  it('a bad URL, a closed port, a wrong or missing password: each a clear AFFECT_ERR_CONFIG that never shows the password', async () => {
+    const secret = 'pa55-Very-Secret';
+    const locked = await TestRedis.start({ password: secret });
+    redises.push(locked);
+    const closed = await freePort();
+    const fail = async (url: string): Promise<AffectError> => {
+      try {
+        const hub = await RedisHub.connect({ url, logger: silentLogger, connectTimeoutMs: 1000 });
+        await hub.close();
+      } catch (err) {
+        expect(err).toBeInstanceOf(AffectError);
+        const e = err as AffectError;
+        expect(e.code).toBe('AFFECT_ERR_CONFIG');
+        expect(`${e.message} ${e.hint} ${String(e.cause)}`).not.toContain(secret);
+        return e;
+      }
+      throw new Error(`connect(${url}) did not fail`);
+    };
+    expect((await fail(`http://127.0.0.1:${locked.port}`)).message).toMatch(/redis:\/\/ or rediss:\/\//);
+    expect((await fail(`redis://:${secret}@127.0.0.1:99999/0`)).message).toMatch(/not a URL \(redis:\/\/\*\*\*@127/);
+    expect((await fail(`redis://:${secret}@127.0.0.1:0/0`)).message).toMatch(/bad port 0/);
+    expect((await fail(`redis://:${secret}@127.0.0.1:${locked.port}/x`)).message).toMatch(/database/);
+    expect((await fail(`redis://:${secret}@127.0.0.1:${closed}/0`)).message).toBe(`cannot reach the backplane redis://***@127.0.0.1:${closed}/0: connection refused`);
+    expect((await fail(`redis://:wrong-${secret}@127.0.0.1:${locked.port}/0`)).message).toMatch(/refused the credentials/);
+    expect((await fail(`redis://127.0.0.1:${locked.port}/0`)).message).toMatch(/requires a password/);
+    expect(parseBackplaneUrl(`rediss://user:${secret}@example.org:6380/2`)).toMatchObject({ tls: true, port: 6380, db: 2, username: 'user', safe: 'rediss://***@example.org:6380/2' });
+  });
+
+  it('no log line at any level carries the Redis password, through start, an outage and recovery', async () => {
+    const secret = 'Hunter2-cluster-password';
+    const locked = await TestRedis.start({ password: secret });
+    redises.push(locked);
+    let logged = '';
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        logged += chunk.toString();
+        done();
+      },
+    });
+    const logger = pino({ level: 'trace' }, sink);
+    const prefix = newPrefix();
+    const a = await node(locked, prefix, {}, logger);
+    const b = await node(locked, prefix, {}, logger);
+    const onB = await subscriber(b);
+    const p = await publisher(a, 'pw');
+    await send(p, audio(500));
+    await onB.until((x) => x.of('affect').length >= 5, 5000, 'frames on B');
+    await locked.kill();
+    await sleep(700);
+    await locked.restart();
+    const deadline = Date.now() + 10_000;
+    while (!(a.hub.backplane()?.up && b.hub.backplane()?.up) && Date.now() < deadline) await sleep(50);
+    p.send({ type: 'stop' });
+    await onB.until(ended('pw'), 10_000, 'end on B');
+    await fetch(`${a.httpUrl}healthz`);
+    expect(logged).toContain('backplane down');
+    expect(logged).toContain('backplane back');
+    expect(logged).toContain('redis://***@127.0.0.1');
+    expect(logged).not.toContain(secret);
+    expect(JSON.stringify(await (await fetch(`${a.httpUrl}healthz`)).json())).not.toContain(secret);
+  });
+});
