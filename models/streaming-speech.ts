@@ -282,10 +282,10 @@ export class StreamingSpeechModel implements SpeechAffectModel {
     const dir = streamingDir(spec, opts.modelsDir);
     const opened: OrtWorkerSession[] = [];
     try {
-      const open = async (g: (typeof GRAPHS)[keyof typeof GRAPHS]): Promise<OrtWorkerSession> => {
+      const open = async (g: (typeof GRAPHS)[keyof typeof GRAPHS], threads = opts.intraOpThreads ?? 0): Promise<OrtWorkerSession> => {
         const file = path.join(dir, g.file);
         if (!existsSync(file)) throw new AffectError('AFFECT_ERR_MODEL_MISSING', `model ${spec.id}: ${file} not found`, { stage: spec.id, hint: 're-export the split graphs (training/encoders/export_standins.py)' });
-        const s = await OrtWorkerSession.open(file, { providers: providersFor(device), intraOpThreads: opts.intraOpThreads ?? 0, stage: spec.id });
+        const s = await OrtWorkerSession.open(file, { providers: providersFor(device), intraOpThreads: threads, stage: spec.id });
         opened.push(s);
         if (g.inputs.some((n) => !s.inputNames.includes(n)) || s.inputNames.length !== g.inputs.length || g.outputs.some((n) => !s.outputNames.includes(n))) {
           throw signatureError(spec, file, s, g);
@@ -294,7 +294,8 @@ export class StreamingSpeechModel implements SpeechAffectModel {
       };
       const frontend = await open(GRAPHS.frontend);
       const encoder = await open(GRAPHS.encoder);
-      const head = await open(GRAPHS.head);
+      // The head is one D×D layer per window: one thread, so no idle thread pool competes with the encoder's.
+      const head = await open(GRAPHS.head, 1);
       (opts.logger ?? getLogger()).info({ model: spec.id, provider: encoder.provider, mode: options.mode, frontEnd: info.frontEnd }, `model ${spec.id} streams (${options.mode}) on ${encoder.provider}`);
       return new StreamingSpeechModel(spec, { frontend, encoder, head }, info, options, opts);
     } catch (err) {

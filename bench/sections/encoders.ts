@@ -23,7 +23,7 @@
  * otherwise they are a `skipped` note.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { REPO_ROOT } from '../../src/config.js';
@@ -42,6 +42,19 @@ export type StandinName = keyof typeof STANDINS;
 
 /** Where the stand-ins live (a models folder: `<dir>/<spec id>/model.onnx`). */
 export const STANDINS_DIR = path.join(REPO_ROOT, 'models', 'weights', 'standins');
+/** Their int8 weight-quantised variants (same layout). */
+export const STANDINS_INT8_DIR = path.join(REPO_ROOT, 'models', 'weights', 'standins-int8');
+
+/** Builds the int8 variants that are missing or older than their fp32 source. */
+export function ensureInt8(specIds: readonly string[], log: (l: string) => void): { error?: string } {
+  const missing = specIds.filter((id) => !existsSync(path.join(STANDINS_INT8_DIR, id, 'model.onnx')) || statSync(path.join(STANDINS_INT8_DIR, id, 'model.onnx')).mtimeMs < statSync(path.join(STANDINS_DIR, id, 'model.onnx')).mtimeMs);
+  if (missing.length === 0) return {};
+  const python = process.env['CIRCUMPLEX_PYTHON'] ?? '/usr/bin/python3';
+  log(`[bench] encoders: int8 variants of ${missing.join(', ')} (${python} -m training.encoders.quantize_int8, nice 10)`);
+  const r = spawnSync('nice', ['-n', '10', python, '-m', 'training.encoders.quantize_int8', '--src', STANDINS_DIR, '--dst', STANDINS_INT8_DIR, '--ids', missing.join(',')], { cwd: REPO_ROOT, encoding: 'utf8', timeout: 15 * 60_000 });
+  if (r.status !== 0) return { error: `quantize_int8 failed (exit ${String(r.status)}): ${(r.stderr || String(r.error ?? '')).trim().split('\n').slice(-3).join(' | ')}` };
+  return {};
+}
 
 /** Sizes of the section. */
 export interface EncodersPlan {
@@ -60,12 +73,14 @@ export interface EncodersPlan {
   leftContextSweep: number[];
   /** Check frames mode against the full-window path with input normalisation off (exactness), windows (0: skip). */
   exactnessWindows: number;
+  /** Build and time the int8 weight-quantised variants. */
+  int8: boolean;
 }
 
 export function encodersPlan(quick: boolean): EncodersPlan {
   return quick
-    ? { audioSeconds: 3, batchSizes: [1, 4], batchTargetMs: 200, latencyRuns: 3, concurrentStreams: 0, concurrentAudioSeconds: 0, leftContextFrames: 6, leftContextSweep: [6], exactnessWindows: 0 }
-    : { audioSeconds: 8, batchSizes: [1, 2, 4, 8, 16, 32], batchTargetMs: 1500, latencyRuns: 9, concurrentStreams: 32, concurrentAudioSeconds: 2, leftContextFrames: 6, leftContextSweep: [0, 6, 12, 25], exactnessWindows: 8 };
+    ? { audioSeconds: 3, batchSizes: [1, 4], batchTargetMs: 200, latencyRuns: 3, concurrentStreams: 0, concurrentAudioSeconds: 0, leftContextFrames: 6, leftContextSweep: [6], exactnessWindows: 0, int8: false }
+    : { audioSeconds: 8, batchSizes: [1, 2, 4, 8, 16, 32], batchTargetMs: 1500, latencyRuns: 9, concurrentStreams: 32, concurrentAudioSeconds: 2, leftContextFrames: 6, leftContextSweep: [0, 6, 12, 25], exactnessWindows: 8, int8: true };
 }
 
 /** A figure with the load average when it was measured. */
@@ -141,8 +156,25 @@ export interface EncoderRow {
   readonly concurrent?: { fullWindow: ConcurrentRun; streaming: ConcurrentRun | { skipped: string }; bareAtSameBatch: number; batchingEfficiency: number };
   /** Frames mode vs the full-window path with input normalisation off: the exactness check. */
   readonly framesExactness?: { windows: number; maxAbsDiff: number; maxEmbeddingAbsDiff: number; loadAvg1: number } | { skipped: string };
+  /** The int8 weight-quantised variant (training/encoders/quantize_int8.py) against this fp32 model. */
+  readonly int8?: Int8Row | { skipped: string };
   /** Multiply-accumulates of one pass over one second of audio (front end + transformer on 50 frames + head). */
   readonly onePassMacsPerSecond?: number;
+}
+
+export interface Int8Row {
+  readonly file: string;
+  readonly sessionMiB: number;
+  readonly latencyMsBatch1: Loaded<number>;
+  /** fp32 latency ÷ int8 latency at batch 1. */
+  readonly speedupBatch1: number;
+  readonly fullWindow: PathRun;
+  readonly streamingChunked: PathRun | { skipped: string };
+  /** Full-window outputs of int8 vs fp32 on the same windows. */
+  readonly maxAbsDiff: number;
+  readonly meanAbsDiff: number;
+  readonly outputSd: number;
+  readonly minEmbeddingCosine: number;
 }
 
 export interface EncodersSection {
@@ -288,6 +320,54 @@ async function exactness(spec: ModelSpec, loadOpts: object, samples: Float32Arra
   }
 }
 
+/** The int8 variant: latency, full-window and chunked RTF, and its deviation from the fp32 outputs. */
+async function measureInt8(spec: ModelSpec, loadOpts: object, plan: EncodersPlan, samples: Float32Array, fp32: { latency: number; outs: SpeechAffectOutput[]; windows: Float32Array[] }, log: (l: string) => void, name: string): Promise<Int8Row> {
+  log(`[bench] encoders: ${name}: int8 weight-quantised variant`);
+  const opts = { ...loadOpts, modelsDir: STANDINS_INT8_DIR };
+  const one = samples.slice(0, 16_000);
+  let model: OnnxSpeechModel | undefined;
+  const mib = await rssAfter(async () => {
+    model = await OnnxSpeechModel.load(spec, opts);
+    await model.runBatch([one]);
+  });
+  const m = model as OnnxSpeechModel;
+  try {
+    const lat: number[] = [];
+    for (let i = 0; i < plan.latencyRuns; i++) {
+      const t0 = performance.now();
+      await m.runBatch([one]);
+      lat.push(performance.now() - t0);
+    }
+    const latency = at(round(median(lat), 2));
+    const full = await timePath(fp32.windows, (w) => m.infer(w));
+    let streamingChunked: PathRun | { skipped: string } = { skipped: 'no split graphs' };
+    if (hasStreamingGraphs(spec, STANDINS_INT8_DIR)) {
+      const sm = await StreamingSpeechModel.load(spec, { ...opts, streaming: { mode: 'chunked', leftContextFrames: plan.leftContextFrames } });
+      try {
+        await sm.infer(one);
+        const st = sm.forStream('int8');
+        const r = await timePath(fp32.windows, (w) => st.infer(w));
+        streamingChunked = pathRun(fp32.windows.length, r.wallMs, r.cpuMs, null, r.loadAvg1);
+        st.close();
+      } finally {
+        await sm.close();
+      }
+    }
+    const onnx = spec.files.find((f) => f.path === spec.onnxFile);
+    return {
+      file: onnx ? path.relative(REPO_ROOT, modelFilePath(spec, onnx, STANDINS_INT8_DIR)) : '?',
+      sessionMiB: round(mib, 1),
+      latencyMsBatch1: latency,
+      speedupBatch1: round(fp32.latency / latency.value, 2),
+      fullWindow: pathRun(fp32.windows.length, full.wallMs, full.cpuMs, null, full.loadAvg1),
+      streamingChunked,
+      ...deviation(fp32.outs, full.outs),
+    };
+  } finally {
+    await m.close();
+  }
+}
+
 /** N streams, each sequential over its windows, all at once (batched by the model's batcher). */
 async function concurrent(streams: number, windows: Float32Array[], inferFor: (i: number) => (w: Float32Array) => Promise<SpeechAffectOutput>, batchStats: () => { batches: number; batchedItems: number }): Promise<ConcurrentRun> {
   const s0 = { ...batchStats() };
@@ -428,6 +508,11 @@ async function measure(name: string, spec: ModelSpec, modelsDir: string | undefi
     } finally {
       for (const sm of streamModels) await sm.close();
     }
+    let int8: EncoderRow['int8'];
+    if (plan.int8 && modelsDir === STANDINS_DIR) {
+      const q = ensureInt8([spec.id], log);
+      int8 = q.error ? { skipped: q.error } : await measureInt8(spec, loadOpts, plan, samples, { latency: latencyMsBatch1.value, outs: full.outs, windows }, log, name).catch((err: unknown) => ({ skipped: String(err) }));
+    }
     const fullMacsRedundancy = onePassMacs && streamModels[0] ? (4 * windowMacs(streamModels[0])) / onePassMacs : null;
     return {
       name,
@@ -445,6 +530,7 @@ async function measure(name: string, spec: ModelSpec, modelsDir: string | undefi
       streaming,
       ...(concurrentRow ? { concurrent: concurrentRow } : {}),
       ...(framesExactness ? { framesExactness } : {}),
+      ...(int8 ? { int8 } : {}),
       ...(onePassMacs ? { onePassMacsPerSecond: onePassMacs } : {}),
     };
   } finally {
@@ -521,6 +607,10 @@ export function formatEncoders(s: EncodersSection): string[] {
       else L.push(`    streaming (${st.mode}${st.mode === 'chunked' ? `, ${st.leftContextFrames} frames left context` : ''}): rtf ${st.rtf}, ${st.streamsPerCore} streams/core, ${st.streamsThisMachine} on this machine, redundancy ${st.redundancyTime ?? 'n/a'} by time, ${st.redundancyMacs ?? 'n/a'} by MACs (frames: conv ${st.redundancyFrontend}, transformer ${st.redundancyEncoder}), max |Δ| ${st.maxAbsDiff} (output sd ${st.outputSd}), min cos ${st.minEmbeddingCosine} [${st.loadAvg1}]`);
     }
     if (r.framesExactness) L.push('skipped' in r.framesExactness ? `    frames-mode exactness: skipped — ${r.framesExactness.skipped}` : `    frames-mode exactness (normalisation off, ${r.framesExactness.windows} windows): max |Δ| ${r.framesExactness.maxAbsDiff.toExponential(2)}, embedding ${r.framesExactness.maxEmbeddingAbsDiff.toExponential(2)}`);
+    if (r.int8) {
+      const q = r.int8;
+      L.push('skipped' in q ? `    int8: skipped — ${q.skipped}` : `    int8 (weights of every MatMul, per-column scales; conv front end fp32): batch 1 ${q.latencyMsBatch1.value} ms (×${q.speedupBatch1} vs fp32), full-window rtf ${q.fullWindow.rtf}, ${q.fullWindow.streamsPerCore} streams/core${'skipped' in q.streamingChunked ? '' : `, chunked streaming rtf ${q.streamingChunked.rtf}, ${q.streamingChunked.streamsPerCore} streams/core`}; vs fp32 max |Δ| ${q.maxAbsDiff} (output sd ${q.outputSd}), min cos ${q.minEmbeddingCosine} [${q.latencyMsBatch1.loadAvg1}]`);
+    }
     if (r.concurrent) {
       const c = r.concurrent;
       const sc = 'skipped' in c.streaming ? `skipped — ${c.streaming.skipped}` : `${c.streaming.realtimeStreams} real-time streams (mean batch ${c.streaming.meanBatch})`;
