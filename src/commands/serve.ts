@@ -23,7 +23,7 @@ import { AffectError } from '../errors.js';
 import { getLogger, setLogLevel } from '../log.js';
 import { parseTokenSpec, readTokenFile, type TokenEntry } from '../server/auth.js';
 import type { Hub } from '../server/hub.js';
-import { RedisHub } from '../server/redis-hub.js';
+import { DEFAULT_REDIS_HUB, RedisHub, parseBackplaneUrl } from '../server/redis-hub.js';
 import { AffectServer, type RunningServer } from '../server/ws-server.js';
 import { FlowControl } from '../../streams/flow.js';
 import { checkRecorder, createMicSource, retryRecorder, type RecorderName } from '../../streams/sources/mic.js';
@@ -59,6 +59,8 @@ export interface ServeCommandOptions {
   ringSize: number;
   /** Redis backplane URL (or CIRCUMPLEX_BACKPLANE): nodes share streams. */
   backplane?: string;
+  /** With a backplane: a node silent this long (ms) is taken for dead and its streams may move. */
+  nodeTtlMs: number;
 }
 
 /** How long a graceful shutdown may take before the process exits anyway. */
@@ -94,6 +96,7 @@ export function register(program: Command): void {
     .option('--heartbeat-ms <ms>', 'WebSocket ping interval; peers missing a pong are dropped', numberOption('--heartbeat-ms', 10, true, 2 ** 31 - 1), 15_000)
     .option('--ring-size <n>', 'messages kept per stream for resume', numberOption('--ring-size', 1, true), 2048)
     .option('--backplane <url>', 'share streams with other serve nodes through Redis >= 7: redis://[user:pass@]host:port[/db] or rediss:// (or CIRCUMPLEX_BACKPLANE)')
+    .option('--node-ttl-ms <ms>', 'with --backplane: a node silent this long is taken for dead, and its streams may move to another node', numberOption('--node-ttl-ms', 500, true, 600_000), 5000)
     .action(async (opts: ServeCommandOptions) => {
       const code = await serveCommand(opts);
       // Model worker threads and timers must not keep a stopped server alive.
@@ -155,7 +158,11 @@ export async function serveCommand(opts: ServeCommandOptions, err: NodeJS.Writab
 
   // The backplane first: an unreachable Redis or a bad URL fails in milliseconds, before the models load.
   const backplane = opts.backplane ?? env.backplane;
-  const hub: Hub | undefined = backplane ? await RedisHub.connect({ url: backplane, ringSize: opts.ringSize, logger }) : undefined;
+  if (backplane) parseBackplaneUrl(backplane, opts.backplane ? '--backplane' : 'CIRCUMPLEX_BACKPLANE');
+  const nodeTtlMs = opts.nodeTtlMs ?? DEFAULT_REDIS_HUB.nodeTtlMs;
+  const hub: Hub | undefined = backplane
+    ? await RedisHub.connect({ url: backplane, ringSize: opts.ringSize, nodeTtlMs, nodeHeartbeatMs: Math.max(100, Math.floor(nodeTtlMs / 5)), logger })
+    : undefined;
 
   // The recording opens before the models load and the port opens: opened after listening, a bad
   // path left a listening server behind and the process hung.
