@@ -7,7 +7,14 @@
  * killed and restarted under a live stream, start-up errors, and no credential in any log line.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import net from 'node:net';
+import http from 'node:http';
 import { Writable } from 'node:stream';
+import { Server as IoServer } from 'socket.io';
+import { CircumplexClient } from '../../clients/node-client.js';
+import { SocketIoBridge } from '../../clients/socketio-bridge.js';
+import type { StreamEventMessage } from '../../clients/protocol.js';
+import type { AffectServerOptions } from '../../src/server/ws-server.js';
 import { pino } from 'pino';
 import type { ServerMessage } from '../../clients/protocol.js';
 import { AffectError } from '../../src/errors.js';
@@ -42,16 +49,16 @@ let prefixN = 0;
 const newPrefix = () => `t${process.pid}-${++prefixN}:`;
 
 /** Starts one node on `r` (a new RedisHub + AffectServer with the loudness pipeline). */
-async function node(r: TestRedis, prefix: string, over: Partial<RedisHubOptions> = {}, logger = silentLogger): Promise<RunningServer> {
+async function node(r: TestRedis, prefix: string, over: Partial<RedisHubOptions> = {}, logger = silentLogger, server: Partial<AffectServerOptions> = {}): Promise<RunningServer> {
   const hub = await RedisHub.connect({ url: r.url, keyPrefix: prefix, nodeHeartbeatMs: 100, nodeTtlMs: 600, maxReconnectDelayMs: 300, logger, ...over });
-  const s = await startServer({ hub, logger, onIngestStream: (id, audio$) => audio$.pipe(loudnessPipeline(id, 100)) });
+  const s = await startServer({ hub, logger, onIngestStream: (id, audio$) => audio$.pipe(loudnessPipeline(id, 100)), ...server });
   servers.push(s);
   return s;
 }
 
 /** A subscriber that subscribed to `*` (after hello). */
-async function subscriber(s: RunningServer, resumeFrom?: Record<string, number>, ids = ['*']): Promise<TestClient> {
-  const c = track(connect(s));
+async function subscriber(s: RunningServer, resumeFrom?: Record<string, number>, ids = ['*'], token?: string): Promise<TestClient> {
+  const c = track(connect(s, '/v1/stream', token ? { headers: { Authorization: `Bearer ${token}` } } : {}));
   await c.opened;
   await c.until((x) => x.of('hello').length === 1, 5000, 'hello');
   c.send({ type: 'subscribe', streamIds: ids, ...(resumeFrom ? { resumeFrom } : {}) });
@@ -59,10 +66,10 @@ async function subscriber(s: RunningServer, resumeFrom?: Record<string, number>,
 }
 
 /** A publisher that started `streamId` (retrying while the stream is busy elsewhere, up to `retryMs`). */
-async function publisher(s: RunningServer, streamId: string, retryMs = 0): Promise<TestClient> {
+async function publisher(s: RunningServer, streamId: string, retryMs = 0, token?: string): Promise<TestClient> {
   const deadline = Date.now() + retryMs;
   for (;;) {
-    const p = track(connect(s, '/v1/ingest'));
+    const p = track(connect(s, '/v1/ingest', token ? { headers: { Authorization: `Bearer ${token}` } } : {}));
     await p.opened;
     p.send({ type: 'start', streamId, encoding: 's16le', sampleRateHz: 16000, channels: 1 });
     await p.until((c) => c.raw.some((r) => r.includes('"started"') || r.includes('"error"')), 5000, 'started');
@@ -302,5 +309,119 @@ describe('Redis backplane: start-up errors and credentials', () => {
     expect(logged).toContain('redis://***@127.0.0.1');
     expect(logged).not.toContain(secret);
     expect(JSON.stringify(await (await fetch(`${a.httpUrl}healthz`)).json())).not.toContain(secret);
+  });
+});
+
+/** A TCP load balancer without stickiness: forwards to whichever node `target` names now. */
+async function balancer(first: number): Promise<{ port: number; target: number; cut(): void; close(): void }> {
+  const socks = new Set<net.Socket>();
+  const lb = {
+    port: 0,
+    target: first,
+    cut: () => {
+      for (const s of socks) s.destroy();
+    },
+    close: () => {
+      lb.cut();
+      server.close();
+    },
+  };
+  const server = net.createServer((down) => {
+    const up = net.connect(lb.target, '127.0.0.1');
+    socks.add(down).add(up);
+    down.pipe(up).pipe(down);
+    const end = () => {
+      down.destroy();
+      up.destroy();
+      socks.delete(down);
+      socks.delete(up);
+    };
+    down.on('error', end).on('close', end);
+    up.on('error', end).on('close', end);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  lb.port = (server.address() as net.AddressInfo).port;
+  return lb;
+}
+
+describe('Redis backplane: clients, tokens and scopes on any node', () => {
+  it('tokens and per-stream scopes hold on every node; the node client behind a sticky-free balancer resumes on the other node once; the socket.io bridge forwards from any node', async () => {
+    const prefix = newPrefix();
+    const tokens = [
+      { token: 'pub-token-123', scopes: ['publish'] },
+      { token: 'sub-only-a-1', scopes: ['subscribe:call-a'] },
+      { token: 'sub-all-token', scopes: ['subscribe'] },
+    ];
+    const a = await node(redis, prefix, {}, silentLogger, { tokens });
+    const b = await node(redis, prefix, {}, silentLogger, { tokens });
+    // No token, or a publish-only token, is refused on B exactly as on one node.
+    const anon = track(connect(b));
+    await expect(anon.opened).rejects.toMatchObject({ statusCode: 401 });
+    const wrongScope = track(connect(b, '/v1/stream', { headers: { Authorization: 'Bearer pub-token-123' } }));
+    await expect(wrongScope.opened).rejects.toMatchObject({ statusCode: 403 });
+    const scoped = await subscriber(b, undefined, ['*'], 'sub-only-a-1');
+    expect(scoped.of('hello')[0]?.streams).toEqual([]);
+
+    // A socket.io server fed by a bridge from node B.
+    const httpServer = http.createServer();
+    const io = new IoServer(httpServer);
+    const got: StreamEventMessage[] = [];
+    io.of('/').on('connection', (socket) => socket.onAny((_e: string, m: StreamEventMessage) => got.push(m)));
+    await new Promise<void>((r) => httpServer.listen(0, '127.0.0.1', r));
+    const lb = await balancer(a.port);
+    const client = CircumplexClient.connect(`ws://127.0.0.1:${lb.port}/v1/stream`, {
+      streamIds: ['call-a'],
+      headers: { Authorization: 'Bearer sub-all-token' },
+      initialBackoffMs: 20,
+      maxBackoffMs: 100,
+    });
+    const viaB = CircumplexClient.connect(b.url, { streamIds: ['*'], headers: { Authorization: 'Bearer sub-all-token' } });
+    const bridge = SocketIoBridge.start(viaB.frames$, {
+      url: `http://127.0.0.1:${(httpServer.address() as net.AddressInfo).port}`,
+      maxRatePerSec: 1000,
+      burst: 100,
+      socketOptions: { transports: ['websocket'] },
+    });
+    const fromClient: StreamEventMessage[] = [];
+    const sub = client.frames$.subscribe((m) => fromClient.push(m));
+    try {
+      await client.waitOpen();
+      await viaB.waitOpen();
+      const pa = await publisher(a, 'call-a', 0, 'pub-token-123');
+      const pb = await publisher(a, 'call-b', 0, 'pub-token-123');
+      await send(pa, audio(1000), 1);
+      await send(pb, audio(500));
+      const until = async (cond: () => boolean, what: string) => {
+        const end = Date.now() + 5000;
+        while (!cond()) {
+          if (Date.now() > end) throw new Error(`timed out: ${what}`);
+          await sleep(10);
+        }
+      };
+      await until(() => fromClient.filter((m) => m.type === 'affect').length >= 10, '10 frames through the balancer');
+      // The balancer now sends new connections to node B and drops the current one.
+      lb.target = b.port;
+      lb.cut();
+      await send(pa, audio(1000), 1);
+      pa.send({ type: 'stop' });
+      pb.send({ type: 'stop' });
+      await until(() => fromClient.some((m) => m.type === 'status' && m.state === 'ended'), 'end through the balancer (node B)');
+      await until(() => got.filter((m) => m.streamId === 'call-a' && m.type === 'affect').length === 20, 'bridge frames');
+      await scoped.until(ended('call-a'), 5000, 'scoped end');
+      const seqA = fromClient.filter((m) => m.streamId === 'call-a').map((m) => m.seq);
+      expect(seqA).toEqual(Array.from({ length: 21 }, (_, i) => i));
+      expect(client.stats.reconnects).toBeGreaterThanOrEqual(1);
+      // The per-stream scope filtered on node B: call-a only, never call-b.
+      expect(scoped.messages.some((m) => 'streamId' in m && m.streamId === 'call-b')).toBe(false);
+      expect(seqs(scoped.messages, 'call-a')).toEqual(Array.from({ length: 21 }, (_, i) => i));
+      expect(got.filter((m) => m.streamId === 'call-a' && m.type === 'affect').map((m) => m.seq)).toEqual(Array.from({ length: 20 }, (_, i) => i));
+    } finally {
+      sub.unsubscribe();
+      client.close();
+      viaB.close();
+      bridge.close();
+      lb.close();
+      await new Promise<void>((r) => void io.close(() => r()));
+    }
   });
 });
