@@ -11,7 +11,11 @@
  * p50/p95/p99 at real-time pacing, one stream), scaling (1, 2, 4, … real-time streams until the
  * budget breaks, CPU and RSS per stream), efficiency (pipeline windows/s vs the bare ONNX session
  * at the same batch size), batch (bare session windows/s at batch 1..64), fanout (frames/s to 1,
- * 100, 1000 subscribers vs a bare ws broadcast loop), gpu (the same on CUDA, batch 1..64).
+ * 100, 1000 subscribers vs a bare ws broadcast loop), gpu (the same on CUDA, batch 1..64),
+ * encoders (only when asked: `--encoders base,large` or `--sections encoders`; real-size wav2vec2
+ * stand-ins, built into models/weights/standins/ when missing, and the default speech model: latency,
+ * batch 1..32, real-time streams per core, memory, and the compute-once streaming path; see
+ * bench/sections/encoders.ts).
  */
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
