@@ -211,6 +211,8 @@ interface Owned {
   epoch: string | undefined;
   /** Last seq known to be in Redis. */
   syncedSeq: number;
+  /** Highest seq Redis ever acknowledged (kept when a restarted Redis lost it). */
+  writtenSeq: number;
   /** The cluster's last seq at claim time: the stream carries on after it. */
   fromSeq: number;
   /** Announce the stream before the message after this seq (undefined: nothing to announce). */
@@ -471,7 +473,7 @@ export class RedisHub implements Hub {
         if (known && known.state !== 'ended' && !mine) {
           return { ok: false, reason: 'backplane-down', message: `stream "${streamId}" is live on another node and the backplane is down; retry later` };
         }
-        if (!mine) this.owned.set(streamId, { epoch: undefined, syncedSeq: -1, fromSeq: known?.lastSeq ?? -1, openAfterSeq: undefined, fenced: false, opened: false });
+        if (!mine) this.owned.set(streamId, { epoch: undefined, syncedSeq: -1, writtenSeq: -1, fromSeq: known?.lastSeq ?? -1, openAfterSeq: undefined, fenced: false, opened: false });
         return { ok: true };
       }
       // Already this node's (a publisher reconnecting here): a new claim would fence its own pending writes.
@@ -489,7 +491,7 @@ export class RedisHub implements Hub {
             if (g) this.local.mirrorMessage(g);
           }
         }
-        this.owned.set(streamId, { epoch: String(r[1]), syncedSeq: last, fromSeq: last, openAfterSeq: undefined, fenced: false, opened: false });
+        this.owned.set(streamId, { epoch: String(r[1]), syncedSeq: last, writtenSeq: last, fromSeq: last, openAfterSeq: undefined, fenced: false, opened: false });
         return { ok: true };
       } catch (err) {
         this.setDown('claim failed');
@@ -500,7 +502,8 @@ export class RedisHub implements Hub {
 
   backplane(): BackplaneStatus {
     let pendingWrites = 0;
-    for (const [id, w] of this.owned) pendingWrites += Math.max(0, (this.local.stream(id)?.lastSeq ?? -1) - w.syncedSeq);
+    // What waits is what the ring still holds after the last written seq: at most ringSize per stream.
+    for (const [id, w] of this.owned) if (!w.fenced && (this.local.stream(id)?.lastSeq ?? -1) > w.syncedSeq) pendingWrites += this.local.since(id, w.syncedSeq).messages.length;
     return {
       kind: 'redis',
       target: this.target.safe,
@@ -573,11 +576,14 @@ export class RedisHub implements Hub {
     for (const [id, w] of this.owned) {
       if (w.fenced || w.epoch === undefined) continue;
       const { messages, missed } = this.local.since(id, w.syncedSeq);
-      if (missed > 0) {
-        // Evicted from the ring before Redis got them (a long outage): lost to other nodes.
-        this.droppedWrites += missed;
-        this.log.warn({ streamId: id, missed }, 'messages evicted before the backplane got them');
+      // Evicted from the ring before Redis got them (a long outage): lost to other nodes. (Those a
+      // restarted Redis lost had been written once; they are not counted.)
+      const never = Math.max(0, missed - Math.max(0, w.writtenSeq - w.syncedSeq));
+      if (never > 0) {
+        this.droppedWrites += never;
+        this.log.warn({ streamId: id, missed: never }, 'messages evicted before the backplane got them');
       }
+      if (missed > 0) w.syncedSeq += missed;
       // The announcement goes right before the first message after the (re)open.
       let openPending = w.openAfterSeq !== undefined;
       const batch = messages.slice(0, this.opts.batchSize);
@@ -631,7 +637,10 @@ export class RedisHub implements Hub {
         continue;
       }
       if (op.kind === 'open') op.w.openAfterSeq = undefined;
-      else op.w.syncedSeq = Math.max(op.w.syncedSeq, op.m.seq);
+      else {
+        op.w.syncedSeq = Math.max(op.w.syncedSeq, op.m.seq);
+        op.w.writtenSeq = Math.max(op.w.writtenSeq, op.m.seq);
+      }
     }
     // A stream whose final message is in Redis is released (another node may claim it at once).
     for (const [id, w] of this.owned) {

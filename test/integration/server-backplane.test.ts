@@ -246,6 +246,35 @@ describe('Redis backplane: publishers move, Redis fails', () => {
     expect(a.hub.backplane()).toMatchObject({ up: true, pendingWrites: 0, droppedWrites: 0 });
     expect(a.hub.backplane()?.disconnects).toBeGreaterThanOrEqual(1);
   });
+  it('memory stays bounded while Redis is away: at most the ring waits per stream, the rest is counted as dropped and shows as missed', async () => {
+    const own = await TestRedis.start();
+    redises.push(own);
+    const prefix = newPrefix();
+    const a = await node(own, prefix, { ringSize: 16 });
+    const b = await node(own, prefix, { ringSize: 16 });
+    const onB = await subscriber(b);
+    const p = await publisher(a, 'mem');
+    await send(p, audio(500));
+    await onB.until((x) => x.of('affect').length === 5, 5000, '5 frames on B');
+    await own.kill();
+    while (a.hub.backplane()?.up) await sleep(20);
+    await send(p, audio(5000));
+    const local = await subscriber(a, { mem: -1 }, ['mem']);
+    await local.until((x) => x.of('resumed').length === 1, 5000, 'local resume');
+    expect(a.hub.stream('mem')?.lastSeq).toBe(54);
+    expect(a.hub.backplane()).toMatchObject({ up: false, pendingWrites: 16 });
+    // The local ring serves the local resume; what it evicted is reported as missed.
+    expect(local.of('resumed')[0]).toMatchObject({ missed: 39 });
+    await own.restart();
+    const back = Date.now() + 10_000;
+    while (!(a.hub.backplane()?.up && b.hub.backplane()?.up && a.hub.backplane()?.pendingWrites === 0) && Date.now() < back) await sleep(20);
+    expect(a.hub.backplane()).toMatchObject({ up: true, pendingWrites: 0, droppedWrites: 34 });
+    const metrics = await (await fetch(`${a.httpUrl}metrics`)).text();
+    expect(metrics).toMatch(/circumplex_backplane_dropped_writes_total 34/);
+    await onB.until((x) => seqs(x.messages, 'mem').at(-1) === 54, 5000, 'the backlog on B');
+    // B got the first 5, then what A's ring still held (seq 39..54): a jump, never a duplicate.
+    expect(seqs(onB.messages, 'mem')).toEqual([0, 1, 2, 3, 4, ...Array.from({ length: 16 }, (_, i) => 39 + i)]);
+  });
 });
 
 describe('Redis backplane: start-up errors and credentials', () => {
