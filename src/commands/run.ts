@@ -1,8 +1,9 @@
 /**
- * `circumplex run`: one input (WAV file or raw s16le on stdin) through the affect pipeline as fast
- * as the models allow, one line per frame on stdout, a summary on stderr.
+ * `circumplex run`: one input (WAV or FLAC file, or raw s16le on stdin) through the affect pipeline
+ * as fast as the models allow, one line per frame on stdout, a summary on stderr.
  *
  *   circumplex run --input talk.wav --json
+ *   circumplex run --input talk.flac --json
  *   sox talk.mp3 -t raw -r 16000 -c 1 -e signed -b 16 - | circumplex run --input - --rate 16000 --json
  */
 import { Option, type Command } from 'commander';
@@ -14,7 +15,7 @@ import { loadConfig } from '../config.js';
 import { getLogger, setLogLevel } from '../log.js';
 import { toWire } from '../server/hub.js';
 import { FlowControl } from '../../streams/flow.js';
-import { probeWavFile, wavFileSource } from '../../streams/sources/wav-file.js';
+import { audioFileSource, probeAudioFile } from '../../streams/sources/audio-file.js';
 import { rawPcmSource } from '../../streams/sources/stdin.js';
 import type { SmoothingFilter } from '../../streams/smoothing.js';
 import { PIPELINE_SAMPLE_RATE_HZ, type AudioChunk, type PipelineEvent } from '../../streams/types.js';
@@ -56,8 +57,8 @@ export interface RunSummary {
 export function register(program: Command): void {
   program
     .command('run')
-    .description('Track affect in a WAV file (any rate/channels) or raw s16le on stdin; one line per frame')
-    .requiredOption('-i, --input <file>', 'WAV file, or - for raw s16le on stdin')
+    .description('Track affect in a WAV or FLAC file (any rate/channels) or raw s16le on stdin; one line per frame')
+    .requiredOption('-i, --input <file>', 'WAV or FLAC file (told apart by content), or - for raw s16le on stdin')
     .option('--rate <hz>', 'sample rate of raw stdin input', numberOption('--rate', 1000, true, 768_000), PIPELINE_SAMPLE_RATE_HZ)
     .option('--channels <n>', 'channels of raw stdin input', numberOption('--channels', 1, true, 32), 1)
     .option('--json', 'one JSON wire message (clients/protocol.ts) per line on stdout', false)
@@ -89,7 +90,7 @@ export async function runCommand(opts: RunCommandOptions, out: NodeJS.WritableSt
   const fromStdin = opts.input === '-';
   // Check the input before loading any model, so a bad path fails in milliseconds.
   if (!fromStdin) {
-    const info = await probeWavFile(opts.input);
+    const info = await probeAudioFile(opts.input);
     logger.debug({ file: opts.input, ...info }, 'input');
   }
 
@@ -103,7 +104,7 @@ export async function runCommand(opts: RunCommandOptions, out: NodeJS.WritableSt
   const source: Observable<AudioChunk> = (
     fromStdin
       ? rawPcmSource(process.stdin, { sampleRateHz: opts.rate, channels: opts.channels, streamId: opts.streamId, ...(flow ? { flow } : {}) })
-      : wavFileSource(opts.input, { streamId: opts.streamId, realtime: opts.realtime, ...(flow ? { flow } : {}) })
+      : audioFileSource(opts.input, { streamId: opts.streamId, realtime: opts.realtime, ...(flow ? { flow } : {}) })
   ).pipe(tap((c) => (audioSamples = c.startSample + c.samples.length)));
 
   const summary: RunSummary = { frames: 0, droppedWindows: 0, audioSeconds: 0, wallSeconds: 0, realTimeFactor: 0, loadSeconds: (performance.now() - tLoad) / 1000 };
@@ -174,7 +175,7 @@ export function humanLine(msg: StreamEventMessage): string {
   const t = `${(msg.tMs / 1000).toFixed(2).padStart(7)}s`;
   switch (msg.type) {
     case 'affect':
-      return `${t}  valence ${sign(msg.valence)}  arousal ${sign(msg.arousal)}  conf ${msg.confidence.toFixed(2)}  ${msg.label.padEnd(10)} intensity ${msg.intensity.toFixed(2)}${msg.droppedWindows ? `  (dropped ${msg.droppedWindows})` : ''}`;
+      return `${t}  valence ${sign(msg.valence)}  arousal ${sign(msg.arousal)}${msg.dominance === undefined ? '' : `  dominance ${sign(msg.dominance)}`}  conf ${msg.confidence.toFixed(2)}  ${msg.label.padEnd(10)} intensity ${msg.intensity.toFixed(2)}${msg.droppedWindows ? `  (dropped ${msg.droppedWindows})` : ''}`;
     case 'transcript':
       return `${t}  ${msg.final ? 'final' : 'partial'}: ${msg.text}`;
     case 'status':
