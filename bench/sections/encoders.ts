@@ -80,7 +80,7 @@ export interface EncodersPlan {
 export function encodersPlan(quick: boolean): EncodersPlan {
   return quick
     ? { audioSeconds: 3, batchSizes: [1, 4], batchTargetMs: 200, latencyRuns: 3, concurrentStreams: 0, concurrentAudioSeconds: 0, leftContextFrames: 6, leftContextSweep: [6], exactnessWindows: 0, int8: false }
-    : { audioSeconds: 8, batchSizes: [1, 2, 4, 8, 16, 32], batchTargetMs: 1500, latencyRuns: 9, concurrentStreams: 32, concurrentAudioSeconds: 2, leftContextFrames: 6, leftContextSweep: [0, 6, 12, 25], exactnessWindows: 8, int8: true };
+    : { audioSeconds: 8, batchSizes: [1, 2, 4, 8, 16, 32], batchTargetMs: 1500, latencyRuns: 9, concurrentStreams: 32, concurrentAudioSeconds: 2, leftContextFrames: 6, leftContextSweep: [0, 6, 12], exactnessWindows: 8, int8: true };
 }
 
 /** A figure with the load average when it was measured. */
@@ -103,7 +103,7 @@ export interface PathRun {
   readonly cpuCoresPerStream: number;
   /** 1 ÷ cpuCoresPerStream. */
   readonly streamsPerCore: number;
-  /** Machine cores ÷ cpuCoresPerStream, capped by 1 ÷ rtf × cores. */
+  /** 1 ÷ rtf: streams this machine holds one call at a time (each call may use every core). */
   readonly streamsThisMachine: number;
   /** Encoder time per audio second ÷ one pass per audio second (batch 1). */
   readonly redundancyTime: number | null;
@@ -135,6 +135,8 @@ export interface ConcurrentRun {
   readonly wallMs: number;
   /** Audio seconds processed per wall second, all streams together (= real-time streams held). */
   readonly realtimeStreams: number;
+  /** Wall time per audio second over all streams ÷ the one-pass time per audio second (batch 1). */
+  readonly redundancyTime: number | null;
   readonly meanBatch: number;
   readonly loadAvg1: number;
 }
@@ -148,6 +150,8 @@ export interface EncoderRow {
   readonly provider: string;
   readonly parameters?: number;
   readonly sessionMiB: Loaded<number>;
+  /** The streaming path's three sessions (chunked), same measure. */
+  readonly streamingSessionMiB?: number;
   readonly latencyMsBatch1: Loaded<number>;
   readonly throughput: ReadonlyArray<{ batch: number; windowsPerSec: number; msPerCall: number; loadAvg1: number }>;
   readonly onePassMsPerAudioSecond: Loaded<number> | null;
@@ -212,10 +216,16 @@ const median = (xs: number[]): number => {
   return s[Math.floor(s.length / 2)] ?? NaN;
 };
 
-async function rssAfter(f: () => Promise<void>): Promise<number> {
-  const before = process.memoryUsage().rss;
-  await f();
-  return (process.memoryUsage().rss - before) / 2 ** 20;
+/** RSS growth (MiB) of a fresh child process loading the model and running one window; NaN if it fails. */
+export function sessionMemory(spec: ModelSpec, modelsDir: string | undefined, mode?: StreamingMode): number {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'bench', 'lib', 'session-memory.ts'), JSON.stringify(spec), modelsDir ?? '-', ...(mode ? [mode] : [])], { cwd: REPO_ROOT, encoding: 'utf8', timeout: 120_000 });
+  try {
+    const line = r.stdout.trim().split('\n').pop() ?? '';
+    const j = JSON.parse(line) as { before: number; loaded: number };
+    return round(j.loaded - j.before, 1);
+  } catch {
+    return NaN;
+  }
 }
 
 async function timePath(windows: Float32Array[], infer: (w: Float32Array) => Promise<SpeechAffectOutput>): Promise<{ outs: SpeechAffectOutput[]; wallMs: number; cpuMs: number; loadAvg1: number }> {
@@ -232,7 +242,6 @@ function pathRun(windows: number, wallMs: number, cpuMs: number, onePass: number
   const audioSeconds = windows * 0.25; // new audio per window at a 250 ms hop
   const rtf = wallMs / 1000 / audioSeconds;
   const cpu = cpuMs / 1000 / audioSeconds;
-  const cores = os.cpus().length;
   return {
     windows,
     audioSeconds,
@@ -240,7 +249,7 @@ function pathRun(windows: number, wallMs: number, cpuMs: number, onePass: number
     rtf: round(rtf, 4),
     cpuCoresPerStream: round(cpu, 4),
     streamsPerCore: round(1 / cpu, 2),
-    streamsThisMachine: round(Math.min(cores / cpu, cores / rtf), 2),
+    streamsThisMachine: round(1 / rtf, 2),
     redundancyTime: onePass ? round((wallMs / audioSeconds) / onePass, 2) : null,
     redundancyMacs: redundancyMacs === null ? null : round(redundancyMacs, 3),
     loadAvg1,
@@ -325,12 +334,9 @@ async function measureInt8(spec: ModelSpec, loadOpts: object, plan: EncodersPlan
   log(`[bench] encoders: ${name}: int8 weight-quantised variant`);
   const opts = { ...loadOpts, modelsDir: STANDINS_INT8_DIR };
   const one = samples.slice(0, 16_000);
-  let model: OnnxSpeechModel | undefined;
-  const mib = await rssAfter(async () => {
-    model = await OnnxSpeechModel.load(spec, opts);
-    await model.runBatch([one]);
-  });
-  const m = model as OnnxSpeechModel;
+  const mib = sessionMemory(spec, STANDINS_INT8_DIR);
+  const m = await OnnxSpeechModel.load(spec, opts);
+  await m.runBatch([one]);
   try {
     const lat: number[] = [];
     for (let i = 0; i < plan.latencyRuns; i++) {
@@ -369,7 +375,7 @@ async function measureInt8(spec: ModelSpec, loadOpts: object, plan: EncodersPlan
 }
 
 /** N streams, each sequential over its windows, all at once (batched by the model's batcher). */
-async function concurrent(streams: number, windows: Float32Array[], inferFor: (i: number) => (w: Float32Array) => Promise<SpeechAffectOutput>, batchStats: () => { batches: number; batchedItems: number }): Promise<ConcurrentRun> {
+async function concurrent(streams: number, windows: Float32Array[], inferFor: (i: number) => (w: Float32Array) => Promise<SpeechAffectOutput>, batchStats: () => { batches: number; batchedItems: number }, onePass: number | null): Promise<ConcurrentRun> {
   const s0 = { ...batchStats() };
   const t0 = performance.now();
   await Promise.all(
@@ -386,6 +392,7 @@ async function concurrent(streams: number, windows: Float32Array[], inferFor: (i
     audioSecondsPerStream,
     wallMs: round(wallMs, 1),
     realtimeStreams: round((streams * audioSecondsPerStream) / (wallMs / 1000), 2),
+    redundancyTime: onePass ? round(wallMs / (streams * audioSecondsPerStream) / onePass, 2) : null,
     meanBatch: round((s1.batchedItems - s0.batchedItems) / Math.max(1, s1.batches - s0.batches), 2),
     loadAvg1: load1(),
   };
@@ -400,12 +407,10 @@ async function measure(name: string, spec: ModelSpec, modelsDir: string | undefi
   const fixedLen = spec.windowSamples ?? null;
   const win = fixedLen ?? 16_000;
   const one = samples.slice(0, win);
-  let model: OnnxSpeechModel | undefined;
-  const sessionMiB = at(round(await rssAfter(async () => {
-    model = await OnnxSpeechModel.load(spec, loadOpts);
-    await model.runBatch([one]);
-  }), 1));
-  const m = model as OnnxSpeechModel;
+  const sessionMiB = at(sessionMemory(spec, modelsDir));
+  const streamingSessionMiB = hasStreamingGraphs(spec, modelsDir) ? sessionMemory(spec, modelsDir, 'chunked') : undefined;
+  const m = await OnnxSpeechModel.load(spec, loadOpts);
+  await m.runBatch([one]);
   try {
     log(`[bench] encoders: ${name} (${spec.id}) on ${m.provider}: latency, throughput`);
     const lat: number[] = [];
@@ -492,12 +497,12 @@ async function measure(name: string, spec: ModelSpec, modelsDir: string | undefi
       if (plan.concurrentStreams > 0) {
         log(`[bench] encoders: ${name}: ${plan.concurrentStreams} concurrent streams × ${plan.concurrentAudioSeconds} s, full-window vs streaming (batched across streams)`);
         const cw = windowsOf(samples, plan.concurrentAudioSeconds + 0.75);
-        const fullC = await concurrent(plan.concurrentStreams, cw, () => (w) => m.infer(w), () => m.batcher.stats);
+        const fullC = await concurrent(plan.concurrentStreams, cw, () => (w) => m.infer(w), () => m.batcher.stats, onePass?.value ?? null);
         const sm = concurrentModel;
         let streamC: ConcurrentRun | { skipped: string } = { skipped: 'no streaming path' };
         if (sm) {
           const handles = Array.from({ length: plan.concurrentStreams }, (_, i) => sm.forStream(`conc-${i}`));
-          streamC = await concurrent(plan.concurrentStreams, cw, (i) => (w) => (handles[i] as StreamingSpeechStream).infer(w), () => sm.batcher.stats);
+          streamC = await concurrent(plan.concurrentStreams, cw, (i) => (w) => (handles[i] as StreamingSpeechStream).infer(w), () => sm.batcher.stats, onePass?.value ?? null);
           for (const h of handles) h.close();
         }
         const bareB = Math.max(1, Math.round(fullC.meanBatch));
@@ -523,6 +528,7 @@ async function measure(name: string, spec: ModelSpec, modelsDir: string | undefi
       provider: m.provider,
       ...(parameters ? { parameters } : {}),
       sessionMiB,
+      ...(streamingSessionMiB === undefined ? {} : { streamingSessionMiB }),
       latencyMsBatch1,
       throughput,
       onePassMsPerAudioSecond: onePass,
@@ -553,7 +559,8 @@ export async function benchEncoders(o: { encoders: readonly StandinName[]; devic
   const plan = o.plan ?? encodersPlan(o.quick);
   const notes: string[] = [
     'Stand-ins have random weights: their speed is the real architecture\'s, their outputs mean nothing; deviations are relative to their own full-window outputs.',
-    'Real-time streams per core = audio seconds per CPU core-second of the whole process (ORT intra-op threads included); on this machine = min(cores ÷ CPU per stream, cores ÷ RTF).',
+    'Real-time streams per core = audio seconds per CPU core-second of the whole process (ORT intra-op threads included); one stream "on this machine" = 1 ÷ RTF (one call at a time, each using every core); the concurrent run batches N streams.',
+    'Session memory: RSS growth of a fresh child process that loads the model and runs one window (and a batch of 8), so earlier sessions cannot hide it.',
   ];
   const rows: Array<EncoderRow | { name: string; skipped: string }> = [];
   const device: Device = o.device === 'cuda' && !cudaProviderInstalled() ? 'cpu' : o.device;
@@ -598,7 +605,7 @@ export function formatEncoders(s: EncodersSection): string[] {
       L.push(`  ${r.name}: skipped — ${r.skipped}`);
       continue;
     }
-    L.push(`  ${r.name} = ${r.specId}${r.parameters ? ` (${(r.parameters / 1e6).toFixed(1)} M params)` : ''} on ${r.provider}: session ${r.sessionMiB.value} MiB, 1 s window at batch 1 ${r.latencyMsBatch1.value} ms [${r.latencyMsBatch1.loadAvg1}]${r.onePassMsPerAudioSecond ? `, one pass ${r.onePassMsPerAudioSecond.value} ms per audio s` : ''}`);
+    L.push(`  ${r.name} = ${r.specId}${r.parameters ? ` (${(r.parameters / 1e6).toFixed(1)} M params)` : ''} on ${r.provider}: session ${r.sessionMiB.value} MiB${r.streamingSessionMiB === undefined ? '' : ` (streaming ${r.streamingSessionMiB} MiB)`}, 1 s window at batch 1 ${r.latencyMsBatch1.value} ms [${r.latencyMsBatch1.loadAvg1}]${r.onePassMsPerAudioSecond ? `, one pass ${r.onePassMsPerAudioSecond.value} ms per audio s` : ''}`);
     L.push(`    windows/s by batch: ${r.throughput.map((p) => `${p.batch}: ${p.windowsPerSec}`).join('   ')}`);
     const f = r.fullWindow;
     L.push(`    full-window path: rtf ${f.rtf}, ${f.cpuCoresPerStream} cores/stream, ${f.streamsPerCore} streams/core, ${f.streamsThisMachine} on this machine, redundancy ${f.redundancyTime ?? 'n/a'} by time, ${f.redundancyMacs ?? 'n/a'} by MACs [${f.loadAvg1}]`);
@@ -614,7 +621,7 @@ export function formatEncoders(s: EncodersSection): string[] {
     if (r.concurrent) {
       const c = r.concurrent;
       const sc = 'skipped' in c.streaming ? `skipped — ${c.streaming.skipped}` : `${c.streaming.realtimeStreams} real-time streams (mean batch ${c.streaming.meanBatch})`;
-      L.push(`    ${c.fullWindow.streams} concurrent streams: full-window ${c.fullWindow.realtimeStreams} real-time streams (mean batch ${c.fullWindow.meanBatch}, batching efficiency ${c.batchingEfficiency} vs bare), streaming ${sc}`);
+      L.push(`    ${c.fullWindow.streams} concurrent streams: full-window ${c.fullWindow.realtimeStreams} real-time streams (mean batch ${c.fullWindow.meanBatch}, batching efficiency ${c.batchingEfficiency} vs bare), streaming ${sc}; redundancy by time ${c.fullWindow.redundancyTime ?? 'n/a'} vs ${'skipped' in c.streaming ? 'n/a' : c.streaming.redundancyTime ?? 'n/a'}`);
     }
   }
   if (s.cuda) L.push(`  cuda: skipped — ${s.cuda.skipped}`);
