@@ -34,11 +34,15 @@ import { benchScaling, runRealtimeStreams, type RealtimeRun, type ScalingSection
 import { benchBatchSweep, benchEfficiency } from './sections/efficiency.js';
 import { benchFanout, type FanoutPoint } from './sections/fanout.js';
 import { benchEncoders, formatEncoders, STANDINS, type EncodersSection, type StandinName } from './sections/encoders.js';
+import { benchCluster, type ClusterSection } from './sections/cluster.js';
 
-export const SECTIONS = ['rtf', 'latency', 'scaling', 'efficiency', 'batch', 'batching', 'fanout', 'load', 'gpu', 'encoders'] as const;
+export const SECTIONS = ['rtf', 'latency', 'scaling', 'efficiency', 'batch', 'batching', 'fanout', 'load', 'gpu', 'encoders', 'cluster'] as const;
 export type SectionName = (typeof SECTIONS)[number];
-/** Sections a plain run includes: `encoders` runs only when asked (`--encoders` or `--sections encoders`; it builds ~1 GB of stand-ins). */
-export const DEFAULT_SECTIONS: readonly SectionName[] = SECTIONS.filter((s) => s !== 'encoders');
+/**
+ * Sections a plain run includes: `encoders` runs only when asked (`--encoders` or `--sections encoders`; it builds ~1 GB of stand-ins),
+ * and so does `cluster` (`--sections cluster`: a redis-server and two serve processes; see bench/sections/cluster.ts).
+ */
+export const DEFAULT_SECTIONS: readonly SectionName[] = SECTIONS.filter((s) => s !== 'encoders' && s !== 'cluster');
 
 /** Options of a benchmark run. */
 export interface BenchOptions {
@@ -152,6 +156,8 @@ export interface BenchReport {
     readonly gpu?: GpuSection | Skipped;
     /** bench/sections/encoders.ts: real-size encoder stand-ins and the compute-once streaming path (issue 14). */
     readonly encoders?: EncodersSection;
+    /** bench/sections/cluster.ts: the Redis backplane's added latency and 1- vs 2-node fan-out (issue 12). */
+    readonly cluster?: ClusterSection | Skipped;
   };
   readonly wallSeconds: number;
 }
@@ -295,6 +301,9 @@ async function runBenchInner(o: BenchOptions, log: (line: string) => void, t0: n
       const enc = o.encoders ?? ['base', 'large'];
       log(`[bench] encoders: ${enc.join(', ')} stand-ins and the default speech model, full-window vs compute-once streaming`);
       sections['encoders'] = await benchEncoders({ encoders: enc, device: o.device, quick: o.quick, samples, log });
+    }
+    if (want('cluster')) {
+      sections['cluster'] = await benchCluster(o.quick ? { latencyMessages: 300, subscribers: 100, frames: 50 } : {}, log).catch((e: unknown) => ({ skipped: String(e) }));
     }
     if (want('gpu')) {
       sections['gpu'] = await gpuSection(o, plan, samples, log);
@@ -452,6 +461,17 @@ export function formatBenchSummary(r: BenchReport, file: string): string {
     return `delivered ${String(x['delivered'])}/${String(x['expected'])} (ratio ${String(x['deliveredRatio'])}), gaps ${String(x['gaps'])}, dropped windows ${String(x['droppedWindows'])}, latency p50 ${lat['p50']?.toFixed(1) ?? 'n/a'} / p99 ${lat['p99']?.toFixed(1) ?? 'n/a'} ms`;
   });
   if (s.encoders) L.push(...formatEncoders(s.encoders));
+  if (s.cluster) {
+    if ('skipped' in s.cluster) L.push('', `cluster: skipped — ${s.cluster.skipped}`);
+    else {
+      const c = s.cluster;
+      L.push(
+        '',
+        `cluster (redis ${c.redisVersion}): latency p50/p99 ms — one node ${c.latency.singleNode.p50Ms}/${c.latency.singleNode.p99Ms}, same node with backplane ${c.latency.sameNode.p50Ms}/${c.latency.sameNode.p99Ms}, other node ${c.latency.otherNode.p50Ms}/${c.latency.otherNode.p99Ms} (added p99 ${c.latency.addedP99Ms})`,
+        `cluster fan-out: ${c.fanout.frames} frames to ${c.fanout.subscribers} subscribers — 1 node ${c.fanout.oneNode.deliveredPerSec}/s, 2 nodes ${c.fanout.twoNodes.deliveredPerSec}/s (ratio ${c.fanout.ratio})`,
+      );
+    }
+  }
   if (s.gpu) {
     if ('skipped' in s.gpu) L.push('', `gpu: skipped — ${s.gpu.skipped}`);
     else if ('skipped' in s.gpu.batch) L.push('', `gpu (${s.gpu.provider}): batch sweep skipped — ${s.gpu.batch.skipped}`);
