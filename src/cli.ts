@@ -11,6 +11,7 @@ import { register as registerModels } from './commands/models.js';
 import { register as registerWatch } from './commands/watch.js';
 import { register as registerReplay } from './commands/replay.js';
 import { register as registerValidate } from './commands/validate.js';
+import { register as registerEvaluate } from './commands/evaluate.js';
 
 /** Builds the program (exported for tests). */
 export function buildProgram(): Command {
@@ -25,6 +26,7 @@ export function buildProgram(): Command {
   registerWatch(program);
   registerReplay(program);
   registerValidate(program);
+  registerEvaluate(program);
   return program;
 }
 

@@ -281,3 +281,74 @@ export function percentile(sorted: readonly number[], p: number): number | null 
   const b = sorted[hi] as number;
   return a + (b - a) * (pos - lo);
 }
+
+/**
+ * Lin's concordance correlation coefficient with population moments (divide by n), exactly as
+ * training/common/metrics.py `ccc`: 2·cov / (var_t + var_p + (mean_t − mean_p)²); 0 when the
+ * denominator is 0 (both series constant and equal). Penalises bias and scale, unlike Pearson.
+ */
+export function ccc(truth: readonly number[], pred: readonly number[]): number {
+  checkPaired('ccc', truth, pred, 1);
+  const mt = mean(truth);
+  const mp = mean(pred);
+  let vt = 0;
+  let vp = 0;
+  let cov = 0;
+  for (let i = 0; i < truth.length; i++) {
+    const dt = (truth[i] as number) - mt;
+    const dp = (pred[i] as number) - mp;
+    vt += dt * dt;
+    vp += dp * dp;
+    cov += dt * dp;
+  }
+  const n = truth.length;
+  const den = vt / n + vp / n + (mt - mp) ** 2;
+  return den > 0 ? (2 * cov) / n / den : 0;
+}
+
+/** Root mean squared error, as training/common/metrics.py `rmse`. */
+export function rmse(truth: readonly number[], pred: readonly number[]): number {
+  checkPaired('rmse', truth, pred, 1);
+  let s = 0;
+  for (let i = 0; i < truth.length; i++) s += ((truth[i] as number) - (pred[i] as number)) ** 2;
+  return Math.sqrt(s / truth.length);
+}
+
+/** Mean absolute error, as training/common/metrics.py `mae`. */
+export function mae(truth: readonly number[], pred: readonly number[]): number {
+  checkPaired('mae', truth, pred, 1);
+  let s = 0;
+  for (let i = 0; i < truth.length; i++) s += Math.abs((truth[i] as number) - (pred[i] as number));
+  return s / truth.length;
+}
+
+/**
+ * Fraction of targets within ±k reported σ of the prediction (0.683 for a calibrated Gaussian at
+ * k = 1), as training/common/metrics.py `coverage`.
+ */
+export function coverage(truth: readonly number[], pred: readonly number[], sigma: readonly number[], k = 1): number {
+  checkPaired('coverage', truth, pred, 1);
+  checkPaired('coverage', truth, sigma, 1);
+  let inside = 0;
+  for (let i = 0; i < truth.length; i++) if (Math.abs((truth[i] as number) - (pred[i] as number)) <= k * (sigma[i] as number)) inside++;
+  return inside / truth.length;
+}
+
+/** Agreement of one dimension, as training/common/metrics.py `summary` (pearson is null where it returns 0.0: a constant series). */
+export interface AgreementSummary {
+  readonly n: number;
+  /** Pearson r; null when either series is constant (undefined, not 0). */
+  readonly pearson: number | null;
+  readonly ccc: number;
+  readonly rmse: number;
+  readonly mae: number;
+  /** Coverage of ±1 reported σ, when σ was given. */
+  readonly coverage1sigma?: number;
+}
+
+/** n, Pearson r, CCC, RMSE, MAE (and coverage of ±1σ when `sigma` is given) of one dimension. */
+export function agreementSummary(truth: readonly number[], pred: readonly number[], sigma?: readonly number[]): AgreementSummary {
+  checkPaired('agreementSummary', truth, pred, 2);
+  const out = { n: truth.length, pearson: pearson(truth, pred), ccc: ccc(truth, pred), rmse: rmse(truth, pred), mae: mae(truth, pred) };
+  return sigma ? { ...out, coverage1sigma: coverage(truth, pred, sigma) } : out;
+}
