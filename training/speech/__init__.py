@@ -1,0 +1,1 @@
+"""Training recipe for the bundled speech model `speech-va` (see README.md)."""
