@@ -303,7 +303,7 @@ async function runBenchInner(o: BenchOptions, log: (line: string) => void, t0: n
       sections['encoders'] = await benchEncoders({ encoders: enc, device: o.device, quick: o.quick, samples, log });
     }
     if (want('cluster')) {
-      sections['cluster'] = await benchCluster(o.quick ? { latencyMessages: 300, subscribers: 100, frames: 50 } : {}, log).catch((e: unknown) => ({ skipped: String(e) }));
+      sections['cluster'] = await benchCluster(o.quick ? { latencyMessages: 300, subscribers: 100, frames: 50, quick: true } : {}, log).catch((e: unknown) => ({ skipped: String(e) }));
     }
     if (want('gpu')) {
       sections['gpu'] = await gpuSection(o, plan, samples, log);
@@ -468,6 +468,7 @@ export function formatBenchSummary(r: BenchReport, file: string): string {
       L.push(
         '',
         `cluster (redis ${c.redisVersion}): latency p50/p99 ms — one node ${c.latency.singleNode.p50Ms}/${c.latency.singleNode.p99Ms}, same node with backplane ${c.latency.sameNode.p50Ms}/${c.latency.sameNode.p99Ms}, other node ${c.latency.otherNode.p50Ms}/${c.latency.otherNode.p99Ms} (added p99 ${c.latency.addedP99Ms})`,
+        `cluster Redis cost: ${c.redis.appendsPerSec} appends/s from one node, ${c.redis.logBytesPerMessage} B per message in a stream log + ${c.redis.feedBytesPerMessage} B in the feed`,
         `cluster fan-out: ${c.fanout.frames} frames to ${c.fanout.subscribers} subscribers — 1 node ${c.fanout.oneNode.deliveredPerSec}/s, 2 nodes ${c.fanout.twoNodes.deliveredPerSec}/s (ratio ${c.fanout.ratio})`,
       );
     }

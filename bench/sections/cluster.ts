@@ -32,6 +32,8 @@ export interface LatencyStats {
 /** The cluster section's report. */
 export interface ClusterSection {
   readonly redisVersion: string;
+  /** Redis cost of the backplane: appends/s one node sustains, and bytes per message kept. */
+  readonly redis: { readonly messages: number; readonly appendsPerSec: number; readonly logBytesPerMessage: number; readonly feedBytesPerMessage: number };
   readonly latency: { readonly singleNode: LatencyStats; readonly sameNode: LatencyStats; readonly otherNode: LatencyStats; readonly addedP99Ms: number };
   readonly fanout: {
     readonly subscribers: number;
@@ -53,10 +55,12 @@ export interface ClusterOptions {
   subscribers: number;
   /** Frames published in the fan-out run. */
   frames: number;
+  /** Smaller Redis cost run. */
+  quick: boolean;
 }
 
 /** Defaults (full size). */
-export const DEFAULT_CLUSTER: ClusterOptions = { latencyMessages: 2000, latencyRate: 200, subscribers: 1000, frames: 200 };
+export const DEFAULT_CLUSTER: ClusterOptions = { latencyMessages: 2000, latencyRate: 200, subscribers: 1000, frames: 200, quick: false };
 
 const silent = pino({ level: 'silent' });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -203,12 +207,36 @@ async function fanout(pubHub: RedisHub, ports: number[], streamId: string, o: Cl
   return { wallMs: Math.round(wallMs), deliveredPerSec: Math.round(delivered / (wallMs / 1000)), complete: done };
 }
 
+/** Writes `n` messages through one node as fast as Redis takes them; bytes per kept message. */
+async function redisCost(url: string, n: number, ringSize: number): Promise<ClusterSection['redis']> {
+  const hub = await RedisHub.connect({ url, logger: silent, ringSize: Math.max(ringSize, n), keyPrefix: 'cost:' });
+  try {
+    const claim = await hub.claim('cost');
+    if (!claim.ok) throw new Error(claim.message);
+    hub.openStream({ streamId: 'cost', hopMs: 250, windowMs: 1000, sampleRateHz: 16000 });
+    const t0 = performance.now();
+    for (let k = 0; k < n; k++) hub.publish('cost', event('cost', k));
+    while (hub.backplane().pendingWrites > 0) await sleep(10);
+    const s = (performance.now() - t0) / 1000;
+    const { Redis } = await import('ioredis');
+    const r = new Redis(url);
+    const logBytes = Number(await r.call('MEMORY', 'USAGE', 'cost:log:cost', 'SAMPLES', '0'));
+    const feedBytes = Number(await r.call('MEMORY', 'USAGE', 'cost:feed', 'SAMPLES', '0'));
+    r.disconnect();
+    return { messages: n, appendsPerSec: Math.round(n / s), logBytesPerMessage: Math.round(logBytes / n), feedBytesPerMessage: Math.round(feedBytes / n) };
+  } finally {
+    await hub.close();
+  }
+}
+
 /** Runs the cluster section. */
 export async function benchCluster(opts: Partial<ClusterOptions> = {}, log: (s: string) => void = () => {}): Promise<ClusterSection> {
   const o: ClusterOptions = { ...DEFAULT_CLUSTER, ...opts };
   const redis = await startRedis();
   const closers: (() => Promise<unknown> | unknown)[] = [];
   try {
+    log('[bench] cluster: Redis cost per message');
+    const redisCosts = await redisCost(redis.url, o.quick ? 2000 : 20_000, 2048);
     log(`[bench] cluster: latency, ${o.latencyMessages} messages at ${o.latencyRate}/s per path`);
     const single = await AffectServer.start({ port: 0, logger: silent });
     closers.push(() => single.close());
@@ -230,6 +258,7 @@ export async function benchCluster(opts: Partial<ClusterOptions> = {}, log: (s: 
     const twoNodes = await fanout(pubHub, [n1.port, n2.port], 'fan-2', o);
     return {
       redisVersion: redis.version,
+      redis: redisCosts,
       latency: { singleNode, sameNode, otherNode, addedP99Ms: Math.round((otherNode.p99Ms - singleNode.p99Ms) * 1000) / 1000 },
       fanout: { subscribers: o.subscribers, frames: o.frames, oneNode, twoNodes, ratio: Math.round((twoNodes.deliveredPerSec / oneNode.deliveredPerSec) * 100) / 100 },
     };
@@ -241,7 +270,7 @@ export async function benchCluster(opts: Partial<ClusterOptions> = {}, log: (s: 
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const quick = process.argv.includes('--quick');
-  benchCluster(quick ? { latencyMessages: 300, subscribers: 100, frames: 50 } : {}, (s) => process.stderr.write(`${s}\n`)).then(
+  benchCluster(quick ? { latencyMessages: 300, subscribers: 100, frames: 50, quick } : {}, (s) => process.stderr.write(`${s}\n`)).then(
     (r) => {
       process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
       process.exit(0);
