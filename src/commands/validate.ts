@@ -1,6 +1,7 @@
 /**
  * `circumplex validate`: project emotion terms through the loaded text model and compare with
- * human-rated circumplex positions (see src/validate/validate.ts).
+ * human-rated circumplex positions (see src/validate/validate.ts), and list the held-out figures
+ * of the shipped trained models from their model cards (src/validate/cards.ts).
  *
  *   circumplex validate                                   # text-embed-fixture, all terms, 30% held out
  *   circumplex validate --text-model text-classifier-fixture --terms russell --holdout 0
@@ -14,6 +15,7 @@ import { loadConfig, REPO_ROOT } from '../config.js';
 import { getLogger, setLogLevel } from '../log.js';
 import type { Device, TextAffectModel } from '../../models/ports.js';
 import { formatValidationSummary, runValidation, writeValidationReport, type ValidateOptions } from '../validate/validate.js';
+import { shippedModelFigures } from '../validate/cards.js';
 import { TERM_SETS, type TermSet } from '../validate/terms.js';
 
 /** Where reports go by default (git-ignored). */
@@ -56,7 +58,8 @@ export async function validateCommand(opts: ValidateCommandOptions, out: NodeJS.
   const model = await loadTextModelById(opts.textModel, opts.device);
   try {
     const runOpts: Partial<ValidateOptions> = { terms: opts.terms, template: opts.template, holdout: opts.holdout, seed: opts.seed };
-    const report = await runValidation(model, runOpts);
+    // The circumplex checks of the text model, plus the shipped models' held-out figures (cards).
+    const report = { ...(await runValidation(model, runOpts)), shippedModels: await shippedModelFigures() };
     const files = await writeValidationReport(report, opts.out);
     out.write(opts.json ? JSON.stringify(report) + '\n' : formatValidationSummary(report, files));
     return files;

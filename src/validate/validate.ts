@@ -12,6 +12,7 @@
  * process.stdout.write(formatValidationSummary(report));
  * ```
  */
+import { formatShippedFigures, type ShippedModelFigures } from './cards.js';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { AffectError } from '../errors.js';
@@ -127,6 +128,11 @@ export interface ValidationReport {
   readonly timing: { readonly inferMs: number };
   /** Things a reader must know to interpret the numbers. */
   readonly notes: readonly string[];
+  /**
+   * The held-out figures of the shipped trained models, from their model cards (src/validate/cards.ts);
+   * added by the `validate` command (additive to version 1).
+   */
+  readonly shippedModels?: readonly ShippedModelFigures[];
 }
 
 /**
@@ -361,6 +367,7 @@ export function formatValidationSummary(r: ValidationReport, files: readonly str
   } else {
     lines.push(`held-out (zero-shot): skipped — ${r.heldOut.reason}`);
   }
+  if (r.shippedModels && r.shippedModels.length > 0) lines.push('', ...formatShippedFigures(r.shippedModels));
   if (r.notes.length > 0) lines.push('', ...r.notes.map((n) => `note: ${n}`));
   if (files.length > 0) lines.push('', ...files.map((f) => `wrote ${f}`));
   return lines.join('\n') + '\n';

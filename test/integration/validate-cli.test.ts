@@ -11,6 +11,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT } from '../../src/config.js';
 import { computeMetrics, type ValidationReport } from '../../src/validate/validate.js';
 import { selectTerms } from '../../src/validate/terms.js';
+import { listModelSpecs } from '../../models/manifest.js';
 
 const dirs: string[] = [];
 afterAll(async () => {
@@ -53,6 +54,14 @@ describe('circumplex validate (fixture text models)', () => {
     expect(report.model.metrics).toEqual(JSON.parse(JSON.stringify(again)));
     for (const i of report.items) {
       expect(Number.isFinite(i.predicted.valence) && Number.isFinite(i.predicted.arousal)).toBe(true);
+    }
+    // The held-out figures of the shipped trained models, from their cards (table and JSON).
+    const bundled = listModelSpecs().filter((s) => s.bundled === true).map((s) => s.id);
+    expect(report.shippedModels?.map((m) => m.id)).toEqual(bundled);
+    for (const m of report.shippedModels ?? []) {
+      expect(m.cardMatchesFiles, m.id).toBe(true);
+      expect(m.figures.length, m.id).toBeGreaterThan(0);
+      expect(stdout).toContain(`${m.id} (${m.role}; licence ${m.license ?? ''}`);
     }
     expect((await stat(path.join(dir, 'validate.svg'))).size).toBeGreaterThan(1000);
     if (heldOutStatus === 'ok') expect((await stat(path.join(dir, 'validate-heldout.svg'))).size).toBeGreaterThan(500);
