@@ -690,6 +690,8 @@ export class RedisHub implements Hub {
     if (this.closed) return;
     try {
       await this.cmd.set(`${this.k.nodePrefix}${this.nodeId}`, String(Date.now()), 'PX', this.opts.nodeTtlMs);
+      // The cluster list forgets streams not updated for the ended-stream retention (their keys expired).
+      await this.cmd.zremrangebyscore(this.k.index, '-inf', `(${Date.now() - this.opts.endedRetentionS * 1000}`);
     } catch {
       this.setDown('heartbeat failed');
     }
