@@ -69,6 +69,12 @@ export interface RedisHubOptions extends StreamHubOptions {
   endedRetentionS: number;
   /** Largest batch of messages written or read at once. Default 512. */
   batchSize: number;
+  /**
+   * A live stream whose publishing node has been dead (liveness key gone) this long without another
+   * node claiming it is ended by the first node that notices (status 'ended', "ingest node lost"),
+   * so it does not stay listed as live for ever. Default 30 000.
+   */
+  orphanGraceMs: number;
   /** Logger (default: the process logger). */
   logger: Logger | undefined;
 }
@@ -86,6 +92,7 @@ export const DEFAULT_REDIS_HUB: Omit<RedisHubOptions, 'url'> = {
   feedMaxLen: 100_000,
   endedRetentionS: 3600,
   batchSize: 512,
+  orphanGraceMs: 30_000,
   logger: undefined,
 };
 
@@ -199,7 +206,33 @@ end
 return 1
 `;
 
+/**
+ * End an orphan. KEYS: log, meta, feed, index. ARGV: dead owner, node-key prefix, streamId, nowMs,
+ * ringSize, feedMaxLen, endedRetentionS, this node. Only while the stream is not ended and its
+ * owner is still the dead node (whose key is gone): appends a final status 'ended' with the next
+ * seq (JSON in the wire field order), fences the dead node (epoch+1, no owner). Returns the
+ * message, or false.
+ */
+const REAP_LUA = `
+local owner = redis.call('HGET', KEYS[2], 'owner')
+local state = redis.call('HGET', KEYS[2], 'state')
+if owner ~= ARGV[1] or state == false or state == 'ended' or redis.call('EXISTS', ARGV[2] .. owner) == 1 then return false end
+local seq = tonumber(redis.call('HGET', KEYS[2], 'lastSeq') or '-1') + 1
+local t = redis.call('HGET', KEYS[2], 'lastT') or '0'
+local msg = '{"type":"status","streamId":"' .. ARGV[3] .. '","seq":' .. string.format('%d', seq) .. ',"tMs":' .. t .. ',"state":"ended","message":"ingest node lost"}'
+redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[5], '0-' .. string.format('%d', seq + 1), 'm', msg)
+redis.call('HSET', KEYS[2], 'lastSeq', string.format('%d', seq), 'state', 'ended', 'updatedMs', ARGV[4])
+redis.call('HINCRBY', KEYS[2], 'epoch', 1)
+redis.call('HDEL', KEYS[2], 'owner')
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[6], '*', 'k', 'm', 's', ARGV[3], 'n', ARGV[8], 'd', msg)
+redis.call('ZADD', KEYS[4], ARGV[4], ARGV[3])
+redis.call('EXPIRE', KEYS[1], ARGV[7])
+redis.call('EXPIRE', KEYS[2], ARGV[7])
+return msg
+`;
+
 type RedisWithScripts = Redis & {
+  cxReap(log: string, meta: string, feed: string, index: string, ...argv: string[]): Promise<string | null>;
   cxClaim(meta: string, nodeId: string, nodePrefix: string, log: string): Promise<[number, string, string?]>;
   cxOpen(meta: string, feed: string, index: string, ...argv: string[]): Promise<number>;
   cxAppend(log: string, meta: string, feed: string, index: string, ...argv: string[]): Promise<number>;
@@ -245,6 +278,9 @@ export class RedisHub implements Hub {
   private flushTimer: NodeJS.Immediate | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
   private readLoop: Promise<void> | undefined;
+  /** Live streams of other nodes whose owner looked dead: since when (ms). */
+  private readonly orphans = new Map<string, number>();
+  private reaping = false;
 
   private constructor(opts: RedisHubOptions, target: BackplaneTarget) {
     this.opts = opts;
@@ -263,7 +299,7 @@ export class RedisHub implements Hub {
    */
   static async connect(options: Partial<RedisHubOptions> & { url: string }): Promise<RedisHub> {
     const opts: RedisHubOptions = { ...DEFAULT_REDIS_HUB, ...options };
-    for (const k of ['ringSize', 'nodeHeartbeatMs', 'nodeTtlMs', 'connectTimeoutMs', 'commandTimeoutMs', 'maxReconnectDelayMs', 'feedMaxLen', 'endedRetentionS', 'batchSize'] as const) {
+    for (const k of ['ringSize', 'orphanGraceMs', 'nodeHeartbeatMs', 'nodeTtlMs', 'connectTimeoutMs', 'commandTimeoutMs', 'maxReconnectDelayMs', 'feedMaxLen', 'endedRetentionS', 'batchSize'] as const) {
       if (!(Number.isInteger(opts[k]) && opts[k] > 0)) throw new RangeError(`RedisHub: ${k} must be an integer > 0, got ${opts[k]}`);
     }
     if (opts.nodeTtlMs <= opts.nodeHeartbeatMs) throw new RangeError(`RedisHub: nodeTtlMs (${opts.nodeTtlMs}) must exceed nodeHeartbeatMs (${opts.nodeHeartbeatMs})`);
@@ -325,6 +361,7 @@ export class RedisHub implements Hub {
     cmd.defineCommand('cxClaim', { numberOfKeys: 1, lua: CLAIM_LUA });
     cmd.defineCommand('cxOpen', { numberOfKeys: 3, lua: OPEN_LUA });
     cmd.defineCommand('cxAppend', { numberOfKeys: 4, lua: APPEND_LUA });
+    cmd.defineCommand('cxReap', { numberOfKeys: 4, lua: REAP_LUA });
     this.cmd = cmd;
     cmd.on('error', (err: Error) => this.log.debug({ err: scrub(err, t) }, 'backplane connection error'));
     cmd.on('close', () => this.setDown('connection closed'));
@@ -346,7 +383,10 @@ export class RedisHub implements Hub {
     this.up = true;
     this.readerUp = true;
     await this.beat();
-    this.heartbeat = setInterval(() => void this.beat(), this.opts.nodeHeartbeatMs);
+    this.heartbeat = setInterval(() => {
+      void this.beat();
+      void this.reap();
+    }, this.opts.nodeHeartbeatMs);
     this.heartbeat.unref();
     this.readLoop = this.readFeed();
     this.log.info('backplane connected');
@@ -694,6 +734,45 @@ export class RedisHub implements Hub {
       await this.cmd.zremrangebyscore(this.k.index, '-inf', `(${Date.now() - this.opts.endedRetentionS * 1000}`);
     } catch {
       this.setDown('heartbeat failed');
+    }
+  }
+
+  /**
+   * Ends other nodes' live streams whose node has been dead for orphanGraceMs and that nobody
+   * claimed (the publisher never came back). Any node may do it; the script makes it happen once.
+   */
+  private async reap(): Promise<void> {
+    if (!this.up || this.closed || this.reaping) return;
+    this.reaping = true;
+    try {
+      const ids = this.local.streams().filter((s) => s.state !== 'ended' && !this.owned.has(s.streamId)).map((s) => s.streamId);
+      for (const id of [...this.orphans.keys()]) if (!ids.includes(id)) this.orphans.delete(id);
+      if (ids.length === 0) return;
+      const owners = await Promise.all(ids.map((id) => this.cmd.hget(this.k.meta(id), 'owner')));
+      const distinct = [...new Set(owners.filter((o): o is string => Boolean(o)))];
+      const alive = new Map<string, boolean>();
+      const exists = await Promise.all(distinct.map((o) => this.cmd.exists(`${this.k.nodePrefix}${o}`)));
+      distinct.forEach((o, i) => alive.set(o, exists[i] === 1));
+      const now = Date.now();
+      for (let i = 0; i < ids.length; i++) {
+        const id = ids[i] as string;
+        const owner = owners[i];
+        if (!owner || alive.get(owner) !== false) {
+          this.orphans.delete(id);
+          continue;
+        }
+        const since = this.orphans.get(id) ?? now;
+        this.orphans.set(id, since);
+        if (now - since < this.opts.orphanGraceMs) continue;
+        this.orphans.delete(id);
+        const raw = await this.cmd.cxReap(this.k.log(id), this.k.meta(id), this.k.feed, this.k.index, owner, this.k.nodePrefix, id, String(now), String(this.opts.ringSize), String(this.opts.feedMaxLen), String(this.opts.endedRetentionS), `reaper:${this.nodeId}`);
+        // Every node, this one included, applies the final status from the feed, in seq order.
+        if (typeof raw === 'string') this.log.warn({ streamId: id, deadNode: owner }, 'ended a stream whose ingest node died and whose publisher did not come back');
+      }
+    } catch (err) {
+      this.log.debug({ err: scrub(err as Error, this.target) }, 'orphan check failed');
+    } finally {
+      this.reaping = false;
     }
   }
 

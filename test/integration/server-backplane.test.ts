@@ -275,6 +275,29 @@ describe('Redis backplane: publishers move, Redis fails', () => {
     // B got the first 5, then what A's ring still held (seq 39..54): a jump, never a duplicate.
     expect(seqs(onB.messages, 'mem')).toEqual([0, 1, 2, 3, 4, ...Array.from({ length: 16 }, (_, i) => 39 + i)]);
   });
+  it('a stream whose ingest node died and whose publisher never came back is ended once, cluster-wide, after the grace period', async () => {
+    const prefix = newPrefix();
+    const a = await node(redis, prefix);
+    const b = await node(redis, prefix, { orphanGraceMs: 400 });
+    const c = await node(redis, prefix, { orphanGraceMs: 400 });
+    const onB = await subscriber(b);
+    const onC = await subscriber(c);
+    const p = await publisher(a, 'orphan');
+    await send(p, audio(1000));
+    await onB.until((x) => x.of('affect').length === 10, 5000, '10 frames on B');
+    // Node A vanishes as a crash would leave it: its Redis link goes, its stream stays "live".
+    const hubA = a.hub;
+    await hubA.close();
+    for (const cl of [onB, onC]) await cl.until(ended('orphan'), 5000, 'the reaped end');
+    for (const cl of [onB, onC]) {
+      const end = cl.of('status').filter((m) => m.streamId === 'orphan');
+      expect(end).toHaveLength(1);
+      expect(end[0]).toMatchObject({ state: 'ended', message: 'ingest node lost', seq: 10, tMs: 1000 });
+      expect(seqs(cl.messages, 'orphan')).toEqual(Array.from({ length: 11 }, (_, i) => i));
+    }
+    expect(b.hub.stream('orphan')).toMatchObject({ state: 'ended', lastSeq: 10 });
+    expect(c.hub.stream('orphan')).toMatchObject({ state: 'ended', lastSeq: 10 });
+  });
 });
 
 describe('Redis backplane: start-up errors and credentials', () => {
