@@ -141,6 +141,19 @@ describe('Redis backplane: nodes share streams', () => {
     expect(late.of('resumed')[0]).toMatchObject({ missed: 0 });
   });
 
+  it('messages cross the backplane whole: a field this version does not know (e.g. dominance) arrives untouched', async () => {
+    const prefix = newPrefix();
+    const a = await node(redis, prefix);
+    const b = await node(redis, prefix);
+    const onB = await subscriber(b);
+    expect((await a.hub.claim('dom')).ok).toBe(true);
+    a.hub.openStream({ streamId: 'dom', hopMs: 250, windowMs: 1000, sampleRateHz: 16000 });
+    const m = { type: 'affect', streamId: 'dom', seq: 0, tMs: 250, valence: 0.1, arousal: -0.2, dominance: 0.35, confidence: 0.9, label: 'calm', intensity: 0.22, angleDeg: -63.4, modalities: ['speech'], droppedWindows: 0 } as unknown as StreamEventMessage;
+    a.hub.publishMessage(m);
+    await onB.until((x) => x.of('affect').length === 1, 5000, 'the frame on B');
+    expect(stream(onB, 'dom')).toEqual([JSON.stringify(m)]);
+  });
+
   it('resume on another node: every later message exactly once, in order; a trimmed history reports missed', async () => {
     const prefix = newPrefix();
     const a = await node(redis, prefix, { ringSize: 32 });
