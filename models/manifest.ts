@@ -128,6 +128,36 @@ export const MODEL_SPECS = {
     windowSamples: 16000,
     affect: { output: 'va', arousal: 0, dominance: 1, valence: 2, range: [-1, 1], embedding: 'embedding' },
   },
+  'speech-va': {
+    id: 'speech-va',
+    role: 'speech',
+    description:
+      'Trained valence/arousal model (EmoDB + RAVDESS acted speech): in-graph acoustic features (log-mel, energy, ' +
+      'pitch/voicing) pooled over voiced frames, an ensemble of 7 speaker-fold MLPs; sigma is the calibrated ensemble spread.',
+    fixture: false,
+    bundled: true,
+    source: 'training/speech (npm run train:speech); card: models/speech-va/MODEL_CARD.md',
+    license: 'CC-BY-NC-SA-4.0 AND EmoDB-research-only',
+    files: [
+      {
+        path: 'model.onnx',
+        url: null,
+        sha256: 'a2b65c6482702846327241e73159fa59c58af14c17de84b380ecee0d9f9f97b4',
+        sizeBytes: 777036,
+      },
+    ],
+    onnxFile: 'model.onnx',
+    inputs: [{ name: 'audio', type: 'float32', dims: ['batch', 'samples'] }],
+    outputs: [
+      { name: 'va', type: 'float32', dims: ['batch', 2] },
+      { name: 'sigma', type: 'float32', dims: ['batch', 2] },
+      { name: 'voiced', type: 'float32', dims: ['batch', 1] },
+      { name: 'embedding', type: 'float32', dims: ['batch', 135] },
+    ],
+    windowSamples: 16000,
+    inputNormalization: 'none',
+    affect: { output: 'va', valence: 0, arousal: 1, range: [-1, 1], sigma: 'sigma', voiced: 'voiced', embedding: 'embedding' },
+  },
   'wav2vec2-msp-dim': {
     id: 'wav2vec2-msp-dim',
     role: 'speech',
