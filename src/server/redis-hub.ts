@@ -587,7 +587,7 @@ export class RedisHub implements Hub {
     if (this.flushTimer || this.closed) return;
     this.flushTimer = setImmediate(() => {
       this.flushTimer = undefined;
-      void this.flush();
+      this.flush().catch((err: unknown) => this.log.error({ err: scrub(err as Error, this.target) }, 'backplane flush failed'));
     });
   }
 

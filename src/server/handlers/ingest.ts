@@ -142,10 +142,22 @@ export function createPublisherHandler(ctx: ServerContext, fanOut: FanOut): (ws:
         const wait = step(queue.shift() as Step);
         if (wait) {
           waiting = true;
-          void wait.then(() => {
-            waiting = false;
-            run([]);
-          });
+          void wait.then(
+            () => {
+              waiting = false;
+              run([]);
+            },
+            (err: unknown) => {
+              // Opening the stream failed after the claim: this connection cannot go on.
+              const e = toAffectError(err);
+              ctx.log.error({ err: e }, 'ingest start failed');
+              for (const [id, w] of publishers) if (w === ws) publishers.delete(id);
+              refused = true;
+              queue.length = 0;
+              reply({ type: 'error', code: e.code, message: e.message, recoverable: false });
+              ws.close(CLOSE_CODES.internalError, 'start failed');
+            },
+          );
         }
       }
     };
