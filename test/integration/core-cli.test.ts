@@ -170,7 +170,8 @@ describe('circumplex run --json on the shipped WAV', () => {
     expect(r.code, r.stderr).toBe(0);
     const lines = r.stdout.trimEnd().split('\n');
     expect(lines.length).toBe(74);
-    expect(lines[0]).toMatch(/^\s+1\.00s {2}valence [+-]\d\.\d\d {2}arousal [+-]\d\.\d\d {2}conf \d\.\d\d {2}[a-z ]+ intensity \d\.\d\d$/);
+    // The speech fixture has a dominance output, so the line shows it (protocol 1.1.0).
+    expect(lines[0]).toMatch(/^\s+1\.00s {2}valence [+-]\d\.\d\d {2}arousal [+-]\d\.\d\d {2}dominance [+-]\d\.\d\d {2}conf \d\.\d\d {2}[a-z ]+ intensity \d\.\d\d$/);
     const recorded = readFileSync(rec, 'utf8').trim().split('\n').map((l) => ServerMessageSchema.parse(JSON.parse(l)));
     expect(recorded.length).toBe(74);
     expect(recorded.map((m) => ('seq' in m ? m.seq : -1))).toEqual([...Array(74).keys()]);
@@ -184,7 +185,7 @@ describe('circumplex run --json on the shipped WAV', () => {
     expect(missing.stdout).toBe('');
     const notWav = run(['--input', 'package.json']);
     expect(notWav.code).toBe(2);
-    expect(notWav.stderr).toMatch(/AFFECT_ERR_AUDIO_FORMAT: package\.json: not a RIFF\/WAVE file/);
+    expect(notWav.stderr).toMatch(/AFFECT_ERR_AUDIO_FORMAT: package\.json: not a WAV or FLAC file \(\d+ bytes, starts with "\{/);
     const hop = run(['--input', SPEECH, '--window-ms', '500', '--hop-ms', '1000']);
     expect(hop.code).toBe(2);
     expect(hop.stderr).toMatch(/AFFECT_ERR_CONFIG: --hop-ms \(1000\) must not exceed --window-ms \(500\)/);
