@@ -138,6 +138,45 @@ describe('evaluate --modality speech', () => {
   });
 });
 
+describe('evaluate --speech-model speech-va (the trained model: σ and voiced fraction)', () => {
+  it('uses the model\'s voiced fraction, reports coverage of ±1σ and σ per file', () => {
+    // Actor 01: neutral, calm, angry (strong), sad (strong), happy (strong), fearful (strong); RAVDESS targets.
+    const clips = [
+      ['03-01-01-01-01-01-01.flac', 0, 0],
+      ['03-01-02-02-01-01-01.flac', 0.577, -0.554],
+      ['03-01-05-02-01-01-01.flac', -0.127, 0.79],
+      ['03-01-04-02-01-01-01.flac', -0.71, -0.369],
+      ['03-01-03-02-01-01-01.flac', 0.726, 0.337],
+      ['03-01-06-02-01-01-01.flac', -0.361, 0.714],
+    ] as const;
+    const csv = write('va.csv', `file,valence,arousal\n${clips.map(([f, v, a]) => `${ravdess(f)},${v},${a}`).join('\n')}\n`);
+    const out = path.join(dir, 'va-pred.csv');
+    const r = evaluate(['--modality', 'speech', '--data', csv, '--speech-model', 'speech-va', '--json', '--predictions', out]);
+    expect(r.code, r.stderr).toBe(0);
+    const rep = JSON.parse(r.stdout) as Report;
+    expect(rep.model).toBe('speech-va');
+    expect(rep.speech?.voicing).toMatch(/the model's voiced fraction >= 0\.15/);
+    for (const d of ['valence', 'arousal']) {
+      const cov = rep.dimensions[d]?.coverage1sigma;
+      expect(cov).toBeGreaterThanOrEqual(0);
+      expect(cov).toBeLessThanOrEqual(1);
+    }
+    const p = parseCsv(readFileSync(out, 'utf8'));
+    const head = p[0]?.fields ?? [];
+    expect(head).toEqual(expect.arrayContaining(['sigma_valence', 'sigma_arousal', 'voiced_windows']));
+    const sig = p.slice(1).map((row) => Number(row.fields[head.indexOf('sigma_arousal')]));
+    expect(sig.every((x) => x > 0 && x < 1)).toBe(true);
+    // The clips start and end in silence: the model's voicing leaves some windows out.
+    const windows = p.slice(1).map((row) => Number(row.fields[head.indexOf('windows')]));
+    const voiced = p.slice(1).map((row) => Number(row.fields[head.indexOf('voiced_windows')]));
+    expect(voiced.every((v, i) => v > 0 && v <= (windows[i] as number))).toBe(true);
+    expect(voiced.some((v, i) => v < (windows[i] as number))).toBe(true);
+    // Angry (strong) comes out more aroused than sad (strong).
+    const arousal = p.slice(1).map((row) => Number(row.fields[head.indexOf('pred_arousal')]));
+    expect(arousal[2]).toBeGreaterThan(arousal[3] as number);
+  });
+});
+
 describe('evaluate --modality text', () => {
   // EmoBank-style: 1–5 ratings, sentences with commas and quotes, a dominance column.
   const sentences = [
