@@ -1,5 +1,5 @@
 /**
- * `circumplex serve`: loads the models once, runs the local input (WAV file, microphone, stdin, or
+ * `circumplex serve`: loads the models once, runs the local input (WAV or FLAC file, microphone, stdin, or
  * none) through the affect pipeline and serves the frames to WebSocket subscribers at
  * `ws://127.0.0.1:PORT/v1/stream`, with `/v1/ingest` for live calls, `/healthz`, `/metrics` and the
  * dashboard at `/`.
@@ -28,7 +28,7 @@ import { AffectServer, type RunningServer } from '../server/ws-server.js';
 import { FlowControl } from '../../streams/flow.js';
 import { checkRecorder, createMicSource, retryRecorder, type RecorderName } from '../../streams/sources/mic.js';
 import { rawPcmSource } from '../../streams/sources/stdin.js';
-import { probeWavFile, wavFileSource } from '../../streams/sources/wav-file.js';
+import { audioFileSource, probeAudioFile } from '../../streams/sources/audio-file.js';
 import { PIPELINE_SAMPLE_RATE_HZ, samplesToMs, type AudioChunk } from '../../streams/types.js';
 
 /** Parsed `serve` options. */
@@ -71,7 +71,7 @@ export function register(program: Command): void {
   program
     .command('serve')
     .description('Serve live affect frames over WebSockets (ws://127.0.0.1:8787/v1/stream), with ingest, metrics and the dashboard')
-    .option('-i, --input <src>', 'WAV file, "mic", "-" (raw s16le on stdin) or "none" (ingest only)', 'none')
+    .option('-i, --input <src>', 'WAV or FLAC file, "mic", "-" (raw s16le on stdin) or "none" (ingest only)', 'none')
     .option('--realtime', 'pace a file input at real-time speed', false)
     .option('--speed <x>', 'real-time pacing factor for --realtime (2 = twice as fast)', numberOption('--speed', 0.01), 1)
     .option('-p, --port <port>', 'TCP port (0: any free port)', numberOption('--port', 0, true, 65535), 8787)
@@ -153,7 +153,7 @@ export async function serveCommand(opts: ServeCommandOptions, err: NodeJS.Writab
   const kind = input === 'mic' ? 'mic' : input === '-' ? 'stdin' : input === 'none' ? 'none' : 'file';
   const streamId = opts.streamId ?? kind;
   // Check the input before loading models, so a bad path or a missing recorder fails in milliseconds.
-  if (kind === 'file') await probeWavFile(input);
+  if (kind === 'file') await probeAudioFile(input);
   if (kind === 'mic') checkRecorder(opts.recorder);
 
   // The backplane first: an unreachable Redis or a bad URL fails in milliseconds, before the models load.
@@ -251,7 +251,7 @@ export async function serveCommand(opts: ServeCommandOptions, err: NodeJS.Writab
       if (kind === 'file') {
         // Offline (not --realtime) files are lossless: the source waits for the model (bounded flow).
         flow = opts.realtime ? undefined : new FlowControl({ highWater: 4 });
-        source = wavFileSource(input, { streamId, realtime: opts.realtime, speed: opts.speed, ...(flow ? { flow } : {}) });
+        source = audioFileSource(input, { streamId, realtime: opts.realtime, speed: opts.speed, ...(flow ? { flow } : {}) });
         if (flow) pipelineOpts = { whenBusy: 'queue', flow };
       } else if (kind === 'stdin') {
         // A pipe can wait: stdin is read losslessly, paced by the model through a bounded flow.
