@@ -5,6 +5,8 @@ import json
 
 from training.common.card import write_card
 
+from .features import SpeechFeatures
+
 LICENSE = "CC-BY-NC-SA-4.0 AND EmoDB-research-only"
 LICENSE_NOTES = (
     "Trained on RAVDESS (CC BY-NC-SA 4.0: non-commercial, share-alike; this model is a derived work under the same terms) "
@@ -42,7 +44,8 @@ def _figs(run):
                 if key not in f:
                     continue
                 fig = {"evaluation": ev, "description": desc, "dimension": dim, "metric": metric, "value": float(f[key]), "n": int(f["n"])}
-                t = TARGETS.get((kind if kind != "speaker" else "speaker-folds", dim, metric))
+                # coverage's target is for windows (what sigma is calibrated on); per-clip coverage has none
+                t = None if (ev == "speaker-folds" and metric == "coverage1sigma") else TARGETS.get((kind if kind != "speaker" else "speaker-folds", dim, metric))
                 if t is not None and not ev.startswith("robust"):
                     fig["target"] = t
                 out.append(fig)
@@ -99,7 +102,7 @@ def write_speech_card(out_dir, run, parity):
 ## What it is
 Raw 16 kHz mono audio (a 1 s window by default, any length works) in; valence and arousal in [-1, 1]
 out, with a calibrated standard deviation `sigma` per dimension, the fraction of voiced frames
-`voiced`, and a {len(run['embedding']['mu']) if 'embedding' in run else 92}-d pooled acoustic `embedding`. All feature extraction is inside the ONNX
+`voiced`, and a {SpeechFeatures(cfg['features']).dim}-d pooled acoustic `embedding`. All feature extraction is inside the ONNX
 graph (training/speech/features.py): DFT as a fixed convolution (32 ms frames, 10 ms hop), 26 log-mel
 bands 80 Hz-3.8 kHz (so 8 kHz telephone audio loses nothing the model uses), in-band energy, spectral
 centroid, an autocorrelation pitch/periodicity proxy, deltas, mean/std pooled over voiced frames.
