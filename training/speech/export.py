@@ -98,8 +98,6 @@ def export(members, run, out_dir, write_card=True):
     onnx.checker.check_model(m)
     m.producer_name = "circumplex training/speech"
     m.doc_string = "speech-va: raw 16 kHz audio -> valence/arousal (ensemble mean), sigma, voiced fraction, embedding"
-    for p in m.graph.node:  # deterministic file: drop torch's per-export node names
-        pass
     onnx.save(m, path)
     worst = check_parity(model, path, cfg["seed"])
     if worst > 1e-3:
@@ -111,3 +109,10 @@ def export(members, run, out_dir, write_card=True):
         from .card import write_speech_card
 
         write_speech_card(out_dir, run, worst)
+        from training.common.card import sha256_file
+
+        print(
+            f"models/manifest.ts 'speech-va' files[0]: sha256 '{sha256_file(path)}', sizeBytes {os.path.getsize(path)} "
+            "(update the entry if they changed; test/integration/models-speech-va.test.ts checks them)",
+            flush=True,
+        )
