@@ -53,7 +53,10 @@ describe('dominance on the wire', () => {
     expect(plain.type === 'affect' && plain.speech && 'dominance' in plain.speech).toBe(false);
     // A 1.0 frame (no dominance anywhere) still parses.
     expect(parseServerMessage(JSON.stringify(plain))).toEqual(plain);
-    expect(PROTOCOL_VERSION).toBe('1.1.0');
+    // Dominance came with 1.1.0; later minor versions stay additive.
+    const [major, minor] = PROTOCOL_VERSION.split('.').map(Number);
+    expect(major).toBe(1);
+    expect(minor).toBeGreaterThanOrEqual(1);
   });
 
   it('a dominance out of [-1, 1] or NaN is refused like valence (the frame is dropped, never sent wrong)', () => {
