@@ -28,6 +28,8 @@
  * re-asserted its claims. Reconnects use exponential backoff with jitter.
  */
 import { randomUUID } from 'node:crypto';
+import { isIP } from 'node:net';
+import type { ConnectionOptions } from 'node:tls';
 import { Redis, type RedisOptions } from 'ioredis';
 import type { StreamEventMessage, StreamInfo } from '../../clients/protocol.js';
 import type { PipelineEvent } from '../../streams/types.js';
@@ -75,6 +77,11 @@ export interface RedisHubOptions extends StreamHubOptions {
    * so it does not stay listed as live for ever. Default 30 000.
    */
   orphanGraceMs: number;
+  /**
+   * Extra TLS settings for `rediss://` (e.g. `{ ca }` for a private CA; `NODE_EXTRA_CA_CERTS` works
+   * too). The server certificate is always verified.
+   */
+  tlsOptions: Omit<ConnectionOptions, 'rejectUnauthorized'> | undefined;
   /** Logger (default: the process logger). */
   logger: Logger | undefined;
 }
@@ -93,6 +100,7 @@ export const DEFAULT_REDIS_HUB: Omit<RedisHubOptions, 'url'> = {
   endedRetentionS: 3600,
   batchSize: 512,
   orphanGraceMs: 30_000,
+  tlsOptions: undefined,
   logger: undefined,
 };
 
@@ -317,7 +325,7 @@ export class RedisHub implements Hub {
       db: t.db,
       ...(t.username ? { username: t.username } : {}),
       ...(t.password ? { password: t.password } : {}),
-      ...(t.tls ? { tls: { servername: t.host } } : {}),
+      ...(t.tls ? { tls: { ...(isIP(t.host) ? {} : { servername: t.host }), ...this.opts.tlsOptions, rejectUnauthorized: true } } : {}),
       lazyConnect: true,
       // Nothing is queued while disconnected: what Redis has not got is the local ring's tail (bounded).
       enableOfflineQueue: false,

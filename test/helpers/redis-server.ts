@@ -33,22 +33,24 @@ export class TestRedis {
   private constructor(
     readonly port: number,
     readonly password: string | undefined,
+    /** PEM files: serve TLS only (rediss://) on `port`. */
+    readonly tls: { certFile: string; keyFile: string } | undefined,
   ) {}
 
   /** Starts redis-server on a free port and waits until it answers. */
-  static async start(opts: { password?: string } = {}): Promise<TestRedis> {
+  static async start(opts: { password?: string; tls?: { certFile: string; keyFile: string } } = {}): Promise<TestRedis> {
     const which = spawnSync('redis-server', ['--version'], { encoding: 'utf8' });
     if (which.error || which.status !== 0) {
       throw new Error('redis-server is not installed: run `bash scripts/setup-system.sh` (Debian package redis-server >= 7)');
     }
-    const r = new TestRedis(await freePort(), opts.password);
+    const r = new TestRedis(await freePort(), opts.password, opts.tls);
     await r.restart();
     return r;
   }
 
   /** `redis://[:password@]127.0.0.1:port/0`. */
   get url(): string {
-    return `redis://${this.password ? `:${encodeURIComponent(this.password)}@` : ''}127.0.0.1:${this.port}/0`;
+    return `${this.tls ? 'rediss' : 'redis'}://${this.password ? `:${encodeURIComponent(this.password)}@` : ''}127.0.0.1:${this.port}/0`;
   }
 
   /** True while the process runs. */
@@ -59,7 +61,10 @@ export class TestRedis {
   /** Starts (again) on the same port, with an empty dataset (no persistence). */
   async restart(): Promise<void> {
     if (this.alive) return;
-    const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'no'];
+    const args = this.tls
+      ? ['--port', '0', '--tls-port', String(this.port), '--tls-cert-file', this.tls.certFile, '--tls-key-file', this.tls.keyFile, '--tls-auth-clients', 'no']
+      : ['--port', String(this.port)];
+    args.push('--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'no');
     if (this.password) args.push('--requirepass', this.password);
     const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
@@ -68,7 +73,7 @@ export class TestRedis {
     child.stdout?.on('data', (d: Buffer) => (this.log = (this.log + d.toString()).slice(-4000)));
     child.stderr?.on('data', (d: Buffer) => (this.log = (this.log + d.toString()).slice(-4000)));
     const deadline = Date.now() + 10_000;
-    while (!(await answers(this.port))) {
+    while (!(await (this.tls ? listening(this.port) : answers(this.port)))) {
       if (!this.alive) throw new Error(`redis-server exited at start:\n${this.log}`);
       if (Date.now() > deadline) throw new Error(`redis-server did not answer on ${this.port} in 10 s:\n${this.log}`);
       await new Promise((r) => setTimeout(r, 25));
@@ -105,5 +110,16 @@ function answers(port: number): Promise<boolean> {
       s.destroy();
       resolve(false);
     });
+  });
+}
+
+/** Does something accept TCP connections on that port (TLS servers: no plain PING)? */
+function listening(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect(port, '127.0.0.1', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
   });
 }

@@ -7,6 +7,10 @@
  * killed and restarted under a live stream, start-up errors, and no credential in any log line.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import net from 'node:net';
 import http from 'node:http';
 import { Writable } from 'node:stream';
@@ -314,6 +318,31 @@ describe('Redis backplane: publishers move, Redis fails', () => {
 });
 
 describe('Redis backplane: start-up errors and credentials', () => {
+  it('rediss:// (TLS): nodes share a stream over TLS with a verified certificate; an untrusted certificate is a clear start-up error', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'redis-tls-'));
+    const certFile = path.join(dir, 'cert.pem');
+    const keyFile = path.join(dir, 'key.pem');
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyFile, '-out', certFile, '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+    const secure = await TestRedis.start({ tls: { certFile, keyFile } });
+    redises.push(secure);
+    expect(secure.url).toMatch(/^rediss:\/\//);
+    const prefix = newPrefix();
+    const ca = readFileSync(certFile);
+    const a = await node(secure, prefix, { tlsOptions: { ca } });
+    const b = await node(secure, prefix, { tlsOptions: { ca } });
+    const onB = await subscriber(b);
+    const p = await publisher(a, 'tls');
+    await send(p, audio(500));
+    p.send({ type: 'stop' });
+    await onB.until(ended('tls'), 5000, 'end on B');
+    expect(seqs(onB.messages, 'tls')).toEqual([0, 1, 2, 3, 4, 5]);
+    // Without the CA the self-signed certificate is refused (never silently accepted).
+    await expect(RedisHub.connect({ url: secure.url, logger: silentLogger, connectTimeoutMs: 1000 })).rejects.toMatchObject({
+      code: 'AFFECT_ERR_CONFIG',
+      message: expect.stringMatching(/cannot reach the backplane rediss:\/\/127\.0\.0\.1:\d+\/0: .*(self-signed|certificate)/i),
+    });
+  });
+
   it('a bad URL, a closed port, a wrong or missing password: each a clear AFFECT_ERR_CONFIG that never shows the password', async () => {
     const secret = 'pa55-Very-Secret';
     const locked = await TestRedis.start({ password: secret });
