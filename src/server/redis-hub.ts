@@ -891,6 +891,12 @@ function startError(t: BackplaneTarget, err: Error): AffectError {
       hint: 'put it in the URL: redis://:password@host:port/db (or user:password@)',
     });
   }
+  if (/certificate|self[- ]signed|SSL|TLS|altnames/i.test(msg)) {
+    return new AffectError('AFFECT_ERR_CONFIG', `cannot reach the backplane ${t.safe}: ${msg}`, {
+      cause: scrub(err, t),
+      hint: 'the TLS certificate of Redis is not trusted for that host: give Node its CA (NODE_EXTRA_CA_CERTS=/path/ca.pem) or use a certificate that names the host',
+    });
+  }
   const why = code === 'ECONNREFUSED' || /ECONNREFUSED/.test(msg) ? 'connection refused' : /ETIMEDOUT|timed? ?out/i.test(msg) ? 'connection timed out' : msg;
   return new AffectError('AFFECT_ERR_CONFIG', `cannot reach the backplane ${t.safe}: ${why}`, {
     cause: scrub(err, t),
