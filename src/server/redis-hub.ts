@@ -289,6 +289,8 @@ export class RedisHub implements Hub {
   /** Live streams of other nodes whose owner looked dead: since when (ms). */
   private readonly orphans = new Map<string, number>();
   private reaping = false;
+  private resyncing = false;
+  private recoveryTimer: NodeJS.Timeout | undefined;
 
   private constructor(opts: RedisHubOptions, target: BackplaneTarget) {
     this.opts = opts;
@@ -567,6 +569,7 @@ export class RedisHub implements Hub {
   async close(): Promise<void> {
     if (this.closed) return;
     if (this.heartbeat) clearInterval(this.heartbeat);
+    if (this.recoveryTimer) clearTimeout(this.recoveryTimer);
     if (this.up) {
       const deadline = Date.now() + 1000;
       await this.flush();
@@ -704,11 +707,32 @@ export class RedisHub implements Hub {
     this.up = false;
     this.disconnects++;
     this.log.warn({ why }, 'backplane down: serving this node\'s streams locally until it is back');
+    this.scheduleRecovery(1);
+  }
+
+  /**
+   * The link may be fine while a command failed (a timeout, a script error): nothing would emit
+   * 'ready' again, so retry the re-sync with backoff until it works (or the connection's own
+   * reconnect emits 'ready' first).
+   */
+  private scheduleRecovery(attempt: number): void {
+    if (this.closed || this.recoveryTimer) return;
+    const base = Math.min(this.opts.maxReconnectDelayMs, 100 * 2 ** Math.min(attempt, 10));
+    this.recoveryTimer = setTimeout(() => {
+      this.recoveryTimer = undefined;
+      if (this.closed || this.up) return;
+      if (this.cmd.status !== 'ready') return this.scheduleRecovery(attempt + 1);
+      void this.onReady().then(() => {
+        if (!this.up) this.scheduleRecovery(attempt + 1);
+      });
+    }, Math.round(base / 2 + Math.random() * (base / 2)));
+    this.recoveryTimer.unref();
   }
 
   /** The command connection is (back) up: re-assert this node, its claims, then write the backlog. */
   private async onReady(): Promise<void> {
-    if (this.closed || this.up) return;
+    if (this.closed || this.up || this.resyncing) return;
+    this.resyncing = true;
     try {
       await this.beat();
       for (const [id, w] of this.owned) {
@@ -731,6 +755,8 @@ export class RedisHub implements Hub {
       this.scheduleFlush();
     } catch (err) {
       this.log.debug({ err: scrub(err as Error, this.target) }, 'backplane not ready yet');
+    } finally {
+      this.resyncing = false;
     }
   }
 

@@ -263,6 +263,30 @@ describe('Redis backplane: publishers move, Redis fails', () => {
     expect(a.hub.backplane()).toMatchObject({ up: true, pendingWrites: 0, droppedWrites: 0 });
     expect(a.hub.backplane()?.disconnects).toBeGreaterThanOrEqual(1);
   });
+  it('commands that time out while the link stays up (CLIENT PAUSE): degraded, then re-synced without a reconnect, nothing lost or doubled', async () => {
+    const prefix = newPrefix();
+    const a = await node(redis, prefix, { commandTimeoutMs: 300 });
+    const b = await node(redis, prefix);
+    const onB = await subscriber(b);
+    const p = await publisher(a, 'pause');
+    await send(p, audio(500));
+    await onB.until((x) => x.of('affect').length === 5, 5000, '5 frames on B');
+    const { Redis } = await import('ioredis');
+    const admin = new Redis(redis.url);
+    await admin.call('CLIENT', 'PAUSE', '1500', 'WRITE');
+    await send(p, audio(500));
+    const down = Date.now() + 3000;
+    while (a.hub.backplane()?.up && Date.now() < down) await sleep(20);
+    expect(a.hub.backplane()?.up).toBe(false);
+    const back = Date.now() + 8000;
+    while (!a.hub.backplane()?.up && Date.now() < back) await sleep(50);
+    admin.disconnect();
+    expect(a.hub.backplane()).toMatchObject({ up: true });
+    p.send({ type: 'stop' });
+    await onB.until(ended('pause'), 8000, 'end on B');
+    expect(seqs(onB.messages, 'pause')).toEqual(Array.from({ length: 11 }, (_, i) => i));
+  });
+
   it('memory stays bounded while Redis is away: at most the ring waits per stream, the rest is counted as dropped and shows as missed', async () => {
     const own = await TestRedis.start();
     redises.push(own);
