@@ -290,6 +290,10 @@ export class RedisHub implements Hub {
   private readonly orphans = new Map<string, number>();
   private reaping = false;
   private resyncing = false;
+  /** XREAD BLOCK time: well inside the command timeout, so an idle feed never looks like a dead link. */
+  private get blockMs(): number {
+    return Math.max(50, Math.min(1000, Math.floor(this.opts.commandTimeoutMs / 2)));
+  }
   private recoveryTimer: NodeJS.Timeout | undefined;
 
   private constructor(opts: RedisHubOptions, target: BackplaneTarget) {
@@ -816,7 +820,7 @@ export class RedisHub implements Hub {
     let failures = 0;
     while (!this.closed) {
       try {
-        const res = (await this.reader.xread('COUNT', this.opts.batchSize, 'BLOCK', 1000, 'STREAMS', this.k.feed, this.feedId)) as [string, [string, string[]][]][] | null;
+        const res = (await this.reader.xread('COUNT', this.opts.batchSize, 'BLOCK', this.blockMs, 'STREAMS', this.k.feed, this.feedId)) as [string, [string, string[]][]][] | null;
         if (!this.readerUp) {
           this.readerUp = true;
           this.log.info('backplane feed back');

@@ -285,6 +285,9 @@ describe('Redis backplane: publishers move, Redis fails', () => {
     p.send({ type: 'stop' });
     await onB.until(ended('pause'), 8000, 'end on B');
     expect(seqs(onB.messages, 'pause')).toEqual(Array.from({ length: 11 }, (_, i) => i));
+    // An idle feed (blocking reads) longer than the 300 ms command timeout is not a dead link.
+    await sleep(800);
+    expect(a.hub.backplane()).toMatchObject({ up: true });
   });
 
   it('memory stays bounded while Redis is away: at most the ring waits per stream, the rest is counted as dropped and shows as missed', async () => {
