@@ -86,9 +86,11 @@ def write_speech_card(out_dir, run, parity):
         "figuresCommand": "npm run train:speech (figures printed to stderr and written to the card)",
     }
     rows = []
-    for ev, label in [("loso-emodb", "LOSO EmoDB (8 speakers)"), ("loso-ravdess", "LOSO RAVDESS (20 actors)"),
-                      ("loco-to-ravdess", "EmoDB -> RAVDESS"), ("loco-to-emodb", "RAVDESS -> EmoDB"),
-                      ("speaker-folds", "7 speaker folds, ensemble")]:
+    labels = {"loso-emodb": "LOSO EmoDB (8 speakers)", "loso-ravdess": "LOSO RAVDESS (20 actors)",
+              "loco-to-ravdess": "EmoDB -> RAVDESS", "loco-to-emodb": "RAVDESS -> EmoDB",
+              "speaker-folds": f"{len(run['folds'])} speaker folds, ensemble"}
+    order = [k for k in labels if k in F] + [k for k in F if k not in labels and not k.startswith("robust-")]
+    for ev, label in [(k, labels.get(k, k)) for k in order]:
         rows.append(f"| {label} | {_row(run, ev, 'arousal', 'ccc')} | {_row(run, ev, 'valence', 'ccc')} | {_row(run, ev, 'arousal', 'auc')} | "
                     f"{_row(run, ev, 'arousal', 'pearson')} | {_row(run, ev, 'valence', 'pearson')} | {F.get(ev, {}).get('n', '–')} |")
     rob = []
@@ -98,6 +100,26 @@ def write_speech_card(out_dir, run, parity):
                        f"{f['mean_abs_change_valence']:.3f} / {f['max_abs_change_valence']:.3f} |")
     sf = F.get("speaker-folds", {})
     cal = run["calibration"]
+    if user:
+        targets_md = "Targets: the valence/arousal columns of " + ", ".join(d["name"] for d in run["corpora"]) + " (values in [-1, 1])."
+        limits_md = (
+            "- Figures are speaker-independent within the supplied data only; a new recording setup is a new corpus.\n"
+            "- The baselines and targets quoted above refer to EmoDB/RAVDESS, not to this data."
+        )
+    else:
+        targets_md = (
+            "Targets: EmoDB per-emotion table of ../shared/data/README.md (Russell angle, radius 0.8), RAVDESS\n"
+            "labels.csv columns (same rule, radius 0.6/0.8 by intensity). Note: the EmoDB snapshot used is 22.05 kHz\n"
+            "with every clip cut to 2.0 s; it is resampled to 16 kHz."
+        )
+        limits_md = (
+            "- Acted emotion from professional actors (German EmoDB, North-American English RAVDESS), two fixed\n"
+            "  sentences in RAVDESS and ten in EmoDB: spontaneous conversational speech is milder and its affect\n"
+            "  is less separable by voice alone; expect lower figures on live calls.\n"
+            "- Valence from voice alone is weak (happy vs angry share high arousal); fuse with text for valence.\n"
+            "- The targets are category prototypes placed on the circumplex, not per-clip ratings.\n"
+            "- Licence: non-commercial / research only (see above)."
+        )
     md = f"""
 ## What it is
 Raw 16 kHz mono audio (a 1 s window by default, any length works) in; valence and arousal in [-1, 1]
@@ -115,9 +137,7 @@ default), clip targets, {cfg['augment']['copies']} augmented copies per clip (ga
 8 kHz band-limiting p={cfg['augment']['bandLimitProbability']}, additive white/brown noise at
 {cfg['augment']['noiseSnrDb']} dB SNR p={cfg['augment']['noiseProbability']}).
 
-Targets: EmoDB per-emotion table of ../shared/data/README.md (Russell angle, radius 0.8), RAVDESS
-labels.csv columns (same rule, radius 0.6/0.8 by intensity). Note: the EmoDB snapshot used is 22.05 kHz
-with every clip cut to 2.0 s; it is resampled to 16 kHz.
+{targets_md}
 
 ## Held-out figures (per clip = mean of its voiced 1 s windows)
 | evaluation | arousal CCC | valence CCC | arousal AUC | arousal r | valence r | clips |
@@ -138,12 +158,7 @@ the coverage is {sf.get('arousal_coverage1sigma', float('nan')):.1%} / {sf.get('
 {chr(10).join(rob)}
 
 ## Limits
-- Acted emotion from professional actors (German EmoDB, North-American English RAVDESS), two fixed
-  sentences in RAVDESS and ten in EmoDB: spontaneous conversational speech is milder and its affect
-  is less separable by voice alone; expect lower figures on live calls.
-- Valence from voice alone is weak (happy vs angry share high arousal); fuse with text for valence.
-- The targets are category prototypes placed on the circumplex, not per-clip ratings.
-- Licence: non-commercial / research only (see above).
+{limits_md}
 
 ## Reproduce
 `npm run train:speech` (seed {cfg['seed']}, about {run['seconds'] / 60:.0f} min on 2 CPU cores with a cold feature cache) rebuilds

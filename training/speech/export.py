@@ -103,7 +103,10 @@ def export(members, run, out_dir, write_card=True):
     if worst > 1e-3:
         raise RuntimeError(f"ONNX Runtime differs from torch by {worst:.2e} (relative) on the parity inputs")
     print(f"exported {path} ({os.path.getsize(path)} bytes); onnxruntime parity: max relative diff {worst:.1e}", flush=True)
-    with open(os.path.join(out_dir, "training-run.json") if not write_card else os.path.join(REPO, ".cache", "speech-va-run.json"), "w") as f:
+    shipped = os.path.abspath(out_dir) == os.path.join(REPO, "models", "speech-va")
+    run_json = os.path.join(REPO, ".cache", "speech-va-run.json") if shipped else os.path.join(out_dir, "training-run.json")
+    os.makedirs(os.path.dirname(run_json), exist_ok=True)
+    with open(run_json, "w") as f:
         json.dump({k: v for k, v in run.items() if k != "embedding"}, f, indent=1)
     if write_card:
         from .card import write_speech_card
@@ -111,8 +114,9 @@ def export(members, run, out_dir, write_card=True):
         write_speech_card(out_dir, run, worst)
         from training.common.card import sha256_file
 
-        print(
-            f"models/manifest.ts 'speech-va' files[0]: sha256 '{sha256_file(path)}', sizeBytes {os.path.getsize(path)} "
-            "(update the entry if they changed; test/integration/models-speech-va.test.ts checks them)",
-            flush=True,
-        )
+        if shipped:
+            print(
+                f"models/manifest.ts 'speech-va' files[0]: sha256 '{sha256_file(path)}', sizeBytes {os.path.getsize(path)} "
+                "(update the entry if they changed; test/integration/models-speech-va.test.ts checks them)",
+                flush=True,
+            )
