@@ -18,6 +18,12 @@ export interface StreamHubOptions {
    * that sees many short calls does not grow without bound. Default 256.
    */
   maxEndedStreams: number;
+  /**
+   * Ring size for streams mirrored from other nodes (`mirrorStream`/`mirrorMessage`); undefined =
+   * ringSize. A cluster hub keeps a short one: resumes are served from the backplane's log.
+   * A mirrored stream that this hub opens (it moved here) grows to ringSize.
+   */
+  mirrorRingSize?: number;
 }
 
 /** Defaults for {@link StreamHubOptions}. */
@@ -152,6 +158,13 @@ class Ring {
   get size(): number {
     return this.count;
   }
+
+  /** A larger ring holding the same messages. */
+  grown(capacity: number): Ring {
+    const r = new Ring(capacity);
+    for (let i = 0; i < this.count; i++) r.push(this.at(i));
+    return r;
+  }
 }
 
 interface StreamEntry {
@@ -196,6 +209,8 @@ export class StreamHub implements Hub {
     if (!Number.isInteger(this.opts.ringSize) || this.opts.ringSize < 1) {
       throw new RangeError(`StreamHub: ringSize must be an integer >= 1, got ${this.opts.ringSize}`);
     }
+    const m = this.opts.mirrorRingSize;
+    if (m !== undefined && (!Number.isInteger(m) || m < 1)) throw new RangeError(`StreamHub: mirrorRingSize must be an integer >= 1, got ${m}`);
     if (!Number.isInteger(this.opts.maxEndedStreams) || this.opts.maxEndedStreams < 0) {
       throw new RangeError(`StreamHub: maxEndedStreams must be an integer >= 0, got ${this.opts.maxEndedStreams}`);
     }
@@ -225,6 +240,7 @@ export class StreamHub implements Hub {
     };
     if (existing) existing.info = stream;
     else this.entries.set(info.streamId, { info: stream, ring: new Ring(this.opts.ringSize) });
+    if (existing && existing.ring.capacity < this.opts.ringSize) existing.ring = existing.ring.grown(this.opts.ringSize);
     this.emit({ type: 'stream', stream: { ...stream } });
     return { ...stream };
   }
@@ -284,7 +300,7 @@ export class StreamHub implements Hub {
     const existing = this.entries.get(info.streamId);
     const stream: StreamInfo = { ...info, lastSeq: Math.max(existing?.info.lastSeq ?? -1, info.lastSeq) };
     if (existing) existing.info = stream;
-    else this.entries.set(info.streamId, { info: stream, ring: new Ring(this.opts.ringSize) });
+    else this.entries.set(info.streamId, { info: stream, ring: new Ring(this.mirrorRing) });
     if (stream.state === 'ended') this.forgetEnded();
     else this.emit({ type: 'stream', stream: { ...stream } });
   }
@@ -299,7 +315,7 @@ export class StreamHub implements Hub {
     let entry = this.entries.get(message.streamId);
     if (!entry) {
       const info: StreamInfo = { streamId: message.streamId, hopMs: 250, windowMs: 1000, sampleRateHz: 16000, state: 'live', lastSeq: -1 };
-      entry = { info, ring: new Ring(this.opts.ringSize) };
+      entry = { info, ring: new Ring(this.mirrorRing) };
       this.entries.set(message.streamId, entry);
     }
     if (!Number.isInteger(message.seq) || message.seq <= entry.info.lastSeq) return false;
@@ -309,6 +325,10 @@ export class StreamHub implements Hub {
       this.forgetEnded();
     }
     return true;
+  }
+
+  private get mirrorRing(): number {
+    return this.opts.mirrorRingSize ?? this.opts.ringSize;
   }
 
   /** Forgets the oldest ended streams beyond the bound (Map order = opening order). */

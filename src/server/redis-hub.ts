@@ -89,6 +89,8 @@ export interface RedisHubOptions extends StreamHubOptions {
 /** Defaults for {@link RedisHubOptions} (besides `url`). */
 export const DEFAULT_REDIS_HUB: Omit<RedisHubOptions, 'url'> = {
   ...DEFAULT_STREAM_HUB,
+  // Other nodes' streams are resumed from Redis; the local copy only bridges short outages.
+  mirrorRingSize: 64,
   nodeId: undefined,
   keyPrefix: 'circumplex:',
   nodeHeartbeatMs: 1000,
@@ -300,7 +302,7 @@ export class RedisHub implements Hub {
     this.opts = opts;
     this.target = target;
     this.nodeId = opts.nodeId ?? randomUUID();
-    this.local = new StreamHub({ ringSize: opts.ringSize, maxEndedStreams: opts.maxEndedStreams });
+    this.local = new StreamHub({ ringSize: opts.ringSize, maxEndedStreams: opts.maxEndedStreams, ...(opts.mirrorRingSize === undefined ? {} : { mirrorRingSize: Math.min(opts.mirrorRingSize, opts.ringSize) }) });
     this.log = (opts.logger ?? getLogger()).child({ component: 'backplane', backplane: target.safe, nodeId: this.nodeId });
     const p = opts.keyPrefix;
     this.k = { feed: `${p}feed`, index: `${p}streams`, nodePrefix: `${p}node:`, log: (id) => `${p}log:${id}`, meta: (id) => `${p}meta:${id}` };

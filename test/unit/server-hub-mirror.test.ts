@@ -81,3 +81,17 @@ describe('parseBackplaneUrl', () => {
     }
   });
 });
+
+describe('StreamHub mirrorRingSize', () => {
+  it('keeps a short ring for mirrored streams and grows it to ringSize when the stream moves here', () => {
+    const hub = new StreamHub({ ringSize: 8, mirrorRingSize: 2 });
+    hub.mirrorStream({ ...INFO, state: 'live', lastSeq: -1 });
+    for (let i = 0; i < 5; i++) hub.mirrorMessage(status(i, 'live'));
+    expect(hub.since('s1', -1)).toMatchObject({ missed: 3 });
+    expect(hub.since('s1', -1).messages.map((m) => m.seq)).toEqual([3, 4]);
+    hub.openStream({ ...INFO, fromSeq: 4 });
+    for (let i = 0; i < 6; i++) hub.publish('s1', { kind: 'status', streamId: 's1', tMs: i, state: 'live', message: 'x' });
+    expect(hub.since('s1', -1).messages.map((m) => m.seq)).toEqual([3, 4, 5, 6, 7, 8, 9, 10]);
+    expect(() => new StreamHub({ mirrorRingSize: 0 })).toThrow(/mirrorRingSize/);
+  });
+});
