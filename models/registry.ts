@@ -45,11 +45,12 @@ export async function loadSpeechModel(idOrSpec: string | ModelSpec, opts: LoadMo
 
 /**
  * Loads a text affect model through transformers.js (offline, worker thread): a GoEmotions-style
- * classifier (`text-classifier-fixture`, `roberta-go-emotions`) or a sentence-embedding model used
- * zero-shot (`text-embed-fixture`, `minilm-l6`).
+ * classifier (`text-classifier-fixture`, `roberta-go-emotions`), a sentence-embedding model used
+ * zero-shot (`text-embed-fixture`, `minilm-l6`) or a valence/arousal/dominance regression model
+ * (the bundled `text-emobank`).
  */
 export async function loadTextModel(idOrSpec: string | ModelSpec, opts: TextModelOptions = {}): Promise<TextAffectModel> {
-  return TransformersTextModel.load(resolveSpec(idOrSpec, ['text-classifier', 'text-embed']), opts);
+  return TransformersTextModel.load(resolveSpec(idOrSpec, ['text-classifier', 'text-embed', 'text-regression']), opts);
 }
 
 /** Loads a fusion model: `late` (training-free precision-weighted fusion) or an ONNX fusion model. */

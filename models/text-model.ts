@@ -2,14 +2,17 @@
  * Text affect models through transformers.js (tokenizer + ONNX model), offline from a local
  * folder, in a worker thread, cross-stream batched:
  * - role `text-classifier` (e.g. RoBERTa GoEmotions): label probabilities → circumplex (path a);
- * - role `text-embed` (e.g. all-MiniLM-L6-v2): zero-shot map fitted on Russell's anchor terms (path b).
+ * - role `text-embed` (e.g. all-MiniLM-L6-v2): zero-shot map fitted on Russell's anchor terms (path b);
+ * - role `text-regression` (e.g. the bundled `text-emobank`): valence, arousal and dominance read
+ *   directly from the model's `vad` output, confidence from its `known` output (path c).
  */
 import { loadConfig } from '../src/config.js';
 import { getLogger } from '../src/log.js';
 import { RUSSELL_1980_TERMS } from '../streams/emotion-terms.js';
 import { DynamicBatcher } from './batcher.js';
 import { assertDeviceAvailable, providersFor } from './device.js';
-import { FIXTURES_DIR, assertModelFiles, modelFilePath, resolveModelsDir } from './files.js';
+import { AffectError } from '../src/errors.js';
+import { BUNDLED_DIR, FIXTURES_DIR, assertModelFiles, modelFilePath, resolveModelsDir } from './files.js';
 import type { LoadModelOptions } from './load-options.js';
 import type { ModelSpec } from './manifest.js';
 import type { TextAffectModel, TextAffectOutput } from './ports.js';
@@ -57,18 +60,19 @@ export class TransformersTextModel implements TextAffectModel {
 
   /** Loads tokenizer + model in a worker; checks files, device and signature. */
   static async load(spec: ModelSpec, opts: TextModelOptions = {}): Promise<TransformersTextModel> {
-    if (spec.role !== 'text-classifier' && spec.role !== 'text-embed') {
+    if (spec.role !== 'text-classifier' && spec.role !== 'text-embed' && spec.role !== 'text-regression') {
       throw new RangeError(`model ${spec.id} has role ${spec.role}, not a text role`);
     }
     const logger = opts.logger ?? getLogger();
     const device = opts.device ?? 'auto';
     await assertModelFiles(spec, opts.modelsDir);
     assertDeviceAvailable(device, spec.id);
-    const localModelPath = spec.fixture ? FIXTURES_DIR : resolveModelsDir(opts.modelsDir);
+    // transformers.js resolves `<localModelPath>/<id>/...`: bundled models live in models/<id>/
+    const localModelPath = spec.fixture ? FIXTURES_DIR : spec.bundled ? BUNDLED_DIR : resolveModelsDir(opts.modelsDir);
     const session = await TextWorkerSession.open(
       {
         modelId: spec.id,
-        kind: spec.role === 'text-classifier' ? 'classifier' : 'embed',
+        kind: spec.role === 'text-classifier' ? 'classifier' : spec.role === 'text-regression' ? 'regression' : 'embed',
         localModelPath,
         cacheDir: opts.cacheDir ?? loadConfig().cacheDir,
         devices: providersFor(device),
@@ -100,10 +104,15 @@ export class TransformersTextModel implements TextAffectModel {
     return model;
   }
 
-  /** One text window in; valence/arousal out. Empty text gives the centre with confidence 0. */
+  /**
+   * One text window in; valence/arousal (and dominance, for `text-regression` models) out. Empty
+   * text gives the centre with confidence 0.
+   */
   infer(text: string): Promise<TextAffectOutput> {
     const t = text.trim();
-    if (t.length === 0) return Promise.resolve({ valence: 0, arousal: 0, confidence: 0 });
+    if (t.length === 0) {
+      return Promise.resolve(this.spec.role === 'text-regression' ? { valence: 0, arousal: 0, dominance: 0, confidence: 0 } : { valence: 0, arousal: 0, confidence: 0 });
+    }
     return this.batcher.submit(t);
   }
 
@@ -111,6 +120,7 @@ export class TransformersTextModel implements TextAffectModel {
     const { data, width } = await this.session.run(texts);
     return texts.map((_, i) => {
       const row = data.slice(i * width, (i + 1) * width);
+      if (this.spec.role === 'text-regression') return regressionOutput(this.spec.id, row);
       if (this.spec.role === 'text-classifier') {
         const probs = logitsToProbabilities(row, this.session.ready.multiLabel);
         const names = this.session.ready.labels.length === width ? this.session.ready.labels : (this.spec.labels ?? []);
@@ -130,4 +140,22 @@ export class TransformersTextModel implements TextAffectModel {
     })();
     return this.closing;
   }
+}
+
+/**
+ * A `text-regression` row (valence, arousal, dominance, known) → TextAffectOutput. The values are
+ * clipped to [-1, 1]; `confidence` is the fraction of the text's words the model knows (its
+ * vocabulary covers them), so a sentence of unknown words or symbols reads as the centre with
+ * little weight. A non-finite value is a broken model: AFFECT_ERR_INFERENCE, never a NaN frame.
+ */
+export function regressionOutput(modelId: string, row: Float32Array): TextAffectOutput {
+  const [v = Number.NaN, a = Number.NaN, d = Number.NaN, known = Number.NaN] = row;
+  if (![v, a, d, known].every(Number.isFinite)) {
+    throw new AffectError('AFFECT_ERR_INFERENCE', `model ${modelId} returned a non-finite value (vad ${v}, ${a}, ${d}; known ${known})`, {
+      stage: modelId,
+      hint: 'the model file is damaged or not a text-regression model: restore it (git checkout) or retrain it (npm run train:text)',
+    });
+  }
+  const clip = (x: number): number => Math.max(-1, Math.min(1, x));
+  return { valence: clip(v), arousal: clip(a), dominance: clip(d), confidence: Math.max(0, Math.min(1, known)) };
 }

@@ -75,6 +75,21 @@ async function main(): Promise<void> {
       try {
         const enc = tokenizer([...msg.texts], { padding: true, truncation: true, max_length: data.maxTokens });
         const out = (await m(enc)) as Record<string, { data: Float32Array; dims: number[] }>;
+        if (data.kind === 'regression') {
+          const vad = out['vad'];
+          if (!vad) throw new Error('model returned no vad output');
+          const known = out['known'];
+          const B = vad.dims[0] ?? 0;
+          const n = vad.dims[1] ?? 0;
+          if (n !== 3) throw new Error(`model's vad output has ${n} columns, expected 3 (valence, arousal, dominance)`);
+          const rows = new Float32Array(B * 4);
+          for (let b = 0; b < B; b++) {
+            for (let k = 0; k < 3; k++) rows[b * 4 + k] = vad.data[b * 3 + k] ?? Number.NaN;
+            rows[b * 4 + 3] = known ? (known.data[b] ?? Number.NaN) : 1;
+          }
+          post({ type: 'result', id: msg.id, data: rows, width: 4 }, [rows.buffer]);
+          return;
+        }
         if (data.kind === 'classifier') {
           const logits = out['logits'];
           if (!logits) throw new Error('model returned no logits');
