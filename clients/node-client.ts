@@ -154,7 +154,7 @@ export function backoffDelayMs(
 }
 
 function isStreamEvent(m: ServerMessage): m is StreamEventMessage {
-  return m.type === 'affect' || m.type === 'transcript' || m.type === 'status';
+  return m.type === 'affect' || m.type === 'transcript' || m.type === 'status' || m.type === 'turn' || m.type === 'alert';
 }
 
 /**
@@ -444,7 +444,9 @@ export class CircumplexClient implements AsyncIterable<StreamEventMessage> {
         break;
       case 'affect':
       case 'transcript':
-      case 'status': {
+      case 'status':
+      case 'turn':
+      case 'alert': {
         const last = this.lastSeqs.get(msg.streamId) ?? -1;
         if (msg.seq <= last) {
           this.counters.duplicates++;

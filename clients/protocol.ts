@@ -14,8 +14,13 @@ import { z } from 'zod';
 /**
  * 1.1.0 (additive): `affect` frames and their `speech`/`text` parts may carry `dominance`
  * (submissive -1 .. dominant +1) when a model supplies it; clients must tolerate its absence.
+ *
+ * 1.2.0 (additive): `affect` frames may carry `voiced` (fraction of the window that is speech, with
+ * voice activity detection on) and `velocity` {valence, arousal} per second; new stream messages
+ * `turn` (a voiced segment ended, with its affect summary) and `alert` (e.g. escalation). Clients
+ * must ignore message types they do not know.
  */
-export const PROTOCOL_VERSION = '1.1.0';
+export const PROTOCOL_VERSION = '1.2.0';
 export const SUBPROTOCOL = 'circumplex.v1';
 export const STREAM_PATH = '/v1/stream';
 export const INGEST_PATH = '/v1/ingest';
@@ -91,6 +96,13 @@ export const AffectMessage = z.object({
   text: ModalitySchema.optional(),
   /** Windows dropped by the model stage (inference slower than audio) since the previous frame. */
   droppedWindows: z.number().int().nonnegative(),
+  /**
+   * Fraction of the window that is speech (0..1), when voice activity detection is on (since 1.2.0).
+   * Below the hold fraction (default 0.2) the frame repeats the last point, confidence decaying.
+   */
+  voiced: prob.optional(),
+  /** Rate of change of the smoothed valence/arousal, per second of audio (since 1.2.0). */
+  velocity: z.object({ valence: finite, arousal: finite }).optional(),
   /** Frames this subscriber did not get because it was too slow (coalesced), since its last frame. */
   coalesced: z.number().int().nonnegative().optional(),
 });
@@ -105,6 +117,45 @@ export const TranscriptMessage = z.object({
   text: z.string(),
   final: z.boolean(),
   words: z.array(WordSchema),
+});
+
+/** Valence/arousal (and dominance when the frames had it) summarising a turn. */
+export const AffectSummarySchema = z.object({ valence: unit, arousal: unit, dominance: unit.optional() });
+
+/** A voiced segment ended (voice activity end-pointing), with the affect over it (since 1.2.0). */
+export const TurnMessage = z.object({
+  type: z.literal('turn'),
+  streamId: z.string(),
+  seq: z.number().int().nonnegative(),
+  /** Audio ms of the frame after which the turn's end was known (>= endMs; keeps the stream in time order). */
+  tMs: finite,
+  startMs: finite,
+  endMs: finite,
+  durationMs: finite,
+  /** Mean of the turn's voiced frames. */
+  mean: AffectSummarySchema,
+  /** Per dimension, the frame value furthest from 0 (signed). */
+  peak: AffectSummarySchema,
+  /** Nearest term to the mean. */
+  label: z.string(),
+  confidence: prob,
+  /** Frames summarised. */
+  frames: z.number().int().nonnegative(),
+  /** Final transcripts heard during the turn, when ASR is on. */
+  transcript: z.string().optional(),
+});
+
+/** Something a supervisor or agent should know about a stream (since 1.2.0). */
+export const AlertMessage = z.object({
+  type: z.literal('alert'),
+  streamId: z.string(),
+  seq: z.number().int().nonnegative(),
+  tMs: finite,
+  /** 'escalation': arousal rising while valence falls, sustained. Clients must tolerate other values. */
+  alert: z.string(),
+  reason: z.string(),
+  sustainedMs: finite,
+  velocity: z.object({ valence: finite, arousal: finite }),
 });
 
 export const StatusMessage = z.object({
@@ -141,6 +192,8 @@ export const ServerMessageSchema = z.discriminatedUnion('type', [
   AffectMessage,
   TranscriptMessage,
   StatusMessage,
+  TurnMessage,
+  AlertMessage,
   StreamMessage,
   ErrorMessage,
   ResumedMessage,
@@ -149,8 +202,10 @@ export type ServerMessage = z.infer<typeof ServerMessageSchema>;
 export type AffectFrameMessage = z.infer<typeof AffectMessage>;
 export type TranscriptFrameMessage = z.infer<typeof TranscriptMessage>;
 export type StatusFrameMessage = z.infer<typeof StatusMessage>;
+export type TurnFrameMessage = z.infer<typeof TurnMessage>;
+export type AlertFrameMessage = z.infer<typeof AlertMessage>;
 /** Messages that belong to a stream and carry its `seq`. */
-export type StreamEventMessage = AffectFrameMessage | TranscriptFrameMessage | StatusFrameMessage;
+export type StreamEventMessage = AffectFrameMessage | TranscriptFrameMessage | StatusFrameMessage | TurnFrameMessage | AlertFrameMessage;
 
 /** Subscriber → server. */
 export const SubscribeMessage = z.object({

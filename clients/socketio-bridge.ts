@@ -23,6 +23,10 @@ export interface BridgeEventNames {
   affect: string | null;
   transcript: string | null;
   status: string | null;
+  /** Since protocol 1.2.0; default `turn` (also when an older caller's events object leaves it out). */
+  turn?: string | null;
+  /** Since protocol 1.2.0; default `alert`. */
+  alert?: string | null;
 }
 
 /** Options of {@link SocketIoBridge}. */
@@ -31,7 +35,7 @@ export interface SocketIoBridgeOptions {
   url: string;
   /** socket.io namespace to emit in. Default `/`. */
   namespace: string;
-  /** Event name per message type. Default `affect`, `transcript`, `status`. */
+  /** Event name per message type. Default `affect`, `transcript`, `status`, `turn`, `alert`. */
   events: BridgeEventNames;
   /** Only forward these stream ids (undefined: every stream). Default undefined. */
   streamIds: readonly string[] | undefined;
@@ -48,7 +52,7 @@ export interface SocketIoBridgeOptions {
 /** Defaults of {@link SocketIoBridgeOptions} (all but `url`). */
 export const DEFAULT_SOCKETIO_BRIDGE: Omit<SocketIoBridgeOptions, 'url'> = {
   namespace: '/',
-  events: { affect: 'affect', transcript: 'transcript', status: 'status' },
+  events: { affect: 'affect', transcript: 'transcript', status: 'status', turn: 'turn', alert: 'alert' },
   streamIds: undefined,
   maxBuffered: 1000,
   maxRatePerSec: 50,
@@ -140,7 +144,7 @@ export class SocketIoBridge {
 
   private offer(m: StreamEventMessage): void {
     if (this.closed) return;
-    if (this.o.events[m.type] === null || (this.o.streamIds !== undefined && !this.o.streamIds.includes(m.streamId))) {
+    if ((this.o.events[m.type] ?? null) === null || (this.o.streamIds !== undefined && !this.o.streamIds.includes(m.streamId))) {
       this.counters.skipped++;
       return;
     }
@@ -163,7 +167,7 @@ export class SocketIoBridge {
       const m = this.queue.shift();
       if (!m) break;
       const event = this.o.events[m.type];
-      if (event !== null) this.socket.emit(event, m);
+      if (event !== null && event !== undefined) this.socket.emit(event, m);
       this.tokens -= 1;
       this.counters.forwarded++;
     }

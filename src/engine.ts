@@ -21,6 +21,8 @@ import type { Device, FusionModel, SpeechAffectModel, TextAffectModel } from '..
 import { affectPipeline, resolvePipelineOptions, type PipelineOptions, type TextPath } from '../streams/pipeline.js';
 import type { SmoothingOptions } from '../streams/smoothing.js';
 import { PIPELINE_SAMPLE_RATE_HZ, type AudioChunk, type PipelineEvent } from '../streams/types.js';
+import { SileroVad } from '../models/silero-vad.js';
+import type { VoiceDetector } from '../streams/vad.js';
 import { AffectError } from './errors.js';
 import { getLogger, type Logger } from './log.js';
 
@@ -68,6 +70,18 @@ export interface EngineOptions {
   speechStreaming?: 'off' | StreamingMode;
   /** 'chunked' streaming: frames (20 ms) of left context per hop. Default 6. */
   speechLeftContextFrames?: number;
+  /**
+   * Voice activity detection (Silero VAD v4, models/silero-vad.ts). Default true: frames carry
+   * `voiced`, unvoiced windows hold the trajectory, voiced segments end in `turn` messages. false
+   * (`--vad off`): the behaviour before VAD (every window moves the trajectory, no turns).
+   */
+  vad: boolean;
+  /** Thresholds, hold and end-pointing of the VAD (streams/vad.ts DEFAULT_VAD). */
+  vadOptions?: PipelineOptions['vad'];
+  /** Escalation alert settings (streams/turns.ts DEFAULT_ESCALATION). */
+  escalation?: PipelineOptions['escalation'];
+  /** A voice detector to use instead of loading Silero (tests, embedders). */
+  voiceDetector?: VoiceDetector;
   logger?: Logger;
 }
 
@@ -81,6 +95,7 @@ export const DEFAULT_ENGINE: EngineOptions = {
   whenBusy: 'latest',
   maxInFlight: 1,
   textMaxAgeMs: 8000,
+  vad: true,
 };
 
 /** Loaded models plus a pipeline factory. */
@@ -88,6 +103,8 @@ export interface Engine {
   readonly options: Readonly<EngineOptions>;
   readonly speech: SpeechAffectModel;
   readonly fusion: FusionModel;
+  /** The voice detector, when VAD is on. */
+  readonly vad: VoiceDetector | undefined;
   /** True when streams get transcripts and text estimates. */
   readonly hasTextPath: boolean;
   /** The text model the text path runs (undefined: none, e.g. speech-only or `textModel: 'none'`). */
@@ -126,7 +143,16 @@ export async function createEngine(opts: Partial<EngineOptions> = {}): Promise<E
   const o: EngineOptions = { ...DEFAULT_ENGINE, ...opts };
   const logger = o.logger ?? getLogger();
   // Validate pipeline options before loading anything (fail fast with a RangeError naming the option).
-  const base = resolvePipelineOptions({ windowMs: o.windowMs, hopMs: o.hopMs, smoothing: o.smoothing, whenBusy: o.whenBusy, maxInFlight: o.maxInFlight, textMaxAgeMs: o.textMaxAgeMs });
+  const base = resolvePipelineOptions({
+    windowMs: o.windowMs,
+    hopMs: o.hopMs,
+    smoothing: o.smoothing,
+    whenBusy: o.whenBusy,
+    maxInFlight: o.maxInFlight,
+    textMaxAgeMs: o.textMaxAgeMs,
+    ...(o.vadOptions ? { vad: o.vadOptions } : {}),
+    ...(o.escalation ? { escalation: o.escalation } : {}),
+  });
   const loadOpts = { device: o.device, logger, ...(o.modelsDir ? { modelsDir: o.modelsDir } : {}) };
 
   const closers: Array<() => Promise<void>> = [];
@@ -146,6 +172,15 @@ export async function createEngine(opts: Partial<EngineOptions> = {}): Promise<E
     logger.info({ model: speech.id, provider: speech.provider, windowSamples: speech.windowSamples }, 'speech model loaded');
     const fusion = await registry.loadFusion(o.fusion, loadOpts);
     closers.push(() => fusion.close());
+    let vad: VoiceDetector | undefined;
+    if (o.vad) {
+      if (o.voiceDetector) vad = o.voiceDetector;
+      else {
+        const silero = await SileroVad.load({ logger });
+        closers.push(() => silero.close());
+        vad = silero;
+      }
+    }
 
     let textPathFor = o.textPathFor;
     let textModelId: string | undefined;
@@ -185,6 +220,7 @@ export async function createEngine(opts: Partial<EngineOptions> = {}): Promise<E
       options: o,
       speech,
       fusion,
+      vad,
       hasTextPath: textPathFor !== undefined,
       textModelId,
       textStats,
@@ -204,10 +240,10 @@ export async function createEngine(opts: Partial<EngineOptions> = {}): Promise<E
           return (audio$) =>
             defer(() => {
               const perStream = speech.forStream(streamId);
-              return audio$.pipe(affectPipeline({ speech: perStream, fusion, ...(textPath ? { textPath } : {}) }, pipelineOpts), finalize(() => perStream.close()));
+              return audio$.pipe(affectPipeline({ speech: perStream, fusion, ...(textPath ? { textPath } : {}), ...(vad ? { vad } : {}) }, pipelineOpts), finalize(() => perStream.close()));
             });
         }
-        return affectPipeline({ speech, fusion, ...(textPath ? { textPath } : {}) }, pipelineOpts);
+        return affectPipeline({ speech, fusion, ...(textPath ? { textPath } : {}), ...(vad ? { vad } : {}) }, pipelineOpts);
       },
       close() {
         closed ??= closeAll();

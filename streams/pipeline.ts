@@ -19,6 +19,8 @@ import { resolveWindowOptions, windowBySamples } from './operators/window-by-sam
 import { resolveSmoothingOptions, type SmoothingOptions } from './smoothing.js';
 import { samplesToMs, type AffectPoint, type AudioChunk, type AudioWindow, type PipelineEvent, type Stamped, type StreamState, type TranscriptEvent } from './types.js';
 import { RUSSELL_1980_TERMS } from './emotion-terms.js';
+import { deriveStreamEvents, resolveEscalationOptions, type EscalationOptions } from './turns.js';
+import { detectVoice, resolveVadOptions, type VadOptions, type VoiceDetector, type VoiceSegment } from './vad.js';
 
 /** The text path's outputs (see streams/text-path.ts). */
 export interface TextPathOutputs {
@@ -42,6 +44,12 @@ export interface PipelineDeps {
   readonly speech: SpeechInferer;
   readonly fusion: Fuser;
   readonly textPath?: TextPath;
+  /**
+   * Voice activity detector. With one, frames carry `voiced`, unvoiced windows hold the smoothed
+   * trajectory, and each voiced segment ends in a `turn` event. Without one: no `voiced`, no hold,
+   * no turns (the behaviour before voice activity detection).
+   */
+  readonly vad?: VoiceDetector;
 }
 
 /** Options for {@link affectPipeline}. */
@@ -72,6 +80,10 @@ export interface PipelineOptions {
   recoverAfterFrames: number;
   /** Called for each dropped window. */
   onDrop?: InferSpeechOptions['onDrop'];
+  /** Voice activity thresholds, hold and end-pointing (used when deps.vad is given). */
+  vad: Partial<VadOptions>;
+  /** Escalation alerts (arousal rising while valence falls, sustained). Default on, 2 s. */
+  escalation: Partial<EscalationOptions>;
 }
 
 export const DEFAULT_PIPELINE: PipelineOptions = {
@@ -86,6 +98,8 @@ export const DEFAULT_PIPELINE: PipelineOptions = {
   terms: RUSSELL_1980_TERMS,
   statusEvents: true,
   recoverAfterFrames: 8,
+  vad: {},
+  escalation: {},
 };
 
 /** Validates and completes pipeline options (RangeError naming the option). */
@@ -93,6 +107,8 @@ export function resolvePipelineOptions(opts: Partial<PipelineOptions> = {}): Pip
   const o = { ...DEFAULT_PIPELINE, ...opts };
   resolveWindowOptions({ windowMs: o.windowMs, hopMs: o.hopMs, minTailMs: o.minTailMs });
   resolveSmoothingOptions(o.smoothing);
+  resolveVadOptions(o.vad);
+  resolveEscalationOptions(o.escalation);
   if (!Number.isInteger(o.recoverAfterFrames) || o.recoverAfterFrames < 1) throw new RangeError(`affectPipeline: recoverAfterFrames must be an integer >= 1, got ${o.recoverAfterFrames}`);
   return o;
 }
@@ -117,8 +133,12 @@ export function affectPipeline(deps: PipelineDeps, opts: Partial<PipelineOptions
     audio$.pipe(
       connect((shared) => {
         const text = deps.textPath?.(shared);
+        const vad = deps.vad ? resolveVadOptions(o.vad) : undefined;
+        // Ended voiced segments, pushed by the VAD stage and turned into turn events downstream.
+        const segments: VoiceSegment[] = [];
         const affect$ = shared.pipe(
           windowBySamples({ windowMs: o.windowMs, hopMs: o.hopMs, minTailMs: o.minTailMs }),
+          deps.vad && vad ? detectVoice(deps.vad, { ...vad, onSegment: (s) => segments.push(s), ...(o.flow ? { flow: o.flow } : {}) }) : (w$: Observable<AudioWindow>) => w$,
           inferSpeech(deps.speech, inferOpts),
           fuseAffect(deps.fusion, {
             textMaxAgeMs: o.textMaxAgeMs,
@@ -127,11 +147,18 @@ export function affectPipeline(deps: PipelineDeps, opts: Partial<PipelineOptions
             // Offline (flow) runs wait for the text path; live runs never do.
             ...(text?.progress$ && o.flow ? { textProgress$: text.progress$, waitForText: true } : {}),
           }),
-          smoothAffect(o.smoothing),
+          smoothAffect({ ...o.smoothing, ...(vad ? { holdBelowVoiced: vad.minVoicedFraction, holdTauMs: vad.holdTauMs } : {}) }),
           labelAffect({ terms: o.terms }),
           o.statusEvents ? withDropStatus(o.recoverAfterFrames) : map((point): PipelineEvent => ({ kind: 'affect', point })),
         );
-        if (!text) return affect$;
+        const derive = deriveStreamEvents({
+          terms: o.terms,
+          escalation: o.escalation,
+          ...(vad ? { segments } : {}),
+          minVoicedFraction: vad?.minVoicedFraction ?? 0,
+          windowMs: o.windowMs,
+        });
+        if (!text) return affect$.pipe(derive);
         const transcripts$ = text.transcripts$.pipe(map((transcript): PipelineEvent => ({ kind: 'transcript', transcript })));
         // Text-path failures degrade the stream to speech-only; they are reported, never fatal.
         let streamId = '';
@@ -148,8 +175,8 @@ export function affectPipeline(deps: PipelineDeps, opts: Partial<PipelineOptions
         );
         // Offline (synced) runs put transcripts in audio-time order among the frames, so the whole
         // output is the same on every run; live runs send each transcript as soon as it is heard.
-        if (text.progress$ && o.flow) return merge(clock$, textErrors$, inAudioOrder(affect$, transcripts$));
-        return merge(clock$, affect$, transcripts$, textErrors$);
+        if (text.progress$ && o.flow) return merge(clock$, textErrors$, inAudioOrder(affect$, transcripts$).pipe(derive));
+        return merge(clock$, merge(affect$, transcripts$).pipe(derive), textErrors$);
       }),
     );
 }

@@ -12,14 +12,25 @@ export interface VaSample {
   readonly confidence: number;
 }
 
+/** A smoothed point, with the filter's own velocity estimate (units per second) when it has one. */
+export interface VaEstimate extends VaSample {
+  readonly velocity?: { readonly valence: number; readonly arousal: number };
+}
+
 /** A smoothing filter; `update` returns the smoothed point. */
 export interface VaFilter {
-  update(s: VaSample): VaSample;
+  update(s: VaSample): VaEstimate;
+  /**
+   * Audio time passed without a measurement that may move the state (voice activity hold): the
+   * state stays where it is, the clock moves to tMs and any velocity is set to 0, so the next
+   * update neither extrapolates across the gap nor treats it as one long step.
+   */
+  coast(tMs: number): void;
   reset(): void;
 }
 
-/** The filters on offer. */
-export type SmoothingFilter = 'ema' | 'one-euro' | 'kalman' | 'none';
+/** The filters on offer. 'kalman-cv': constant-velocity Kalman filter (state: position and velocity per axis). */
+export type SmoothingFilter = 'ema' | 'one-euro' | 'kalman' | 'kalman-cv' | 'none';
 
 /** Options for {@link createFilter}. */
 export interface SmoothingOptions {
@@ -37,6 +48,11 @@ export interface SmoothingOptions {
   minConfidence: number;
   /** Time constant for the output confidence, ms. Default: tauMs. */
   confidenceTauMs?: number;
+  /**
+   * 'kalman-cv' only: white-acceleration process noise spectral density (units²/s³). Default
+   * measurementNoise / (tauMs/1000)³, which gives a response time of about tauMs.
+   */
+  accelerationNoise?: number;
 }
 
 export const DEFAULT_SMOOTHING: SmoothingOptions = {
@@ -51,7 +67,8 @@ export const DEFAULT_SMOOTHING: SmoothingOptions = {
 /** Validates and completes smoothing options (RangeError naming the option). */
 export function resolveSmoothingOptions(opts: Partial<SmoothingOptions> = {}): SmoothingOptions {
   const o = { ...DEFAULT_SMOOTHING, ...opts };
-  if (!['ema', 'one-euro', 'kalman', 'none'].includes(o.filter)) throw new RangeError(`smoothAffect: filter must be one of ema, one-euro, kalman, none, got ${String(o.filter)}`);
+  if (!['ema', 'one-euro', 'kalman', 'kalman-cv', 'none'].includes(o.filter)) throw new RangeError(`smoothAffect: filter must be one of ema, one-euro, kalman, kalman-cv, none, got ${String(o.filter)}`);
+  if (o.accelerationNoise !== undefined && !(o.accelerationNoise > 0 && Number.isFinite(o.accelerationNoise))) throw new RangeError(`smoothAffect: accelerationNoise must be > 0, got ${o.accelerationNoise}`);
   if (!(o.tauMs > 0) || !Number.isFinite(o.tauMs)) throw new RangeError(`smoothAffect: tauMs must be > 0, got ${o.tauMs}`);
   if (!(o.beta >= 0) || !Number.isFinite(o.beta)) throw new RangeError(`smoothAffect: beta must be >= 0, got ${o.beta}`);
   if (!(o.dCutoffHz > 0) || !Number.isFinite(o.dCutoffHz)) throw new RangeError(`smoothAffect: dCutoffHz must be > 0, got ${o.dCutoffHz}`);
@@ -100,6 +117,9 @@ export class EmaFilter implements VaFilter {
       confidence,
     };
     return this.last;
+  }
+  coast(tMs: number): void {
+    if (this.last) this.last = { ...this.last, tMs };
   }
   reset(): void {
     this.last = undefined;
@@ -151,6 +171,11 @@ export class OneEuroFilter implements VaFilter {
     }
     return { tMs: s.tMs, valence: this.x[0], arousal: this.x[1], confidence };
   }
+  coast(tMs: number): void {
+    if (!this.x) return;
+    this.lastT = tMs;
+    this.dx = [0, 0];
+  }
   reset(): void {
     this.x = undefined;
     this.dx = [0, 0];
@@ -194,9 +219,79 @@ export class KalmanFilter implements VaFilter {
     }
     return { tMs: s.tMs, valence: this.x[0], arousal: this.x[1], confidence };
   }
+  coast(tMs: number): void {
+    if (this.x) this.lastT = tMs;
+  }
   reset(): void {
     this.x = undefined;
     this.p = [1, 1];
+    this.conf.reset();
+  }
+}
+
+/**
+ * Constant-velocity Kalman filter per axis: state [position, velocity], white-acceleration process
+ * noise (accelerationNoise, units²/s³), measurement noise measurementNoise/confidence. Reports its
+ * velocity estimate (units per second of audio). Position is clamped to [-1, 1].
+ */
+export class KalmanCvFilter implements VaFilter {
+  // Per axis: x, v and covariance [pxx, pxv, pvv].
+  private st: Array<{ x: number; v: number; pxx: number; pxv: number; pvv: number }> | undefined;
+  private lastT = 0;
+  private readonly q: number;
+  private readonly conf: ConfidenceTrack;
+  constructor(private readonly o: SmoothingOptions) {
+    this.conf = new ConfidenceTrack(o.confidenceTauMs ?? o.tauMs);
+    this.q = o.accelerationNoise ?? o.measurementNoise / (o.tauMs / 1000) ** 3;
+  }
+  update(s: VaSample): VaEstimate {
+    const dtMs = this.st ? Math.max(0, s.tMs - this.lastT) : 0;
+    const confidence = this.conf.update(s.confidence, dtMs);
+    const r = this.o.measurementNoise / Math.max(this.o.minConfidence, clamp(s.confidence, 0, 1));
+    const z = [s.valence, s.arousal] as const;
+    if (!this.st) {
+      // Start at the first point with no velocity; velocity variance 1 (units/s)².
+      this.st = z.map((zk) => ({ x: zk, v: 0, pxx: r, pxv: 0, pvv: 1 }));
+      this.lastT = s.tMs;
+      return { tMs: s.tMs, valence: s.valence, arousal: s.arousal, confidence, velocity: { valence: 0, arousal: 0 } };
+    }
+    this.lastT = s.tMs;
+    const dt = dtMs / 1000;
+    const q = this.q;
+    for (let k = 0; k < 2; k++) {
+      const a = this.st[k]!;
+      // Predict: x += v dt; P = F P F' + Q.
+      const x = a.x + a.v * dt;
+      const pxx = a.pxx + 2 * dt * a.pxv + dt * dt * a.pvv + (q * dt ** 3) / 3;
+      const pxv = a.pxv + dt * a.pvv + (q * dt ** 2) / 2;
+      const pvv = a.pvv + q * dt;
+      // Update with the position measurement.
+      const sInn = pxx + r;
+      const kx = pxx / sInn;
+      const kv = pxv / sInn;
+      const innov = (z[k] ?? 0) - x;
+      const xn = x + kx * innov;
+      a.x = clamp(xn, -1, 1);
+      a.v = a.v + kv * innov;
+      // At the edge of the plane the point cannot move further out.
+      if ((xn > 1 && a.v > 0) || (xn < -1 && a.v < 0)) a.v = 0;
+      a.pxx = (1 - kx) * pxx;
+      a.pxv = (1 - kx) * pxv;
+      a.pvv = pvv - kv * pxv;
+    }
+    const [va, ar] = this.st as [(typeof this.st)[number], (typeof this.st)[number]];
+    return { tMs: s.tMs, valence: va.x, arousal: ar.x, confidence, velocity: { valence: va.v, arousal: ar.v } };
+  }
+  coast(tMs: number): void {
+    if (!this.st) return;
+    this.lastT = tMs;
+    for (const a of this.st) {
+      a.v = 0;
+      a.pxv = 0;
+    }
+  }
+  reset(): void {
+    this.st = undefined;
     this.conf.reset();
   }
 }
@@ -206,6 +301,7 @@ export class IdentityFilter implements VaFilter {
   update(s: VaSample): VaSample {
     return s;
   }
+  coast(): void {}
   reset(): void {}
 }
 
@@ -219,6 +315,8 @@ export function createFilter(opts: Partial<SmoothingOptions> = {}): VaFilter {
       return new OneEuroFilter(o);
     case 'kalman':
       return new KalmanFilter(o);
+    case 'kalman-cv':
+      return new KalmanCvFilter(o);
     case 'none':
       return new IdentityFilter();
   }

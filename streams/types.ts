@@ -3,6 +3,8 @@
  * pipeline rate turned into milliseconds, never wall-clock time.
  */
 
+import type { AlertEvent, TurnEvent } from './turns.js';
+
 /** The rate every stage after decoding works at. */
 export const PIPELINE_SAMPLE_RATE_HZ = 16_000;
 
@@ -34,6 +36,8 @@ export interface AudioWindow {
   /** Audio time of the window's end, in ms: the frame this window yields is stamped with it. */
   readonly tMs: number;
   readonly samples: Float32Array;
+  /** Fraction of the window that is speech (0..1), when voice activity detection runs (streams/vad.ts). */
+  readonly voiced?: number;
 }
 
 /** The two modalities that can contribute to an affect estimate. */
@@ -65,6 +69,16 @@ export interface AffectEstimate extends ModalityEstimate {
   readonly text?: ModalityEstimate;
   /** Windows dropped by the bounded model stage since the previous estimate. */
   readonly droppedWindows: number;
+  /** Fraction of the window that is speech (0..1), when voice activity detection runs. */
+  readonly voiced?: number;
+  /** Rate of change of the smoothed valence/arousal, per second of audio (set by the smoother). */
+  readonly velocity?: AffectVelocity;
+}
+
+/** Rate of change of valence and arousal, units per second of audio. */
+export interface AffectVelocity {
+  readonly valence: number;
+  readonly arousal: number;
 }
 
 /** A smoothed, labelled point on the circumplex: what subscribers receive (minus `seq`). */
@@ -81,6 +95,10 @@ export interface AffectPoint extends ModalityEstimate {
   readonly speech?: ModalityEstimate;
   readonly text?: ModalityEstimate;
   readonly droppedWindows: number;
+  /** Fraction of the window that is speech (0..1), when voice activity detection runs. */
+  readonly voiced?: number;
+  /** Rate of change of the smoothed valence/arousal, per second of audio. */
+  readonly velocity?: AffectVelocity;
 }
 
 /** A recognised word with its audio times. */
@@ -104,7 +122,9 @@ export interface TranscriptEvent {
 export type PipelineEvent =
   | { readonly kind: 'affect'; readonly point: AffectPoint }
   | { readonly kind: 'transcript'; readonly transcript: TranscriptEvent }
-  | { readonly kind: 'status'; readonly streamId: string; readonly tMs: number; readonly state: StreamState; readonly message: string };
+  | { readonly kind: 'status'; readonly streamId: string; readonly tMs: number; readonly state: StreamState; readonly message: string }
+  | { readonly kind: 'turn'; readonly turn: TurnEvent }
+  | { readonly kind: 'alert'; readonly alert: AlertEvent };
 
 /** Lifecycle and health states a stream reports to subscribers. */
 export type StreamState = 'live' | 'degraded' | 'recorder-restarting' | 'ended' | 'error';

@@ -137,6 +137,8 @@ function onMessage(sock, msg) {
     case 'affect':
     case 'transcript':
     case 'status':
+    case 'turn':
+    case 'alert':
       onFrame(msg);
       break;
     case 'error':
@@ -184,6 +186,14 @@ function onFrame(msg) {
       if (s.lines.length > MAX_LINES) s.lines.splice(0, s.lines.length - MAX_LINES);
       s.partial = '';
     } else s.partial = msg.text;
+  } else if (msg.type === 'turn') {
+    // A voiced segment ended (protocol 1.2.0): one line in the transcript panel.
+    const f = (v) => (v >= 0 ? '+' : '') + Number(v).toFixed(2);
+    s.lines.push(`[turn ${(msg.startMs / 1000).toFixed(1)}–${(msg.endMs / 1000).toFixed(1)} s] ${msg.label} v ${f(msg.mean.valence)} a ${f(msg.mean.arousal)}${msg.transcript ? ` “${msg.transcript}”` : ''}`);
+    if (s.lines.length > MAX_LINES) s.lines.splice(0, s.lines.length - MAX_LINES);
+  } else if (msg.type === 'alert') {
+    s.lines.push(`⚠ ${msg.alert}: ${msg.reason}`);
+    if (s.lines.length > MAX_LINES) s.lines.splice(0, s.lines.length - MAX_LINES);
   } else if (msg.type === 'status') {
     s.status = msg;
     if (msg.state === 'error') s.error = msg.message;

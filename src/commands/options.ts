@@ -43,6 +43,8 @@ export interface ModelFlags {
   hopMs: number;
   /** `--record FILE`, if given. */
   record?: string;
+  /** `--vad on|off` (default on): Silero voice activity detection, holds and turns. */
+  vad?: 'on' | 'off';
 }
 
 /**
@@ -68,6 +70,7 @@ export async function openRecorderAndEngine(
       modelsDir: env.modelsDir,
       windowMs: flags.windowMs,
       hopMs: flags.hopMs,
+      vad: flags.vad !== 'off',
       ...(flags.textModel !== undefined ? { textModel: flags.textModel } : {}),
       ...(asrModel !== undefined ? { asrModel } : {}),
       logger,

@@ -19,7 +19,7 @@ import { readFileSync } from 'node:fs';
 import { type Command } from 'commander';
 import { numberOption } from './options.js';
 import { z } from 'zod';
-import { AffectMessage, StatusMessage, TranscriptMessage, type StreamEventMessage } from '../../clients/protocol.js';
+import { AffectMessage, AlertMessage, StatusMessage, TranscriptMessage, TurnMessage, type StreamEventMessage } from '../../clients/protocol.js';
 import { AffectError } from '../errors.js';
 import { getLogger, setLogLevel } from '../log.js';
 import { loadConfig } from '../config.js';
@@ -51,7 +51,7 @@ export interface Recording {
   readonly streams: readonly { streamId: string; hopMs: number; count: number }[];
 }
 
-const RecordedLine = z.discriminatedUnion('type', [AffectMessage, TranscriptMessage, StatusMessage]);
+const RecordedLine = z.discriminatedUnion('type', [AffectMessage, TranscriptMessage, StatusMessage, TurnMessage, AlertMessage]);
 
 /** Wait after the first subscriber connects before playback starts (ms). */
 const SUBSCRIBE_GRACE_MS = 250;
@@ -97,7 +97,7 @@ export function readRecording(file: string): Recording {
     const parsed = RecordedLine.safeParse(json);
     if (!parsed.success) {
       const issues = parsed.error.issues.slice(0, 3).map((iss) => `${iss.path.join('.') || 'message'}: ${iss.message}`);
-      problem(lineNo, `not a stream message (affect | transcript | status): ${issues.join('; ')}`);
+      problem(lineNo, `not a stream message (affect | transcript | status | turn | alert): ${issues.join('; ')}`);
       continue;
     }
     const m = parsed.data;

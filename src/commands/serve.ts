@@ -34,6 +34,8 @@ import { PIPELINE_SAMPLE_RATE_HZ, samplesToMs, type AudioChunk } from '../../str
 /** Parsed `serve` options. */
 export interface ServeCommandOptions {
   input: string;
+  /** Voice activity detection (default 'on'). */
+  vad?: 'on' | 'off';
   realtime: boolean;
   speed: number;
   port: number;
@@ -87,6 +89,7 @@ export function register(program: Command): void {
     .option('--text-model <id>', 'text affect model id, or "none" for transcripts only (needs --asr-model; default: roberta-go-emotions when downloaded, else text-classifier-fixture)')
     .option('--asr-model <dir>', 'Vosk model folder: adds transcripts and the text modality')
     .option('--stream-id <id>', 'stream id of the local input (default: "mic", "stdin" or "file")', streamIdOption('--stream-id'))
+    .addOption(new Option('--vad <on|off>', 'voice activity detection (Silero): frames carry voiced, silence/noise hold the point, turns; off = every window moves the point').choices(['on', 'off']).default('on'))
     .option('--window-ms <ms>', 'analysis window length, ms of audio', numberOption('--window-ms', 1, false, 60_000), 1000)
     .option('--hop-ms <ms>', 'hop between frames, ms of audio', numberOption('--hop-ms', 1, false, 60_000), 250)
     .option('--rate <hz>', 'sample rate of raw stdin input', numberOption('--rate', 1000, true, 768_000), PIPELINE_SAMPLE_RATE_HZ)

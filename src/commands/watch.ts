@@ -56,6 +56,10 @@ export function formatFrame(m: StreamEventMessage): string {
       return m.final ? `${head}  "${m.text}"` : `${head}  … ${m.text}`;
     case 'status':
       return `${head}  [${m.state}] ${m.message}`;
+    case 'turn':
+      return `${head}  turn ${(m.startMs / 1000).toFixed(2)}-${(m.endMs / 1000).toFixed(2)}s ${m.label}  v ${sign(m.mean.valence)}  a ${sign(m.mean.arousal)}  c ${m.confidence.toFixed(2)}${m.transcript ? `  "${m.transcript}"` : ''}`;
+    case 'alert':
+      return `${head}  ALERT ${m.alert}: ${m.reason}`;
   }
 }
 

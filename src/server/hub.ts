@@ -471,6 +471,47 @@ export function toWire(streamId: string, seq: number, event: PipelineEvent): Str
         ...(speech ? { speech } : {}),
         ...(text ? { text } : {}),
         droppedWindows: dropped,
+        // Since protocol 1.2.0: with voice activity detection on, and from the smoother.
+        ...(p.voiced !== undefined ? { voiced: checkUnit('voiced', p.voiced, 0, 1, streamId) } : {}),
+        ...(p.velocity !== undefined
+          ? { velocity: { valence: checkUnit('velocity.valence', p.velocity.valence, -Infinity, Infinity, streamId), arousal: checkUnit('velocity.arousal', p.velocity.arousal, -Infinity, Infinity, streamId) } }
+          : {}),
+      };
+    }
+    case 'turn': {
+      const t = event.turn;
+      const summary = (s: { valence: number; arousal: number; dominance?: number }, name: string) => ({
+        valence: checkUnit(`${name}.valence`, s.valence, -1, 1, streamId),
+        arousal: checkUnit(`${name}.arousal`, s.arousal, -1, 1, streamId),
+        ...(s.dominance !== undefined ? { dominance: checkUnit(`${name}.dominance`, s.dominance, -1, 1, streamId) } : {}),
+      });
+      return {
+        type: 'turn',
+        streamId,
+        seq,
+        tMs: checkUnit('tMs', t.tMs, 0, Number.MAX_SAFE_INTEGER, streamId),
+        startMs: checkUnit('startMs', t.startMs, 0, Number.MAX_SAFE_INTEGER, streamId),
+        endMs: checkUnit('endMs', t.endMs, 0, Number.MAX_SAFE_INTEGER, streamId),
+        durationMs: checkUnit('durationMs', t.durationMs, 0, Number.MAX_SAFE_INTEGER, streamId),
+        mean: summary(t.mean, 'mean'),
+        peak: summary(t.peak, 'peak'),
+        label: t.label,
+        confidence: checkUnit('confidence', t.confidence, 0, 1, streamId),
+        frames: t.frames,
+        ...(t.transcript !== undefined ? { transcript: t.transcript } : {}),
+      };
+    }
+    case 'alert': {
+      const a = event.alert;
+      return {
+        type: 'alert',
+        streamId,
+        seq,
+        tMs: checkUnit('tMs', a.tMs, 0, Number.MAX_SAFE_INTEGER, streamId),
+        alert: a.alert,
+        reason: a.reason,
+        sustainedMs: checkUnit('sustainedMs', a.sustainedMs, 0, Number.MAX_SAFE_INTEGER, streamId),
+        velocity: { valence: checkUnit('velocity.valence', a.velocity.valence, -Infinity, Infinity, streamId), arousal: checkUnit('velocity.arousal', a.velocity.arousal, -Infinity, Infinity, streamId) },
       };
     }
     case 'transcript': {

@@ -149,6 +149,7 @@ export function fuseAffect(fusion: Fuser, opts: Partial<FuseAffectOptions> = {})
               speech: modalityOf(s.speech),
               ...(text ? { text: modalityOf(text) } : {}),
               droppedWindows: s.droppedWindows + dropsBefore,
+              ...(s.voiced !== undefined ? { voiced: s.voiced } : {}),
             });
           } else {
             carry += dropsBefore + s.droppedWindows + 1;

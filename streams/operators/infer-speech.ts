@@ -44,6 +44,8 @@ export interface SpeechWindowEstimate {
   readonly speech: SpeechAffectOutput;
   /** Windows dropped since the previous estimate. */
   readonly droppedWindows: number;
+  /** The window's voiced fraction, when voice activity detection runs. */
+  readonly voiced?: number;
 }
 
 /** Pads (zeros after) or crops (keeps the newest samples) a window to the model's length. */
@@ -89,7 +91,7 @@ export function inferSpeech(model: SpeechInferer, opts: Partial<InferSpeechOptio
           }
           const droppedWindows = head.drops + carryDrops;
           carryDrops = 0;
-          sub.next({ streamId: head.window.streamId, tMs: head.window.tMs, windowIndex: head.window.index, speech: head.result, droppedWindows });
+          sub.next({ streamId: head.window.streamId, tMs: head.window.tMs, windowIndex: head.window.index, speech: head.result, droppedWindows, ...(head.window.voiced !== undefined ? { voiced: head.window.voiced } : {}) });
         }
         if (sourceDone && jobs.length === 0 && waiting.length === 0) sub.complete();
       };

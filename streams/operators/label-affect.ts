@@ -36,6 +36,8 @@ export function labelAffect(opts: Partial<LabelAffectOptions> = {}): OperatorFun
       ...(e.speech ? { speech: e.speech } : {}),
       ...(e.text ? { text: e.text } : {}),
       droppedWindows: e.droppedWindows,
+      ...(e.voiced !== undefined ? { voiced: e.voiced } : {}),
+      ...(e.velocity !== undefined ? { velocity: e.velocity } : {}),
     };
   });
 }

@@ -28,7 +28,10 @@ function frames(stdout: string): AffectFrameMessage[] {
   return stdout
     .trim()
     .split('\n')
-    .map((l) => AffectMessage.parse(JSON.parse(l)));
+    .map((l) => JSON.parse(l) as { type: string })
+    // With voice activity detection on (the default), turn messages come between the frames.
+    .filter((m) => m.type === 'affect')
+    .map((m) => AffectMessage.parse(m));
 }
 /** Mean and max distance between two trajectories, frame by frame. */
 function distance(a: AffectFrameMessage[], b: AffectFrameMessage[]) {
@@ -72,8 +75,11 @@ describe('circumplex run --json on the shipped WAV', () => {
   it('prints one wire-format affect frame per hop with contiguous seq and audio-time stamps', () => {
     // 19.14 s: windows end at 1.00, 1.25, ... 19.00 s (73) plus one for the 140 ms tail.
     expect(base.length).toBe(74);
+    // With voice activity detection on (the default), turn messages share the stream's seq, so
+    // frames' seqs increase but skip the turns'.
+    expect(base[0]?.seq).toBe(0);
     base.forEach((f, i) => {
-      expect(f.seq).toBe(i);
+      if (i > 0) expect(f.seq).toBeGreaterThan(base[i - 1]!.seq);
       expect(f.streamId).toBe('input');
       expect(f.type).toBe('affect');
       expect(f.droppedWindows).toBe(0); // offline runs are lossless
@@ -168,13 +174,15 @@ describe('circumplex run --json on the shipped WAV', () => {
     const rec = path.join(dir, 'run.jsonl');
     const r = run(['--input', SPEECH, '--record', rec, '--smoothing', 'kalman', '--tau-ms', '500']);
     expect(r.code, r.stderr).toBe(0);
-    const lines = r.stdout.trimEnd().split('\n');
+    // Turn lines (voice activity detection, on by default) come between the frame lines.
+    const lines = r.stdout.trimEnd().split('\n').filter((l) => !/^\s+\d+\.\d\ds {2}turn /.test(l));
     expect(lines.length).toBe(74);
     // The speech fixture has a dominance output, so the line shows it (protocol 1.1.0).
     expect(lines[0]).toMatch(/^\s+1\.00s {2}valence [+-]\d\.\d\d {2}arousal [+-]\d\.\d\d {2}dominance [+-]\d\.\d\d {2}conf \d\.\d\d {2}[a-z ]+ intensity \d\.\d\d$/);
     const recorded = readFileSync(rec, 'utf8').trim().split('\n').map((l) => ServerMessageSchema.parse(JSON.parse(l)));
-    expect(recorded.length).toBe(74);
-    expect(recorded.map((m) => ('seq' in m ? m.seq : -1))).toEqual([...Array(74).keys()]);
+    expect(recorded.filter((m) => m.type === 'affect').length).toBe(74);
+    expect(recorded.length).toBe(r.stdout.trimEnd().split('\n').length);
+    expect(recorded.map((m) => ('seq' in m ? m.seq : -1))).toEqual([...Array(recorded.length).keys()]);
   });
 
   it('exits 2 with a clear AffectError for a missing file, a non-WAV, bad options and a bad stdin frame', () => {

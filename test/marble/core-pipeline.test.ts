@@ -14,7 +14,9 @@ const brief = map((e: PipelineEvent) =>
     ? { k: 'a', tMs: e.point.tMs, v: +e.point.valence.toFixed(3), m: e.point.modalities.join('+'), d: e.point.droppedWindows }
     : e.kind === 'transcript'
       ? { k: 't', tMs: e.transcript.tMs, text: e.transcript.text }
-      : { k: 's', tMs: e.tMs, state: e.state },
+      : e.kind === 'status'
+        ? { k: 's', tMs: e.tMs, state: e.state }
+        : { k: e.kind },
 );
 
 describe('affectPipeline (marble, fake models)', () => {

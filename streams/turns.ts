@@ -1,0 +1,206 @@
+/**
+ * Stream-level events derived from the frames: turns (one per voiced segment, from voice activity
+ * end-pointing) and escalation alerts (arousal rising while valence falls, sustained).
+ *
+ * Both are pure functions of the affect frames in audio time (and, for turns, of the segments the
+ * VAD stage reports), so an offline run gives the same turns and alerts every time.
+ */
+import { Observable, type OperatorFunction } from 'rxjs';
+import { locate } from './circumplex.js';
+import type { EmotionTerm } from './emotion-terms.js';
+import type { AffectPoint, PipelineEvent, TranscriptEvent } from './types.js';
+import type { VoiceSegment } from './vad.js';
+
+/** Mean or peak of valence/arousal (and dominance when the frames had it). */
+export interface AffectSummary {
+  readonly valence: number;
+  readonly arousal: number;
+  readonly dominance?: number;
+}
+
+/** A finished voiced segment with the affect over it. */
+export interface TurnEvent {
+  readonly streamId: string;
+  /** Audio ms at which the turn was emitted: the frame after which its end was known (>= endMs; keeps the stream in audio-time order). */
+  readonly tMs: number;
+  readonly startMs: number;
+  readonly endMs: number;
+  readonly durationMs: number;
+  /** Mean of the turn's voiced frames. */
+  readonly mean: AffectSummary;
+  /** Per dimension, the frame value furthest from 0 (signed). */
+  readonly peak: AffectSummary;
+  /** Nearest term to the mean. */
+  readonly label: string;
+  /** Mean confidence of the turn's frames. */
+  readonly confidence: number;
+  /** Frames the summary was taken over. */
+  readonly frames: number;
+  /** Final transcripts heard during the turn, when ASR runs. */
+  readonly transcript?: string;
+}
+
+/** An alert about a stream (today only 'escalation'). */
+export interface AlertEvent {
+  readonly streamId: string;
+  readonly tMs: number;
+  readonly alert: 'escalation';
+  /** Human-readable reason with the measured figures. */
+  readonly reason: string;
+  /** Audio ms the condition has held for. */
+  readonly sustainedMs: number;
+  /** Mean velocity over the sustained span, per second. */
+  readonly velocity: { readonly valence: number; readonly arousal: number };
+}
+
+/** Options for escalation alerts. */
+export interface EscalationOptions {
+  /** Raise alerts at all. Default true. */
+  enabled: boolean;
+  /** How long (ms of audio) arousal must rise while valence falls. Default 2000. */
+  sustainMs: number;
+  /** Each frame in the span must have arousal velocity >= this and valence velocity <= -this (per second). Default 0.02. */
+  minRatePerS: number;
+  /** Over the span, arousal must rise and valence fall by at least this much. Default 0.1. */
+  minChange: number;
+}
+
+export const DEFAULT_ESCALATION: EscalationOptions = { enabled: true, sustainMs: 2000, minRatePerS: 0.02, minChange: 0.1 };
+
+/** Validates and completes escalation options (RangeError naming the option). */
+export function resolveEscalationOptions(opts: Partial<EscalationOptions> = {}): EscalationOptions {
+  const o = { ...DEFAULT_ESCALATION, ...opts };
+  if (!(o.sustainMs > 0) || !Number.isFinite(o.sustainMs)) throw new RangeError(`escalation: sustainMs must be > 0, got ${o.sustainMs}`);
+  if (!(o.minRatePerS >= 0) || !Number.isFinite(o.minRatePerS)) throw new RangeError(`escalation: minRatePerS must be >= 0, got ${o.minRatePerS}`);
+  if (!(o.minChange >= 0) || !Number.isFinite(o.minChange)) throw new RangeError(`escalation: minChange must be >= 0, got ${o.minChange}`);
+  return o;
+}
+
+/** Options of {@link deriveStreamEvents}. */
+export interface StreamEventsOptions {
+  terms: readonly EmotionTerm[];
+  escalation: Partial<EscalationOptions>;
+  /** Ended voiced segments, in order, pushed by the VAD stage (read and emptied by this stage). */
+  segments?: VoiceSegment[];
+  /** Frames with voiced below this are not part of a turn's summary. Default 0.2. */
+  minVoicedFraction: number;
+  /** Analysis window (ms): frames up to half a window past a segment's end still belong to it. */
+  windowMs: number;
+}
+
+/** Most frames kept for turns (bounded; a turn longer than this summarises its last frames). */
+const MAX_TURN_FRAMES = 2400;
+
+const peakOf = (xs: readonly number[]): number => xs.reduce((p, x) => (Math.abs(x) > Math.abs(p) ? x : p), 0);
+const meanOf = (xs: readonly number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
+
+/** Summarises the frames of a segment into a turn. */
+export function summariseTurn(seg: VoiceSegment, frames: readonly AffectPoint[], terms: readonly EmotionTerm[], transcript?: string, atMs = seg.endMs): TurnEvent {
+  const v = frames.map((f) => f.valence);
+  const a = frames.map((f) => f.arousal);
+  const d = frames.filter((f) => f.dominance !== undefined).map((f) => f.dominance as number);
+  const mean: AffectSummary = frames.length ? { valence: meanOf(v), arousal: meanOf(a), ...(d.length ? { dominance: meanOf(d) } : {}) } : { valence: 0, arousal: 0 };
+  const peak: AffectSummary = frames.length ? { valence: peakOf(v), arousal: peakOf(a), ...(d.length ? { dominance: peakOf(d) } : {}) } : { valence: 0, arousal: 0 };
+  return {
+    streamId: seg.streamId,
+    tMs: Math.max(atMs, seg.endMs),
+    startMs: seg.startMs,
+    endMs: seg.endMs,
+    durationMs: seg.endMs - seg.startMs,
+    mean,
+    peak,
+    label: locate(mean.valence, mean.arousal, terms).label,
+    confidence: frames.length ? meanOf(frames.map((f) => f.confidence)) : 0,
+    frames: frames.length,
+    ...(transcript ? { transcript } : {}),
+  };
+}
+
+/**
+ * Passes every pipeline event through and adds `turn` events (when segments are given) and
+ * `alert` events (escalation). A turn goes out after the first frame at or past the time its end
+ * was detected (so all its frames have been seen), or at the end of the stream.
+ */
+export function deriveStreamEvents(opts: StreamEventsOptions): OperatorFunction<PipelineEvent, PipelineEvent> {
+  const esc = resolveEscalationOptions(opts.escalation);
+  return (events$) =>
+    new Observable<PipelineEvent>((sub) => {
+      const frames: AffectPoint[] = [];
+      const finals: TranscriptEvent[] = [];
+      // Escalation: the current run of frames that satisfy the condition.
+      let run: AffectPoint[] = [];
+      let alerted = false;
+
+      let lastFrameMs = 0;
+      const emitTurns = (uptoMs: number): void => {
+        const segs = opts.segments;
+        if (!segs) return;
+        // A turn waits until its end is known and every frame up to half a window past it has been seen.
+        while (segs.length > 0 && Math.max(segs[0]!.detectedAtMs, segs[0]!.endMs + opts.windowMs / 2) <= uptoMs) {
+          const seg = segs.shift()!;
+          // Frames stamped inside the segment, or up to half a window after it, that were voiced.
+          const last = seg.endMs + opts.windowMs / 2;
+          const inSeg = frames.filter((f) => f.tMs > seg.startMs && f.tMs <= last);
+          const voiced = inSeg.filter((f) => f.voiced === undefined || f.voiced >= opts.minVoicedFraction);
+          const words = finals.filter((t) => t.tMs > seg.startMs && t.tMs <= last + 2000 && t.text.trim() !== '').map((t) => t.text.trim());
+          sub.next({ kind: 'turn', turn: summariseTurn(seg, voiced.length ? voiced : inSeg, opts.terms, words.join(' ') || undefined, lastFrameMs) });
+          // Frames before this segment's end are no longer needed.
+          while (frames.length > 0 && frames[0]!.tMs <= seg.endMs - opts.windowMs) frames.shift();
+        }
+      };
+      const checkEscalation = (p: AffectPoint): void => {
+        if (!esc.enabled) return;
+        const vel = p.velocity;
+        const ok = vel !== undefined && !(p.voiced !== undefined && p.voiced < opts.minVoicedFraction) && vel.arousal >= esc.minRatePerS && vel.valence <= -esc.minRatePerS;
+        if (!ok) {
+          run = [];
+          alerted = false;
+          return;
+        }
+        run.push(p);
+        const first = run[0]!;
+        const span = p.tMs - first.tMs;
+        if (alerted || span < esc.sustainMs) return;
+        const dA = p.arousal - first.arousal;
+        const dV = p.valence - first.valence;
+        if (dA < esc.minChange || dV > -esc.minChange) return;
+        alerted = true;
+        const velocity = { valence: (dV * 1000) / span, arousal: (dA * 1000) / span };
+        sub.next({
+          kind: 'alert',
+          alert: {
+            streamId: p.streamId,
+            tMs: p.tMs,
+            alert: 'escalation',
+            reason: `arousal rising ${velocity.arousal.toFixed(2)}/s while valence falls ${(-velocity.valence).toFixed(2)}/s for ${(span / 1000).toFixed(1)} s (arousal ${first.arousal.toFixed(2)} → ${p.arousal.toFixed(2)}, valence ${first.valence.toFixed(2)} → ${p.valence.toFixed(2)})`,
+            sustainedMs: span,
+            velocity,
+          },
+        });
+      };
+
+      return events$.subscribe({
+        next: (e) => {
+          sub.next(e);
+          if (e.kind === 'transcript') {
+            if (e.transcript.final) {
+              finals.push(e.transcript);
+              if (finals.length > 64) finals.shift();
+            }
+            return;
+          }
+          if (e.kind !== 'affect') return;
+          frames.push(e.point);
+          lastFrameMs = e.point.tMs;
+          if (frames.length > MAX_TURN_FRAMES) frames.shift();
+          checkEscalation(e.point);
+          emitTurns(e.point.tMs);
+        },
+        error: (err: unknown) => sub.error(err),
+        complete: () => {
+          emitTurns(Infinity);
+          sub.complete();
+        },
+      });
+    });
+}

@@ -1,0 +1,204 @@
+/**
+ * Voice activity: the detector port, its options, and the `detectVoice` stage that stamps each
+ * analysis window with the fraction of it that is speech and reports speech segments (start/end in
+ * audio ms) when they end.
+ *
+ * Per 32 ms frame the detector gives a speech probability p. Frames are labelled with hysteresis
+ * (as Silero's own get_speech_timestamps does): a segment starts at the first frame with
+ * p >= threshold; inside a segment a frame counts as speech while p >= negThreshold; the segment
+ * ends at the start of the first run of frames below negThreshold that lasts minSilenceMs. Segments
+ * shorter than minSpeechMs are discarded: they are not reported, and their frames do not count as
+ * speech in `voiced` (a segment's frames count once it has lasted minSpeechMs, so a window that ends
+ * in the first minSpeechMs of speech counts that speech only from the next window on). This keeps
+ * clicks, line noise bursts and the onset of hold music from moving the trajectory.
+ */
+import { from, Observable, concatMap, map, of, tap, type ObservableInput, type OperatorFunction } from 'rxjs';
+import type { FlowControl } from './flow.js';
+import { samplesToMs, type AudioWindow } from './types.js';
+
+/** One stream's detector state: frames (a multiple of frameSamples, 16 kHz) in, one probability per frame out, in order. */
+export interface VoiceStream {
+  probabilities(frames: Float32Array): ObservableInput<Float32Array>;
+}
+
+/** A voice activity detector (models/silero-vad.ts; marble tests fake it). */
+export interface VoiceDetector {
+  /** Samples per frame at 16 kHz. */
+  readonly frameSamples: number;
+  /** A fresh per-stream state. */
+  stream(): VoiceStream;
+}
+
+/** Options for voice activity (stage and hold). */
+export interface VadOptions {
+  /** Probability at which a speech segment starts. Default 0.5. */
+  threshold: number;
+  /** Probability below which a frame inside a segment is silence. Default threshold - 0.15. */
+  negThreshold?: number;
+  /** Silence (ms of audio) that ends a segment. Default 300. */
+  minSilenceMs: number;
+  /** Segments shorter than this (ms) are not reported and their frames are not speech. Default 300. */
+  minSpeechMs: number;
+  /** Windows whose voiced fraction is below this do not move the smoothed trajectory. Default 0.2. */
+  minVoicedFraction: number;
+  /** Time constant (ms of audio) with which the confidence of held frames decays. Default 2000. */
+  holdTauMs: number;
+}
+
+export const DEFAULT_VAD: VadOptions = { threshold: 0.5, minSilenceMs: 300, minSpeechMs: 300, minVoicedFraction: 0.2, holdTauMs: 2000 };
+
+/** Validates and completes VAD options (RangeError naming the option). */
+export function resolveVadOptions(opts: Partial<VadOptions> = {}): Required<VadOptions> {
+  const o = { ...DEFAULT_VAD, ...opts };
+  const neg = o.negThreshold ?? Math.max(0.01, o.threshold - 0.15);
+  if (!(o.threshold > 0 && o.threshold < 1)) throw new RangeError(`vad: threshold must be in (0, 1), got ${o.threshold}`);
+  if (!(neg > 0 && neg <= o.threshold)) throw new RangeError(`vad: negThreshold must be in (0, threshold], got ${neg}`);
+  if (!(o.minSilenceMs >= 0) || !Number.isFinite(o.minSilenceMs)) throw new RangeError(`vad: minSilenceMs must be >= 0, got ${o.minSilenceMs}`);
+  if (!(o.minSpeechMs >= 0) || !Number.isFinite(o.minSpeechMs)) throw new RangeError(`vad: minSpeechMs must be >= 0, got ${o.minSpeechMs}`);
+  if (!(o.minVoicedFraction >= 0 && o.minVoicedFraction <= 1)) throw new RangeError(`vad: minVoicedFraction must be in [0, 1], got ${o.minVoicedFraction}`);
+  if (!(o.holdTauMs > 0) || !Number.isFinite(o.holdTauMs)) throw new RangeError(`vad: holdTauMs must be > 0, got ${o.holdTauMs}`);
+  return { ...o, negThreshold: neg };
+}
+
+/** A window with its voiced fraction (0..1). */
+export type VoicedWindow = AudioWindow & { readonly voiced: number };
+
+/** A speech segment that has ended. */
+export interface VoiceSegment {
+  readonly streamId: string;
+  /** Audio ms of the segment's first speech frame. */
+  readonly startMs: number;
+  /** Audio ms where the closing silence began (or the end of the audio). */
+  readonly endMs: number;
+  /** Audio ms of the window end at which the end was known (frames up to here may belong to the segment). */
+  readonly detectedAtMs: number;
+}
+
+/** Options of {@link detectVoice}. */
+export interface DetectVoiceOptions extends VadOptions {
+  /** Called with each speech segment as soon as its end is known (and at the end of the audio). */
+  onSegment?: (s: VoiceSegment) => void;
+  /** Credit counter of an offline run: a window holds one while it waits for the detector, so the source pauses. */
+  flow?: FlowControl;
+}
+
+/** Frame labels kept for windows (bounded: a little more than one window). */
+const MAX_FRAMES_KEPT = 4096;
+
+/**
+ * AudioWindow → VoicedWindow. Feeds each window's new samples to the detector in order (one
+ * detector call per window, never overlapping), keeps the frame labels, and stamps the window with
+ * the fraction of its frames that are speech.
+ */
+export function detectVoice(detector: VoiceDetector, opts: Partial<DetectVoiceOptions> = {}): OperatorFunction<AudioWindow, VoicedWindow> {
+  const o = resolveVadOptions(opts);
+  const F = detector.frameSamples;
+  if (!Number.isInteger(F) || F < 1) throw new RangeError(`vad: frameSamples must be an integer >= 1, got ${F}`);
+  const frameMs = samplesToMs(F);
+  const silenceFrames = Math.max(1, Math.ceil(o.minSilenceMs / frameMs));
+  return (windows$) =>
+    new Observable<VoicedWindow>((sub) => {
+      const vs = detector.stream();
+      let streamId = '';
+      let fedTo = 0; // samples handed to the detector (or buffered) so far
+      let pending = new Float32Array(0); // < F samples waiting for a full frame
+      const labels: boolean[] = []; // speech flag per frame, frame index = firstFrame + i
+      let firstFrame = 0;
+      let triggered = false;
+      let segStartFrame = 0;
+      let silenceRun = 0;
+      let lastFrameEnd = 0; // frames labelled so far
+
+      const closeSegment = (endFrame: number, detectedAtMs: number): void => {
+        triggered = false;
+        const startMs = samplesToMs(segStartFrame * F);
+        const endMs = samplesToMs(endFrame * F);
+        if (endMs - startMs >= o.minSpeechMs) opts.onSegment?.({ streamId, startMs, endMs, detectedAtMs });
+      };
+      const minSpeechFrames = Math.max(1, Math.ceil(o.minSpeechMs / frameMs));
+      // Frames of the open segment wait (as candidates) until it has lasted minSpeechMs.
+      let confirmed = false;
+      const candidates: number[] = [];
+      const label = (probs: Float32Array, detectedAtMs: number): void => {
+        for (const p of probs) {
+          const k = lastFrameEnd++;
+          let speech = false;
+          if (!triggered) {
+            if (p >= o.threshold) {
+              triggered = true;
+              confirmed = false;
+              candidates.length = 0;
+              segStartFrame = k;
+              silenceRun = 0;
+              speech = true;
+            }
+          } else if (p >= o.negThreshold) {
+            silenceRun = 0;
+            speech = true;
+          } else if (++silenceRun >= silenceFrames) {
+            closeSegment(k - silenceRun + 1, detectedAtMs);
+            candidates.length = 0;
+          }
+          labels.push(false);
+          if (speech) {
+            if (confirmed) labels[k - firstFrame] = true;
+            else candidates.push(k);
+          }
+          // Confirmed once the speech so far (up to the current silence run) lasts minSpeechMs.
+          if (triggered && !confirmed && speech && k - segStartFrame + 1 >= minSpeechFrames) {
+            confirmed = true;
+            for (const c of candidates) if (c >= firstFrame) labels[c - firstFrame] = true;
+            candidates.length = 0;
+          }
+        }
+        if (labels.length > MAX_FRAMES_KEPT) {
+          const cut = labels.length - MAX_FRAMES_KEPT;
+          labels.splice(0, cut);
+          firstFrame += cut;
+        }
+      };
+      const voicedOf = (w: AudioWindow): number => {
+        // Frames whose centre lies in the window.
+        const a = Math.max(firstFrame, Math.ceil((w.startSample - F / 2) / F));
+        const b = Math.min(lastFrameEnd, Math.floor((w.endSample - F / 2) / F) + 1);
+        if (b <= a) return 0;
+        let n = 0;
+        for (let k = a; k < b; k++) if (labels[k - firstFrame]) n++;
+        return n / (b - a);
+      };
+      const step = (w: AudioWindow): ObservableInput<VoicedWindow> => {
+        streamId = w.streamId;
+        // New samples of this window (windows overlap); a gap before it is fed as zeros.
+        const gap = Math.max(0, w.startSample - fedTo);
+        const skip = Math.max(0, fedTo - w.startSample);
+        const fresh = skip < w.samples.length ? w.samples.subarray(skip) : new Float32Array(0);
+        const buf = new Float32Array(pending.length + gap + fresh.length);
+        buf.set(pending);
+        buf.set(fresh, pending.length + gap);
+        fedTo = Math.max(fedTo, w.startSample + w.samples.length);
+        const whole = Math.floor(buf.length / F) * F;
+        pending = buf.slice(whole);
+        if (whole === 0) return of({ ...w, voiced: voicedOf(w) });
+        return from(vs.probabilities(buf.subarray(0, whole))).pipe(
+          map((probs) => {
+            label(probs, w.tMs);
+            return { ...w, voiced: voicedOf(w) };
+          }),
+        );
+      };
+      return windows$.pipe(
+        tap(() => opts.flow?.acquire()),
+        concatMap(step),
+      ).subscribe({
+        next: (w) => {
+          sub.next(w);
+          opts.flow?.release();
+        },
+        error: (err: unknown) => sub.error(err),
+        complete: () => {
+          if (triggered) closeSegment(lastFrameEnd - silenceRun, samplesToMs(fedTo));
+          sub.complete();
+        },
+      });
+    });
+}

@@ -1,0 +1,245 @@
+/**
+ * Voice activity (detectVoice with a fake detector), the smoother's hold on unvoiced windows, the
+ * constant-velocity Kalman filter's velocity, turns and escalation alerts, on synthetic sequences
+ * with known answers.
+ */
+import { describe, expect, it } from 'vitest';
+import { from, lastValueFrom, of, toArray } from 'rxjs';
+import { detectVoice, resolveVadOptions, type VoiceDetector, type VoiceSegment } from '../../streams/vad.js';
+import { smoothAffect } from '../../streams/operators/smooth-affect.js';
+import { createFilter } from '../../streams/smoothing.js';
+import { deriveStreamEvents } from '../../streams/turns.js';
+import { RUSSELL_1980_TERMS } from '../../streams/emotion-terms.js';
+import { seededRandom } from '../../streams/seeded-random.js';
+import type { AffectEstimate, AffectPoint, AudioWindow, PipelineEvent } from '../../streams/types.js';
+
+/** A detector whose probability is the frame's mean absolute sample (so the test writes p into the audio). */
+const FRAME = 512;
+const fakeDetector = (): VoiceDetector & { calls: number } => {
+  const d = {
+    frameSamples: FRAME,
+    calls: 0,
+    stream() {
+      return {
+        probabilities(frames: Float32Array) {
+          d.calls++;
+          const out = new Float32Array(frames.length / FRAME);
+          for (let k = 0; k < out.length; k++) {
+            let s = 0;
+            for (let i = 0; i < FRAME; i++) s += Math.abs(frames[k * FRAME + i] ?? 0);
+            out[k] = s / FRAME;
+          }
+          return Promise.resolve(out);
+        },
+      };
+    },
+  };
+  return d;
+};
+
+/** 16 kHz audio made of [seconds, p] runs; windows of 1 s every 250 ms over it. */
+function windowsOver(runs: ReadonlyArray<readonly [number, number]>, windowMs = 1000, hopMs = 250): AudioWindow[] {
+  const total = runs.reduce((a, [s]) => a + Math.round(s * 16000), 0);
+  const audio = new Float32Array(total);
+  let at = 0;
+  for (const [s, p] of runs) {
+    const n = Math.round(s * 16000);
+    audio.fill(p, at, at + n);
+    at += n;
+  }
+  const W = (windowMs * 16000) / 1000;
+  const H = (hopMs * 16000) / 1000;
+  const out: AudioWindow[] = [];
+  for (let end = W, i = 0; end <= total; end += H, i++) {
+    out.push({ streamId: 's', index: i, startSample: end - W, endSample: end, tMs: (end * 1000) / 16000, samples: audio.slice(end - W, end) });
+  }
+  return out;
+}
+
+describe('detectVoice', () => {
+  it('stamps each window with its speech fraction and reports segments with their boundaries', async () => {
+    const segs: VoiceSegment[] = [];
+    const det = fakeDetector();
+    // 2 s silence, 1.5 s speech, 1 s silence, 0.1 s blip (too short), 2 s silence, speech to the end.
+    const ws = windowsOver([
+      [2, 0.02],
+      [1.5, 0.9],
+      [1, 0.02],
+      [0.1, 0.9],
+      [2, 0.02],
+      [1, 0.9],
+    ]);
+    const out = await lastValueFrom(from(ws).pipe(detectVoice(det, { onSegment: (s) => segs.push(s) }), toArray()));
+    expect(out).toHaveLength(ws.length);
+    const at = (tMs: number) => out.find((w) => w.tMs === tMs)?.voiced;
+    expect(at(1000)).toBe(0);
+    expect(at(2000)).toBe(0);
+    expect(at(3500)).toBe(1);
+    // Half speech, half silence: 2.5..3.5 s is speech, window 2.75..3.75 → 0.75 (frame-quantised).
+    expect(at(3750)).toBeGreaterThan(0.6);
+    expect(at(3750)).toBeLessThan(0.9);
+    expect(at(4500)).toBe(0); // the 1 s gap (the hysteresis hangover counts as silence)
+    // The 100 ms blip at 4.5 s is shorter than minSpeechMs: not speech in any window.
+    expect(at(5000)).toBe(0);
+    expect(at(5500)).toBe(0);
+    // One detector call per window with new samples, never a frame twice.
+    expect(det.calls).toBeLessThanOrEqual(ws.length);
+    // Segments: [2.0, 3.5] and the final one closed at the end; the 100 ms blip is too short.
+    expect(segs).toHaveLength(2);
+    expect(segs[0]!.startMs).toBeGreaterThanOrEqual(2000 - 32);
+    expect(segs[0]!.startMs).toBeLessThanOrEqual(2000 + 32);
+    expect(Math.abs(segs[0]!.endMs - 3500)).toBeLessThanOrEqual(32);
+    expect(segs[0]!.detectedAtMs).toBeGreaterThanOrEqual(segs[0]!.endMs + 300);
+    expect(Math.abs(segs[1]!.startMs - 6600)).toBeLessThanOrEqual(32);
+  });
+
+  it('rejects bad options with a RangeError naming them', () => {
+    expect(() => resolveVadOptions({ threshold: 1.2 })).toThrow(/threshold/);
+    expect(() => resolveVadOptions({ minVoicedFraction: -0.1 })).toThrow(/minVoicedFraction/);
+    expect(() => resolveVadOptions({ holdTauMs: 0 })).toThrow(/holdTauMs/);
+  });
+});
+
+const est = (tMs: number, valence: number, arousal: number, voiced?: number, confidence = 1): AffectEstimate => ({
+  streamId: 's',
+  tMs,
+  windowIndex: tMs / 250,
+  valence,
+  arousal,
+  confidence,
+  droppedWindows: 0,
+  ...(voiced !== undefined ? { voiced } : {}),
+});
+
+describe('smoothAffect hold on unvoiced windows', () => {
+  it('unvoiced windows do not move the point; confidence decays; velocity is 0; voiced windows move it again', async () => {
+    const seq = [est(250, 0.5, 0.5, 1), est(500, 0.5, 0.5, 1), est(750, -0.9, 0.9, 0), est(1000, -0.9, 0.9, 0.1), est(3000, -0.9, 0.9, 0), est(3250, -0.5, -0.5, 1)];
+    const out = await lastValueFrom(of(...seq).pipe(smoothAffect({ filter: 'one-euro', holdBelowVoiced: 0.2, holdTauMs: 1000 }), toArray()));
+    const [a, b, c, d, e, f] = out as [AffectEstimate, AffectEstimate, AffectEstimate, AffectEstimate, AffectEstimate, AffectEstimate];
+    expect(c.valence).toBe(b.valence);
+    expect(c.arousal).toBe(b.arousal);
+    expect(e.valence).toBe(b.valence);
+    expect(c.velocity).toEqual({ valence: 0, arousal: 0 });
+    expect(c.confidence).toBeCloseTo(b.confidence * Math.exp(-0.25), 6);
+    expect(e.confidence).toBeCloseTo(d.confidence * Math.exp(-2), 6);
+    expect(e.voiced).toBe(0);
+    expect(f.valence).toBeLessThan(b.valence); // speech again: moves
+    expect(a.valence).toBe(0.5);
+  });
+
+  it('holds at the neutral point with confidence 0 before any speech, and without holdBelowVoiced nothing holds', async () => {
+    const seq = [est(250, 0.8, 0.8, 0), est(500, 0.8, 0.8, 0)];
+    const held = await lastValueFrom(of(...seq).pipe(smoothAffect({ holdBelowVoiced: 0.2 }), toArray()));
+    expect(held.map((p) => [p.valence, p.arousal, p.confidence])).toEqual([
+      [0, 0, 0],
+      [0, 0, 0],
+    ]);
+    const moved = await lastValueFrom(of(...seq).pipe(smoothAffect({}), toArray()));
+    expect(moved[0]!.valence).toBe(0.8);
+  });
+});
+
+describe('constant-velocity Kalman filter', () => {
+  it.each([0.2, -0.3, 0])('a ramp of slope %f per second gives that velocity', (slope) => {
+    const f = createFilter({ filter: 'kalman-cv' });
+    let last;
+    // 6 s inside [-1, 1]: valence -3 slope .. +3 slope, arousal the other way at half the rate.
+    for (let i = 0; i <= 24; i++) {
+      const t = i * 250;
+      last = f.update({ tMs: t, valence: slope * (t / 1000 - 3), arousal: (-slope / 2) * (t / 1000 - 3), confidence: 1 });
+    }
+    expect(last!.velocity!.valence).toBeCloseTo(slope, 2);
+    expect(last!.velocity!.arousal).toBeCloseTo(-slope / 2, 2);
+    expect(last!.valence).toBeCloseTo(slope * 3, 2);
+  });
+
+  it('smoothAffect puts the filter velocity on frames; other filters get the finite difference', async () => {
+    const seq = Array.from({ length: 20 }, (_, i) => est(250 * (i + 1), 0.1 * i * 0.25, 0));
+    const cv = await lastValueFrom(of(...seq).pipe(smoothAffect({ filter: 'kalman-cv' }), toArray()));
+    expect(cv.at(-1)!.velocity!.valence).toBeCloseTo(0.1, 2);
+    const none = await lastValueFrom(of(...seq).pipe(smoothAffect({ filter: 'none' }), toArray()));
+    expect(none.at(-1)!.velocity!.valence).toBeCloseTo(0.1, 6);
+  });
+});
+
+const point = (tMs: number, valence: number, arousal: number, vel: { valence: number; arousal: number }, voiced = 1): PipelineEvent => ({
+  kind: 'affect',
+  point: { streamId: 's', tMs, valence, arousal, confidence: 0.8, label: 'x', intensity: 0.5, angleDeg: 0, modalities: ['speech'], droppedWindows: 0, velocity: vel, voiced } satisfies AffectPoint,
+});
+
+/** Runs frames through the Kalman-CV smoother's velocity, as the pipeline does, then derives events. */
+async function derive(frames: Array<[number, number, number]>, segments?: VoiceSegment[]): Promise<PipelineEvent[]> {
+  const f = createFilter({ filter: 'kalman-cv' });
+  const events = frames.map(([t, v, a]) => {
+    const s = f.update({ tMs: t, valence: v, arousal: a, confidence: 1 });
+    return point(t, s.valence, s.arousal, s.velocity!);
+  });
+  return lastValueFrom(from(events).pipe(deriveStreamEvents({ terms: RUSSELL_1980_TERMS, escalation: {}, minVoicedFraction: 0.2, windowMs: 1000, ...(segments ? { segments } : {}) }), toArray()));
+}
+
+describe('escalation alerts', () => {
+  it('raises one alert when arousal rises while valence falls for the sustain time', async () => {
+    // 2 s calm, then 4 s of arousal +0.2/s and valence -0.15/s.
+    const frames: Array<[number, number, number]> = [];
+    for (let t = 0; t <= 6000; t += 250) {
+      const r = Math.max(0, t - 2000) / 1000;
+      frames.push([t, 0.2 - 0.15 * r, -0.3 + 0.2 * r]);
+    }
+    const out = await derive(frames);
+    const alerts = out.filter((e) => e.kind === 'alert');
+    expect(alerts).toHaveLength(1);
+    const a = alerts[0]!.kind === 'alert' ? alerts[0]!.alert : undefined;
+    expect(a!.alert).toBe('escalation');
+    expect(a!.reason).toMatch(/arousal rising .* while valence falls/);
+    expect(a!.tMs).toBeGreaterThan(4000);
+    expect(a!.velocity.arousal).toBeGreaterThan(0.05);
+    expect(a!.velocity.valence).toBeLessThan(-0.05);
+  });
+
+  it('raises none on noise around a fixed point, nor on arousal rising with valence rising', async () => {
+    const rand = seededRandom(7);
+    const noise: Array<[number, number, number]> = [];
+    for (let t = 0; t <= 60_000; t += 250) noise.push([t, 0.1 + (rand() - 0.5) * 0.4, 0.1 + (rand() - 0.5) * 0.4]);
+    expect((await derive(noise)).filter((e) => e.kind === 'alert')).toHaveLength(0);
+    const happy: Array<[number, number, number]> = [];
+    for (let t = 0; t <= 6000; t += 250) happy.push([t, -0.3 + (0.15 * t) / 1000, -0.3 + (0.2 * t) / 1000]);
+    expect((await derive(happy)).filter((e) => e.kind === 'alert')).toHaveLength(0);
+  });
+});
+
+describe('turns', () => {
+  it('summarises the voiced frames of a segment once its end is known', async () => {
+    const segments: VoiceSegment[] = [{ streamId: 's', startMs: 1000, endMs: 2500, detectedAtMs: 2750 }];
+    const frames: PipelineEvent[] = [];
+    for (let t = 250; t <= 4000; t += 250) {
+      const inSeg = t > 1000 && t <= 3000;
+      frames.push(point(t, inSeg ? 0.1 * (t / 1000) : 0, inSeg ? -0.4 : 0, { valence: 0, arousal: 0 }, inSeg ? 1 : 0));
+    }
+    const out = await lastValueFrom(from(frames).pipe(deriveStreamEvents({ terms: RUSSELL_1980_TERMS, escalation: {}, segments, minVoicedFraction: 0.2, windowMs: 1000 }), toArray()));
+    const idx = out.findIndex((e) => e.kind === 'turn');
+    expect(idx).toBeGreaterThan(0);
+    const prev = out[idx - 1]!;
+    expect(prev.kind === 'affect' && prev.point.tMs).toBe(3000);
+    const turn = out[idx]!.kind === 'turn' ? (out[idx] as Extract<PipelineEvent, { kind: 'turn' }>).turn : undefined;
+    // Frames at 1.25..3.0 s (up to half a window past the end), all voiced.
+    expect(turn!.frames).toBe(8);
+    expect(turn!.startMs).toBe(1000);
+    expect(turn!.endMs).toBe(2500);
+    expect(turn!.durationMs).toBe(1500);
+    expect(turn!.tMs).toBe(3000);
+    expect(turn!.mean.arousal).toBeCloseTo(-0.4, 9);
+    expect(turn!.mean.valence).toBeCloseTo((0.1 * (1.25 + 3.0)) / 2, 9);
+    expect(turn!.peak.valence).toBeCloseTo(0.3, 9);
+    expect(turn!.confidence).toBeCloseTo(0.8, 9);
+    expect(typeof turn!.label).toBe('string');
+    expect(out.filter((e) => e.kind === 'turn')).toHaveLength(1);
+  });
+
+  it('a segment still open at the end of the stream is emitted on completion', async () => {
+    const segments: VoiceSegment[] = [{ streamId: 's', startMs: 0, endMs: 1000, detectedAtMs: 99_999 }];
+    const out = await lastValueFrom(of(point(500, 0.2, 0.2, { valence: 0, arousal: 0 })).pipe(deriveStreamEvents({ terms: RUSSELL_1980_TERMS, escalation: {}, segments, minVoicedFraction: 0.2, windowMs: 1000 }), toArray()));
+    expect(out.map((e) => e.kind)).toEqual(['affect', 'turn']);
+  });
+});
+
+
