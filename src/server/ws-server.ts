@@ -2,6 +2,7 @@
  * AffectServer: one HTTP(S) server on one port serving
  * - `/v1/stream` — WebSocket subscribers (subprotocol `circumplex.v1`),
  * - `/v1/ingest` — WebSocket audio publishers (see ingest.ts),
+ * - `/v1/telephony/twilio` — Twilio Media Streams, one stream per call track (handlers/twilio.ts),
  * - `/healthz`, `/metrics` (Prometheus), and the dashboard (`/`, `/vendor/chart.umd.js`).
  *
  * Security: binds 127.0.0.1 unless told otherwise; tokens with scopes and the origin allowlist are
@@ -30,6 +31,7 @@ import { createContext, type ServerContext } from './context.js';
 import { createFanOut } from './handlers/fan-out.js';
 import { createRequestHandler } from './handlers/http-routes.js';
 import { createPublisherHandler } from './handlers/ingest.js';
+import { createTwilioHandler } from './handlers/twilio.js';
 import { createShutdown, startLiveness } from './handlers/shutdown.js';
 import { createStaticHandler } from './handlers/static.js';
 import { createSubscriberHandler } from './handlers/subscribe.js';
@@ -100,11 +102,15 @@ export const AffectServer = {
     // Ingest skips ws's UTF-8 check so a text frame with bad bytes costs that frame (bad-json), not the call.
     const ingestWss = new WebSocketServer({ noServer: true, maxPayload: o.ingestMaxPayloadBytes, perMessageDeflate: false, handleProtocols, clientTracking: false, skipUTF8Validation: true });
     const onPublisher = createPublisherHandler(ctx, fanOut);
+    // Twilio Media Streams: JSON text frames, no subprotocol (handlers/twilio.ts).
+    const twilioWss = new WebSocketServer({ noServer: true, maxPayload: o.ingestMaxPayloadBytes, perMessageDeflate: false, clientTracking: false });
+    const onTwilio = createTwilioHandler(ctx, fanOut);
     server.on(
       'upgrade',
       createUpgradeHandler(ctx, {
         stream: { wss: streamWss, scope: 'subscribe', onConnection: createSubscriberHandler(ctx) },
         ingest: { wss: ingestWss, scope: 'publish', onConnection: (ws, grant) => onPublisher(ws, grant) },
+        twilio: { wss: twilioWss, scope: 'publish', onConnection: (ws, grant) => onTwilio(ws, grant) },
       }),
     );
     const stopTimers = startLiveness(ctx);
@@ -127,7 +133,7 @@ export const AffectServer = {
     const httpUrl = `${o.tls ? 'https' : 'http'}://${hostForUrl}:${port}/`;
     log.info({ url, httpUrl, auth: auth.enabled, tls: Boolean(o.tls) }, 'listening');
 
-    const close = createShutdown(ctx, { server, wss: [streamWss, ingestWss], stopTimers, stopFanOut: fanOut.stop });
+    const close = createShutdown(ctx, { server, wss: [streamWss, ingestWss, twilioWss], stopTimers, stopFanOut: fanOut.stop });
 
     return {
       port,

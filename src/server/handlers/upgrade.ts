@@ -9,6 +9,7 @@ import type { WebSocket, WebSocketServer } from 'ws';
 import { INGEST_PATH, STREAM_PATH } from '../../../clients/protocol.js';
 import { type AuthFailure, type Grant, isFailure } from '../auth.js';
 import type { ServerContext } from '../context.js';
+import { TWILIO_PATH } from './twilio.js';
 
 /** One WebSocket endpoint: its ws server (noServer) and what to do with an accepted socket. */
 export interface UpgradeRoute {
@@ -27,8 +28,8 @@ export function refuseUpgrade(socket: Duplex, status: number, message: string, e
   socket.end(`HTTP/1.1 ${status} ${text}\r\n${head}\r\n\r\n${body}`);
 }
 
-/** The `upgrade` listener: routes `/v1/stream` and `/v1/ingest` to their handlers once allowed. */
-export function createUpgradeHandler(ctx: ServerContext, routes: { stream: UpgradeRoute; ingest: UpgradeRoute }): (req: http.IncomingMessage, socket: Duplex, head: Buffer) => void {
+/** The `upgrade` listener: routes `/v1/stream`, `/v1/ingest` and `/v1/telephony/twilio` to their handlers once allowed. */
+export function createUpgradeHandler(ctx: ServerContext, routes: { stream: UpgradeRoute; ingest: UpgradeRoute; twilio?: UpgradeRoute }): (req: http.IncomingMessage, socket: Duplex, head: Buffer) => void {
   const { auth, metrics, log } = ctx;
   return (req, socket, head) => {
     socket.on('error', () => socket.destroy());
@@ -39,7 +40,7 @@ export function createUpgradeHandler(ctx: ServerContext, routes: { stream: Upgra
       refuseUpgrade(socket, f.status, f.message, f.status === 401 ? { 'WWW-Authenticate': 'Bearer' } : {});
     };
     if (ctx.closing) return refuse({ status: 503, reason: 'shutting-down', message: 'server is shutting down' });
-    const route = url.pathname === STREAM_PATH ? routes.stream : url.pathname === INGEST_PATH ? routes.ingest : undefined;
+    const route = url.pathname === STREAM_PATH ? routes.stream : url.pathname === INGEST_PATH ? routes.ingest : url.pathname === TWILIO_PATH ? routes.twilio : undefined;
     if (!route) return refuse({ status: 404, reason: 'path', message: `no WebSocket endpoint at ${url.pathname}` });
     const badOrigin = auth.checkOrigin(req);
     if (badOrigin) return refuse(badOrigin);

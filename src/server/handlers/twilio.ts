@@ -1,0 +1,250 @@
+/**
+ * `/v1/telephony/twilio`: Twilio Media Streams (bidirectional `<Stream>` or `<Start><Stream>`)
+ * pointed at circumplex unchanged. Each track of a call becomes its own circumplex stream,
+ * `<callSid>:inbound` (the caller) and `<callSid>:outbound` (the agent / the other leg).
+ *
+ * Messages (JSON text frames, as Twilio sends them):
+ * - `connected` {protocol, version}: accepted, nothing to do.
+ * - `start` {streamSid, start: {streamSid, callSid, tracks, mediaFormat: {encoding, sampleRate, channels}}}:
+ *   opens one stream per track; the media format must be `audio/x-mulaw`, 8000 Hz, 1 channel.
+ * - `media` {media: {track, chunk, timestamp, payload}}: base64 μ-law bytes of one track, decoded
+ *   and resampled to 16 kHz into that track's pipeline. `track` `inbound`/`outbound`.
+ * - `mark`, `dtmf`: accepted and ignored.
+ * - `stop`: ends every track's stream; the socket closes with 1000.
+ *
+ * Errors close only this call's socket (other calls go on): bad JSON, an unknown event, media
+ * before start, a second start, an unknown track or bad base64 close with 1002 (protocol error);
+ * a media format other than 8 kHz mono μ-law with 1003 (unsupported data); a track whose stream id
+ * is busy with 1008 (policy). The close reason names the problem.
+ *
+ * Auth: the `token` query parameter (Twilio `<Stream url="wss://…/v1/telephony/twilio?token=…">`)
+ * or an `Authorization: Bearer` header, with the `publish` scope for the call's stream ids.
+ */
+import { Subject } from 'rxjs';
+import type { RawData, WebSocket } from 'ws';
+import { z } from 'zod';
+import { CLOSE_CODES } from '../../../clients/protocol.js';
+import { PIPELINE_SAMPLE_RATE_HZ, type AudioChunk } from '../../../streams/types.js';
+import { toAffectError } from '../../errors.js';
+import type { Grant } from '../auth.js';
+import { type ServerContext, TokenBucket, toText } from '../context.js';
+import type { ClaimResult } from '../hub.js';
+import { FrameDecoder, type IngestStats } from '../ingest.js';
+import type { FanOut } from './fan-out.js';
+
+/** The path Twilio's `<Stream url>` points at. */
+export const TWILIO_PATH = '/v1/telephony/twilio';
+
+/** Close code for a media format circumplex cannot take (RFC 6455 1003, unsupported data). */
+export const TWILIO_CLOSE_UNSUPPORTED = 1003;
+
+const Sid = z.string().min(1).max(64).regex(/^[A-Za-z0-9]+$/, 'letters and digits only');
+const Track = z.enum(['inbound', 'outbound']);
+const Connected = z.object({ event: z.literal('connected') }).passthrough();
+const Start = z
+  .object({
+    event: z.literal('start'),
+    streamSid: z.string().optional(),
+    start: z
+      .object({
+        streamSid: z.string().min(1),
+        callSid: Sid,
+        tracks: z.array(Track).min(1).max(2),
+        mediaFormat: z.object({ encoding: z.string(), sampleRate: z.number(), channels: z.number() }).passthrough(),
+      })
+      .passthrough(),
+  })
+  .passthrough();
+const Media = z
+  .object({
+    event: z.literal('media'),
+    media: z.object({ track: z.string(), payload: z.string().max(1_000_000), chunk: z.union([z.string(), z.number()]).optional(), timestamp: z.union([z.string(), z.number()]).optional() }).passthrough(),
+  })
+  .passthrough();
+const Other = z.object({ event: z.enum(['mark', 'dtmf', 'stop']) }).passthrough();
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+
+/** One track of the call: its stream, decoder and audio subject. */
+interface TrackState {
+  readonly streamId: string;
+  readonly decoder: FrameDecoder;
+  audio$: Subject<AudioChunk> | undefined;
+  nextSample: number;
+}
+
+/** Handles accepted `/v1/telephony/twilio` sockets. */
+export function createTwilioHandler(ctx: ServerContext, fanOut: FanOut): (ws: WebSocket, grant: Grant) => void {
+  const { o, hub, publishers, metrics } = ctx;
+  return (ws, grant) => {
+    ctx.track(ws, 'ingest');
+    const bucket = new TokenBucket(o.ingestRateLimit);
+    const stats: IngestStats = { framesAccepted: 0, framesRejected: 0, samplesNonFinite: 0, samplesClipped: 0, samplesOut: 0 };
+    let tracks: Map<string, TrackState> | undefined;
+    let callSid: string | undefined;
+    let closed = false;
+    let limited = false;
+    /** Media that arrived while a claim was on its way (asynchronous hub), in order. */
+    const held: Array<() => void> = [];
+    let claiming = false;
+
+    const fail = (code: number, reason: string): void => {
+      if (closed) return;
+      metrics.ingestFrames.inc({ result: 'rejected' });
+      ctx.log.warn({ callSid, reason }, 'twilio stream refused');
+      finishAll('twilio stream failed');
+      closed = true;
+      // Close reasons are limited to 123 bytes.
+      if (ws.readyState === ws.OPEN) ws.close(code, reason.slice(0, 120));
+    };
+    const finishAll = (message: string): void => {
+      if (!tracks) return;
+      for (const t of tracks.values()) {
+        if (!t.audio$) continue;
+        const s = t.audio$;
+        t.audio$ = undefined;
+        const tail = t.decoder.flush();
+        if (tail.length > 0) s.next({ streamId: t.streamId, startSample: t.nextSample, samples: tail });
+        if (publishers.get(t.streamId) === ws) publishers.delete(t.streamId);
+        ctx.streamLog(t.streamId).info({ stats }, message);
+        s.complete();
+      }
+    };
+
+    const open = (t: TrackState, claim: ClaimResult): boolean => {
+      if (!claim.ok) {
+        fail(CLOSE_CODES.policy, claim.reason === 'stream-busy' ? `stream ${t.streamId} busy` : 'backplane down');
+        return false;
+      }
+      const hook = o.onIngestStream;
+      if (!hook) return false;
+      const subject = new Subject<AudioChunk>();
+      t.audio$ = subject;
+      const events$ = hook(t.streamId, subject.pipe(fanOut.markArrivals(t.streamId)), { encoding: 'mulaw', sampleRateHz: 8000, channels: 1 });
+      fanOut.attach({ streamId: t.streamId, sampleRateHz: PIPELINE_SAMPLE_RATE_HZ, ...o.ingestStreamTiming }, events$, 'call ended', (e) => {
+        if (e) fail(CLOSE_CODES.internalError, `pipeline failed: ${e.message}`);
+      });
+      ctx.streamLog(t.streamId).info({ callSid }, 'twilio track started');
+      return true;
+    };
+
+    const onStart = (m: z.infer<typeof Start>): void => {
+      if (tracks) return fail(CLOSE_CODES.protocolError, 'second start on one media stream');
+      const f = m.start.mediaFormat;
+      if (f.encoding !== 'audio/x-mulaw' || f.sampleRate !== 8000 || f.channels !== 1) {
+        return fail(TWILIO_CLOSE_UNSUPPORTED, `media format ${f.encoding} ${f.sampleRate} Hz ${f.channels} ch: only audio/x-mulaw 8000 Hz 1 ch`);
+      }
+      if (!o.onIngestStream) return fail(CLOSE_CODES.internalError, 'this server has no pipeline for ingest streams');
+      callSid = m.start.callSid;
+      const ts = new Map<string, TrackState>();
+      for (const track of new Set(m.start.tracks)) {
+        const streamId = `${m.start.callSid}:${track}`;
+        if (!grant.canPublish(streamId)) return fail(CLOSE_CODES.policy, `token may not publish ${streamId}`);
+        if (publishers.has(streamId)) return fail(CLOSE_CODES.policy, `stream ${streamId} busy`);
+        ts.set(track, { streamId, decoder: new FrameDecoder({ encoding: 'mulaw', sampleRateHz: 8000, channels: 1 }), audio$: undefined, nextSample: 0 });
+      }
+      tracks = ts;
+      for (const t of ts.values()) publishers.set(t.streamId, ws);
+      // Claim every track; media waits behind asynchronous (cluster) claims, in order.
+      const claims = [...ts.values()].map((t) => {
+        try {
+          return hub.claim(t.streamId);
+        } catch (err) {
+          return { ok: false, reason: 'backplane-down', message: toAffectError(err).message } as ClaimResult;
+        }
+      });
+      const states = [...ts.values()];
+      if (claims.every((c) => !(c instanceof Promise))) {
+        states.forEach((t, i) => open(t, claims[i] as ClaimResult));
+        return;
+      }
+      claiming = true;
+      void Promise.all(claims.map((c) => Promise.resolve(c).catch((err: unknown): ClaimResult => ({ ok: false, reason: 'backplane-down', message: toAffectError(err).message })))).then((done) => {
+        claiming = false;
+        for (let i = 0; i < states.length; i++) if (!closed && !open(states[i]!, done[i]!)) return;
+        for (const h of held.splice(0)) if (!closed) h();
+      });
+    };
+
+    const onMedia = (m: z.infer<typeof Media>): void => {
+      if (!tracks) return fail(CLOSE_CODES.protocolError, 'media before start');
+      const t = tracks.get(m.media.track);
+      if (!t) return fail(CLOSE_CODES.protocolError, `media for track "${m.media.track}" that start did not announce`);
+      const p = m.media.payload;
+      if (p.length === 0 || p.length % 4 !== 0 || !BASE64.test(p)) return fail(CLOSE_CODES.protocolError, `bad base64 payload in media ${String(m.media.chunk ?? '')}`.trim());
+      const bytes = Buffer.from(p, 'base64');
+      const push = (): void => {
+        const r = t.decoder.decode(bytes, stats);
+        if ('reason' in r) return fail(CLOSE_CODES.protocolError, r.message);
+        stats.framesAccepted++;
+        metrics.ingestFrames.inc({ result: 'accepted' });
+        if (r.samples.length === 0 || !t.audio$) return;
+        t.audio$.next({ streamId: t.streamId, startSample: t.nextSample, samples: r.samples });
+        t.nextSample += r.samples.length;
+        stats.samplesOut += r.samples.length;
+      };
+      if (claiming) held.push(push);
+      else push();
+    };
+
+    ws.on('close', () => {
+      if (claiming) held.push(() => finishAll('twilio socket closed'));
+      else finishAll('twilio socket closed');
+      closed = true;
+    });
+    ws.on('message', (data: RawData, isBinary: boolean) => {
+      ctx.alive.set(ws, true);
+      if (closed || limited) return;
+      if (!bucket.take()) {
+        limited = true;
+        return ctx.rateLimited(ws, 'twilio');
+      }
+      if (isBinary) return fail(TWILIO_CLOSE_UNSUPPORTED, 'binary frame: Twilio media streams send JSON text');
+      let json: unknown;
+      try {
+        json = JSON.parse(toText(data));
+      } catch {
+        return fail(CLOSE_CODES.protocolError, 'not JSON');
+      }
+      const event = typeof json === 'object' && json !== null ? (json as { event?: unknown }).event : undefined;
+      const parse = <T>(schema: z.ZodType<T>): T | undefined => {
+        const r = schema.safeParse(json);
+        if (r.success) return r.data;
+        const iss = r.error.issues[0];
+        fail(CLOSE_CODES.protocolError, `bad ${String(event)} message: ${iss ? `${iss.path.join('.')} ${iss.message}` : 'invalid'}`);
+        return undefined;
+      };
+      switch (event) {
+        case 'connected':
+          parse(Connected);
+          return;
+        case 'start': {
+          const m = parse(Start);
+          if (m) onStart(m);
+          return;
+        }
+        case 'media': {
+          const m = parse(Media);
+          if (m) onMedia(m);
+          return;
+        }
+        case 'mark':
+        case 'dtmf':
+          parse(Other);
+          return;
+        case 'stop': {
+          if (!parse(Other)) return;
+          const end = (): void => {
+            finishAll('call stopped');
+            closed = true;
+            setImmediate(() => ws.close(CLOSE_CODES.normal, 'stopped'));
+          };
+          if (claiming) held.push(end);
+          else end();
+          return;
+        }
+        default:
+          return fail(CLOSE_CODES.protocolError, `unknown event ${JSON.stringify(event)}`.slice(0, 100));
+      }
+    });
+  };
+}

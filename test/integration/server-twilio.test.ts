@@ -1,0 +1,177 @@
+/**
+ * `/v1/telephony/twilio` with a real server, the real engine (default speech model, Silero VAD) and
+ * real ws clients speaking Twilio's Media Streams format: a two-track call made from espeak-ng
+ * speech, μ-law encoded here, yields frames and at least one turn on `<callSid>:inbound` and
+ * `<callSid>:outbound`; bad messages close only their own call with a clear code and reason.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
+import { createEngine, type Engine } from '../../src/engine.js';
+import type { RunningServer } from '../../src/server/ws-server.js';
+import { float32ToMulaw, resample } from '../../streams/audio.js';
+import { concat, silence, speak } from '../helpers/vad-audio.js';
+import { connect, silentLogger, startServer, type TestClient } from '../helpers/server-helpers.js';
+
+const TOKEN = 'twilio-test-token';
+let engine: Engine;
+let server: RunningServer;
+beforeAll(async () => {
+  engine = await createEngine({ device: 'cpu', logger: silentLogger });
+  server = await startServer({
+    tokens: [{ token: TOKEN, scopes: ['publish', 'subscribe'] }],
+    onIngestStream: (id, audio$) => audio$.pipe(engine.pipeline(id, { whenBusy: 'queue', maxQueue: 64 })),
+  });
+});
+afterAll(async () => {
+  await server?.close();
+  await engine?.close();
+});
+
+/** A Twilio-side socket: JSON text frames, no subprotocol. */
+class TwilioCall {
+  readonly ws: WebSocket;
+  readonly opened: Promise<void>;
+  readonly closed: Promise<{ code: number; reason: string }>;
+  constructor(query = `?token=${TOKEN}`, headers: Record<string, string> = {}) {
+    this.ws = new WebSocket(`ws://127.0.0.1:${server.port}/v1/telephony/twilio${query}`, { headers });
+    this.opened = new Promise((resolve, reject) => {
+      this.ws.once('open', () => resolve());
+      this.ws.once('error', reject);
+      this.ws.once('unexpected-response', (_q, res) => reject(Object.assign(new Error(`HTTP ${res.statusCode}`), { statusCode: res.statusCode })));
+    });
+    this.closed = new Promise((resolve) => this.ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() })));
+  }
+  send(m: unknown): void {
+    if (this.ws.readyState === WebSocket.OPEN) this.ws.send(typeof m === 'string' ? m : JSON.stringify(m));
+  }
+  start(callSid: string, tracks: string[] = ['inbound', 'outbound'], mediaFormat = { encoding: 'audio/x-mulaw', sampleRate: 8000, channels: 1 }): void {
+    this.send({ event: 'connected', protocol: 'Call', version: '1.0.0' });
+    this.send({
+      event: 'start',
+      sequenceNumber: '1',
+      streamSid: `MZ${callSid}`,
+      start: { streamSid: `MZ${callSid}`, accountSid: 'AC0123', callSid, tracks, customParameters: {}, mediaFormat },
+    });
+  }
+}
+
+/** 16 kHz float → Twilio media payloads: 20 ms (160 bytes) of 8 kHz μ-law each, base64. */
+function payloads(samples16k: Float32Array): string[] {
+  const mu = float32ToMulaw(resample(samples16k, 16000, 8000));
+  const out: string[] = [];
+  for (let i = 0; i + 160 <= mu.length; i += 160) out.push(Buffer.from(mu.subarray(i, i + 160)).toString('base64'));
+  return out;
+}
+
+/** Sends both tracks interleaved, 20 ms per message per track, at `speed` × real time. */
+async function play(call: TwilioCall, callSid: string, inbound: string[], outbound: string[], speed = 5): Promise<void> {
+  const n = Math.max(inbound.length, outbound.length);
+  let seq = 2;
+  const batch = 10; // messages per track between pauses (200 ms of audio)
+  for (let i = 0; i < n; i++) {
+    const ts = String(i * 20);
+    if (inbound[i]) call.send({ event: 'media', sequenceNumber: String(seq++), media: { track: 'inbound', chunk: String(i + 1), timestamp: ts, payload: inbound[i] }, streamSid: `MZ${callSid}` });
+    if (outbound[i]) call.send({ event: 'media', sequenceNumber: String(seq++), media: { track: 'outbound', chunk: String(i + 1), timestamp: ts, payload: outbound[i] }, streamSid: `MZ${callSid}` });
+    if (i % batch === batch - 1) await new Promise((r) => setTimeout(r, (batch * 20) / speed));
+  }
+  call.send({ event: 'mark', sequenceNumber: String(seq++), streamSid: `MZ${callSid}`, mark: { name: 'end' } });
+  call.send({ event: 'stop', sequenceNumber: String(seq++), streamSid: `MZ${callSid}`, stop: { accountSid: 'AC0123', callSid } });
+}
+
+describe('Twilio Media Streams ingest', () => {
+  let inbound: string[];
+  let outbound: string[];
+  beforeAll(() => {
+    // Caller speaks first, then the agent answers: each track is silence around its own speech.
+    const a = speak('Hello, I have been waiting for twenty minutes and my order never arrived.');
+    const b = speak('I am sorry to hear that, let me check it for you right away.');
+    const caller = concat([silence(0.8, 11), a, silence(b.length / 16000 + 1.5, 12)]).samples;
+    const agent = concat([silence(a.length / 16000 + 1.3, 13), b, silence(1.0, 14)]).samples;
+    inbound = payloads(caller);
+    outbound = payloads(agent);
+  });
+
+  it('a two-track call gives frames and turns on <callSid>:inbound and <callSid>:outbound, then ends both', async () => {
+    const sub: TestClient = connect(server, `/v1/stream?token=${TOKEN}`);
+    await sub.opened;
+    sub.send({ type: 'subscribe', streamIds: ['*'] });
+    await sub.until((c) => c.of('hello').length > 0);
+    const callSid = 'CA1111111111';
+    const call = new TwilioCall();
+    await call.opened;
+    call.start(callSid);
+    await play(call, callSid, inbound, outbound);
+    expect(await call.closed).toEqual({ code: 1000, reason: 'stopped' });
+    const ended = (id: string) => (c: TestClient) => c.of('status').some((s) => s.streamId === id && s.state === 'ended');
+    await sub.until((c) => ended(`${callSid}:inbound`)(c) && ended(`${callSid}:outbound`)(c), 60_000, 'both tracks to end');
+    for (const track of ['inbound', 'outbound']) {
+      const id = `${callSid}:${track}`;
+      const frames = sub.of('affect').filter((f) => f.streamId === id);
+      expect(frames.length, id).toBeGreaterThan(20);
+      expect(frames.every((f) => f.voiced !== undefined)).toBe(true);
+      const turns = sub.of('turn').filter((t) => t.streamId === id);
+      expect(turns.length, `turns on ${id}`).toBeGreaterThanOrEqual(1);
+    }
+    // The caller's turn comes before the agent's (the call's order), in each track's audio time.
+    const firstIn = sub.of('turn').find((t) => t.streamId === `${callSid}:inbound`)!;
+    const firstOut = sub.of('turn').find((t) => t.streamId === `${callSid}:outbound`)!;
+    expect(firstIn.startMs).toBeLessThan(firstOut.startMs);
+    expect(firstIn.startMs).toBeGreaterThan(500);
+    sub.close();
+  });
+
+  it('bad messages close only their own call with a clear code; a call alongside goes on', async () => {
+    const sub: TestClient = connect(server, `/v1/stream?token=${TOKEN}`);
+    await sub.opened;
+    sub.send({ type: 'subscribe', streamIds: ['*'] });
+    await sub.until((c) => c.of('hello').length > 0);
+    const good = new TwilioCall(`?x=1`, { authorization: `Bearer ${TOKEN}` });
+    await good.opened;
+    good.start('CA2222222222', ['inbound']);
+    const goodDone = play(good, 'CA2222222222', inbound, [], 5);
+
+    const cases: Array<[string, (c: TwilioCall) => void, number, RegExp]> = [
+      ['unknown event', (c) => c.send({ event: 'hangup' }), 1002, /unknown event "hangup"/],
+      ['not JSON', (c) => c.send('{nope'), 1002, /not JSON/],
+      ['media before start', (c) => c.send({ event: 'media', media: { track: 'inbound', payload: inbound[0] } }), 1002, /media before start/],
+      [
+        'bad base64',
+        (c) => {
+          c.start('CA3333333333', ['inbound']);
+          c.send({ event: 'media', media: { track: 'inbound', payload: '@@@notbase64' } });
+        },
+        1002,
+        /bad base64/,
+      ],
+      ['wrong media format', (c) => c.start('CA4444444444', ['inbound'], { encoding: 'audio/l16', sampleRate: 16000, channels: 1 }), 1003, /only audio\/x-mulaw 8000 Hz/],
+      [
+        'unknown track',
+        (c) => {
+          c.start('CA5555555555', ['inbound']);
+          c.send({ event: 'media', media: { track: 'outbound', payload: inbound[0] } });
+        },
+        1002,
+        /track "outbound"/,
+      ],
+      ['start without callSid', (c) => c.send({ event: 'start', start: { streamSid: 'MZ1', tracks: ['inbound'], mediaFormat: { encoding: 'audio/x-mulaw', sampleRate: 8000, channels: 1 } } }), 1002, /start\.callSid/],
+    ];
+    for (const [what, act, code, reason] of cases) {
+      const c = new TwilioCall();
+      await c.opened;
+      act(c);
+      const closed = await c.closed;
+      expect(closed.code, what).toBe(code);
+      expect(closed.reason, what).toMatch(reason);
+    }
+    // No token: refused at the upgrade.
+    const anon = new TwilioCall('');
+    await expect(anon.opened).rejects.toMatchObject({ statusCode: 401 });
+
+    await goodDone;
+    expect(await good.closed).toEqual({ code: 1000, reason: 'stopped' });
+    await sub.until((c) => c.of('status').some((s) => s.streamId === 'CA2222222222:inbound' && s.state === 'ended'), 60_000, 'the good call to end');
+    expect(sub.of('affect').filter((f) => f.streamId === 'CA2222222222:inbound').length).toBeGreaterThan(20);
+    expect(sub.of('turn').filter((t) => t.streamId === 'CA2222222222:inbound').length).toBeGreaterThanOrEqual(1);
+    sub.close();
+  });
+});
