@@ -8,7 +8,8 @@
  */
 import { Option, type Command } from 'commander';
 import { numberOption, openRecorderAndEngine, streamIdOption } from './options.js';
-import { Subscription, tap } from 'rxjs';
+import { merge, Subscription, tap } from 'rxjs';
+import { PassThrough } from 'node:stream';
 import type { Observable } from 'rxjs';
 import { AffectError } from '../errors.js';
 import { loadConfig } from '../config.js';
@@ -38,7 +39,10 @@ export interface RunCommandOptions {
   textModel?: string;
   asrModel?: string;
   streamId: string;
-  realtime: boolean;
+  realtime: boolean;  /** Voice activity detection (default 'on'). */
+  vad?: 'on' | 'off';
+  /** One stream per channel of a multi-channel input (`<stream-id>:ch0`, …). */
+  channelsAsStreams?: boolean;
 }
 
 /** What a run did (also printed on stderr). */
@@ -65,15 +69,17 @@ export function register(program: Command): void {
     .option('--record <file>', 'also write every message to a JSONL file')
     .option('--window-ms <ms>', 'analysis window length, ms of audio', numberOption('--window-ms', 1, false, 60_000), 1000)
     .option('--hop-ms <ms>', 'hop between frames, ms of audio', numberOption('--hop-ms', 1, false, 60_000), 250)
-    .addOption(new Option('--smoothing <filter>', 'smoothing filter').choices(['ema', 'one-euro', 'kalman', 'none']).default('one-euro'))
+    .addOption(new Option('--smoothing <filter>', 'smoothing filter').choices(['ema', 'one-euro', 'kalman', 'kalman-cv', 'none']).default('one-euro'))
     .option('--tau-ms <ms>', 'smoothing time constant, ms of audio', numberOption('--tau-ms', 1), 1000)
     .addOption(new Option('--device <device>', 'where models run (default: CIRCUMPLEX_DEVICE or auto)').choices(['auto', 'cuda', 'webgpu', 'cpu']))
     .option('--speech-model <id>', 'speech affect model id', 'speech-fixture')
     .option('--fusion <id>', "fusion: 'late' or a fusion model id", 'late')
     .option('--text-model <id>', 'text affect model id, or "none" for transcripts only (needs --asr-model; default: roberta-go-emotions when downloaded, else text-classifier-fixture)')
     .option('--asr-model <dir>', 'Vosk model folder: adds transcripts and the text modality')
+    .addOption(new Option('--vad <on|off>', 'voice activity detection (Silero): frames carry voiced, silence/noise hold the point, turns; off = every window moves the point').choices(['on', 'off']).default('on'))
     .option('--stream-id <id>', 'stream id in the output', streamIdOption('--stream-id'), 'input')
     .option('--realtime', 'pace the file at real-time speed (live drop policy)', false)
+    .option('--channels-as-streams', 'analyse each channel of a stereo (multi-channel) file or raw stdin as its own stream: <stream-id>:ch0, <stream-id>:ch1, … (call recordings: usually agent left, caller right)', false)
     .action(async (opts: RunCommandOptions) => {
       await runCommand(opts);
     });
@@ -89,9 +95,18 @@ export async function runCommand(opts: RunCommandOptions, out: NodeJS.WritableSt
   }
   const fromStdin = opts.input === '-';
   // Check the input before loading any model, so a bad path fails in milliseconds.
+  let inputChannels = opts.channels;
   if (!fromStdin) {
     const info = await probeAudioFile(opts.input);
     logger.debug({ file: opts.input, ...info }, 'input');
+    inputChannels = info.channels;
+  }
+  // --channels-as-streams: one stream per channel, `<stream-id>:ch0`, `<stream-id>:ch1`, …
+  const channelIds = opts.channelsAsStreams ? Array.from({ length: inputChannels }, (_, k) => `${opts.streamId}:ch${k}`) : [opts.streamId];
+  if (opts.channelsAsStreams && inputChannels < 2) {
+    throw new AffectError('AFFECT_ERR_CONFIG', `--channels-as-streams needs an input with 2 or more channels; ${fromStdin ? 'stdin was declared' : `${opts.input} has`} ${inputChannels}`, {
+      hint: fromStdin ? 'declare the channels of raw stdin with --channels 2' : 'drop --channels-as-streams for a mono file',
+    });
   }
 
   const tLoad = performance.now();
@@ -101,14 +116,25 @@ export async function runCommand(opts: RunCommandOptions, out: NodeJS.WritableSt
   // Offline input is lossless: the source waits for the speech stage (bounded by the flow).
   const flow = opts.realtime ? undefined : new FlowControl({ highWater: 4 });
   let audioSamples = 0;
-  const source: Observable<AudioChunk> = (
-    fromStdin
-      ? rawPcmSource(process.stdin, { sampleRateHz: opts.rate, channels: opts.channels, streamId: opts.streamId, ...(flow ? { flow } : {}) })
-      : audioFileSource(opts.input, { streamId: opts.streamId, realtime: opts.realtime, ...(flow ? { flow } : {}) })
-  ).pipe(tap((c) => (audioSamples = c.startSample + c.samples.length)));
+  // stdin can be read once: with one stream per channel, each channel's source reads its own tee of it.
+  const stdinFor = (): NodeJS.ReadableStream => {
+    if (channelIds.length === 1) return process.stdin;
+    const tee = new PassThrough();
+    process.stdin.pipe(tee);
+    return tee;
+  };
+  const sourceFor = (streamId: string, channel: number | undefined): Observable<AudioChunk> =>
+    (fromStdin
+      ? rawPcmSource(stdinFor() as typeof process.stdin, { sampleRateHz: opts.rate, channels: opts.channels, streamId, ...(channel !== undefined ? { channel } : {}), ...(flow ? { flow } : {}) })
+      : audioFileSource(opts.input, { streamId, realtime: opts.realtime, ...(channel !== undefined ? { channel } : {}), ...(flow ? { flow } : {}) })
+    ).pipe(tap((c) => (audioSamples = Math.max(audioSamples, c.startSample + c.samples.length))));
+  const pipelineOpts = opts.realtime ? { whenBusy: 'latest' as const } : { whenBusy: 'queue' as const, ...(flow ? { flow } : {}) };
+  const events$: Observable<PipelineEvent> = merge(
+    ...channelIds.map((id, k) => sourceFor(id, opts.channelsAsStreams ? k : undefined).pipe(engine.pipeline(id, pipelineOpts))),
+  );
+  const seqs = new Map<string, number>();
 
   const summary: RunSummary = { frames: 0, droppedWindows: 0, audioSeconds: 0, wallSeconds: 0, realTimeFactor: 0, loadSeconds: (performance.now() - tLoad) / 1000 };
-  let seq = 0;
   const t0 = performance.now();
   const sub = new Subscription();
   const stopSignals = (signal: NodeJS.Signals): void => {
@@ -133,10 +159,13 @@ export async function runCommand(opts: RunCommandOptions, out: NodeJS.WritableSt
       out.on('error', onOutError);
       sub.add(() => out.off('error', onOutError));
       sub.add(
-        source.pipe(engine.pipeline(opts.streamId, opts.realtime ? { whenBusy: 'latest' } : { whenBusy: 'queue', ...(flow ? { flow } : {}) })).subscribe({
+        events$.subscribe({
           next: (event: PipelineEvent) => {
             // One seq per stream, shared by every message of the stream (as the hub does).
-            const msg: StreamEventMessage = toWire(opts.streamId, seq++, event);
+            const id = eventStreamId(event);
+            const seq = seqs.get(id) ?? 0;
+            seqs.set(id, seq + 1);
+            const msg: StreamEventMessage = toWire(id, seq, event);
             recorder?.write(msg);
             if (msg.type === 'affect') {
               summary.frames++;
@@ -144,7 +173,7 @@ export async function runCommand(opts: RunCommandOptions, out: NodeJS.WritableSt
             }
             if (outClosed) return;
             if (opts.json) out.write(`${JSON.stringify(msg)}\n`);
-            else out.write(`${humanLine(msg)}\n`);
+            else out.write(`${channelIds.length > 1 ? `${msg.streamId}  ` : ''}${humanLine(msg)}\n`);
           },
           error: reject,
           complete: resolve,
@@ -168,6 +197,22 @@ export async function runCommand(opts: RunCommandOptions, out: NodeJS.WritableSt
   return summary;
 }
 
+/** The stream a pipeline event belongs to. */
+function eventStreamId(e: PipelineEvent): string {
+  switch (e.kind) {
+    case 'affect':
+      return e.point.streamId;
+    case 'transcript':
+      return e.transcript.streamId;
+    case 'status':
+      return e.streamId;
+    case 'turn':
+      return e.turn.streamId;
+    case 'alert':
+      return e.alert.streamId;
+  }
+}
+
 const sign = (v: number): string => (v >= 0 ? '+' : '') + v.toFixed(2);
 
 /** A compact terminal line for one message. */
@@ -180,5 +225,9 @@ export function humanLine(msg: StreamEventMessage): string {
       return `${t}  ${msg.final ? 'final' : 'partial'}: ${msg.text}`;
     case 'status':
       return `${t}  [${msg.state}] ${msg.message}`;
+    case 'turn':
+      return `${t}  turn ${(msg.startMs / 1000).toFixed(2)}-${(msg.endMs / 1000).toFixed(2)}s  ${msg.label}  mean v ${sign(msg.mean.valence)} a ${sign(msg.mean.arousal)}  peak v ${sign(msg.peak.valence)} a ${sign(msg.peak.arousal)}  conf ${msg.confidence.toFixed(2)}${msg.transcript ? `  "${msg.transcript}"` : ''}`;
+    case 'alert':
+      return `${t}  ALERT ${msg.alert}: ${msg.reason}`;
   }
 }

@@ -35,7 +35,8 @@ export interface AudioFileSourceOptions {
   /** Speed factor for realtime pacing. Default 1. */
   speed: number;
   /** Waits for room in the model stage before each chunk (offline runs). */
-  flow?: FlowControl;
+  flow?: FlowControl;  /** Take only this channel (0-based) instead of the average of all channels (speaker channels). Default: average. */
+  channel?: number;
 }
 
 /** Tells WAV from FLAC by the first bytes (an ID3v2 tag before `fLaC` is allowed); undefined for neither. */

@@ -20,8 +20,13 @@ export class AudioConverter {
     readonly inputRateHz: number,
     readonly channels: number,
     startSample = 0,
+    /** Take only this channel (0-based) instead of averaging all of them. */
+    readonly channel?: number,
   ) {
     if (!Number.isInteger(channels) || channels < 1) throw new RangeError(`AudioConverter: channels must be a positive integer, got ${channels}`);
+    if (channel !== undefined && !(Number.isInteger(channel) && channel >= 0 && channel < channels)) {
+      throw new RangeError(`AudioConverter: channel must be an integer in [0, ${channels - 1}], got ${channel}`);
+    }
     this.resampler = new StreamResampler(inputRateHz, PIPELINE_SAMPLE_RATE_HZ);
     this.next = startSample;
   }
@@ -37,7 +42,7 @@ export class AudioConverter {
     const s = sanitizeSamples(interleaved);
     this.nonFinite += s.nonFinite;
     this.clipped += s.clipped;
-    const mono = downmix(interleaved, this.channels);
+    const mono = this.channel === undefined ? downmix(interleaved, this.channels) : pickChannel(interleaved, this.channels, this.channel);
     // Callers hand over freshly decoded arrays, so passing them through unchanged at 16 kHz mono is safe.
     const samples = this.resampler.process(mono);
     if (samples.length === 0) return null;
@@ -55,4 +60,13 @@ export class AudioConverter {
     this.next += samples.length;
     return chunk;
   }
+}
+
+/** One channel of interleaved samples. */
+export function pickChannel(interleaved: Float32Array, channels: number, channel: number): Float32Array {
+  if (channels === 1) return interleaved;
+  const n = Math.floor(interleaved.length / channels);
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = interleaved[i * channels + channel] ?? 0;
+  return out;
 }

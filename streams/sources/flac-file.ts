@@ -48,7 +48,8 @@ export interface FlacFileSourceOptions {
   /** Speed factor for realtime pacing. Default 1. */
   speed: number;
   /** Waits for room in the model stage before each chunk (offline runs). */
-  flow?: FlowControl;
+  flow?: FlowControl;  /** Take only this channel (0-based) instead of the average of all channels (speaker channels). Default: average. */
+  channel?: number;
 }
 
 export const DEFAULT_FLAC_FILE_SOURCE: FlacFileSourceOptions = { streamId: 'file', chunkMs: 100, realtime: false, speed: 1 };
@@ -235,7 +236,7 @@ export function flacFileSource(file: string, opts: Partial<FlacFileSourceOptions
       const trailer = await endOfInputTrailer(fh, info, file);
       const size = (await fh.stat()).size;
       decoder = await createDecoder();
-      const conv = new AudioConverter(o.streamId, info.sampleRateHz, info.channels);
+      const conv = new AudioConverter(o.streamId, info.sampleRateHz, info.channels, 0, o.channel);
       const chunkMs = o.flow ? Math.min(o.chunkMs, MAX_FLOW_CHUNK_MS) : o.chunkMs;
       const framesPerChunk = Math.max(1, Math.round((info.sampleRateHz * chunkMs) / 1000));
       const t0 = performance.now();

@@ -19,7 +19,8 @@ export interface RawPcmSourceOptions {
   /** Stream id stamped on every chunk. Default `'stdin'`. */
   streamId: string;
   /** Pauses the stream while the model stage is full (offline runs). */
-  flow?: FlowControl;
+  flow?: FlowControl;  /** Take only this channel (0-based) instead of the average of all channels (speaker channels). Default: average. */
+  channel?: number;
 }
 
 export const DEFAULT_RAW_PCM_SOURCE: RawPcmSourceOptions = { sampleRateHz: 16_000, channels: 1, streamId: 'stdin' };
@@ -35,7 +36,7 @@ export function rawPcmSource(input: Readable = process.stdin, opts: Partial<RawP
   }
   if (!Number.isInteger(o.channels) || o.channels < 1 || o.channels > 32) throw new RangeError(`rawPcmSource: channels must be an integer in [1, 32], got ${o.channels}`);
   return new Observable<AudioChunk>((sub) => {
-    const conv = new AudioConverter(o.streamId, o.sampleRateHz, o.channels);
+    const conv = new AudioConverter(o.streamId, o.sampleRateHz, o.channels, 0, o.channel);
     const frameBytes = 2 * o.channels;
     // A pipe read can hold seconds of audio; with a flow it goes out in pieces of at most
     // MAX_FLOW_CHUNK_MS, waiting for room between them, or a short hop would overflow the model

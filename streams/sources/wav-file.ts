@@ -169,7 +169,8 @@ export interface WavFileSourceOptions {
   /** Speed factor for realtime pacing (2 = twice real time). Default 1. */
   speed: number;
   /** Waits for room in the model stage before each chunk (offline runs). */
-  flow?: FlowControl;
+  flow?: FlowControl;  /** Take only this channel (0-based) instead of the average of all channels (speaker channels). Default: average. */
+  channel?: number;
 }
 
 export const DEFAULT_WAV_FILE_SOURCE: WavFileSourceOptions = { streamId: 'file', chunkMs: 100, realtime: false, speed: 1 };
@@ -228,7 +229,7 @@ export function wavFileSource(file: string, opts: Partial<WavFileSourceOptions> 
     (async () => {
       fh = await openInput(file);
       const info = await readWavInfo(fh, file);
-      const conv = new AudioConverter(o.streamId, info.sampleRateHz, info.channels);
+      const conv = new AudioConverter(o.streamId, info.sampleRateHz, info.channels, 0, o.channel);
       // With a flow, never emit more between two waits than the model stage's queue is sized for.
       const chunkMs = o.flow ? Math.min(o.chunkMs, MAX_FLOW_CHUNK_MS) : o.chunkMs;
       const framesPerChunk = Math.max(1, Math.round((info.sampleRateHz * chunkMs) / 1000));
