@@ -146,7 +146,7 @@ def write_model_card(out: str, cfg: dict, summary: dict, epochs: list[int], data
         "files": ["config.json", "tokenizer.json", "tokenizer_config.json", "onnx/model.onnx"],
         "figures": figures,
         "headline": [f"valence r {rs['valence']:.2f}", f"arousal r {rs['arousal']:.2f}", f"dominance r {rs['dominance']:.2f} (EmoBank dev)"],
-        "figuresCommand": "npm run train:text (the recipe prints them); test/integration/text-emobank.test.ts re-measures them through the TypeScript runtime",
+        "figuresCommand": "npm run train:text (the recipe prints them); test/integration/models-text-emobank.test.ts re-measures them through the TypeScript runtime",
     }
     rows = "\n".join(
         f"| {d} | {s['pearson']:.3f} | {TARGETS[d]:.2f} | {s['ccc']:.3f} | {s['rmse']:.3f} | {s['mae']:.3f} | {s['n']} |" for d, s in summary.items()
