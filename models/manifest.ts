@@ -241,6 +241,32 @@ export const MODEL_SPECS = {
     ],
     outputs: [{ name: 'last_hidden_state', type: 'float32', dims: ['batch', 'sequence', 32] }],
   },
+  'text-emobank': {
+    id: 'text-emobank',
+    role: 'text-regression',
+    description:
+      'Trained valence/arousal/dominance text model (EmoBank train split): GloVe-initialised word vectors + a VADER valence ' +
+      'channel, 1-D convolutions, mean/max pooling; confidence = fraction of the words it knows. Loads offline through transformers.js.',
+    fixture: false,
+    bundled: true,
+    source: 'training/text (npm run train:text); card: models/text-emobank/MODEL_CARD.md',
+    license: 'CC-BY-SA-4.0 (EmoBank) AND PDDL-1.0 (GloVe vectors) AND MIT (VADER lexicon)',
+    files: [
+      { path: 'config.json', url: null, sha256: '392686cb4e4d47825818f3c67861b289ab7439a49e825e3ab9bb5bdfbd6d8a6e', sizeBytes: 497 },
+      { path: 'tokenizer.json', url: null, sha256: '6e45cf6e722f804fbbac5e0e12320ea437b1f952cf1287412a64fd01b4f9cf97', sizeBytes: 428780 },
+      { path: 'tokenizer_config.json', url: null, sha256: 'a0183fad45b69a5798bbb03d39e534e487960cac347b117f7d60fbd89b1be288', sizeBytes: 207 },
+      { path: 'onnx/model.onnx', url: null, sha256: '0e4ffbea367e35412d0a2356902c35e88d406d291dc49c1121510c75c9df47b4', sizeBytes: 5941294 },
+    ],
+    onnxFile: 'onnx/model.onnx',
+    inputs: [
+      { name: 'input_ids', type: 'int64', dims: ['batch', 'sequence'] },
+      { name: 'attention_mask', type: 'int64', dims: ['batch', 'sequence'] },
+    ],
+    outputs: [
+      { name: 'vad', type: 'float32', dims: ['batch', 3] },
+      { name: 'known', type: 'float32', dims: ['batch', 1] },
+    ],
+  },
   'fusion-fixture': {
     id: 'fusion-fixture',
     role: 'fusion',
