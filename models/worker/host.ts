@@ -19,6 +19,8 @@ export interface OrtWorkerOptions {
   readonly intraOpThreads?: number;
   /** Stage name used in errors, e.g. `speech-model`. */
   readonly stage?: string;
+  /** The worker module beside this file that serves the session. Default 'ort-worker'; the Silero VAD uses 'vad-worker'. */
+  readonly worker?: 'ort-worker' | 'vad-worker';
 }
 
 interface Pending {
@@ -70,7 +72,7 @@ export class OrtWorkerSession {
   /** Starts the worker and creates the session; rejects with AFFECT_ERR_MODEL_LOAD or AFFECT_ERR_DEVICE_UNAVAILABLE. */
   static async open(modelPath: string, opts: OrtWorkerOptions): Promise<OrtWorkerSession> {
     const data: OrtWorkerData = { modelPath, providers: [...opts.providers], intraOpThreads: opts.intraOpThreads ?? 0 };
-    const worker = spawnWorker('ort-worker', data);
+    const worker = spawnWorker(opts.worker ?? 'ort-worker', data);
     const stage = opts.stage ?? 'model';
     const first = await new Promise<FromWorker>((resolve, reject) => {
       const onError = (err: Error): void => reject(err);

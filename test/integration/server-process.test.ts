@@ -58,7 +58,8 @@ async function serve(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Serve
 }
 
 const track = (c: TestClient) => (clients.push(c), c);
-const streamMsgs = (ms: ServerMessage[]) => ms.filter((m) => m.type === 'affect' || m.type === 'transcript' || m.type === 'status');
+// Every message that carries the stream's seq (turn and alert since protocol 1.2.0, with voice activity detection on by default).
+const streamMsgs = (ms: ServerMessage[]) => ms.filter((m) => m.type === 'affect' || m.type === 'transcript' || m.type === 'status' || m.type === 'turn' || m.type === 'alert');
 
 describe('circumplex serve (real process, real engine)', () => {
   it('serves a WAV input: hello, then ordered gapless affect frames in range; resume from -1 replays the start; SIGTERM with an open recording flushes it and exits 0', async () => {
