@@ -123,7 +123,8 @@ export async function benchLoad(opts: Partial<LoadBenchOptions> = {}): Promise<L
         ws.on('message', (data) => {
           const now = performance.now();
           const m = JSON.parse(data.toString()) as ServerMessage;
-          if (m.type !== 'affect' && m.type !== 'transcript' && m.type !== 'status') return;
+          // Every message that carries the stream's seq (turn/alert since protocol 1.2.0, VAD on by default).
+          if (m.type !== 'affect' && m.type !== 'transcript' && m.type !== 'status' && m.type !== 'turn' && m.type !== 'alert') return;
           st.delivered++;
           const prev = st.last.get(m.streamId) ?? -1;
           const explained = m.type === 'affect' ? (m.coalesced ?? 0) : 0;
