@@ -22,7 +22,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Command, Option } from 'commander';
 import { REPO_ROOT, loadConfig } from '../src/config.js';
-import { createEngine, type Engine } from '../src/engine.js';
+import { createEngine, DEFAULT_ENGINE, type Engine } from '../src/engine.js';
 import { AffectServer, type RunningServer } from '../src/server/ws-server.js';
 import { AffectError } from '../src/errors.js';
 import { getLogger, setLogLevel } from '../src/log.js';
@@ -505,7 +505,7 @@ export async function main(argv: string[] = process.argv): Promise<number> {
     .description('circumplex benchmark: real-time factor, latency, scaling, efficiency, fan-out (loopback only)')
     .option('--quick', 'CI-size run (well under a minute)', false)
     .addOption(new Option('--device <device>', 'where the speech model runs').choices(['auto', 'cuda', 'webgpu', 'cpu']).default('cpu'))
-    .option('--speech-model <id>', 'speech model id', 'speech-fixture')
+    .option('--speech-model <id>', 'speech model id', DEFAULT_ENGINE.speechModel)
     .option('--text-model <id>', 'text model id to time in the rtf section (skipped if it cannot load)', 'text-embed-fixture')
     .option('--asr-model <dir>', 'Vosk model folder to time in the rtf section (default CIRCUMPLEX_VOSK_MODEL, else the tiny test model)')
     .option('--budget-ms <ms>', 'latency budget for scaling (default hop + 100 ms)', (v) => {

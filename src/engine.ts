@@ -11,10 +11,7 @@
 import { defer, finalize, type OperatorFunction } from 'rxjs';
 import * as registry from '../models/registry.js';
 import { loadVoskRecognizerFactory } from '../models/asr/vosk-factory.js';
-import { existsSync } from 'node:fs';
-import { findModelSpec } from '../models/manifest.js';
 import { StreamingSpeechModel, type StreamingMode } from '../models/streaming-speech.js';
-import { modelFilePath } from '../models/files.js';
 import type { VoskFactoryStats } from '../models/asr/vosk-factory.js';
 import { createTextPath, type TextPathStats } from '../streams/text-path.js';
 import type { Device, FusionModel, SpeechAffectModel, TextAffectModel } from '../models/ports.js';
@@ -30,7 +27,7 @@ import { getLogger, type Logger } from './log.js';
 export interface EngineOptions {
   /** Where models run: auto (default) picks cuda → webgpu → cpu and logs the provider used. */
   device: Device;
-  /** Speech model id from the manifest. Default 'speech-fixture'. */
+  /** Speech model id from the manifest. Default {@link DEFAULT_SPEECH_MODEL} ('speech-va'). */
   speechModel: string;
   /** Fusion id: 'late' (precision-weighted, default) or a learned fusion model id. */
   fusion: string;
@@ -87,7 +84,7 @@ export interface EngineOptions {
 
 export const DEFAULT_ENGINE: EngineOptions = {
   device: 'auto',
-  speechModel: 'speech-fixture',
+  speechModel: 'speech-va',
   fusion: 'late',
   windowMs: 1000,
   hopMs: 250,
@@ -119,20 +116,20 @@ export interface Engine {
   close(): Promise<void>;
 }
 
-/** The text model used with an ASR model when none is named (see {@link EngineOptions.textModel}). */
-export const DEFAULT_TEXT_MODEL_FALLBACK = 'text-classifier-fixture';
-/** The downloaded text model preferred over the fixture when its files are present. */
-export const DEFAULT_TEXT_MODEL_REAL = 'roberta-go-emotions';
+/** The default speech model: trained on human-labelled speech (models/speech-va/MODEL_CARD.md). */
+export const DEFAULT_SPEECH_MODEL = 'speech-va';
+
+/** The text model used with an ASR model when none is named: trained on EmoBank (models/text-emobank/MODEL_CARD.md). */
+export const DEFAULT_TEXT_MODEL = 'text-emobank';
 
 /**
- * The text model for a run with an ASR model and no `--text-model`: the real GoEmotions classifier
- * when `circumplex models pull roberta-go-emotions` has put it in `modelsDir`, else the tiny
- * lexicon-based fixture (so `--asr-model` alone always gives both modalities).
+ * The text model for a run with an ASR model and no `--text-model`: the bundled `text-emobank`
+ * (valence, arousal, dominance learned from human ratings, measured on EmoBank's dev split). The
+ * downloadable `roberta-go-emotions` and the fixtures stay available through `--text-model`.
+ * `modelsDir` is accepted for callers that resolve downloaded models; the bundled default needs none.
  */
-export function defaultTextModel(modelsDir?: string): string {
-  const real = findModelSpec(DEFAULT_TEXT_MODEL_REAL);
-  if (real && real.files.every((f) => existsSync(modelFilePath(real, f, modelsDir)))) return DEFAULT_TEXT_MODEL_REAL;
-  return DEFAULT_TEXT_MODEL_FALLBACK;
+export function defaultTextModel(_modelsDir?: string): string {
+  return DEFAULT_TEXT_MODEL;
 }
 
 /** Set once the speech-only notice was logged: one line per process, not per stream or engine. */

@@ -12,6 +12,7 @@ import { merge, Subscription, tap } from 'rxjs';
 import { PassThrough } from 'node:stream';
 import type { Observable } from 'rxjs';
 import { AffectError } from '../errors.js';
+import { DEFAULT_ENGINE } from '../engine.js';
 import { loadConfig } from '../config.js';
 import { getLogger, setLogLevel } from '../log.js';
 import { toWire } from '../server/hub.js';
@@ -72,7 +73,7 @@ export function register(program: Command): void {
     .addOption(new Option('--smoothing <filter>', 'smoothing filter').choices(['ema', 'one-euro', 'kalman', 'kalman-cv', 'none']).default('one-euro'))
     .option('--tau-ms <ms>', 'smoothing time constant, ms of audio', numberOption('--tau-ms', 1), 1000)
     .addOption(new Option('--device <device>', 'where models run (default: CIRCUMPLEX_DEVICE or auto)').choices(['auto', 'cuda', 'webgpu', 'cpu']))
-    .option('--speech-model <id>', 'speech affect model id', 'speech-fixture')
+    .option('--speech-model <id>', 'speech affect model id', DEFAULT_ENGINE.speechModel)
     .option('--fusion <id>', "fusion: 'late' or a fusion model id", 'late')
     .option('--text-model <id>', 'text affect model id, or "none" for transcripts only (needs --asr-model; default: roberta-go-emotions when downloaded, else text-classifier-fixture)')
     .option('--asr-model <dir>', 'Vosk model folder: adds transcripts and the text modality')

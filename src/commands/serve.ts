@@ -18,7 +18,7 @@ import { Option, type Command } from 'commander';
 import { numberOption, openRecorderAndEngine, streamIdOption } from './options.js';
 import { type Observable, type Subscription, tap } from 'rxjs';
 import { loadConfig } from '../config.js';
-import type { Engine } from '../engine.js';
+import { DEFAULT_ENGINE, type Engine } from '../engine.js';
 import { AffectError } from '../errors.js';
 import { getLogger, setLogLevel } from '../log.js';
 import { parseTokenSpec, readTokenFile, type TokenEntry } from '../server/auth.js';
@@ -84,7 +84,7 @@ export function register(program: Command): void {
     .option('--tls-cert <file>', 'PEM certificate: serve https/wss (with --tls-key)')
     .option('--tls-key <file>', 'PEM private key for --tls-cert')
     .addOption(new Option('--device <device>', 'where models run (default: CIRCUMPLEX_DEVICE or auto)').choices(['auto', 'cuda', 'webgpu', 'cpu']))
-    .option('--speech-model <id>', 'speech affect model id', 'speech-fixture')
+    .option('--speech-model <id>', 'speech affect model id', DEFAULT_ENGINE.speechModel)
     .option('--fusion <id>', "fusion: 'late' or a fusion model id", 'late')
     .option('--text-model <id>', 'text affect model id, or "none" for transcripts only (needs --asr-model; default: roberta-go-emotions when downloaded, else text-classifier-fixture)')
     .option('--asr-model <dir>', 'Vosk model folder: adds transcripts and the text modality')

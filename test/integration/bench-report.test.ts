@@ -56,7 +56,7 @@ describe('npm run bench -- --quick', () => {
     expect(report).toMatchObject({ kind: 'circumplex.bench', version: 1, quick: true });
     expect(report.machine.logicalCores).toBeGreaterThan(0);
     expect(report.machine.node).toBe(process.version);
-    expect(report.config).toMatchObject({ device: 'cpu', provider: 'cpu', speechModel: 'speech-fixture', fusion: 'late', hopMs: 250 });
+    expect(report.config).toMatchObject({ device: 'cpu', provider: 'cpu', speechModel: 'speech-va', fusion: 'late', hopMs: 250 });
     expect(report.config.budgetMs).toBe(report.config.hopMs + 100);
     expect(Object.keys(report.sections).sort()).toEqual(['batch', 'batching', 'efficiency', 'fanout', 'gpu', 'latency', 'load', 'rtf', 'scaling']);
     finite(report.wallSeconds);

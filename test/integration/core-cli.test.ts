@@ -172,12 +172,12 @@ describe('circumplex run --json on the shipped WAV', () => {
 
   it('prints compact human lines without --json, and records the same messages with --record', () => {
     const rec = path.join(dir, 'run.jsonl');
-    const r = run(['--input', SPEECH, '--record', rec, '--smoothing', 'kalman', '--tau-ms', '500']);
+    const r = run(['--input', SPEECH, '--speech-model', 'speech-fixture', '--record', rec, '--smoothing', 'kalman', '--tau-ms', '500']);
     expect(r.code, r.stderr).toBe(0);
     // Turn lines (voice activity detection, on by default) come between the frame lines.
     const lines = r.stdout.trimEnd().split('\n').filter((l) => !/^\s+\d+\.\d\ds {2}turn /.test(l));
     expect(lines.length).toBe(74);
-    // The speech fixture has a dominance output, so the line shows it (protocol 1.1.0).
+    // The speech fixture (asked for by name: the default speech-va has none) has a dominance output, so the line shows it (protocol 1.1.0).
     expect(lines[0]).toMatch(/^\s+1\.00s {2}valence [+-]\d\.\d\d {2}arousal [+-]\d\.\d\d {2}dominance [+-]\d\.\d\d {2}conf \d\.\d\d {2}[a-z ]+ intensity \d\.\d\d$/);
     const recorded = readFileSync(rec, 'utf8').trim().split('\n').map((l) => ServerMessageSchema.parse(JSON.parse(l)));
     expect(recorded.filter((m) => m.type === 'affect').length).toBe(74);

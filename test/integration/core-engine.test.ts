@@ -25,8 +25,8 @@ const offline = (streamId: string) => {
 };
 
 describe('createEngine', () => {
-  it('loads the speech fixture once and reports its provider', () => {
-    expect(engine.speech.id).toBe('speech-fixture');
+  it('loads the default speech model (speech-va) once and reports its provider', () => {
+    expect(engine.speech.id).toBe('speech-va');
     expect(engine.speech.provider).toBe('cpu');
     expect(engine.fusion.id).toBe('late');
     expect(engine.hasTextPath).toBe(false);

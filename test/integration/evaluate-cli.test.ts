@@ -66,7 +66,7 @@ describe('evaluate --modality speech', () => {
   it('prints one JSON object with n, Pearson r, CCC, RMSE, MAE per dimension; --predictions recomputes it', () => {
     const csv = write('labels.csv', `file,valence,arousal\nclips/calm.wav,0.3,-0.5\nclips/calm.flac,0.3,-0.5\nclips/excited.flac,0.6,0.7\nclips/sad.wav,-0.7,-0.4\n${rav()},-0.127,0.79\n`);
     const out = path.join(dir, 'pred.csv');
-    const r = evaluate(['--modality', 'speech', '--data', csv, '--json', '--predictions', out]);
+    const r = evaluate(['--modality', 'speech', '--speech-model', 'speech-fixture', '--data', csv, '--json', '--predictions', out]);
     expect(r.code, r.stderr).toBe(0);
     const rep = JSON.parse(r.stdout) as Report;
     expect(rep).toMatchObject({ modality: 'speech', model: 'speech-fixture', rows: 5, scale: [-1, 1], predictions: out });
@@ -103,7 +103,7 @@ describe('evaluate --modality speech', () => {
     const csv = write('table.csv', 'file,valence,arousal\nclips/calm.wav,0.3,-0.5\nclips/excited.flac,0.6,0.7\nclips/sad.wav,-0.7,-0.4\n');
     const r = evaluate(['--modality', 'speech', '--data', csv]);
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toMatch(/speech-fixture on .*table\.csv: 3 files/);
+    expect(r.stdout).toMatch(/speech-va on .*table\.csv: 3 files/);
     expect(r.stdout).toMatch(/dimension +n +pearson r +CCC +RMSE +MAE/);
     expect(r.stdout).toMatch(/\nvalence +3 +-?\d\.\d{3} +-?\d\.\d{3}/);
     expect(r.stdout).toMatch(/\narousal +3 /);
@@ -112,7 +112,7 @@ describe('evaluate --modality speech', () => {
   it('a missing file and a non-numeric rating: exit 2, each row named, nothing reported, no predictions file', () => {
     const csv = write('bad.csv', 'file,valence,arousal\nclips/calm.wav,0.3,-0.5\nclips/missing.wav,0.1,0.1\nclips/sad.wav,sad,-0.4\n');
     const out = path.join(dir, 'never.csv');
-    const r = evaluate(['--modality', 'speech', '--data', csv, '--json', '--predictions', out]);
+    const r = evaluate(['--modality', 'speech', '--speech-model', 'speech-fixture', '--data', csv, '--json', '--predictions', out]);
     expect(r.code).toBe(2);
     expect(r.stdout).toBe('');
     expect(r.stderr).toContain(`AFFECT_ERR_INPUT: bad labelled data: 1 problem`);
@@ -129,7 +129,7 @@ describe('evaluate --modality speech', () => {
   it('a FLAC that fails to decode half-way is an error naming its row, with no partial report', () => {
     const csv = write('cut.csv', 'file,valence,arousal\nclips/calm.wav,0.3,-0.5\nclips/cut.flac,0.6,0.7\nclips/sad.wav,-0.7,-0.4\n');
     const out = path.join(dir, 'cut-pred.csv');
-    const r = evaluate(['--modality', 'speech', '--data', csv, '--json', '--predictions', out]);
+    const r = evaluate(['--modality', 'speech', '--speech-model', 'speech-fixture', '--data', csv, '--json', '--predictions', out]);
     expect(r.code).toBe(2);
     expect(r.stdout).toBe('');
     expect(r.stderr).toMatch(/AFFECT_ERR_AUDIO_FORMAT: .*cut\.csv:3: file clips\/cut\.flac: truncated or corrupt: decoded \d+ of the 96000 samples/);

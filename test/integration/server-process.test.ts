@@ -131,7 +131,7 @@ describe('circumplex serve (real process, real engine)', () => {
     expect(metrics).toMatch(/circumplex_recorder_restarts_total 1/);
     const latencyCount = Number(/circumplex_inference_latency_seconds_count (\d+)/.exec(metrics)?.[1] ?? 0);
     expect(latencyCount).toBeGreaterThan(0);
-    expect(metrics).toMatch(/circumplex_model_provider\{model="speech-fixture",provider="cpu"\} 1/);
+    expect(metrics).toMatch(/circumplex_model_provider\{model="speech-va",provider="cpu"\} 1/);
     // Audio time keeps going across the restart.
     const ts = c.of('affect').map((a) => a.tMs);
     for (let i = 1; i < ts.length; i++) expect(ts[i]).toBeGreaterThan(ts[i - 1] ?? 0);
