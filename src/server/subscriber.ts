@@ -127,6 +127,10 @@ export class Subscriber {
     }
     this.flushStream(streamId);
     const from = Math.max(fromSeq, this.lastSent.get(streamId) ?? -1);
+    // The client holds every seq up to fromSeq: never send it one of those again, from history or
+    // live (after an ingest failover the new node can reuse seqs the dead node delivered but never
+    // wrote to the backplane; the client keeps the ones it has).
+    this.lastSent.set(streamId, from);
     const history = hub.history(streamId, from);
     if (!(history instanceof Promise)) return this.replay(streamId, fromSeq, history);
     const state = { held: [] as StreamEventMessage[], next: [] as number[] };
