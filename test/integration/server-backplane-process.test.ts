@@ -165,7 +165,10 @@ describe('serve --backplane: real processes, real engine, one Redis', () => {
     const w = seqsOf(watcher.messages, 'k1');
     expect(w).toEqual(all);
     // 3 s of audio on B: frames at 1.0, 1.25 … 3.0 s of its pipeline (smoothing restarts; seq does not).
-    expect(sub2.of('affect').length).toBeGreaterThanOrEqual(8);
+    // B's first frames can take seqs that A delivered to `sub` but never wrote to Redis before it died;
+    // the resumed subscriber already holds those seqs and is not sent them again (docs/deploy.md, what is
+    // lost on failover), so it gets B's frames from the first seq after `last`: 9 less those (≤ 3 here).
+    expect(sub2.of('affect').length).toBeGreaterThanOrEqual(6);
   }, 60_000);
 
   it('an unreachable Redis or a wrong password: exit 2 with a clear message, never the password', async () => {
