@@ -6,9 +6,8 @@
 import { defer, from, switchMap, type Observable } from 'rxjs';
 import { AffectError } from '../../src/errors.js';
 import type { AudioChunk } from '../types.js';
-import type { FlowControl } from '../flow.js';
 import { flacFileSource, id3v2Length, isFlacMarker, readFlacInfo } from './flac-file.js';
-import { openInput, readWavInfo, wavFileSource } from './wav-file.js';
+import { openInput, readWavInfo, wavFileSource, type WavFileSourceOptions } from './wav-file.js';
 
 /** The container formats the file sources read. */
 export type AudioFileKind = 'wav' | 'flac';
@@ -25,19 +24,7 @@ export interface AudioFileInfo {
 }
 
 /** Options for {@link audioFileSource}: those of the WAV and FLAC sources. */
-export interface AudioFileSourceOptions {
-  /** Stream id stamped on every chunk. Default `'file'`. */
-  streamId: string;
-  /** Length of each emitted chunk in ms of audio. Default 100. */
-  chunkMs: number;
-  /** Pace emission at real-time speed (wall clock). Default false. */
-  realtime: boolean;
-  /** Speed factor for realtime pacing. Default 1. */
-  speed: number;
-  /** Waits for room in the model stage before each chunk (offline runs). */
-  flow?: FlowControl;  /** Take only this channel (0-based) instead of the average of all channels (speaker channels). Default: average. */
-  channel?: number;
-}
+export type AudioFileSourceOptions = WavFileSourceOptions;
 
 /** Tells WAV from FLAC by the first bytes (an ID3v2 tag before `fLaC` is allowed); undefined for neither. */
 export function sniffAudio(head: Uint8Array): AudioFileKind | undefined {

@@ -18,9 +18,9 @@ import type { FileHandle } from 'node:fs/promises';
 import { Observable } from 'rxjs';
 import { AffectError } from '../../src/errors.js';
 import type { AudioChunk } from '../types.js';
-import { MAX_FLOW_CHUNK_MS, type FlowControl } from '../flow.js';
+import { MAX_FLOW_CHUNK_MS } from '../flow.js';
 import { AudioConverter } from './convert.js';
-import { openInput } from './wav-file.js';
+import { openInput, sleep, yieldToLoop, type WavFileSourceOptions } from './wav-file.js';
 
 /** What STREAMINFO says about a FLAC file. */
 export interface FlacInfo {
@@ -37,20 +37,8 @@ export interface FlacInfo {
   readonly audioOffset: number;
 }
 
-/** Options for {@link flacFileSource} (the same as the WAV source's). */
-export interface FlacFileSourceOptions {
-  /** Stream id stamped on every chunk. Default `'file'`. */
-  streamId: string;
-  /** Length of each emitted chunk in ms of audio. Default 100. */
-  chunkMs: number;
-  /** Pace emission at real-time speed (wall clock). Default false. */
-  realtime: boolean;
-  /** Speed factor for realtime pacing. Default 1. */
-  speed: number;
-  /** Waits for room in the model stage before each chunk (offline runs). */
-  flow?: FlowControl;  /** Take only this channel (0-based) instead of the average of all channels (speaker channels). Default: average. */
-  channel?: number;
-}
+/** Options for {@link flacFileSource}: the same as the WAV source's. */
+export type FlacFileSourceOptions = WavFileSourceOptions;
 
 export const DEFAULT_FLAC_FILE_SOURCE: FlacFileSourceOptions = { streamId: 'file', chunkMs: 100, realtime: false, speed: 1 };
 
@@ -212,8 +200,6 @@ export function interleaveRescaled(planar: readonly Float32Array[], n: number, b
   return out;
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, Math.max(0, ms)));
-const yieldToLoop = (): Promise<void> => new Promise((r) => setImmediate(r));
 
 /**
  * Emits a FLAC file as 16 kHz mono {@link AudioChunk}s. Cold: each subscription reads the file anew.

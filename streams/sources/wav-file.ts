@@ -169,7 +169,8 @@ export interface WavFileSourceOptions {
   /** Speed factor for realtime pacing (2 = twice real time). Default 1. */
   speed: number;
   /** Waits for room in the model stage before each chunk (offline runs). */
-  flow?: FlowControl;  /** Take only this channel (0-based) instead of the average of all channels (speaker channels). Default: average. */
+  flow?: FlowControl;
+  /** Take only this channel (0-based) instead of the average of all channels (speaker channels). Default: average. */
   channel?: number;
 }
 
@@ -207,8 +208,10 @@ export async function probeWavFile(file: string): Promise<WavInfo> {
   }
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, Math.max(0, ms)));
-const yieldToLoop = (): Promise<void> => new Promise((r) => setImmediate(r));
+/** Waits `ms` of wall-clock time (realtime pacing of the file sources). */
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, Math.max(0, ms)));
+/** Lets the event loop run between chunks of an offline file read. */
+export const yieldToLoop = (): Promise<void> => new Promise((r) => setImmediate(r));
 
 /**
  * Emits a WAV file as 16 kHz mono {@link AudioChunk}s. Cold: each subscription reads the file anew.
