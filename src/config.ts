@@ -2,13 +2,45 @@
  * The only reader of process.env. Environment settings are validated with zod and every problem is
  * reported at once; command-line flags override them.
  */
+import { existsSync, readFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { AffectError } from './errors.js';
 
-/** Repository root (where package.json is). */
-export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+/**
+ * The nearest folder at or above `from` whose package.json is circumplex's. The same answer from
+ * the TypeScript sources (`src/`), the compiled ones (`dist/src/`) and an installed package
+ * (`node_modules/circumplex/`), wherever this module sits in the tree.
+ */
+export function findPackageRoot(from: string): string {
+  for (let dir = path.resolve(from); ; dir = path.dirname(dir)) {
+    const pkg = path.join(dir, 'package.json');
+    if (existsSync(pkg)) {
+      try {
+        if ((JSON.parse(readFileSync(pkg, 'utf8')) as { name?: unknown }).name === 'circumplex') return dir;
+      } catch {
+        // an unreadable package.json is not ours; keep walking up
+      }
+    }
+    if (path.dirname(dir) === dir) throw new Error(`circumplex: no package.json named circumplex at or above ${from}`);
+  }
+}
+
+/** Package root (where package.json, models/<id>/ and clients/dashboard/ are): the checkout, or the installed package. */
+export const REPO_ROOT = findPackageRoot(path.dirname(fileURLToPath(import.meta.url)));
+
+/**
+ * True when running from an installed package (inside node_modules): downloaded models and caches
+ * then default to the user's cache folder, since installs wipe node_modules and may be read-only.
+ */
+export const INSTALLED = REPO_ROOT.split(path.sep).includes('node_modules');
+
+/** Default home of downloaded models and caches for an installed package: $XDG_CACHE_HOME/circumplex, else ~/.cache/circumplex. */
+function userCacheRoot(env: NodeJS.ProcessEnv): string {
+  return path.join(env.XDG_CACHE_HOME && env.XDG_CACHE_HOME !== '' ? env.XDG_CACHE_HOME : path.join(os.homedir(), '.cache'), 'circumplex');
+}
 
 const EnvSchema = z.object({
   /** Folder with downloaded model weights (default: models/weights in the repo). */
@@ -29,6 +61,10 @@ const EnvSchema = z.object({
   CIRCUMPLEX_ALLOWED_ORIGINS: z.string().min(1).optional(),
   /** `serve`'s cluster backplane: redis://[user:pass@]host:port[/db] or rediss:// (checked by serve, never echoed). */
   CIRCUMPLEX_BACKPLANE: z.string().min(1).optional(),
+  /** Escalation alerts of run/serve: on|off (flag --escalation overrides). */
+  CIRCUMPLEX_ESCALATION: z.enum(['on', 'off']).optional(),
+  /** Escalation sustain time, ms of audio, > 0 (flag --escalation-sustain-ms overrides). */
+  CIRCUMPLEX_ESCALATION_SUSTAIN_MS: z.coerce.number().positive().max(600_000).optional(),
 });
 
 /** Settings read from the environment. */
@@ -43,6 +79,10 @@ export interface EnvConfig {
   allowedOrigins: string[] | undefined;
   /** Backplane URL for `serve` (may hold a password: never log it; see parseBackplaneUrl). */
   backplane: string | undefined;
+  /** Escalation alerts on/off from CIRCUMPLEX_ESCALATION (undefined: the default, on). */
+  escalation: 'on' | 'off' | undefined;
+  /** Escalation sustain time (ms) from CIRCUMPLEX_ESCALATION_SUSTAIN_MS (undefined: the default). */
+  escalationSustainMs: number | undefined;
 }
 
 /** Validates the environment; throws one AffectError listing every problem. */
@@ -58,8 +98,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): EnvConfig {
   }
   const e = parsed.data;
   return {
-    modelsDir: path.resolve(e.CIRCUMPLEX_MODELS_DIR ?? path.join(REPO_ROOT, 'models', 'weights')),
-    cacheDir: path.resolve(e.CIRCUMPLEX_CACHE_DIR ?? path.join(REPO_ROOT, '.cache', 'transformers')),
+    modelsDir: path.resolve(e.CIRCUMPLEX_MODELS_DIR ?? (INSTALLED ? path.join(userCacheRoot(env), 'models') : path.join(REPO_ROOT, 'models', 'weights'))),
+    cacheDir: path.resolve(e.CIRCUMPLEX_CACHE_DIR ?? (INSTALLED ? path.join(userCacheRoot(env), 'transformers') : path.join(REPO_ROOT, '.cache', 'transformers'))),
     voskModel: e.CIRCUMPLEX_VOSK_MODEL,
     device: e.CIRCUMPLEX_DEVICE ?? 'auto',
     logLevel: e.CIRCUMPLEX_LOG_LEVEL ?? 'info',
@@ -67,5 +107,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): EnvConfig {
     tokensFile: e.CIRCUMPLEX_TOKENS_FILE,
     allowedOrigins: e.CIRCUMPLEX_ALLOWED_ORIGINS?.split(',').map((s) => s.trim()).filter(Boolean),
     backplane: e.CIRCUMPLEX_BACKPLANE,
+    escalation: e.CIRCUMPLEX_ESCALATION,
+    escalationSustainMs: e.CIRCUMPLEX_ESCALATION_SUSTAIN_MS,
   };
 }

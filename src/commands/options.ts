@@ -2,12 +2,13 @@
  * Shared commander argument parsers, so every subcommand rejects a bad number the same way:
  * `--hop-ms must be a number >= 1, got "abc"`.
  */
-import { InvalidArgumentError } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
 import type { EnvConfig } from '../config.js';
 import { createEngine, type Engine, type EngineOptions } from '../engine.js';
 import type { Logger } from '../log.js';
 import { JsonlRecorder } from '../record.js';
 import { STREAM_ID } from '../server/hub.js';
+import { DEFAULT_ESCALATION, type EscalationOptions } from '../../streams/turns.js';
 
 /** Parses a finite number >= `min` (and <= `max` when given); integers only when `integer`. */
 export function numberOption(name: string, min: number, integer = false, max = Number.POSITIVE_INFINITY): (v: string) => number {
@@ -32,8 +33,20 @@ export function streamIdOption(name: string): (v: string) => string {
   };
 }
 
+/** The escalation flags `run` and `serve` share ({@link addEscalationOptions}). */
+export interface EscalationFlags {
+  /** `--escalation on|off` (default: CIRCUMPLEX_ESCALATION, else on). */
+  escalation?: 'on' | 'off';
+  /** `--escalation-sustain-ms` (default: CIRCUMPLEX_ESCALATION_SUSTAIN_MS, else 2000). */
+  escalationSustainMs?: number;
+  /** `--escalation-min-rate` (per second; default 0.02). */
+  escalationMinRate?: number;
+  /** `--escalation-min-change` (default 0.1). */
+  escalationMinChange?: number;
+}
+
 /** The model flags `run` and `serve` share. */
-export interface ModelFlags {
+export interface ModelFlags extends EscalationFlags {
   device?: 'auto' | 'cuda' | 'webgpu' | 'cpu';
   speechModel: string;
   fusion: string;
@@ -45,6 +58,32 @@ export interface ModelFlags {
   record?: string;
   /** `--vad on|off` (default on): Silero voice activity detection, holds and turns. */
   vad?: 'on' | 'off';
+}
+
+/**
+ * Adds the escalation-alert flags (streams/turns.ts EscalationOptions) to `run` or `serve`. Values
+ * are checked at parse time (a usage error naming the flag); no default is set here so the
+ * environment (CIRCUMPLEX_ESCALATION, CIRCUMPLEX_ESCALATION_SUSTAIN_MS) applies when a flag is absent.
+ */
+export function addEscalationOptions(cmd: Command): Command {
+  const d = DEFAULT_ESCALATION;
+  return cmd
+    .addOption(new Option('--escalation <on|off>', 'escalation alerts (arousal rising while valence falls, sustained); default on (or CIRCUMPLEX_ESCALATION)').choices(['on', 'off']))
+    .option('--escalation-sustain-ms <ms>', `how long (ms of audio) the rise/fall must hold before an alert (default ${d.sustainMs}, or CIRCUMPLEX_ESCALATION_SUSTAIN_MS)`, numberOption('--escalation-sustain-ms', 1, false, 600_000))
+    .option('--escalation-min-rate <per-s>', `smallest arousal rise and valence fall per second on every frame of the span (default ${d.minRatePerS})`, numberOption('--escalation-min-rate', 0, false, 100))
+    .option('--escalation-min-change <x>', `smallest total arousal rise and valence fall over the span (default ${d.minChange})`, numberOption('--escalation-min-change', 0, false, 2));
+}
+
+/** Escalation options from the flags, falling back to the environment (undefined fields keep the defaults). */
+export function escalationFromFlags(flags: EscalationFlags, env: Pick<EnvConfig, 'escalation' | 'escalationSustainMs'>): Partial<EscalationOptions> {
+  const on = flags.escalation ?? env.escalation;
+  const sustainMs = flags.escalationSustainMs ?? env.escalationSustainMs;
+  return {
+    ...(on !== undefined ? { enabled: on === 'on' } : {}),
+    ...(sustainMs !== undefined ? { sustainMs } : {}),
+    ...(flags.escalationMinRate !== undefined ? { minRatePerS: flags.escalationMinRate } : {}),
+    ...(flags.escalationMinChange !== undefined ? { minChange: flags.escalationMinChange } : {}),
+  };
 }
 
 /**
@@ -71,6 +110,7 @@ export async function openRecorderAndEngine(
       windowMs: flags.windowMs,
       hopMs: flags.hopMs,
       vad: flags.vad !== 'off',
+      escalation: escalationFromFlags(flags, env),
       ...(flags.textModel !== undefined ? { textModel: flags.textModel } : {}),
       ...(asrModel !== undefined ? { asrModel } : {}),
       logger,

@@ -7,7 +7,7 @@
  *   sox talk.mp3 -t raw -r 16000 -c 1 -e signed -b 16 - | circumplex run --input - --rate 16000 --json
  */
 import { Option, type Command } from 'commander';
-import { numberOption, openRecorderAndEngine, streamIdOption } from './options.js';
+import { addEscalationOptions, numberOption, openRecorderAndEngine, streamIdOption, type EscalationFlags } from './options.js';
 import { merge, Subscription, tap } from 'rxjs';
 import { PassThrough } from 'node:stream';
 import type { Observable } from 'rxjs';
@@ -24,7 +24,7 @@ import { PIPELINE_SAMPLE_RATE_HZ, type AudioChunk, type PipelineEvent } from '..
 import type { StreamEventMessage } from '../../clients/protocol.js';
 
 /** Parsed `run` options. */
-export interface RunCommandOptions {
+export interface RunCommandOptions extends EscalationFlags {
   input: string;
   rate: number;
   channels: number;
@@ -60,7 +60,7 @@ export interface RunSummary {
 
 /** Registers `circumplex run`. */
 export function register(program: Command): void {
-  program
+  const cmd = program
     .command('run')
     .description('Track affect in a WAV or FLAC file (any rate/channels) or raw s16le on stdin; one line per frame')
     .requiredOption('-i, --input <file>', 'WAV or FLAC file (told apart by content), or - for raw s16le on stdin')
@@ -80,10 +80,10 @@ export function register(program: Command): void {
     .addOption(new Option('--vad <on|off>', 'voice activity detection (Silero): frames carry voiced, silence/noise hold the point, turns; off = every window moves the point').choices(['on', 'off']).default('on'))
     .option('--stream-id <id>', 'stream id in the output', streamIdOption('--stream-id'), 'input')
     .option('--realtime', 'pace the file at real-time speed (live drop policy)', false)
-    .option('--channels-as-streams', 'analyse each channel of a stereo (multi-channel) file or raw stdin as its own stream: <stream-id>:ch0, <stream-id>:ch1, … (call recordings: usually agent left, caller right)', false)
-    .action(async (opts: RunCommandOptions) => {
-      await runCommand(opts);
-    });
+    .option('--channels-as-streams', 'analyse each channel of a stereo (multi-channel) file or raw stdin as its own stream: <stream-id>:ch0, <stream-id>:ch1, … (call recordings: usually agent left, caller right)', false);
+  addEscalationOptions(cmd).action(async (opts: RunCommandOptions) => {
+    await runCommand(opts);
+  });
 }
 
 /** Runs the command; resolves with the summary at end of input. Errors are AffectErrors. */

@@ -15,7 +15,7 @@
 import { readFileSync } from 'node:fs';
 import { createSecureContext } from 'node:tls';
 import { Option, type Command } from 'commander';
-import { numberOption, openRecorderAndEngine, streamIdOption } from './options.js';
+import { addEscalationOptions, numberOption, openRecorderAndEngine, streamIdOption, type EscalationFlags } from './options.js';
 import { type Observable, type Subscription, tap } from 'rxjs';
 import { loadConfig } from '../config.js';
 import { DEFAULT_ENGINE, type Engine } from '../engine.js';
@@ -32,7 +32,7 @@ import { audioFileSource, probeAudioFile } from '../../streams/sources/audio-fil
 import { PIPELINE_SAMPLE_RATE_HZ, samplesToMs, type AudioChunk } from '../../streams/types.js';
 
 /** Parsed `serve` options. */
-export interface ServeCommandOptions {
+export interface ServeCommandOptions extends EscalationFlags {
   input: string;
   /** Voice activity detection (default 'on'). */
   vad?: 'on' | 'off';
@@ -70,7 +70,7 @@ export const SHUTDOWN_DEADLINE_MS = 5000;
 
 /** Registers `circumplex serve`. */
 export function register(program: Command): void {
-  program
+  const cmd = program
     .command('serve')
     .description('Serve live affect frames over WebSockets (ws://127.0.0.1:8787/v1/stream), with ingest, metrics and the dashboard')
     .option('-i, --input <src>', 'WAV or FLAC file, "mic", "-" (raw s16le on stdin) or "none" (ingest only)', 'none')
@@ -99,12 +99,12 @@ export function register(program: Command): void {
     .option('--heartbeat-ms <ms>', 'WebSocket ping interval; peers missing a pong are dropped', numberOption('--heartbeat-ms', 10, true, 2 ** 31 - 1), 15_000)
     .option('--ring-size <n>', 'messages kept per stream for resume', numberOption('--ring-size', 1, true), 2048)
     .option('--backplane <url>', 'share streams with other serve nodes through Redis >= 7: redis://[user:pass@]host:port[/db] or rediss:// (or CIRCUMPLEX_BACKPLANE)')
-    .option('--node-ttl-ms <ms>', 'with --backplane: a node silent this long is taken for dead, and its streams may move to another node', numberOption('--node-ttl-ms', 500, true, 600_000), 5000)
-    .action(async (opts: ServeCommandOptions) => {
-      const code = await serveCommand(opts);
-      // Model worker threads and timers must not keep a stopped server alive.
-      process.exit(code);
-    });
+    .option('--node-ttl-ms <ms>', 'with --backplane: a node silent this long is taken for dead, and its streams may move to another node', numberOption('--node-ttl-ms', 500, true, 600_000), 5000);
+  addEscalationOptions(cmd).action(async (opts: ServeCommandOptions) => {
+    const code = await serveCommand(opts);
+    // Model worker threads and timers must not keep a stopped server alive.
+    process.exit(code);
+  });
 }
 
 /** Reads tokens from CIRCUMPLEX_TOKENS, CIRCUMPLEX_TOKENS_FILE and --tokens-file (all merged). */

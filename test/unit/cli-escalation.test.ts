@@ -1,0 +1,111 @@
+/**
+ * Escalation alerts configured from the command line and the environment: `run` and `serve` take
+ * --escalation on|off, --escalation-sustain-ms, --escalation-min-rate and --escalation-min-change
+ * (usage errors naming the flag), CIRCUMPLEX_ESCALATION / CIRCUMPLEX_ESCALATION_SUSTAIN_MS are the
+ * fallbacks, and the options reach the escalation detector (a longer sustain alerts later, off
+ * alerts never).
+ */
+import { Command } from 'commander';
+import { from, lastValueFrom, toArray } from 'rxjs';
+import { describe, expect, it } from 'vitest';
+import { buildProgram } from '../../src/cli.js';
+import { loadConfig } from '../../src/config.js';
+import { createEngine } from '../../src/engine.js';
+import { AffectError } from '../../src/errors.js';
+import { escalationFromFlags, type EscalationFlags } from '../../src/commands/options.js';
+import { RUSSELL_1980_TERMS } from '../../streams/emotion-terms.js';
+import { createFilter } from '../../streams/smoothing.js';
+import { deriveStreamEvents, resolveEscalationOptions, type EscalationOptions } from '../../streams/turns.js';
+import type { AffectPoint, PipelineEvent } from '../../streams/types.js';
+
+/** Parses argv with the real program but captures the command's options instead of running it. */
+async function parsed(cmd: 'run' | 'serve', args: string[]): Promise<EscalationFlags> {
+  const program = buildProgram();
+  let got: EscalationFlags | undefined;
+  for (const c of program.commands) {
+    c.configureOutput({ writeErr: () => undefined, writeOut: () => undefined });
+    if (c.name() === cmd) c.action((o: EscalationFlags) => void (got = o));
+  }
+  await program.parseAsync(['node', 'circumplex', cmd, '--input', 'x.wav', ...args]);
+  return got!;
+}
+
+const noEnv = { escalation: undefined, escalationSustainMs: undefined };
+
+describe('escalation flags on run and serve', () => {
+  it.each(['run', 'serve'] as const)('%s parses the four flags into escalation options', async (cmd) => {
+    const o = await parsed(cmd, ['--escalation', 'on', '--escalation-sustain-ms', '3500', '--escalation-min-rate', '0.05', '--escalation-min-change', '0.2']);
+    expect(escalationFromFlags(o, noEnv)).toEqual({ enabled: true, sustainMs: 3500, minRatePerS: 0.05, minChange: 0.2 });
+    expect(escalationFromFlags(await parsed(cmd, ['--escalation', 'off']), noEnv)).toEqual({ enabled: false });
+    // No flag: nothing set, so the detector's defaults apply.
+    expect(escalationFromFlags(await parsed(cmd, []), noEnv)).toEqual({});
+  });
+
+  it.each(['run', 'serve'] as const)('%s refuses bad values as usage errors naming the flag', async (cmd) => {
+    for (const [args, msg] of [
+      [['--escalation-sustain-ms', '0'], '--escalation-sustain-ms must be a number in [1, 600000], got "0"'],
+      [['--escalation-sustain-ms', 'soon'], '--escalation-sustain-ms must be a number'],
+      [['--escalation-min-rate', '-0.1'], '--escalation-min-rate must be a number in [0, 100], got "-0.1"'],
+      [['--escalation-min-change', '3'], '--escalation-min-change must be a number in [0, 2], got "3"'],
+      [['--escalation', 'maybe'], "option '--escalation <on|off>' argument 'maybe' is invalid"],
+    ] as const) {
+      await expect(parsed(cmd, [...args]), args.join(' ')).rejects.toThrow(msg);
+    }
+  });
+
+  it.each(['run', 'serve'] as const)('%s --help documents the flags', (cmd) => {
+    const program = buildProgram();
+    const help = (program.commands.find((c) => c.name() === cmd) as Command).helpInformation();
+    for (const flag of ['--escalation <on|off>', '--escalation-sustain-ms <ms>', '--escalation-min-rate <per-s>', '--escalation-min-change <x>']) expect(help).toContain(flag);
+  });
+
+  it('the environment is the fallback and flags override it; bad environment values are an AffectError naming the variable', () => {
+    const env = loadConfig({ CIRCUMPLEX_ESCALATION: 'off', CIRCUMPLEX_ESCALATION_SUSTAIN_MS: '4000' });
+    expect(escalationFromFlags({}, env)).toEqual({ enabled: false, sustainMs: 4000 });
+    expect(escalationFromFlags({ escalation: 'on', escalationSustainMs: 1500 }, env)).toEqual({ enabled: true, sustainMs: 1500 });
+    for (const bad of [{ CIRCUMPLEX_ESCALATION_SUSTAIN_MS: '0' }, { CIRCUMPLEX_ESCALATION_SUSTAIN_MS: 'later' }, { CIRCUMPLEX_ESCALATION: 'yes' }]) {
+      let err: unknown;
+      try {
+        loadConfig(bad);
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(AffectError);
+      expect((err as AffectError).message).toContain(Object.keys(bad)[0]);
+    }
+  });
+
+  it('the engine refuses bad escalation options with a RangeError naming the option, before loading any model', async () => {
+    await expect(createEngine({ escalation: { sustainMs: 0 } })).rejects.toThrow('escalation: sustainMs must be > 0, got 0');
+    await expect(createEngine({ escalation: { minRatePerS: -1 } })).rejects.toThrow(RangeError);
+    expect(() => resolveEscalationOptions({ minChange: Number.NaN })).toThrow('escalation: minChange must be >= 0, got NaN');
+  });
+});
+
+describe('the options reach the escalation detector', () => {
+  /** 2 s calm, then arousal +0.2/s and valence -0.15/s until 8 s, through the Kalman-CV velocity. */
+  async function alertsWith(escalation: Partial<EscalationOptions>): Promise<number[]> {
+    const f = createFilter({ filter: 'kalman-cv' });
+    const events: PipelineEvent[] = [];
+    for (let t = 0; t <= 8000; t += 250) {
+      const r = Math.max(0, t - 2000) / 1000;
+      const s = f.update({ tMs: t, valence: 0.2 - 0.15 * r, arousal: -0.3 + 0.2 * r, confidence: 1 });
+      const point: AffectPoint = { streamId: 's', tMs: t, valence: s.valence, arousal: s.arousal, confidence: 0.8, label: 'x', intensity: 0.5, angleDeg: 0, modalities: ['speech'], droppedWindows: 0, velocity: s.velocity!, voiced: 1 };
+      events.push({ kind: 'affect', point });
+    }
+    const out = await lastValueFrom(from(events).pipe(deriveStreamEvents({ terms: RUSSELL_1980_TERMS, escalation, minVoicedFraction: 0.2, windowMs: 1000 }), toArray()));
+    return out.flatMap((e) => (e.kind === 'alert' ? [e.alert.tMs] : []));
+  }
+
+  it('a longer sustain alerts later, off never alerts, a high minimum rate never alerts', async () => {
+    const [dflt] = await alertsWith(escalationFromFlags({}, noEnv));
+    const [long] = await alertsWith(escalationFromFlags({ escalationSustainMs: 4000 }, noEnv));
+    expect(dflt).toBeDefined();
+    expect(long).toBeDefined();
+    // Sustained 2 s vs 4 s of the same rise: the later alert comes about 2 s later.
+    expect(long! - dflt!).toBeGreaterThanOrEqual(1750);
+    expect(long! - dflt!).toBeLessThanOrEqual(2250);
+    expect(await alertsWith(escalationFromFlags({ escalation: 'off' }, noEnv))).toEqual([]);
+    expect(await alertsWith(escalationFromFlags({ escalationMinRate: 0.5 }, noEnv))).toEqual([]);
+  });
+});
