@@ -5,16 +5,15 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { AffectError } from '../src/errors.js';
-import { loadConfig } from '../src/config.js';
+import { loadConfig, REPO_ROOT } from '../src/config.js';
 import type { ModelFile, ModelSpec } from './manifest.js';
 
-/** Folder with the committed fixture models. */
-export const FIXTURES_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures');
+/** Folder with the committed fixture models (under the package root, so compiled code in dist/ finds them too). */
+export const FIXTURES_DIR = path.join(REPO_ROOT, 'models', 'fixtures');
 
-/** Folder holding the trained models committed to the repo, one folder per id (`models/<id>/`). */
-export const BUNDLED_DIR = path.dirname(fileURLToPath(import.meta.url));
+/** Folder holding the trained models committed to the repo, one folder per id (`models/<id>/`), under the package root. */
+export const BUNDLED_DIR = path.join(REPO_ROOT, 'models');
 
 /** Name of the record `models pull --accept-unverified` writes into a model folder. */
 export const VERIFIED_RECORD = '.verified.json';

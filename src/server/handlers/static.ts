@@ -4,8 +4,8 @@
  */
 import { createReadStream, statSync } from 'node:fs';
 import type http from 'node:http';
+import { createRequire } from 'node:module';
 import path from 'node:path';
-import { REPO_ROOT } from '../../config.js';
 
 const CONTENT_TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -25,7 +25,8 @@ export type StaticHandler = (req: http.IncomingMessage, res: http.ServerResponse
 /** A static-file handler for the dashboard folder. */
 export function createStaticHandler(dashboardFolder: string): StaticHandler {
   const dashboardDir = path.resolve(dashboardFolder);
-  const chartJs = path.join(REPO_ROOT, 'node_modules', 'chart.js', 'dist', 'chart.umd.js');
+  // Resolved like an import, so it is found wherever npm put chart.js (hoisted above an installed circumplex, too).
+  const chartJs = path.join(path.dirname(createRequire(import.meta.url).resolve('chart.js')), 'chart.umd.js');
   return (req, res, url) => {
     const notFound = () => void res.writeHead(404, { 'Content-Type': 'application/json' }).end(JSON.stringify({ error: 'not found' }));
     let file: string;

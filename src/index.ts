@@ -1,0 +1,49 @@
+/**
+ * `circumplex`: the engine API, for using the affect tracker in-process (an agent loop, a call
+ * backend) instead of through `circumplex serve`.
+ *
+ * ```ts
+ * import { createEngine, createAudioFeed } from 'circumplex';
+ * const engine = await createEngine({ device: 'cpu' });          // loads the models once
+ * const feed = createAudioFeed(engine, { streamId: 'caller', sampleRateHz: 8000 });
+ * feed.frames$.subscribe((e) => { if (e.kind === 'affect') console.log(e.point.label, e.point.valence); });
+ * await feed.write(samples);                                       // Float32Array, as audio arrives
+ * await feed.end();
+ * await engine.close();
+ * ```
+ *
+ * Files and other sources: `audioFileSource(path, { streamId }).pipe(engine.pipeline(streamId))`.
+ * The wire form of the frames (what `serve` sends) is in `circumplex/client` and `circumplex/protocol`;
+ * {@link toWire} turns an event into it.
+ */
+export {
+  createEngine,
+  DEFAULT_ENGINE,
+  DEFAULT_SPEECH_MODEL,
+  DEFAULT_TEXT_MODEL,
+  defaultTextModel,
+  type Engine,
+  type EngineOptions,
+} from './engine.js';
+export { createAudioFeed, DEFAULT_AUDIO_FEED, type AudioFeed, type AudioFeedOptions } from './feed.js';
+export { AffectError, ERROR_CODES, toAffectError, type AffectErrorOptions, type ErrorCode } from './errors.js';
+export { toWire } from './server/hub.js';
+export { audioFileSource, probeAudioFile, type AudioFileInfo, type AudioFileSourceOptions } from '../streams/sources/audio-file.js';
+export { rawPcmSource, type RawPcmSourceOptions } from '../streams/sources/stdin.js';
+export { createMicSource, type MicSourceOptions } from '../streams/sources/mic.js';
+export { FlowControl } from '../streams/flow.js';
+export {
+  PIPELINE_SAMPLE_RATE_HZ,
+  type AffectPoint,
+  type AudioChunk,
+  type ModalityEstimate,
+  type PipelineEvent,
+  type StreamState,
+  type TranscriptEvent,
+  type TimedWord,
+} from '../streams/types.js';
+export type { AlertEvent, AffectSummary, TurnEvent } from '../streams/turns.js';
+export type { PipelineOptions } from '../streams/pipeline.js';
+export { RUSSELL_1980_TERMS, type EmotionTerm } from '../streams/emotion-terms.js';
+export { locate, NEUTRAL_LABEL, type CircumplexPosition } from '../streams/circumplex.js';
+export type { Device } from '../models/ports.js';
