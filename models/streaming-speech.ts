@@ -49,11 +49,18 @@ import { decodeSpeechRow, normalizeWindow } from './speech-onnx.js';
 import { OrtWorkerSession, type WireTensor } from './worker/host.js';
 
 /** Which compute-once strategy to run. */
-export type StreamingMode = 'frames' | 'chunked';
+export type StreamingMode = 'cached' | 'frames' | 'chunked';
+
+/** The modes, for validation and help text. */
+export const STREAMING_MODES: readonly StreamingMode[] = ['cached', 'frames', 'chunked'];
 
 /** Options of {@link StreamingSpeechModel}. */
 export interface StreamingSpeechOptions {
-  /** `frames` (conv cache, transformer per window; exact for layer-norm front ends) or `chunked` (transformer per hop with left context). Default `chunked`. */
+  /**
+   * `cached` (each sample through the whole model once: conv frames and every layer's keys/values
+   * cached per stream, one `step.onnx` call per hop), `frames` (conv cache, transformer per window;
+   * exact for layer-norm front ends) or `chunked` (transformer per hop with left context). Default `cached`.
+   */
   mode: StreamingMode;
   /** `chunked`: cached frames (20 ms each) of left context the new frames of a hop attend to. Default 6. */
   leftContextFrames: number;
@@ -61,7 +68,7 @@ export interface StreamingSpeechOptions {
   hopSamples: number;
 }
 
-export const DEFAULT_STREAMING_SPEECH: StreamingSpeechOptions = { mode: 'chunked', leftContextFrames: 6, hopSamples: 4000 };
+export const DEFAULT_STREAMING_SPEECH: StreamingSpeechOptions = { mode: 'cached', leftContextFrames: 6, hopSamples: 4000 };
 
 /** `streaming/streaming.json`, written by the export script. */
 export interface StreamingGraphInfo {
@@ -79,6 +86,10 @@ export interface StreamingGraphInfo {
   readonly posConvGroups?: number;
   /** Conv layers as [channels, kernel, stride]. */
   readonly convLayers?: ReadonlyArray<readonly [number, number, number]>;
+  /** `cached` mode: frames of positional-conv left context `step.onnx` takes (K // 2). */
+  readonly posContextFrames?: number;
+  /** `cached` mode: the step graph's file name (present when the export wrote one). */
+  readonly stepGraph?: string;
 }
 
 /** Multiply-accumulates of the conv front end on a segment of `samples` samples (null without convLayers). */
@@ -139,8 +150,12 @@ interface StreamState {
   readonly feats: Map<number, Float32Array>;
   /** chunked: transformer output frames by absolute frame start sample. */
   readonly hidden: Map<number, Float32Array>;
-  /** chunked: next frame start (grid position) not yet through the transformer. */
+  /** chunked / cached: next frame start (grid position) not yet through the transformer. */
   nextPos: number;
+  /** cached: projected features (positional-conv context) by absolute frame start sample. */
+  readonly proj: Map<number, Float32Array>;
+  /** cached: every layer's key and value of a frame ([layers][2][D]) by absolute frame start sample. */
+  readonly kv: Map<number, Float32Array>;
   closed: boolean;
   tail: Promise<unknown>;
 }
@@ -167,15 +182,22 @@ const GRAPHS = {
   head: { file: 'head.onnx', inputs: ['pooled'], outputs: ['logits'] },
 } as const;
 
+const STEP_GRAPH = {
+  file: 'step.onnx',
+  inputs: ['signal', 'frame_mask', 'pos_ctx', 'kv_mem', 'mem_mask', 'hidden_sum', 'hidden_count'],
+  outputs: ['frame_hidden', 'proj', 'kv_new', 'hidden_states', 'logits'],
+} as const;
+
 /** Folder of a spec's split graphs. */
 export function streamingDir(spec: ModelSpec, modelsDir?: string): string {
   return path.join(modelRoot(spec, modelsDir), 'streaming');
 }
 
-/** True when the split graphs for a spec are present. */
-export function hasStreamingGraphs(spec: ModelSpec, modelsDir?: string): boolean {
+/** True when the graphs a mode needs (default: the split graphs of `frames` / `chunked`) are present. */
+export function hasStreamingGraphs(spec: ModelSpec, modelsDir?: string, mode: StreamingMode = 'chunked'): boolean {
   const dir = streamingDir(spec, modelsDir);
-  return ['streaming.json', ...Object.values(GRAPHS).map((g) => g.file)].every((f) => existsSync(path.join(dir, f)));
+  const files = mode === 'cached' ? [STEP_GRAPH.file] : Object.values(GRAPHS).map((g) => g.file);
+  return ['streaming.json', ...files].every((f) => existsSync(path.join(dir, f)));
 }
 
 /** Reads and checks `streaming.json`. */
@@ -204,7 +226,7 @@ export function readStreamingInfo(spec: ModelSpec, modelsDir?: string): Streamin
 export function resolveStreamingOptions(opts: Partial<StreamingSpeechOptions> = {}): StreamingSpeechOptions {
   const set = Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)) as Partial<StreamingSpeechOptions>;
   const o = { ...DEFAULT_STREAMING_SPEECH, ...set };
-  if (o.mode !== 'frames' && o.mode !== 'chunked') throw new RangeError(`streaming speech: mode must be 'frames' or 'chunked', got ${String(o.mode)}`);
+  if (!STREAMING_MODES.includes(o.mode)) throw new RangeError(`streaming speech: mode must be one of ${STREAMING_MODES.join(', ')}, got ${String(o.mode)}`);
   if (!Number.isInteger(o.leftContextFrames) || o.leftContextFrames < 0 || o.leftContextFrames > 500) {
     throw new RangeError(`streaming speech: leftContextFrames must be an integer in [0, 500], got ${o.leftContextFrames}`);
   }
@@ -257,14 +279,14 @@ export class StreamingSpeechModel implements SpeechAffectModel {
 
   private constructor(
     private readonly spec: ModelSpec,
-    private readonly sessions: { frontend: OrtWorkerSession; encoder: OrtWorkerSession; head: OrtWorkerSession },
+    private readonly sessions: { frontend?: OrtWorkerSession; encoder?: OrtWorkerSession; head?: OrtWorkerSession; step?: OrtWorkerSession },
     info: StreamingGraphInfo,
     options: StreamingSpeechOptions,
     opts: LoadModelOptions,
   ) {
     if (!spec.affect) throw new RangeError(`model ${spec.id}: speech spec needs an affect mapping`);
     this.id = spec.id;
-    this.provider = sessions.encoder.provider;
+    this.provider = (sessions.step ?? sessions.encoder)?.provider ?? 'cpu';
     this.windowSamples = spec.windowSamples ?? null;
     this.mapping = spec.affect;
     this.info = info;
@@ -282,9 +304,9 @@ export class StreamingSpeechModel implements SpeechAffectModel {
     const dir = streamingDir(spec, opts.modelsDir);
     const opened: OrtWorkerSession[] = [];
     try {
-      const open = async (g: (typeof GRAPHS)[keyof typeof GRAPHS], threads = opts.intraOpThreads ?? 0): Promise<OrtWorkerSession> => {
+      const open = async (g: { file: string; inputs: readonly string[]; outputs: readonly string[] }, threads = opts.intraOpThreads ?? 0): Promise<OrtWorkerSession> => {
         const file = path.join(dir, g.file);
-        if (!existsSync(file)) throw new AffectError('AFFECT_ERR_MODEL_MISSING', `model ${spec.id}: ${file} not found`, { stage: spec.id, hint: 're-export the split graphs (training/encoders/export_standins.py)' });
+        if (!existsSync(file)) throw new AffectError('AFFECT_ERR_MODEL_MISSING', `model ${spec.id}: ${file} not found (streaming mode ${options.mode})`, { stage: spec.id, hint: 're-export the split graphs (/usr/bin/python3 -m training.encoders.export_standins writes step.onnx for the cached mode)' });
         const s = await OrtWorkerSession.open(file, { providers: providersFor(device), intraOpThreads: threads, stage: spec.id });
         opened.push(s);
         if (g.inputs.some((n) => !s.inputNames.includes(n)) || s.inputNames.length !== g.inputs.length || g.outputs.some((n) => !s.outputNames.includes(n))) {
@@ -292,6 +314,14 @@ export class StreamingSpeechModel implements SpeechAffectModel {
         }
         return s;
       };
+      if (options.mode === 'cached') {
+        if (info.posContextFrames === undefined || !Number.isInteger(info.posContextFrames) || info.posContextFrames < 0 || info.layers === undefined) {
+          throw new AffectError('AFFECT_ERR_MODEL_LOAD', `model ${spec.id}: streaming.json lacks posContextFrames / layers, which the cached mode needs`, { stage: spec.id, hint: 're-export with training/encoders/export_standins.py (it writes step.onnx and both fields)' });
+        }
+        const step = await open(STEP_GRAPH);
+        (opts.logger ?? getLogger()).info({ model: spec.id, provider: step.provider, mode: options.mode, frontEnd: info.frontEnd }, `model ${spec.id} streams (cached) on ${step.provider}`);
+        return new StreamingSpeechModel(spec, { step }, info, options, opts);
+      }
       const frontend = await open(GRAPHS.frontend);
       const encoder = await open(GRAPHS.encoder);
       // The head is one D×D layer per window: one thread, so no idle thread pool competes with the encoder's.
@@ -312,14 +342,15 @@ export class StreamingSpeechModel implements SpeechAffectModel {
   /** Cached frames over all open streams (conv features + transformer outputs). */
   get cachedFrames(): number {
     let n = 0;
-    for (const s of this.streams) n += s.feats.size + s.hidden.size;
+    for (const s of this.streams) n += s.feats.size + s.hidden.size + s.kv.size;
     return n;
   }
 
   /** Bytes held by the caches of all open streams (frames + last windows). */
   get cacheBytes(): number {
     let b = 0;
-    for (const s of this.streams) b += 4 * (s.feats.size * this.info.featureDim + s.hidden.size * this.info.hiddenDim + (s.prev?.length ?? 0));
+    const kvFloats = 2 * (this.info.layers ?? 0) * this.info.hiddenDim;
+    for (const s of this.streams) b += 4 * (s.feats.size * this.info.featureDim + (s.hidden.size + s.proj.size) * this.info.hiddenDim + s.kv.size * kvFloats + (s.prev?.length ?? 0));
     return b;
   }
 
@@ -347,15 +378,13 @@ export class StreamingSpeechModel implements SpeechAffectModel {
         if (state.closed) return;
         state.closed = true;
         this.streams.delete(state);
-        state.feats.clear();
-        state.hidden.clear();
-        state.prev = undefined;
+        clearState(state);
       },
     };
   }
 
   private newState(id: string): StreamState {
-    return { id, prev: undefined, endPos: 0, feats: new Map(), hidden: new Map(), nextPos: 0, closed: false, tail: Promise.resolve() };
+    return { id, prev: undefined, endPos: 0, feats: new Map(), hidden: new Map(), proj: new Map(), kv: new Map(), nextPos: 0, closed: false, tail: Promise.resolve() };
   }
 
   private submit(job: Job): Promise<SpeechAffectOutput> {
@@ -368,6 +397,7 @@ export class StreamingSpeechModel implements SpeechAffectModel {
 
   /** Runs a batch of windows: front end, transformer and head, each batched across the windows. */
   async runBatch(jobs: readonly Job[]): Promise<SpeechAffectOutput[]> {
+    if (this.options.mode === 'cached') return this.runCachedBatch(jobs);
     const { frameStrideSamples: stride, receptiveFieldSamples: rf, featureDim: C, hiddenDim: D } = this.info;
     const chunked = this.options.mode === 'chunked';
     const ctx = this.options.leftContextFrames;
@@ -436,7 +466,7 @@ export class StreamingSpeechModel implements SpeechAffectModel {
     for (const [len, group] of segGroups) {
       const batch = new Float32Array(group.length * len);
       group.forEach((s, i) => batch.set(s.data, i * len));
-      const res = await this.sessions.frontend.run({ signal: { type: 'float32', data: batch, dims: [group.length, len] } });
+      const res = await (this.sessions.frontend as OrtWorkerSession).run({ signal: { type: 'float32', data: batch, dims: [group.length, len] } });
       const t = this.output(res, 'features');
       const frames = t.dims[1] ?? 0;
       if ((t.dims[2] ?? 0) !== C) throw this.shapeError('features', t.dims, `[b, frames, ${C}]`);
@@ -470,7 +500,7 @@ export class StreamingSpeechModel implements SpeechAffectModel {
     for (const [T, group] of encGroups) {
       const batch = new Float32Array(group.length * T * C);
       group.forEach((e, i) => e.rows.forEach((p, j) => batch.set(e.pl.st.feats.get(p) as Float32Array, (i * T + j) * C)));
-      const res = await this.sessions.encoder.run({ features: { type: 'float32', data: batch, dims: [group.length, T, C] } });
+      const res = await (this.sessions.encoder as OrtWorkerSession).run({ features: { type: 'float32', data: batch, dims: [group.length, T, C] } });
       const h = this.output(res, 'frame_hidden');
       if ((h.dims[1] ?? 0) !== T || (h.dims[2] ?? 0) !== D) throw this.shapeError('frame_hidden', h.dims, `[b, ${T}, ${D}]`);
       const hd = h.data as Float32Array;
@@ -508,7 +538,7 @@ export class StreamingSpeechModel implements SpeechAffectModel {
     const B = plans.length;
     const pooledBatch = new Float32Array(B * D);
     plans.forEach((pl, i) => pooledBatch.set(pooledOf.get(pl.job) as Float32Array, i * D));
-    const res = await this.sessions.head.run({ pooled: { type: 'float32', data: pooledBatch, dims: [B, D] } });
+    const res = await (this.sessions.head as OrtWorkerSession).run({ pooled: { type: 'float32', data: pooledBatch, dims: [B, D] } });
     this.output(res, 'logits');
     this.stats.macs += B * headMacs(this.info);
     // The model's own decoding (mapping, range, non-finite checks); the embedding is the pooled state.
@@ -531,6 +561,168 @@ export class StreamingSpeechModel implements SpeechAffectModel {
     return out;
   }
 
+  /** Places a window in its stream (continuation or reset) and returns its start position and normalised samples. */
+  private placeWindow(job: Job): { start: number; x: Float32Array } {
+    const st = job.state;
+    const W = job.samples;
+    const n = W.length;
+    const stride = this.info.frameStrideSamples;
+    const d = st.prev ? findContinuation(st.prev, W, this.options.hopSamples) : -1;
+    let start: number;
+    if (d >= 0) {
+      start = st.endPos - n + d;
+      this.stats.advancedSamples += d;
+    } else {
+      if (st.prev || !job.oneOff) this.stats.cacheResets++;
+      // Positions move on past the old window, so no cached key can match the new audio.
+      start = st.endPos + (st.prev ? this.info.receptiveFieldSamples + stride : 0);
+      start = Math.ceil(start / stride) * stride;
+      clearState(st);
+      st.nextPos = start;
+      this.stats.advancedSamples += n;
+    }
+    const x = new Float32Array(n);
+    for (let i = 0; i < n; i++) {
+      const v = W[i] ?? 0;
+      x[i] = Number.isFinite(v) ? v : 0;
+    }
+    if (this.spec.inputNormalization === 'zero-mean-unit-var') normalizeWindow(x);
+    return { start, x };
+  }
+
+  /**
+   * `cached` mode: one `step.onnx` call per batch. Per window only the frames not yet computed for
+   * its stream go through the model (conv front end, projection, transformer, all at once), each
+   * attending to the window's earlier frames through their cached per-layer keys and values; the
+   * head runs on the mean of the window's cached and new last hidden states. Windows of similar
+   * new-frame counts share a call (rows padded and masked).
+   */
+  private async runCachedBatch(jobs: readonly Job[]): Promise<SpeechAffectOutput[]> {
+    const step = this.sessions.step as OrtWorkerSession;
+    const { frameStrideSamples: stride, receptiveFieldSamples: rf, hiddenDim: D } = this.info;
+    const L = this.info.layers as number;
+    const P = this.info.posContextFrames as number;
+    const kvF = 2 * L * D;
+    const plans = jobs.map((job) => {
+      const st = job.state;
+      const { start, x } = this.placeWindow(job);
+      const n = x.length;
+      const first = Math.ceil(start / stride) * stride;
+      const positions: number[] = [];
+      for (let p = first; p + rf <= start + n; p += stride) positions.push(p);
+      const from = Math.max(st.nextPos, first);
+      const newPos = positions.filter((p) => p >= from);
+      const memPos = positions.filter((p) => p < from && st.kv.has(p));
+      return { job, st, start, n, x, first, positions, newPos, memPos };
+    });
+    const out = new Array<SpeechAffectOutput | undefined>(plans.length);
+    const decodedRows: Array<{ plan: (typeof plans)[number]; logits: Float32Array; hidden: Float32Array; idx: number }> = [];
+    // Windows with nothing new (the same window twice) reuse the cached frames: head only via a 1-frame
+    // recompute would change the cache, so they are served from the pooled state of the cached frames.
+    const groups: Array<Array<(typeof plans)[number]>> = [];
+    const sorted = plans.map((p, i) => ({ p, i })).sort((a, b) => b.p.newPos.length - a.p.newPos.length);
+    for (const { p } of sorted) {
+      const g = groups[groups.length - 1];
+      const n0 = g?.[0]?.newPos.length ?? 0;
+      if (g && p.newPos.length >= 1 && p.newPos.length >= 0.75 * n0) g.push(p);
+      else groups.push([p]);
+    }
+    for (const group of groups) {
+      const B = group.length;
+      const T = Math.max(1, ...group.map((p) => p.newPos.length));
+      const M = Math.max(1, ...group.map((p) => p.memPos.length));
+      const S = (T - 1) * stride + rf;
+      const signal = new Float32Array(B * S);
+      const frameMask = new Float32Array(B * T);
+      const posCtx = new Float32Array(B * P * D);
+      const kvMem = new Float32Array(B * L * 2 * M * D);
+      const memMask = new Float32Array(B * M);
+      const hSum = new Float32Array(B * D);
+      const hCount = new Float32Array(B);
+      group.forEach((pl, b) => {
+        const nNew = pl.newPos.length;
+        if (nNew > 0) {
+          const a = (pl.newPos[0] as number) - pl.start;
+          signal.set(pl.x.subarray(a, Math.min(pl.x.length, a + (nNew - 1) * stride + rf)), b * S);
+        }
+        for (let j = 0; j < nNew; j++) frameMask[b * T + j] = 1;
+        const firstNew = pl.newPos[0] ?? pl.start + pl.n;
+        for (let j = 0; j < P; j++) {
+          const p = firstNew - (P - j) * stride;
+          const v = p >= pl.first ? pl.st.proj.get(p) : undefined; // the window's own frames only, as the full-window path sees them
+          if (v) posCtx.set(v, (b * P + j) * D);
+        }
+        pl.memPos.forEach((p, m) => {
+          const kv = pl.st.kv.get(p) as Float32Array;
+          for (let l = 0; l < L; l++) {
+            for (let s2 = 0; s2 < 2; s2++) kvMem.set(kv.subarray((l * 2 + s2) * D, (l * 2 + s2 + 1) * D), ((((b * L + l) * 2 + s2) * M + m) * D));
+          }
+          memMask[b * M + m] = 1;
+          const h = pl.st.hidden.get(p);
+          if (h) {
+            for (let k = 0; k < D; k++) hSum[b * D + k] = (hSum[b * D + k] as number) + (h[k] as number);
+            hCount[b] = (hCount[b] as number) + 1;
+          }
+        });
+      });
+      const res = await step.run({
+        signal: { type: 'float32', data: signal, dims: [B, S] },
+        frame_mask: { type: 'float32', data: frameMask, dims: [B, T] },
+        pos_ctx: { type: 'float32', data: posCtx, dims: [B, P, D] },
+        kv_mem: { type: 'float32', data: kvMem, dims: [B, L, 2, M, D] },
+        mem_mask: { type: 'float32', data: memMask, dims: [B, M] },
+        hidden_sum: { type: 'float32', data: hSum, dims: [B, D] },
+        hidden_count: { type: 'float32', data: hCount, dims: [B, 1] },
+      });
+      const fh = this.output(res, 'frame_hidden');
+      const pj = this.output(res, 'proj');
+      const kvn = this.output(res, 'kv_new');
+      const hs = this.output(res, 'hidden_states');
+      const lg = this.output(res, 'logits');
+      if ((fh.dims[1] ?? 0) !== T || (fh.dims[2] ?? 0) !== D) throw this.shapeError('frame_hidden', fh.dims, `[${B}, ${T}, ${D}]`);
+      if ((kvn.dims[1] ?? 0) !== L || (kvn.dims[3] ?? 0) !== T) throw this.shapeError('kv_new', kvn.dims, `[${B}, ${L}, 2, ${T}, ${D}]`);
+      const fhd = fh.data as Float32Array;
+      const pjd = pj.data as Float32Array;
+      const kvd = kvn.data as Float32Array;
+      group.forEach((pl, b) => {
+        pl.newPos.forEach((p, j) => {
+          pl.st.hidden.set(p, fhd.slice((b * T + j) * D, (b * T + j + 1) * D));
+          pl.st.proj.set(p, pjd.slice((b * T + j) * D, (b * T + j + 1) * D));
+          const kv = new Float32Array(kvF);
+          for (let l = 0; l < L; l++) {
+            for (let s2 = 0; s2 < 2; s2++) {
+              const o = ((((b * L + l) * 2 + s2) * T + j) * D);
+              kv.set(kvd.subarray(o, o + D), (l * 2 + s2) * D);
+            }
+          }
+          pl.st.kv.set(p, kv);
+        });
+        if (pl.newPos.length) pl.st.nextPos = (pl.newPos[pl.newPos.length - 1] as number) + stride;
+        decodedRows.push({ plan: pl, logits: (lg.data as Float32Array).slice(b * 3, b * 3 + 3), hidden: (hs.data as Float32Array).slice(b * D, (b + 1) * D), idx: plans.indexOf(pl) });
+      });
+      this.stats.frontendSamples += B * S;
+      this.stats.frontendFrames += B * T;
+      this.stats.encoderFrames += B * T;
+      this.stats.macs += B * ((frontendMacs(this.info, S) ?? 0) + (encoderMacs(this.info, T) ?? 0) + 2 * L * T * M * D + headMacs(this.info));
+    }
+    const m = this.mapping;
+    for (const r of decodedRows) {
+      const decoded: Record<string, WireTensor> = {
+        [m.output]: { type: 'float32', data: r.logits, dims: [1, 3] },
+        ...(m.embedding ? { [m.embedding]: { type: 'float32', data: r.hidden, dims: [1, D] } } : {}),
+      };
+      const st = r.plan.st;
+      st.prev = r.plan.job.samples.slice();
+      st.endPos = r.plan.start + r.plan.n;
+      for (const p of st.kv.keys()) if (p < r.plan.start) st.kv.delete(p);
+      for (const p of st.hidden.keys()) if (p < r.plan.start) st.hidden.delete(p);
+      for (const p of st.proj.keys()) if (p < r.plan.start) st.proj.delete(p);
+      this.stats.windows++;
+      out[r.idx] = decodeSpeechRow(this.id, m, decoded, 0, r.plan.job.samples);
+    }
+    return out as SpeechAffectOutput[];
+  }
+
   private output(res: Record<string, WireTensor>, name: string): WireTensor {
     const t = res[name];
     if (!t) throw new AffectError('AFFECT_ERR_INFERENCE', `${this.id}: output ${name} missing`, { recoverable: true, stage: this.id });
@@ -550,15 +742,21 @@ export class StreamingSpeechModel implements SpeechAffectModel {
       this.batcher.close();
       for (const s of this.streams) {
         s.closed = true;
-        s.feats.clear();
-        s.hidden.clear();
-        s.prev = undefined;
+        clearState(s);
       }
       this.streams.clear();
-      await Promise.all([this.sessions.frontend.close(), this.sessions.encoder.close(), this.sessions.head.close()]);
+      await Promise.all(Object.values(this.sessions).map((x) => x?.close()));
     })();
     return this.closing;
   }
+}
+
+function clearState(st: StreamState): void {
+  st.feats.clear();
+  st.hidden.clear();
+  st.proj.clear();
+  st.kv.clear();
+  st.prev = undefined;
 }
 
 /** Loads a speech spec's split graphs for compute-once streaming. */

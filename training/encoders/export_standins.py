@@ -15,6 +15,11 @@ compute-once streaming adapter (models/streaming-speech.ts) runs:
     streaming/frontend.onnx  signal [batch, samples]          -> features [batch, frames, C]   (conv feature encoder)
     streaming/encoder.onnx   features [batch, frames, C]      -> frame_hidden [batch, frames, D] (projection + transformer)
     streaming/head.onnx      pooled [batch, D]                -> logits [batch, 3]
+    streaming/step.onnx      one hop of a stream, computed once (the `cached` mode): the new audio's
+                             conv frames, the transformer on the new frames only with every layer's
+                             cached keys/values of the window's earlier frames (KV cache) and the
+                             cached projected features as the positional conv's left context, and the
+                             head on the window's pooled state (see StreamStep)
     streaming/streaming.json frame stride, receptive field, front-end normalisation, widths
 
 Encoders:
@@ -150,6 +155,109 @@ class FrameEncoder(nn.Module):
         return self.enc(features, None)
 
 
+class StreamStep(nn.Module):
+    """One hop of one stream through the whole model, each new sample computed once (KV cache).
+
+    inputs
+        signal      [b, S]        audio of the n new frames, S = (n - 1) * 320 + 400 (zero-padded rows allowed)
+        frame_mask  [b, n]        1 for a real new frame, 0 for padding
+        pos_ctx     [b, P, D]     projected features of the P = K // 2 frames before the first new one (0: none)
+        kv_mem      [b, L, 2, M, D]  every layer's keys and values of M cached frames (the window's earlier frames)
+        mem_mask    [b, M]        1 for a valid cached frame
+        hidden_sum  [b, D]        sum of the last hidden state over the window's cached frames
+        hidden_count [b, 1]       how many frames that sum holds
+    outputs
+        frame_hidden [b, n, D]    last hidden state of the new frames
+        proj         [b, n, D]    their projected features (the next hops' positional context)
+        kv_new       [b, L, 2, n, D]  their keys and values per layer
+        hidden_states [b, D]      the window's mean-pooled last hidden state (cached + new frames)
+        logits       [b, 3]       the regression head on it
+
+    With empty caches (pos_ctx zeros, mem_mask zeros) and the whole window as new frames this is the
+    full-window model exactly (checked at export). With caches, a new frame attends to the window's
+    earlier frames through their cached keys/values (which were computed without the frames after
+    them) and its positional conv sees no audio right of the hop: that is the approximation.
+    """
+
+    def __init__(self, m: "EmotionModel") -> None:
+        super().__init__()
+        w = m.wav2vec2
+        self.fe = w.feature_extractor
+        self.proj = w.encoder.feature_projection
+        tr = w.encoder.transformer
+        self.tr = tr
+        conv = tr.pos_conv_embed.conv
+        with torch.no_grad():
+            conv(torch.zeros(1, conv.in_channels, conv.kernel_size[0]))  # materialise the weight-normed weight
+        self.pos_w = nn.Parameter(conv.weight.detach().clone(), requires_grad=False)
+        self.pos_b = nn.Parameter(conv.bias.detach().clone(), requires_grad=False)
+        self.groups = conv.groups
+        self.K = conv.kernel_size[0]
+        self.P = self.K // 2
+        self.layers = tr.layers
+        # torchaudio's Transformer.layer_norm_first is the negation of its layers' (pre-norm layers
+        # get the transformer's norm at the end, post-norm layers at the start)
+        self.tr_lnf = tr.layer_norm_first
+        self.lnf = bool(tr.layers[0].layer_norm_first)
+        self.head = m.head
+
+    def forward(self, signal, frame_mask, pos_ctx, kv_mem, mem_mask, hidden_sum, hidden_count):
+        feats, _ = self.fe(signal, None)  # [b, n, C]
+        x = self.proj(feats) * frame_mask.unsqueeze(-1)  # padded frames are zeros, as outside a window
+        b, n, d = x.shape
+        z = torch.cat([pos_ctx, x, torch.zeros(b, self.K - 1 - self.P, d, dtype=x.dtype)], dim=1).transpose(1, 2)
+        pos = torch.nn.functional.gelu(torch.nn.functional.conv1d(z, self.pos_w, self.pos_b, groups=self.groups)).transpose(1, 2)
+        h = x + pos
+        if self.tr_lnf:
+            h = self.tr.layer_norm(h)
+        key_ok = torch.cat([mem_mask, frame_mask], dim=1)  # [b, M + n]
+        bias = (1.0 - key_ok)[:, None, None, :] * -10000.0
+        kvs = []
+        for i, layer in enumerate(self.layers):
+            residual = h
+            y = layer.layer_norm(h) if self.lnf else h
+            att = layer.attention
+            nh, hd = att.num_heads, att.head_dim
+            k_new, v_new = att.k_proj(y), att.v_proj(y)
+            kvs.append(torch.stack([k_new, v_new], dim=1))  # [b, 2, n, D]
+            k = torch.cat([kv_mem[:, i, 0], k_new], dim=1)
+            v = torch.cat([kv_mem[:, i, 1], v_new], dim=1)
+            q = att.q_proj(y).view(b, n, nh, hd).transpose(2, 1)
+            kk = k.view(b, -1, nh, hd).permute(0, 2, 3, 1)
+            vv = v.view(b, -1, nh, hd).transpose(2, 1)
+            wts = (att.scaling * q) @ kk + bias
+            wts = wts - wts.max(dim=-1, keepdim=True)[0]
+            o = torch.softmax(wts, dim=-1) @ vv
+            o = att.out_proj(o.transpose(2, 1).reshape(b, n, d))
+            h = residual + o
+            if self.lnf:
+                h = h + layer.feed_forward(layer.final_layer_norm(h))
+            else:
+                h = layer.layer_norm(h)
+                h = layer.final_layer_norm(h + layer.feed_forward(h))
+        if not self.tr_lnf:
+            h = self.tr.layer_norm(h)
+        mk = frame_mask.unsqueeze(-1)
+        pooled = (hidden_sum + (h * mk).sum(dim=1)) / (hidden_count + mk.sum(dim=1))
+        return h, x, torch.stack(kvs, dim=1), pooled, self.head(pooled)
+
+
+def step_inputs(m: "StreamStep", signal: torch.Tensor, mem: int) -> tuple:
+    """Inputs of StreamStep for a whole window as new frames with empty caches (mem masked cached frames)."""
+    b = signal.shape[0]
+    n = (signal.shape[1] - RECEPTIVE_FIELD) // FRAME_STRIDE + 1
+    d = m.pos_w.shape[0]
+    return (
+        signal,
+        torch.ones(b, n),
+        torch.zeros(b, m.P, d),
+        torch.zeros(b, len(m.layers), 2, mem, d),
+        torch.zeros(b, mem),
+        torch.zeros(b, d),
+        torch.zeros(b, 1),
+    )
+
+
 def build(name: str, seed: int) -> EmotionModel:
     torch.manual_seed(seed)
     return EmotionModel(CONFIGS[name]).eval()
@@ -213,6 +321,36 @@ def export_one(name: str, out_root: str, spec_id: str | None, seed: int, opset: 
         export(fe, (x,), os.path.join(sd, "frontend.onnx"), ["signal"], ["features"], {"signal": {0: "batch", 1: "samples"}, "features": {0: "batch", 1: "frames"}}, opset)
         export(enc, (feats,), os.path.join(sd, "encoder.onnx"), ["features"], ["frame_hidden"], {"features": {0: "batch", 1: "frames"}, "frame_hidden": {0: "batch", 1: "frames"}}, opset)
         export(head, (hidden,), os.path.join(sd, "head.onnx"), ["pooled"], ["logits"], {"pooled": {0: "batch"}, "logits": {0: "batch"}}, opset)
+        step = StreamStep(m).eval()
+        with torch.no_grad():
+            _, _, _, sp, sl = step(*step_inputs(step, x, 2))
+        dev_s = max(float((sp - hidden).abs().max()), float((sl - logits).abs().max()))
+        if dev_s > 1e-4:
+            raise SystemExit(f"step graph of {name} with empty caches differs from the full model by {dev_s:g}")
+        export(
+            step,
+            step_inputs(step, x, 2),
+            os.path.join(sd, "step.onnx"),
+            ["signal", "frame_mask", "pos_ctx", "kv_mem", "mem_mask", "hidden_sum", "hidden_count"],
+            ["frame_hidden", "proj", "kv_new", "hidden_states", "logits"],
+            {
+                "signal": {0: "batch", 1: "samples"},
+                "frame_mask": {0: "batch", 1: "frames"},
+                "pos_ctx": {0: "batch"},
+                "kv_mem": {0: "batch", 3: "memory"},
+                "mem_mask": {0: "batch", 1: "memory"},
+                "hidden_sum": {0: "batch"},
+                "hidden_count": {0: "batch"},
+                "frame_hidden": {0: "batch", 1: "frames"},
+                "proj": {0: "batch", 1: "frames"},
+                "kv_new": {0: "batch", 3: "frames"},
+                "hidden_states": {0: "batch"},
+                "logits": {0: "batch"},
+            },
+            opset,
+        )
+        info["posContextFrames"] = step.P
+        info["stepGraph"] = "step.onnx"
         with open(os.path.join(sd, "streaming.json"), "w") as f:
             json.dump(info, f, indent=2)
             f.write("\n")
