@@ -45,9 +45,11 @@ export const CLOSE_CODES = {
   policy: 1008,
 } as const;
 
-const finite = z.number().refine(Number.isFinite, 'must be a finite number');
-const unit = finite.refine((v) => v >= -1 && v <= 1, 'must be in [-1, 1]');
-const prob = finite.refine((v) => v >= 0 && v <= 1, 'must be in [0, 1]');
+// zod 4 numbers are finite (NaN and ±Infinity fail), and min/max (unlike refine) carry over into
+// the generated JSON Schema (clients/protocol.schema.json).
+const finite = z.number();
+const unit = z.number().min(-1, 'must be in [-1, 1]').max(1, 'must be in [-1, 1]');
+const prob = z.number().min(0, 'must be in [0, 1]').max(1, 'must be in [0, 1]');
 
 /** One modality's contribution; `dominance` only when that modality's model predicts it (since 1.1.0). */
 export const ModalitySchema = z.object({ valence: unit, arousal: unit, confidence: prob, dominance: unit.optional() });
