@@ -5,11 +5,13 @@
  *   circumplex run --input talk.wav --json
  *   circumplex run --input talk.flac --json
  *   sox talk.mp3 -t raw -r 16000 -c 1 -e signed -b 16 - | circumplex run --input - --rate 16000 --json
+ *   sox talk.mp3 -t wav - | circumplex run --input - --json          # a WAV on stdin: rate/channels from its header
+ *   circumplex run --input call.wav --channels-as-streams --json     # stereo: input:ch0 (left), input:ch1 (right)
  */
 import { Option, type Command } from 'commander';
 import { addEscalationOptions, numberOption, openRecorderAndEngine, streamIdOption, type EscalationFlags } from './options.js';
-import { merge, Subscription, tap } from 'rxjs';
-import { PassThrough } from 'node:stream';
+import { merge, Subscription } from 'rxjs';
+import { openLocalInput } from './local-input.js';
 import type { Observable } from 'rxjs';
 import { AffectError } from '../errors.js';
 import { DEFAULT_ENGINE } from '../engine.js';
@@ -17,17 +19,17 @@ import { loadConfig } from '../config.js';
 import { getLogger, setLogLevel } from '../log.js';
 import { toWire } from '../server/hub.js';
 import { FlowControl } from '../../streams/flow.js';
-import { audioFileSource, probeAudioFile } from '../../streams/sources/audio-file.js';
-import { rawPcmSource } from '../../streams/sources/stdin.js';
 import type { SmoothingFilter } from '../../streams/smoothing.js';
-import { PIPELINE_SAMPLE_RATE_HZ, type AudioChunk, type PipelineEvent } from '../../streams/types.js';
+import { PIPELINE_SAMPLE_RATE_HZ, type PipelineEvent } from '../../streams/types.js';
 import type { StreamEventMessage } from '../../clients/protocol.js';
 
 /** Parsed `run` options. */
 export interface RunCommandOptions extends EscalationFlags {
   input: string;
-  rate: number;
-  channels: number;
+  /** Raw stdin's rate (default 16000); with a WAV/FLAC it must match the header. */
+  rate?: number;
+  /** Raw stdin's channels (default 1); with a WAV/FLAC it must match the header. */
+  channels?: number;
   json: boolean;
   record?: string;
   windowMs: number;
@@ -63,9 +65,9 @@ export function register(program: Command): void {
   const cmd = program
     .command('run')
     .description('Track affect in a WAV or FLAC file (any rate/channels) or raw s16le on stdin; one line per frame')
-    .requiredOption('-i, --input <file>', 'WAV or FLAC file (told apart by content), or - for raw s16le on stdin')
-    .option('--rate <hz>', 'sample rate of raw stdin input', numberOption('--rate', 1000, true, 768_000), PIPELINE_SAMPLE_RATE_HZ)
-    .option('--channels <n>', 'channels of raw stdin input', numberOption('--channels', 1, true, 32), 1)
+    .requiredOption('-i, --input <file>', 'WAV or FLAC file (told apart by content), or - for stdin (a WAV by its header, else raw s16le)')
+    .option('--rate <hz>', 'sample rate of raw stdin input (default 16000); with a WAV or FLAC it must match the header', numberOption('--rate', 1000, true, 768_000))
+    .option('--channels <n>', 'channels of raw stdin input (default 1); with a WAV or FLAC it must match the header', numberOption('--channels', 1, true, 32))
     .option('--json', 'one JSON wire message (clients/protocol.ts) per line on stdout', false)
     .option('--record <file>', 'also write every message to a JSONL file')
     .option('--window-ms <ms>', 'analysis window length, ms of audio', numberOption('--window-ms', 1, false, 60_000), 1000)
@@ -94,45 +96,19 @@ export async function runCommand(opts: RunCommandOptions, out: NodeJS.WritableSt
   if (opts.hopMs > opts.windowMs) {
     throw new AffectError('AFFECT_ERR_CONFIG', `--hop-ms (${opts.hopMs}) must not exceed --window-ms (${opts.windowMs})`, { hint: 'use a hop at most as long as the window, e.g. --window-ms 1000 --hop-ms 250' });
   }
-  const fromStdin = opts.input === '-';
-  // Check the input before loading any model, so a bad path fails in milliseconds.
-  let inputChannels = opts.channels;
-  if (!fromStdin) {
-    const info = await probeAudioFile(opts.input);
-    logger.debug({ file: opts.input, ...info }, 'input');
-    inputChannels = info.channels;
-  }
-  // --channels-as-streams: one stream per channel, `<stream-id>:ch0`, `<stream-id>:ch1`, …
-  const channelIds = opts.channelsAsStreams ? Array.from({ length: inputChannels }, (_, k) => `${opts.streamId}:ch${k}`) : [opts.streamId];
-  if (opts.channelsAsStreams && inputChannels < 2) {
-    throw new AffectError('AFFECT_ERR_CONFIG', `--channels-as-streams needs an input with 2 or more channels; ${fromStdin ? 'stdin was declared' : `${opts.input} has`} ${inputChannels}`, {
-      hint: fromStdin ? 'declare the channels of raw stdin with --channels 2' : 'drop --channels-as-streams for a mono file',
-    });
-  }
+  // Offline input is lossless: the source waits for the speech stage (bounded by the flow).
+  const flow = opts.realtime ? undefined : new FlowControl({ highWater: 4 });
+  // Check the input before loading any model, so a bad path fails in milliseconds. A WAV on stdin is
+  // told apart by its header; --channels-as-streams gives `<stream-id>:ch0`, `<stream-id>:ch1`, …
+  const local = await openLocalInput(opts, { logger, ...(flow ? { flow } : {}) });
+  const channelIds = local.streams.map((s) => s.streamId);
 
   const tLoad = performance.now();
   const { recorder, engine } = await openRecorderAndEngine(opts, env, logger, {
     smoothing: { filter: opts.smoothing, tauMs: opts.tauMs },
   });
-  // Offline input is lossless: the source waits for the speech stage (bounded by the flow).
-  const flow = opts.realtime ? undefined : new FlowControl({ highWater: 4 });
-  let audioSamples = 0;
-  // stdin can be read once: with one stream per channel, each channel's source reads its own tee of it.
-  const stdinFor = (): NodeJS.ReadableStream => {
-    if (channelIds.length === 1) return process.stdin;
-    const tee = new PassThrough();
-    process.stdin.pipe(tee);
-    return tee;
-  };
-  const sourceFor = (streamId: string, channel: number | undefined): Observable<AudioChunk> =>
-    (fromStdin
-      ? rawPcmSource(stdinFor() as typeof process.stdin, { sampleRateHz: opts.rate, channels: opts.channels, streamId, ...(channel !== undefined ? { channel } : {}), ...(flow ? { flow } : {}) })
-      : audioFileSource(opts.input, { streamId, realtime: opts.realtime, ...(channel !== undefined ? { channel } : {}), ...(flow ? { flow } : {}) })
-    ).pipe(tap((c) => (audioSamples = Math.max(audioSamples, c.startSample + c.samples.length))));
   const pipelineOpts = opts.realtime ? { whenBusy: 'latest' as const } : { whenBusy: 'queue' as const, ...(flow ? { flow } : {}) };
-  const events$: Observable<PipelineEvent> = merge(
-    ...channelIds.map((id, k) => sourceFor(id, opts.channelsAsStreams ? k : undefined).pipe(engine.pipeline(id, pipelineOpts))),
-  );
+  const events$: Observable<PipelineEvent> = merge(...local.streams.map((s) => s.audio$.pipe(engine.pipeline(s.streamId, pipelineOpts))));
   const seqs = new Map<string, number>();
 
   const summary: RunSummary = { frames: 0, droppedWindows: 0, audioSeconds: 0, wallSeconds: 0, realTimeFactor: 0, loadSeconds: (performance.now() - tLoad) / 1000 };
@@ -189,7 +165,7 @@ export async function runCommand(opts: RunCommandOptions, out: NodeJS.WritableSt
     recorder?.close();
     await engine.close();
   }
-  summary.audioSeconds = audioSamples / PIPELINE_SAMPLE_RATE_HZ;
+  summary.audioSeconds = local.samplesSeen() / PIPELINE_SAMPLE_RATE_HZ;
   summary.wallSeconds = (performance.now() - t0) / 1000;
   summary.realTimeFactor = summary.audioSeconds > 0 ? summary.wallSeconds / summary.audioSeconds : 0;
   err.write(

@@ -6,6 +6,7 @@
  *
  *   circumplex serve --input talk.wav --realtime --port 8787
  *   circumplex serve --input mic --record session.jsonl
+ *   circumplex serve --input call.wav --channels-as-streams --realtime   # streams file:ch0 (left), file:ch1 (right)
  *   CIRCUMPLEX_TOKENS='s3cr3t-sub:subscribe;s3cr3t-pub:publish' circumplex serve --input none --host 0.0.0.0
  *   circumplex serve --input none --backplane redis://10.0.0.5:6379/0   # one node of a cluster (docs/deploy.md)
  *
@@ -16,19 +17,19 @@ import { readFileSync } from 'node:fs';
 import { createSecureContext } from 'node:tls';
 import { Option, type Command } from 'commander';
 import { addEscalationOptions, numberOption, openRecorderAndEngine, streamIdOption, type EscalationFlags } from './options.js';
-import { type Observable, type Subscription, tap } from 'rxjs';
+import { type Observable, Subscription, tap } from 'rxjs';
+import { openLocalInput } from './local-input.js';
 import { loadConfig } from '../config.js';
 import { DEFAULT_ENGINE, type Engine } from '../engine.js';
 import { AffectError } from '../errors.js';
 import { getLogger, setLogLevel } from '../log.js';
 import { parseTokenSpec, readTokenFile, type TokenEntry } from '../server/auth.js';
 import type { Hub } from '../server/hub.js';
+import type { VadCounters } from '../server/metrics.js';
 import { DEFAULT_REDIS_HUB, RedisHub, parseBackplaneUrl } from '../server/redis-hub.js';
 import { AffectServer, type RunningServer } from '../server/ws-server.js';
 import { FlowControl } from '../../streams/flow.js';
 import { checkRecorder, createMicSource, retryRecorder, type RecorderName } from '../../streams/sources/mic.js';
-import { rawPcmSource } from '../../streams/sources/stdin.js';
-import { audioFileSource, probeAudioFile } from '../../streams/sources/audio-file.js';
 import { PIPELINE_SAMPLE_RATE_HZ, samplesToMs, type AudioChunk } from '../../streams/types.js';
 
 /** Parsed `serve` options. */
@@ -53,8 +54,12 @@ export interface ServeCommandOptions extends EscalationFlags {
   streamId?: string;
   windowMs: number;
   hopMs: number;
-  rate: number;
-  channels: number;
+  /** Raw stdin's rate (default 16000); with a WAV/FLAC it must match the header. */
+  rate?: number;
+  /** Raw stdin's channels (default 1); with a WAV/FLAC it must match the header. */
+  channels?: number;
+  /** One stream per channel of a multi-channel file or stdin (`<stream-id>:ch0`, …). */
+  channelsAsStreams?: boolean;
   recorder: RecorderName;
   exitOnEnd: boolean;
   heartbeatMs: number;
@@ -73,7 +78,7 @@ export function register(program: Command): void {
   const cmd = program
     .command('serve')
     .description('Serve live affect frames over WebSockets (ws://127.0.0.1:8787/v1/stream), with ingest, metrics and the dashboard')
-    .option('-i, --input <src>', 'WAV or FLAC file, "mic", "-" (raw s16le on stdin) or "none" (ingest only)', 'none')
+    .option('-i, --input <src>', 'WAV or FLAC file, "mic", "-" (stdin: a WAV by its header, else raw s16le) or "none" (ingest only)', 'none')
     .option('--realtime', 'pace a file input at real-time speed', false)
     .option('--speed <x>', 'real-time pacing factor for --realtime (2 = twice as fast)', numberOption('--speed', 0.01), 1)
     .option('-p, --port <port>', 'TCP port (0: any free port)', numberOption('--port', 0, true, 65535), 8787)
@@ -92,8 +97,9 @@ export function register(program: Command): void {
     .addOption(new Option('--vad <on|off>', 'voice activity detection (Silero): frames carry voiced, silence/noise hold the point, turns; off = every window moves the point').choices(['on', 'off']).default('on'))
     .option('--window-ms <ms>', 'analysis window length, ms of audio', numberOption('--window-ms', 1, false, 60_000), 1000)
     .option('--hop-ms <ms>', 'hop between frames, ms of audio', numberOption('--hop-ms', 1, false, 60_000), 250)
-    .option('--rate <hz>', 'sample rate of raw stdin input', numberOption('--rate', 1000, true, 768_000), PIPELINE_SAMPLE_RATE_HZ)
-    .option('--channels <n>', 'channels of raw stdin input', numberOption('--channels', 1, true, 32), 1)
+    .option('--rate <hz>', 'sample rate of raw stdin input (default 16000); with a WAV or FLAC it must match the header', numberOption('--rate', 1000, true, 768_000))
+    .option('--channels <n>', 'channels of raw stdin input (default 1); with a WAV or FLAC it must match the header', numberOption('--channels', 1, true, 32))
+    .option('--channels-as-streams', 'analyse each channel of a stereo (multi-channel) file or stdin as its own stream: <stream-id>:ch0, <stream-id>:ch1, … (call recordings: usually agent left, caller right)', false)
     .addOption(new Option('--recorder <name>', 'microphone recorder program').choices(['sox', 'rec', 'arecord']).default('sox'))
     .option('--exit-on-end', 'exit when the local input ends (for scripts) instead of serving until SIGINT/SIGTERM', false)
     .option('--heartbeat-ms <ms>', 'WebSocket ping interval; peers missing a pong are dropped', numberOption('--heartbeat-ms', 10, true, 2 ** 31 - 1), 15_000)
@@ -156,7 +162,17 @@ export async function serveCommand(opts: ServeCommandOptions, err: NodeJS.Writab
   const kind = input === 'mic' ? 'mic' : input === '-' ? 'stdin' : input === 'none' ? 'none' : 'file';
   const streamId = opts.streamId ?? kind;
   // Check the input before loading models, so a bad path or a missing recorder fails in milliseconds.
-  if (kind === 'file') await probeAudioFile(input);
+  // A file or stdin (a WAV by its header, else raw s16le) is one stream, or one per channel with
+  // --channels-as-streams (`<stream-id>:ch0`, `<stream-id>:ch1`, … as in `run`).
+  if (opts.channelsAsStreams && kind !== 'file' && kind !== 'stdin') {
+    throw new AffectError('AFFECT_ERR_CONFIG', `--channels-as-streams needs a multi-channel file or stdin input, not --input ${input}`, { hint: 'e.g. --input call.wav --channels-as-streams' });
+  }
+  // Offline (not --realtime) files and stdin are read losslessly, paced by the model through a bounded flow.
+  const flow: FlowControl | undefined = kind === 'stdin' || (kind === 'file' && !opts.realtime) ? new FlowControl({ highWater: 4 }) : undefined;
+  const local =
+    kind === 'file' || kind === 'stdin'
+      ? await openLocalInput({ ...opts, streamId, realtime: opts.realtime, speed: opts.speed }, { logger, ...(flow ? { flow } : {}) })
+      : undefined;
   if (kind === 'mic') checkRecorder(opts.recorder);
 
   // The backplane first: an unreachable Redis or a bad URL fails in milliseconds, before the models load.
@@ -203,6 +219,8 @@ export async function serveCommand(opts: ServeCommandOptions, err: NodeJS.Writab
   server.metrics.modelProvider.set({ model: engine.speech.id, provider: engine.speech.provider }, 1);
   // Text path and ASR host counters (dropped ASR audio, coalesced windows, text model errors, host restarts) at every scrape.
   server.metrics.watchTextPath(() => engine.textStats, () => engine.asrStats);
+  // Silero VAD counters (frames run/gated/rejected, batches, windows dropped by the VAD stage).
+  server.metrics.watchVad(() => (engine.vad && 'stats' in engine.vad ? (engine.vad.stats as VadCounters) : undefined));
 
   const offRecorder = recorder
     ? server.hub.subscribe((ev) => {
@@ -215,7 +233,6 @@ export async function serveCommand(opts: ServeCommandOptions, err: NodeJS.Writab
   let resolveDone!: (code: number) => void;
   const done = new Promise<number>((r) => (resolveDone = r));
   let inputSub: Subscription | undefined;
-  let flow: FlowControl | undefined;
   let shuttingDown = false;
 
   const shutdown = async (why: string, code: number): Promise<void> => {
@@ -249,21 +266,16 @@ export async function serveCommand(opts: ServeCommandOptions, err: NodeJS.Writab
     if (kind !== 'none') {
       let lastSample = 0;
       let restarting = false;
-      let source: Observable<AudioChunk>;
+      const inputs: Array<{ streamId: string; audio$: Observable<AudioChunk> }> = [];
       let pipelineOpts: Parameters<Engine['pipeline']>[1] = { whenBusy: 'latest' };
-      if (kind === 'file') {
-        // Offline (not --realtime) files are lossless: the source waits for the model (bounded flow).
-        flow = opts.realtime ? undefined : new FlowControl({ highWater: 4 });
-        source = audioFileSource(input, { streamId, realtime: opts.realtime, speed: opts.speed, ...(flow ? { flow } : {}) });
+      if (local) {
+        // Offline (not --realtime) files and stdin are lossless: the source waits for the model (bounded flow).
+        inputs.push(...local.streams);
         if (flow) pipelineOpts = { whenBusy: 'queue', flow };
-      } else if (kind === 'stdin') {
-        // A pipe can wait: stdin is read losslessly, paced by the model through a bounded flow.
-        flow = new FlowControl({ highWater: 4 });
-        source = rawPcmSource(process.stdin, { sampleRateHz: opts.rate, channels: opts.channels, streamId, flow });
-        pipelineOpts = { whenBusy: 'queue', flow };
       } else {
-        source = createMicSource({ streamId, recorder: opts.recorder }).pipe(
-          tap(() => {
+        const audio$ = createMicSource({ streamId, recorder: opts.recorder }).pipe(
+          tap((c) => {
+            lastSample = c.startSample + c.samples.length;
             if (restarting) {
               restarting = false;
               server.publish(streamId, { kind: 'status', streamId, tMs: samplesToMs(lastSample), state: 'live', message: 'recorder restarted' });
@@ -284,29 +296,39 @@ export async function serveCommand(opts: ServeCommandOptions, err: NodeJS.Writab
             },
           }),
         );
+        inputs.push({ streamId, audio$ });
       }
-      const events$ = source.pipe(
-        tap((c) => (lastSample = c.startSample + c.samples.length)),
-        server.markArrivals(streamId),
-        engine.pipeline(streamId, pipelineOpts),
-      );
       const endMessage = kind === 'file' ? 'input file ended' : 'input ended';
-      // With a backplane the stream id must be free in the whole cluster (no other node publishing it).
-      const claim = await server.hub.claim(streamId);
-      if (!claim.ok) {
-        throw new AffectError('AFFECT_ERR_CONFIG', `cannot publish the local input as stream "${streamId}": ${claim.message}`, { hint: 'pick another --stream-id' });
+      // With a backplane each stream id must be free in the whole cluster (no other node publishing it).
+      for (const { streamId: id } of inputs) {
+        const claim = await server.hub.claim(id);
+        if (!claim.ok) {
+          throw new AffectError('AFFECT_ERR_CONFIG', `cannot publish the local input as stream "${id}": ${claim.message}`, { hint: 'pick another --stream-id' });
+        }
       }
-      inputSub = server.attach({ streamId, hopMs: opts.hopMs, windowMs: opts.windowMs, sampleRateHz: PIPELINE_SAMPLE_RATE_HZ }, events$, endMessage);
-      // attach() ends the stream in the hub when the input completes or fails; watch for that.
+      // One stream, or one per channel (--channels-as-streams): all must end before --exit-on-end exits.
+      const open = new Set(inputs.map((i) => i.streamId));
+      let anyFailed = false;
       const offEnd = server.hub.subscribe((ev) => {
-        if (ev.type !== 'ended' || ev.streamId !== streamId) return;
-        offEnd();
+        if (ev.type !== 'ended' || !open.has(ev.streamId)) return;
+        open.delete(ev.streamId);
         // Ended by our own shutdown (SIGINT/SIGTERM): nothing is "still serving", say nothing.
-        if (shuttingDown) return;
-        const failed = server.hub.since(streamId, -1).messages.some((m) => m.type === 'status' && m.state === 'error');
-        err.write(`circumplex serve: stream "${streamId}" ${failed ? 'failed' : 'ended'}; ${opts.exitOnEnd ? 'exiting' : 'still serving subscribers (Ctrl-C to stop)'}\n`);
-        if (opts.exitOnEnd) void shutdown(failed ? 'input failed' : endMessage, failed ? 1 : 0);
+        if (shuttingDown) return offEnd();
+        const failed = server.hub.since(ev.streamId, -1).messages.some((m) => m.type === 'status' && m.state === 'error');
+        anyFailed ||= failed;
+        const last = open.size === 0;
+        err.write(`circumplex serve: stream "${ev.streamId}" ${failed ? 'failed' : 'ended'}; ${!last ? `${open.size} local stream(s) still running` : opts.exitOnEnd ? 'exiting' : 'still serving subscribers (Ctrl-C to stop)'}\n`);
+        if (!last) return;
+        offEnd();
+        if (opts.exitOnEnd) void shutdown(anyFailed ? 'input failed' : endMessage, anyFailed ? 1 : 0);
       });
+      const subs = new Subscription();
+      inputSub = subs;
+      for (const { streamId: id, audio$ } of inputs) {
+        const events$ = audio$.pipe(server.markArrivals(id), engine.pipeline(id, pipelineOpts));
+        // attach() ends the stream in the hub when the input completes or fails (watched above).
+        subs.add(server.attach({ streamId: id, hopMs: opts.hopMs, windowMs: opts.windowMs, sampleRateHz: PIPELINE_SAMPLE_RATE_HZ }, events$, endMessage));
+      }
     }
   } catch (e) {
     await shutdown('start-up failed', 2);

@@ -56,8 +56,18 @@ async function readAt(fh: FileHandle, position: number, length: number): Promise
  * @param name file name used in error messages
  */
 export async function readWavInfo(fh: FileHandle, name: string): Promise<WavInfo> {
-  const size = (await fh.stat()).size;
-  const head = await readAt(fh, 0, 12);
+  return parseWavHeader((position, length) => readAt(fh, position, length), (await fh.stat()).size, name);
+}
+
+/**
+ * Parses the chunk structure of a WAV byte source: `read(position, length)` returns up to `length`
+ * bytes at `position` (fewer at the end). `size` is the total length in bytes; a stream of unknown
+ * length (WAV on stdin) passes Number.MAX_SAFE_INTEGER and gets the data chunk's declared length, or
+ * about that when the writer left it unknown (0 or 0xFFFFFFFF).
+ * @param name input name used in error messages
+ */
+export async function parseWavHeader(read: (position: number, length: number) => Promise<Buffer>, size: number, name: string): Promise<WavInfo> {
+  const head = await read(0, 12);
   if (head.length < 12 || head.toString('latin1', 0, 4) !== 'RIFF' || head.toString('latin1', 8, 12) !== 'WAVE') {
     const kind = head.toString('latin1', 0, 4) === 'RF64' ? 'an RF64 file (not supported)' : 'not a RIFF/WAVE file';
     throw formatError(name, `${kind} (${size} bytes)`);
@@ -65,14 +75,14 @@ export async function readWavInfo(fh: FileHandle, name: string): Promise<WavInfo
   let pos = 12;
   let fmt: { format: WavSampleFormat; channels: number; rate: number; bits: number; blockAlign: number } | undefined;
   while (pos + 8 <= size) {
-    const ch = await readAt(fh, pos, 8);
+    const ch = await read(pos, 8);
     if (ch.length < 8) break;
     const id = ch.toString('latin1', 0, 4);
     const len = ch.readUInt32LE(4);
     const body = pos + 8;
     if (id === 'fmt ') {
       if (len < 16) throw formatError(name, `fmt chunk too short (${len} bytes)`);
-      const f = await readAt(fh, body, Math.min(len, 40));
+      const f = await read(body, Math.min(len, 40));
       if (f.length < 16) throw formatError(name, 'truncated fmt chunk');
       let tag = f.readUInt16LE(0);
       const channels = f.readUInt16LE(2);
