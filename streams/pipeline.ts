@@ -138,7 +138,7 @@ export function affectPipeline(deps: PipelineDeps, opts: Partial<PipelineOptions
         const segments: VoiceSegment[] = [];
         const affect$ = shared.pipe(
           windowBySamples({ windowMs: o.windowMs, hopMs: o.hopMs, minTailMs: o.minTailMs }),
-          deps.vad && vad ? detectVoice(deps.vad, { ...vad, onSegment: (s) => segments.push(s), ...(o.flow ? { flow: o.flow } : {}) }) : (w$: Observable<AudioWindow>) => w$,
+          deps.vad && vad ? detectVoice(deps.vad, { ...vad, onSegment: (s) => segments.push(s), ...(o.flow ? { flow: o.flow } : {}), ...(o.onDrop ? { onDrop: o.onDrop } : {}) }) : (w$: Observable<AudioWindow>) => w$,
           inferSpeech(deps.speech, inferOpts),
           fuseAffect(deps.fusion, {
             textMaxAgeMs: o.textMaxAgeMs,

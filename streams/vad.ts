@@ -12,7 +12,8 @@
  * in the first minSpeechMs of speech counts that speech only from the next window on). This keeps
  * clicks, line noise bursts and the onset of hold music from moving the trajectory.
  */
-import { from, Observable, concatMap, map, of, tap, type ObservableInput, type OperatorFunction } from 'rxjs';
+import { from, Observable, type ObservableInput, type OperatorFunction, type Subscription } from 'rxjs';
+import { AffectError } from '../src/errors.js';
 import type { FlowControl } from './flow.js';
 import { samplesToMs, type AudioWindow } from './types.js';
 
@@ -27,7 +28,12 @@ export interface VoiceDetector {
   readonly frameSamples: number;
   /** A fresh per-stream state. */
   stream(): VoiceStream;
+  /** Called by {@link detectVoice} for each window it drops (the detector's counters, for metrics). */
+  countDroppedWindow?(reason: VadDropReason): void;
 }
+
+/** Why the VAD stage dropped a window: its queue was full ('overflow'), or the detector refused or failed it ('error'). */
+export type VadDropReason = 'overflow' | 'error';
 
 /** Options for voice activity (stage and hold). */
 export interface VadOptions {
@@ -60,8 +66,11 @@ export function resolveVadOptions(opts: Partial<VadOptions> = {}): Required<VadO
   return { ...o, negThreshold: neg };
 }
 
-/** A window with its voiced fraction (0..1). */
-export type VoicedWindow = AudioWindow & { readonly voiced: number };
+/**
+ * A window with its voiced fraction (0..1). `droppedBefore`: windows the VAD stage dropped since the
+ * previous window it let through (the speech stage adds them to the frame's `droppedWindows`).
+ */
+export type VoicedWindow = AudioWindow & { readonly voiced: number; readonly droppedBefore?: number };
 
 /** A speech segment that has ended. */
 export interface VoiceSegment {
@@ -80,7 +89,20 @@ export interface DetectVoiceOptions extends VadOptions {
   onSegment?: (s: VoiceSegment) => void;
   /** Credit counter of an offline run: a window holds one while it waits for the detector, so the source pauses. */
   flow?: FlowControl;
+  /**
+   * Most windows waiting for the detector (not counting the one in it). A live stream whose detector
+   * falls behind drops the oldest waiting window past this bound (counted: `onDrop`, the detector's
+   * counters, and `droppedBefore` on the next window, so frames report it in `droppedWindows`); its
+   * audio reaches the detector as a gap (zeros, which the energy gate skips). With a flow (offline)
+   * nothing is dropped: the source waits. Default 8 (2 s at the default hop).
+   */
+  maxPendingWindows?: number;
+  /** Called for each window the stage drops. */
+  onDrop?: (window: AudioWindow, reason: VadDropReason, err?: unknown) => void;
 }
+
+/** Default of {@link DetectVoiceOptions.maxPendingWindows}. */
+export const DEFAULT_VAD_MAX_PENDING_WINDOWS = 8;
 
 /** Frame labels kept for windows (bounded: a little more than one window). */
 const MAX_FRAMES_KEPT = 4096;
@@ -88,12 +110,15 @@ const MAX_FRAMES_KEPT = 4096;
 /**
  * AudioWindow → VoicedWindow. Feeds each window's new samples to the detector in order (one
  * detector call per window, never overlapping), keeps the frame labels, and stamps the window with
- * the fraction of its frames that are speech.
+ * the fraction of its frames that are speech. Bounded: see {@link DetectVoiceOptions.maxPendingWindows}.
  */
 export function detectVoice(detector: VoiceDetector, opts: Partial<DetectVoiceOptions> = {}): OperatorFunction<AudioWindow, VoicedWindow> {
   const o = resolveVadOptions(opts);
   const F = detector.frameSamples;
   if (!Number.isInteger(F) || F < 1) throw new RangeError(`vad: frameSamples must be an integer >= 1, got ${F}`);
+  if (opts.maxPendingWindows !== undefined && !(Number.isInteger(opts.maxPendingWindows) && opts.maxPendingWindows >= 1)) {
+    throw new RangeError(`vad: maxPendingWindows must be an integer >= 1, got ${opts.maxPendingWindows}`);
+  }
   const frameMs = samplesToMs(F);
   const silenceFrames = Math.max(1, Math.ceil(o.minSilenceMs / frameMs));
   return (windows$) =>
@@ -166,39 +191,111 @@ export function detectVoice(detector: VoiceDetector, opts: Partial<DetectVoiceOp
         for (let k = a; k < b; k++) if (labels[k - firstFrame]) n++;
         return n / (b - a);
       };
-      const step = (w: AudioWindow): ObservableInput<VoicedWindow> => {
-        streamId = w.streamId;
-        // New samples of this window (windows overlap); a gap before it is fed as zeros.
-        const gap = Math.max(0, w.startSample - fedTo);
-        const skip = Math.max(0, fedTo - w.startSample);
-        const fresh = skip < w.samples.length ? w.samples.subarray(skip) : new Float32Array(0);
-        const buf = new Float32Array(pending.length + gap + fresh.length);
-        buf.set(pending);
-        buf.set(fresh, pending.length + gap);
-        fedTo = Math.max(fedTo, w.startSample + w.samples.length);
-        const whole = Math.floor(buf.length / F) * F;
-        pending = buf.slice(whole);
-        if (whole === 0) return of({ ...w, voiced: voicedOf(w) });
-        return from(vs.probabilities(buf.subarray(0, whole))).pipe(
-          map((probs) => {
-            label(probs, w.tMs);
-            return { ...w, voiced: voicedOf(w) };
-          }),
-        );
+      const maxPending = opts.maxPendingWindows ?? DEFAULT_VAD_MAX_PENDING_WINDOWS;
+      // Waiting windows with the drops (of windows before them in audio time) they will report.
+      const waiting: Array<{ w: AudioWindow; before: number }> = [];
+      let busy: Subscription | undefined;
+      let running = false;
+      let upstreamDone = false;
+      let dropped = 0; // windows the detector refused since the last one emitted
+      const emit = (w: AudioWindow, before: number): void => {
+        const d = dropped + before;
+        dropped = 0;
+        sub.next({ ...w, voiced: voicedOf(w), ...(d > 0 ? { droppedBefore: d } : {}) });
+        opts.flow?.release();
       };
-      return windows$.pipe(
-        tap(() => opts.flow?.acquire()),
-        concatMap(step),
-      ).subscribe({
+      const dropWindow = (w: AudioWindow, reason: VadDropReason, err?: unknown): void => {
+        detector.countDroppedWindow?.(reason);
+        opts.onDrop?.(w, reason, err);
+        opts.flow?.release();
+      };
+      const next = (): void => {
+        while (!running) {
+          const head = waiting.shift();
+          if (!head) {
+            if (upstreamDone) finish();
+            return;
+          }
+          const { w, before } = head;
+          streamId = w.streamId;
+          // New samples of this window (windows overlap); a gap before it is fed as zeros.
+          const gap = Math.max(0, w.startSample - fedTo);
+          const skip = Math.max(0, fedTo - w.startSample);
+          const fresh = skip < w.samples.length ? w.samples.subarray(skip) : new Float32Array(0);
+          const buf = new Float32Array(pending.length + gap + fresh.length);
+          buf.set(pending);
+          buf.set(fresh, pending.length + gap);
+          fedTo = Math.max(fedTo, w.startSample + w.samples.length);
+          const whole = Math.floor(buf.length / F) * F;
+          pending = buf.slice(whole);
+          if (whole === 0) {
+            emit(w, before);
+            continue;
+          }
+          let input: ObservableInput<Float32Array>;
+          try {
+            input = vs.probabilities(buf.subarray(0, whole));
+          } catch (err) {
+            input = Promise.reject(err);
+          }
+          running = true;
+          let got: Float32Array | undefined;
+          busy = from(input).subscribe({
+            next: (p) => {
+              got ??= p;
+            },
+            error: (err: unknown) => {
+              if (!(err instanceof AffectError) || !err.recoverable) {
+                sub.error(err);
+                return;
+              }
+              // The detector refused (queue full) or failed these frames: they count as silence, the window is dropped.
+              label(new Float32Array(whole / F), w.tMs);
+              running = false;
+              dropped += before + 1;
+              dropWindow(w, 'error', err);
+              next();
+            },
+            complete: () => {
+              label(got ?? new Float32Array(whole / F), w.tMs);
+              running = false;
+              emit(w, before);
+              next();
+            },
+          });
+        }
+      };
+      let finished = false;
+      const finish = (): void => {
+        if (finished) return;
+        finished = true;
+        if (triggered) closeSegment(lastFrameEnd - silenceRun, samplesToMs(fedTo));
+        sub.complete();
+      };
+      const upstream = windows$.subscribe({
         next: (w) => {
-          sub.next(w);
-          opts.flow?.release();
+          opts.flow?.acquire();
+          waiting.push({ w, before: 0 });
+          // Live streams: past the bound, the oldest waiting window goes (offline runs wait instead);
+          // the window after it reports the drop.
+          if (!opts.flow) {
+            while (waiting.length > maxPending) {
+              const old = waiting.shift()!;
+              waiting[0]!.before += old.before + 1;
+              dropWindow(old.w, 'overflow');
+            }
+          }
+          next();
         },
         error: (err: unknown) => sub.error(err),
         complete: () => {
-          if (triggered) closeSegment(lastFrameEnd - silenceRun, samplesToMs(fedTo));
-          sub.complete();
+          upstreamDone = true;
+          if (!running && waiting.length === 0) finish();
         },
       });
+      return () => {
+        upstream.unsubscribe();
+        busy?.unsubscribe();
+      };
     });
 }

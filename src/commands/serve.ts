@@ -26,6 +26,7 @@ import { getLogger, setLogLevel } from '../log.js';
 import { parseTokenSpec, readTokenFile, type TokenEntry } from '../server/auth.js';
 import type { Hub } from '../server/hub.js';
 import type { VadCounters } from '../server/metrics.js';
+import type { VadCounters } from '../server/metrics.js';
 import { DEFAULT_REDIS_HUB, RedisHub, parseBackplaneUrl } from '../server/redis-hub.js';
 import { AffectServer, type RunningServer } from '../server/ws-server.js';
 import { FlowControl } from '../../streams/flow.js';
@@ -219,6 +220,8 @@ export async function serveCommand(opts: ServeCommandOptions, err: NodeJS.Writab
   server.metrics.modelProvider.set({ model: engine.speech.id, provider: engine.speech.provider }, 1);
   // Text path and ASR host counters (dropped ASR audio, coalesced windows, text model errors, host restarts) at every scrape.
   server.metrics.watchTextPath(() => engine.textStats, () => engine.asrStats);
+  // Silero VAD counters (frames run/gated/rejected, batches, windows dropped by the VAD stage).
+  server.metrics.watchVad(() => (engine.vad && 'stats' in engine.vad ? (engine.vad.stats as VadCounters) : undefined));
   // Silero VAD counters (frames run/gated/rejected, batches, windows dropped by the VAD stage).
   server.metrics.watchVad(() => (engine.vad && 'stats' in engine.vad ? (engine.vad.stats as VadCounters) : undefined));
 

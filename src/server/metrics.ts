@@ -20,6 +20,17 @@ export interface AsrCounters {
   readonly openRecognizers: number;
 }
 
+/** Voice activity detector counters (models/silero-vad.ts `SileroVadStats`). */
+export interface VadCounters {
+  readonly modelFrames: number;
+  readonly gatedFrames: number;
+  readonly rejectedFrames: number;
+  readonly batches: number;
+  readonly batchedRequests: number;
+  readonly droppedWindowsOverflow: number;
+  readonly droppedWindowsError: number;
+}
+
 /** A counter whose value is read from `read()` at scrape time (the count lives elsewhere). */
 function mirroredCounter(registry: Registry, name: string, help: string, read: () => number | undefined): Counter {
   return new Counter({
@@ -135,6 +146,46 @@ export class ServerMetrics {
   watchTextPath(text: () => TextPathCounters | undefined, asr: () => AsrCounters | undefined): void {
     this.textSource = text;
     this.asrSource = asr;
+  }
+
+  private vadSource: (() => VadCounters | undefined) | undefined;
+  /** Frames the voice activity detector ran through its model, or skipped below the energy gate. */
+  readonly vadFrames = new Counter({
+    name: 'circumplex_vad_frames_total',
+    help: 'Voice activity frames, by result: model (run through Silero), gated (below the energy gate), rejected (queue full)',
+    labelNames: ['result'],
+    registers: [this.registry],
+    collect: () => {
+      const v = this.vadSource?.();
+      this.vadFrames.reset();
+      if (!v) return;
+      this.vadFrames.inc({ result: 'model' }, v.modelFrames);
+      this.vadFrames.inc({ result: 'gated' }, v.gatedFrames);
+      this.vadFrames.inc({ result: 'rejected' }, v.rejectedFrames);
+    },
+  });
+  /** Windows the VAD stage dropped before the speech model, by reason (overflow: the stream's VAD queue was full; error: the detector refused or failed them). */
+  readonly vadWindowsDropped = new Counter({
+    name: 'circumplex_vad_windows_dropped_total',
+    help: 'Windows dropped by the voice activity stage, by reason (overflow | error)',
+    labelNames: ['reason'],
+    registers: [this.registry],
+    collect: () => {
+      const v = this.vadSource?.();
+      this.vadWindowsDropped.reset();
+      if (!v) return;
+      this.vadWindowsDropped.inc({ reason: 'overflow' }, v.droppedWindowsOverflow);
+      this.vadWindowsDropped.inc({ reason: 'error' }, v.droppedWindowsError);
+    },
+  });
+  /** Batched VAD requests sent to the worker (mean streams per batch = circumplex_vad_batched_requests_total / this). */
+  readonly vadBatches = mirroredCounter(this.registry, 'circumplex_vad_batches_total', 'Batched voice activity requests (all streams together) sent to the VAD worker', () => this.vadSource?.()?.batches);
+  /** Stream requests carried by those batches. */
+  readonly vadBatchedRequests = mirroredCounter(this.registry, 'circumplex_vad_batched_requests_total', 'Stream requests carried by the batched VAD requests', () => this.vadSource?.()?.batchedRequests);
+
+  /** Reads the voice activity detector's counters at every scrape (e.g. `engine.vad.stats`). */
+  watchVad(source: () => VadCounters | undefined): void {
+    this.vadSource = source;
   }
 
   constructor() {

@@ -141,6 +141,8 @@ export function inferSpeech(model: SpeechInferer, opts: Partial<InferSpeechOptio
 
       const upstream = source.subscribe({
         next: (w) => {
+          // Windows an earlier stage (the VAD's bounded queue, streams/vad.ts) dropped count here too.
+          dropsSinceStart += (w as { droppedBefore?: number }).droppedBefore ?? 0;
           if (inFlight < o.maxInFlight && waiting.length === 0) {
             o.flow?.acquire();
             waiting.push(w);
