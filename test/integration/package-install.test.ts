@@ -1,0 +1,270 @@
+/**
+ * The package as a user gets it (issue 15 item 1): `npm pack` (its prepack runs `npm run build`) →
+ * the tarball installed with `npm ci --offline` into an empty project → `npx circumplex run --input
+ * <wav> --json` → a TypeScript consumer, compiled by tsc with strict settings, imports `circumplex`,
+ * `circumplex/client` and `circumplex/protocol` with their types and runs the engine in-process.
+ *
+ * Offline on a fresh clone: the empty project's lockfile is the repository's package-lock.json with
+ * the dev-only entries dropped and the tarball as its one dependency, so every package comes from
+ * the npm cache that `npm ci` filled, at the versions the repository pins. Slow part: the install
+ * (about 20-90 s on 2 busy cores; see the report for measured times).
+ */
+import { execFile, execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AffectMessage, ServerMessageSchema, type AffectFrameMessage } from '../../clients/protocol.js';
+
+const REPO = path.resolve(import.meta.dirname, '..', '..');
+const WAV = path.join(REPO, 'test', 'fixtures', 'audio', 'speech.wav');
+const NPM_ENV: NodeJS.ProcessEnv = { ...process.env, ONNXRUNTIME_NODE_INSTALL: 'skip', ONNXRUNTIME_NODE_INSTALL_CUDA: 'skip', npm_config_audit: 'false', npm_config_fund: 'false' };
+const RUN_ENV: NodeJS.ProcessEnv = { ...process.env, CIRCUMPLEX_DEVICE: 'cpu', CIRCUMPLEX_LOG_LEVEL: 'warn' };
+delete RUN_ENV.CIRCUMPLEX_VOSK_MODEL;
+
+let dir: string;
+let proj: string;
+let tarball: string;
+const timings: Record<string, number> = {};
+
+async function timed<T>(name: string, f: () => Promise<T>): Promise<T> {
+  const t0 = performance.now();
+  try {
+    return await f();
+  } finally {
+    timings[name] = Math.round(performance.now() - t0);
+  }
+}
+
+interface Ran {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a command without blocking the test worker (long sync spawns starve vitest's RPC). */
+function spawnAsync(cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv, timeoutMs: number): Promise<Ran> {
+  return new Promise((resolve) => {
+    execFile(cmd, args, { cwd, env, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, timeout: timeoutMs }, (err, stdout, stderr) => {
+      const status = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : null) : 0;
+      resolve({ status, stdout, stderr: err && status === null ? `${stderr}\n${err.message}` : stderr });
+    });
+  });
+}
+
+async function sh(cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = NPM_ENV, timeoutMs = 300_000): Promise<string> {
+  const r = await spawnAsync(cmd, args, cwd, env, timeoutMs);
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status}) in ${cwd}:\n${r.stderr}\n${r.stdout.slice(-4000)}`);
+  return r.stdout;
+}
+
+/** The affect frames of `run --json` / the consumer output (turn lines and the summary are not frames). */
+function affectFrames(jsonl: string): AffectFrameMessage[] {
+  return jsonl
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { type: string })
+    .filter((m) => m.type === 'affect')
+    .map((m) => AffectMessage.parse(m));
+}
+
+/** The TypeScript consumer: everything it uses comes from the three entry points. */
+const CONSUMER_TS = `
+import { readFileSync } from 'node:fs';
+import { audioFileSource, createAudioFeed, createEngine, toWire, AffectError, type AffectPoint, type PipelineEvent } from 'circumplex';
+import { CircumplexClient, streamUrl, SUBPROTOCOL, type ConnectionState, type StreamEventMessage } from 'circumplex/client';
+import { ServerMessageSchema, PROTOCOL_VERSION, type AffectFrameMessage } from 'circumplex/protocol';
+
+const wav = process.argv[2] ?? '';
+const engine = await createEngine({ device: 'cpu' });
+// The same stream id as the CLI's default, so the frames can be compared with run --json.
+const feed = createAudioFeed(engine, { streamId: 'input', mode: 'offline' });
+const lines: string[] = [];
+let seq = 0;
+const done = new Promise<void>((resolve, reject) => {
+  feed.frames$.subscribe({
+    next: (e: PipelineEvent) => {
+      const wire: StreamEventMessage = toWire('input', seq++, e);
+      const checked = ServerMessageSchema.parse(wire);
+      lines.push(JSON.stringify(checked));
+      if (e.kind === 'affect') {
+        const p: AffectPoint = e.point;
+        const f: AffectFrameMessage = checked as AffectFrameMessage;
+        if (f.valence !== p.valence) throw new Error('wire frame differs from the point');
+      }
+    },
+    error: reject,
+    complete: resolve,
+  });
+});
+audioFileSource(wav, { streamId: 'input' }).subscribe({
+  next: (c) => void feed.write(c.samples),
+  complete: () => void feed.end(),
+});
+await done;
+await engine.close();
+
+// Bad input comes back as an AffectError with a code.
+let code = '';
+try {
+  await createEngine({ device: 'cpu', speechModel: 'no-such-model' });
+} catch (err) {
+  if (err instanceof AffectError) code = err.code;
+}
+
+// The Node client (ws transport) against a port nobody listens on: it gives up, closed.
+const client = CircumplexClient.connect('http://127.0.0.1:9', { reconnect: false, helloTimeoutMs: 2000 });
+let state: ConnectionState = client.state$.value;
+try {
+  await client.waitOpen();
+} catch {
+  state = client.state$.value;
+}
+process.stdout.write(lines.join('\\n') + '\\n');
+process.stderr.write(JSON.stringify({ code, state, url: streamUrl('http://localhost:8787'), SUBPROTOCOL, PROTOCOL_VERSION }) + '\\n');
+`;
+
+const CONSUMER_TSCONFIG = (typeRoot: string) => ({
+  compilerOptions: {
+    target: 'ES2022',
+    module: 'node16',
+    moduleResolution: 'node16',
+    strict: true,
+    noUncheckedIndexedAccess: true,
+    verbatimModuleSyntax: true,
+    // Checks the package's .d.ts files too, not only the consumer.
+    skipLibCheck: false,
+    types: ['node'],
+    typeRoots: [typeRoot],
+    outDir: 'out',
+  },
+  files: ['consumer.ts'],
+});
+
+/** Every module specifier imported by a compiled file, followed through relative imports. */
+function importGraph(entry: string): { files: string[]; bare: Set<string> } {
+  const seen = new Set<string>();
+  const bare = new Set<string>();
+  const walk = (file: string) => {
+    if (seen.has(file)) return;
+    seen.add(file);
+    const src = readFileSync(file, 'utf8');
+    for (const m of src.matchAll(/(?:^|\n)\s*(?:import|export)\s[^'"]*?from\s*['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)|(?:^|\n)\s*import\s*['"]([^'"]+)['"]/g)) {
+      const spec = m[1] ?? m[2] ?? m[3] ?? '';
+      if (spec.startsWith('.')) walk(path.resolve(path.dirname(file), spec));
+      else bare.add(spec);
+    }
+  };
+  walk(entry);
+  return { files: [...seen], bare };
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(path.join(tmpdir(), 'circumplex-pack-'));
+  // npm pack runs prepack (npm run build: clean dist, tsc with declarations, schema).
+  const packed = await timed('pack', () => sh('npm', ['pack', '--pack-destination', dir], REPO, NPM_ENV, 240_000));
+  const name = packed.trim().split('\n').pop() ?? '';
+  tarball = path.join(dir, name);
+  expect(existsSync(tarball), `npm pack made ${tarball}`).toBe(true);
+
+  proj = path.join(dir, 'consumer');
+  mkdirSync(proj);
+  const spec = `file:../${name}`;
+  const repoLock = JSON.parse(readFileSync(path.join(REPO, 'package-lock.json'), 'utf8')) as { packages: Record<string, { dev?: boolean }> };
+  const pkg = JSON.parse(readFileSync(path.join(REPO, 'package.json'), 'utf8')) as Record<string, unknown>;
+  const packages: Record<string, unknown> = {
+    '': { name: 'consumer', version: '1.0.0', dependencies: { circumplex: spec } },
+    'node_modules/circumplex': {
+      version: pkg.version,
+      resolved: spec,
+      license: pkg.license,
+      dependencies: pkg.dependencies,
+      optionalDependencies: pkg.optionalDependencies,
+      bin: pkg.bin,
+      engines: pkg.engines,
+    },
+  };
+  for (const [k, v] of Object.entries(repoLock.packages)) if (k !== '' && !v.dev) packages[k] = v;
+  writeFileSync(path.join(proj, 'package.json'), JSON.stringify({ name: 'consumer', version: '1.0.0', private: true, type: 'module', dependencies: { circumplex: spec } }, null, 2));
+  writeFileSync(path.join(proj, 'package-lock.json'), JSON.stringify({ name: 'consumer', version: '1.0.0', lockfileVersion: 3, requires: true, packages }, null, 2));
+  await timed('install', () => sh('npm', ['ci', '--offline', '--no-audit', '--no-fund'], proj, NPM_ENV, 400_000));
+}, 700_000);
+
+afterAll(() => {
+  process.stdout.write(`package-install timings (ms): ${JSON.stringify(timings)}\n`);
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+describe('the packed tarball, installed offline into an empty project', () => {
+  let cliOut = '';
+
+  it('holds the compiled code, its declarations and the runtime assets, and no TypeScript sources or downloads', () => {
+    const list = execFileSync('tar', ['-tzf', tarball], { encoding: 'utf8' }).trim().split('\n');
+    for (const f of [
+      'package/bin/circumplex.mjs',
+      'package/dist/src/cli.js',
+      'package/dist/src/index.js',
+      'package/dist/src/index.d.ts',
+      'package/dist/clients/client.d.ts',
+      'package/dist/clients/protocol.d.ts',
+      'package/dist/models/worker/ort-worker.js',
+      'package/dist/models/worker/vad-worker.js',
+      'package/models/speech-va/model.onnx',
+      'package/models/text-emobank/onnx/model.onnx',
+      'package/models/text-emobank/tokenizer.json',
+      'package/clients/dashboard/index.html',
+      'package/clients/protocol.schema.json',
+    ]) {
+      expect(list, f).toContain(f);
+    }
+    expect(list.filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts'))).toEqual([]);
+    expect(list.filter((f) => f.includes('models/weights/') || f.startsWith('package/test/'))).toEqual([]);
+    const installed = path.join(proj, 'node_modules', 'circumplex');
+    expect(existsSync(path.join(installed, 'src')), 'no src/ in the installed package (the bin must use dist)').toBe(false);
+    expect(readdirSync(path.join(proj, 'node_modules', '.bin'))).toContain('circumplex');
+  });
+
+  it('`npx circumplex run --input <wav> --json` runs the compiled CLI with the bundled model', async () => {
+    const r = await timed('cli', () => spawnAsync('npx', ['--offline', 'circumplex', 'run', '--input', WAV, '--json'], proj, RUN_ENV, 120_000));
+    expect(r.status, r.stderr).toBe(0);
+    cliOut = r.stdout;
+    const frames = affectFrames(cliOut);
+    // 19.1 s of speech at the default 250 ms hop after a 1 s window: about 73 frames.
+    expect(frames.length).toBeGreaterThan(60);
+    expect(new Set(frames.map((f) => f.label)).size).toBeGreaterThan(1);
+    expect(r.stderr).toMatch(/real-time factor/);
+    expect(r.stderr).not.toMatch(/tsx|\.ts:/);
+  });
+
+  it('a strict TypeScript consumer compiles against the three entry points and runs the engine in-process', async () => {
+    writeFileSync(path.join(proj, 'consumer.ts'), CONSUMER_TS);
+    writeFileSync(path.join(proj, 'tsconfig.json'), JSON.stringify(CONSUMER_TSCONFIG(path.join(REPO, 'node_modules', '@types')), null, 2));
+    await timed('tsc', () => sh(process.execPath, [path.join(REPO, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'], proj));
+    const r = await timed('consumer', () => spawnAsync(process.execPath, ['out/consumer.js', WAV], proj, RUN_ENV, 120_000));
+    expect(r.status, r.stderr).toBe(0);
+    const lastLine = r.stderr.trim().split('\n').pop() ?? '';
+    const facts = JSON.parse(lastLine) as Record<string, string>;
+    expect(facts).toEqual({ code: 'AFFECT_ERR_CONFIG', state: 'closed', url: 'ws://localhost:8787/v1/stream', SUBPROTOCOL: 'circumplex.v1', PROTOCOL_VERSION: expect.stringMatching(/^1\./) as unknown as string });
+    for (const line of r.stdout.trim().split('\n')) expect(ServerMessageSchema.safeParse(JSON.parse(line)).success).toBe(true);
+    // The in-process feed (offline mode) gives the frames the CLI gives for the same file.
+    const mine = affectFrames(r.stdout);
+    const cli = affectFrames(cliOut);
+    expect(mine.length).toBe(cli.length);
+    for (const [i, f] of mine.entries()) {
+      const c = cli[i]!;
+      expect(f.tMs).toBe(c.tMs);
+      expect(f.valence).toBeCloseTo(c.valence, 4);
+      expect(f.arousal).toBeCloseTo(c.arousal, 4);
+      expect(f.label).toBe(c.label);
+    }
+  });
+
+  it("circumplex/client resolves to a browser-safe module outside Node (no node: modules, no ws)", () => {
+    const pkgDir = path.join(proj, 'node_modules', 'circumplex');
+    const exportsMap = (JSON.parse(readFileSync(path.join(pkgDir, 'package.json'), 'utf8')) as { exports: Record<string, Record<string, { default: string }>> }).exports;
+    const browserEntry = exportsMap['./client']?.default?.default ?? '';
+    const { files, bare } = importGraph(path.join(pkgDir, browserEntry));
+    expect(files.length).toBeGreaterThan(2);
+    expect([...bare].sort()).toEqual(['rxjs', 'zod']);
+  });
+});
