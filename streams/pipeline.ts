@@ -19,7 +19,7 @@ import { resolveWindowOptions, windowBySamples } from './operators/window-by-sam
 import { resolveSmoothingOptions, type SmoothingOptions } from './smoothing.js';
 import { samplesToMs, type AffectPoint, type AudioChunk, type AudioWindow, type PipelineEvent, type Stamped, type StreamState, type TranscriptEvent } from './types.js';
 import { RUSSELL_1980_TERMS } from './emotion-terms.js';
-import { deriveStreamEvents, resolveEscalationOptions, type EscalationOptions } from './turns.js';
+import { deriveStreamEvents, resolveEscalationOptions, type EscalationOptions, type TurnEndpointing } from './turns.js';
 import { detectVoice, resolveVadOptions, type VadOptions, type VoiceDetector, type VoiceSegment } from './vad.js';
 
 /** The text path's outputs (see streams/text-path.ts). */
@@ -84,6 +84,11 @@ export interface PipelineOptions {
   vad: Partial<VadOptions>;
   /** Escalation alerts (arousal rising while valence falls, sustained). Default on, 2 s. */
   escalation: Partial<EscalationOptions>;
+  /**
+   * What ends a turn: 'auto' (default) — an ASR final result when the stream has a text path, else
+   * the end of a voiced segment when VAD is on (else no turns); 'vad' or 'asr' to force one.
+   */
+  turnEndpointing: 'auto' | TurnEndpointing;
 }
 
 export const DEFAULT_PIPELINE: PipelineOptions = {
@@ -100,6 +105,7 @@ export const DEFAULT_PIPELINE: PipelineOptions = {
   recoverAfterFrames: 8,
   vad: {},
   escalation: {},
+  turnEndpointing: 'auto',
 };
 
 /** Validates and completes pipeline options (RangeError naming the option). */
@@ -109,6 +115,7 @@ export function resolvePipelineOptions(opts: Partial<PipelineOptions> = {}): Pip
   resolveSmoothingOptions(o.smoothing);
   resolveVadOptions(o.vad);
   resolveEscalationOptions(o.escalation);
+  if (!['auto', 'vad', 'asr'].includes(o.turnEndpointing)) throw new RangeError(`affectPipeline: turnEndpointing must be 'auto', 'vad' or 'asr', got ${String(o.turnEndpointing)}`);
   if (!Number.isInteger(o.recoverAfterFrames) || o.recoverAfterFrames < 1) throw new RangeError(`affectPipeline: recoverAfterFrames must be an integer >= 1, got ${o.recoverAfterFrames}`);
   return o;
 }
@@ -134,11 +141,14 @@ export function affectPipeline(deps: PipelineDeps, opts: Partial<PipelineOptions
       connect((shared) => {
         const text = deps.textPath?.(shared);
         const vad = deps.vad ? resolveVadOptions(o.vad) : undefined;
-        // Ended voiced segments, pushed by the VAD stage and turned into turn events downstream.
+        // Turns end at ASR finals when the stream has a text path (or when asked), else at VAD segment ends.
+        const endpointing: TurnEndpointing = o.turnEndpointing === 'auto' ? (text ? 'asr' : 'vad') : o.turnEndpointing;
+        // Ended voiced segments, pushed by the VAD stage and turned into turn events downstream ('vad' end-pointing only).
         const segments: VoiceSegment[] = [];
+        const onSegment = endpointing === 'vad' ? (seg: VoiceSegment) => void segments.push(seg) : () => undefined;
         const affect$ = shared.pipe(
           windowBySamples({ windowMs: o.windowMs, hopMs: o.hopMs, minTailMs: o.minTailMs }),
-          deps.vad && vad ? detectVoice(deps.vad, { ...vad, onSegment: (s) => segments.push(s), ...(o.flow ? { flow: o.flow } : {}), ...(o.onDrop ? { onDrop: o.onDrop } : {}) }) : (w$: Observable<AudioWindow>) => w$,
+          deps.vad && vad ? detectVoice(deps.vad, { ...vad, onSegment, ...(o.flow ? { flow: o.flow } : {}), ...(o.onDrop ? { onDrop: o.onDrop } : {}) }) : (w$: Observable<AudioWindow>) => w$,
           inferSpeech(deps.speech, inferOpts),
           fuseAffect(deps.fusion, {
             textMaxAgeMs: o.textMaxAgeMs,
@@ -154,7 +164,8 @@ export function affectPipeline(deps: PipelineDeps, opts: Partial<PipelineOptions
         const derive = deriveStreamEvents({
           terms: o.terms,
           escalation: o.escalation,
-          ...(vad ? { segments } : {}),
+          endpointing,
+          ...(vad && endpointing === 'vad' ? { segments } : {}),
           minVoicedFraction: vad?.minVoicedFraction ?? 0,
           windowMs: o.windowMs,
         });

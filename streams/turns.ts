@@ -1,6 +1,10 @@
 /**
- * Stream-level events derived from the frames: turns (one per voiced segment, from voice activity
- * end-pointing) and escalation alerts (arousal rising while valence falls, sustained).
+ * Stream-level events derived from the frames: turns and escalation alerts (arousal rising while
+ * valence falls, sustained).
+ *
+ * A turn is end-pointed either by voice activity (one per voiced segment the VAD reports) or, when
+ * ASR runs, by the recogniser's final results (one per non-empty final: the turn spans its words and
+ * carries its text), see {@link TurnEndpointing}.
  *
  * Both are pure functions of the affect frames in audio time (and, for turns, of the segments the
  * VAD stage reports), so an offline run gives the same turns and alerts every time.
@@ -76,12 +80,21 @@ export function resolveEscalationOptions(opts: Partial<EscalationOptions> = {}):
   return o;
 }
 
+/**
+ * What ends a turn: 'vad' — the end of a voiced segment (voice activity end-pointing; the transcript
+ * holds the finals heard meanwhile); 'asr' — a final result of the speech recogniser (the turn spans
+ * the final's words and carries its text, so every final's words land in exactly one turn).
+ */
+export type TurnEndpointing = 'vad' | 'asr';
+
 /** Options of {@link deriveStreamEvents}. */
 export interface StreamEventsOptions {
   terms: readonly EmotionTerm[];
   escalation: Partial<EscalationOptions>;
-  /** Ended voiced segments, in order, pushed by the VAD stage (read and emptied by this stage). */
+  /** Ended voiced segments, in order, pushed by the VAD stage (read and emptied by this stage); used with endpointing 'vad'. */
   segments?: VoiceSegment[];
+  /** What ends a turn. Default 'vad' (turns only when `segments` are given). */
+  endpointing?: TurnEndpointing;
   /** Frames with voiced below this are not part of a turn's summary. Default 0.2. */
   minVoicedFraction: number;
   /** Analysis window (ms): frames up to half a window past a segment's end still belong to it. */
@@ -127,13 +140,30 @@ export function deriveStreamEvents(opts: StreamEventsOptions): OperatorFunction<
     new Observable<PipelineEvent>((sub) => {
       const frames: AffectPoint[] = [];
       const finals: TranscriptEvent[] = [];
+      const byAsr = opts.endpointing === 'asr';
+      // ASR end-pointing: each non-empty final becomes a segment (its words' span) with its text.
+      const asrSegs: VoiceSegment[] = [];
+      const asrText = new Map<VoiceSegment, string>();
+      let lastFinalMs = 0;
+      const onFinal = (t: TranscriptEvent): void => {
+        const text = t.text.trim();
+        const after = lastFinalMs;
+        lastFinalMs = Math.max(lastFinalMs, t.tMs);
+        if (text === '') return;
+        // Words carry their audio times; without them the turn spans the audio since the previous final.
+        const startMs = t.words.length ? Math.min(...t.words.map((w) => w.startMs)) : after;
+        const endMs = t.words.length ? Math.max(...t.words.map((w) => w.endMs)) : t.tMs;
+        const seg: VoiceSegment = { streamId: t.streamId, startMs, endMs: Math.max(startMs, endMs), detectedAtMs: t.tMs };
+        asrSegs.push(seg);
+        asrText.set(seg, text);
+      };
       // Escalation: the current run of frames that satisfy the condition.
       let run: AffectPoint[] = [];
       let alerted = false;
 
       let lastFrameMs = 0;
       const emitTurns = (uptoMs: number): void => {
-        const segs = opts.segments;
+        const segs = byAsr ? asrSegs : opts.segments;
         if (!segs) return;
         // A turn waits until its end is known and every frame up to half a window past it has been seen.
         while (segs.length > 0 && Math.max(segs[0]!.detectedAtMs, segs[0]!.endMs + opts.windowMs / 2) <= uptoMs) {
@@ -142,8 +172,12 @@ export function deriveStreamEvents(opts: StreamEventsOptions): OperatorFunction<
           const last = seg.endMs + opts.windowMs / 2;
           const inSeg = frames.filter((f) => f.tMs > seg.startMs && f.tMs <= last);
           const voiced = inSeg.filter((f) => f.voiced === undefined || f.voiced >= opts.minVoicedFraction);
-          const words = finals.filter((t) => t.tMs > seg.startMs && t.tMs <= last + 2000 && t.text.trim() !== '').map((t) => t.text.trim());
-          sub.next({ kind: 'turn', turn: summariseTurn(seg, voiced.length ? voiced : inSeg, opts.terms, words.join(' ') || undefined, lastFrameMs) });
+          let text: string | undefined;
+          if (byAsr) {
+            text = asrText.get(seg);
+            asrText.delete(seg);
+          } else text = finals.filter((t) => t.tMs > seg.startMs && t.tMs <= last + 2000 && t.text.trim() !== '').map((t) => t.text.trim()).join(' ') || undefined;
+          sub.next({ kind: 'turn', turn: summariseTurn(seg, voiced.length ? voiced : inSeg, opts.terms, text, lastFrameMs) });
           // Frames before this segment's end are no longer needed.
           while (frames.length > 0 && frames[0]!.tMs <= seg.endMs - opts.windowMs) frames.shift();
         }
@@ -184,6 +218,12 @@ export function deriveStreamEvents(opts: StreamEventsOptions): OperatorFunction<
           sub.next(e);
           if (e.kind === 'transcript') {
             if (e.transcript.final) {
+              if (byAsr) {
+                onFinal(e.transcript);
+                // A final heard after the frames it covers goes out as soon as those frames are in.
+                emitTurns(lastFrameMs);
+                return;
+              }
               finals.push(e.transcript);
               if (finals.length > 64) finals.shift();
             }

@@ -1,0 +1,87 @@
+/**
+ * Turns end-pointed by ASR final results (issue 13 item 4): with a speech recogniser on, each
+ * non-empty final result of REAL libvosk (the tiny test model built by test/helpers, which hears
+ * "hello" in loud stretches and finalises on trailing silence) ends one turn that spans the final's
+ * words and carries its text — with voice activity detection on or off. Without ASR, turns stay
+ * end-pointed by the VAD.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ServerMessageSchema, type ServerMessage } from '../../clients/protocol.js';
+import { buildTinyVoskModel } from '../helpers/asr-tiny-vosk-model.js';
+import { concat, silence, speak, writeWav } from '../helpers/vad-audio.js';
+
+const BIN = 'bin/circumplex.mjs';
+const env: NodeJS.ProcessEnv = { ...process.env, CIRCUMPLEX_DEVICE: 'cpu', CIRCUMPLEX_LOG_LEVEL: 'warn' };
+delete env.CIRCUMPLEX_VOSK_MODEL;
+const dir = mkdtempSync(path.join(tmpdir(), 'circumplex-asr-turns-'));
+const WAV = path.join(dir, 'two.wav');
+let vosk: string;
+let spans: Array<[number, number]>;
+
+function run(args: string[]): ServerMessage[] {
+  const r = spawnSync(process.execPath, [BIN, 'run', '--input', WAV, '--json', ...args], { env, maxBuffer: 64 * 1024 * 1024, timeout: 90_000 });
+  expect(r.status, r.stderr.toString()).toBe(0);
+  return r.stdout.toString().trim().split('\n').map((l) => ServerMessageSchema.parse(JSON.parse(l)));
+}
+
+beforeAll(() => {
+  vosk = buildTinyVoskModel(path.join(dir, 'vosk-tiny'));
+  // Two utterances between silences long enough for the recogniser to finalise each.
+  const c = concat([silence(1, 1), speak('Thank you for calling, how can I help you today?'), silence(2, 2), speak('My internet has been down for three days.'), silence(2, 3)]);
+  spans = [c.spans[1]!, c.spans[3]!];
+  writeWav(WAV, [c.samples]);
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** Checks that every non-empty final ends exactly one turn, with its words' span and its text. */
+function expectTurnsFromFinals(msgs: ServerMessage[]): void {
+  const finals = msgs.filter((m): m is Extract<ServerMessage, { type: 'transcript' }> => m.type === 'transcript' && m.final && m.text.trim() !== '');
+  const turns = msgs.filter((m): m is Extract<ServerMessage, { type: 'turn' }> => m.type === 'turn');
+  expect(finals.length).toBe(2);
+  expect(turns.length).toBe(finals.length);
+  finals.forEach((f, k) => {
+    const t = turns[k]!;
+    expect(t.transcript).toBe(f.text.trim());
+    const words = f.words ?? [];
+    expect(words.length).toBeGreaterThan(0);
+    expect(t.startMs).toBe(Math.min(...words.map((w) => w.startMs)));
+    expect(t.endMs).toBe(Math.max(...words.map((w) => w.endMs)));
+    // The turn goes out after the final it comes from (same stream, later seq), in audio time order.
+    expect(t.seq).toBeGreaterThan(f.seq);
+    expect(t.tMs).toBeGreaterThanOrEqual(f.tMs);
+    // And it lies on the utterance the recogniser heard (the tiny model's words are energy blips, so
+    // its first "hello" can come well after the speech starts): inside it, give or take, covering half of it.
+    const [s, e] = spans[k]!;
+    expect(t.startMs, `turn ${k} start`).toBeGreaterThanOrEqual(s - 300);
+    expect(t.endMs, `turn ${k} end`).toBeLessThanOrEqual(e + 800);
+    expect(Math.min(t.endMs, e) - Math.max(t.startMs, s), `turn ${k} overlap`).toBeGreaterThanOrEqual((e - s) / 2);
+    expect(t.frames).toBeGreaterThan(4);
+  });
+}
+
+describe('turns end-pointed by ASR final results', () => {
+  it('with ASR and VAD on: one turn per non-empty final, spanning its words, carrying its text', () => {
+    expectTurnsFromFinals(run(['--asr-model', vosk, '--text-model', 'none']));
+  });
+
+  it('with ASR and --vad off: the finals still end turns (no VAD needed)', () => {
+    const msgs = run(['--asr-model', vosk, '--text-model', 'none', '--vad', 'off']);
+    expectTurnsFromFinals(msgs);
+    expect(msgs.some((m) => m.type === 'affect' && m.voiced !== undefined)).toBe(false);
+  });
+
+  it('without ASR, turns are end-pointed by the VAD (no transcript)', () => {
+    const turns = run([]).filter((m) => m.type === 'turn');
+    expect(turns).toHaveLength(2);
+    turns.forEach((t, k) => {
+      if (t.type !== 'turn') throw new Error('not a turn');
+      expect(t.transcript).toBeUndefined();
+      expect(Math.abs(t.startMs - spans[k]![0])).toBeLessThanOrEqual(200);
+      expect(Math.abs(t.endMs - spans[k]![1])).toBeLessThanOrEqual(200);
+    });
+  });
+});
