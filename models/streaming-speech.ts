@@ -138,6 +138,10 @@ export interface StreamingStats {
   cacheResets: number;
   /** Multiply-accumulates spent (front end + transformer + head), when streaming.json describes the architecture. */
   macs: number;
+  /** Wall ms inside session calls (worker round trips included). */
+  sessionMs: number;
+  /** Wall ms of the batch functions outside session calls (placing, packing caches, unpacking, decoding). */
+  hostMs: number;
 }
 
 /** One stream's state. */
@@ -154,8 +158,14 @@ interface StreamState {
   nextPos: number;
   /** cached: projected features (positional-conv context) by absolute frame start sample. */
   readonly proj: Map<number, Float32Array>;
-  /** cached: every layer's key and value of a frame ([layers][2][D]) by absolute frame start sample. */
-  readonly kv: Map<number, Float32Array>;
+  /**
+   * cached: every layer's keys and values of the cached frames, laid out [layers][2][capacity][D]
+   * (frames oldest first, `kvPos` their positions), so a batch copies 2 × layers blocks per stream
+   * and no per-frame arrays are allocated (large per-hop allocations cost more than the copies).
+   */
+  kvBlock: Float32Array | undefined;
+  kvCap: number;
+  readonly kvPos: number[];
   closed: boolean;
   tail: Promise<unknown>;
 }
@@ -271,7 +281,7 @@ export class StreamingSpeechModel implements SpeechAffectModel {
   readonly info: StreamingGraphInfo;
   /** Batches windows of all streams (one batch in flight; each stage batched across its windows). */
   readonly batcher: DynamicBatcher<Job, SpeechAffectOutput>;
-  readonly stats: StreamingStats = { windows: 0, advancedSamples: 0, frontendFrames: 0, frontendSamples: 0, encoderFrames: 0, cacheResets: 0, macs: 0 };
+  readonly stats: StreamingStats = { windows: 0, advancedSamples: 0, frontendFrames: 0, frontendSamples: 0, encoderFrames: 0, cacheResets: 0, macs: 0, sessionMs: 0, hostMs: 0 };
   private readonly mapping: AffectOutputMapping;
   private readonly streams = new Set<StreamState>();
   private nextOneOff = 0;
@@ -342,15 +352,14 @@ export class StreamingSpeechModel implements SpeechAffectModel {
   /** Cached frames over all open streams (conv features + transformer outputs). */
   get cachedFrames(): number {
     let n = 0;
-    for (const s of this.streams) n += s.feats.size + s.hidden.size + s.kv.size;
+    for (const s of this.streams) n += s.feats.size + s.hidden.size + s.kvPos.length;
     return n;
   }
 
   /** Bytes held by the caches of all open streams (frames + last windows). */
   get cacheBytes(): number {
     let b = 0;
-    const kvFloats = 2 * (this.info.layers ?? 0) * this.info.hiddenDim;
-    for (const s of this.streams) b += 4 * (s.feats.size * this.info.featureDim + (s.hidden.size + s.proj.size) * this.info.hiddenDim + s.kv.size * kvFloats + (s.prev?.length ?? 0));
+    for (const s of this.streams) b += 4 * (s.feats.size * this.info.featureDim + (s.hidden.size + s.proj.size) * this.info.hiddenDim + (s.kvBlock?.length ?? 0) + (s.prev?.length ?? 0));
     return b;
   }
 
@@ -384,7 +393,7 @@ export class StreamingSpeechModel implements SpeechAffectModel {
   }
 
   private newState(id: string): StreamState {
-    return { id, prev: undefined, endPos: 0, feats: new Map(), hidden: new Map(), proj: new Map(), kv: new Map(), nextPos: 0, closed: false, tail: Promise.resolve() };
+    return { id, prev: undefined, endPos: 0, feats: new Map(), hidden: new Map(), proj: new Map(), kvBlock: undefined, kvCap: 0, kvPos: [], nextPos: 0, closed: false, tail: Promise.resolve() };
   }
 
   private submit(job: Job): Promise<SpeechAffectOutput> {
@@ -598,11 +607,21 @@ export class StreamingSpeechModel implements SpeechAffectModel {
    * new-frame counts share a call (rows padded and masked).
    */
   private async runCachedBatch(jobs: readonly Job[]): Promise<SpeechAffectOutput[]> {
+    const t0 = performance.now();
+    let inSession = 0;
+    try {
+      return await this.runCachedBatchInner(jobs, (ms) => (inSession += ms));
+    } finally {
+      this.stats.sessionMs += inSession;
+      this.stats.hostMs += performance.now() - t0 - inSession;
+    }
+  }
+
+  private async runCachedBatchInner(jobs: readonly Job[], addSessionMs: (ms: number) => void): Promise<SpeechAffectOutput[]> {
     const step = this.sessions.step as OrtWorkerSession;
     const { frameStrideSamples: stride, receptiveFieldSamples: rf, hiddenDim: D } = this.info;
     const L = this.info.layers as number;
     const P = this.info.posContextFrames as number;
-    const kvF = 2 * L * D;
     const plans = jobs.map((job) => {
       const st = job.state;
       const { start, x } = this.placeWindow(job);
@@ -612,7 +631,15 @@ export class StreamingSpeechModel implements SpeechAffectModel {
       for (let p = first; p + rf <= start + n; p += stride) positions.push(p);
       const from = Math.max(st.nextPos, first);
       const newPos = positions.filter((p) => p >= from);
-      const memPos = positions.filter((p) => p < from && st.kv.has(p));
+      // Cached frames left of this window are no use any more: drop them from the block's front.
+      let drop = 0;
+      while (drop < st.kvPos.length && ((st.kvPos[drop] as number) < first || (st.kvPos[drop] as number) >= from)) drop++;
+      if (drop > 0) {
+        const kept = st.kvPos.length - drop;
+        if (st.kvBlock) for (let ls = 0; ls < 2 * L; ls++) st.kvBlock.copyWithin(ls * st.kvCap * D, (ls * st.kvCap + drop) * D, (ls * st.kvCap + drop + kept) * D);
+        st.kvPos.splice(0, drop);
+      }
+      const memPos = st.kvPos.slice();
       return { job, st, start, n, x, first, positions, newPos, memPos };
     });
     const out = new Array<SpeechAffectOutput | undefined>(plans.length);
@@ -652,11 +679,12 @@ export class StreamingSpeechModel implements SpeechAffectModel {
           const v = p >= pl.first ? pl.st.proj.get(p) : undefined; // the window's own frames only, as the full-window path sees them
           if (v) posCtx.set(v, (b * P + j) * D);
         }
+        const nMem = pl.memPos.length;
+        const blk = pl.st.kvBlock;
+        if (blk && nMem > 0) {
+          for (let ls = 0; ls < 2 * L; ls++) kvMem.set(blk.subarray(ls * pl.st.kvCap * D, (ls * pl.st.kvCap + nMem) * D), (b * 2 * L + ls) * M * D);
+        }
         pl.memPos.forEach((p, m) => {
-          const kv = pl.st.kv.get(p) as Float32Array;
-          for (let l = 0; l < L; l++) {
-            for (let s2 = 0; s2 < 2; s2++) kvMem.set(kv.subarray((l * 2 + s2) * D, (l * 2 + s2 + 1) * D), ((((b * L + l) * 2 + s2) * M + m) * D));
-          }
           memMask[b * M + m] = 1;
           const h = pl.st.hidden.get(p);
           if (h) {
@@ -665,6 +693,7 @@ export class StreamingSpeechModel implements SpeechAffectModel {
           }
         });
       });
+      const ts = performance.now();
       const res = await step.run({
         signal: { type: 'float32', data: signal, dims: [B, S] },
         frame_mask: { type: 'float32', data: frameMask, dims: [B, T] },
@@ -674,6 +703,7 @@ export class StreamingSpeechModel implements SpeechAffectModel {
         hidden_sum: { type: 'float32', data: hSum, dims: [B, D] },
         hidden_count: { type: 'float32', data: hCount, dims: [B, 1] },
       });
+      addSessionMs(performance.now() - ts);
       const fh = this.output(res, 'frame_hidden');
       const pj = this.output(res, 'proj');
       const kvn = this.output(res, 'kv_new');
@@ -685,18 +715,29 @@ export class StreamingSpeechModel implements SpeechAffectModel {
       const pjd = pj.data as Float32Array;
       const kvd = kvn.data as Float32Array;
       group.forEach((pl, b) => {
+        const st = pl.st;
+        const nNew = pl.newPos.length;
         pl.newPos.forEach((p, j) => {
-          pl.st.hidden.set(p, fhd.slice((b * T + j) * D, (b * T + j + 1) * D));
-          pl.st.proj.set(p, pjd.slice((b * T + j) * D, (b * T + j + 1) * D));
-          const kv = new Float32Array(kvF);
-          for (let l = 0; l < L; l++) {
-            for (let s2 = 0; s2 < 2; s2++) {
-              const o = ((((b * L + l) * 2 + s2) * T + j) * D);
-              kv.set(kvd.subarray(o, o + D), (l * 2 + s2) * D);
-            }
-          }
-          pl.st.kv.set(p, kv);
+          st.hidden.set(p, fhd.slice((b * T + j) * D, (b * T + j + 1) * D));
+          st.proj.set(p, pjd.slice((b * T + j) * D, (b * T + j + 1) * D));
         });
+        if (nNew > 0) {
+          const have = st.kvPos.length;
+          if (!st.kvBlock || have + nNew > st.kvCap) {
+            // (Re)allocate: room for a whole window plus a hop, so steady state never reallocates.
+            const cap = Math.max(have + nNew, pl.positions.length + nNew);
+            const nb = new Float32Array(2 * L * cap * D);
+            if (st.kvBlock && have > 0) for (let ls = 0; ls < 2 * L; ls++) nb.set(st.kvBlock.subarray(ls * st.kvCap * D, (ls * st.kvCap + have) * D), ls * cap * D);
+            st.kvBlock = nb;
+            st.kvCap = cap;
+          }
+          const blk = st.kvBlock;
+          for (let ls = 0; ls < 2 * L; ls++) {
+            const o = (b * 2 * L + ls) * T * D;
+            blk.set(kvd.subarray(o, o + nNew * D), (ls * st.kvCap + have) * D);
+          }
+          st.kvPos.push(...pl.newPos);
+        }
         if (pl.newPos.length) pl.st.nextPos = (pl.newPos[pl.newPos.length - 1] as number) + stride;
         decodedRows.push({ plan: pl, logits: (lg.data as Float32Array).slice(b * 3, b * 3 + 3), hidden: (hs.data as Float32Array).slice(b * D, (b + 1) * D), idx: plans.indexOf(pl) });
       });
@@ -714,7 +755,6 @@ export class StreamingSpeechModel implements SpeechAffectModel {
       const st = r.plan.st;
       st.prev = r.plan.job.samples.slice();
       st.endPos = r.plan.start + r.plan.n;
-      for (const p of st.kv.keys()) if (p < r.plan.start) st.kv.delete(p);
       for (const p of st.hidden.keys()) if (p < r.plan.start) st.hidden.delete(p);
       for (const p of st.proj.keys()) if (p < r.plan.start) st.proj.delete(p);
       this.stats.windows++;
@@ -755,7 +795,9 @@ function clearState(st: StreamState): void {
   st.feats.clear();
   st.hidden.clear();
   st.proj.clear();
-  st.kv.clear();
+  st.kvBlock = undefined;
+  st.kvCap = 0;
+  st.kvPos.length = 0;
   st.prev = undefined;
 }
 
