@@ -64,6 +64,36 @@ export function webgpuMayWork(): boolean {
   return VULKAN_LOADERS.some((p) => existsSync(p));
 }
 
+/** Folders the Vulkan loader reads driver manifests (ICDs) from. */
+export const VULKAN_ICD_DIRS: readonly string[] = ['/usr/share/vulkan/icd.d', '/etc/vulkan/icd.d', '/usr/local/share/vulkan/icd.d', '/usr/local/etc/vulkan/icd.d'];
+
+/** Vulkan drivers that only emulate a GPU on the CPU: WebGPU on them is slower than ORT's CPU provider. */
+const SOFTWARE_ICD = /lvp|lavapipe|swiftshader|llvmpipe/i;
+
+/** Manifests of hardware Vulkan drivers (ICD json files, software rasterisers left out) in `dirs`. */
+export function vulkanHardwareDrivers(dirs: readonly string[] = VULKAN_ICD_DIRS): string[] {
+  const out: string[] = [];
+  for (const d of dirs) {
+    try {
+      for (const f of readdirSync(d)) if (f.endsWith('.json') && !SOFTWARE_ICD.test(f)) out.push(path.join(d, f));
+    } catch {
+      // no such folder
+    }
+  }
+  return out;
+}
+
+/**
+ * True when `--device auto` should try WebGPU: besides the loader ({@link webgpuMayWork}), Linux
+ * needs a hardware Vulkan driver. Without one, trying it only made Dawn print
+ * `vkCreateInstance: Found no drivers!` / `XDG_RUNTIME_DIR` errors on stderr before falling back to
+ * the CPU, so auto leaves it out quietly (an explicit `--device webgpu` still tries).
+ */
+export function webgpuLikely(): boolean {
+  if (process.platform !== 'linux') return true;
+  return webgpuMayWork() && vulkanHardwareDrivers().length > 0;
+}
+
 /** Providers to try, in order, for a device. */
 export function providersFor(device: Device): string[] {
   switch (device) {
@@ -76,7 +106,7 @@ export function providersFor(device: Device): string[] {
     case 'auto': {
       const list: string[] = [];
       if (cudaProviderInstalled()) list.push('cuda');
-      if (webgpuMayWork()) list.push('webgpu');
+      if (webgpuLikely()) list.push('webgpu');
       list.push('cpu');
       return list;
     }

@@ -1,9 +1,13 @@
 import { describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
 import { OrtWorkerSession } from '../../models/worker/host.js';
 import { FIXTURES_DIR } from '../../models/files.js';
-import { assertDeviceAvailable, parseDevice, providersFor, webgpuMayWork, cudaProviderInstalled } from '../../models/device.js';
+import { assertDeviceAvailable, parseDevice, providersFor, webgpuLikely, webgpuMayWork, cudaProviderInstalled, vulkanHardwareDrivers } from '../../models/device.js';
+import { REPO_ROOT } from '../../src/config.js';
 import { loadSpeechModel, loadTextModel } from '../../models/registry.js';
 import { AffectError } from '../../src/errors.js';
 
@@ -19,7 +23,41 @@ describe('device selection', () => {
     const list = providersFor('auto');
     expect(list.at(-1)).toBe('cpu');
     expect(list.includes('cuda')).toBe(cudaProviderInstalled());
-    expect(list.includes('webgpu')).toBe(webgpuMayWork());
+    expect(list.includes('webgpu')).toBe(webgpuLikely());
+  });
+
+  it('auto tries WebGPU only with a hardware Vulkan driver: software rasterisers (lavapipe, SwiftShader) and empty driver folders do not count', () => {
+    const root = mkdtempSync(path.join(tmpdir(), 'icd-'));
+    const soft = path.join(root, 'soft');
+    const hard = path.join(root, 'hard');
+    mkdirSync(soft);
+    mkdirSync(hard);
+    writeFileSync(path.join(soft, 'lvp_icd.x86_64.json'), '{}');
+    writeFileSync(path.join(soft, 'vk_swiftshader_icd.json'), '{}');
+    writeFileSync(path.join(hard, 'nvidia_icd.json'), '{}');
+    expect(vulkanHardwareDrivers([soft, path.join(root, 'missing')])).toEqual([]);
+    expect(vulkanHardwareDrivers([soft, hard])).toEqual([path.join(hard, 'nvidia_icd.json')]);
+    if (process.platform === 'linux') expect(webgpuLikely()).toBe(webgpuMayWork() && vulkanHardwareDrivers().length > 0);
+  });
+
+  it('run and serve with --device auto on a machine without a GPU driver print no Vulkan/Dawn/XDG_RUNTIME_DIR noise and log the provider chosen', () => {
+    if (webgpuLikely() || cudaProviderInstalled()) return; // a GPU machine: auto may legitimately try it
+    const env = { ...process.env, CIRCUMPLEX_LOG_LEVEL: 'info' };
+    delete env.CIRCUMPLEX_DEVICE;
+    delete env.CIRCUMPLEX_VOSK_MODEL;
+    const wav = path.join(REPO_ROOT, 'test', 'fixtures', 'audio', 'speech.wav');
+    const run = spawnSync(process.execPath, ['bin/circumplex.mjs', 'run', '--input', wav, '--device', 'auto', '--json'], { cwd: REPO_ROOT, env, timeout: 90_000, maxBuffer: 64 * 1024 * 1024 });
+    const serve = spawnSync(process.execPath, ['bin/circumplex.mjs', 'serve', '--port', '0', '--input', wav, '--device', 'auto', '--exit-on-end'], { cwd: REPO_ROOT, env, timeout: 90_000 });
+    for (const [name, r] of [
+      ['run', run],
+      ['serve', serve],
+    ] as const) {
+      const err = r.stderr.toString();
+      expect(r.status, `${name}: ${err}`).toBe(0);
+      expect(err, name).not.toMatch(/vkCreateInstance|VK_ERROR|Vulkan|Dawn|dawn|XDG_RUNTIME_DIR|No supported adapters/);
+      // The provider is still logged once per model: cpu, with nothing "unavailable".
+      expect(err, name).toMatch(/"msg":"model speech-va runs on cpu"/);
+    }
   });
 
   it('falls back provider by provider in the worker and reports what failed', async () => {
