@@ -42,7 +42,7 @@ describe('device selection', () => {
 
   it('run and serve with --device auto on a machine without a GPU driver print no Vulkan/Dawn/XDG_RUNTIME_DIR noise and log the provider chosen', () => {
     if (webgpuLikely() || cudaProviderInstalled()) return; // a GPU machine: auto may legitimately try it
-    const env = { ...process.env, CIRCUMPLEX_LOG_LEVEL: 'info' };
+    const env: NodeJS.ProcessEnv = { ...process.env, CIRCUMPLEX_LOG_LEVEL: 'info' };
     delete env.CIRCUMPLEX_DEVICE;
     delete env.CIRCUMPLEX_VOSK_MODEL;
     const wav = path.join(REPO_ROOT, 'test', 'fixtures', 'audio', 'speech.wav');
