@@ -9,6 +9,11 @@
  *   opens one stream per track; the media format must be `audio/x-mulaw`, 8000 Hz, 1 channel.
  * - `media` {media: {track, chunk, timestamp, payload}}: base64 μ-law bytes of one track, decoded
  *   and resampled to 16 kHz into that track's pipeline. `track` `inbound`/`outbound`.
+ *   `timestamp` (ms since the stream started, per track) keeps audio time true: when it is ahead of
+ *   the audio received so far (packets lost upstream), the gap is filled with silence (μ-law zero
+ *   through the track's decoder) up to {@link TWILIO_MAX_FILL_MS}; a longer gap advances the
+ *   track's clock without samples (the windows restart on the new audio). A timestamp behind (late
+ *   or reordered packet) is not rewound: the audio is appended. Without a timestamp nothing is filled.
  * - `mark`, `dtmf`: accepted and ignored.
  * - `stop`: ends every track's stream; the socket closes with 1000.
  *
@@ -37,6 +42,13 @@ export const TWILIO_PATH = '/v1/telephony/twilio';
 
 /** Close code for a media format circumplex cannot take (RFC 6455 1003, unsupported data). */
 export const TWILIO_CLOSE_UNSUPPORTED = 1003;
+
+/** Longest timestamp gap (ms) filled with silence samples; longer gaps only advance the clock. */
+export const TWILIO_MAX_FILL_MS = 2000;
+/** Timestamp lead (ms) below which no silence is inserted (timestamps are whole ms; a packet is 20 ms). */
+const GAP_TOLERANCE_MS = 5;
+/** One byte of μ-law silence (decodes to 0). */
+const MULAW_SILENCE = 0xff;
 
 const Sid = z.string().min(1).max(64).regex(/^[A-Za-z0-9]+$/, 'letters and digits only');
 const Track = z.enum(['inbound', 'outbound']);
@@ -70,6 +82,11 @@ interface TrackState {
   readonly decoder: FrameDecoder;
   audio$: Subject<AudioChunk> | undefined;
   nextSample: number;
+  /** μ-law bytes (8 kHz samples) of this track so far, received or filled: the track's clock. */
+  bytes8k: number;
+  /** Timestamp gaps filled (or skipped, when longer than TWILIO_MAX_FILL_MS) and their ms. */
+  gaps: number;
+  gapMs: number;
 }
 
 /** Handles accepted `/v1/telephony/twilio` sockets. */
@@ -82,6 +99,8 @@ export function createTwilioHandler(ctx: ServerContext, fanOut: FanOut): (ws: We
     let tracks: Map<string, TrackState> | undefined;
     let callSid: string | undefined;
     let closed = false;
+    /** fail() ran: this call is refused (closed is also set when the socket goes). */
+    let failed = false;
     let limited = false;
     /** Media that arrived while a claim was on its way (asynchronous hub), in order. */
     const held: Array<() => void> = [];
@@ -91,21 +110,24 @@ export function createTwilioHandler(ctx: ServerContext, fanOut: FanOut): (ws: We
       if (closed) return;
       metrics.ingestFrames.inc({ result: 'rejected' });
       ctx.log.warn({ callSid, reason }, 'twilio stream refused');
+      failed = true;
       finishAll('twilio stream failed');
       closed = true;
       // Close reasons are limited to 123 bytes.
       if (ws.readyState === ws.OPEN) ws.close(code, reason.slice(0, 120));
     };
     const finishAll = (message: string): void => {
-      if (!tracks) return;
+      // While claims are on their way the stream ids stay this socket's; the claims' answer ends them.
+      if (!tracks || claiming) return;
       for (const t of tracks.values()) {
+        // Every track's stream id is free again, opened or not (a refused or never-opened track too).
+        if (publishers.get(t.streamId) === ws) publishers.delete(t.streamId);
         if (!t.audio$) continue;
         const s = t.audio$;
         t.audio$ = undefined;
         const tail = t.decoder.flush();
         if (tail.length > 0) s.next({ streamId: t.streamId, startSample: t.nextSample, samples: tail });
-        if (publishers.get(t.streamId) === ws) publishers.delete(t.streamId);
-        ctx.streamLog(t.streamId).info({ stats }, message);
+        ctx.streamLog(t.streamId).info({ stats, timestampGaps: t.gaps, timestampGapMs: t.gapMs }, message);
         s.complete();
       }
     };
@@ -140,7 +162,7 @@ export function createTwilioHandler(ctx: ServerContext, fanOut: FanOut): (ws: We
         const streamId = `${m.start.callSid}:${track}`;
         if (!grant.canPublish(streamId)) return fail(CLOSE_CODES.policy, `token may not publish ${streamId}`);
         if (publishers.has(streamId)) return fail(CLOSE_CODES.policy, `stream ${streamId} busy`);
-        ts.set(track, { streamId, decoder: new FrameDecoder({ encoding: 'mulaw', sampleRateHz: 8000, channels: 1 }), audio$: undefined, nextSample: 0 });
+        ts.set(track, { streamId, decoder: new FrameDecoder({ encoding: 'mulaw', sampleRateHz: 8000, channels: 1 }), audio$: undefined, nextSample: 0, bytes8k: 0, gaps: 0, gapMs: 0 });
       }
       tracks = ts;
       for (const t of ts.values()) publishers.set(t.streamId, ws);
@@ -160,8 +182,17 @@ export function createTwilioHandler(ctx: ServerContext, fanOut: FanOut): (ws: We
       claiming = true;
       void Promise.all(claims.map((c) => Promise.resolve(c).catch((err: unknown): ClaimResult => ({ ok: false, reason: 'backplane-down', message: toAffectError(err).message })))).then((done) => {
         claiming = false;
-        for (let i = 0; i < states.length; i++) if (!closed && !open(states[i]!, done[i]!)) return;
-        for (const h of held.splice(0)) if (!closed) h();
+        // Every granted claim is opened, even when the call is already gone (socket closed, refused,
+        // another track busy): the stream then ends at once, which frees its id on this node and
+        // releases the claim in the cluster. Leaving a granted claim unopened kept the ids busy.
+        states.forEach((t, i) => {
+          if (done[i]!.ok) open(t, done[i]!);
+        });
+        const refused = done.find((c): c is Extract<ClaimResult, { ok: false }> => !c.ok);
+        if (refused && !closed) return fail(CLOSE_CODES.policy, refused.reason === 'stream-busy' ? `stream busy: ${refused.message}` : 'backplane down');
+        if (refused || failed) return finishAll(failed ? 'twilio stream failed' : 'twilio socket closed');
+        // Media, stop and close that arrived meanwhile, in order (a socket close finishes the tracks).
+        for (const h of held.splice(0)) h();
       });
     };
 
@@ -172,15 +203,38 @@ export function createTwilioHandler(ctx: ServerContext, fanOut: FanOut): (ws: We
       const p = m.media.payload;
       if (p.length === 0 || p.length % 4 !== 0 || !BASE64.test(p)) return fail(CLOSE_CODES.protocolError, `bad base64 payload in media ${String(m.media.chunk ?? '')}`.trim());
       const bytes = Buffer.from(p, 'base64');
+      const tsRaw = m.media.timestamp;
+      const tsMs = tsRaw === undefined || tsRaw === '' ? undefined : Number(tsRaw);
+      if (tsMs !== undefined && !(Number.isFinite(tsMs) && tsMs >= 0)) return fail(CLOSE_CODES.protocolError, `bad media timestamp ${JSON.stringify(tsRaw)}`.slice(0, 100));
+      const emit = (samples: Float32Array): void => {
+        if (samples.length === 0 || !t.audio$) return;
+        t.audio$.next({ streamId: t.streamId, startSample: t.nextSample, samples });
+        t.nextSample += samples.length;
+        stats.samplesOut += samples.length;
+      };
       const push = (): void => {
+        if (closed && !t.audio$) return;
+        // Packets lost upstream: the timestamp is ahead of this track's audio. Fill with silence.
+        const lead = tsMs === undefined ? 0 : tsMs - t.bytes8k / 8;
+        if (lead > GAP_TOLERANCE_MS) {
+          const n = Math.round(lead * 8);
+          t.gaps++;
+          t.gapMs += lead;
+          t.bytes8k += n;
+          if (lead <= TWILIO_MAX_FILL_MS) {
+            const r = t.decoder.decode(Buffer.alloc(n, MULAW_SILENCE), stats);
+            if (!('reason' in r)) emit(r.samples);
+          } else {
+            // A long gap: the clock moves on without samples (windows restart on the new audio).
+            t.nextSample += Math.round((n * PIPELINE_SAMPLE_RATE_HZ) / 8000);
+          }
+        }
         const r = t.decoder.decode(bytes, stats);
         if ('reason' in r) return fail(CLOSE_CODES.protocolError, r.message);
         stats.framesAccepted++;
         metrics.ingestFrames.inc({ result: 'accepted' });
-        if (r.samples.length === 0 || !t.audio$) return;
-        t.audio$.next({ streamId: t.streamId, startSample: t.nextSample, samples: r.samples });
-        t.nextSample += r.samples.length;
-        stats.samplesOut += r.samples.length;
+        t.bytes8k += bytes.length;
+        emit(r.samples);
       };
       if (claiming) held.push(push);
       else push();

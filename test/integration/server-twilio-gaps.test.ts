@@ -1,0 +1,217 @@
+/**
+ * `/v1/telephony/twilio` details with a real server and real ws clients (a recording pipeline that
+ * keeps every audio chunk, so the test sees exactly what the pipeline got):
+ * - media `timestamp` gaps (packets lost upstream) are filled with silence so audio time stays true;
+ *   gaps longer than TWILIO_MAX_FILL_MS advance the clock without samples; a bad timestamp closes 1002.
+ * - with a Redis backplane (real redis-server), a socket that closes while its claims are on their
+ *   way does not leave the call's stream ids busy: the same call can start again on that node and
+ *   on another node.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Redis } from 'ioredis';
+import { WebSocket } from 'ws';
+import { tap } from 'rxjs';
+import { float32ToMulaw } from '../../streams/audio.js';
+import type { AudioChunk } from '../../streams/types.js';
+import { RedisHub } from '../../src/server/redis-hub.js';
+import type { RunningServer } from '../../src/server/ws-server.js';
+import { TWILIO_MAX_FILL_MS } from '../../src/server/handlers/twilio.js';
+import { TestRedis } from '../helpers/redis-server.js';
+import { connect, loudnessPipeline, silentLogger, sleep, startServer, type TestClient } from '../helpers/server-helpers.js';
+
+/** Chunks each stream's pipeline received, by stream id. */
+const received = new Map<string, AudioChunk[]>();
+const recording = (id: string) => (audio$: import('rxjs').Observable<AudioChunk>) =>
+  audio$.pipe(
+    tap((c) => {
+      const l = received.get(id) ?? [];
+      l.push({ ...c, samples: c.samples.slice() });
+      received.set(id, l);
+    }),
+    loudnessPipeline(id, 100),
+  );
+
+/** A Twilio-side socket. */
+class TwilioCall {
+  readonly ws: WebSocket;
+  readonly opened: Promise<void>;
+  readonly closed: Promise<{ code: number; reason: string }>;
+  constructor(port: number) {
+    this.ws = new WebSocket(`ws://127.0.0.1:${port}/v1/telephony/twilio`);
+    this.opened = new Promise((resolve, reject) => {
+      this.ws.once('open', () => resolve());
+      this.ws.once('error', reject);
+    });
+    this.closed = new Promise((resolve) => this.ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() })));
+  }
+  send(m: unknown): void {
+    if (this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(m));
+  }
+  start(callSid: string, tracks = ['inbound']): void {
+    this.send({ event: 'connected', protocol: 'Call', version: '1.0.0' });
+    this.send({ event: 'start', streamSid: `MZ${callSid}`, start: { streamSid: `MZ${callSid}`, callSid, tracks, mediaFormat: { encoding: 'audio/x-mulaw', sampleRate: 8000, channels: 1 } } });
+  }
+  media(track: string, k: number, payload: string, timestamp: unknown = String(k * 20)): void {
+    this.send({ event: 'media', media: { track, chunk: String(k + 1), timestamp, payload } });
+  }
+  stop(): void {
+    this.send({ event: 'stop', stop: {} });
+  }
+}
+
+/** A 440 Hz tone as 20 ms μ-law packets (base64), `n` of them. */
+function tonePackets(n: number): string[] {
+  const x = Float32Array.from({ length: n * 160 }, (_, i) => 0.3 * Math.sin((2 * Math.PI * 440 * i) / 8000));
+  const mu = float32ToMulaw(x);
+  return Array.from({ length: n }, (_, k) => Buffer.from(mu.subarray(k * 160, (k + 1) * 160)).toString('base64'));
+}
+
+const rms = (x: Float32Array, a: number, b: number): number => {
+  let s = 0;
+  for (let i = a; i < b; i++) s += x[i]! * x[i]!;
+  return Math.sqrt(s / Math.max(1, b - a));
+};
+
+describe('Twilio media timestamps: gaps are filled so audio time stays true', () => {
+  let server: RunningServer;
+  beforeAll(async () => {
+    server = await startServer({ onIngestStream: (id, audio$) => recording(id)(audio$) });
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  it('a 500 ms gap becomes 500 ms of silence; a gap past the fill limit moves the clock without samples', async () => {
+    expect(TWILIO_MAX_FILL_MS).toBe(2000);
+    const sub: TestClient = connect(server, '/v1/stream');
+    await sub.opened;
+    sub.send({ type: 'subscribe', streamIds: ['*'] });
+    const pk = tonePackets(350);
+    const call = new TwilioCall(server.port);
+    await call.opened;
+    call.start('CAGAP0000001');
+    // Packets 0..49 (0–1 s), lost 50..74 (500 ms), 75..124 (1.5–2.5 s), lost 125..299 (3.5 s), 300..349 (6–7 s).
+    for (let k = 0; k < 350; k++) if (k < 50 || (k >= 75 && k < 125) || k >= 300) call.media('inbound', k, pk[k]!);
+    call.stop();
+    expect(await call.closed).toEqual({ code: 1000, reason: 'stopped' });
+    const id = 'CAGAP0000001:inbound';
+    await sub.until((c) => c.of('status').some((s) => s.streamId === id && s.state === 'ended'), 10_000, 'the call to end');
+    const chunks = received.get(id)!;
+    // Contiguous 16 kHz audio up to the long gap, then a jump to 6.0 s.
+    const jump = chunks.findIndex((c, i) => i > 0 && c.startSample !== chunks[i - 1]!.startSample + chunks[i - 1]!.samples.length);
+    expect(jump).toBeGreaterThan(0);
+    const before = chunks.slice(0, jump);
+    expect(before[0]!.startSample).toBe(0);
+    const audio = new Float32Array(before.reduce((n, c) => n + c.samples.length, 0));
+    let at = 0;
+    for (const c of before) {
+      audio.set(c.samples, at);
+      at += c.samples.length;
+    }
+    // 0–2.5 s at 16 kHz (the resampler may hold back a few samples until the next packet).
+    expect(audio.length).toBeGreaterThanOrEqual(40_000 - 32);
+    expect(audio.length).toBeLessThanOrEqual(40_000);
+    // Tone, then silence exactly where the lost packets were, then tone again.
+    expect(rms(audio, 1000, 15_000)).toBeGreaterThan(0.15);
+    expect(rms(audio, 16_000 + 64, 24_000 - 64)).toBeLessThan(0.001);
+    expect(rms(audio, 24_000 + 64, 39_000)).toBeGreaterThan(0.15);
+    // After the 3.5 s gap (longer than the fill limit) the audio resumes at its true time, 6.0 s.
+    expect(chunks[jump]!.startSample).toBeGreaterThanOrEqual(96_000 - 32);
+    expect(chunks[jump]!.startSample).toBeLessThanOrEqual(96_000);
+    const last = chunks.at(-1)!;
+    expect(last.startSample + last.samples.length).toBeGreaterThanOrEqual(112_000 - 32);
+    expect(last.startSample + last.samples.length).toBeLessThanOrEqual(112_000 + 32);
+    sub.close();
+  });
+
+  it('a late (behind) timestamp is appended, not rewound; a bad timestamp closes the call with 1002', async () => {
+    const pk = tonePackets(20);
+    const call = new TwilioCall(server.port);
+    await call.opened;
+    call.start('CAGAP0000002');
+    for (let k = 0; k < 10; k++) call.media('inbound', k, pk[k]!);
+    call.media('inbound', 10, pk[10]!, '100'); // behind: 200 ms of audio already
+    call.media('inbound', 11, pk[11]!, '220'); // back on the clock (220 = 11 packets + the late one)
+    call.stop();
+    expect((await call.closed).code).toBe(1000);
+    await sleep(50);
+    const chunks = received.get('CAGAP0000002:inbound')!;
+    const end = chunks.at(-1)!.startSample + chunks.at(-1)!.samples.length;
+    // 12 packets = 240 ms = 3840 samples, none filled, none lost.
+    expect(end).toBeGreaterThanOrEqual(3840 - 32);
+    expect(end).toBeLessThanOrEqual(3840);
+
+    const bad = new TwilioCall(server.port);
+    await bad.opened;
+    bad.start('CAGAP0000003');
+    bad.media('inbound', 0, pk[0]!, 'soon');
+    const closed = await bad.closed;
+    expect(closed.code).toBe(1002);
+    expect(closed.reason).toMatch(/bad media timestamp "soon"/);
+  });
+});
+
+describe('Twilio with a Redis backplane: a socket closed while its claims are pending', () => {
+  let redis: TestRedis;
+  const servers: RunningServer[] = [];
+  beforeAll(async () => {
+    redis = await TestRedis.start();
+  });
+  afterAll(async () => {
+    for (const s of servers) {
+      await s.close();
+      await s.hub.close();
+    }
+    await redis?.stop();
+  });
+
+  it('leaves no stream id busy: the call starts again on the same node and on another node', async () => {
+    const keyPrefix = `tw${process.pid}:`;
+    const nodeOf = async () => {
+      const hub = await RedisHub.connect({ url: redis.url, keyPrefix, nodeHeartbeatMs: 100, nodeTtlMs: 2000, maxReconnectDelayMs: 300, logger: silentLogger });
+      const s = await startServer({ hub, onIngestStream: (id, audio$) => recording(id)(audio$) });
+      servers.push(s);
+      return s;
+    };
+    const a = await nodeOf();
+    const b = await nodeOf();
+    const callSid = 'CACLAIM00001';
+    // Hold Redis' writes so the claims stay pending while the socket goes away.
+    const admin = new Redis(redis.url, { lazyConnect: true });
+    await admin.connect();
+    try {
+      const first = new TwilioCall(a.port);
+      await first.opened;
+      await admin.call('CLIENT', 'PAUSE', '400', 'WRITE');
+      first.start(callSid, ['inbound', 'outbound']);
+      await sleep(60);
+      first.ws.terminate();
+      await first.closed;
+      await sleep(600); // the pause ends, the claims are answered
+    } finally {
+      admin.disconnect();
+    }
+    const pk = tonePackets(30);
+    const play = async (port: number): Promise<{ code: number; reason: string }> => {
+      const c = new TwilioCall(port);
+      await c.opened;
+      c.start(callSid, ['inbound', 'outbound']);
+      for (let k = 0; k < 30; k++) {
+        c.media('inbound', k, pk[k]!);
+        c.media('outbound', k, pk[k]!);
+      }
+      c.stop();
+      return c.closed;
+    };
+    // The same node takes the call again (before the fix: 1008 "stream CACLAIM00001:inbound busy").
+    expect(await play(a.port)).toEqual({ code: 1000, reason: 'stopped' });
+    // Another node can take it too once A has ended it (the claim is released in Redis).
+    let onB = { code: 0, reason: '' };
+    for (let i = 0; i < 40; i++) {
+      onB = await play(b.port);
+      if (onB.code === 1000) break;
+      await sleep(100);
+    }
+    expect(onB).toEqual({ code: 1000, reason: 'stopped' });
+  });
+});
