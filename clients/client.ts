@@ -56,6 +56,11 @@ export interface ClientSocket {
   terminate(): void;
   /** Stops reporting events (the user closed the client); later errors are swallowed. */
   detach(): void;
+  /**
+   * False when the transport cannot see the server's pings (browsers answer them but do not
+   * report them): the idle timeout is then off, or a quiet stream would look like a dead connection.
+   */
+  readonly seesPings: boolean;
 }
 
 /** Opens one connection: `headers` go on the upgrade request where the transport can send them. */
@@ -105,6 +110,7 @@ export function standardWebSocketTransport(ctor?: new (url: string, protocols: s
       send: (text) => ws.send(text),
       close: (code) => ws.close(code === 1000 || (code >= 3000 && code <= 4999) ? code : 1000),
       terminate: () => ws.close(),
+      seesPings: false,
       detach: () => {
         attached = false;
         for (const [type, fn] of Object.entries(on)) ws.removeEventListener(type, fn);
@@ -153,7 +159,8 @@ export interface CircumplexClientOptions {
   fromStart: boolean;
   /**
    * Drop and reconnect a connection that has been silent (no message, no ping) this long, so a
-   * half-open TCP connection is noticed. The server pings every 15 s by default. 0 turns it off.
+   * half-open TCP connection is noticed. The server pings every 15 s by default. 0 turns it off;
+   * so does a transport that cannot see pings (the browser's WebSocket).
    * Default 45 000.
    */
   idleTimeoutMs: number;
@@ -462,7 +469,7 @@ export class CircumplexClient implements AsyncIterable<StreamEventMessage> {
     // Liveness: any message or ping re-arms the idle timer; silence past idleTimeoutMs means the
     // connection is dead even if TCP has not noticed, so terminate it and let reconnect run.
     const touch = () => {
-      if (this.opts.idleTimeoutMs <= 0 || this.ws !== ws) return;
+      if (this.opts.idleTimeoutMs <= 0 || this.ws !== ws || !ws.seesPings) return;
       if (this.idleTimer) clearTimeout(this.idleTimer);
       this.idleTimer = setTimeout(() => {
         failure = new AffectError('AFFECT_ERR_INPUT', `no message or ping from ${this.url} for ${this.opts.idleTimeoutMs} ms`);

@@ -35,6 +35,7 @@ export const wsTransport: SocketTransport = (url, protocol, headers, events) => 
     send: (text) => ws.send(text),
     close: (code) => ws.close(code),
     terminate: () => ws.terminate(),
+    seesPings: true,
     detach: () => {
       ws.removeAllListeners();
       ws.on('error', () => undefined); // a close during CONNECTING emits an error nobody waits for
