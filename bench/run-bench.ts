@@ -33,7 +33,8 @@ import { benchRtf, bounded, type RtfSection } from './sections/rtf.js';
 import { benchScaling, runRealtimeStreams, type RealtimeRun, type ScalingSection } from './sections/realtime.js';
 import { benchBatchSweep, benchEfficiency } from './sections/efficiency.js';
 import { benchFanout, type FanoutPoint } from './sections/fanout.js';
-import { benchEncoders, formatEncoders, STANDINS, type EncodersSection, type StandinName } from './sections/encoders.js';
+import { benchEncoders, encodersPlan, formatEncoders, STANDINS, type EncodersSection, type StandinName } from './sections/encoders.js';
+import { parseSpeechStreaming, SPEECH_STREAMING_HELP, type SpeechStreamingFlag } from '../models/streaming-speech.js';
 import { benchCluster, type ClusterSection } from './sections/cluster.js';
 
 export const SECTIONS = ['rtf', 'latency', 'scaling', 'efficiency', 'batch', 'batching', 'fanout', 'load', 'gpu', 'encoders', 'cluster'] as const;
@@ -61,6 +62,10 @@ export interface BenchOptions {
   outDir: string;
   /** Stand-ins timed by the `encoders` section (default base, large). */
   encoders?: readonly StandinName[];
+  /** Concurrent streams of the encoders section's batched comparison (default: 32 full, 0 quick). */
+  encoderStreams?: number;
+  /** Compute-once streaming of the engine's speech model in the other sections (default off). */
+  speechStreaming?: SpeechStreamingFlag;
 }
 
 /** Sizes of each section (full vs quick). */
@@ -225,7 +230,7 @@ async function runBenchInner(o: BenchOptions, log: (line: string) => void, t0: n
   const logger = getLogger();
   const want = (s: SectionName): boolean => o.sections.includes(s);
   const samples = await loadSamples();
-  const engine = await createEngine({ device: o.device, speechModel: o.speechModel, logger });
+  const engine = await createEngine({ device: o.device, speechModel: o.speechModel, ...(o.speechStreaming && o.speechStreaming !== 'off' ? { speechStreaming: o.speechStreaming } : {}), logger });
   let server: RunningServer | undefined;
   const sections: Record<string, unknown> = {};
   const budgetMs = o.budgetMs ?? engine.options.hopMs + 100;
@@ -300,7 +305,12 @@ async function runBenchInner(o: BenchOptions, log: (line: string) => void, t0: n
     if (want('encoders')) {
       const enc = o.encoders ?? ['base', 'large'];
       log(`[bench] encoders: ${enc.join(', ')} stand-ins and the default speech model, full-window vs compute-once streaming`);
-      sections['encoders'] = await benchEncoders({ encoders: enc, device: o.device, quick: o.quick, samples, log });
+      const ePlan = encodersPlan(o.quick);
+      if (o.encoderStreams !== undefined) {
+        ePlan.concurrentStreams = o.encoderStreams;
+        ePlan.concurrentAudioSeconds ||= 2;
+      }
+      sections['encoders'] = await benchEncoders({ encoders: enc, device: o.device, quick: o.quick, samples, log, plan: ePlan });
     }
     if (want('cluster')) {
       sections['cluster'] = await benchCluster(o.quick ? { latencyMessages: 300, subscribers: 100, frames: 50, quick: true } : {}, log).catch((e: unknown) => ({ skipped: String(e) }));
@@ -520,12 +530,18 @@ export async function main(argv: string[] = process.argv): Promise<number> {
     }, 1024)
     .option('--sections <list>', `comma-separated subset of ${SECTIONS.join(',')}`, parseSections, [...DEFAULT_SECTIONS])
     .option('--encoders <list>', `stand-ins for the encoders section (${Object.keys(STANDINS).join(',')}); builds missing ones and adds the section`, parseEncoders)
+    .option('--encoder-streams <n>', 'concurrent streams of the encoders section\'s batched full-window vs streaming run (default 32; 0 with --quick)', (v) => {
+      const x = Number(v);
+      if (!(Number.isInteger(x) && x >= 0 && x <= 256)) throw new RangeError(`--encoder-streams must be an integer in [0, 256], got "${v}"`);
+      return x;
+    })
+    .option('--speech-streaming <mode>', `compute-once streaming of the speech model in the pipeline sections: ${SPEECH_STREAMING_HELP}`, parseSpeechStreaming, 'off')
     .option('--out <dir>', 'report folder', path.join(REPO_ROOT, 'bench', 'results'))
     .option('--log-level <level>', 'pino log level', 'warn')
     .exitOverride();
   try {
     program.parse(argv);
-    const opts = program.opts<{ quick: boolean; device: Device; speechModel: string; textModel?: string; asrModel?: string; budgetMs?: number; maxStreams: number; sections: SectionName[]; out: string; logLevel: string; encoders?: StandinName[] }>();
+    const opts = program.opts<{ quick: boolean; device: Device; speechModel: string; textModel?: string; asrModel?: string; budgetMs?: number; maxStreams: number; sections: SectionName[]; out: string; logLevel: string; encoders?: StandinName[]; encoderStreams?: number; speechStreaming: SpeechStreamingFlag }>();
     setLogLevel(opts.logLevel);
     const { report, file } = await runBench({
       quick: opts.quick,
@@ -538,6 +554,8 @@ export async function main(argv: string[] = process.argv): Promise<number> {
       sections: opts.encoders && !opts.sections.includes('encoders') ? [...opts.sections, 'encoders'] : opts.sections,
       outDir: opts.out,
       ...(opts.encoders ? { encoders: opts.encoders } : {}),
+      ...(opts.encoderStreams !== undefined ? { encoderStreams: opts.encoderStreams } : {}),
+      speechStreaming: opts.speechStreaming,
     });
     process.stdout.write(formatBenchSummary(report, file));
     return 0;

@@ -232,6 +232,20 @@ export function readStreamingInfo(spec: ModelSpec, modelsDir?: string): Streamin
   return r as unknown as StreamingGraphInfo;
 }
 
+/** The `--speech-streaming` flag's values: `off` or a streaming mode. */
+export type SpeechStreamingFlag = 'off' | StreamingMode;
+
+/** Help text of `--speech-streaming` (run, serve, bench). */
+export const SPEECH_STREAMING_HELP =
+  "'off' (default: the whole model on every window), 'cached' (each sample through the model once: conv frames and every layer's keys/values cached per stream; needs the model's streaming/step.onnx), 'frames' (conv frames cached, transformer per window; exact for layer-norm front ends) or 'chunked' (transformer per hop with left context)";
+
+/** Parses `--speech-streaming` (commander argParser): RangeError naming the flag and its values. */
+export function parseSpeechStreaming(v: string): SpeechStreamingFlag {
+  const x = v.trim().toLowerCase();
+  if (x === 'off' || (STREAMING_MODES as readonly string[]).includes(x)) return x as SpeechStreamingFlag;
+  throw new RangeError(`--speech-streaming must be one of off, ${STREAMING_MODES.join(', ')}; got "${v}"`);
+}
+
 /** Validates streaming options (RangeError naming the option). */
 export function resolveStreamingOptions(opts: Partial<StreamingSpeechOptions> = {}): StreamingSpeechOptions {
   const set = Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)) as Partial<StreamingSpeechOptions>;
@@ -568,6 +582,35 @@ export class StreamingSpeechModel implements SpeechAffectModel {
       return decodeSpeechRow(this.id, m, decoded, i, pl.job.samples);
     });
     return out;
+  }
+
+  /**
+   * `cached` mode, for the bench: wall ms of one bare `step.onnx` call at the steady-state shape
+   * (`batch` streams, `newFrames` new frames each, `memFrames` cached frames), random inputs, no
+   * stream bookkeeping — the session's own cost, to compare the pipeline's throughput with.
+   */
+  async timeBareStep(batch: number, newFrames: number, memFrames: number): Promise<number> {
+    const step = this.sessions.step;
+    if (!step) throw new RangeError(`${this.id}: timeBareStep needs the cached mode`);
+    const { frameStrideSamples: stride, receptiveFieldSamples: rf, hiddenDim: D } = this.info;
+    const L = this.info.layers as number;
+    const P = this.info.posContextFrames as number;
+    const B = batch;
+    const T = newFrames;
+    const M = memFrames;
+    const S = (T - 1) * stride + rf;
+    const rnd = (n: number, scale: number): Float32Array => new Float32Array(n).map(() => (Math.random() - 0.5) * scale);
+    const t0 = performance.now();
+    await step.run({
+      signal: { type: 'float32', data: rnd(B * S, 0.2), dims: [B, S] },
+      frame_mask: { type: 'float32', data: new Float32Array(B * T).fill(1), dims: [B, T] },
+      pos_ctx: { type: 'float32', data: rnd(B * P * D, 1), dims: [B, P, D] },
+      kv_mem: { type: 'float32', data: rnd(B * L * 2 * M * D, 1), dims: [B, L, 2, M, D] },
+      mem_mask: { type: 'float32', data: new Float32Array(B * M).fill(1), dims: [B, M] },
+      hidden_sum: { type: 'float32', data: new Float32Array(B * D), dims: [B, D] },
+      hidden_count: { type: 'float32', data: new Float32Array(B).fill(M), dims: [B, 1] },
+    });
+    return performance.now() - t0;
   }
 
   /** Places a window in its stream (continuation or reset) and returns its start position and normalised samples. */

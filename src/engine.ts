@@ -61,8 +61,11 @@ export interface EngineOptions {
   /**
    * Compute-once streaming of a frame-level speech encoder (models/streaming-speech.ts; needs the
    * model's split graphs under `<model folder>/streaming/`): 'off' (default) runs the whole model on
-   * every window; 'frames' caches the conv front end's frames per stream (exact for layer-norm
-   * front ends); 'chunked' also runs the transformer once per hop with left context (approximate).
+   * every window; 'cached' runs each new hop through the whole model once per stream (conv frames
+   * and every layer's keys/values cached; needs `streaming/step.onnx`; exact on a fresh window,
+   * within a measured tolerance after); 'frames' caches the conv front end's frames per stream
+   * (exact for layer-norm front ends); 'chunked' also runs the transformer once per hop with left
+   * context (approximate).
    */
   speechStreaming?: 'off' | StreamingMode;
   /** 'chunked' streaming: frames (20 ms) of left context per hop. Default 6. */

@@ -75,12 +75,14 @@ export interface EncodersPlan {
   exactnessWindows: number;
   /** Build and time the int8 weight-quantised variants. */
   int8: boolean;
+  /** Time the frames mode (conv cache only; 3× work) too. */
+  framesMode: boolean;
 }
 
 export function encodersPlan(quick: boolean): EncodersPlan {
   return quick
-    ? { audioSeconds: 3, batchSizes: [1, 4], batchTargetMs: 200, latencyRuns: 3, concurrentStreams: 0, concurrentAudioSeconds: 0, leftContextFrames: 6, leftContextSweep: [6], exactnessWindows: 0, int8: false }
-    : { audioSeconds: 8, batchSizes: [1, 2, 4, 8, 16, 32], batchTargetMs: 1500, latencyRuns: 9, concurrentStreams: 32, concurrentAudioSeconds: 2, leftContextFrames: 6, leftContextSweep: [0, 6, 12], exactnessWindows: 8, int8: true };
+    ? { audioSeconds: 3, batchSizes: [1, 4], batchTargetMs: 200, latencyRuns: 3, concurrentStreams: 0, concurrentAudioSeconds: 0, leftContextFrames: 6, leftContextSweep: [6], exactnessWindows: 0, int8: false, framesMode: false }
+    : { audioSeconds: 8, batchSizes: [1, 2, 4, 8, 16, 32], batchTargetMs: 1500, latencyRuns: 9, concurrentStreams: 32, concurrentAudioSeconds: 2, leftContextFrames: 6, leftContextSweep: [0, 6, 12], exactnessWindows: 8, int8: true, framesMode: true };
 }
 
 /** A figure with the load average when it was measured. */
@@ -138,6 +140,9 @@ export interface ConcurrentRun {
   /** Wall time per audio second over all streams ÷ the one-pass time per audio second (batch 1). */
   readonly redundancyTime: number | null;
   readonly meanBatch: number;
+  /** CPU core-seconds of this process (all threads) per audio second, and 1 ÷ that. */
+  readonly cpuCoresPerStream: number;
+  readonly streamsPerCore: number;
   readonly loadAvg1: number;
 }
 
@@ -157,7 +162,18 @@ export interface EncoderRow {
   readonly onePassMsPerAudioSecond: Loaded<number> | null;
   readonly fullWindow: PathRun;
   readonly streaming: ReadonlyArray<StreamingRun | { mode: StreamingMode; skipped: string }>;
-  readonly concurrent?: { fullWindow: ConcurrentRun; streaming: ConcurrentRun | { skipped: string }; bareAtSameBatch: number; batchingEfficiency: number };
+  readonly concurrent?: {
+    fullWindow: ConcurrentRun;
+    streaming: ConcurrentRun | { skipped: string };
+    bareAtSameBatch: number;
+    batchingEfficiency: number;
+    /** The streaming path's mode in the concurrent run (`cached` when the model has step.onnx). */
+    streamingMode?: StreamingMode;
+    /** cached: stream-hops per second of the bare step session at the same batch and steady-state shape. */
+    streamingBareHopsPerSec?: number;
+    /** cached: the concurrent streaming run's stream-hops per second ÷ that. */
+    streamingBatchingEfficiency?: number;
+  };
   /** Frames mode vs the full-window path with input normalisation off: the exactness check. */
   readonly framesExactness?: { windows: number; maxAbsDiff: number; maxEmbeddingAbsDiff: number; loadAvg1: number } | { skipped: string };
   /** The int8 weight-quantised variant (training/encoders/quantize_int8.py) against this fp32 model. */
@@ -377,6 +393,7 @@ async function measureInt8(spec: ModelSpec, loadOpts: object, plan: EncodersPlan
 /** N streams, each sequential over its windows, all at once (batched by the model's batcher). */
 async function concurrent(streams: number, windows: Float32Array[], inferFor: (i: number) => (w: Float32Array) => Promise<SpeechAffectOutput>, batchStats: () => { batches: number; batchedItems: number }, onePass: number | null): Promise<ConcurrentRun> {
   const s0 = { ...batchStats() };
+  const c0 = process.cpuUsage();
   const t0 = performance.now();
   await Promise.all(
     Array.from({ length: streams }, async (_, i) => {
@@ -385,8 +402,10 @@ async function concurrent(streams: number, windows: Float32Array[], inferFor: (i
     }),
   );
   const wallMs = performance.now() - t0;
+  const cu = process.cpuUsage(c0);
   const s1 = batchStats();
   const audioSecondsPerStream = windows.length * 0.25;
+  const cpuPerAudioS = (cu.user + cu.system) / 1e6 / (streams * audioSecondsPerStream);
   return {
     streams,
     audioSecondsPerStream,
@@ -394,6 +413,8 @@ async function concurrent(streams: number, windows: Float32Array[], inferFor: (i
     realtimeStreams: round((streams * audioSecondsPerStream) / (wallMs / 1000), 2),
     redundancyTime: onePass ? round(wallMs / (streams * audioSecondsPerStream) / onePass, 2) : null,
     meanBatch: round((s1.batchedItems - s0.batchedItems) / Math.max(1, s1.batches - s0.batches), 2),
+    cpuCoresPerStream: round(cpuPerAudioS, 4),
+    streamsPerCore: round(1 / cpuPerAudioS, 2),
     loadAvg1: load1(),
   };
 }
@@ -461,11 +482,18 @@ async function measure(name: string, spec: ModelSpec, modelsDir: string | undefi
       if (!hasStreamingGraphs(spec, modelsDir)) {
         streaming.push({ mode: 'chunked', skipped: `no split graphs (streaming/) for ${spec.id}: the streaming path needs a frame-level encoder exported as frontend/encoder/head` });
       } else {
-        const configs: Array<{ mode: StreamingMode; ctx: number }> = [...plan.leftContextSweep.map((ctx) => ({ mode: 'chunked' as const, ctx })), { mode: 'frames', ctx: 0 }];
+        const hasStep = hasStreamingGraphs(spec, modelsDir, 'cached');
+        if (!hasStep) streaming.push({ mode: 'cached', skipped: `no step.onnx for ${spec.id}: re-export with training/encoders/export_standins.py` });
+        const configs: Array<{ mode: StreamingMode; ctx: number }> = [
+          ...(hasStep ? [{ mode: 'cached' as const, ctx: 0 }] : []),
+          ...plan.leftContextSweep.map((ctx) => ({ mode: 'chunked' as const, ctx })),
+          ...(plan.framesMode ? [{ mode: 'frames' as const, ctx: 0 }] : []),
+        ];
         for (const { mode, ctx } of configs) {
           log(`[bench] encoders: ${name}: streaming path (${mode}${mode === 'chunked' ? `, ${ctx} frames left context` : ''}), one stream`);
           const sm = await StreamingSpeechModel.load(spec, { ...loadOpts, streaming: { mode, leftContextFrames: ctx } });
-          if (mode === 'chunked' && ctx === plan.leftContextFrames) concurrentModel = sm;
+          // The concurrent run streams with the compute-once mode: cached when there is a step graph.
+          if (hasStep ? mode === 'cached' : mode === 'chunked' && ctx === plan.leftContextFrames) concurrentModel = sm;
           else streamModels.push(sm);
           await sm.infer(one);
           onePassMacs ??= onePassMacsPerSecond(sm);
@@ -500,10 +528,21 @@ async function measure(name: string, spec: ModelSpec, modelsDir: string | undefi
         const fullC = await concurrent(plan.concurrentStreams, cw, () => (w) => m.infer(w), () => m.batcher.stats, onePass?.value ?? null);
         const sm = concurrentModel;
         let streamC: ConcurrentRun | { skipped: string } = { skipped: 'no streaming path' };
+        let streamingBare: { hopsPerSec: number; efficiency: number } | undefined;
         if (sm) {
           const handles = Array.from({ length: plan.concurrentStreams }, (_, i) => sm.forStream(`conc-${i}`));
-          streamC = await concurrent(plan.concurrentStreams, cw, (i) => (w) => (handles[i] as StreamingSpeechStream).infer(w), () => sm.batcher.stats, onePass?.value ?? null);
+          // Each stream's first window is computed whole (a fresh cache); time the steady state after it.
+          await Promise.all(handles.map((h) => h.infer(cw[0] as Float32Array)));
+          streamC = await concurrent(plan.concurrentStreams, cw.slice(1), (i) => (w) => (handles[i] as StreamingSpeechStream).infer(w), () => sm.batcher.stats, onePass?.value ?? null);
           for (const h of handles) h.close();
+          if (sm.options.mode === 'cached' && !('skipped' in streamC)) {
+            // The bare step session at the batch the run formed and the steady-state shape (13 new, 37 cached frames), right after it.
+            const b = Math.max(1, Math.round(streamC.meanBatch));
+            const t = [await sm.timeBareStep(b, 13, 37), await sm.timeBareStep(b, 13, 37)];
+            const hopsPerSec = (b * 1000) / Math.min(...t);
+            const runHops = (streamC.streams * (cw.length - 1)) / (streamC.wallMs / 1000);
+            streamingBare = { hopsPerSec: round(hopsPerSec, 2), efficiency: round(runHops / hopsPerSec, 3) };
+          }
         }
         // The bare session at the batch the concurrent run formed, measured right after it (same load).
         const bareB = Math.max(1, Math.round(fullC.meanBatch));
@@ -516,7 +555,14 @@ async function measure(name: string, spec: ModelSpec, modelsDir: string | undefi
         }
         const bareWps = (bareB * 1000) / Math.min(...calls);
         const fullWps = (fullC.streams * cw.length) / (fullC.wallMs / 1000);
-        concurrentRow = { fullWindow: fullC, streaming: streamC, bareAtSameBatch: round(bareWps, 2), batchingEfficiency: round(fullWps / bareWps, 3) };
+        concurrentRow = {
+          fullWindow: fullC,
+          streaming: streamC,
+          bareAtSameBatch: round(bareWps, 2),
+          batchingEfficiency: round(fullWps / bareWps, 3),
+          ...(sm ? { streamingMode: sm.options.mode } : {}),
+          ...(streamingBare ? { streamingBareHopsPerSec: streamingBare.hopsPerSec, streamingBatchingEfficiency: streamingBare.efficiency } : {}),
+        };
       }
     } finally {
       for (const sm of streamModels) await sm.close();
@@ -637,8 +683,11 @@ export function formatEncoders(s: EncodersSection): string[] {
     }
     if (r.concurrent) {
       const c = r.concurrent;
-      const sc = 'skipped' in c.streaming ? `skipped — ${c.streaming.skipped}` : `${c.streaming.realtimeStreams} real-time streams (mean batch ${c.streaming.meanBatch})`;
-      L.push(`    ${c.fullWindow.streams} concurrent streams: full-window ${c.fullWindow.realtimeStreams} real-time streams (mean batch ${c.fullWindow.meanBatch}, batching efficiency ${c.batchingEfficiency} vs bare), streaming ${sc}; redundancy by time ${c.fullWindow.redundancyTime ?? 'n/a'} vs ${'skipped' in c.streaming ? 'n/a' : c.streaming.redundancyTime ?? 'n/a'}`);
+      const sc =
+        'skipped' in c.streaming
+          ? `skipped — ${c.streaming.skipped}`
+          : `${c.streaming.realtimeStreams} real-time streams, ${c.streaming.streamsPerCore} streams/core by CPU time (mean batch ${c.streaming.meanBatch}${c.streamingBatchingEfficiency !== undefined ? `, batching efficiency ${c.streamingBatchingEfficiency} vs the bare step session` : ''}) [${c.streaming.loadAvg1}]`;
+      L.push(`    ${c.fullWindow.streams} concurrent streams: full-window ${c.fullWindow.realtimeStreams} real-time streams, ${c.fullWindow.streamsPerCore} streams/core by CPU time (mean batch ${c.fullWindow.meanBatch}, batching efficiency ${c.batchingEfficiency} vs bare) [${c.fullWindow.loadAvg1}]; streaming (${c.streamingMode ?? 'n/a'}) ${sc}; redundancy by time ${c.fullWindow.redundancyTime ?? 'n/a'} vs ${'skipped' in c.streaming ? 'n/a' : c.streaming.redundancyTime ?? 'n/a'}`);
     }
   }
   if (s.cuda) L.push(`  cuda: skipped — ${s.cuda.skipped}`);

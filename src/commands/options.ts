@@ -9,6 +9,7 @@ import type { Logger } from '../log.js';
 import { JsonlRecorder } from '../record.js';
 import { STREAM_ID } from '../server/hub.js';
 import { DEFAULT_ESCALATION, type EscalationOptions } from '../../streams/turns.js';
+import { parseSpeechStreaming, SPEECH_STREAMING_HELP, type SpeechStreamingFlag } from '../../models/streaming-speech.js';
 
 /** Parses a finite number >= `min` (and <= `max` when given); integers only when `integer`. */
 export function numberOption(name: string, min: number, integer = false, max = Number.POSITIVE_INFINITY): (v: string) => number {
@@ -58,6 +59,20 @@ export interface ModelFlags extends EscalationFlags {
   record?: string;
   /** `--vad on|off` (default on): Silero voice activity detection, holds and turns. */
   vad?: 'on' | 'off';
+  /** `--speech-streaming off|cached|frames|chunked` (default off): compute-once streaming of the speech encoder. */
+  speechStreaming?: SpeechStreamingFlag;
+}
+
+/** Adds `--speech-streaming` (models/streaming-speech.ts) to `run` or `serve`; checked at parse time. */
+export function addSpeechStreamingOption(cmd: Command): Command {
+  const parse = (v: string): SpeechStreamingFlag => {
+    try {
+      return parseSpeechStreaming(v);
+    } catch (err) {
+      throw new InvalidArgumentError(err instanceof Error ? err.message : String(err));
+    }
+  };
+  return cmd.option('--speech-streaming <mode>', `compute-once streaming of a frame-level speech encoder: ${SPEECH_STREAMING_HELP}`, parse, 'off');
 }
 
 /**
@@ -110,6 +125,7 @@ export async function openRecorderAndEngine(
       windowMs: flags.windowMs,
       hopMs: flags.hopMs,
       vad: flags.vad !== 'off',
+      ...(flags.speechStreaming !== undefined && flags.speechStreaming !== 'off' ? { speechStreaming: flags.speechStreaming } : {}),
       escalation: escalationFromFlags(flags, env),
       ...(flags.textModel !== undefined ? { textModel: flags.textModel } : {}),
       ...(asrModel !== undefined ? { asrModel } : {}),

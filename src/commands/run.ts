@@ -9,7 +9,7 @@
  *   circumplex run --input call.wav --channels-as-streams --json     # stereo: input:ch0 (left), input:ch1 (right)
  */
 import { Option, type Command } from 'commander';
-import { addEscalationOptions, numberOption, openRecorderAndEngine, streamIdOption, type EscalationFlags } from './options.js';
+import { addEscalationOptions, addSpeechStreamingOption, numberOption, openRecorderAndEngine, streamIdOption, type EscalationFlags } from './options.js';
 import { merge, Subscription } from 'rxjs';
 import { openLocalInput } from './local-input.js';
 import type { Observable } from 'rxjs';
@@ -46,6 +46,8 @@ export interface RunCommandOptions extends EscalationFlags {
   vad?: 'on' | 'off';
   /** One stream per channel of a multi-channel input (`<stream-id>:ch0`, …). */
   channelsAsStreams?: boolean;
+  /** `--speech-streaming` (default 'off'). */
+  speechStreaming?: 'off' | 'cached' | 'frames' | 'chunked';
 }
 
 /** What a run did (also printed on stderr). */
@@ -83,7 +85,7 @@ export function register(program: Command): void {
     .option('--stream-id <id>', 'stream id in the output', streamIdOption('--stream-id'), 'input')
     .option('--realtime', 'pace the file at real-time speed (live drop policy)', false)
     .option('--channels-as-streams', 'analyse each channel of a stereo (multi-channel) file or raw stdin as its own stream: <stream-id>:ch0, <stream-id>:ch1, … (call recordings: usually agent left, caller right)', false);
-  addEscalationOptions(cmd).action(async (opts: RunCommandOptions) => {
+  addEscalationOptions(addSpeechStreamingOption(cmd)).action(async (opts: RunCommandOptions) => {
     await runCommand(opts);
   });
 }
@@ -108,6 +110,8 @@ export async function runCommand(opts: RunCommandOptions, out: NodeJS.WritableSt
     smoothing: { filter: opts.smoothing, tauMs: opts.tauMs },
   });
   const pipelineOpts = opts.realtime ? { whenBusy: 'latest' as const } : { whenBusy: 'queue' as const, ...(flow ? { flow } : {}) };
+  // The recording announces each stream's timing first, as serve's does (replay reads it back).
+  for (const id of channelIds) recorder?.writeStream({ streamId: id, hopMs: opts.hopMs, windowMs: opts.windowMs, sampleRateHz: PIPELINE_SAMPLE_RATE_HZ, state: 'live', lastSeq: -1 });
   const events$: Observable<PipelineEvent> = merge(...local.streams.map((s) => s.audio$.pipe(engine.pipeline(s.streamId, pipelineOpts))));
   const seqs = new Map<string, number>();
 

@@ -16,7 +16,7 @@
 import { readFileSync } from 'node:fs';
 import { createSecureContext } from 'node:tls';
 import { Option, type Command } from 'commander';
-import { addEscalationOptions, numberOption, openRecorderAndEngine, streamIdOption, type EscalationFlags } from './options.js';
+import { addEscalationOptions, addSpeechStreamingOption, numberOption, openRecorderAndEngine, streamIdOption, type EscalationFlags } from './options.js';
 import { type Observable, Subscription, tap } from 'rxjs';
 import { openLocalInput } from './local-input.js';
 import { loadConfig } from '../config.js';
@@ -107,7 +107,7 @@ export function register(program: Command): void {
     .option('--ring-size <n>', 'messages kept per stream for resume', numberOption('--ring-size', 1, true), 2048)
     .option('--backplane <url>', 'share streams with other serve nodes through Redis >= 7: redis://[user:pass@]host:port[/db] or rediss:// (or CIRCUMPLEX_BACKPLANE)')
     .option('--node-ttl-ms <ms>', 'with --backplane: a node silent this long is taken for dead, and its streams may move to another node', numberOption('--node-ttl-ms', 500, true, 600_000), 5000);
-  addEscalationOptions(cmd).action(async (opts: ServeCommandOptions) => {
+  addEscalationOptions(addSpeechStreamingOption(cmd)).action(async (opts: ServeCommandOptions) => {
     const code = await serveCommand(opts);
     // Model worker threads and timers must not keep a stopped server alive.
     process.exit(code);
