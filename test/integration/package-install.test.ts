@@ -10,7 +10,7 @@
  * (about 20-90 s on 2 busy cores; see the report for measured times).
  */
 import { execFile, execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -138,7 +138,7 @@ const CONSUMER_TSCONFIG = (typeRoot: string) => ({
     typeRoots: [typeRoot],
     outDir: 'out',
   },
-  files: ['consumer.ts'],
+  files: ['consumer.ts', 'agent-loop.ts'],
 });
 
 /** Every module specifier imported by a compiled file, followed through relative imports. */
@@ -238,6 +238,8 @@ describe('the packed tarball, installed offline into an empty project', () => {
 
   it('a strict TypeScript consumer compiles against the three entry points and runs the engine in-process', async () => {
     writeFileSync(path.join(proj, 'consumer.ts'), CONSUMER_TS);
+    // The agent example as written (imports 'circumplex'), compiled against the installed package.
+    copyFileSync(path.join(REPO, 'examples', 'agent', 'agent-loop.ts'), path.join(proj, 'agent-loop.ts'));
     writeFileSync(path.join(proj, 'tsconfig.json'), JSON.stringify(CONSUMER_TSCONFIG(path.join(REPO, 'node_modules', '@types')), null, 2));
     await timed('tsc', () => sh(process.execPath, [path.join(REPO, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'], proj));
     const r = await timed('consumer', () => spawnAsync(process.execPath, ['out/consumer.js', WAV], proj, RUN_ENV, 120_000));
@@ -256,6 +258,40 @@ describe('the packed tarball, installed offline into an empty project', () => {
       expect(f.valence).toBeCloseTo(c.valence, 4);
       expect(f.arousal).toBeCloseTo(c.arousal, 4);
       expect(f.label).toBe(c.label);
+    }
+  });
+
+  it('the agent example, compiled against the installed package, answers every caller turn', async () => {
+    const r = await timed('agent', () => spawnAsync(process.execPath, ['out/agent-loop.js', WAV, '--json'], proj, RUN_ENV, 120_000));
+    expect(r.status, r.stderr).toBe(0);
+    const decisions = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { style: string; endMs: number });
+    expect(decisions.length).toBeGreaterThanOrEqual(2);
+    expect(r.stderr).toContain(`agent: ${decisions.length} turns answered`);
+  });
+
+  it('`circumplex serve` from the installed package serves the dashboard and chart.js (resolved from the hoisted dependency)', async () => {
+    const { spawn } = await import('node:child_process');
+    const serve = spawn(process.execPath, [path.join(proj, 'node_modules', 'circumplex', 'bin', 'circumplex.mjs'), 'serve', '--port', '0'], { cwd: proj, env: RUN_ENV });
+    try {
+      const base = await new Promise<string>((resolve, reject) => {
+        let err = '';
+        serve.stderr.on('data', (d: Buffer) => {
+          err += String(d);
+          const m = /dashboard (http:\/\/\S+?)[,)]/.exec(err);
+          if (m?.[1]) resolve(m[1]);
+        });
+        serve.once('exit', (code) => reject(new Error(`serve exited ${code}: ${err}`)));
+      });
+      const page = await fetch(base);
+      expect(page.status).toBe(200);
+      expect(await page.text()).toContain('<canvas');
+      const chart = await fetch(new URL('/vendor/chart.umd.js', base));
+      expect(chart.status).toBe(200);
+      expect((await chart.text()).length).toBeGreaterThan(100_000);
+      expect((await fetch(new URL('/terms.json', base))).status).toBe(200);
+    } finally {
+      serve.kill('SIGTERM');
+      await new Promise((r) => serve.once('exit', r));
     }
   });
 
