@@ -19,8 +19,12 @@ import { z } from 'zod';
  * voice activity detection on) and `velocity` {valence, arousal} per second; new stream messages
  * `turn` (a voiced segment ended, with its affect summary) and `alert` (e.g. escalation). Clients
  * must ignore message types they do not know.
+ *
+ * 1.3.0 (additive): an `affect` frame may carry `hopMs`, its effective hop (audio ms since the
+ * stream's previous frame) when the server's model stage could not keep up and widened the hop;
+ * `/v1/ingest` may refuse a stream beyond the server's capacity with close code 4013 (overCapacity).
  */
-export const PROTOCOL_VERSION = '1.2.0';
+export const PROTOCOL_VERSION = '1.3.0';
 export const SUBPROTOCOL = 'circumplex.v1';
 export const STREAM_PATH = '/v1/stream';
 export const INGEST_PATH = '/v1/ingest';
@@ -43,6 +47,8 @@ export const CLOSE_CODES = {
   rateLimited: 4029,
   /** Policy violation (e.g. a second publisher for a stream id that already has one, or a scope the token lacks). */
   policy: 1008,
+  /** The server holds as many streams as it can analyse in real time (`serve --max-streams`); try later or another node (since 1.3.0). */
+  overCapacity: 4013,
 } as const;
 
 // zod 4 numbers are finite (NaN and ±Infinity fail), and min/max (unlike refine) carry over into
@@ -98,6 +104,11 @@ export const AffectMessage = z.object({
   text: ModalitySchema.optional(),
   /** Windows dropped by the model stage (inference slower than audio) since the previous frame. */
   droppedWindows: z.number().int().nonnegative(),
+  /**
+   * Effective hop of this frame, ms of audio since the stream's previous frame, present only when
+   * overload widened it beyond the stream's `hopMs` (the model stage skipped windows; since 1.3.0).
+   */
+  hopMs: z.number().positive().optional(),
   /**
    * Fraction of the window that is speech (0..1), when voice activity detection is on (since 1.2.0).
    * Below the hold fraction (default 0.2) the frame repeats the last point, confidence decaying.

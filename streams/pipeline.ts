@@ -159,7 +159,7 @@ export function affectPipeline(deps: PipelineDeps, opts: Partial<PipelineOptions
           }),
           smoothAffect({ ...o.smoothing, ...(vad ? { holdBelowVoiced: vad.minVoicedFraction, holdTauMs: vad.holdTauMs } : {}) }),
           labelAffect({ terms: o.terms }),
-          o.statusEvents ? withDropStatus(o.recoverAfterFrames) : map((point): PipelineEvent => ({ kind: 'affect', point })),
+          o.statusEvents ? withDropStatus(o.recoverAfterFrames, o.hopMs) : map((point): PipelineEvent => ({ kind: 'affect', point })),
         );
         const derive = deriveStreamEvents({
           terms: o.terms,
@@ -234,19 +234,31 @@ function inAudioOrder(affect$: Observable<PipelineEvent>, transcripts$: Observab
   });
 }
 
-/** Wraps points as affect events and inserts 'degraded'/'live' status events around drop episodes. */
-function withDropStatus(recoverAfterFrames: number): OperatorFunction<AffectPoint, PipelineEvent> {
+/**
+ * Wraps points as affect events and inserts 'degraded'/'live' status events around drop episodes.
+ * Overload widens the stream's hop (the model stage keeps the newest window and skips the ones it
+ * cannot reach): a frame after skipped windows carries its effective hop (`hopMs`, audio ms since
+ * the previous frame), and the status message says how wide it got.
+ */
+function withDropStatus(recoverAfterFrames: number, hopMs: number): OperatorFunction<AffectPoint, PipelineEvent> {
   return (points$) =>
     new Observable<PipelineEvent>((sub) => {
       let state: StreamState = 'live';
       let clean = 0;
+      let prevT: number | undefined;
       return points$.subscribe({
-        next: (point) => {
+        next: (p) => {
+          let point = p;
+          if (p.droppedWindows > 0) {
+            const widened = prevT !== undefined && p.tMs > prevT ? p.tMs - prevT : (p.droppedWindows + 1) * hopMs;
+            point = { ...p, hopMs: Math.round(widened * 1000) / 1000 };
+          }
+          prevT = p.tMs;
           if (point.droppedWindows > 0) {
             clean = 0;
             if (state === 'live') {
               state = 'degraded';
-              sub.next({ kind: 'status', streamId: point.streamId, tMs: point.tMs, state, message: `inference is slower than the audio: ${point.droppedWindows} window(s) dropped` });
+              sub.next({ kind: 'status', streamId: point.streamId, tMs: point.tMs, state, message: `inference is slower than the audio: hop widened to ${point.hopMs ?? hopMs} ms (${point.droppedWindows} window(s) skipped)` });
             }
           } else if (state === 'degraded' && ++clean >= recoverAfterFrames) {
             state = 'live';

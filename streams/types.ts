@@ -95,6 +95,12 @@ export interface AffectPoint extends ModalityEstimate {
   readonly speech?: ModalityEstimate;
   readonly text?: ModalityEstimate;
   readonly droppedWindows: number;
+  /**
+   * The effective hop of this frame, ms of audio since the stream's previous frame, when the model
+   * stage could not keep up and widened it (windows dropped since the previous frame); absent at
+   * the configured hop.
+   */
+  readonly hopMs?: number;
   /** Fraction of the window that is speech (0..1), when voice activity detection runs. */
   readonly voiced?: number;
   /** Rate of change of the smoothed valence/arousal, per second of audio. */

@@ -471,6 +471,8 @@ export function toWire(streamId: string, seq: number, event: PipelineEvent): Str
         ...(speech ? { speech } : {}),
         ...(text ? { text } : {}),
         droppedWindows: dropped,
+        // Since protocol 1.3.0: the effective hop, when overload widened it.
+        ...(p.hopMs !== undefined ? { hopMs: checkUnit('hopMs', p.hopMs, 0, Number.MAX_SAFE_INTEGER, streamId) } : {}),
         // Since protocol 1.2.0: with voice activity detection on, and from the smoother.
         ...(p.voiced !== undefined ? { voiced: checkUnit('voiced', p.voiced, 0, 1, streamId) } : {}),
         ...(p.velocity !== undefined

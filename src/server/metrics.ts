@@ -60,6 +60,14 @@ export class ServerMetrics {
   readonly framesSent = new Counter({ name: 'circumplex_frames_sent_total', help: 'Messages sent to subscribers, by type', labelNames: ['type'], registers: [this.registry] });
   /** Frames not delivered, by reason: coalesced (slow subscriber), slow_consumer (closed), invalid (NaN etc.), pipeline (model stage drops). */
   readonly framesDropped = new Counter({ name: 'circumplex_frames_dropped_total', help: 'Frames dropped, by reason', labelNames: ['reason'], registers: [this.registry] });
+  /** Frames whose hop overload widened (the model stage could not keep up), and their effective hop. */
+  readonly hopWidened = new Counter({ name: 'circumplex_hop_widened_frames_total', help: 'Affect frames whose hop was widened because inference could not keep up', registers: [this.registry] });
+  readonly effectiveHop = new Histogram({
+    name: 'circumplex_effective_hop_seconds',
+    help: 'Effective hop of frames whose hop overload widened (audio seconds since the previous frame)',
+    buckets: [0.5, 0.75, 1, 1.5, 2, 3, 5, 10],
+    registers: [this.registry],
+  });
   /** Open connections, by endpoint (stream | ingest). */
   readonly connections = new Gauge({ name: 'circumplex_connections', help: 'Open WebSocket connections', labelNames: ['endpoint'], registers: [this.registry] });
   /** Closed connections by endpoint and reason. */

@@ -46,6 +46,10 @@ export function createFanOut(ctx: ServerContext): FanOut {
       const msg = hub.publish(streamId, event);
       if (msg.type === 'affect') {
         if (msg.droppedWindows > 0) metrics.framesDropped.inc({ reason: 'pipeline' }, msg.droppedWindows);
+        if (msg.hopMs !== undefined) {
+          metrics.hopWidened.inc();
+          metrics.effectiveHop.observe(msg.hopMs / 1000);
+        }
         const arr = arrivals.get(streamId);
         if (arr) {
           // The first chunk whose end reaches the frame's time carried the audio that completed it;
