@@ -110,6 +110,13 @@ export class StreamResampler {
   private readonly halfWidth: number;
   /** Kernel h(|t|) sampled every 1/SINC_TABLE_STEPS input samples, t in [0, halfWidth]. */
   private readonly table: Float32Array;
+  /**
+   * Polyphase weights for integer rates with a short period (8 → 16 kHz: 2 phases): output k uses
+   * phase k mod period, whose taps start at floor(position) + first[phase], with the kernel weights
+   * already normalised. The same weights the general loop computes, looked up instead of
+   * interpolated per tap; used wherever the kernel does not run past the signal's ends.
+   */
+  private readonly poly: { readonly period: number; readonly first: Int32Array; readonly weights: readonly Float32Array[] } | undefined;
 
   constructor(
     readonly fromHz: number,
@@ -130,6 +137,26 @@ export class StreamResampler {
       const sinc = x === 0 ? 1 : Math.sin(Math.PI * x) / (Math.PI * x);
       const w = 0.42 + 0.5 * Math.cos((Math.PI * t) / this.halfWidth) + 0.08 * Math.cos((2 * Math.PI * t) / this.halfWidth);
       this.table[j] = 2 * fc * sinc * w;
+    }
+    if (Number.isInteger(fromHz) && Number.isInteger(toHz)) {
+      const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
+      const period = toHz / gcd(fromHz, toHz);
+      if (period <= 1024) {
+        const first = new Int32Array(period);
+        const weights: Float32Array[] = [];
+        for (let r = 0; r < period; r++) {
+          const f = ((r * fromHz) % toHz) / toHz;
+          const lo = Math.ceil(f - this.halfWidth);
+          const hi = Math.floor(f + this.halfWidth);
+          const w = new Float32Array(hi - lo + 1);
+          let sum = 0;
+          for (let j = lo; j <= hi; j++) sum += w[j - lo] = this.kernel(f - j);
+          for (let j = 0; j < w.length; j++) w[j] = w[j]! / sum;
+          first[r] = lo;
+          weights.push(w);
+        }
+        this.poly = { period, first, weights };
+      }
     }
   }
 
@@ -161,10 +188,24 @@ export class StreamResampler {
   private produce(canEmit: (p: number) => boolean, maxOut = Infinity): Float32Array {
     const out: number[] = [];
     const hw = this.halfWidth;
+    const poly = this.poly;
     for (;;) {
       if (out.length >= maxOut) break;
       const p = this.position(this.outCount);
       if (!canEmit(p)) break;
+      if (poly) {
+        const r = this.outCount % poly.period;
+        const w = poly.weights[r]!;
+        const start = Math.floor((this.outCount * this.fromHz) / this.toHz) + poly.first[r]!;
+        if (start >= this.base && start >= 0 && start + w.length <= this.inCount) {
+          let acc = 0;
+          const off = start - this.base;
+          for (let j = 0; j < w.length; j++) acc += w[j]! * this.buf[off + j]!;
+          out.push(acc);
+          this.outCount++;
+          continue;
+        }
+      }
       const lo = Math.max(Math.ceil(p - hw), 0, this.base);
       const hi = Math.min(Math.floor(p + hw), this.inCount - 1);
       let acc = 0;

@@ -44,6 +44,8 @@ export interface ServeCommandOptions extends EscalationFlags {
   host: string;
   record?: string;
   tokensFile?: string;
+  /** `--max-streams`: ingest streams analysed at once before new ones are refused (4013). */
+  maxStreams?: number;
   allowedOrigins?: string;
   tlsCert?: string;
   tlsKey?: string;
@@ -105,6 +107,7 @@ export function register(program: Command): void {
     .option('--exit-on-end', 'exit when the local input ends (for scripts) instead of serving until SIGINT/SIGTERM', false)
     .option('--heartbeat-ms <ms>', 'WebSocket ping interval; peers missing a pong are dropped', numberOption('--heartbeat-ms', 10, true, 2 ** 31 - 1), 15_000)
     .option('--ring-size <n>', 'messages kept per stream for resume', numberOption('--ring-size', 1, true), 2048)
+    .option('--max-streams <n>', 'most ingest streams analysed at once (its measured real-time capacity; npm run bench -- --encoders ... reports it); a stream beyond it is refused with close code 4013 (default: unlimited)', numberOption('--max-streams', 1, true))
     .option('--backplane <url>', 'share streams with other serve nodes through Redis >= 7: redis://[user:pass@]host:port[/db] or rediss:// (or CIRCUMPLEX_BACKPLANE)')
     .option('--node-ttl-ms <ms>', 'with --backplane: a node silent this long is taken for dead, and its streams may move to another node', numberOption('--node-ttl-ms', 500, true, 600_000), 5000);
   addEscalationOptions(addSpeechStreamingOption(cmd)).action(async (opts: ServeCommandOptions) => {
@@ -207,6 +210,7 @@ export async function serveCommand(opts: ServeCommandOptions, err: NodeJS.Writab
       ringSize: opts.ringSize,
       hub,
       ingestStreamTiming: { hopMs: opts.hopMs, windowMs: opts.windowMs },
+      ...(opts.maxStreams !== undefined ? { maxIngestStreams: opts.maxStreams } : {}),
       // Live calls: the speech stage keeps only the latest window when inference falls behind.
       onIngestStream: (id, audio$) => audio$.pipe(engine.pipeline(id, { whenBusy: 'latest' })),
       logger,

@@ -57,6 +57,12 @@ export interface AffectServerOptions {
   closeTimeoutMs: number;
   /** Pipeline for ingest streams; without it /v1/ingest refuses `start`. */
   onIngestStream: IngestStreamHook | undefined;
+  /**
+   * Most ingest streams this node analyses at once (`serve --max-streams`: what the bench measured
+   * it holds in real time). A `start` beyond it is refused with close code 4013 (overCapacity)
+   * instead of slowing every stream down. Default: unlimited.
+   */
+  maxIngestStreams?: number;
   /** hopMs/windowMs announced for ingest streams (the engine's). Default 250 / 1000. */
   ingestStreamTiming: { hopMs: number; windowMs: number };
   /** Folder with the dashboard's static files. Default clients/dashboard. */
@@ -108,6 +114,9 @@ export function validateServerOptions(o: AffectServerOptions): void {
   positive('streamRateLimit.burst', o.streamRateLimit.burst);
   positive('ingestRateLimit.perSec', o.ingestRateLimit.perSec);
   positive('ingestRateLimit.burst', o.ingestRateLimit.burst);
+  if (o.maxIngestStreams !== undefined && !(Number.isInteger(o.maxIngestStreams) && o.maxIngestStreams >= 1)) {
+    throw new RangeError(`AffectServer: maxIngestStreams must be an integer >= 1, got ${o.maxIngestStreams}`);
+  }
   positive('delivery.softBufferBytes', o.delivery.softBufferBytes);
   if (!(o.delivery.hardBufferBytes > o.delivery.softBufferBytes)) {
     throw new RangeError(`AffectServer: delivery.hardBufferBytes must be > softBufferBytes, got ${o.delivery.hardBufferBytes} <= ${o.delivery.softBufferBytes}`);
