@@ -102,6 +102,22 @@ export function createPublisherHandler(ctx: ServerContext, fanOut: FanOut): (ws:
             ws.close(CLOSE_CODES.policy, 'stream busy');
             return undefined;
           }
+          // Capacity (serve --max-streams): refuse a new stream rather than slow every stream down.
+          const cap = o.maxIngestStreams;
+          if (cap !== undefined && !publishers.has(a.streamId) && publishers.size >= cap) {
+            refused = true;
+            metrics.refused.inc({ reason: 'over-capacity' });
+            ctx.streamLog(a.streamId).warn({ streams: publishers.size, maxStreams: cap }, 'stream refused: over capacity');
+            reply({
+              type: 'error',
+              code: 'AFFECT_ERR_PROTOCOL',
+              reason: 'over-capacity',
+              message: `this server already analyses ${publishers.size} stream(s), its capacity (--max-streams ${cap}); try again later or another node`,
+              recoverable: false,
+            });
+            ws.close(CLOSE_CODES.overCapacity, 'over capacity');
+            return undefined;
+          }
           if (!o.onIngestStream) {
             refused = true;
             reply({ type: 'error', code: 'AFFECT_ERR_CONFIG', reason: 'no-pipeline', message: 'this server has no pipeline for ingest streams', recoverable: false });

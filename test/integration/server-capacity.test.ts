@@ -1,0 +1,71 @@
+/**
+ * Capacity (issue 14 item 4): a server started with `maxIngestStreams` (`serve --max-streams N`)
+ * refuses the stream beyond its capacity with close code 4013 and a clear `over-capacity` error,
+ * instead of slowing every stream down; streams already running are untouched, and a freed slot
+ * is usable again.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
+import { CLOSE_CODES, type IngestReply } from '../../clients/protocol.js';
+import type { RunningServer } from '../../src/server/ws-server.js';
+import { validateServerOptions, DEFAULT_AFFECT_SERVER } from '../../src/server/options.js';
+import { TestClient, connect, loudnessPipeline, startServer, toneS16 } from '../helpers/server-helpers.js';
+
+let server: RunningServer | undefined;
+const clients: TestClient[] = [];
+afterEach(async () => {
+  for (const c of clients.splice(0)) c.ws.terminate();
+  await server?.close();
+  server = undefined;
+});
+
+async function publisher(s: RunningServer): Promise<TestClient> {
+  const p = connect(s, '/v1/ingest');
+  clients.push(p);
+  await p.opened;
+  return p;
+}
+const replies = (c: TestClient): IngestReply[] => c.raw.map((r) => JSON.parse(r) as IngestReply);
+const start = (c: TestClient, streamId: string) => c.send({ type: 'start', streamId, encoding: 's16le', sampleRateHz: 16000, channels: 1 });
+
+describe('serve capacity', () => {
+  it('refuses the stream beyond maxIngestStreams with 4013 over-capacity; running streams go on; a freed slot takes a new stream', async () => {
+    server = await startServer({ maxIngestStreams: 2, onIngestStream: (id, audio$) => audio$.pipe(loudnessPipeline(id, 100)) });
+    const sub = connect(server, '/v1/stream?streams=*');
+    clients.push(sub);
+    await sub.opened;
+    const a = await publisher(server);
+    start(a, 'a');
+    await a.until((c) => c.raw.length === 1, 5000, 'a started');
+    const b = await publisher(server);
+    start(b, 'b');
+    await b.until((c) => c.raw.length === 1, 5000, 'b started');
+    const c = await publisher(server);
+    start(c, 'c');
+    const closed = await c.closed;
+    expect(closed.code).toBe(CLOSE_CODES.overCapacity);
+    expect(closed.code).toBe(4013);
+    expect(closed.reason).toBe('over capacity');
+    expect(replies(c)[0]).toMatchObject({ type: 'error', reason: 'over-capacity', recoverable: false });
+    expect((replies(c)[0] as { message: string }).message).toContain('--max-streams 2');
+    // the running streams are untouched
+    expect(a.ws.readyState).toBe(WebSocket.OPEN);
+    a.ws.send(toneS16(300));
+    await sub.until((s) => s.of('affect').some((m) => m.streamId === 'a'), 5000, 'a frames');
+    const metrics = await (await fetch(`${server.httpUrl}metrics`)).text();
+    expect(metrics).toMatch(/circumplex_refused_total\{reason="over-capacity"\} 1/);
+    // a stopped stream frees its slot
+    a.send({ type: 'stop' });
+    await sub.until((s) => s.of('status').some((m) => m.streamId === 'a' && m.state === 'ended'), 5000, 'a ended');
+    const d = await publisher(server);
+    start(d, 'd');
+    await d.until((x) => x.raw.length === 1, 5000, 'd started');
+    expect(replies(d)[0]?.type).not.toBe('error');
+    expect(d.ws.readyState).toBe(WebSocket.OPEN);
+  });
+
+  it('validates maxIngestStreams', () => {
+    expect(() => validateServerOptions({ ...DEFAULT_AFFECT_SERVER, maxIngestStreams: 0 })).toThrow(/maxIngestStreams must be an integer >= 1/);
+    expect(() => validateServerOptions({ ...DEFAULT_AFFECT_SERVER, maxIngestStreams: 2.5 })).toThrow(/maxIngestStreams/);
+  });
+});
