@@ -85,6 +85,39 @@ export interface EnvConfig {
   escalationSustainMs: number | undefined;
 }
 
+/**
+ * Parses a comma-separated list of browser origins (`--allowed-origins`, CIRCUMPLEX_ALLOWED_ORIGINS).
+ * The server compares them with the browser's Origin header as strings, so each entry must be
+ * exactly an origin — `http(s)://host[:port]`, lowercase, no path, no trailing slash — or `*`.
+ * A bad entry is an AffectError naming `source`, the entry and the origin it probably meant.
+ */
+export function parseOriginList(list: string, source: string): string[] {
+  const out: string[] = [];
+  for (const raw of list.split(',')) {
+    const entry = raw.trim();
+    if (entry === '') continue;
+    if (entry === '*') {
+      out.push(entry);
+      continue;
+    }
+    let url: URL | undefined;
+    try {
+      url = new URL(entry);
+    } catch {
+      url = undefined;
+    }
+    const ok = url !== undefined && (url.protocol === 'http:' || url.protocol === 'https:') && url.origin === entry;
+    if (!ok) {
+      const meant = url && (url.protocol === 'http:' || url.protocol === 'https:') && url.host ? ` (did you mean ${url.origin}?)` : '';
+      throw new AffectError('AFFECT_ERR_CONFIG', `${source}: "${entry}" is not a browser origin${meant}`, {
+        hint: 'give origins as scheme://host[:port] with no path or trailing slash, e.g. https://app.example.com,http://localhost:3000 (or * for any)',
+      });
+    }
+    out.push(entry);
+  }
+  return out;
+}
+
 /** Validates the environment; throws one AffectError listing every problem. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): EnvConfig {
   // An empty variable (`CIRCUMPLEX_VOSK_MODEL=`) is the shell's usual way to unset it: treat it so.
@@ -105,7 +138,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): EnvConfig {
     logLevel: e.CIRCUMPLEX_LOG_LEVEL ?? 'info',
     tokens: e.CIRCUMPLEX_TOKENS,
     tokensFile: e.CIRCUMPLEX_TOKENS_FILE,
-    allowedOrigins: e.CIRCUMPLEX_ALLOWED_ORIGINS?.split(',').map((s) => s.trim()).filter(Boolean),
+    allowedOrigins: e.CIRCUMPLEX_ALLOWED_ORIGINS === undefined ? undefined : parseOriginList(e.CIRCUMPLEX_ALLOWED_ORIGINS, 'CIRCUMPLEX_ALLOWED_ORIGINS'),
     backplane: e.CIRCUMPLEX_BACKPLANE,
     escalation: e.CIRCUMPLEX_ESCALATION,
     escalationSustainMs: e.CIRCUMPLEX_ESCALATION_SUSTAIN_MS,

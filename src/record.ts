@@ -1,10 +1,12 @@
 /**
  * JSONL recorder for `--record FILE`: one wire message (clients/protocol.ts StreamEventMessage) per
- * line, written with one synchronous write per line. A line is either fully written or not at all
+ * line, written with one synchronous write per line. Each stream's facts (hopMs, windowMs,
+ * sampleRateHz) go in as a `stream` message (the one subscribers get) when it opens, so a replay
+ * announces the stream exactly as it was served. A line is either fully written or not at all
  * when the process is killed, so the file is always valid JSONL (every line parses).
  */
 import { closeSync, fsyncSync, openSync, writeSync } from 'node:fs';
-import type { StreamEventMessage } from '../clients/protocol.js';
+import type { StreamEventMessage, StreamInfo } from '../clients/protocol.js';
 import { AffectError } from './errors.js';
 
 /** Options for {@link JsonlRecorder}. */
@@ -42,8 +44,13 @@ export class JsonlRecorder {
     }
   }
 
+  /** Writes a stream's facts as a `stream` message line (when it opens, before its messages). */
+  writeStream(stream: StreamInfo): void {
+    this.write({ type: 'stream', stream });
+  }
+
   /** Writes one message as one line. */
-  write(msg: StreamEventMessage): void {
+  write(msg: StreamEventMessage | { type: 'stream'; stream: StreamInfo }): void {
     if (this.fd === undefined) return;
     // One writeSync per complete line: never a half line on disk.
     const line = Buffer.from(`${JSON.stringify(msg)}\n`);

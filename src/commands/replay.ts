@@ -19,7 +19,7 @@ import { readFileSync } from 'node:fs';
 import { type Command } from 'commander';
 import { numberOption } from './options.js';
 import { z } from 'zod';
-import { AffectMessage, AlertMessage, StatusMessage, TranscriptMessage, TurnMessage, type StreamEventMessage } from '../../clients/protocol.js';
+import { AffectMessage, AlertMessage, StatusMessage, StreamMessage, TranscriptMessage, TurnMessage, type StreamEventMessage } from '../../clients/protocol.js';
 import { AffectError } from '../errors.js';
 import { getLogger, setLogLevel } from '../log.js';
 import { loadConfig } from '../config.js';
@@ -33,8 +33,12 @@ export interface ReplayCommandOptions {
   speed?: number;
   port: number;
   host: string;
+  /** Serve on a non-loopback host without tokens anyway (protected mode off). */
+  insecure?: boolean;
   wait: boolean;
   exitOnEnd: boolean;
+  /** Start again at the end, until Ctrl-C (on-stage demos): seqs and times carry on from pass to pass. */
+  loop?: boolean;
 }
 
 /** One message of a recording and the line it came from. */
@@ -47,11 +51,15 @@ export interface RecordedMessage {
 export interface Recording {
   readonly file: string;
   readonly messages: readonly RecordedMessage[];
-  /** Stream ids in order of first appearance, with their inferred hop (ms of audio between affect frames). */
-  readonly streams: readonly { streamId: string; hopMs: number; count: number }[];
+  /**
+   * Stream ids in order of first appearance, with their hop and window (ms of audio): from the
+   * recording's `stream` lines, or for recordings without them the hop inferred from the frames
+   * (median gap) and `windowMs` undefined.
+   */
+  readonly streams: readonly { streamId: string; hopMs: number; windowMs: number | undefined; count: number; firstSeq: number; lastSeq: number; firstTMs: number; lastTMs: number }[];
 }
 
-const RecordedLine = z.discriminatedUnion('type', [AffectMessage, TranscriptMessage, StatusMessage, TurnMessage, AlertMessage]);
+const RecordedLine = z.discriminatedUnion('type', [AffectMessage, TranscriptMessage, StatusMessage, TurnMessage, AlertMessage, StreamMessage]);
 
 /** Wait after the first subscriber connects before playback starts (ms). */
 const SUBSCRIBE_GRACE_MS = 250;
@@ -79,6 +87,8 @@ export function readRecording(file: string): Recording {
   const problems: string[] = [];
   let problemCount = 0;
   const lastSeq = new Map<string, number>();
+  // Stream facts from `stream` lines (the first one of each stream: how it was opened).
+  const declared = new Map<string, { hopMs: number; windowMs: number }>();
   const problem = (line: number, what: string) => {
     problemCount++;
     if (problems.length < MAX_REPORTED) problems.push(`${file}:${line}: ${what}`);
@@ -97,10 +107,17 @@ export function readRecording(file: string): Recording {
     const parsed = RecordedLine.safeParse(json);
     if (!parsed.success) {
       const issues = parsed.error.issues.slice(0, 3).map((iss) => `${iss.path.join('.') || 'message'}: ${iss.message}`);
-      problem(lineNo, `not a stream message (affect | transcript | status | turn | alert): ${issues.join('; ')}`);
+      problem(lineNo, `not a stream message (affect | transcript | status | turn | alert | stream): ${issues.join('; ')}`);
       continue;
     }
-    const m = parsed.data;
+    const d = parsed.data;
+    if (d.type === 'stream') {
+      const { streamId, hopMs, windowMs } = d.stream;
+      if (!(hopMs > 0 && windowMs > 0)) problem(lineNo, `stream "${streamId}": hopMs and windowMs must be > 0, got ${hopMs} and ${windowMs}`);
+      else if (!declared.has(streamId)) declared.set(streamId, { hopMs, windowMs });
+      continue;
+    }
+    const m = d;
     const prev = lastSeq.get(m.streamId);
     if (prev !== undefined && m.seq <= prev) {
       problem(lineNo, `stream "${m.streamId}": seq ${m.seq} is not after the previous seq ${prev}`);
@@ -119,22 +136,27 @@ export function readRecording(file: string): Recording {
   if (messages.length === 0) {
     throw new AffectError('AFFECT_ERR_INPUT', `recording ${file} has no messages`, { stage: 'replay', hint: 'record a session first: circumplex serve --input talk.wav --record session.jsonl' });
   }
-  return { file, messages, streams: inferStreams(messages) };
+  return { file, messages, streams: inferStreams(messages, declared) };
 }
 
-/** Stream ids in order of first appearance, their hop (median gap between affect frames) and size. */
-function inferStreams(messages: readonly RecordedMessage[]): Recording['streams'] {
-  const byStream = new Map<string, { times: number[]; count: number }>();
+/** Stream ids in order of first appearance, their hop and window (declared, else hop inferred from the frames), size and seq/time range. */
+function inferStreams(messages: readonly RecordedMessage[], declared: ReadonlyMap<string, { hopMs: number; windowMs: number }>): Recording['streams'] {
+  const byStream = new Map<string, { times: number[]; count: number; firstSeq: number; lastSeq: number; firstTMs: number; lastTMs: number }>();
   for (const { message: m } of messages) {
     let e = byStream.get(m.streamId);
-    if (!e) byStream.set(m.streamId, (e = { times: [], count: 0 }));
+    if (!e) byStream.set(m.streamId, (e = { times: [], count: 0, firstSeq: m.seq, lastSeq: m.seq, firstTMs: m.tMs, lastTMs: m.tMs }));
     e.count++;
+    e.lastSeq = m.seq;
+    e.firstTMs = Math.min(e.firstTMs, m.tMs);
+    e.lastTMs = Math.max(e.lastTMs, m.tMs);
     if (m.type === 'affect') e.times.push(m.tMs);
   }
   return [...byStream].map(([streamId, e]) => {
     const gaps = e.times.slice(1).map((t, i) => t - (e.times[i] ?? t)).filter((g) => g > 0).sort((a, b) => a - b);
     const median = gaps[Math.floor(gaps.length / 2)];
-    return { streamId, hopMs: median ?? 250, count: e.count };
+    const d = declared.get(streamId);
+    const { times: _times, ...range } = e;
+    return { streamId, hopMs: d?.hopMs ?? median ?? 250, windowMs: d?.windowMs, ...range };
   });
 }
 
@@ -146,6 +168,12 @@ export interface ReplayOptions {
   signal?: AbortSignal;
   /** Called after each message is published (progress, tests). */
   onMessage?: (m: RecordedMessage) => void;
+  /**
+   * Loop pass (0 = the recording as it is). Pass k shifts each stream's seqs by k × its seq span and
+   * its times by k × (its time span + one hop), so seqs keep increasing and the clock keeps running;
+   * final 'ended' statuses are left out of every pass (the stream ends when the loop stops).
+   */
+  pass?: number;
 }
 
 /**
@@ -157,10 +185,17 @@ export interface ReplayOptions {
 export async function replayInto(hub: Hub, rec: Recording, opts: ReplayOptions): Promise<number> {
   if (opts.speed !== undefined && !(Number.isFinite(opts.speed) && opts.speed > 0)) throw new RangeError(`replay: speed must be > 0, got ${opts.speed}`);
   const origin = new Map<string, { wallMs: number; tMs: number }>();
+  const pass = opts.pass;
+  const spans = new Map(rec.streams.map((s) => [s.streamId, { seq: s.lastSeq - s.firstSeq + 1, tMs: s.lastTMs - s.firstTMs + s.hopMs }]));
   let published = 0;
   for (const r of rec.messages) {
     if (opts.signal?.aborted) break;
-    const m = r.message;
+    let m = r.message;
+    if (pass !== undefined) {
+      if (m.type === 'status' && m.state === 'ended') continue;
+      const span = spans.get(m.streamId)!;
+      m = { ...m, seq: m.seq + pass * span.seq, tMs: m.tMs + pass * span.tMs };
+    }
     if (opts.speed !== undefined) {
       let o = origin.get(m.streamId);
       if (!o) origin.set(m.streamId, (o = { wallMs: performance.now(), tMs: m.tMs }));
@@ -178,7 +213,8 @@ export async function replayInto(hub: Hub, rec: Recording, opts: ReplayOptions):
 
 /** Opens every stream of a recording in the hub (before subscribers connect, so `hello` lists them). */
 export function openRecordedStreams(hub: Hub, rec: Recording, windowMs = 1000): void {
-  for (const s of rec.streams) hub.openStream({ streamId: s.streamId, hopMs: s.hopMs, windowMs: Math.max(windowMs, s.hopMs), sampleRateHz: 16_000 });
+  // The recorded window when the recording has it (a `stream` line), else `windowMs` (older recordings).
+  for (const s of rec.streams) hub.openStream({ streamId: s.streamId, hopMs: s.hopMs, windowMs: s.windowMs ?? Math.max(windowMs, s.hopMs), sampleRateHz: 16_000 });
 }
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
@@ -202,9 +238,11 @@ export function register(program: Command): void {
     .option('--realtime', 'pace at the recorded speed (audio time)', false)
     .option('--speed <x>', 'pace at x times the recorded speed (implies pacing)', numberOption('--speed', 0.01))
     .option('-p, --port <port>', 'TCP port (0: any free port)', numberOption('--port', 0, true, 65535), 8787)
-    .option('--host <host>', 'interface to bind', '127.0.0.1')
+    .option('--host <host>', 'interface to bind (default loopback only; 0.0.0.0 opens it: needs tokens, or --insecure)', '127.0.0.1')
+    .option('--insecure', 'allow a non-loopback --host without tokens (anyone who can reach it may subscribe)', false)
     .option('--no-wait', 'start at once instead of waiting for the first subscriber')
     .option('--exit-on-end', 'exit after the last message instead of serving until Ctrl-C', false)
+    .option('--loop', 'start again at the end until Ctrl-C (on-stage demos; paced at the recorded speed unless --speed): seqs and times carry on', false)
     .action(async (file: string, opts: ReplayCommandOptions) => {
       const code = await replayCommand(file, opts);
       process.exitCode = code;
@@ -224,8 +262,12 @@ export async function replayCommand(
   const env = loadConfig();
   setLogLevel(env.logLevel);
   const logger = getLogger().child({ cmd: 'replay' });
+  if (opts.loop && opts.exitOnEnd) {
+    throw new AffectError('AFFECT_ERR_CONFIG', '--loop and --exit-on-end contradict each other: a loop has no end', { hint: 'drop one of them' });
+  }
   const rec = readRecording(file);
-  const speed = opts.speed ?? (opts.realtime ? 1 : undefined);
+  // A loop is for a stage: paced at the recorded speed unless told otherwise (never a busy loop).
+  const speed = opts.speed ?? (opts.realtime || opts.loop ? 1 : undefined);
   const perStream = Math.max(...rec.streams.map((s) => s.count));
   // The ring holds the whole recording (bounded by the file we already hold in memory), so a late
   // subscriber can resume from the start.
@@ -235,13 +277,14 @@ export async function replayCommand(
     host: opts.host,
     ringSize: Math.max(2048, perStream),
     tokens: loadTokens(env, undefined),
+    insecure: opts.insecure === true,
     allowedOrigins: env.allowedOrigins,
     logger,
   });
   openRecordedStreams(server.hub, rec);
   err.write(
     `circumplex replay: ${rec.messages.length} messages on ${rec.streams.length} stream(s) (${rec.streams.map((s) => s.streamId).join(', ')}) ` +
-      `at ${speed === undefined ? 'full speed' : `${speed}x`}; listening on ${server.url} (dashboard ${server.httpUrl})\n`,
+      `at ${speed === undefined ? 'full speed' : `${speed}x`}; listening on ${server.listening} (dashboard ${server.httpUrl})\n`,
   );
   onListening?.(server);
 
@@ -263,7 +306,15 @@ export async function replayCommand(
       // it live (in file order) rather than as a per-stream resume backlog.
       if (!stopped) await sleep(SUBSCRIBE_GRACE_MS, abort.signal);
     }
-    if (!stopped) {
+    if (!stopped && opts.loop) {
+      // Pass after pass until Ctrl-C; seqs and times carry on, so subscribers see one long stream.
+      for (let pass = 0; !stopped; pass++) {
+        const n = await replayInto(server.hub, rec, { speed, signal: abort.signal, pass });
+        if (n === 0) break;
+        if (!stopped) err.write(`circumplex replay: pass ${pass + 1} done (${n} messages); starting again (Ctrl-C to stop)\n`);
+      }
+      for (const s of rec.streams) server.hub.endStream(s.streamId, 'replay stopped');
+    } else if (!stopped) {
       const started = performance.now();
       const n = await replayInto(server.hub, rec, { speed, signal: abort.signal });
       err.write(`circumplex replay: published ${n} messages in ${((performance.now() - started) / 1000).toFixed(1)} s\n`);

@@ -19,7 +19,7 @@ import { Option, type Command } from 'commander';
 import { addEscalationOptions, addSpeechStreamingOption, numberOption, openRecorderAndEngine, streamIdOption, type EscalationFlags } from './options.js';
 import { type Observable, Subscription, tap } from 'rxjs';
 import { openLocalInput } from './local-input.js';
-import { loadConfig } from '../config.js';
+import { loadConfig, parseOriginList } from '../config.js';
 import { DEFAULT_ENGINE, type Engine } from '../engine.js';
 import { AffectError } from '../errors.js';
 import { getLogger, setLogLevel } from '../log.js';
@@ -29,6 +29,7 @@ import type { VadCounters } from '../server/metrics.js';
 import type { VadCounters } from '../server/metrics.js';
 import { DEFAULT_REDIS_HUB, RedisHub, parseBackplaneUrl } from '../server/redis-hub.js';
 import { AffectServer, type RunningServer } from '../server/ws-server.js';
+import { assertExposureAllowed } from '../server/options.js';
 import { FlowControl } from '../../streams/flow.js';
 import { checkRecorder, createMicSource, retryRecorder, type RecorderName } from '../../streams/sources/mic.js';
 import { PIPELINE_SAMPLE_RATE_HZ, samplesToMs, type AudioChunk } from '../../streams/types.js';
@@ -44,6 +45,8 @@ export interface ServeCommandOptions extends EscalationFlags {
   host: string;
   record?: string;
   tokensFile?: string;
+  /** Serve on a non-loopback host without tokens anyway (protected mode off). */
+  insecure?: boolean;
   /** `--max-streams`: ingest streams analysed at once before new ones are refused (4013). */
   maxStreams?: number;
   allowedOrigins?: string;
@@ -85,7 +88,8 @@ export function register(program: Command): void {
     .option('--realtime', 'pace a file input at real-time speed', false)
     .option('--speed <x>', 'real-time pacing factor for --realtime (2 = twice as fast)', numberOption('--speed', 0.01), 1)
     .option('-p, --port <port>', 'TCP port (0: any free port)', numberOption('--port', 0, true, 65535), 8787)
-    .option('--host <host>', 'interface to bind (default loopback only; 0.0.0.0 opens it: use tokens)', '127.0.0.1')
+    .option('--host <host>', 'interface to bind (default loopback only; 0.0.0.0 opens it: needs tokens, or --insecure)', '127.0.0.1')
+    .option('--insecure', 'allow a non-loopback --host without tokens (anyone who can reach it may subscribe and publish)', false)
     .option('--record <file>', 'write every published message to a JSONL file')
     .option('--tokens-file <file>', 'JSON token file [{ "token", "scopes" }] (or CIRCUMPLEX_TOKENS / CIRCUMPLEX_TOKENS_FILE)')
     .option('--allowed-origins <list>', 'comma-separated browser origins (or CIRCUMPLEX_ALLOWED_ORIGINS)')
@@ -161,7 +165,9 @@ export async function serveCommand(opts: ServeCommandOptions, err: NodeJS.Writab
     }
   }
   const tokens = loadTokens(env, opts.tokensFile);
-  const allowedOrigins = opts.allowedOrigins?.split(',').map((s) => s.trim()).filter(Boolean) ?? env.allowedOrigins;
+  // Protected mode, checked before anything loads: off loopback, tokens or --insecure.
+  assertExposureAllowed(opts.host, tokens.length > 0, opts.insecure === true);
+  const allowedOrigins = opts.allowedOrigins !== undefined ? parseOriginList(opts.allowedOrigins, '--allowed-origins') : env.allowedOrigins;
   const input = opts.input;
   const kind = input === 'mic' ? 'mic' : input === '-' ? 'stdin' : input === 'none' ? 'none' : 'file';
   const streamId = opts.streamId ?? kind;
@@ -204,6 +210,7 @@ export async function serveCommand(opts: ServeCommandOptions, err: NodeJS.Writab
       port: opts.port,
       host: opts.host,
       tokens,
+      insecure: opts.insecure === true,
       allowedOrigins,
       tls: opts.tlsCert && opts.tlsKey ? { certFile: opts.tlsCert, keyFile: opts.tlsKey } : undefined,
       heartbeatMs: opts.heartbeatMs,
@@ -232,10 +239,13 @@ export async function serveCommand(opts: ServeCommandOptions, err: NodeJS.Writab
   const offRecorder = recorder
     ? server.hub.subscribe((ev) => {
         if (ev.type === 'message') recorder.write(ev.message);
+        // Each stream's hopMs/windowMs, when it opens (replay announces the stream from it).
+        else if (ev.type === 'stream') recorder.writeStream(ev.stream);
       })
     : undefined;
 
-  err.write(`circumplex serve: listening on ${server.url}  (dashboard ${server.httpUrl}, ingest ${server.url.replace(/\/v1\/stream$/, '/v1/ingest')})\n`);
+  // The address actually bound (for 0.0.0.0: every interface it covers), not a loopback URL.
+  err.write(`circumplex serve: listening on ${server.listening}  (dashboard ${server.httpUrl}, ingest ${server.url.replace(/\/v1\/stream$/, '/v1/ingest')})\n`);
 
   let resolveDone!: (code: number) => void;
   const done = new Promise<number>((r) => (resolveDone = r));

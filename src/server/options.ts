@@ -6,6 +6,7 @@ import type { Observable } from 'rxjs';
 import type { AudioChunk, PipelineEvent } from '../../streams/types.js';
 import { REPO_ROOT } from '../config.js';
 import type { Logger } from '../log.js';
+import { AffectError } from '../errors.js';
 import type { TokenEntry } from './auth.js';
 import type { Hub } from './hub.js';
 import type { IngestFormat } from './ingest.js';
@@ -33,8 +34,13 @@ export interface AffectServerOptions {
   hub: Hub | undefined;
   /** Resume ring per stream (messages). Default 2048. */
   ringSize: number;
-  /** Accepted tokens; empty = no auth (the server warns when not on loopback). */
+  /** Accepted tokens; empty = no auth (refused off loopback unless `insecure`). */
   tokens: TokenEntry[];
+  /**
+   * Allow a non-loopback `host` without tokens (anyone who can reach it may subscribe and publish;
+   * the server warns). Default false: such a server refuses to start (protected mode).
+   */
+  insecure: boolean;
   /** Browser origins allowed; undefined = same origin only. */
   allowedOrigins: string[] | undefined;
   /** PEM certificate + key files: serve https/wss. */
@@ -78,6 +84,7 @@ export const DEFAULT_AFFECT_SERVER: AffectServerOptions = {
   hub: undefined,
   ringSize: 2048,
   tokens: [],
+  insecure: false,
   allowedOrigins: undefined,
   tls: undefined,
   streamMaxPayloadBytes: 64 * 1024,
@@ -96,6 +103,24 @@ export const DEFAULT_AFFECT_SERVER: AffectServerOptions = {
 
 /** Host names that only this machine can reach. */
 export const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
+
+/** True for a host only this machine can reach: localhost, 127.0.0.0/8, ::1 (also IPv4-mapped). */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  return LOOPBACK.has(h) || /^(::ffff:)?127(\.\d{1,3}){3}$/.test(h);
+}
+
+/**
+ * Protected mode: a server bound to a non-loopback interface without tokens would let anyone on the
+ * network subscribe and publish, so it refuses to start unless `insecure` is set. Throws
+ * AFFECT_ERR_CONFIG naming the host and what to do.
+ */
+export function assertExposureAllowed(host: string, hasTokens: boolean, insecure: boolean): void {
+  if (isLoopbackHost(host) || hasTokens || insecure) return;
+  throw new AffectError('AFFECT_ERR_CONFIG', `refusing to serve on ${host} without tokens: anyone who can reach it could subscribe and publish`, {
+    hint: 'set CIRCUMPLEX_TOKENS or --tokens-file (see README "Security"), bind loopback with --host 127.0.0.1, or pass --insecure to serve openly anyway',
+  });
+}
 
 /** Checks option values; throws a RangeError naming the option. */
 export function validateServerOptions(o: AffectServerOptions): void {

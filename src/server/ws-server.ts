@@ -20,6 +20,7 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
+import { networkInterfaces } from 'node:os';
 import type { Observable, OperatorFunction, Subscription } from 'rxjs';
 import { WebSocketServer } from 'ws';
 import { STREAM_PATH, SUBPROTOCOL } from '../../clients/protocol.js';
@@ -38,7 +39,7 @@ import { createSubscriberHandler } from './handlers/subscribe.js';
 import { createUpgradeHandler } from './handlers/upgrade.js';
 import { StreamHub, type Hub, type OpenStreamInfo } from './hub.js';
 import { ServerMetrics } from './metrics.js';
-import { DEFAULT_AFFECT_SERVER, LOOPBACK, validateServerOptions, type AffectServerOptions } from './options.js';
+import { assertExposureAllowed, DEFAULT_AFFECT_SERVER, isLoopbackHost, validateServerOptions, type AffectServerOptions } from './options.js';
 import { DEFAULT_DELIVERY } from './subscriber.js';
 
 export { DEFAULT_AFFECT_SERVER, type AffectServerOptions, type IngestStreamHook, type RateLimit } from './options.js';
@@ -51,6 +52,12 @@ export interface RunningServer {
   readonly url: string;
   /** `http://host:port/` (or https): the dashboard. */
   readonly httpUrl: string;
+  /** The stream URL on the address actually bound, e.g. `ws://0.0.0.0:8787/v1/stream` for `--host 0.0.0.0`. */
+  readonly boundUrl: string;
+  /** Stream URLs on every interface the bound address covers (one per local address for a wildcard). */
+  readonly interfaceUrls: readonly string[];
+  /** For startup lines: the bound URL, plus the interfaces for a wildcard bind. */
+  readonly listening: string;
   readonly hub: Hub;
   readonly metrics: ServerMetrics;
   /** Server instance id, sent in `hello`. */
@@ -80,6 +87,8 @@ export const AffectServer = {
       delivery: { ...DEFAULT_DELIVERY, ...options.delivery },
     };
     validateServerOptions(o);
+    // Protected mode: off loopback, tokens or an explicit `insecure`.
+    assertExposureAllowed(o.host, o.tokens.length > 0, o.insecure);
     const log = (o.logger ?? getLogger()).child({ component: 'server' });
     const hub = o.hub ?? new StreamHub({ ringSize: o.ringSize });
     const auth = new Authenticator({ tokens: o.tokens, allowedOrigins: o.allowedOrigins });
@@ -87,8 +96,8 @@ export const AffectServer = {
     const ctx: ServerContext = createContext({ o, log, hub, metrics: new ServerMetrics(), auth, sessionId });
     ctx.metrics.watchBackplane(() => hub.backplane());
 
-    if (!LOOPBACK.has(o.host) && !auth.enabled) {
-      log.warn({ host: o.host }, 'serving on a non-loopback interface WITHOUT tokens: anyone who can reach it can subscribe and publish; set CIRCUMPLEX_TOKENS or --tokens-file');
+    if (!isLoopbackHost(o.host) && !auth.enabled) {
+      log.warn({ host: o.host }, 'serving on a non-loopback interface WITHOUT tokens (--insecure): anyone who can reach it can subscribe and publish; set CIRCUMPLEX_TOKENS or --tokens-file');
     }
 
     const fanOut = createFanOut(ctx);
@@ -131,7 +140,13 @@ export const AffectServer = {
     const hostForUrl = o.host.includes(':') ? `[${o.host}]` : o.host === '0.0.0.0' ? '127.0.0.1' : o.host;
     const url = `${o.tls ? 'wss' : 'ws'}://${hostForUrl}:${port}${STREAM_PATH}`;
     const httpUrl = `${o.tls ? 'https' : 'http'}://${hostForUrl}:${port}/`;
-    log.info({ url, httpUrl, auth: auth.enabled, tls: Boolean(o.tls) }, 'listening');
+    // What was actually bound: the address itself, and for a wildcard every interface it covers.
+    const bound = typeof addr === 'object' && addr ? addr.address : o.host;
+    const wsUrlFor = (h: string): string => `${o.tls ? 'wss' : 'ws'}://${h.includes(':') ? `[${h}]` : h}:${port}${STREAM_PATH}`;
+    const wildcard = bound === '0.0.0.0' || bound === '::';
+    const boundUrl = wsUrlFor(bound);
+    const interfaceUrls = wildcard ? interfaceAddresses(bound === '::').map(wsUrlFor) : [boundUrl];
+    log.info({ url, httpUrl, boundUrl, interfaceUrls, auth: auth.enabled, tls: Boolean(o.tls) }, 'listening');
 
     const close = createShutdown(ctx, { server, wss: [streamWss, ingestWss, twilioWss], stopTimers, stopFanOut: fanOut.stop });
 
@@ -139,6 +154,9 @@ export const AffectServer = {
       port,
       url,
       httpUrl,
+      boundUrl,
+      interfaceUrls,
+      listening: wildcard ? `${boundUrl} (all interfaces: ${interfaceUrls.join(', ')})` : boundUrl,
       hub,
       metrics: ctx.metrics,
       sessionId,
@@ -157,4 +175,13 @@ function readTls(file: string, what: string): Buffer {
   } catch (err) {
     throw new AffectError('AFFECT_ERR_CONFIG', `cannot read TLS ${what} ${file}: ${(err as Error).message}`, { cause: err, hint: 'pass PEM files with --tls-cert and --tls-key' });
   }
+}
+
+/** Local interface addresses (IPv4 only unless `ipv6`), loopback first. */
+function interfaceAddresses(ipv6: boolean): string[] {
+  const out: string[] = [];
+  for (const list of Object.values(networkInterfaces())) {
+    for (const a of list ?? []) if (a.family === 'IPv4' || (ipv6 && a.family === 'IPv6' && !a.address.startsWith('fe80'))) out.push(a.address);
+  }
+  return out.sort((x, y) => Number(isLoopbackHost(y)) - Number(isLoopbackHost(x)));
 }

@@ -179,7 +179,10 @@ describe('circumplex run --json on the shipped WAV', () => {
     expect(lines.length).toBe(74);
     // The speech fixture (asked for by name: the default speech-va has none) has a dominance output, so the line shows it (protocol 1.1.0).
     expect(lines[0]).toMatch(/^\s+1\.00s {2}valence [+-]\d\.\d\d {2}arousal [+-]\d\.\d\d {2}dominance [+-]\d\.\d\d {2}conf \d\.\d\d {2}[a-z ]+ intensity \d\.\d\d$/);
-    const recorded = readFileSync(rec, 'utf8').trim().split('\n').map((l) => ServerMessageSchema.parse(JSON.parse(l)));
+    const lines0 = readFileSync(rec, 'utf8').trim().split('\n').map((l) => ServerMessageSchema.parse(JSON.parse(l)));
+    // The first line announces the stream's timing (replay reads it back); the rest are the messages.
+    expect(lines0[0]).toEqual({ type: 'stream', stream: { streamId: 'input', hopMs: 250, windowMs: 1000, sampleRateHz: 16000, state: 'live', lastSeq: -1 } });
+    const recorded = lines0.slice(1);
     expect(recorded.filter((m) => m.type === 'affect').length).toBe(74);
     expect(recorded.length).toBe(r.stdout.trimEnd().split('\n').length);
     expect(recorded.map((m) => ('seq' in m ? m.seq : -1))).toEqual([...Array(recorded.length).keys()]);
@@ -225,7 +228,9 @@ describe('--record survives SIGKILL', () => {
     expect(existsSync(rec)).toBe(true);
     const text = readFileSync(rec, 'utf8');
     expect(text.endsWith('\n')).toBe(true);
-    const lines = text.split('\n').slice(0, -1);
+    // After the stream line (hopMs/windowMs), frames.
+    expect(JSON.parse(text.split('\n')[0]!)).toMatchObject({ type: 'stream', stream: { hopMs: 250, windowMs: 1000 } });
+    const lines = text.split('\n').slice(1, -1);
     expect(lines.length).toBeGreaterThanOrEqual(6);
     expect(lines.length).toBeLessThan(74);
     lines.forEach((l, i) => expect(AffectMessage.parse(JSON.parse(l)).seq).toBe(i));

@@ -94,7 +94,10 @@ describe('circumplex serve (real process, real engine)', () => {
     }
     // The recording: every line parses, seqs 0..n without gaps, ends with the shutdown status.
     const lines = readFileSync(rec, 'utf8').trimEnd().split('\n');
-    const recorded = lines.map((l) => ServerMessageSchema.parse(JSON.parse(l)));
+    const parsedLines = lines.map((l) => ServerMessageSchema.parse(JSON.parse(l)));
+    // The stream's timing comes first (a `stream` line: replay announces the stream from it).
+    expect(parsedLines[0]).toMatchObject({ type: 'stream', stream: { streamId: 'talk', hopMs: 250, windowMs: 1000 } });
+    const recorded = parsedLines.filter((m) => m.type !== 'stream');
     expect(recorded.map((m) => (m as { seq: number }).seq)).toEqual(recorded.map((_, i) => i));
     expect(recorded.at(-1)).toMatchObject({ type: 'status', state: 'ended' });
     expect((recorded.at(-1) as { message: string }).message).toMatch(/SIGTERM/);

@@ -1,0 +1,120 @@
+/**
+ * Issue 13 item 6 papercuts of recordings and replay:
+ * - recordings carry each stream's windowMs/hopMs (a `stream` line, the message subscribers get),
+ *   and replay announces the stream with them (it used to infer the hop and assume a 1 s window);
+ * - `replay --loop` for on-stage demos: pass after pass until SIGTERM, seqs and times carrying on
+ *   (one long gapless stream for subscribers), ended cleanly at the stop.
+ * Real `run --record`, a real `replay` child process and a real ws subscriber on loopback.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ServerMessageSchema } from '../../clients/protocol.js';
+import { readRecording } from '../../src/commands/replay.js';
+import { REPO_ROOT } from '../../src/config.js';
+import { connect, sleep } from '../helpers/server-helpers.js';
+
+const BIN = path.join(REPO_ROOT, 'bin', 'circumplex.mjs');
+const SPEECH = path.join(REPO_ROOT, 'test', 'fixtures', 'audio', 'speech.wav');
+const env: NodeJS.ProcessEnv = { ...process.env, CIRCUMPLEX_DEVICE: 'cpu', CIRCUMPLEX_LOG_LEVEL: 'warn' };
+delete env.CIRCUMPLEX_TOKENS;
+delete env.CIRCUMPLEX_TOKENS_FILE;
+delete env.CIRCUMPLEX_VOSK_MODEL;
+const dir = mkdtempSync(path.join(tmpdir(), 'circumplex-replay-loop-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** A short recording made by the real `run --record` with a 2 s window and a 500 ms hop (made once). */
+let recorded: string | undefined;
+function recordRun(): string {
+  if (recorded) return recorded;
+  const rec = path.join(dir, 'run.jsonl');
+  // 4 s of the speech fixture on stdin (raw): short, and a known number of frames.
+  const pcm = readFileSync(SPEECH).subarray(44, 44 + 4 * 32000);
+  const r = spawnSync(process.execPath, [BIN, 'run', '--input', '-', '--window-ms', '2000', '--hop-ms', '500', '--stream-id', 'stage', '--record', rec], { cwd: REPO_ROOT, env, input: pcm, timeout: 90_000 });
+  expect(r.status, r.stderr.toString()).toBe(0);
+  return (recorded = rec);
+}
+
+describe('recordings carry windowMs/hopMs', () => {
+  it('run --record writes a stream line with the window and hop; replay reads them back instead of guessing', () => {
+    const rec = recordRun();
+    const first = JSON.parse(readFileSync(rec, 'utf8').split('\n')[0]!) as unknown;
+    expect(first).toEqual({ type: 'stream', stream: { streamId: 'stage', hopMs: 500, windowMs: 2000, sampleRateHz: 16000, state: 'live', lastSeq: -1 } });
+    const r = readRecording(rec);
+    expect(r.streams).toHaveLength(1);
+    expect(r.streams[0]).toMatchObject({ streamId: 'stage', hopMs: 500, windowMs: 2000 });
+    // The stream line is not a message to republish.
+    expect(r.messages.every((m) => m.message.type !== ('stream' as string))).toBe(true);
+    // An older recording (no stream line) still works: hop inferred from the frames, window unknown.
+    const old = path.join(dir, 'old.jsonl');
+    writeFileSync(old, readFileSync(rec, 'utf8').split('\n').slice(1).join('\n'));
+    expect(readRecording(old).streams[0]).toMatchObject({ streamId: 'stage', hopMs: 500, windowMs: undefined });
+  });
+});
+
+describe('replay --loop', () => {
+  it('replays pass after pass with seqs and times carrying on, announces the recorded window, and ends the stream on SIGTERM', async () => {
+    const rec = recordRun();
+    const recording = readRecording(rec);
+    const perPass = recording.messages.filter((m) => !(m.message.type === 'status' && m.message.state === 'ended')).length;
+    const frames = recording.messages.filter((m) => m.message.type === 'affect').length;
+    expect(frames).toBeGreaterThan(2);
+    const child = spawn(process.execPath, [BIN, 'replay', rec, '--loop', '--speed', '8', '--port', '0', '--no-wait'], { cwd: REPO_ROOT, env, stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    const exited = new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+    try {
+      const port = await new Promise<number>((resolve, reject) => {
+        child.stderr.on('data', (d: Buffer) => {
+          err += d.toString();
+          const m = /listening on ws:\/\/127\.0\.0\.1:(\d+)\//.exec(err);
+          if (m) resolve(Number(m[1]));
+        });
+        void exited.then((c) => reject(new Error(`replay exited (${c}):\n${err}`)));
+      });
+      const c = connect({ port });
+      await c.opened;
+      await c.until((x) => x.of('hello').length === 1);
+      expect(c.of('hello')[0]!.streams[0]).toMatchObject({ streamId: 'stage', hopMs: 500, windowMs: 2000 });
+      c.send({ type: 'subscribe', streamIds: ['stage'], resumeFrom: { stage: -1 } });
+      // Three passes' worth of frames.
+      await c.until((x) => x.of('affect').length >= 3 * frames, 60_000, 'three passes of frames');
+      expect(err).toMatch(/pass 1 done .*starting again/);
+      child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+      await c.closed;
+      const msgs = c.messages.map((m) => ServerMessageSchema.parse(m)).filter((m) => 'seq' in m && m.streamId === 'stage');
+      const seqs = msgs.map((m) => ('seq' in m ? m.seq : -1));
+      // Gapless and increasing over the passes (pass k shifted by k × the recording's seq span).
+      expect(seqs).toEqual(seqs.map((_, i) => seqs[0]! + i));
+      expect(seqs.length).toBeGreaterThan(2 * perPass);
+      const t = c.of('affect').map((m) => m.tMs);
+      for (let i = 1; i < t.length; i++) expect(t[i]!, `frame ${i}`).toBeGreaterThan(t[i - 1]!);
+      // No 'ended' between passes; the stop ends the stream (or the close came first).
+      const ended = msgs.filter((m) => m.type === 'status' && m.state === 'ended');
+      expect(ended.length).toBeLessThanOrEqual(1);
+      if (ended.length === 1) expect(msgs.at(-1)).toBe(ended[0]);
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+      await sleep(0);
+    }
+  });
+
+  it('--loop with --exit-on-end is a clear configuration error', () => {
+    const rec = recordRun();
+    const r = spawnSync(process.execPath, [BIN, 'replay', rec, '--loop', '--exit-on-end', '--port', '0'], { cwd: REPO_ROOT, env, timeout: 30_000 });
+    expect(r.status).toBe(2);
+    expect(r.stderr.toString()).toMatch(/AFFECT_ERR_CONFIG: --loop and --exit-on-end contradict each other/);
+  });
+
+  it('replay on a non-loopback host without tokens refuses to start unless --insecure (protected mode, as serve)', () => {
+    const rec = recordRun();
+    const r = spawnSync(process.execPath, [BIN, 'replay', rec, '--host', '0.0.0.0', '--port', '0', '--exit-on-end', '--no-wait'], { cwd: REPO_ROOT, env, timeout: 30_000 });
+    expect(r.status).toBe(2);
+    expect(r.stderr.toString()).toMatch(/AFFECT_ERR_CONFIG: refusing to serve on 0\.0\.0\.0 without tokens/);
+    const ok = spawnSync(process.execPath, [BIN, 'replay', rec, '--host', '0.0.0.0', '--insecure', '--port', '0', '--exit-on-end', '--no-wait'], { cwd: REPO_ROOT, env, timeout: 30_000 });
+    expect(ok.status, ok.stderr.toString()).toBe(0);
+    expect(ok.stderr.toString()).toMatch(/listening on ws:\/\/0\.0\.0\.0:\d+\/v1\/stream \(all interfaces: /);
+  });
+});
