@@ -328,7 +328,7 @@ describe('stream caches', () => {
 });
 
 describe('engine option speechStreaming', () => {
-  async function run(streaming?: 'frames' | 'chunked'): Promise<{ speech: number[]; open: number; streamingModel: boolean }> {
+  async function run(streaming?: 'cached' | 'frames' | 'chunked'): Promise<{ speech: number[]; open: number; streamingModel: boolean }> {
     const engine = await createEngine({ device: 'cpu', speechModel: 'wav2vec2-msp-dim', modelsDir: path.join(dir, 'real-split'), ...(streaming ? { speechStreaming: streaming } : {}), logger: silent });
     try {
       const flow = new FlowControl({ highWater: 4 });
@@ -344,12 +344,16 @@ describe('engine option speechStreaming', () => {
     }
   }
 
-  it("is off by default; 'frames' and 'chunked' run a stream through the engine's pipeline and free its cache at the end", async () => {
+  it("is off by default; 'cached', 'frames' and 'chunked' run a stream through the engine's pipeline and free its cache at the end", async () => {
     const off = await run();
     expect(off.streamingModel).toBe(false);
     const frames = await run('frames');
     const chunked = await run('chunked');
+    const cached = await run('cached');
     expect(off.speech.length).toBeGreaterThan(15);
+    expect(cached.speech.length).toBe(off.speech.length);
+    expect(cached.streamingModel).toBe(true);
+    expect(cached.open).toBe(0);
     expect(frames.speech.length).toBe(off.speech.length);
     expect(chunked.speech.length).toBe(off.speech.length);
     expect(frames.streamingModel && chunked.streamingModel).toBe(true);
@@ -359,6 +363,8 @@ describe('engine option speechStreaming', () => {
     const dev = (a: number[], b: number[]): number => Math.max(...a.map((v, i) => Math.abs(v - (b[i] as number))));
     expect(dev(off.speech, frames.speech)).toBeLessThan(0.1);
     expect(dev(off.speech, chunked.speech)).toBeLessThan(0.25);
+    expect(dev(off.speech, cached.speech)).toBeLessThan(0.1);
+    expect(off.speech[0]).toBeCloseTo(cached.speech[0] as number, 5);
     expect(off.speech[0]).toBeCloseTo(frames.speech[0] as number, 5); // the first window is computed whole
   });
 });
