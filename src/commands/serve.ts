@@ -283,6 +283,8 @@ export async function serveCommand(opts: ServeCommandOptions, err: NodeJS.Writab
     if (kind !== 'none') {
       let lastSample = 0;
       let restarting = false;
+      // A fatal recorder error (e.g. no audio input device): serve stops instead of restarting forever.
+      let micFatal: unknown;
       const inputs: Array<{ streamId: string; audio$: Observable<AudioChunk> }> = [];
       let pipelineOpts: Parameters<Engine['pipeline']>[1] = { whenBusy: 'latest' };
       if (local) {
@@ -312,6 +314,7 @@ export async function serveCommand(opts: ServeCommandOptions, err: NodeJS.Writab
               });
             },
           }),
+          tap({ error: (e: unknown) => void (micFatal = e) }),
         );
         inputs.push({ streamId, audio$ });
       }
@@ -331,6 +334,12 @@ export async function serveCommand(opts: ServeCommandOptions, err: NodeJS.Writab
         open.delete(ev.streamId);
         // Ended by our own shutdown (SIGINT/SIGTERM): nothing is "still serving", say nothing.
         if (shuttingDown) return offEnd();
+        if (micFatal !== undefined) {
+          offEnd();
+          err.write(`circumplex serve: --input mic cannot record; exiting: ${micFatal instanceof AffectError ? micFatal.describe() : String(micFatal)}\n`);
+          void shutdown('microphone failed', 2);
+          return;
+        }
         const failed = server.hub.since(ev.streamId, -1).messages.some((m) => m.type === 'status' && m.state === 'error');
         anyFailed ||= failed;
         const last = open.size === 0;

@@ -4,6 +4,8 @@
  * first (AFFECT_ERR_RECORDER with an install hint), listens to the child's 'error' and 'exit', and
  * turns a recorder death into a recoverable AFFECT_ERR_RECORDER the server can restart with backoff
  * ({@link retryRecorder}). The sample clock keeps running across restarts of one {@link createMicSource}.
+ * A recorder that stops before delivering any audio (no usable input device) is a fatal error: a
+ * restart would fail the same way, forever.
  */
 import { accessSync, constants } from 'node:fs';
 import path from 'node:path';
@@ -103,6 +105,9 @@ export function createMicSource(opts: Partial<MicSourceOptions> = {}): Observabl
   if (!Number.isInteger(o.channels) || o.channels < 1) throw new RangeError(`micSource: channels must be an integer >= 1, got ${o.channels}`);
   // Shared across subscriptions so audio time keeps increasing over restarts.
   let position = 0;
+  // Whether any recorder of this source ever delivered audio: one that dies before its first sample
+  // (no audio device, device busy, permission) will not do better on a restart.
+  let heardAudio = false;
   return new Observable<AudioChunk>((sub) => {
     let stopped = false;
     let recording: Recording | undefined;
@@ -144,8 +149,21 @@ export function createMicSource(opts: Partial<MicSourceOptions> = {}): Observabl
       stream.on('error', () => undefined);
       child.on('exit', (code, signal) => {
         if (stopped) return;
+        const how = `${signal ? `signal ${signal}` : `exit code ${String(code)}`}`;
+        const why = stderrTail ? `: ${stderrTail.trim().split('\n').pop() ?? ''}` : '';
+        // Never any audio: no usable input device. Fatal, so a server stops instead of restarting forever.
+        if (!heardAudio) {
+          fail(
+            new AffectError('AFFECT_ERR_RECORDER', `${o.recorder} stopped before recording any audio (${how})${why}`, {
+              stage: 'mic',
+              recoverable: false,
+              hint: `--input mic needs a working audio input device (check: ${o.recorder === 'arecord' ? 'arecord -l' : 'sox -d -n trim 0 1'}); to analyse a file or a pipe use --input FILE or --input -`,
+            }),
+          );
+          return;
+        }
         fail(
-          new AffectError('AFFECT_ERR_RECORDER', `${o.recorder} stopped (${signal ? `signal ${signal}` : `exit code ${String(code)}`})${stderrTail ? `: ${stderrTail.trim().split('\n').pop() ?? ''}` : ''}`, {
+          new AffectError('AFFECT_ERR_RECORDER', `${o.recorder} stopped (${how})${why}`, {
             stage: 'mic',
             recoverable: true,
             hint: 'check that a microphone is connected and not used by another program; the server restarts the recorder with backoff',
@@ -159,6 +177,7 @@ export function createMicSource(opts: Partial<MicSourceOptions> = {}): Observabl
         const whole = all.length - (all.length % frameBytes);
         carry = Buffer.from(all.subarray(whole));
         if (whole === 0) return;
+        heardAudio = true;
         const chunk = conv.push(s16leToFloat32(all.subarray(0, whole)));
         position = conv.position;
         if (chunk) sub.next(chunk);

@@ -3,6 +3,7 @@
  * device, a missing recorder, and a stand-in recorder script (on PATH as `sox`) that streams PCM
  * and dies, to check data flow, the recoverable death and restart with backoff.
  */
+import { spawn } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -10,6 +11,7 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { firstValueFrom, lastValueFrom, take, toArray } from 'rxjs';
 import { checkRecorder, createMicSource, retryRecorder } from '../../streams/sources/mic.js';
 import { AffectError } from '../../src/errors.js';
+import { REPO_ROOT } from '../../src/config.js';
 import { float32ToS16le } from '../../streams/audio.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'core-mic-'));
@@ -44,12 +46,31 @@ describe('microphone source', () => {
     expect((err as AffectError).hint).toMatch(/apt-get install alsa-utils/);
   });
 
-  it('the real sox without an audio device dies with a recoverable AFFECT_ERR_RECORDER', async () => {
+  it('the real sox without an audio device stops before any audio: a fatal AFFECT_ERR_RECORDER that retryRecorder does not restart', async () => {
     const err = await firstValueFrom(createMicSource({ recorder: 'sox' })).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(AffectError);
     expect((err as AffectError).code).toBe('AFFECT_ERR_RECORDER');
-    expect((err as AffectError).recoverable).toBe(true);
-    expect((err as AffectError).message).toMatch(/sox stopped \(exit code \d+\)/);
+    expect((err as AffectError).recoverable).toBe(false);
+    expect((err as AffectError).message).toMatch(/sox stopped before recording any audio \(exit code \d+\)/);
+    expect((err as AffectError).hint).toMatch(/needs a working audio input device/);
+    const restarts: number[] = [];
+    const again = await firstValueFrom(createMicSource({ recorder: 'sox' }).pipe(retryRecorder({ initialDelayMs: 1, onRestart: (n) => restarts.push(n) }))).catch((e: unknown) => e);
+    expect((again as AffectError).recoverable).toBe(false);
+    expect(restarts).toEqual([]);
+  });
+
+  it('serve --input mic without an audio device stops with a clear error and exit code 2 (it used to restart the recorder forever)', async () => {
+    const env: NodeJS.ProcessEnv = { ...process.env, CIRCUMPLEX_LOG_LEVEL: 'warn', CIRCUMPLEX_DEVICE: 'cpu' };
+    delete env.CIRCUMPLEX_VOSK_MODEL;
+    const child = spawn(process.execPath, [path.join(REPO_ROOT, 'bin', 'circumplex.mjs'), 'serve', '--port', '0', '--input', 'mic'], { cwd: REPO_ROOT, env, stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const t = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+    clearTimeout(t);
+    expect(code, err).toBe(2);
+    expect(err).toMatch(/circumplex serve: --input mic cannot record; exiting: AFFECT_ERR_RECORDER: sox stopped before recording any audio/);
+    expect(err).not.toMatch(/restarting/);
   });
 
   it('streams 16 kHz chunks from the recorder, then reports its death as recoverable', async () => {
