@@ -26,7 +26,6 @@ import { getLogger, setLogLevel } from '../log.js';
 import { parseTokenSpec, readTokenFile, type TokenEntry } from '../server/auth.js';
 import type { Hub } from '../server/hub.js';
 import type { VadCounters } from '../server/metrics.js';
-import type { VadCounters } from '../server/metrics.js';
 import { DEFAULT_REDIS_HUB, RedisHub, parseBackplaneUrl } from '../server/redis-hub.js';
 import { AffectServer, type RunningServer } from '../server/ws-server.js';
 import { assertExposureAllowed } from '../server/options.js';
@@ -45,10 +44,10 @@ export interface ServeCommandOptions extends EscalationFlags {
   host: string;
   record?: string;
   tokensFile?: string;
-  /** Serve on a non-loopback host without tokens anyway (protected mode off). */
-  insecure?: boolean;
   /** `--max-streams`: ingest streams analysed at once before new ones are refused (4013). */
   maxStreams?: number;
+  /** Serve on a non-loopback host without tokens anyway (protected mode off). */
+  insecure?: boolean;
   allowedOrigins?: string;
   tlsCert?: string;
   tlsKey?: string;
@@ -231,8 +230,6 @@ export async function serveCommand(opts: ServeCommandOptions, err: NodeJS.Writab
   server.metrics.modelProvider.set({ model: engine.speech.id, provider: engine.speech.provider }, 1);
   // Text path and ASR host counters (dropped ASR audio, coalesced windows, text model errors, host restarts) at every scrape.
   server.metrics.watchTextPath(() => engine.textStats, () => engine.asrStats);
-  // Silero VAD counters (frames run/gated/rejected, batches, windows dropped by the VAD stage).
-  server.metrics.watchVad(() => (engine.vad && 'stats' in engine.vad ? (engine.vad.stats as VadCounters) : undefined));
   // Silero VAD counters (frames run/gated/rejected, batches, windows dropped by the VAD stage).
   server.metrics.watchVad(() => (engine.vad && 'stats' in engine.vad ? (engine.vad.stats as VadCounters) : undefined));
 
