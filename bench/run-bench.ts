@@ -15,7 +15,9 @@
  * encoders (only when asked: `--encoders base,large` or `--sections encoders`; real-size wav2vec2
  * stand-ins, built into models/weights/standins/ when missing, and the default speech model: latency,
  * batch 1..32, real-time streams per core, memory, and the compute-once streaming path; see
- * bench/sections/encoders.ts).
+ * bench/sections/encoders.ts) vad (only when asked: per-stream CPU with voice activity on vs off, Silero batched vs one
+ * stream at a time; bench/sections/vad.ts), twilio (only when asked: concurrent Twilio calls against a
+ * serve process until real time breaks; bench/twilio.ts).
  */
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -36,14 +38,16 @@ import { benchFanout, type FanoutPoint } from './sections/fanout.js';
 import { benchEncoders, encodersPlan, formatEncoders, STANDINS, type EncodersSection, type StandinName } from './sections/encoders.js';
 import { parseSpeechStreaming, SPEECH_STREAMING_HELP, type SpeechStreamingFlag } from '../models/streaming-speech.js';
 import { benchCluster, type ClusterSection } from './sections/cluster.js';
+import { benchVad, type VadSection } from './sections/vad.js';
+import type { TwilioBenchResult } from './twilio.js';
 
-export const SECTIONS = ['rtf', 'latency', 'scaling', 'efficiency', 'batch', 'batching', 'fanout', 'load', 'gpu', 'encoders', 'cluster'] as const;
+export const SECTIONS = ['rtf', 'latency', 'scaling', 'efficiency', 'batch', 'batching', 'fanout', 'load', 'gpu', 'encoders', 'cluster', 'vad', 'twilio'] as const;
 export type SectionName = (typeof SECTIONS)[number];
 /**
  * Sections a plain run includes: `encoders` runs only when asked (`--encoders` or `--sections encoders`; it builds ~1 GB of stand-ins),
  * and so does `cluster` (`--sections cluster`: a redis-server and two serve processes; see bench/sections/cluster.ts).
  */
-export const DEFAULT_SECTIONS: readonly SectionName[] = SECTIONS.filter((s) => s !== 'encoders' && s !== 'cluster');
+export const DEFAULT_SECTIONS: readonly SectionName[] = SECTIONS.filter((s) => s !== 'encoders' && s !== 'cluster' && s !== 'vad' && s !== 'twilio');
 
 /** Options of a benchmark run. */
 export interface BenchOptions {
@@ -163,6 +167,10 @@ export interface BenchReport {
     readonly encoders?: EncodersSection;
     /** bench/sections/cluster.ts: the Redis backplane's added latency and 1- vs 2-node fan-out (issue 12). */
     readonly cluster?: ClusterSection | Skipped;
+    /** bench/sections/vad.ts (`--sections vad`): per-stream CPU with voice activity on vs off, Silero batched vs not (issue 13). */
+    readonly vad?: VadSection | Skipped;
+    /** bench/twilio.ts (`--sections twilio`): concurrent Twilio calls against a serve process until real time breaks (issue 13). */
+    readonly twilio?: TwilioBenchResult | Skipped;
   };
   readonly wallSeconds: number;
 }
@@ -314,6 +322,18 @@ async function runBenchInner(o: BenchOptions, log: (line: string) => void, t0: n
     }
     if (want('cluster')) {
       sections['cluster'] = await benchCluster(o.quick ? { latencyMessages: 300, subscribers: 100, frames: 50, quick: true } : {}, log).catch((e: unknown) => ({ skipped: String(e) }));
+    }
+    if (want('vad')) {
+      log('[bench] vad: per-stream CPU with voice activity on vs off, Silero batched vs one stream at a time');
+      sections['vad'] = await benchVad(engine, samples, o.quick ? { streams: 4, audioSeconds: 3 } : {}, log).catch((e: unknown) => ({ skipped: String(e) }));
+    }
+    if (want('twilio')) {
+      // CIRCUMPLEX_BENCH_TWILIO_LEVELS=25,50,100 (calls per level) and CIRCUMPLEX_BENCH_TWILIO_SECONDS override the plan.
+      const lv = process.env['CIRCUMPLEX_BENCH_TWILIO_LEVELS']?.split(',').map(Number);
+      const secs = Number(process.env['CIRCUMPLEX_BENCH_TWILIO_SECONDS'] ?? (o.quick ? 4 : 20));
+      const levels = lv ?? (o.quick ? [5] : [25, 50, 100, 150, 200]);
+      log(`[bench] twilio (bench/twilio.ts): ${levels.join(', ')} concurrent calls (2 tracks each) × ${secs} s against a serve process`);
+      sections['twilio'] = await external('./twilio.js', 'benchTwilio', { levels, durationS: secs, speechModel: o.speechModel, drainS: o.quick ? 5 : 15 }, o.quick ? 60_000 : 900_000);
     }
     if (want('gpu')) {
       sections['gpu'] = await gpuSection(o, plan, samples, log);
@@ -481,6 +501,24 @@ export function formatBenchSummary(r: BenchReport, file: string): string {
         `cluster Redis cost: ${c.redis.appendsPerSec} appends/s from one node, ${c.redis.logBytesPerMessage} B per message in a stream log + ${c.redis.feedBytesPerMessage} B in the feed`,
         `cluster fan-out: ${c.fanout.frames} frames to ${c.fanout.subscribers} subscribers — 1 node ${c.fanout.oneNode.deliveredPerSec}/s, 2 nodes ${c.fanout.twoNodes.deliveredPerSec}/s (ratio ${c.fanout.ratio})`,
       );
+    }
+  }
+  if (s.vad) {
+    if ('skipped' in s.vad) L.push('', `vad: skipped — ${s.vad.skipped}`);
+    else {
+      L.push('', `vad (${s.vad.streams} streams × ${s.vad.audioSeconds} s, hop ${s.vad.hopMs} ms; CPU ms per stream-second):`);
+      for (const v of s.vad.rows) {
+        L.push(`  ${v.audio.padEnd(6)} pipeline off ${v.pipelineMsPerStreamSecondOff} → on ${v.pipelineMsPerStreamSecondOn} (VAD adds ${v.vadAddsPercent} %) · Silero alone ${v.sileroUnbatchedMsPerStreamSecond} one stream at a time, ${v.sileroBatchedMsPerStreamSecond} batched (mean batch ${v.meanBatch}, ${Math.round(v.gatedShare * 100)} % gated)`);
+      }
+    }
+  }
+  if (s.twilio) {
+    if ('skipped' in s.twilio) L.push('', `twilio: skipped — ${s.twilio.skipped}`);
+    else {
+      L.push('', `twilio: holds ${s.twilio.heldCalls} concurrent calls (${2 * s.twilio.heldCalls} tracks)${s.twilio.brokeAt ? `; breaks at ${s.twilio.brokeAt.calls}: ${s.twilio.brokeAt.why.join('; ')}` : ''}`);
+      for (const l of s.twilio.levels) {
+        L.push(`  ${String(l.calls).padStart(4)} calls: frames ${(l.framesRatio * 100).toFixed(1)} %, dropped ${l.droppedWindows}, p50/p95 ${l.latencyMs.p50}/${l.latencyMs.p95} ms, server ${l.serverCores} cores (${l.serverCpuMsPerTrackSecond} ms per track-s), generator ${l.generatorCores} cores, send lag p95 ${l.sendLagMs.p95} ms`);
+      }
     }
   }
   if (s.gpu) {
