@@ -139,6 +139,8 @@ export interface ConcurrentRun {
   readonly realtimeStreams: number;
   /** Wall time per audio second over all streams ÷ the one-pass time per audio second (batch 1). */
   readonly redundancyTime: number | null;
+  /** The same in CPU time of this process (less sensitive to other processes on a shared box than wall time). */
+  readonly redundancyCpu: number | null;
   readonly meanBatch: number;
   /** CPU core-seconds of this process (all threads) per audio second, and 1 ÷ that. */
   readonly cpuCoresPerStream: number;
@@ -160,6 +162,8 @@ export interface EncoderRow {
   readonly latencyMsBatch1: Loaded<number>;
   readonly throughput: ReadonlyArray<{ batch: number; windowsPerSec: number; msPerCall: number; loadAvg1: number }>;
   readonly onePassMsPerAudioSecond: Loaded<number> | null;
+  /** The same pass in CPU ms of this process (all threads) per audio second. */
+  readonly onePassCpuMsPerAudioSecond?: number;
   readonly fullWindow: PathRun;
   readonly streaming: ReadonlyArray<StreamingRun | { mode: StreamingMode; skipped: string }>;
   readonly concurrent?: {
@@ -391,7 +395,7 @@ async function measureInt8(spec: ModelSpec, loadOpts: object, plan: EncodersPlan
 }
 
 /** N streams, each sequential over its windows, all at once (batched by the model's batcher). */
-async function concurrent(streams: number, windows: Float32Array[], inferFor: (i: number) => (w: Float32Array) => Promise<SpeechAffectOutput>, batchStats: () => { batches: number; batchedItems: number }, onePass: number | null): Promise<ConcurrentRun> {
+async function concurrent(streams: number, windows: Float32Array[], inferFor: (i: number) => (w: Float32Array) => Promise<SpeechAffectOutput>, batchStats: () => { batches: number; batchedItems: number }, onePass: number | null, onePassCpu: number | null = null): Promise<ConcurrentRun> {
   const s0 = { ...batchStats() };
   const c0 = process.cpuUsage();
   const t0 = performance.now();
@@ -412,6 +416,7 @@ async function concurrent(streams: number, windows: Float32Array[], inferFor: (i
     wallMs: round(wallMs, 1),
     realtimeStreams: round((streams * audioSecondsPerStream) / (wallMs / 1000), 2),
     redundancyTime: onePass ? round(wallMs / (streams * audioSecondsPerStream) / onePass, 2) : null,
+    redundancyCpu: onePassCpu ? round((cpuPerAudioS * 1000) / onePassCpu, 2) : null,
     meanBatch: round((s1.batchedItems - s0.batchedItems) / Math.max(1, s1.batches - s0.batches), 2),
     cpuCoresPerStream: round(cpuPerAudioS, 4),
     streamsPerCore: round(1 / cpuPerAudioS, 2),
@@ -456,16 +461,29 @@ async function measure(name: string, spec: ModelSpec, modelsDir: string | undefi
       throughput.push({ batch: b, windowsPerSec: round((b * 1000) / ms, 2), msPerCall: round(ms, 2), loadAvg1: load1() });
     }
     let onePass: Loaded<number> | null = null;
+    let onePassCpu: number | null = null;
+    const seg = samples.slice(0, 4 * 16_000);
+    /** One 4 s pass, CPU ms of this process per audio second (for the CPU-time redundancy, taken next to each run). */
+    const onePassCpuNow = async (): Promise<number> => {
+      const c0 = process.cpuUsage();
+      await m.runBatch([seg]);
+      const c = process.cpuUsage(c0);
+      return (c.user + c.system) / 1000 / 4;
+    };
     if (fixedLen === null) {
-      const seg = samples.slice(0, 4 * 16_000);
       await m.runBatch([seg]);
       const t: number[] = [];
+      const cpu: number[] = [];
       for (let i = 0; i < 3; i++) {
         const t0 = performance.now();
+        const c0 = process.cpuUsage();
         await m.runBatch([seg]);
+        const c = process.cpuUsage(c0);
         t.push(performance.now() - t0);
+        cpu.push((c.user + c.system) / 1000 / 4);
       }
       onePass = at(round(median(t) / 4, 2));
+      onePassCpu = round(median(cpu), 2);
     }
     log(`[bench] encoders: ${name}: full-window path, one stream, ${plan.audioSeconds} s at 1 s / 250 ms`);
     const windows = windowsOf(samples, plan.audioSeconds);
@@ -525,7 +543,8 @@ async function measure(name: string, spec: ModelSpec, modelsDir: string | undefi
       if (plan.concurrentStreams > 0) {
         log(`[bench] encoders: ${name}: ${plan.concurrentStreams} concurrent streams × ${plan.concurrentAudioSeconds} s, full-window vs streaming (batched across streams)`);
         const cw = windowsOf(samples, plan.concurrentAudioSeconds + 0.75);
-        const fullC = await concurrent(plan.concurrentStreams, cw, () => (w) => m.infer(w), () => m.batcher.stats, onePass?.value ?? null);
+        const cpuRef = fixedLen === null ? async (): Promise<number> => ((await onePassCpuNow()) + (await onePassCpuNow())) / 2 : async (): Promise<null> => null;
+        const fullC = await concurrent(plan.concurrentStreams, cw, () => (w) => m.infer(w), () => m.batcher.stats, onePass?.value ?? null, await cpuRef());
         const sm = concurrentModel;
         let streamC: ConcurrentRun | { skipped: string } = { skipped: 'no streaming path' };
         let streamingBare: { hopsPerSec: number; efficiency: number } | undefined;
@@ -533,7 +552,7 @@ async function measure(name: string, spec: ModelSpec, modelsDir: string | undefi
           const handles = Array.from({ length: plan.concurrentStreams }, (_, i) => sm.forStream(`conc-${i}`));
           // Each stream's first window is computed whole (a fresh cache); time the steady state after it.
           await Promise.all(handles.map((h) => h.infer(cw[0] as Float32Array)));
-          streamC = await concurrent(plan.concurrentStreams, cw.slice(1), (i) => (w) => (handles[i] as StreamingSpeechStream).infer(w), () => sm.batcher.stats, onePass?.value ?? null);
+          streamC = await concurrent(plan.concurrentStreams, cw.slice(1), (i) => (w) => (handles[i] as StreamingSpeechStream).infer(w), () => sm.batcher.stats, onePass?.value ?? null, await cpuRef());
           for (const h of handles) h.close();
           if (sm.options.mode === 'cached' && !('skipped' in streamC)) {
             // The bare step session at the batch the run formed and the steady-state shape (13 new, 37 cached frames), right after it.
@@ -586,6 +605,7 @@ async function measure(name: string, spec: ModelSpec, modelsDir: string | undefi
       latencyMsBatch1,
       throughput,
       onePassMsPerAudioSecond: onePass,
+      ...(onePassCpu !== null ? { onePassCpuMsPerAudioSecond: onePassCpu } : {}),
       fullWindow: { ...fullWindow, redundancyMacs: fullMacsRedundancy === null ? null : round(fullMacsRedundancy, 3) },
       streaming,
       ...(concurrentRow ? { concurrent: concurrentRow } : {}),
@@ -687,7 +707,7 @@ export function formatEncoders(s: EncodersSection): string[] {
         'skipped' in c.streaming
           ? `skipped — ${c.streaming.skipped}`
           : `${c.streaming.realtimeStreams} real-time streams, ${c.streaming.streamsPerCore} streams/core by CPU time (mean batch ${c.streaming.meanBatch}${c.streamingBatchingEfficiency !== undefined ? `, batching efficiency ${c.streamingBatchingEfficiency} vs the bare step session` : ''}) [${c.streaming.loadAvg1}]`;
-      L.push(`    ${c.fullWindow.streams} concurrent streams: full-window ${c.fullWindow.realtimeStreams} real-time streams, ${c.fullWindow.streamsPerCore} streams/core by CPU time (mean batch ${c.fullWindow.meanBatch}, batching efficiency ${c.batchingEfficiency} vs bare) [${c.fullWindow.loadAvg1}]; streaming (${c.streamingMode ?? 'n/a'}) ${sc}; redundancy by time ${c.fullWindow.redundancyTime ?? 'n/a'} vs ${'skipped' in c.streaming ? 'n/a' : c.streaming.redundancyTime ?? 'n/a'}`);
+      L.push(`    ${c.fullWindow.streams} concurrent streams: full-window ${c.fullWindow.realtimeStreams} real-time streams, ${c.fullWindow.streamsPerCore} streams/core by CPU time (mean batch ${c.fullWindow.meanBatch}, batching efficiency ${c.batchingEfficiency} vs bare) [${c.fullWindow.loadAvg1}]; streaming (${c.streamingMode ?? 'n/a'}) ${sc}; redundancy by time ${c.fullWindow.redundancyTime ?? 'n/a'} vs ${'skipped' in c.streaming ? 'n/a' : c.streaming.redundancyTime ?? 'n/a'}, by CPU time ${c.fullWindow.redundancyCpu ?? 'n/a'} vs ${'skipped' in c.streaming ? 'n/a' : c.streaming.redundancyCpu ?? 'n/a'}`);
     }
   }
   if (s.cuda) L.push(`  cuda: skipped — ${s.cuda.skipped}`);
