@@ -9,13 +9,26 @@ import { existsSync } from 'node:fs';
 const source = new URL('../src/cli.ts', import.meta.url);
 const compiled = new URL('../dist/src/cli.js', import.meta.url);
 
-if (existsSync(source) && process.env.CIRCUMPLEX_BIN !== 'dist') {
-  const { register } = await import('tsx/esm/api');
-  register();
+/** tsx's loader, or undefined when it is not installed (e.g. a checkout installed with --omit=dev). */
+async function loadTsx() {
+  try {
+    return await import('tsx/esm/api');
+  } catch {
+    return undefined;
+  }
+}
+
+const tsx = existsSync(source) && process.env.CIRCUMPLEX_BIN !== 'dist' ? await loadTsx() : undefined;
+if (tsx) {
+  tsx.register();
   await import(source.href);
 } else if (existsSync(compiled)) {
   await import(compiled.href);
 } else {
-  process.stderr.write('circumplex: dist/src/cli.js is missing; run `npm run build` (from a checkout) or reinstall the package\n');
+  process.stderr.write(
+    existsSync(source)
+      ? 'circumplex: neither tsx (a devDependency: run `npm ci`) nor dist/src/cli.js (run `npm run build`) is available\n'
+      : 'circumplex: dist/src/cli.js is missing; reinstall the package\n',
+  );
   process.exitCode = 2;
 }
