@@ -769,7 +769,7 @@ export class StreamingSpeechModel implements SpeechAffectModel {
           const have = st.kvPos.length;
           if (!st.kvBlock || have + nNew > st.kvCap) {
             // (Re)allocate: room for a whole window plus a hop, so steady state never reallocates.
-            const cap = Math.max(have + nNew, pl.positions.length + nNew);
+            const cap = Math.max(have + nNew, pl.positions.length + Math.ceil(this.options.hopSamples / stride) + 1);
             const nb = new Float32Array(2 * L * cap * D);
             if (st.kvBlock && have > 0) for (let ls = 0; ls < 2 * L; ls++) nb.set(st.kvBlock.subarray(ls * st.kvCap * D, (ls * st.kvCap + have) * D), ls * cap * D);
             st.kvBlock = nb;
