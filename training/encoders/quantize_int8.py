@@ -95,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
         sd = os.path.join(sdir, "streaming")
         if os.path.isdir(sd):
             r["streaming/encoder.onnx"] = quantize_model(os.path.join(sd, "encoder.onnx"), os.path.join(ddir, "streaming", "encoder.onnx"))
+            if os.path.exists(os.path.join(sd, "step.onnx")):  # the cached (KV) streaming mode's graph
+                r["streaming/step.onnx"] = quantize_model(os.path.join(sd, "step.onnx"), os.path.join(ddir, "streaming", "step.onnx"))
             for f in ("frontend.onnx", "head.onnx", "streaming.json"):
                 shutil.copyfile(os.path.join(sd, f), os.path.join(ddir, "streaming", f))
         for f in ("standin.json",):
