@@ -14,7 +14,7 @@ import { AffectError } from '../errors.js';
 import { loadConfig, REPO_ROOT } from '../config.js';
 import { getLogger, setLogLevel } from '../log.js';
 import type { Device, TextAffectModel } from '../../models/ports.js';
-import { formatValidationSummary, runValidation, writeValidationReport, type ValidateOptions } from '../validate/validate.js';
+import { formatValidationSummary, prepareOutDir, runValidation, writeValidationReport, type ValidateOptions } from '../validate/validate.js';
 import { shippedModelFigures } from '../validate/cards.js';
 import { TERM_SETS, type TermSet } from '../validate/terms.js';
 
@@ -55,6 +55,8 @@ export async function loadTextModelById(id: string, device: Device | undefined):
 
 /** Runs `validate` with parsed options; returns the report's file paths. */
 export async function validateCommand(opts: ValidateCommandOptions, out: NodeJS.WritableStream = process.stdout): Promise<string[]> {
+  // A bad --out fails before the model loads (it used to hang on some paths, e.g. under /proc).
+  await prepareOutDir(opts.out);
   const model = await loadTextModelById(opts.textModel, opts.device);
   try {
     const runOpts: Partial<ValidateOptions> = { terms: opts.terms, template: opts.template, holdout: opts.holdout, seed: opts.seed };

@@ -13,7 +13,7 @@
  * ```
  */
 import { formatShippedFigures, type ShippedModelFigures } from './cards.js';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { access, constants as fsConstants, mkdir, stat, writeFile as fsWriteFile } from 'node:fs/promises';
 import path from 'node:path';
 import { AffectError } from '../errors.js';
 import type { TextAffectModel } from '../../models/ports.js';
@@ -373,16 +373,59 @@ export function formatValidationSummary(r: ValidationReport, files: readonly str
   return lines.join('\n') + '\n';
 }
 
-/** Writes `validate.json`, `validate.svg` and (held-out mode) `validate-heldout.svg` into `outDir`; returns the paths. */
-export async function writeValidationReport(r: ValidationReport, outDir: string): Promise<string[]> {
+/**
+ * `mkdir -p` one level at a time. fs.mkdir's recursive mode never settles for some paths in Node 20
+ * (e.g. `--out /proc/x/y`: `validate` hung instead of failing), so it is not used.
+ */
+async function makeDirs(dir: string): Promise<void> {
+  const missing: string[] = [];
+  for (let cur = path.resolve(dir); ; ) {
+    try {
+      if (!(await stat(cur)).isDirectory()) throw Object.assign(new Error(`${cur} is not a folder`), { code: 'ENOTDIR' });
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      missing.push(cur);
+      const up = path.dirname(cur);
+      if (up === cur) break;
+      cur = up;
+    }
+  }
+  for (const d of missing.reverse()) {
+    try {
+      await mkdir(d);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+  }
+}
+
+/**
+ * Creates the report folder and checks it is writable: an AffectError naming the folder otherwise.
+ * `validate` calls it before loading the model, so a bad --out fails in milliseconds.
+ */
+export async function prepareOutDir(outDir: string): Promise<void> {
   try {
-    await mkdir(outDir, { recursive: true });
+    await makeDirs(outDir);
+    await access(outDir, fsConstants.W_OK);
   } catch (err) {
-    throw new AffectError('AFFECT_ERR_CONFIG', `cannot create the output folder ${outDir}: ${err instanceof Error ? err.message : String(err)}`, {
+    throw new AffectError('AFFECT_ERR_CONFIG', `cannot write to the output folder ${outDir}: ${err instanceof Error ? err.message : String(err)}`, {
       cause: err,
       hint: 'pass a writable folder with --out',
     });
   }
+}
+
+/** Writes `validate.json`, `validate.svg` and (held-out mode) `validate-heldout.svg` into `outDir`; returns the paths. */
+export async function writeValidationReport(r: ValidationReport, outDir: string): Promise<string[]> {
+  await prepareOutDir(outDir);
+  const writeFile = async (file: string, text: string): Promise<void> => {
+    try {
+      await fsWriteFile(file, text);
+    } catch (err) {
+      throw new AffectError('AFFECT_ERR_CONFIG', `cannot write ${file}: ${err instanceof Error ? err.message : String(err)}`, { cause: err, hint: 'pass a writable folder with --out' });
+    }
+  };
   const jsonPath = path.join(outDir, 'validate.json');
   const svgPath = path.join(outDir, 'validate.svg');
   const files = [jsonPath, svgPath];

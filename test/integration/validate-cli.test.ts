@@ -4,7 +4,7 @@
  * statistics must agree with the items it lists (recomputed here from the items).
  */
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -71,5 +71,22 @@ describe('circumplex validate (fixture text models)', () => {
     const { code, stderr } = await runCli(['validate', '--text-model', 'no-such-model', '--out', path.join(tmpdir(), 'never')]);
     expect(code).toBe(2);
     expect(stderr).toMatch(/AFFECT_ERR_CONFIG: unknown .*model "no-such-model"/);
+  });
+
+  it('--out to an unwritable path errors at once, naming the folder, instead of hanging (issue 13 item 6)', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'validate-cli-'));
+    dirs.push(dir);
+    const file = path.join(dir, 'a-file');
+    await writeFile(file, 'x');
+    // Under /proc: Node's recursive mkdir never settled there, and validate hung. A file as a parent: ENOTDIR.
+    for (const out of ['/proc/circumplex-nope/out', path.join(file, 'out')]) {
+      const t0 = Date.now();
+      const { code, stderr } = await runCli(['validate', '--text-model', 'no-such-model', '--out', out]);
+      expect(code, stderr).toBe(2);
+      // The folder is checked before the model is looked up (the unknown model would be the other error).
+      expect(stderr).toContain(`AFFECT_ERR_CONFIG: cannot write to the output folder ${out}`);
+      expect(stderr).toMatch(/hint: pass a writable folder with --out/);
+      expect(Date.now() - t0).toBeLessThan(30_000);
+    }
   });
 });
