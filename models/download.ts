@@ -4,7 +4,7 @@
  * a progress bar on stderr, and a sha256 check before the file is moved into place. Offline, the
  * error says where to put the files by hand.
  */
-import { createWriteStream, existsSync, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, readdirSync, renameSync, rmdirSync, rmSync, statSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import path from 'node:path';
@@ -250,10 +250,50 @@ export async function pullModel(spec: ModelSpec, opts: PullOptions = {}): Promis
     });
   }
   const root = modelRoot(spec, opts.modelsDir);
-  mkdirSync(root, { recursive: true });
+  // The first folder this pull creates (undefined: it all existed), so a failure can take back what it made.
+  const created = mkdirSync(root, { recursive: true });
   const out: PulledFile[] = [];
-  for (const f of spec.files) out.push(await pullFile(spec, f, root, opts));
+  try {
+    for (const f of spec.files) out.push(await pullFile(spec, f, root, opts));
+  } catch (err) {
+    // A failed pull leaves no empty folder behind (files it kept, e.g. a resumable .part, stay).
+    if (created !== undefined) removeEmptyDirs(root, path.resolve(created));
+    throw err;
+  }
   return out;
+}
+
+/**
+ * Removes `dir` and its empty subfolders when they hold no file, then each empty parent up to and
+ * including `upTo` (the first folder the pull created). Never touches a folder with a file in it.
+ */
+function removeEmptyDirs(dir: string, upTo: string): void {
+  const prune = (d: string): boolean => {
+    let entries;
+    try {
+      entries = readdirSync(d, { withFileTypes: true });
+    } catch {
+      return false;
+    }
+    let empty = true;
+    for (const e of entries) if (!(e.isDirectory() && prune(path.join(d, e.name)))) empty = false;
+    if (!empty) return false;
+    try {
+      rmdirSync(d);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  if (!prune(dir)) return;
+  for (let d = path.dirname(path.resolve(dir)); d.startsWith(upTo) && d.length >= upTo.length; d = path.dirname(d)) {
+    try {
+      rmdirSync(d);
+    } catch {
+      return;
+    }
+    if (d === upTo) return;
+  }
 }
 
 async function pullFile(spec: ModelSpec, f: ModelFile, root: string, opts: PullOptions): Promise<PulledFile> {

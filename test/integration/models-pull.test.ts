@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -213,6 +213,28 @@ describe('pullModel', () => {
     } finally {
       await new Promise<void>((r) => zipServer.close(() => r()));
     }
+  });
+
+  it('a failed pull leaves no empty folder behind (issue 13 item 6): offline, or a bad checksum, in a models dir it had to create', async () => {
+    const closed = http.createServer();
+    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise<void>((r) => closed.close(() => r()));
+    const parent = tmp();
+    const modelsDir = path.join(parent, 'models', 'weights');
+    const offline = await pullModel(speechSpec(`http://127.0.0.1:${port}/x.onnx`, SHA), { ...fast, attempts: 1, modelsDir, progress: null }).catch((e: unknown) => e);
+    expect((offline as AffectError).code).toBe('AFFECT_ERR_DOWNLOAD');
+    // Neither <modelsDir>/pulled-speech nor the models dir it created is left (the parent was there before).
+    expect(readdirSync(parent)).toEqual([]);
+    mode = 'wrong-bytes';
+    const bad = await pullModel(speechSpec(`${base}/model.onnx`, SHA), { ...fast, modelsDir, progress: null }).catch((e: unknown) => e);
+    expect((bad as AffectError).code).toBe('AFFECT_ERR_MODEL_CHECKSUM');
+    expect(readdirSync(parent)).toEqual([]);
+    // A models dir that existed before the pull is kept (only what the pull made goes).
+    const existing = tmp();
+    await pullModel(speechSpec(`http://127.0.0.1:${port}/x.onnx`, SHA), { ...fast, attempts: 1, modelsDir: existing, progress: null }).catch(() => undefined);
+    expect(existsSync(existing)).toBe(true);
+    expect(readdirSync(existing)).toEqual([]);
   });
 
   it('fixtures and URL-less models explain what to do instead', async () => {
