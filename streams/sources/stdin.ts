@@ -103,7 +103,7 @@ export function rawPcmSource(input: Readable = process.stdin, opts: Partial<RawP
       done = true;
       if (carry.length > 0) {
         sub.error(
-          new AffectError('AFFECT_ERR_AUDIO_FORMAT', `stdin ended with ${carry.length} byte(s) of an incomplete frame (${o.channels} channel(s) x ${sample.bitsPerSample / 8} bytes)`, {
+          new AffectError('AFFECT_ERR_AUDIO_FORMAT', `stdin ended with ${carry.length} byte(s) of an incomplete ${s16 ? 's16le' : `${sample.bitsPerSample}-bit ${sample.format}`} frame (${o.channels} channel(s) x ${sample.bitsPerSample / 8} bytes)`, {
             stage: 'stdin',
             hint: 'send whole frames, and check --channels matches the input',
           }),
