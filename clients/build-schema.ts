@@ -14,6 +14,7 @@ import { z } from 'zod';
 import {
   ClientMessageSchema,
   IngestMessageSchema,
+  IngestReplySchema,
   PROTOCOL_VERSION,
   ServerMessageSchema,
   SUBPROTOCOL,
@@ -30,7 +31,7 @@ function part(schema: z.ZodType, description: string): Record<string, unknown> {
   return { description, ...rest };
 }
 
-/** The schema document: the three message families under `$defs`; the root accepts any of them. */
+/** The schema document: the four message families under `$defs`; the root accepts any of them. */
 export function protocolJsonSchema(): Record<string, unknown> {
   return {
     $schema: 'https://json-schema.org/draft/2020-12/schema',
@@ -39,15 +40,16 @@ export function protocolJsonSchema(): Record<string, unknown> {
     description:
       `Generated from clients/protocol.ts by clients/build-schema.ts; do not edit. WebSocket subprotocol "${SUBPROTOCOL}". ` +
       `Subscribers connect to ${STREAM_PATH}: the server sends ServerMessage, the client sends ClientMessage. ` +
-      `Publishers connect to ${INGEST_PATH} and send IngestMessage (audio may also go as binary frames). ` +
+      `Publishers connect to ${INGEST_PATH}, send IngestMessage (audio may also go as binary frames) and get IngestReply. ` +
       'Every message is one JSON text frame. Unknown message types and fields must be ignored (minor versions add them).',
     'x-protocol-version': PROTOCOL_VERSION,
     'x-subprotocol': SUBPROTOCOL,
-    anyOf: [{ $ref: '#/$defs/ServerMessage' }, { $ref: '#/$defs/ClientMessage' }, { $ref: '#/$defs/IngestMessage' }],
+    anyOf: [{ $ref: '#/$defs/ServerMessage' }, { $ref: '#/$defs/ClientMessage' }, { $ref: '#/$defs/IngestMessage' }, { $ref: '#/$defs/IngestReply' }],
     $defs: {
       ServerMessage: part(ServerMessageSchema, `Server → subscriber on ${STREAM_PATH}.`),
       ClientMessage: part(ClientMessageSchema, `Subscriber → server on ${STREAM_PATH}.`),
       IngestMessage: part(IngestMessageSchema, `Publisher → server on ${INGEST_PATH}.`),
+      IngestReply: part(IngestReplySchema, `Server → publisher on ${INGEST_PATH}.`),
     },
   };
 }

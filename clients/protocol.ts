@@ -254,19 +254,28 @@ export const IngestMessageSchema = z.discriminatedUnion('type', [IngestStartMess
 export type IngestMessage = z.infer<typeof IngestMessageSchema>;
 
 /** Server → publisher acknowledgements. */
-export type IngestReply =
-  | { type: 'started'; streamId: string; version: string }
-  | { type: 'error'; code: string; message: string; recoverable: boolean; frame?: number; reason?: string }
-  | {
-      type: 'stopped';
-      streamId: string;
-      framesAccepted: number;
-      framesRejected: number;
-      /** Samples that were NaN/Inf (f32le) and were replaced by 0. */
-      samplesNonFinite?: number;
-      /** Samples at or beyond full scale (clipped). */
-      samplesClipped?: number;
-    };
+export const IngestReplySchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('started'), streamId: z.string(), version: z.string() }),
+  z.object({
+    type: z.literal('error'),
+    code: z.string(),
+    message: z.string(),
+    recoverable: z.boolean(),
+    frame: z.number().optional(),
+    reason: z.string().optional(),
+  }),
+  z.object({
+    type: z.literal('stopped'),
+    streamId: z.string(),
+    framesAccepted: z.number().int().nonnegative(),
+    framesRejected: z.number().int().nonnegative(),
+    /** Samples that were NaN/Inf (f32le) and were replaced by 0. */
+    samplesNonFinite: z.number().int().nonnegative().optional(),
+    /** Samples at or beyond full scale (clipped). */
+    samplesClipped: z.number().int().nonnegative().optional(),
+  }),
+]);
+export type IngestReply = z.infer<typeof IngestReplySchema>;
 
 /** Parses a server message, throwing a readable error. */
 export function parseServerMessage(data: string): ServerMessage {

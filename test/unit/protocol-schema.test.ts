@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { PROTOCOL_SCHEMA_PATH, protocolJsonSchema } from '../../clients/build-schema.js';
-import { ClientMessageSchema, IngestMessageSchema, PROTOCOL_VERSION, ServerMessageSchema } from '../../clients/protocol.js';
+import { ClientMessageSchema, IngestMessageSchema, IngestReplySchema, PROTOCOL_VERSION, ServerMessageSchema } from '../../clients/protocol.js';
 import { toWire } from '../../src/server/hub.js';
 
 type Schema = Record<string, unknown>;
@@ -85,9 +85,10 @@ const samples: unknown[] = [
   { type: 'resumed', streamId: 'mic', fromSeq: 3, missed: 0 },
   { type: 'subscribe', streamIds: ['*'], resumeFrom: { mic: 7 } },
   { type: 'start', streamId: 'call-1', encoding: 'mulaw', sampleRateHz: 8000, channels: 1 },
+  { type: 'stopped', streamId: 'call-1', framesAccepted: 120, framesRejected: 0, samplesClipped: 3 },
 ];
 const zodAccepts = (v: unknown) =>
-  ServerMessageSchema.safeParse(v).success || ClientMessageSchema.safeParse(v).success || IngestMessageSchema.safeParse(v).success;
+  [ServerMessageSchema, ClientMessageSchema, IngestMessageSchema, IngestReplySchema].some((z) => z.safeParse(v).success);
 
 describe('clients/protocol.schema.json', () => {
   it('is what clients/build-schema.ts makes from the zod schemas (stale: run `npm run build` or `npx tsx clients/build-schema.ts`)', () => {
@@ -114,6 +115,7 @@ describe('clients/protocol.schema.json', () => {
       { type: 'subscribe', streamIds: [] },
       { type: 'start', streamId: 'has space', encoding: 's16le', sampleRateHz: 16000, channels: 1 },
       { type: 'start', streamId: 'x', encoding: 'opus', sampleRateHz: 16000, channels: 1 },
+      { type: 'stopped', streamId: 'x', framesAccepted: -1, framesRejected: 0 },
     ];
     for (const m of bad) {
       expect(zodAccepts(m), JSON.stringify(m)).toBe(false);
