@@ -40,7 +40,8 @@ describe('affectPipeline (marble, fake models)', () => {
         transcripts$: cold<TranscriptEvent>('300ms t|', { t: transcript }),
         estimates$: cold<Stamped<TextAffectOutput>>('300ms e|', { e: text }),
       });
-      const p = affectPipeline({ speech: fakeSpeech(10), fusion: fakeFusion, textPath }, { windowMs: 500, hopMs: 250, smoothing: { filter: 'none' }, textMaxAgeMs: 300 });
+      // Turns (a final transcript ends one by default with a text path) are tested in core-turns-asr; this test is about fusion.
+      const p = affectPipeline({ speech: fakeSpeech(10), fusion: fakeFusion, textPath }, { windowMs: 500, hopMs: 250, smoothing: { filter: 'none' }, textMaxAgeMs: 300, turnEndpointing: 'vad' });
       expectObservable(cold(SRC, chunks).pipe(p, brief)).toBe('260ms x 39ms t 209ms y 249ms (z|)', {
         x: { k: 'a', tMs: 500, v: 0.1, m: 'speech', d: 0 }, // text at 600 ms is newer than this window
         t: { k: 't', tMs: 600, text: 'hello there' },

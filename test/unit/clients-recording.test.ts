@@ -58,9 +58,10 @@ describe('readRecording', () => {
     const rec = readRecording(f);
     expect(rec.messages.map((m) => m.line)).toEqual([1, 3, 4, 5, 6, 7, 8]);
     expect(rec.messages[0]?.message).toEqual(affect('a', 0, 250));
+    // No `stream` lines (an older recording): hop inferred, window unknown.
     expect(rec.streams).toEqual([
-      { streamId: 'a', hopMs: 250, count: 4 },
-      { streamId: 'b', hopMs: 100, count: 3 },
+      { streamId: 'a', hopMs: 250, windowMs: undefined, count: 4, firstSeq: 0, lastSeq: 3, firstTMs: 250, lastTMs: 750 },
+      { streamId: 'b', hopMs: 100, windowMs: undefined, count: 3, firstSeq: 5, lastSeq: 7, firstTMs: 100, lastTMs: 200 },
     ]);
   });
 
