@@ -11,8 +11,8 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import WebSocket from 'ws';
-import { SUBPROTOCOL, type ServerMessage } from '../clients/protocol.js';
-import { REPO_ROOT } from '../src/config.js';
+import { SUBPROTOCOL, type ServerMessage } from '../core/protocol.js';
+import { REPO_ROOT } from '../core/config.js';
 
 /** Options for {@link benchLoad}. */
 export interface LoadBenchOptions {

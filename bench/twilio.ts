@@ -19,8 +19,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import WebSocket from 'ws';
-import type { ServerMessage } from '../clients/protocol.js';
-import { REPO_ROOT } from '../src/config.js';
+import type { ServerMessage } from '../core/protocol.js';
+import { REPO_ROOT } from '../core/config.js';
 import { float32ToMulaw, resample } from '../streams/audio.js';
 
 /** Options for {@link benchTwilio}. */

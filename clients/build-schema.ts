@@ -20,9 +20,9 @@ import {
   SUBPROTOCOL,
   STREAM_PATH,
   INGEST_PATH,
-} from './protocol.js';
+} from '../core/protocol.js';
 
-/** Where the generated file lives (beside protocol.ts in the checkout; the package exports it as `circumplex/protocol.schema.json`). */
+/** Where the generated file lives (clients/, beside this generator; the package exports it as `circumplex/protocol.schema.json`). */
 export const PROTOCOL_SCHEMA_PATH = path.join(path.dirname(fileURLToPath(import.meta.url)), 'protocol.schema.json');
 
 /** One message family as a JSON Schema without its own `$schema` line (the document has one). */
@@ -38,7 +38,7 @@ export function protocolJsonSchema(): Record<string, unknown> {
     $id: `https://circumplex.invalid/schema/${SUBPROTOCOL}.json`,
     title: `circumplex wire protocol ${SUBPROTOCOL} (${PROTOCOL_VERSION})`,
     description:
-      `Generated from clients/protocol.ts by clients/build-schema.ts; do not edit. WebSocket subprotocol "${SUBPROTOCOL}". ` +
+      `Generated from core/protocol.ts by clients/build-schema.ts; do not edit. WebSocket subprotocol "${SUBPROTOCOL}". ` +
       `Subscribers connect to ${STREAM_PATH}: the server sends ServerMessage, the client sends ClientMessage. ` +
       `Publishers connect to ${INGEST_PATH}, send IngestMessage (audio may also go as binary frames) and get IngestReply. ` +
       'Every message is one JSON text frame. Unknown message types and fields must be ignored (minor versions add them).',

@@ -13,10 +13,10 @@
  *   (`for await (const f of client)`), the latter through a bounded drop-oldest queue.
  *
  * Imports no Node module and nothing from the server: only rxjs, the wire types in ./protocol.ts
- * and the error class (src/errors.ts, itself import-free), so a browser bundle can take it as is.
+ * and the error class (core/errors.ts, itself import-free), so a browser bundle can take it as is.
  */
 import { Observable, Subject, BehaviorSubject, filter } from 'rxjs';
-import { AffectError } from '../src/errors.js';
+import { AffectError } from '../core/errors.js';
 import {
   SUBPROTOCOL,
   STREAM_PATH,
@@ -25,9 +25,9 @@ import {
   type ServerMessage,
   type StreamEventMessage,
   type StreamInfo,
-} from './protocol.js';
+} from '../core/protocol.js';
 
-export * from './protocol.js';
+export * from '../core/protocol.js';
 
 /** What a transport reports to the client. */
 export interface SocketEvents {

@@ -16,7 +16,7 @@
  */
 import type { Observable, Subscription } from 'rxjs';
 import { io, type ManagerOptions, type Socket, type SocketOptions } from 'socket.io-client';
-import type { StreamEventMessage } from './protocol.js';
+import type { StreamEventMessage } from '../core/protocol.js';
 
 /** Event names per message type; `null` skips that type. */
 export interface BridgeEventNames {

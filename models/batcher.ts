@@ -7,7 +7,7 @@
  * new item is rejected at once with a recoverable AFFECT_ERR_INFERENCE, which the pipeline counts
  * as a dropped window. Nothing waits without a bound.
  */
-import { AffectError } from '../src/errors.js';
+import { AffectError } from '../core/errors.js';
 
 /** Batching options. */
 export interface BatcherOptions {

@@ -8,7 +8,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import type { Device } from './ports.js';
-import { AffectError } from '../src/errors.js';
+import { AffectError } from '../core/errors.js';
 
 /** Every device name the CLI accepts. */
 export const DEVICES: readonly Device[] = ['auto', 'cuda', 'webgpu', 'cpu'];

@@ -9,7 +9,7 @@ import http from 'node:http';
 import https from 'node:https';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { AffectError } from '../src/errors.js';
+import { AffectError } from '../core/errors.js';
 import { modelFilePath, modelRoot, sha256File, writeVerifiedRecord } from './files.js';
 import type { ModelFile, ModelSpec } from './manifest.js';
 

@@ -5,8 +5,8 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { AffectError } from '../src/errors.js';
-import { loadConfig, REPO_ROOT } from '../src/config.js';
+import { AffectError } from '../core/errors.js';
+import { loadConfig, REPO_ROOT } from '../core/config.js';
 import type { ModelFile, ModelSpec } from './manifest.js';
 
 /** Folder with the committed fixture models (under the package root, so compiled code in dist/ finds them too). */

@@ -9,7 +9,7 @@
  * Dominance is fused the same way over the modalities that supply it (e.g. only text): the result
  * has `dominance` only when at least one usable modality had a finite one.
  */
-import type { ModalityEstimate } from '../streams/types.js';
+import type { ModalityEstimate } from '../core/types.js';
 import type { FusionInput, FusionModel } from './ports.js';
 
 /** Confidence is capped below 1 so precision stays finite. */

@@ -3,8 +3,8 @@
  * fusion contract" and models/fixtures/fusion-graph.ts): embeddings + presence masks in,
  * (valence, arousal) and log variance out. Runs in a worker thread, batched across streams.
  */
-import type { ModalityEstimate } from '../streams/types.js';
-import { AffectError } from '../src/errors.js';
+import type { ModalityEstimate } from '../core/types.js';
+import { AffectError } from '../core/errors.js';
 import { DynamicBatcher } from './batcher.js';
 import { precisionToConfidence } from './fusion-late.js';
 import type { LoadModelOptions } from './load-options.js';

@@ -9,7 +9,7 @@ import type { env as HfEnv } from '@huggingface/transformers';
 export interface HfEnvOptions {
   /** Folder holding `<model id>/config.json`, `tokenizer.json`, `onnx/model.onnx`. */
   readonly localModelPath: string;
-  /** transformers.js file cache (src/config.ts cacheDir). */
+  /** transformers.js file cache (core/config.ts cacheDir). */
   readonly cacheDir: string;
 }
 

@@ -1,5 +1,5 @@
 /** Options shared by every model loader in models/registry.ts. */
-import type { Logger } from '../src/log.js';
+import type { Logger } from '../core/log.js';
 import type { Device } from './ports.js';
 
 /** How to load a model. */

@@ -9,7 +9,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
-import { AffectError } from '../src/errors.js';
+import { AffectError } from '../core/errors.js';
 
 /** File name of the machine-readable card inside a model folder. */
 export const MODEL_CARD_JSON = 'model-card.json';

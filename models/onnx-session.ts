@@ -2,8 +2,8 @@
  * Opens a manifest model's ONNX file in a worker thread: file and checksum checks, device choice,
  * signature check, and the one log line saying which provider the model actually runs on.
  */
-import { AffectError } from '../src/errors.js';
-import { getLogger } from '../src/log.js';
+import { AffectError } from '../core/errors.js';
+import { getLogger } from '../core/log.js';
 import { assertDeviceAvailable, providersFor } from './device.js';
 import { assertModelFiles, modelFilePath } from './files.js';
 import type { LoadModelOptions } from './load-options.js';

@@ -3,7 +3,8 @@
  * adapters (ONNX in worker threads, transformers.js, libvosk in a child process) live beside this
  * file and are the only importers of onnxruntime-node, @huggingface/transformers and vosk.
  */
-import type { ModalityEstimate, TimedWord } from '../streams/types.js';
+import type { ModalityEstimate, TimedWord } from '../core/types.js';
+import type { ObservableInput } from 'rxjs';
 
 /** Where a model can run. */
 export type Device = 'auto' | 'cuda' | 'webgpu' | 'cpu';
@@ -94,3 +95,22 @@ export interface StreamRecognizer {
 export interface SpeechRecognizerFactory extends ModelHandle {
   create(streamId: string): Promise<StreamRecognizer>;
 }
+
+/** One stream's detector state: frames (a multiple of frameSamples, 16 kHz) in, one probability per frame out, in order. */
+export interface VoiceStream {
+  probabilities(frames: Float32Array): ObservableInput<Float32Array>;
+}
+
+/** A voice activity detector (models/silero-vad.ts; marble tests fake it). */
+export interface VoiceDetector {
+  /** Samples per frame at 16 kHz. */
+  readonly frameSamples: number;
+  /** A fresh per-stream state. */
+  stream(): VoiceStream;
+  /** Called by {@link detectVoice} for each window it drops (the detector's counters, for metrics). */
+  countDroppedWindow?(reason: VadDropReason): void;
+}
+
+/** Why the VAD stage dropped a window: its queue was full ('overflow'), or the detector refused or failed it ('error'). */
+export type VadDropReason = 'overflow' | 'error';
+

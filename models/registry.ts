@@ -7,7 +7,7 @@
  * await speech.close();
  * ```
  */
-import { AffectError } from '../src/errors.js';
+import { AffectError } from '../core/errors.js';
 import { LateFusion } from './fusion-late.js';
 import { OnnxFusionModel } from './fusion-onnx.js';
 import type { LoadModelOptions } from './load-options.js';

@@ -1,5 +1,5 @@
 /** Checks a loaded session's input/output names against the manifest. */
-import { AffectError } from '../src/errors.js';
+import { AffectError } from '../core/errors.js';
 import type { ModelSpec } from './manifest.js';
 
 /**

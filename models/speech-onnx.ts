@@ -2,7 +2,7 @@
  * A speech affect model (the trained speech-va, wav2vec 2.0 family, or the fixture) behind the SpeechAffectModel port:
  * an ONNX session in a worker thread, fed by the cross-stream dynamic batcher.
  */
-import { AffectError } from '../src/errors.js';
+import { AffectError } from '../core/errors.js';
 import { DynamicBatcher } from './batcher.js';
 import type { LoadModelOptions } from './load-options.js';
 import type { AffectOutputMapping, ModelSpec } from './manifest.js';

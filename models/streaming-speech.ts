@@ -37,8 +37,8 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { AffectError } from '../src/errors.js';
-import { getLogger } from '../src/log.js';
+import { AffectError } from '../core/errors.js';
+import { getLogger } from '../core/log.js';
 import { DynamicBatcher } from './batcher.js';
 import { assertDeviceAvailable, providersFor } from './device.js';
 import { modelRoot } from './files.js';

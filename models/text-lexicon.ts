@@ -4,14 +4,14 @@
  *
  * - GoEmotions labels (Demszky et al., 2020, "GoEmotions: A Dataset of Fine-Grained Emotions",
  *   ACL) have no circumplex coordinates of their own, so each is mapped to the nearest of Russell's
- *   (1980) 28 terms (streams/emotion-terms.ts), whose directions come from human similarity sorts.
+ *   (1980) 28 terms (core/emotion-terms.ts), whose directions come from human similarity sorts.
  *   Labels with no close Russell term (confusion, curiosity, realization, disapproval, ...) take the
  *   closest direction at reduced intensity (< 1) to say they are milder or more ambiguous; `neutral`
  *   sits at the centre. The intensities are this project's choice and are documented here and in
  *   docs/models.md ("GoEmotions → circumplex").
  * - The zero-shot path uses RUSSELL_1980_TERMS themselves as anchors.
  */
-import { RUSSELL_1980_TERMS } from '../streams/emotion-terms.js';
+import { RUSSELL_1980_TERMS } from '../core/emotion-terms.js';
 import { GO_EMOTIONS_LABELS } from './manifest.js';
 
 /** A point on the circumplex. */

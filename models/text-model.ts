@@ -6,12 +6,12 @@
  * - role `text-regression` (e.g. the bundled `text-emobank`): valence, arousal and dominance read
  *   directly from the model's `vad` output, confidence from its `known` output (path c).
  */
-import { loadConfig } from '../src/config.js';
-import { getLogger } from '../src/log.js';
-import { RUSSELL_1980_TERMS } from '../streams/emotion-terms.js';
+import { loadConfig } from '../core/config.js';
+import { getLogger } from '../core/log.js';
+import { RUSSELL_1980_TERMS } from '../core/emotion-terms.js';
 import { DynamicBatcher } from './batcher.js';
 import { assertDeviceAvailable, providersFor } from './device.js';
-import { AffectError } from '../src/errors.js';
+import { AffectError } from '../core/errors.js';
 import { BUNDLED_DIR, FIXTURES_DIR, assertModelFiles, modelFilePath, resolveModelsDir } from './files.js';
 import type { LoadModelOptions } from './load-options.js';
 import type { ModelSpec } from './manifest.js';

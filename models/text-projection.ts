@@ -8,7 +8,7 @@
  *     Confidence grows with how much closer the text is to its nearest anchor than anchors
  *     typically are to each other.
  */
-import type { ModalityEstimate } from '../streams/types.js';
+import type { ModalityEstimate } from '../core/types.js';
 import { goEmotionsPoint, type VaPoint } from './text-lexicon.js';
 
 /** A label with its probability. */

@@ -4,7 +4,7 @@
  * for an expected failure.
  */
 import { Command, CommanderError } from 'commander';
-import { AffectError } from './errors.js';
+import { AffectError } from '../core/errors.js';
 import { register as registerRun } from './commands/run.js';
 import { register as registerServe } from './commands/serve.js';
 import { register as registerModels } from './commands/models.js';

@@ -14,14 +14,13 @@ import { loadVoskRecognizerFactory } from '../models/asr/vosk-factory.js';
 import { StreamingSpeechModel, type StreamingMode } from '../models/streaming-speech.js';
 import type { VoskFactoryStats } from '../models/asr/vosk-factory.js';
 import { createTextPath, type TextPathStats } from '../streams/text-path.js';
-import type { Device, FusionModel, SpeechAffectModel, TextAffectModel } from '../models/ports.js';
+import type { Device, FusionModel, SpeechAffectModel, TextAffectModel, VoiceDetector } from '../models/ports.js';
 import { affectPipeline, resolvePipelineOptions, type PipelineOptions, type TextPath } from '../streams/pipeline.js';
 import type { SmoothingOptions } from '../streams/smoothing.js';
-import { PIPELINE_SAMPLE_RATE_HZ, type AudioChunk, type PipelineEvent } from '../streams/types.js';
+import { PIPELINE_SAMPLE_RATE_HZ, type AudioChunk, type PipelineEvent } from '../core/types.js';
 import { SileroVad } from '../models/silero-vad.js';
-import type { VoiceDetector } from '../streams/vad.js';
-import { AffectError } from './errors.js';
-import { getLogger, type Logger } from './log.js';
+import { AffectError } from '../core/errors.js';
+import { getLogger, type Logger } from '../core/log.js';
 
 /** Options for {@link createEngine}. */
 export interface EngineOptions {

@@ -14,10 +14,10 @@
  */
 import { Subject, type Observable } from 'rxjs';
 import type { Engine } from './engine.js';
-import { AffectError } from './errors.js';
+import { AffectError } from '../core/errors.js';
 import { FlowControl, MAX_FLOW_CHUNK_MS } from '../streams/flow.js';
 import { AudioConverter } from '../streams/sources/convert.js';
-import type { AudioChunk, PipelineEvent } from '../streams/types.js';
+import type { AudioChunk, PipelineEvent } from '../core/types.js';
 
 /** Options of {@link createAudioFeed}. */
 export interface AudioFeedOptions {

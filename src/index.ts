@@ -26,7 +26,7 @@ export {
   type EngineOptions,
 } from './engine.js';
 export { createAudioFeed, DEFAULT_AUDIO_FEED, type AudioFeed, type AudioFeedOptions } from './feed.js';
-export { AffectError, ERROR_CODES, toAffectError, type AffectErrorOptions, type ErrorCode } from './errors.js';
+export { AffectError, ERROR_CODES, toAffectError, type AffectErrorOptions, type ErrorCode } from '../core/errors.js';
 export { toWire } from './server/hub.js';
 export { audioFileSource, probeAudioFile, type AudioFileInfo, type AudioFileSourceOptions } from '../streams/sources/audio-file.js';
 export { rawPcmSource, type RawPcmSourceOptions } from '../streams/sources/stdin.js';
@@ -41,9 +41,9 @@ export {
   type StreamState,
   type TranscriptEvent,
   type TimedWord,
-} from '../streams/types.js';
-export type { AlertEvent, AffectSummary, TurnEvent } from '../streams/turns.js';
+} from '../core/types.js';
+export type { AlertEvent, AffectSummary, TurnEvent } from '../core/types.js';
 export type { PipelineOptions } from '../streams/pipeline.js';
-export { RUSSELL_1980_TERMS, type EmotionTerm } from '../streams/emotion-terms.js';
-export { locate, NEUTRAL_LABEL, type CircumplexPosition } from '../streams/circumplex.js';
+export { RUSSELL_1980_TERMS, type EmotionTerm } from '../core/emotion-terms.js';
+export { locate, NEUTRAL_LABEL, type CircumplexPosition } from '../core/circumplex.js';
 export type { Device } from '../models/ports.js';

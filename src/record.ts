@@ -1,13 +1,13 @@
 /**
- * JSONL recorder for `--record FILE`: one wire message (clients/protocol.ts StreamEventMessage) per
+ * JSONL recorder for `--record FILE`: one wire message (core/protocol.ts StreamEventMessage) per
  * line, written with one synchronous write per line. Each stream's facts (hopMs, windowMs,
  * sampleRateHz) go in as a `stream` message (the one subscribers get) when it opens, so a replay
  * announces the stream exactly as it was served. A line is either fully written or not at all
  * when the process is killed, so the file is always valid JSONL (every line parses).
  */
 import { closeSync, fsyncSync, openSync, writeSync } from 'node:fs';
-import type { StreamEventMessage, StreamInfo } from '../clients/protocol.js';
-import { AffectError } from './errors.js';
+import type { StreamEventMessage, StreamInfo } from '../core/protocol.js';
+import { AffectError } from '../core/errors.js';
 
 /** Options for {@link JsonlRecorder}. */
 export interface JsonlRecorderOptions {

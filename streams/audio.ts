@@ -2,7 +2,7 @@
  * Sample-format helpers shared by every audio source (file, stdin, microphone, WebSocket ingest):
  * PCM decoding, G.711 mu-law, downmixing and resampling to the pipeline's 16 kHz mono float.
  */
-import { AffectError } from '../src/errors.js';
+import { AffectError } from '../core/errors.js';
 
 /** Decodes signed 16-bit little-endian PCM into floats in [-1, 1). Odd trailing bytes are an error. */
 export function s16leToFloat32(buf: Uint8Array): Float32Array {

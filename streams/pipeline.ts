@@ -8,8 +8,8 @@
  * are subscribed before the first chunk flows.
  */
 import { connect, EMPTY, ignoreElements, map, merge, Observable, tap, type OperatorFunction } from 'rxjs';
-import type { TextAffectOutput } from '../models/ports.js';
-import type { EmotionTerm } from './emotion-terms.js';
+import type { TextAffectOutput, VoiceDetector } from '../models/ports.js';
+import type { EmotionTerm } from '../core/emotion-terms.js';
 import { MAX_FLOW_CHUNK_MS, type FlowControl } from './flow.js';
 import { fuseAffect, type Fuser } from './operators/fuse-affect.js';
 import { inferSpeech, type InferSpeechOptions, type SpeechInferer } from './operators/infer-speech.js';
@@ -17,10 +17,10 @@ import { labelAffect } from './operators/label-affect.js';
 import { smoothAffect } from './operators/smooth-affect.js';
 import { resolveWindowOptions, windowBySamples } from './operators/window-by-samples.js';
 import { resolveSmoothingOptions, type SmoothingOptions } from './smoothing.js';
-import { samplesToMs, type AffectPoint, type AudioChunk, type AudioWindow, type PipelineEvent, type Stamped, type StreamState, type TranscriptEvent } from './types.js';
-import { RUSSELL_1980_TERMS } from './emotion-terms.js';
+import { samplesToMs, type AffectPoint, type AudioChunk, type AudioWindow, type PipelineEvent, type Stamped, type StreamState, type TranscriptEvent } from '../core/types.js';
+import { RUSSELL_1980_TERMS } from '../core/emotion-terms.js';
 import { deriveStreamEvents, resolveEscalationOptions, type EscalationOptions, type TurnEndpointing } from './turns.js';
-import { detectVoice, resolveVadOptions, type VadOptions, type VoiceDetector, type VoiceSegment } from './vad.js';
+import { detectVoice, resolveVadOptions, type VadOptions, type VoiceSegment } from './vad.js';
 
 /** The text path's outputs (see streams/text-path.ts). */
 export interface TextPathOutputs {

@@ -21,11 +21,11 @@
 import { catchError, connect, defer, filter, finalize, from, ignoreElements, map, merge, Observable, of, share, Subject, switchMap, tap, throwError } from 'rxjs';
 import type { Logger } from 'pino';
 import type { RecognizerResult, SpeechRecognizerFactory, StreamRecognizer, TextAffectModel, TextAffectOutput } from '../models/ports.js';
-import { AffectError, toAffectError } from '../src/errors.js';
+import { AffectError, toAffectError } from '../core/errors.js';
 import { inferText, NO_TEXT_ESTIMATE, type InferTextOptions, type TextInferer } from './operators/infer-text.js';
 import { textWindowDetail, textWindowOptions, type TextWindowOptions } from './operators/text-window.js';
 import { transcribe, type TranscribeOptions, type TranscribeRecognizer } from './operators/transcribe.js';
-import type { AudioChunk, Stamped, TranscriptEvent } from './types.js';
+import type { AudioChunk, Stamped, TranscriptEvent } from '../core/types.js';
 
 /** Options of {@link createTextPath}. */
 export interface TextPathOptions {

@@ -10,52 +10,10 @@
  * VAD stage reports), so an offline run gives the same turns and alerts every time.
  */
 import { Observable, type OperatorFunction } from 'rxjs';
-import { locate } from './circumplex.js';
-import type { EmotionTerm } from './emotion-terms.js';
-import type { AffectPoint, PipelineEvent, TranscriptEvent } from './types.js';
+import { locate } from '../core/circumplex.js';
+import type { EmotionTerm } from '../core/emotion-terms.js';
+import type { AffectPoint, PipelineEvent, TranscriptEvent, AffectSummary, TurnEvent } from '../core/types.js';
 import type { VoiceSegment } from './vad.js';
-
-/** Mean or peak of valence/arousal (and dominance when the frames had it). */
-export interface AffectSummary {
-  readonly valence: number;
-  readonly arousal: number;
-  readonly dominance?: number;
-}
-
-/** A finished voiced segment with the affect over it. */
-export interface TurnEvent {
-  readonly streamId: string;
-  /** Audio ms at which the turn was emitted: the frame after which its end was known (>= endMs; keeps the stream in audio-time order). */
-  readonly tMs: number;
-  readonly startMs: number;
-  readonly endMs: number;
-  readonly durationMs: number;
-  /** Mean of the turn's voiced frames. */
-  readonly mean: AffectSummary;
-  /** Per dimension, the frame value furthest from 0 (signed). */
-  readonly peak: AffectSummary;
-  /** Nearest term to the mean. */
-  readonly label: string;
-  /** Mean confidence of the turn's frames. */
-  readonly confidence: number;
-  /** Frames the summary was taken over. */
-  readonly frames: number;
-  /** Final transcripts heard during the turn, when ASR runs. */
-  readonly transcript?: string;
-}
-
-/** An alert about a stream (today only 'escalation'). */
-export interface AlertEvent {
-  readonly streamId: string;
-  readonly tMs: number;
-  readonly alert: 'escalation';
-  /** Human-readable reason with the measured figures. */
-  readonly reason: string;
-  /** Audio ms the condition has held for. */
-  readonly sustainedMs: number;
-  /** Mean velocity over the sustained span, per second. */
-  readonly velocity: { readonly valence: number; readonly arousal: number };
-}
 
 /** Options for escalation alerts. */
 export interface EscalationOptions {

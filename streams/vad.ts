@@ -13,27 +13,10 @@
  * clicks, line noise bursts and the onset of hold music from moving the trajectory.
  */
 import { from, Observable, type ObservableInput, type OperatorFunction, type Subscription } from 'rxjs';
-import { AffectError } from '../src/errors.js';
+import { AffectError } from '../core/errors.js';
 import type { FlowControl } from './flow.js';
-import { samplesToMs, type AudioWindow } from './types.js';
-
-/** One stream's detector state: frames (a multiple of frameSamples, 16 kHz) in, one probability per frame out, in order. */
-export interface VoiceStream {
-  probabilities(frames: Float32Array): ObservableInput<Float32Array>;
-}
-
-/** A voice activity detector (models/silero-vad.ts; marble tests fake it). */
-export interface VoiceDetector {
-  /** Samples per frame at 16 kHz. */
-  readonly frameSamples: number;
-  /** A fresh per-stream state. */
-  stream(): VoiceStream;
-  /** Called by {@link detectVoice} for each window it drops (the detector's counters, for metrics). */
-  countDroppedWindow?(reason: VadDropReason): void;
-}
-
-/** Why the VAD stage dropped a window: its queue was full ('overflow'), or the detector refused or failed it ('error'). */
-export type VadDropReason = 'overflow' | 'error';
+import { samplesToMs, type AudioWindow } from '../core/types.js';
+import type { VoiceDetector, VadDropReason } from '../models/ports.js';
 
 /** Options for voice activity (stage and hold). */
 export interface VadOptions {

@@ -9,10 +9,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import { Observable, lastValueFrom, toArray } from 'rxjs';
-import { REPO_ROOT } from '../../src/config.js';
+import { REPO_ROOT } from '../../core/config.js';
 import { wavFileSource } from '../../streams/sources/wav-file.js';
 import type { FlowControl } from '../../streams/flow.js';
-import { PIPELINE_SAMPLE_RATE_HZ, type AudioChunk } from '../../streams/types.js';
+import { PIPELINE_SAMPLE_RATE_HZ, type AudioChunk } from '../../core/types.js';
 import { percentile } from '../../src/validate/stats.js';
 
 /** The speech recording shipped with the repo (19 s, 16 kHz mono). */

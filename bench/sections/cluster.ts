@@ -15,11 +15,11 @@ import net from 'node:net';
 import path from 'node:path';
 import { pino } from 'pino';
 import WebSocket from 'ws';
-import { SUBPROTOCOL } from '../../clients/protocol.js';
-import { REPO_ROOT } from '../../src/config.js';
+import { SUBPROTOCOL } from '../../core/protocol.js';
+import { REPO_ROOT } from '../../core/config.js';
 import { RedisHub } from '../../src/server/redis-hub.js';
 import { AffectServer, type RunningServer } from '../../src/server/ws-server.js';
-import type { PipelineEvent } from '../../streams/types.js';
+import type { PipelineEvent } from '../../core/types.js';
 
 /** Latency of one path, ms. */
 export interface LatencyStats {

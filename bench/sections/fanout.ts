@@ -8,9 +8,9 @@ import { Subject } from 'rxjs';
 import WebSocket, { WebSocketServer } from 'ws';
 import { AffectServer } from '../../src/server/ws-server.js';
 import { toWire } from '../../src/server/hub.js';
-import { SUBPROTOCOL } from '../../clients/protocol.js';
-import type { PipelineEvent } from '../../streams/types.js';
-import type { Logger } from '../../src/log.js';
+import { SUBPROTOCOL } from '../../core/protocol.js';
+import type { PipelineEvent } from '../../core/types.js';
+import type { Logger } from '../../core/log.js';
 import { round, sleep } from '../lib/common.js';
 
 /** One fan-out measurement. */

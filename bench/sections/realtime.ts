@@ -11,8 +11,8 @@ import { finalize, type Observable } from 'rxjs';
 import WebSocket from 'ws';
 import type { Engine } from '../../src/engine.js';
 import type { RunningServer } from '../../src/server/ws-server.js';
-import { SUBPROTOCOL } from '../../clients/protocol.js';
-import type { PipelineEvent } from '../../streams/types.js';
+import { SUBPROTOCOL } from '../../core/protocol.js';
+import type { PipelineEvent } from '../../core/types.js';
 import { ArrivalLog, ResourceMeter, pacedSource, round, sleep, summarize, type LatencySummary } from '../lib/common.js';
 
 /** One run of N concurrent real-time streams. */

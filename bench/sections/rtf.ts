@@ -7,7 +7,7 @@ import { lastValueFrom, toArray } from 'rxjs';
 import type { Engine } from '../../src/engine.js';
 import { FlowControl } from '../../streams/flow.js';
 import { wavFileSource } from '../../streams/sources/wav-file.js';
-import { PIPELINE_SAMPLE_RATE_HZ, type PipelineEvent } from '../../streams/types.js';
+import { PIPELINE_SAMPLE_RATE_HZ, type PipelineEvent } from '../../core/types.js';
 import type { SpeechAffectOutput, SpeechRecognizerFactory, TextAffectModel } from '../../models/ports.js';
 import { SPEECH_WAV, pacedSource, round } from '../lib/common.js';
 

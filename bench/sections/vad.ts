@@ -15,10 +15,10 @@
  */
 import { lastValueFrom, from, toArray } from 'rxjs';
 import { createEngine, type Engine } from '../../src/engine.js';
-import { getLogger } from '../../src/log.js';
+import { getLogger } from '../../core/log.js';
 import { FlowControl } from '../../streams/flow.js';
 import { SileroVad } from '../../models/silero-vad.js';
-import type { AudioChunk } from '../../streams/types.js';
+import type { AudioChunk } from '../../core/types.js';
 import { round } from '../lib/common.js';
 
 /** Options of {@link benchVad}. */

@@ -1,6 +1,6 @@
 // circumplex dashboard: plain browser JS (no bundler), chart.js 4 from /vendor/chart.umd.js.
 //
-// Speaks the real protocol (clients/protocol.ts): WebSocket subprotocol `circumplex.v1` on
+// Speaks the real protocol (core/protocol.ts): WebSocket subprotocol `circumplex.v1` on
 // /v1/stream, waits for `hello`, subscribes to ['*'] with `resumeFrom` = last seq seen per stream,
 // reconnects on its own with backoff, and drops any seq it already has (so a resume that overlaps
 // never draws a point twice). Everything kept in memory is bounded.

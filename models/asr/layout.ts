@@ -6,7 +6,7 @@
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { AffectError } from '../../src/errors.js';
+import { AffectError } from '../../core/errors.js';
 
 /** Manifest id of the small English model that `circumplex models pull` knows. */
 export const VOSK_SMALL_EN_ID = 'vosk-small-en';

@@ -13,9 +13,9 @@ import { fork, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
-import { AffectError } from '../../src/errors.js';
+import { AffectError } from '../../core/errors.js';
 import type { RecognizerResult, SpeechRecognizerFactory, StreamRecognizer } from '../ports.js';
-import type { TimedWord } from '../../streams/types.js';
+import type { TimedWord } from '../../core/types.js';
 import type { HostReply, HostRequest, HostWord } from './host-protocol.js';
 import { checkVoskModelDir, voskModelError, type VoskModelLayout } from './layout.js';
 

@@ -21,7 +21,7 @@ export type Dim = number | string;
 export type AttrValue = number | string | readonly number[] | { readonly float: number };
 
 // The seeded PRNG lives in streams/ so `validate` can share it without loading the ONNX builder.
-export { seededRandom } from '../../streams/seeded-random.js';
+export { seededRandom } from '../../core/seeded-random.js';
 
 /** `n` values uniform in [-scale, scale] from a seeded PRNG, rounded to float32. */
 export function randomWeights(rand: () => number, n: number, scale: number): Float32Array {

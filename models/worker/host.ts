@@ -5,7 +5,7 @@
  * `--import tsx`; from compiled JS it is the sibling .js file.
  */
 import { Worker } from 'node:worker_threads';
-import { AffectError } from '../../src/errors.js';
+import { AffectError } from '../../core/errors.js';
 import type { FromWorker, OrtWorkerData, ToWorker, WireTensor } from './messages.js';
 import { closeWorker } from './close-worker.js';
 

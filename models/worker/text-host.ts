@@ -1,6 +1,6 @@
 /** Main-thread handle on a transformers.js text model running in a worker thread. */
 import type { Worker } from 'node:worker_threads';
-import { AffectError } from '../../src/errors.js';
+import { AffectError } from '../../core/errors.js';
 import { spawnWorker } from './host.js';
 import type { FromTextWorker, TextWorkerData, ToTextWorker } from './text-messages.js';
 import { closeWorker } from './close-worker.js';

@@ -12,10 +12,10 @@ import { findModelSpec } from '../../models/manifest.js';
 import { modelRoot } from '../../models/files.js';
 import { readModelCard } from '../../models/model-card.js';
 import * as registry from '../../models/registry.js';
-import { loadConfig } from '../config.js';
+import { loadConfig } from '../../core/config.js';
 import { DEFAULT_ENGINE, defaultTextModel } from '../engine.js';
-import { AffectError } from '../errors.js';
-import { getLogger, setLogLevel } from '../log.js';
+import { AffectError } from '../../core/errors.js';
+import { getLogger, setLogLevel } from '../../core/log.js';
 import {
   DEFAULT_SCALE,
   VOICING,

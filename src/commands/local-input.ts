@@ -6,13 +6,13 @@
  */
 import { PassThrough, type Readable } from 'node:stream';
 import { tap, type Observable } from 'rxjs';
-import { AffectError } from '../errors.js';
-import type { Logger } from '../log.js';
+import { AffectError } from '../../core/errors.js';
+import type { Logger } from '../../core/log.js';
 import type { FlowControl } from '../../streams/flow.js';
 import { audioFileSource, probeAudioFile } from '../../streams/sources/audio-file.js';
 import { rawPcmSource, sniffStdin } from '../../streams/sources/stdin.js';
 import type { WavInfo } from '../../streams/sources/wav-file.js';
-import { PIPELINE_SAMPLE_RATE_HZ, type AudioChunk } from '../../streams/types.js';
+import { PIPELINE_SAMPLE_RATE_HZ, type AudioChunk } from '../../core/types.js';
 
 /** The input flags `run` and `serve` share. */
 export interface LocalInputFlags {

@@ -11,7 +11,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { type Command } from 'commander';
 import { numberOption } from './options.js';
-import { AffectError } from '../errors.js';
+import { AffectError } from '../../core/errors.js';
 import { listModelSpecs, findModelSpec, type ModelSpec } from '../../models/manifest.js';
 import { checkModelFiles, fixHint, modelFilePath, modelRoot, resolveModelsDir, sha256File, type FileCheck } from '../../models/files.js';
 import { MODEL_CARD_JSON, readModelCard, type ModelCard } from '../../models/model-card.js';

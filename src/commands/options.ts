@@ -3,9 +3,9 @@
  * `--hop-ms must be a number >= 1, got "abc"`.
  */
 import { InvalidArgumentError, Option, type Command } from 'commander';
-import type { EnvConfig } from '../config.js';
+import type { EnvConfig } from '../../core/config.js';
 import { createEngine, type Engine, type EngineOptions } from '../engine.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../../core/log.js';
 import { JsonlRecorder } from '../record.js';
 import { STREAM_ID } from '../server/hub.js';
 import { DEFAULT_ESCALATION, type EscalationOptions } from '../../streams/turns.js';

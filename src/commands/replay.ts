@@ -12,17 +12,17 @@
  * --realtime or --speed, messages are published as fast as possible. Every stream's messages stay
  * in the resume ring (it is sized to the recording), so a late subscriber can still get them all.
  *
- * A recording is one wire message (clients/protocol.ts: affect | transcript | status, with streamId
+ * A recording is one wire message (core/protocol.ts: affect | transcript | status, with streamId
  * and seq) per line. A bad line stops with an error naming the file and line number.
  */
 import { readFileSync } from 'node:fs';
 import { type Command } from 'commander';
 import { numberOption } from './options.js';
 import { z } from 'zod';
-import { AffectMessage, AlertMessage, StatusMessage, StreamMessage, TranscriptMessage, TurnMessage, type StreamEventMessage } from '../../clients/protocol.js';
-import { AffectError } from '../errors.js';
-import { getLogger, setLogLevel } from '../log.js';
-import { loadConfig } from '../config.js';
+import { AffectMessage, AlertMessage, StatusMessage, StreamMessage, TranscriptMessage, TurnMessage, type StreamEventMessage } from '../../core/protocol.js';
+import { AffectError } from '../../core/errors.js';
+import { getLogger, setLogLevel } from '../../core/log.js';
+import { loadConfig } from '../../core/config.js';
 import type { Hub } from '../server/hub.js';
 import { AffectServer, type RunningServer } from '../server/ws-server.js';
 import { loadTokens } from './serve.js';
@@ -130,7 +130,7 @@ export function readRecording(file: string): Recording {
     const more = problemCount > problems.length ? `\n  … and ${problemCount - problems.length} more bad lines` : '';
     throw new AffectError('AFFECT_ERR_INPUT', `bad recording: ${problemCount} bad line${problemCount === 1 ? '' : 's'}\n  ${problems.join('\n  ')}${more}`, {
       stage: 'replay',
-      hint: 'each line must be one wire message as `serve --record` writes it (clients/protocol.ts); fix or delete the lines named above',
+      hint: 'each line must be one wire message as `serve --record` writes it (core/protocol.ts); fix or delete the lines named above',
     });
   }
   if (messages.length === 0) {

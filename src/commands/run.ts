@@ -13,15 +13,15 @@ import { addEscalationOptions, addSpeechStreamingOption, numberOption, openRecor
 import { merge, Subscription } from 'rxjs';
 import { openLocalInput } from './local-input.js';
 import type { Observable } from 'rxjs';
-import { AffectError } from '../errors.js';
+import { AffectError } from '../../core/errors.js';
 import { DEFAULT_ENGINE } from '../engine.js';
-import { loadConfig } from '../config.js';
-import { getLogger, setLogLevel } from '../log.js';
+import { loadConfig } from '../../core/config.js';
+import { getLogger, setLogLevel } from '../../core/log.js';
 import { toWire } from '../server/hub.js';
 import { FlowControl } from '../../streams/flow.js';
 import type { SmoothingFilter } from '../../streams/smoothing.js';
-import { PIPELINE_SAMPLE_RATE_HZ, type PipelineEvent } from '../../streams/types.js';
-import type { StreamEventMessage } from '../../clients/protocol.js';
+import { PIPELINE_SAMPLE_RATE_HZ, type PipelineEvent } from '../../core/types.js';
+import type { StreamEventMessage } from '../../core/protocol.js';
 
 /** Parsed `run` options. */
 export interface RunCommandOptions extends EscalationFlags {
@@ -70,7 +70,7 @@ export function register(program: Command): void {
     .requiredOption('-i, --input <file>', 'WAV or FLAC file (told apart by content), or - for stdin (a WAV by its header, else raw s16le)')
     .option('--rate <hz>', 'sample rate of raw stdin input (default 16000); with a WAV or FLAC it must match the header', numberOption('--rate', 1000, true, 768_000))
     .option('--channels <n>', 'channels of raw stdin input (default 1); with a WAV or FLAC it must match the header', numberOption('--channels', 1, true, 32))
-    .option('--json', 'one JSON wire message (clients/protocol.ts) per line on stdout', false)
+    .option('--json', 'one JSON wire message (core/protocol.ts) per line on stdout', false)
     .option('--record <file>', 'also write every message to a JSONL file')
     .option('--window-ms <ms>', 'analysis window length, ms of audio', numberOption('--window-ms', 1, false, 60_000), 1000)
     .option('--hop-ms <ms>', 'hop between frames, ms of audio', numberOption('--hop-ms', 1, false, 60_000), 250)

@@ -19,10 +19,10 @@ import { Option, type Command } from 'commander';
 import { addEscalationOptions, addSpeechStreamingOption, numberOption, openRecorderAndEngine, streamIdOption, type EscalationFlags } from './options.js';
 import { type Observable, Subscription, tap } from 'rxjs';
 import { openLocalInput } from './local-input.js';
-import { loadConfig, parseOriginList } from '../config.js';
+import { loadConfig, parseOriginList } from '../../core/config.js';
 import { DEFAULT_ENGINE, type Engine } from '../engine.js';
-import { AffectError } from '../errors.js';
-import { getLogger, setLogLevel } from '../log.js';
+import { AffectError } from '../../core/errors.js';
+import { getLogger, setLogLevel } from '../../core/log.js';
 import { parseTokenSpec, readTokenFile, type TokenEntry } from '../server/auth.js';
 import type { Hub } from '../server/hub.js';
 import type { VadCounters } from '../server/metrics.js';
@@ -31,7 +31,7 @@ import { AffectServer, type RunningServer } from '../server/ws-server.js';
 import { assertExposureAllowed } from '../server/options.js';
 import { FlowControl } from '../../streams/flow.js';
 import { checkRecorder, createMicSource, retryRecorder, type RecorderName } from '../../streams/sources/mic.js';
-import { PIPELINE_SAMPLE_RATE_HZ, samplesToMs, type AudioChunk } from '../../streams/types.js';
+import { PIPELINE_SAMPLE_RATE_HZ, samplesToMs, type AudioChunk } from '../../core/types.js';
 
 /** Parsed `serve` options. */
 export interface ServeCommandOptions extends EscalationFlags {

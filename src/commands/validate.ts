@@ -10,9 +10,9 @@
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { numberOption } from './options.js';
 import path from 'node:path';
-import { AffectError } from '../errors.js';
-import { loadConfig, REPO_ROOT } from '../config.js';
-import { getLogger, setLogLevel } from '../log.js';
+import { AffectError } from '../../core/errors.js';
+import { loadConfig, REPO_ROOT } from '../../core/config.js';
+import { getLogger, setLogLevel } from '../../core/log.js';
 import type { Device, TextAffectModel } from '../../models/ports.js';
 import { formatValidationSummary, prepareOutDir, runValidation, writeValidationReport, type ValidateOptions } from '../validate/validate.js';
 import { shippedModelFigures } from '../validate/cards.js';

@@ -11,8 +11,8 @@
  */
 import { InvalidArgumentError, type Command } from 'commander';
 import { CircumplexClient } from '../../clients/node-client.js';
-import type { StreamEventMessage } from '../../clients/protocol.js';
-import { AffectError } from '../errors.js';
+import type { StreamEventMessage } from '../../core/protocol.js';
+import { AffectError } from '../../core/errors.js';
 
 /** Parsed `watch` options. */
 export interface WatchCommandOptions {

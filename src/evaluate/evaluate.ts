@@ -20,7 +20,7 @@ import { FlowControl, MAX_FLOW_CHUNK_MS } from '../../streams/flow.js';
 import { inferSpeech } from '../../streams/operators/infer-speech.js';
 import { windowBySamples } from '../../streams/operators/window-by-samples.js';
 import { audioFileSource, probeAudioFile } from '../../streams/sources/audio-file.js';
-import { AffectError } from '../errors.js';
+import { AffectError } from '../../core/errors.js';
 import { agreementSummary, type AgreementSummary } from '../validate/stats.js';
 import { CsvSyntaxError, parseCsv } from './csv.js';
 

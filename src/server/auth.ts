@@ -13,7 +13,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import { z } from 'zod';
-import { AffectError } from '../errors.js';
+import { AffectError } from '../../core/errors.js';
 
 /** A scope string: publish, publish:<id>, subscribe, subscribe:<id>, metrics, admin. */
 export type Scope = string;

@@ -4,8 +4,8 @@
  * handler (src/server/handlers/*) gets it instead of closing over one big function's locals.
  */
 import type { RawData, WebSocket } from 'ws';
-import { CLOSE_CODES } from '../../clients/protocol.js';
-import type { Logger } from '../log.js';
+import { CLOSE_CODES } from '../../core/protocol.js';
+import type { Logger } from '../../core/log.js';
 import type { Authenticator } from './auth.js';
 import type { Hub } from './hub.js';
 import type { ServerMetrics } from './metrics.js';

@@ -5,9 +5,9 @@
  * JSONL recorder, bridges). Everything is synchronous, so a listener sees messages in seq order and
  * a resume that reads the ring and then listens can neither miss nor duplicate a frame.
  */
-import type { StreamEventMessage, StreamInfo } from '../../clients/protocol.js';
-import type { PipelineEvent, StreamState } from '../../streams/types.js';
-import { AffectError } from '../errors.js';
+import type { StreamEventMessage, StreamInfo } from '../../core/protocol.js';
+import type { PipelineEvent, StreamState } from '../../core/types.js';
+import { AffectError } from '../../core/errors.js';
 
 /** Options for {@link StreamHub}. */
 export interface StreamHubOptions {

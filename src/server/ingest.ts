@@ -18,10 +18,10 @@
  * | bad base64                    | rejected: AFFECT_ERR_PROTOCOL / `bad-base64`               |
  * | audio before start / after stop| rejected: AFFECT_ERR_PROTOCOL / `not-started`             |
  */
-import { PROTOCOL_VERSION, IngestMessageSchema, type IngestReply } from '../../clients/protocol.js';
+import { PROTOCOL_VERSION, IngestMessageSchema, type IngestReply } from '../../core/protocol.js';
 import { StreamResampler, downmix, mulawToFloat32, sanitizeSamples } from '../../streams/audio.js';
-import { PIPELINE_SAMPLE_RATE_HZ } from '../../streams/types.js';
-import type { ErrorCode } from '../errors.js';
+import { PIPELINE_SAMPLE_RATE_HZ } from '../../core/types.js';
+import type { ErrorCode } from '../../core/errors.js';
 
 /** Sample encoding of ingest audio. */
 export type IngestEncoding = 's16le' | 'mulaw' | 'f32le';

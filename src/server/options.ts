@@ -3,10 +3,10 @@
  */
 import path from 'node:path';
 import type { Observable } from 'rxjs';
-import type { AudioChunk, PipelineEvent } from '../../streams/types.js';
-import { REPO_ROOT } from '../config.js';
-import type { Logger } from '../log.js';
-import { AffectError } from '../errors.js';
+import type { AudioChunk, PipelineEvent } from '../../core/types.js';
+import { REPO_ROOT } from '../../core/config.js';
+import type { Logger } from '../../core/log.js';
+import { AffectError } from '../../core/errors.js';
 import type { TokenEntry } from './auth.js';
 import type { Hub } from './hub.js';
 import type { IngestFormat } from './ingest.js';

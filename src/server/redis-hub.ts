@@ -31,10 +31,10 @@ import { randomUUID } from 'node:crypto';
 import { isIP } from 'node:net';
 import type { ConnectionOptions } from 'node:tls';
 import { Redis, type RedisOptions } from 'ioredis';
-import type { StreamEventMessage, StreamInfo } from '../../clients/protocol.js';
-import type { PipelineEvent } from '../../streams/types.js';
-import { AffectError } from '../errors.js';
-import { getLogger, type Logger } from '../log.js';
+import type { StreamEventMessage, StreamInfo } from '../../core/protocol.js';
+import type { PipelineEvent } from '../../core/types.js';
+import { AffectError } from '../../core/errors.js';
+import { getLogger, type Logger } from '../../core/log.js';
 import {
   DEFAULT_STREAM_HUB,
   StreamHub,

@@ -11,7 +11,7 @@
  * replay, so the subscriber still gets every seq once and in order.
  */
 import type { WebSocket } from 'ws';
-import { CLOSE_CODES, type AffectFrameMessage, type ServerMessage, type StreamEventMessage } from '../../clients/protocol.js';
+import { CLOSE_CODES, type AffectFrameMessage, type ServerMessage, type StreamEventMessage } from '../../core/protocol.js';
 import type { Hub, SinceResult } from './hub.js';
 import type { Grant } from './auth.js';
 import type { ServerMetrics } from './metrics.js';

@@ -7,7 +7,7 @@
  * X and Y are centred, so the intercept is not penalised. λ is chosen by k-fold cross-validation
  * on the training terms only (the held-out terms never influence the fit).
  */
-import { seededRandom } from '../../streams/seeded-random.js';
+import { seededRandom } from '../../core/seeded-random.js';
 
 /** A fitted linear map x ↦ (valence, arousal). */
 export interface RidgeModel {

@@ -4,7 +4,7 @@
  * Two sources, kept apart because their scales differ:
  *
  * 1. `russell` — Russell, J. A. (1980). A circumplex model of affect. Journal of Personality and
- *    Social Psychology, 39(6), 1161–1178. The 28 terms in streams/emotion-terms.ts: directions only,
+ *    Social Psychology, 39(6), 1161–1178. The 28 terms in core/emotion-terms.ts: directions only,
  *    every term on the unit circle (valence = cos θ, arousal = sin θ).
  *
  * 2. `nrc-vad` — Mohammad, S. M. (2018). Obtaining Reliable Human Ratings of Valence, Arousal, and
@@ -20,7 +20,7 @@
  *    Note that NRC arousal for some words differs from the Russell placement (e.g. "tense" 0.439,
  *    "aroused" 0.952); that is the human data, not a typo.
  */
-import { RUSSELL_1980_TERMS } from '../../streams/emotion-terms.js';
+import { RUSSELL_1980_TERMS } from '../../core/emotion-terms.js';
 import { angleDegOf } from './stats.js';
 
 /** Where a rated term comes from. */

@@ -15,7 +15,7 @@
 import { formatShippedFigures, type ShippedModelFigures } from './cards.js';
 import { access, constants as fsConstants, mkdir, stat, writeFile as fsWriteFile } from 'node:fs/promises';
 import path from 'node:path';
-import { AffectError } from '../errors.js';
+import { AffectError } from '../../core/errors.js';
 import type { TextAffectModel } from '../../models/ports.js';
 import { circumplexSvg, type PlotPoint } from './plot-svg.js';
 import { fitRidgeCv, seededPermutation } from './ridge.js';

@@ -4,9 +4,9 @@
  */
 import { from, Observable, timer, type ObservableInput, type OperatorFunction, type Subscription } from 'rxjs';
 import type { FlowControl } from '../flow.js';
-import { AffectError } from '../../src/errors.js';
+import { AffectError } from '../../core/errors.js';
 import type { FusionInput, TextAffectOutput } from '../../models/ports.js';
-import type { AffectEstimate, ModalityEstimate, Stamped } from '../types.js';
+import type { AffectEstimate, ModalityEstimate, Stamped } from '../../core/types.js';
 import type { SpeechWindowEstimate } from './infer-speech.js';
 
 /** The part of FusionModel the stage needs (fakes may return an Observable). */

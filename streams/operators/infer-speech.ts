@@ -7,8 +7,8 @@
  */
 import { from, Observable, type ObservableInput, type OperatorFunction, type Subscription } from 'rxjs';
 import type { SpeechAffectOutput } from '../../models/ports.js';
-import { AffectError } from '../../src/errors.js';
-import type { AudioWindow } from '../types.js';
+import { AffectError } from '../../core/errors.js';
+import type { AudioWindow } from '../../core/types.js';
 import type { FlowControl } from '../flow.js';
 
 /** The part of SpeechAffectModel the stage needs. Real models return a Promise; marble fakes an Observable. */

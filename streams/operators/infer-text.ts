@@ -12,7 +12,7 @@
  */
 import { EMPTY, from, Observable, type ObservableInput, type OperatorFunction, type Subscription } from 'rxjs';
 import type { TextAffectOutput } from '../../models/ports.js';
-import type { Stamped } from '../types.js';
+import type { Stamped } from '../../core/types.js';
 
 /** The text model as this operator sees it: a real TextAffectModel fits; fakes return Observables. */
 export interface TextInferer {

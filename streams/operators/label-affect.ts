@@ -1,9 +1,9 @@
 /** Labelling stage: a smoothed estimate → AffectPoint with angle, intensity and nearest term. */
 import { map, type OperatorFunction } from 'rxjs';
-import type { EmotionTerm } from '../emotion-terms.js';
-import { RUSSELL_1980_TERMS } from '../emotion-terms.js';
-import { locate } from '../circumplex.js';
-import type { AffectEstimate, AffectPoint, Modality } from '../types.js';
+import type { EmotionTerm } from '../../core/emotion-terms.js';
+import { RUSSELL_1980_TERMS } from '../../core/emotion-terms.js';
+import { locate } from '../../core/circumplex.js';
+import type { AffectEstimate, AffectPoint, Modality } from '../../core/types.js';
 
 /** Options for {@link labelAffect}. */
 export interface LabelAffectOptions {

@@ -8,7 +8,7 @@
  * estimate has no (finite) dominance has none either.
  */
 import { Observable, type OperatorFunction } from 'rxjs';
-import type { AffectEstimate } from '../types.js';
+import type { AffectEstimate } from '../../core/types.js';
 import { createFilter, resolveSmoothingOptions, type SmoothingOptions } from '../smoothing.js';
 
 export type { SmoothingOptions } from '../smoothing.js';

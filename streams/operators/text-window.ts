@@ -8,7 +8,7 @@
  * `maxSeconds` empties the window, which the text model turns into confidence 0 (speech-only).
  */
 import { EMPTY, map, Observable, type OperatorFunction } from 'rxjs';
-import type { Stamped, TimedWord, TranscriptEvent } from '../types.js';
+import type { Stamped, TimedWord, TranscriptEvent } from '../../core/types.js';
 
 /** Options of {@link textWindow}. */
 export interface TextWindowOptions {

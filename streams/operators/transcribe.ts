@@ -14,8 +14,8 @@
  */
 import { from, Observable, type ObservableInput, type OperatorFunction, type Subscription } from 'rxjs';
 import type { RecognizerResult } from '../../models/ports.js';
-import { AffectError, toAffectError } from '../../src/errors.js';
-import { PIPELINE_SAMPLE_RATE_HZ, type AudioChunk, type TimedWord, type TranscriptEvent } from '../types.js';
+import { AffectError, toAffectError } from '../../core/errors.js';
+import { PIPELINE_SAMPLE_RATE_HZ, type AudioChunk, type TimedWord, type TranscriptEvent } from '../../core/types.js';
 
 /**
  * The recogniser as this operator sees it. A real {@link import('../../models/ports.js').StreamRecognizer}

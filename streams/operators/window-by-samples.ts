@@ -3,7 +3,7 @@
  * `windowSamples + k * hopSamples`, and is stamped with that end time.
  */
 import { Observable, type OperatorFunction } from 'rxjs';
-import { msToSamples, samplesToMs, type AudioChunk, type AudioWindow } from '../types.js';
+import { msToSamples, samplesToMs, type AudioChunk, type AudioWindow } from '../../core/types.js';
 
 /** Options for {@link windowBySamples}. */
 export interface WindowOptions {

@@ -4,8 +4,8 @@
  * gets one clear AFFECT_ERR_AUDIO_FORMAT naming the file.
  */
 import { defer, from, switchMap, type Observable } from 'rxjs';
-import { AffectError } from '../../src/errors.js';
-import type { AudioChunk } from '../types.js';
+import { AffectError } from '../../core/errors.js';
+import type { AudioChunk } from '../../core/types.js';
 import { flacFileSource, id3v2Length, isFlacMarker, readFlacInfo } from './flac-file.js';
 import { openInput, readWavInfo, wavFileSource, type WavFileSourceOptions } from './wav-file.js';
 

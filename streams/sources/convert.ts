@@ -3,7 +3,7 @@
  * → 16 kHz mono, sanitized, stamped with a running sample index (audio time).
  */
 import { downmix, sanitizeSamples, StreamResampler } from '../audio.js';
-import { PIPELINE_SAMPLE_RATE_HZ, type AudioChunk } from '../types.js';
+import { PIPELINE_SAMPLE_RATE_HZ, type AudioChunk } from '../../core/types.js';
 
 /** Stateful converter for one stream (keeps resampler state and the sample counter across chunks). */
 export class AudioConverter {

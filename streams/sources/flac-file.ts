@@ -16,8 +16,8 @@
  */
 import type { FileHandle } from 'node:fs/promises';
 import { Observable } from 'rxjs';
-import { AffectError } from '../../src/errors.js';
-import type { AudioChunk } from '../types.js';
+import { AffectError } from '../../core/errors.js';
+import type { AudioChunk } from '../../core/types.js';
 import { MAX_FLOW_CHUNK_MS } from '../flow.js';
 import { AudioConverter } from './convert.js';
 import { openInput, sleep, yieldToLoop, type WavFileSourceOptions } from './wav-file.js';

@@ -10,8 +10,8 @@
 import { accessSync, constants } from 'node:fs';
 import path from 'node:path';
 import { Observable, retry, timer, type MonoTypeOperatorFunction } from 'rxjs';
-import { AffectError } from '../../src/errors.js';
-import type { AudioChunk } from '../types.js';
+import { AffectError } from '../../core/errors.js';
+import type { AudioChunk } from '../../core/types.js';
 import { s16leToFloat32 } from '../audio.js';
 import { AudioConverter } from './convert.js';
 

@@ -7,8 +7,8 @@
  */
 import { PassThrough, Transform, type Readable } from 'node:stream';
 import { Observable } from 'rxjs';
-import { AffectError } from '../../src/errors.js';
-import type { AudioChunk } from '../types.js';
+import { AffectError } from '../../core/errors.js';
+import type { AudioChunk } from '../../core/types.js';
 import { MAX_FLOW_CHUNK_MS, type FlowControl } from '../flow.js';
 import { AudioConverter } from './convert.js';
 import { s16leToFloat32 } from '../audio.js';

@@ -5,8 +5,8 @@
  */
 import { open, type FileHandle } from 'node:fs/promises';
 import { Observable } from 'rxjs';
-import { AffectError } from '../../src/errors.js';
-import type { AudioChunk } from '../types.js';
+import { AffectError } from '../../core/errors.js';
+import type { AudioChunk } from '../../core/types.js';
 import { MAX_FLOW_CHUNK_MS, type FlowControl } from '../flow.js';
 import { AudioConverter } from './convert.js';
 

@@ -11,8 +11,8 @@
 import net from 'node:net';
 import { pino } from 'pino';
 import { AffectServer, type AffectServerOptions, type RunningServer } from '../../src/server/ws-server.js';
-import type { PipelineEvent } from '../../streams/types.js';
-import { RUSSELL_1980_TERMS } from '../../streams/emotion-terms.js';
+import type { PipelineEvent } from '../../core/types.js';
+import { RUSSELL_1980_TERMS } from '../../core/emotion-terms.js';
 
 /** A loopback TCP proxy that can cut its connections. */
 export interface FlakyProxy {

@@ -4,7 +4,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { REPO_ROOT } from '../../src/config.js';
+import { REPO_ROOT } from '../../core/config.js';
 
 /** One rated sentence. */
 export interface EmoBankRow {

@@ -6,8 +6,8 @@
 import { Observable, type OperatorFunction } from 'rxjs';
 import { WebSocket, type ClientOptions } from 'ws';
 import { pino } from 'pino';
-import { SUBPROTOCOL, type ServerMessage } from '../../clients/protocol.js';
-import type { AudioChunk, PipelineEvent } from '../../streams/types.js';
+import { SUBPROTOCOL, type ServerMessage } from '../../core/protocol.js';
+import type { AudioChunk, PipelineEvent } from '../../core/types.js';
 import { AffectServer, type AffectServerOptions, type RunningServer } from '../../src/server/ws-server.js';
 
 export const silentLogger = pino({ level: 'silent' });

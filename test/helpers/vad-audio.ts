@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { seededRandom } from '../../streams/seeded-random.js';
+import { seededRandom } from '../../core/seeded-random.js';
 
 export const RATE = 16_000;
 

@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ServerMessageSchema, type ServerMessage } from '../../clients/protocol.js';
+import { ServerMessageSchema, type ServerMessage } from '../../core/protocol.js';
 import { buildTinyVoskModel } from '../helpers/asr-tiny-vosk-model.js';
 import { concat, silence, speak, writeWav } from '../helpers/vad-audio.js';
 

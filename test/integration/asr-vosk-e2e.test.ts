@@ -16,9 +16,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { checkVoskModelDir } from '../../models/asr/layout.js';
 import { loadVoskRecognizerFactory } from '../../models/asr/vosk-factory.js';
 import type { TextAffectModel } from '../../models/ports.js';
-import { loadConfig, REPO_ROOT } from '../../src/config.js';
+import { loadConfig, REPO_ROOT } from '../../core/config.js';
 import { createTextPath } from '../../streams/text-path.js';
-import type { AudioChunk, TranscriptEvent } from '../../streams/types.js';
+import type { AudioChunk, TranscriptEvent } from '../../core/types.js';
 
 /** The first folder (itself or a direct child) that passes the Vosk layout check. */
 function findModel(): string | undefined {

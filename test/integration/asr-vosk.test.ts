@@ -13,9 +13,9 @@ import { firstValueFrom, from, Subject, toArray } from 'rxjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadVoskRecognizerFactory, type VoskRecognizerFactory } from '../../models/asr/vosk-factory.js';
 import type { TextAffectModel } from '../../models/ports.js';
-import { AffectError } from '../../src/errors.js';
+import { AffectError } from '../../core/errors.js';
 import { createTextPath } from '../../streams/text-path.js';
-import type { AudioChunk } from '../../streams/types.js';
+import type { AudioChunk } from '../../core/types.js';
 import { buildTinyVoskModel } from '../helpers/asr-tiny-vosk-model.js';
 
 let tmp: string;

@@ -16,7 +16,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import type { RunningServer } from '../../src/server/ws-server.js';
-import { RUSSELL_1980_TERMS } from '../../streams/emotion-terms.js';
+import { RUSSELL_1980_TERMS } from '../../core/emotion-terms.js';
 import {
   affectEvent,
   movingPoint,

@@ -7,9 +7,9 @@ import http from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Server as IoServer } from 'socket.io';
 import { CircumplexClient } from '../../clients/node-client.js';
-import type { StreamEventMessage } from '../../clients/protocol.js';
+import type { StreamEventMessage } from '../../core/protocol.js';
 import { SocketIoBridge } from '../../clients/socketio-bridge.js';
-import type { PipelineEvent } from '../../streams/types.js';
+import type { PipelineEvent } from '../../core/types.js';
 import { affectEvent, startRealServer } from '../helpers/clients-protocol-server.js';
 
 const cleanups: (() => unknown)[] = [];

@@ -7,9 +7,9 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { firstValueFrom, take, toArray } from 'rxjs';
 import { WebSocketServer } from 'ws';
 import { toWire } from '../../src/server/hub.js';
-import { SUBPROTOCOL } from '../../clients/protocol.js';
+import { SUBPROTOCOL } from '../../core/protocol.js';
 import { CircumplexClient, backoffDelayMs, streamUrl } from '../../clients/node-client.js';
-import type { StreamEventMessage } from '../../clients/protocol.js';
+import type { StreamEventMessage } from '../../core/protocol.js';
 import {
   affectEvent,
   movingPoint,

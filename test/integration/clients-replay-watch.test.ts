@@ -11,7 +11,7 @@ import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CircumplexClient } from '../../clients/node-client.js';
-import type { StreamEventMessage } from '../../clients/protocol.js';
+import type { StreamEventMessage } from '../../core/protocol.js';
 import { readRecording, replayCommand } from '../../src/commands/replay.js';
 import { watchCommand } from '../../src/commands/watch.js';
 import { JsonlRecorder } from '../../src/record.js';

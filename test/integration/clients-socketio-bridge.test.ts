@@ -10,7 +10,7 @@ import { Subject } from 'rxjs';
 import { Server as IoServer } from 'socket.io';
 import { SocketIoBridge } from '../../clients/socketio-bridge.js';
 import { CircumplexClient } from '../../clients/node-client.js';
-import type { StreamEventMessage } from '../../clients/protocol.js';
+import type { StreamEventMessage } from '../../core/protocol.js';
 import { toWire } from '../../src/server/hub.js';
 import { affectEvent, movingPoint, startFlakyProxy, startRealServer, transcriptEvent, type FlakyProxy } from '../helpers/clients-protocol-server.js';
 

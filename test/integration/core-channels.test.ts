@@ -11,7 +11,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ServerMessageSchema, type ServerMessage } from '../../clients/protocol.js';
+import { ServerMessageSchema, type ServerMessage } from '../../core/protocol.js';
 import { concat, silence, speak, wavBytes, writeWav } from '../helpers/vad-audio.js';
 import { connect, sleep } from '../helpers/server-helpers.js';
 

@@ -9,8 +9,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AffectMessage, ServerMessageSchema } from '../../clients/protocol.js';
-import type { AffectFrameMessage } from '../../clients/protocol.js';
+import { AffectMessage, ServerMessageSchema } from '../../core/protocol.js';
+import type { AffectFrameMessage } from '../../core/protocol.js';
 import { buildTinyVoskModel } from '../helpers/asr-tiny-vosk-model.js';
 
 const SPEECH = 'test/fixtures/audio/speech.wav';

@@ -7,7 +7,7 @@ import { lastValueFrom, toArray } from 'rxjs';
 import { createEngine, type Engine } from '../../src/engine.js';
 import { wavFileSource } from '../../streams/sources/wav-file.js';
 import { FlowControl } from '../../streams/flow.js';
-import type { AffectPoint, PipelineEvent } from '../../streams/types.js';
+import type { AffectPoint, PipelineEvent } from '../../core/types.js';
 
 const SPEECH = 'test/fixtures/audio/speech.wav';
 let engine: Engine;

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ServerMessageSchema } from '../../clients/protocol.js';
+import { ServerMessageSchema } from '../../core/protocol.js';
 
 const SPEECH = 'test/fixtures/audio/speech.wav';
 const dir = mkdtempSync(path.join(tmpdir(), 'flac-cli-'));

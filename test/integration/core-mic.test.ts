@@ -10,8 +10,8 @@ import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { firstValueFrom, lastValueFrom, take, toArray } from 'rxjs';
 import { checkRecorder, createMicSource, retryRecorder } from '../../streams/sources/mic.js';
-import { AffectError } from '../../src/errors.js';
-import { REPO_ROOT } from '../../src/config.js';
+import { AffectError } from '../../core/errors.js';
+import { REPO_ROOT } from '../../core/config.js';
 import { float32ToS16le } from '../../streams/audio.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'core-mic-'));

@@ -10,10 +10,10 @@ import { lastValueFrom, toArray } from 'rxjs';
 import { affectPipeline } from '../../streams/pipeline.js';
 import { LateFusion } from '../../models/fusion-late.js';
 import type { SpeechAffectOutput } from '../../models/ports.js';
-import type { AffectPoint, PipelineEvent } from '../../streams/types.js';
+import type { AffectPoint, PipelineEvent } from '../../core/types.js';
 import { loadSamples, pacedSource } from '../../bench/lib/common.js';
 import { toWire } from '../../src/server/hub.js';
-import { ServerMessageSchema } from '../../clients/protocol.js';
+import { ServerMessageSchema } from '../../core/protocol.js';
 
 /** A speech model that takes `delayMs` per window and counts how many windows it holds at once. */
 class SlowSpeechModel {

@@ -14,8 +14,7 @@ import { pino } from 'pino';
 import { createEngine, type Engine } from '../../src/engine.js';
 import { wavFileSource } from '../../streams/sources/wav-file.js';
 import { FlowControl } from '../../streams/flow.js';
-import type { AffectPoint, PipelineEvent } from '../../streams/types.js';
-import type { TurnEvent } from '../../streams/turns.js';
+import type { AffectPoint, PipelineEvent, TurnEvent } from '../../core/types.js';
 import { concat, holdMusic, lineNoise, silence, speak, writeWav } from '../helpers/vad-audio.js';
 
 const logger = pino({ level: 'silent' });

@@ -11,9 +11,9 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { AffectMessage } from '../../clients/protocol.js';
+import { AffectMessage } from '../../core/protocol.js';
 import { readModelCard } from '../../models/model-card.js';
-import { REPO_ROOT } from '../../src/config.js';
+import { REPO_ROOT } from '../../core/config.js';
 import { parseCsv } from '../../src/evaluate/csv.js';
 import { csvField } from '../../src/evaluate/evaluate.js';
 import { buildTinyVoskModel } from '../helpers/asr-tiny-vosk-model.js';

@@ -12,7 +12,7 @@ import { build } from 'esbuild';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningServer } from '../../src/server/ws-server.js';
-import type { AffectFrameMessage } from '../../clients/protocol.js';
+import type { AffectFrameMessage } from '../../core/protocol.js';
 import { affectEvent, movingPoint, startFlakyProxy, startRealServer, type FlakyProxy } from '../helpers/clients-protocol-server.js';
 
 const REPO = path.resolve(import.meta.dirname, '..', '..');

@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ServerMessageSchema } from '../../clients/protocol.js';
+import { ServerMessageSchema } from '../../core/protocol.js';
 import { startFlakyProxy, type FlakyProxy } from '../helpers/clients-protocol-server.js';
 
 const REPO = path.resolve(import.meta.dirname, '..', '..');

@@ -7,9 +7,9 @@ import { pino } from 'pino';
 import { OrtWorkerSession } from '../../models/worker/host.js';
 import { FIXTURES_DIR } from '../../models/files.js';
 import { assertDeviceAvailable, parseDevice, providersFor, webgpuLikely, webgpuMayWork, cudaProviderInstalled, vulkanHardwareDrivers } from '../../models/device.js';
-import { REPO_ROOT } from '../../src/config.js';
+import { REPO_ROOT } from '../../core/config.js';
 import { loadSpeechModel, loadTextModel } from '../../models/registry.js';
-import { AffectError } from '../../src/errors.js';
+import { AffectError } from '../../core/errors.js';
 
 const SPEECH = path.join(FIXTURES_DIR, 'speech-fixture.onnx');
 

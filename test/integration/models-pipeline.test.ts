@@ -16,7 +16,7 @@ import type { OnnxSpeechModel } from '../../models/speech-onnx.js';
 import { createTextPath } from '../../streams/text-path.js';
 import { FlowControl } from '../../streams/flow.js';
 import { wavFileSource } from '../../streams/sources/wav-file.js';
-import type { AffectPoint, PipelineEvent } from '../../streams/types.js';
+import type { AffectPoint, PipelineEvent } from '../../core/types.js';
 
 const WAV = path.resolve('test/fixtures/audio/speech.wav');
 const SENTENCES = [

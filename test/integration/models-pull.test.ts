@@ -11,7 +11,7 @@ import { downloadFile, pullModel } from '../../models/download.js';
 import { FIXTURES_DIR, VERIFIED_RECORD } from '../../models/files.js';
 import { MODEL_SPECS, type ModelSpec } from '../../models/manifest.js';
 import { loadSpeechModel } from '../../models/registry.js';
-import { AffectError } from '../../src/errors.js';
+import { AffectError } from '../../core/errors.js';
 import { main } from '../../src/cli.js';
 import { verifyModels } from '../../src/commands/models.js';
 import { buildTinyVoskModel } from '../helpers/asr-tiny-vosk-model.js';

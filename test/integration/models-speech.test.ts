@@ -8,7 +8,7 @@ import { MODEL_SPECS, type ModelSpec } from '../../models/manifest.js';
 import { FIXTURES_DIR } from '../../models/files.js';
 import { OnnxSpeechModel } from '../../models/speech-onnx.js';
 import { GraphBuilder } from '../../models/onnx/builder.js';
-import { AffectError } from '../../src/errors.js';
+import { AffectError } from '../../core/errors.js';
 import type { SpeechAffectModel } from '../../models/ports.js';
 
 const silent = pino({ level: 'silent' });

@@ -11,8 +11,8 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
-import { REPO_ROOT } from '../../src/config.js';
-import { AffectError } from '../../src/errors.js';
+import { REPO_ROOT } from '../../core/config.js';
+import { AffectError } from '../../core/errors.js';
 import { MODEL_SPECS, type ModelSpec } from '../../models/manifest.js';
 import { loadSpeechModel } from '../../models/registry.js';
 import { OnnxSpeechModel } from '../../models/speech-onnx.js';
@@ -21,7 +21,7 @@ import type { SpeechAffectModel, SpeechAffectOutput } from '../../models/ports.j
 import { loadSamples, pacedSource } from '../../bench/lib/common.js';
 import { createEngine } from '../../src/engine.js';
 import { FlowControl } from '../../streams/flow.js';
-import type { PipelineEvent } from '../../streams/types.js';
+import type { PipelineEvent } from '../../core/types.js';
 import { lastValueFrom, toArray } from 'rxjs';
 
 const silent = pino({ level: 'silent' });

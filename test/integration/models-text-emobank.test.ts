@@ -15,7 +15,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { pino } from 'pino';
 import { AutoTokenizer, env } from '@huggingface/transformers';
-import { REPO_ROOT } from '../../src/config.js';
+import { REPO_ROOT } from '../../core/config.js';
 import { configureHfEnv } from '../../models/hf-env.js';
 import { BUNDLED_DIR, checkModelFiles, modelRoot } from '../../models/files.js';
 import { MODEL_SPECS, type ModelSpec } from '../../models/manifest.js';
@@ -23,7 +23,7 @@ import { readModelCard } from '../../models/model-card.js';
 import { loadTextModel } from '../../models/registry.js';
 import type { TextAffectModel, TextAffectOutput } from '../../models/ports.js';
 import { regressionOutput } from '../../models/text-model.js';
-import { AffectError } from '../../src/errors.js';
+import { AffectError } from '../../core/errors.js';
 import { buildTinyVoskModel } from '../helpers/asr-tiny-vosk-model.js';
 import { emobankSplit, pearson } from '../helpers/emobank.js';
 

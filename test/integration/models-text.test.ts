@@ -8,8 +8,8 @@ import { MODEL_SPECS, type ModelSpec } from '../../models/manifest.js';
 import { FIXTURES_DIR } from '../../models/files.js';
 import type { TextAffectModel } from '../../models/ports.js';
 import { TransformersTextModel } from '../../models/text-model.js';
-import { AffectError } from '../../src/errors.js';
-import { RUSSELL_1980_TERMS } from '../../streams/emotion-terms.js';
+import { AffectError } from '../../core/errors.js';
+import { RUSSELL_1980_TERMS } from '../../core/emotion-terms.js';
 
 const silent = pino({ level: 'silent' });
 const open: TextAffectModel[] = [];

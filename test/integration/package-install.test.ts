@@ -14,7 +14,7 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdir
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AffectMessage, ServerMessageSchema, type AffectFrameMessage } from '../../clients/protocol.js';
+import { AffectMessage, ServerMessageSchema, type AffectFrameMessage } from '../../core/protocol.js';
 
 const REPO = path.resolve(import.meta.dirname, '..', '..');
 const WAV = path.join(REPO, 'test', 'fixtures', 'audio', 'speech.wav');
@@ -206,7 +206,7 @@ describe('the packed tarball, installed offline into an empty project', () => {
       'package/dist/src/index.js',
       'package/dist/src/index.d.ts',
       'package/dist/clients/client.d.ts',
-      'package/dist/clients/protocol.d.ts',
+      'package/dist/core/protocol.d.ts',
       'package/dist/models/worker/ort-worker.js',
       'package/dist/models/worker/vad-worker.js',
       'package/models/speech-va/model.onnx',

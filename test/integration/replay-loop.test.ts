@@ -11,9 +11,9 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ServerMessageSchema } from '../../clients/protocol.js';
+import { ServerMessageSchema } from '../../core/protocol.js';
 import { readRecording } from '../../src/commands/replay.js';
-import { REPO_ROOT } from '../../src/config.js';
+import { REPO_ROOT } from '../../core/config.js';
 import { connect, sleep } from '../helpers/server-helpers.js';
 
 const BIN = path.join(REPO_ROOT, 'bin', 'circumplex.mjs');

@@ -9,8 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import type { ServerMessage } from '../../clients/protocol.js';
-import { REPO_ROOT } from '../../src/config.js';
+import type { ServerMessage } from '../../core/protocol.js';
+import { REPO_ROOT } from '../../core/config.js';
 import { TestRedis, freePort } from '../helpers/redis-server.js';
 import { connect, sleep, type TestClient } from '../helpers/server-helpers.js';
 

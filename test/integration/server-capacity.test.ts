@@ -6,7 +6,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
-import { CLOSE_CODES, type IngestReply } from '../../clients/protocol.js';
+import { CLOSE_CODES, type IngestReply } from '../../core/protocol.js';
 import type { RunningServer } from '../../src/server/ws-server.js';
 import { validateServerOptions, DEFAULT_AFFECT_SERVER } from '../../src/server/options.js';
 import { TestClient, connect, loudnessPipeline, startServer, toneS16 } from '../helpers/server-helpers.js';

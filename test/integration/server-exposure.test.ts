@@ -11,8 +11,8 @@
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { loadConfig, parseOriginList, REPO_ROOT } from '../../src/config.js';
-import { AffectError } from '../../src/errors.js';
+import { loadConfig, parseOriginList, REPO_ROOT } from '../../core/config.js';
+import { AffectError } from '../../core/errors.js';
 import { AffectServer } from '../../src/server/ws-server.js';
 import { isLoopbackHost } from '../../src/server/options.js';
 import { connect, silentLogger } from '../helpers/server-helpers.js';

@@ -11,9 +11,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { Subject } from 'rxjs';
 import { WebSocket } from 'ws';
-import { SUBPROTOCOL, type IngestReply } from '../../clients/protocol.js';
+import { SUBPROTOCOL, type IngestReply } from '../../core/protocol.js';
 import { float32ToMulaw } from '../../streams/audio.js';
-import type { PipelineEvent } from '../../streams/types.js';
+import type { PipelineEvent } from '../../core/types.js';
 import type { RunningServer } from '../../src/server/ws-server.js';
 import { TestClient, connect, loudnessPipeline, seqGaps, sleep, startServer, toneS16, upgradeStatus } from '../helpers/server-helpers.js';
 
@@ -416,7 +416,7 @@ describe('server faults: ingest frames', () => {
 
   it('a failing pipeline ends its stream with an error status, closes its publisher with 1011, and nothing else', async () => {
     const { concat, take, throwError } = await import('rxjs');
-    const { AffectError } = await import('../../src/errors.js');
+    const { AffectError } = await import('../../core/errors.js');
     server = await startServer({
       onIngestStream: (id, audio$) =>
         id === 'bad'

@@ -8,8 +8,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { PROTOCOL_VERSION, ServerMessageSchema, type ServerMessage } from '../../clients/protocol.js';
-import { REPO_ROOT } from '../../src/config.js';
+import { PROTOCOL_VERSION, ServerMessageSchema, type ServerMessage } from '../../core/protocol.js';
+import { REPO_ROOT } from '../../core/config.js';
 import { connect, seqGaps, sleep, toneS16, type TestClient } from '../helpers/server-helpers.js';
 import { buildTinyVoskModel } from '../helpers/asr-tiny-vosk-model.js';
 

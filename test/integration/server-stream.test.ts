@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { PROTOCOL_VERSION, SUBPROTOCOL, ServerMessageSchema } from '../../clients/protocol.js';
+import { PROTOCOL_VERSION, SUBPROTOCOL, ServerMessageSchema } from '../../core/protocol.js';
 import type { RunningServer } from '../../src/server/ws-server.js';
 import { connect, loudnessPipeline, seqGaps, startServer, toneS16, type TestClient } from '../helpers/server-helpers.js';
 
@@ -70,8 +70,8 @@ describe('server: /v1/stream fed by /v1/ingest', () => {
     all.send({ type: 'subscribe', streamIds: ['a', 'b'] });
     await all.until((c) => c.messages.length >= 1);
     const { Subject } = await import('rxjs');
-    const ea = new Subject<import('../../streams/types.js').PipelineEvent>();
-    const eb = new Subject<import('../../streams/types.js').PipelineEvent>();
+    const ea = new Subject<import('../../core/types.js').PipelineEvent>();
+    const eb = new Subject<import('../../core/types.js').PipelineEvent>();
     server.attach({ streamId: 'a', hopMs: 250, windowMs: 1000, sampleRateHz: 16000 }, ea);
     server.attach({ streamId: 'b', hopMs: 250, windowMs: 1000, sampleRateHz: 16000 }, eb);
     const ev = (id: string, t: number) => ({ kind: 'affect' as const, point: { streamId: id, tMs: t, valence: 0.1, arousal: 0.2, confidence: 0.9, label: 'x', intensity: 0.2, angleDeg: 63, modalities: ['speech' as const], droppedWindows: 0 } });

@@ -12,7 +12,7 @@ import { Redis } from 'ioredis';
 import { WebSocket } from 'ws';
 import { tap } from 'rxjs';
 import { float32ToMulaw } from '../../streams/audio.js';
-import type { AudioChunk } from '../../streams/types.js';
+import type { AudioChunk } from '../../core/types.js';
 import { RedisHub } from '../../src/server/redis-hub.js';
 import type { RunningServer } from '../../src/server/ws-server.js';
 import { TWILIO_MAX_FILL_MS } from '../../src/server/handlers/twilio.js';

@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pino } from 'pino';
-import { AffectError } from '../../src/errors.js';
+import { AffectError } from '../../core/errors.js';
 import { DEFAULT_SILERO, SileroVad, resolveSileroOptions } from '../../models/silero-vad.js';
 import { concat, holdMusic, lineNoise, silence, speak } from '../helpers/vad-audio.js';
 

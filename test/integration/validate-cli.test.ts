@@ -8,7 +8,7 @@ import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { REPO_ROOT } from '../../src/config.js';
+import { REPO_ROOT } from '../../core/config.js';
 import { computeMetrics, type ValidationReport } from '../../src/validate/validate.js';
 import { selectTerms } from '../../src/validate/terms.js';
 import { listModelSpecs } from '../../models/manifest.js';

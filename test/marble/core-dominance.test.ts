@@ -11,7 +11,7 @@ import { fuseAffect } from '../../streams/operators/fuse-affect.js';
 import type { SpeechWindowEstimate } from '../../streams/operators/infer-speech.js';
 import { labelAffect } from '../../streams/operators/label-affect.js';
 import { smoothAffect } from '../../streams/operators/smooth-affect.js';
-import type { AffectEstimate, Stamped } from '../../streams/types.js';
+import type { AffectEstimate, Stamped } from '../../core/types.js';
 import { createTestScheduler } from './core-helpers.js';
 
 const sp = (i: number, dominance?: number): SpeechWindowEstimate => ({

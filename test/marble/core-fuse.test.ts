@@ -3,9 +3,9 @@ import { map, mergeMap, throwError, timer } from 'rxjs';
 import { fuseAffect, pickText } from '../../streams/operators/fuse-affect.js';
 import type { SpeechWindowEstimate } from '../../streams/operators/infer-speech.js';
 import type { FusionInput } from '../../models/ports.js';
-import type { AffectEstimate, Stamped } from '../../streams/types.js';
+import type { AffectEstimate, Stamped } from '../../core/types.js';
 import type { TextAffectOutput } from '../../models/ports.js';
-import { AffectError } from '../../src/errors.js';
+import { AffectError } from '../../core/errors.js';
 import { FlowControl } from '../../streams/flow.js';
 import { createTestScheduler } from './core-helpers.js';
 

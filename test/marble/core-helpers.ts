@@ -3,7 +3,7 @@ import { expect } from 'vitest';
 import { map, timer, type Observable } from 'rxjs';
 import { TestScheduler } from 'rxjs/testing';
 import type { SpeechAffectOutput } from '../../models/ports.js';
-import type { AudioChunk, AudioWindow, ModalityEstimate } from '../../streams/types.js';
+import type { AudioChunk, AudioWindow, ModalityEstimate } from '../../core/types.js';
 import type { FusionInput } from '../../models/ports.js';
 
 /** A TestScheduler that compares with vitest's deep equality. */

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { map, throwError, timer, mergeMap } from 'rxjs';
 import { inferSpeech, fitWindow } from '../../streams/operators/infer-speech.js';
-import { AffectError } from '../../src/errors.js';
+import { AffectError } from '../../core/errors.js';
 import { FlowControl } from '../../streams/flow.js';
 import type { SpeechWindowEstimate } from '../../streams/operators/infer-speech.js';
 import { createTestScheduler, fakeSpeech, window } from './core-helpers.js';

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { map, NEVER, type Observable } from 'rxjs';
 import { affectPipeline, resolvePipelineOptions } from '../../streams/pipeline.js';
-import type { PipelineEvent, Stamped, TranscriptEvent } from '../../streams/types.js';
+import type { PipelineEvent, Stamped, TranscriptEvent } from '../../core/types.js';
 import type { TextAffectOutput } from '../../models/ports.js';
 import { chunk, createTestScheduler, fakeFusion, fakeSpeech } from './core-helpers.js';
 

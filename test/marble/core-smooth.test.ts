@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { map } from 'rxjs';
 import { smoothAffect } from '../../streams/operators/smooth-affect.js';
 import { labelAffect } from '../../streams/operators/label-affect.js';
-import type { AffectEstimate } from '../../streams/types.js';
+import type { AffectEstimate } from '../../core/types.js';
 import { createTestScheduler } from './core-helpers.js';
 
 const est = (tMs: number, valence: number, arousal: number, confidence = 1, droppedWindows = 0): AffectEstimate => ({

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { map } from 'rxjs';
 import { windowBySamples, resolveWindowOptions } from '../../streams/operators/window-by-samples.js';
-import type { AudioWindow } from '../../streams/types.js';
+import type { AudioWindow } from '../../core/types.js';
 import { chunk, createTestScheduler } from './core-helpers.js';
 
 // 100 ms of audio at 16 kHz.

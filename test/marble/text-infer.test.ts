@@ -7,7 +7,7 @@ import { TestScheduler } from 'rxjs/testing';
 import { describe, expect, it } from 'vitest';
 import type { TextAffectOutput } from '../../models/ports.js';
 import { inferText, NO_TEXT_ESTIMATE, type TextInferer } from '../../streams/operators/infer-text.js';
-import type { Stamped } from '../../streams/types.js';
+import type { Stamped } from '../../core/types.js';
 
 const sched = () => new TestScheduler((a, e) => expect(a).toEqual(e));
 const st = (tMs: number, value: string): Stamped<string> => ({ streamId: 's1', tMs, value });

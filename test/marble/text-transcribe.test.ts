@@ -9,7 +9,7 @@ import { TestScheduler } from 'rxjs/testing';
 import { describe, expect, it } from 'vitest';
 import type { RecognizerResult } from '../../models/ports.js';
 import { FedTimeline, transcribe, type TranscribeRecognizer } from '../../streams/operators/transcribe.js';
-import type { AudioChunk, TranscriptEvent } from '../../streams/types.js';
+import type { AudioChunk, TranscriptEvent } from '../../core/types.js';
 
 const sched = () => new TestScheduler((a, e) => expect(a).toEqual(e));
 

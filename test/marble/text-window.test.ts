@@ -5,7 +5,7 @@
 import { TestScheduler } from 'rxjs/testing';
 import { describe, expect, it } from 'vitest';
 import { textWindow, textWindowDetail } from '../../streams/operators/text-window.js';
-import type { Stamped, TimedWord, TranscriptEvent } from '../../streams/types.js';
+import type { Stamped, TimedWord, TranscriptEvent } from '../../core/types.js';
 
 const sched = () => new TestScheduler((a, e) => expect(a).toEqual(e));
 

@@ -6,9 +6,9 @@
 import { firstValueFrom, from, Subject, throwError, toArray, type Observable } from 'rxjs';
 import { describe, expect, it } from 'vitest';
 import type { RecognizerResult, SpeechRecognizerFactory, StreamRecognizer, TextAffectModel } from '../../models/ports.js';
-import { AffectError } from '../../src/errors.js';
+import { AffectError } from '../../core/errors.js';
 import { createTextPath, type TextPathStreams } from '../../streams/text-path.js';
-import type { AudioChunk } from '../../streams/types.js';
+import type { AudioChunk } from '../../core/types.js';
 
 function chunks(n: number, ms = 100): AudioChunk[] {
   return Array.from({ length: n }, (_, i) => ({ streamId: 's', startSample: i * ms * 16, samples: new Float32Array(ms * 16).fill(0.1) }));

@@ -9,14 +9,14 @@ import { Command } from 'commander';
 import { from, lastValueFrom, toArray } from 'rxjs';
 import { describe, expect, it } from 'vitest';
 import { buildProgram } from '../../src/cli.js';
-import { loadConfig } from '../../src/config.js';
+import { loadConfig } from '../../core/config.js';
 import { createEngine } from '../../src/engine.js';
-import { AffectError } from '../../src/errors.js';
+import { AffectError } from '../../core/errors.js';
 import { escalationFromFlags, type EscalationFlags } from '../../src/commands/options.js';
-import { RUSSELL_1980_TERMS } from '../../streams/emotion-terms.js';
+import { RUSSELL_1980_TERMS } from '../../core/emotion-terms.js';
 import { createFilter } from '../../streams/smoothing.js';
 import { deriveStreamEvents, resolveEscalationOptions, type EscalationOptions } from '../../streams/turns.js';
-import type { AffectPoint, PipelineEvent } from '../../streams/types.js';
+import type { AffectPoint, PipelineEvent } from '../../core/types.js';
 
 /** Parses argv with the real program but captures the command's options instead of running it. */
 async function parsed(cmd: 'run' | 'serve', args: string[]): Promise<EscalationFlags> {

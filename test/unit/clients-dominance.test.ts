@@ -9,12 +9,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { lateFuse } from '../../models/fusion-late.js';
-import { AffectMessage, PROTOCOL_VERSION, parseServerMessage } from '../../clients/protocol.js';
+import { AffectMessage, PROTOCOL_VERSION, parseServerMessage } from '../../core/protocol.js';
 import { readRecording } from '../../src/commands/replay.js';
 import { formatFrame } from '../../src/commands/watch.js';
 import { JsonlRecorder } from '../../src/record.js';
 import { toWire } from '../../src/server/hub.js';
-import type { PipelineEvent } from '../../streams/types.js';
+import type { PipelineEvent } from '../../core/types.js';
 import { affectEvent } from '../helpers/clients-protocol-server.js';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'circumplex-dom-'));

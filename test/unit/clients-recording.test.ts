@@ -5,8 +5,8 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { readRecording } from '../../src/commands/replay.js';
 import { formatFrame } from '../../src/commands/watch.js';
-import { AffectError } from '../../src/errors.js';
-import type { AffectFrameMessage } from '../../clients/protocol.js';
+import { AffectError } from '../../core/errors.js';
+import type { AffectFrameMessage } from '../../core/protocol.js';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'circumplex-rec-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

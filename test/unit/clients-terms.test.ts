@@ -1,8 +1,8 @@
-/** The dashboard's terms.json must be what clients/build-terms.ts makes from streams/emotion-terms.ts. */
+/** The dashboard's terms.json must be what clients/build-terms.ts makes from core/emotion-terms.ts. */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { TERMS_JSON_PATH, termsJson } from '../../clients/build-terms.js';
-import { RUSSELL_1980_TERMS } from '../../streams/emotion-terms.js';
+import { RUSSELL_1980_TERMS } from '../../core/emotion-terms.js';
 
 describe('clients/dashboard/terms.json', () => {
   it('matches the generator output byte for byte (run `npx tsx clients/build-terms.ts` if not)', () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/config.js';
-import { AffectError } from '../../src/errors.js';
+import { loadConfig } from '../../core/config.js';
+import { AffectError } from '../../core/errors.js';
 
 describe('loadConfig', () => {
   it('reads the variables it knows, with defaults', () => {

@@ -4,7 +4,7 @@ import { lastValueFrom, toArray } from 'rxjs';
 import { StreamResampler, float32ToS16le, downmix, resample, sanitizeSamples } from '../../streams/audio.js';
 import { rawPcmSource } from '../../streams/sources/stdin.js';
 import { AudioConverter } from '../../streams/sources/convert.js';
-import { AffectError } from '../../src/errors.js';
+import { AffectError } from '../../core/errors.js';
 import { FlowControl, MAX_FLOW_CHUNK_MS } from '../../streams/flow.js';
 
 /** Deterministic pseudo-random chunk sizes (no Math.random in tests). */

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { angleOf, angularDistance, intensityOf, locate, nearestTerm } from '../../streams/circumplex.js';
-import { RUSSELL_1980_TERMS } from '../../streams/emotion-terms.js';
+import { angleOf, angularDistance, intensityOf, locate, nearestTerm } from '../../core/circumplex.js';
+import { RUSSELL_1980_TERMS } from '../../core/emotion-terms.js';
 
 describe('circumplex geometry', () => {
   it('maps the axes to their angles, counter-clockwise from pleasant', () => {

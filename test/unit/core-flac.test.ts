@@ -11,12 +11,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { lastValueFrom, toArray } from 'rxjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REPO_ROOT } from '../../src/config.js';
-import { AffectError } from '../../src/errors.js';
+import { REPO_ROOT } from '../../core/config.js';
+import { AffectError } from '../../core/errors.js';
 import { audioFileSource, probeAudioFile, sniffAudio } from '../../streams/sources/audio-file.js';
 import { flacFileSource } from '../../streams/sources/flac-file.js';
 import { wavFileSource } from '../../streams/sources/wav-file.js';
-import type { AudioChunk } from '../../streams/types.js';
+import type { AudioChunk } from '../../core/types.js';
 
 const SPEECH = path.join(REPO_ROOT, 'test/fixtures/audio/speech.wav');
 const dir = mkdtempSync(path.join(os.tmpdir(), 'circumplex-flac-'));

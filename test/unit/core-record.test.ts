@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { JsonlRecorder } from '../../src/record.js';
-import { AffectError } from '../../src/errors.js';
-import { ServerMessageSchema, type StreamEventMessage } from '../../clients/protocol.js';
+import { AffectError } from '../../core/errors.js';
+import { ServerMessageSchema, type StreamEventMessage } from '../../core/protocol.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'core-record-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

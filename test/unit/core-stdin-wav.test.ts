@@ -7,7 +7,7 @@
 import { PassThrough, type Readable } from 'node:stream';
 import { lastValueFrom, toArray } from 'rxjs';
 import { describe, expect, it } from 'vitest';
-import { AffectError } from '../../src/errors.js';
+import { AffectError } from '../../core/errors.js';
 import { rawPcmSource, sniffStdin } from '../../streams/sources/stdin.js';
 
 /** A WAV with the given fmt fields, optional LIST before the data, data length as declared, optional trailing chunk. */

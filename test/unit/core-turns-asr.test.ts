@@ -6,9 +6,9 @@
  */
 import { from, lastValueFrom, toArray } from 'rxjs';
 import { describe, expect, it } from 'vitest';
-import { RUSSELL_1980_TERMS } from '../../streams/emotion-terms.js';
-import { deriveStreamEvents, type TurnEvent } from '../../streams/turns.js';
-import type { AffectPoint, PipelineEvent, TimedWord } from '../../streams/types.js';
+import { RUSSELL_1980_TERMS } from '../../core/emotion-terms.js';
+import { deriveStreamEvents } from '../../streams/turns.js';
+import type { AffectPoint, PipelineEvent, TimedWord, TurnEvent } from '../../core/types.js';
 import { resolvePipelineOptions } from '../../streams/pipeline.js';
 
 const frame = (tMs: number, valence: number): PipelineEvent => ({

@@ -5,13 +5,14 @@
  */
 import { describe, expect, it } from 'vitest';
 import { from, lastValueFrom, of, toArray } from 'rxjs';
-import { detectVoice, resolveVadOptions, type VoiceDetector, type VoiceSegment } from '../../streams/vad.js';
+import { detectVoice, resolveVadOptions, type VoiceSegment } from '../../streams/vad.js';
 import { smoothAffect } from '../../streams/operators/smooth-affect.js';
 import { createFilter } from '../../streams/smoothing.js';
 import { deriveStreamEvents } from '../../streams/turns.js';
-import { RUSSELL_1980_TERMS } from '../../streams/emotion-terms.js';
-import { seededRandom } from '../../streams/seeded-random.js';
-import type { AffectEstimate, AffectPoint, AudioWindow, PipelineEvent } from '../../streams/types.js';
+import { RUSSELL_1980_TERMS } from '../../core/emotion-terms.js';
+import { seededRandom } from '../../core/seeded-random.js';
+import type { AffectEstimate, AffectPoint, AudioWindow, PipelineEvent } from '../../core/types.js';
+import type { VoiceDetector } from '../../models/ports.js';
 
 /** A detector whose probability is the frame's mean absolute sample (so the test writes p into the audio). */
 const FRAME = 512;
@@ -242,5 +243,4 @@ describe('turns', () => {
     expect(out.map((e) => e.kind)).toEqual(['affect', 'turn']);
   });
 });
-
 

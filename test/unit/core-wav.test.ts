@@ -4,8 +4,8 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { firstValueFrom, lastValueFrom, toArray } from 'rxjs';
 import { probeWavFile, wavFileSource } from '../../streams/sources/wav-file.js';
-import { AffectError } from '../../src/errors.js';
-import type { AudioChunk } from '../../streams/types.js';
+import { AffectError } from '../../core/errors.js';
+import type { AudioChunk } from '../../core/types.js';
 import { FlowControl } from '../../streams/flow.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'core-wav-'));

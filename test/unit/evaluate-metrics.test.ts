@@ -9,12 +9,12 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { REPO_ROOT } from '../../src/config.js';
-import { AffectError } from '../../src/errors.js';
+import { REPO_ROOT } from '../../core/config.js';
+import { AffectError } from '../../core/errors.js';
 import { CsvSyntaxError, parseCsv } from '../../src/evaluate/csv.js';
 import { csvField, parseScale, predictionsCsv, readLabelledCsv, scoreRows, toUnitScale, voicedWindows } from '../../src/evaluate/evaluate.js';
 import { agreementSummary, ccc } from '../../src/validate/stats.js';
-import { seededRandom } from '../../streams/seeded-random.js';
+import { seededRandom } from '../../core/seeded-random.js';
 
 const PYTHON = '/usr/bin/python3';
 const dir = mkdtempSync(path.join(os.tmpdir(), 'circumplex-eval-'));

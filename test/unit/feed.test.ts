@@ -6,10 +6,10 @@
 import { concatMap, delay, map, of, throwError, type OperatorFunction } from 'rxjs';
 import { describe, expect, it } from 'vitest';
 import type { Engine } from '../../src/engine.js';
-import { AffectError } from '../../src/errors.js';
+import { AffectError } from '../../core/errors.js';
 import { createAudioFeed } from '../../src/feed.js';
 import type { PipelineOptions } from '../../streams/pipeline.js';
-import type { AudioChunk, PipelineEvent } from '../../streams/types.js';
+import type { AudioChunk, PipelineEvent } from '../../core/types.js';
 
 /** A stand-in engine: each chunk becomes one status event naming its start and length. */
 function fakeEngine(opts: { slowMs?: number; failAt?: number } = {}): { engine: Engine; seen: Partial<PipelineOptions>[] } {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { DynamicBatcher } from '../../models/batcher.js';
-import { AffectError } from '../../src/errors.js';
+import { AffectError } from '../../core/errors.js';
 
 /** A runner that records batch sizes and answers x → 2x after `delayMs`. */
 function doubler(delayMs = 5) {

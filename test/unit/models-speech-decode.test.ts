@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { AffectError } from '../../src/errors.js';
+import { AffectError } from '../../core/errors.js';
 import type { AffectOutputMapping } from '../../models/manifest.js';
 import { decodeSpeechRow, SIGMA_PRIOR, sigmaConfidence, signalConfidence, VOICED_FULL } from '../../models/speech-onnx.js';
 import type { WireTensor } from '../../models/worker/host.js';

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { GO_EMOTIONS_LABELS } from '../../models/manifest.js';
 import { GO_EMOTIONS_TO_RUSSELL, goEmotionsPoint } from '../../models/text-lexicon.js';
 import { applyZeroShot, fitZeroShot, logitsToProbabilities, projectLabels } from '../../models/text-projection.js';
-import { RUSSELL_1980_TERMS } from '../../streams/emotion-terms.js';
+import { RUSSELL_1980_TERMS } from '../../core/emotion-terms.js';
 import { configureHfEnv } from '../../models/hf-env.js';
 import { seededRandom } from '../../models/onnx/builder.js';
 

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { PROTOCOL_SCHEMA_PATH, protocolJsonSchema } from '../../clients/build-schema.js';
-import { ClientMessageSchema, IngestMessageSchema, IngestReplySchema, PROTOCOL_VERSION, ServerMessageSchema } from '../../clients/protocol.js';
+import { ClientMessageSchema, IngestMessageSchema, IngestReplySchema, PROTOCOL_VERSION, ServerMessageSchema } from '../../core/protocol.js';
 import { toWire } from '../../src/server/hub.js';
 
 type Schema = Record<string, unknown>;

@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { StreamResampler } from '../../streams/audio.js';
-import { seededRandom } from '../../streams/seeded-random.js';
+import { seededRandom } from '../../core/seeded-random.js';
 
 function run(from: number, to: number, x: Float32Array, sizes: number[], general: boolean): Float32Array {
   const r = new StreamResampler(from, to);

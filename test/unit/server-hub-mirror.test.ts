@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { StreamEventMessage } from '../../clients/protocol.js';
-import { AffectError } from '../../src/errors.js';
+import type { StreamEventMessage } from '../../core/protocol.js';
+import { AffectError } from '../../core/errors.js';
 import { StreamHub, toWire, type HubEvent } from '../../src/server/hub.js';
 import { parseBackplaneUrl } from '../../src/server/redis-hub.js';
 

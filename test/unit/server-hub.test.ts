@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { StreamHub, type HubEvent } from '../../src/server/hub.js';
-import { ServerMessageSchema } from '../../clients/protocol.js';
-import type { AffectPoint, PipelineEvent } from '../../streams/types.js';
-import { AffectError } from '../../src/errors.js';
+import { ServerMessageSchema } from '../../core/protocol.js';
+import type { AffectPoint, PipelineEvent } from '../../core/types.js';
+import { AffectError } from '../../core/errors.js';
 
 const INFO = { streamId: 's1', hopMs: 250, windowMs: 1000, sampleRateHz: 16000 };
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { IngestSession, parseWavHeader, type IngestAction } from '../../src/server/ingest.js';
 import { Authenticator, parseTokenSpec, readTokenFile } from '../../src/server/auth.js';
-import { AffectError } from '../../src/errors.js';
+import { AffectError } from '../../core/errors.js';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';

@@ -6,10 +6,11 @@
  */
 import { describe, expect, it } from 'vitest';
 import { Subject, lastValueFrom, toArray } from 'rxjs';
-import { AffectError } from '../../src/errors.js';
-import { detectVoice, type VadDropReason, type VoiceDetector, type VoicedWindow } from '../../streams/vad.js';
+import { AffectError } from '../../core/errors.js';
+import { detectVoice, type VoicedWindow } from '../../streams/vad.js';
 import { inferSpeech } from '../../streams/operators/infer-speech.js';
-import type { AudioWindow } from '../../streams/types.js';
+import type { AudioWindow } from '../../core/types.js';
+import type { VadDropReason, VoiceDetector } from '../../models/ports.js';
 
 const FRAME = 512;
 const HOP = 4000;

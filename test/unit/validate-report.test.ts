@@ -11,7 +11,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { TextAffectModel, TextAffectOutput } from '../../models/ports.js';
 import { computeMetrics, formatValidationSummary, runValidation, writeValidationReport } from '../../src/validate/validate.js';
 import { selectTerms } from '../../src/validate/terms.js';
-import { AffectError } from '../../src/errors.js';
+import { AffectError } from '../../core/errors.js';
 
 /** A fake model answering from a table keyed by the text it is sent. */
 function tableModel(fn: (term: string) => TextAffectOutput): TextAffectModel {

@@ -3,9 +3,9 @@
  * (`publish`, `attach`) with the inference-latency measurement (`markArrivals`).
  */
 import { type Observable, type OperatorFunction, type Subscription, tap } from 'rxjs';
-import type { AudioChunk, PipelineEvent } from '../../../streams/types.js';
-import { samplesToMs } from '../../../streams/types.js';
-import { type AffectError, toAffectError } from '../../errors.js';
+import type { AudioChunk, PipelineEvent } from '../../../core/types.js';
+import { samplesToMs } from '../../../core/types.js';
+import { type AffectError, toAffectError } from '../../../core/errors.js';
 import type { ServerContext } from '../context.js';
 import type { OpenStreamInfo } from '../hub.js';
 

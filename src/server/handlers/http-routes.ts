@@ -3,7 +3,7 @@
  * down), `/metrics` (Prometheus, behind the `metrics` scope), everything else to the static files.
  */
 import type http from 'node:http';
-import { PROTOCOL_VERSION } from '../../../clients/protocol.js';
+import { PROTOCOL_VERSION } from '../../../core/protocol.js';
 import { isFailure } from '../auth.js';
 import type { ServerContext } from '../context.js';
 import type { StaticHandler } from './static.js';

@@ -9,9 +9,9 @@
  */
 import { Subject, type Observable } from 'rxjs';
 import type { RawData, WebSocket } from 'ws';
-import { CLOSE_CODES, type IngestReply } from '../../../clients/protocol.js';
-import { PIPELINE_SAMPLE_RATE_HZ, type AudioChunk, type PipelineEvent } from '../../../streams/types.js';
-import { toAffectError } from '../../errors.js';
+import { CLOSE_CODES, type IngestReply } from '../../../core/protocol.js';
+import { PIPELINE_SAMPLE_RATE_HZ, type AudioChunk, type PipelineEvent } from '../../../core/types.js';
+import { toAffectError } from '../../../core/errors.js';
 import type { Grant } from '../auth.js';
 import { type ServerContext, TokenBucket, toBytes } from '../context.js';
 import type { ClaimResult } from '../hub.js';

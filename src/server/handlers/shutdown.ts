@@ -5,7 +5,7 @@
  */
 import type http from 'node:http';
 import type { WebSocketServer } from 'ws';
-import { CLOSE_CODES } from '../../../clients/protocol.js';
+import { CLOSE_CODES } from '../../../core/protocol.js';
 import type { ServerContext } from '../context.js';
 
 /** Starts the heartbeat and the flush tick; returns a function that stops both. */

@@ -4,7 +4,7 @@
  * errors (1002); delivery, coalescing and the slow-consumer close live in {@link Subscriber}.
  */
 import type { RawData, WebSocket } from 'ws';
-import { CLOSE_CODES, ClientMessageSchema, PROTOCOL_VERSION } from '../../../clients/protocol.js';
+import { CLOSE_CODES, ClientMessageSchema, PROTOCOL_VERSION } from '../../../core/protocol.js';
 import type { Grant } from '../auth.js';
 import { type ServerContext, TokenBucket, toText } from '../context.js';
 import { Subscriber, closeSlow } from '../subscriber.js';

@@ -28,9 +28,9 @@
 import { Subject } from 'rxjs';
 import type { RawData, WebSocket } from 'ws';
 import { z } from 'zod';
-import { CLOSE_CODES } from '../../../clients/protocol.js';
-import { PIPELINE_SAMPLE_RATE_HZ, type AudioChunk } from '../../../streams/types.js';
-import { toAffectError } from '../../errors.js';
+import { CLOSE_CODES } from '../../../core/protocol.js';
+import { PIPELINE_SAMPLE_RATE_HZ, type AudioChunk } from '../../../core/types.js';
+import { toAffectError } from '../../../core/errors.js';
 import type { Grant } from '../auth.js';
 import { type ServerContext, TokenBucket, toText } from '../context.js';
 import type { ClaimResult } from '../hub.js';

@@ -6,7 +6,7 @@
 import type http from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { WebSocket, WebSocketServer } from 'ws';
-import { INGEST_PATH, STREAM_PATH } from '../../../clients/protocol.js';
+import { INGEST_PATH, STREAM_PATH } from '../../../core/protocol.js';
 import { type AuthFailure, type Grant, isFailure } from '../auth.js';
 import type { ServerContext } from '../context.js';
 import { TWILIO_PATH } from './twilio.js';

@@ -11,7 +11,7 @@ import { AffectError } from './errors.js';
 
 /**
  * The nearest folder at or above `from` whose package.json is circumplex's. The same answer from
- * the TypeScript sources (`src/`), the compiled ones (`dist/src/`) and an installed package
+ * the TypeScript sources (`core/`), the compiled ones (`dist/core/`) and an installed package
  * (`node_modules/circumplex/`), wherever this module sits in the tree.
  */
 export function findPackageRoot(from: string): string {
