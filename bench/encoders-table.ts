@@ -5,13 +5,13 @@
  */
 import { readFileSync } from 'node:fs';
 import type { BenchReport } from './run-bench.js';
-import type { EncoderRow, EncodersSection, StreamingRun } from './sections/encoders.js';
+import type { EncoderRow } from './sections/encoders.js';
 
 const f = (v: number | null | undefined, d = 2): string => (v === null || v === undefined || Number.isNaN(v) ? 'n/a' : v.toFixed(d));
 
 /** The tables, as markdown lines. */
 export function encodersMarkdown(r: BenchReport): string[] {
-  const s = r.sections.encoders as EncodersSection | undefined;
+  const s = r.sections.encoders;
   if (!s) return ['(no encoders section in this report)'];
   const rows = s.rows.filter((x): x is EncoderRow => !('skipped' in x));
   const L: string[] = [];
@@ -31,7 +31,7 @@ export function encodersMarkdown(r: BenchReport): string[] {
     L.push(`| ${x.name}, full window | ${f(fw.redundancyMacs)} | ${f(fw.redundancyTime)} | ${x.concurrent ? f(x.concurrent.fullWindow.redundancyTime) : '—'} | ${f(fw.rtf, 3)} | ${f(fw.streamsPerCore, 1)} | ${x.concurrent ? f(x.concurrent.fullWindow.realtimeStreams, 1) : '—'} | 0 | — | 1 | ${f(fw.loadAvg1, 1)} |`);
     for (const st of x.streaming) {
       if ('skipped' in st) continue;
-      const r2 = st as StreamingRun;
+      const r2 = st;
       const conc = x.concurrent && !('skipped' in x.concurrent.streaming) && r2.mode === 'chunked' && r2.leftContextFrames === 6 ? x.concurrent.streaming : undefined;
       L.push(
         `| ${x.name}, ${r2.mode}${r2.mode === 'chunked' ? ` (${r2.leftContextFrames} frames left context)` : ''} | ${f(r2.redundancyMacs)} | ${f(r2.redundancyTime)} | ${conc ? f(conc.redundancyTime) : '—'} | ${f(r2.rtf, 3)} | ${f(r2.streamsPerCore, 1)} | ${conc ? f(conc.realtimeStreams, 1) : '—'} | ${f(r2.maxAbsDiff, 3)} | ${f(r2.outputSd, 3)} | ${f(r2.minEmbeddingCosine, 4)} | ${f(r2.loadAvg1, 1)} |`,

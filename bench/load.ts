@@ -122,7 +122,7 @@ export async function benchLoad(opts: Partial<LoadBenchOptions> = {}): Promise<L
         perSub.push(st);
         ws.on('message', (data) => {
           const now = performance.now();
-          const m = JSON.parse(data.toString()) as ServerMessage;
+          const m = JSON.parse((data as Buffer).toString('utf8')) as ServerMessage;
           // Every message that carries the stream's seq (turn/alert since protocol 1.2.0, VAD on by default).
           if (m.type !== 'affect' && m.type !== 'transcript' && m.type !== 'status' && m.type !== 'turn' && m.type !== 'alert') return;
           st.delivered++;

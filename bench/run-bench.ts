@@ -357,7 +357,7 @@ async function runBenchInner(o: BenchOptions, log: (line: string) => void, t0: n
       hopMs: engine.options.hopMs,
       budgetMs,
     },
-    sections: sections as BenchReport['sections'],
+    sections: sections,
     wallSeconds: round((performance.now() - t0) / 1000, 1),
   };
   await mkdir(o.outDir, { recursive: true });

@@ -142,7 +142,7 @@ async function startServe(o: TwilioBenchOptions): Promise<{ child: ChildProcess;
   const child = spawn(process.execPath, args, { cwd: REPO_ROOT, env: { ...process.env, CIRCUMPLEX_LOG_LEVEL: 'warn' }, stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   const port = await new Promise<number>((resolve, reject) => {
-    child.stderr!.on('data', (d: Buffer) => {
+    child.stderr.on('data', (d: Buffer) => {
       err = (err + d.toString()).slice(-8000);
       const m = /listening on ws:\/\/[^:]+:(\d+)\//.exec(err);
       if (m) resolve(Number(m[1]));
@@ -166,7 +166,7 @@ async function runLevel(port: number, pid: number, calls: number, o: TwilioBench
   const sub = new WebSocket(`ws://127.0.0.1:${port}/v1/stream?streams=*`);
   sub.on('message', (data) => {
     const now = performance.now();
-    const m = JSON.parse(data.toString()) as ServerMessage;
+    const m = JSON.parse((data as Buffer).toString('utf8')) as ServerMessage;
     if (m.type === 'affect') {
       const t0 = t0ByStream.get(m.streamId);
       if (t0 === undefined) return;

@@ -437,7 +437,7 @@ export class CircumplexClient implements AsyncIterable<StreamEventMessage> {
       next: () => {
         const f = queue.shift();
         if (f) return Promise.resolve({ value: f, done: false });
-        if (error !== undefined) return Promise.reject(error instanceof Error ? error : new Error(String(error)));
+        if (error !== undefined) return Promise.reject(error instanceof Error ? error : new Error('stream failed', { cause: error }));
         if (done) return Promise.resolve({ value: undefined, done: true });
         return new Promise((resolve, reject) => {
           waiting = resolve;

@@ -22,7 +22,7 @@ export const wsTransport: SocketTransport = (url, protocol, headers, events) => 
   const ws = new WebSocket(url, protocol, { headers: { ...headers } });
   ws.on('open', () => events.open());
   ws.on('ping', () => events.ping());
-  ws.on('message', (data, isBinary) => events.message(isBinary ? null : String(data)));
+  ws.on('message', (data, isBinary) => events.message(isBinary ? null : (data as Buffer).toString('utf8')));
   ws.on('error', (err) => events.error(err));
   ws.on('close', (code) => events.close(code));
   return {

@@ -22,11 +22,11 @@ export const CardFigure = z.object({
   description: z.string().optional(),
   dimension: z.enum(['valence', 'arousal', 'dominance']),
   metric: z.enum(['ccc', 'pearson', 'rmse', 'mae', 'auc', 'coverage1sigma']),
-  value: z.number().finite(),
+  value: z.number(),
   /** Items scored (clips or sentences). */
   n: z.number().int().nonnegative(),
   /** The stated target for this figure, when the issue set one. */
-  target: z.number().finite().optional(),
+  target: z.number().optional(),
 });
 export type CardFigure = z.infer<typeof CardFigure>;
 

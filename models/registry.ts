@@ -26,7 +26,7 @@ export function resolveSpec(idOrSpec: string | ModelSpec, roles: readonly ModelR
     const known = Object.values(MODEL_SPECS as Record<string, ModelSpec>)
       .filter((s) => roles.includes(s.role))
       .map((s) => s.id);
-    throw new AffectError('AFFECT_ERR_CONFIG', `unknown ${roles.join('/')} model "${String(idOrSpec)}". Should be one of: ${known.join(', ')}`, {
+    throw new AffectError('AFFECT_ERR_CONFIG', `unknown ${roles.join('/')} model "${typeof idOrSpec === 'string' ? idOrSpec : idOrSpec.id}". Should be one of: ${known.join(', ')}`, {
       hint: 'circumplex models list shows every model',
     });
   }

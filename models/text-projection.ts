@@ -102,7 +102,7 @@ function solveSpd(A: Float64Array, n: number, b: Float64Array): Float64Array {
 }
 
 function unit(v: ArrayLike<number>): Float64Array {
-  const out = Float64Array.from(v as ArrayLike<number>);
+  const out = Float64Array.from(v);
   const n = Math.hypot(...out) || 1;
   for (let i = 0; i < out.length; i++) out[i] = (out[i] ?? 0) / n;
   return out;

@@ -219,7 +219,7 @@ export function detectVoice(detector: VoiceDetector, opts: Partial<DetectVoiceOp
           try {
             input = vs.probabilities(buf.subarray(0, whole));
           } catch (err) {
-            input = Promise.reject(err);
+            input = Promise.reject(err instanceof Error ? err : new Error(String(err)));
           }
           running = true;
           let got: Float32Array | undefined;

@@ -54,7 +54,7 @@ function pkgVersion(name: string): string | null {
 
 /** Collects {@link MachineInfo}. */
 export function machineInfo(): MachineInfo {
-  let gpu: string | null = null;
+  let gpu: string | null;
   try {
     gpu = execFileSync('nvidia-smi', ['-L'], { encoding: 'utf8', timeout: 5000, stdio: ['ignore', 'pipe', 'ignore'] }).trim() || null;
   } catch {

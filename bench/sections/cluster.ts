@@ -112,7 +112,7 @@ async function startRedis(): Promise<{ url: string; version: string; stop: () =>
 /** A ws subscriber to `*` that calls onMessage with each raw message. */
 async function subscribe(port: number, onMessage: (raw: string) => void): Promise<WebSocket> {
   const ws = new WebSocket(`ws://127.0.0.1:${port}/v1/stream?streams=*`, [SUBPROTOCOL], { perMessageDeflate: false });
-  ws.on('message', (d) => onMessage(d.toString()));
+  ws.on('message', (d) => onMessage((d as Buffer).toString('utf8')));
   await new Promise<void>((resolve, reject) => {
     ws.once('open', () => resolve());
     ws.once('error', reject);
@@ -233,7 +233,7 @@ async function redisCost(url: string, n: number, ringSize: number): Promise<Clus
 export async function benchCluster(opts: Partial<ClusterOptions> = {}, log: (s: string) => void = () => {}): Promise<ClusterSection> {
   const o: ClusterOptions = { ...DEFAULT_CLUSTER, ...opts };
   const redis = await startRedis();
-  const closers: (() => Promise<unknown> | unknown)[] = [];
+  const closers: (() => unknown)[] = [];
   try {
     log('[bench] cluster: Redis cost per message');
     const redisCosts = await redisCost(redis.url, o.quick ? 2000 : 20_000, 2048);

@@ -543,7 +543,7 @@ async function measure(name: string, spec: ModelSpec, modelsDir: string | undefi
       if (plan.concurrentStreams > 0) {
         log(`[bench] encoders: ${name}: ${plan.concurrentStreams} concurrent streams × ${plan.concurrentAudioSeconds} s, full-window vs streaming (batched across streams)`);
         const cw = windowsOf(samples, plan.concurrentAudioSeconds + 0.75);
-        const cpuRef = fixedLen === null ? async (): Promise<number> => ((await onePassCpuNow()) + (await onePassCpuNow())) / 2 : async (): Promise<null> => null;
+        const cpuRef = fixedLen === null ? async (): Promise<number> => ((await onePassCpuNow()) + (await onePassCpuNow())) / 2 : (): Promise<null> => Promise.resolve(null);
         const fullC = await concurrent(plan.concurrentStreams, cw, () => (w) => m.infer(w), () => m.batcher.stats, onePass?.value ?? null, await cpuRef());
         const sm = concurrentModel;
         let streamC: ConcurrentRun | { skipped: string } = { skipped: 'no streaming path' };

@@ -139,7 +139,7 @@ async function viaServer(n: number, frames: number, logger: Logger, timeoutMs: n
         });
       });
       ws.on('message', (data) => {
-        const s = String(data);
+        const s = (data as Buffer).toString('utf8');
         // Cheap parse: only affect frames count.
         if (!s.startsWith('{"type":"affect"')) return;
         const m = JSON.parse(s) as { tMs: number; coalesced?: number };
@@ -175,7 +175,7 @@ async function viaBareWs(n: number, frames: number, timeoutMs: number): Promise<
         ws.once('open', () => resolve());
       });
       ws.on('message', (data) => {
-        const m = JSON.parse(String(data)) as { tMs: number };
+        const m = JSON.parse((data as Buffer).toString('utf8')) as { tMs: number };
         c.received++;
         c.lastTMs = m.tMs;
         if (m.tMs >= c.target) c.onLast?.();

@@ -68,7 +68,7 @@ async function openSubscriber(server: RunningServer, onMessage: (msg: Record<str
   });
   ws.on('message', (data) => {
     const at = performance.now();
-    onMessage(JSON.parse(String(data)) as Record<string, unknown>, at);
+    onMessage(JSON.parse((data as Buffer).toString('utf8')) as Record<string, unknown>, at);
   });
   return ws;
 }

@@ -86,11 +86,11 @@ function koffiBinding(): VoskBinding {
     acceptWaveform: (r, pcm) =>
       new Promise((resolve, reject) => {
         // koffi runs the call on a worker thread; `pcm` stays referenced by this closure until then.
-        f.accept.async(r, pcm, pcm.length, (err: unknown, res: number) => (err ? reject(err as Error) : resolve(res !== 0)));
+        f.accept.async(r, pcm, pcm.length, (err: unknown, res: number) => (err ? reject(err instanceof Error ? err : new Error('vosk_recognizer_accept_waveform failed', { cause: err })) : resolve(res !== 0)));
       }),
-    result: (r) => String(f.result(r) ?? '{}'),
-    partialResult: (r) => String(f.partial(r) ?? '{}'),
-    finalResult: (r) => String(f.final(r) ?? '{}'),
+    result: (r) => (f.result(r) as string | null) ?? '{}',
+    partialResult: (r) => (f.partial(r) as string | null) ?? '{}',
+    finalResult: (r) => (f.final(r) as string | null) ?? '{}',
     recognizerFree: (r) => void f.recFree(r),
     trimHeap: () => void mallocTrim?.(0),
   };
@@ -126,7 +126,7 @@ function ffiNapiBinding(): VoskBinding {
     modelFree: (m) => (m as { free(): void }).free(),
     recognizerNew: (m, rate) => {
       const rec = new vosk.Recognizer({ model: m, sampleRate: rate });
-      return rec.handle.isNull() ? null : ({ rec } as Wrapped);
+      return rec.handle.isNull() ? null : ({ rec });
     },
     setWords: (r, on) => (r as Wrapped).rec.setWords(on),
     setPartialWords: (r, on) => (r as Wrapped).rec.setPartialWords(on),

@@ -9,7 +9,7 @@
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { type Command } from 'commander';
+import type { Command } from 'commander';
 import { numberOption } from './options.js';
 import { AffectError } from '../../core/errors.js';
 import { listModelSpecs, findModelSpec, type ModelSpec } from '../../models/manifest.js';

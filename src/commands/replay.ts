@@ -16,7 +16,7 @@
  * and seq) per line. A bad line stops with an error naming the file and line number.
  */
 import { readFileSync } from 'node:fs';
-import { type Command } from 'commander';
+import type { Command } from 'commander';
 import { numberOption } from './options.js';
 import { z } from 'zod';
 import { AffectMessage, AlertMessage, StatusMessage, StreamMessage, TranscriptMessage, TurnMessage, type StreamEventMessage } from '../../core/protocol.js';

@@ -21,7 +21,7 @@ import { type Observable, Subscription, tap } from 'rxjs';
 import { openLocalInput } from './local-input.js';
 import { loadConfig, parseOriginList } from '../../core/config.js';
 import { DEFAULT_ENGINE, type Engine } from '../engine.js';
-import { AffectError } from '../../core/errors.js';
+import { AffectError, toAffectError } from '../../core/errors.js';
 import { getLogger, setLogLevel } from '../../core/log.js';
 import { parseTokenSpec, readTokenFile, type TokenEntry } from '../server/auth.js';
 import type { Hub } from '../server/hub.js';
@@ -333,7 +333,7 @@ export async function serveCommand(opts: ServeCommandOptions, err: NodeJS.Writab
         if (shuttingDown) return offEnd();
         if (micFatal !== undefined) {
           offEnd();
-          err.write(`circumplex serve: --input mic cannot record; exiting: ${micFatal instanceof AffectError ? micFatal.describe() : String(micFatal)}\n`);
+          err.write(`circumplex serve: --input mic cannot record; exiting: ${toAffectError(micFatal, 'AFFECT_ERR_RECORDER').describe()}\n`);
           void shutdown('microphone failed', 2);
           return;
         }

@@ -46,11 +46,11 @@ export async function loadTextModelById(id: string, device: Device | undefined):
     });
   }
   const cfg = loadConfig();
-  return (await (load as (id: string, opts: object) => Promise<TextAffectModel>)(id, {
+  return ((load as (id: string, opts: object) => Promise<TextAffectModel>)(id, {
     device: device ?? cfg.device,
     modelsDir: cfg.modelsDir,
     logger: getLogger(),
-  })) as TextAffectModel;
+  }));
 }
 
 /** Runs `validate` with parsed options; returns the report's file paths. */

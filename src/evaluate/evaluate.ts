@@ -336,19 +336,19 @@ export async function predictSpeechFile(model: SpeechAffectModel, file: string, 
 async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
   const out = new Array<R>(items.length);
   let next = 0;
-  let failed: unknown;
+  let failed: { err: unknown } | undefined;
   const worker = async (): Promise<void> => {
     while (failed === undefined && next < items.length) {
       const i = next++;
       try {
         out[i] = await fn(items[i] as T, i);
       } catch (err) {
-        failed ??= err;
+        failed ??= { err };
       }
     }
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  if (failed !== undefined) throw failed;
+  if (failed) throw failed.err;
   return out;
 }
 

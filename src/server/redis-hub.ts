@@ -822,7 +822,7 @@ export class RedisHub implements Hub {
     let failures = 0;
     while (!this.closed) {
       try {
-        const res = (await this.reader.xread('COUNT', this.opts.batchSize, 'BLOCK', this.blockMs, 'STREAMS', this.k.feed, this.feedId)) as [string, [string, string[]][]][] | null;
+        const res = (await this.reader.xread('COUNT', this.opts.batchSize, 'BLOCK', this.blockMs, 'STREAMS', this.k.feed, this.feedId));
         if (!this.readerUp) {
           this.readerUp = true;
           this.log.info('backplane feed back');

@@ -42,6 +42,7 @@ export type TermSet = 'russell' | 'extended' | 'all';
 export const TERM_SETS: readonly TermSet[] = ['russell', 'extended', 'all'];
 
 /** NRC VAD v1 (Mohammad 2018) raw scores in [0, 1]: [term, valence, arousal]. */
+// prettier-ignore
 const NRC_VAD_2018_RAW: ReadonlyArray<readonly [string, number, number]> = [
   ['affectionate', 0.949, 0.422],
   ['afraid', 0.010, 0.775],

@@ -355,7 +355,7 @@ export function formatValidationSummary(r: ValidationReport, files: readonly str
     '',
     ...metricRows('model output vs human', r.model.metrics),
   ];
-  for (const [src, m] of Object.entries(r.model.bySource)) lines.push(...metricRows(`  by source: ${src}`, m as ValidationMetrics));
+  for (const [src, m] of Object.entries(r.model.bySource)) lines.push(...metricRows(`  by source: ${src}`, m));
   lines.push('');
   if (r.heldOut.status === 'ok') {
     const h = r.heldOut;

@@ -160,7 +160,7 @@ export function fuseAffect(fusion: Fuser, opts: Partial<FuseAffectOptions> = {})
         try {
           inner = fusion.fuse(input);
         } catch (err) {
-          inner = Promise.reject(err);
+          inner = Promise.reject(err instanceof Error ? err : new Error(String(err)));
         }
         const subscription = from(inner).subscribe({
           next: (v) => {

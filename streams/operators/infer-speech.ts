@@ -115,7 +115,7 @@ export function inferSpeech(model: SpeechInferer, opts: Partial<InferSpeechOptio
           try {
             input = model.infer(fitWindow(w.samples, model.windowSamples));
           } catch (err) {
-            input = Promise.reject(err);
+            input = Promise.reject(err instanceof Error ? err : new Error(String(err)));
           }
           job.sub = from(input).subscribe({
             next: (v) => {

@@ -15,6 +15,9 @@ import type { AudioChunk } from '../../core/types.js';
 import { s16leToFloat32 } from '../audio.js';
 import { AudioConverter } from './convert.js';
 
+/** The optional recorder package (untyped; a variable, so tsc does not resolve it). */
+const RECORDER_PACKAGE: string = 'node-record-lpcm16';
+
 /** Recorder programs node-record-lpcm16 knows. */
 export type RecorderName = 'sox' | 'rec' | 'arecord';
 
@@ -79,7 +82,7 @@ type RecordModule = { record(opts: Record<string, unknown>): Recording };
 async function loadRecordModule(): Promise<RecordModule> {
   try {
     // Optional dependency, loaded only when the microphone is used.
-    const mod = (await import('node-record-lpcm16' as string)) as { default?: RecordModule } & Partial<RecordModule>;
+    const mod = (await import(RECORDER_PACKAGE)) as { default?: RecordModule } & Partial<RecordModule>;
     const rec = mod.default ?? (mod as RecordModule);
     if (typeof rec.record !== 'function') throw new Error('node-record-lpcm16 has no record()');
     return rec;

@@ -27,7 +27,7 @@ export class TestClient {
 
   constructor(readonly ws: WebSocket) {
     ws.on('message', (data, isBinary) => {
-      const text = isBinary ? '' : data.toString();
+      const text = isBinary ? '' : (data as Buffer).toString('utf8');
       this.raw.push(text);
       try {
         this.messages.push(JSON.parse(text) as ServerMessage);

@@ -102,7 +102,7 @@ describe('closing a worker session with runs in flight', () => {
     for (let round = 0; round < 3; round++) {
       const s = await OrtWorkerSession.open(SPEECH, { providers: ['cpu'] });
       const name = s.inputNames[0] ?? 'audio';
-      const runs = Array.from({ length: 4 }, () => s.run({ [name]: { type: 'float32', data: new Float32Array(4 * 16000), dims: [4, 16000] } }).then(() => 'ok', (e: Error) => e.message));
+      const runs = Array.from({ length: 4 }, () => s.run({ [name]: { type: 'float32', data: new Float32Array(4 * 16000), dims: [4, 16000] } }).then(() => 'ok', (e: unknown) => (e as Error).message));
       await s.close();
       expect(await Promise.all(runs)).toEqual(['ok', 'ok', 'ok', 'ok']);
       // A run asked for after close is refused clearly.

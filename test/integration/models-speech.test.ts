@@ -92,7 +92,7 @@ describe('speech model (ONNX fixture in a worker thread)', () => {
     const long = new Float32Array(20000);
     long.set(w, 4000); // the last 16000 samples are `w`
     const [a, b] = await Promise.all([m.infer(w), m.infer(long)]);
-    expect(b!.arousal).toBeCloseTo(a!.arousal, 4);
+    expect(b.arousal).toBeCloseTo(a.arousal, 4);
     expect(w.length).toBe(16000); // not detached by the transfer to the worker
     const short = await m.infer(w.subarray(0, 8000));
     expect(Number.isFinite(short.arousal)).toBe(true);
@@ -144,7 +144,7 @@ describe('speech models with free window length (the wav2vec2 contract)', () => 
     const a = tone(200, 0.3).subarray(0, 8000).map((v) => v + 0.5); // DC offset the normalisation removes
     const b = tone(300, 0.1).subarray(0, 12000).map((v) => v - 0.2);
     const [ra, rb] = await Promise.all([m.infer(a), m.infer(b)]);
-    for (const r of [ra!, rb!]) {
+    for (const r of [ra, rb]) {
       expect(r.arousal).toBeCloseTo(-1, 3); // mean 0 → range [0,1] maps 0 to -1
       expect(r.dominance!).toBeCloseTo(1, 3); // unit variance → mean(x²) = 1 → +1
     }

@@ -47,7 +47,7 @@ describe('text-emobank tokenizer: transformers.js = the Python recipe, id for id
     const tok = await AutoTokenizer.from_pretrained('text-emobank', { local_files_only: true });
     const mismatches: string[] = [];
     for (const c of golden.cases) {
-      const ids = (tok.encode(c.text) as number[]).map(Number);
+      const ids = (tok.encode(c.text)).map(Number);
       if (JSON.stringify(ids) !== JSON.stringify(c.ids)) mismatches.push(`${JSON.stringify(c.text).slice(0, 80)}: ts ${JSON.stringify(ids).slice(0, 120)} py ${JSON.stringify(c.ids).slice(0, 120)}`);
     }
     expect(mismatches).toEqual([]);

@@ -246,7 +246,7 @@ describe('the packed tarball, installed offline into an empty project', () => {
     expect(r.status, r.stderr).toBe(0);
     const lastLine = r.stderr.trim().split('\n').pop() ?? '';
     const facts = JSON.parse(lastLine) as Record<string, string>;
-    expect(facts).toEqual({ code: 'AFFECT_ERR_CONFIG', state: 'closed', url: 'ws://localhost:8787/v1/stream', SUBPROTOCOL: 'circumplex.v1', PROTOCOL_VERSION: expect.stringMatching(/^1\./) as unknown as string });
+    expect(facts).toEqual({ code: 'AFFECT_ERR_CONFIG', state: 'closed', url: 'ws://localhost:8787/v1/stream', SUBPROTOCOL: 'circumplex.v1', PROTOCOL_VERSION: expect.stringMatching(/^1\./) });
     for (const line of r.stdout.trim().split('\n')) expect(ServerMessageSchema.safeParse(JSON.parse(line)).success).toBe(true);
     // The in-process feed (offline mode) gives the frames the CLI gives for the same file.
     const mine = affectFrames(r.stdout);

@@ -25,7 +25,7 @@ import { AffectError } from '../../core/errors.js';
 import { RedisHub, parseBackplaneUrl, type RedisHubOptions } from '../../src/server/redis-hub.js';
 import type { RunningServer } from '../../src/server/ws-server.js';
 import { TestRedis, freePort } from '../helpers/redis-server.js';
-import { connect, loudnessPipeline, seqGaps, silentLogger, sleep, startServer, toneS16, type TestClient } from '../helpers/server-helpers.js';
+import { connect, loudnessPipeline, silentLogger, sleep, startServer, toneS16, type TestClient } from '../helpers/server-helpers.js';
 
 const servers: RunningServer[] = [];
 const clients: TestClient[] = [];

@@ -3,7 +3,7 @@
  * with an open recording, a microphone recorder that is killed (a fake `sox` on PATH, a real process
  * and a real kill) and restarted with backoff, a missing model, and ingest of a real WAV.
  */
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import os from 'node:os';

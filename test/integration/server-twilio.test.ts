@@ -75,7 +75,7 @@ async function play(call: TwilioCall, callSid: string, inbound: string[], outbou
     if (i % batch === batch - 1) await new Promise((r) => setTimeout(r, (batch * 20) / speed));
   }
   call.send({ event: 'mark', sequenceNumber: String(seq++), streamSid: `MZ${callSid}`, mark: { name: 'end' } });
-  call.send({ event: 'stop', sequenceNumber: String(seq++), streamSid: `MZ${callSid}`, stop: { accountSid: 'AC0123', callSid } });
+  call.send({ event: 'stop', sequenceNumber: String(seq), streamSid: `MZ${callSid}`, stop: { accountSid: 'AC0123', callSid } });
 }
 
 describe('Twilio Media Streams ingest', () => {

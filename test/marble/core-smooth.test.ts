@@ -44,7 +44,7 @@ describe('smoothAffect + labelAffect (marble)', () => {
   it('labels smoothed points with angle, intensity and the nearest term; modalities follow the inputs', () => {
     createTestScheduler().run(({ cold, expectObservable }) => {
       const withText: AffectEstimate = { ...est(0, -0.6, -0.3), text: { valence: -0.6, arousal: -0.3, confidence: 0.5 } };
-      const src = cold('a b|', { a: withText, b: { ...est(250, 2, 0), speech: undefined } as AffectEstimate });
+      const src = cold('a b|', { a: withText, b: { ...est(250, 2, 0), speech: undefined } });
       expectObservable(src.pipe(labelAffect(), map((p) => [p.label, +p.intensity.toFixed(3), Math.round(p.angleDeg), p.modalities]))).toBe('a b|', {
         a: ['sad', +Math.hypot(0.6, 0.3).toFixed(3), 207, ['speech', 'text']],
         b: ['pleased', 1, 0, []], // 0° is 6.8° from pleased (353.2°), 7.8° from happy

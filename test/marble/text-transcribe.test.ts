@@ -105,11 +105,9 @@ describe('transcribe (marble)', () => {
     const dropped: number[] = [];
     // The first call is slow (200 ms) so 5 chunks of 100 ms pile up against a 250 ms bound.
     const calls: number[] = [];
-    let fed = 0;
     const rec: TranscribeRecognizer = {
       accept: (s) => {
         calls.push(s.length / 16);
-        fed += s.length / 16;
         const n = calls.length;
         // Second call: a word spanning fed ms 100..150 of the recogniser's audio.
         return timer(n === 1 ? 200 : 10).pipe(
@@ -170,7 +168,7 @@ describe('transcribe (marble)', () => {
               expect((err as { code: string }).code).toBe('AFFECT_ERR_ASR');
               resolve();
             } catch (e) {
-              reject(e as Error);
+              reject(e instanceof Error ? e : new Error(String(e)));
             }
           },
           complete: () => reject(new Error('should have failed')),

@@ -3,7 +3,7 @@
  * the recogniser exists is kept, the recogniser is freed at the end, and ASR failures (create or
  * mid-stream) become one error on errors$, one zero-confidence text estimate, and completion.
  */
-import { firstValueFrom, from, Subject, throwError, toArray, type Observable } from 'rxjs';
+import { firstValueFrom, from, Subject, throwError, toArray } from 'rxjs';
 import { describe, expect, it } from 'vitest';
 import type { RecognizerResult, SpeechRecognizerFactory, StreamRecognizer, TextAffectModel } from '../../models/ports.js';
 import { AffectError } from '../../core/errors.js';
@@ -102,7 +102,7 @@ describe('createTextPath', () => {
   it('a mid-stream ASR failure stops the text path only; the recogniser is released', async () => {
     const f = fakeFactory({ failAt: 5 });
     const audio$ = new Subject<AudioChunk>();
-    const p = createTextPath(f.factory, textModel, { minIntervalMs: 0, maxAcceptMs: 100 })('s')(audio$ as Observable<AudioChunk>);
+    const p = createTextPath(f.factory, textModel, { minIntervalMs: 0, maxAcceptMs: 100 })('s')(audio$);
     const done = collect(p);
     await new Promise((r) => setTimeout(r, 10));
     for (const c of chunks(10)) {

@@ -62,9 +62,8 @@ describe('smoothing filters', () => {
 
   it('keeps the Kalman state inside [-1, 1] and finite on a noisy input', () => {
     const f = createFilter({ filter: 'kalman', tauMs: 200 });
-    let x = 0.3;
     for (let i = 0; i < 500; i++) {
-      x = Math.sin(i * 1.7) * 1.5;
+      const x = Math.sin(i * 1.7) * 1.5;
       const o = f.update({ tMs: i * 250, valence: Math.max(-1, Math.min(1, x)), arousal: Math.max(-1, Math.min(1, -x)), confidence: (i % 7) / 6 });
       expect(Number.isFinite(o.valence) && Number.isFinite(o.arousal) && Number.isFinite(o.confidence)).toBe(true);
       expect(Math.abs(o.valence)).toBeLessThanOrEqual(1);

@@ -144,7 +144,7 @@ describe('smoothAffect hold on unvoiced windows', () => {
 describe('constant-velocity Kalman filter', () => {
   it.each([0.2, -0.3, 0])('a ramp of slope %f per second gives that velocity', (slope) => {
     const f = createFilter({ filter: 'kalman-cv' });
-    let last;
+    let last: ReturnType<typeof f.update> | undefined;
     // 6 s inside [-1, 1]: valence -3 slope .. +3 slope, arousal the other way at half the rate.
     for (let i = 0; i <= 24; i++) {
       const t = i * 250;

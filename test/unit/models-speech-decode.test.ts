@@ -4,7 +4,7 @@ import type { AffectOutputMapping } from '../../models/manifest.js';
 import { decodeSpeechRow, SIGMA_PRIOR, sigmaConfidence, signalConfidence, VOICED_FULL } from '../../models/speech-onnx.js';
 import type { WireTensor } from '../../models/worker/host.js';
 
-const t = (data: number[], dims: number[]): WireTensor => ({ type: 'float32', data: Float32Array.from(data), dims }) as WireTensor;
+const t = (data: number[], dims: number[]): WireTensor => ({ type: 'float32', data: Float32Array.from(data), dims });
 const loud = Float32Array.from({ length: 1600 }, (_, i) => 0.3 * Math.sin(i));
 const VA: AffectOutputMapping = { output: 'va', valence: 0, arousal: 1, range: [-1, 1], sigma: 'sigma', voiced: 'voiced', embedding: 'embedding' };
 

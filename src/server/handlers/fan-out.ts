@@ -12,13 +12,13 @@ import type { OpenStreamInfo } from '../hub.js';
 /** Publishing entry points of one server. */
 export interface FanOut {
   /** Publishes one event on an open stream; invalid values are dropped and counted, never thrown. */
-  publish(streamId: string, event: PipelineEvent): void;
+  publish: (streamId: string, event: PipelineEvent) => void;
   /** Opens a stream and publishes a pipeline's events on it, ending it when the pipeline ends. */
-  attach(info: OpenStreamInfo, events$: Observable<PipelineEvent>, endMessage?: string, onDone?: (err?: AffectError) => void): Subscription;
+  attach: (info: OpenStreamInfo, events$: Observable<PipelineEvent>, endMessage?: string, onDone?: (err?: AffectError) => void) => Subscription;
   /** Records when audio arrives, for the inference-latency histogram. */
-  markArrivals(streamId: string): OperatorFunction<AudioChunk, AudioChunk>;
+  markArrivals: (streamId: string) => OperatorFunction<AudioChunk, AudioChunk>;
   /** Stops fanning out (shutdown). */
-  stop(): void;
+  stop: () => void;
 }
 
 /** Subscribes the server to its hub and returns its publishing entry points. */

@@ -64,7 +64,11 @@ export function createSubscriberHandler(ctx: ServerContext): (ws: WebSocket, gra
       }
       const msg = parsed.data;
       if (msg.type === 'subscribe') subscribe(sub, msg.streamIds, msg.resumeFrom);
-      else for (const id of msg.streamIds) id === '*' ? (sub.wildcard = false) : sub.ids.delete(id);
+      else
+        for (const id of msg.streamIds) {
+          if (id === '*') sub.wildcard = false;
+          else sub.ids.delete(id);
+        }
     });
   };
 }

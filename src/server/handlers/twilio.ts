@@ -52,7 +52,7 @@ const MULAW_SILENCE = 0xff;
 
 const Sid = z.string().min(1).max(64).regex(/^[A-Za-z0-9]+$/, 'letters and digits only');
 const Track = z.enum(['inbound', 'outbound']);
-const Connected = z.object({ event: z.literal('connected') }).passthrough();
+const Connected = z.object({ event: z.literal('connected') }).loose();
 const Start = z
   .object({
     event: z.literal('start'),
@@ -62,18 +62,18 @@ const Start = z
         streamSid: z.string().min(1),
         callSid: Sid,
         tracks: z.array(Track).min(1).max(2),
-        mediaFormat: z.object({ encoding: z.string(), sampleRate: z.number(), channels: z.number() }).passthrough(),
+        mediaFormat: z.object({ encoding: z.string(), sampleRate: z.number(), channels: z.number() }).loose(),
       })
-      .passthrough(),
+      .loose(),
   })
-  .passthrough();
+  .loose();
 const Media = z
   .object({
     event: z.literal('media'),
-    media: z.object({ track: z.string(), payload: z.string().max(1_000_000), chunk: z.union([z.string(), z.number()]).optional(), timestamp: z.union([z.string(), z.number()]).optional() }).passthrough(),
+    media: z.object({ track: z.string(), payload: z.string().max(1_000_000), chunk: z.union([z.string(), z.number()]).optional(), timestamp: z.union([z.string(), z.number()]).optional() }).loose(),
   })
-  .passthrough();
-const Other = z.object({ event: z.enum(['mark', 'dtmf', 'stop']) }).passthrough();
+  .loose();
+const Other = z.object({ event: z.enum(['mark', 'dtmf', 'stop']) }).loose();
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 
 /** A well-formed media message without zod's cost, or undefined (then zod parses it and words the error). */
@@ -182,7 +182,8 @@ export function createTwilioHandler(ctx: ServerContext, fanOut: FanOut): (ws: We
         try {
           return hub.claim(t.streamId);
         } catch (err) {
-          return { ok: false, reason: 'backplane-down', message: toAffectError(err).message } as ClaimResult;
+          const down: ClaimResult = { ok: false, reason: 'backplane-down', message: toAffectError(err).message };
+          return down;
         }
       });
       const states = [...ts.values()];
