@@ -98,7 +98,13 @@ async function timeBare(model: OnnxSpeechModel, pool: readonly Float32Array[], b
   return (windows * 1000) / (performance.now() - t0);
 }
 
-async function timeBatched(model: OnnxSpeechModel, pool: readonly Float32Array[], b: number, targetMs: number, maxWaitMs: number): Promise<{ wps: number; meanBatch: number }> {
+async function timeBatched(
+  model: OnnxSpeechModel,
+  pool: readonly Float32Array[],
+  b: number,
+  targetMs: number,
+  maxWaitMs: number,
+): Promise<{ wps: number; meanBatch: number }> {
   const batcher = new DynamicBatcher<Float32Array, SpeechAffectOutput>((items) => model.runBatch(items), { maxBatch: b, maxWaitMs, maxQueue: 4 * b });
   await Promise.all(pool.slice(0, b).map((w) => batcher.submit(w))); // warm
   const s0 = { ...batcher.stats };
@@ -127,7 +133,8 @@ export async function benchBatching(options: Partial<BenchBatchingOptions> = {})
   const o = { ...DEFAULT_BENCH_BATCHING, ...options };
   if (!(o.targetMs > 0)) throw new RangeError(`benchBatching: targetMs must be > 0, got ${o.targetMs}`);
   if (!Number.isInteger(o.repeats) || o.repeats < 1) throw new RangeError(`benchBatching: repeats must be an integer >= 1, got ${o.repeats}`);
-  if (o.batchSizes.some((b) => !Number.isInteger(b) || b < 1)) throw new RangeError(`benchBatching: batchSizes must be integers >= 1, got ${o.batchSizes.join(',')}`);
+  if (o.batchSizes.some((b) => !Number.isInteger(b) || b < 1))
+    throw new RangeError(`benchBatching: batchSizes must be integers >= 1, got ${o.batchSizes.join(',')}`);
   const model = (await loadSpeechModel(o.model, {
     device: o.device,
     logger: pino({ level: 'silent' }),

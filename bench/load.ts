@@ -32,7 +32,15 @@ export interface LoadBenchOptions {
   drainS: number;
 }
 
-export const DEFAULT_LOAD_BENCH: LoadBenchOptions = { publishers: 4, subscribers: 16, durationS: 10, chunkMs: 20, speechModel: 'speech-fixture', device: 'cpu', drainS: 15 };
+export const DEFAULT_LOAD_BENCH: LoadBenchOptions = {
+  publishers: 4,
+  subscribers: 16,
+  durationS: 10,
+  chunkMs: 20,
+  speechModel: 'speech-fixture',
+  device: 'cpu',
+  drainS: 15,
+};
 
 /** Server memory as /healthz reports it. */
 export interface MemorySample {
@@ -193,7 +201,13 @@ export async function benchLoad(opts: Partial<LoadBenchOptions> = {}): Promise<L
       coalesced: perSub.reduce((n, s) => n + s.coalesced, 0),
       droppedWindows: Math.round(perSub.reduce((n, s) => n + s.dropped, 0) / Math.max(1, o.subscribers)),
       affectFramesPerStream: r1(perSub.reduce((n, s) => n + s.affect, 0) / o.subscribers / o.publishers),
-      latencyMs: { p50: r1(quantile(sorted, 0.5)), p90: r1(quantile(sorted, 0.9)), p99: r1(quantile(sorted, 0.99)), max: r1(sorted.at(-1) ?? Number.NaN), samples: sorted.length },
+      latencyMs: {
+        p50: r1(quantile(sorted, 0.5)),
+        p90: r1(quantile(sorted, 0.9)),
+        p99: r1(quantile(sorted, 0.99)),
+        max: r1(sorted.at(-1) ?? Number.NaN),
+        samples: sorted.length,
+      },
       memory: { before, after },
       subscribersComplete: perSub.filter((s) => s.ended.size >= o.publishers).length,
       wallS: r1((performance.now() - t0) / 1000),

@@ -41,7 +41,21 @@ import { benchCluster, type ClusterSection } from './sections/cluster.js';
 import { benchVad, type VadSection } from './sections/vad.js';
 import type { TwilioBenchResult } from './twilio.js';
 
-export const SECTIONS = ['rtf', 'latency', 'scaling', 'efficiency', 'batch', 'batching', 'fanout', 'load', 'gpu', 'encoders', 'cluster', 'vad', 'twilio'] as const;
+export const SECTIONS = [
+  'rtf',
+  'latency',
+  'scaling',
+  'efficiency',
+  'batch',
+  'batching',
+  'fanout',
+  'load',
+  'gpu',
+  'encoders',
+  'cluster',
+  'vad',
+  'twilio',
+] as const;
 export type SectionName = (typeof SECTIONS)[number];
 /**
  * Sections a plain run includes: `encoders` runs only when asked (`--encoders` or `--sections encoders`; it builds ~1 GB of stand-ins),
@@ -221,7 +235,10 @@ async function tryLoadAsr(dir: string | undefined): Promise<{ factory?: SpeechRe
 }
 
 /** Runs the benchmark; returns the report (and writes it when `outDir` is set). */
-export async function runBench(o: BenchOptions, log: (line: string) => void = (l) => process.stderr.write(l + '\n')): Promise<{ report: BenchReport; file: string }> {
+export async function runBench(
+  o: BenchOptions,
+  log: (line: string) => void = (l) => process.stderr.write(l + '\n'),
+): Promise<{ report: BenchReport; file: string }> {
   const t0 = performance.now();
   // Model workers and the ASR host are unref'd; a pending close must not let the process exit
   // silently mid-run, so hold the event loop open until the report is written.
@@ -238,7 +255,12 @@ async function runBenchInner(o: BenchOptions, log: (line: string) => void, t0: n
   const logger = getLogger();
   const want = (s: SectionName): boolean => o.sections.includes(s);
   const samples = await loadSamples();
-  const engine = await createEngine({ device: o.device, speechModel: o.speechModel, ...(o.speechStreaming && o.speechStreaming !== 'off' ? { speechStreaming: o.speechStreaming } : {}), logger });
+  const engine = await createEngine({
+    device: o.device,
+    speechModel: o.speechModel,
+    ...(o.speechStreaming && o.speechStreaming !== 'off' ? { speechStreaming: o.speechStreaming } : {}),
+    logger,
+  });
   let server: RunningServer | undefined;
   const sections: Record<string, unknown> = {};
   const budgetMs = o.budgetMs ?? engine.options.hopMs + 100;
@@ -261,7 +283,8 @@ async function runBenchInner(o: BenchOptions, log: (line: string) => void, t0: n
         });
       } finally {
         await tm.model?.close();
-        if (asr.factory && !(await bounded(asr.factory.close(), 2000))) log('[bench] warning: closing the Vosk recogniser factory did not finish within 2 s (ASR host close); moving on');
+        if (asr.factory && !(await bounded(asr.factory.close(), 2000)))
+          log('[bench] warning: closing the Vosk recogniser factory did not finish within 2 s (ASR host close); moving on');
         if (asr.tmpDir) await rm(asr.tmpDir, { recursive: true, force: true });
       }
     }
@@ -269,14 +292,25 @@ async function runBenchInner(o: BenchOptions, log: (line: string) => void, t0: n
     if (want('latency') || want('scaling')) server = await AffectServer.start({ port: 0, host: '127.0.0.1', logger, heartbeatMs: 60_000 });
     if (want('latency') && server) {
       log(`[bench] latency: one real-time stream for ${plan.latencySeconds} s`);
-      sections['latency'] = await runRealtimeStreams(engine, server, samples, { streams: 1, durationMs: plan.latencySeconds * 1000, chunkMs: 50, idPrefix: 'latency' });
+      sections['latency'] = await runRealtimeStreams(engine, server, samples, {
+        streams: 1,
+        durationMs: plan.latencySeconds * 1000,
+        chunkMs: 50,
+        idPrefix: 'latency',
+      });
     }
     if (want('scaling') && server) {
       const levels: number[] = [];
       for (let n = 1; n <= o.maxStreams; n *= 2) levels.push(n);
       const lv = o.quick ? levels.slice(0, 3) : levels;
       log(`[bench] scaling: ${lv.join(', ')} real-time streams, ${plan.scalingSeconds} s each, budget p95 <= ${budgetMs} ms`);
-      sections['scaling'] = await benchScaling(engine, server, samples, { levels: lv, durationMs: plan.scalingSeconds * 1000, chunkMs: 50, budgetMs, timeBudgetMs: plan.scalingTimeBudgetMs });
+      sections['scaling'] = await benchScaling(engine, server, samples, {
+        levels: lv,
+        durationMs: plan.scalingSeconds * 1000,
+        chunkMs: 50,
+        budgetMs,
+        timeBudgetMs: plan.scalingTimeBudgetMs,
+      });
     }
     if (server) {
       await server.close('bench done');
@@ -285,7 +319,11 @@ async function runBenchInner(o: BenchOptions, log: (line: string) => void, t0: n
 
     if (want('efficiency')) {
       log(`[bench] efficiency: ${plan.efficiencyStreams} offline streams × ${plan.efficiencyAudioSeconds} s vs the bare session`);
-      sections['efficiency'] = await benchEfficiency(engine, samples, { streams: plan.efficiencyStreams, audioSeconds: plan.efficiencyAudioSeconds, bareTargetMs: plan.bareTargetMs });
+      sections['efficiency'] = await benchEfficiency(engine, samples, {
+        streams: plan.efficiencyStreams,
+        audioSeconds: plan.efficiencyAudioSeconds,
+        bareTargetMs: plan.bareTargetMs,
+      });
     }
     if (want('batch')) {
       log(`[bench] batch sweep: sizes ${plan.batchSizes.join(', ')}`);
@@ -304,11 +342,23 @@ async function runBenchInner(o: BenchOptions, log: (line: string) => void, t0: n
     }
     if (want('batching')) {
       log(`[bench] batching (bench/batching.ts): batch sizes ${plan.batching.batchSizes.join(', ')}`);
-      sections['batching'] = await external('./batching.js', 'benchBatching', { model: o.speechModel, device: o.device, ...plan.batching }, plan.externalTimeoutMs);
+      sections['batching'] = await external(
+        './batching.js',
+        'benchBatching',
+        { model: o.speechModel, device: o.device, ...plan.batching },
+        plan.externalTimeoutMs,
+      );
     }
     if (want('load')) {
-      log(`[bench] load (bench/load.ts): ${plan.load.publishers} publishers, ${plan.load.subscribers} subscribers, ${plan.load.durationS} s against a serve process`);
-      sections['load'] = await external('./load.js', 'benchLoad', { speechModel: o.speechModel, device: o.device === 'webgpu' ? 'auto' : o.device, ...plan.load }, plan.externalTimeoutMs);
+      log(
+        `[bench] load (bench/load.ts): ${plan.load.publishers} publishers, ${plan.load.subscribers} subscribers, ${plan.load.durationS} s against a serve process`,
+      );
+      sections['load'] = await external(
+        './load.js',
+        'benchLoad',
+        { speechModel: o.speechModel, device: o.device === 'webgpu' ? 'auto' : o.device, ...plan.load },
+        plan.externalTimeoutMs,
+      );
     }
     if (want('encoders')) {
       const enc = o.encoders ?? ['base', 'large'];
@@ -321,7 +371,9 @@ async function runBenchInner(o: BenchOptions, log: (line: string) => void, t0: n
       sections['encoders'] = await benchEncoders({ encoders: enc, device: o.device, quick: o.quick, samples, log, plan: ePlan });
     }
     if (want('cluster')) {
-      sections['cluster'] = await benchCluster(o.quick ? { latencyMessages: 300, subscribers: 100, frames: 50, quick: true } : {}, log).catch((e: unknown) => ({ skipped: String(e) }));
+      sections['cluster'] = await benchCluster(o.quick ? { latencyMessages: 300, subscribers: 100, frames: 50, quick: true } : {}, log).catch((e: unknown) => ({
+        skipped: String(e),
+      }));
     }
     if (want('vad')) {
       log('[bench] vad: per-stream CPU with voice activity on vs off, Silero batched vs one stream at a time');
@@ -333,7 +385,12 @@ async function runBenchInner(o: BenchOptions, log: (line: string) => void, t0: n
       const secs = Number(process.env['CIRCUMPLEX_BENCH_TWILIO_SECONDS'] ?? (o.quick ? 4 : 20));
       const levels = lv ?? (o.quick ? [5] : [25, 50, 100, 150, 200]);
       log(`[bench] twilio (bench/twilio.ts): ${levels.join(', ')} concurrent calls (2 tracks each) × ${secs} s against a serve process`);
-      sections['twilio'] = await external('./twilio.js', 'benchTwilio', { levels, durationS: secs, speechModel: o.speechModel, drainS: o.quick ? 5 : 15 }, o.quick ? 60_000 : 900_000);
+      sections['twilio'] = await external(
+        './twilio.js',
+        'benchTwilio',
+        { levels, durationS: secs, speechModel: o.speechModel, drainS: o.quick ? 5 : 15 },
+        o.quick ? 60_000 : 900_000,
+      );
     }
     if (want('gpu')) {
       sections['gpu'] = await gpuSection(o, plan, samples, log);
@@ -415,7 +472,11 @@ async function gpuSection(o: BenchOptions, plan: BenchPlan, samples: Float32Arra
     for (let i = 0; i < 5; i++) await engine.speech.infer(samples.slice(0, 16_000));
     const batch = await benchBatchSweep(engine, samples, { sizes: [1, 2, 4, 8, 16, 32, 64], targetMsPerSize: plan.batchTargetMs });
     const rtf = await benchRtf(engine, samples, { audioSeconds: plan.rtfAudioSeconds, textSkipReason: 'GPU section times the speech path only' });
-    const efficiency = await benchEfficiency(engine, samples, { streams: plan.efficiencyStreams, audioSeconds: plan.efficiencyAudioSeconds, bareTargetMs: plan.bareTargetMs });
+    const efficiency = await benchEfficiency(engine, samples, {
+      streams: plan.efficiencyStreams,
+      audioSeconds: plan.efficiencyAudioSeconds,
+      bareTargetMs: plan.bareTargetMs,
+    });
     return { provider: engine.speech.provider, batch, rtf, efficiency };
   } catch (err) {
     return { skipped: `GPU run failed: ${err instanceof AffectError ? err.describe() : String(err)}` };
@@ -431,13 +492,19 @@ export function formatBenchSummary(r: BenchReport, file: string): string {
   const L: string[] = [];
   const m = r.machine;
   L.push(`circumplex bench ${r.quick ? '(quick) ' : ''}— ${r.createdAt}`);
-  L.push(`machine: ${m.cpuModel}, ${m.logicalCores} logical cores (${m.availableParallelism} available), ${m.totalMemGiB} GiB, ${m.os}, node ${m.node}, onnxruntime-node ${m.onnxruntimeNode ?? '?'}${m.gpu ? `, GPU: ${m.gpu}` : ', no GPU'}`);
-  L.push(`config: speech ${r.config.speechModel} on ${r.config.provider} (device ${r.config.device}), fusion ${r.config.fusion}, window ${r.config.windowMs} ms, hop ${r.config.hopMs} ms, budget ${r.config.budgetMs} ms`);
+  L.push(
+    `machine: ${m.cpuModel}, ${m.logicalCores} logical cores (${m.availableParallelism} available), ${m.totalMemGiB} GiB, ${m.os}, node ${m.node}, onnxruntime-node ${m.onnxruntimeNode ?? '?'}${m.gpu ? `, GPU: ${m.gpu}` : ', no GPU'}`,
+  );
+  L.push(
+    `config: speech ${r.config.speechModel} on ${r.config.provider} (device ${r.config.device}), fusion ${r.config.fusion}, window ${r.config.windowMs} ms, hop ${r.config.hopMs} ms, budget ${r.config.budgetMs} ms`,
+  );
   const s = r.sections;
   if (s.rtf && !('skipped' in s.rtf)) {
     L.push('', 'real-time factor (one stream; < 1 is faster than real time)');
     for (const st of s.rtf.stages) L.push(`  ${st.stage.padEnd(52)} rtf ${st.rtf.toExponential(2).padStart(9)}   ${n(st.meanMs, 3)} ms/call × ${st.calls}`);
-    L.push(`  ${'whole pipeline (offline, lossless)'.padEnd(52)} rtf ${s.rtf.pipeline.rtf.toExponential(2).padStart(9)}   ${s.rtf.pipeline.frames} frames in ${n(s.rtf.pipeline.wallMs)} ms`);
+    L.push(
+      `  ${'whole pipeline (offline, lossless)'.padEnd(52)} rtf ${s.rtf.pipeline.rtf.toExponential(2).padStart(9)}   ${s.rtf.pipeline.frames} frames in ${n(s.rtf.pipeline.wallMs)} ms`,
+    );
     for (const k of s.rtf.notTimed) L.push(`  ${k.stage}: skipped — ${k.reason}`);
   }
   if (s.latency && !('skipped' in s.latency)) {
@@ -459,12 +526,19 @@ export function formatBenchSummary(r: BenchReport, file: string): string {
     if ('skipped' in s.efficiency) L.push('', `efficiency: skipped — ${s.efficiency.skipped}`);
     else {
       const e = s.efficiency;
-      L.push('', `pipeline efficiency (${e.streams} offline streams): ${n(e.pipeline.windowsPerSec)} windows/s (mean batch ${e.pipeline.meanBatch}) vs bare session ${n(e.bare.windowsPerSec)} windows/s at batch ${e.bare.batchSize} → ${n(e.efficiency, 3)}`);
+      L.push(
+        '',
+        `pipeline efficiency (${e.streams} offline streams): ${n(e.pipeline.windowsPerSec)} windows/s (mean batch ${e.pipeline.meanBatch}) vs bare session ${n(e.bare.windowsPerSec)} windows/s at batch ${e.bare.batchSize} → ${n(e.efficiency, 3)}`,
+      );
     }
   }
   if (s.batch) {
     if ('skipped' in s.batch) L.push('', `batch sweep: skipped — ${s.batch.skipped}`);
-    else L.push('', `bare session windows/s by batch size (${s.batch.provider}): ${s.batch.points.map((p) => `${p.batchSize}: ${n(p.windowsPerSec, 0)}`).join('   ')}`);
+    else
+      L.push(
+        '',
+        `bare session windows/s by batch size (${s.batch.provider}): ${s.batch.points.map((p) => `${p.batchSize}: ${n(p.windowsPerSec, 0)}`).join('   ')}`,
+      );
   }
   if (s.fanout && !('skipped' in s.fanout)) {
     L.push('', 'fan-out: frames delivered per second (all subscribers together)');
@@ -508,30 +582,41 @@ export function formatBenchSummary(r: BenchReport, file: string): string {
     else {
       L.push('', `vad (${s.vad.streams} streams × ${s.vad.audioSeconds} s, hop ${s.vad.hopMs} ms; CPU ms per stream-second):`);
       for (const v of s.vad.rows) {
-        L.push(`  ${v.audio.padEnd(6)} pipeline off ${v.pipelineMsPerStreamSecondOff} → on ${v.pipelineMsPerStreamSecondOn} (VAD adds ${v.vadAddsPercent} %) · Silero alone ${v.sileroUnbatchedMsPerStreamSecond} one stream at a time, ${v.sileroBatchedMsPerStreamSecond} batched (mean batch ${v.meanBatch}, ${Math.round(v.gatedShare * 100)} % gated)`);
+        L.push(
+          `  ${v.audio.padEnd(6)} pipeline off ${v.pipelineMsPerStreamSecondOff} → on ${v.pipelineMsPerStreamSecondOn} (VAD adds ${v.vadAddsPercent} %) · Silero alone ${v.sileroUnbatchedMsPerStreamSecond} one stream at a time, ${v.sileroBatchedMsPerStreamSecond} batched (mean batch ${v.meanBatch}, ${Math.round(v.gatedShare * 100)} % gated)`,
+        );
       }
     }
   }
   if (s.twilio) {
     if ('skipped' in s.twilio) L.push('', `twilio: skipped — ${s.twilio.skipped}`);
     else {
-      L.push('', `twilio: holds ${s.twilio.heldCalls} concurrent calls (${2 * s.twilio.heldCalls} tracks)${s.twilio.brokeAt ? `; breaks at ${s.twilio.brokeAt.calls}: ${s.twilio.brokeAt.why.join('; ')}` : ''}`);
+      L.push(
+        '',
+        `twilio: holds ${s.twilio.heldCalls} concurrent calls (${2 * s.twilio.heldCalls} tracks)${s.twilio.brokeAt ? `; breaks at ${s.twilio.brokeAt.calls}: ${s.twilio.brokeAt.why.join('; ')}` : ''}`,
+      );
       for (const l of s.twilio.levels) {
-        L.push(`  ${String(l.calls).padStart(4)} calls: frames ${(l.framesRatio * 100).toFixed(1)} %, dropped ${l.droppedWindows}, p50/p95 ${l.latencyMs.p50}/${l.latencyMs.p95} ms, server ${l.serverCores} cores (${l.serverCpuMsPerTrackSecond} ms per track-s), generator ${l.generatorCores} cores, send lag p95 ${l.sendLagMs.p95} ms`);
+        L.push(
+          `  ${String(l.calls).padStart(4)} calls: frames ${(l.framesRatio * 100).toFixed(1)} %, dropped ${l.droppedWindows}, p50/p95 ${l.latencyMs.p50}/${l.latencyMs.p95} ms, server ${l.serverCores} cores (${l.serverCpuMsPerTrackSecond} ms per track-s), generator ${l.generatorCores} cores, send lag p95 ${l.sendLagMs.p95} ms`,
+        );
       }
     }
   }
   if (s.gpu) {
     if ('skipped' in s.gpu) L.push('', `gpu: skipped — ${s.gpu.skipped}`);
     else if ('skipped' in s.gpu.batch) L.push('', `gpu (${s.gpu.provider}): batch sweep skipped — ${s.gpu.batch.skipped}`);
-    else L.push('', `gpu (${s.gpu.provider}) windows/s by batch size: ${s.gpu.batch.points.map((p) => `${p.batchSize}: ${n(p.windowsPerSec, 0)}`).join('   ')}`);
+    else
+      L.push('', `gpu (${s.gpu.provider}) windows/s by batch size: ${s.gpu.batch.points.map((p) => `${p.batchSize}: ${n(p.windowsPerSec, 0)}`).join('   ')}`);
   }
   L.push('', `report: ${file} (${r.wallSeconds} s)`);
   return L.join('\n') + '\n';
 }
 
 function parseEncoders(v: string): StandinName[] {
-  const parts = v.split(',').map((s) => s.trim()).filter(Boolean);
+  const parts = v
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   for (const p of parts) {
     if (!(p in STANDINS)) throw new RangeError(`--encoders: unknown encoder "${p}". Should be one of: ${Object.keys(STANDINS).join(', ')}`);
   }
@@ -540,7 +625,10 @@ function parseEncoders(v: string): StandinName[] {
 }
 
 function parseSections(v: string): SectionName[] {
-  const parts = v.split(',').map((s) => s.trim()).filter(Boolean);
+  const parts = v
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   for (const p of parts) {
     if (!(SECTIONS as readonly string[]).includes(p)) throw new RangeError(`--sections: unknown section "${p}". Should be one of: ${SECTIONS.join(', ')}`);
   }
@@ -561,25 +649,53 @@ export async function main(argv: string[] = process.argv): Promise<number> {
       if (!(x > 0)) throw new RangeError(`--budget-ms must be > 0, got "${v}"`);
       return x;
     })
-    .option('--max-streams <n>', 'most concurrent real-time streams tried', (v) => {
-      const x = Number(v);
-      if (!(Number.isInteger(x) && x >= 1 && x <= 1024)) throw new RangeError(`--max-streams must be an integer in [1, 1024], got "${v}"`);
-      return x;
-    }, 1024)
+    .option(
+      '--max-streams <n>',
+      'most concurrent real-time streams tried',
+      (v) => {
+        const x = Number(v);
+        if (!(Number.isInteger(x) && x >= 1 && x <= 1024)) throw new RangeError(`--max-streams must be an integer in [1, 1024], got "${v}"`);
+        return x;
+      },
+      1024,
+    )
     .option('--sections <list>', `comma-separated subset of ${SECTIONS.join(',')}`, parseSections, [...DEFAULT_SECTIONS])
-    .option('--encoders <list>', `stand-ins for the encoders section (${Object.keys(STANDINS).join(',')}); builds missing ones and adds the section`, parseEncoders)
-    .option('--encoder-streams <n>', 'concurrent streams of the encoders section\'s batched full-window vs streaming run (default 32; 0 with --quick)', (v) => {
+    .option(
+      '--encoders <list>',
+      `stand-ins for the encoders section (${Object.keys(STANDINS).join(',')}); builds missing ones and adds the section`,
+      parseEncoders,
+    )
+    .option('--encoder-streams <n>', "concurrent streams of the encoders section's batched full-window vs streaming run (default 32; 0 with --quick)", (v) => {
       const x = Number(v);
       if (!(Number.isInteger(x) && x >= 0 && x <= 256)) throw new RangeError(`--encoder-streams must be an integer in [0, 256], got "${v}"`);
       return x;
     })
-    .option('--speech-streaming <mode>', `compute-once streaming of the speech model in the pipeline sections: ${SPEECH_STREAMING_HELP}`, parseSpeechStreaming, 'off')
+    .option(
+      '--speech-streaming <mode>',
+      `compute-once streaming of the speech model in the pipeline sections: ${SPEECH_STREAMING_HELP}`,
+      parseSpeechStreaming,
+      'off',
+    )
     .option('--out <dir>', 'report folder', path.join(REPO_ROOT, 'bench', 'results'))
     .option('--log-level <level>', 'pino log level', 'warn')
     .exitOverride();
   try {
     program.parse(argv);
-    const opts = program.opts<{ quick: boolean; device: Device; speechModel: string; textModel?: string; asrModel?: string; budgetMs?: number; maxStreams: number; sections: SectionName[]; out: string; logLevel: string; encoders?: StandinName[]; encoderStreams?: number; speechStreaming: SpeechStreamingFlag }>();
+    const opts = program.opts<{
+      quick: boolean;
+      device: Device;
+      speechModel: string;
+      textModel?: string;
+      asrModel?: string;
+      budgetMs?: number;
+      maxStreams: number;
+      sections: SectionName[];
+      out: string;
+      logLevel: string;
+      encoders?: StandinName[];
+      encoderStreams?: number;
+      speechStreaming: SpeechStreamingFlag;
+    }>();
     setLogLevel(opts.logLevel);
     const { report, file } = await runBench({
       quick: opts.quick,
@@ -598,7 +714,8 @@ export async function main(argv: string[] = process.argv): Promise<number> {
     process.stdout.write(formatBenchSummary(report, file));
     return 0;
   } catch (err) {
-    if (err instanceof Error && 'exitCode' in err && (err as { code?: string }).code?.startsWith('commander.')) return Number((err as { exitCode: number }).exitCode);
+    if (err instanceof Error && 'exitCode' in err && (err as { code?: string }).code?.startsWith('commander.'))
+      return Number((err as { exitCode: number }).exitCode);
     process.stderr.write(`bench: ${err instanceof AffectError ? err.describe() : err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
     return 1;
   }

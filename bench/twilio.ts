@@ -41,7 +41,14 @@ export interface TwilioBenchOptions {
   continueAfterBreak: boolean;
 }
 
-export const DEFAULT_TWILIO_BENCH: TwilioBenchOptions = { levels: [25, 50, 100, 150, 200], durationS: 20, vad: true, budgetMs: 350, drainS: 15, continueAfterBreak: false };
+export const DEFAULT_TWILIO_BENCH: TwilioBenchOptions = {
+  levels: [25, 50, 100, 150, 200],
+  durationS: 20,
+  vad: true,
+  budgetMs: 350,
+  drainS: 15,
+  continueAfterBreak: false,
+};
 
 /** One level's figures. */
 export interface TwilioLevel {
@@ -196,7 +203,21 @@ async function runLevel(port: number, pid: number, calls: number, o: TwilioBench
   const streamSid = (c: number) => `MZ${sid(c)}`;
   sockets.forEach((ws, c) => {
     ws.send(JSON.stringify({ event: 'connected', protocol: 'Call', version: '1.0.0' }));
-    ws.send(JSON.stringify({ event: 'start', sequenceNumber: '1', streamSid: streamSid(c), start: { streamSid: streamSid(c), accountSid: 'AC0', callSid: sid(c), tracks: ['inbound', 'outbound'], customParameters: {}, mediaFormat: { encoding: 'audio/x-mulaw', sampleRate: 8000, channels: 1 } } }));
+    ws.send(
+      JSON.stringify({
+        event: 'start',
+        sequenceNumber: '1',
+        streamSid: streamSid(c),
+        start: {
+          streamSid: streamSid(c),
+          accountSid: 'AC0',
+          callSid: sid(c),
+          tracks: ['inbound', 'outbound'],
+          customParameters: {},
+          mediaFormat: { encoding: 'audio/x-mulaw', sampleRate: 8000, channels: 1 },
+        },
+      }),
+    );
     const callStart = start + (c % slots) * (20 / slots);
     t0ByStream.set(`${sid(c)}:inbound`, callStart);
     t0ByStream.set(`${sid(c)}:outbound`, callStart);
@@ -217,8 +238,12 @@ async function runLevel(port: number, pid: number, calls: number, o: TwilioBench
         const ws = sockets[c]!;
         const p = (k + offset(c)) % n;
         const ts = String(k * 20);
-        ws.send(`{"event":"media","sequenceNumber":"${2 * k + 2}","streamSid":"${streamSid(c)}","media":{"track":"inbound","chunk":"${k + 1}","timestamp":"${ts}","payload":"${packets[0][p]}"}}`);
-        ws.send(`{"event":"media","sequenceNumber":"${2 * k + 3}","streamSid":"${streamSid(c)}","media":{"track":"outbound","chunk":"${k + 1}","timestamp":"${ts}","payload":"${packets[1][p]}"}}`);
+        ws.send(
+          `{"event":"media","sequenceNumber":"${2 * k + 2}","streamSid":"${streamSid(c)}","media":{"track":"inbound","chunk":"${k + 1}","timestamp":"${ts}","payload":"${packets[0][p]}"}}`,
+        );
+        ws.send(
+          `{"event":"media","sequenceNumber":"${2 * k + 3}","streamSid":"${streamSid(c)}","media":{"track":"outbound","chunk":"${k + 1}","timestamp":"${ts}","payload":"${packets[1][p]}"}}`,
+        );
       }
     }
   }
@@ -268,10 +293,14 @@ async function runLevel(port: number, pid: number, calls: number, o: TwilioBench
 }
 
 /** Runs the levels; the server process is always stopped before this resolves. */
-export async function benchTwilio(opts: Partial<TwilioBenchOptions> = {}, log: (l: string) => void = (l) => process.stderr.write(l + '\n')): Promise<TwilioBenchResult> {
+export async function benchTwilio(
+  opts: Partial<TwilioBenchOptions> = {},
+  log: (l: string) => void = (l) => process.stderr.write(l + '\n'),
+): Promise<TwilioBenchResult> {
   const o: TwilioBenchOptions = { ...DEFAULT_TWILIO_BENCH, ...opts };
   if (!(o.durationS >= 2)) throw new RangeError(`benchTwilio: durationS must be >= 2, got ${o.durationS}`);
-  if (o.levels.length === 0 || !o.levels.every((l) => Number.isInteger(l) && l > 0)) throw new RangeError(`benchTwilio: levels must be positive integers, got ${o.levels.join(',')}`);
+  if (o.levels.length === 0 || !o.levels.every((l) => Number.isInteger(l) && l > 0))
+    throw new RangeError(`benchTwilio: levels must be positive integers, got ${o.levels.join(',')}`);
   const packets = conversation(o.durationS);
   const { child, port } = await startServe(o);
   const levels: TwilioLevel[] = [];
@@ -305,7 +334,7 @@ export async function benchTwilio(opts: Partial<TwilioBenchOptions> = {}, log: (
     levels,
     heldCalls: held.length ? Math.max(...held) : 0,
     brokeAt,
-    note: 'server and call generator share the machine (2 cores here); generatorCores is the generator\'s share',
+    note: "server and call generator share the machine (2 cores here); generatorCores is the generator's share",
   };
 }
 

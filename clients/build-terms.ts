@@ -16,7 +16,8 @@ export const TERMS_JSON_PATH = path.join(path.dirname(fileURLToPath(import.meta.
 export function termsJson(): string {
   const round = (v: number) => Math.round(v * 1e4) / 1e4;
   const doc = {
-    source: 'Russell, J. A. (1980). A circumplex model of affect. JPSP 39(6), 1161-1178. Generated from core/emotion-terms.ts by clients/build-terms.ts; do not edit.',
+    source:
+      'Russell, J. A. (1980). A circumplex model of affect. JPSP 39(6), 1161-1178. Generated from core/emotion-terms.ts by clients/build-terms.ts; do not edit.',
     terms: RUSSELL_1980_TERMS.map((t) => ({ term: t.term, angleDeg: t.angleDeg, valence: round(t.valence), arousal: round(t.arousal) })),
   };
   return `${JSON.stringify(doc, null, 2)}\n`;

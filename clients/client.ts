@@ -17,15 +17,7 @@
  */
 import { Observable, Subject, BehaviorSubject, filter } from 'rxjs';
 import { AffectError } from '../core/errors.js';
-import {
-  SUBPROTOCOL,
-  STREAM_PATH,
-  CLOSE_CODES,
-  ServerMessageSchema,
-  type ServerMessage,
-  type StreamEventMessage,
-  type StreamInfo,
-} from '../core/protocol.js';
+import { SUBPROTOCOL, STREAM_PATH, CLOSE_CODES, ServerMessageSchema, type ServerMessage, type StreamEventMessage, type StreamInfo } from '../core/protocol.js';
 
 export * from '../core/protocol.js';
 
@@ -477,48 +469,53 @@ export class CircumplexClient implements AsyncIterable<StreamEventMessage> {
       }, this.opts.idleTimeoutMs);
     };
     const transport = this.opts.transport ?? defaultTransport;
-    const ws: ClientSocket = transport(this.url, SUBPROTOCOL, { ...this.opts.headers }, {
-      open: () => {
-        // A server that picked no subprotocol is accepted by some WebSocket implementations; we
-        // insist, so a wrong server fails loudly.
-        if (ws.protocol !== SUBPROTOCOL) {
-          failure = new AffectError('AFFECT_ERR_PROTOCOL', `server at ${this.url} did not accept subprotocol ${SUBPROTOCOL}`, {
-            hint: 'the server speaks another protocol version; upgrade the client or the server',
-          });
-          fatalHere = true;
-          ws.close(CLOSE_CODES.protocolError);
-          return;
-        }
-        touch();
+    const ws: ClientSocket = transport(
+      this.url,
+      SUBPROTOCOL,
+      { ...this.opts.headers },
+      {
+        open: () => {
+          // A server that picked no subprotocol is accepted by some WebSocket implementations; we
+          // insist, so a wrong server fails loudly.
+          if (ws.protocol !== SUBPROTOCOL) {
+            failure = new AffectError('AFFECT_ERR_PROTOCOL', `server at ${this.url} did not accept subprotocol ${SUBPROTOCOL}`, {
+              hint: 'the server speaks another protocol version; upgrade the client or the server',
+            });
+            fatalHere = true;
+            ws.close(CLOSE_CODES.protocolError);
+            return;
+          }
+          touch();
+        },
+        ping: touch,
+        message: (text) => {
+          touch();
+          if (text === null) return;
+          this.onMessage(ws, text);
+        },
+        error: (err) => {
+          failure ??= err;
+        },
+        close: (code) => {
+          if (this.ws !== ws) return;
+          this.ws = undefined;
+          if (this.helloTimer) clearTimeout(this.helloTimer);
+          if (this.idleTimer) clearTimeout(this.idleTimer);
+          this.lastCloseCode = code;
+          this.lastError = failure ?? new AffectError('AFFECT_ERR_INPUT', `connection to ${this.url} closed (code ${code})`);
+          const fatal = fatalHere || NO_RETRY_CLOSE_CODES.has(code) || (failure !== undefined && NO_RETRY_HTTP.test(failure.message));
+          if (this.closedByUser) return;
+          if (!this.opts.reconnect || fatal || this.attempt >= this.opts.maxRetries) {
+            this.finish(this.lastError);
+            return;
+          }
+          const delay = backoffDelayMs(this.attempt, this.opts);
+          this.attempt++;
+          this.state$.next('reconnecting');
+          this.retryTimer = setTimeout(() => this.open(), delay);
+        },
       },
-      ping: touch,
-      message: (text) => {
-        touch();
-        if (text === null) return;
-        this.onMessage(ws, text);
-      },
-      error: (err) => {
-        failure ??= err;
-      },
-      close: (code) => {
-        if (this.ws !== ws) return;
-        this.ws = undefined;
-        if (this.helloTimer) clearTimeout(this.helloTimer);
-        if (this.idleTimer) clearTimeout(this.idleTimer);
-        this.lastCloseCode = code;
-        this.lastError = failure ?? new AffectError('AFFECT_ERR_INPUT', `connection to ${this.url} closed (code ${code})`);
-        const fatal = fatalHere || NO_RETRY_CLOSE_CODES.has(code) || (failure !== undefined && NO_RETRY_HTTP.test(failure.message));
-        if (this.closedByUser) return;
-        if (!this.opts.reconnect || fatal || this.attempt >= this.opts.maxRetries) {
-          this.finish(this.lastError);
-          return;
-        }
-        const delay = backoffDelayMs(this.attempt, this.opts);
-        this.attempt++;
-        this.state$.next('reconnecting');
-        this.retryTimer = setTimeout(() => this.open(), delay);
-      },
-    });
+    );
     this.ws = ws;
     this.helloTimer = setTimeout(() => {
       failure = new AffectError('AFFECT_ERR_PROTOCOL', `no hello from ${this.url} within ${this.opts.helloTimeoutMs} ms`, {

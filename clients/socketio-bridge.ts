@@ -77,7 +77,8 @@ export interface BridgeStats {
 function validate(o: SocketIoBridgeOptions): void {
   if (typeof o.url !== 'string' || o.url.length === 0) throw new RangeError('SocketIoBridge: url is required');
   if (!o.namespace.startsWith('/')) throw new RangeError(`SocketIoBridge: namespace must start with "/", got "${o.namespace}"`);
-  if (!(Number.isInteger(o.maxBuffered) && o.maxBuffered > 0)) throw new RangeError(`SocketIoBridge: maxBuffered must be a positive integer, got ${o.maxBuffered}`);
+  if (!(Number.isInteger(o.maxBuffered) && o.maxBuffered > 0))
+    throw new RangeError(`SocketIoBridge: maxBuffered must be a positive integer, got ${o.maxBuffered}`);
   if (!(Number.isFinite(o.maxRatePerSec) && o.maxRatePerSec > 0)) throw new RangeError(`SocketIoBridge: maxRatePerSec must be > 0, got ${o.maxRatePerSec}`);
   if (!(Number.isInteger(o.burst) && o.burst >= 1)) throw new RangeError(`SocketIoBridge: burst must be an integer >= 1, got ${o.burst}`);
   for (const [k, v] of Object.entries(o.events)) {

@@ -132,7 +132,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): EnvConfig {
   const e = parsed.data;
   return {
     modelsDir: path.resolve(e.CIRCUMPLEX_MODELS_DIR ?? (INSTALLED ? path.join(userCacheRoot(env), 'models') : path.join(REPO_ROOT, 'models', 'weights'))),
-    cacheDir: path.resolve(e.CIRCUMPLEX_CACHE_DIR ?? (INSTALLED ? path.join(userCacheRoot(env), 'transformers') : path.join(REPO_ROOT, '.cache', 'transformers'))),
+    cacheDir: path.resolve(
+      e.CIRCUMPLEX_CACHE_DIR ?? (INSTALLED ? path.join(userCacheRoot(env), 'transformers') : path.join(REPO_ROOT, '.cache', 'transformers')),
+    ),
     voskModel: e.CIRCUMPLEX_VOSK_MODEL,
     device: e.CIRCUMPLEX_DEVICE ?? 'auto',
     logLevel: e.CIRCUMPLEX_LOG_LEVEL ?? 'info',

@@ -238,7 +238,11 @@ export type ClientMessage = z.infer<typeof ClientMessageSchema>;
 /** Publisher → server on `/v1/ingest`: opens a stream. Audio follows as binary frames or `audio` messages. */
 export const IngestStartMessage = z.object({
   type: z.literal('start'),
-  streamId: z.string().min(1).max(128).regex(/^[A-Za-z0-9._:-]+$/, 'letters, digits and . _ : - only'),
+  streamId: z
+    .string()
+    .min(1)
+    .max(128)
+    .regex(/^[A-Za-z0-9._:-]+$/, 'letters, digits and . _ : - only'),
   /**
    * `s16le`: signed 16-bit little-endian PCM; `mulaw`: G.711 mu-law bytes (telephony);
    * `f32le`: 32-bit float little-endian PCM (NaN/Inf replaced by 0 and counted, clipped to [-1, 1]).

@@ -109,7 +109,8 @@ export class DynamicBatcher<I, O> {
     this.timer = undefined;
     const waiting = this.queue;
     this.queue = [];
-    for (const w of waiting) w.reject(new AffectError('AFFECT_ERR_INFERENCE', 'model closed before this window ran', { recoverable: false, stage: this.opts.stage }));
+    for (const w of waiting)
+      w.reject(new AffectError('AFFECT_ERR_INFERENCE', 'model closed before this window ran', { recoverable: false, stage: this.opts.stage }));
   }
 
   private schedule(): void {

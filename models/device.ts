@@ -65,7 +65,12 @@ export function webgpuMayWork(): boolean {
 }
 
 /** Folders the Vulkan loader reads driver manifests (ICDs) from. */
-export const VULKAN_ICD_DIRS: readonly string[] = ['/usr/share/vulkan/icd.d', '/etc/vulkan/icd.d', '/usr/local/share/vulkan/icd.d', '/usr/local/etc/vulkan/icd.d'];
+export const VULKAN_ICD_DIRS: readonly string[] = [
+  '/usr/share/vulkan/icd.d',
+  '/etc/vulkan/icd.d',
+  '/usr/local/share/vulkan/icd.d',
+  '/usr/local/etc/vulkan/icd.d',
+];
 
 /** Vulkan drivers that only emulate a GPU on the CPU: WebGPU on them is slower than ORT's CPU provider. */
 const SOFTWARE_ICD = /lvp|lavapipe|swiftshader|llvmpipe/i;
@@ -116,15 +121,23 @@ export function providersFor(device: Device): string[] {
 /** Fails fast (before starting a worker) for an explicit device that cannot work here. */
 export function assertDeviceAvailable(device: Device, modelId: string): void {
   if (device === 'cuda' && !cudaProviderInstalled()) {
-    throw new AffectError('AFFECT_ERR_DEVICE_UNAVAILABLE', `--device cuda for ${modelId}: onnxruntime-node's CUDA provider is not installed (no libonnxruntime_providers_cuda in ${ortBinDir() ?? 'onnxruntime-node/bin'})`, {
-      stage: modelId,
-      hint: 'with internet: npm ci --onnxruntime-node-install=cuda12 (needs CUDA 12 + cuDNN 9); or use --device auto|cpu',
-    });
+    throw new AffectError(
+      'AFFECT_ERR_DEVICE_UNAVAILABLE',
+      `--device cuda for ${modelId}: onnxruntime-node's CUDA provider is not installed (no libonnxruntime_providers_cuda in ${ortBinDir() ?? 'onnxruntime-node/bin'})`,
+      {
+        stage: modelId,
+        hint: 'with internet: npm ci --onnxruntime-node-install=cuda12 (needs CUDA 12 + cuDNN 9); or use --device auto|cpu',
+      },
+    );
   }
   if (device === 'webgpu' && !webgpuMayWork()) {
-    throw new AffectError('AFFECT_ERR_DEVICE_UNAVAILABLE', `--device webgpu for ${modelId}: no WebGPU adapter (the Vulkan loader libvulkan.so.1 is not installed)`, {
-      stage: modelId,
-      hint: 'install a Vulkan driver (apt-get install libvulkan1 mesa-vulkan-drivers) or use --device auto|cpu',
-    });
+    throw new AffectError(
+      'AFFECT_ERR_DEVICE_UNAVAILABLE',
+      `--device webgpu for ${modelId}: no WebGPU adapter (the Vulkan loader libvulkan.so.1 is not installed)`,
+      {
+        stage: modelId,
+        hint: 'install a Vulkan driver (apt-get install libvulkan1 mesa-vulkan-drivers) or use --device auto|cpu',
+      },
+    );
   }
 }

@@ -76,7 +76,9 @@ function attempt(url: string, part: string, offset: number, opts: DownloadOption
         const retry = status >= 500 || status === 429;
         const err = retry
           ? new RetryableError(`HTTP ${status}`)
-          : new AffectError('AFFECT_ERR_DOWNLOAD', `${url} answered HTTP ${status}`, { hint: 'check the URL in models/manifest.ts, or download the file by hand' });
+          : new AffectError('AFFECT_ERR_DOWNLOAD', `${url} answered HTTP ${status}`, {
+              hint: 'check the URL in models/manifest.ts, or download the file by hand',
+            });
         reject(err);
         return;
       }
@@ -112,7 +114,11 @@ function attempt(url: string, part: string, offset: number, opts: DownloadOption
       });
       out.on('error', (err) => {
         clearTimeout(timer);
-        reject(new AffectError('AFFECT_ERR_DOWNLOAD', `cannot write ${part}: ${err.message}`, { hint: 'check free disk space and permissions of the models folder' }));
+        reject(
+          new AffectError('AFFECT_ERR_DOWNLOAD', `cannot write ${part}: ${err.message}`, {
+            hint: 'check free disk space and permissions of the models folder',
+          }),
+        );
       });
     });
     req.setTimeout(opts.idleTimeoutMs, () => req.destroy(new RetryableError(`no response for ${opts.idleTimeoutMs} ms`)));
@@ -245,9 +251,13 @@ export async function pullModel(spec: ModelSpec, opts: PullOptions = {}): Promis
   }
   const unknown = spec.files.filter((f) => !f.sha256);
   if (unknown.length > 0 && !opts.acceptUnverified) {
-    throw new AffectError('AFFECT_ERR_DOWNLOAD', `${spec.id}: the manifest has no sha256 for ${unknown.map((f) => f.path).join(', ')}, so the download cannot be verified`, {
-      hint: `pass --accept-unverified to download anyway and record the hash it sees in ${path.join(modelRoot(spec, opts.modelsDir), '.verified.json')}`,
-    });
+    throw new AffectError(
+      'AFFECT_ERR_DOWNLOAD',
+      `${spec.id}: the manifest has no sha256 for ${unknown.map((f) => f.path).join(', ')}, so the download cannot be verified`,
+      {
+        hint: `pass --accept-unverified to download anyway and record the hash it sees in ${path.join(modelRoot(spec, opts.modelsDir), '.verified.json')}`,
+      },
+    );
   }
   const root = modelRoot(spec, opts.modelsDir);
   // The first folder this pull creates (undefined: it all existed), so a failure can take back what it made.
@@ -304,7 +314,14 @@ async function pullFile(spec: ModelSpec, f: ModelFile, root: string, opts: PullO
     const sha = await sha256File(dest);
     if (!f.sha256 || sha === f.sha256) {
       if (f.unpack === 'zip' && unpackDir && !existsSync(unpackDir)) unzipInto(dest, root);
-      return { file: f.path, path: dest, status: 'present', sha256: sha, verified: !!f.sha256, ...(unpackDir && existsSync(unpackDir) ? { unpackedTo: unpackDir } : {}) };
+      return {
+        file: f.path,
+        path: dest,
+        status: 'present',
+        sha256: sha,
+        verified: !!f.sha256,
+        ...(unpackDir && existsSync(unpackDir) ? { unpackedTo: unpackDir } : {}),
+      };
     }
   }
   const progress = opts.progress === null ? undefined : progressBar(`${spec.id}/${f.path}`, opts.progress ?? process.stderr);

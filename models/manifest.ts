@@ -93,10 +93,34 @@ export interface ModelSpec {
 
 /** GoEmotions' 28 labels in the order of the dataset and of SamLowe/roberta-base-go_emotions. */
 export const GO_EMOTIONS_LABELS = [
-  'admiration', 'amusement', 'anger', 'annoyance', 'approval', 'caring', 'confusion', 'curiosity',
-  'desire', 'disappointment', 'disapproval', 'disgust', 'embarrassment', 'excitement', 'fear',
-  'gratitude', 'grief', 'joy', 'love', 'nervousness', 'optimism', 'pride', 'realization', 'relief',
-  'remorse', 'sadness', 'surprise', 'neutral',
+  'admiration',
+  'amusement',
+  'anger',
+  'annoyance',
+  'approval',
+  'caring',
+  'confusion',
+  'curiosity',
+  'desire',
+  'disappointment',
+  'disapproval',
+  'disgust',
+  'embarrassment',
+  'excitement',
+  'fear',
+  'gratitude',
+  'grief',
+  'joy',
+  'love',
+  'nervousness',
+  'optimism',
+  'pride',
+  'realization',
+  'relief',
+  'remorse',
+  'sadness',
+  'surprise',
+  'neutral',
 ] as const;
 
 const HF = 'https://huggingface.co';
@@ -209,9 +233,24 @@ export const MODEL_SPECS = {
     license: 'MIT',
     files: [
       { path: 'text-classifier-fixture/config.json', url: null, sha256: '1f67764f8afa145139f3f0195e21da91c269969bf09f646e33e6af666be1cdf8', sizeBytes: 1399 },
-      { path: 'text-classifier-fixture/tokenizer.json', url: null, sha256: 'f22dafde274cef198f93f45036212b99fba0adb363701bcb590b41355d98184e', sizeBytes: 5324 },
-      { path: 'text-classifier-fixture/tokenizer_config.json', url: null, sha256: 'a0183fad45b69a5798bbb03d39e534e487960cac347b117f7d60fbd89b1be288', sizeBytes: 207 },
-      { path: 'text-classifier-fixture/onnx/model.onnx', url: null, sha256: 'ebfa636cc414af0a84b1afde2bc1836fa65d26982b895a110fd7df85a25a38a1', sizeBytes: 44880 },
+      {
+        path: 'text-classifier-fixture/tokenizer.json',
+        url: null,
+        sha256: 'f22dafde274cef198f93f45036212b99fba0adb363701bcb590b41355d98184e',
+        sizeBytes: 5324,
+      },
+      {
+        path: 'text-classifier-fixture/tokenizer_config.json',
+        url: null,
+        sha256: 'a0183fad45b69a5798bbb03d39e534e487960cac347b117f7d60fbd89b1be288',
+        sizeBytes: 207,
+      },
+      {
+        path: 'text-classifier-fixture/onnx/model.onnx',
+        url: null,
+        sha256: 'ebfa636cc414af0a84b1afde2bc1836fa65d26982b895a110fd7df85a25a38a1',
+        sizeBytes: 44880,
+      },
     ],
     onnxFile: 'text-classifier-fixture/onnx/model.onnx',
     inputs: [
@@ -231,7 +270,12 @@ export const MODEL_SPECS = {
     files: [
       { path: 'text-embed-fixture/config.json', url: null, sha256: 'c45f9a131feb6fc99a81d14b5cf76e3bc5c71058af156676e802ddef0fb5fcec', sizeBytes: 258 },
       { path: 'text-embed-fixture/tokenizer.json', url: null, sha256: 'f22dafde274cef198f93f45036212b99fba0adb363701bcb590b41355d98184e', sizeBytes: 5324 },
-      { path: 'text-embed-fixture/tokenizer_config.json', url: null, sha256: 'a0183fad45b69a5798bbb03d39e534e487960cac347b117f7d60fbd89b1be288', sizeBytes: 207 },
+      {
+        path: 'text-embed-fixture/tokenizer_config.json',
+        url: null,
+        sha256: 'a0183fad45b69a5798bbb03d39e534e487960cac347b117f7d60fbd89b1be288',
+        sizeBytes: 207,
+      },
       { path: 'text-embed-fixture/onnx/model.onnx', url: null, sha256: 'a90c4a6913175601b209a2eb0235b3da22f0d10f62350a12b41b9cf3358c2067', sizeBytes: 30351 },
     ],
     onnxFile: 'text-embed-fixture/onnx/model.onnx',
@@ -337,7 +381,13 @@ export const MODEL_SPECS = {
     source: 'https://alphacephei.com/vosk/models',
     license: 'Apache-2.0',
     files: [
-      { path: 'vosk-model-small-en-us-0.15.zip', url: 'https://alphacephei.com/vosk/models/vosk-model-small-en-us-0.15.zip', sha256: null, sizeBytes: null, unpack: 'zip' },
+      {
+        path: 'vosk-model-small-en-us-0.15.zip',
+        url: 'https://alphacephei.com/vosk/models/vosk-model-small-en-us-0.15.zip',
+        sha256: null,
+        sizeBytes: null,
+        unpack: 'zip',
+      },
     ],
     inputs: [],
     outputs: [],

@@ -113,4 +113,3 @@ export interface VoiceDetector {
 
 /** Why the VAD stage dropped a window: its queue was full ('overflow'), or the detector refused or failed it ('error'). */
 export type VadDropReason = 'overflow' | 'error';
-

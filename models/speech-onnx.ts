@@ -86,13 +86,7 @@ export function sigmaConfidence(sigma: AffectSigma, voiced?: number): number {
  * and the voiced fraction. Confidence is sigmaConfidence when the model reports sigma, else the
  * window's signalConfidence. Missing tensors and non-finite values are AFFECT_ERR_INFERENCE.
  */
-export function decodeSpeechRow(
-  id: string,
-  m: AffectOutputMapping,
-  res: Record<string, WireTensor>,
-  row: number,
-  window: Float32Array,
-): SpeechAffectOutput {
+export function decodeSpeechRow(id: string, m: AffectOutputMapping, res: Record<string, WireTensor>, row: number, window: Float32Array): SpeechAffectOutput {
   const fail = (msg: string): AffectError => new AffectError('AFFECT_ERR_INFERENCE', `${id}: ${msg}`, { recoverable: true, stage: id });
   const column = (name: string): ((col: number) => number) => {
     const t = res[name];

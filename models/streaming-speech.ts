@@ -214,7 +214,8 @@ export function hasStreamingGraphs(spec: ModelSpec, modelsDir?: string, mode: St
 export function readStreamingInfo(spec: ModelSpec, modelsDir?: string): StreamingGraphInfo {
   const file = path.join(streamingDir(spec, modelsDir), 'streaming.json');
   const hint = `export the split graphs: /usr/bin/python3 -m training.encoders.export_standins (stand-ins), or split your own export the same way (docs/bench.md "Compute-once streaming")`;
-  if (!existsSync(file)) throw new AffectError('AFFECT_ERR_MODEL_MISSING', `model ${spec.id}: ${file} not found (streaming needs the split graphs)`, { stage: spec.id, hint });
+  if (!existsSync(file))
+    throw new AffectError('AFFECT_ERR_MODEL_MISSING', `model ${spec.id}: ${file} not found (streaming needs the split graphs)`, { stage: spec.id, hint });
   let raw: unknown;
   try {
     raw = JSON.parse(readFileSync(file, 'utf8'));
@@ -225,10 +226,14 @@ export function readStreamingInfo(spec: ModelSpec, modelsDir?: string): Streamin
   for (const k of ['frameStrideSamples', 'receptiveFieldSamples', 'featureDim', 'hiddenDim'] as const) {
     const v = r[k];
     if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) {
-      throw new AffectError('AFFECT_ERR_MODEL_LOAD', `model ${spec.id}: ${file}: ${k} must be a positive integer, got ${JSON.stringify(v)}`, { stage: spec.id, hint });
+      throw new AffectError('AFFECT_ERR_MODEL_LOAD', `model ${spec.id}: ${file}: ${k} must be a positive integer, got ${JSON.stringify(v)}`, {
+        stage: spec.id,
+        hint,
+      });
     }
   }
-  if (typeof r['frontEnd'] !== 'string') throw new AffectError('AFFECT_ERR_MODEL_LOAD', `model ${spec.id}: ${file}: frontEnd must be a string`, { stage: spec.id, hint });
+  if (typeof r['frontEnd'] !== 'string')
+    throw new AffectError('AFFECT_ERR_MODEL_LOAD', `model ${spec.id}: ${file}: frontEnd must be a string`, { stage: spec.id, hint });
   return r as unknown as StreamingGraphInfo;
 }
 
@@ -278,7 +283,12 @@ export function findContinuation(prev: Float32Array, next: Float32Array, hopSamp
   return -1;
 }
 
-function signatureError(spec: ModelSpec, file: string, names: { inputNames: readonly string[]; outputNames: readonly string[] }, want: { inputs: readonly string[]; outputs: readonly string[] }): AffectError {
+function signatureError(
+  spec: ModelSpec,
+  file: string,
+  names: { inputNames: readonly string[]; outputNames: readonly string[] },
+  want: { inputs: readonly string[]; outputs: readonly string[] },
+): AffectError {
   return new AffectError(
     'AFFECT_ERR_MODEL_SIGNATURE',
     `model ${spec.id}: ${file} has inputs [${names.inputNames.join(', ')}] and outputs [${names.outputNames.join(', ')}]; streaming expects inputs [${want.inputs.join(', ')}] and outputs [${want.outputs.join(', ')}]`,
@@ -295,7 +305,17 @@ export class StreamingSpeechModel implements SpeechAffectModel {
   readonly info: StreamingGraphInfo;
   /** Batches windows of all streams (one batch in flight; each stage batched across its windows). */
   readonly batcher: DynamicBatcher<Job, SpeechAffectOutput>;
-  readonly stats: StreamingStats = { windows: 0, advancedSamples: 0, frontendFrames: 0, frontendSamples: 0, encoderFrames: 0, cacheResets: 0, macs: 0, sessionMs: 0, hostMs: 0 };
+  readonly stats: StreamingStats = {
+    windows: 0,
+    advancedSamples: 0,
+    frontendFrames: 0,
+    frontendSamples: 0,
+    encoderFrames: 0,
+    cacheResets: 0,
+    macs: 0,
+    sessionMs: 0,
+    hostMs: 0,
+  };
   private readonly mapping: AffectOutputMapping;
   private readonly streams = new Set<StreamState>();
   private nextOneOff = 0;
@@ -315,7 +335,12 @@ export class StreamingSpeechModel implements SpeechAffectModel {
     this.mapping = spec.affect;
     this.info = info;
     this.options = options;
-    this.batcher = new DynamicBatcher((jobs) => this.runBatch(jobs), { maxBatch: opts.maxBatch, maxWaitMs: opts.maxWaitMs, maxQueue: opts.maxQueue, stage: `${spec.id} (streaming)` });
+    this.batcher = new DynamicBatcher((jobs) => this.runBatch(jobs), {
+      maxBatch: opts.maxBatch,
+      maxWaitMs: opts.maxWaitMs,
+      maxQueue: opts.maxQueue,
+      stage: `${spec.id} (streaming)`,
+    });
   }
 
   /** Opens the three split graphs of a speech spec (files under `<model folder>/streaming/`). */
@@ -328,9 +353,16 @@ export class StreamingSpeechModel implements SpeechAffectModel {
     const dir = streamingDir(spec, opts.modelsDir);
     const opened: OrtWorkerSession[] = [];
     try {
-      const open = async (g: { file: string; inputs: readonly string[]; outputs: readonly string[] }, threads = opts.intraOpThreads ?? 0): Promise<OrtWorkerSession> => {
+      const open = async (
+        g: { file: string; inputs: readonly string[]; outputs: readonly string[] },
+        threads = opts.intraOpThreads ?? 0,
+      ): Promise<OrtWorkerSession> => {
         const file = path.join(dir, g.file);
-        if (!existsSync(file)) throw new AffectError('AFFECT_ERR_MODEL_MISSING', `model ${spec.id}: ${file} not found (streaming mode ${options.mode})`, { stage: spec.id, hint: 're-export the split graphs (/usr/bin/python3 -m training.encoders.export_standins writes step.onnx for the cached mode)' });
+        if (!existsSync(file))
+          throw new AffectError('AFFECT_ERR_MODEL_MISSING', `model ${spec.id}: ${file} not found (streaming mode ${options.mode})`, {
+            stage: spec.id,
+            hint: 're-export the split graphs (/usr/bin/python3 -m training.encoders.export_standins writes step.onnx for the cached mode)',
+          });
         const s = await OrtWorkerSession.open(file, { providers: providersFor(device), intraOpThreads: threads, stage: spec.id });
         opened.push(s);
         if (g.inputs.some((n) => !s.inputNames.includes(n)) || s.inputNames.length !== g.inputs.length || g.outputs.some((n) => !s.outputNames.includes(n))) {
@@ -340,17 +372,26 @@ export class StreamingSpeechModel implements SpeechAffectModel {
       };
       if (options.mode === 'cached') {
         if (info.posContextFrames === undefined || !Number.isInteger(info.posContextFrames) || info.posContextFrames < 0 || info.layers === undefined) {
-          throw new AffectError('AFFECT_ERR_MODEL_LOAD', `model ${spec.id}: streaming.json lacks posContextFrames / layers, which the cached mode needs`, { stage: spec.id, hint: 're-export with training/encoders/export_standins.py (it writes step.onnx and both fields)' });
+          throw new AffectError('AFFECT_ERR_MODEL_LOAD', `model ${spec.id}: streaming.json lacks posContextFrames / layers, which the cached mode needs`, {
+            stage: spec.id,
+            hint: 're-export with training/encoders/export_standins.py (it writes step.onnx and both fields)',
+          });
         }
         const step = await open(STEP_GRAPH);
-        (opts.logger ?? getLogger()).info({ model: spec.id, provider: step.provider, mode: options.mode, frontEnd: info.frontEnd }, `model ${spec.id} streams (cached) on ${step.provider}`);
+        (opts.logger ?? getLogger()).info(
+          { model: spec.id, provider: step.provider, mode: options.mode, frontEnd: info.frontEnd },
+          `model ${spec.id} streams (cached) on ${step.provider}`,
+        );
         return new StreamingSpeechModel(spec, { step }, info, options, opts);
       }
       const frontend = await open(GRAPHS.frontend);
       const encoder = await open(GRAPHS.encoder);
       // The head is one D×D layer per window: one thread, so no idle thread pool competes with the encoder's.
       const head = await open(GRAPHS.head, 1);
-      (opts.logger ?? getLogger()).info({ model: spec.id, provider: encoder.provider, mode: options.mode, frontEnd: info.frontEnd }, `model ${spec.id} streams (${options.mode}) on ${encoder.provider}`);
+      (opts.logger ?? getLogger()).info(
+        { model: spec.id, provider: encoder.provider, mode: options.mode, frontEnd: info.frontEnd },
+        `model ${spec.id} streams (${options.mode}) on ${encoder.provider}`,
+      );
       return new StreamingSpeechModel(spec, { frontend, encoder, head }, info, options, opts);
     } catch (err) {
       for (const s of opened) await s.close();
@@ -373,7 +414,8 @@ export class StreamingSpeechModel implements SpeechAffectModel {
   /** Bytes held by the caches of all open streams (frames + last windows). */
   get cacheBytes(): number {
     let b = 0;
-    for (const s of this.streams) b += 4 * (s.feats.size * this.info.featureDim + (s.hidden.size + s.proj.size) * this.info.hiddenDim + (s.kvBlock?.length ?? 0) + (s.prev?.length ?? 0));
+    for (const s of this.streams)
+      b += 4 * (s.feats.size * this.info.featureDim + (s.hidden.size + s.proj.size) * this.info.hiddenDim + (s.kvBlock?.length ?? 0) + (s.prev?.length ?? 0));
     return b;
   }
 
@@ -391,7 +433,8 @@ export class StreamingSpeechModel implements SpeechAffectModel {
       streamId,
       windowSamples: this.windowSamples,
       infer: (samples) => {
-        if (state.closed) return Promise.reject(new AffectError('AFFECT_ERR_INFERENCE', `${this.id}: stream ${streamId} is closed`, { recoverable: false, stage: this.id }));
+        if (state.closed)
+          return Promise.reject(new AffectError('AFFECT_ERR_INFERENCE', `${this.id}: stream ${streamId} is closed`, { recoverable: false, stage: this.id }));
         // One window of a stream at a time, in order: each window builds on the cache the previous one left.
         const p = state.tail.then(() => this.submit({ state, samples, oneOff: false }));
         state.tail = p.catch(() => undefined);
@@ -407,13 +450,31 @@ export class StreamingSpeechModel implements SpeechAffectModel {
   }
 
   private newState(id: string): StreamState {
-    return { id, prev: undefined, endPos: 0, feats: new Map(), hidden: new Map(), proj: new Map(), kvBlock: undefined, kvCap: 0, kvPos: [], nextPos: 0, closed: false, tail: Promise.resolve() };
+    return {
+      id,
+      prev: undefined,
+      endPos: 0,
+      feats: new Map(),
+      hidden: new Map(),
+      proj: new Map(),
+      kvBlock: undefined,
+      kvCap: 0,
+      kvPos: [],
+      nextPos: 0,
+      closed: false,
+      tail: Promise.resolve(),
+    };
   }
 
   private submit(job: Job): Promise<SpeechAffectOutput> {
     const rf = this.info.receptiveFieldSamples;
     if (job.samples.length < rf) {
-      return Promise.reject(new AffectError('AFFECT_ERR_INPUT', `${this.id}: window of ${job.samples.length} samples is shorter than one frame (${rf} samples)`, { recoverable: true, stage: this.id }));
+      return Promise.reject(
+        new AffectError('AFFECT_ERR_INPUT', `${this.id}: window of ${job.samples.length} samples is shorter than one frame (${rf} samples)`, {
+          recoverable: true,
+          stage: this.id,
+        }),
+      );
     }
     return this.batcher.submit(job);
   }
@@ -481,11 +542,12 @@ export class StreamingSpeechModel implements SpeechAffectModel {
 
     // 2. Conv front end, batched over segments of equal length.
     const segGroups = new Map<number, Array<{ pos: number[]; data: Float32Array; st: StreamState }>>();
-    for (const pl of plans) for (const s of pl.segs) {
-      const g = segGroups.get(s.data.length);
-      if (g) g.push({ ...s, st: pl.st });
-      else segGroups.set(s.data.length, [{ ...s, st: pl.st }]);
-    }
+    for (const pl of plans)
+      for (const s of pl.segs) {
+        const g = segGroups.get(s.data.length);
+        if (g) g.push({ ...s, st: pl.st });
+        else segGroups.set(s.data.length, [{ ...s, st: pl.st }]);
+      }
     for (const [len, group] of segGroups) {
       const batch = new Float32Array(group.length * len);
       group.forEach((s, i) => batch.set(s.data, i * len));
@@ -568,7 +630,10 @@ export class StreamingSpeechModel implements SpeechAffectModel {
     const pooledOut = new Float32Array(B * D);
     plans.forEach((pl, i) => pooledOut.set(pooledOf.get(pl.job) as Float32Array, i * D));
     const m = this.mapping;
-    const decoded: Record<string, WireTensor> = { [m.output]: res['logits'] as WireTensor, ...(m.embedding ? { [m.embedding]: { type: 'float32', data: pooledOut, dims: [B, D] } } : {}) };
+    const decoded: Record<string, WireTensor> = {
+      [m.output]: res['logits'] as WireTensor,
+      ...(m.embedding ? { [m.embedding]: { type: 'float32', data: pooledOut, dims: [B, D] } } : {}),
+    };
 
     // 5. Bookkeeping: remember the window, evict frames no later window can use.
     const out = plans.map((pl, i) => {
@@ -680,7 +745,8 @@ export class StreamingSpeechModel implements SpeechAffectModel {
       while (drop < st.kvPos.length && ((st.kvPos[drop] as number) < first || (st.kvPos[drop] as number) >= from)) drop++;
       if (drop > 0) {
         const kept = st.kvPos.length - drop;
-        if (st.kvBlock) for (let ls = 0; ls < 2 * L; ls++) st.kvBlock.copyWithin(ls * st.kvCap * D, (ls * st.kvCap + drop) * D, (ls * st.kvCap + drop + kept) * D);
+        if (st.kvBlock)
+          for (let ls = 0; ls < 2 * L; ls++) st.kvBlock.copyWithin(ls * st.kvCap * D, (ls * st.kvCap + drop) * D, (ls * st.kvCap + drop + kept) * D);
         st.kvPos.splice(0, drop);
       }
       const memPos = st.kvPos.slice();
@@ -771,7 +837,8 @@ export class StreamingSpeechModel implements SpeechAffectModel {
             // (Re)allocate: room for a whole window plus a hop, so steady state never reallocates.
             const cap = Math.max(have + nNew, pl.positions.length + Math.ceil(this.options.hopSamples / stride) + 1);
             const nb = new Float32Array(2 * L * cap * D);
-            if (st.kvBlock && have > 0) for (let ls = 0; ls < 2 * L; ls++) nb.set(st.kvBlock.subarray(ls * st.kvCap * D, (ls * st.kvCap + have) * D), ls * cap * D);
+            if (st.kvBlock && have > 0)
+              for (let ls = 0; ls < 2 * L; ls++) nb.set(st.kvBlock.subarray(ls * st.kvCap * D, (ls * st.kvCap + have) * D), ls * cap * D);
             st.kvBlock = nb;
             st.kvCap = cap;
           }
@@ -783,7 +850,12 @@ export class StreamingSpeechModel implements SpeechAffectModel {
           st.kvPos.push(...pl.newPos);
         }
         if (pl.newPos.length) pl.st.nextPos = (pl.newPos[pl.newPos.length - 1] as number) + stride;
-        decodedRows.push({ plan: pl, logits: (lg.data as Float32Array).slice(b * 3, b * 3 + 3), hidden: (hs.data as Float32Array).slice(b * D, (b + 1) * D), idx: plans.indexOf(pl) });
+        decodedRows.push({
+          plan: pl,
+          logits: (lg.data as Float32Array).slice(b * 3, b * 3 + 3),
+          hidden: (hs.data as Float32Array).slice(b * D, (b + 1) * D),
+          idx: plans.indexOf(pl),
+        });
       });
       this.stats.frontendSamples += B * S;
       this.stats.frontendFrames += B * T;
@@ -846,6 +918,9 @@ function clearState(st: StreamState): void {
 }
 
 /** Loads a speech spec's split graphs for compute-once streaming. */
-export async function loadStreamingSpeechModel(spec: ModelSpec, opts: LoadModelOptions & { streaming?: Partial<StreamingSpeechOptions> } = {}): Promise<StreamingSpeechModel> {
+export async function loadStreamingSpeechModel(
+  spec: ModelSpec,
+  opts: LoadModelOptions & { streaming?: Partial<StreamingSpeechOptions> } = {},
+): Promise<StreamingSpeechModel> {
   return StreamingSpeechModel.load(spec, opts);
 }

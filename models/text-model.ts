@@ -97,9 +97,7 @@ export class TransformersTextModel implements TextAffectModel {
       const template = opts.anchorTemplate ?? DEFAULT_ANCHOR_TEMPLATE;
       const sentences = RUSSELL_1980_TERMS.map((t) => template.replace('{term}', t.term));
       const { data, width } = await session.run(sentences);
-      model.zeroShot = fitZeroShot(
-        RUSSELL_1980_TERMS.map((t, i) => ({ embedding: data.slice(i * width, (i + 1) * width), point: t })),
-      );
+      model.zeroShot = fitZeroShot(RUSSELL_1980_TERMS.map((t, i) => ({ embedding: data.slice(i * width, (i + 1) * width), point: t })));
     }
     return model;
   }
@@ -111,7 +109,9 @@ export class TransformersTextModel implements TextAffectModel {
   infer(text: string): Promise<TextAffectOutput> {
     const t = text.trim();
     if (t.length === 0) {
-      return Promise.resolve(this.spec.role === 'text-regression' ? { valence: 0, arousal: 0, dominance: 0, confidence: 0 } : { valence: 0, arousal: 0, confidence: 0 });
+      return Promise.resolve(
+        this.spec.role === 'text-regression' ? { valence: 0, arousal: 0, dominance: 0, confidence: 0 } : { valence: 0, arousal: 0, confidence: 0 },
+      );
     }
     return this.batcher.submit(t);
   }

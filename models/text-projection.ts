@@ -137,8 +137,16 @@ export function fitZeroShot(anchors: readonly Anchor[], ridge = 0.1): ZeroShotMa
   }
   const lambda = ridge * (trace / n || 1);
   for (let i = 0; i < n; i++) K[i * n + i] = (K[i * n + i] ?? 0) + lambda;
-  const alphaV = solveSpd(K, n, Float64Array.from(anchors, (a) => a.point.valence - yv));
-  const alphaA = solveSpd(K, n, Float64Array.from(anchors, (a) => a.point.arousal - ya));
+  const alphaV = solveSpd(
+    K,
+    n,
+    Float64Array.from(anchors, (a) => a.point.valence - yv),
+  );
+  const alphaA = solveSpd(
+    K,
+    n,
+    Float64Array.from(anchors, (a) => a.point.arousal - ya),
+  );
   const weights = new Float64Array(dim * 2);
   for (let i = 0; i < n; i++) {
     const row = xc[i] as Float64Array;

@@ -187,9 +187,13 @@ export async function createEngine(opts: Partial<EngineOptions> = {}): Promise<E
     const textStats: TextPathStats = { droppedSamples: 0, coalescedWindows: 0, textModelErrors: 0 };
     if (!textPathFor && (o.textModel !== undefined || o.asrModel !== undefined)) {
       if (o.asrModel === undefined) {
-        throw new AffectError('AFFECT_ERR_CONFIG', `--text-model ${o.textModel ?? ''} needs words to read: give a Vosk model folder with --asr-model (or CIRCUMPLEX_VOSK_MODEL)`, {
-          hint: 'see docs/asr.md for getting a Vosk model',
-        });
+        throw new AffectError(
+          'AFFECT_ERR_CONFIG',
+          `--text-model ${o.textModel ?? ''} needs words to read: give a Vosk model folder with --asr-model (or CIRCUMPLEX_VOSK_MODEL)`,
+          {
+            hint: 'see docs/asr.md for getting a Vosk model',
+          },
+        );
       }
       const asr = await loadVoskRecognizerFactory(o.asrModel, { logger });
       closers.push(() => asr.close());
@@ -211,7 +215,9 @@ export async function createEngine(opts: Partial<EngineOptions> = {}): Promise<E
       textPathFor = (streamId, offline) => perStream(streamId, offline ? { offline: true, acceptMs } : {});
     } else if (!textPathFor && !speechOnlyNoticeLogged) {
       speechOnlyNoticeLogged = true;
-      logger.info('speech-only: no ASR model, so no transcripts and no text modality; pass --asr-model DIR or set CIRCUMPLEX_VOSK_MODEL=DIR to add them (docs/asr.md)');
+      logger.info(
+        'speech-only: no ASR model, so no transcripts and no text modality; pass --asr-model DIR or set CIRCUMPLEX_VOSK_MODEL=DIR to add them (docs/asr.md)',
+      );
     }
 
     let closed: Promise<void> | undefined;
@@ -230,16 +236,17 @@ export async function createEngine(opts: Partial<EngineOptions> = {}): Promise<E
         const pipelineOpts: Partial<PipelineOptions> = {
           ...base,
           ...overrides,
-          onDrop:
-            overrides.onDrop ??
-            ((w, reason, err) => logger.debug({ streamId, windowIndex: w.index, tMs: w.tMs, reason, err }, 'speech window dropped')),
+          onDrop: overrides.onDrop ?? ((w, reason, err) => logger.debug({ streamId, windowIndex: w.index, tMs: w.tMs, reason, err }, 'speech window dropped')),
         };
         if (speech instanceof StreamingSpeechModel) {
           // Compute-once streaming: each subscription gets its own frame cache, freed when it ends.
           return (audio$) =>
             defer(() => {
               const perStream = speech.forStream(streamId);
-              return audio$.pipe(affectPipeline({ speech: perStream, fusion, ...(textPath ? { textPath } : {}), ...(vad ? { vad } : {}) }, pipelineOpts), finalize(() => perStream.close()));
+              return audio$.pipe(
+                affectPipeline({ speech: perStream, fusion, ...(textPath ? { textPath } : {}), ...(vad ? { vad } : {}) }, pipelineOpts),
+                finalize(() => perStream.close()),
+              );
             });
         }
         return affectPipeline({ speech, fusion, ...(textPath ? { textPath } : {}), ...(vad ? { vad } : {}) }, pipelineOpts);

@@ -63,7 +63,8 @@ export function createAudioFeed(engine: Engine, opts: Partial<AudioFeedOptions> 
   if (!Number.isInteger(o.sampleRateHz) || o.sampleRateHz < 1000 || o.sampleRateHz > 768_000) {
     throw new RangeError(`createAudioFeed: sampleRateHz must be an integer in [1000, 768000], got ${o.sampleRateHz}`);
   }
-  if (!Number.isInteger(o.channels) || o.channels < 1 || o.channels > 32) throw new RangeError(`createAudioFeed: channels must be an integer in [1, 32], got ${o.channels}`);
+  if (!Number.isInteger(o.channels) || o.channels < 1 || o.channels > 32)
+    throw new RangeError(`createAudioFeed: channels must be an integer in [1, 32], got ${o.channels}`);
   if (o.mode !== 'live' && o.mode !== 'offline') throw new RangeError(`createAudioFeed: mode must be 'live' or 'offline', got ${String(o.mode)}`);
 
   const conv = new AudioConverter(o.streamId, o.sampleRateHz, o.channels);
@@ -98,15 +99,24 @@ export function createAudioFeed(engine: Engine, opts: Partial<AudioFeedOptions> 
     frames$: out.asObservable(),
     write(samples) {
       if (!(samples instanceof Float32Array)) {
-        return Promise.reject(new AffectError('AFFECT_ERR_INPUT', `feed ${o.streamId}: write() takes a Float32Array of samples in [-1, 1], got ${Object.prototype.toString.call(samples)}`, {
-          hint: 'convert 16-bit PCM with s / 32768 into a Float32Array',
-        }));
+        return Promise.reject(
+          new AffectError(
+            'AFFECT_ERR_INPUT',
+            `feed ${o.streamId}: write() takes a Float32Array of samples in [-1, 1], got ${Object.prototype.toString.call(samples)}`,
+            {
+              hint: 'convert 16-bit PCM with s / 32768 into a Float32Array',
+            },
+          ),
+        );
       }
-      if (ended) return Promise.reject(new AffectError('AFFECT_ERR_INPUT', `feed ${o.streamId}: write() after end()`, { hint: 'open a new feed for a new stream' }));
+      if (ended)
+        return Promise.reject(new AffectError('AFFECT_ERR_INPUT', `feed ${o.streamId}: write() after end()`, { hint: 'open a new feed for a new stream' }));
       if (samples.length % o.channels !== 0) {
-        return Promise.reject(new AffectError('AFFECT_ERR_AUDIO_FORMAT', `feed ${o.streamId}: ${samples.length} samples is not a whole number of ${o.channels}-channel frames`, {
-          hint: 'write interleaved frames: length must be a multiple of channels',
-        }));
+        return Promise.reject(
+          new AffectError('AFFECT_ERR_AUDIO_FORMAT', `feed ${o.streamId}: ${samples.length} samples is not a whole number of ${o.channels}-channel frames`, {
+            hint: 'write interleaved frames: length must be a multiple of channels',
+          }),
+        );
       }
       const copy = samples.slice();
       tail = tail.then(async () => {

@@ -32,7 +32,8 @@ export class JsonlRecorder {
     opts: Partial<JsonlRecorderOptions> = {},
   ) {
     this.o = { ...DEFAULT_JSONL_RECORDER, ...opts };
-    if (!Number.isInteger(this.o.fsyncEvery) || this.o.fsyncEvery < 0) throw new RangeError(`JsonlRecorder: fsyncEvery must be an integer >= 0, got ${this.o.fsyncEvery}`);
+    if (!Number.isInteger(this.o.fsyncEvery) || this.o.fsyncEvery < 0)
+      throw new RangeError(`JsonlRecorder: fsyncEvery must be an integer >= 0, got ${this.o.fsyncEvery}`);
     try {
       this.fd = openSync(file, this.o.append ? 'a' : 'w');
     } catch (err) {

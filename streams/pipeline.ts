@@ -17,7 +17,16 @@ import { labelAffect } from './operators/label-affect.js';
 import { smoothAffect } from './operators/smooth-affect.js';
 import { resolveWindowOptions, windowBySamples } from './operators/window-by-samples.js';
 import { resolveSmoothingOptions, type SmoothingOptions } from './smoothing.js';
-import { samplesToMs, type AffectPoint, type AudioChunk, type AudioWindow, type PipelineEvent, type Stamped, type StreamState, type TranscriptEvent } from '../core/types.js';
+import {
+  samplesToMs,
+  type AffectPoint,
+  type AudioChunk,
+  type AudioWindow,
+  type PipelineEvent,
+  type Stamped,
+  type StreamState,
+  type TranscriptEvent,
+} from '../core/types.js';
 import { RUSSELL_1980_TERMS } from '../core/emotion-terms.js';
 import { deriveStreamEvents, resolveEscalationOptions, type EscalationOptions, type TurnEndpointing } from './turns.js';
 import { detectVoice, resolveVadOptions, type VadOptions, type VoiceSegment } from './vad.js';
@@ -115,8 +124,10 @@ export function resolvePipelineOptions(opts: Partial<PipelineOptions> = {}): Pip
   resolveSmoothingOptions(o.smoothing);
   resolveVadOptions(o.vad);
   resolveEscalationOptions(o.escalation);
-  if (!['auto', 'vad', 'asr'].includes(o.turnEndpointing)) throw new RangeError(`affectPipeline: turnEndpointing must be 'auto', 'vad' or 'asr', got ${String(o.turnEndpointing)}`);
-  if (!Number.isInteger(o.recoverAfterFrames) || o.recoverAfterFrames < 1) throw new RangeError(`affectPipeline: recoverAfterFrames must be an integer >= 1, got ${o.recoverAfterFrames}`);
+  if (!['auto', 'vad', 'asr'].includes(o.turnEndpointing))
+    throw new RangeError(`affectPipeline: turnEndpointing must be 'auto', 'vad' or 'asr', got ${String(o.turnEndpointing)}`);
+  if (!Number.isInteger(o.recoverAfterFrames) || o.recoverAfterFrames < 1)
+    throw new RangeError(`affectPipeline: recoverAfterFrames must be an integer >= 1, got ${o.recoverAfterFrames}`);
   return o;
 }
 
@@ -148,7 +159,9 @@ export function affectPipeline(deps: PipelineDeps, opts: Partial<PipelineOptions
         const onSegment = endpointing === 'vad' ? (seg: VoiceSegment) => void segments.push(seg) : () => undefined;
         const affect$ = shared.pipe(
           windowBySamples({ windowMs: o.windowMs, hopMs: o.hopMs, minTailMs: o.minTailMs }),
-          deps.vad && vad ? detectVoice(deps.vad, { ...vad, onSegment, ...(o.flow ? { flow: o.flow } : {}), ...(o.onDrop ? { onDrop: o.onDrop } : {}) }) : (w$: Observable<AudioWindow>) => w$,
+          deps.vad && vad
+            ? detectVoice(deps.vad, { ...vad, onSegment, ...(o.flow ? { flow: o.flow } : {}), ...(o.onDrop ? { onDrop: o.onDrop } : {}) })
+            : (w$: Observable<AudioWindow>) => w$,
           inferSpeech(deps.speech, inferOpts),
           fuseAffect(deps.fusion, {
             textMaxAgeMs: o.textMaxAgeMs,
@@ -182,7 +195,13 @@ export function affectPipeline(deps: PipelineDeps, opts: Partial<PipelineOptions
           ignoreElements(),
         );
         const textErrors$ = (text.errors$ ?? EMPTY).pipe(
-          map((e): PipelineEvent => ({ kind: 'status', streamId, tMs: lastMs, state: 'degraded', message: `text path stopped, speech only from here: ${e.message}` })),
+          map((e): PipelineEvent => ({
+            kind: 'status',
+            streamId,
+            tMs: lastMs,
+            state: 'degraded',
+            message: `text path stopped, speech only from here: ${e.message}`,
+          })),
         );
         // Offline (synced) runs put transcripts in audio-time order among the frames, so the whole
         // output is the same on every run; live runs send each transcript as soon as it is heard.
@@ -220,7 +239,8 @@ function inAudioOrder(affect$: Observable<PipelineEvent>, transcripts$: Observab
     const aSub = affect$.subscribe({
       next: (e) => {
         if (e.kind === 'affect') {
-          while (held.length > 0 && held[0]!.kind === 'transcript' && (held[0] as Extract<PipelineEvent, { kind: 'transcript' }>).transcript.tMs <= e.point.tMs) sub.next(held.shift()!);
+          while (held.length > 0 && held[0]!.kind === 'transcript' && (held[0] as Extract<PipelineEvent, { kind: 'transcript' }>).transcript.tMs <= e.point.tMs)
+            sub.next(held.shift()!);
         }
         sub.next(e);
       },
@@ -258,7 +278,13 @@ function withDropStatus(recoverAfterFrames: number, hopMs: number): OperatorFunc
             clean = 0;
             if (state === 'live') {
               state = 'degraded';
-              sub.next({ kind: 'status', streamId: point.streamId, tMs: point.tMs, state, message: `inference is slower than the audio: hop widened to ${point.hopMs ?? hopMs} ms (${point.droppedWindows} window(s) skipped)` });
+              sub.next({
+                kind: 'status',
+                streamId: point.streamId,
+                tMs: point.tMs,
+                state,
+                message: `inference is slower than the audio: hop widened to ${point.hopMs ?? hopMs} ms (${point.droppedWindows} window(s) skipped)`,
+              });
             }
           } else if (state === 'degraded' && ++clean >= recoverAfterFrames) {
             state = 'live';

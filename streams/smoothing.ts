@@ -67,12 +67,15 @@ export const DEFAULT_SMOOTHING: SmoothingOptions = {
 /** Validates and completes smoothing options (RangeError naming the option). */
 export function resolveSmoothingOptions(opts: Partial<SmoothingOptions> = {}): SmoothingOptions {
   const o = { ...DEFAULT_SMOOTHING, ...opts };
-  if (!['ema', 'one-euro', 'kalman', 'kalman-cv', 'none'].includes(o.filter)) throw new RangeError(`smoothAffect: filter must be one of ema, one-euro, kalman, kalman-cv, none, got ${String(o.filter)}`);
-  if (o.accelerationNoise !== undefined && !(o.accelerationNoise > 0 && Number.isFinite(o.accelerationNoise))) throw new RangeError(`smoothAffect: accelerationNoise must be > 0, got ${o.accelerationNoise}`);
+  if (!['ema', 'one-euro', 'kalman', 'kalman-cv', 'none'].includes(o.filter))
+    throw new RangeError(`smoothAffect: filter must be one of ema, one-euro, kalman, kalman-cv, none, got ${String(o.filter)}`);
+  if (o.accelerationNoise !== undefined && !(o.accelerationNoise > 0 && Number.isFinite(o.accelerationNoise)))
+    throw new RangeError(`smoothAffect: accelerationNoise must be > 0, got ${o.accelerationNoise}`);
   if (!(o.tauMs > 0) || !Number.isFinite(o.tauMs)) throw new RangeError(`smoothAffect: tauMs must be > 0, got ${o.tauMs}`);
   if (!(o.beta >= 0) || !Number.isFinite(o.beta)) throw new RangeError(`smoothAffect: beta must be >= 0, got ${o.beta}`);
   if (!(o.dCutoffHz > 0) || !Number.isFinite(o.dCutoffHz)) throw new RangeError(`smoothAffect: dCutoffHz must be > 0, got ${o.dCutoffHz}`);
-  if (!(o.measurementNoise > 0) || !Number.isFinite(o.measurementNoise)) throw new RangeError(`smoothAffect: measurementNoise must be > 0, got ${o.measurementNoise}`);
+  if (!(o.measurementNoise > 0) || !Number.isFinite(o.measurementNoise))
+    throw new RangeError(`smoothAffect: measurementNoise must be > 0, got ${o.measurementNoise}`);
   if (!(o.minConfidence > 0 && o.minConfidence <= 1)) throw new RangeError(`smoothAffect: minConfidence must be in (0, 1], got ${o.minConfidence}`);
   if (o.confidenceTauMs !== undefined && !(o.confidenceTauMs > 0)) throw new RangeError(`smoothAffect: confidenceTauMs must be > 0, got ${o.confidenceTauMs}`);
   return o;

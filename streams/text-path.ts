@@ -18,7 +18,24 @@
  * hang, missing model), the path logs once, emits the error on `errors$`, emits one zero-confidence
  * text estimate (so fusion stops using stale text), and completes. The stream goes on speech-only.
  */
-import { catchError, connect, defer, filter, finalize, from, ignoreElements, map, merge, Observable, of, share, Subject, switchMap, tap, throwError } from 'rxjs';
+import {
+  catchError,
+  connect,
+  defer,
+  filter,
+  finalize,
+  from,
+  ignoreElements,
+  map,
+  merge,
+  Observable,
+  of,
+  share,
+  Subject,
+  switchMap,
+  tap,
+  throwError,
+} from 'rxjs';
 import type { Logger } from 'pino';
 import type { RecognizerResult, SpeechRecognizerFactory, StreamRecognizer, TextAffectModel, TextAffectOutput } from '../models/ports.js';
 import { AffectError, toAffectError } from '../core/errors.js';
@@ -160,181 +177,186 @@ export function createTextPath(
   const windowOpts = textWindowOptions({ maxWords: o.maxWords, maxSeconds: o.maxSeconds, minWordConf: o.minWordConf });
   if (!(o.minIntervalMs >= 0)) throw new RangeError(`createTextPath: minIntervalMs must be >= 0, got ${o.minIntervalMs}`);
 
-  return (streamId, streamOpts = {}) => (audio$) => {
-    const so = { ...DEFAULT_TEXT_PATH_STREAM, ...streamOpts };
-    const acceptMs = so.offline ? (so.acceptMs ?? o.maxAcceptMs) : o.maxAcceptMs;
-    if (!(acceptMs > 0)) throw new RangeError(`createTextPath: acceptMs must be > 0, got ${acceptMs}`);
-    const log = o.logger?.child({ streamId, stage: 'asr' });
-    const stats: TextPathStats = { droppedSamples: 0, coalescedWindows: 0, textModelErrors: 0 };
-    const totals = o.totals;
+  return (streamId, streamOpts = {}) =>
+    (audio$) => {
+      const so = { ...DEFAULT_TEXT_PATH_STREAM, ...streamOpts };
+      const acceptMs = so.offline ? (so.acceptMs ?? o.maxAcceptMs) : o.maxAcceptMs;
+      if (!(acceptMs > 0)) throw new RangeError(`createTextPath: acceptMs must be > 0, got ${acceptMs}`);
+      const log = o.logger?.child({ streamId, stage: 'asr' });
+      const stats: TextPathStats = { droppedSamples: 0, coalescedWindows: 0, textModelErrors: 0 };
+      const totals = o.totals;
 
-    const events$ = defer(() => {
-      // Created now, awaited by the first accept: audio meanwhile waits in transcribe's bounded buffer.
-      const created = asr.create(streamId);
-      // A create() that fails before the first accept must not be an unhandled rejection.
-      created.catch(() => undefined);
-      let rec: StreamRecognizer | undefined;
+      const events$ = defer(() => {
+        // Created now, awaited by the first accept: audio meanwhile waits in transcribe's bounded buffer.
+        const created = asr.create(streamId);
+        // A create() that fails before the first accept must not be an unhandled rejection.
+        created.catch(() => undefined);
+        let rec: StreamRecognizer | undefined;
 
-      // Offline sync: text model calls in flight, and who waits for them to be done.
-      let textInFlight = 0;
-      let idleWaiters: Array<() => void> = [];
-      /** Progress held back while the text model scores a window that belongs before it. */
-      let heldProgress: number | undefined;
-      const progress = new Subject<number>();
-      const onTextIdle = (): void => {
-        if (heldProgress !== undefined) {
-          const ms = heldProgress;
-          heldProgress = undefined;
-          progress.next(ms);
-        }
-        const w = idleWaiters;
-        idleWaiters = [];
-        for (const f of w) f();
-      };
-      // Offline: the recogniser's next call waits until the text model has scored what the last
-      // call produced, so windows never race the recogniser (no wall-clock-dependent coalescing).
-      const whenTextIdle = (): Observable<unknown> =>
-        !so.offline || textInFlight === 0 ? of(0) : from(new Promise<void>((resolve) => idleWaiters.push(resolve)));
-      const lazy: TranscribeRecognizer = {
-        accept: (samples) =>
-          whenTextIdle().pipe(
-            switchMap(() => from(created)),
-            tap((r) => (rec = r)),
-            switchMap((r): Promise<RecognizerResult> => r.accept(samples)),
-          ),
-        finish: () =>
-          whenTextIdle().pipe(
-            switchMap(() => from(created)),
-            switchMap((r) => r.finish()),
-          ),
-      };
-      const countedModel: TextInferer | undefined = textModel && {
-        infer: (text: string) =>
-          defer(() => {
-            textInFlight++;
-            // finalize runs after inferText has taken the result (and maybe started the next,
-            // coalesced window synchronously, which keeps the count above zero).
-            return from(textModel.infer(text)).pipe(
-              finalize(() => {
-                if (--textInFlight === 0) onTextIdle();
-              }),
-            );
-          }),
-      };
-      /** Audio ms the recogniser has heard: the clock that ages words out and paces the text model. */
-      const clock = new Subject<number>();
-      let heardMs = 0;
-      /** Mean word confidence of recent text windows, by window time (bounded). */
-      const wordConfAt = new Map<number, number>();
-      const transcribed$ = audio$.pipe(
-        // An error of the audio itself is not an ASR failure: mark it so it passes through below.
-        catchError((e: unknown) => throwError(() => new UpstreamAudioError(e))),
-        transcribe(lazy, {
-          maxPendingMs: so.offline ? Math.max(o.offlineMaxPendingMs, acceptMs) : o.maxPendingMs,
-          maxAcceptMs: acceptMs,
-          wholeAccepts: so.offline,
-          onDropped: (n, total) => {
-            stats.droppedSamples = total;
-            if (totals) totals.droppedSamples += n;
-            // Log the first drop, then at most once per 5 s of audio dropped (no log floods).
-            if (total - n === 0 || Math.floor(total / 80_000) > Math.floor((total - n) / 80_000)) {
-              log?.warn({ droppedSamples: n, totalDroppedSamples: total }, 'ASR fell behind: oldest audio dropped');
-            }
-          },
-          onProgress: (ms) => {
-            heardMs = ms;
-            clock.next(ms);
-            // Everything the recogniser said up to `ms` has been emitted and windowed (synchronously,
-            // above); text windows it started are in the model. Report once they are scored.
-            if (!so.offline) return;
-            const settled = Math.max(0, ms - PROGRESS_EPSILON_MS);
-            if (textInFlight === 0) progress.next(settled);
-            else heldProgress = settled;
-          },
-        }),
-      );
-      // Ends progress (fusion stops waiting) once the last estimate is out.
-      const endProgress = tap<PathEvent>({ complete: () => progress.complete() });
-      return transcribed$.pipe(
-        connect((t$) =>
-          merge(
-            t$.pipe(map((ev): PathEvent => ({ kind: 'transcript', ev }))),
-            progress.pipe(map((ms): PathEvent => ({ kind: 'progress', ms }))),
-            countedModel
-              ? t$.pipe(
-                  textWindowDetail(windowOpts, clock),
-                  // Remember each window's word confidence by its time (inferText keeps the time).
-                  tap((w) => {
-                    wordConfAt.set(w.tMs, w.value.meanConf);
-                    if (wordConfAt.size > 256) wordConfAt.delete(wordConfAt.keys().next().value!);
-                  }),
-                  map((w): Stamped<string> => ({ streamId: w.streamId, tMs: w.tMs, value: w.value.text })),
-                  inferText(
-                    countedModel,
-                    {
-                      // Offline: every window is scored (a held-back window would be scored later
-                      // but stamped earlier, after fusion may have moved past it).
-                      minIntervalMs: so.offline ? 0 : o.minIntervalMs,
-                      onCoalesced: (n) => {
-                        stats.coalescedWindows = n;
-                        if (totals) totals.coalescedWindows++;
-                      },
-                      onError: (err) => {
-                        stats.textModelErrors++;
-                        if (totals) totals.textModelErrors++;
-                        log?.warn({ err: (err as Error).message }, 'text model call failed; window skipped');
-                      },
-                    },
-                    clock,
-                  ),
-                  map((est) => (o.scaleByWordConf ? scaleConfidence(est, wordConfAt.get(est.tMs) ?? 1) : est)),
-                  map((est): PathEvent => ({ kind: 'estimate', est })),
-                  endProgress,
-                )
-              : t$.pipe(ignoreElements(), endProgress),
-          ),
-        ),
-        catchError((e: unknown) => {
-          if (e instanceof UpstreamAudioError) return throwError(() => e.cause);
-          const err = toAffectError(e, 'AFFECT_ERR_ASR', 'asr');
-          log?.error({ code: err.code, err: err.message }, 'speech recognition failed; stream continues speech-only');
-          const out: PathEvent[] = [{ kind: 'error', err }];
-          // Tell fusion there is no text any more, rather than leaving the last estimate to age out.
-          if (textModel) out.unshift({ kind: 'estimate', est: { streamId, tMs: heardMs, value: NO_TEXT_ESTIMATE } });
-          return of(...out);
-        }),
-        finalize(() => {
-          clock.complete();
-          progress.complete();
-          // Nothing waits on the text model any more.
+        // Offline sync: text model calls in flight, and who waits for them to be done.
+        let textInFlight = 0;
+        let idleWaiters: Array<() => void> = [];
+        /** Progress held back while the text model scores a window that belongs before it. */
+        let heldProgress: number | undefined;
+        const progress = new Subject<number>();
+        const onTextIdle = (): void => {
+          if (heldProgress !== undefined) {
+            const ms = heldProgress;
+            heldProgress = undefined;
+            progress.next(ms);
+          }
           const w = idleWaiters;
           idleWaiters = [];
           for (const f of w) f();
-          // Frees the recogniser (libvosk: deferred in the host until an in-flight accept returns).
-          if (rec) void rec.close();
-          else created.then((r) => r.close(), () => undefined);
-        }),
-      );
-    }).pipe(share());
+        };
+        // Offline: the recogniser's next call waits until the text model has scored what the last
+        // call produced, so windows never race the recogniser (no wall-clock-dependent coalescing).
+        const whenTextIdle = (): Observable<unknown> =>
+          !so.offline || textInFlight === 0 ? of(0) : from(new Promise<void>((resolve) => idleWaiters.push(resolve)));
+        const lazy: TranscribeRecognizer = {
+          accept: (samples) =>
+            whenTextIdle().pipe(
+              switchMap(() => from(created)),
+              tap((r) => (rec = r)),
+              switchMap((r): Promise<RecognizerResult> => r.accept(samples)),
+            ),
+          finish: () =>
+            whenTextIdle().pipe(
+              switchMap(() => from(created)),
+              switchMap((r) => r.finish()),
+            ),
+        };
+        const countedModel: TextInferer | undefined = textModel && {
+          infer: (text: string) =>
+            defer(() => {
+              textInFlight++;
+              // finalize runs after inferText has taken the result (and maybe started the next,
+              // coalesced window synchronously, which keeps the count above zero).
+              return from(textModel.infer(text)).pipe(
+                finalize(() => {
+                  if (--textInFlight === 0) onTextIdle();
+                }),
+              );
+            }),
+        };
+        /** Audio ms the recogniser has heard: the clock that ages words out and paces the text model. */
+        const clock = new Subject<number>();
+        let heardMs = 0;
+        /** Mean word confidence of recent text windows, by window time (bounded). */
+        const wordConfAt = new Map<number, number>();
+        const transcribed$ = audio$.pipe(
+          // An error of the audio itself is not an ASR failure: mark it so it passes through below.
+          catchError((e: unknown) => throwError(() => new UpstreamAudioError(e))),
+          transcribe(lazy, {
+            maxPendingMs: so.offline ? Math.max(o.offlineMaxPendingMs, acceptMs) : o.maxPendingMs,
+            maxAcceptMs: acceptMs,
+            wholeAccepts: so.offline,
+            onDropped: (n, total) => {
+              stats.droppedSamples = total;
+              if (totals) totals.droppedSamples += n;
+              // Log the first drop, then at most once per 5 s of audio dropped (no log floods).
+              if (total - n === 0 || Math.floor(total / 80_000) > Math.floor((total - n) / 80_000)) {
+                log?.warn({ droppedSamples: n, totalDroppedSamples: total }, 'ASR fell behind: oldest audio dropped');
+              }
+            },
+            onProgress: (ms) => {
+              heardMs = ms;
+              clock.next(ms);
+              // Everything the recogniser said up to `ms` has been emitted and windowed (synchronously,
+              // above); text windows it started are in the model. Report once they are scored.
+              if (!so.offline) return;
+              const settled = Math.max(0, ms - PROGRESS_EPSILON_MS);
+              if (textInFlight === 0) progress.next(settled);
+              else heldProgress = settled;
+            },
+          }),
+        );
+        // Ends progress (fusion stops waiting) once the last estimate is out.
+        const endProgress = tap<PathEvent>({ complete: () => progress.complete() });
+        return transcribed$.pipe(
+          connect((t$) =>
+            merge(
+              t$.pipe(map((ev): PathEvent => ({ kind: 'transcript', ev }))),
+              progress.pipe(map((ms): PathEvent => ({ kind: 'progress', ms }))),
+              countedModel
+                ? t$.pipe(
+                    textWindowDetail(windowOpts, clock),
+                    // Remember each window's word confidence by its time (inferText keeps the time).
+                    tap((w) => {
+                      wordConfAt.set(w.tMs, w.value.meanConf);
+                      if (wordConfAt.size > 256) wordConfAt.delete(wordConfAt.keys().next().value!);
+                    }),
+                    map((w): Stamped<string> => ({ streamId: w.streamId, tMs: w.tMs, value: w.value.text })),
+                    inferText(
+                      countedModel,
+                      {
+                        // Offline: every window is scored (a held-back window would be scored later
+                        // but stamped earlier, after fusion may have moved past it).
+                        minIntervalMs: so.offline ? 0 : o.minIntervalMs,
+                        onCoalesced: (n) => {
+                          stats.coalescedWindows = n;
+                          if (totals) totals.coalescedWindows++;
+                        },
+                        onError: (err) => {
+                          stats.textModelErrors++;
+                          if (totals) totals.textModelErrors++;
+                          log?.warn({ err: (err as Error).message }, 'text model call failed; window skipped');
+                        },
+                      },
+                      clock,
+                    ),
+                    map((est) => (o.scaleByWordConf ? scaleConfidence(est, wordConfAt.get(est.tMs) ?? 1) : est)),
+                    map((est): PathEvent => ({ kind: 'estimate', est })),
+                    endProgress,
+                  )
+                : t$.pipe(ignoreElements(), endProgress),
+            ),
+          ),
+          catchError((e: unknown) => {
+            if (e instanceof UpstreamAudioError) return throwError(() => e.cause);
+            const err = toAffectError(e, 'AFFECT_ERR_ASR', 'asr');
+            log?.error({ code: err.code, err: err.message }, 'speech recognition failed; stream continues speech-only');
+            const out: PathEvent[] = [{ kind: 'error', err }];
+            // Tell fusion there is no text any more, rather than leaving the last estimate to age out.
+            if (textModel) out.unshift({ kind: 'estimate', est: { streamId, tMs: heardMs, value: NO_TEXT_ESTIMATE } });
+            return of(...out);
+          }),
+          finalize(() => {
+            clock.complete();
+            progress.complete();
+            // Nothing waits on the text model any more.
+            const w = idleWaiters;
+            idleWaiters = [];
+            for (const f of w) f();
+            // Frees the recogniser (libvosk: deferred in the host until an in-flight accept returns).
+            if (rec) void rec.close();
+            else
+              created.then(
+                (r) => r.close(),
+                () => undefined,
+              );
+          }),
+        );
+      }).pipe(share());
 
-    return {
-      transcripts$: events$.pipe(
-        filter((e): e is Extract<PathEvent, { kind: 'transcript' }> => e.kind === 'transcript'),
-        map((e) => e.ev),
-      ),
-      estimates$: events$.pipe(
-        filter((e): e is Extract<PathEvent, { kind: 'estimate' }> => e.kind === 'estimate'),
-        map((e) => e.est),
-      ),
-      errors$: events$.pipe(
-        filter((e): e is Extract<PathEvent, { kind: 'error' }> => e.kind === 'error'),
-        map((e) => e.err),
-      ),
-      progress$: events$.pipe(
-        filter((e): e is Extract<PathEvent, { kind: 'progress' }> => e.kind === 'progress'),
-        map((e) => e.ms),
-      ),
-      stats,
+      return {
+        transcripts$: events$.pipe(
+          filter((e): e is Extract<PathEvent, { kind: 'transcript' }> => e.kind === 'transcript'),
+          map((e) => e.ev),
+        ),
+        estimates$: events$.pipe(
+          filter((e): e is Extract<PathEvent, { kind: 'estimate' }> => e.kind === 'estimate'),
+          map((e) => e.est),
+        ),
+        errors$: events$.pipe(
+          filter((e): e is Extract<PathEvent, { kind: 'error' }> => e.kind === 'error'),
+          map((e) => e.err),
+        ),
+        progress$: events$.pipe(
+          filter((e): e is Extract<PathEvent, { kind: 'progress' }> => e.kind === 'progress'),
+          map((e) => e.ms),
+        ),
+        stats,
+      };
     };
-  };
 }

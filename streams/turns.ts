@@ -66,12 +66,22 @@ const peakOf = (xs: readonly number[]): number => xs.reduce((p, x) => (Math.abs(
 const meanOf = (xs: readonly number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
 
 /** Summarises the frames of a segment into a turn. */
-export function summariseTurn(seg: VoiceSegment, frames: readonly AffectPoint[], terms: readonly EmotionTerm[], transcript?: string, atMs = seg.endMs): TurnEvent {
+export function summariseTurn(
+  seg: VoiceSegment,
+  frames: readonly AffectPoint[],
+  terms: readonly EmotionTerm[],
+  transcript?: string,
+  atMs = seg.endMs,
+): TurnEvent {
   const v = frames.map((f) => f.valence);
   const a = frames.map((f) => f.arousal);
   const d = frames.filter((f) => f.dominance !== undefined).map((f) => f.dominance as number);
-  const mean: AffectSummary = frames.length ? { valence: meanOf(v), arousal: meanOf(a), ...(d.length ? { dominance: meanOf(d) } : {}) } : { valence: 0, arousal: 0 };
-  const peak: AffectSummary = frames.length ? { valence: peakOf(v), arousal: peakOf(a), ...(d.length ? { dominance: peakOf(d) } : {}) } : { valence: 0, arousal: 0 };
+  const mean: AffectSummary = frames.length
+    ? { valence: meanOf(v), arousal: meanOf(a), ...(d.length ? { dominance: meanOf(d) } : {}) }
+    : { valence: 0, arousal: 0 };
+  const peak: AffectSummary = frames.length
+    ? { valence: peakOf(v), arousal: peakOf(a), ...(d.length ? { dominance: peakOf(d) } : {}) }
+    : { valence: 0, arousal: 0 };
   return {
     streamId: seg.streamId,
     tMs: Math.max(atMs, seg.endMs),
@@ -134,7 +144,12 @@ export function deriveStreamEvents(opts: StreamEventsOptions): OperatorFunction<
           if (byAsr) {
             text = asrText.get(seg);
             asrText.delete(seg);
-          } else text = finals.filter((t) => t.tMs > seg.startMs && t.tMs <= last + 2000 && t.text.trim() !== '').map((t) => t.text.trim()).join(' ') || undefined;
+          } else
+            text =
+              finals
+                .filter((t) => t.tMs > seg.startMs && t.tMs <= last + 2000 && t.text.trim() !== '')
+                .map((t) => t.text.trim())
+                .join(' ') || undefined;
           sub.next({ kind: 'turn', turn: summariseTurn(seg, voiced.length ? voiced : inSeg, opts.terms, text, lastFrameMs) });
           // Frames before this segment's end are no longer needed.
           while (frames.length > 0 && frames[0]!.tMs <= seg.endMs - opts.windowMs) frames.shift();
@@ -143,7 +158,11 @@ export function deriveStreamEvents(opts: StreamEventsOptions): OperatorFunction<
       const checkEscalation = (p: AffectPoint): void => {
         if (!esc.enabled) return;
         const vel = p.velocity;
-        const ok = vel !== undefined && !(p.voiced !== undefined && p.voiced < opts.minVoicedFraction) && vel.arousal >= esc.minRatePerS && vel.valence <= -esc.minRatePerS;
+        const ok =
+          vel !== undefined &&
+          !(p.voiced !== undefined && p.voiced < opts.minVoicedFraction) &&
+          vel.arousal >= esc.minRatePerS &&
+          vel.valence <= -esc.minRatePerS;
         if (!ok) {
           run = [];
           alerted = false;

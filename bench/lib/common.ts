@@ -41,7 +41,7 @@ function pkgVersion(name: string): string | null {
     for (let i = 0; i < 5; i++) {
       const pj = path.join(dir, 'package.json');
       if (existsSync(pj)) {
-        const v = (JSON.parse(readFileSync(pj, 'utf8')) as { name?: string; version?: string });
+        const v = JSON.parse(readFileSync(pj, 'utf8')) as { name?: string; version?: string };
         if (v.name === name) return v.version ?? null;
       }
       dir = path.dirname(dir);

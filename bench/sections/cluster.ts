@@ -70,7 +70,18 @@ function event(streamId: string, k: number): PipelineEvent {
   const rad = (a * Math.PI) / 180;
   return {
     kind: 'affect',
-    point: { streamId, tMs: k * 250, valence: 0.5 * Math.cos(rad), arousal: 0.5 * Math.sin(rad), confidence: 0.8, label: 'calm', intensity: 0.5, angleDeg: a, modalities: ['speech'], droppedWindows: 0 },
+    point: {
+      streamId,
+      tMs: k * 250,
+      valence: 0.5 * Math.cos(rad),
+      arousal: 0.5 * Math.sin(rad),
+      confidence: 0.8,
+      label: 'calm',
+      intensity: 0.5,
+      angleDeg: a,
+      modalities: ['speech'],
+      droppedWindows: 0,
+    },
   };
 }
 
@@ -172,7 +183,12 @@ async function serveNode(url: string): Promise<{ port: number; child: ChildProce
 }
 
 /** Fan-out of `frames` frames to `subscribers` ws clients spread over `ports`. */
-async function fanout(pubHub: RedisHub, ports: number[], streamId: string, o: ClusterOptions): Promise<{ wallMs: number; deliveredPerSec: number; complete: number }> {
+async function fanout(
+  pubHub: RedisHub,
+  ports: number[],
+  streamId: string,
+  o: ClusterOptions,
+): Promise<{ wallMs: number; deliveredPerSec: number; complete: number }> {
   const counts = new Array<number>(o.subscribers).fill(0);
   let done = 0;
   let lastAt = 0;
@@ -245,13 +261,21 @@ export async function benchCluster(opts: Partial<ClusterOptions> = {}, log: (s: 
     const hubB = await RedisHub.connect({ url: redis.url, logger: silent });
     const a = await AffectServer.start({ port: 0, logger: silent, hub: hubA });
     const b = await AffectServer.start({ port: 0, logger: silent, hub: hubB });
-    closers.push(() => a.close(), () => b.close(), () => hubA.close(), () => hubB.close());
+    closers.push(
+      () => a.close(),
+      () => b.close(),
+      () => hubA.close(),
+      () => hubB.close(),
+    );
     const sameNode = await timeLatency(a, a, 'lat-same', o);
     const otherNode = await timeLatency(a, b, 'lat-other', o);
 
     log(`[bench] cluster: fan-out of ${o.frames} frames to ${o.subscribers} subscribers, 1 serve node vs 2`);
     const [n1, n2] = await Promise.all([serveNode(redis.url), serveNode(redis.url)]);
-    closers.push(() => n1.child.kill('SIGKILL'), () => n2.child.kill('SIGKILL'));
+    closers.push(
+      () => n1.child.kill('SIGKILL'),
+      () => n2.child.kill('SIGKILL'),
+    );
     const pubHub = await RedisHub.connect({ url: redis.url, logger: silent });
     closers.push(() => pubHub.close());
     const oneNode = await fanout(pubHub, [n1.port], 'fan-1', o);
@@ -260,7 +284,13 @@ export async function benchCluster(opts: Partial<ClusterOptions> = {}, log: (s: 
       redisVersion: redis.version,
       redis: redisCosts,
       latency: { singleNode, sameNode, otherNode, addedP99Ms: Math.round((otherNode.p99Ms - singleNode.p99Ms) * 1000) / 1000 },
-      fanout: { subscribers: o.subscribers, frames: o.frames, oneNode, twoNodes, ratio: Math.round((twoNodes.deliveredPerSec / oneNode.deliveredPerSec) * 100) / 100 },
+      fanout: {
+        subscribers: o.subscribers,
+        frames: o.frames,
+        oneNode,
+        twoNodes,
+        ratio: Math.round((twoNodes.deliveredPerSec / oneNode.deliveredPerSec) * 100) / 100,
+      },
     };
   } finally {
     for (const c of closers.reverse()) await c();

@@ -31,7 +31,13 @@ export function batchable(engine: Engine): BatchableSpeech | undefined {
 export interface EfficiencySection {
   readonly streams: number;
   readonly audioSecondsPerStream: number;
-  readonly pipeline: { readonly windows: number; readonly wallMs: number; readonly windowsPerSec: number; readonly meanBatch: number; readonly maxBatch: number };
+  readonly pipeline: {
+    readonly windows: number;
+    readonly wallMs: number;
+    readonly windowsPerSec: number;
+    readonly meanBatch: number;
+    readonly maxBatch: number;
+  };
   readonly bare: { readonly batchSize: number; readonly windows: number; readonly wallMs: number; readonly windowsPerSec: number };
   /** pipeline windows/s ÷ bare windows/s. */
   readonly efficiency: number;
@@ -49,7 +55,13 @@ function windowsFrom(samples: Float32Array, winSamples: number, count: number): 
 }
 
 /** Windows/s of the bare session at one batch size, for about `targetMs` (at least 3 batches). */
-export async function bareThroughput(speech: BatchableSpeech, samples: Float32Array, batchSize: number, targetMs: number, maxWindows = Infinity): Promise<{ windows: number; wallMs: number; windowsPerSec: number }> {
+export async function bareThroughput(
+  speech: BatchableSpeech,
+  samples: Float32Array,
+  batchSize: number,
+  targetMs: number,
+  maxWindows = Infinity,
+): Promise<{ windows: number; wallMs: number; windowsPerSec: number }> {
   const winSamples = speech.windowSamples ?? 16_000;
   const pool = windowsFrom(samples, winSamples, Math.max(batchSize, 8));
   await speech.runBatch(pool.slice(0, batchSize)); // warm this shape
@@ -66,7 +78,11 @@ export async function bareThroughput(speech: BatchableSpeech, samples: Float32Ar
 }
 
 /** Runs the efficiency comparison. */
-export async function benchEfficiency(engine: Engine, samples: Float32Array, o: { streams: number; audioSeconds: number; bareTargetMs: number }): Promise<EfficiencySection | { skipped: string }> {
+export async function benchEfficiency(
+  engine: Engine,
+  samples: Float32Array,
+  o: { streams: number; audioSeconds: number; bareTargetMs: number },
+): Promise<EfficiencySection | { skipped: string }> {
   const speech = batchable(engine);
   if (!speech) return { skipped: `speech model ${engine.speech.id} exposes no runBatch/batcher, so there is no bare baseline to compare with` };
   const s0 = { ...speech.batcher.stats };
@@ -78,7 +94,9 @@ export async function benchEfficiency(engine: Engine, samples: Float32Array, o: 
         const flow = new FlowControl({ highWater: 4 });
         flows.push(flow);
         const id = `eff-${i}`;
-        return pacedSource(samples, { streamId: id, durationMs: o.audioSeconds * 1000, realtime: false, flow, chunkMs: 100 }).pipe(engine.pipeline(id, { whenBusy: 'queue', flow }));
+        return pacedSource(samples, { streamId: id, durationMs: o.audioSeconds * 1000, realtime: false, flow, chunkMs: 100 }).pipe(
+          engine.pipeline(id, { whenBusy: 'queue', flow }),
+        );
       }),
     ).pipe(toArray()),
   );
@@ -95,14 +113,24 @@ export async function benchEfficiency(engine: Engine, samples: Float32Array, o: 
   return {
     streams: o.streams,
     audioSecondsPerStream: o.audioSeconds,
-    pipeline: { windows: Math.max(windows, frames), wallMs: round(wallMs, 1), windowsPerSec: round(pipelineWps, 1), meanBatch: round(meanBatch, 2), maxBatch: s1.maxBatchSeen },
+    pipeline: {
+      windows: Math.max(windows, frames),
+      wallMs: round(wallMs, 1),
+      windowsPerSec: round(pipelineWps, 1),
+      meanBatch: round(meanBatch, 2),
+      maxBatch: s1.maxBatchSeen,
+    },
     bare: { batchSize: bareSize, ...bare },
     efficiency: round(pipelineWps / bare.windowsPerSec, 3),
   };
 }
 
 /** Bare-session throughput at each batch size. */
-export async function benchBatchSweep(engine: Engine, samples: Float32Array, o: { sizes: readonly number[]; targetMsPerSize: number }): Promise<{ provider: string; points: ReadonlyArray<{ batchSize: number; windowsPerSec: number; msPerBatch: number }> } | { skipped: string }> {
+export async function benchBatchSweep(
+  engine: Engine,
+  samples: Float32Array,
+  o: { sizes: readonly number[]; targetMsPerSize: number },
+): Promise<{ provider: string; points: ReadonlyArray<{ batchSize: number; windowsPerSec: number; msPerBatch: number }> } | { skipped: string }> {
   const speech = batchable(engine);
   if (!speech) return { skipped: `speech model ${engine.speech.id} exposes no runBatch` };
   const points: { batchSize: number; windowsPerSec: number; msPerBatch: number }[] = [];

@@ -33,7 +33,15 @@ import { modelFilePath } from '../../models/files.js';
 import { findModelSpec, MODEL_SPECS, type ModelSpec } from '../../models/manifest.js';
 import type { Device, SpeechAffectOutput } from '../../models/ports.js';
 import { OnnxSpeechModel } from '../../models/speech-onnx.js';
-import { encoderMacs, frontendMacs, hasStreamingGraphs, headMacs, StreamingSpeechModel, type StreamingMode, type StreamingSpeechStream } from '../../models/streaming-speech.js';
+import {
+  encoderMacs,
+  frontendMacs,
+  hasStreamingGraphs,
+  headMacs,
+  StreamingSpeechModel,
+  type StreamingMode,
+  type StreamingSpeechStream,
+} from '../../models/streaming-speech.js';
 import { round } from '../lib/common.js';
 
 /** Stand-ins the section knows: name → the manifest spec whose contract it has. */
@@ -47,12 +55,21 @@ export const STANDINS_INT8_DIR = path.join(REPO_ROOT, 'models', 'weights', 'stan
 
 /** Builds the int8 variants that are missing or older than their fp32 source. */
 export function ensureInt8(specIds: readonly string[], log: (l: string) => void): { error?: string } {
-  const missing = specIds.filter((id) => !existsSync(path.join(STANDINS_INT8_DIR, id, 'model.onnx')) || statSync(path.join(STANDINS_INT8_DIR, id, 'model.onnx')).mtimeMs < statSync(path.join(STANDINS_DIR, id, 'model.onnx')).mtimeMs);
+  const missing = specIds.filter(
+    (id) =>
+      !existsSync(path.join(STANDINS_INT8_DIR, id, 'model.onnx')) ||
+      statSync(path.join(STANDINS_INT8_DIR, id, 'model.onnx')).mtimeMs < statSync(path.join(STANDINS_DIR, id, 'model.onnx')).mtimeMs,
+  );
   if (missing.length === 0) return {};
   const python = process.env['CIRCUMPLEX_PYTHON'] ?? '/usr/bin/python3';
   log(`[bench] encoders: int8 variants of ${missing.join(', ')} (${python} -m training.encoders.quantize_int8, nice 10)`);
-  const r = spawnSync('nice', ['-n', '10', python, '-m', 'training.encoders.quantize_int8', '--src', STANDINS_DIR, '--dst', STANDINS_INT8_DIR, '--ids', missing.join(',')], { cwd: REPO_ROOT, encoding: 'utf8', timeout: 15 * 60_000 });
-  if (r.status !== 0) return { error: `quantize_int8 failed (exit ${String(r.status)}): ${(r.stderr || String(r.error ?? '')).trim().split('\n').slice(-3).join(' | ')}` };
+  const r = spawnSync(
+    'nice',
+    ['-n', '10', python, '-m', 'training.encoders.quantize_int8', '--src', STANDINS_DIR, '--dst', STANDINS_INT8_DIR, '--ids', missing.join(',')],
+    { cwd: REPO_ROOT, encoding: 'utf8', timeout: 15 * 60_000 },
+  );
+  if (r.status !== 0)
+    return { error: `quantize_int8 failed (exit ${String(r.status)}): ${(r.stderr || String(r.error ?? '')).trim().split('\n').slice(-3).join(' | ')}` };
   return {};
 }
 
@@ -81,8 +98,32 @@ export interface EncodersPlan {
 
 export function encodersPlan(quick: boolean): EncodersPlan {
   return quick
-    ? { audioSeconds: 3, batchSizes: [1, 4], batchTargetMs: 200, latencyRuns: 3, concurrentStreams: 0, concurrentAudioSeconds: 0, leftContextFrames: 6, leftContextSweep: [6], exactnessWindows: 0, int8: false, framesMode: false }
-    : { audioSeconds: 8, batchSizes: [1, 2, 4, 8, 16, 32], batchTargetMs: 1500, latencyRuns: 9, concurrentStreams: 32, concurrentAudioSeconds: 2, leftContextFrames: 6, leftContextSweep: [0, 6, 12], exactnessWindows: 8, int8: true, framesMode: true };
+    ? {
+        audioSeconds: 3,
+        batchSizes: [1, 4],
+        batchTargetMs: 200,
+        latencyRuns: 3,
+        concurrentStreams: 0,
+        concurrentAudioSeconds: 0,
+        leftContextFrames: 6,
+        leftContextSweep: [6],
+        exactnessWindows: 0,
+        int8: false,
+        framesMode: false,
+      }
+    : {
+        audioSeconds: 8,
+        batchSizes: [1, 2, 4, 8, 16, 32],
+        batchTargetMs: 1500,
+        latencyRuns: 9,
+        concurrentStreams: 32,
+        concurrentAudioSeconds: 2,
+        leftContextFrames: 6,
+        leftContextSweep: [0, 6, 12],
+        exactnessWindows: 8,
+        int8: true,
+        framesMode: true,
+      };
 }
 
 /** A figure with the load average when it was measured. */
@@ -219,8 +260,16 @@ export function ensureStandins(names: readonly StandinName[], log: (l: string) =
   if (missing.length === 0) return { built: [] };
   const python = process.env['CIRCUMPLEX_PYTHON'] ?? '/usr/bin/python3';
   log(`[bench] encoders: building stand-ins ${missing.join(', ')} (${python} -m training.encoders.export_standins, nice 10; about a minute)`);
-  const r = spawnSync('nice', ['-n', '10', python, '-m', 'training.encoders.export_standins', '--encoders', missing.join(','), '--out', STANDINS_DIR], { cwd: REPO_ROOT, encoding: 'utf8', timeout: 15 * 60_000 });
-  if (r.status !== 0) return { built: [], error: `export_standins failed (exit ${String(r.status)}): ${(r.stderr || String(r.error ?? '')).trim().split('\n').slice(-3).join(' | ')}` };
+  const r = spawnSync('nice', ['-n', '10', python, '-m', 'training.encoders.export_standins', '--encoders', missing.join(','), '--out', STANDINS_DIR], {
+    cwd: REPO_ROOT,
+    encoding: 'utf8',
+    timeout: 15 * 60_000,
+  });
+  if (r.status !== 0)
+    return {
+      built: [],
+      error: `export_standins failed (exit ${String(r.status)}): ${(r.stderr || String(r.error ?? '')).trim().split('\n').slice(-3).join(' | ')}`,
+    };
   return { built: missing };
 }
 
@@ -238,7 +287,11 @@ const median = (xs: number[]): number => {
 
 /** RSS growth (MiB) of a fresh child process loading the model and running one window; NaN if it fails. */
 export function sessionMemory(spec: ModelSpec, modelsDir: string | undefined, mode?: StreamingMode): number {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'bench', 'lib', 'session-memory.ts'), JSON.stringify(spec), modelsDir ?? '-', ...(mode ? [mode] : [])], { cwd: REPO_ROOT, encoding: 'utf8', timeout: 120_000 });
+  const r = spawnSync(
+    process.execPath,
+    ['--import', 'tsx', path.join(REPO_ROOT, 'bench', 'lib', 'session-memory.ts'), JSON.stringify(spec), modelsDir ?? '-', ...(mode ? [mode] : [])],
+    { cwd: REPO_ROOT, encoding: 'utf8', timeout: 120_000 },
+  );
   try {
     const line = r.stdout.trim().split('\n').pop() ?? '';
     const j = JSON.parse(line) as { before: number; loaded: number };
@@ -248,7 +301,10 @@ export function sessionMemory(spec: ModelSpec, modelsDir: string | undefined, mo
   }
 }
 
-async function timePath(windows: Float32Array[], infer: (w: Float32Array) => Promise<SpeechAffectOutput>): Promise<{ outs: SpeechAffectOutput[]; wallMs: number; cpuMs: number; loadAvg1: number }> {
+async function timePath(
+  windows: Float32Array[],
+  infer: (w: Float32Array) => Promise<SpeechAffectOutput>,
+): Promise<{ outs: SpeechAffectOutput[]; wallMs: number; cpuMs: number; loadAvg1: number }> {
   const outs: SpeechAffectOutput[] = [];
   const c0 = process.cpuUsage();
   const t0 = performance.now();
@@ -270,13 +326,16 @@ function pathRun(windows: number, wallMs: number, cpuMs: number, onePass: number
     cpuCoresPerStream: round(cpu, 4),
     streamsPerCore: round(1 / cpu, 2),
     streamsThisMachine: round(1 / rtf, 2),
-    redundancyTime: onePass ? round((wallMs / audioSeconds) / onePass, 2) : null,
+    redundancyTime: onePass ? round(wallMs / audioSeconds / onePass, 2) : null,
     redundancyMacs: redundancyMacs === null ? null : round(redundancyMacs, 3),
     loadAvg1,
   };
 }
 
-function deviation(ref: SpeechAffectOutput[], got: SpeechAffectOutput[]): { maxAbsDiff: number; meanAbsDiff: number; outputSd: number; minEmbeddingCosine: number } {
+function deviation(
+  ref: SpeechAffectOutput[],
+  got: SpeechAffectOutput[],
+): { maxAbsDiff: number; meanAbsDiff: number; outputSd: number; minEmbeddingCosine: number } {
   let max = 0;
   let sum = 0;
   let n = 0;
@@ -326,7 +385,14 @@ function windowMacs(sm: StreamingSpeechModel): number {
 }
 
 /** Frames mode against the full-window path, both with input normalisation off: exact up to float rounding for layer-norm front ends. */
-async function exactness(spec: ModelSpec, loadOpts: object, samples: Float32Array, n: number, log: (l: string) => void, name: string): Promise<EncoderRow['framesExactness']> {
+async function exactness(
+  spec: ModelSpec,
+  loadOpts: object,
+  samples: Float32Array,
+  n: number,
+  log: (l: string) => void,
+  name: string,
+): Promise<EncoderRow['framesExactness']> {
   log(`[bench] encoders: ${name}: frames-mode exactness check (input normalisation off, ${n} windows)`);
   const raw: ModelSpec = { ...spec, inputNormalization: 'none' };
   const full = await OnnxSpeechModel.load(raw, loadOpts);
@@ -339,7 +405,8 @@ async function exactness(spec: ModelSpec, loadOpts: object, samples: Float32Arra
       const a = await full.infer(w);
       const b = await st.infer(w);
       for (const k of ['valence', 'arousal', 'dominance'] as const) max = Math.max(max, Math.abs((a[k] ?? 0) - (b[k] ?? 0)));
-      if (a.embedding && b.embedding) for (let i = 0; i < a.embedding.length; i++) maxE = Math.max(maxE, Math.abs((a.embedding[i] as number) - (b.embedding[i] as number)));
+      if (a.embedding && b.embedding)
+        for (let i = 0; i < a.embedding.length; i++) maxE = Math.max(maxE, Math.abs((a.embedding[i] as number) - (b.embedding[i] as number)));
     }
     st.close();
     return { windows: n, maxAbsDiff: max, maxEmbeddingAbsDiff: maxE, loadAvg1: load1() };
@@ -350,7 +417,15 @@ async function exactness(spec: ModelSpec, loadOpts: object, samples: Float32Arra
 }
 
 /** The int8 variant: latency, full-window and chunked RTF, and its deviation from the fp32 outputs. */
-async function measureInt8(spec: ModelSpec, loadOpts: object, plan: EncodersPlan, samples: Float32Array, fp32: { latency: number; outs: SpeechAffectOutput[]; windows: Float32Array[] }, log: (l: string) => void, name: string): Promise<Int8Row> {
+async function measureInt8(
+  spec: ModelSpec,
+  loadOpts: object,
+  plan: EncodersPlan,
+  samples: Float32Array,
+  fp32: { latency: number; outs: SpeechAffectOutput[]; windows: Float32Array[] },
+  log: (l: string) => void,
+  name: string,
+): Promise<Int8Row> {
   log(`[bench] encoders: ${name}: int8 weight-quantised variant`);
   const opts = { ...loadOpts, modelsDir: STANDINS_INT8_DIR };
   const one = samples.slice(0, 16_000);
@@ -395,7 +470,14 @@ async function measureInt8(spec: ModelSpec, loadOpts: object, plan: EncodersPlan
 }
 
 /** N streams, each sequential over its windows, all at once (batched by the model's batcher). */
-async function concurrent(streams: number, windows: Float32Array[], inferFor: (i: number) => (w: Float32Array) => Promise<SpeechAffectOutput>, batchStats: () => { batches: number; batchedItems: number }, onePass: number | null, onePassCpu: number | null = null): Promise<ConcurrentRun> {
+async function concurrent(
+  streams: number,
+  windows: Float32Array[],
+  inferFor: (i: number) => (w: Float32Array) => Promise<SpeechAffectOutput>,
+  batchStats: () => { batches: number; batchedItems: number },
+  onePass: number | null,
+  onePassCpu: number | null = null,
+): Promise<ConcurrentRun> {
   const s0 = { ...batchStats() };
   const c0 = process.cpuUsage();
   const t0 = performance.now();
@@ -425,7 +507,17 @@ async function concurrent(streams: number, windows: Float32Array[], inferFor: (i
 }
 
 /** Measures one model (full-window path, and the streaming path when its split graphs exist). */
-async function measure(name: string, spec: ModelSpec, modelsDir: string | undefined, device: Device, plan: EncodersPlan, samples: Float32Array, log: (l: string) => void, note?: string, parameters?: number): Promise<EncoderRow> {
+async function measure(
+  name: string,
+  spec: ModelSpec,
+  modelsDir: string | undefined,
+  device: Device,
+  plan: EncodersPlan,
+  samples: Float32Array,
+  log: (l: string) => void,
+  note?: string,
+  parameters?: number,
+): Promise<EncoderRow> {
   const onnx = spec.files.find((f) => f.path === spec.onnxFile);
   const file = onnx ? path.relative(REPO_ROOT, modelFilePath(spec, onnx, modelsDir)) : '?';
   // Bench calls go one at a time here; a wide batcher lets the concurrent run batch up to 32.
@@ -498,7 +590,10 @@ async function measure(name: string, spec: ModelSpec, modelsDir: string | undefi
     let concurrentRow: EncoderRow['concurrent'];
     try {
       if (!hasStreamingGraphs(spec, modelsDir)) {
-        streaming.push({ mode: 'chunked', skipped: `no split graphs (streaming/) for ${spec.id}: the streaming path needs a frame-level encoder exported as frontend/encoder/head` });
+        streaming.push({
+          mode: 'chunked',
+          skipped: `no split graphs (streaming/) for ${spec.id}: the streaming path needs a frame-level encoder exported as frontend/encoder/head`,
+        });
       } else {
         const hasStep = hasStreamingGraphs(spec, modelsDir, 'cached');
         if (!hasStep) streaming.push({ mode: 'cached', skipped: `no step.onnx for ${spec.id}: re-export with training/encoders/export_standins.py` });
@@ -541,10 +636,20 @@ async function measure(name: string, spec: ModelSpec, modelsDir: string | undefi
         if (plan.exactnessWindows > 0) framesExactness = await exactness(spec, loadOpts, samples, plan.exactnessWindows, log, name);
       }
       if (plan.concurrentStreams > 0) {
-        log(`[bench] encoders: ${name}: ${plan.concurrentStreams} concurrent streams × ${plan.concurrentAudioSeconds} s, full-window vs streaming (batched across streams)`);
+        log(
+          `[bench] encoders: ${name}: ${plan.concurrentStreams} concurrent streams × ${plan.concurrentAudioSeconds} s, full-window vs streaming (batched across streams)`,
+        );
         const cw = windowsOf(samples, plan.concurrentAudioSeconds + 0.75);
-        const cpuRef = fixedLen === null ? async (): Promise<number> => ((await onePassCpuNow()) + (await onePassCpuNow())) / 2 : (): Promise<null> => Promise.resolve(null);
-        const fullC = await concurrent(plan.concurrentStreams, cw, () => (w) => m.infer(w), () => m.batcher.stats, onePass?.value ?? null, await cpuRef());
+        const cpuRef =
+          fixedLen === null ? async (): Promise<number> => ((await onePassCpuNow()) + (await onePassCpuNow())) / 2 : (): Promise<null> => Promise.resolve(null);
+        const fullC = await concurrent(
+          plan.concurrentStreams,
+          cw,
+          () => (w) => m.infer(w),
+          () => m.batcher.stats,
+          onePass?.value ?? null,
+          await cpuRef(),
+        );
         const sm = concurrentModel;
         let streamC: ConcurrentRun | { skipped: string } = { skipped: 'no streaming path' };
         let streamingBare: { hopsPerSec: number; efficiency: number } | undefined;
@@ -552,7 +657,14 @@ async function measure(name: string, spec: ModelSpec, modelsDir: string | undefi
           const handles = Array.from({ length: plan.concurrentStreams }, (_, i) => sm.forStream(`conc-${i}`));
           // Each stream's first window is computed whole (a fresh cache); time the steady state after it.
           await Promise.all(handles.map((h) => h.infer(cw[0] as Float32Array)));
-          streamC = await concurrent(plan.concurrentStreams, cw.slice(1), (i) => (w) => (handles[i] as StreamingSpeechStream).infer(w), () => sm.batcher.stats, onePass?.value ?? null, await cpuRef());
+          streamC = await concurrent(
+            plan.concurrentStreams,
+            cw.slice(1),
+            (i) => (w) => (handles[i] as StreamingSpeechStream).infer(w),
+            () => sm.batcher.stats,
+            onePass?.value ?? null,
+            await cpuRef(),
+          );
           for (const h of handles) h.close();
           if (sm.options.mode === 'cached' && !('skipped' in streamC)) {
             // The bare step session at the batch the run formed and the steady-state shape (13 new, 37 cached frames), right after it.
@@ -589,7 +701,11 @@ async function measure(name: string, spec: ModelSpec, modelsDir: string | undefi
     let int8: EncoderRow['int8'];
     if (plan.int8 && modelsDir === STANDINS_DIR) {
       const q = ensureInt8([spec.id], log);
-      int8 = q.error ? { skipped: q.error } : await measureInt8(spec, loadOpts, plan, samples, { latency: latencyMsBatch1.value, outs: full.outs, windows }, log, name).catch((err: unknown) => ({ skipped: String(err) }));
+      int8 = q.error
+        ? { skipped: q.error }
+        : await measureInt8(spec, loadOpts, plan, samples, { latency: latencyMsBatch1.value, outs: full.outs, windows }, log, name).catch((err: unknown) => ({
+            skipped: String(err),
+          }));
     }
     const fullMacsRedundancy = onePassMacs && streamModels[0] ? (4 * windowMacs(streamModels[0])) / onePassMacs : null;
     return {
@@ -624,15 +740,24 @@ export function defaultSpeechModel(): { spec: ModelSpec; note: string } {
   if (va && va.files.every((f) => existsSync(modelFilePath(va, f)))) return { spec: va, note: 'the trained default speech model (speech-va)' };
   return {
     spec: MODEL_SPECS['speech-fixture'],
-    note: va ? 'speech-va files not found; timed speech-fixture instead' : 'speech-va is not in the manifest yet; timed speech-fixture (the current default) instead',
+    note: va
+      ? 'speech-va files not found; timed speech-fixture instead'
+      : 'speech-va is not in the manifest yet; timed speech-fixture (the current default) instead',
   };
 }
 
 /** Runs the section. */
-export async function benchEncoders(o: { encoders: readonly StandinName[]; device: Device; quick: boolean; samples: Float32Array; log: (l: string) => void; plan?: EncodersPlan }): Promise<EncodersSection> {
+export async function benchEncoders(o: {
+  encoders: readonly StandinName[];
+  device: Device;
+  quick: boolean;
+  samples: Float32Array;
+  log: (l: string) => void;
+  plan?: EncodersPlan;
+}): Promise<EncodersSection> {
   const plan = o.plan ?? encodersPlan(o.quick);
   const notes: string[] = [
-    'Stand-ins have random weights: their speed is the real architecture\'s, their outputs mean nothing; deviations are relative to their own full-window outputs.',
+    "Stand-ins have random weights: their speed is the real architecture's, their outputs mean nothing; deviations are relative to their own full-window outputs.",
     'Real-time streams per core = audio seconds per CPU core-second of the whole process (ORT intra-op threads included); one stream "on this machine" = 1 ÷ RTF (one call at a time, each using every core); the concurrent run batches N streams.',
     'Session memory: RSS growth of a fresh child process that loads the model and runs one window (and a batch of 8), so earlier sessions cannot hide it.',
   ];
@@ -640,7 +765,9 @@ export async function benchEncoders(o: { encoders: readonly StandinName[]; devic
   const device: Device = o.device === 'cuda' && !cudaProviderInstalled() ? 'cpu' : o.device;
   let cuda: { skipped: string } | undefined;
   if (!cudaProviderInstalled()) {
-    cuda = { skipped: `${o.device === 'cuda' ? '--device cuda was asked, but ' : ''}no CUDA provider on this machine (no GPU, or onnxruntime-node installed without libonnxruntime_providers_cuda): CUDA rows not measured, CPU rows only. On a GPU machine: npm ci --onnxruntime-node-install=cuda12, then npm run bench -- --sections encoders --encoders base,large --device cuda` };
+    cuda = {
+      skipped: `${o.device === 'cuda' ? '--device cuda was asked, but ' : ''}no CUDA provider on this machine (no GPU, or onnxruntime-node installed without libonnxruntime_providers_cuda): CUDA rows not measured, CPU rows only. On a GPU machine: npm ci --onnxruntime-node-install=cuda12, then npm run bench -- --sections encoders --encoders base,large --device cuda`,
+    };
   }
   const build = ensureStandins(o.encoders, o.log);
   for (const name of o.encoders) {
@@ -671,7 +798,18 @@ export async function benchEncoders(o: { encoders: readonly StandinName[]; devic
     else {
       // The trained model could not be loaded (e.g. being retrained): time the fixture and say why.
       try {
-        rows.push(await measure('default', MODEL_SPECS['speech-fixture'], undefined, device, plan, o.samples, o.log, `${def.spec.id} could not be loaded (${why.split('\n')[0] ?? why}); timed speech-fixture instead`));
+        rows.push(
+          await measure(
+            'default',
+            MODEL_SPECS['speech-fixture'],
+            undefined,
+            device,
+            plan,
+            o.samples,
+            o.log,
+            `${def.spec.id} could not be loaded (${why.split('\n')[0] ?? why}); timed speech-fixture instead`,
+          ),
+        );
       } catch (err2) {
         rows.push({ name: 'default', skipped: `${why}; speech-fixture: ${String(err2)}` });
       }
@@ -688,18 +826,34 @@ export function formatEncoders(s: EncodersSection): string[] {
       L.push(`  ${r.name}: skipped — ${r.skipped}`);
       continue;
     }
-    L.push(`  ${r.name} = ${r.specId}${r.parameters ? ` (${(r.parameters / 1e6).toFixed(1)} M params)` : ''} on ${r.provider}: session ${r.sessionMiB.value} MiB${r.streamingSessionMiB === undefined ? '' : ` (streaming ${r.streamingSessionMiB} MiB)`}, 1 s window at batch 1 ${r.latencyMsBatch1.value} ms [${r.latencyMsBatch1.loadAvg1}]${r.onePassMsPerAudioSecond ? `, one pass ${r.onePassMsPerAudioSecond.value} ms per audio s` : ''}`);
+    L.push(
+      `  ${r.name} = ${r.specId}${r.parameters ? ` (${(r.parameters / 1e6).toFixed(1)} M params)` : ''} on ${r.provider}: session ${r.sessionMiB.value} MiB${r.streamingSessionMiB === undefined ? '' : ` (streaming ${r.streamingSessionMiB} MiB)`}, 1 s window at batch 1 ${r.latencyMsBatch1.value} ms [${r.latencyMsBatch1.loadAvg1}]${r.onePassMsPerAudioSecond ? `, one pass ${r.onePassMsPerAudioSecond.value} ms per audio s` : ''}`,
+    );
     L.push(`    windows/s by batch: ${r.throughput.map((p) => `${p.batch}: ${p.windowsPerSec}`).join('   ')}`);
     const f = r.fullWindow;
-    L.push(`    full-window path: rtf ${f.rtf}, ${f.cpuCoresPerStream} cores/stream, ${f.streamsPerCore} streams/core, ${f.streamsThisMachine} on this machine, redundancy ${f.redundancyTime ?? 'n/a'} by time, ${f.redundancyMacs ?? 'n/a'} by MACs [${f.loadAvg1}]`);
+    L.push(
+      `    full-window path: rtf ${f.rtf}, ${f.cpuCoresPerStream} cores/stream, ${f.streamsPerCore} streams/core, ${f.streamsThisMachine} on this machine, redundancy ${f.redundancyTime ?? 'n/a'} by time, ${f.redundancyMacs ?? 'n/a'} by MACs [${f.loadAvg1}]`,
+    );
     for (const st of r.streaming) {
       if ('skipped' in st) L.push(`    streaming (${st.mode}): skipped — ${st.skipped}`);
-      else L.push(`    streaming (${st.mode}${st.mode === 'chunked' ? `, ${st.leftContextFrames} frames left context` : ''}): rtf ${st.rtf}, ${st.streamsPerCore} streams/core, ${st.streamsThisMachine} on this machine, redundancy ${st.redundancyTime ?? 'n/a'} by time, ${st.redundancyMacs ?? 'n/a'} by MACs (frames: conv ${st.redundancyFrontend}, transformer ${st.redundancyEncoder}), max |Δ| ${st.maxAbsDiff} (output sd ${st.outputSd}), min cos ${st.minEmbeddingCosine} [${st.loadAvg1}]`);
+      else
+        L.push(
+          `    streaming (${st.mode}${st.mode === 'chunked' ? `, ${st.leftContextFrames} frames left context` : ''}): rtf ${st.rtf}, ${st.streamsPerCore} streams/core, ${st.streamsThisMachine} on this machine, redundancy ${st.redundancyTime ?? 'n/a'} by time, ${st.redundancyMacs ?? 'n/a'} by MACs (frames: conv ${st.redundancyFrontend}, transformer ${st.redundancyEncoder}), max |Δ| ${st.maxAbsDiff} (output sd ${st.outputSd}), min cos ${st.minEmbeddingCosine} [${st.loadAvg1}]`,
+        );
     }
-    if (r.framesExactness) L.push('skipped' in r.framesExactness ? `    frames-mode exactness: skipped — ${r.framesExactness.skipped}` : `    frames-mode exactness (normalisation off, ${r.framesExactness.windows} windows): max |Δ| ${r.framesExactness.maxAbsDiff.toExponential(2)}, embedding ${r.framesExactness.maxEmbeddingAbsDiff.toExponential(2)}`);
+    if (r.framesExactness)
+      L.push(
+        'skipped' in r.framesExactness
+          ? `    frames-mode exactness: skipped — ${r.framesExactness.skipped}`
+          : `    frames-mode exactness (normalisation off, ${r.framesExactness.windows} windows): max |Δ| ${r.framesExactness.maxAbsDiff.toExponential(2)}, embedding ${r.framesExactness.maxEmbeddingAbsDiff.toExponential(2)}`,
+      );
     if (r.int8) {
       const q = r.int8;
-      L.push('skipped' in q ? `    int8: skipped — ${q.skipped}` : `    int8 (weights of every MatMul, per-column scales; conv front end fp32): batch 1 ${q.latencyMsBatch1.value} ms (×${q.speedupBatch1} vs fp32), full-window rtf ${q.fullWindow.rtf}, ${q.fullWindow.streamsPerCore} streams/core${'skipped' in q.streamingChunked ? '' : `, chunked streaming rtf ${q.streamingChunked.rtf}, ${q.streamingChunked.streamsPerCore} streams/core`}; vs fp32 max |Δ| ${q.maxAbsDiff} (output sd ${q.outputSd}), min cos ${q.minEmbeddingCosine} [${q.latencyMsBatch1.loadAvg1}]`);
+      L.push(
+        'skipped' in q
+          ? `    int8: skipped — ${q.skipped}`
+          : `    int8 (weights of every MatMul, per-column scales; conv front end fp32): batch 1 ${q.latencyMsBatch1.value} ms (×${q.speedupBatch1} vs fp32), full-window rtf ${q.fullWindow.rtf}, ${q.fullWindow.streamsPerCore} streams/core${'skipped' in q.streamingChunked ? '' : `, chunked streaming rtf ${q.streamingChunked.rtf}, ${q.streamingChunked.streamsPerCore} streams/core`}; vs fp32 max |Δ| ${q.maxAbsDiff} (output sd ${q.outputSd}), min cos ${q.minEmbeddingCosine} [${q.latencyMsBatch1.loadAvg1}]`,
+      );
     }
     if (r.concurrent) {
       const c = r.concurrent;
@@ -707,7 +861,9 @@ export function formatEncoders(s: EncodersSection): string[] {
         'skipped' in c.streaming
           ? `skipped — ${c.streaming.skipped}`
           : `${c.streaming.realtimeStreams} real-time streams, ${c.streaming.streamsPerCore} streams/core by CPU time (mean batch ${c.streaming.meanBatch}${c.streamingBatchingEfficiency !== undefined ? `, batching efficiency ${c.streamingBatchingEfficiency} vs the bare step session` : ''}) [${c.streaming.loadAvg1}]`;
-      L.push(`    ${c.fullWindow.streams} concurrent streams: full-window ${c.fullWindow.realtimeStreams} real-time streams, ${c.fullWindow.streamsPerCore} streams/core by CPU time (mean batch ${c.fullWindow.meanBatch}, batching efficiency ${c.batchingEfficiency} vs bare) [${c.fullWindow.loadAvg1}]; streaming (${c.streamingMode ?? 'n/a'}) ${sc}; redundancy by time ${c.fullWindow.redundancyTime ?? 'n/a'} vs ${'skipped' in c.streaming ? 'n/a' : c.streaming.redundancyTime ?? 'n/a'}, by CPU time ${c.fullWindow.redundancyCpu ?? 'n/a'} vs ${'skipped' in c.streaming ? 'n/a' : c.streaming.redundancyCpu ?? 'n/a'}`);
+      L.push(
+        `    ${c.fullWindow.streams} concurrent streams: full-window ${c.fullWindow.realtimeStreams} real-time streams, ${c.fullWindow.streamsPerCore} streams/core by CPU time (mean batch ${c.fullWindow.meanBatch}, batching efficiency ${c.batchingEfficiency} vs bare) [${c.fullWindow.loadAvg1}]; streaming (${c.streamingMode ?? 'n/a'}) ${sc}; redundancy by time ${c.fullWindow.redundancyTime ?? 'n/a'} vs ${'skipped' in c.streaming ? 'n/a' : (c.streaming.redundancyTime ?? 'n/a')}, by CPU time ${c.fullWindow.redundancyCpu ?? 'n/a'} vs ${'skipped' in c.streaming ? 'n/a' : (c.streaming.redundancyCpu ?? 'n/a')}`,
+      );
     }
   }
   if (s.cuda) L.push(`  cuda: skipped — ${s.cuda.skipped}`);

@@ -66,7 +66,12 @@ interface Counter {
   target: number;
 }
 
-async function connectAll(url: string, n: number, protocol: string | undefined, onOpen: (ws: WebSocket, c: Counter) => Promise<void>): Promise<{ sockets: WebSocket[]; counters: Counter[] }> {
+async function connectAll(
+  url: string,
+  n: number,
+  protocol: string | undefined,
+  onOpen: (ws: WebSocket, c: Counter) => Promise<void>,
+): Promise<{ sockets: WebSocket[]; counters: Counter[] }> {
   const sockets: WebSocket[] = [];
   const counters: Counter[] = [];
   // In waves, so 1000 handshakes do not all land in one tick.
@@ -205,7 +210,14 @@ export function framesFor(n: number, deliveries: number, minFrames: number, maxF
 }
 
 /** Runs both sides for each subscriber count (after a small untimed warm-up of both). */
-export async function benchFanout(o: { subscribers: readonly number[]; deliveries: number; minFrames: number; maxFrames: number; timeoutMs: number; logger: Logger }): Promise<FanoutPoint[]> {
+export async function benchFanout(o: {
+  subscribers: readonly number[];
+  deliveries: number;
+  minFrames: number;
+  maxFrames: number;
+  timeoutMs: number;
+  logger: Logger;
+}): Promise<FanoutPoint[]> {
   await viaBareWs(2, 200, o.timeoutMs);
   await viaServer(2, 200, o.logger, o.timeoutMs);
   const out: FanoutPoint[] = [];

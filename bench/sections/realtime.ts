@@ -112,7 +112,11 @@ export async function runRealtimeStreams(engine: Engine, server: RunningServer, 
     });
     let resolve!: () => void;
     done.push(new Promise<void>((r) => (resolve = r)));
-    const events$: Observable<PipelineEvent> = source$.pipe(server.markArrivals(id), engine.pipeline(id), finalize(() => resolve()));
+    const events$: Observable<PipelineEvent> = source$.pipe(
+      server.markArrivals(id),
+      engine.pipeline(id),
+      finalize(() => resolve()),
+    );
     server.attach({ streamId: id, hopMs, windowMs, sampleRateHz: 16_000 }, events$);
   }
   await Promise.all(done);
@@ -134,10 +138,7 @@ export async function runRealtimeStreams(engine: Engine, server: RunningServer, 
     cpuCoresTotal: round(res.cpuCores, 3),
     rssPerStreamMiB: round(Math.max(0, res.rssPeakMiB - res.rssStartMiB) / o.streams, 2),
     rssPeakMiB: round(res.rssPeakMiB, 1),
-    batching:
-      b0 && b1 && batches > 0
-        ? { batches, meanBatch: round((b1.batchedItems - b0.batchedItems) / batches, 2), maxBatch: b1.maxBatchSeen }
-        : null,
+    batching: b0 && b1 && batches > 0 ? { batches, meanBatch: round((b1.batchedItems - b0.batchedItems) / batches, 2), maxBatch: b1.maxBatchSeen } : null,
   };
 }
 

@@ -62,7 +62,13 @@ const TEXT_WINDOWS = [
 /** Waits for `p` at most `ms` (a component's close must not hang the benchmark); true if it settled. */
 export async function bounded(p: Promise<unknown>, ms: number): Promise<boolean> {
   let t: NodeJS.Timeout | undefined;
-  const settled = await Promise.race([p.then(() => true, () => true), new Promise<boolean>((r) => (t = setTimeout(() => r(false), ms)))]);
+  const settled = await Promise.race([
+    p.then(
+      () => true,
+      () => true,
+    ),
+    new Promise<boolean>((r) => (t = setTimeout(() => r(false), ms))),
+  ]);
   clearTimeout(t);
   return settled;
 }
@@ -80,7 +86,13 @@ export async function benchRtf(engine: Engine, samples: Float32Array, opts: RtfO
     const chunks = await lastValueFrom(wavFileSource(SPEECH_WAV, { streamId: 'rtf', chunkMs: 100 }).pipe(toArray()));
     const ms = performance.now() - t0;
     const secs = chunks.reduce((n, c) => n + c.samples.length, 0) / PIPELINE_SAMPLE_RATE_HZ;
-    stages.push({ stage: 'decode (wav file)', calls: chunks.length, meanMs: round(ms / chunks.length, 4), audioSeconds: round(secs, 2), rtf: round(ms / 1000 / secs, 5) });
+    stages.push({
+      stage: 'decode (wav file)',
+      calls: chunks.length,
+      meanMs: round(ms / chunks.length, 4),
+      audioSeconds: round(secs, 2),
+      rtf: round(ms / 1000 / secs, 5),
+    });
   }
 
   // Speech model: one window per hop, one call at a time (no batching partner: single stream).
@@ -98,7 +110,14 @@ export async function benchRtf(engine: Engine, samples: Float32Array, opts: RtfO
     for (const w of windows) outs.push(await engine.speech.infer(w));
     const ms = performance.now() - t0;
     const secs = (windows.length * hopMs) / 1000;
-    stages.push({ stage: `speech model (${engine.speech.id}, ${engine.speech.provider})`, calls: windows.length, meanMs: round(ms / windows.length, 3), audioSeconds: secs, rtf: round(ms / 1000 / secs, 5), note: 'one window per hop' });
+    stages.push({
+      stage: `speech model (${engine.speech.id}, ${engine.speech.provider})`,
+      calls: windows.length,
+      meanMs: round(ms / windows.length, 3),
+      audioSeconds: secs,
+      rtf: round(ms / 1000 / secs, 5),
+      note: 'one window per hop',
+    });
   }
 
   // Fusion: one call per window.
@@ -107,7 +126,13 @@ export async function benchRtf(engine: Engine, samples: Float32Array, opts: RtfO
     for (const s of outs) await engine.fusion.fuse({ speech: s });
     const ms = performance.now() - t0;
     const secs = (outs.length * hopMs) / 1000;
-    stages.push({ stage: `fusion (${engine.fusion.id})`, calls: outs.length, meanMs: round(ms / outs.length, 4), audioSeconds: secs, rtf: round(ms / 1000 / secs, 6) });
+    stages.push({
+      stage: `fusion (${engine.fusion.id})`,
+      calls: outs.length,
+      meanMs: round(ms / outs.length, 4),
+      audioSeconds: secs,
+      rtf: round(ms / 1000 / secs, 6),
+    });
   }
 
   // Text model: about one text window per second of speech.
@@ -117,7 +142,14 @@ export async function benchRtf(engine: Engine, samples: Float32Array, opts: RtfO
     const t0 = performance.now();
     for (let i = 0; i < n; i++) await opts.textModel.infer(TEXT_WINDOWS[i % TEXT_WINDOWS.length] as string);
     const ms = performance.now() - t0;
-    stages.push({ stage: `text model (${opts.textModel.id}, ${opts.textModel.provider})`, calls: n, meanMs: round(ms / n, 3), audioSeconds: n, rtf: round(ms / 1000 / n, 5), note: 'assumes one ~10-word text window per second of speech' });
+    stages.push({
+      stage: `text model (${opts.textModel.id}, ${opts.textModel.provider})`,
+      calls: n,
+      meanMs: round(ms / n, 3),
+      audioSeconds: n,
+      rtf: round(ms / 1000 / n, 5),
+      note: 'assumes one ~10-word text window per second of speech',
+    });
   } else {
     notTimed.push({ stage: 'text model', reason: opts.textSkipReason ?? 'no text model loaded' });
   }
@@ -137,7 +169,14 @@ export async function benchRtf(engine: Engine, samples: Float32Array, opts: RtfO
       await rec.finish();
       const ms = performance.now() - t0;
       const secs = (calls * chunk) / PIPELINE_SAMPLE_RATE_HZ;
-      stages.push({ stage: `speech recognition (${opts.asr.id}, ${opts.asr.provider})`, calls, meanMs: round(ms / calls, 3), audioSeconds: round(secs, 2), rtf: round(ms / 1000 / secs, 5), ...(opts.asrLabel ? { note: opts.asrLabel } : {}) });
+      stages.push({
+        stage: `speech recognition (${opts.asr.id}, ${opts.asr.provider})`,
+        calls,
+        meanMs: round(ms / calls, 3),
+        audioSeconds: round(secs, 2),
+        rtf: round(ms / 1000 / secs, 5),
+        ...(opts.asrLabel ? { note: opts.asrLabel } : {}),
+      });
     } finally {
       await bounded(rec.close(), 5000);
     }

@@ -112,7 +112,12 @@ async function sileroCost(vad: SileroVad, audios: Float32Array[], seconds: numbe
 }
 
 /** Runs the section (loads a VAD-off engine and Silero detectors of its own; `engine` is the VAD-on one). */
-export async function benchVad(engine: Engine, samples: Float32Array, o: Partial<VadBenchOptions> = {}, log: (l: string) => void = () => undefined): Promise<VadSection> {
+export async function benchVad(
+  engine: Engine,
+  samples: Float32Array,
+  o: Partial<VadBenchOptions> = {},
+  log: (l: string) => void = () => undefined,
+): Promise<VadSection> {
   const S = o.streams ?? 32;
   const secs = o.audioSeconds ?? 12;
   const logger = getLogger();
@@ -122,15 +127,33 @@ export async function benchVad(engine: Engine, samples: Float32Array, o: Partial
     for (const kind of ['speech', 'call'] as const) {
       const audios = Array.from({ length: S }, (_, s) => audioFor(kind, samples, secs, s));
       // Warm both engines (JIT, ORT allocations) on a short run first.
-      await pipelineCost(engine, audios.slice(0, 4).map((x) => x.subarray(0, 32000)), 2);
-      await pipelineCost(off, audios.slice(0, 4).map((x) => x.subarray(0, 32000)), 2);
+      await pipelineCost(
+        engine,
+        audios.slice(0, 4).map((x) => x.subarray(0, 32000)),
+        2,
+      );
+      await pipelineCost(
+        off,
+        audios.slice(0, 4).map((x) => x.subarray(0, 32000)),
+        2,
+      );
       const msOff = await pipelineCost(off, audios, secs);
       const msOn = await pipelineCost(engine, audios, secs);
       const single = await SileroVad.load({ logger, maxBatch: 1 });
       const batched = await SileroVad.load({ logger });
       try {
-        await sileroCost(single, audios.slice(0, 2).map((x) => x.subarray(0, 16000)), 1, false);
-        await sileroCost(batched, audios.slice(0, 2).map((x) => x.subarray(0, 16000)), 1, true);
+        await sileroCost(
+          single,
+          audios.slice(0, 2).map((x) => x.subarray(0, 16000)),
+          1,
+          false,
+        );
+        await sileroCost(
+          batched,
+          audios.slice(0, 2).map((x) => x.subarray(0, 16000)),
+          1,
+          true,
+        );
         const g0 = { ...batched.stats };
         const unb = await sileroCost(single, audios, secs, false);
         const bat = await sileroCost(batched, audios, secs, true);
@@ -145,7 +168,9 @@ export async function benchVad(engine: Engine, samples: Float32Array, o: Partial
           gatedShare: round((st.gatedFrames - g0.gatedFrames) / Math.max(1, st.frames - g0.frames), 3),
           meanBatch: round((st.batchedRequests - g0.batchedRequests) / Math.max(1, st.batches - g0.batches), 1),
         });
-        log(`[bench] vad: ${kind}: pipeline ${round(msOff, 2)} → ${round(msOn, 2)} ms per stream-s (+${round((100 * (msOn - msOff)) / msOff, 1)} %), Silero alone ${round(unb, 2)} ms unbatched, ${round(bat, 2)} ms batched`);
+        log(
+          `[bench] vad: ${kind}: pipeline ${round(msOff, 2)} → ${round(msOn, 2)} ms per stream-s (+${round((100 * (msOn - msOff)) / msOff, 1)} %), Silero alone ${round(unb, 2)} ms unbatched, ${round(bat, 2)} ms batched`,
+        );
       } finally {
         await single.close();
         await batched.close();

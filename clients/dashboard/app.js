@@ -189,7 +189,9 @@ function onFrame(msg) {
   } else if (msg.type === 'turn') {
     // A voiced segment ended (protocol 1.2.0): one line in the transcript panel.
     const f = (v) => (v >= 0 ? '+' : '') + Number(v).toFixed(2);
-    s.lines.push(`[turn ${(msg.startMs / 1000).toFixed(1)}–${(msg.endMs / 1000).toFixed(1)} s] ${msg.label} v ${f(msg.mean.valence)} a ${f(msg.mean.arousal)}${msg.transcript ? ` “${msg.transcript}”` : ''}`);
+    s.lines.push(
+      `[turn ${(msg.startMs / 1000).toFixed(1)}–${(msg.endMs / 1000).toFixed(1)} s] ${msg.label} v ${f(msg.mean.valence)} a ${f(msg.mean.arousal)}${msg.transcript ? ` “${msg.transcript}”` : ''}`,
+    );
     if (s.lines.length > MAX_LINES) s.lines.splice(0, s.lines.length - MAX_LINES);
   } else if (msg.type === 'alert') {
     s.lines.push(`⚠ ${msg.alert}: ${msg.reason}`);
@@ -435,7 +437,7 @@ function placeLabels(ctx, cx, cy, r, fs) {
     for (const k of [0.93, 1.06, 0.8, 0.67, 0.54]) {
       const inside = k < 1;
       // Inside the circle the text runs towards the centre; outside, away from it.
-      const align = Math.abs(c) < 0.3 ? 'center' : (c > 0) === inside ? 'right' : 'left';
+      const align = Math.abs(c) < 0.3 ? 'center' : c > 0 === inside ? 'right' : 'left';
       const x = cx + c * r * k;
       const y = cy - sn * r * k + (Math.abs(c) < 0.3 ? (sn > 0 === inside ? 0.6 : -0.6) * h : 0);
       const x0 = align === 'right' ? x - w : align === 'left' ? x : x - w / 2;
@@ -462,7 +464,13 @@ function makeCharts() {
     type: 'scatter',
     data: {
       datasets: [
-        { label: 'terms', data: terms.map((t) => ({ x: t.valence, y: t.arousal })), pointRadius: 3, pointBackgroundColor: cssVar('--muted'), pointBorderWidth: 0 },
+        {
+          label: 'terms',
+          data: terms.map((t) => ({ x: t.valence, y: t.arousal })),
+          pointRadius: 3,
+          pointBackgroundColor: cssVar('--muted'),
+          pointBorderWidth: 0,
+        },
         {
           label: 'trail',
           data: [],
@@ -470,7 +478,7 @@ function makeCharts() {
           borderWidth: 3,
           pointRadius: (c) => 2 + (4 * c.dataIndex) / TRAIL,
           // Older points fade out: alpha grows with the index in the trail.
-          pointBackgroundColor: (c) => `rgba(255,176,0,${(0.1 + 0.8 * (c.dataIndex + 1) / (c.dataset.data.length || 1)).toFixed(3)})`,
+          pointBackgroundColor: (c) => `rgba(255,176,0,${(0.1 + (0.8 * (c.dataIndex + 1)) / (c.dataset.data.length || 1)).toFixed(3)})`,
           pointBorderWidth: 0,
           segment: { borderColor: (c) => `rgba(255,176,0,${(0.05 + 0.6 * (c.p1DataIndex / (c.chart.data.datasets[1].data.length || 1))).toFixed(3)})` },
         },
@@ -496,7 +504,17 @@ function makeCharts() {
       datasets: [
         { label: 'valence', data: [], borderColor: cssVar('--valence'), borderWidth: 3, pointRadius: 0, tension: 0.2 },
         { label: 'arousal', data: [], borderColor: cssVar('--arousal'), borderWidth: 3, pointRadius: 0, tension: 0.2 },
-        { label: 'dominance', data: [], borderColor: cssVar('--dominance'), borderWidth: 2, borderDash: [6, 4], pointRadius: 0, tension: 0.2, spanGaps: false, hidden: true },
+        {
+          label: 'dominance',
+          data: [],
+          borderColor: cssVar('--dominance'),
+          borderWidth: 2,
+          borderDash: [6, 4],
+          pointRadius: 0,
+          tension: 0.2,
+          spanGaps: false,
+          hidden: true,
+        },
       ],
     },
     options: {
@@ -506,7 +524,10 @@ function makeCharts() {
       parsing: false,
       normalized: true,
       // The dominance entry is listed only while the stream has dominance to show.
-      plugins: { legend: { labels: { boxWidth: 14, font: { size: fontPx(0.8) }, filter: (item, data) => item.datasetIndex !== 2 || !data.datasets[2].hidden } }, tooltip: { enabled: false } },
+      plugins: {
+        legend: { labels: { boxWidth: 14, font: { size: fontPx(0.8) }, filter: (item, data) => item.datasetIndex !== 2 || !data.datasets[2].hidden } },
+        tooltip: { enabled: false },
+      },
       scales: {
         x: { type: 'linear', min: 0, max: SERIES_SECONDS, title: { display: true, text: 'audio time (s)' }, grid, ticks: { font: { size: fontPx(0.7) } } },
         y: { min: -1, max: 1, grid, ticks: { stepSize: 0.5, font: { size: fontPx(0.7) } } },
@@ -592,7 +613,14 @@ window.circumplex = {
     return { ...stats };
   },
   streams() {
-    return [...streams.values()].map((s) => ({ id: s.id, lastSeq: s.lastSeq, points: s.points.length, lines: s.lines.length, state: s.status?.state ?? s.info?.state ?? null, error: s.error }));
+    return [...streams.values()].map((s) => ({
+      id: s.id,
+      lastSeq: s.lastSeq,
+      points: s.points.length,
+      lines: s.lines.length,
+      state: s.status?.state ?? s.info?.state ?? null,
+      error: s.error,
+    }));
   },
   /** Points of the dominance line in the time series (frames with dominance in the visible range). */
   dominancePoints() {

@@ -43,7 +43,8 @@ function show(frame: StreamEventMessage): void {
   } else {
     frames.push(frame);
     $('label').textContent = frame.label;
-    $('numbers').textContent = `${frame.streamId} · valence ${frame.valence.toFixed(2)} · arousal ${frame.arousal.toFixed(2)} · confidence ${frame.confidence.toFixed(2)}`;
+    $('numbers').textContent =
+      `${frame.streamId} · valence ${frame.valence.toFixed(2)} · arousal ${frame.arousal.toFixed(2)} · confidence ${frame.confidence.toFixed(2)}`;
     log.unshift(`${frame.streamId} #${frame.seq} t=${(frame.tMs / 1000).toFixed(2)}s ${frame.label}`);
     draw(frame);
   }

@@ -14,7 +14,14 @@ export interface HostWord {
 
 /** Parent → host. `rid` names a recogniser, `req` one request. */
 export type HostRequest =
-  | { readonly op: 'load'; readonly modelDir: string; readonly sampleRateHz: number; readonly logLevel: number; readonly partialWords: boolean; readonly binding: 'koffi' | 'ffi-napi' | undefined }
+  | {
+      readonly op: 'load';
+      readonly modelDir: string;
+      readonly sampleRateHz: number;
+      readonly logLevel: number;
+      readonly partialWords: boolean;
+      readonly binding: 'koffi' | 'ffi-napi' | undefined;
+    }
   | { readonly op: 'create'; readonly rid: number; readonly req: number }
   | { readonly op: 'accept'; readonly rid: number; readonly req: number; readonly pcm: Uint8Array }
   | { readonly op: 'finish'; readonly rid: number; readonly req: number }

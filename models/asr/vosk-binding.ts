@@ -86,7 +86,9 @@ function koffiBinding(): VoskBinding {
     acceptWaveform: (r, pcm) =>
       new Promise((resolve, reject) => {
         // koffi runs the call on a worker thread; `pcm` stays referenced by this closure until then.
-        f.accept.async(r, pcm, pcm.length, (err: unknown, res: number) => (err ? reject(err instanceof Error ? err : new Error('vosk_recognizer_accept_waveform failed', { cause: err })) : resolve(res !== 0)));
+        f.accept.async(r, pcm, pcm.length, (err: unknown, res: number) =>
+          err ? reject(err instanceof Error ? err : new Error('vosk_recognizer_accept_waveform failed', { cause: err })) : resolve(res !== 0),
+        );
       }),
     result: (r) => (f.result(r) as string | null) ?? '{}',
     partialResult: (r) => (f.partial(r) as string | null) ?? '{}',
@@ -126,7 +128,7 @@ function ffiNapiBinding(): VoskBinding {
     modelFree: (m) => (m as { free(): void }).free(),
     recognizerNew: (m, rate) => {
       const rec = new vosk.Recognizer({ model: m, sampleRate: rate });
-      return rec.handle.isNull() ? null : ({ rec });
+      return rec.handle.isNull() ? null : { rec };
     },
     setWords: (r, on) => (r as Wrapped).rec.setWords(on),
     setPartialWords: (r, on) => (r as Wrapped).rec.setPartialWords(on),

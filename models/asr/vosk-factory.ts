@@ -226,7 +226,14 @@ class AsrHost {
         this.kill(`loading the model took longer than ${this.opts.loadTimeoutMs} ms`);
       }, this.opts.loadTimeoutMs);
       this.loadWaiter = { resolve, reject, timer };
-      this.send({ op: 'load', modelDir, sampleRateHz: this.opts.sampleRateHz, logLevel: this.opts.voskLogLevel, partialWords: this.opts.partialWords, binding: this.opts.binding });
+      this.send({
+        op: 'load',
+        modelDir,
+        sampleRateHz: this.opts.sampleRateHz,
+        logLevel: this.opts.voskLogLevel,
+        partialWords: this.opts.partialWords,
+        binding: this.opts.binding,
+      });
     });
   }
 
@@ -256,7 +263,10 @@ class AsrHost {
 
   /** Kills the host as unhealthy: requests fail with `reason`. */
   kill(reason: string, watchdog = false): void {
-    this.die(new AffectError('AFFECT_ERR_ASR', reason, { stage: 'asr', hint: 'the affected streams go on speech-only; new streams get a restarted ASR host' }), watchdog);
+    this.die(
+      new AffectError('AFFECT_ERR_ASR', reason, { stage: 'asr', hint: 'the affected streams go on speech-only; new streams get a restarted ASR host' }),
+      watchdog,
+    );
     this.child.kill('SIGKILL');
   }
 
@@ -322,7 +332,8 @@ class VoskStreamRecognizer implements StreamRecognizer {
   private async call(op: 'accept' | 'finish', pcm?: Uint8Array): Promise<RecognizerResult> {
     if (this.closed) throw new AffectError('AFFECT_ERR_ASR', `Vosk recogniser for stream "${this.streamId}" is closed`, { stage: 'asr' });
     // The port promises one request in flight; libvosk recognisers are not re-entrant.
-    if (this.busy) throw new AffectError('AFFECT_ERR_ASR', `Vosk ${op} called while another request is in flight (stream "${this.streamId}")`, { stage: 'asr' });
+    if (this.busy)
+      throw new AffectError('AFFECT_ERR_ASR', `Vosk ${op} called while another request is in flight (stream "${this.streamId}")`, { stage: 'asr' });
     this.busy = true;
     try {
       const reply = await this.host.request((req) =>
@@ -432,7 +443,10 @@ export class VoskRecognizerFactory implements SpeechRecognizerFactory {
       const detail = reply.op === 'load-failed' ? `${reply.message}${host.lastVoskError()}` : `unexpected reply ${reply.op}`;
       await host.close();
       if (reply.op === 'load-failed' && reply.reason === 'no-vosk') {
-        throw new AffectError('AFFECT_ERR_ASR', detail, { stage: 'asr', hint: 'install the optional dependency: npm install vosk (see docs/asr.md), or run without --asr-model' });
+        throw new AffectError('AFFECT_ERR_ASR', detail, {
+          stage: 'asr',
+          hint: 'install the optional dependency: npm install vosk (see docs/asr.md), or run without --asr-model',
+        });
       }
       throw voskModelError(this.layout.dir, 'corrupt', detail);
     }
@@ -445,7 +459,10 @@ export class VoskRecognizerFactory implements SpeechRecognizerFactory {
     if (reply.binding === 'ffi-napi') {
       this.opts.logger?.warn('libvosk bound through ffi-napi (koffi not installed): it leaks ~2 KB per call; install koffi');
     }
-    this.opts.logger?.info({ pid: host.pid, modelDir: this.layout.dir, loadMs: Math.round(reply.loadMs), binding: reply.binding }, 'Vosk model loaded in ASR host');
+    this.opts.logger?.info(
+      { pid: host.pid, modelDir: this.layout.dir, loadMs: Math.round(reply.loadMs), binding: reply.binding },
+      'Vosk model loaded in ASR host',
+    );
     this.host = host;
     return host;
   }
@@ -518,10 +535,7 @@ export class VoskRecognizerFactory implements SpeechRecognizerFactory {
  * Throws AFFECT_ERR_ASR_MODEL (naming the folder and how to get a model) when the folder is
  * missing, empty, incomplete or corrupt; the calling process is never at risk.
  */
-export async function loadVoskRecognizerFactory(
-  modelDir: string,
-  opts: Partial<VoskFactoryOptions> = {},
-): Promise<VoskRecognizerFactory> {
+export async function loadVoskRecognizerFactory(modelDir: string, opts: Partial<VoskFactoryOptions> = {}): Promise<VoskRecognizerFactory> {
   const o: VoskFactoryOptions = { ...DEFAULT_VOSK_FACTORY, ...opts };
   for (const k of ['sampleRateHz', 'requestTimeoutMs', 'loadTimeoutMs', 'restartBackoffMs', 'maxRestartBackoffMs', 'closeGraceMs'] as const) {
     if (!(Number.isFinite(o[k]) && o[k] > 0)) throw new RangeError(`loadVoskRecognizerFactory: ${k} must be > 0, got ${String(o[k])}`);

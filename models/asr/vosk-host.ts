@@ -121,9 +121,7 @@ async function handle(msg: HostRequest): Promise<void> {
           const pcm = Buffer.from(msg.pcm.buffer, msg.pcm.byteOffset, msg.pcm.byteLength);
           // Off the JS thread, so several streams decode in parallel and IPC stays responsive.
           const endOfUtterance = await vosk.acceptWaveform(slot.rec, pcm);
-          const r = endOfUtterance
-            ? parse(vosk.result(slot.rec), 'text', 'result')
-            : parse(vosk.partialResult(slot.rec), 'partial', 'partial_result');
+          const r = endOfUtterance ? parse(vosk.result(slot.rec), 'text', 'result') : parse(vosk.partialResult(slot.rec), 'partial', 'partial_result');
           send({ op: 'result', req: msg.req, rid: msg.rid, final: endOfUtterance, ...r });
         }
       } catch (err) {

@@ -21,9 +21,7 @@ export interface OrtWorkerData {
 }
 
 /** Main → worker. */
-export type ToWorker =
-  | { readonly type: 'run'; readonly id: number; readonly feeds: Record<string, WireTensor> }
-  | { readonly type: 'close' };
+export type ToWorker = { readonly type: 'run'; readonly id: number; readonly feeds: Record<string, WireTensor> } | { readonly type: 'close' };
 
 /** Worker → main. */
 export type FromWorker =

@@ -121,7 +121,13 @@ async function main(): Promise<void> {
         const counts = msg.feeds['counts']?.data;
         const h0 = msg.feeds['h']?.data;
         const c0 = msg.feeds['c']?.data;
-        if (!frames || !(frames.data instanceof Float32Array) || !(counts instanceof Float32Array) || !(h0 instanceof Float32Array) || !(c0 instanceof Float32Array)) {
+        if (
+          !frames ||
+          !(frames.data instanceof Float32Array) ||
+          !(counts instanceof Float32Array) ||
+          !(h0 instanceof Float32Array) ||
+          !(c0 instanceof Float32Array)
+        ) {
           throw new Error('vad: frames, counts, h and c must be float32');
         }
         const F = frames.dims[1] ?? 0;

@@ -64,11 +64,14 @@ export function register(program: Command): void {
     .command('evaluate')
     .description('Score a speech or text model on your labelled data: n, Pearson r, CCC, RMSE, MAE per dimension')
     .addOption(new Option('--modality <modality>', 'which model to score').choices(['speech', 'text']).makeOptionMandatory())
-    .requiredOption('--data <csv>', 'labelled CSV: speech "file,valence,arousal" (paths relative to the CSV, WAV or FLAC), text "text,valence,arousal"; an optional dominance column')
-    .option('--scale <lo,hi>', 'the ratings\' scale, mapped linearly to [-1, 1] (EmoBank: 1,5)', scaleOption, DEFAULT_SCALE)
+    .requiredOption(
+      '--data <csv>',
+      'labelled CSV: speech "file,valence,arousal" (paths relative to the CSV, WAV or FLAC), text "text,valence,arousal"; an optional dominance column',
+    )
+    .option('--scale <lo,hi>', "the ratings' scale, mapped linearly to [-1, 1] (EmoBank: 1,5)", scaleOption, DEFAULT_SCALE)
     .option('--speech-model <id>', `speech model id (default: ${DEFAULT_ENGINE.speechModel}, the runtime default)`)
-    .option('--text-model <id>', 'text model id (default: the runtime\'s default text model)')
-    .option('--predictions <file>', 'also write each row\'s key, targets and predictions (and σ) to this CSV')
+    .option('--text-model <id>', "text model id (default: the runtime's default text model)")
+    .option('--predictions <file>', "also write each row's key, targets and predictions (and σ) to this CSV")
     .option('--json', 'print one JSON object on stdout', false)
     .addOption(new Option('--device <device>', 'where the model runs (default: CIRCUMPLEX_DEVICE or auto)').choices(['auto', 'cuda', 'webgpu', 'cpu']))
     .option('--window-ms <ms>', 'speech: analysis window, ms of audio', numberOption('--window-ms', 1, false, 60_000), 1000)
@@ -88,7 +91,9 @@ export async function evaluateCommand(opts: EvaluateCommandOptions): Promise<Eva
   setLogLevel(env.logLevel);
   const logger = getLogger().child({ cmd: 'evaluate' });
   if (opts.hopMs > opts.windowMs) {
-    throw new AffectError('AFFECT_ERR_CONFIG', `--hop-ms (${opts.hopMs}) must not exceed --window-ms (${opts.windowMs})`, { hint: 'e.g. --window-ms 1000 --hop-ms 250' });
+    throw new AffectError('AFFECT_ERR_CONFIG', `--hop-ms (${opts.hopMs}) must not exceed --window-ms (${opts.windowMs})`, {
+      hint: 'e.g. --window-ms 1000 --hop-ms 250',
+    });
   }
   const wrongFlag = opts.modality === 'speech' ? opts.textModel : opts.speechModel;
   if (wrongFlag !== undefined) {

@@ -97,7 +97,11 @@ export async function openLocalInput(flags: LocalInputFlags, opts: { flow?: Flow
     stdinStream = sniffed.stream;
     if (sniffed.kind === 'wav') {
       wav = sniffed.info;
-      if (wav.channels > 32) throw new AffectError('AFFECT_ERR_AUDIO_FORMAT', `the WAV on stdin has ${wav.channels} channels; at most 32 are supported`, { stage: 'stdin', hint: 'mix it down first, e.g. sox -t wav - -c 2 -t wav -' });
+      if (wav.channels > 32)
+        throw new AffectError('AFFECT_ERR_AUDIO_FORMAT', `the WAV on stdin has ${wav.channels} channels; at most 32 are supported`, {
+          stage: 'stdin',
+          hint: 'mix it down first, e.g. sox -t wav - -c 2 -t wav -',
+        });
       checkDeclared(flags, 'the WAV header on stdin', wav);
       logger?.debug({ sampleRateHz: wav.sampleRateHz, channels: wav.channels, bitsPerSample: wav.bitsPerSample, format: wav.format }, 'WAV on stdin');
       kind = 'wav-stdin';
@@ -130,7 +134,13 @@ export async function openLocalInput(flags: LocalInputFlags, opts: { flow?: Flow
     const pick = channel !== undefined ? { channel } : {};
     const source$ =
       kind === 'file'
-        ? audioFileSource(flags.input, { streamId, realtime: flags.realtime ?? false, ...(flags.speed !== undefined ? { speed: flags.speed } : {}), ...pick, ...(flow ? { flow } : {}) })
+        ? audioFileSource(flags.input, {
+            streamId,
+            realtime: flags.realtime ?? false,
+            ...(flags.speed !== undefined ? { speed: flags.speed } : {}),
+            ...pick,
+            ...(flow ? { flow } : {}),
+          })
         : rawPcmSource(stdinFor(), {
             sampleRateHz,
             channels,

@@ -21,9 +21,15 @@ import { checkVoskModelDir } from '../../models/asr/layout.js';
 function specOrThrow(id: string): ModelSpec {
   const spec = findModelSpec(id);
   if (!spec) {
-    throw new AffectError('AFFECT_ERR_CONFIG', `unknown model "${id}". Should be one of: ${listModelSpecs().map((s) => s.id).join(', ')}`, {
-      hint: 'circumplex models list shows every model',
-    });
+    throw new AffectError(
+      'AFFECT_ERR_CONFIG',
+      `unknown model "${id}". Should be one of: ${listModelSpecs()
+        .map((s) => s.id)
+        .join(', ')}`,
+      {
+        hint: 'circumplex models list shows every model',
+      },
+    );
   }
   return spec;
 }
@@ -175,9 +181,15 @@ export function checkAsrLayouts(spec: ModelSpec, modelsDir?: string): LayoutChec
 
 /** Hash-checks models: the named ids, or every fixture plus every downloaded model that is present; ASR folders get a layout check. */
 export async function verifyModels(ids: readonly string[], modelsDir?: string): Promise<VerifyResult[]> {
-  const specs = ids.length > 0 ? ids.map(specOrThrow) : listModels(modelsDir).filter((r) => r.fixture || r.state === 'present').map((r) => specOrThrow(r.id));
+  const specs =
+    ids.length > 0
+      ? ids.map(specOrThrow)
+      : listModels(modelsDir)
+          .filter((r) => r.fixture || r.state === 'present')
+          .map((r) => specOrThrow(r.id));
   const out: VerifyResult[] = [];
-  for (const s of specs) out.push({ id: s.id, checks: await checkModelFiles(s, modelsDir), layouts: checkAsrLayouts(s, modelsDir), cardChecks: await checkCardFiles(s, modelsDir) });
+  for (const s of specs)
+    out.push({ id: s.id, checks: await checkModelFiles(s, modelsDir), layouts: checkAsrLayouts(s, modelsDir), cardChecks: await checkCardFiles(s, modelsDir) });
   return out;
 }
 
@@ -188,7 +200,9 @@ export function register(program: Command): void {
 
   models
     .command('list')
-    .description('show every model: id, role, whether its files are present, license, source; trained models also their card\'s licence notes and headline figures')
+    .description(
+      "show every model: id, role, whether its files are present, license, source; trained models also their card's licence notes and headline figures",
+    )
     .option(...dirOpt)
     .option('--json', 'one JSON array on stdout', false)
     .action((o: { modelsDir?: string; json: boolean }) => {
@@ -240,12 +254,20 @@ export function register(program: Command): void {
       const badCards: string[] = [];
       for (const { id, checks, layouts, cardChecks } of results) {
         for (const c of checks) {
-          const what = c.status === 'ok' ? 'ok' : c.status === 'unverified' ? `unverified (sha256 ${c.sha256 ?? '?'})` : c.status === 'missing' ? 'MISSING' : `CHECKSUM MISMATCH (got ${c.sha256 ?? '?'}, want ${c.expected ?? '?'})`;
+          const what =
+            c.status === 'ok'
+              ? 'ok'
+              : c.status === 'unverified'
+                ? `unverified (sha256 ${c.sha256 ?? '?'})`
+                : c.status === 'missing'
+                  ? 'MISSING'
+                  : `CHECKSUM MISMATCH (got ${c.sha256 ?? '?'}, want ${c.expected ?? '?'})`;
           process.stdout.write(`${id.padEnd(24)} ${what.padEnd(12)} ${c.path}\n`);
           if (c.status === 'missing' || c.status === 'checksum') bad.push(id);
         }
         for (const c of cardChecks) {
-          const what = c.status === 'ok' ? 'card ok' : c.status === 'missing' ? 'CARD: FILE MISSING' : `CARD MISMATCH (file ${c.sha256 ?? '?'}, card ${c.expected})`;
+          const what =
+            c.status === 'ok' ? 'card ok' : c.status === 'missing' ? 'CARD: FILE MISSING' : `CARD MISMATCH (file ${c.sha256 ?? '?'}, card ${c.expected})`;
           process.stdout.write(`${id.padEnd(24)} ${what.padEnd(12)} ${c.path} (${MODEL_CARD_JSON})\n`);
           if (c.status !== 'ok') badCards.push(id);
         }
@@ -257,7 +279,9 @@ export function register(program: Command): void {
       if (bad.length > 0) {
         const first = findModelSpec(bad[0] as string) as ModelSpec;
         throw new AffectError(
-          bad.some((id) => results.find((r) => r.id === id)?.checks.some((c) => c.status === 'checksum')) ? 'AFFECT_ERR_MODEL_CHECKSUM' : 'AFFECT_ERR_MODEL_MISSING',
+          bad.some((id) => results.find((r) => r.id === id)?.checks.some((c) => c.status === 'checksum'))
+            ? 'AFFECT_ERR_MODEL_CHECKSUM'
+            : 'AFFECT_ERR_MODEL_MISSING',
           `models failing verification: ${[...new Set(bad)].join(', ')}`,
           { hint: fixHint(first, o.modelsDir) },
         );

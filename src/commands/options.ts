@@ -83,10 +83,27 @@ export function addSpeechStreamingOption(cmd: Command): Command {
 export function addEscalationOptions(cmd: Command): Command {
   const d = DEFAULT_ESCALATION;
   return cmd
-    .addOption(new Option('--escalation <on|off>', 'escalation alerts (arousal rising while valence falls, sustained); default on (or CIRCUMPLEX_ESCALATION)').choices(['on', 'off']))
-    .option('--escalation-sustain-ms <ms>', `how long (ms of audio) the rise/fall must hold before an alert (default ${d.sustainMs}, or CIRCUMPLEX_ESCALATION_SUSTAIN_MS)`, numberOption('--escalation-sustain-ms', 1, false, 600_000))
-    .option('--escalation-min-rate <per-s>', `smallest arousal rise and valence fall per second on every frame of the span (default ${d.minRatePerS})`, numberOption('--escalation-min-rate', 0, false, 100))
-    .option('--escalation-min-change <x>', `smallest total arousal rise and valence fall over the span (default ${d.minChange})`, numberOption('--escalation-min-change', 0, false, 2));
+    .addOption(
+      new Option('--escalation <on|off>', 'escalation alerts (arousal rising while valence falls, sustained); default on (or CIRCUMPLEX_ESCALATION)').choices([
+        'on',
+        'off',
+      ]),
+    )
+    .option(
+      '--escalation-sustain-ms <ms>',
+      `how long (ms of audio) the rise/fall must hold before an alert (default ${d.sustainMs}, or CIRCUMPLEX_ESCALATION_SUSTAIN_MS)`,
+      numberOption('--escalation-sustain-ms', 1, false, 600_000),
+    )
+    .option(
+      '--escalation-min-rate <per-s>',
+      `smallest arousal rise and valence fall per second on every frame of the span (default ${d.minRatePerS})`,
+      numberOption('--escalation-min-rate', 0, false, 100),
+    )
+    .option(
+      '--escalation-min-change <x>',
+      `smallest total arousal rise and valence fall over the span (default ${d.minChange})`,
+      numberOption('--escalation-min-change', 0, false, 2),
+    );
 }
 
 /** Escalation options from the flags, falling back to the environment (undefined fields keep the defaults). */

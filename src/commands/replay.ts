@@ -56,7 +56,16 @@ export interface Recording {
    * recording's `stream` lines, or for recordings without them the hop inferred from the frames
    * (median gap) and `windowMs` undefined.
    */
-  readonly streams: readonly { streamId: string; hopMs: number; windowMs: number | undefined; count: number; firstSeq: number; lastSeq: number; firstTMs: number; lastTMs: number }[];
+  readonly streams: readonly {
+    streamId: string;
+    hopMs: number;
+    windowMs: number | undefined;
+    count: number;
+    firstSeq: number;
+    lastSeq: number;
+    firstTMs: number;
+    lastTMs: number;
+  }[];
 }
 
 const RecordedLine = z.discriminatedUnion('type', [AffectMessage, TranscriptMessage, StatusMessage, TurnMessage, AlertMessage, StreamMessage]);
@@ -134,7 +143,10 @@ export function readRecording(file: string): Recording {
     });
   }
   if (messages.length === 0) {
-    throw new AffectError('AFFECT_ERR_INPUT', `recording ${file} has no messages`, { stage: 'replay', hint: 'record a session first: circumplex serve --input talk.wav --record session.jsonl' });
+    throw new AffectError('AFFECT_ERR_INPUT', `recording ${file} has no messages`, {
+      stage: 'replay',
+      hint: 'record a session first: circumplex serve --input talk.wav --record session.jsonl',
+    });
   }
   return { file, messages, streams: inferStreams(messages, declared) };
 }
@@ -152,7 +164,11 @@ function inferStreams(messages: readonly RecordedMessage[], declared: ReadonlyMa
     if (m.type === 'affect') e.times.push(m.tMs);
   }
   return [...byStream].map(([streamId, e]) => {
-    const gaps = e.times.slice(1).map((t, i) => t - (e.times[i] ?? t)).filter((g) => g > 0).sort((a, b) => a - b);
+    const gaps = e.times
+      .slice(1)
+      .map((t, i) => t - (e.times[i] ?? t))
+      .filter((g) => g > 0)
+      .sort((a, b) => a - b);
     const median = gaps[Math.floor(gaps.length / 2)];
     const d = declared.get(streamId);
     const { times: _times, ...range } = e;
@@ -214,7 +230,8 @@ export async function replayInto(hub: Hub, rec: Recording, opts: ReplayOptions):
 /** Opens every stream of a recording in the hub (before subscribers connect, so `hello` lists them). */
 export function openRecordedStreams(hub: Hub, rec: Recording, windowMs = 1000): void {
   // The recorded window when the recording has it (a `stream` line), else `windowMs` (older recordings).
-  for (const s of rec.streams) hub.openStream({ streamId: s.streamId, hopMs: s.hopMs, windowMs: s.windowMs ?? Math.max(windowMs, s.hopMs), sampleRateHz: 16_000 });
+  for (const s of rec.streams)
+    hub.openStream({ streamId: s.streamId, hopMs: s.hopMs, windowMs: s.windowMs ?? Math.max(windowMs, s.hopMs), sampleRateHz: 16_000 });
 }
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {

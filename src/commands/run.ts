@@ -42,7 +42,7 @@ export interface RunCommandOptions extends EscalationFlags {
   textModel?: string;
   asrModel?: string;
   streamId: string;
-  realtime: boolean;  /** Voice activity detection (default 'on'). */
+  realtime: boolean; /** Voice activity detection (default 'on'). */
   vad?: 'on' | 'off';
   /** One stream per channel of a multi-channel input (`<stream-id>:ch0`, …). */
   channelsAsStreams?: boolean;
@@ -68,7 +68,11 @@ export function register(program: Command): void {
     .command('run')
     .description('Track affect in a WAV or FLAC file (any rate/channels) or raw s16le on stdin; one line per frame')
     .requiredOption('-i, --input <file>', 'WAV or FLAC file (told apart by content), or - for stdin (a WAV by its header, else raw s16le)')
-    .option('--rate <hz>', 'sample rate of raw stdin input (default 16000); with a WAV or FLAC it must match the header', numberOption('--rate', 1000, true, 768_000))
+    .option(
+      '--rate <hz>',
+      'sample rate of raw stdin input (default 16000); with a WAV or FLAC it must match the header',
+      numberOption('--rate', 1000, true, 768_000),
+    )
     .option('--channels <n>', 'channels of raw stdin input (default 1); with a WAV or FLAC it must match the header', numberOption('--channels', 1, true, 32))
     .option('--json', 'one JSON wire message (core/protocol.ts) per line on stdout', false)
     .option('--record <file>', 'also write every message to a JSONL file')
@@ -79,24 +83,44 @@ export function register(program: Command): void {
     .addOption(new Option('--device <device>', 'where models run (default: CIRCUMPLEX_DEVICE or auto)').choices(['auto', 'cuda', 'webgpu', 'cpu']))
     .option('--speech-model <id>', 'speech affect model id', DEFAULT_ENGINE.speechModel)
     .option('--fusion <id>', "fusion: 'late' or a fusion model id", 'late')
-    .option('--text-model <id>', 'text affect model id, or "none" for transcripts only (needs --asr-model; default: roberta-go-emotions when downloaded, else text-classifier-fixture)')
+    .option(
+      '--text-model <id>',
+      'text affect model id, or "none" for transcripts only (needs --asr-model; default: roberta-go-emotions when downloaded, else text-classifier-fixture)',
+    )
     .option('--asr-model <dir>', 'Vosk model folder: adds transcripts and the text modality')
-    .addOption(new Option('--vad <on|off>', 'voice activity detection (Silero): frames carry voiced, silence/noise hold the point, turns; off = every window moves the point').choices(['on', 'off']).default('on'))
+    .addOption(
+      new Option(
+        '--vad <on|off>',
+        'voice activity detection (Silero): frames carry voiced, silence/noise hold the point, turns; off = every window moves the point',
+      )
+        .choices(['on', 'off'])
+        .default('on'),
+    )
     .option('--stream-id <id>', 'stream id in the output', streamIdOption('--stream-id'), 'input')
     .option('--realtime', 'pace the file at real-time speed (live drop policy)', false)
-    .option('--channels-as-streams', 'analyse each channel of a stereo (multi-channel) file or raw stdin as its own stream: <stream-id>:ch0, <stream-id>:ch1, … (call recordings: usually agent left, caller right)', false);
+    .option(
+      '--channels-as-streams',
+      'analyse each channel of a stereo (multi-channel) file or raw stdin as its own stream: <stream-id>:ch0, <stream-id>:ch1, … (call recordings: usually agent left, caller right)',
+      false,
+    );
   addEscalationOptions(addSpeechStreamingOption(cmd)).action(async (opts: RunCommandOptions) => {
     await runCommand(opts);
   });
 }
 
 /** Runs the command; resolves with the summary at end of input. Errors are AffectErrors. */
-export async function runCommand(opts: RunCommandOptions, out: NodeJS.WritableStream = process.stdout, err: NodeJS.WritableStream = process.stderr): Promise<RunSummary> {
+export async function runCommand(
+  opts: RunCommandOptions,
+  out: NodeJS.WritableStream = process.stdout,
+  err: NodeJS.WritableStream = process.stderr,
+): Promise<RunSummary> {
   const env = loadConfig();
   setLogLevel(env.logLevel);
   const logger = getLogger().child({ cmd: 'run', streamId: opts.streamId });
   if (opts.hopMs > opts.windowMs) {
-    throw new AffectError('AFFECT_ERR_CONFIG', `--hop-ms (${opts.hopMs}) must not exceed --window-ms (${opts.windowMs})`, { hint: 'use a hop at most as long as the window, e.g. --window-ms 1000 --hop-ms 250' });
+    throw new AffectError('AFFECT_ERR_CONFIG', `--hop-ms (${opts.hopMs}) must not exceed --window-ms (${opts.windowMs})`, {
+      hint: 'use a hop at most as long as the window, e.g. --window-ms 1000 --hop-ms 250',
+    });
   }
   // Offline input is lossless: the source waits for the speech stage (bounded by the flow).
   const flow = opts.realtime ? undefined : new FlowControl({ highWater: 4 });
@@ -111,11 +135,19 @@ export async function runCommand(opts: RunCommandOptions, out: NodeJS.WritableSt
   });
   const pipelineOpts = opts.realtime ? { whenBusy: 'latest' as const } : { whenBusy: 'queue' as const, ...(flow ? { flow } : {}) };
   // The recording announces each stream's timing first, as serve's does (replay reads it back).
-  for (const id of channelIds) recorder?.writeStream({ streamId: id, hopMs: opts.hopMs, windowMs: opts.windowMs, sampleRateHz: PIPELINE_SAMPLE_RATE_HZ, state: 'live', lastSeq: -1 });
+  for (const id of channelIds)
+    recorder?.writeStream({ streamId: id, hopMs: opts.hopMs, windowMs: opts.windowMs, sampleRateHz: PIPELINE_SAMPLE_RATE_HZ, state: 'live', lastSeq: -1 });
   const events$: Observable<PipelineEvent> = merge(...local.streams.map((s) => s.audio$.pipe(engine.pipeline(s.streamId, pipelineOpts))));
   const seqs = new Map<string, number>();
 
-  const summary: RunSummary = { frames: 0, droppedWindows: 0, audioSeconds: 0, wallSeconds: 0, realTimeFactor: 0, loadSeconds: (performance.now() - tLoad) / 1000 };
+  const summary: RunSummary = {
+    frames: 0,
+    droppedWindows: 0,
+    audioSeconds: 0,
+    wallSeconds: 0,
+    realTimeFactor: 0,
+    loadSeconds: (performance.now() - tLoad) / 1000,
+  };
   const t0 = performance.now();
   const sub = new Subscription();
   const stopSignals = (signal: NodeJS.Signals): void => {

@@ -97,22 +97,52 @@ export function register(program: Command): void {
     .addOption(new Option('--device <device>', 'where models run (default: CIRCUMPLEX_DEVICE or auto)').choices(['auto', 'cuda', 'webgpu', 'cpu']))
     .option('--speech-model <id>', 'speech affect model id', DEFAULT_ENGINE.speechModel)
     .option('--fusion <id>', "fusion: 'late' or a fusion model id", 'late')
-    .option('--text-model <id>', 'text affect model id, or "none" for transcripts only (needs --asr-model; default: roberta-go-emotions when downloaded, else text-classifier-fixture)')
+    .option(
+      '--text-model <id>',
+      'text affect model id, or "none" for transcripts only (needs --asr-model; default: roberta-go-emotions when downloaded, else text-classifier-fixture)',
+    )
     .option('--asr-model <dir>', 'Vosk model folder: adds transcripts and the text modality')
     .option('--stream-id <id>', 'stream id of the local input (default: "mic", "stdin" or "file")', streamIdOption('--stream-id'))
-    .addOption(new Option('--vad <on|off>', 'voice activity detection (Silero): frames carry voiced, silence/noise hold the point, turns; off = every window moves the point').choices(['on', 'off']).default('on'))
+    .addOption(
+      new Option(
+        '--vad <on|off>',
+        'voice activity detection (Silero): frames carry voiced, silence/noise hold the point, turns; off = every window moves the point',
+      )
+        .choices(['on', 'off'])
+        .default('on'),
+    )
     .option('--window-ms <ms>', 'analysis window length, ms of audio', numberOption('--window-ms', 1, false, 60_000), 1000)
     .option('--hop-ms <ms>', 'hop between frames, ms of audio', numberOption('--hop-ms', 1, false, 60_000), 250)
-    .option('--rate <hz>', 'sample rate of raw stdin input (default 16000); with a WAV or FLAC it must match the header', numberOption('--rate', 1000, true, 768_000))
+    .option(
+      '--rate <hz>',
+      'sample rate of raw stdin input (default 16000); with a WAV or FLAC it must match the header',
+      numberOption('--rate', 1000, true, 768_000),
+    )
     .option('--channels <n>', 'channels of raw stdin input (default 1); with a WAV or FLAC it must match the header', numberOption('--channels', 1, true, 32))
-    .option('--channels-as-streams', 'analyse each channel of a stereo (multi-channel) file or stdin as its own stream: <stream-id>:ch0, <stream-id>:ch1, … (call recordings: usually agent left, caller right)', false)
+    .option(
+      '--channels-as-streams',
+      'analyse each channel of a stereo (multi-channel) file or stdin as its own stream: <stream-id>:ch0, <stream-id>:ch1, … (call recordings: usually agent left, caller right)',
+      false,
+    )
     .addOption(new Option('--recorder <name>', 'microphone recorder program').choices(['sox', 'rec', 'arecord']).default('sox'))
     .option('--exit-on-end', 'exit when the local input ends (for scripts) instead of serving until SIGINT/SIGTERM', false)
     .option('--heartbeat-ms <ms>', 'WebSocket ping interval; peers missing a pong are dropped', numberOption('--heartbeat-ms', 10, true, 2 ** 31 - 1), 15_000)
     .option('--ring-size <n>', 'messages kept per stream for resume', numberOption('--ring-size', 1, true), 2048)
-    .option('--max-streams <n>', 'most ingest streams analysed at once (its measured real-time capacity; npm run bench -- --encoders ... reports it); a stream beyond it is refused with close code 4013 (default: unlimited)', numberOption('--max-streams', 1, true))
-    .option('--backplane <url>', 'share streams with other serve nodes through Redis >= 7: redis://[user:pass@]host:port[/db] or rediss:// (or CIRCUMPLEX_BACKPLANE)')
-    .option('--node-ttl-ms <ms>', 'with --backplane: a node silent this long is taken for dead, and its streams may move to another node', numberOption('--node-ttl-ms', 500, true, 600_000), 5000);
+    .option(
+      '--max-streams <n>',
+      'most ingest streams analysed at once (its measured real-time capacity; npm run bench -- --encoders ... reports it); a stream beyond it is refused with close code 4013 (default: unlimited)',
+      numberOption('--max-streams', 1, true),
+    )
+    .option(
+      '--backplane <url>',
+      'share streams with other serve nodes through Redis >= 7: redis://[user:pass@]host:port[/db] or rediss:// (or CIRCUMPLEX_BACKPLANE)',
+    )
+    .option(
+      '--node-ttl-ms <ms>',
+      'with --backplane: a node silent this long is taken for dead, and its streams may move to another node',
+      numberOption('--node-ttl-ms', 500, true, 600_000),
+      5000,
+    );
   addEscalationOptions(addSpeechStreamingOption(cmd)).action(async (opts: ServeCommandOptions) => {
     const code = await serveCommand(opts);
     // Model worker threads and timers must not keep a stopped server alive.
@@ -137,7 +167,9 @@ export async function serveCommand(opts: ServeCommandOptions, err: NodeJS.Writab
   setLogLevel(env.logLevel);
   const logger = getLogger().child({ cmd: 'serve' });
   if (opts.hopMs > opts.windowMs) {
-    throw new AffectError('AFFECT_ERR_CONFIG', `--hop-ms (${opts.hopMs}) must not exceed --window-ms (${opts.windowMs})`, { hint: 'e.g. --window-ms 1000 --hop-ms 250' });
+    throw new AffectError('AFFECT_ERR_CONFIG', `--hop-ms (${opts.hopMs}) must not exceed --window-ms (${opts.windowMs})`, {
+      hint: 'e.g. --window-ms 1000 --hop-ms 250',
+    });
   }
   if (Boolean(opts.tlsCert) !== Boolean(opts.tlsKey)) {
     throw new AffectError('AFFECT_ERR_CONFIG', '--tls-cert and --tls-key go together', { hint: 'pass both PEM files, or neither for plain ws://' });
@@ -174,7 +206,9 @@ export async function serveCommand(opts: ServeCommandOptions, err: NodeJS.Writab
   // A file or stdin (a WAV by its header, else raw s16le) is one stream, or one per channel with
   // --channels-as-streams (`<stream-id>:ch0`, `<stream-id>:ch1`, … as in `run`).
   if (opts.channelsAsStreams && kind !== 'file' && kind !== 'stdin') {
-    throw new AffectError('AFFECT_ERR_CONFIG', `--channels-as-streams needs a multi-channel file or stdin input, not --input ${input}`, { hint: 'e.g. --input call.wav --channels-as-streams' });
+    throw new AffectError('AFFECT_ERR_CONFIG', `--channels-as-streams needs a multi-channel file or stdin input, not --input ${input}`, {
+      hint: 'e.g. --input call.wav --channels-as-streams',
+    });
   }
   // Offline (not --realtime) files and stdin are read losslessly, paced by the model through a bounded flow.
   const flow: FlowControl | undefined = kind === 'stdin' || (kind === 'file' && !opts.realtime) ? new FlowControl({ highWater: 4 }) : undefined;
@@ -229,7 +263,10 @@ export async function serveCommand(opts: ServeCommandOptions, err: NodeJS.Writab
   }
   server.metrics.modelProvider.set({ model: engine.speech.id, provider: engine.speech.provider }, 1);
   // Text path and ASR host counters (dropped ASR audio, coalesced windows, text model errors, host restarts) at every scrape.
-  server.metrics.watchTextPath(() => engine.textStats, () => engine.asrStats);
+  server.metrics.watchTextPath(
+    () => engine.textStats,
+    () => engine.asrStats,
+  );
   // Silero VAD counters (frames run/gated/rejected, batches, windows dropped by the VAD stage).
   server.metrics.watchVad(() => (engine.vad && 'stats' in engine.vad ? (engine.vad.stats as VadCounters) : undefined));
 
@@ -320,7 +357,9 @@ export async function serveCommand(opts: ServeCommandOptions, err: NodeJS.Writab
       for (const { streamId: id } of inputs) {
         const claim = await server.hub.claim(id);
         if (!claim.ok) {
-          throw new AffectError('AFFECT_ERR_CONFIG', `cannot publish the local input as stream "${id}": ${claim.message}`, { hint: 'pick another --stream-id' });
+          throw new AffectError('AFFECT_ERR_CONFIG', `cannot publish the local input as stream "${id}": ${claim.message}`, {
+            hint: 'pick another --stream-id',
+          });
         }
       }
       // One stream, or one per channel (--channels-as-streams): all must end before --exit-on-end exits.
@@ -340,7 +379,9 @@ export async function serveCommand(opts: ServeCommandOptions, err: NodeJS.Writab
         const failed = server.hub.since(ev.streamId, -1).messages.some((m) => m.type === 'status' && m.state === 'error');
         anyFailed ||= failed;
         const last = open.size === 0;
-        err.write(`circumplex serve: stream "${ev.streamId}" ${failed ? 'failed' : 'ended'}; ${!last ? `${open.size} local stream(s) still running` : opts.exitOnEnd ? 'exiting' : 'still serving subscribers (Ctrl-C to stop)'}\n`);
+        err.write(
+          `circumplex serve: stream "${ev.streamId}" ${failed ? 'failed' : 'ended'}; ${!last ? `${open.size} local stream(s) still running` : opts.exitOnEnd ? 'exiting' : 'still serving subscribers (Ctrl-C to stop)'}\n`,
+        );
         if (!last) return;
         offEnd();
         if (opts.exitOnEnd) void shutdown(anyFailed ? 'input failed' : endMessage, anyFailed ? 1 : 0);

@@ -46,11 +46,11 @@ export async function loadTextModelById(id: string, device: Device | undefined):
     });
   }
   const cfg = loadConfig();
-  return ((load as (id: string, opts: object) => Promise<TextAffectModel>)(id, {
+  return (load as (id: string, opts: object) => Promise<TextAffectModel>)(id, {
     device: device ?? cfg.device,
     modelsDir: cfg.modelsDir,
     logger: getLogger(),
-  }));
+  });
 }
 
 /** Runs `validate` with parsed options; returns the report's file paths. */
@@ -80,7 +80,7 @@ export function templateOption(v: string): string {
 export function register(program: Command): void {
   program
     .command('validate')
-    .description("Project emotion terms through the text model and compare with human circumplex ratings (Russell 1980; NRC VAD)")
+    .description('Project emotion terms through the text model and compare with human circumplex ratings (Russell 1980; NRC VAD)')
     .option('--text-model <id>', 'text model id (circumplex models list)', 'text-embed-fixture')
     .addOption(new Option('--terms <set>', 'rated terms: russell (28), extended (NRC VAD words), all').choices(TERM_SETS).default('all'))
     .option('--template <text>', 'text sent per term; {term} is replaced', templateOption, '{term}')

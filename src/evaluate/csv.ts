@@ -51,7 +51,7 @@ export function parseCsv(text: string): CsvRecord[] {
   };
   while (i < s.length) {
     const c = s[i];
-    if (c === '"' && field === '' ) {
+    if (c === '"' && field === '') {
       // A quoted field: runs to the closing quote; "" is a literal quote; may span lines.
       if (!started) recordLine = line;
       started = true;

@@ -125,7 +125,10 @@ class Problems {
   throwIfAny(hint: string): void {
     if (this.count === 0) return;
     const more = this.count > this.list.length ? `\n  … and ${this.count - this.list.length} more` : '';
-    throw new AffectError('AFFECT_ERR_INPUT', `bad labelled data: ${this.count} problem${this.count === 1 ? '' : 's'}\n  ${this.list.join('\n  ')}${more}`, { stage: 'evaluate', hint });
+    throw new AffectError('AFFECT_ERR_INPUT', `bad labelled data: ${this.count} problem${this.count === 1 ? '' : 's'}\n  ${this.list.join('\n  ')}${more}`, {
+      stage: 'evaluate',
+      hint,
+    });
   }
 }
 
@@ -143,18 +146,25 @@ export function readLabelledCsv(csvFile: string, modality: EvalModality, scale: 
     text = readFileSync(csvFile, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    throw new AffectError('AFFECT_ERR_INPUT', `cannot read labelled data ${csvFile}: ${code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a directory' : (err as Error).message}`, {
-      stage: 'evaluate',
-      cause: err,
-      hint: `give a CSV with a header ${expectedHeader(modality)} (--data FILE)`,
-    });
+    throw new AffectError(
+      'AFFECT_ERR_INPUT',
+      `cannot read labelled data ${csvFile}: ${code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a directory' : (err as Error).message}`,
+      {
+        stage: 'evaluate',
+        cause: err,
+        hint: `give a CSV with a header ${expectedHeader(modality)} (--data FILE)`,
+      },
+    );
   }
   let records;
   try {
     records = parseCsv(text);
   } catch (err) {
     if (err instanceof CsvSyntaxError) {
-      throw new AffectError('AFFECT_ERR_INPUT', `${csvFile}:${err.message}`, { stage: 'evaluate', hint: 'quote fields that hold commas, quotes or line breaks ("like ""this"", say"), RFC 4180' });
+      throw new AffectError('AFFECT_ERR_INPUT', `${csvFile}:${err.message}`, {
+        stage: 'evaluate',
+        hint: 'quote fields that hold commas, quotes or line breaks ("like ""this"", say"), RFC 4180',
+      });
     }
     throw err;
   }
@@ -164,13 +174,21 @@ export function readLabelledCsv(csvFile: string, modality: EvalModality, scale: 
   const col = (n: string): number => names.indexOf(n);
   const missing = [keyCol, 'valence', 'arousal'].filter((n) => col(n) < 0);
   if (!header || missing.length > 0) {
-    throw new AffectError('AFFECT_ERR_INPUT', `${csvFile}:1: the header must name the columns ${expectedHeader(modality)}; ${header ? `missing ${missing.join(', ')} (found: ${names.join(',') || 'nothing'})` : 'the file is empty'}`, {
-      stage: 'evaluate',
-      hint: `first line: ${expectedHeader(modality)} (then one row per ${modality === 'speech' ? 'audio file' : 'sentence'})`,
-    });
+    throw new AffectError(
+      'AFFECT_ERR_INPUT',
+      `${csvFile}:1: the header must name the columns ${expectedHeader(modality)}; ${header ? `missing ${missing.join(', ')} (found: ${names.join(',') || 'nothing'})` : 'the file is empty'}`,
+      {
+        stage: 'evaluate',
+        hint: `first line: ${expectedHeader(modality)} (then one row per ${modality === 'speech' ? 'audio file' : 'sentence'})`,
+      },
+    );
   }
   const dupes = names.filter((n, i) => n !== '' && names.indexOf(n) !== i);
-  if (dupes.length > 0) throw new AffectError('AFFECT_ERR_INPUT', `${csvFile}:1: column ${dupes[0]} appears twice in the header`, { stage: 'evaluate', hint: 'name each column once' });
+  if (dupes.length > 0)
+    throw new AffectError('AFFECT_ERR_INPUT', `${csvFile}:1: column ${dupes[0]} appears twice in the header`, {
+      stage: 'evaluate',
+      hint: 'name each column once',
+    });
   const dims: Dimension[] = col('dominance') >= 0 ? ['valence', 'arousal', 'dominance'] : ['valence', 'arousal'];
   const problems = new Problems(csvFile);
   const rows: LabelledRow[] = [];
@@ -219,7 +237,10 @@ export function readLabelledCsv(csvFile: string, modality: EvalModality, scale: 
       : `each row: ${expectedHeader(modality)} with numbers on --scale ${scale.lo},${scale.hi}; fix or delete the rows named above`;
   problems.throwIfAny(scaleHint);
   if (rows.length < 2) {
-    throw new AffectError('AFFECT_ERR_INPUT', `${csvFile}: ${rows.length} labelled row${rows.length === 1 ? '' : 's'}; the agreement figures need at least 2`, { stage: 'evaluate', hint: 'add rows (a few dozen at least for figures that mean something)' });
+    throw new AffectError('AFFECT_ERR_INPUT', `${csvFile}: ${rows.length} labelled row${rows.length === 1 ? '' : 's'}; the agreement figures need at least 2`, {
+      stage: 'evaluate',
+      hint: 'add rows (a few dozen at least for figures that mean something)',
+    });
   }
   return rows;
 }
@@ -242,7 +263,7 @@ export async function checkSpeechFiles(csvFile: string, rows: readonly LabelledR
       problems.add(r.line, `file ${r.key}: ${what.startsWith(lead) ? `${e?.code ?? ''}: ${what.slice(lead.length)}` : what}`);
     }
   }
-  problems.throwIfAny('file paths are relative to the CSV\'s folder; each must be a readable WAV or FLAC file (convert others with sox)');
+  problems.throwIfAny("file paths are relative to the CSV's folder; each must be a readable WAV or FLAC file (convert others with sox)");
 }
 
 /** Options for {@link predictSpeechFile}. */
@@ -292,11 +313,23 @@ export async function predictSpeechFile(model: SpeechAffectModel, file: string, 
         windowBySamples({ windowMs: o.windowMs, hopMs: o.hopMs }),
         tap((w) => levels.set(w.index, rmsDbfs(w.samples))),
         // Queue sized as the pipeline sizes it for offline runs, so nothing is ever dropped.
-        inferSpeech(model, { whenBusy: 'queue', maxInFlight: 4, flow, maxQueue: flow.highWater + Math.ceil(MAX_FLOW_CHUNK_MS / o.hopMs) + 16, onDrop: () => dropped++ }),
+        inferSpeech(model, {
+          whenBusy: 'queue',
+          maxInFlight: 4,
+          flow,
+          maxQueue: flow.highWater + Math.ceil(MAX_FLOW_CHUNK_MS / o.hopMs) + 16,
+          onDrop: () => dropped++,
+        }),
         reduce<{ windowIndex: number; speech: SpeechAffectOutput }, WindowResult[]>((acc, e) => {
           const s = e.speech;
           acc.push({
-            out: { valence: s.valence, arousal: s.arousal, ...(s.dominance !== undefined ? { dominance: s.dominance } : {}), ...(s.sigma ? { sigma: s.sigma } : {}), ...(s.voiced !== undefined ? { voiced: s.voiced } : {}) },
+            out: {
+              valence: s.valence,
+              arousal: s.arousal,
+              ...(s.dominance !== undefined ? { dominance: s.dominance } : {}),
+              ...(s.sigma ? { sigma: s.sigma } : {}),
+              ...(s.voiced !== undefined ? { voiced: s.voiced } : {}),
+            },
             rmsDbfs: levels.get(e.windowIndex) ?? -Infinity,
           });
           levels.delete(e.windowIndex);
@@ -304,9 +337,20 @@ export async function predictSpeechFile(model: SpeechAffectModel, file: string, 
         }, []),
       ),
     );
-    if (dropped > 0) throw new AffectError('AFFECT_ERR_INFERENCE', `${file}: the model failed on ${dropped} window${dropped === 1 ? '' : 's'}`, { stage: 'evaluate', hint: 'run with CIRCUMPLEX_LOG_LEVEL=debug to see why' });
-    if (results.length === 0) throw new AffectError('AFFECT_ERR_AUDIO_FORMAT', `${file}: too short for one analysis window (under 100 ms of audio)`, { stage: 'evaluate', hint: 'drop the row or use a longer clip' });
-    const voiced = voicedWindows(results.map((r) => ({ voiced: r.out.voiced, rmsDbfs: r.rmsDbfs })), o.minVoiced);
+    if (dropped > 0)
+      throw new AffectError('AFFECT_ERR_INFERENCE', `${file}: the model failed on ${dropped} window${dropped === 1 ? '' : 's'}`, {
+        stage: 'evaluate',
+        hint: 'run with CIRCUMPLEX_LOG_LEVEL=debug to see why',
+      });
+    if (results.length === 0)
+      throw new AffectError('AFFECT_ERR_AUDIO_FORMAT', `${file}: too short for one analysis window (under 100 ms of audio)`, {
+        stage: 'evaluate',
+        hint: 'drop the row or use a longer clip',
+      });
+    const voiced = voicedWindows(
+      results.map((r) => ({ voiced: r.out.voiced, rmsDbfs: r.rmsDbfs })),
+      o.minVoiced,
+    );
     const nVoiced = voiced.filter(Boolean).length;
     const use = nVoiced > 0 ? results.filter((_, i) => voiced[i]) : results;
     const avg = (f: (r: WindowResult) => number | undefined): number | undefined => {
@@ -366,11 +410,17 @@ function rowError(csvFile: string, row: LabelledRow, err: unknown): AffectError 
 }
 
 /** Predicts every speech row (a few files at once, so the model batches across them). */
-export async function predictSpeechRows(model: SpeechAffectModel, csvFile: string, rows: readonly LabelledRow[], opts: Partial<SpeechFileOptions> = {}): Promise<RowPrediction[]> {
+export async function predictSpeechRows(
+  model: SpeechAffectModel,
+  csvFile: string,
+  rows: readonly LabelledRow[],
+  opts: Partial<SpeechFileOptions> = {},
+): Promise<RowPrediction[]> {
   return mapLimit(rows, 4, async (row) => {
     try {
       const p = await predictSpeechFile(model, row.path ?? row.key, opts);
-      if (!Number.isFinite(p.valence) || !Number.isFinite(p.arousal)) throw new AffectError('AFFECT_ERR_INFERENCE', 'the model returned a non-finite value', { stage: 'evaluate' });
+      if (!Number.isFinite(p.valence) || !Number.isFinite(p.arousal))
+        throw new AffectError('AFFECT_ERR_INFERENCE', 'the model returned a non-finite value', { stage: 'evaluate' });
       return p;
     } catch (err) {
       throw rowError(csvFile, row, err);
@@ -384,7 +434,8 @@ export async function predictTextRows(model: TextAffectModel, csvFile: string, r
     let out: TextAffectOutput;
     try {
       out = await model.infer(row.key);
-      if (!Number.isFinite(out.valence) || !Number.isFinite(out.arousal)) throw new AffectError('AFFECT_ERR_INFERENCE', 'the model returned a non-finite value', { stage: 'evaluate' });
+      if (!Number.isFinite(out.valence) || !Number.isFinite(out.arousal))
+        throw new AffectError('AFFECT_ERR_INFERENCE', 'the model returned a non-finite value', { stage: 'evaluate' });
     } catch (err) {
       throw rowError(csvFile, row, err);
     }
@@ -446,7 +497,13 @@ export function predictionsCsv(modality: EvalModality, rows: readonly LabelledRo
   const lines = [head.join(',')];
   rows.forEach((r, i) => {
     const p = preds[i] as RowPrediction;
-    const cells: Array<string | number | undefined> = [r.line, r.key, ...dims.map((d) => r.target[d]), ...dims.map((d) => p[d]), ...sigmaDims.map((d) => p.sigma?.[d])];
+    const cells: Array<string | number | undefined> = [
+      r.line,
+      r.key,
+      ...dims.map((d) => r.target[d]),
+      ...dims.map((d) => p[d]),
+      ...sigmaDims.map((d) => p.sigma?.[d]),
+    ];
     if (modality === 'speech') cells.push(p.windows, p.voicedWindows);
     lines.push(cells.map(csvField).join(','));
   });
@@ -459,11 +516,15 @@ export function checkWritable(file: string): void {
   try {
     accessSync(dir, constants.W_OK);
   } catch (err) {
-    throw new AffectError('AFFECT_ERR_INPUT', `cannot write --predictions ${file}: folder ${dir} ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'does not exist' : 'is not writable'}`, {
-      stage: 'evaluate',
-      cause: err,
-      hint: 'give a path in an existing, writable folder',
-    });
+    throw new AffectError(
+      'AFFECT_ERR_INPUT',
+      `cannot write --predictions ${file}: folder ${dir} ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'does not exist' : 'is not writable'}`,
+      {
+        stage: 'evaluate',
+        cause: err,
+        hint: 'give a path in an existing, writable folder',
+      },
+    );
   }
 }
 
@@ -474,7 +535,11 @@ export function writeAtomically(file: string, text: string): void {
     writeFileSync(tmp, text);
     renameSync(tmp, file);
   } catch (err) {
-    throw new AffectError('AFFECT_ERR_INPUT', `cannot write --predictions ${file}: ${(err as Error).message}`, { stage: 'evaluate', cause: err, hint: 'give a path in an existing, writable folder' });
+    throw new AffectError('AFFECT_ERR_INPUT', `cannot write --predictions ${file}: ${(err as Error).message}`, {
+      stage: 'evaluate',
+      cause: err,
+      hint: 'give a path in an existing, writable folder',
+    });
   }
 }
 

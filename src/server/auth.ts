@@ -43,19 +43,31 @@ function checkScopes(scopes: string[], where: string): Scope[] {
 /** Parses `token:scope,scope;token2:scope` (CIRCUMPLEX_TOKENS). */
 export function parseTokenSpec(spec: string, where = 'CIRCUMPLEX_TOKENS'): TokenEntry[] {
   const out: TokenEntry[] = [];
-  for (const part of spec.split(';').map((s) => s.trim()).filter(Boolean)) {
+  for (const part of spec
+    .split(';')
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     const i = part.indexOf(':');
     if (i <= 0) throw new AffectError('AFFECT_ERR_CONFIG', `${where}: "${part.slice(0, 4)}…" has no scopes`, { hint: 'write token:scope,scope' });
     const token = part.slice(0, i);
-    if (token.length < 8) throw new AffectError('AFFECT_ERR_CONFIG', `${where}: tokens must be at least 8 characters`, { hint: 'use e.g. `openssl rand -hex 16`' });
-    out.push({ token, scopes: checkScopes(part.slice(i + 1).split(',').map((s) => s.trim()).filter(Boolean), where) });
+    if (token.length < 8)
+      throw new AffectError('AFFECT_ERR_CONFIG', `${where}: tokens must be at least 8 characters`, { hint: 'use e.g. `openssl rand -hex 16`' });
+    out.push({
+      token,
+      scopes: checkScopes(
+        part
+          .slice(i + 1)
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean),
+        where,
+      ),
+    });
   }
   return out;
 }
 
-const TokenFileSchema = z.array(
-  z.object({ token: z.string().min(8), scopes: z.array(z.string()).min(1), name: z.string().optional() }),
-);
+const TokenFileSchema = z.array(z.object({ token: z.string().min(8), scopes: z.array(z.string()).min(1), name: z.string().optional() }));
 
 /** Reads a JSON token file: `[{ "token": "...", "scopes": ["subscribe"], "name"?: "..." }]`. */
 export function readTokenFile(file: string): TokenEntry[] {

@@ -476,7 +476,12 @@ export function toWire(streamId: string, seq: number, event: PipelineEvent): Str
         // Since protocol 1.2.0: with voice activity detection on, and from the smoother.
         ...(p.voiced !== undefined ? { voiced: checkUnit('voiced', p.voiced, 0, 1, streamId) } : {}),
         ...(p.velocity !== undefined
-          ? { velocity: { valence: checkUnit('velocity.valence', p.velocity.valence, -Infinity, Infinity, streamId), arousal: checkUnit('velocity.arousal', p.velocity.arousal, -Infinity, Infinity, streamId) } }
+          ? {
+              velocity: {
+                valence: checkUnit('velocity.valence', p.velocity.valence, -Infinity, Infinity, streamId),
+                arousal: checkUnit('velocity.arousal', p.velocity.arousal, -Infinity, Infinity, streamId),
+              },
+            }
           : {}),
       };
     }
@@ -513,7 +518,10 @@ export function toWire(streamId: string, seq: number, event: PipelineEvent): Str
         alert: a.alert,
         reason: a.reason,
         sustainedMs: checkUnit('sustainedMs', a.sustainedMs, 0, Number.MAX_SAFE_INTEGER, streamId),
-        velocity: { valence: checkUnit('velocity.valence', a.velocity.valence, -Infinity, Infinity, streamId), arousal: checkUnit('velocity.arousal', a.velocity.arousal, -Infinity, Infinity, streamId) },
+        velocity: {
+          valence: checkUnit('velocity.valence', a.velocity.valence, -Infinity, Infinity, streamId),
+          arousal: checkUnit('velocity.arousal', a.velocity.arousal, -Infinity, Infinity, streamId),
+        },
       };
     }
     case 'transcript': {

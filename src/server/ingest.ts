@@ -34,16 +34,7 @@ export interface IngestFormat {
 }
 
 /** Why a frame was rejected (stable strings: metrics label and `reason` in the error reply). */
-export type RejectReason =
-  | 'empty'
-  | 'misaligned'
-  | 'wav-header'
-  | 'bad-json'
-  | 'bad-message'
-  | 'bad-base64'
-  | 'not-started'
-  | 'already-started'
-  | 'forbidden';
+export type RejectReason = 'empty' | 'misaligned' | 'wav-header' | 'bad-json' | 'bad-message' | 'bad-base64' | 'not-started' | 'already-started' | 'forbidden';
 
 /** What the server should do after one inbound frame. */
 export type IngestAction =
@@ -151,7 +142,8 @@ export function parseWavHeader(buf: Uint8Array): { format: IngestFormat; dataOff
       const encoding: IngestEncoding | undefined =
         pcm && bits === 16 ? 's16le' : (tag === 3 || tag === 0xfffe) && bits === 32 ? 'f32le' : tag === 7 && bits === 8 ? 'mulaw' : undefined;
       if (!encoding) return { error: `WAV format tag ${tag} with ${bits} bits is not supported (use 16-bit PCM, 32-bit float or 8-bit mu-law)` };
-      if (channels < 1 || channels > 8 || rate < 4000 || rate > 192000) return { error: `WAV header has ${channels} channels at ${rate} Hz (allowed 1-8 channels, 4000-192000 Hz)` };
+      if (channels < 1 || channels > 8 || rate < 4000 || rate > 192000)
+        return { error: `WAV header has ${channels} channels at ${rate} Hz (allowed 1-8 channels, 4000-192000 Hz)` };
       format = { encoding, sampleRateHz: rate, channels };
     } else if (id === 'data') {
       if (!format) return { error: 'WAV data chunk before fmt chunk' };
@@ -217,22 +209,30 @@ export class IngestSession {
     }
     const parsed = IngestMessageSchema.safeParse(json);
     if (!parsed.success) {
-      const problems = parsed.error.issues.slice(0, 3).map((i) => `${i.path.join('.') || 'message'}: ${i.message}`).join('; ');
+      const problems = parsed.error.issues
+        .slice(0, 3)
+        .map((i) => `${i.path.join('.') || 'message'}: ${i.message}`)
+        .join('; ');
       return this.reject('bad-message', 'AFFECT_ERR_PROTOCOL', `not an ingest message (start | audio | stop): ${problems}`);
     }
     const msg = parsed.data;
     switch (msg.type) {
       case 'start': {
-        if (this.state !== 'idle') return this.reject('already-started', 'AFFECT_ERR_PROTOCOL', 'this connection already started a stream; open a new connection for another');
+        if (this.state !== 'idle')
+          return this.reject('already-started', 'AFFECT_ERR_PROTOCOL', 'this connection already started a stream; open a new connection for another');
         if (!this.opts.canPublish(msg.streamId)) return this.reject('forbidden', 'AFFECT_ERR_AUTH', `token may not publish stream "${msg.streamId}"`);
         const format: IngestFormat = { encoding: msg.encoding, sampleRateHz: msg.sampleRateHz, channels: msg.channels };
         this.state = 'started';
         this.streamId = msg.streamId;
         this.decoder = new FrameDecoder(format);
-        return [{ kind: 'start', streamId: msg.streamId, format }, { kind: 'reply', reply: { type: 'started', streamId: msg.streamId, version: PROTOCOL_VERSION } }];
+        return [
+          { kind: 'start', streamId: msg.streamId, format },
+          { kind: 'reply', reply: { type: 'started', streamId: msg.streamId, version: PROTOCOL_VERSION } },
+        ];
       }
       case 'audio': {
-        if (!BASE64.test(msg.payload) || msg.payload.length % 4 === 1) return this.reject('bad-base64', 'AFFECT_ERR_PROTOCOL', 'audio payload is not valid base64');
+        if (!BASE64.test(msg.payload) || msg.payload.length % 4 === 1)
+          return this.reject('bad-base64', 'AFFECT_ERR_PROTOCOL', 'audio payload is not valid base64');
         return this.audio(Buffer.from(msg.payload, 'base64'));
       }
       case 'stop': {

@@ -49,19 +49,53 @@ function mirroredCounter(registry: Registry, name: string, help: string, read: (
 export class ServerMetrics {
   readonly registry = new Registry();
   /** Audio frames received on /v1/ingest, by result (accepted | rejected). */
-  readonly ingestFrames = new Counter({ name: 'circumplex_ingest_frames_total', help: 'Ingest frames by result', labelNames: ['result'], registers: [this.registry] });
+  readonly ingestFrames = new Counter({
+    name: 'circumplex_ingest_frames_total',
+    help: 'Ingest frames by result',
+    labelNames: ['result'],
+    registers: [this.registry],
+  });
   /** Ingest frames rejected, by reason (empty, misaligned, bad-json, ...). */
-  readonly ingestRejected = new Counter({ name: 'circumplex_ingest_rejected_total', help: 'Ingest frames rejected, by reason', labelNames: ['reason'], registers: [this.registry] });
+  readonly ingestRejected = new Counter({
+    name: 'circumplex_ingest_rejected_total',
+    help: 'Ingest frames rejected, by reason',
+    labelNames: ['reason'],
+    registers: [this.registry],
+  });
   /** Ingest samples repaired: non_finite (replaced by 0) or clipped. */
-  readonly ingestSamplesRepaired = new Counter({ name: 'circumplex_ingest_samples_repaired_total', help: 'Ingest samples that were NaN/Inf or clipped', labelNames: ['kind'], registers: [this.registry] });
+  readonly ingestSamplesRepaired = new Counter({
+    name: 'circumplex_ingest_samples_repaired_total',
+    help: 'Ingest samples that were NaN/Inf or clipped',
+    labelNames: ['kind'],
+    registers: [this.registry],
+  });
   /** Messages published by the hub (frames in), by type. */
-  readonly framesPublished = new Counter({ name: 'circumplex_frames_published_total', help: 'Stream messages published, by type', labelNames: ['type'], registers: [this.registry] });
+  readonly framesPublished = new Counter({
+    name: 'circumplex_frames_published_total',
+    help: 'Stream messages published, by type',
+    labelNames: ['type'],
+    registers: [this.registry],
+  });
   /** Messages sent to subscribers (frames out), by type. */
-  readonly framesSent = new Counter({ name: 'circumplex_frames_sent_total', help: 'Messages sent to subscribers, by type', labelNames: ['type'], registers: [this.registry] });
+  readonly framesSent = new Counter({
+    name: 'circumplex_frames_sent_total',
+    help: 'Messages sent to subscribers, by type',
+    labelNames: ['type'],
+    registers: [this.registry],
+  });
   /** Frames not delivered, by reason: coalesced (slow subscriber), slow_consumer (closed), invalid (NaN etc.), pipeline (model stage drops). */
-  readonly framesDropped = new Counter({ name: 'circumplex_frames_dropped_total', help: 'Frames dropped, by reason', labelNames: ['reason'], registers: [this.registry] });
+  readonly framesDropped = new Counter({
+    name: 'circumplex_frames_dropped_total',
+    help: 'Frames dropped, by reason',
+    labelNames: ['reason'],
+    registers: [this.registry],
+  });
   /** Frames whose hop overload widened (the model stage could not keep up), and their effective hop. */
-  readonly hopWidened = new Counter({ name: 'circumplex_hop_widened_frames_total', help: 'Affect frames whose hop was widened because inference could not keep up', registers: [this.registry] });
+  readonly hopWidened = new Counter({
+    name: 'circumplex_hop_widened_frames_total',
+    help: 'Affect frames whose hop was widened because inference could not keep up',
+    registers: [this.registry],
+  });
   readonly effectiveHop = new Histogram({
     name: 'circumplex_effective_hop_seconds',
     help: 'Effective hop of frames whose hop overload widened (audio seconds since the previous frame)',
@@ -69,9 +103,19 @@ export class ServerMetrics {
     registers: [this.registry],
   });
   /** Open connections, by endpoint (stream | ingest). */
-  readonly connections = new Gauge({ name: 'circumplex_connections', help: 'Open WebSocket connections', labelNames: ['endpoint'], registers: [this.registry] });
+  readonly connections = new Gauge({
+    name: 'circumplex_connections',
+    help: 'Open WebSocket connections',
+    labelNames: ['endpoint'],
+    registers: [this.registry],
+  });
   /** Closed connections by endpoint and reason. */
-  readonly closes = new Counter({ name: 'circumplex_connections_closed_total', help: 'Closed connections, by endpoint and reason', labelNames: ['endpoint', 'reason'], registers: [this.registry] });
+  readonly closes = new Counter({
+    name: 'circumplex_connections_closed_total',
+    help: 'Closed connections, by endpoint and reason',
+    labelNames: ['endpoint', 'reason'],
+    registers: [this.registry],
+  });
   /** Refused upgrades/requests, by reason (missing-token, bad-token, scope, origin, path, shutting-down). */
   readonly refused = new Counter({ name: 'circumplex_refused_total', help: 'Refused upgrades, by reason', labelNames: ['reason'], registers: [this.registry] });
   /** Wall time from the arrival of the audio that ends a window to the publication of its frame. */
@@ -83,7 +127,12 @@ export class ServerMetrics {
     registers: [this.registry],
   });
   /** 1 for the execution provider each model runs on. */
-  readonly modelProvider = new Gauge({ name: 'circumplex_model_provider', help: 'Execution provider per model (value 1)', labelNames: ['model', 'provider'], registers: [this.registry] });
+  readonly modelProvider = new Gauge({
+    name: 'circumplex_model_provider',
+    help: 'Execution provider per model (value 1)',
+    labelNames: ['model', 'provider'],
+    registers: [this.registry],
+  });
   /** Recorder (microphone) restarts. */
   readonly recorderRestarts = new Counter({ name: 'circumplex_recorder_restarts_total', help: 'Audio recorder restarts', registers: [this.registry] });
 
@@ -103,7 +152,7 @@ export class ServerMetrics {
   /** Messages of this node's streams not yet written to the backplane. */
   readonly backplanePendingWrites = new Gauge({
     name: 'circumplex_backplane_pending_writes',
-    help: 'Messages of this node\'s streams waiting to be written to the backplane',
+    help: "Messages of this node's streams waiting to be written to the backplane",
     labelNames: ['kind'],
     registers: [this.registry],
     collect: () => {
@@ -113,9 +162,19 @@ export class ServerMetrics {
     },
   });
   /** Times the backplane link was lost. */
-  readonly backplaneDisconnects = mirroredCounter(this.registry, 'circumplex_backplane_disconnects_total', 'Times the backplane link was lost', () => this.backplaneSource?.()?.disconnects);
+  readonly backplaneDisconnects = mirroredCounter(
+    this.registry,
+    'circumplex_backplane_disconnects_total',
+    'Times the backplane link was lost',
+    () => this.backplaneSource?.()?.disconnects,
+  );
   /** Messages evicted from the ring before the backplane got them (long outages). */
-  readonly backplaneDroppedWrites = mirroredCounter(this.registry, 'circumplex_backplane_dropped_writes_total', 'Messages never written to the backplane (evicted while it was down)', () => this.backplaneSource?.()?.droppedWrites);
+  readonly backplaneDroppedWrites = mirroredCounter(
+    this.registry,
+    'circumplex_backplane_dropped_writes_total',
+    'Messages never written to the backplane (evicted while it was down)',
+    () => this.backplaneSource?.()?.droppedWrites,
+  );
 
   /** Reads the hub's backplane state at every scrape (nothing is exported without a backplane). */
   watchBackplane(source: () => BackplaneStatus | undefined): void {
@@ -125,17 +184,47 @@ export class ServerMetrics {
   private textSource: (() => TextPathCounters | undefined) | undefined;
   private asrSource: (() => AsrCounters | undefined) | undefined;
   /** ASR audio (samples) dropped because the recogniser fell behind (live streams; offline never drops). */
-  readonly asrDroppedSamples = mirroredCounter(this.registry, 'circumplex_asr_dropped_samples_total', 'Audio samples dropped before the speech recogniser (it fell behind)', () => this.textSource?.()?.droppedSamples);
+  readonly asrDroppedSamples = mirroredCounter(
+    this.registry,
+    'circumplex_asr_dropped_samples_total',
+    'Audio samples dropped before the speech recogniser (it fell behind)',
+    () => this.textSource?.()?.droppedSamples,
+  );
   /** Text windows replaced by a newer one before the text model saw them. */
-  readonly textWindowsCoalesced = mirroredCounter(this.registry, 'circumplex_text_windows_coalesced_total', 'Text windows coalesced (replaced by a newer one) before the text model', () => this.textSource?.()?.coalescedWindows);
+  readonly textWindowsCoalesced = mirroredCounter(
+    this.registry,
+    'circumplex_text_windows_coalesced_total',
+    'Text windows coalesced (replaced by a newer one) before the text model',
+    () => this.textSource?.()?.coalescedWindows,
+  );
   /** Failed text model calls (the window was skipped). */
-  readonly textModelErrors = mirroredCounter(this.registry, 'circumplex_text_model_errors_total', 'Text model calls that failed (window skipped)', () => this.textSource?.()?.textModelErrors);
+  readonly textModelErrors = mirroredCounter(
+    this.registry,
+    'circumplex_text_model_errors_total',
+    'Text model calls that failed (window skipped)',
+    () => this.textSource?.()?.textModelErrors,
+  );
   /** ASR host processes started (1 + restarts). */
-  readonly asrHostsStarted = mirroredCounter(this.registry, 'circumplex_asr_hosts_started_total', 'Vosk ASR host processes started', () => this.asrSource?.()?.hostsStarted);
+  readonly asrHostsStarted = mirroredCounter(
+    this.registry,
+    'circumplex_asr_hosts_started_total',
+    'Vosk ASR host processes started',
+    () => this.asrSource?.()?.hostsStarted,
+  );
   /** ASR hosts that died unasked (crash or watchdog kill). */
-  readonly asrHostDeaths = mirroredCounter(this.registry, 'circumplex_asr_host_deaths_total', 'Vosk ASR host processes that died (crash or watchdog)', () => this.asrSource?.()?.hostDeaths);
+  readonly asrHostDeaths = mirroredCounter(
+    this.registry,
+    'circumplex_asr_host_deaths_total',
+    'Vosk ASR host processes that died (crash or watchdog)',
+    () => this.asrSource?.()?.hostDeaths,
+  );
   /** ASR hosts killed by the watchdog (libvosk hung). */
-  readonly asrWatchdogKills = mirroredCounter(this.registry, 'circumplex_asr_watchdog_kills_total', 'Vosk ASR hosts killed by the request watchdog', () => this.asrSource?.()?.watchdogKills);
+  readonly asrWatchdogKills = mirroredCounter(
+    this.registry,
+    'circumplex_asr_watchdog_kills_total',
+    'Vosk ASR hosts killed by the request watchdog',
+    () => this.asrSource?.()?.watchdogKills,
+  );
   /** Recognisers open in the ASR host (one per stream with transcripts). */
   readonly asrOpenRecognizers = new Gauge({
     name: 'circumplex_asr_open_recognizers',
@@ -187,9 +276,19 @@ export class ServerMetrics {
     },
   });
   /** Batched VAD requests sent to the worker (mean streams per batch = circumplex_vad_batched_requests_total / this). */
-  readonly vadBatches = mirroredCounter(this.registry, 'circumplex_vad_batches_total', 'Batched voice activity requests (all streams together) sent to the VAD worker', () => this.vadSource?.()?.batches);
+  readonly vadBatches = mirroredCounter(
+    this.registry,
+    'circumplex_vad_batches_total',
+    'Batched voice activity requests (all streams together) sent to the VAD worker',
+    () => this.vadSource?.()?.batches,
+  );
   /** Stream requests carried by those batches. */
-  readonly vadBatchedRequests = mirroredCounter(this.registry, 'circumplex_vad_batched_requests_total', 'Stream requests carried by the batched VAD requests', () => this.vadSource?.()?.batchedRequests);
+  readonly vadBatchedRequests = mirroredCounter(
+    this.registry,
+    'circumplex_vad_batched_requests_total',
+    'Stream requests carried by the batched VAD requests',
+    () => this.vadSource?.()?.batchedRequests,
+  );
 
   /** Reads the voice activity detector's counters at every scrape (e.g. `engine.vad.stats`). */
   watchVad(source: () => VadCounters | undefined): void {

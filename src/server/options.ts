@@ -144,7 +144,8 @@ export function validateServerOptions(o: AffectServerOptions): void {
   }
   positive('delivery.softBufferBytes', o.delivery.softBufferBytes);
   if (!(o.delivery.hardBufferBytes > o.delivery.softBufferBytes)) {
-    throw new RangeError(`AffectServer: delivery.hardBufferBytes must be > softBufferBytes, got ${o.delivery.hardBufferBytes} <= ${o.delivery.softBufferBytes}`);
+    throw new RangeError(
+      `AffectServer: delivery.hardBufferBytes must be > softBufferBytes, got ${o.delivery.hardBufferBytes} <= ${o.delivery.softBufferBytes}`,
+    );
   }
 }
-

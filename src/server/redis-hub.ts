@@ -302,7 +302,11 @@ export class RedisHub implements Hub {
     this.opts = opts;
     this.target = target;
     this.nodeId = opts.nodeId ?? randomUUID();
-    this.local = new StreamHub({ ringSize: opts.ringSize, maxEndedStreams: opts.maxEndedStreams, ...(opts.mirrorRingSize === undefined ? {} : { mirrorRingSize: Math.min(opts.mirrorRingSize, opts.ringSize) }) });
+    this.local = new StreamHub({
+      ringSize: opts.ringSize,
+      maxEndedStreams: opts.maxEndedStreams,
+      ...(opts.mirrorRingSize === undefined ? {} : { mirrorRingSize: Math.min(opts.mirrorRingSize, opts.ringSize) }),
+    });
     this.log = (opts.logger ?? getLogger()).child({ component: 'backplane', backplane: target.safe, nodeId: this.nodeId });
     const p = opts.keyPrefix;
     this.k = { feed: `${p}feed`, index: `${p}streams`, nodePrefix: `${p}node:`, log: (id) => `${p}log:${id}`, meta: (id) => `${p}meta:${id}` };
@@ -315,10 +319,22 @@ export class RedisHub implements Hub {
    */
   static async connect(options: Partial<RedisHubOptions> & { url: string }): Promise<RedisHub> {
     const opts: RedisHubOptions = { ...DEFAULT_REDIS_HUB, ...options };
-    for (const k of ['ringSize', 'orphanGraceMs', 'nodeHeartbeatMs', 'nodeTtlMs', 'connectTimeoutMs', 'commandTimeoutMs', 'maxReconnectDelayMs', 'feedMaxLen', 'endedRetentionS', 'batchSize'] as const) {
+    for (const k of [
+      'ringSize',
+      'orphanGraceMs',
+      'nodeHeartbeatMs',
+      'nodeTtlMs',
+      'connectTimeoutMs',
+      'commandTimeoutMs',
+      'maxReconnectDelayMs',
+      'feedMaxLen',
+      'endedRetentionS',
+      'batchSize',
+    ] as const) {
       if (!(Number.isInteger(opts[k]) && opts[k] > 0)) throw new RangeError(`RedisHub: ${k} must be an integer > 0, got ${opts[k]}`);
     }
-    if (opts.nodeTtlMs <= opts.nodeHeartbeatMs) throw new RangeError(`RedisHub: nodeTtlMs (${opts.nodeTtlMs}) must exceed nodeHeartbeatMs (${opts.nodeHeartbeatMs})`);
+    if (opts.nodeTtlMs <= opts.nodeHeartbeatMs)
+      throw new RangeError(`RedisHub: nodeTtlMs (${opts.nodeTtlMs}) must exceed nodeHeartbeatMs (${opts.nodeHeartbeatMs})`);
     const target = parseBackplaneUrl(opts.url);
     const hub = new RedisHub(opts, target);
     await hub.start();
@@ -363,9 +379,13 @@ export class RedisHub implements Hub {
       const info = await cmd.info('server');
       const version = /redis_version:(\d+)\.(\d+)/.exec(info);
       if (!version || Number(version[1]) < 7) {
-        throw new AffectError('AFFECT_ERR_CONFIG', `backplane ${t.safe} runs Redis ${version ? `${version[1]}.${version[2]}` : '(unknown version)'}; circumplex needs Redis >= 7`, {
-          hint: 'upgrade Redis (Debian 12: apt-get install redis-server)',
-        });
+        throw new AffectError(
+          'AFFECT_ERR_CONFIG',
+          `backplane ${t.safe} runs Redis ${version ? `${version[1]}.${version[2]}` : '(unknown version)'}; circumplex needs Redis >= 7`,
+          {
+            hint: 'upgrade Redis (Debian 12: apt-get install redis-server)',
+          },
+        );
       }
     } catch (err) {
       cmd.disconnect();
@@ -505,7 +525,7 @@ export class RedisHub implements Hub {
         const entries = await this.cmd.xrange(this.k.log(streamId), `(0-${seq + 1}`, '+');
         fromRedis = entries.map(([, fields]) => parseMessage(fields)).filter((m): m is StreamEventMessage => m !== undefined && m.seq > seq);
       } catch (err) {
-        this.log.warn({ err: scrub(err as Error, this.target), streamId }, 'resume could not read the backplane; using this node\'s ring');
+        this.log.warn({ err: scrub(err as Error, this.target), streamId }, "resume could not read the backplane; using this node's ring");
         return this.local.since(streamId, seq);
       }
       const after = fromRedis.at(-1)?.seq ?? seq;
@@ -529,7 +549,16 @@ export class RedisHub implements Hub {
         if (known && known.state !== 'ended' && !mine) {
           return { ok: false, reason: 'backplane-down', message: `stream "${streamId}" is live on another node and the backplane is down; retry later` };
         }
-        if (!mine) this.owned.set(streamId, { epoch: undefined, syncedSeq: -1, writtenSeq: -1, fromSeq: known?.lastSeq ?? -1, openAfterSeq: undefined, fenced: false, opened: false });
+        if (!mine)
+          this.owned.set(streamId, {
+            epoch: undefined,
+            syncedSeq: -1,
+            writtenSeq: -1,
+            fromSeq: known?.lastSeq ?? -1,
+            openAfterSeq: undefined,
+            fenced: false,
+            opened: false,
+          });
         return { ok: true };
       }
       // Already this node's (a publisher reconnecting here): a new claim would fence its own pending writes.
@@ -547,7 +576,15 @@ export class RedisHub implements Hub {
             if (g) this.local.mirrorMessage(g);
           }
         }
-        this.owned.set(streamId, { epoch: String(r[1]), syncedSeq: last, writtenSeq: last, fromSeq: last, openAfterSeq: undefined, fenced: false, opened: false });
+        this.owned.set(streamId, {
+          epoch: String(r[1]),
+          syncedSeq: last,
+          writtenSeq: last,
+          fromSeq: last,
+          openAfterSeq: undefined,
+          fenced: false,
+          opened: false,
+        });
         return { ok: true };
       } catch (err) {
         this.setDown('claim failed');
@@ -559,7 +596,8 @@ export class RedisHub implements Hub {
   backplane(): BackplaneStatus {
     let pendingWrites = 0;
     // What waits is what the ring still holds after the last written seq: at most ringSize per stream.
-    for (const [id, w] of this.owned) if (!w.fenced && (this.local.stream(id)?.lastSeq ?? -1) > w.syncedSeq) pendingWrites += this.local.since(id, w.syncedSeq).messages.length;
+    for (const [id, w] of this.owned)
+      if (!w.fenced && (this.local.stream(id)?.lastSeq ?? -1) > w.syncedSeq) pendingWrites += this.local.since(id, w.syncedSeq).messages.length;
     return {
       kind: 'redis',
       target: this.target.safe,
@@ -664,12 +702,47 @@ export class RedisHub implements Hub {
       const { id, w } = op;
       if (op.kind === 'open') {
         const s = this.local.stream(id);
-        const info = JSON.stringify({ streamId: id, hopMs: s?.hopMs ?? 250, windowMs: s?.windowMs ?? 1000, sampleRateHz: s?.sampleRateHz ?? 16000, state: 'live' });
-        void pipe.cxOpen(this.k.meta(id), this.k.feed, this.k.index, this.nodeId, w.epoch as string, String(s?.hopMs ?? 250), String(s?.windowMs ?? 1000), String(s?.sampleRateHz ?? 16000), now, id, String(this.opts.feedMaxLen), info);
+        const info = JSON.stringify({
+          streamId: id,
+          hopMs: s?.hopMs ?? 250,
+          windowMs: s?.windowMs ?? 1000,
+          sampleRateHz: s?.sampleRateHz ?? 16000,
+          state: 'live',
+        });
+        void pipe.cxOpen(
+          this.k.meta(id),
+          this.k.feed,
+          this.k.index,
+          this.nodeId,
+          w.epoch as string,
+          String(s?.hopMs ?? 250),
+          String(s?.windowMs ?? 1000),
+          String(s?.sampleRateHz ?? 16000),
+          now,
+          id,
+          String(this.opts.feedMaxLen),
+          info,
+        );
       } else {
         const m = op.m;
         const state = m.type === 'status' ? m.state : '';
-        void pipe.cxAppend(this.k.log(id), this.k.meta(id), this.k.feed, this.k.index, this.nodeId, w.epoch as string, String(m.seq), JSON.stringify(m), String(this.opts.ringSize), String(this.opts.feedMaxLen), state, String(m.tMs), now, id, String(this.opts.endedRetentionS));
+        void pipe.cxAppend(
+          this.k.log(id),
+          this.k.meta(id),
+          this.k.feed,
+          this.k.index,
+          this.nodeId,
+          w.epoch as string,
+          String(m.seq),
+          JSON.stringify(m),
+          String(this.opts.ringSize),
+          String(this.opts.feedMaxLen),
+          state,
+          String(m.tMs),
+          now,
+          id,
+          String(this.opts.endedRetentionS),
+        );
       }
     }
     let res: [Error | null, unknown][] | null;
@@ -712,7 +785,7 @@ export class RedisHub implements Hub {
     if (!this.up || this.closed) return;
     this.up = false;
     this.disconnects++;
-    this.log.warn({ why }, 'backplane down: serving this node\'s streams locally until it is back');
+    this.log.warn({ why }, "backplane down: serving this node's streams locally until it is back");
     this.scheduleRecovery(1);
   }
 
@@ -724,14 +797,17 @@ export class RedisHub implements Hub {
   private scheduleRecovery(attempt: number): void {
     if (this.closed || this.recoveryTimer) return;
     const base = Math.min(this.opts.maxReconnectDelayMs, 100 * 2 ** Math.min(attempt, 10));
-    this.recoveryTimer = setTimeout(() => {
-      this.recoveryTimer = undefined;
-      if (this.closed || this.up) return;
-      if (this.cmd.status !== 'ready') return this.scheduleRecovery(attempt + 1);
-      void this.onReady().then(() => {
-        if (!this.up) this.scheduleRecovery(attempt + 1);
-      });
-    }, Math.round(base / 2 + Math.random() * (base / 2)));
+    this.recoveryTimer = setTimeout(
+      () => {
+        this.recoveryTimer = undefined;
+        if (this.closed || this.up) return;
+        if (this.cmd.status !== 'ready') return this.scheduleRecovery(attempt + 1);
+        void this.onReady().then(() => {
+          if (!this.up) this.scheduleRecovery(attempt + 1);
+        });
+      },
+      Math.round(base / 2 + Math.random() * (base / 2)),
+    );
     this.recoveryTimer.unref();
   }
 
@@ -785,7 +861,10 @@ export class RedisHub implements Hub {
     if (!this.up || this.closed || this.reaping) return;
     this.reaping = true;
     try {
-      const ids = this.local.streams().filter((s) => s.state !== 'ended' && !this.owned.has(s.streamId)).map((s) => s.streamId);
+      const ids = this.local
+        .streams()
+        .filter((s) => s.state !== 'ended' && !this.owned.has(s.streamId))
+        .map((s) => s.streamId);
       for (const id of [...this.orphans.keys()]) if (!ids.includes(id)) this.orphans.delete(id);
       if (ids.length === 0) return;
       const owners = await Promise.all(ids.map((id) => this.cmd.hget(this.k.meta(id), 'owner')));
@@ -805,9 +884,23 @@ export class RedisHub implements Hub {
         this.orphans.set(id, since);
         if (now - since < this.opts.orphanGraceMs) continue;
         this.orphans.delete(id);
-        const raw = await this.cmd.cxReap(this.k.log(id), this.k.meta(id), this.k.feed, this.k.index, owner, this.k.nodePrefix, id, String(now), String(this.opts.ringSize), String(this.opts.feedMaxLen), String(this.opts.endedRetentionS), `reaper:${this.nodeId}`);
+        const raw = await this.cmd.cxReap(
+          this.k.log(id),
+          this.k.meta(id),
+          this.k.feed,
+          this.k.index,
+          owner,
+          this.k.nodePrefix,
+          id,
+          String(now),
+          String(this.opts.ringSize),
+          String(this.opts.feedMaxLen),
+          String(this.opts.endedRetentionS),
+          `reaper:${this.nodeId}`,
+        );
         // Every node, this one included, applies the final status from the feed, in seq order.
-        if (typeof raw === 'string') this.log.warn({ streamId: id, deadNode: owner }, 'ended a stream whose ingest node died and whose publisher did not come back');
+        if (typeof raw === 'string')
+          this.log.warn({ streamId: id, deadNode: owner }, 'ended a stream whose ingest node died and whose publisher did not come back');
       }
     } catch (err) {
       this.log.debug({ err: scrub(err as Error, this.target) }, 'orphan check failed');
@@ -822,7 +915,7 @@ export class RedisHub implements Hub {
     let failures = 0;
     while (!this.closed) {
       try {
-        const res = (await this.reader.xread('COUNT', this.opts.batchSize, 'BLOCK', this.blockMs, 'STREAMS', this.k.feed, this.feedId));
+        const res = await this.reader.xread('COUNT', this.opts.batchSize, 'BLOCK', this.blockMs, 'STREAMS', this.k.feed, this.feedId);
         if (!this.readerUp) {
           this.readerUp = true;
           this.log.info('backplane feed back');

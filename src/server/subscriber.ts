@@ -92,7 +92,8 @@ export class Subscriber {
     if (resuming) {
       resuming.held.push(msg);
       // A backplane that never answers must not grow this without bound.
-      if (resuming.held.length > MAX_HELD_DURING_RESUME) this.onSlow(this, `more than ${MAX_HELD_DURING_RESUME} messages held while a resume waited for the backplane`);
+      if (resuming.held.length > MAX_HELD_DURING_RESUME)
+        this.onSlow(this, `more than ${MAX_HELD_DURING_RESUME} messages held while a resume waited for the backplane`);
       return;
     }
     if (msg.type === 'affect') {

@@ -97,7 +97,10 @@ export const AffectServer = {
     ctx.metrics.watchBackplane(() => hub.backplane());
 
     if (!isLoopbackHost(o.host) && !auth.enabled) {
-      log.warn({ host: o.host }, 'serving on a non-loopback interface WITHOUT tokens (--insecure): anyone who can reach it can subscribe and publish; set CIRCUMPLEX_TOKENS or --tokens-file');
+      log.warn(
+        { host: o.host },
+        'serving on a non-loopback interface WITHOUT tokens (--insecure): anyone who can reach it can subscribe and publish; set CIRCUMPLEX_TOKENS or --tokens-file',
+      );
     }
 
     const fanOut = createFanOut(ctx);
@@ -107,9 +110,22 @@ export const AffectServer = {
       : http.createServer(onRequest);
 
     const handleProtocols = (protocols: Set<string>): string | false => (protocols.has(SUBPROTOCOL) ? SUBPROTOCOL : false);
-    const streamWss = new WebSocketServer({ noServer: true, maxPayload: o.streamMaxPayloadBytes, perMessageDeflate: false, handleProtocols, clientTracking: false });
+    const streamWss = new WebSocketServer({
+      noServer: true,
+      maxPayload: o.streamMaxPayloadBytes,
+      perMessageDeflate: false,
+      handleProtocols,
+      clientTracking: false,
+    });
     // Ingest skips ws's UTF-8 check so a text frame with bad bytes costs that frame (bad-json), not the call.
-    const ingestWss = new WebSocketServer({ noServer: true, maxPayload: o.ingestMaxPayloadBytes, perMessageDeflate: false, handleProtocols, clientTracking: false, skipUTF8Validation: true });
+    const ingestWss = new WebSocketServer({
+      noServer: true,
+      maxPayload: o.ingestMaxPayloadBytes,
+      perMessageDeflate: false,
+      handleProtocols,
+      clientTracking: false,
+      skipUTF8Validation: true,
+    });
     const onPublisher = createPublisherHandler(ctx, fanOut);
     // Twilio Media Streams: JSON text frames, no subprotocol (handlers/twilio.ts).
     const twilioWss = new WebSocketServer({ noServer: true, maxPayload: o.ingestMaxPayloadBytes, perMessageDeflate: false, clientTracking: false });
@@ -173,7 +189,10 @@ function readTls(file: string, what: string): Buffer {
   try {
     return readFileSync(file);
   } catch (err) {
-    throw new AffectError('AFFECT_ERR_CONFIG', `cannot read TLS ${what} ${file}: ${(err as Error).message}`, { cause: err, hint: 'pass PEM files with --tls-cert and --tls-key' });
+    throw new AffectError('AFFECT_ERR_CONFIG', `cannot read TLS ${what} ${file}: ${(err as Error).message}`, {
+      cause: err,
+      hint: 'pass PEM files with --tls-cert and --tls-key',
+    });
   }
 }
 

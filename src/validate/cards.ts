@@ -29,7 +29,10 @@ export interface ShippedModelFigures {
 }
 
 /** The figures of every bundled model in the manifest (or of the given specs, whose folders may be under `modelsDir`). */
-export async function shippedModelFigures(specs: readonly ModelSpec[] = listModelSpecs().filter((s) => s.bundled === true), modelsDir?: string): Promise<ShippedModelFigures[]> {
+export async function shippedModelFigures(
+  specs: readonly ModelSpec[] = listModelSpecs().filter((s) => s.bundled === true),
+  modelsDir?: string,
+): Promise<ShippedModelFigures[]> {
   const out: ShippedModelFigures[] = [];
   for (const spec of specs) {
     const dir = modelRoot(spec, modelsDir);
@@ -82,7 +85,8 @@ export function formatShippedFigures(models: readonly ShippedModelFigures[]): st
       continue;
     }
     lines.push(`  ${m.id} (${m.role}; licence ${m.license ?? '?'}; measured ${m.measuredAt ?? '?'}; reproduce: ${m.figuresCommand ?? '?'})`);
-    if (!m.cardMatchesFiles) lines.push('    WARNING: the card\'s sha256 does not match the file beside it: these figures describe another file (circumplex models verify)');
+    if (!m.cardMatchesFiles)
+      lines.push("    WARNING: the card's sha256 does not match the file beside it: these figures describe another file (circumplex models verify)");
     const keys: string[] = [];
     const rows = new Map<string, Map<string, CardFigure>>();
     for (const f of m.figures) {

@@ -82,9 +82,7 @@ export function circumplexSvg(points: readonly PlotPoint[], opts: Partial<PlotOp
   );
   out.push('<g stroke="#d6272866" stroke-width="1">');
   for (const p of points) {
-    out.push(
-      `<line x1="${f(px(p.human.valence))}" y1="${f(py(p.human.arousal))}" x2="${f(px(p.predicted.valence))}" y2="${f(py(p.predicted.arousal))}"/>`,
-    );
+    out.push(`<line x1="${f(px(p.human.valence))}" y1="${f(py(p.human.arousal))}" x2="${f(px(p.predicted.valence))}" y2="${f(py(p.predicted.arousal))}"/>`);
   }
   out.push('</g>');
   for (const p of points) {

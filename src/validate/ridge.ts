@@ -157,11 +157,7 @@ export interface RidgeCvResult {
  * Picks λ by k-fold cross-validation on the given rows (folds are contiguous blocks of the rows as
  * given: shuffle before calling), then refits on all rows with the best λ.
  */
-export function fitRidgeCv(
-  x: readonly ArrayLike<number>[],
-  y: readonly (readonly [number, number])[],
-  opts: Partial<RidgeCvOptions> = {},
-): RidgeCvResult {
+export function fitRidgeCv(x: readonly ArrayLike<number>[], y: readonly (readonly [number, number])[], opts: Partial<RidgeCvOptions> = {}): RidgeCvResult {
   const o = { ...DEFAULT_RIDGE_CV, ...opts };
   if (o.lambdas.length === 0) throw new RangeError('fitRidgeCv: lambdas must not be empty');
   if (!(Number.isInteger(o.folds) && o.folds >= 2)) throw new RangeError(`fitRidgeCv: folds must be an integer >= 2, got ${o.folds}`);
@@ -193,7 +189,6 @@ export function fitRidgeCv(
   for (const c of cvMse) if (c.mse < best.mse || (c.mse === best.mse && c.lambda > best.lambda)) best = c;
   return { model: fitRidge(x, y, best.lambda), cvMse };
 }
-
 
 /** Fisher–Yates shuffle of indices 0..n-1 with a seeded PRNG. */
 export function seededPermutation(n: number, seed: number): number[] {

@@ -228,9 +228,7 @@ export function cyclicOrientation(a: number, b: number, c: number): -1 | 0 | 1 {
 export function orderingAgreement(humanRad: readonly number[], predRad: readonly number[]): OrderingAgreement {
   checkPaired('orderingAgreement', humanRad, predRad, 3);
   const n = humanRad.length;
-  const order = humanRad
-    .map((_, i) => i)
-    .sort((i, j) => wrapRad(humanRad[i] as number) - wrapRad(humanRad[j] as number));
+  const order = humanRad.map((_, i) => i).sort((i, j) => wrapRad(humanRad[i] as number) - wrapRad(humanRad[j] as number));
   let kept = 0;
   let pairs = 0;
   for (let k = 0; k < n; k++) {

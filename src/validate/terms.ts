@@ -281,5 +281,5 @@ export const TERM_SOURCES: Readonly<Record<TermSource, string>> = {
   'russell-1980':
     'Russell, J. A. (1980). A circumplex model of affect. Journal of Personality and Social Psychology, 39(6), 1161-1178. Directions only; unit circle.',
   'nrc-vad-2018':
-    'Mohammad, S. M. (2018). Obtaining Reliable Human Ratings of Valence, Arousal, and Dominance for 20,000 English Words. ACL 2018. NRC VAD v1, 187 emotion words; x\' = 2x - 1.',
+    "Mohammad, S. M. (2018). Obtaining Reliable Human Ratings of Valence, Arousal, and Dominance for 20,000 English Words. ACL 2018. NRC VAD v1, 187 emotion words; x' = 2x - 1.",
 };

@@ -199,17 +199,25 @@ async function inferAll(model: TextAffectModel, texts: readonly string[], terms:
       try {
         r = await model.infer(texts[i] as string);
       } catch (err) {
-        throw new AffectError('AFFECT_ERR_INFERENCE', `text model ${model.id} failed on the term "${term}": ${err instanceof Error ? err.message : String(err)}`, {
-          cause: err,
-          stage: 'validate',
-          hint: 'check the model with `circumplex models verify`',
-        });
+        throw new AffectError(
+          'AFFECT_ERR_INFERENCE',
+          `text model ${model.id} failed on the term "${term}": ${err instanceof Error ? err.message : String(err)}`,
+          {
+            cause: err,
+            stage: 'validate',
+            hint: 'check the model with `circumplex models verify`',
+          },
+        );
       }
       if (!Number.isFinite(r.valence) || !Number.isFinite(r.arousal)) {
-        throw new AffectError('AFFECT_ERR_INFERENCE', `text model ${model.id} returned a non-finite valence/arousal for the term "${term}" (${r.valence}, ${r.arousal})`, {
-          stage: 'validate',
-          hint: 'the model output is broken; re-pull it with `circumplex models pull`',
-        });
+        throw new AffectError(
+          'AFFECT_ERR_INFERENCE',
+          `text model ${model.id} returned a non-finite valence/arousal for the term "${term}" (${r.valence}, ${r.arousal})`,
+          {
+            stage: 'validate',
+            hint: 'the model output is broken; re-pull it with `circumplex models pull`',
+          },
+        );
       }
       out[i] = { valence: r.valence, arousal: r.arousal, confidence: r.confidence, embedding: r.embedding };
     }
@@ -245,7 +253,11 @@ export async function runValidation(model: TextAffectModel, opts: Partial<Valida
   if (sources.length > 1) {
     for (const s of sources) {
       const idx = terms.flatMap((t, i) => (t.source === s ? [i] : []));
-      if (idx.length >= 2) bySource[s] = computeMetrics(idx.map((i) => human[i] as VaPoint), idx.map((i) => predicted[i] as VaPoint));
+      if (idx.length >= 2)
+        bySource[s] = computeMetrics(
+          idx.map((i) => human[i] as VaPoint),
+          idx.map((i) => predicted[i] as VaPoint),
+        );
     }
   }
 
@@ -290,14 +302,17 @@ function runHeldOut(
   const none = (reason: string) => ({ section: { status: 'skipped' as const, reason }, testIdx: new Set<number>(), predictions: new Map<number, VaPoint>() });
   if (o.holdout === 0) return none('held-out mode turned off (--holdout 0)');
   const missing = raw.findIndex((r) => !r.embedding || r.embedding.length === 0);
-  if (missing >= 0) return none('the text model returns no sentence embedding, so there is nothing to fit a projection on (use an embedding model, e.g. text-embed-fixture)');
+  if (missing >= 0)
+    return none('the text model returns no sentence embedding, so there is nothing to fit a projection on (use an embedding model, e.g. text-embed-fixture)');
   const dim = (raw[0]?.embedding as Float32Array).length;
   if (raw.some((r) => (r.embedding as Float32Array).length !== dim)) return none('the text model returned embeddings of different sizes');
   const n = raw.length;
   const testCount = Math.round(n * o.holdout);
   const trainCount = n - testCount;
   if (testCount < 3 || trainCount < 5) {
-    return none(`${n} terms with holdout ${o.holdout} leave ${trainCount} to fit and ${testCount} to score; need at least 5 and 3 (use --terms all, or a ${trainCount < 5 ? 'smaller' : 'larger'} --holdout)`);
+    return none(
+      `${n} terms with holdout ${o.holdout} leave ${trainCount} to fit and ${testCount} to score; need at least 5 and 3 (use --terms all, or a ${trainCount < 5 ? 'smaller' : 'larger'} --holdout)`,
+    );
   }
   const perm = seededPermutation(n, o.seed);
   const testIdx = perm.slice(0, testCount);
@@ -322,8 +337,14 @@ function runHeldOut(
       embeddingDim: dim,
       lambda: fit.model.lambda,
       cvMse: fit.cvMse,
-      metrics: computeMetrics(testHuman, testIdx.map((i) => predictions.get(i) as VaPoint)),
-      modelOnTest: computeMetrics(testHuman, testIdx.map((i) => predicted[i] as VaPoint)),
+      metrics: computeMetrics(
+        testHuman,
+        testIdx.map((i) => predictions.get(i) as VaPoint),
+      ),
+      modelOnTest: computeMetrics(
+        testHuman,
+        testIdx.map((i) => predicted[i] as VaPoint),
+      ),
     },
     testIdx: new Set(testIdx),
     predictions,
@@ -379,7 +400,7 @@ export function formatValidationSummary(r: ValidationReport, files: readonly str
  */
 async function makeDirs(dir: string): Promise<void> {
   const missing: string[] = [];
-  for (let cur = path.resolve(dir); ; ) {
+  for (let cur = path.resolve(dir); ;) {
     try {
       if (!(await stat(cur)).isDirectory()) throw Object.assign(new Error(`${cur} is not a folder`), { code: 'ENOTDIR' });
       break;
@@ -423,7 +444,10 @@ export async function writeValidationReport(r: ValidationReport, outDir: string)
     try {
       await fsWriteFile(file, text);
     } catch (err) {
-      throw new AffectError('AFFECT_ERR_CONFIG', `cannot write ${file}: ${err instanceof Error ? err.message : String(err)}`, { cause: err, hint: 'pass a writable folder with --out' });
+      throw new AffectError('AFFECT_ERR_CONFIG', `cannot write ${file}: ${err instanceof Error ? err.message : String(err)}`, {
+        cause: err,
+        hint: 'pass a writable folder with --out',
+      });
     }
   };
   const jsonPath = path.join(outDir, 'validate.json');

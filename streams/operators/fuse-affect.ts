@@ -61,7 +61,8 @@ export function pickText(sorted: ReadonlyArray<Stamped<TextAffectOutput>>, atMs:
 export function fuseAffect(fusion: Fuser, opts: Partial<FuseAffectOptions> = {}): OperatorFunction<SpeechWindowEstimate, AffectEstimate> {
   const o = { ...DEFAULT_FUSE_AFFECT, ...opts };
   if (!(o.textMaxAgeMs >= 0)) throw new RangeError(`fuseAffect: textMaxAgeMs must be >= 0, got ${o.textMaxAgeMs}`);
-  if (!Number.isInteger(o.maxTextBuffer) || o.maxTextBuffer < 1) throw new RangeError(`fuseAffect: maxTextBuffer must be an integer >= 1, got ${o.maxTextBuffer}`);
+  if (!Number.isInteger(o.maxTextBuffer) || o.maxTextBuffer < 1)
+    throw new RangeError(`fuseAffect: maxTextBuffer must be an integer >= 1, got ${o.maxTextBuffer}`);
   if (!Number.isInteger(o.maxBacklog) || o.maxBacklog < 1) throw new RangeError(`fuseAffect: maxBacklog must be an integer >= 1, got ${o.maxBacklog}`);
   if (!(o.textWaitMaxMs >= 0)) throw new RangeError(`fuseAffect: textWaitMaxMs must be >= 0, got ${o.textWaitMaxMs}`);
   return (source) =>

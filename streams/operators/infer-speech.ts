@@ -62,7 +62,8 @@ export function inferSpeech(model: SpeechInferer, opts: Partial<InferSpeechOptio
   const o = { ...DEFAULT_INFER_SPEECH, ...opts };
   if (!Number.isInteger(o.maxInFlight) || o.maxInFlight < 1) throw new RangeError(`inferSpeech: maxInFlight must be an integer >= 1, got ${o.maxInFlight}`);
   if (!Number.isInteger(o.maxQueue) || o.maxQueue < 1) throw new RangeError(`inferSpeech: maxQueue must be an integer >= 1, got ${o.maxQueue}`);
-  if (!['drop', 'latest', 'queue'].includes(o.whenBusy)) throw new RangeError(`inferSpeech: whenBusy must be 'drop', 'latest' or 'queue', got ${String(o.whenBusy)}`);
+  if (!['drop', 'latest', 'queue'].includes(o.whenBusy))
+    throw new RangeError(`inferSpeech: whenBusy must be 'drop', 'latest' or 'queue', got ${String(o.whenBusy)}`);
   const capacity = o.whenBusy === 'drop' ? 0 : o.whenBusy === 'latest' ? 1 : o.maxQueue;
 
   return (source) =>
@@ -91,7 +92,14 @@ export function inferSpeech(model: SpeechInferer, opts: Partial<InferSpeechOptio
           }
           const droppedWindows = head.drops + carryDrops;
           carryDrops = 0;
-          sub.next({ streamId: head.window.streamId, tMs: head.window.tMs, windowIndex: head.window.index, speech: head.result, droppedWindows, ...(head.window.voiced !== undefined ? { voiced: head.window.voiced } : {}) });
+          sub.next({
+            streamId: head.window.streamId,
+            tMs: head.window.tMs,
+            windowIndex: head.window.index,
+            speech: head.result,
+            droppedWindows,
+            ...(head.window.voiced !== undefined ? { voiced: head.window.voiced } : {}),
+          });
         }
         if (sourceDone && jobs.length === 0 && waiting.length === 0) sub.complete();
       };

@@ -29,7 +29,8 @@ export interface SmoothAffectOptions extends SmoothingOptions {
   holdTauMs?: number;
 }
 
-const finite = (e: AffectEstimate): boolean => Number.isFinite(e.valence) && Number.isFinite(e.arousal) && Number.isFinite(e.confidence) && Number.isFinite(e.tMs);
+const finite = (e: AffectEstimate): boolean =>
+  Number.isFinite(e.valence) && Number.isFinite(e.arousal) && Number.isFinite(e.confidence) && Number.isFinite(e.tMs);
 const clamp = (v: number, lo: number, hi: number): number => (v < lo ? lo : v > hi ? hi : v);
 
 /** AffectEstimate → smoothed AffectEstimate (values clamped: valence/arousal to [-1, 1], confidence to [0, 1]). */
@@ -67,7 +68,13 @@ export function smoothAffect(opts: Partial<SmoothAffectOptions> = {}): OperatorF
             held = true;
             const { dominance: _d, speech: _s, text: _t, ...base } = e;
             const c = last ? last.confidence * Math.exp(-Math.max(0, dtMs) / holdTauMs) : 0;
-            last = { tMs: e.tMs, valence: last?.valence ?? 0, arousal: last?.arousal ?? 0, confidence: c, ...(last?.dominance !== undefined ? { dominance: last.dominance } : {}) };
+            last = {
+              tMs: e.tMs,
+              valence: last?.valence ?? 0,
+              arousal: last?.arousal ?? 0,
+              confidence: c,
+              ...(last?.dominance !== undefined ? { dominance: last.dominance } : {}),
+            };
             sub.next({
               ...base,
               valence: last.valence,

@@ -35,7 +35,10 @@ export function textWindowOptions(opts: Partial<TextWindowOptions> = {}): TextWi
 /** Words of an event; a result without word timings is stamped at the event's time. */
 function wordsOf(ev: TranscriptEvent): readonly TimedWord[] {
   if (ev.words.length > 0 || ev.text === '') return ev.words;
-  return ev.text.split(/\s+/).filter(Boolean).map((word) => ({ word, startMs: ev.tMs, endMs: ev.tMs, conf: 1 }));
+  return ev.text
+    .split(/\s+/)
+    .filter(Boolean)
+    .map((word) => ({ word, startMs: ev.tMs, endMs: ev.tMs, conf: 1 }));
 }
 
 /** What a text window holds: its text, its words, and their mean recogniser confidence. */
@@ -114,10 +117,11 @@ export function textWindowDetail(
  * Windows a stream's transcript events into text. `clock$` (optional) emits audio ms as audio
  * is recognised, so words age out during silence; the operator completes with its source.
  */
-export function textWindow(
-  opts: Partial<TextWindowOptions> = {},
-  clock$: Observable<number> = EMPTY,
-): OperatorFunction<TranscriptEvent, Stamped<string>> {
+export function textWindow(opts: Partial<TextWindowOptions> = {}, clock$: Observable<number> = EMPTY): OperatorFunction<TranscriptEvent, Stamped<string>> {
   const detail = textWindowDetail(textWindowOptions(opts), clock$);
-  return (source) => source.pipe(detail, map((w) => ({ streamId: w.streamId, tMs: w.tMs, value: w.value.text })));
+  return (source) =>
+    source.pipe(
+      detail,
+      map((w) => ({ streamId: w.streamId, tMs: w.tMs, value: w.value.text })),
+    );
 }

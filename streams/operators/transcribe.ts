@@ -53,7 +53,13 @@ export interface TranscribeOptions {
 }
 
 /** Defaults for {@link TranscribeOptions}. */
-export const DEFAULT_TRANSCRIBE: TranscribeOptions = { maxPendingMs: 10_000, maxAcceptMs: 1_000, onDropped: undefined, onProgress: undefined, wholeAccepts: false };
+export const DEFAULT_TRANSCRIBE: TranscribeOptions = {
+  maxPendingMs: 10_000,
+  maxAcceptMs: 1_000,
+  onDropped: undefined,
+  onProgress: undefined,
+  wholeAccepts: false,
+};
 
 /** One contiguous run of fed audio and where it sits in the stream. */
 interface Segment {
@@ -114,14 +120,12 @@ interface PendingPiece {
 }
 
 /** Feeds audio to `recognizer` (one call in flight) and emits transcript events in stream time. */
-export function transcribe(
-  recognizer: TranscribeRecognizer,
-  opts: Partial<TranscribeOptions> = {},
-): OperatorFunction<AudioChunk, TranscriptEvent> {
+export function transcribe(recognizer: TranscribeRecognizer, opts: Partial<TranscribeOptions> = {}): OperatorFunction<AudioChunk, TranscriptEvent> {
   const o = { ...DEFAULT_TRANSCRIBE, ...opts };
   if (!(o.maxPendingMs > 0)) throw new RangeError(`transcribe: maxPendingMs must be > 0, got ${o.maxPendingMs}`);
   if (!(o.maxAcceptMs > 0)) throw new RangeError(`transcribe: maxAcceptMs must be > 0, got ${o.maxAcceptMs}`);
-  if (o.wholeAccepts && o.maxPendingMs < o.maxAcceptMs) throw new RangeError(`transcribe: maxPendingMs (${o.maxPendingMs}) must be >= maxAcceptMs (${o.maxAcceptMs}) with wholeAccepts`);
+  if (o.wholeAccepts && o.maxPendingMs < o.maxAcceptMs)
+    throw new RangeError(`transcribe: maxPendingMs (${o.maxPendingMs}) must be >= maxAcceptMs (${o.maxAcceptMs}) with wholeAccepts`);
   const maxPending = Math.round((o.maxPendingMs * PIPELINE_SAMPLE_RATE_HZ) / 1000);
   const maxAccept = Math.max(1, Math.round((o.maxAcceptMs * PIPELINE_SAMPLE_RATE_HZ) / 1000));
 

@@ -45,7 +45,11 @@ export const DEFAULT_FLAC_FILE_SOURCE: FlacFileSourceOptions = { streamId: 'file
 /** Bytes read from the file per decoder call. */
 const READ_BLOCK_BYTES = 64 * 1024;
 
-function formatError(file: string, what: string, hint = 'check the file with `flac -t FILE`, or convert it: sox INPUT -r 16000 -c 1 -b 16 out.wav'): AffectError {
+function formatError(
+  file: string,
+  what: string,
+  hint = 'check the file with `flac -t FILE`, or convert it: sox INPUT -r 16000 -c 1 -b 16 out.wav',
+): AffectError {
   return new AffectError('AFFECT_ERR_AUDIO_FORMAT', `${file}: ${what}`, { stage: 'flac-file', hint });
 }
 
@@ -200,7 +204,6 @@ export function interleaveRescaled(planar: readonly Float32Array[], n: number, b
   return out;
 }
 
-
 /**
  * Emits a FLAC file as 16 kHz mono {@link AudioChunk}s. Cold: each subscription reads the file anew.
  * Errors (missing file, not FLAC, undecodable or truncated audio) are AffectErrors naming the file.
@@ -261,7 +264,11 @@ export function flacFileSource(file: string, opts: Partial<FlacFileSourceOptions
       if (stopped) return;
       // The decoder drops frames it cannot decode without an error: compare with STREAMINFO.
       if (info.frames > 0 && emittedFrames < info.frames) {
-        throw formatError(file, `truncated or corrupt: decoded ${emittedFrames} of the ${info.frames} samples STREAMINFO declares`, 'the file is damaged or was cut short; re-export or re-encode it (flac -t FILE shows where)');
+        throw formatError(
+          file,
+          `truncated or corrupt: decoded ${emittedFrames} of the ${info.frames} samples STREAMINFO declares`,
+          'the file is damaged or was cut short; re-export or re-encode it (flac -t FILE shows where)',
+        );
       }
       if (info.frames === 0 && emittedFrames === 0) throw formatError(file, 'no audio frames could be decoded');
       const tail = conv.flush();

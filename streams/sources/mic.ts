@@ -104,7 +104,8 @@ async function loadRecordModule(): Promise<RecordModule> {
 export function createMicSource(opts: Partial<MicSourceOptions> = {}): Observable<AudioChunk> {
   const o = { ...DEFAULT_MIC_SOURCE, ...opts };
   if (!['sox', 'rec', 'arecord'].includes(o.recorder)) throw new RangeError(`micSource: recorder must be sox, rec or arecord, got ${String(o.recorder)}`);
-  if (!Number.isInteger(o.sampleRateHz) || o.sampleRateHz < 4000) throw new RangeError(`micSource: sampleRateHz must be an integer >= 4000, got ${o.sampleRateHz}`);
+  if (!Number.isInteger(o.sampleRateHz) || o.sampleRateHz < 4000)
+    throw new RangeError(`micSource: sampleRateHz must be an integer >= 4000, got ${o.sampleRateHz}`);
   if (!Number.isInteger(o.channels) || o.channels < 1) throw new RangeError(`micSource: channels must be an integer >= 1, got ${o.channels}`);
   // Shared across subscriptions so audio time keeps increasing over restarts.
   let position = 0;
@@ -146,7 +147,14 @@ export function createMicSource(opts: Partial<MicSourceOptions> = {}): Observabl
       });
       // The child's own 'error' (e.g. ENOENT despite the PATH check, EACCES) would otherwise crash Node.
       child.on('error', (err) =>
-        fail(new AffectError('AFFECT_ERR_RECORDER', `could not start ${o.recorder}: ${err.message}`, { stage: 'mic', cause: err, recoverable: false, hint: INSTALL_HINT[o.recorder] })),
+        fail(
+          new AffectError('AFFECT_ERR_RECORDER', `could not start ${o.recorder}: ${err.message}`, {
+            stage: 'mic',
+            cause: err,
+            recoverable: false,
+            hint: INSTALL_HINT[o.recorder],
+          }),
+        ),
       );
       // node-record-lpcm16 re-emits a non-zero exit as a string 'error' on the stream; handle it here.
       stream.on('error', () => undefined);
@@ -185,7 +193,9 @@ export function createMicSource(opts: Partial<MicSourceOptions> = {}): Observabl
         position = conv.position;
         if (chunk) sub.next(chunk);
       });
-    })().catch((err: unknown) => fail(err instanceof AffectError ? err : new AffectError('AFFECT_ERR_RECORDER', String((err as Error).message ?? err), { stage: 'mic', cause: err })));
+    })().catch((err: unknown) =>
+      fail(err instanceof AffectError ? err : new AffectError('AFFECT_ERR_RECORDER', String((err as Error).message ?? err), { stage: 'mic', cause: err })),
+    );
     return () => {
       stopped = true;
       try {

@@ -41,7 +41,8 @@ export function rawPcmSource(input: Readable = process.stdin, opts: Partial<RawP
   if (!Number.isInteger(o.sampleRateHz) || o.sampleRateHz < 1000 || o.sampleRateHz > 768_000) {
     throw new RangeError(`rawPcmSource: sampleRateHz must be an integer in [1000, 768000], got ${o.sampleRateHz}`);
   }
-  if (!Number.isInteger(o.channels) || o.channels < 1 || o.channels > 32) throw new RangeError(`rawPcmSource: channels must be an integer in [1, 32], got ${o.channels}`);
+  if (!Number.isInteger(o.channels) || o.channels < 1 || o.channels > 32)
+    throw new RangeError(`rawPcmSource: channels must be an integer in [1, 32], got ${o.channels}`);
   return new Observable<AudioChunk>((sub) => {
     const conv = new AudioConverter(o.streamId, o.sampleRateHz, o.channels, 0, o.channel);
     const sample = o.sample ?? { format: 'int', bitsPerSample: 16 };
@@ -103,10 +104,14 @@ export function rawPcmSource(input: Readable = process.stdin, opts: Partial<RawP
       done = true;
       if (carry.length > 0) {
         sub.error(
-          new AffectError('AFFECT_ERR_AUDIO_FORMAT', `stdin ended with ${carry.length} byte(s) of an incomplete ${s16 ? 's16le' : `${sample.bitsPerSample}-bit ${sample.format}`} frame (${o.channels} channel(s) x ${sample.bitsPerSample / 8} bytes)`, {
-            stage: 'stdin',
-            hint: 'send whole frames, and check --channels matches the input',
-          }),
+          new AffectError(
+            'AFFECT_ERR_AUDIO_FORMAT',
+            `stdin ended with ${carry.length} byte(s) of an incomplete ${s16 ? 's16le' : `${sample.bitsPerSample}-bit ${sample.format}`} frame (${o.channels} channel(s) x ${sample.bitsPerSample / 8} bytes)`,
+            {
+              stage: 'stdin',
+              hint: 'send whole frames, and check --channels matches the input',
+            },
+          ),
         );
         return;
       }

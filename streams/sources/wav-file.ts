@@ -98,7 +98,8 @@ export async function parseWavHeader(read: (position: number, length: number) =>
       if (tag === WAVE_FORMAT_PCM && [8, 16, 24, 32].includes(bits)) format = 'int';
       else if (tag === WAVE_FORMAT_IEEE_FLOAT && (bits === 32 || bits === 64)) format = 'float';
       else {
-        const what = tag === WAVE_FORMAT_PCM || tag === WAVE_FORMAT_IEEE_FLOAT ? `${bits}-bit ${tag === 1 ? 'PCM' : 'float'}` : `format tag 0x${tag.toString(16)}`;
+        const what =
+          tag === WAVE_FORMAT_PCM || tag === WAVE_FORMAT_IEEE_FLOAT ? `${bits}-bit ${tag === 1 ? 'PCM' : 'float'}` : `format tag 0x${tag.toString(16)}`;
         throw formatError(name, `unsupported sample format: ${what}; supported: PCM 8/16/24/32-bit integer, 32/64-bit float`);
       }
       if (channels < 1) throw formatError(name, 'fmt chunk says 0 channels');
@@ -112,7 +113,11 @@ export async function parseWavHeader(read: (position: number, length: number) =>
       // unknown: take the rest of the file.
       let dataBytes = len === 0 || len === 0xffffffff ? available : len;
       if (dataBytes > available) {
-        throw formatError(name, `truncated data: the data chunk declares ${dataBytes} bytes but only ${available} are in the file`, 'the file was cut short; re-export or re-record it');
+        throw formatError(
+          name,
+          `truncated data: the data chunk declares ${dataBytes} bytes but only ${available} are in the file`,
+          'the file was cut short; re-export or re-record it',
+        );
       }
       dataBytes -= dataBytes % fmt.blockAlign;
       const frames = dataBytes / fmt.blockAlign;
@@ -252,7 +257,11 @@ export function wavFileSource(file: string, opts: Partial<WavFileSourceOptions> 
         const frames = Math.min(framesPerChunk, info.frames - frame);
         const bytes = await readAt(fh, info.dataOffset + frame * info.blockAlign, frames * info.blockAlign);
         if (bytes.length < frames * info.blockAlign) {
-          throw formatError(file, `truncated data: expected ${info.dataBytes} bytes of samples, the file ended early`, 'the file was cut short; re-export or re-record it');
+          throw formatError(
+            file,
+            `truncated data: expected ${info.dataBytes} bytes of samples, the file ended early`,
+            'the file was cut short; re-export or re-record it',
+          );
         }
         frame += frames;
         const chunk = conv.push(decodeSamples(bytes, info.format, info.bitsPerSample));
@@ -286,4 +295,3 @@ export function wavFileSource(file: string, opts: Partial<WavFileSourceOptions> 
     };
   });
 }
-

@@ -65,10 +65,7 @@ function nnet(): string {
 }
 
 /** An OpenFst binary VectorFst<StdArc> (tropical float weights). */
-function vectorFst(
-  start: number,
-  states: Array<{ final: number; arcs: Array<[ilabel: number, olabel: number, weight: number, next: number]> }>,
-): Buffer {
+function vectorFst(start: number, states: Array<{ final: number; arcs: Array<[ilabel: number, olabel: number, weight: number, next: number]> }>): Buffer {
   const parts: Buffer[] = [];
   const i32 = (v: number) => {
     const b = Buffer.alloc(4);
@@ -115,9 +112,27 @@ function vectorFst(
 function hclg(): Buffer {
   // State 0: between words (final). Phone 2 entered from 0 emits "hello" (word 1); phone 1 emits nothing.
   return vectorFst(0, [
-    { final: 0, arcs: [[3, 1, 0.5, 1], [1, 0, 0, 2]] },
-    { final: Number.POSITIVE_INFINITY, arcs: [[3, 0, 0, 1], [4, 0, 0, 0]] },
-    { final: Number.POSITIVE_INFINITY, arcs: [[1, 0, 0, 2], [2, 0, 0, 0]] },
+    {
+      final: 0,
+      arcs: [
+        [3, 1, 0.5, 1],
+        [1, 0, 0, 2],
+      ],
+    },
+    {
+      final: Number.POSITIVE_INFINITY,
+      arcs: [
+        [3, 0, 0, 1],
+        [4, 0, 0, 0],
+      ],
+    },
+    {
+      final: Number.POSITIVE_INFINITY,
+      arcs: [
+        [1, 0, 0, 2],
+        [2, 0, 0, 0],
+      ],
+    },
   ]);
 }
 

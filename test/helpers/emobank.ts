@@ -69,9 +69,7 @@ export function emobankSplit(split: 'train' | 'dev'): EmoBankRow[] {
   };
   const [id, sp, v, a, d, t] = ['id', 'split', 'V', 'A', 'D', 'text'].map(col) as [number, number, number, number, number, number];
   const to = (x: string | undefined): number => (Number(x) - 3) / 2;
-  return rows
-    .filter((r) => r[sp] === split)
-    .map((r) => ({ id: r[id] ?? '', text: r[t] ?? '', valence: to(r[v]), arousal: to(r[a]), dominance: to(r[d]) }));
+  return rows.filter((r) => r[sp] === split).map((r) => ({ id: r[id] ?? '', text: r[t] ?? '', valence: to(r[v]), arousal: to(r[a]), dominance: to(r[d]) }));
 }
 
 /** Pearson correlation. */

@@ -78,7 +78,11 @@ export class TestClient {
 }
 
 /** Connects a subscriber (or publisher with path '/v1/ingest'). */
-export function connect(server: { port: number }, pathAndQuery = '/v1/stream', opts: ClientOptions & { protocols?: string[]; scheme?: string } = {}): TestClient {
+export function connect(
+  server: { port: number },
+  pathAndQuery = '/v1/stream',
+  opts: ClientOptions & { protocols?: string[]; scheme?: string } = {},
+): TestClient {
   const { protocols = [SUBPROTOCOL], scheme = 'ws', ...rest } = opts;
   return new TestClient(new WebSocket(`${scheme}://127.0.0.1:${server.port}${pathAndQuery}`, protocols, rest));
 }
@@ -121,8 +125,16 @@ export function loudnessPipeline(streamId: string, hopMs = 100): OperatorFunctio
               sub.next({
                 kind: 'affect',
                 point: {
-                  streamId, tMs: t, valence, arousal, confidence: 0.5, label: arousal > 0 ? 'aroused' : 'calm',
-                  intensity: Math.min(1, Math.hypot(valence, arousal)), angleDeg: angle, modalities: ['speech'], droppedWindows: 0,
+                  streamId,
+                  tMs: t,
+                  valence,
+                  arousal,
+                  confidence: 0.5,
+                  label: arousal > 0 ? 'aroused' : 'calm',
+                  intensity: Math.min(1, Math.hypot(valence, arousal)),
+                  angleDeg: angle,
+                  modalities: ['speech'],
+                  droppedWindows: 0,
                 },
               });
               acc = 0;

@@ -42,7 +42,9 @@ export function speechDataRoot(): string {
   const root = process.env.CIRCUMPLEX_DATA_DIR ? path.resolve(process.env.CIRCUMPLEX_DATA_DIR) : path.resolve(REPO_ROOT, '..', 'shared', 'data');
   for (const f of ['emodb/labels.csv', 'ravdess/labels.csv']) {
     if (!existsSync(path.join(root, f))) {
-      throw new Error(`speech test data missing: ${path.join(root, f)} not found (the shared data belongs at ../shared/data next to the repo, or set CIRCUMPLEX_DATA_DIR)`);
+      throw new Error(
+        `speech test data missing: ${path.join(root, f)} not found (the shared data belongs at ../shared/data next to the repo, or set CIRCUMPLEX_DATA_DIR)`,
+      );
     }
   }
   return root;
@@ -60,12 +62,23 @@ export function allClips(root = speechDataRoot()): LabelledClip[] {
   for (const r of csvRows(path.join(root, 'emodb', 'labels.csv'))) {
     const t = EMODB_TARGETS[r.emotion ?? ''];
     if (!t) throw new Error(`emodb/labels.csv: unknown emotion ${r.emotion}`);
-    out.push({ file: path.join(root, 'emodb', 'wav', r.file ?? ''), corpus: 'emodb', speaker: `emodb:${r.speaker}`, emotion: r.emotion ?? '', valence: t[0], arousal: t[1] });
+    out.push({
+      file: path.join(root, 'emodb', 'wav', r.file ?? ''),
+      corpus: 'emodb',
+      speaker: `emodb:${r.speaker}`,
+      emotion: r.emotion ?? '',
+      valence: t[0],
+      arousal: t[1],
+    });
   }
   for (const r of csvRows(path.join(root, 'ravdess', 'labels.csv'))) {
     out.push({
-      file: path.join(root, 'ravdess', 'flac', r.file ?? ''), corpus: 'ravdess', speaker: `ravdess:${r.actor}`, emotion: r.emotion ?? '',
-      valence: Number(r.valence), arousal: Number(r.arousal),
+      file: path.join(root, 'ravdess', 'flac', r.file ?? ''),
+      corpus: 'ravdess',
+      speaker: `ravdess:${r.actor}`,
+      emotion: r.emotion ?? '',
+      valence: Number(r.valence),
+      arousal: Number(r.arousal),
     });
   }
   return out;
@@ -83,7 +96,8 @@ export function holdoutSpeakers(clips: readonly LabelledClip[], n: number): stri
 /** Decodes a WAV/FLAC file to 16 kHz mono float32 with sox. */
 export async function decodeClip(file: string): Promise<Float32Array> {
   const { stdout } = await run('sox', [file, '-t', 'f32', '-e', 'floating-point', '-r', '16000', '-c', '1', '-'], {
-    encoding: 'buffer', maxBuffer: 64 << 20,
+    encoding: 'buffer',
+    maxBuffer: 64 << 20,
   });
   const buf = stdout as unknown as Buffer;
   return new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength));

@@ -25,13 +25,23 @@ let spans: Array<[number, number]>;
 function run(args: string[]): ServerMessage[] {
   const r = spawnSync(process.execPath, [BIN, 'run', '--input', WAV, '--json', ...args], { env, maxBuffer: 64 * 1024 * 1024, timeout: 90_000 });
   expect(r.status, r.stderr.toString()).toBe(0);
-  return r.stdout.toString().trim().split('\n').map((l) => ServerMessageSchema.parse(JSON.parse(l)));
+  return r.stdout
+    .toString()
+    .trim()
+    .split('\n')
+    .map((l) => ServerMessageSchema.parse(JSON.parse(l)));
 }
 
 beforeAll(() => {
   vosk = buildTinyVoskModel(path.join(dir, 'vosk-tiny'));
   // Two utterances between silences long enough for the recogniser to finalise each.
-  const c = concat([silence(1, 1), speak('Thank you for calling, how can I help you today?'), silence(2, 2), speak('My internet has been down for three days.'), silence(2, 3)]);
+  const c = concat([
+    silence(1, 1),
+    speak('Thank you for calling, how can I help you today?'),
+    silence(2, 2),
+    speak('My internet has been down for three days.'),
+    silence(2, 3),
+  ]);
   spans = [c.spans[1]!, c.spans[3]!];
   writeWav(WAV, [c.samples]);
 });

@@ -27,7 +27,12 @@ function findModel(): string | undefined {
   if (env) candidates.push(env);
   for (const root of [path.resolve(REPO_ROOT, '..', 'shared', 'models'), path.join(REPO_ROOT, 'models', 'weights')]) {
     if (!existsSync(root)) continue;
-    candidates.push(root, ...readdirSync(root).map((e) => path.join(root, e)).sort());
+    candidates.push(
+      root,
+      ...readdirSync(root)
+        .map((e) => path.join(root, e))
+        .sort(),
+    );
   }
   for (const c of candidates) {
     try {
@@ -134,10 +139,7 @@ describe.runIf(MODEL !== undefined)(`Vosk end to end with a real model (${MODEL 
         close: () => Promise.resolve(),
       };
       const tp = createTextPath(factory, text)('quiet')(from(chunks));
-      const [events, estimates] = await Promise.all([
-        firstValueFrom(tp.transcripts$.pipe(toArray())),
-        firstValueFrom(tp.estimates$.pipe(toArray())),
-      ]);
+      const [events, estimates] = await Promise.all([firstValueFrom(tp.transcripts$.pipe(toArray())), firstValueFrom(tp.estimates$.pipe(toArray()))]);
       const words = events.filter((e) => e.final).flatMap((e) => e.words);
       expect(words.length).toBeLessThanOrEqual(1); // small models may hallucinate one short word on noise
       expect(estimates.every((e) => Number.isFinite(e.value.confidence))).toBe(true);

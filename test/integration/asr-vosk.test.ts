@@ -152,10 +152,7 @@ describe('Vosk with a real (tiny, repo-built) model', () => {
     };
     // A synchronous source: every chunk arrives before the recogniser exists; none may be lost.
     const path$ = createTextPath(factory, textModel, { minIntervalMs: 0 })('s')(from(utterance(10_000)));
-    const [transcripts, estimates] = await Promise.all([
-      firstValueFrom(path$.transcripts$.pipe(toArray())),
-      firstValueFrom(path$.estimates$.pipe(toArray())),
-    ]);
+    const [transcripts, estimates] = await Promise.all([firstValueFrom(path$.transcripts$.pipe(toArray())), firstValueFrom(path$.estimates$.pipe(toArray()))]);
     const final = transcripts.find((t) => t.final && t.text !== '');
     expect(final).toBeDefined();
     expect(final!.words[0]!.startMs).toBeGreaterThanOrEqual(10_400);
@@ -252,7 +249,9 @@ describe('Vosk with a real (tiny, repo-built) model', () => {
 
   it('recognisers created, fed and freed in a loop do not leak (host RSS after GC, recogniser count)', async () => {
     expect(factory.binding).toBe('koffi');
-    const oneSecond = utterance().slice(0, 10).map((c) => c.samples);
+    const oneSecond = utterance()
+      .slice(0, 10)
+      .map((c) => c.samples);
     const cycle = async (i: number) => {
       const rec = await factory.create(`loop-${i}`);
       for (const s of oneSecond) await rec.accept(s);

@@ -17,14 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import type { RunningServer } from '../../src/server/ws-server.js';
 import { RUSSELL_1980_TERMS } from '../../core/emotion-terms.js';
-import {
-  affectEvent,
-  movingPoint,
-  startFlakyProxy,
-  startRealServer,
-  transcriptEvent,
-  type FlakyProxy,
-} from '../helpers/clients-protocol-server.js';
+import { affectEvent, movingPoint, startFlakyProxy, startRealServer, transcriptEvent, type FlakyProxy } from '../helpers/clients-protocol-server.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const ARGS = [
@@ -80,7 +73,8 @@ async function until(cond: () => Promise<boolean>, ms = 10_000): Promise<void> {
 
 /** CI installs chromium (scripts/setup-system.sh); without it this suite fails loudly rather than skip. */
 function requireChromium(): void {
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} not found: run scripts/setup-system.sh (apt-get install chromium); the dashboard test never downloads a browser`);
+  if (!existsSync(CHROMIUM))
+    throw new Error(`${CHROMIUM} not found: run scripts/setup-system.sh (apt-get install chromium); the dashboard test never downloads a browser`);
 }
 
 describe('dashboard in chromium', () => {

@@ -28,7 +28,10 @@ async function until(cond: () => boolean, ms = 5000): Promise<void> {
 function event(i: number, dominance: number | undefined): PipelineEvent {
   const e = affectEvent('stage', i * 250, 0.3, -0.1);
   if (e.kind !== 'affect' || dominance === undefined) return e;
-  return { kind: 'affect', point: { ...e.point, dominance, modalities: ['speech', 'text'], text: { valence: 0.3, arousal: -0.1, confidence: 0.5, dominance } } };
+  return {
+    kind: 'affect',
+    point: { ...e.point, dominance, modalities: ['speech', 'text'], text: { valence: 0.3, arousal: -0.1, confidence: 0.5, dominance } },
+  };
 }
 
 describe('dominance through server, node client and socket.io bridge', () => {

@@ -10,14 +10,7 @@ import { toWire } from '../../src/server/hub.js';
 import { SUBPROTOCOL } from '../../core/protocol.js';
 import { CircumplexClient, backoffDelayMs, streamUrl } from '../../clients/node-client.js';
 import type { StreamEventMessage } from '../../core/protocol.js';
-import {
-  affectEvent,
-  movingPoint,
-  freePort,
-  startFlakyProxy,
-  startRealServer,
-  type FlakyProxy,
-} from '../helpers/clients-protocol-server.js';
+import { affectEvent, movingPoint, freePort, startFlakyProxy, startRealServer, type FlakyProxy } from '../helpers/clients-protocol-server.js';
 import type { RunningServer } from '../../src/server/ws-server.js';
 
 const STREAM = { streamId: 'mic', hopMs: 250, windowMs: 1000, sampleRateHz: 16000 };

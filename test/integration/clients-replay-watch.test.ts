@@ -61,7 +61,10 @@ function byStream(msgs: StreamEventMessage[]): Record<string, StreamEventMessage
 }
 
 function linesOf(file: string): StreamEventMessage[] {
-  return readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as StreamEventMessage);
+  return readFileSync(file, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as StreamEventMessage);
 }
 
 /** Collects frames until every stream has its 'ended' status. */
@@ -83,10 +86,15 @@ describe('replay', () => {
     expect(recorded[0]).toMatchObject({ streamId: 'stage', seq: 3 });
     let client: CircumplexClient | undefined;
     let got: Promise<StreamEventMessage[]> | undefined;
-    const code = await replayCommand(file, { realtime: false, port: 0, host: '127.0.0.1', wait: true, exitOnEnd: true }, new PassThrough(), (server: RunningServer) => {
-      client = CircumplexClient.connect(server.url);
-      got = collectUntilEnded(client, 2);
-    });
+    const code = await replayCommand(
+      file,
+      { realtime: false, port: 0, host: '127.0.0.1', wait: true, exitOnEnd: true },
+      new PassThrough(),
+      (server: RunningServer) => {
+        client = CircumplexClient.connect(server.url);
+        got = collectUntilEnded(client, 2);
+      },
+    );
     expect(code).toBe(0);
     const frames = await got;
     client?.close();
@@ -131,7 +139,10 @@ describe('watch', () => {
       ]);
       clearInterval(publishSoon);
       expect([a, b]).toEqual([0, 0]);
-      const json = String(jsonOut.read()).trim().split('\n').map((l) => JSON.parse(l) as StreamEventMessage);
+      const json = String(jsonOut.read())
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as StreamEventMessage);
       expect(json).toHaveLength(5);
       expect(json.every((m) => m.type === 'affect' && m.streamId === 'mic')).toBe(true);
       const seqs = json.map((m) => m.seq);
@@ -156,10 +167,15 @@ describe('watch', () => {
   it('fails with AFFECT_ERR_AUTH when the server refuses the token (401 none/unknown, 403 no subscribe scope)', async () => {
     const server = await startRealServer({ tokens: [{ token: 'metrics-only-1', scopes: ['metrics'] }] });
     try {
-      const watch = (token?: string) => watchCommand(server.url, { json: false, reconnect: true, fromStart: false, ...(token ? { token } : {}) }, new PassThrough(), new PassThrough());
+      const watch = (token?: string) =>
+        watchCommand(server.url, { json: false, reconnect: true, fromStart: false, ...(token ? { token } : {}) }, new PassThrough(), new PassThrough());
       await expect(watch()).rejects.toMatchObject({ code: 'AFFECT_ERR_AUTH', message: expect.stringMatching(/HTTP 401/) });
       await expect(watch('wrong-token-1')).rejects.toMatchObject({ code: 'AFFECT_ERR_AUTH', message: expect.stringMatching(/HTTP 401/) });
-      await expect(watch('metrics-only-1')).rejects.toMatchObject({ code: 'AFFECT_ERR_AUTH', message: expect.stringMatching(/HTTP 403/), hint: expect.stringMatching(/subscribe/) });
+      await expect(watch('metrics-only-1')).rejects.toMatchObject({
+        code: 'AFFECT_ERR_AUTH',
+        message: expect.stringMatching(/HTTP 403/),
+        hint: expect.stringMatching(/subscribe/),
+      });
     } finally {
       await server.close();
     }
@@ -184,14 +200,17 @@ describe('watch', () => {
 
   it('fails with a clear error when nothing listens and it may not reconnect', async () => {
     const port = await freePort();
-    await expect(watchCommand(`ws://127.0.0.1:${port}`, { json: false, reconnect: false, fromStart: false }, new PassThrough(), new PassThrough())).rejects.toThrow(
-      new RegExp(`watch ws://127\\.0\\.0\\.1:${port}/v1/stream: .*ECONNREFUSED`),
-    );
+    await expect(
+      watchCommand(`ws://127.0.0.1:${port}`, { json: false, reconnect: false, fromStart: false }, new PassThrough(), new PassThrough()),
+    ).rejects.toThrow(new RegExp(`watch ws://127\\.0\\.0\\.1:${port}/v1/stream: .*ECONNREFUSED`));
   });
 });
 
 /** Runs the real CLI as a process; resolves with its exit code and output. */
-function cli(args: string[], onStderr?: (chunk: string, child: ReturnType<typeof spawn>) => void): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function cli(
+  args: string[],
+  onStderr?: (chunk: string, child: ReturnType<typeof spawn>) => void,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, CIRCUMPLEX_LOG_LEVEL: 'warn' } });
     let stdout = '';
@@ -222,7 +241,10 @@ describe('CLI processes', () => {
     expect(r.code).toBe(0);
     const w = await watch;
     expect(w?.code).toBe(0);
-    const got = (w?.stdout ?? '').trim().split('\n').map((l) => JSON.parse(l) as StreamEventMessage);
+    const got = (w?.stdout ?? '')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as StreamEventMessage);
     expect(got).toHaveLength(linesOf(file).length);
     expect(byStream(got)).toEqual(byStream(linesOf(file)));
   });

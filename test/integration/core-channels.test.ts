@@ -30,7 +30,11 @@ function run(args: string[], input?: Buffer) {
   const r = spawnSync(process.execPath, [BIN, 'run', ...args], { env, input, maxBuffer: 64 * 1024 * 1024, timeout: 90_000 });
   return { code: r.status, stdout: r.stdout.toString(), stderr: r.stderr.toString() };
 }
-const parse = (stdout: string): ServerMessage[] => stdout.trim().split('\n').map((l) => ServerMessageSchema.parse(JSON.parse(l)));
+const parse = (stdout: string): ServerMessage[] =>
+  stdout
+    .trim()
+    .split('\n')
+    .map((l) => ServerMessageSchema.parse(JSON.parse(l)));
 
 beforeAll(() => {
   const agent = speak('Thank you for calling, how can I help you today?');
@@ -82,7 +86,6 @@ describe('run --channels-as-streams', () => {
     const r = run(['--input', MONO, '--channels-as-streams']);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/AFFECT_ERR_CONFIG: --channels-as-streams needs an input with 2 or more channels; .*mono\.wav has 1/);
-
   });
 });
 
@@ -157,7 +160,10 @@ describe('serve --channels-as-streams', () => {
         ['call:ch1', callerSpan],
       ] as const) {
         const mine = msgs.filter((m) => 'streamId' in m && m.streamId === id && 'seq' in m);
-        expect(mine.map((m) => ('seq' in m ? m.seq : -1)), id).toEqual([...Array(mine.length).keys()]);
+        expect(
+          mine.map((m) => ('seq' in m ? m.seq : -1)),
+          id,
+        ).toEqual([...Array(mine.length).keys()]);
         expect(mine.filter((m) => m.type === 'affect').length, id).toBeGreaterThan(20);
         const turns = mine.filter((m) => m.type === 'turn');
         expect(turns, id).toHaveLength(1);

@@ -25,13 +25,15 @@ function run(args: string[], input?: Buffer) {
   return { code: r.status, stdout: r.stdout.toString(), stderr: r.stderr.toString() };
 }
 function frames(stdout: string): AffectFrameMessage[] {
-  return stdout
-    .trim()
-    .split('\n')
-    .map((l) => JSON.parse(l) as { type: string })
-    // With voice activity detection on (the default), turn messages come between the frames.
-    .filter((m) => m.type === 'affect')
-    .map((m) => AffectMessage.parse(m));
+  return (
+    stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { type: string })
+      // With voice activity detection on (the default), turn messages come between the frames.
+      .filter((m) => m.type === 'affect')
+      .map((m) => AffectMessage.parse(m))
+  );
 }
 /** Mean and max distance between two trajectories, frame by frame. */
 function distance(a: AffectFrameMessage[], b: AffectFrameMessage[]) {
@@ -62,7 +64,17 @@ beforeAll(() => {
   // Inputs made here, deterministically, with the tools the project relies on.
   execFileSync('sox', ['-q', SPEECH, '-r', '44100', '-c', '2', S44]);
   const raw = path.join(dir, 'other-22k.wav');
-  execFileSync('espeak-ng', ['-v', 'en-us+f3', '-s', '190', '-p', '70', '-w', raw, "Oh no. I lost everything today and nobody cares. Wow, that's amazing, we won the big prize, let's celebrate! Now I just want to sleep quietly."]);
+  execFileSync('espeak-ng', [
+    '-v',
+    'en-us+f3',
+    '-s',
+    '190',
+    '-p',
+    '70',
+    '-w',
+    raw,
+    "Oh no. I lost everything today and nobody cares. Wow, that's amazing, we won the big prize, let's celebrate! Now I just want to sleep quietly.",
+  ]);
   execFileSync('sox', ['-q', raw, '-r', '16000', '-c', '1', OTHER]);
   const r = run(['--input', SPEECH, '--json']);
   expect(r.code, r.stderr).toBe(0);
@@ -175,11 +187,19 @@ describe('circumplex run --json on the shipped WAV', () => {
     const r = run(['--input', SPEECH, '--speech-model', 'speech-fixture', '--record', rec, '--smoothing', 'kalman', '--tau-ms', '500']);
     expect(r.code, r.stderr).toBe(0);
     // Turn lines (voice activity detection, on by default) come between the frame lines.
-    const lines = r.stdout.trimEnd().split('\n').filter((l) => !/^\s+\d+\.\d\ds {2}turn /.test(l));
+    const lines = r.stdout
+      .trimEnd()
+      .split('\n')
+      .filter((l) => !/^\s+\d+\.\d\ds {2}turn /.test(l));
     expect(lines.length).toBe(74);
     // The speech fixture (asked for by name: the default speech-va has none) has a dominance output, so the line shows it (protocol 1.1.0).
-    expect(lines[0]).toMatch(/^\s+1\.00s {2}valence [+-]\d\.\d\d {2}arousal [+-]\d\.\d\d {2}dominance [+-]\d\.\d\d {2}conf \d\.\d\d {2}[a-z ]+ intensity \d\.\d\d$/);
-    const lines0 = readFileSync(rec, 'utf8').trim().split('\n').map((l) => ServerMessageSchema.parse(JSON.parse(l)));
+    expect(lines[0]).toMatch(
+      /^\s+1\.00s {2}valence [+-]\d\.\d\d {2}arousal [+-]\d\.\d\d {2}dominance [+-]\d\.\d\d {2}conf \d\.\d\d {2}[a-z ]+ intensity \d\.\d\d$/,
+    );
+    const lines0 = readFileSync(rec, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => ServerMessageSchema.parse(JSON.parse(l)));
     // The first line announces the stream's timing (replay reads it back); the rest are the messages.
     expect(lines0[0]).toEqual({ type: 'stream', stream: { streamId: 'input', hopMs: 250, windowMs: 1000, sampleRateHz: 16000, state: 'live', lastSeq: -1 } });
     const recorded = lines0.slice(1);
@@ -242,7 +262,10 @@ describe('run with the text path (tiny repo-built Vosk model + text classifier f
     const vosk = buildTinyVoskModel(path.join(dir, 'vosk-tiny'));
     const r = run(['--input', SPEECH, '--json', '--asr-model', vosk, '--text-model', 'text-classifier-fixture']);
     expect(r.code, r.stderr).toBe(0);
-    const msgs = r.stdout.trim().split('\n').map((l) => ServerMessageSchema.parse(JSON.parse(l)));
+    const msgs = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => ServerMessageSchema.parse(JSON.parse(l)));
     expect(msgs.map((m) => ('seq' in m ? m.seq : -1))).toEqual([...Array(msgs.length).keys()]);
     const affect = msgs.filter((m) => m.type === 'affect');
     const transcripts = msgs.filter((m) => m.type === 'transcript');
@@ -257,7 +280,10 @@ describe('run with the text path (tiny repo-built Vosk model + text classifier f
     const vosk = buildTinyVoskModel(path.join(dir, 'vosk-tiny-2'));
     const a = run(['--input', SPEECH, '--json', '--asr-model', vosk]);
     expect(a.code, a.stderr).toBe(0);
-    const msgs = a.stdout.trim().split('\n').map((l) => ServerMessageSchema.parse(JSON.parse(l)));
+    const msgs = a.stdout
+      .trim()
+      .split('\n')
+      .map((l) => ServerMessageSchema.parse(JSON.parse(l)));
     const affect = msgs.filter((m) => m.type === 'affect');
     expect(affect.length).toBe(74);
     expect(msgs.filter((m) => m.type === 'transcript').length).toBeGreaterThan(0);
@@ -272,17 +298,32 @@ describe('run with the text path (tiny repo-built Vosk model + text classifier f
 
   it('CIRCUMPLEX_VOSK_MODEL stands in for --asr-model', () => {
     const vosk = buildTinyVoskModel(path.join(dir, 'vosk-tiny-3'));
-    const r = spawnSync(process.execPath, [BIN, 'run', '--input', SPEECH, '--json'], { env: { ...env, CIRCUMPLEX_VOSK_MODEL: vosk }, maxBuffer: 64 * 1024 * 1024, timeout: 90_000 });
+    const r = spawnSync(process.execPath, [BIN, 'run', '--input', SPEECH, '--json'], {
+      env: { ...env, CIRCUMPLEX_VOSK_MODEL: vosk },
+      maxBuffer: 64 * 1024 * 1024,
+      timeout: 90_000,
+    });
     expect(r.status, r.stderr.toString()).toBe(0);
-    const msgs = r.stdout.toString().trim().split('\n').map((l) => ServerMessageSchema.parse(JSON.parse(l)));
+    const msgs = r.stdout
+      .toString()
+      .trim()
+      .split('\n')
+      .map((l) => ServerMessageSchema.parse(JSON.parse(l)));
     expect(msgs.some((m) => m.type === 'transcript')).toBe(true);
     expect(msgs.some((m) => m.type === 'affect' && m.modalities.includes('text'))).toBe(true);
   });
 
   it('without any ASR model, logs exactly one line saying the run is speech-only and how to add text', () => {
-    const r = spawnSync(process.execPath, [BIN, 'run', '--input', SPEECH, '--json'], { env: { ...env, CIRCUMPLEX_LOG_LEVEL: 'info' }, maxBuffer: 64 * 1024 * 1024, timeout: 90_000 });
+    const r = spawnSync(process.execPath, [BIN, 'run', '--input', SPEECH, '--json'], {
+      env: { ...env, CIRCUMPLEX_LOG_LEVEL: 'info' },
+      maxBuffer: 64 * 1024 * 1024,
+      timeout: 90_000,
+    });
     expect(r.status, r.stderr.toString()).toBe(0);
-    const lines = r.stderr.toString().split('\n').filter((l) => /speech-only/.test(l));
+    const lines = r.stderr
+      .toString()
+      .split('\n')
+      .filter((l) => /speech-only/.test(l));
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatch(/--asr-model/);
     expect(lines[0]).toMatch(/CIRCUMPLEX_VOSK_MODEL/);

@@ -50,7 +50,11 @@ describe('createEngine', () => {
 
   it('applies per-stream smoothing overrides', async () => {
     const flow = new FlowControl();
-    const none = points(await lastValueFrom(wavFileSource(SPEECH, { streamId: 'n', flow }).pipe(engine.pipeline('n', { whenBusy: 'queue', flow, smoothing: { filter: 'none' } }), toArray())));
+    const none = points(
+      await lastValueFrom(
+        wavFileSource(SPEECH, { streamId: 'n', flow }).pipe(engine.pipeline('n', { whenBusy: 'queue', flow, smoothing: { filter: 'none' } }), toArray()),
+      ),
+    );
     // Unsmoothed, a frame is the late fusion of its speech estimate alone: the same point, or the
     // centre when the window carried no voice (confidence 0). Windows the VAD (on by default) finds
     // unvoiced hold the previous point instead, so only the VAD-voiced ones are compared.

@@ -30,7 +30,11 @@ describe('run --input FLAC', () => {
     expect(a.code, a.stderr).toBe(0);
     expect(b.code, b.stderr).toBe(0);
     // Every message (affect frames, and turns when voice activity detection is on) is the same.
-    const messages = (out: string) => out.trim().split('\n').map((l) => ServerMessageSchema.parse(JSON.parse(l)));
+    const messages = (out: string) =>
+      out
+        .trim()
+        .split('\n')
+        .map((l) => ServerMessageSchema.parse(JSON.parse(l)));
     const ma = messages(a.stdout);
     expect(ma.filter((m) => m.type === 'affect').length).toBeGreaterThan(70);
     expect(messages(b.stdout)).toEqual(ma);

@@ -54,7 +54,9 @@ describe('microphone source', () => {
     expect((err as AffectError).message).toMatch(/sox stopped before recording any audio \(exit code \d+\)/);
     expect((err as AffectError).hint).toMatch(/needs a working audio input device/);
     const restarts: number[] = [];
-    const again = await firstValueFrom(createMicSource({ recorder: 'sox' }).pipe(retryRecorder({ initialDelayMs: 1, onRestart: (n) => restarts.push(n) }))).catch((e: unknown) => e);
+    const again = await firstValueFrom(
+      createMicSource({ recorder: 'sox' }).pipe(retryRecorder({ initialDelayMs: 1, onRestart: (n) => restarts.push(n) })),
+    ).catch((e: unknown) => e);
     expect((again as AffectError).recoverable).toBe(false);
     expect(restarts).toEqual([]);
   });
@@ -62,7 +64,11 @@ describe('microphone source', () => {
   it('serve --input mic without an audio device stops with a clear error and exit code 2 (it used to restart the recorder forever)', async () => {
     const env: NodeJS.ProcessEnv = { ...process.env, CIRCUMPLEX_LOG_LEVEL: 'warn', CIRCUMPLEX_DEVICE: 'cpu' };
     delete env.CIRCUMPLEX_VOSK_MODEL;
-    const child = spawn(process.execPath, [path.join(REPO_ROOT, 'bin', 'circumplex.mjs'), 'serve', '--port', '0', '--input', 'mic'], { cwd: REPO_ROOT, env, stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, [path.join(REPO_ROOT, 'bin', 'circumplex.mjs'), 'serve', '--port', '0', '--input', 'mic'], {
+      cwd: REPO_ROOT,
+      env,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     let err = '';
     child.stderr.on('data', (d: Buffer) => (err += d.toString()));
     const t = setTimeout(() => child.kill('SIGKILL'), 60_000);
@@ -107,7 +113,9 @@ describe('microphone source', () => {
   });
 
   it('retryRecorder passes fatal errors (recorder missing) straight through', async () => {
-    const err = await firstValueFrom(createMicSource({ recorder: 'rec', searchPath: '/nonexistent' }).pipe(retryRecorder({ initialDelayMs: 1 }))).catch((e: unknown) => e);
+    const err = await firstValueFrom(createMicSource({ recorder: 'rec', searchPath: '/nonexistent' }).pipe(retryRecorder({ initialDelayMs: 1 }))).catch(
+      (e: unknown) => e,
+    );
     expect((err as AffectError).code).toBe('AFFECT_ERR_RECORDER');
     expect((err as AffectError).recoverable).toBe(false);
   });

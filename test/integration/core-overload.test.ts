@@ -42,7 +42,10 @@ describe('overload: a slow model widens the hop instead of queueing', () => {
     const durationMs = 5000;
     const t0 = performance.now();
     const events: PipelineEvent[] = await lastValueFrom(
-      pacedSource(audio, { streamId: 'slow', durationMs, realtime: true, chunkMs: 50 }).pipe(affectPipeline({ speech: model, fusion: new LateFusion() }, { windowMs: 1000, hopMs: 250, whenBusy: 'latest' }), toArray()),
+      pacedSource(audio, { streamId: 'slow', durationMs, realtime: true, chunkMs: 50 }).pipe(
+        affectPipeline({ speech: model, fusion: new LateFusion() }, { windowMs: 1000, hopMs: 250, whenBusy: 'latest' }),
+        toArray(),
+      ),
     );
     const wallMs = performance.now() - t0;
     const frames = events.flatMap((e) => (e.kind === 'affect' ? [e.point] : []));

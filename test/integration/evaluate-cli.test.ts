@@ -21,7 +21,12 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const env: NodeJS.ProcessEnv = { ...process.env, CIRCUMPLEX_DEVICE: 'cpu', CIRCUMPLEX_LOG_LEVEL: 'warn' };
 
 function evaluate(args: string[]) {
-  const r = spawnSync(process.execPath, [path.join(REPO_ROOT, 'bin/circumplex.mjs'), 'evaluate', ...args], { env, cwd: REPO_ROOT, maxBuffer: 16 * 1024 * 1024, timeout: 120_000 });
+  const r = spawnSync(process.execPath, [path.join(REPO_ROOT, 'bin/circumplex.mjs'), 'evaluate', ...args], {
+    env,
+    cwd: REPO_ROOT,
+    maxBuffer: 16 * 1024 * 1024,
+    timeout: 120_000,
+  });
   return { code: r.status, stdout: r.stdout.toString(), stderr: r.stderr.toString() };
 }
 
@@ -64,7 +69,10 @@ const rav = () => ravdess('03-01-05-02-01-01-01.flac'); // actor 01, angry, stro
 
 describe('evaluate --modality speech', () => {
   it('prints one JSON object with n, Pearson r, CCC, RMSE, MAE per dimension; --predictions recomputes it', () => {
-    const csv = write('labels.csv', `file,valence,arousal\nclips/calm.wav,0.3,-0.5\nclips/calm.flac,0.3,-0.5\nclips/excited.flac,0.6,0.7\nclips/sad.wav,-0.7,-0.4\n${rav()},-0.127,0.79\n`);
+    const csv = write(
+      'labels.csv',
+      `file,valence,arousal\nclips/calm.wav,0.3,-0.5\nclips/calm.flac,0.3,-0.5\nclips/excited.flac,0.6,0.7\nclips/sad.wav,-0.7,-0.4\n${rav()},-0.127,0.79\n`,
+    );
     const out = path.join(dir, 'pred.csv');
     const r = evaluate(['--modality', 'speech', '--speech-model', 'speech-fixture', '--data', csv, '--json', '--predictions', out]);
     expect(r.code, r.stderr).toBe(0);
@@ -92,7 +100,11 @@ describe('evaluate --modality speech', () => {
     // (to float noise: the model batches windows of several files, and batch sums differ in the last bits)
     expect(Number(col('pred_valence')[0])).toBeCloseTo(Number(col('pred_valence')[1]), 6);
     expect(Number(col('pred_arousal')[0])).toBeCloseTo(Number(col('pred_arousal')[1]), 6);
-    expect(col('windows').map(Number).every((n) => n > 0)).toBe(true);
+    expect(
+      col('windows')
+        .map(Number)
+        .every((n) => n > 0),
+    ).toBe(true);
     // Anyone can recompute the figures from the predictions file.
     const re = agreementSummary(col('target_arousal').map(Number), arousal);
     expect(re.ccc).toBeCloseTo(rep.dimensions['arousal']?.ccc ?? NaN, 12);
@@ -139,7 +151,7 @@ describe('evaluate --modality speech', () => {
 });
 
 describe('evaluate --speech-model speech-va (the trained model: σ and voiced fraction)', () => {
-  it('uses the model\'s voiced fraction, reports coverage of ±1σ and σ per file', () => {
+  it("uses the model's voiced fraction, reports coverage of ±1σ and σ per file", () => {
     // Actor 01: neutral, calm, angry (strong), sad (strong), happy (strong), fearful (strong); RAVDESS targets.
     const clips = [
       ['03-01-01-01-01-01-01.flac', 0, 0],

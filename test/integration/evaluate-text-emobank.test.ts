@@ -24,7 +24,12 @@ const env: NodeJS.ProcessEnv = { ...process.env, CIRCUMPLEX_DEVICE: 'cpu', CIRCU
 delete env['CIRCUMPLEX_VOSK_MODEL'];
 
 function cli(args: string[]) {
-  const r = spawnSync(process.execPath, [path.join(REPO_ROOT, 'bin/circumplex.mjs'), ...args], { env, cwd: REPO_ROOT, maxBuffer: 64 * 1024 * 1024, timeout: 180_000 });
+  const r = spawnSync(process.execPath, [path.join(REPO_ROOT, 'bin/circumplex.mjs'), ...args], {
+    env,
+    cwd: REPO_ROOT,
+    maxBuffer: 64 * 1024 * 1024,
+    timeout: 180_000,
+  });
   return { code: r.status, stdout: r.stdout.toString(), stderr: r.stderr.toString() };
 }
 
@@ -37,7 +42,10 @@ function emobankDevCsv(): { file: string; rows: number } {
   const head = recs.shift()?.fields ?? [];
   const at = (n: string) => head.indexOf(n);
   const dev = recs.filter((r) => r.fields[at('split')] === 'dev');
-  const lines = ['text,valence,arousal,dominance', ...dev.map((r) => [r.fields[at('text')], r.fields[at('V')], r.fields[at('A')], r.fields[at('D')]].map(csvField).join(','))];
+  const lines = [
+    'text,valence,arousal,dominance',
+    ...dev.map((r) => [r.fields[at('text')], r.fields[at('V')], r.fields[at('A')], r.fields[at('D')]].map(csvField).join(',')),
+  ];
   const file = path.join(dir, 'emobank-dev.csv');
   writeFileSync(file, `${lines.join('\n')}\n`);
   return { file, rows: dev.length };
@@ -62,7 +70,7 @@ describe('text-emobank through evaluate and run', () => {
     }
   });
 
-  it('run with speech recognition and text-emobank: frames carry the text model\'s dominance', () => {
+  it("run with speech recognition and text-emobank: frames carry the text model's dominance", () => {
     const vosk = buildTinyVoskModel(path.join(dir, 'vosk-tiny'));
     const r = cli(['run', '--input', 'test/fixtures/audio/speech.wav', '--json', '--asr-model', vosk, '--text-model', 'text-emobank']);
     expect(r.code, r.stderr).toBe(0);

@@ -33,12 +33,19 @@ describe('examples', () => {
   });
 
   it('agent-loop: a reply style per caller turn from the turn affect, turns as the CLI reports them', async () => {
-    const agent = await run(path.join(REPO, 'node_modules', '.bin', 'tsx'), ['--tsconfig', 'examples/tsconfig.json', 'examples/agent/agent-loop.ts', WAV, '--json'], {
-      cwd: REPO,
-      env: ENV,
-      maxBuffer: 16 * 1024 * 1024,
-    });
-    const decisions = agent.stdout.trim().split('\n').map((l) => JSON.parse(l) as Decision);
+    const agent = await run(
+      path.join(REPO, 'node_modules', '.bin', 'tsx'),
+      ['--tsconfig', 'examples/tsconfig.json', 'examples/agent/agent-loop.ts', WAV, '--json'],
+      {
+        cwd: REPO,
+        env: ENV,
+        maxBuffer: 16 * 1024 * 1024,
+      },
+    );
+    const decisions = agent.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Decision);
     expect(agent.stderr).toMatch(new RegExp(`agent: ${decisions.length} turns answered`));
     expect(decisions.length).toBeGreaterThanOrEqual(2);
     for (const d of decisions) {

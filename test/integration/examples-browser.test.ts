@@ -17,7 +17,16 @@ import { affectEvent, movingPoint, startFlakyProxy, startRealServer, type FlakyP
 
 const REPO = path.resolve(import.meta.dirname, '..', '..');
 const CHROMIUM = '/usr/bin/chromium';
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
 
 let pageDir: string;
 let userDataDir: string;
@@ -57,7 +66,8 @@ function publish(n: number): void {
 }
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} not found: run scripts/setup-system.sh (apt-get install chromium); this test never downloads a browser`);
+  if (!existsSync(CHROMIUM))
+    throw new Error(`${CHROMIUM} not found: run scripts/setup-system.sh (apt-get install chromium); this test never downloads a browser`);
   pageDir = mkdtempSync(path.join(os.tmpdir(), 'circumplex-example-browser-'));
   mkdirSync(path.join(pageDir, 'dist'));
   copyFileSync(path.join(REPO, 'examples', 'browser', 'index.html'), path.join(pageDir, 'index.html'));
@@ -77,7 +87,12 @@ beforeAll(async () => {
   server.hub.openStream({ streamId: 'stage', hopMs: 250, windowMs: 1000, sampleRateHz: 16000 });
   proxy = await startFlakyProxy(server.port);
   userDataDir = mkdtempSync(path.join(os.tmpdir(), 'circumplex-chromium-'));
-  context = await chromium.launchPersistentContext(userDataDir, { executablePath: CHROMIUM, headless: true, args: ARGS, viewport: { width: 900, height: 500 } });
+  context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ARGS,
+    viewport: { width: 900, height: 500 },
+  });
   page = context.pages()[0] ?? (await context.newPage());
   page.on('pageerror', (e) => pageErrors.push(e.message));
   page.on('console', (m) => {

@@ -50,7 +50,9 @@ describe('examples/python/subscribe.py', () => {
     const port = await startServe();
     proxy = await startFlakyProxy(port);
     const COUNT = 24;
-    py = spawn(PYTHON, [SCRIPT, '--url', `http://127.0.0.1:${proxy.port}`, '--json', '--from-start', '--count', String(COUNT), '--max-backoff', '0.5'], { cwd: REPO });
+    py = spawn(PYTHON, [SCRIPT, '--url', `http://127.0.0.1:${proxy.port}`, '--json', '--from-start', '--count', String(COUNT), '--max-backoff', '0.5'], {
+      cwd: REPO,
+    });
     const lines: string[] = [];
     let stderr = '';
     let cutAt = -1;

@@ -6,7 +6,15 @@ import path from 'node:path';
 import { pino } from 'pino';
 import { OrtWorkerSession } from '../../models/worker/host.js';
 import { FIXTURES_DIR } from '../../models/files.js';
-import { assertDeviceAvailable, parseDevice, providersFor, webgpuLikely, webgpuMayWork, cudaProviderInstalled, vulkanHardwareDrivers } from '../../models/device.js';
+import {
+  assertDeviceAvailable,
+  parseDevice,
+  providersFor,
+  webgpuLikely,
+  webgpuMayWork,
+  cudaProviderInstalled,
+  vulkanHardwareDrivers,
+} from '../../models/device.js';
 import { REPO_ROOT } from '../../core/config.js';
 import { loadSpeechModel, loadTextModel } from '../../models/registry.js';
 import { AffectError } from '../../core/errors.js';
@@ -46,8 +54,17 @@ describe('device selection', () => {
     delete env.CIRCUMPLEX_DEVICE;
     delete env.CIRCUMPLEX_VOSK_MODEL;
     const wav = path.join(REPO_ROOT, 'test', 'fixtures', 'audio', 'speech.wav');
-    const run = spawnSync(process.execPath, ['bin/circumplex.mjs', 'run', '--input', wav, '--device', 'auto', '--json'], { cwd: REPO_ROOT, env, timeout: 90_000, maxBuffer: 64 * 1024 * 1024 });
-    const serve = spawnSync(process.execPath, ['bin/circumplex.mjs', 'serve', '--port', '0', '--input', wav, '--device', 'auto', '--exit-on-end'], { cwd: REPO_ROOT, env, timeout: 90_000 });
+    const run = spawnSync(process.execPath, ['bin/circumplex.mjs', 'run', '--input', wav, '--device', 'auto', '--json'], {
+      cwd: REPO_ROOT,
+      env,
+      timeout: 90_000,
+      maxBuffer: 64 * 1024 * 1024,
+    });
+    const serve = spawnSync(process.execPath, ['bin/circumplex.mjs', 'serve', '--port', '0', '--input', wav, '--device', 'auto', '--exit-on-end'], {
+      cwd: REPO_ROOT,
+      env,
+      timeout: 90_000,
+    });
     for (const [name, r] of [
       ['run', run],
       ['serve', serve],
@@ -102,7 +119,12 @@ describe('closing a worker session with runs in flight', () => {
     for (let round = 0; round < 3; round++) {
       const s = await OrtWorkerSession.open(SPEECH, { providers: ['cpu'] });
       const name = s.inputNames[0] ?? 'audio';
-      const runs = Array.from({ length: 4 }, () => s.run({ [name]: { type: 'float32', data: new Float32Array(4 * 16000), dims: [4, 16000] } }).then(() => 'ok', (e: unknown) => (e as Error).message));
+      const runs = Array.from({ length: 4 }, () =>
+        s.run({ [name]: { type: 'float32', data: new Float32Array(4 * 16000), dims: [4, 16000] } }).then(
+          () => 'ok',
+          (e: unknown) => (e as Error).message,
+        ),
+      );
       await s.close();
       expect(await Promise.all(runs)).toEqual(['ok', 'ok', 'ok', 'ok']);
       // A run asked for after close is refused clearly.

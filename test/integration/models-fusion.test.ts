@@ -57,7 +57,10 @@ describe('learned ONNX fusion (fixture)', () => {
 
   it('an embedding of the wrong width is AFFECT_ERR_MODEL_SIGNATURE naming both widths', async () => {
     const f = await load();
-    await expect(f.fuse({ speech: est(emb(1024)) })).rejects.toMatchObject({ code: 'AFFECT_ERR_MODEL_SIGNATURE', message: expect.stringMatching(/32 values, got 1024/) });
+    await expect(f.fuse({ speech: est(emb(1024)) })).rejects.toMatchObject({
+      code: 'AFFECT_ERR_MODEL_SIGNATURE',
+      message: expect.stringMatching(/32 values, got 1024/),
+    });
   });
 
   it("'late' is the training-free default and needs no files", async () => {

@@ -85,7 +85,10 @@ describe('full pipeline with the fixture models, 8 concurrent streams on CPU', (
         for (const v of [p.valence, p.arousal, p.confidence, p.intensity]) expect(Number.isFinite(v)).toBe(true);
         expect(Math.abs(p.valence)).toBeLessThanOrEqual(1);
       }
-      expect(mine.some((p) => p.modalities.includes('speech') && p.modalities.includes('text')), id).toBe(true);
+      expect(
+        mine.some((p) => p.modalities.includes('speech') && p.modalities.includes('text')),
+        id,
+      ).toBe(true);
     }
     const stats = (e.speech as OnnxSpeechModel).batcher.stats;
     expect(stats.maxBatchSeen).toBeGreaterThan(1); // windows from several streams shared a batch

@@ -174,7 +174,10 @@ describe('pullModel', () => {
     mode = 'ok';
     const dir = tmp();
     const spec = speechSpec(`${base}/model.onnx`, null);
-    await expect(pullModel(spec, { ...fast, modelsDir: dir })).rejects.toMatchObject({ code: 'AFFECT_ERR_DOWNLOAD', hint: expect.stringContaining('--accept-unverified') });
+    await expect(pullModel(spec, { ...fast, modelsDir: dir })).rejects.toMatchObject({
+      code: 'AFFECT_ERR_DOWNLOAD',
+      hint: expect.stringContaining('--accept-unverified'),
+    });
     const files = await pullModel(spec, { ...fast, modelsDir: dir, acceptUnverified: true, progress: null });
     expect(files[0]).toMatchObject({ verified: false, sha256: SHA });
     const rec = JSON.parse(readFileSync(path.join(dir, 'pulled-speech', VERIFIED_RECORD), 'utf8')) as Record<string, { sha256: string }>;
@@ -184,7 +187,9 @@ describe('pullModel', () => {
     const bytes = readFileSync(f);
     bytes[200] = (bytes[200] ?? 0) ^ 1;
     writeFileSync(f, bytes);
-    await expect(loadSpeechModel(spec, { device: 'cpu', modelsDir: dir, logger: pino({ level: 'silent' }) })).rejects.toMatchObject({ code: 'AFFECT_ERR_MODEL_CHECKSUM' });
+    await expect(loadSpeechModel(spec, { device: 'cpu', modelsDir: dir, logger: pino({ level: 'silent' }) })).rejects.toMatchObject({
+      code: 'AFFECT_ERR_MODEL_CHECKSUM',
+    });
   });
 
   it('unpacks a zip model (like the Vosk model) into a folder named after the archive', async () => {
@@ -203,7 +208,14 @@ describe('pullModel', () => {
     try {
       const url = `http://127.0.0.1:${(zipServer.address() as AddressInfo).port}/vosk-model-test.zip`;
       const spec: ModelSpec = {
-        id: 'vosk-test', role: 'asr', description: 'test', fixture: false, source: url, license: 'test', inputs: [], outputs: [],
+        id: 'vosk-test',
+        role: 'asr',
+        description: 'test',
+        fixture: false,
+        source: url,
+        license: 'test',
+        inputs: [],
+        outputs: [],
         files: [{ path: 'vosk-model-test.zip', url, sha256: createHash('sha256').update(zipBytes).digest('hex'), sizeBytes: zipBytes.length, unpack: 'zip' }],
       };
       const dir = tmp();
@@ -222,7 +234,9 @@ describe('pullModel', () => {
     await new Promise<void>((r) => closed.close(() => r()));
     const parent = tmp();
     const modelsDir = path.join(parent, 'models', 'weights');
-    const offline = await pullModel(speechSpec(`http://127.0.0.1:${port}/x.onnx`, SHA), { ...fast, attempts: 1, modelsDir, progress: null }).catch((e: unknown) => e);
+    const offline = await pullModel(speechSpec(`http://127.0.0.1:${port}/x.onnx`, SHA), { ...fast, attempts: 1, modelsDir, progress: null }).catch(
+      (e: unknown) => e,
+    );
     expect((offline as AffectError).code).toBe('AFFECT_ERR_DOWNLOAD');
     // Neither <modelsDir>/pulled-speech nor the models dir it created is left (the parent was there before).
     expect(readdirSync(parent)).toEqual([]);
@@ -239,7 +253,10 @@ describe('pullModel', () => {
 
   it('fixtures and URL-less models explain what to do instead', async () => {
     await expect(pullModel(MODEL_SPECS['speech-fixture'] as ModelSpec)).rejects.toMatchObject({ hint: expect.stringContaining('npm run models:fixtures') });
-    await expect(pullModel(MODEL_SPECS['wav2vec2-msp-dim'] as ModelSpec, { modelsDir: tmp() })).rejects.toMatchObject({ code: 'AFFECT_ERR_DOWNLOAD', hint: expect.stringContaining('docs/models.md') });
+    await expect(pullModel(MODEL_SPECS['wav2vec2-msp-dim'] as ModelSpec, { modelsDir: tmp() })).rejects.toMatchObject({
+      code: 'AFFECT_ERR_DOWNLOAD',
+      hint: expect.stringContaining('docs/models.md'),
+    });
   });
 });
 

@@ -48,11 +48,15 @@ describe('speech-va fidelity: quick recipe trained without two speakers per corp
     held = clips.filter((c) => heldSpeakers.includes(c.speaker));
     dir = mkdtempSync(path.join(os.tmpdir(), 'speech-va-quick-'));
     await exec('/usr/bin/python3', ['-m', 'training.speech.train', '--quick', '--holdout', '2', '--out', path.join(dir, 'speech-va')], {
-      cwd: REPO_ROOT, maxBuffer: 16 << 20, timeout: 540_000,
+      cwd: REPO_ROOT,
+      maxBuffer: 16 << 20,
+      timeout: 540_000,
     });
     const onnx = path.join(dir, 'speech-va', 'model.onnx');
     const spec: ModelSpec = {
-      ...SHIPPED, fixture: false, bundled: false,
+      ...SHIPPED,
+      fixture: false,
+      bundled: false,
       files: [{ path: 'model.onnx', url: null, sha256: await sha256File(onnx), sizeBytes: null }],
     };
     model = await OnnxSpeechModel.load(spec, { device: 'cpu', logger: silent, modelsDir: dir });
@@ -176,7 +180,10 @@ describe('speech-va shipped model: robustness to level, telephone band and noise
   beforeAll(async () => {
     const clips = allClips(speechDataRoot());
     // 72 clips: every 17th EmoDB clip and every 25th RAVDESS clip (all emotions, many speakers)
-    subset = [...clips.filter((c) => c.corpus === 'emodb').filter((_, i) => i % 17 === 0), ...clips.filter((c) => c.corpus === 'ravdess').filter((_, i) => i % 25 === 0)];
+    subset = [
+      ...clips.filter((c) => c.corpus === 'emodb').filter((_, i) => i % 17 === 0),
+      ...clips.filter((c) => c.corpus === 'ravdess').filter((_, i) => i % 25 === 0),
+    ];
     audio = await Promise.all(subset.map((c) => decodeClip(c.file)));
     model = await OnnxSpeechModel.load(SHIPPED, { device: 'cpu', logger: silent });
   }, 120_000);
@@ -193,7 +200,18 @@ describe('speech-va shipped model: robustness to level, telephone band and noise
     const clean = await predict(audio);
     const ta = subset.map((c) => c.arousal);
     const tv = subset.map((c) => c.valence);
-    const report: Record<string, unknown> = { clean: { arousalCcc: ccc(ta, clean.map((p) => p.arousal)), valenceCcc: ccc(tv, clean.map((p) => p.valence)) } };
+    const report: Record<string, unknown> = {
+      clean: {
+        arousalCcc: ccc(
+          ta,
+          clean.map((p) => p.arousal),
+        ),
+        valenceCcc: ccc(
+          tv,
+          clean.map((p) => p.valence),
+        ),
+      },
+    };
     for (const [name, f] of Object.entries(PERTURB)) {
       const got = await predict(audio.map(f));
       const dv = got.map((p, i) => Math.abs(p.valence - (clean[i] as (typeof clean)[number]).valence));
@@ -201,8 +219,14 @@ describe('speech-va shipped model: robustness to level, telephone band and noise
       const r = {
         meanChange: Math.max(dv.reduce((a, b) => a + b, 0) / dv.length, da.reduce((a, b) => a + b, 0) / da.length),
         maxChange: Math.max(...dv, ...da),
-        arousalCcc: ccc(ta, got.map((p) => p.arousal)),
-        valenceCcc: ccc(tv, got.map((p) => p.valence)),
+        arousalCcc: ccc(
+          ta,
+          got.map((p) => p.arousal),
+        ),
+        valenceCcc: ccc(
+          tv,
+          got.map((p) => p.valence),
+        ),
       };
       report[name] = r;
       const bound = ROBUST[name];

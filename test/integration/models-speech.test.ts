@@ -141,8 +141,12 @@ describe('speech models with free window length (the wav2vec2 contract)', () => 
     writeFileSync(path.join(dir, 'speech-copy', 'model.onnx'), g.encode());
     const m = await load({ modelsDir: dir, maxBatch: 4, maxWaitMs: 50 }, spec);
     expect(m.windowSamples).toBeNull();
-    const a = tone(200, 0.3).subarray(0, 8000).map((v) => v + 0.5); // DC offset the normalisation removes
-    const b = tone(300, 0.1).subarray(0, 12000).map((v) => v - 0.2);
+    const a = tone(200, 0.3)
+      .subarray(0, 8000)
+      .map((v) => v + 0.5); // DC offset the normalisation removes
+    const b = tone(300, 0.1)
+      .subarray(0, 12000)
+      .map((v) => v - 0.2);
     const [ra, rb] = await Promise.all([m.infer(a), m.infer(b)]);
     for (const r of [ra, rb]) {
       expect(r.arousal).toBeCloseTo(-1, 3); // mean 0 → range [0,1] maps 0 to -1
@@ -164,7 +168,11 @@ describe('speech model load errors', () => {
   });
 
   it('missing fixture → hint says npm run models:fixtures', async () => {
-    const spec: ModelSpec = { ...(MODEL_SPECS['speech-fixture'] as ModelSpec), files: [{ path: 'nope.onnx', url: null, sha256: null, sizeBytes: null }], onnxFile: 'nope.onnx' };
+    const spec: ModelSpec = {
+      ...(MODEL_SPECS['speech-fixture'] as ModelSpec),
+      files: [{ path: 'nope.onnx', url: null, sha256: null, sizeBytes: null }],
+      onnxFile: 'nope.onnx',
+    };
     const err = (await loadSpeechModel(spec, { device: 'cpu', logger: silent }).catch((e: unknown) => e)) as AffectError;
     expect(err.code).toBe('AFFECT_ERR_MODEL_MISSING');
     expect(err.message).toContain(path.join(FIXTURES_DIR, 'nope.onnx'));
@@ -219,6 +227,9 @@ describe('speech model load errors', () => {
   });
 
   it('unknown ids and wrong roles are config errors listing the choices', async () => {
-    await expect(loadSpeechModel('nope', { logger: silent })).rejects.toMatchObject({ code: 'AFFECT_ERR_CONFIG', message: expect.stringContaining('speech-fixture') });
+    await expect(loadSpeechModel('nope', { logger: silent })).rejects.toMatchObject({
+      code: 'AFFECT_ERR_CONFIG',
+      message: expect.stringContaining('speech-fixture'),
+    });
   });
 });

@@ -101,7 +101,11 @@ describe('stand-in export', () => {
   });
 
   it('the streaming loader says what is missing when a model has no split graphs', async () => {
-    const err = await StreamingSpeechModel.load(MODEL_SPECS['wav2vec2-msp-dim'] as ModelSpec, { modelsDir: path.join(dir, 'real'), device: 'cpu', logger: silent }).catch((e: unknown) => e);
+    const err = await StreamingSpeechModel.load(MODEL_SPECS['wav2vec2-msp-dim'] as ModelSpec, {
+      modelsDir: path.join(dir, 'real'),
+      device: 'cpu',
+      logger: silent,
+    }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(AffectError);
     expect((err as AffectError).code).toBe('AFFECT_ERR_MODEL_MISSING');
     expect((err as AffectError).message).toContain(path.join('wav2vec2-msp-dim', 'streaming', 'streaming.json'));
@@ -221,7 +225,9 @@ describe('cached mode (each sample through the whole model once: per-layer keys/
           const mean = vals.reduce((a, b) => a + b, 0) / vals.length;
           const sd = Math.sqrt(vals.reduce((a, b) => a + (b - mean) ** 2, 0) / vals.length);
           const d = maxDiff(ref, got);
-          console.log(`cached hop ${hop}: max |d| affect ${d.affect.toFixed(4)} embedding ${d.embedding.toFixed(4)} sd ${sd.toFixed(4)} work ${(sm.stats.encoderFrames / frames).toFixed(3)}`);
+          console.log(
+            `cached hop ${hop}: max |d| affect ${d.affect.toFixed(4)} embedding ${d.embedding.toFixed(4)} sd ${sd.toFixed(4)} work ${(sm.stats.encoderFrames / frames).toFixed(3)}`,
+          );
           expect(d.affect, `hop ${hop}`).toBeGreaterThan(0); // not the full path in disguise
           expect(d.affect, `hop ${hop}`).toBeLessThan(0.25 * sd); // measured 0.036–0.057 (0.11–0.17 sd) on this model
         } finally {
@@ -271,7 +277,13 @@ describe('cached mode (each sample through the whole model once: per-layer keys/
 describe('stream caches', () => {
   it('stay bounded over a long stream, are freed by close(), and streams batched together do not mix', async () => {
     const spec = tinySpec();
-    const sm = await StreamingSpeechModel.load(spec, { modelsDir: dir, device: 'cpu', logger: silent, streaming: { mode: 'chunked', leftContextFrames: 6 }, maxBatch: 8 });
+    const sm = await StreamingSpeechModel.load(spec, {
+      modelsDir: dir,
+      device: 'cpu',
+      logger: silent,
+      streaming: { mode: 'chunked', leftContextFrames: 6 },
+      maxBatch: 8,
+    });
     try {
       const a = sm.forStream('a');
       const b = sm.forStream('b');
@@ -329,11 +341,20 @@ describe('stream caches', () => {
 
 describe('engine option speechStreaming', () => {
   async function run(streaming?: 'cached' | 'frames' | 'chunked'): Promise<{ speech: number[]; open: number; streamingModel: boolean }> {
-    const engine = await createEngine({ device: 'cpu', speechModel: 'wav2vec2-msp-dim', modelsDir: path.join(dir, 'real-split'), ...(streaming ? { speechStreaming: streaming } : {}), logger: silent });
+    const engine = await createEngine({
+      device: 'cpu',
+      speechModel: 'wav2vec2-msp-dim',
+      modelsDir: path.join(dir, 'real-split'),
+      ...(streaming ? { speechStreaming: streaming } : {}),
+      logger: silent,
+    });
     try {
       const flow = new FlowControl({ highWater: 4 });
       const events: PipelineEvent[] = await lastValueFrom(
-        pacedSource(audio, { streamId: 's', durationMs: 6000, realtime: false, flow, chunkMs: 100 }).pipe(engine.pipeline('s', { whenBusy: 'queue', flow }), toArray()),
+        pacedSource(audio, { streamId: 's', durationMs: 6000, realtime: false, flow, chunkMs: 100 }).pipe(
+          engine.pipeline('s', { whenBusy: 'queue', flow }),
+          toArray(),
+        ),
       );
       flow.close();
       const speech = events.flatMap((e) => (e.kind === 'affect' && e.point.speech ? [e.point.speech.valence] : []));

@@ -47,8 +47,9 @@ describe('text-emobank tokenizer: transformers.js = the Python recipe, id for id
     const tok = await AutoTokenizer.from_pretrained('text-emobank', { local_files_only: true });
     const mismatches: string[] = [];
     for (const c of golden.cases) {
-      const ids = (tok.encode(c.text)).map(Number);
-      if (JSON.stringify(ids) !== JSON.stringify(c.ids)) mismatches.push(`${JSON.stringify(c.text).slice(0, 80)}: ts ${JSON.stringify(ids).slice(0, 120)} py ${JSON.stringify(c.ids).slice(0, 120)}`);
+      const ids = tok.encode(c.text).map(Number);
+      if (JSON.stringify(ids) !== JSON.stringify(c.ids))
+        mismatches.push(`${JSON.stringify(c.text).slice(0, 80)}: ts ${JSON.stringify(ids).slice(0, 120)} py ${JSON.stringify(c.ids).slice(0, 120)}`);
     }
     expect(mismatches).toEqual([]);
     // the golden set really exercises unknown words, accents and specials written in the text
@@ -78,9 +79,18 @@ describe('text-emobank on the EmoBank dev split through the TypeScript runtime',
   it('clears the Pearson r floors for valence, arousal and dominance', () => {
     expect(dev).toHaveLength(1000);
     const got = {
-      valence: pearson(dev.map((r) => r.valence), preds.map((p) => p.valence)),
-      arousal: pearson(dev.map((r) => r.arousal), preds.map((p) => p.arousal)),
-      dominance: pearson(dev.map((r) => r.dominance), preds.map((p) => p.dominance ?? Number.NaN)),
+      valence: pearson(
+        dev.map((r) => r.valence),
+        preds.map((p) => p.valence),
+      ),
+      arousal: pearson(
+        dev.map((r) => r.arousal),
+        preds.map((p) => p.arousal),
+      ),
+      dominance: pearson(
+        dev.map((r) => r.dominance),
+        preds.map((p) => p.dominance ?? Number.NaN),
+      ),
     };
     console.log(`text-emobank dev r: ${JSON.stringify(got)}; ${(ms / dev.length).toFixed(2)} ms per sentence (batched)`);
     expect(got.valence).toBeGreaterThan(FLOORS.valence);
@@ -157,11 +167,22 @@ describe('circumplex run --text-model text-emobank (the text path with an ASR mo
     try {
       const vosk = buildTinyVoskModel(dir);
       const env: NodeJS.ProcessEnv = { ...process.env, CIRCUMPLEX_DEVICE: 'cpu', CIRCUMPLEX_LOG_LEVEL: 'warn' };
-      const r = spawnSync(process.execPath, ['bin/circumplex.mjs', 'run', '--input', 'test/fixtures/audio/speech.wav', '--asr-model', vosk, '--text-model', 'text-emobank', '--json'], {
-        cwd: REPO_ROOT, env, maxBuffer: 64 << 20, timeout: 120_000,
-      });
+      const r = spawnSync(
+        process.execPath,
+        ['bin/circumplex.mjs', 'run', '--input', 'test/fixtures/audio/speech.wav', '--asr-model', vosk, '--text-model', 'text-emobank', '--json'],
+        {
+          cwd: REPO_ROOT,
+          env,
+          maxBuffer: 64 << 20,
+          timeout: 120_000,
+        },
+      );
       expect(r.status, r.stderr.toString()).toBe(0);
-      const lines = r.stdout.toString().trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+      const lines = r.stdout
+        .toString()
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
       expect(lines.length).toBeGreaterThan(10);
       // the transcript reached text-emobank: affect frames carry its estimate, dominance included
       const text = lines.filter((l) => l['type'] === 'affect' && l['text']).map((l) => l['text'] as { dominance?: number; confidence: number });

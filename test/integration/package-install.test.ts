@@ -18,7 +18,13 @@ import { AffectMessage, ServerMessageSchema, type AffectFrameMessage } from '../
 
 const REPO = path.resolve(import.meta.dirname, '..', '..');
 const WAV = path.join(REPO, 'test', 'fixtures', 'audio', 'speech.wav');
-const NPM_ENV: NodeJS.ProcessEnv = { ...process.env, ONNXRUNTIME_NODE_INSTALL: 'skip', ONNXRUNTIME_NODE_INSTALL_CUDA: 'skip', npm_config_audit: 'false', npm_config_fund: 'false' };
+const NPM_ENV: NodeJS.ProcessEnv = {
+  ...process.env,
+  ONNXRUNTIME_NODE_INSTALL: 'skip',
+  ONNXRUNTIME_NODE_INSTALL_CUDA: 'skip',
+  npm_config_audit: 'false',
+  npm_config_fund: 'false',
+};
 const RUN_ENV: NodeJS.ProcessEnv = { ...process.env, CIRCUMPLEX_DEVICE: 'cpu', CIRCUMPLEX_LOG_LEVEL: 'warn' };
 delete RUN_ENV.CIRCUMPLEX_VOSK_MODEL;
 
@@ -46,7 +52,7 @@ interface Ran {
 function spawnAsync(cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv, timeoutMs: number): Promise<Ran> {
   return new Promise((resolve) => {
     execFile(cmd, args, { cwd, env, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, timeout: timeoutMs }, (err, stdout, stderr) => {
-      const status = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : null) : 0;
+      const status = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : null) : 0;
       resolve({ status, stdout, stderr: err && status === null ? `${stderr}\n${err.message}` : stderr });
     });
   });
@@ -149,7 +155,9 @@ function importGraph(entry: string): { files: string[]; bare: Set<string> } {
     if (seen.has(file)) return;
     seen.add(file);
     const src = readFileSync(file, 'utf8');
-    for (const m of src.matchAll(/(?:^|\n)\s*(?:import|export)\s[^'"]*?from\s*['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)|(?:^|\n)\s*import\s*['"]([^'"]+)['"]/g)) {
+    for (const m of src.matchAll(
+      /(?:^|\n)\s*(?:import|export)\s[^'"]*?from\s*['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)|(?:^|\n)\s*import\s*['"]([^'"]+)['"]/g,
+    )) {
       const spec = m[1] ?? m[2] ?? m[3] ?? '';
       if (spec.startsWith('.')) walk(path.resolve(path.dirname(file), spec));
       else bare.add(spec);
@@ -185,8 +193,14 @@ beforeAll(async () => {
     },
   };
   for (const [k, v] of Object.entries(repoLock.packages)) if (k !== '' && !v.dev) packages[k] = v;
-  writeFileSync(path.join(proj, 'package.json'), JSON.stringify({ name: 'consumer', version: '1.0.0', private: true, type: 'module', dependencies: { circumplex: spec } }, null, 2));
-  writeFileSync(path.join(proj, 'package-lock.json'), JSON.stringify({ name: 'consumer', version: '1.0.0', lockfileVersion: 3, requires: true, packages }, null, 2));
+  writeFileSync(
+    path.join(proj, 'package.json'),
+    JSON.stringify({ name: 'consumer', version: '1.0.0', private: true, type: 'module', dependencies: { circumplex: spec } }, null, 2),
+  );
+  writeFileSync(
+    path.join(proj, 'package-lock.json'),
+    JSON.stringify({ name: 'consumer', version: '1.0.0', lockfileVersion: 3, requires: true, packages }, null, 2),
+  );
   await timed('install', () => sh('npm', ['ci', '--offline', '--no-audit', '--no-fund'], proj, NPM_ENV, 400_000));
 }, 700_000);
 
@@ -246,7 +260,13 @@ describe('the packed tarball, installed offline into an empty project', () => {
     expect(r.status, r.stderr).toBe(0);
     const lastLine = r.stderr.trim().split('\n').pop() ?? '';
     const facts = JSON.parse(lastLine) as Record<string, string>;
-    expect(facts).toEqual({ code: 'AFFECT_ERR_CONFIG', state: 'closed', url: 'ws://localhost:8787/v1/stream', SUBPROTOCOL: 'circumplex.v1', PROTOCOL_VERSION: expect.stringMatching(/^1\./) });
+    expect(facts).toEqual({
+      code: 'AFFECT_ERR_CONFIG',
+      state: 'closed',
+      url: 'ws://localhost:8787/v1/stream',
+      SUBPROTOCOL: 'circumplex.v1',
+      PROTOCOL_VERSION: expect.stringMatching(/^1\./),
+    });
     for (const line of r.stdout.trim().split('\n')) expect(ServerMessageSchema.safeParse(JSON.parse(line)).success).toBe(true);
     // The in-process feed (offline mode) gives the frames the CLI gives for the same file.
     const mine = affectFrames(r.stdout);
@@ -264,14 +284,20 @@ describe('the packed tarball, installed offline into an empty project', () => {
   it('the agent example, compiled against the installed package, answers every caller turn', async () => {
     const r = await timed('agent', () => spawnAsync(process.execPath, ['out/agent-loop.js', WAV, '--json'], proj, RUN_ENV, 120_000));
     expect(r.status, r.stderr).toBe(0);
-    const decisions = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { style: string; endMs: number });
+    const decisions = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { style: string; endMs: number });
     expect(decisions.length).toBeGreaterThanOrEqual(2);
     expect(r.stderr).toContain(`agent: ${decisions.length} turns answered`);
   });
 
   it('`circumplex serve` from the installed package serves the dashboard and chart.js (resolved from the hoisted dependency)', async () => {
     const { spawn } = await import('node:child_process');
-    const serve = spawn(process.execPath, [path.join(proj, 'node_modules', 'circumplex', 'bin', 'circumplex.mjs'), 'serve', '--port', '0'], { cwd: proj, env: RUN_ENV });
+    const serve = spawn(process.execPath, [path.join(proj, 'node_modules', 'circumplex', 'bin', 'circumplex.mjs'), 'serve', '--port', '0'], {
+      cwd: proj,
+      env: RUN_ENV,
+    });
     try {
       const base = await new Promise<string>((resolve, reject) => {
         let err = '';
@@ -295,9 +321,10 @@ describe('the packed tarball, installed offline into an empty project', () => {
     }
   });
 
-  it("circumplex/client resolves to a browser-safe module outside Node (no node: modules, no ws)", () => {
+  it('circumplex/client resolves to a browser-safe module outside Node (no node: modules, no ws)', () => {
     const pkgDir = path.join(proj, 'node_modules', 'circumplex');
-    const exportsMap = (JSON.parse(readFileSync(path.join(pkgDir, 'package.json'), 'utf8')) as { exports: Record<string, Record<string, { default: string }>> }).exports;
+    const exportsMap = (JSON.parse(readFileSync(path.join(pkgDir, 'package.json'), 'utf8')) as { exports: Record<string, Record<string, { default: string }>> })
+      .exports;
     const browserEntry = exportsMap['./client']?.default?.default ?? '';
     const { files, bare } = importGraph(path.join(pkgDir, browserEntry));
     expect(files.length).toBeGreaterThan(2);

@@ -32,7 +32,12 @@ function recordRun(): string {
   const rec = path.join(dir, 'run.jsonl');
   // 4 s of the speech fixture on stdin (raw): short, and a known number of frames.
   const pcm = readFileSync(SPEECH).subarray(44, 44 + 4 * 32000);
-  const r = spawnSync(process.execPath, [BIN, 'run', '--input', '-', '--window-ms', '2000', '--hop-ms', '500', '--stream-id', 'stage', '--record', rec], { cwd: REPO_ROOT, env, input: pcm, timeout: 90_000 });
+  const r = spawnSync(process.execPath, [BIN, 'run', '--input', '-', '--window-ms', '2000', '--hop-ms', '500', '--stream-id', 'stage', '--record', rec], {
+    cwd: REPO_ROOT,
+    env,
+    input: pcm,
+    timeout: 90_000,
+  });
   expect(r.status, r.stderr.toString()).toBe(0);
   return (recorded = rec);
 }
@@ -61,7 +66,11 @@ describe('replay --loop', () => {
     const perPass = recording.messages.filter((m) => !(m.message.type === 'status' && m.message.state === 'ended')).length;
     const frames = recording.messages.filter((m) => m.message.type === 'affect').length;
     expect(frames).toBeGreaterThan(2);
-    const child = spawn(process.execPath, [BIN, 'replay', rec, '--loop', '--speed', '8', '--port', '0', '--no-wait'], { cwd: REPO_ROOT, env, stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, [BIN, 'replay', rec, '--loop', '--speed', '8', '--port', '0', '--no-wait'], {
+      cwd: REPO_ROOT,
+      env,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     let err = '';
     const exited = new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
     try {
@@ -110,10 +119,18 @@ describe('replay --loop', () => {
 
   it('replay on a non-loopback host without tokens refuses to start unless --insecure (protected mode, as serve)', () => {
     const rec = recordRun();
-    const r = spawnSync(process.execPath, [BIN, 'replay', rec, '--host', '0.0.0.0', '--port', '0', '--exit-on-end', '--no-wait'], { cwd: REPO_ROOT, env, timeout: 30_000 });
+    const r = spawnSync(process.execPath, [BIN, 'replay', rec, '--host', '0.0.0.0', '--port', '0', '--exit-on-end', '--no-wait'], {
+      cwd: REPO_ROOT,
+      env,
+      timeout: 30_000,
+    });
     expect(r.status).toBe(2);
     expect(r.stderr.toString()).toMatch(/AFFECT_ERR_CONFIG: refusing to serve on 0\.0\.0\.0 without tokens/);
-    const ok = spawnSync(process.execPath, [BIN, 'replay', rec, '--host', '0.0.0.0', '--insecure', '--port', '0', '--exit-on-end', '--no-wait'], { cwd: REPO_ROOT, env, timeout: 30_000 });
+    const ok = spawnSync(process.execPath, [BIN, 'replay', rec, '--host', '0.0.0.0', '--insecure', '--port', '0', '--exit-on-end', '--no-wait'], {
+      cwd: REPO_ROOT,
+      env,
+      timeout: 30_000,
+    });
     expect(ok.status, ok.stderr.toString()).toBe(0);
     expect(ok.stderr.toString()).toMatch(/listening on ws:\/\/0\.0\.0\.0:\d+\/v1\/stream \(all interfaces: /);
   });

@@ -53,7 +53,13 @@ let prefixN = 0;
 const newPrefix = () => `t${process.pid}-${++prefixN}:`;
 
 /** Starts one node on `r` (a new RedisHub + AffectServer with the loudness pipeline). */
-async function node(r: TestRedis, prefix: string, over: Partial<RedisHubOptions> = {}, logger = silentLogger, server: Partial<AffectServerOptions> = {}): Promise<RunningServer> {
+async function node(
+  r: TestRedis,
+  prefix: string,
+  over: Partial<RedisHubOptions> = {},
+  logger = silentLogger,
+  server: Partial<AffectServerOptions> = {},
+): Promise<RunningServer> {
   const hub = await RedisHub.connect({ url: r.url, keyPrefix: prefix, nodeHeartbeatMs: 100, nodeTtlMs: 600, maxReconnectDelayMs: 300, logger, ...over });
   const s = await startServer({ hub, logger, onIngestStream: (id, audio$) => audio$.pipe(loudnessPipeline(id, 100)), ...server });
   servers.push(s);
@@ -152,7 +158,21 @@ describe('Redis backplane: nodes share streams', () => {
     const onB = await subscriber(b);
     expect((await a.hub.claim('dom')).ok).toBe(true);
     a.hub.openStream({ streamId: 'dom', hopMs: 250, windowMs: 1000, sampleRateHz: 16000 });
-    const m = { type: 'affect', streamId: 'dom', seq: 0, tMs: 250, valence: 0.1, arousal: -0.2, dominance: 0.35, confidence: 0.9, label: 'calm', intensity: 0.22, angleDeg: -63.4, modalities: ['speech'], droppedWindows: 0 } as unknown as StreamEventMessage;
+    const m = {
+      type: 'affect',
+      streamId: 'dom',
+      seq: 0,
+      tMs: 250,
+      valence: 0.1,
+      arousal: -0.2,
+      dominance: 0.35,
+      confidence: 0.9,
+      label: 'calm',
+      intensity: 0.22,
+      angleDeg: -63.4,
+      modalities: ['speech'],
+      droppedWindows: 0,
+    } as unknown as StreamEventMessage;
     a.hub.publishMessage(m);
     await onB.until((x) => x.of('affect').length === 1, 5000, 'the frame on B');
     expect(stream(onB, 'dom')).toEqual([JSON.stringify(m)]);
@@ -349,7 +369,27 @@ describe('Redis backplane: start-up errors and credentials', () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'redis-tls-'));
     const certFile = path.join(dir, 'cert.pem');
     const keyFile = path.join(dir, 'key.pem');
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyFile, '-out', certFile, '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-keyout',
+        keyFile,
+        '-out',
+        certFile,
+        '-days',
+        '1',
+        '-subj',
+        '/CN=127.0.0.1',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1',
+      ],
+      { stdio: 'ignore' },
+    );
     const secure = await TestRedis.start({ tls: { certFile, keyFile } });
     redises.push(secure);
     expect(secure.url).toMatch(/^rediss:\/\//);
@@ -392,10 +432,18 @@ describe('Redis backplane: start-up errors and credentials', () => {
     expect((await fail(`redis://:${secret}@127.0.0.1:99999/0`)).message).toMatch(/not a URL \(redis:\/\/\*\*\*@127/);
     expect((await fail(`redis://:${secret}@127.0.0.1:0/0`)).message).toMatch(/bad port 0/);
     expect((await fail(`redis://:${secret}@127.0.0.1:${locked.port}/x`)).message).toMatch(/database/);
-    expect((await fail(`redis://:${secret}@127.0.0.1:${closed}/0`)).message).toBe(`cannot reach the backplane redis://***@127.0.0.1:${closed}/0: connection refused`);
+    expect((await fail(`redis://:${secret}@127.0.0.1:${closed}/0`)).message).toBe(
+      `cannot reach the backplane redis://***@127.0.0.1:${closed}/0: connection refused`,
+    );
     expect((await fail(`redis://:wrong-${secret}@127.0.0.1:${locked.port}/0`)).message).toMatch(/refused the credentials/);
     expect((await fail(`redis://127.0.0.1:${locked.port}/0`)).message).toMatch(/requires a password/);
-    expect(parseBackplaneUrl(`rediss://user:${secret}@example.org:6380/2`)).toMatchObject({ tls: true, port: 6380, db: 2, username: 'user', safe: 'rediss://***@example.org:6380/2' });
+    expect(parseBackplaneUrl(`rediss://user:${secret}@example.org:6380/2`)).toMatchObject({
+      tls: true,
+      port: 6380,
+      db: 2,
+      username: 'user',
+      safe: 'rediss://***@example.org:6380/2',
+    });
   });
 
   it('no log line at any level carries the Redis password, through start, an outage and recovery', async () => {

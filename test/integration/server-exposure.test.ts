@@ -27,7 +27,11 @@ delete env.CIRCUMPLEX_VOSK_MODEL;
 /** Starts `serve` and resolves with its startup line (then stops it), or with its exit when it refuses. */
 function serveStartup(args: string[], extraEnv: NodeJS.ProcessEnv = {}): Promise<{ line?: string; code?: number | null; stderr: string; ms: number }> {
   const t0 = Date.now();
-  const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--input', 'none', '--vad', 'off', ...args], { cwd: REPO_ROOT, env: { ...env, ...extraEnv }, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--input', 'none', '--vad', 'off', ...args], {
+    cwd: REPO_ROOT,
+    env: { ...env, ...extraEnv },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let err = '';
   return new Promise((resolve) => {
     child.stderr.on('data', (d: Buffer) => {
@@ -91,7 +95,11 @@ describe('protected mode and the startup line', () => {
 
 describe('allowed origins are validated', () => {
   it('accepts origins and *; refuses entries that can never match a browser Origin, naming the source and the origin meant', () => {
-    expect(parseOriginList(' https://app.example.com, http://localhost:3000 ,*', '--allowed-origins')).toEqual(['https://app.example.com', 'http://localhost:3000', '*']);
+    expect(parseOriginList(' https://app.example.com, http://localhost:3000 ,*', '--allowed-origins')).toEqual([
+      'https://app.example.com',
+      'http://localhost:3000',
+      '*',
+    ]);
     for (const [bad, meant] of [
       ['https://app.example.com/', 'https://app.example.com'],
       ['https://app.example.com/dashboard', 'https://app.example.com'],
@@ -111,12 +119,16 @@ describe('allowed origins are validated', () => {
       expect((err as AffectError).message).toContain(`--allowed-origins: "${bad}" is not a browser origin`);
       if (meant) expect((err as AffectError).message).toContain(`did you mean ${meant}?`);
     }
-    expect(() => loadConfig({ CIRCUMPLEX_ALLOWED_ORIGINS: 'https://a.example.com/' })).toThrow(/CIRCUMPLEX_ALLOWED_ORIGINS: "https:\/\/a\.example\.com\/" is not a browser origin/);
+    expect(() => loadConfig({ CIRCUMPLEX_ALLOWED_ORIGINS: 'https://a.example.com/' })).toThrow(
+      /CIRCUMPLEX_ALLOWED_ORIGINS: "https:\/\/a\.example\.com\/" is not a browser origin/,
+    );
   });
 
   it('serve --allowed-origins with a bad entry stops before listening', async () => {
     const r = await serveStartup(['--allowed-origins', 'http://localhost:3000/']);
     expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/AFFECT_ERR_CONFIG: --allowed-origins: "http:\/\/localhost:3000\/" is not a browser origin \(did you mean http:\/\/localhost:3000\?\)/);
+    expect(r.stderr).toMatch(
+      /AFFECT_ERR_CONFIG: --allowed-origins: "http:\/\/localhost:3000\/" is not a browser origin \(did you mean http:\/\/localhost:3000\?\)/,
+    );
   });
 });

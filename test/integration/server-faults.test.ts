@@ -28,7 +28,18 @@ const track = (c: TestClient) => (clients.push(c), c);
 
 const affect = (id: string, t: number): PipelineEvent => ({
   kind: 'affect',
-  point: { streamId: id, tMs: t, valence: 0.3, arousal: -0.2, confidence: 0.7, label: 'serene', intensity: 0.36, angleDeg: -33.7, modalities: ['speech'], droppedWindows: 0 },
+  point: {
+    streamId: id,
+    tMs: t,
+    valence: 0.3,
+    arousal: -0.2,
+    confidence: 0.7,
+    label: 'serene',
+    intensity: 0.36,
+    angleDeg: -33.7,
+    modalities: ['speech'],
+    droppedWindows: 0,
+  },
 });
 const transcript = (id: string, t: number, bytes: number): PipelineEvent => ({
   kind: 'transcript',
@@ -237,7 +248,9 @@ describe('server faults: reconnect and resume', () => {
     for (let i = 0; i < 5; i++) events.next(affect('s', (t += 250)));
     events.complete();
     await c2.until((c) => c.of('status').length === 1);
-    const seqs = [...c1.messages, ...c2.messages].filter((m) => m.type === 'affect' || m.type === 'transcript' || m.type === 'status').map((m) => (m as { seq: number }).seq);
+    const seqs = [...c1.messages, ...c2.messages]
+      .filter((m) => m.type === 'affect' || m.type === 'transcript' || m.type === 'status')
+      .map((m) => (m as { seq: number }).seq);
     expect(seqs).toEqual(Array.from({ length: 46 }, (_, i) => i));
     expect(c2.of('resumed')[0]).toMatchObject({ streamId: 's', fromSeq: last, missed: 0 });
     const idx = c2.messages.findIndex((m) => m.type === 'resumed');
@@ -362,7 +375,7 @@ describe('server faults: ingest frames', () => {
   it('survives seeded random-byte fuzzing: every frame is accepted or answered with an error, and the server keeps serving', async () => {
     server = await pipelineServer();
     let seed = 0x5eed1234;
-    const rand = () => ((seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+    const rand = () => (seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) / 2 ** 32;
     const frames: { data: Buffer; binary: boolean }[] = [];
     const starts = [
       JSON.stringify({ type: 'start', streamId: 'fz', encoding: 's16le', sampleRateHz: 11025, channels: 3 }),
@@ -377,7 +390,13 @@ describe('server faults: ingest frames', () => {
       else if (kind < 0.5) frames.push({ data: bytes, binary: true });
       else if (kind < 0.7) frames.push({ data: bytes, binary: false });
       else if (kind < 0.85) frames.push({ data: Buffer.from(JSON.stringify({ type: 'audio', payload: bytes.toString('base64') })), binary: false });
-      else frames.push({ data: Buffer.from(JSON.stringify({ type: ['start', 'audio', 'subscribe', 'x'][Math.floor(rand() * 4)], payload: rand() > 0.5 ? 1 : 'a=b', streamId: 'fz' })), binary: false });
+      else
+        frames.push({
+          data: Buffer.from(
+            JSON.stringify({ type: ['start', 'audio', 'subscribe', 'x'][Math.floor(rand() * 4)], payload: rand() > 0.5 ? 1 : 'a=b', streamId: 'fz' }),
+          ),
+          binary: false,
+        });
     }
     // Several connections, each fed a slice, so stop/start sequences vary.
     let controlReplies = 0;
@@ -420,7 +439,10 @@ describe('server faults: ingest frames', () => {
     server = await startServer({
       onIngestStream: (id, audio$) =>
         id === 'bad'
-          ? concat(audio$.pipe(loudnessPipeline(id, 100), take(2)), throwError(() => new AffectError('AFFECT_ERR_INFERENCE', 'model crashed', { stage: 'speech-model' })))
+          ? concat(
+              audio$.pipe(loudnessPipeline(id, 100), take(2)),
+              throwError(() => new AffectError('AFFECT_ERR_INFERENCE', 'model crashed', { stage: 'speech-model' })),
+            )
           : audio$.pipe(loudnessPipeline(id, 100)),
     });
     const sub = track(connect(server, '/v1/stream?streams=*'));
@@ -435,7 +457,12 @@ describe('server faults: ingest frames', () => {
     good.ws.send(toneS16(300));
     good.send({ type: 'stop' });
     await sub.until((c) => c.of('status').filter((m) => m.state === 'ended').length === 2);
-    expect(sub.of('status').filter((m) => m.streamId === 'bad').map((m) => m.state)).toEqual(['error', 'ended']);
+    expect(
+      sub
+        .of('status')
+        .filter((m) => m.streamId === 'bad')
+        .map((m) => m.state),
+    ).toEqual(['error', 'ended']);
     expect(sub.of('error')[0]).toMatchObject({ code: 'AFFECT_ERR_INFERENCE', streamId: 'bad' });
     expect(sub.of('affect').filter((m) => m.streamId === 'bad')).toHaveLength(2);
     expect(sub.of('affect').filter((m) => m.streamId === 'good')).toHaveLength(3);
@@ -460,7 +487,25 @@ describe('server: TLS and shutdown', () => {
   let certDir = '';
   beforeAll(() => {
     certDir = mkdtempSync(path.join(os.tmpdir(), 'tls-'));
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', path.join(certDir, 'key.pem'), '-out', path.join(certDir, 'cert.pem'), '-days', '1', '-subj', '/CN=127.0.0.1'], { stdio: 'ignore' });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-keyout',
+        path.join(certDir, 'key.pem'),
+        '-out',
+        path.join(certDir, 'cert.pem'),
+        '-days',
+        '1',
+        '-subj',
+        '/CN=127.0.0.1',
+      ],
+      { stdio: 'ignore' },
+    );
   });
 
   it('serves wss from cert/key files', async () => {

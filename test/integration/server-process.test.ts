@@ -59,7 +59,8 @@ async function serve(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Serve
 
 const track = (c: TestClient) => (clients.push(c), c);
 // Every message that carries the stream's seq (turn and alert since protocol 1.2.0, with voice activity detection on by default).
-const streamMsgs = (ms: ServerMessage[]) => ms.filter((m) => m.type === 'affect' || m.type === 'transcript' || m.type === 'status' || m.type === 'turn' || m.type === 'alert');
+const streamMsgs = (ms: ServerMessage[]) =>
+  ms.filter((m) => m.type === 'affect' || m.type === 'transcript' || m.type === 'status' || m.type === 'turn' || m.type === 'alert');
 
 describe('circumplex serve (real process, real engine)', () => {
   it('serves a WAV input: hello, then ordered gapless affect frames in range; resume from -1 replays the start; SIGTERM with an open recording flushes it and exits 0', async () => {
@@ -172,8 +173,15 @@ describe('circumplex serve (real process, real engine)', () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'tok-'));
     const bad = path.join(dir, 'tokens.json');
     writeFileSync(bad, JSON.stringify([{ token: 'short', scopes: ['subscribe'] }]));
-    for (const args of [['--tokens-file', bad], ['--input', path.join(dir, 'missing.wav')]]) {
-      const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', ...args], { cwd: REPO_ROOT, env: { ...process.env, CIRCUMPLEX_LOG_LEVEL: 'silent' }, stdio: ['ignore', 'ignore', 'pipe'] });
+    for (const args of [
+      ['--tokens-file', bad],
+      ['--input', path.join(dir, 'missing.wav')],
+    ]) {
+      const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', ...args], {
+        cwd: REPO_ROOT,
+        env: { ...process.env, CIRCUMPLEX_LOG_LEVEL: 'silent' },
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
       children.push(child);
       let err = '';
       child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
@@ -203,11 +211,15 @@ describe('circumplex serve (real process, real engine)', () => {
   });
 
   it('refuses a --record path it cannot write before listening, and exits (it used to print the error and hang)', async () => {
-    const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--input', WAV, '--record', path.join(os.tmpdir(), 'no-such-dir-for-record', 'x.jsonl')], {
-      cwd: REPO_ROOT,
-      env: { ...process.env, CIRCUMPLEX_LOG_LEVEL: 'silent' },
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      [BIN, 'serve', '--port', '0', '--input', WAV, '--record', path.join(os.tmpdir(), 'no-such-dir-for-record', 'x.jsonl')],
+      {
+        cwd: REPO_ROOT,
+        env: { ...process.env, CIRCUMPLEX_LOG_LEVEL: 'silent' },
+        stdio: ['ignore', 'ignore', 'pipe'],
+      },
+    );
     children.push(child);
     let err = '';
     child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
@@ -233,7 +245,10 @@ describe('circumplex serve (real process, real engine)', () => {
     child.stdin?.end(readFileSync(WAV).subarray(44, 44 + 3 * 32000));
     const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
     expect(code).toBe(0);
-    const lines = readFileSync(rec, 'utf8').trimEnd().split('\n').map((l) => ServerMessageSchema.parse(JSON.parse(l)));
+    const lines = readFileSync(rec, 'utf8')
+      .trimEnd()
+      .split('\n')
+      .map((l) => ServerMessageSchema.parse(JSON.parse(l)));
     // windows of 1 s every 250 ms over 3 s: ends at 1.0, 1.25, ..., 3.0 s
     expect(lines.filter((m) => m.type === 'affect').map((m) => (m as { tMs: number }).tMs)).toEqual([1000, 1250, 1500, 1750, 2000, 2250, 2500, 2750, 3000]);
     expect(lines.at(-1)).toMatchObject({ type: 'status', state: 'ended', message: 'input ended' });
@@ -294,13 +309,18 @@ describe('circumplex serve (real process, real engine)', () => {
     expect(metrics).toMatch(/circumplex_frames_published_total\{type="transcript"\} [1-9]/);
 
     // The ASR host is a child of the server; a SIGKILLed server must not leave it behind.
-    const hostPids = readFileSync(`/proc/${s.child.pid}/task/${s.child.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number)
+    const hostPids = readFileSync(`/proc/${s.child.pid}/task/${s.child.pid}/children`, 'utf8')
+      .trim()
+      .split(/\s+/)
+      .filter(Boolean)
+      .map(Number)
       .filter((pid) => existsSync(`/proc/${pid}/cmdline`) && readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('vosk-host'));
     expect(hostPids).toHaveLength(1);
     s.child.kill('SIGKILL');
     await s.exited;
     const t1 = Date.now();
-    while (existsSync(`/proc/${hostPids[0]}/cmdline`) && readFileSync(`/proc/${hostPids[0]}/stat`, 'utf8').split(' ')[2] !== 'Z' && Date.now() - t1 < 10_000) await sleep(50);
+    while (existsSync(`/proc/${hostPids[0]}/cmdline`) && readFileSync(`/proc/${hostPids[0]}/stat`, 'utf8').split(' ')[2] !== 'Z' && Date.now() - t1 < 10_000)
+      await sleep(50);
     const gone = !existsSync(`/proc/${hostPids[0]}/cmdline`) || readFileSync(`/proc/${hostPids[0]}/stat`, 'utf8').split(' ')[2] === 'Z';
     expect(gone).toBe(true);
   });

@@ -74,7 +74,21 @@ describe('server: /v1/stream fed by /v1/ingest', () => {
     const eb = new Subject<import('../../core/types.js').PipelineEvent>();
     server.attach({ streamId: 'a', hopMs: 250, windowMs: 1000, sampleRateHz: 16000 }, ea);
     server.attach({ streamId: 'b', hopMs: 250, windowMs: 1000, sampleRateHz: 16000 }, eb);
-    const ev = (id: string, t: number) => ({ kind: 'affect' as const, point: { streamId: id, tMs: t, valence: 0.1, arousal: 0.2, confidence: 0.9, label: 'x', intensity: 0.2, angleDeg: 63, modalities: ['speech' as const], droppedWindows: 0 } });
+    const ev = (id: string, t: number) => ({
+      kind: 'affect' as const,
+      point: {
+        streamId: id,
+        tMs: t,
+        valence: 0.1,
+        arousal: 0.2,
+        confidence: 0.9,
+        label: 'x',
+        intensity: 0.2,
+        angleDeg: 63,
+        modalities: ['speech' as const],
+        droppedWindows: 0,
+      },
+    });
     for (let i = 1; i <= 50; i++) {
       ea.next(ev('a', i * 250));
       eb.next(ev('b', i * 250));

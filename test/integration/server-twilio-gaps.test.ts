@@ -49,7 +49,11 @@ class TwilioCall {
   }
   start(callSid: string, tracks = ['inbound']): void {
     this.send({ event: 'connected', protocol: 'Call', version: '1.0.0' });
-    this.send({ event: 'start', streamSid: `MZ${callSid}`, start: { streamSid: `MZ${callSid}`, callSid, tracks, mediaFormat: { encoding: 'audio/x-mulaw', sampleRate: 8000, channels: 1 } } });
+    this.send({
+      event: 'start',
+      streamSid: `MZ${callSid}`,
+      start: { streamSid: `MZ${callSid}`, callSid, tracks, mediaFormat: { encoding: 'audio/x-mulaw', sampleRate: 8000, channels: 1 } },
+    });
   }
   media(track: string, k: number, payload: string, timestamp: unknown = String(k * 20)): void {
     this.send({ event: 'media', media: { track, chunk: String(k + 1), timestamp, payload } });

@@ -70,8 +70,20 @@ async function play(call: TwilioCall, callSid: string, inbound: string[], outbou
   const batch = 10; // messages per track between pauses (200 ms of audio)
   for (let i = 0; i < n; i++) {
     const ts = String(i * 20);
-    if (inbound[i]) call.send({ event: 'media', sequenceNumber: String(seq++), media: { track: 'inbound', chunk: String(i + 1), timestamp: ts, payload: inbound[i] }, streamSid: `MZ${callSid}` });
-    if (outbound[i]) call.send({ event: 'media', sequenceNumber: String(seq++), media: { track: 'outbound', chunk: String(i + 1), timestamp: ts, payload: outbound[i] }, streamSid: `MZ${callSid}` });
+    if (inbound[i])
+      call.send({
+        event: 'media',
+        sequenceNumber: String(seq++),
+        media: { track: 'inbound', chunk: String(i + 1), timestamp: ts, payload: inbound[i] },
+        streamSid: `MZ${callSid}`,
+      });
+    if (outbound[i])
+      call.send({
+        event: 'media',
+        sequenceNumber: String(seq++),
+        media: { track: 'outbound', chunk: String(i + 1), timestamp: ts, payload: outbound[i] },
+        streamSid: `MZ${callSid}`,
+      });
     if (i % batch === batch - 1) await new Promise((r) => setTimeout(r, (batch * 20) / speed));
   }
   call.send({ event: 'mark', sequenceNumber: String(seq++), streamSid: `MZ${callSid}`, mark: { name: 'end' } });
@@ -143,7 +155,12 @@ describe('Twilio Media Streams ingest', () => {
         1002,
         /bad base64/,
       ],
-      ['wrong media format', (c) => c.start('CA4444444444', ['inbound'], { encoding: 'audio/l16', sampleRate: 16000, channels: 1 }), 1003, /only audio\/x-mulaw 8000 Hz/],
+      [
+        'wrong media format',
+        (c) => c.start('CA4444444444', ['inbound'], { encoding: 'audio/l16', sampleRate: 16000, channels: 1 }),
+        1003,
+        /only audio\/x-mulaw 8000 Hz/,
+      ],
       [
         'unknown track',
         (c) => {
@@ -153,7 +170,16 @@ describe('Twilio Media Streams ingest', () => {
         1002,
         /track "outbound"/,
       ],
-      ['start without callSid', (c) => c.send({ event: 'start', start: { streamSid: 'MZ1', tracks: ['inbound'], mediaFormat: { encoding: 'audio/x-mulaw', sampleRate: 8000, channels: 1 } } }), 1002, /start\.callSid/],
+      [
+        'start without callSid',
+        (c) =>
+          c.send({
+            event: 'start',
+            start: { streamSid: 'MZ1', tracks: ['inbound'], mediaFormat: { encoding: 'audio/x-mulaw', sampleRate: 8000, channels: 1 } },
+          }),
+        1002,
+        /start\.callSid/,
+      ],
     ];
     for (const [what, act, code, reason] of cases) {
       const c = new TwilioCall();

@@ -90,7 +90,7 @@ describe('Silero VAD batched across streams', () => {
       expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(2);
       expect(refused).toHaveLength(4);
       for (const r of refused) {
-        const e = (r).reason as AffectError;
+        const e = r.reason as AffectError;
         expect(e).toBeInstanceOf(AffectError);
         expect(e.code).toBe('AFFECT_ERR_INFERENCE');
         expect(e.recoverable).toBe(true);

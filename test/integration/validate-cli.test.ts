@@ -19,7 +19,10 @@ afterAll(async () => {
 });
 
 async function runCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'src', 'cli.ts'), ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'src', 'cli.ts'), ...args], {
+    cwd: REPO_ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d: Buffer) => (stdout += String(d)));
@@ -37,7 +40,21 @@ describe('circumplex validate (fixture text models)', () => {
   ])('%s: writes the report and plots', async (model, heldOutStatus) => {
     const dir = await mkdtemp(path.join(tmpdir(), 'validate-cli-'));
     dirs.push(dir);
-    const { code, stdout, stderr } = await runCli(['validate', '--text-model', model, '--terms', 'all', '--holdout', '0.3', '--seed', '5', '--out', dir, '--device', 'cpu']);
+    const { code, stdout, stderr } = await runCli([
+      'validate',
+      '--text-model',
+      model,
+      '--terms',
+      'all',
+      '--holdout',
+      '0.3',
+      '--seed',
+      '5',
+      '--out',
+      dir,
+      '--device',
+      'cpu',
+    ]);
     expect(code, stderr).toBe(0);
     expect(stdout).toMatch(/model output vs human \(n=\d+\)/);
     expect(stdout).toMatch(/held-out \(zero-shot\)/);
@@ -56,7 +73,9 @@ describe('circumplex validate (fixture text models)', () => {
       expect(Number.isFinite(i.predicted.valence) && Number.isFinite(i.predicted.arousal)).toBe(true);
     }
     // The held-out figures of the shipped trained models, from their cards (table and JSON).
-    const bundled = listModelSpecs().filter((s) => s.bundled === true).map((s) => s.id);
+    const bundled = listModelSpecs()
+      .filter((s) => s.bundled === true)
+      .map((s) => s.id);
     expect(report.shippedModels?.map((m) => m.id)).toEqual(bundled);
     for (const m of report.shippedModels ?? []) {
       expect(m.cardMatchesFiles, m.id).toBe(true);

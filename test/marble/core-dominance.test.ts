@@ -38,7 +38,11 @@ const late = { fuse: (x: FusionInput) => of(lateFuse([x.speech, x.text])) };
 describe('dominance through fuseAffect (marble, real late fusion)', () => {
   it('a text estimate with dominance gives the frame and its text part dominance; speech without it does not', () => {
     createTestScheduler().run(({ cold, expectObservable }) => {
-      const text: Stamped<TextAffectOutput> = { streamId: 's', tMs: 1050, value: { valence: 0.6, arousal: 0.1, confidence: 0.5, dominance: 0.7, sigma: { valence: 0.2, arousal: 0.3, dominance: 0.4 } } };
+      const text: Stamped<TextAffectOutput> = {
+        streamId: 's',
+        tMs: 1050,
+        value: { valence: 0.6, arousal: 0.1, confidence: 0.5, dominance: 0.7, sigma: { valence: 0.2, arousal: 0.3, dominance: 0.4 } },
+      };
       // Text arrives at 0 (audio time 1050); speech windows at 1000 ms (before the text) and 1100 ms.
       const estimates$ = cold('t', { t: text });
       const out = cold('a b|', { a: sp(0), b: sp(1) }).pipe(
@@ -128,14 +132,18 @@ describe('dominance through smoothAffect and labelAffect (marble)', () => {
       expectObservable(out).toBe('abc|', { a: 0.5, b: 0.5, c: expect.any(Number) as unknown as number });
     });
     const seen: number[] = [];
-    of(est(0, 0, -1), est(250, 0, 3), est(500, 0, 3)).pipe(smoothAffect({ filter: 'kalman' })).subscribe((p) => seen.push(p.dominance ?? NaN));
+    of(est(0, 0, -1), est(250, 0, 3), est(500, 0, 3))
+      .pipe(smoothAffect({ filter: 'kalman' }))
+      .subscribe((p) => seen.push(p.dominance ?? NaN));
     expect(seen.every((d) => d >= -1 && d <= 1)).toBe(true);
     expect(seen[2]).toBeGreaterThan(seen[0] ?? 0);
   });
 
   it('filter none passes dominance through unchanged', () => {
     const seen: Array<number | undefined> = [];
-    of(est(0, 0, 0.3), est(100, 0), est(200, 0, -0.6)).pipe(smoothAffect({ filter: 'none' }), labelAffect()).subscribe((p) => seen.push(p.dominance));
+    of(est(0, 0, 0.3), est(100, 0), est(200, 0, -0.6))
+      .pipe(smoothAffect({ filter: 'none' }), labelAffect())
+      .subscribe((p) => seen.push(p.dominance));
     expect(seen).toEqual([0.3, undefined, -0.6]);
   });
 });

@@ -9,7 +9,13 @@ import { AffectError } from '../../core/errors.js';
 import { FlowControl } from '../../streams/flow.js';
 import { createTestScheduler } from './core-helpers.js';
 
-const sp = (i: number, droppedWindows = 0): SpeechWindowEstimate => ({ streamId: 's', tMs: 100 * i, windowIndex: i, speech: { valence: i / 10, arousal: 0, confidence: 1 }, droppedWindows });
+const sp = (i: number, droppedWindows = 0): SpeechWindowEstimate => ({
+  streamId: 's',
+  tMs: 100 * i,
+  windowIndex: i,
+  speech: { valence: i / 10, arousal: 0, confidence: 1 },
+  droppedWindows,
+});
 const slowFusion = (ms: number) => ({ fuse: (x: FusionInput) => timer(ms).pipe(map(() => ({ valence: x.speech?.valence ?? 0, arousal: 0, confidence: 1 }))) });
 const brief = map((e: AffectEstimate) => [e.windowIndex, e.droppedWindows]);
 
@@ -28,7 +34,9 @@ describe('fuseAffect (marble)', () => {
     createTestScheduler().run(({ cold, expectObservable }) => {
       const flaky = {
         fuse: (x: FusionInput) =>
-          x.speech?.valence === 0.1 ? timer(1).pipe(mergeMap(() => throwError(() => new AffectError('AFFECT_ERR_INFERENCE', 'bad', { recoverable: true })))) : slowFusion(1).fuse(x),
+          x.speech?.valence === 0.1
+            ? timer(1).pipe(mergeMap(() => throwError(() => new AffectError('AFFECT_ERR_INFERENCE', 'bad', { recoverable: true }))))
+            : slowFusion(1).fuse(x),
       };
       expectObservable(cold('a b c|', { a: sp(0), b: sp(1), c: sp(2) }).pipe(fuseAffect(flaky), brief)).toBe('-a-(c|)', { a: [0, 0], c: [2, 1] });
       const fatal = { fuse: () => throwError(() => new AffectError('AFFECT_ERR_INFERENCE', 'worker gone')) };
@@ -41,7 +49,12 @@ describe('fuseAffect (marble)', () => {
       const flow = new FlowControl({ highWater: 8 });
       const seen: number[] = [];
       const src = cold('a b c|', { a: sp(0), b: sp(1), c: sp(2) });
-      expectObservable(src.pipe(fuseAffect(slowFusion(10), { flow }), map((e) => (seen.push(flow.pending), e.windowIndex)))).toBe('10ms a 9ms b 9ms (c|)', { a: 0, b: 1, c: 2 });
+      expectObservable(
+        src.pipe(
+          fuseAffect(slowFusion(10), { flow }),
+          map((e) => (seen.push(flow.pending), e.windowIndex)),
+        ),
+      ).toBe('10ms a 9ms b 9ms (c|)', { a: 0, b: 1, c: 2 });
       flush();
       expect(seen).toEqual([2, 1, 0]);
     });
@@ -69,21 +82,41 @@ describe('fuseAffect text sync (offline)', () => {
       const src = cold('(ab|)', { a: sp(1), b: sp(2) });
       const estimates$ = cold('50ms t', { t: text(150, 0.7) });
       const progress$ = cold('20ms p 39ms q|', { p: 120, q: 250 });
-      expectObservable(src.pipe(fuseAffect(textWins, { estimates$, textProgress$: progress$, waitForText: true }), map((e) => [e.tMs, e.valence]))).toBe('20ms a 39ms (b|)', {
+      expectObservable(
+        src.pipe(
+          fuseAffect(textWins, { estimates$, textProgress$: progress$, waitForText: true }),
+          map((e) => [e.tMs, e.valence]),
+        ),
+      ).toBe('20ms a 39ms (b|)', {
         a: [100, -1], // progress 120 >= 100 at 20 ms: no text at or before 100 ms
         b: [200, 0.7], // fused once progress passed 200 ms, with the 150 ms text
       });
       const noWait = cold('(ab|)', { a: sp(1), b: sp(2) });
-      expectObservable(noWait.pipe(fuseAffect(textWins, { estimates$: cold('50ms t', { t: text(150, 0.7) }) }), map((e) => [e.tMs, e.valence]))).toBe('(ab|)', { a: [100, -1], b: [200, -1] });
+      expectObservable(
+        noWait.pipe(
+          fuseAffect(textWins, { estimates$: cold('50ms t', { t: text(150, 0.7) }) }),
+          map((e) => [e.tMs, e.valence]),
+        ),
+      ).toBe('(ab|)', { a: [100, -1], b: [200, -1] });
     });
   });
 
   it('stops waiting when the progress stream ends or after textWaitMaxMs', () => {
     createTestScheduler().run(({ cold, expectObservable }) => {
       const ended = cold<number>('30ms |');
-      expectObservable(cold('(a|)', { a: sp(5) }).pipe(fuseAffect(textWins, { textProgress$: ended, waitForText: true }), map((e) => e.tMs))).toBe('30ms (a|)', { a: 500 });
+      expectObservable(
+        cold('(a|)', { a: sp(5) }).pipe(
+          fuseAffect(textWins, { textProgress$: ended, waitForText: true }),
+          map((e) => e.tMs),
+        ),
+      ).toBe('30ms (a|)', { a: 500 });
       const stuck = cold<number>('-');
-      expectObservable(cold('(a|)', { a: sp(5) }).pipe(fuseAffect(textWins, { textProgress$: stuck, waitForText: true, textWaitMaxMs: 100 }), map((e) => e.tMs))).toBe('100ms (a|)', { a: 500 });
+      expectObservable(
+        cold('(a|)', { a: sp(5) }).pipe(
+          fuseAffect(textWins, { textProgress$: stuck, waitForText: true, textWaitMaxMs: 100 }),
+          map((e) => e.tMs),
+        ),
+      ).toBe('100ms (a|)', { a: 500 });
     });
   });
 });

@@ -35,13 +35,16 @@ describe('inferSpeech drop policy (marble)', () => {
   it("'queue' keeps up to maxQueue windows and drops the oldest on overflow", () => {
     createTestScheduler().run(({ cold, expectObservable }) => {
       // a 0→24; queue [b,c]; e pushes c out; b 24→48; d 48→72; e 72→96; f 96→120.
-      expectObservable(cold(SRC, W).pipe(inferSpeech(fakeSpeech(24), { whenBusy: 'queue', maxQueue: 2 }), brief)).toBe('24ms a 23ms b 23ms d 23ms e 23ms (f|)', {
-        a: out(0, 0),
-        b: out(1, 0),
-        d: out(3, 1),
-        e: out(4, 0),
-        f: out(5, 0),
-      });
+      expectObservable(cold(SRC, W).pipe(inferSpeech(fakeSpeech(24), { whenBusy: 'queue', maxQueue: 2 }), brief)).toBe(
+        '24ms a 23ms b 23ms d 23ms e 23ms (f|)',
+        {
+          a: out(0, 0),
+          b: out(1, 0),
+          d: out(3, 1),
+          e: out(4, 0),
+          f: out(5, 0),
+        },
+      );
     });
   });
 
@@ -79,8 +82,15 @@ describe('inferSpeech drop policy (marble)', () => {
       const src = cold('a 9ms b 9ms c|', { a: window(0, 100), b: window(1, 110), c: window(2, 120) });
       expectObservable(src.pipe(inferSpeech(flaky, { whenBusy: 'drop' }), brief)).toBe('5ms a 19ms (c|)', { a: out(0, 0), c: out(2, 1) });
 
-      const fatal = { windowSamples: null, infer: () => timer(5).pipe(mergeMap(() => throwError(() => new AffectError('AFFECT_ERR_INFERENCE', 'worker died')))) };
-      expectObservable(cold('a|', { a: window(0, 100) }).pipe(inferSpeech(fatal))).toBe('5ms #', undefined, new AffectError('AFFECT_ERR_INFERENCE', 'worker died'));
+      const fatal = {
+        windowSamples: null,
+        infer: () => timer(5).pipe(mergeMap(() => throwError(() => new AffectError('AFFECT_ERR_INFERENCE', 'worker died')))),
+      };
+      expectObservable(cold('a|', { a: window(0, 100) }).pipe(inferSpeech(fatal))).toBe(
+        '5ms #',
+        undefined,
+        new AffectError('AFFECT_ERR_INFERENCE', 'worker died'),
+      );
     });
   });
 
@@ -89,7 +99,12 @@ describe('inferSpeech drop policy (marble)', () => {
       const flow = new FlowControl({ highWater: 2 });
       const seen: number[] = [];
       const src = cold(SRC, W).pipe(map((w) => (seen.push(flow.pending), w)));
-      expectObservable(src.pipe(inferSpeech(fakeSpeech(24), { whenBusy: 'queue', maxQueue: 8, flow }), map((e) => e.windowIndex))).toBe('24ms a 23ms b 23ms c 23ms d 23ms e 23ms (f|)', { a: 0, b: 1, c: 2, d: 3, e: 4, f: 5 });
+      expectObservable(
+        src.pipe(
+          inferSpeech(fakeSpeech(24), { whenBusy: 'queue', maxQueue: 8, flow }),
+          map((e) => e.windowIndex),
+        ),
+      ).toBe('24ms a 23ms b 23ms c 23ms d 23ms e 23ms (f|)', { a: 0, b: 1, c: 2, d: 3, e: 4, f: 5 });
       flush();
       // Pending grows while the model lags (a source would pause at highWater) and returns to 0.
       expect(Math.max(...seen)).toBeGreaterThanOrEqual(2);

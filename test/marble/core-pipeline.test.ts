@@ -41,7 +41,10 @@ describe('affectPipeline (marble, fake models)', () => {
         estimates$: cold<Stamped<TextAffectOutput>>('300ms e|', { e: text }),
       });
       // Turns (a final transcript ends one by default with a text path) are tested in core-turns-asr; this test is about fusion.
-      const p = affectPipeline({ speech: fakeSpeech(10), fusion: fakeFusion, textPath }, { windowMs: 500, hopMs: 250, smoothing: { filter: 'none' }, textMaxAgeMs: 300, turnEndpointing: 'vad' });
+      const p = affectPipeline(
+        { speech: fakeSpeech(10), fusion: fakeFusion, textPath },
+        { windowMs: 500, hopMs: 250, smoothing: { filter: 'none' }, textMaxAgeMs: 300, turnEndpointing: 'vad' },
+      );
       expectObservable(cold(SRC, chunks).pipe(p, brief)).toBe('260ms x 39ms t 209ms y 249ms (z|)', {
         x: { k: 'a', tMs: 500, v: 0.1, m: 'speech', d: 0 }, // text at 600 ms is newer than this window
         t: { k: 't', tMs: 600, text: 'hello there' },
@@ -56,9 +59,17 @@ describe('affectPipeline (marble, fake models)', () => {
       // 50 ms chunks, windows every 50 ms, model needs 120 ms: 'latest' coalesces.
       const C = 800;
       const src = cold('a 49ms b 49ms c 49ms d 49ms e 49ms f|', {
-        a: chunk(0, C, 1), b: chunk(C, C, 2), c: chunk(2 * C, C, 3), d: chunk(3 * C, C, 4), e: chunk(4 * C, C, 5), f: chunk(5 * C, C, 6),
+        a: chunk(0, C, 1),
+        b: chunk(C, C, 2),
+        c: chunk(2 * C, C, 3),
+        d: chunk(3 * C, C, 4),
+        e: chunk(4 * C, C, 5),
+        f: chunk(5 * C, C, 6),
       });
-      const p = affectPipeline({ speech: fakeSpeech(120), fusion: fakeFusion }, { windowMs: 100, hopMs: 50, minTailMs: 0, smoothing: { filter: 'none' }, whenBusy: 'latest' });
+      const p = affectPipeline(
+        { speech: fakeSpeech(120), fusion: fakeFusion },
+        { windowMs: 100, hopMs: 50, minTailMs: 0, smoothing: { filter: 'none' }, whenBusy: 'latest' },
+      );
       // Windows end 100..300 ms (arrive 50..250). w0 50→170; w1,w2 → w2 kept; w2 170→290; w3,w4 → w4; w4 290→410.
       expectObservable(src.pipe(p, brief)).toBe('170ms a 119ms (sb) 116ms (c|)', {
         a: { k: 'a', tMs: 100, v: 0.1, m: 'speech', d: 0 },
@@ -78,7 +89,12 @@ describe('affectPipeline (marble, fake models)', () => {
         estimates$: NEVER,
       });
       const p = affectPipeline({ speech: fakeSpeech(0), fusion: fakeFusion, textPath }, { windowMs: 1000, hopMs: 250 });
-      expectObservable(src.pipe(p, map((e) => e.kind))).toBe('(ta) 6ms |', { t: 'transcript', a: 'affect' });
+      expectObservable(
+        src.pipe(
+          p,
+          map((e) => e.kind),
+        ),
+      ).toBe('(ta) 6ms |', { t: 'transcript', a: 'affect' });
       expectSubscriptions(src.subscriptions).toBe('^ 9ms !');
     });
   });

@@ -23,7 +23,12 @@ describe('smoothAffect + labelAffect (marble)', () => {
       const alpha = 1 - Math.exp(-250 / 500);
       const v1 = alpha;
       const v2 = v1 + alpha * (1 - v1);
-      expectObservable(src.pipe(smoothAffect({ filter: 'ema', tauMs: 500 }), map((e) => [e.tMs, +e.valence.toFixed(6)]))).toBe('a 249ms b 249ms c|', {
+      expectObservable(
+        src.pipe(
+          smoothAffect({ filter: 'ema', tauMs: 500 }),
+          map((e) => [e.tMs, +e.valence.toFixed(6)]),
+        ),
+      ).toBe('a 249ms b 249ms c|', {
         a: [0, 0],
         b: [250, +v1.toFixed(6)],
         c: [500, +v2.toFixed(6)],
@@ -33,8 +38,18 @@ describe('smoothAffect + labelAffect (marble)', () => {
 
   it('drops non-finite estimates and counts them (with their own drops) on the next frame: no NaN ever', () => {
     createTestScheduler().run(({ cold, expectObservable }) => {
-      const src = cold('a b c d|', { a: est(0, 0.5, 0.5), b: est(250, Number.NaN, 0.2, 1, 2), c: est(500, 0.1, Number.POSITIVE_INFINITY), d: est(750, 0.5, 0.5) });
-      expectObservable(src.pipe(smoothAffect({ filter: 'kalman' }), map((e) => [e.tMs, e.droppedWindows, Number.isFinite(e.valence) && Number.isFinite(e.arousal)]))).toBe('a--d|', {
+      const src = cold('a b c d|', {
+        a: est(0, 0.5, 0.5),
+        b: est(250, Number.NaN, 0.2, 1, 2),
+        c: est(500, 0.1, Number.POSITIVE_INFINITY),
+        d: est(750, 0.5, 0.5),
+      });
+      expectObservable(
+        src.pipe(
+          smoothAffect({ filter: 'kalman' }),
+          map((e) => [e.tMs, e.droppedWindows, Number.isFinite(e.valence) && Number.isFinite(e.arousal)]),
+        ),
+      ).toBe('a--d|', {
         a: [0, 0, true],
         d: [750, 4, true],
       });
@@ -45,7 +60,12 @@ describe('smoothAffect + labelAffect (marble)', () => {
     createTestScheduler().run(({ cold, expectObservable }) => {
       const withText: AffectEstimate = { ...est(0, -0.6, -0.3), text: { valence: -0.6, arousal: -0.3, confidence: 0.5 } };
       const src = cold('a b|', { a: withText, b: { ...est(250, 2, 0), speech: undefined } });
-      expectObservable(src.pipe(labelAffect(), map((p) => [p.label, +p.intensity.toFixed(3), Math.round(p.angleDeg), p.modalities]))).toBe('a b|', {
+      expectObservable(
+        src.pipe(
+          labelAffect(),
+          map((p) => [p.label, +p.intensity.toFixed(3), Math.round(p.angleDeg), p.modalities]),
+        ),
+      ).toBe('a b|', {
         a: ['sad', +Math.hypot(0.6, 0.3).toFixed(3), 207, ['speech', 'text']],
         b: ['pleased', 1, 0, []], // 0° is 6.8° from pleased (353.2°), 7.8° from happy
       });
@@ -55,7 +75,12 @@ describe('smoothAffect + labelAffect (marble)', () => {
   it('keeps every smoothed value in range even for out-of-range model output', () => {
     createTestScheduler().run(({ cold, expectObservable }) => {
       const src = cold('a|', { a: est(0, 3, -5, 7) });
-      expectObservable(src.pipe(smoothAffect({ filter: 'one-euro' }), map((e) => [e.valence, e.arousal, e.confidence]))).toBe('a|', { a: [1, -1, 1] });
+      expectObservable(
+        src.pipe(
+          smoothAffect({ filter: 'one-euro' }),
+          map((e) => [e.valence, e.arousal, e.confidence]),
+        ),
+      ).toBe('a|', { a: [1, -1, 1] });
     });
   });
 

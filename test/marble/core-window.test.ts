@@ -6,13 +6,27 @@ import { chunk, createTestScheduler } from './core-helpers.js';
 
 // 100 ms of audio at 16 kHz.
 const C = 1600;
-const summary = map((w: AudioWindow) => ({ index: w.index, start: w.startSample, end: w.endSample, tMs: w.tMs, first: w.samples[0], last: w.samples[w.samples.length - 1], n: w.samples.length }));
+const summary = map((w: AudioWindow) => ({
+  index: w.index,
+  start: w.startSample,
+  end: w.endSample,
+  tMs: w.tMs,
+  first: w.samples[0],
+  last: w.samples[w.samples.length - 1],
+  n: w.samples.length,
+}));
 
 describe('windowBySamples (marble)', () => {
   it('emits a window each hop once a full window is there, stamped with its end in audio time', () => {
     createTestScheduler().run(({ cold, expectObservable }) => {
       // Chunks of 100 ms every 100 ms of virtual time, values 0..4 so window contents are visible.
-      const src = cold('a 99ms b 99ms c 99ms d 99ms e|', { a: chunk(0, C, 0), b: chunk(C, C, 1), c: chunk(2 * C, C, 2), d: chunk(3 * C, C, 3), e: chunk(4 * C, C, 4) });
+      const src = cold('a 99ms b 99ms c 99ms d 99ms e|', {
+        a: chunk(0, C, 0),
+        b: chunk(C, C, 1),
+        c: chunk(2 * C, C, 2),
+        d: chunk(3 * C, C, 3),
+        e: chunk(4 * C, C, 4),
+      });
       expectObservable(src.pipe(windowBySamples({ windowMs: 200, hopMs: 100 }), summary)).toBe('100ms w 99ms x 99ms y 99ms z|', {
         w: { index: 0, start: 0, end: 2 * C, tMs: 200, first: 0, last: 1, n: 2 * C },
         x: { index: 1, start: C, end: 3 * C, tMs: 300, first: 1, last: 2, n: 2 * C },
@@ -25,7 +39,12 @@ describe('windowBySamples (marble)', () => {
   it('does not depend on chunk sizes: one big chunk gives the same windows at once', () => {
     createTestScheduler().run(({ cold, expectObservable }) => {
       const big = cold('(a|)', { a: chunk(0, 5 * C, 0.5) });
-      expectObservable(big.pipe(windowBySamples({ windowMs: 200, hopMs: 100, minTailMs: 0 }), map((w) => w.tMs))).toBe('(abcd|)', { a: 200, b: 300, c: 400, d: 500 });
+      expectObservable(
+        big.pipe(
+          windowBySamples({ windowMs: 200, hopMs: 100, minTailMs: 0 }),
+          map((w) => w.tMs),
+        ),
+      ).toBe('(abcd|)', { a: 200, b: 300, c: 400, d: 500 });
     });
   });
 
@@ -43,7 +62,12 @@ describe('windowBySamples (marble)', () => {
   it('ignores a tail shorter than minTailMs and gives a short stream one short window', () => {
     createTestScheduler().run(({ cold, expectObservable }) => {
       const tail = cold('a 99ms b 99ms (c|)', { a: chunk(0, C), b: chunk(C, C), c: chunk(2 * C, 160) });
-      expectObservable(tail.pipe(windowBySamples({ windowMs: 200, hopMs: 100, minTailMs: 50 }), map((w) => w.tMs))).toBe('100ms a 99ms |', { a: 200 });
+      expectObservable(
+        tail.pipe(
+          windowBySamples({ windowMs: 200, hopMs: 100, minTailMs: 50 }),
+          map((w) => w.tMs),
+        ),
+      ).toBe('100ms a 99ms |', { a: 200 });
       const short = cold('a 99ms (b|)', { a: chunk(0, C), b: chunk(C, C / 2) });
       expectObservable(short.pipe(windowBySamples({ windowMs: 1000, hopMs: 250, minTailMs: 100 }), summary)).toBe('100ms (w|)', {
         w: { index: 0, start: 0, end: 1.5 * C, tMs: 150, first: 0, last: 0, n: 1.5 * C },
@@ -68,7 +92,12 @@ describe('windowBySamples (marble)', () => {
   it('restarts windows after a gap longer than maxGapFillMs, keeping audio time', () => {
     createTestScheduler().run(({ cold, expectObservable }) => {
       const src = cold('a 99ms b|', { a: chunk(0, 2 * C, 1), b: chunk(100 * C, 2 * C, 2) });
-      expectObservable(src.pipe(windowBySamples({ windowMs: 200, hopMs: 100, maxGapFillMs: 1000, minTailMs: 0 }), map((w) => [w.tMs, w.samples[0]]))).toBe('a 99ms b|', { a: [200, 1], b: [10_200, 2] });
+      expectObservable(
+        src.pipe(
+          windowBySamples({ windowMs: 200, hopMs: 100, maxGapFillMs: 1000, minTailMs: 0 }),
+          map((w) => [w.tMs, w.samples[0]]),
+        ),
+      ).toBe('a 99ms b|', { a: [200, 1], b: [10_200, 2] });
     });
   });
 

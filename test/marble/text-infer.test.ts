@@ -34,7 +34,10 @@ describe('inferText (marble)', () => {
     const f = fakeText(100);
     sched().run(({ cold, expectObservable }) => {
       const src = cold('a 9ms b 9ms c 9ms d 199ms |', {
-        a: st(0, 'a'), b: st(10, 'bb'), c: st(20, 'ccc'), d: st(30, 'dddd'),
+        a: st(0, 'a'),
+        b: st(10, 'bb'),
+        c: st(20, 'ccc'),
+        d: st(30, 'dddd'),
       });
       // a runs at 0 → out at 100; b, c replaced by d; d runs at 100 → out at 200.
       expectObservable(src.pipe(inferText(f.model, { minIntervalMs: 0 }))).toBe('100ms x 99ms y 29ms |', {

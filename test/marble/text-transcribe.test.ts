@@ -68,7 +68,11 @@ describe('transcribe (marble)', () => {
     sched().run(({ cold, expectObservable }) => {
       // 100 ms chunks every 20 ms of wall time: the recogniser (50 ms) falls behind, audio waits.
       const src = cold('a 19ms b 19ms c 19ms d 19ms e|', {
-        a: chunk(0, 100), b: chunk(100, 100), c: chunk(200, 100), d: chunk(300, 100), e: chunk(400, 100),
+        a: chunk(0, 100),
+        b: chunk(100, 100),
+        c: chunk(200, 100),
+        d: chunk(300, 100),
+        e: chunk(400, 100),
       });
       // Only the final flush can emit, and it has no text after empty partials: just completion.
       expectObservable(src.pipe(transcribe(f.rec, { maxAcceptMs: 1000 }))).toBe('200ms |');
@@ -83,19 +87,29 @@ describe('transcribe (marble)', () => {
     const f = fakeRecognizer(10, (call) =>
       call === 0
         ? partial('hello', [{ word: 'hello', startMs: 20, endMs: 80, conf: 1 }])
-        : { text: 'hello world', final: true, words: [
-            { word: 'hello', startMs: 20, endMs: 80, conf: 0.9 },
-            { word: 'world', startMs: 120, endMs: 190, conf: 0.8 },
-          ] },
+        : {
+            text: 'hello world',
+            final: true,
+            words: [
+              { word: 'hello', startMs: 20, endMs: 80, conf: 0.9 },
+              { word: 'world', startMs: 120, endMs: 190, conf: 0.8 },
+            ],
+          },
     );
     sched().run(({ cold, expectObservable }) => {
       const src = cold('a 19ms b|', { a: chunk(1000, 100), b: chunk(1100, 100) });
       const out: Record<string, TranscriptEvent> = {
         p: { streamId: 's1', tMs: 1100, text: 'hello', final: false, words: [{ word: 'hello', startMs: 1020, endMs: 1080, conf: 1 }] },
-        f: { streamId: 's1', tMs: 1200, text: 'hello world', final: true, words: [
-          { word: 'hello', startMs: 1020, endMs: 1080, conf: 0.9 },
-          { word: 'world', startMs: 1120, endMs: 1190, conf: 0.8 },
-        ] },
+        f: {
+          streamId: 's1',
+          tMs: 1200,
+          text: 'hello world',
+          final: true,
+          words: [
+            { word: 'hello', startMs: 1020, endMs: 1080, conf: 0.9 },
+            { word: 'world', startMs: 1120, endMs: 1190, conf: 0.8 },
+          ],
+        },
       };
       expectObservable(src.pipe(transcribe(f.rec))).toBe('10ms p 19ms f 9ms |', out);
     });
@@ -110,15 +124,18 @@ describe('transcribe (marble)', () => {
         calls.push(s.length / 16);
         const n = calls.length;
         // Second call: a word spanning fed ms 100..150 of the recogniser's audio.
-        return timer(n === 1 ? 200 : 10).pipe(
-          map(() => (n === 2 ? partial('late', [{ word: 'late', startMs: 100, endMs: 150, conf: 1 }]) : partial(''))),
-        );
+        return timer(n === 1 ? 200 : 10).pipe(map(() => (n === 2 ? partial('late', [{ word: 'late', startMs: 100, endMs: 150, conf: 1 }]) : partial(''))));
       },
       finish: () => timer(1).pipe(map(() => ({ text: 'late', final: true, words: [] }))),
     };
     sched().run(({ cold, expectObservable }) => {
       const src = cold('a 9ms b 9ms c 9ms d 9ms e 9ms f|', {
-        a: chunk(0, 100), b: chunk(100, 100), c: chunk(200, 100), d: chunk(300, 100), e: chunk(400, 100), f: chunk(500, 100),
+        a: chunk(0, 100),
+        b: chunk(100, 100),
+        c: chunk(200, 100),
+        d: chunk(300, 100),
+        e: chunk(400, 100),
+        f: chunk(500, 100),
       });
       const out: Record<string, TranscriptEvent> = {
         // Pending was b..f (500 ms) bounded to 250 ms: b, c and half of d dropped (250 ms = 4000 samples).
@@ -126,9 +143,7 @@ describe('transcribe (marble)', () => {
         p: { streamId: 's1', tMs: 600, text: 'late', final: false, words: [{ word: 'late', startMs: 350, endMs: 400, conf: 1 }] },
         f: { streamId: 's1', tMs: 600, text: 'late', final: true, words: [] },
       };
-      expectObservable(
-        src.pipe(transcribe(rec, { maxPendingMs: 250, onDropped: (_n, total) => dropped.push(total) })),
-      ).toBe('210ms p (f|)', out);
+      expectObservable(src.pipe(transcribe(rec, { maxPendingMs: 250, onDropped: (_n, total) => dropped.push(total) }))).toBe('210ms p (f|)', out);
     });
     expect(calls).toEqual([100, 250]);
     expect(dropped[dropped.length - 1]).toBe(250 * 16);
@@ -142,7 +157,12 @@ describe('transcribe (marble)', () => {
     });
     sched().run(({ cold, expectObservable }) => {
       const src = cold('a 9ms b 9ms c 9ms d 9ms e 9ms f|', {
-        a: chunk(0, 100), b: chunk(100, 100), c: chunk(200, 100), d: chunk(300, 100), e: chunk(400, 100), f: chunk(500, 100),
+        a: chunk(0, 100),
+        b: chunk(100, 100),
+        c: chunk(200, 100),
+        d: chunk(300, 100),
+        e: chunk(400, 100),
+        f: chunk(500, 100),
       });
       const ev = (tMs: number, text: string, final: boolean): TranscriptEvent => ({ streamId: 's1', tMs, text, final, words: [] });
       // call 0 '' (no event), 1 'hi', 2 'hi' (dup), 3 'hi there', 4 final '' (retracts), 5 '' (nothing), finish '' (nothing).
@@ -161,18 +181,20 @@ describe('transcribe (marble)', () => {
     };
     return new Promise<void>((resolve, reject) => {
       import('rxjs').then(({ of }) => {
-        of(chunk(0, 100)).pipe(transcribe(rec)).subscribe({
-          next: () => reject(new Error('no event expected')),
-          error: (err: unknown) => {
-            try {
-              expect((err as { code: string }).code).toBe('AFFECT_ERR_ASR');
-              resolve();
-            } catch (e) {
-              reject(e instanceof Error ? e : new Error(String(e)));
-            }
-          },
-          complete: () => reject(new Error('should have failed')),
-        });
+        of(chunk(0, 100))
+          .pipe(transcribe(rec))
+          .subscribe({
+            next: () => reject(new Error('no event expected')),
+            error: (err: unknown) => {
+              try {
+                expect((err as { code: string }).code).toBe('AFFECT_ERR_ASR');
+                resolve();
+              } catch (e) {
+                reject(e instanceof Error ? e : new Error(String(e)));
+              }
+            },
+            complete: () => reject(new Error('should have failed')),
+          });
       }, reject);
     });
   });

@@ -73,10 +73,26 @@ describe('textWindow (marble)', () => {
   it('textWindowDetail carries the words and their mean confidence (0 for an empty window)', () => {
     sched().run(({ cold, hot, expectObservable }) => {
       const w = words(0, 'so', 'what');
-      const src = cold('a 9ms -|', { a: ev(700, true, [{ ...w[0]!, conf: 0.4 }, { ...w[1]!, conf: 0.8 }]) });
+      const src = cold('a 9ms -|', {
+        a: ev(700, true, [
+          { ...w[0]!, conf: 0.4 },
+          { ...w[1]!, conf: 0.8 },
+        ]),
+      });
       const clock = hot('-- 4ms x', { x: 60_000 });
       expectObservable(src.pipe(textWindowDetail({ maxSeconds: 5 }, clock))).toBe('a 5ms e 4ms |', {
-        a: { streamId: 's1', tMs: 700, value: { text: 'so what', words: [{ ...w[0]!, conf: 0.4 }, { ...w[1]!, conf: 0.8 }], meanConf: 0.6000000000000001 } },
+        a: {
+          streamId: 's1',
+          tMs: 700,
+          value: {
+            text: 'so what',
+            words: [
+              { ...w[0]!, conf: 0.4 },
+              { ...w[1]!, conf: 0.8 },
+            ],
+            meanConf: 0.6000000000000001,
+          },
+        },
         e: { streamId: 's1', tMs: 60_000, value: { text: '', words: [], meanConf: 0 } },
       });
     });

@@ -65,11 +65,7 @@ const textModel: TextAffectModel = {
 };
 
 function collect(p: TextPathStreams) {
-  return Promise.all([
-    firstValueFrom(p.transcripts$.pipe(toArray())),
-    firstValueFrom(p.estimates$.pipe(toArray())),
-    firstValueFrom(p.errors$.pipe(toArray())),
-  ]);
+  return Promise.all([firstValueFrom(p.transcripts$.pipe(toArray())), firstValueFrom(p.estimates$.pipe(toArray())), firstValueFrom(p.errors$.pipe(toArray()))]);
 }
 
 describe('createTextPath', () => {

@@ -56,7 +56,8 @@ describe('escalation flags on run and serve', () => {
   it.each(['run', 'serve'] as const)('%s --help documents the flags', (cmd) => {
     const program = buildProgram();
     const help = (program.commands.find((c) => c.name() === cmd) as Command).helpInformation();
-    for (const flag of ['--escalation <on|off>', '--escalation-sustain-ms <ms>', '--escalation-min-rate <per-s>', '--escalation-min-change <x>']) expect(help).toContain(flag);
+    for (const flag of ['--escalation <on|off>', '--escalation-sustain-ms <ms>', '--escalation-min-rate <per-s>', '--escalation-min-change <x>'])
+      expect(help).toContain(flag);
   });
 
   it('the environment is the fallback and flags override it; bad environment values are an AffectError naming the variable', () => {
@@ -90,10 +91,25 @@ describe('the options reach the escalation detector', () => {
     for (let t = 0; t <= 8000; t += 250) {
       const r = Math.max(0, t - 2000) / 1000;
       const s = f.update({ tMs: t, valence: 0.2 - 0.15 * r, arousal: -0.3 + 0.2 * r, confidence: 1 });
-      const point: AffectPoint = { streamId: 's', tMs: t, valence: s.valence, arousal: s.arousal, confidence: 0.8, label: 'x', intensity: 0.5, angleDeg: 0, modalities: ['speech'], droppedWindows: 0, velocity: s.velocity!, voiced: 1 };
+      const point: AffectPoint = {
+        streamId: 's',
+        tMs: t,
+        valence: s.valence,
+        arousal: s.arousal,
+        confidence: 0.8,
+        label: 'x',
+        intensity: 0.5,
+        angleDeg: 0,
+        modalities: ['speech'],
+        droppedWindows: 0,
+        velocity: s.velocity!,
+        voiced: 1,
+      };
       events.push({ kind: 'affect', point });
     }
-    const out = await lastValueFrom(from(events).pipe(deriveStreamEvents({ terms: RUSSELL_1980_TERMS, escalation, minVoicedFraction: 0.2, windowMs: 1000 }), toArray()));
+    const out = await lastValueFrom(
+      from(events).pipe(deriveStreamEvents({ terms: RUSSELL_1980_TERMS, escalation, minVoicedFraction: 0.2, windowMs: 1000 }), toArray()),
+    );
     return out.flatMap((e) => (e.kind === 'alert' ? [e.alert.tMs] : []));
   }
 

@@ -49,7 +49,9 @@ describe('numberOption', () => {
       for (const bad of ['bad id!', 'x'.repeat(129)]) {
         const program = buildProgram();
         for (const c of program.commands) c.configureOutput({ writeErr: () => undefined, writeOut: () => undefined });
-        await expect(program.parseAsync(['node', 'circumplex', cmd, '--input', 'none.wav', '--stream-id', bad])).rejects.toThrow('--stream-id must be 1-128 letters, digits and . _ : -');
+        await expect(program.parseAsync(['node', 'circumplex', cmd, '--input', 'none.wav', '--stream-id', bad])).rejects.toThrow(
+          '--stream-id must be 1-128 letters, digits and . _ : -',
+        );
       }
     }
   });
@@ -75,7 +77,9 @@ describe('numberOption', () => {
   it('serve bounds --heartbeat-ms to what a Node timer holds (1e12 became a 1 ms ping that dropped every subscriber)', async () => {
     const program = buildProgram();
     for (const c of program.commands) c.configureOutput({ writeErr: () => undefined, writeOut: () => undefined });
-    await expect(program.parseAsync(['node', 'circumplex', 'serve', '--heartbeat-ms', '1e12'])).rejects.toThrow('--heartbeat-ms must be an integer in [10, 2147483647], got "1e12"');
+    await expect(program.parseAsync(['node', 'circumplex', 'serve', '--heartbeat-ms', '1e12'])).rejects.toThrow(
+      '--heartbeat-ms must be an integer in [10, 2147483647], got "1e12"',
+    );
   });
 
   it('run and serve bound --window-ms (and --hop-ms) at 60 s of audio (1e9 was a RangeError stack trace from allocating the window)', async () => {
@@ -83,7 +87,9 @@ describe('numberOption', () => {
       for (const flag of ['--window-ms', '--hop-ms']) {
         const program = buildProgram();
         for (const c of program.commands) c.configureOutput({ writeErr: () => undefined, writeOut: () => undefined });
-        await expect(program.parseAsync(['node', 'circumplex', cmd, '--input', 'x.wav', flag, '1e9'])).rejects.toThrow(`${flag} must be a number in [1, 60000], got "1e9"`);
+        await expect(program.parseAsync(['node', 'circumplex', cmd, '--input', 'x.wav', flag, '1e9'])).rejects.toThrow(
+          `${flag} must be a number in [1, 60000], got "1e9"`,
+        );
       }
     }
   });

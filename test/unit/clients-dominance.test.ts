@@ -24,7 +24,10 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 function withDominance(tMs: number, d: number, textD = d): PipelineEvent {
   const e = affectEvent('mic', tMs, 0.4, 0.1);
   if (e.kind !== 'affect') throw new Error('not an affect event');
-  return { kind: 'affect', point: { ...e.point, dominance: d, modalities: ['speech', 'text'], text: { valence: 0.4, arousal: 0.1, confidence: 0.6, dominance: textD } } };
+  return {
+    kind: 'affect',
+    point: { ...e.point, dominance: d, modalities: ['speech', 'text'], text: { valence: 0.4, arousal: 0.1, confidence: 0.6, dominance: textD } },
+  };
 }
 
 describe('late fusion of dominance (pure)', () => {

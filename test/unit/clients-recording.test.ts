@@ -93,8 +93,12 @@ describe('formatFrame (watch)', () => {
   it('prints one compact line per frame type', () => {
     expect(formatFrame(affect('mic', 12, 3000))).toBe('mic #12 3.00s  content     v +0.50  a -0.25  i 0.56  c 0.80  speech+text');
     expect(formatFrame({ ...affect('mic', 13, 3250), droppedWindows: 2, coalesced: 3 })).toMatch(/dropped 2 {2}coalesced 3$/);
-    expect(formatFrame({ type: 'transcript', streamId: 'mic', seq: 4, tMs: 1500, text: 'hello there', final: true, words: [] })).toBe('mic #4 1.50s  "hello there"');
+    expect(formatFrame({ type: 'transcript', streamId: 'mic', seq: 4, tMs: 1500, text: 'hello there', final: true, words: [] })).toBe(
+      'mic #4 1.50s  "hello there"',
+    );
     expect(formatFrame({ type: 'transcript', streamId: 'mic', seq: 5, tMs: 1750, text: 'hel', final: false, words: [] })).toBe('mic #5 1.75s  … hel');
-    expect(formatFrame({ type: 'status', streamId: 'mic', seq: 6, tMs: 2000, state: 'ended', message: 'input file ended' })).toBe('mic #6 2.00s  [ended] input file ended');
+    expect(formatFrame({ type: 'status', streamId: 'mic', seq: 6, tMs: 2000, state: 'ended', message: 'input file ended' })).toBe(
+      'mic #6 2.00s  [ended] input file ended',
+    );
   });
 });

@@ -55,7 +55,7 @@ describe('StreamResampler', () => {
     const r = new StreamResampler(44100, 16000);
     const parts: number[] = [];
     const gen = sizes(7, 3000);
-    for (let i = 0; i < x.length; ) {
+    for (let i = 0; i < x.length;) {
       const n = gen.next().value as number;
       parts.push(...r.process(x.subarray(i, i + n)));
       i += n;

@@ -10,8 +10,18 @@ const dir = mkdtempSync(path.join(tmpdir(), 'core-record-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const msg = (seq: number): StreamEventMessage => ({
-  type: 'affect', streamId: 's', seq, tMs: 1000 + seq * 250, valence: 0.1, arousal: -0.2, confidence: 0.9,
-  label: 'calm', intensity: 0.22, angleDeg: 296.6, modalities: ['speech'], droppedWindows: 0,
+  type: 'affect',
+  streamId: 's',
+  seq,
+  tMs: 1000 + seq * 250,
+  valence: 0.1,
+  arousal: -0.2,
+  confidence: 0.9,
+  label: 'calm',
+  intensity: 0.22,
+  angleDeg: 296.6,
+  modalities: ['speech'],
+  droppedWindows: 0,
 });
 
 describe('JsonlRecorder', () => {

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { createFilter, resolveSmoothingOptions, type SmoothingFilter, type VaSample } from '../../streams/smoothing.js';
 
-const step = (n: number, hopMs: number, v: number, a: number, confidence = 1): VaSample[] => Array.from({ length: n }, (_, i) => ({ tMs: (i + 1) * hopMs, valence: v, arousal: a, confidence }));
+const step = (n: number, hopMs: number, v: number, a: number, confidence = 1): VaSample[] =>
+  Array.from({ length: n }, (_, i) => ({ tMs: (i + 1) * hopMs, valence: v, arousal: a, confidence }));
 const run = (filter: SmoothingFilter, samples: VaSample[], extra = {}) => {
   const f = createFilter({ filter, tauMs: 1000, ...extra });
   return samples.map((s) => f.update(s));

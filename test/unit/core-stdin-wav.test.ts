@@ -93,7 +93,13 @@ describe('sniffStdin', () => {
     for (let i = 0; i < 16000; i++) body.writeFloatLE(i % 2 ? 0.5 : -0.5, i * 4);
     const got = await sniffStdin(drip(wav({ tag: 3, bits: 32, body }), 4096));
     if (got.kind !== 'wav') throw new Error('not a wav');
-    const chunks = await lastValueFrom(rawPcmSource(got.stream, { sampleRateHz: got.info.sampleRateHz, channels: 1, sample: { format: got.info.format, bitsPerSample: got.info.bitsPerSample } }).pipe(toArray()));
+    const chunks = await lastValueFrom(
+      rawPcmSource(got.stream, {
+        sampleRateHz: got.info.sampleRateHz,
+        channels: 1,
+        sample: { format: got.info.format, bitsPerSample: got.info.bitsPerSample },
+      }).pipe(toArray()),
+    );
     const all = chunks.flatMap((c) => Array.from(c.samples));
     expect(all.length).toBe(16000);
     expect(Math.max(...all.map(Math.abs))).toBeCloseTo(0.5, 5);

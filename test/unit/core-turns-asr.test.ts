@@ -13,7 +13,20 @@ import { resolvePipelineOptions } from '../../streams/pipeline.js';
 
 const frame = (tMs: number, valence: number): PipelineEvent => ({
   kind: 'affect',
-  point: { streamId: 's', tMs, valence, arousal: 0.3, confidence: 0.8, label: 'x', intensity: 0.5, angleDeg: 0, modalities: ['speech'], droppedWindows: 0, velocity: { valence: 0, arousal: 0 }, voiced: 1 } satisfies AffectPoint,
+  point: {
+    streamId: 's',
+    tMs,
+    valence,
+    arousal: 0.3,
+    confidence: 0.8,
+    label: 'x',
+    intensity: 0.5,
+    angleDeg: 0,
+    modalities: ['speech'],
+    droppedWindows: 0,
+    velocity: { valence: 0, arousal: 0 },
+    voiced: 1,
+  } satisfies AffectPoint,
 });
 const final = (tMs: number, text: string, words: Array<[number, number]>): PipelineEvent => ({
   kind: 'transcript',
@@ -22,7 +35,12 @@ const final = (tMs: number, text: string, words: Array<[number, number]>): Pipel
 
 async function turns(events: PipelineEvent[]): Promise<TurnEvent[]> {
   const segments = [{ streamId: 's', startMs: 0, endMs: 9000, detectedAtMs: 9000 }];
-  const out = await lastValueFrom(from(events).pipe(deriveStreamEvents({ terms: RUSSELL_1980_TERMS, escalation: { enabled: false }, endpointing: 'asr', segments, minVoicedFraction: 0.2, windowMs: 1000 }), toArray()));
+  const out = await lastValueFrom(
+    from(events).pipe(
+      deriveStreamEvents({ terms: RUSSELL_1980_TERMS, escalation: { enabled: false }, endpointing: 'asr', segments, minVoicedFraction: 0.2, windowMs: 1000 }),
+      toArray(),
+    ),
+  );
   return out.flatMap((e) => (e.kind === 'turn' ? [e.turn] : []));
 }
 
@@ -32,7 +50,13 @@ describe("turns end-pointed by ASR finals ('asr')", () => {
     // Frames every 250 ms; valence 0.5 during the first utterance (1-2.5 s), -0.5 during the second (4-5 s).
     for (let t = 250; t <= 7000; t += 250) {
       ev.push(frame(t, t > 1000 && t <= 3000 ? 0.5 : t > 4000 && t <= 5500 ? -0.5 : 0));
-      if (t === 3500) ev.push(final(3500, ' hello there ', [[1000, 1400], [1500, 2500]]));
+      if (t === 3500)
+        ev.push(
+          final(3500, ' hello there ', [
+            [1000, 1400],
+            [1500, 2500],
+          ]),
+        );
       if (t === 3750) ev.push(final(3750, '', []));
       if (t === 6000) ev.push(final(6000, 'bye', [[4000, 5000]]));
     }
@@ -50,7 +74,12 @@ describe("turns end-pointed by ASR finals ('asr')", () => {
     for (let t = 250; t <= 6000; t += 250) ev.push(frame(t, 0.2));
     ev.push(final(2500, 'late', [[1000, 2000]]));
     ev.push(final(5000, 'no times', []));
-    const out = await lastValueFrom(from(ev).pipe(deriveStreamEvents({ terms: RUSSELL_1980_TERMS, escalation: { enabled: false }, endpointing: 'asr', minVoicedFraction: 0.2, windowMs: 1000 }), toArray()));
+    const out = await lastValueFrom(
+      from(ev).pipe(
+        deriveStreamEvents({ terms: RUSSELL_1980_TERMS, escalation: { enabled: false }, endpointing: 'asr', minVoicedFraction: 0.2, windowMs: 1000 }),
+        toArray(),
+      ),
+    );
     // The first turn follows its final directly (its frames were all in), before the second final.
     const kinds = out.slice(-4).map((e) => (e.kind === 'turn' ? `turn:${e.turn.transcript}` : e.kind === 'transcript' ? `final:${e.transcript.text}` : e.kind));
     expect(kinds).toEqual(['final:late', 'turn:late', 'final:no times', 'turn:no times']);
@@ -59,6 +88,8 @@ describe("turns end-pointed by ASR finals ('asr')", () => {
   });
 
   it('turnEndpointing is validated (RangeError naming the option)', () => {
-    expect(() => resolvePipelineOptions({ turnEndpointing: 'words' as never })).toThrow("affectPipeline: turnEndpointing must be 'auto', 'vad' or 'asr', got words");
+    expect(() => resolvePipelineOptions({ turnEndpointing: 'words' as never })).toThrow(
+      "affectPipeline: turnEndpointing must be 'auto', 'vad' or 'asr', got words",
+    );
   });
 });

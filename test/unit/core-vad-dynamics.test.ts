@@ -115,7 +115,14 @@ const est = (tMs: number, valence: number, arousal: number, voiced?: number, con
 
 describe('smoothAffect hold on unvoiced windows', () => {
   it('unvoiced windows do not move the point; confidence decays; velocity is 0; voiced windows move it again', async () => {
-    const seq = [est(250, 0.5, 0.5, 1), est(500, 0.5, 0.5, 1), est(750, -0.9, 0.9, 0), est(1000, -0.9, 0.9, 0.1), est(3000, -0.9, 0.9, 0), est(3250, -0.5, -0.5, 1)];
+    const seq = [
+      est(250, 0.5, 0.5, 1),
+      est(500, 0.5, 0.5, 1),
+      est(750, -0.9, 0.9, 0),
+      est(1000, -0.9, 0.9, 0.1),
+      est(3000, -0.9, 0.9, 0),
+      est(3250, -0.5, -0.5, 1),
+    ];
     const out = await lastValueFrom(of(...seq).pipe(smoothAffect({ filter: 'one-euro', holdBelowVoiced: 0.2, holdTauMs: 1000 }), toArray()));
     const [a, b, c, d, e, f] = out as [AffectEstimate, AffectEstimate, AffectEstimate, AffectEstimate, AffectEstimate, AffectEstimate];
     expect(c.valence).toBe(b.valence);
@@ -166,7 +173,20 @@ describe('constant-velocity Kalman filter', () => {
 
 const point = (tMs: number, valence: number, arousal: number, vel: { valence: number; arousal: number }, voiced = 1): PipelineEvent => ({
   kind: 'affect',
-  point: { streamId: 's', tMs, valence, arousal, confidence: 0.8, label: 'x', intensity: 0.5, angleDeg: 0, modalities: ['speech'], droppedWindows: 0, velocity: vel, voiced } satisfies AffectPoint,
+  point: {
+    streamId: 's',
+    tMs,
+    valence,
+    arousal,
+    confidence: 0.8,
+    label: 'x',
+    intensity: 0.5,
+    angleDeg: 0,
+    modalities: ['speech'],
+    droppedWindows: 0,
+    velocity: vel,
+    voiced,
+  } satisfies AffectPoint,
 });
 
 /** Runs frames through the Kalman-CV smoother's velocity, as the pipeline does, then derives events. */
@@ -176,7 +196,12 @@ async function derive(frames: Array<[number, number, number]>, segments?: VoiceS
     const s = f.update({ tMs: t, valence: v, arousal: a, confidence: 1 });
     return point(t, s.valence, s.arousal, s.velocity!);
   });
-  return lastValueFrom(from(events).pipe(deriveStreamEvents({ terms: RUSSELL_1980_TERMS, escalation: {}, minVoicedFraction: 0.2, windowMs: 1000, ...(segments ? { segments } : {}) }), toArray()));
+  return lastValueFrom(
+    from(events).pipe(
+      deriveStreamEvents({ terms: RUSSELL_1980_TERMS, escalation: {}, minVoicedFraction: 0.2, windowMs: 1000, ...(segments ? { segments } : {}) }),
+      toArray(),
+    ),
+  );
 }
 
 describe('escalation alerts', () => {
@@ -217,7 +242,9 @@ describe('turns', () => {
       const inSeg = t > 1000 && t <= 3000;
       frames.push(point(t, inSeg ? 0.1 * (t / 1000) : 0, inSeg ? -0.4 : 0, { valence: 0, arousal: 0 }, inSeg ? 1 : 0));
     }
-    const out = await lastValueFrom(from(frames).pipe(deriveStreamEvents({ terms: RUSSELL_1980_TERMS, escalation: {}, segments, minVoicedFraction: 0.2, windowMs: 1000 }), toArray()));
+    const out = await lastValueFrom(
+      from(frames).pipe(deriveStreamEvents({ terms: RUSSELL_1980_TERMS, escalation: {}, segments, minVoicedFraction: 0.2, windowMs: 1000 }), toArray()),
+    );
     const idx = out.findIndex((e) => e.kind === 'turn');
     expect(idx).toBeGreaterThan(0);
     const prev = out[idx - 1]!;
@@ -239,8 +266,12 @@ describe('turns', () => {
 
   it('a segment still open at the end of the stream is emitted on completion', async () => {
     const segments: VoiceSegment[] = [{ streamId: 's', startMs: 0, endMs: 1000, detectedAtMs: 99_999 }];
-    const out = await lastValueFrom(of(point(500, 0.2, 0.2, { valence: 0, arousal: 0 })).pipe(deriveStreamEvents({ terms: RUSSELL_1980_TERMS, escalation: {}, segments, minVoicedFraction: 0.2, windowMs: 1000 }), toArray()));
+    const out = await lastValueFrom(
+      of(point(500, 0.2, 0.2, { valence: 0, arousal: 0 })).pipe(
+        deriveStreamEvents({ terms: RUSSELL_1980_TERMS, escalation: {}, segments, minVoicedFraction: 0.2, windowMs: 1000 }),
+        toArray(),
+      ),
+    );
     expect(out.map((e) => e.kind)).toEqual(['affect', 'turn']);
   });
 });
-

@@ -89,7 +89,10 @@ const concat = (chunks: AudioChunk[]) => {
   }
   return out;
 };
-const tone = (hz: number, amp = 0.5) => (t: number) => amp * Math.sin(2 * Math.PI * hz * t);
+const tone =
+  (hz: number, amp = 0.5) =>
+  (t: number) =>
+    amp * Math.sin(2 * Math.PI * hz * t);
 /** Amplitude of `hz` in a 16 kHz signal (single-bin DFT), robust to phase. */
 function amplitudeAt(x: Float32Array, hz: number, from = 1600): number {
   let re = 0;
@@ -125,7 +128,19 @@ describe('WAV file source: formats', () => {
     ['pcm16-44k1-stereo', { rate: 44100, channels: 2, bits: 16 }],
     ['pcm16-8k', { rate: 8000, channels: 1, bits: 16 }],
     ['pcm16-48k-6ch', { rate: 48000, channels: 6, bits: 16 }],
-    ['unknown-chunks', { rate: 22050, channels: 1, bits: 16, extra: [['LIST', 27], ['junk', 4], ['bext', 603]] }],
+    [
+      'unknown-chunks',
+      {
+        rate: 22050,
+        channels: 1,
+        bits: 16,
+        extra: [
+          ['LIST', 27],
+          ['junk', 4],
+          ['bext', 603],
+        ],
+      },
+    ],
   ];
   for (const [name, spec] of cases) {
     it(`decodes ${name} to 16 kHz mono with the right length and the tone intact`, async () => {

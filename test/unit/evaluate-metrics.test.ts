@@ -152,7 +152,9 @@ describe('labelled data checks', () => {
 
   it('a missing column, a missing file and too few rows are clear errors', () => {
     const f = write('hdr.csv', 'file,valence\nx.wav,0\n');
-    expect(errorOf(() => readLabelledCsv(f, 'speech', { lo: -1, hi: 1 })).message).toMatch(/hdr\.csv:1: the header must name the columns file,valence,arousal\[,dominance\]; missing arousal/);
+    expect(errorOf(() => readLabelledCsv(f, 'speech', { lo: -1, hi: 1 })).message).toMatch(
+      /hdr\.csv:1: the header must name the columns file,valence,arousal\[,dominance\]; missing arousal/,
+    );
     expect(errorOf(() => readLabelledCsv(path.join(dir, 'none.csv'), 'text', { lo: -1, hi: 1 })).message).toMatch(/none\.csv: no such file/);
     const one = write('one.csv', 'text,valence,arousal\na,0,0\n');
     expect(errorOf(() => readLabelledCsv(one, 'text', { lo: -1, hi: 1 })).message).toMatch(/1 labelled row; the agreement figures need at least 2/);
@@ -181,7 +183,18 @@ describe('labelled data checks', () => {
     expect(notes).toEqual(['dominance: rated in the data but the model does not predict it, so it is not scored']);
     const csv = predictionsCsv('text', rows, preds);
     const parsed = parseCsv(csv);
-    expect(parsed[0]?.fields).toEqual(['line', 'text', 'target_valence', 'target_arousal', 'target_dominance', 'pred_valence', 'pred_arousal', 'pred_dominance', 'sigma_valence', 'sigma_arousal']);
+    expect(parsed[0]?.fields).toEqual([
+      'line',
+      'text',
+      'target_valence',
+      'target_arousal',
+      'target_dominance',
+      'pred_valence',
+      'pred_arousal',
+      'pred_dominance',
+      'sigma_valence',
+      'sigma_arousal',
+    ]);
     expect(parsed[1]?.fields).toEqual(['2', 'a, "b"', '0.5', '-0.5', '0.1', '0.4', '-0.2', '', '0.2', '0.1']);
     // The figures recompute from the file alone.
     const col = (name: string) => parsed.slice(1).map((r) => Number(r.fields[parsed[0]?.fields.indexOf(name) ?? -1]));
@@ -189,7 +202,15 @@ describe('labelled data checks', () => {
   });
 
   it('voiced windows: the model’s voiced fraction when every window has one, else the energy rule', () => {
-    expect(voicedWindows([{ voiced: 0.1, rmsDbfs: -10 }, { voiced: 0.5, rmsDbfs: -80 }], 0.15)).toEqual([false, true]);
+    expect(
+      voicedWindows(
+        [
+          { voiced: 0.1, rmsDbfs: -10 },
+          { voiced: 0.5, rmsDbfs: -80 },
+        ],
+        0.15,
+      ),
+    ).toEqual([false, true]);
     // Energy: within 25 dB of the loudest window and above -55 dBFS.
     expect(voicedWindows([{ rmsDbfs: -20 }, { rmsDbfs: -44 }, { rmsDbfs: -46 }, { rmsDbfs: -Infinity }], 0.15)).toEqual([true, true, false, false]);
     expect(voicedWindows([{ rmsDbfs: -60 }, { rmsDbfs: -58 }], 0.15)).toEqual([false, false]);

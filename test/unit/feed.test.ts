@@ -51,8 +51,14 @@ describe('createAudioFeed', () => {
   it('reports bad writes as AffectError with a hint', async () => {
     const { engine } = fakeEngine();
     const feed = createAudioFeed(engine, { channels: 2 });
-    await expect(feed.write([0.1, 0.2] as unknown as Float32Array)).rejects.toMatchObject({ code: 'AFFECT_ERR_INPUT', message: expect.stringMatching(/Float32Array/) });
-    await expect(feed.write(new Float32Array(3))).rejects.toMatchObject({ code: 'AFFECT_ERR_AUDIO_FORMAT', message: expect.stringMatching(/3 samples is not a whole number of 2-channel frames/) });
+    await expect(feed.write([0.1, 0.2] as unknown as Float32Array)).rejects.toMatchObject({
+      code: 'AFFECT_ERR_INPUT',
+      message: expect.stringMatching(/Float32Array/),
+    });
+    await expect(feed.write(new Float32Array(3))).rejects.toMatchObject({
+      code: 'AFFECT_ERR_AUDIO_FORMAT',
+      message: expect.stringMatching(/3 samples is not a whole number of 2-channel frames/),
+    });
     await feed.end();
     await expect(feed.write(new Float32Array(2))).rejects.toBeInstanceOf(AffectError);
   });

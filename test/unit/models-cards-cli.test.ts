@@ -63,13 +63,21 @@ describe('model cards in models list / verify / validate', () => {
   it('models list shows the card licence, notes and headline figures (table and JSON)', () => {
     makeModel(true);
     const [row] = listModels(dir, [spec]);
-    expect(row).toMatchObject({ id: 'card-test', state: 'present', license: 'CC-BY-NC-SA-4.0', card: { headline: ['arousal CCC 0.70 (LOSO ravdess)'], licenseNotes: 'Non-commercial: trained on RAVDESS.', data: [{ name: 'RAVDESS', items: 1200 }] } });
+    expect(row).toMatchObject({
+      id: 'card-test',
+      state: 'present',
+      license: 'CC-BY-NC-SA-4.0',
+      card: { headline: ['arousal CCC 0.70 (LOSO ravdess)'], licenseNotes: 'Non-commercial: trained on RAVDESS.', data: [{ name: 'RAVDESS', items: 1200 }] },
+    });
     const table = formatModelList(row ? [row] : [], dir);
     expect(table).toMatch(/card-test +speech +present +CC-BY-NC-SA-4\.0/);
     expect(table).toContain('arousal CCC 0.70 (LOSO ravdess)');
     expect(table).toContain('licence: Non-commercial: trained on RAVDESS.');
     // A model without a card shows the manifest licence and no figures.
-    const fixture = listModels(dir, listModelSpecs().filter((s) => s.id === 'speech-fixture'))[0];
+    const fixture = listModels(
+      dir,
+      listModelSpecs().filter((s) => s.id === 'speech-fixture'),
+    )[0];
     expect(fixture).toMatchObject({ license: 'MIT', card: null });
   });
 
@@ -105,7 +113,7 @@ describe('model cards in models list / verify / validate', () => {
     writeFileSync(path.join(m, 'model.onnx'), 'changed');
     const [stale] = await shippedModelFigures([spec], dir);
     expect(stale?.cardMatchesFiles).toBe(false);
-    expect(formatShippedFigures(stale ? [stale] : []).join('\n')).toContain('WARNING: the card\'s sha256 does not match');
+    expect(formatShippedFigures(stale ? [stale] : []).join('\n')).toContain("WARNING: the card's sha256 does not match");
   });
 
   it('every bundled model in the manifest has a card that describes its files', async () => {
@@ -113,7 +121,10 @@ describe('model cards in models list / verify / validate', () => {
     for (const s of bundled) {
       const checks = await checkCardFiles(s);
       expect(checks.length, s.id).toBeGreaterThan(0);
-      expect(checks.every((c) => c.status === 'ok'), s.id).toBe(true);
+      expect(
+        checks.every((c) => c.status === 'ok'),
+        s.id,
+      ).toBe(true);
       expect(listModels(undefined, [s])[0]?.card?.headline.length, s.id).toBeGreaterThan(0);
     }
     const figs = await shippedModelFigures();

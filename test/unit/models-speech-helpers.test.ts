@@ -35,7 +35,11 @@ describe('manifest', () => {
   it('every entry is complete: files with paths, ONNX file among them, speech mappings inside the outputs', () => {
     for (const s of listModelSpecs()) {
       expect(s.files.length, s.id).toBeGreaterThan(0);
-      if (s.role !== 'asr') expect(s.files.map((f) => f.path), s.id).toContain(s.onnxFile);
+      if (s.role !== 'asr')
+        expect(
+          s.files.map((f) => f.path),
+          s.id,
+        ).toContain(s.onnxFile);
       if (s.fixture) for (const f of s.files) expect(f.sha256, `${s.id}/${f.path}`).toMatch(/^[0-9a-f]{64}$/);
       if (s.role === 'speech') {
         const names = s.outputs.map((o) => o.name);

@@ -37,7 +37,10 @@ describe('classifier projection (path a)', () => {
   it('neutral-only or empty gives the centre; NaN scores are ignored', () => {
     expect(projectLabels([{ label: 'neutral', score: 0.9 }])).toEqual({ valence: 0, arousal: 0, confidence: 0 });
     expect(projectLabels([])).toEqual({ valence: 0, arousal: 0, confidence: 0 });
-    const e = projectLabels([{ label: 'fear', score: Number.NaN }, { label: 'sadness', score: 0.5 }]);
+    const e = projectLabels([
+      { label: 'fear', score: Number.NaN },
+      { label: 'sadness', score: 0.5 },
+    ]);
     expect(Number.isFinite(e.valence)).toBe(true);
     expect(e.valence).toBeLessThan(-0.8);
   });

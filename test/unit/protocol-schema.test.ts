@@ -45,10 +45,11 @@ function check(s: Schema, v: unknown, root: Schema, at = '$'): string | null {
   if (Array.isArray(v)) {
     if (typeof s.minItems === 'number' && v.length < s.minItems) return `${at}: fewer than ${s.minItems} items`;
     if (typeof s.maxItems === 'number' && v.length > s.maxItems) return `${at}: more than ${s.maxItems} items`;
-    if (s.items) for (const [i, item] of v.entries()) {
-      const p = check(s.items as Schema, item, root, `${at}[${i}]`);
-      if (p) return p;
-    }
+    if (s.items)
+      for (const [i, item] of v.entries()) {
+        const p = check(s.items as Schema, item, root, `${at}[${i}]`);
+        if (p) return p;
+      }
   }
   if (typeof v === 'object' && v !== null && !Array.isArray(v)) {
     const o = v as Record<string, unknown>;
@@ -74,12 +75,29 @@ const valid = (v: unknown) => check(committed, v, committed);
 const affect = toWire('mic', 7, {
   kind: 'affect',
   point: {
-    streamId: 'mic', tMs: 1250, valence: 0.3, arousal: -0.2, confidence: 0.8, label: 'content', intensity: 0.36, angleDeg: 326,
-    modalities: ['speech'], speech: { valence: 0.3, arousal: -0.2, confidence: 0.8 }, droppedWindows: 0, voiced: 0.9, velocity: { valence: 0.01, arousal: 0 },
+    streamId: 'mic',
+    tMs: 1250,
+    valence: 0.3,
+    arousal: -0.2,
+    confidence: 0.8,
+    label: 'content',
+    intensity: 0.36,
+    angleDeg: 326,
+    modalities: ['speech'],
+    speech: { valence: 0.3, arousal: -0.2, confidence: 0.8 },
+    droppedWindows: 0,
+    voiced: 0.9,
+    velocity: { valence: 0.01, arousal: 0 },
   },
 });
 const samples: unknown[] = [
-  { type: 'hello', version: PROTOCOL_VERSION, sessionId: 's1', hopMs: 250, streams: [{ streamId: 'mic', hopMs: 250, windowMs: 1000, sampleRateHz: 16000, state: 'live', lastSeq: -1 }] },
+  {
+    type: 'hello',
+    version: PROTOCOL_VERSION,
+    sessionId: 's1',
+    hopMs: 250,
+    streams: [{ streamId: 'mic', hopMs: 250, windowMs: 1000, sampleRateHz: 16000, state: 'live', lastSeq: -1 }],
+  },
   affect,
   { type: 'transcript', streamId: 'mic', seq: 8, tMs: 1500, text: 'hello there', final: true, words: [{ word: 'hello', startMs: 100, endMs: 400, conf: 0.9 }] },
   { type: 'resumed', streamId: 'mic', fromSeq: 3, missed: 0 },
@@ -87,8 +105,7 @@ const samples: unknown[] = [
   { type: 'start', streamId: 'call-1', encoding: 'mulaw', sampleRateHz: 8000, channels: 1 },
   { type: 'stopped', streamId: 'call-1', framesAccepted: 120, framesRejected: 0, samplesClipped: 3 },
 ];
-const zodAccepts = (v: unknown) =>
-  [ServerMessageSchema, ClientMessageSchema, IngestMessageSchema, IngestReplySchema].some((z) => z.safeParse(v).success);
+const zodAccepts = (v: unknown) => [ServerMessageSchema, ClientMessageSchema, IngestMessageSchema, IngestReplySchema].some((z) => z.safeParse(v).success);
 
 describe('clients/protocol.schema.json', () => {
   it('is what clients/build-schema.ts makes from the zod schemas (stale: run `npm run build` or `npx tsx clients/build-schema.ts`)', () => {

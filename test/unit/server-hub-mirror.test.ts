@@ -5,7 +5,8 @@ import { StreamHub, toWire, type HubEvent } from '../../src/server/hub.js';
 import { parseBackplaneUrl } from '../../src/server/redis-hub.js';
 
 const INFO = { streamId: 's1', hopMs: 250, windowMs: 1000, sampleRateHz: 16000 };
-const status = (seq: number, state: 'live' | 'ended', streamId = 's1'): StreamEventMessage => toWire(streamId, seq, { kind: 'status', streamId, tMs: seq * 250, state, message: state });
+const status = (seq: number, state: 'live' | 'ended', streamId = 's1'): StreamEventMessage =>
+  toWire(streamId, seq, { kind: 'status', streamId, tMs: seq * 250, state, message: state });
 
 describe('StreamHub cluster mirror (what RedisHub builds on)', () => {
   it('openStream with fromSeq carries the seq on from the cluster', () => {
@@ -57,7 +58,13 @@ describe('parseBackplaneUrl', () => {
   it('reads host, port, db, TLS and credentials, and prints only a redacted form', () => {
     expect(parseBackplaneUrl('redis://127.0.0.1:6390/3')).toMatchObject({ host: '127.0.0.1', port: 6390, db: 3, tls: false, safe: 'redis://127.0.0.1:6390/3' });
     expect(parseBackplaneUrl('redis://redis.internal')).toMatchObject({ port: 6379, db: 0, safe: 'redis://redis.internal:6379/0' });
-    expect(parseBackplaneUrl('rediss://app:s%40cret@[::1]:6380/1')).toMatchObject({ host: '::1', tls: true, username: 'app', password: 's@cret', safe: 'rediss://***@[::1]:6380/1' });
+    expect(parseBackplaneUrl('rediss://app:s%40cret@[::1]:6380/1')).toMatchObject({
+      host: '::1',
+      tls: true,
+      username: 'app',
+      password: 's@cret',
+      safe: 'rediss://***@[::1]:6380/1',
+    });
   });
 
   it('refuses what it cannot use with AFFECT_ERR_CONFIG naming the setting, never echoing a password', () => {

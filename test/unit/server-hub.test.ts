@@ -10,8 +10,18 @@ function point(tMs: number, over: Partial<AffectPoint> = {}): PipelineEvent {
   return {
     kind: 'affect',
     point: {
-      streamId: 's1', tMs, valence: 0.5, arousal: -0.25, confidence: 0.8, label: 'content', intensity: 0.56,
-      angleDeg: -26.6, modalities: ['speech'], speech: { valence: 0.5, arousal: -0.25, confidence: 0.8 }, droppedWindows: 0, ...over,
+      streamId: 's1',
+      tMs,
+      valence: 0.5,
+      arousal: -0.25,
+      confidence: 0.8,
+      label: 'content',
+      intensity: 0.56,
+      angleDeg: -26.6,
+      modalities: ['speech'],
+      speech: { valence: 0.5, arousal: -0.25, confidence: 0.8 },
+      droppedWindows: 0,
+      ...over,
     },
   };
 }

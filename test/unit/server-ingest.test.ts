@@ -73,7 +73,7 @@ describe('IngestSession (pure protocol state machine)', () => {
 
   it('never throws on seeded random input', () => {
     let seed = 42;
-    const rand = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
+    const rand = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32;
     for (let round = 0; round < 20; round++) {
       const s = new IngestSession({ canPublish: () => true });
       s.handle(start({ encoding: ['s16le', 'mulaw', 'f32le'][round % 3], sampleRateHz: 4000 + round * 9000, channels: 1 + (round % 8) }), false);

@@ -16,7 +16,14 @@ const FRAME = 512;
 const HOP = 4000;
 
 /** Windows of 1 s every 250 ms with constant samples. */
-const win = (i: number): AudioWindow => ({ streamId: 's', index: i, startSample: i * HOP, endSample: i * HOP + 16000, tMs: (i * HOP + 16000) / 16, samples: new Float32Array(16000).fill(0.5) });
+const win = (i: number): AudioWindow => ({
+  streamId: 's',
+  index: i,
+  startSample: i * HOP,
+  endSample: i * HOP + 16000,
+  tMs: (i * HOP + 16000) / 16,
+  samples: new Float32Array(16000).fill(0.5),
+});
 
 /** A detector whose answers the test releases by hand; `fail` makes the next request fail. */
 function manualDetector() {

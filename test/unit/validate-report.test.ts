@@ -102,7 +102,10 @@ describe('runValidation', () => {
   });
 
   it('reports a constant model as undefined correlations and skips held-out without embeddings', async () => {
-    const r = await runValidation(tableModel(() => ({ valence: 0.2, arousal: 0.1, confidence: 0.5 })), { terms: 'extended' });
+    const r = await runValidation(
+      tableModel(() => ({ valence: 0.2, arousal: 0.1, confidence: 0.5 })),
+      { terms: 'extended' },
+    );
     expect(r.model.metrics.valence.pearson).toBeNull();
     expect(r.model.metrics.arousal.spearman).toBeNull();
     expect(r.heldOut.status).toBe('skipped');

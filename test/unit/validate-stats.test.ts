@@ -61,7 +61,12 @@ describe('pearson / spearman', () => {
 describe('circular correlation (Jammalamadaka–SenGupta)', () => {
   it('is 1 under a rotation and -1 under a reflection', () => {
     const a = rad([10, 50, 120, 200, 300]);
-    expect(circularCorrelation(a, a.map((x) => x + 1.3))).toBeCloseTo(1, 12);
+    expect(
+      circularCorrelation(
+        a,
+        a.map((x) => x + 1.3),
+      ),
+    ).toBeCloseTo(1, 12);
     // α = [0,90,180]: ᾱ = 90°, sin(α−ᾱ) = [-1,0,1]; β = −α: β̄ = −90°, sin(β−β̄) = [1,0,-1] → −2/√(2·2) = −1
     expect(circularCorrelation(rad([0, 90, 180]), rad([0, -90, -180]))).toBeCloseTo(-1, 12);
   });
@@ -80,8 +85,18 @@ describe('circular correlation (Jammalamadaka–SenGupta)', () => {
 describe('circular rank correlation (Fisher–Lee Πₙ)', () => {
   it('is 1 for the same circular order (any rotation) and -1 for the mirror order', () => {
     const a = rad([10, 80, 150, 220, 290, 330]);
-    expect(circularRankCorrelation(a, a.map((x) => x + 2.0))).toBeCloseTo(1, 12);
-    expect(circularRankCorrelation(a, a.map((x) => -x))).toBeCloseTo(-1, 12);
+    expect(
+      circularRankCorrelation(
+        a,
+        a.map((x) => x + 2.0),
+      ),
+    ).toBeCloseTo(1, 12);
+    expect(
+      circularRankCorrelation(
+        a,
+        a.map((x) => -x),
+      ),
+    ).toBeCloseTo(-1, 12);
   });
 
   it('matches a hand-computed value with one swapped pair', () => {
@@ -109,7 +124,12 @@ describe('ordering agreement', () => {
   it('is 1 for the same order and 0 for the mirror', () => {
     const h = rad([0, 90, 180, 270]);
     expect(orderingAgreement(h, h)).toMatchObject({ adjacentPairsPreserved: 1, adjacentPairs: 4, tripletConcordance: 1, triplets: 4 });
-    expect(orderingAgreement(h, h.map((x) => -x))).toMatchObject({ adjacentPairsPreserved: 0, tripletConcordance: 0 });
+    expect(
+      orderingAgreement(
+        h,
+        h.map((x) => -x),
+      ),
+    ).toMatchObject({ adjacentPairsPreserved: 0, tripletConcordance: 0 });
   });
 
   it('matches a hand-worked case', () => {
@@ -166,14 +186,40 @@ describe('ridge regression', () => {
   });
 
   it('shrinks towards the mean with a huge penalty', () => {
-    const m = fitRidge([[0], [1], [2]], [[0, 0], [1, 1], [2, 2]], 1e9);
+    const m = fitRidge(
+      [[0], [1], [2]],
+      [
+        [0, 0],
+        [1, 1],
+        [2, 2],
+      ],
+      1e9,
+    );
     expect(m.predict([10])[0]).toBeCloseTo(1, 3);
   });
 
   it('rejects bad input', () => {
     expect(() => fitRidge([[1]], [[1, 1]], 1)).toThrow(/at least 2/);
-    expect(() => fitRidge([[1], [2]], [[1, 1], [2, 2]], 0)).toThrow(/lambda/);
-    expect(() => fitRidge([[1], [2, 3]], [[1, 1], [2, 2]], 1)).toThrow(/dimensions/);
+    expect(() =>
+      fitRidge(
+        [[1], [2]],
+        [
+          [1, 1],
+          [2, 2],
+        ],
+        0,
+      ),
+    ).toThrow(/lambda/);
+    expect(() =>
+      fitRidge(
+        [[1], [2, 3]],
+        [
+          [1, 1],
+          [2, 2],
+        ],
+        1,
+      ),
+    ).toThrow(/dimensions/);
   });
 
   it('shuffles reproducibly', () => {
@@ -184,7 +230,7 @@ describe('ridge regression', () => {
 });
 
 describe('rated terms', () => {
-  it('has Russell\'s 28 on the unit circle and the NRC words mapped to [-1, 1]', () => {
+  it("has Russell's 28 on the unit circle and the NRC words mapped to [-1, 1]", () => {
     expect(RUSSELL_TERMS).toHaveLength(28);
     for (const t of RUSSELL_TERMS) expect(Math.hypot(t.valence, t.arousal)).toBeCloseTo(1, 12);
     expect(NRC_VAD_TERMS.length).toBeGreaterThanOrEqual(150);

@@ -19,9 +19,17 @@ await model.close();
 const pa = preds.map((p) => p.arousal);
 console.log(
   JSON.stringify({
-    model: id, speakers, clips: held.length,
-    arousalCcc: ccc(held.map((c) => c.arousal), pa),
-    valenceCcc: ccc(held.map((c) => c.valence), preds.map((p) => p.valence)),
+    model: id,
+    speakers,
+    clips: held.length,
+    arousalCcc: ccc(
+      held.map((c) => c.arousal),
+      pa,
+    ),
+    valenceCcc: ccc(
+      held.map((c) => c.valence),
+      preds.map((p) => p.valence),
+    ),
     arousalAuc: arousalAuc(held, pa),
   }),
 );

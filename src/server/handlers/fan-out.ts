@@ -72,7 +72,12 @@ export function createFanOut(ctx: ServerContext): FanOut {
     return last?.tMs ?? 0;
   };
 
-  const attach = (info: OpenStreamInfo, events$: Observable<PipelineEvent>, endMessage = 'stream ended', onDone?: (err?: AffectError) => void): Subscription => {
+  const attach = (
+    info: OpenStreamInfo,
+    events$: Observable<PipelineEvent>,
+    endMessage = 'stream ended',
+    onDone?: (err?: AffectError) => void,
+  ): Subscription => {
     hub.openStream(info);
     const l = ctx.streamLog(info.streamId);
     return events$.subscribe({
@@ -81,7 +86,8 @@ export function createFanOut(ctx: ServerContext): FanOut {
         const e = toAffectError(err);
         l.error({ err: e, code: e.code }, 'pipeline failed');
         publish(info.streamId, { kind: 'status', streamId: info.streamId, tMs: lastT(info.streamId), state: 'error', message: `${e.code}: ${e.message}` });
-        for (const s of subscribers) if (s.wants(info.streamId)) s.sendControl({ type: 'error', code: e.code, message: e.message, recoverable: false, streamId: info.streamId });
+        for (const s of subscribers)
+          if (s.wants(info.streamId)) s.sendControl({ type: 'error', code: e.code, message: e.message, recoverable: false, streamId: info.streamId });
         hub.endStream(info.streamId, 'ended after an error');
         arrivals.delete(info.streamId);
         onDone?.(e);

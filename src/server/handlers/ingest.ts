@@ -98,7 +98,13 @@ export function createPublisherHandler(ctx: ServerContext, fanOut: FanOut): (ws:
           const busy = publishers.get(a.streamId);
           if (busy && busy !== ws) {
             refused = true;
-            reply({ type: 'error', code: 'AFFECT_ERR_PROTOCOL', reason: 'stream-busy', message: `stream "${a.streamId}" already has a publisher`, recoverable: false });
+            reply({
+              type: 'error',
+              code: 'AFFECT_ERR_PROTOCOL',
+              reason: 'stream-busy',
+              message: `stream "${a.streamId}" already has a publisher`,
+              recoverable: false,
+            });
             ws.close(CLOSE_CODES.policy, 'stream busy');
             return undefined;
           }
@@ -120,7 +126,13 @@ export function createPublisherHandler(ctx: ServerContext, fanOut: FanOut): (ws:
           }
           if (!o.onIngestStream) {
             refused = true;
-            reply({ type: 'error', code: 'AFFECT_ERR_CONFIG', reason: 'no-pipeline', message: 'this server has no pipeline for ingest streams', recoverable: false });
+            reply({
+              type: 'error',
+              code: 'AFFECT_ERR_CONFIG',
+              reason: 'no-pipeline',
+              message: 'this server has no pipeline for ingest streams',
+              recoverable: false,
+            });
             ws.close(CLOSE_CODES.internalError, 'no pipeline');
             return undefined;
           }

@@ -37,7 +37,13 @@ export function createSubscriberHandler(ctx: ServerContext): (ws: WebSocket, gra
     });
     const bucket = new TokenBucket(o.streamRateLimit);
     const visible = hub.streams().filter((s) => grant.canSubscribe(s.streamId));
-    sub.sendControl({ type: 'hello', version: PROTOCOL_VERSION, sessionId: ctx.sessionId, hopMs: visible[0]?.hopMs ?? o.ingestStreamTiming.hopMs, streams: visible });
+    sub.sendControl({
+      type: 'hello',
+      version: PROTOCOL_VERSION,
+      sessionId: ctx.sessionId,
+      hopMs: visible[0]?.hopMs ?? o.ingestStreamTiming.hopMs,
+      streams: visible,
+    });
     // `?streams=a,b` or `?streams=*` subscribes at connect (for tools that cannot send a message).
     const q = url.searchParams.get('streams');
     if (q) subscribe(sub, q.split(',').filter(Boolean), undefined);
@@ -60,7 +66,12 @@ export function createSubscriberHandler(ctx: ServerContext): (ws: WebSocket, gra
       }
       const parsed = ClientMessageSchema.safeParse(json);
       if (!parsed.success) {
-        return fail(`not a client message (subscribe | unsubscribe): ${parsed.error.issues.slice(0, 3).map((i) => `${i.path.join('.') || 'message'}: ${i.message}`).join('; ')}`);
+        return fail(
+          `not a client message (subscribe | unsubscribe): ${parsed.error.issues
+            .slice(0, 3)
+            .map((i) => `${i.path.join('.') || 'message'}: ${i.message}`)
+            .join('; ')}`,
+        );
       }
       const msg = parsed.data;
       if (msg.type === 'subscribe') subscribe(sub, msg.streamIds, msg.resumeFrom);

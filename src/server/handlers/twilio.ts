@@ -50,7 +50,11 @@ const GAP_TOLERANCE_MS = 5;
 /** One byte of μ-law silence (decodes to 0). */
 const MULAW_SILENCE = 0xff;
 
-const Sid = z.string().min(1).max(64).regex(/^[A-Za-z0-9]+$/, 'letters and digits only');
+const Sid = z
+  .string()
+  .min(1)
+  .max(64)
+  .regex(/^[A-Za-z0-9]+$/, 'letters and digits only');
 const Track = z.enum(['inbound', 'outbound']);
 const Connected = z.object({ event: z.literal('connected') }).loose();
 const Start = z
@@ -70,7 +74,14 @@ const Start = z
 const Media = z
   .object({
     event: z.literal('media'),
-    media: z.object({ track: z.string(), payload: z.string().max(1_000_000), chunk: z.union([z.string(), z.number()]).optional(), timestamp: z.union([z.string(), z.number()]).optional() }).loose(),
+    media: z
+      .object({
+        track: z.string(),
+        payload: z.string().max(1_000_000),
+        chunk: z.union([z.string(), z.number()]).optional(),
+        timestamp: z.union([z.string(), z.number()]).optional(),
+      })
+      .loose(),
   })
   .loose();
 const Other = z.object({ event: z.enum(['mark', 'dtmf', 'stop']) }).loose();
@@ -173,7 +184,15 @@ export function createTwilioHandler(ctx: ServerContext, fanOut: FanOut): (ws: We
         const streamId = `${m.start.callSid}:${track}`;
         if (!grant.canPublish(streamId)) return fail(CLOSE_CODES.policy, `token may not publish ${streamId}`);
         if (publishers.has(streamId)) return fail(CLOSE_CODES.policy, `stream ${streamId} busy`);
-        ts.set(track, { streamId, decoder: new FrameDecoder({ encoding: 'mulaw', sampleRateHz: 8000, channels: 1 }), audio$: undefined, nextSample: 0, bytes8k: 0, gaps: 0, gapMs: 0 });
+        ts.set(track, {
+          streamId,
+          decoder: new FrameDecoder({ encoding: 'mulaw', sampleRateHz: 8000, channels: 1 }),
+          audio$: undefined,
+          nextSample: 0,
+          bytes8k: 0,
+          gaps: 0,
+          gapMs: 0,
+        });
       }
       tracks = ts;
       for (const t of ts.values()) publishers.set(t.streamId, ws);
@@ -192,7 +211,11 @@ export function createTwilioHandler(ctx: ServerContext, fanOut: FanOut): (ws: We
         return;
       }
       claiming = true;
-      void Promise.all(claims.map((c) => Promise.resolve(c).catch((err: unknown): ClaimResult => ({ ok: false, reason: 'backplane-down', message: toAffectError(err).message })))).then((done) => {
+      void Promise.all(
+        claims.map((c) =>
+          Promise.resolve(c).catch((err: unknown): ClaimResult => ({ ok: false, reason: 'backplane-down', message: toAffectError(err).message })),
+        ),
+      ).then((done) => {
         claiming = false;
         // Every granted claim is opened, even when the call is already gone (socket closed, refused,
         // another track busy): the stream then ends at once, which frees its id on this node and
@@ -213,11 +236,13 @@ export function createTwilioHandler(ctx: ServerContext, fanOut: FanOut): (ws: We
       const t = tracks.get(m.media.track);
       if (!t) return fail(CLOSE_CODES.protocolError, `media for track "${m.media.track}" that start did not announce`);
       const p = m.media.payload;
-      if (p.length === 0 || p.length % 4 !== 0 || !BASE64.test(p)) return fail(CLOSE_CODES.protocolError, `bad base64 payload in media ${String(m.media.chunk ?? '')}`.trim());
+      if (p.length === 0 || p.length % 4 !== 0 || !BASE64.test(p))
+        return fail(CLOSE_CODES.protocolError, `bad base64 payload in media ${String(m.media.chunk ?? '')}`.trim());
       const bytes = Buffer.from(p, 'base64');
       const tsRaw = m.media.timestamp;
       const tsMs = tsRaw === undefined || tsRaw === '' ? undefined : Number(tsRaw);
-      if (tsMs !== undefined && !(Number.isFinite(tsMs) && tsMs >= 0)) return fail(CLOSE_CODES.protocolError, `bad media timestamp ${JSON.stringify(tsRaw)}`.slice(0, 100));
+      if (tsMs !== undefined && !(Number.isFinite(tsMs) && tsMs >= 0))
+        return fail(CLOSE_CODES.protocolError, `bad media timestamp ${JSON.stringify(tsRaw)}`.slice(0, 100));
       const emit = (samples: Float32Array): void => {
         if (samples.length === 0 || !t.audio$) return;
         t.audio$.next({ streamId: t.streamId, startSample: t.nextSample, samples });

@@ -24,12 +24,17 @@ export function refuseUpgrade(socket: Duplex, status: number, message: string, e
   const text = { 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 503: 'Service Unavailable' }[status] ?? 'Error';
   const body = JSON.stringify({ error: message });
   const headers = { 'Content-Type': 'application/json', 'Content-Length': String(Buffer.byteLength(body)), Connection: 'close', ...extra };
-  const head = Object.entries(headers).map(([k, v]) => `${k}: ${v}`).join('\r\n');
+  const head = Object.entries(headers)
+    .map(([k, v]) => `${k}: ${v}`)
+    .join('\r\n');
   socket.end(`HTTP/1.1 ${status} ${text}\r\n${head}\r\n\r\n${body}`);
 }
 
 /** The `upgrade` listener: routes `/v1/stream`, `/v1/ingest` and `/v1/telephony/twilio` to their handlers once allowed. */
-export function createUpgradeHandler(ctx: ServerContext, routes: { stream: UpgradeRoute; ingest: UpgradeRoute; twilio?: UpgradeRoute }): (req: http.IncomingMessage, socket: Duplex, head: Buffer) => void {
+export function createUpgradeHandler(
+  ctx: ServerContext,
+  routes: { stream: UpgradeRoute; ingest: UpgradeRoute; twilio?: UpgradeRoute },
+): (req: http.IncomingMessage, socket: Duplex, head: Buffer) => void {
   const { auth, metrics, log } = ctx;
   return (req, socket, head) => {
     socket.on('error', () => socket.destroy());
@@ -40,7 +45,8 @@ export function createUpgradeHandler(ctx: ServerContext, routes: { stream: Upgra
       refuseUpgrade(socket, f.status, f.message, f.status === 401 ? { 'WWW-Authenticate': 'Bearer' } : {});
     };
     if (ctx.closing) return refuse({ status: 503, reason: 'shutting-down', message: 'server is shutting down' });
-    const route = url.pathname === STREAM_PATH ? routes.stream : url.pathname === INGEST_PATH ? routes.ingest : url.pathname === TWILIO_PATH ? routes.twilio : undefined;
+    const route =
+      url.pathname === STREAM_PATH ? routes.stream : url.pathname === INGEST_PATH ? routes.ingest : url.pathname === TWILIO_PATH ? routes.twilio : undefined;
     if (!route) return refuse({ status: 404, reason: 'path', message: `no WebSocket endpoint at ${url.pathname}` });
     const badOrigin = auth.checkOrigin(req);
     if (badOrigin) return refuse(badOrigin);
