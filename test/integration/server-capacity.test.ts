@@ -64,6 +64,61 @@ describe('serve capacity', () => {
     expect(d.ws.readyState).toBe(WebSocket.OPEN);
   });
 
+  it('counts Twilio tracks against maxIngestStreams: a call that would pass the capacity is refused whole with 4013, the running call goes on', async () => {
+    server = await startServer({ maxIngestStreams: 3, onIngestStream: (id, audio$) => audio$.pipe(loudnessPipeline(id, 100)) });
+    const s = server;
+    const call = (callSid: string) => {
+      const ws = new WebSocket(`ws://127.0.0.1:${s.port}/v1/telephony/twilio`);
+      const closed = new Promise<{ code: number; reason: string }>((resolve) =>
+        ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() })),
+      );
+      const opened = new Promise<void>((resolve, reject) => {
+        ws.once('open', () => resolve());
+        ws.once('error', reject);
+      });
+      const start = () => {
+        ws.send(JSON.stringify({ event: 'connected', protocol: 'Call', version: '1.0.0' }));
+        const mediaFormat = { encoding: 'audio/x-mulaw', sampleRate: 8000, channels: 1 };
+        const start = { streamSid: `MZ${callSid}`, accountSid: 'AC0123', callSid, tracks: ['inbound', 'outbound'], customParameters: {}, mediaFormat };
+        ws.send(JSON.stringify({ event: 'start', sequenceNumber: '1', streamSid: `MZ${callSid}`, start }));
+      };
+      return { ws, closed, opened, start };
+    };
+    const sub = connect(server, '/v1/stream?streams=*');
+    clients.push(sub);
+    await sub.opened;
+    const first = call('CA1');
+    await first.opened;
+    first.start();
+    // 0.5 s of media on the inbound track: the call is running once its frames arrive
+    const payload = Buffer.alloc(160, 0x20).toString('base64');
+    for (let i = 0; i < 25; i++) {
+      first.ws.send(
+        JSON.stringify({
+          event: 'media',
+          sequenceNumber: String(i + 2),
+          streamSid: 'MZCA1',
+          media: { track: 'inbound', chunk: String(i + 1), timestamp: String(i * 20), payload },
+        }),
+      );
+    }
+    await sub.until((c) => c.of('affect').some((m) => m.streamId === 'CA1:inbound'), 5000, 'CA1 frames');
+    const second = call('CA2');
+    await second.opened;
+    second.start();
+    const closed = await Promise.race([
+      second.closed,
+      new Promise<{ code: number; reason: string }>((resolve) => setTimeout(() => resolve({ code: 0, reason: 'still open after 10 s' }), 10_000)),
+    ]);
+    expect(closed.code).toBe(CLOSE_CODES.overCapacity);
+    expect(closed.reason).toMatch(/over capacity: 2 stream\(s\) running, this call needs 2 \(--max-streams 3\)/);
+    expect(first.ws.readyState).toBe(WebSocket.OPEN);
+    expect(sub.of('status').some((m) => m.streamId?.startsWith('CA2'))).toBe(false);
+    const metrics = await (await fetch(`${server.httpUrl}metrics`)).text();
+    expect(metrics).toMatch(/circumplex_refused_total\{reason="over-capacity"\} 1/);
+    first.ws.terminate();
+  });
+
   it('validates maxIngestStreams', () => {
     expect(() => validateServerOptions({ ...DEFAULT_AFFECT_SERVER, maxIngestStreams: 0 })).toThrow(/maxIngestStreams must be an integer >= 1/);
     expect(() => validateServerOptions({ ...DEFAULT_AFFECT_SERVER, maxIngestStreams: 2.5 })).toThrow(/maxIngestStreams/);

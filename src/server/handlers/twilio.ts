@@ -194,6 +194,12 @@ export function createTwilioHandler(ctx: ServerContext, fanOut: FanOut): (ws: We
           gapMs: 0,
         });
       }
+      // Capacity (serve --max-streams) counts Twilio tracks like ingest streams: refuse the whole call rather than slow every stream down.
+      const cap = o.maxIngestStreams;
+      if (cap !== undefined && publishers.size + ts.size > cap) {
+        metrics.refused.inc({ reason: 'over-capacity' });
+        return fail(CLOSE_CODES.overCapacity, `over capacity: ${publishers.size} stream(s) running, this call needs ${ts.size} (--max-streams ${cap})`);
+      }
       tracks = ts;
       for (const t of ts.values()) publishers.set(t.streamId, ws);
       // Claim every track; media waits behind asynchronous (cluster) claims, in order.
