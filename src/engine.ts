@@ -31,8 +31,8 @@ export interface EngineOptions {
   /** Fusion id: 'late' (precision-weighted, default) or a learned fusion model id. */
   fusion: string;
   /**
-   * Text model id for the text path. Default with an ASR model: {@link defaultTextModel} (the
-   * downloaded `roberta-go-emotions` when present, else `text-classifier-fixture`). `'none'`:
+   * Text model id for the text path. Default with an ASR model: {@link defaultTextModel}
+   * (`text-emobank`, bundled). `'none'`:
    * transcripts only, no text modality. Without an ASR model, giving one is a config error.
    */
   textModel?: string;

@@ -4,7 +4,7 @@
  */
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import type { EnvConfig } from '../../core/config.js';
-import { createEngine, type Engine, type EngineOptions } from '../engine.js';
+import { createEngine, DEFAULT_ENGINE, DEFAULT_TEXT_MODEL, type Engine, type EngineOptions } from '../engine.js';
 import type { Logger } from '../../core/log.js';
 import { JsonlRecorder } from '../record.js';
 import { STREAM_ID } from '../server/hub.js';
@@ -61,6 +61,27 @@ export interface ModelFlags extends EscalationFlags {
   vad?: 'on' | 'off';
   /** `--speech-streaming off|cached|frames|chunked` (default off): compute-once streaming of the speech encoder. */
   speechStreaming?: SpeechStreamingFlag;
+}
+
+/**
+ * Adds the model flags `run` and `serve` share: `--device`, `--speech-model`, `--fusion`,
+ * `--text-model`, `--asr-model` and `--vad` (one definition, so their help and defaults agree).
+ */
+export function addModelOptions(cmd: Command): Command {
+  return cmd
+    .addOption(new Option('--device <device>', 'where models run (default: CIRCUMPLEX_DEVICE or auto)').choices(['auto', 'cuda', 'webgpu', 'cpu']))
+    .option('--speech-model <id>', 'speech affect model id', DEFAULT_ENGINE.speechModel)
+    .option('--fusion <id>', "fusion: 'late' or a fusion model id", 'late')
+    .option('--text-model <id>', `text affect model id, or "none" for transcripts only (needs --asr-model; default: ${DEFAULT_TEXT_MODEL})`)
+    .option('--asr-model <dir>', 'Vosk model folder: adds transcripts and the text modality')
+    .addOption(
+      new Option(
+        '--vad <on|off>',
+        'voice activity detection (Silero): frames carry voiced, silence/noise hold the point, turns; off = every window moves the point',
+      )
+        .choices(['on', 'off'])
+        .default('on'),
+    );
 }
 
 /** Adds `--speech-streaming` (models/streaming-speech.ts) to `run` or `serve`; checked at parse time. */

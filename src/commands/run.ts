@@ -9,12 +9,19 @@
  *   circumplex run --input call.wav --channels-as-streams --json     # stereo: input:ch0 (left), input:ch1 (right)
  */
 import { Option, type Command } from 'commander';
-import { addEscalationOptions, addSpeechStreamingOption, numberOption, openRecorderAndEngine, streamIdOption, type EscalationFlags } from './options.js';
+import {
+  addEscalationOptions,
+  addModelOptions,
+  addSpeechStreamingOption,
+  numberOption,
+  openRecorderAndEngine,
+  streamIdOption,
+  type EscalationFlags,
+} from './options.js';
 import { merge, Subscription } from 'rxjs';
 import { openLocalInput } from './local-input.js';
 import type { Observable } from 'rxjs';
 import { AffectError } from '../../core/errors.js';
-import { DEFAULT_ENGINE } from '../engine.js';
 import { loadConfig } from '../../core/config.js';
 import { getLogger, setLogLevel } from '../../core/log.js';
 import { toWire } from '../server/hub.js';
@@ -80,22 +87,6 @@ export function register(program: Command): void {
     .option('--hop-ms <ms>', 'hop between frames, ms of audio', numberOption('--hop-ms', 1, false, 60_000), 250)
     .addOption(new Option('--smoothing <filter>', 'smoothing filter').choices(['ema', 'one-euro', 'kalman', 'kalman-cv', 'none']).default('one-euro'))
     .option('--tau-ms <ms>', 'smoothing time constant, ms of audio', numberOption('--tau-ms', 1), 1000)
-    .addOption(new Option('--device <device>', 'where models run (default: CIRCUMPLEX_DEVICE or auto)').choices(['auto', 'cuda', 'webgpu', 'cpu']))
-    .option('--speech-model <id>', 'speech affect model id', DEFAULT_ENGINE.speechModel)
-    .option('--fusion <id>', "fusion: 'late' or a fusion model id", 'late')
-    .option(
-      '--text-model <id>',
-      'text affect model id, or "none" for transcripts only (needs --asr-model; default: roberta-go-emotions when downloaded, else text-classifier-fixture)',
-    )
-    .option('--asr-model <dir>', 'Vosk model folder: adds transcripts and the text modality')
-    .addOption(
-      new Option(
-        '--vad <on|off>',
-        'voice activity detection (Silero): frames carry voiced, silence/noise hold the point, turns; off = every window moves the point',
-      )
-        .choices(['on', 'off'])
-        .default('on'),
-    )
     .option('--stream-id <id>', 'stream id in the output', streamIdOption('--stream-id'), 'input')
     .option('--realtime', 'pace the file at real-time speed (live drop policy)', false)
     .option(
@@ -103,7 +94,7 @@ export function register(program: Command): void {
       'analyse each channel of a stereo (multi-channel) file or raw stdin as its own stream: <stream-id>:ch0, <stream-id>:ch1, … (call recordings: usually agent left, caller right)',
       false,
     );
-  addEscalationOptions(addSpeechStreamingOption(cmd)).action(async (opts: RunCommandOptions) => {
+  addEscalationOptions(addSpeechStreamingOption(addModelOptions(cmd))).action(async (opts: RunCommandOptions) => {
     await runCommand(opts);
   });
 }

@@ -16,11 +16,19 @@
 import { readFileSync } from 'node:fs';
 import { createSecureContext } from 'node:tls';
 import { Option, type Command } from 'commander';
-import { addEscalationOptions, addSpeechStreamingOption, numberOption, openRecorderAndEngine, streamIdOption, type EscalationFlags } from './options.js';
+import {
+  addEscalationOptions,
+  addModelOptions,
+  addSpeechStreamingOption,
+  numberOption,
+  openRecorderAndEngine,
+  streamIdOption,
+  type EscalationFlags,
+} from './options.js';
 import { type Observable, Subscription, tap } from 'rxjs';
 import { openLocalInput } from './local-input.js';
 import { loadConfig, parseOriginList } from '../../core/config.js';
-import { DEFAULT_ENGINE, type Engine } from '../engine.js';
+import type { Engine } from '../engine.js';
 import { AffectError, toAffectError } from '../../core/errors.js';
 import { getLogger, setLogLevel } from '../../core/log.js';
 import { parseTokenSpec, readTokenFile, type TokenEntry } from '../server/auth.js';
@@ -94,23 +102,7 @@ export function register(program: Command): void {
     .option('--allowed-origins <list>', 'comma-separated browser origins (or CIRCUMPLEX_ALLOWED_ORIGINS)')
     .option('--tls-cert <file>', 'PEM certificate: serve https/wss (with --tls-key)')
     .option('--tls-key <file>', 'PEM private key for --tls-cert')
-    .addOption(new Option('--device <device>', 'where models run (default: CIRCUMPLEX_DEVICE or auto)').choices(['auto', 'cuda', 'webgpu', 'cpu']))
-    .option('--speech-model <id>', 'speech affect model id', DEFAULT_ENGINE.speechModel)
-    .option('--fusion <id>', "fusion: 'late' or a fusion model id", 'late')
-    .option(
-      '--text-model <id>',
-      'text affect model id, or "none" for transcripts only (needs --asr-model; default: roberta-go-emotions when downloaded, else text-classifier-fixture)',
-    )
-    .option('--asr-model <dir>', 'Vosk model folder: adds transcripts and the text modality')
     .option('--stream-id <id>', 'stream id of the local input (default: "mic", "stdin" or "file")', streamIdOption('--stream-id'))
-    .addOption(
-      new Option(
-        '--vad <on|off>',
-        'voice activity detection (Silero): frames carry voiced, silence/noise hold the point, turns; off = every window moves the point',
-      )
-        .choices(['on', 'off'])
-        .default('on'),
-    )
     .option('--window-ms <ms>', 'analysis window length, ms of audio', numberOption('--window-ms', 1, false, 60_000), 1000)
     .option('--hop-ms <ms>', 'hop between frames, ms of audio', numberOption('--hop-ms', 1, false, 60_000), 250)
     .option(
@@ -143,7 +135,7 @@ export function register(program: Command): void {
       numberOption('--node-ttl-ms', 500, true, 600_000),
       5000,
     );
-  addEscalationOptions(addSpeechStreamingOption(cmd)).action(async (opts: ServeCommandOptions) => {
+  addEscalationOptions(addSpeechStreamingOption(addModelOptions(cmd))).action(async (opts: ServeCommandOptions) => {
     const code = await serveCommand(opts);
     // Model worker threads and timers must not keep a stopped server alive.
     process.exit(code);
