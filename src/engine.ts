@@ -79,6 +79,8 @@ export interface EngineOptions {
   vadOptions?: PipelineOptions['vad'];
   /** Escalation alert settings (streams/turns.ts DEFAULT_ESCALATION). */
   escalation?: PipelineOptions['escalation'];
+  /** What ends a turn (streams/pipeline.ts): 'auto' (default: ASR finals with a text path, else voice activity), 'vad' or 'asr'. */
+  turnEndpointing?: PipelineOptions['turnEndpointing'];
   /** A voice detector to use instead of loading Silero (tests, embedders). */
   voiceDetector?: VoiceDetector;
   logger?: Logger;
@@ -151,6 +153,7 @@ export async function createEngine(opts: Partial<EngineOptions> = {}): Promise<E
     textMaxAgeMs: o.textMaxAgeMs,
     ...(o.vadOptions ? { vad: o.vadOptions } : {}),
     ...(o.escalation ? { escalation: o.escalation } : {}),
+    ...(o.turnEndpointing ? { turnEndpointing: o.turnEndpointing } : {}),
   });
   const loadOpts = { device: o.device, logger, ...(o.modelsDir ? { modelsDir: o.modelsDir } : {}) };
 

@@ -59,13 +59,15 @@ export interface ModelFlags extends EscalationFlags {
   record?: string;
   /** `--vad on|off` (default on): Silero voice activity detection, holds and turns. */
   vad?: 'on' | 'off';
+  /** `--turn-endpointing auto|vad|asr` (default auto: ASR finals when ASR is on, else voice activity). */
+  turnEndpointing?: 'auto' | 'vad' | 'asr';
   /** `--speech-streaming off|cached|frames|chunked` (default off): compute-once streaming of the speech encoder. */
   speechStreaming?: SpeechStreamingFlag;
 }
 
 /**
  * Adds the model flags `run` and `serve` share: `--device`, `--speech-model`, `--fusion`,
- * `--text-model`, `--asr-model` and `--vad` (one definition, so their help and defaults agree).
+ * `--text-model`, `--asr-model`, `--vad` and `--turn-endpointing` (one definition, so their help and defaults agree).
  */
 export function addModelOptions(cmd: Command): Command {
   return cmd
@@ -81,6 +83,14 @@ export function addModelOptions(cmd: Command): Command {
       )
         .choices(['on', 'off'])
         .default('on'),
+    )
+    .addOption(
+      new Option(
+        '--turn-endpointing <mode>',
+        'what ends a turn: asr = each final transcript, vad = the end of voice activity, auto = asr when --asr-model is given',
+      )
+        .choices(['auto', 'vad', 'asr'])
+        .default('auto'),
     );
 }
 
@@ -163,6 +173,7 @@ export async function openRecorderAndEngine(
       windowMs: flags.windowMs,
       hopMs: flags.hopMs,
       vad: flags.vad !== 'off',
+      ...(flags.turnEndpointing !== undefined ? { turnEndpointing: flags.turnEndpointing } : {}),
       ...(flags.speechStreaming !== undefined && flags.speechStreaming !== 'off' ? { speechStreaming: flags.speechStreaming } : {}),
       escalation: escalationFromFlags(flags, env),
       ...(flags.textModel !== undefined ? { textModel: flags.textModel } : {}),

@@ -84,6 +84,24 @@ describe('turns end-pointed by ASR final results', () => {
     expect(msgs.some((m) => m.type === 'affect' && m.voiced !== undefined)).toBe(false);
   });
 
+  it('with ASR and --turn-endpointing vad: the voice activity ends the turns, not the finals', () => {
+    const msgs = run(['--asr-model', vosk, '--text-model', 'none', '--turn-endpointing', 'vad']);
+    expect(msgs.filter((m) => m.type === 'transcript' && m.final && m.text.trim() !== '')).toHaveLength(2);
+    const turns = msgs.filter((m) => m.type === 'turn');
+    expect(turns).toHaveLength(2);
+    turns.forEach((t, k) => {
+      if (t.type !== 'turn') throw new Error('not a turn');
+      expect(Math.abs(t.startMs - spans[k]![0])).toBeLessThanOrEqual(200);
+      expect(Math.abs(t.endMs - spans[k]![1])).toBeLessThanOrEqual(200);
+    });
+  });
+
+  it('--turn-endpointing takes only auto, vad or asr', () => {
+    const r = spawnSync(process.execPath, [BIN, 'run', '--input', WAV, '--json', '--turn-endpointing', 'words'], { env, timeout: 60_000 });
+    expect(r.status).toBe(1);
+    expect(r.stderr.toString()).toMatch(/--turn-endpointing <mode>' argument 'words' is invalid\. Allowed choices are auto, vad, asr/);
+  });
+
   it('without ASR, turns are end-pointed by the VAD (no transcript)', () => {
     const turns = run([]).filter((m) => m.type === 'turn');
     expect(turns).toHaveLength(2);
