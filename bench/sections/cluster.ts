@@ -19,7 +19,7 @@ import { SUBPROTOCOL } from '../../core/protocol.js';
 import { REPO_ROOT } from '../../core/config.js';
 import { RedisHub } from '../../src/server/redis-hub.js';
 import { AffectServer, type RunningServer } from '../../src/server/ws-server.js';
-import type { PipelineEvent } from '../../core/types.js';
+import { affectEvent } from './fanout.js';
 
 /** Latency of one path, ms. */
 export interface LatencyStats {
@@ -64,26 +64,6 @@ export const DEFAULT_CLUSTER: ClusterOptions = { latencyMessages: 2000, latencyR
 
 const silent = pino({ level: 'silent' });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function event(streamId: string, k: number): PipelineEvent {
-  const a = (k * 7) % 360;
-  const rad = (a * Math.PI) / 180;
-  return {
-    kind: 'affect',
-    point: {
-      streamId,
-      tMs: k * 250,
-      valence: 0.5 * Math.cos(rad),
-      arousal: 0.5 * Math.sin(rad),
-      confidence: 0.8,
-      label: 'calm',
-      intensity: 0.5,
-      angleDeg: a,
-      modalities: ['speech'],
-      droppedWindows: 0,
-    },
-  };
-}
 
 function stats(xs: number[]): LatencyStats {
   const s = [...xs].sort((a, b) => a - b);
@@ -154,7 +134,7 @@ async function timeLatency(pub: RunningServer, sub: RunningServer, streamId: str
     if (wait > 1) await sleep(wait);
     // Stamped before publish(), which hands same-node subscribers their frame synchronously.
     sentAt.set((pub.hub.stream(streamId)?.lastSeq ?? -1) + 1, performance.now());
-    pub.hub.publish(streamId, event(streamId, k));
+    pub.hub.publish(streamId, affectEvent(streamId, k));
   }
   const end = Date.now() + 5000;
   while (got.length < o.latencyMessages && Date.now() < end) await sleep(20);
@@ -211,7 +191,7 @@ async function fanout(
   await sleep(300);
   const t0 = performance.now();
   for (let k = 0; k < o.frames; k++) {
-    pubHub.publish(streamId, event(streamId, k));
+    pubHub.publish(streamId, affectEvent(streamId, k));
     // Let the writes go out in batches, as a live stream would.
     if (k % 10 === 9) await sleep(0);
   }
@@ -231,7 +211,7 @@ async function redisCost(url: string, n: number, ringSize: number): Promise<Clus
     if (!claim.ok) throw new Error(claim.message);
     hub.openStream({ streamId: 'cost', hopMs: 250, windowMs: 1000, sampleRateHz: 16000 });
     const t0 = performance.now();
-    for (let k = 0; k < n; k++) hub.publish('cost', event('cost', k));
+    for (let k = 0; k < n; k++) hub.publish('cost', affectEvent('cost', k));
     while (hub.backplane().pendingWrites > 0) await sleep(10);
     const s = (performance.now() - t0) / 1000;
     const { Redis } = await import('ioredis');

@@ -37,7 +37,8 @@ export interface FanoutResult {
   readonly complete: number;
 }
 
-function affectEvent(streamId: string, k: number): PipelineEvent {
+/** A synthetic affect event for stream `streamId`, frame `k` (walks the circle 7° a frame); shared with the cluster section. */
+export function affectEvent(streamId: string, k: number): PipelineEvent {
   const a = (k * 7) % 360;
   const rad = (a * Math.PI) / 180;
   return {
