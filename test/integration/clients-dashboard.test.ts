@@ -10,26 +10,16 @@
  * process, the page opened on it, and the point must move (test-results/dashboard-serve.png).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import type { RunningServer } from '../../src/server/ws-server.js';
 import { RUSSELL_1980_TERMS } from '../../core/emotion-terms.js';
+import { CHROMIUM, CHROMIUM_ARGS, requireChromium } from '../helpers/chromium.js';
 import { affectEvent, movingPoint, startFlakyProxy, startRealServer, transcriptEvent, type FlakyProxy } from '../helpers/clients-protocol-server.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 const HOP_MS = 250;
 
 interface PageStream {
@@ -71,12 +61,6 @@ async function until(cond: () => Promise<boolean>, ms = 10_000): Promise<void> {
   }
 }
 
-/** CI installs chromium (scripts/setup-system.sh); without it this suite fails loudly rather than skip. */
-function requireChromium(): void {
-  if (!existsSync(CHROMIUM))
-    throw new Error(`${CHROMIUM} not found: run scripts/setup-system.sh (apt-get install chromium); the dashboard test never downloads a browser`);
-}
-
 describe('dashboard in chromium', () => {
   beforeAll(async () => {
     requireChromium();
@@ -90,7 +74,7 @@ describe('dashboard in chromium', () => {
     context = await chromium.launchPersistentContext(userDataDir, {
       executablePath: CHROMIUM,
       headless: true,
-      args: ARGS,
+      args: CHROMIUM_ARGS,
       viewport: { width: 1280, height: 720 },
     });
     page = context.pages()[0] ?? (await context.newPage());
@@ -256,7 +240,12 @@ describe('dashboard on `circumplex serve` with the shipped WAV', () => {
       serve?.once('exit', (code) => reject(new Error(`serve exited ${code}: ${err}`)));
     });
     dataDir = mkdtempSync(path.join(os.tmpdir(), 'circumplex-chromium-'));
-    ctx = await chromium.launchPersistentContext(dataDir, { executablePath: CHROMIUM, headless: true, args: ARGS, viewport: { width: 1280, height: 720 } });
+    ctx = await chromium.launchPersistentContext(dataDir, {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: CHROMIUM_ARGS,
+      viewport: { width: 1280, height: 720 },
+    });
     const p = ctx.pages()[0] ?? (await ctx.newPage());
     const errors: string[] = [];
     p.on('pageerror', (e) => errors.push(e.message));

@@ -5,7 +5,7 @@
  * downloaded browser). Frames published into the real hub must reach the page; a network drop (TCP
  * proxy cut) must be survived with a resume by seq: every frame shown once, in order.
  */
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { build } from 'esbuild';
@@ -13,20 +13,10 @@ import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningServer } from '../../src/server/ws-server.js';
 import type { AffectFrameMessage } from '../../core/protocol.js';
+import { CHROMIUM, CHROMIUM_ARGS, requireChromium } from '../helpers/chromium.js';
 import { affectEvent, movingPoint, startFlakyProxy, startRealServer, type FlakyProxy } from '../helpers/clients-protocol-server.js';
 
 const REPO = path.resolve(import.meta.dirname, '..', '..');
-const CHROMIUM = '/usr/bin/chromium';
-const ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 
 let pageDir: string;
 let userDataDir: string;
@@ -66,8 +56,7 @@ function publish(n: number): void {
 }
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM))
-    throw new Error(`${CHROMIUM} not found: run scripts/setup-system.sh (apt-get install chromium); this test never downloads a browser`);
+  requireChromium();
   pageDir = mkdtempSync(path.join(os.tmpdir(), 'circumplex-example-browser-'));
   mkdirSync(path.join(pageDir, 'dist'));
   copyFileSync(path.join(REPO, 'examples', 'browser', 'index.html'), path.join(pageDir, 'index.html'));
@@ -90,7 +79,7 @@ beforeAll(async () => {
   context = await chromium.launchPersistentContext(userDataDir, {
     executablePath: CHROMIUM,
     headless: true,
-    args: ARGS,
+    args: CHROMIUM_ARGS,
     viewport: { width: 900, height: 500 },
   });
   page = context.pages()[0] ?? (await context.newPage());
