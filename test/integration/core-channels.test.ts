@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ServerMessageSchema, type ServerMessage } from '../../core/protocol.js';
 import { concat, silence, speak, wavBytes, writeWav } from '../helpers/vad-audio.js';
 import { connect, sleep } from '../helpers/server-helpers.js';
+import { waitForListening } from '../helpers/listening.js';
 
 const BIN = 'bin/circumplex.mjs';
 const env: NodeJS.ProcessEnv = { ...process.env, CIRCUMPLEX_DEVICE: 'cpu', CIRCUMPLEX_LOG_LEVEL: 'warn' };
@@ -134,26 +135,18 @@ describe('serve --channels-as-streams', () => {
       env,
       stdio: ['ignore', 'ignore', 'pipe'],
     });
-    let err = '';
     const exited = new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
     try {
-      const port = await new Promise<number>((resolve, reject) => {
-        child.stderr.on('data', (d: Buffer) => {
-          err += d.toString();
-          const m = /listening on ws:\/\/127\.0\.0\.1:(\d+)\//.exec(err);
-          if (m) resolve(Number(m[1]));
-        });
-        void exited.then((c) => reject(new Error(`serve exited (${c}) before listening:\n${err}`)));
-      });
+      const { port, stderr } = await waitForListening(child, 'serve');
       const c = connect({ port });
       await c.opened;
       // Resume from -1: anything published before the subscription is replayed, then live messages.
       c.send({ type: 'subscribe', streamIds: ['call:ch0', 'call:ch1'], resumeFrom: { 'call:ch0': -1, 'call:ch1': -1 } });
       const ended = (id: string) => c.messages.some((m) => m.type === 'status' && m.streamId === id && m.state === 'ended');
       await c.until(() => ended('call:ch0') && ended('call:ch1'), 90_000, 'both streams ended');
-      expect(await exited, err).toBe(0);
-      expect(err).toMatch(/stream "call:ch\d" ended; 1 local stream\(s\) still running/);
-      expect(err).toMatch(/stream "call:ch\d" ended; exiting/);
+      expect(await exited, stderr()).toBe(0);
+      expect(stderr()).toMatch(/stream "call:ch\d" ended; 1 local stream\(s\) still running/);
+      expect(stderr()).toMatch(/stream "call:ch\d" ended; exiting/);
       const msgs = c.messages.map((m) => ServerMessageSchema.parse(m));
       for (const [id, span] of [
         ['call:ch0', agentSpan],

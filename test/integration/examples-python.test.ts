@@ -9,6 +9,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ServerMessageSchema } from '../../core/protocol.js';
 import { startFlakyProxy, type FlakyProxy } from '../helpers/clients-protocol-server.js';
+import { waitForListening } from '../helpers/listening.js';
 
 const REPO = path.resolve(import.meta.dirname, '..', '..');
 const PYTHON = '/usr/bin/python3';
@@ -33,15 +34,7 @@ async function startServe(): Promise<number> {
     cwd: REPO,
     env: { ...process.env, CIRCUMPLEX_LOG_LEVEL: 'warn', CIRCUMPLEX_DEVICE: 'cpu' },
   });
-  return new Promise<number>((resolve, reject) => {
-    let err = '';
-    serve?.stderr?.on('data', (d: Buffer) => {
-      err += String(d);
-      const m = /listening on ws:\/\/127\.0\.0\.1:(\d+)\//.exec(err);
-      if (m?.[1]) resolve(Number(m[1]));
-    });
-    serve?.once('exit', (code) => reject(new Error(`serve exited ${code}: ${err}`)));
-  });
+  return (await waitForListening(serve, 'serve')).port;
 }
 
 describe('examples/python/subscribe.py', () => {

@@ -15,6 +15,7 @@ import { ServerMessageSchema } from '../../core/protocol.js';
 import { readRecording } from '../../src/commands/replay.js';
 import { REPO_ROOT } from '../../core/config.js';
 import { connect, sleep } from '../helpers/server-helpers.js';
+import { waitForListening } from '../helpers/listening.js';
 
 const BIN = path.join(REPO_ROOT, 'bin', 'circumplex.mjs');
 const SPEECH = path.join(REPO_ROOT, 'test', 'fixtures', 'audio', 'speech.wav');
@@ -71,17 +72,9 @@ describe('replay --loop', () => {
       env,
       stdio: ['ignore', 'ignore', 'pipe'],
     });
-    let err = '';
     const exited = new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
     try {
-      const port = await new Promise<number>((resolve, reject) => {
-        child.stderr.on('data', (d: Buffer) => {
-          err += d.toString();
-          const m = /listening on ws:\/\/127\.0\.0\.1:(\d+)\//.exec(err);
-          if (m) resolve(Number(m[1]));
-        });
-        void exited.then((c) => reject(new Error(`replay exited (${c}):\n${err}`)));
-      });
+      const { port, stderr } = await waitForListening(child, 'replay');
       const c = connect({ port });
       await c.opened;
       await c.until((x) => x.of('hello').length === 1);
@@ -89,7 +82,7 @@ describe('replay --loop', () => {
       c.send({ type: 'subscribe', streamIds: ['stage'], resumeFrom: { stage: -1 } });
       // Three passes' worth of frames.
       await c.until((x) => x.of('affect').length >= 3 * frames, 60_000, 'three passes of frames');
-      expect(err).toMatch(/pass 1 done .*starting again/);
+      expect(stderr()).toMatch(/pass 1 done .*starting again/);
       child.kill('SIGTERM');
       expect(await exited).toBe(0);
       await c.closed;

@@ -13,6 +13,7 @@ import type { ServerMessage } from '../../core/protocol.js';
 import { REPO_ROOT } from '../../core/config.js';
 import { TestRedis, freePort } from '../helpers/redis-server.js';
 import { connect, sleep, type TestClient } from '../helpers/server-helpers.js';
+import { waitForListening } from '../helpers/listening.js';
 
 const BIN = path.join(REPO_ROOT, 'bin', 'circumplex.mjs');
 const WAV = readFileSync(path.join(REPO_ROOT, 'test', 'fixtures', 'audio', 'speech.wav'));
@@ -42,18 +43,9 @@ async function serve(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Node>
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   children.push(child);
-  let err = '';
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const port = await new Promise<number>((resolve, reject) => {
-    child.stderr?.on('data', (d: Buffer) => {
-      err += d.toString();
-      const m = /listening on ws:\/\/127\.0\.0\.1:(\d+)\//.exec(err);
-      if (m) resolve(Number(m[1]));
-    });
-    void exited.then((code) => reject(new Error(`serve exited (${code}) before listening:\n${err}`)));
-    setTimeout(() => reject(new Error(`serve did not start in 60 s:\n${err}`)), 60_000).unref();
-  });
-  return { child, port, stderr: () => err, exited };
+  const { port, stderr } = await waitForListening(child, 'serve');
+  return { child, port, stderr, exited };
 }
 
 /** Starts a serve that must fail: resolves with its exit code and stderr. */

@@ -12,6 +12,7 @@ import { PROTOCOL_VERSION, ServerMessageSchema, type ServerMessage } from '../..
 import { REPO_ROOT } from '../../core/config.js';
 import { connect, seqGaps, sleep, toneS16, type TestClient } from '../helpers/server-helpers.js';
 import { buildTinyVoskModel } from '../helpers/asr-tiny-vosk-model.js';
+import { waitForListening } from '../helpers/listening.js';
 
 const BIN = path.join(REPO_ROOT, 'bin', 'circumplex.mjs');
 const WAV = path.join(REPO_ROOT, 'test', 'fixtures', 'audio', 'speech.wav');
@@ -38,23 +39,14 @@ async function serve(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Serve
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   children.push(child);
-  let err = '';
   let killedAt = 0;
   const origKill = child.kill.bind(child);
   child.kill = (sig?: NodeJS.Signals | number) => ((killedAt = Date.now()), origKill(sig));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; afterMs: number }>((resolve) =>
     child.once('exit', (code, signal) => resolve({ code, signal, afterMs: Date.now() - killedAt })),
   );
-  const port = await new Promise<number>((resolve, reject) => {
-    child.stderr?.on('data', (d: Buffer) => {
-      err += d.toString();
-      const m = /listening on wss?:\/\/127\.0\.0\.1:(\d+)\//.exec(err);
-      if (m) resolve(Number(m[1]));
-    });
-    void exited.then(({ code }) => reject(new Error(`serve exited (${code}) before listening:\n${err}`)));
-    setTimeout(() => reject(new Error(`serve did not start in 60 s:\n${err}`)), 60_000).unref();
-  });
-  return { child, port, stderr: () => err, exited };
+  const { port, stderr } = await waitForListening(child, 'serve');
+  return { child, port, stderr, exited };
 }
 
 const track = (c: TestClient) => (clients.push(c), c);
