@@ -7,7 +7,6 @@
  * killed and restarted under a live stream, start-up errors, and no credential in any log line.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -26,6 +25,7 @@ import { RedisHub, parseBackplaneUrl, type RedisHubOptions } from '../../src/ser
 import type { RunningServer } from '../../src/server/ws-server.js';
 import { TestRedis, freePort } from '../helpers/redis-server.js';
 import { connect, loudnessPipeline, silentLogger, sleep, startServer, toneS16, type TestClient } from '../helpers/server-helpers.js';
+import { selfSignedCert } from '../helpers/tls-cert.js';
 
 const servers: RunningServer[] = [];
 const clients: TestClient[] = [];
@@ -367,29 +367,7 @@ describe('Redis backplane: publishers move, Redis fails', () => {
 describe('Redis backplane: start-up errors and credentials', () => {
   it('rediss:// (TLS): nodes share a stream over TLS with a verified certificate; an untrusted certificate is a clear start-up error', async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'redis-tls-'));
-    const certFile = path.join(dir, 'cert.pem');
-    const keyFile = path.join(dir, 'key.pem');
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'rsa:2048',
-        '-nodes',
-        '-keyout',
-        keyFile,
-        '-out',
-        certFile,
-        '-days',
-        '1',
-        '-subj',
-        '/CN=127.0.0.1',
-        '-addext',
-        'subjectAltName=IP:127.0.0.1',
-      ],
-      { stdio: 'ignore' },
-    );
+    const { certFile, keyFile } = selfSignedCert(dir);
     const secure = await TestRedis.start({ tls: { certFile, keyFile } });
     redises.push(secure);
     expect(secure.url).toMatch(/^rediss:\/\//);

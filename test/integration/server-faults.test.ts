@@ -5,7 +5,6 @@
  * fuzzing of the ingest, stream-busy, TLS and graceful close.
  */
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -16,6 +15,7 @@ import { float32ToMulaw } from '../../streams/audio.js';
 import type { PipelineEvent } from '../../core/types.js';
 import type { RunningServer } from '../../src/server/ws-server.js';
 import { TestClient, connect, loudnessPipeline, seqGaps, sleep, startServer, toneS16, upgradeStatus } from '../helpers/server-helpers.js';
+import { selfSignedCert } from '../helpers/tls-cert.js';
 
 let server: RunningServer | undefined;
 const clients: TestClient[] = [];
@@ -487,25 +487,7 @@ describe('server: TLS and shutdown', () => {
   let certDir = '';
   beforeAll(() => {
     certDir = mkdtempSync(path.join(os.tmpdir(), 'tls-'));
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'rsa:2048',
-        '-nodes',
-        '-keyout',
-        path.join(certDir, 'key.pem'),
-        '-out',
-        path.join(certDir, 'cert.pem'),
-        '-days',
-        '1',
-        '-subj',
-        '/CN=127.0.0.1',
-      ],
-      { stdio: 'ignore' },
-    );
+    selfSignedCert(certDir);
   });
 
   it('serves wss from cert/key files', async () => {
