@@ -47,6 +47,7 @@ import type { AffectOutputMapping, ModelSpec } from './manifest.js';
 import type { SpeechAffectModel, SpeechAffectOutput } from './ports.js';
 import { decodeSpeechRow, normalizeWindow } from './speech-onnx.js';
 import { OrtWorkerSession, type WireTensor } from './worker/host.js';
+import { StepWorkerSession, type StepRow } from './worker/step-host.js';
 
 /** Which compute-once strategy to run. */
 export type StreamingMode = 'cached' | 'frames' | 'chunked';
@@ -66,9 +67,18 @@ export interface StreamingSpeechOptions {
   leftContextFrames: number;
   /** The pipeline's hop in samples (windows are matched to the previous one at multiples of it). Default 4000 (250 ms). */
   hopSamples: number;
+  /**
+   * `cached`: the stream's last cached frames (20 ms each) recomputed with every hop, so their
+   * keys/values and hidden states see one more hop of right context: a middle setting between
+   * compute-once (0, the default) and the full window (a whole window, about 49). Work grows by
+   * about this many frames per hop (redundancy ≈ 1 + n / 12.5 at a 250 ms hop).
+   */
+  recomputeFrames: number;
+  /** `cached`: streams whose caches the step worker keeps at most (least recently used evicted; its next window starts afresh). Default 1024. */
+  maxCachedStreams: number;
 }
 
-export const DEFAULT_STREAMING_SPEECH: StreamingSpeechOptions = { mode: 'cached', leftContextFrames: 6, hopSamples: 4000 };
+export const DEFAULT_STREAMING_SPEECH: StreamingSpeechOptions = { mode: 'cached', leftContextFrames: 6, hopSamples: 4000, recomputeFrames: 0, maxCachedStreams: 1024 };
 
 /** `streaming/streaming.json`, written by the export script. */
 export interface StreamingGraphInfo {
@@ -142,6 +152,10 @@ export interface StreamingStats {
   sessionMs: number;
   /** Wall ms of the batch functions outside session calls (placing, packing caches, unpacking, decoding). */
   hostMs: number;
+  /** cached: ms the step worker spent packing and unpacking caches around its session calls (part of `sessionMs`). */
+  workerPackMs: number;
+  /** cached: steps the worker refused because a stream's cache was not there as expected (those streams restarted). */
+  cacheLost: number;
 }
 
 /** One stream's state. */
@@ -156,16 +170,17 @@ interface StreamState {
   readonly hidden: Map<number, Float32Array>;
   /** chunked / cached: next frame start (grid position) not yet through the transformer. */
   nextPos: number;
-  /** cached: projected features (positional-conv context) by absolute frame start sample. */
+  /** chunked: unused; kept for the cache-size figures. */
   readonly proj: Map<number, Float32Array>;
-  /**
-   * cached: every layer's keys and values of the cached frames, laid out [layers][2][capacity][D]
-   * (frames oldest first, `kvPos` their positions), so a batch copies 2 × layers blocks per stream
-   * and no per-frame arrays are allocated (large per-hop allocations cost more than the copies).
-   */
-  kvBlock: Float32Array | undefined;
-  kvCap: number;
+  /** cached: the stream's number in the step worker, which holds its keys/values, hidden states and projections. */
+  readonly serial: number;
+  /** cached: cache generation; a restart starts a new one, so the worker never reuses an old cache for new audio. */
+  gen: number;
+  /** cached: positions of the frames the worker caches for this stream (a mirror; the data stay in the worker). */
   readonly kvPos: number[];
+  /** cached: the worker's cache size for this stream after its last step. */
+  workerFrames: number;
+  workerBytes: number;
   closed: boolean;
   tail: Promise<unknown>;
 }
@@ -260,6 +275,12 @@ export function resolveStreamingOptions(opts: Partial<StreamingSpeechOptions> = 
     throw new RangeError(`streaming speech: leftContextFrames must be an integer in [0, 500], got ${o.leftContextFrames}`);
   }
   if (!Number.isInteger(o.hopSamples) || o.hopSamples < 1) throw new RangeError(`streaming speech: hopSamples must be an integer >= 1, got ${o.hopSamples}`);
+  if (!Number.isInteger(o.recomputeFrames) || o.recomputeFrames < 0 || o.recomputeFrames > 500) {
+    throw new RangeError(`streaming speech: recomputeFrames must be an integer in [0, 500], got ${o.recomputeFrames}`);
+  }
+  if (!Number.isInteger(o.maxCachedStreams) || o.maxCachedStreams < 1) {
+    throw new RangeError(`streaming speech: maxCachedStreams must be an integer >= 1, got ${o.maxCachedStreams}`);
+  }
   return o;
 }
 
@@ -315,15 +336,18 @@ export class StreamingSpeechModel implements SpeechAffectModel {
     macs: 0,
     sessionMs: 0,
     hostMs: 0,
+    workerPackMs: 0,
+    cacheLost: 0,
   };
   private readonly mapping: AffectOutputMapping;
   private readonly streams = new Set<StreamState>();
   private nextOneOff = 0;
+  private nextSerial = 1;
   private closing: Promise<void> | undefined;
 
   private constructor(
     private readonly spec: ModelSpec,
-    private readonly sessions: { frontend?: OrtWorkerSession; encoder?: OrtWorkerSession; head?: OrtWorkerSession; step?: OrtWorkerSession },
+    private readonly sessions: { frontend?: OrtWorkerSession; encoder?: OrtWorkerSession; head?: OrtWorkerSession; step?: StepWorkerSession },
     info: StreamingGraphInfo,
     options: StreamingSpeechOptions,
     opts: LoadModelOptions,
@@ -352,6 +376,7 @@ export class StreamingSpeechModel implements SpeechAffectModel {
     assertDeviceAvailable(device, spec.id);
     const dir = streamingDir(spec, opts.modelsDir);
     const opened: OrtWorkerSession[] = [];
+    let stepSession: StepWorkerSession | undefined;
     try {
       const open = async (
         g: { file: string; inputs: readonly string[]; outputs: readonly string[] },
@@ -377,7 +402,31 @@ export class StreamingSpeechModel implements SpeechAffectModel {
             hint: 're-export with training/encoders/export_standins.py (it writes step.onnx and both fields)',
           });
         }
-        const step = await open(STEP_GRAPH);
+        const file = path.join(dir, STEP_GRAPH.file);
+        if (!existsSync(file))
+          throw new AffectError('AFFECT_ERR_MODEL_MISSING', `model ${spec.id}: ${file} not found (streaming mode cached)`, {
+            stage: spec.id,
+            hint: 're-export the split graphs (/usr/bin/python3 -m training.encoders.export_standins writes step.onnx for the cached mode)',
+          });
+        const step = await StepWorkerSession.open(
+          {
+            modelPath: file,
+            providers: providersFor(device),
+            intraOpThreads: opts.intraOpThreads ?? 0,
+            stride: info.frameStrideSamples,
+            receptiveField: info.receptiveFieldSamples,
+            layers: info.layers,
+            hiddenDim: info.hiddenDim,
+            posContext: info.posContextFrames,
+            maxStreams: options.maxCachedStreams,
+          },
+          spec.id,
+        );
+        stepSession = step;
+        const g = STEP_GRAPH;
+        if (g.inputs.some((n) => !step.inputNames.includes(n)) || step.inputNames.length !== g.inputs.length || g.outputs.some((n) => !step.outputNames.includes(n))) {
+          throw signatureError(spec, file, step, g);
+        }
         (opts.logger ?? getLogger()).info(
           { model: spec.id, provider: step.provider, mode: options.mode, frontEnd: info.frontEnd },
           `model ${spec.id} streams (cached) on ${step.provider}`,
@@ -395,6 +444,7 @@ export class StreamingSpeechModel implements SpeechAffectModel {
       return new StreamingSpeechModel(spec, { frontend, encoder, head }, info, options, opts);
     } catch (err) {
       for (const s of opened) await s.close();
+      await stepSession?.close();
       throw err;
     }
   }
@@ -407,7 +457,7 @@ export class StreamingSpeechModel implements SpeechAffectModel {
   /** Cached frames over all open streams (conv features + transformer outputs). */
   get cachedFrames(): number {
     let n = 0;
-    for (const s of this.streams) n += s.feats.size + s.hidden.size + s.kvPos.length;
+    for (const s of this.streams) n += s.feats.size + s.hidden.size + s.workerFrames;
     return n;
   }
 
@@ -415,7 +465,7 @@ export class StreamingSpeechModel implements SpeechAffectModel {
   get cacheBytes(): number {
     let b = 0;
     for (const s of this.streams)
-      b += 4 * (s.feats.size * this.info.featureDim + (s.hidden.size + s.proj.size) * this.info.hiddenDim + (s.kvBlock?.length ?? 0) + (s.prev?.length ?? 0));
+      b += 4 * (s.feats.size * this.info.featureDim + (s.hidden.size + s.proj.size) * this.info.hiddenDim + (s.prev?.length ?? 0)) + s.workerBytes;
     return b;
   }
 
@@ -444,7 +494,8 @@ export class StreamingSpeechModel implements SpeechAffectModel {
         if (state.closed) return;
         state.closed = true;
         this.streams.delete(state);
-        clearState(state);
+        this.clearState(state);
+        this.sessions.step?.free([state.serial]);
       },
     };
   }
@@ -457,9 +508,11 @@ export class StreamingSpeechModel implements SpeechAffectModel {
       feats: new Map(),
       hidden: new Map(),
       proj: new Map(),
-      kvBlock: undefined,
-      kvCap: 0,
+      serial: this.nextSerial++,
+      gen: 0,
       kvPos: [],
+      workerFrames: 0,
+      workerBytes: 0,
       nextPos: 0,
       closed: false,
       tail: Promise.resolve(),
@@ -695,7 +748,7 @@ export class StreamingSpeechModel implements SpeechAffectModel {
       // Positions move on past the old window, so no cached key can match the new audio.
       start = st.endPos + (st.prev ? this.info.receptiveFieldSamples + stride : 0);
       start = Math.ceil(start / stride) * stride;
-      clearState(st);
+      this.clearState(st);
       st.nextPos = start;
       this.stats.advancedSamples += n;
     }
@@ -727,156 +780,133 @@ export class StreamingSpeechModel implements SpeechAffectModel {
   }
 
   private async runCachedBatchInner(jobs: readonly Job[], addSessionMs: (ms: number) => void): Promise<SpeechAffectOutput[]> {
-    const step = this.sessions.step as OrtWorkerSession;
+    const step = this.sessions.step as StepWorkerSession;
     const { frameStrideSamples: stride, receptiveFieldSamples: rf, hiddenDim: D } = this.info;
     const L = this.info.layers as number;
-    const P = this.info.posContextFrames as number;
-    const plans = jobs.map((job) => {
+    const R = this.options.recomputeFrames;
+    const hopFrames = Math.ceil(this.options.hopSamples / stride);
+    type Plan = ReturnType<typeof plan>;
+    /** Which frames of the window are new (or recomputed) and which the worker should still hold. */
+    const plan = (job: Job, start: number, x: Float32Array) => {
       const st = job.state;
-      const { start, x } = this.placeWindow(job);
       const n = x.length;
       const first = Math.ceil(start / stride) * stride;
       const positions: number[] = [];
       for (let p = first; p + rf <= start + n; p += stride) positions.push(p);
-      const from = Math.max(st.nextPos, first);
+      const from = Math.max(st.nextPos - R * stride, first);
       const newPos = positions.filter((p) => p >= from);
-      // Cached frames left of this window are no use any more: drop them from the block's front.
-      let drop = 0;
-      while (drop < st.kvPos.length && ((st.kvPos[drop] as number) < first || (st.kvPos[drop] as number) >= from)) drop++;
-      if (drop > 0) {
-        const kept = st.kvPos.length - drop;
-        if (st.kvBlock)
-          for (let ls = 0; ls < 2 * L; ls++) st.kvBlock.copyWithin(ls * st.kvCap * D, (ls * st.kvCap + drop) * D, (ls * st.kvCap + drop + kept) * D);
-        st.kvPos.splice(0, drop);
-      }
-      const memPos = st.kvPos.slice();
-      return { job, st, start, n, x, first, positions, newPos, memPos };
+      // The worker keeps the cached frames inside [first, from) and drops the rest; mirror that.
+      const kept = st.kvPos.filter((p) => p >= first && p < from);
+      st.kvPos.length = 0;
+      st.kvPos.push(...kept);
+      return { job, st, start, n, x, first, from, positions, newPos, memPos: kept };
+    };
+    const plans: Plan[] = jobs.map((job) => {
+      const { start, x } = this.placeWindow(job);
+      return plan(job, start, x);
     });
     const out = new Array<SpeechAffectOutput | undefined>(plans.length);
-    const decodedRows: Array<{ plan: (typeof plans)[number]; logits: Float32Array; hidden: Float32Array; idx: number }> = [];
-    // Windows with nothing new (the same window twice) reuse the cached frames: head only via a 1-frame
-    // recompute would change the cache, so they are served from the pooled state of the cached frames.
-    const groups: Array<Array<(typeof plans)[number]>> = [];
-    const sorted = plans.map((p, i) => ({ p, i })).sort((a, b) => b.p.newPos.length - a.p.newPos.length);
-    for (const { p } of sorted) {
+    // Windows of similar new-frame counts share a call (rows padded and masked).
+    const groups: Plan[][] = [];
+    const sorted = [...plans].sort((a, b) => b.newPos.length - a.newPos.length);
+    for (const p of sorted) {
       const g = groups[groups.length - 1];
       const n0 = g?.[0]?.newPos.length ?? 0;
       if (g && p.newPos.length >= 1 && p.newPos.length >= 0.75 * n0) g.push(p);
       else groups.push([p]);
     }
-    for (const group of groups) {
-      const B = group.length;
-      const T = Math.max(1, ...group.map((p) => p.newPos.length));
-      const M = Math.max(1, ...group.map((p) => p.memPos.length));
-      const S = (T - 1) * stride + rf;
-      const signal = new Float32Array(B * S);
-      const frameMask = new Float32Array(B * T);
-      const posCtx = new Float32Array(B * P * D);
-      const kvMem = new Float32Array(B * L * 2 * M * D);
-      const memMask = new Float32Array(B * M);
-      const hSum = new Float32Array(B * D);
-      const hCount = new Float32Array(B);
-      group.forEach((pl, b) => {
-        const nNew = pl.newPos.length;
-        if (nNew > 0) {
-          const a = (pl.newPos[0] as number) - pl.start;
-          signal.set(pl.x.subarray(a, Math.min(pl.x.length, a + (nNew - 1) * stride + rf)), b * S);
-        }
-        for (let j = 0; j < nNew; j++) frameMask[b * T + j] = 1;
-        const firstNew = pl.newPos[0] ?? pl.start + pl.n;
-        for (let j = 0; j < P; j++) {
-          const p = firstNew - (P - j) * stride;
-          const v = p >= pl.first ? pl.st.proj.get(p) : undefined; // the window's own frames only, as the full-window path sees them
-          if (v) posCtx.set(v, (b * P + j) * D);
-        }
-        const nMem = pl.memPos.length;
-        const blk = pl.st.kvBlock;
-        if (blk && nMem > 0) {
-          for (let ls = 0; ls < 2 * L; ls++) kvMem.set(blk.subarray(ls * pl.st.kvCap * D, (ls * pl.st.kvCap + nMem) * D), (b * 2 * L + ls) * M * D);
-        }
-        pl.memPos.forEach((p, m) => {
-          memMask[b * M + m] = 1;
-          const h = pl.st.hidden.get(p);
-          if (h) {
-            for (let k = 0; k < D; k++) hSum[b * D + k] = (hSum[b * D + k] as number) + (h[k] as number);
-            hCount[b] = (hCount[b] as number) + 1;
-          }
-        });
-      });
-      const ts = performance.now();
-      const res = await step.run({
-        signal: { type: 'float32', data: signal, dims: [B, S] },
-        frame_mask: { type: 'float32', data: frameMask, dims: [B, T] },
-        pos_ctx: { type: 'float32', data: posCtx, dims: [B, P, D] },
-        kv_mem: { type: 'float32', data: kvMem, dims: [B, L, 2, M, D] },
-        mem_mask: { type: 'float32', data: memMask, dims: [B, M] },
-        hidden_sum: { type: 'float32', data: hSum, dims: [B, D] },
-        hidden_count: { type: 'float32', data: hCount, dims: [B, 1] },
-      });
-      addSessionMs(performance.now() - ts);
-      const fh = this.output(res, 'frame_hidden');
-      const pj = this.output(res, 'proj');
-      const kvn = this.output(res, 'kv_new');
-      const hs = this.output(res, 'hidden_states');
-      const lg = this.output(res, 'logits');
-      if ((fh.dims[1] ?? 0) !== T || (fh.dims[2] ?? 0) !== D) throw this.shapeError('frame_hidden', fh.dims, `[${B}, ${T}, ${D}]`);
-      if ((kvn.dims[1] ?? 0) !== L || (kvn.dims[3] ?? 0) !== T) throw this.shapeError('kv_new', kvn.dims, `[${B}, ${L}, 2, ${T}, ${D}]`);
-      const fhd = fh.data as Float32Array;
-      const pjd = pj.data as Float32Array;
-      const kvd = kvn.data as Float32Array;
-      group.forEach((pl, b) => {
-        const st = pl.st;
-        const nNew = pl.newPos.length;
-        pl.newPos.forEach((p, j) => {
-          st.hidden.set(p, fhd.slice((b * T + j) * D, (b * T + j + 1) * D));
-          st.proj.set(p, pjd.slice((b * T + j) * D, (b * T + j + 1) * D));
-        });
-        if (nNew > 0) {
-          const have = st.kvPos.length;
-          if (!st.kvBlock || have + nNew > st.kvCap) {
-            // (Re)allocate: room for a whole window plus a hop, so steady state never reallocates.
-            const cap = Math.max(have + nNew, pl.positions.length + Math.ceil(this.options.hopSamples / stride) + 1);
-            const nb = new Float32Array(2 * L * cap * D);
-            if (st.kvBlock && have > 0)
-              for (let ls = 0; ls < 2 * L; ls++) nb.set(st.kvBlock.subarray(ls * st.kvCap * D, (ls * st.kvCap + have) * D), ls * cap * D);
-            st.kvBlock = nb;
-            st.kvCap = cap;
-          }
-          const blk = st.kvBlock;
-          for (let ls = 0; ls < 2 * L; ls++) {
-            const o = (b * 2 * L + ls) * T * D;
-            blk.set(kvd.subarray(o, o + nNew * D), (ls * st.kvCap + have) * D);
-          }
-          st.kvPos.push(...pl.newPos);
-        }
-        if (pl.newPos.length) pl.st.nextPos = (pl.newPos[pl.newPos.length - 1] as number) + stride;
-        decodedRows.push({
-          plan: pl,
-          logits: (lg.data as Float32Array).slice(b * 3, b * 3 + 3),
-          hidden: (hs.data as Float32Array).slice(b * D, (b + 1) * D),
-          idx: plans.indexOf(pl),
-        });
-      });
-      this.stats.frontendSamples += B * S;
-      this.stats.frontendFrames += B * T;
-      this.stats.encoderFrames += B * T;
-      this.stats.macs += B * ((frontendMacs(this.info, S) ?? 0) + (encoderMacs(this.info, T) ?? 0) + 2 * L * T * M * D + headMacs(this.info));
-    }
     const m = this.mapping;
-    for (const r of decodedRows) {
-      const decoded: Record<string, WireTensor> = {
-        [m.output]: { type: 'float32', data: r.logits, dims: [1, 3] },
-        ...(m.embedding ? { [m.embedding]: { type: 'float32', data: r.hidden, dims: [1, D] } } : {}),
-      };
-      const st = r.plan.st;
-      st.prev = r.plan.job.samples.slice();
-      st.endPos = r.plan.start + r.plan.n;
-      for (const p of st.hidden.keys()) if (p < r.plan.start) st.hidden.delete(p);
-      for (const p of st.proj.keys()) if (p < r.plan.start) st.proj.delete(p);
-      this.stats.windows++;
-      out[r.idx] = decodeSpeechRow(this.id, m, decoded, 0, r.plan.job.samples);
+    for (const g of groups) {
+      let group = g;
+      for (let attempt = 0; ; attempt++) {
+        const B = group.length;
+        const T = Math.max(1, ...group.map((p) => p.newPos.length));
+        const S = (T - 1) * stride + rf;
+        const signal = new Float32Array(B * S);
+        const rows: StepRow[] = group.map((pl, b) => {
+          const nNew = pl.newPos.length;
+          if (nNew > 0) {
+            const a = (pl.newPos[0] as number) - pl.start;
+            signal.set(pl.x.subarray(a, Math.min(pl.x.length, a + (nNew - 1) * stride + rf)), b * S);
+          }
+          return {
+            stream: pl.st.serial,
+            gen: pl.st.gen,
+            first: pl.first,
+            from: pl.from,
+            start: pl.start,
+            newFirst: pl.newPos[0] ?? pl.from,
+            newCount: nNew,
+            ctxEnd: pl.newPos[0] ?? pl.start + pl.n,
+            mem: pl.memPos,
+            capHint: pl.positions.length + hopFrames + 1 + R,
+            keep: !pl.job.oneOff,
+          };
+        });
+        const ts = performance.now();
+        let res;
+        try {
+          res = await step.step(rows, T, S, signal);
+        } catch (err) {
+          // The worker dropped these streams' caches; so does the mirror (their next windows start afresh).
+          for (const pl of group) this.clearState(pl.st);
+          throw err;
+        }
+        addSessionMs(performance.now() - ts);
+        if (res.lost) {
+          // The worker does not hold these caches as expected (evicted, or a new worker): restart them, never mix.
+          if (attempt >= 2)
+            throw new AffectError('AFFECT_ERR_INFERENCE', `${this.id}: the step worker lost stream caches twice in a row`, { recoverable: true, stage: this.id });
+          const lost = new Set(res.streams);
+          this.stats.cacheLost += lost.size;
+          group = group.map((pl) => {
+            if (!lost.has(pl.st.serial)) return pl;
+            this.stats.cacheResets++;
+            this.clearState(pl.st);
+            pl.st.nextPos = pl.first;
+            return plan(pl.job, pl.start, pl.x);
+          });
+          continue;
+        }
+        this.stats.workerPackMs += res.packMs;
+        const M = res.M;
+        group.forEach((pl, b) => {
+          const st = pl.st;
+          st.kvPos.push(...pl.newPos);
+          if (pl.newPos.length) st.nextPos = (pl.newPos[pl.newPos.length - 1] as number) + stride;
+          const c = res.caches[b];
+          st.workerFrames = c?.frames ?? 0;
+          st.workerBytes = c?.bytes ?? 0;
+          st.prev = pl.job.samples.slice();
+          st.endPos = pl.start + pl.n;
+          if (pl.job.oneOff) st.kvPos.length = 0;
+          const decoded: Record<string, WireTensor> = {
+            [m.output]: { type: 'float32', data: res.logits.slice(b * 3, b * 3 + 3), dims: [1, 3] },
+            ...(m.embedding ? { [m.embedding]: { type: 'float32', data: res.hidden.slice(b * D, (b + 1) * D), dims: [1, D] } } : {}),
+          };
+          this.stats.windows++;
+          out[jobs.indexOf(pl.job)] = decodeSpeechRow(this.id, m, decoded, 0, pl.job.samples);
+        });
+        this.stats.frontendSamples += B * S;
+        this.stats.frontendFrames += B * T;
+        this.stats.encoderFrames += B * T;
+        this.stats.macs += B * ((frontendMacs(this.info, S) ?? 0) + (encoderMacs(this.info, T) ?? 0) + 2 * L * T * M * D + headMacs(this.info));
+        break;
+      }
     }
     return out as SpeechAffectOutput[];
+  }
+
+  /** Forgets a stream's cache (a new cache generation: the worker never reuses the old one). */
+  private clearState(st: StreamState): void {
+    st.feats.clear();
+    st.hidden.clear();
+    st.proj.clear();
+    st.kvPos.length = 0;
+    st.gen++;
+    st.workerFrames = 0;
+    st.workerBytes = 0;
+    st.prev = undefined;
   }
 
   private output(res: Record<string, WireTensor>, name: string): WireTensor {
@@ -898,7 +928,7 @@ export class StreamingSpeechModel implements SpeechAffectModel {
       this.batcher.close();
       for (const s of this.streams) {
         s.closed = true;
-        clearState(s);
+        this.clearState(s);
       }
       this.streams.clear();
       await Promise.all(Object.values(this.sessions).map((x) => x?.close()));
@@ -907,15 +937,6 @@ export class StreamingSpeechModel implements SpeechAffectModel {
   }
 }
 
-function clearState(st: StreamState): void {
-  st.feats.clear();
-  st.hidden.clear();
-  st.proj.clear();
-  st.kvBlock = undefined;
-  st.kvCap = 0;
-  st.kvPos.length = 0;
-  st.prev = undefined;
-}
 
 /** Loads a speech spec's split graphs for compute-once streaming. */
 export async function loadStreamingSpeechModel(

@@ -1,0 +1,294 @@
+/**
+ * The worker_threads side of the `cached` streaming mode (models/streaming-speech.ts): one ORT
+ * session on `step.onnx`, and every stream's caches — each layer's keys/values of the window's
+ * frames, their last hidden states and projected features — resident here, so a step's message
+ * carries only the new audio of each stream and its cache identity (stream number + generation),
+ * and the reply only the window's logits and pooled state. Before the key/value caches lived on
+ * the main thread and about 150 MB crossed the thread boundary per batch of 32 large streams.
+ *
+ * Safety: a row names the cached positions the main thread expects (`mem`); if the worker's cache
+ * for that stream is missing (a new worker, an evicted stream) or differs, the whole step is
+ * refused (`step-lost`, nothing runs, nothing changes) and the main thread restarts those streams'
+ * caches, so caches are never silently mixed. Caches are bounded per stream (the window's frames
+ * plus one hop) and in number (`maxStreams`, least recently used evicted), and freed by `free`.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import ort from 'onnxruntime-node';
+import type { WireTensor } from './messages.js';
+import { serveRunsUntilClose } from './serve-runs.js';
+import type { FromStepWorker, StepRow, StepRowCache, StepWorkerData, ToStepWorker } from './step-messages.js';
+
+const data = workerData as StepWorkerData;
+const port = parentPort;
+if (!port) throw new Error('step-worker must run in a worker thread');
+
+function post(msg: FromStepWorker, transfer: ArrayBuffer[] = []): void {
+  port!.postMessage(msg, transfer);
+}
+
+/** One stream's caches. */
+interface Cache {
+  gen: number;
+  /** Keys/values [layers][2][kvCap][D], frames oldest first at `kvPos`. */
+  kvBlock: Float32Array | undefined;
+  kvCap: number;
+  readonly kvPos: number[];
+  /** Last hidden state and projected features by frame position. */
+  readonly hidden: Map<number, Float32Array>;
+  readonly proj: Map<number, Float32Array>;
+}
+
+const L = data.layers;
+const D = data.hiddenDim;
+const P = data.posContext;
+const stride = data.stride;
+const caches = new Map<number, Cache>();
+/** Streams of the step in flight, and those freed meanwhile (dropped once it ends, not re-added). */
+const inStep = new Set<number>();
+const freedInStep = new Set<number>();
+let scratch = new Float32Array(0);
+
+function scratchOf(n: number): Float32Array {
+  if (scratch.length < n) scratch = new Float32Array(Math.ceil(n * 1.25));
+  return new Float32Array(scratch.buffer, 0, n);
+}
+
+/** Index range [a, b) of `kvPos` inside [first, from) (positions ascend). */
+function keptRange(c: Cache, first: number, from: number): [number, number] {
+  let a = 0;
+  while (a < c.kvPos.length && (c.kvPos[a] as number) < first) a++;
+  let b = a;
+  while (b < c.kvPos.length && (c.kvPos[b] as number) < from) b++;
+  return [a, b];
+}
+
+/** The row's cache if it holds exactly what the main thread expects (after the drop), a fresh one if nothing is expected, else null. */
+function check(row: StepRow): Cache | null | 'fresh' {
+  const c = caches.get(row.stream);
+  if (!c || c.gen !== row.gen) return row.mem.length === 0 ? 'fresh' : null;
+  const [a, b] = keptRange(c, row.first, row.from);
+  if (b - a !== row.mem.length) return null;
+  for (let i = 0; i < row.mem.length; i++) if (c.kvPos[a + i] !== row.mem[i]) return null;
+  return c;
+}
+
+function touch(stream: number, c: Cache): void {
+  caches.delete(stream);
+  caches.set(stream, c);
+  while (caches.size > data.maxStreams) {
+    const oldest = caches.keys().next().value as number;
+    caches.delete(oldest);
+  }
+}
+
+function rowCache(c: Cache | undefined): StepRowCache {
+  if (!c) return { frames: 0, bytes: 0 };
+  return { frames: c.kvPos.length + c.hidden.size, bytes: 4 * ((c.kvBlock?.length ?? 0) + (c.hidden.size + c.proj.size) * D) };
+}
+
+async function step(s: ort.InferenceSession, msg: Extract<ToStepWorker, { type: 'step' }>): Promise<void> {
+  const t0 = performance.now();
+  const { rows, T, S } = msg;
+  const B = rows.length;
+  // 1. Check every row before changing anything.
+  const checked = rows.map(check);
+  const lost = rows.filter((_, i) => checked[i] === null).map((r) => r.stream);
+  if (lost.length > 0) {
+    for (const id of lost) caches.delete(id);
+    post({ type: 'step-lost', id: msg.id, streams: lost });
+    return;
+  }
+  // 2. Drop frames outside [first, from) and build the inputs.
+  const cs = rows.map((row, i) => {
+    let c = checked[i] as Cache | 'fresh';
+    if (c === 'fresh') c = { gen: row.gen, kvBlock: undefined, kvCap: 0, kvPos: [], hidden: new Map(), proj: new Map() };
+    const [a, b] = keptRange(c, row.first, row.from);
+    if (a > 0 || b < c.kvPos.length) {
+      const kept = b - a;
+      if (c.kvBlock && a > 0) for (let ls = 0; ls < 2 * L; ls++) c.kvBlock.copyWithin(ls * c.kvCap * D, (ls * c.kvCap + a) * D, (ls * c.kvCap + a + kept) * D);
+      c.kvPos.splice(b);
+      c.kvPos.splice(0, a);
+    }
+    return c;
+  });
+  const M = Math.max(1, ...cs.map((c) => c.kvPos.length));
+  const frameMask = new Float32Array(B * T);
+  const posCtx = new Float32Array(B * P * D);
+  const kvMem = scratchOf(B * L * 2 * M * D);
+  const memMask = new Float32Array(B * M);
+  const hSum = new Float32Array(B * D);
+  const hCount = new Float32Array(B);
+  rows.forEach((row, b) => {
+    const c = cs[b] as Cache;
+    for (let j = 0; j < row.newCount; j++) frameMask[b * T + j] = 1;
+    for (let j = 0; j < P; j++) {
+      const p = row.ctxEnd - (P - j) * stride;
+      const v = p >= row.first ? c.proj.get(p) : undefined; // the window's own frames only, as the full-window path sees them
+      if (v) posCtx.set(v, (b * P + j) * D);
+    }
+    const nMem = c.kvPos.length;
+    for (let ls = 0; ls < 2 * L; ls++) {
+      const o = (b * 2 * L + ls) * M * D;
+      if (c.kvBlock && nMem > 0) kvMem.set(c.kvBlock.subarray(ls * c.kvCap * D, (ls * c.kvCap + nMem) * D), o);
+      if (nMem < M) kvMem.fill(0, o + nMem * D, o + M * D);
+    }
+    c.kvPos.forEach((p, m) => {
+      memMask[b * M + m] = 1;
+      const h = c.hidden.get(p);
+      if (h) {
+        for (let k = 0; k < D; k++) hSum[b * D + k] = (hSum[b * D + k] as number) + (h[k] as number);
+        hCount[b] = (hCount[b] as number) + 1;
+      }
+    });
+  });
+  for (const r of rows) inStep.add(r.stream);
+  let ok = false;
+  try {
+    const ts = performance.now();
+    const res = await s.run({
+      signal: new ort.Tensor('float32', msg.signal, [B, S]),
+      frame_mask: new ort.Tensor('float32', frameMask, [B, T]),
+      pos_ctx: new ort.Tensor('float32', posCtx, [B, P, D]),
+      kv_mem: new ort.Tensor('float32', kvMem, [B, L, 2, M, D]),
+      mem_mask: new ort.Tensor('float32', memMask, [B, M]),
+      hidden_sum: new ort.Tensor('float32', hSum, [B, D]),
+      hidden_count: new ort.Tensor('float32', hCount, [B, 1]),
+    });
+    finish(msg, res, cs, M, t0, performance.now() - ts);
+    ok = true;
+  } finally {
+    // A failed step leaves no half-updated cache behind: those streams start afresh (the main thread restarts them too).
+    if (!ok) for (const r of rows) caches.delete(r.stream);
+    for (const id of freedInStep) caches.delete(id);
+    inStep.clear();
+    freedInStep.clear();
+  }
+}
+
+function finish(msg: Extract<ToStepWorker, { type: 'step' }>, res: ort.InferenceSession.ReturnType, cs: Cache[], M: number, t0: number, sessionMs: number): void {
+  const { rows, T } = msg;
+  const B = rows.length;
+  const out = (name: string, want: number[]): Float32Array => {
+    const t = res[name];
+    if (!t || t.type !== 'float32') throw new Error(`step output ${name} missing or not float32`);
+    if (t.dims.length !== want.length || want.some((w, i) => w >= 0 && t.dims[i] !== w))
+      throw new Error(`step output ${name} has shape [${t.dims.join(', ')}], expected [${want.map((w) => (w < 0 ? '?' : w)).join(', ')}]`);
+    return t.data as Float32Array;
+  };
+  const fh = out('frame_hidden', [B, T, D]);
+  const pj = out('proj', [B, T, D]);
+  const kvd = out('kv_new', [B, L, 2, T, D]);
+  const hs = out('hidden_states', [B, D]);
+  const lg = out('logits', [B, 3]);
+  // 3. Append the new frames to each stream's caches; evict what no later window can use.
+  const caches_: StepRowCache[] = rows.map((row, b) => {
+    const c = cs[b] as Cache;
+    if (!row.keep) {
+      caches.delete(row.stream);
+      return { frames: 0, bytes: 0 };
+    }
+    const n = row.newCount;
+    for (let j = 0; j < n; j++) {
+      const p = row.newFirst + j * stride;
+      c.hidden.set(p, fh.slice((b * T + j) * D, (b * T + j + 1) * D));
+      c.proj.set(p, pj.slice((b * T + j) * D, (b * T + j + 1) * D));
+    }
+    if (n > 0) {
+      const have = c.kvPos.length;
+      if (!c.kvBlock || have + n > c.kvCap) {
+        const cap = Math.max(have + n, row.capHint);
+        const nb = new Float32Array(2 * L * cap * D);
+        if (c.kvBlock && have > 0) for (let ls = 0; ls < 2 * L; ls++) nb.set(c.kvBlock.subarray(ls * c.kvCap * D, (ls * c.kvCap + have) * D), ls * cap * D);
+        c.kvBlock = nb;
+        c.kvCap = cap;
+      }
+      for (let ls = 0; ls < 2 * L; ls++) {
+        const o = (b * 2 * L + ls) * T * D;
+        c.kvBlock.set(kvd.subarray(o, o + n * D), (ls * c.kvCap + have) * D);
+      }
+      for (let j = 0; j < n; j++) c.kvPos.push(row.newFirst + j * stride);
+    }
+    for (const p of c.hidden.keys()) if (p < row.start) c.hidden.delete(p);
+    for (const p of c.proj.keys()) if (p < row.start) c.proj.delete(p);
+    touch(row.stream, c);
+    return rowCache(c);
+  });
+  const logits = lg.slice(0, B * 3);
+  const hidden = hs.slice(0, B * D);
+  post(
+    { type: 'step-result', id: msg.id, logits, hidden, M, caches: caches_, sessionMs, packMs: performance.now() - t0 - sessionMs },
+    [logits.buffer, hidden.buffer],
+  );
+}
+
+async function main(): Promise<void> {
+  const failed: Array<{ provider: string; error: string }> = [];
+  let session: ort.InferenceSession | undefined;
+  let provider = '';
+  for (const p of data.providers) {
+    try {
+      session = await ort.InferenceSession.create(data.modelPath, {
+        executionProviders: [p],
+        graphOptimizationLevel: 'all',
+        ...(data.intraOpThreads > 0 ? { intraOpNumThreads: data.intraOpThreads } : {}),
+      });
+      provider = p;
+      break;
+    } catch (err) {
+      failed.push({ provider: p, error: err instanceof Error ? err.message : String(err) });
+    }
+  }
+  if (!session) {
+    post({ type: 'load-error', failed });
+    port!.close();
+    return;
+  }
+  const s = session;
+  post({ type: 'ready', provider, inputNames: [...s.inputNames], outputNames: [...s.outputNames], failed });
+
+  serveRunsUntilClose<ToStepWorker>(port!, {
+    release: () => {
+      caches.clear();
+      return s.release();
+    },
+    refuse: (msg) => {
+      if (msg.type === 'step' || msg.type === 'run') post({ type: 'run-error', id: msg.id, message: 'model is closing' });
+    },
+    run: async (msg) => {
+      if (msg.type === 'free') {
+        for (const id of msg.streams) {
+          caches.delete(id);
+          if (inStep.has(id)) freedInStep.add(id);
+        }
+        return;
+      }
+      if (msg.type !== 'step' && msg.type !== 'run') return;
+      try {
+        if (msg.type === 'step') {
+          await step(s, msg);
+          return;
+        }
+        const feeds: Record<string, ort.Tensor> = {};
+        for (const [name, t] of Object.entries(msg.feeds)) feeds[name] = new ort.Tensor(t.type, t.data, [...t.dims]);
+        const res = await s.run(feeds);
+        const outputs: Record<string, WireTensor> = {};
+        const transfer = new Set<ArrayBuffer>();
+        for (const [name, t] of Object.entries(res)) {
+          if (t.type !== 'float32' && t.type !== 'int64') throw new Error(`output ${name} has unsupported type ${t.type}`);
+          const arr = t.data as Float32Array | BigInt64Array;
+          outputs[name] = { type: t.type, data: arr, dims: [...t.dims] };
+          transfer.add(arr.buffer as ArrayBuffer);
+        }
+        try {
+          post({ type: 'result', id: msg.id, outputs }, [...transfer]);
+        } catch {
+          post({ type: 'result', id: msg.id, outputs }); // a buffer ORT owns natively may not be transferable
+        }
+      } catch (err) {
+        post({ type: 'run-error', id: msg.id, message: err instanceof Error ? err.message : String(err) });
+      }
+    },
+  });
+}
+
+void main();
