@@ -469,6 +469,11 @@ export class StreamingSpeechModel implements SpeechAffectModel {
     return b;
   }
 
+  /** `cached` mode: streams whose caches the step worker holds and their bytes (null in the other modes). */
+  async workerCacheStats(): Promise<{ streams: number; bytes: number } | null> {
+    return this.sessions.step ? this.sessions.step.cacheStats() : null;
+  }
+
   /** One window without stream context: computed whole (no cache), exact. */
   infer(samples: Float32Array): Promise<SpeechAffectOutput> {
     const state = this.newState(`one-off-${this.nextOneOff++}`);
@@ -863,8 +868,10 @@ export class StreamingSpeechModel implements SpeechAffectModel {
             if (!lost.has(pl.st.serial)) return pl;
             this.stats.cacheResets++;
             this.clearState(pl.st);
-            pl.st.nextPos = pl.first;
-            return plan(pl.job, pl.start, pl.x);
+            // Computed whole as a fresh window: on a frame grid of its own, past every old position.
+            const start = Math.ceil((pl.start + pl.n) / stride) * stride;
+            pl.st.nextPos = start;
+            return plan(pl.job, start, pl.x);
           });
           continue;
         }

@@ -105,6 +105,13 @@ export class StepWorkerSession {
     return msg.outputs;
   }
 
+  /** What the worker holds: streams with a cache, and their bytes. */
+  async cacheStats(): Promise<{ streams: number; bytes: number }> {
+    const msg = await this.request((id) => ({ type: 'stats', id }), []);
+    if (msg.type !== 'stats') throw this.inferenceError(`step worker answered ${msg.type}`);
+    return { streams: msg.streams, bytes: msg.bytes };
+  }
+
   /** Frees streams' caches in the worker (fire and forget; a no-op once closed). */
   free(streams: readonly number[]): void {
     if (this.dead || this.closed || streams.length === 0) return;
@@ -133,7 +140,7 @@ export class StepWorkerSession {
   }
 
   private onMessage(msg: FromStepWorker): void {
-    if (msg.type !== 'step-result' && msg.type !== 'step-lost' && msg.type !== 'result' && msg.type !== 'run-error') return;
+    if (msg.type === 'ready' || msg.type === 'load-error' || msg.type === 'closed') return;
     const p = this.pending.get(msg.id);
     if (!p) return;
     this.pending.delete(msg.id);

@@ -66,6 +66,7 @@ export type ToStepWorker =
     }
   | { readonly type: 'run'; readonly id: number; readonly feeds: Record<string, WireTensor> }
   | { readonly type: 'free'; readonly streams: readonly number[] }
+  | { readonly type: 'stats'; readonly id: number }
   | { readonly type: 'close' };
 
 /** Per-row cache size after a step. */
@@ -94,6 +95,8 @@ export type FromStepWorker =
     }
   /** Some rows' caches are not what the main thread expects (evicted, or a new worker): nothing ran. */
   | { readonly type: 'step-lost'; readonly id: number; readonly streams: readonly number[] }
+  /** What the worker holds: streams with a cache and their bytes. */
+  | { readonly type: 'stats'; readonly id: number; readonly streams: number; readonly bytes: number }
   | { readonly type: 'result'; readonly id: number; readonly outputs: Record<string, WireTensor> }
   | { readonly type: 'run-error'; readonly id: number; readonly message: string }
   | { readonly type: 'closed' };

@@ -252,7 +252,7 @@ async function main(): Promise<void> {
       return s.release();
     },
     refuse: (msg) => {
-      if (msg.type === 'step' || msg.type === 'run') post({ type: 'run-error', id: msg.id, message: 'model is closing' });
+      if (msg.type === 'step' || msg.type === 'run' || msg.type === 'stats') post({ type: 'run-error', id: msg.id, message: 'model is closing' });
     },
     run: async (msg) => {
       if (msg.type === 'free') {
@@ -260,6 +260,12 @@ async function main(): Promise<void> {
           caches.delete(id);
           if (inStep.has(id)) freedInStep.add(id);
         }
+        return;
+      }
+      if (msg.type === 'stats') {
+        let bytes = 0;
+        for (const c of caches.values()) bytes += rowCache(c).bytes;
+        post({ type: 'stats', id: msg.id, streams: caches.size, bytes });
         return;
       }
       if (msg.type !== 'step' && msg.type !== 'run') return;

@@ -263,13 +263,83 @@ describe('cached mode (each sample through the whole model once: per-layer keys/
         expect(Math.abs(y.valence - (outB[k] as SpeechAffectOutput).valence)).toBeLessThan(1e-5);
         expect(Math.abs(y.arousal - (outB[k] as SpeechAffectOutput).arousal)).toBeLessThan(1e-5);
       }
+      // the caches live in the step worker: a, b and b-alone there now, nothing after close()
+      expect((await sm.workerCacheStats())?.streams).toBe(3);
       alone.close();
       a.close();
       b.close();
       expect(sm.cachedFrames).toBe(0);
       expect(sm.cacheBytes).toBe(0);
+      expect(await sm.workerCacheStats()).toEqual({ streams: 0, bytes: 0 });
     } finally {
       await sm.close();
+    }
+  });
+
+  it('a cache the step worker no longer holds (evicted beyond maxCachedStreams) restarts that stream exactly instead of mixing caches', async () => {
+    const spec = tinySpec();
+    const full = await OnnxSpeechModel.load(spec, { modelsDir: dir, device: 'cpu', logger: silent });
+    const sm = await StreamingSpeechModel.load(spec, { modelsDir: dir, device: 'cpu', logger: silent, streaming: { mode: 'cached', maxCachedStreams: 1 } });
+    try {
+      const a = sm.forStream('a');
+      const b = sm.forStream('b');
+      const wa = windows(4000, 6);
+      const wb = windows(4000, 6, 50_000 + 7);
+      const ra = await fullOutputs(full, wa);
+      const rb = await fullOutputs(full, wb);
+      for (let k = 0; k < 6; k++) {
+        // one at a time: each stream's step evicts the other's cache (the worker keeps one stream)
+        const x = await a.infer(wa[k] as Float32Array);
+        const y = await b.infer(wb[k] as Float32Array);
+        // every window found its cache gone, so it was computed whole: the full model exactly, never another stream's cache
+        expect(Math.abs(x.valence - (ra[k] as SpeechAffectOutput).valence), `a ${k}`).toBeLessThan(1e-5);
+        expect(Math.abs(y.arousal - (rb[k] as SpeechAffectOutput).arousal), `b ${k}`).toBeLessThan(1e-5);
+      }
+      expect(sm.stats.cacheLost).toBe(10);
+      expect((await sm.workerCacheStats())?.streams).toBe(1);
+      a.close();
+      b.close();
+      expect(await sm.workerCacheStats()).toEqual({ streams: 0, bytes: 0 });
+    } finally {
+      await sm.close();
+      await full.close();
+    }
+  });
+
+  it('recomputeFrames trades work for right context: a whole window of it is the full-window path exactly (hop on the frame grid)', async () => {
+    const spec = tinySpec();
+    const full = await OnnxSpeechModel.load(spec, { modelsDir: dir, device: 'cpu', logger: silent });
+    try {
+      const ws = windows(3840, 10); // 12 frames of 320 samples: every window on the cache's frame grid
+      const ref = await fullOutputs(full, ws);
+      const work: Record<number, number> = {};
+      const dev: Record<number, number> = {};
+      for (const R of [0, 6, 50]) {
+        const sm = await StreamingSpeechModel.load(spec, {
+          modelsDir: dir,
+          device: 'cpu',
+          logger: silent,
+          streaming: { mode: 'cached', hopSamples: 3840, recomputeFrames: R },
+        });
+        try {
+          const s = sm.forStream('r');
+          const got: SpeechAffectOutput[] = [];
+          for (const w of ws) got.push(await s.infer(w));
+          work[R] = sm.stats.encoderFrames / (sm.stats.advancedSamples / 320);
+          dev[R] = maxDiff(ref, got).affect;
+        } finally {
+          await sm.close();
+        }
+      }
+      console.log(`cached recomputeFrames 0 / 6 / 50: work ${[0, 6, 50].map((r) => work[r]?.toFixed(3)).join(' / ')}, max |d| ${[0, 6, 50].map((r) => dev[r]?.toFixed(4)).join(' / ')}`);
+      expect(dev[50]).toBeLessThan(1e-5);
+      expect(dev[0]).toBeGreaterThan(1e-3);
+      expect(work[0]).toBeLessThan(1.1);
+      expect(work[6]).toBeGreaterThan(1.3); // 6 of every 12 frames again
+      expect(work[6]).toBeLessThan(1.6);
+      expect(work[50]).toBeGreaterThan(3);
+    } finally {
+      await full.close();
     }
   });
 });
