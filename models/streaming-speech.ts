@@ -78,7 +78,13 @@ export interface StreamingSpeechOptions {
   maxCachedStreams: number;
 }
 
-export const DEFAULT_STREAMING_SPEECH: StreamingSpeechOptions = { mode: 'cached', leftContextFrames: 6, hopSamples: 4000, recomputeFrames: 0, maxCachedStreams: 1024 };
+export const DEFAULT_STREAMING_SPEECH: StreamingSpeechOptions = {
+  mode: 'cached',
+  leftContextFrames: 6,
+  hopSamples: 4000,
+  recomputeFrames: 0,
+  maxCachedStreams: 1024,
+};
 
 /** `streaming/streaming.json`, written by the export script. */
 export interface StreamingGraphInfo {
@@ -424,7 +430,11 @@ export class StreamingSpeechModel implements SpeechAffectModel {
         );
         stepSession = step;
         const g = STEP_GRAPH;
-        if (g.inputs.some((n) => !step.inputNames.includes(n)) || step.inputNames.length !== g.inputs.length || g.outputs.some((n) => !step.outputNames.includes(n))) {
+        if (
+          g.inputs.some((n) => !step.inputNames.includes(n)) ||
+          step.inputNames.length !== g.inputs.length ||
+          g.outputs.some((n) => !step.outputNames.includes(n))
+        ) {
           throw signatureError(spec, file, step, g);
         }
         (opts.logger ?? getLogger()).info(
@@ -861,7 +871,10 @@ export class StreamingSpeechModel implements SpeechAffectModel {
         if (res.lost) {
           // The worker does not hold these caches as expected (evicted, or a new worker): restart them, never mix.
           if (attempt >= 2)
-            throw new AffectError('AFFECT_ERR_INFERENCE', `${this.id}: the step worker lost stream caches twice in a row`, { recoverable: true, stage: this.id });
+            throw new AffectError('AFFECT_ERR_INFERENCE', `${this.id}: the step worker lost stream caches twice in a row`, {
+              recoverable: true,
+              stage: this.id,
+            });
           const lost = new Set(res.streams);
           this.stats.cacheLost += lost.size;
           group = group.map((pl) => {
@@ -943,7 +956,6 @@ export class StreamingSpeechModel implements SpeechAffectModel {
     return this.closing;
   }
 }
-
 
 /** Loads a speech spec's split graphs for compute-once streaming. */
 export async function loadStreamingSpeechModel(

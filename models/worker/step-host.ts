@@ -73,12 +73,16 @@ export class StepWorkerSession {
       await worker.terminate();
       const reasons = first.failed.map((f) => `${f.provider}: ${f.error}`).join('; ');
       const onlyDevice = first.failed.length > 0 && first.failed.every((f) => f.provider !== 'cpu');
-      throw new AffectError(onlyDevice ? 'AFFECT_ERR_DEVICE_UNAVAILABLE' : 'AFFECT_ERR_MODEL_LOAD', `could not create an ONNX Runtime session for ${data.modelPath} (${reasons})`, {
-        stage,
-        hint: onlyDevice
-          ? 'use --device auto or --device cpu, or install the provider (docs/models.md "Devices")'
-          : 're-export the split graphs (/usr/bin/python3 -m training.encoders.export_standins)',
-      });
+      throw new AffectError(
+        onlyDevice ? 'AFFECT_ERR_DEVICE_UNAVAILABLE' : 'AFFECT_ERR_MODEL_LOAD',
+        `could not create an ONNX Runtime session for ${data.modelPath} (${reasons})`,
+        {
+          stage,
+          hint: onlyDevice
+            ? 'use --device auto or --device cpu, or install the provider (docs/models.md "Devices")'
+            : 're-export the split graphs (/usr/bin/python3 -m training.encoders.export_standins)',
+        },
+      );
     }
     if (first.type !== 'ready') {
       await worker.terminate();

@@ -78,7 +78,13 @@ export interface StepRowCache {
 
 /** Worker → main. */
 export type FromStepWorker =
-  | { readonly type: 'ready'; readonly provider: string; readonly inputNames: readonly string[]; readonly outputNames: readonly string[]; readonly failed: ReadonlyArray<{ readonly provider: string; readonly error: string }> }
+  | {
+      readonly type: 'ready';
+      readonly provider: string;
+      readonly inputNames: readonly string[];
+      readonly outputNames: readonly string[];
+      readonly failed: ReadonlyArray<{ readonly provider: string; readonly error: string }>;
+    }
   | { readonly type: 'load-error'; readonly failed: ReadonlyArray<{ readonly provider: string; readonly error: string }> }
   | {
       readonly type: 'step-result';

@@ -165,7 +165,14 @@ async function step(s: ort.InferenceSession, msg: Extract<ToStepWorker, { type: 
   }
 }
 
-function finish(msg: Extract<ToStepWorker, { type: 'step' }>, res: ort.InferenceSession.ReturnType, cs: Cache[], M: number, t0: number, sessionMs: number): void {
+function finish(
+  msg: Extract<ToStepWorker, { type: 'step' }>,
+  res: ort.InferenceSession.ReturnType,
+  cs: Cache[],
+  M: number,
+  t0: number,
+  sessionMs: number,
+): void {
   const { rows, T } = msg;
   const B = rows.length;
   const out = (name: string, want: number[]): Float32Array => {
@@ -215,10 +222,10 @@ function finish(msg: Extract<ToStepWorker, { type: 'step' }>, res: ort.Inference
   });
   const logits = lg.slice(0, B * 3);
   const hidden = hs.slice(0, B * D);
-  post(
-    { type: 'step-result', id: msg.id, logits, hidden, M, caches: caches_, sessionMs, packMs: performance.now() - t0 - sessionMs },
-    [logits.buffer, hidden.buffer],
-  );
+  post({ type: 'step-result', id: msg.id, logits, hidden, M, caches: caches_, sessionMs, packMs: performance.now() - t0 - sessionMs }, [
+    logits.buffer,
+    hidden.buffer,
+  ]);
 }
 
 async function main(): Promise<void> {

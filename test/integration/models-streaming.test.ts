@@ -331,7 +331,9 @@ describe('cached mode (each sample through the whole model once: per-layer keys/
           await sm.close();
         }
       }
-      console.log(`cached recomputeFrames 0 / 6 / 50: work ${[0, 6, 50].map((r) => work[r]?.toFixed(3)).join(' / ')}, max |d| ${[0, 6, 50].map((r) => dev[r]?.toFixed(4)).join(' / ')}`);
+      console.log(
+        `cached recomputeFrames 0 / 6 / 50: work ${[0, 6, 50].map((r) => work[r]?.toFixed(3)).join(' / ')}, max |d| ${[0, 6, 50].map((r) => dev[r]?.toFixed(4)).join(' / ')}`,
+      );
       expect(dev[50]).toBeLessThan(1e-5);
       expect(dev[0]).toBeGreaterThan(1e-3);
       expect(work[0]).toBeLessThan(1.1);
