@@ -38,10 +38,11 @@ export function encodersMarkdown(r: BenchReport): string[] {
     for (const st of x.streaming) {
       if ('skipped' in st) continue;
       const r2 = st;
-      const conc =
-        x.concurrent && !('skipped' in x.concurrent.streaming) && r2.mode === 'chunked' && r2.leftContextFrames === 6 ? x.concurrent.streaming : undefined;
+      const concMode = x.concurrent?.streamingMode ?? 'chunked';
+      const isConc = concMode === 'cached' ? r2.mode === 'cached' && !r2.recomputeFrames : r2.mode === 'chunked' && r2.leftContextFrames === 6;
+      const conc = x.concurrent && !('skipped' in x.concurrent.streaming) && isConc ? x.concurrent.streaming : undefined;
       L.push(
-        `| ${x.name}, ${r2.mode}${r2.mode === 'chunked' ? ` (${r2.leftContextFrames} frames left context)` : ''} | ${f(r2.redundancyMacs)} | ${f(r2.redundancyTime)} | ${conc ? f(conc.redundancyTime) : '—'} | ${f(r2.rtf, 3)} | ${f(r2.streamsPerCore, 1)} | ${conc ? f(conc.realtimeStreams, 1) : '—'} | ${f(r2.maxAbsDiff, 3)} | ${f(r2.outputSd, 3)} | ${f(r2.minEmbeddingCosine, 4)} | ${f(r2.loadAvg1, 1)} |`,
+        `| ${x.name}, ${r2.mode}${r2.mode === 'chunked' ? ` (${r2.leftContextFrames} frames left context)` : ''}${r2.recomputeFrames ? ` (${r2.recomputeFrames} frames recomputed per hop)` : ''} | ${f(r2.redundancyMacs)} | ${f(r2.redundancyTime)} | ${conc ? f(conc.redundancyTime) : '—'} | ${f(r2.rtf, 3)} | ${f(r2.streamsPerCore, 1)} | ${conc ? f(conc.realtimeStreams, 1) : '—'} | ${f(r2.maxAbsDiff, 3)} | ${f(r2.outputSd, 3)} | ${f(r2.minEmbeddingCosine, 4)} | ${f(r2.loadAvg1, 1)} |`,
       );
     }
   }

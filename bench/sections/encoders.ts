@@ -94,6 +94,8 @@ export interface EncodersPlan {
   int8: boolean;
   /** Time the frames mode (conv cache only; 3× work) too. */
   framesMode: boolean;
+  /** `cached` with this many frames recomputed per hop (the middle settings between compute-once and the full window). */
+  recomputeSweep: number[];
 }
 
 export function encodersPlan(quick: boolean): EncodersPlan {
@@ -110,6 +112,7 @@ export function encodersPlan(quick: boolean): EncodersPlan {
         exactnessWindows: 0,
         int8: false,
         framesMode: false,
+        recomputeSweep: [13, 25],
       }
     : {
         audioSeconds: 8,
@@ -123,6 +126,7 @@ export function encodersPlan(quick: boolean): EncodersPlan {
         exactnessWindows: 8,
         int8: true,
         framesMode: true,
+        recomputeSweep: [6, 13, 25],
       };
 }
 
@@ -158,6 +162,8 @@ export interface PathRun {
 export interface StreamingRun extends PathRun {
   readonly mode: StreamingMode;
   readonly leftContextFrames: number;
+  /** cached: frames recomputed per hop (0: compute-once). */
+  readonly recomputeFrames?: number;
   /** Max |Δ| of valence/arousal/dominance against the full-window path ([-1, 1] units). */
   readonly maxAbsDiff: number;
   readonly meanAbsDiff: number;
@@ -218,6 +224,8 @@ export interface EncoderRow {
     streamingBareHopsPerSec?: number;
     /** cached: the concurrent streaming run's stream-hops per second ÷ that. */
     streamingBatchingEfficiency?: number;
+    /** cached: where the concurrent streaming run's wall time went, ms: step round trips (ORT call + the worker packing caches) and the main thread's share. */
+    streamingTimeSplit?: { stepMs: number; workerPackMs: number; mainThreadMs: number };
   };
   /** Frames mode vs the full-window path with input normalisation off: the exactness check. */
   readonly framesExactness?: { windows: number; maxAbsDiff: number; maxEmbeddingAbsDiff: number; loadAvg1: number } | { skipped: string };
@@ -597,16 +605,18 @@ async function measure(
       } else {
         const hasStep = hasStreamingGraphs(spec, modelsDir, 'cached');
         if (!hasStep) streaming.push({ mode: 'cached', skipped: `no step.onnx for ${spec.id}: re-export with training/encoders/export_standins.py` });
-        const configs: Array<{ mode: StreamingMode; ctx: number }> = [
-          ...(hasStep ? [{ mode: 'cached' as const, ctx: 0 }] : []),
-          ...plan.leftContextSweep.map((ctx) => ({ mode: 'chunked' as const, ctx })),
-          ...(plan.framesMode ? [{ mode: 'frames' as const, ctx: 0 }] : []),
+        const configs: Array<{ mode: StreamingMode; ctx: number; recompute: number }> = [
+          ...(hasStep ? [0, ...plan.recomputeSweep].map((recompute) => ({ mode: 'cached' as const, ctx: 0, recompute })) : []),
+          ...plan.leftContextSweep.map((ctx) => ({ mode: 'chunked' as const, ctx, recompute: 0 })),
+          ...(plan.framesMode ? [{ mode: 'frames' as const, ctx: 0, recompute: 0 }] : []),
         ];
-        for (const { mode, ctx } of configs) {
-          log(`[bench] encoders: ${name}: streaming path (${mode}${mode === 'chunked' ? `, ${ctx} frames left context` : ''}), one stream`);
-          const sm = await StreamingSpeechModel.load(spec, { ...loadOpts, streaming: { mode, leftContextFrames: ctx } });
+        for (const { mode, ctx, recompute } of configs) {
+          log(
+            `[bench] encoders: ${name}: streaming path (${mode}${mode === 'chunked' ? `, ${ctx} frames left context` : ''}${recompute ? `, ${recompute} frames recomputed per hop` : ''}), one stream`,
+          );
+          const sm = await StreamingSpeechModel.load(spec, { ...loadOpts, streaming: { mode, leftContextFrames: ctx, recomputeFrames: recompute } });
           // The concurrent run streams with the compute-once mode: cached when there is a step graph.
-          if (hasStep ? mode === 'cached' : mode === 'chunked' && ctx === plan.leftContextFrames) concurrentModel = sm;
+          if (hasStep ? mode === 'cached' && recompute === 0 : mode === 'chunked' && ctx === plan.leftContextFrames) concurrentModel = sm;
           else streamModels.push(sm);
           await sm.infer(one);
           onePassMacs ??= onePassMacsPerSecond(sm);
@@ -621,6 +631,7 @@ async function measure(
             ...run,
             mode,
             leftContextFrames: ctx,
+            ...(mode === 'cached' ? { recomputeFrames: recompute } : {}),
             ...deviation(full.outs, r.outs),
             redundancyFrontend: round((sm.stats.frontendSamples - before.frontendSamples) / adv, 3),
             redundancyEncoder: round((sm.stats.encoderFrames - before.encoderFrames) / frames, 3),
@@ -653,10 +664,12 @@ async function measure(
         const sm = concurrentModel;
         let streamC: ConcurrentRun | { skipped: string } = { skipped: 'no streaming path' };
         let streamingBare: { hopsPerSec: number; efficiency: number } | undefined;
+        let streamingTimeSplit: { stepMs: number; workerPackMs: number; mainThreadMs: number } | undefined;
         if (sm) {
           const handles = Array.from({ length: plan.concurrentStreams }, (_, i) => sm.forStream(`conc-${i}`));
           // Each stream's first window is computed whole (a fresh cache); time the steady state after it.
           await Promise.all(handles.map((h) => h.infer(cw[0] as Float32Array)));
+          const t0 = { ...sm.stats };
           streamC = await concurrent(
             plan.concurrentStreams,
             cw.slice(1),
@@ -665,6 +678,11 @@ async function measure(
             onePass?.value ?? null,
             await cpuRef(),
           );
+          streamingTimeSplit = {
+            stepMs: round(sm.stats.sessionMs - t0.sessionMs, 1),
+            workerPackMs: round(sm.stats.workerPackMs - t0.workerPackMs, 1),
+            mainThreadMs: round(sm.stats.hostMs - t0.hostMs, 1),
+          };
           for (const h of handles) h.close();
           if (sm.options.mode === 'cached' && !('skipped' in streamC)) {
             // The bare step session at the batch the run formed and the steady-state shape (13 new, 37 cached frames), right after it.
@@ -693,6 +711,7 @@ async function measure(
           batchingEfficiency: round(fullWps / bareWps, 3),
           ...(sm ? { streamingMode: sm.options.mode } : {}),
           ...(streamingBare ? { streamingBareHopsPerSec: streamingBare.hopsPerSec, streamingBatchingEfficiency: streamingBare.efficiency } : {}),
+          ...(streamingTimeSplit ? { streamingTimeSplit } : {}),
         };
       }
     } finally {
@@ -838,7 +857,7 @@ export function formatEncoders(s: EncodersSection): string[] {
       if ('skipped' in st) L.push(`    streaming (${st.mode}): skipped — ${st.skipped}`);
       else
         L.push(
-          `    streaming (${st.mode}${st.mode === 'chunked' ? `, ${st.leftContextFrames} frames left context` : ''}): rtf ${st.rtf}, ${st.streamsPerCore} streams/core, ${st.streamsThisMachine} on this machine, redundancy ${st.redundancyTime ?? 'n/a'} by time, ${st.redundancyMacs ?? 'n/a'} by MACs (frames: conv ${st.redundancyFrontend}, transformer ${st.redundancyEncoder}), max |Δ| ${st.maxAbsDiff} (output sd ${st.outputSd}), min cos ${st.minEmbeddingCosine} [${st.loadAvg1}]`,
+          `    streaming (${st.mode}${st.mode === 'chunked' ? `, ${st.leftContextFrames} frames left context` : ''}${st.recomputeFrames ? `, ${st.recomputeFrames} frames recomputed per hop` : ''}): rtf ${st.rtf}, ${st.streamsPerCore} streams/core, ${st.streamsThisMachine} on this machine, redundancy ${st.redundancyTime ?? 'n/a'} by time, ${st.redundancyMacs ?? 'n/a'} by MACs (frames: conv ${st.redundancyFrontend}, transformer ${st.redundancyEncoder}), max |Δ| ${st.maxAbsDiff} (output sd ${st.outputSd}), min cos ${st.minEmbeddingCosine} [${st.loadAvg1}]`,
         );
     }
     if (r.framesExactness)
@@ -860,7 +879,7 @@ export function formatEncoders(s: EncodersSection): string[] {
       const sc =
         'skipped' in c.streaming
           ? `skipped — ${c.streaming.skipped}`
-          : `${c.streaming.realtimeStreams} real-time streams, ${c.streaming.streamsPerCore} streams/core by CPU time (mean batch ${c.streaming.meanBatch}${c.streamingBatchingEfficiency !== undefined ? `, batching efficiency ${c.streamingBatchingEfficiency} vs the bare step session` : ''}) [${c.streaming.loadAvg1}]`;
+          : `${c.streaming.realtimeStreams} real-time streams, ${c.streaming.streamsPerCore} streams/core by CPU time (mean batch ${c.streaming.meanBatch}${c.streamingBatchingEfficiency !== undefined ? `, batching efficiency ${c.streamingBatchingEfficiency} vs the bare step session` : ''}${c.streamingTimeSplit ? `; wall in step calls ${c.streamingTimeSplit.stepMs} ms (worker packing caches ${c.streamingTimeSplit.workerPackMs} ms), main thread ${c.streamingTimeSplit.mainThreadMs} ms` : ''}) [${c.streaming.loadAvg1}]`;
       L.push(
         `    ${c.fullWindow.streams} concurrent streams: full-window ${c.fullWindow.realtimeStreams} real-time streams, ${c.fullWindow.streamsPerCore} streams/core by CPU time (mean batch ${c.fullWindow.meanBatch}, batching efficiency ${c.batchingEfficiency} vs bare) [${c.fullWindow.loadAvg1}]; streaming (${c.streamingMode ?? 'n/a'}) ${sc}; redundancy by time ${c.fullWindow.redundancyTime ?? 'n/a'} vs ${'skipped' in c.streaming ? 'n/a' : (c.streaming.redundancyTime ?? 'n/a')}, by CPU time ${c.fullWindow.redundancyCpu ?? 'n/a'} vs ${'skipped' in c.streaming ? 'n/a' : (c.streaming.redundancyCpu ?? 'n/a')}`,
       );
