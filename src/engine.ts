@@ -69,6 +69,8 @@ export interface EngineOptions {
   speechStreaming?: 'off' | StreamingMode;
   /** 'chunked' streaming: frames (20 ms) of left context per hop. Default 6. */
   speechLeftContextFrames?: number;
+  /** 'cached' streaming: the stream's last n cached frames (20 ms) recomputed with every hop (more right context, ≈ 1 + n / 12.5 × the work at a 250 ms hop). Default 0. */
+  speechRecomputeFrames?: number;
   /**
    * Voice activity detection (Silero VAD v4, models/silero-vad.ts). Default true: frames carry
    * `voiced`, unvoiced windows hold the trajectory, voiced segments end in `turn` messages. false
@@ -167,7 +169,12 @@ export async function createEngine(opts: Partial<EngineOptions> = {}): Promise<E
     const speech: SpeechAffectModel = streaming
       ? await StreamingSpeechModel.load(registry.resolveSpec(o.speechModel, ['speech']), {
           ...loadOpts,
-          streaming: { mode: streaming, hopSamples: Math.round((base.hopMs * PIPELINE_SAMPLE_RATE_HZ) / 1000), leftContextFrames: o.speechLeftContextFrames },
+          streaming: {
+            mode: streaming,
+            hopSamples: Math.round((base.hopMs * PIPELINE_SAMPLE_RATE_HZ) / 1000),
+            leftContextFrames: o.speechLeftContextFrames,
+            recomputeFrames: o.speechRecomputeFrames,
+          },
         })
       : await registry.loadSpeechModel(o.speechModel, loadOpts);
     closers.push(() => speech.close());
