@@ -39,6 +39,12 @@ export interface TwilioBenchOptions {
   drainS: number;
   /** Go on with the next level after one breaks. Default false. */
   continueAfterBreak: boolean;
+  /**
+   * Calls start at staggered times (spread over one hop), so their windows complete spread over
+   * the hop as independent calls' do. false: every call's windows complete in the same 20 ms (a
+   * burst of one window per track every hop). Default true.
+   */
+  staggerStarts: boolean;
 }
 
 export const DEFAULT_TWILIO_BENCH: TwilioBenchOptions = {
@@ -48,6 +54,7 @@ export const DEFAULT_TWILIO_BENCH: TwilioBenchOptions = {
   budgetMs: 350,
   drainS: 15,
   continueAfterBreak: false,
+  staggerStarts: true,
 };
 
 /** One level's figures. */
@@ -63,6 +70,10 @@ export interface TwilioLevel {
   serverCores: number;
   /** Server CPU per track-second of audio, ms. */
   serverCpuMsPerTrackSecond: number;
+  /** The server's JavaScript main thread (sockets, decoding, RxJS pipelines, fan-out), cores: at 1 it is saturated. */
+  mainThreadCores: number;
+  /** Main-thread CPU per track-second of audio, ms. */
+  mainThreadMsPerTrackSecond: number;
   /** This process's CPU (the call generator and the subscriber), cores. */
   generatorCores: number;
   /** How late the generator sent packets (ms after due): p95 and max. */
@@ -96,9 +107,9 @@ function quantile(sorted: number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] ?? Number.NaN;
 }
 
-/** utime + stime of a process (all threads), ms. */
-function procCpuMs(pid: number): number {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
+/** utime + stime of a process (all threads), or of one thread with `tid`, ms. */
+function procCpuMs(pid: number, tid?: number): number {
+  const f = readFileSync(tid === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${tid}/stat`, 'utf8');
   const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
   // Fields 14 and 15 (1-based) are utime and stime; `rest` starts at field 3.
   return ((Number(rest[11]) + Number(rest[12])) * 1000) / 100;
@@ -188,7 +199,8 @@ async function runLevel(port: number, pid: number, calls: number, o: TwilioBench
   });
   const sockets = await Promise.all(
     Array.from({ length: calls }, async () => {
-      const ws = new WebSocket(`ws://127.0.0.1:${port}/v1/telephony/twilio`);
+      // An all-zero mask: ws then skips masking (the generator's own CPU), and the server's unmasking is a no-op.
+      const ws = new WebSocket(`ws://127.0.0.1:${port}/v1/telephony/twilio`, { generateMask: (mask: Buffer) => void mask.fill(0) });
       await new Promise<void>((resolve, reject) => {
         ws.once('open', () => resolve());
         ws.once('error', reject);
@@ -196,11 +208,31 @@ async function runLevel(port: number, pid: number, calls: number, o: TwilioBench
       return ws;
     }),
   );
-  const metricsBefore = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
   const n = packets[0].length;
   const slots = 10; // calls spread over the 20 ms packet period
-  const start = performance.now() + 50;
+  // Staggered starts: call c also starts lag(c) whole packets late, so the calls' window ends (every
+  // hop) spread over the hop as they do for calls that start at independent times. Aligned: every
+  // call's windows complete within the same 20 ms (a burst of one window per track each hop).
+  const hopPackets = Math.max(1, Math.round(hopMs / 20));
+  const lag = (c: number): number => (o.staggerStarts ? Math.floor(c / slots) % hopPackets : 0);
+  const maxLag = o.staggerStarts ? Math.min(hopPackets, Math.ceil(calls / slots)) - 1 : 0;
   const streamSid = (c: number) => `MZ${sid(c)}`;
+  const offset = (c: number) => (c * 137) % n; // each call at its own place in the conversation
+  // Every media message pre-encoded (the generator shares the cores with the server: keep it cheap).
+  const msgs = Array.from({ length: calls }, (_, c) =>
+    Array.from({ length: n }, (_, k) => {
+      const p = (k + offset(c)) % n;
+      const ts = String(k * 20);
+      return [0, 1].map((t) =>
+        Buffer.from(
+          `{"event":"media","sequenceNumber":"${2 * k + 2 + t}","streamSid":"${streamSid(c)}","media":{"track":"${t === 0 ? 'inbound' : 'outbound'}","chunk":"${k + 1}","timestamp":"${ts}","payload":"${packets[t]![p]}"}}`,
+        ),
+      ) as [Buffer, Buffer];
+    }),
+  );
+  const stopMsg = Buffer.from(JSON.stringify({ event: 'stop', sequenceNumber: '0', streamSid: 'x', stop: {} }));
+  const metricsBefore = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const start = performance.now() + 50;
   sockets.forEach((ws, c) => {
     ws.send(JSON.stringify({ event: 'connected', protocol: 'Call', version: '1.0.0' }));
     ws.send(
@@ -218,39 +250,43 @@ async function runLevel(port: number, pid: number, calls: number, o: TwilioBench
         },
       }),
     );
-    const callStart = start + (c % slots) * (20 / slots);
+    const callStart = start + (c % slots) * (20 / slots) + lag(c) * 20;
     t0ByStream.set(`${sid(c)}:inbound`, callStart);
     t0ByStream.set(`${sid(c)}:outbound`, callStart);
   });
   const cpu0 = procCpuMs(pid);
+  const main0 = procCpuMs(pid, pid);
   const gen0 = process.cpuUsage();
   const lags: number[] = [];
-  const offset = (c: number) => (c * 137) % n; // each call at its own place in the conversation
-  for (let k = 0; k < n; k++) {
+  // Text frames, unmasked (an all-zero mask: the server unmasks nothing), both tracks of a call in one write.
+  const opts = { binary: false, mask: true } as const;
+  const sockOf = (ws: WebSocket) => (ws as unknown as { _socket: { cork(): void; uncork(): void } })._socket;
+  for (let step = 0; step < n + maxLag; step++) {
     for (let s = 0; s < slots; s++) {
-      // Packet k of the calls in slot s is due when its last sample is: start + slot offset + (k + 1) × 20 ms.
-      const due = start + s * (20 / slots) + (k + 1) * 20;
+      // Step `step` of the calls in slot s is due at start + slot offset + (step + 1) × 20 ms; a call sends its packet step - lag(c).
+      const due = start + s * (20 / slots) + (step + 1) * 20;
       const wait = due - performance.now();
       if (wait > 1) await sleep(wait);
-      const lag = performance.now() - due;
-      if (s === 0) lags.push(lag);
+      const late = performance.now() - due;
+      if (s === 0) lags.push(late);
       for (let c = s; c < calls; c += slots) {
+        const k = step - lag(c);
+        if (k < 0 || k >= n) continue;
         const ws = sockets[c]!;
-        const p = (k + offset(c)) % n;
-        const ts = String(k * 20);
-        ws.send(
-          `{"event":"media","sequenceNumber":"${2 * k + 2}","streamSid":"${streamSid(c)}","media":{"track":"inbound","chunk":"${k + 1}","timestamp":"${ts}","payload":"${packets[0][p]}"}}`,
-        );
-        ws.send(
-          `{"event":"media","sequenceNumber":"${2 * k + 3}","streamSid":"${streamSid(c)}","media":{"track":"outbound","chunk":"${k + 1}","timestamp":"${ts}","payload":"${packets[1][p]}"}}`,
-        );
+        const [a, b] = msgs[c]![k]!;
+        const sock = sockOf(ws);
+        sock.cork();
+        ws.send(a, opts);
+        ws.send(b, opts);
+        if (k === n - 1) ws.send(stopMsg, opts);
+        sock.uncork();
       }
     }
   }
   const wallS = (performance.now() - start) / 1000;
   const cpu1 = procCpuMs(pid);
+  const main1 = procCpuMs(pid, pid);
   const gen = process.cpuUsage(gen0);
-  for (const ws of sockets) ws.send(JSON.stringify({ event: 'stop', sequenceNumber: '0', streamSid: 'x', stop: {} }));
   const deadline = performance.now() + o.drainS * 1000;
   while (performance.now() < deadline && ended.size < tracks) await sleep(50);
   const metricsAfter = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
@@ -272,6 +308,8 @@ async function runLevel(port: number, pid: number, calls: number, o: TwilioBench
     latencyMs: { p50: r1(quantile(sorted, 0.5)), p95: r1(quantile(sorted, 0.95)), p99: r1(quantile(sorted, 0.99)), max: r1(sorted.at(-1) ?? Number.NaN) },
     serverCores: r3((cpu1 - cpu0) / 1000 / wallS),
     serverCpuMsPerTrackSecond: r3((cpu1 - cpu0) / (tracks * o.durationS)),
+    mainThreadCores: r3((main1 - main0) / 1000 / wallS),
+    mainThreadMsPerTrackSecond: r3((main1 - main0) / (tracks * o.durationS)),
     generatorCores: r3((gen.user + gen.system) / 1e6 / wallS),
     sendLagMs: { p95: r1(quantile(lagSorted, 0.95)), max: r1(lagSorted.at(-1) ?? Number.NaN) },
     vad: {
@@ -311,7 +349,7 @@ export async function benchTwilio(
       const lvl = await runLevel(port, child.pid!, calls, o, packets, i);
       levels.push(lvl);
       log(
-        `[bench] twilio: ${calls} calls: frames ${(lvl.framesRatio * 100).toFixed(1)} %, dropped ${lvl.droppedWindows}, p95 ${lvl.latencyMs.p95} ms, server ${lvl.serverCores} cores (${lvl.serverCpuMsPerTrackSecond} ms per track-s), generator ${lvl.generatorCores} cores, ${lvl.holds ? 'holds' : `breaks: ${lvl.why.join('; ')}`}`,
+        `[bench] twilio: ${calls} calls: frames ${(lvl.framesRatio * 100).toFixed(1)} %, dropped ${lvl.droppedWindows}, p95 ${lvl.latencyMs.p95} ms, server ${lvl.serverCores} cores (${lvl.serverCpuMsPerTrackSecond} ms per track-s; main thread ${lvl.mainThreadCores} cores, ${lvl.mainThreadMsPerTrackSecond} ms per track-s), generator ${lvl.generatorCores} cores, ${lvl.holds ? 'holds' : `breaks: ${lvl.why.join('; ')}`}`,
       );
       if (!lvl.holds && !brokeAt) brokeAt = { calls, why: lvl.why };
       if (!lvl.holds && !o.continueAfterBreak) break;
@@ -346,6 +384,7 @@ if (process.argv[1]?.endsWith('twilio.ts')) {
     ...(dur ? { durationS: Number(dur) } : {}),
     ...(vad ? { vad: vad !== 'off' } : {}),
     continueAfterBreak: process.env['TWILIO_BENCH_CONTINUE'] === '1',
+    staggerStarts: process.env['TWILIO_BENCH_ALIGNED'] !== '1',
   }).then(
     (r) => console.log(JSON.stringify(r, null, 2)),
     (e: unknown) => {

@@ -43,10 +43,15 @@ const MULAW_TABLE = (() => {
   return t;
 })();
 
-/** Decodes G.711 mu-law bytes (telephony, usually 8 kHz) into floats. */
-export function mulawToFloat32(buf: Uint8Array): Float32Array {
-  const out = new Float32Array(buf.length);
-  for (let i = 0; i < buf.length; i++) out[i] = MULAW_TABLE[buf[i] ?? 0xff] ?? 0;
+/**
+ * Decodes G.711 mu-law bytes (telephony, usually 8 kHz) into floats: into a new array, or into the
+ * start of `into` (at least `buf.length` long; the returned view covers the decoded samples).
+ */
+export function mulawToFloat32(buf: Uint8Array, into?: Float32Array): Float32Array {
+  if (into && into.length < buf.length) throw new RangeError(`mulawToFloat32: into has ${into.length} samples, needs ${buf.length}`);
+  const out = into ? into.subarray(0, buf.length) : new Float32Array(buf.length);
+  const table = MULAW_TABLE;
+  for (let i = 0; i < buf.length; i++) out[i] = table[buf[i]!]!;
   return out;
 }
 
@@ -184,40 +189,48 @@ export class StreamResampler {
     this.inCount += input.length;
   }
 
-  /** Output samples while `limit(k)` allows, reading the kernel over the samples held. */
-  private produce(canEmit: (p: number) => boolean, maxOut = Infinity): Float32Array {
-    const out: number[] = [];
+  /**
+   * Output samples `outCount` up to (not including) `endK`, reading the kernel over the samples
+   * held, into one preallocated array. The polyphase weights are used wherever the kernel lies
+   * inside the samples received; the general per-tap loop (renormalised) elsewhere.
+   */
+  private produce(endK: number): Float32Array {
+    const n = Math.max(0, endK - this.outCount);
+    const out = new Float32Array(n);
     const hw = this.halfWidth;
     const poly = this.poly;
-    for (;;) {
-      if (out.length >= maxOut) break;
-      const p = this.position(this.outCount);
-      if (!canEmit(p)) break;
+    const buf = this.buf;
+    const base = this.base;
+    const inCount = this.inCount;
+    const fromHz = this.fromHz;
+    const toHz = this.toHz;
+    let k = this.outCount;
+    for (let o = 0; o < n; o++, k++) {
       if (poly) {
-        const r = this.outCount % poly.period;
+        const r = k % poly.period;
         const w = poly.weights[r]!;
-        const start = Math.floor((this.outCount * this.fromHz) / this.toHz) + poly.first[r]!;
-        if (start >= this.base && start >= 0 && start + w.length <= this.inCount) {
+        const start = Math.floor((k * fromHz) / toHz) + poly.first[r]!;
+        if (start >= base && start >= 0 && start + w.length <= inCount) {
           let acc = 0;
-          const off = start - this.base;
-          for (let j = 0; j < w.length; j++) acc += w[j]! * this.buf[off + j]!;
-          out.push(acc);
-          this.outCount++;
+          const off = start - base;
+          for (let j = 0; j < w.length; j++) acc += w[j]! * buf[off + j]!;
+          out[o] = acc;
           continue;
         }
       }
-      const lo = Math.max(Math.ceil(p - hw), 0, this.base);
-      const hi = Math.min(Math.floor(p + hw), this.inCount - 1);
+      const p = (k * fromHz) / toHz;
+      const lo = Math.max(Math.ceil(p - hw), 0, base);
+      const hi = Math.min(Math.floor(p + hw), inCount - 1);
       let acc = 0;
       let wsum = 0;
       for (let i = lo; i <= hi; i++) {
         const w = this.kernel(p - i);
-        acc += w * (this.buf[i - this.base] ?? 0);
+        acc += w * (buf[i - base] ?? 0);
         wsum += w;
       }
-      out.push(wsum > 1e-9 ? acc / wsum : 0);
-      this.outCount++;
+      out[o] = wsum > 1e-9 ? acc / wsum : 0;
     }
+    this.outCount = k;
     // Drop history no future output can reach.
     const keepFrom = Math.max(this.base, Math.floor(this.position(this.outCount) - hw) - 1);
     if (keepFrom > this.base) {
@@ -226,7 +239,7 @@ export class StreamResampler {
       this.bufLen -= drop;
       this.base += drop;
     }
-    return Float32Array.from(out);
+    return out;
   }
 
   /** Resamples one chunk; call with consecutive chunks of one stream. */
@@ -234,8 +247,13 @@ export class StreamResampler {
     if (this.fromHz === this.toHz) return input;
     this.append(input);
     const last = this.inCount - 1;
-    // An output needs every input sample its kernel covers (look-ahead of halfWidth).
-    return this.produce((p) => p + this.halfWidth <= last);
+    // An output needs every input sample its kernel covers (look-ahead of halfWidth): emit every k
+    // with position(k) + halfWidth <= last. Estimate the first k past it, then settle it exactly.
+    const ok = (k: number): boolean => this.position(k) + this.halfWidth <= last;
+    let end = Math.max(this.outCount, Math.floor(((last - this.halfWidth) * this.toHz) / this.fromHz) + 1);
+    while (end > this.outCount && !ok(end - 1)) end--;
+    while (ok(end)) end++;
+    return this.produce(end);
   }
 
   /**
@@ -245,7 +263,7 @@ export class StreamResampler {
   flush(): Float32Array {
     if (this.fromHz === this.toHz) return new Float32Array(0);
     const want = Math.round((this.inCount * this.toHz) / this.fromHz);
-    return this.produce(() => true, Math.max(0, want - this.outCount));
+    return this.produce(want);
   }
 }
 

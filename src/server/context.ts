@@ -115,7 +115,9 @@ export function toBytes(data: RawData): Uint8Array {
 
 /** A ws message as UTF-8 text. */
 export function toText(data: RawData): string {
-  return Buffer.from(toBytes(data)).toString('utf8');
+  const b = toBytes(data);
+  // A Buffer decodes in place; Buffer.from(buffer) would copy it first.
+  return (Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength)).toString('utf8');
 }
 
 /** A close code as a metrics label. */

@@ -62,6 +62,8 @@ const S16_FULL_SCALE = 32767 / 32768;
 /** Decodes one publisher's audio frames into 16 kHz mono float; keeps resampler state. */
 export class FrameDecoder {
   private resampler: StreamResampler;
+  /** μ-law decoded here when the resampler copies its input anyway (no array per frame). */
+  private scratch = new Float32Array(0);
   constructor(public format: IngestFormat) {
     this.resampler = new StreamResampler(format.sampleRateHz, PIPELINE_SAMPLE_RATE_HZ);
   }
@@ -99,6 +101,10 @@ export class FrameDecoder {
       const bad = sanitizeSamples(interleaved);
       stats.samplesNonFinite += bad.nonFinite;
       stats.samplesClipped += bad.clipped;
+    } else if (this.resampler.fromHz !== this.resampler.toHz) {
+      // The resampler copies its input: decode into a reused array (the table lookup of mulawToFloat32).
+      if (this.scratch.length < bytes.byteLength) this.scratch = new Float32Array(Math.max(bytes.byteLength, 1024));
+      interleaved = mulawToFloat32(bytes, this.scratch);
     } else {
       interleaved = mulawToFloat32(bytes);
     }

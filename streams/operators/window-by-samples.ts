@@ -57,8 +57,12 @@ export function windowBySamples(opts: Partial<WindowOptions> = {}): OperatorFunc
       let streamId = '';
 
       const copyWindow = (end: number, len: number): Float32Array => {
+        // The ring holds samples [total - winN, total) at index (sample mod winN): one or two block copies.
         const out = new Float32Array(len);
-        for (let i = 0; i < len; i++) out[i] = ring[(end - len + i) % winN] ?? 0;
+        const at = (((end - len) % winN) + winN) % winN;
+        const first = Math.min(len, winN - at);
+        out.set(ring.subarray(at, at + first));
+        if (first < len) out.set(ring.subarray(0, len - first), first);
         return out;
       };
       const emit = (end: number, len: number): void => {
@@ -66,9 +70,22 @@ export function windowBySamples(opts: Partial<WindowOptions> = {}): OperatorFunc
         lastEnd = end;
       };
       const push = (samples: Float32Array, from: number): void => {
-        for (let i = from; i < samples.length; i++) {
-          ring[total % winN] = samples[i] ?? 0;
-          total++;
+        // Block copies into the ring, up to each window end in turn (total < nextEnd always holds here).
+        let i = from;
+        while (i < samples.length) {
+          const n = Math.min(samples.length - i, nextEnd - total);
+          let pos = total % winN;
+          let src = i;
+          let left = n;
+          while (left > 0) {
+            const m = Math.min(left, winN - pos);
+            ring.set(samples.subarray(src, src + m), pos);
+            src += m;
+            left -= m;
+            pos = 0;
+          }
+          i += n;
+          total += n;
           if (total === nextEnd) {
             emit(total, winN);
             nextEnd += hopN;

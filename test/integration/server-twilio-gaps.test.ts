@@ -15,7 +15,7 @@ import { float32ToMulaw } from '../../streams/audio.js';
 import type { AudioChunk } from '../../core/types.js';
 import { RedisHub } from '../../src/server/redis-hub.js';
 import type { RunningServer } from '../../src/server/ws-server.js';
-import { TWILIO_MAX_FILL_MS } from '../../src/server/handlers/twilio.js';
+import { TWILIO_MAX_COALESCE_MS, TWILIO_MAX_FILL_MS } from '../../src/server/handlers/twilio.js';
 import { TestRedis } from '../helpers/redis-server.js';
 import { connect, loudnessPipeline, silentLogger, sleep, startServer, type TestClient } from '../helpers/server-helpers.js';
 
@@ -152,6 +152,30 @@ describe('Twilio media timestamps: gaps are filled so audio time stays true', ()
     const closed = await bad.closed;
     expect(closed.code).toBe(1002);
     expect(closed.reason).toMatch(/bad media timestamp "soon"/);
+  });
+
+  it('coalesces 20 ms packets into chunks that end at the hop ends (250 ms), contiguous and complete', async () => {
+    const hopN = (TWILIO_MAX_COALESCE_MS * 16000) / 1000;
+    expect(hopN).toBe(4000); // the server's default hop is 250 ms too
+    const pk = tonePackets(55); // 1.1 s
+    const call = new TwilioCall(server.port);
+    await call.opened;
+    call.start('CAGAP0000004');
+    for (let k = 0; k < 55; k++) call.media('inbound', k, pk[k]!);
+    call.stop();
+    expect((await call.closed).code).toBe(1000);
+    await sleep(50);
+    const chunks = received.get('CAGAP0000004:inbound')!;
+    // 55 packets (17 600 samples) in; out one chunk per hop (4 × 4000), the rest at stop, then the resampler's tail.
+    expect(chunks.slice(0, 4).map((c) => [c.startSample, c.samples.length])).toEqual([0, 1, 2, 3].map((h) => [h * hopN, hopN]));
+    expect(chunks.length).toBeLessThanOrEqual(6);
+    let at = 0;
+    for (const c of chunks) {
+      expect(c.startSample).toBe(at);
+      expect(c.samples.length).toBeLessThanOrEqual(hopN);
+      at += c.samples.length;
+    }
+    expect(at).toBe(55 * 320);
   });
 });
 

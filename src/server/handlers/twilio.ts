@@ -14,6 +14,10 @@
  *   through the track's decoder) up to {@link TWILIO_MAX_FILL_MS}; a longer gap advances the
  *   track's clock without samples (the windows restart on the new audio). A timestamp behind (late
  *   or reordered packet) is not rewound: the audio is appended. Without a timestamp nothing is filled.
+ *   A track's 16 kHz audio enters its pipeline in coalesced chunks, not one per 20 ms packet: a chunk
+ *   goes out as soon as it reaches the end of the next analysis hop (where a window can complete) or
+ *   {@link TWILIO_MAX_COALESCE_MS} of audio, so no frame waits for coalescing, and the pipeline runs
+ *   once per hop instead of once per packet.
  * - `mark`, `dtmf`: accepted and ignored.
  * - `stop`: ends every track's stream; the socket closes with 1000.
  *
@@ -45,6 +49,8 @@ export const TWILIO_CLOSE_UNSUPPORTED = 1003;
 
 /** Longest timestamp gap (ms) filled with silence samples; longer gaps only advance the clock. */
 export const TWILIO_MAX_FILL_MS = 2000;
+/** Most audio (ms) a track holds before passing it to its pipeline (it passes earlier at each hop end). */
+export const TWILIO_MAX_COALESCE_MS = 250;
 /** Timestamp lead (ms) below which no silence is inserted (timestamps are whole ms; a packet is 20 ms). */
 const GAP_TOLERANCE_MS = 5;
 /** One byte of μ-law silence (decodes to 0). */
@@ -85,7 +91,22 @@ const Media = z
   })
   .loose();
 const Other = z.object({ event: z.enum(['mark', 'dtmf', 'stop']) }).loose();
-const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+
+/**
+ * Decodes a base64 payload, or undefined when it is not strict base64 (`[A-Za-z0-9+/]*` and up to
+ * two `=`, length a multiple of 4). Node's decoder skips characters outside the alphabet and stops
+ * at `=`, so any such character leaves fewer bytes than the length implies; `-` and `_` (base64url,
+ * which Node accepts) are refused outright. Cheaper than a regular expression over every packet.
+ */
+export function strictBase64(p: string): Buffer | undefined {
+  if (p.length === 0 || p.length % 4 !== 0 || p.includes('-') || p.includes('_')) return undefined;
+  const pad = p.charCodeAt(p.length - 1) === 61 ? (p.charCodeAt(p.length - 2) === 61 ? 2 : 1) : 0;
+  const bytes = Buffer.from(p, 'base64');
+  return bytes.length === (p.length / 4) * 3 - pad ? bytes : undefined;
+}
+
+/** A message id field (chunk, timestamp): absent, a string or a number. */
+const idOk = (v: unknown): boolean => v === undefined || typeof v === 'string' || typeof v === 'number';
 
 /** A well-formed media message without zod's cost, or undefined (then zod parses it and words the error). */
 function fastMedia(json: unknown): z.infer<typeof Media> | undefined {
@@ -93,7 +114,6 @@ function fastMedia(json: unknown): z.infer<typeof Media> | undefined {
   if (typeof media !== 'object' || media === null) return undefined;
   const { track, payload, chunk, timestamp } = media as Record<string, unknown>;
   if (typeof track !== 'string' || typeof payload !== 'string' || payload.length > 1_000_000) return undefined;
-  const idOk = (v: unknown) => v === undefined || typeof v === 'string' || typeof v === 'number';
   if (!idOk(chunk) || !idOk(timestamp)) return undefined;
   return json as z.infer<typeof Media>;
 }
@@ -103,7 +123,15 @@ interface TrackState {
   readonly streamId: string;
   readonly decoder: FrameDecoder;
   audio$: Subject<AudioChunk> | undefined;
+  /** 16 kHz sample index of the next sample to send (the first one `pending` holds). */
   nextSample: number;
+  /** Decoded 16 kHz audio not yet sent to the pipeline (coalescing), `pendingLen` samples. */
+  pending: Float32Array;
+  pendingLen: number;
+  /** Packets accepted into `pending`, counted in the metrics when it is sent. */
+  pendingPackets: number;
+  /** The 16 kHz sample index where the windows are aligned (0, or where audio resumed after a long gap). */
+  hopBase: number;
   /** μ-law bytes (8 kHz samples) of this track so far, received or filled: the track's clock. */
   bytes8k: number;
   /** Timestamp gaps filled (or skipped, when longer than TWILIO_MAX_FILL_MS) and their ms. */
@@ -114,6 +142,40 @@ interface TrackState {
 /** Handles accepted `/v1/telephony/twilio` sockets. */
 export function createTwilioHandler(ctx: ServerContext, fanOut: FanOut): (ws: WebSocket, grant: Grant) => void {
   const { o, hub, publishers, metrics } = ctx;
+  const hopN = Math.max(1, Math.round((o.ingestStreamTiming.hopMs * PIPELINE_SAMPLE_RATE_HZ) / 1000));
+  const coalesceMax = Math.max(1, Math.min(hopN, Math.round((TWILIO_MAX_COALESCE_MS * PIPELINE_SAMPLE_RATE_HZ) / 1000)));
+
+  /** Sends a track's coalesced audio to its pipeline. */
+  const flushPending = (t: TrackState): void => {
+    if (t.pendingPackets > 0) {
+      metrics.ingestFrames.inc({ result: 'accepted' }, t.pendingPackets);
+      t.pendingPackets = 0;
+    }
+    const n = t.pendingLen;
+    if (n === 0) return;
+    t.pendingLen = 0;
+    const startSample = t.nextSample;
+    t.nextSample += n;
+    t.audio$?.next({ streamId: t.streamId, startSample, samples: t.pending.slice(0, n) });
+  };
+  /** Adds decoded 16 kHz samples to a track; sends them on at a hop end or at the coalescing bound. */
+  const addSamples = (t: TrackState, samples: Float32Array, stats: IngestStats): void => {
+    if (samples.length === 0 || !t.audio$) return;
+    stats.samplesOut += samples.length;
+    let at = 0;
+    while (at < samples.length) {
+      const end = t.nextSample + t.pendingLen;
+      // Samples up to the next hop end (where a window can complete) or the coalescing bound.
+      const toHop = hopN - ((((end - t.hopBase) % hopN) + hopN) % hopN);
+      const room = Math.min(toHop, coalesceMax - t.pendingLen);
+      const m = Math.min(room, samples.length - at);
+      t.pending.set(samples.subarray(at, at + m), t.pendingLen);
+      t.pendingLen += m;
+      at += m;
+      if (m === room) flushPending(t);
+    }
+  };
+
   return (ws, grant) => {
     ctx.track(ws, 'ingest');
     const bucket = new TokenBucket(o.ingestRateLimit);
@@ -144,6 +206,7 @@ export function createTwilioHandler(ctx: ServerContext, fanOut: FanOut): (ws: We
       for (const t of tracks.values()) {
         // Every track's stream id is free again, opened or not (a refused or never-opened track too).
         if (publishers.get(t.streamId) === ws) publishers.delete(t.streamId);
+        flushPending(t);
         if (!t.audio$) continue;
         const s = t.audio$;
         t.audio$ = undefined;
@@ -189,6 +252,10 @@ export function createTwilioHandler(ctx: ServerContext, fanOut: FanOut): (ws: We
           decoder: new FrameDecoder({ encoding: 'mulaw', sampleRateHz: 8000, channels: 1 }),
           audio$: undefined,
           nextSample: 0,
+          pending: new Float32Array(coalesceMax + 4096),
+          pendingLen: 0,
+          pendingPackets: 0,
+          hopBase: 0,
           bytes8k: 0,
           gaps: 0,
           gapMs: 0,
@@ -242,45 +309,51 @@ export function createTwilioHandler(ctx: ServerContext, fanOut: FanOut): (ws: We
       const t = tracks.get(m.media.track);
       if (!t) return fail(CLOSE_CODES.protocolError, `media for track "${m.media.track}" that start did not announce`);
       const p = m.media.payload;
-      if (p.length === 0 || p.length % 4 !== 0 || !BASE64.test(p))
-        return fail(CLOSE_CODES.protocolError, `bad base64 payload in media ${String(m.media.chunk ?? '')}`.trim());
-      const bytes = Buffer.from(p, 'base64');
+      const bytes = strictBase64(p);
+      if (!bytes) return fail(CLOSE_CODES.protocolError, `bad base64 payload in media ${String(m.media.chunk ?? '')}`.trim());
       const tsRaw = m.media.timestamp;
       const tsMs = tsRaw === undefined || tsRaw === '' ? undefined : Number(tsRaw);
       if (tsMs !== undefined && !(Number.isFinite(tsMs) && tsMs >= 0))
         return fail(CLOSE_CODES.protocolError, `bad media timestamp ${JSON.stringify(tsRaw)}`.slice(0, 100));
-      const emit = (samples: Float32Array): void => {
-        if (samples.length === 0 || !t.audio$) return;
-        t.audio$.next({ streamId: t.streamId, startSample: t.nextSample, samples });
-        t.nextSample += samples.length;
-        stats.samplesOut += samples.length;
-      };
-      const push = (): void => {
-        if (closed && !t.audio$) return;
-        // Packets lost upstream: the timestamp is ahead of this track's audio. Fill with silence.
-        const lead = tsMs === undefined ? 0 : tsMs - t.bytes8k / 8;
-        if (lead > GAP_TOLERANCE_MS) {
-          const n = Math.round(lead * 8);
-          t.gaps++;
-          t.gapMs += lead;
-          t.bytes8k += n;
-          if (lead <= TWILIO_MAX_FILL_MS) {
-            const r = t.decoder.decode(Buffer.alloc(n, MULAW_SILENCE), stats);
-            if (!('reason' in r)) emit(r.samples);
-          } else {
-            // A long gap: the clock moves on without samples (windows restart on the new audio).
-            t.nextSample += Math.round((n * PIPELINE_SAMPLE_RATE_HZ) / 8000);
-          }
+      if (claiming) held.push(() => pushMedia(t, bytes, tsMs));
+      else pushMedia(t, bytes, tsMs);
+    };
+
+    /** One media packet of a track into its decoder and on towards the pipeline (gaps filled first). */
+    const pushMedia = (t: TrackState, bytes: Buffer, tsMs: number | undefined): void => {
+      if (closed && !t.audio$) return;
+      // Packets lost upstream: the timestamp is ahead of this track's audio. Fill with silence.
+      const lead = tsMs === undefined ? 0 : tsMs - t.bytes8k / 8;
+      if (lead > GAP_TOLERANCE_MS) {
+        const n = Math.round(lead * 8);
+        t.gaps++;
+        t.gapMs += lead;
+        t.bytes8k += n;
+        if (lead <= TWILIO_MAX_FILL_MS) {
+          const r = t.decoder.decode(Buffer.alloc(n, MULAW_SILENCE), stats);
+          if (!('reason' in r)) addSamples(t, r.samples, stats);
+        } else {
+          // A long gap: the clock moves on without samples (windows restart on the new audio, aligned there).
+          flushPending(t);
+          t.nextSample += Math.round((n * PIPELINE_SAMPLE_RATE_HZ) / 8000);
+          t.hopBase = t.nextSample;
         }
-        const r = t.decoder.decode(bytes, stats);
-        if ('reason' in r) return fail(CLOSE_CODES.protocolError, r.message);
-        stats.framesAccepted++;
-        metrics.ingestFrames.inc({ result: 'accepted' });
-        t.bytes8k += bytes.length;
-        emit(r.samples);
-      };
-      if (claiming) held.push(push);
-      else push();
+      }
+      const r = t.decoder.decode(bytes, stats);
+      if ('reason' in r) return fail(CLOSE_CODES.protocolError, r.message);
+      stats.framesAccepted++;
+      t.pendingPackets++;
+      t.bytes8k += bytes.length;
+      addSamples(t, r.samples, stats);
+    };
+
+    /** Parses a message with its schema; on failure closes the call naming the first problem. */
+    const parse = <T>(schema: z.ZodType<T>, json: unknown, event: unknown): T | undefined => {
+      const r = schema.safeParse(json);
+      if (r.success) return r.data;
+      const iss = r.error.issues[0];
+      fail(CLOSE_CODES.protocolError, `bad ${String(event)} message: ${iss ? `${iss.path.join('.')} ${iss.message}` : 'invalid'}`);
+      return undefined;
     };
 
     ws.on('close', () => {
@@ -303,34 +376,27 @@ export function createTwilioHandler(ctx: ServerContext, fanOut: FanOut): (ws: We
         return fail(CLOSE_CODES.protocolError, 'not JSON');
       }
       const event = typeof json === 'object' && json !== null ? (json as { event?: unknown }).event : undefined;
-      const parse = <T>(schema: z.ZodType<T>): T | undefined => {
-        const r = schema.safeParse(json);
-        if (r.success) return r.data;
-        const iss = r.error.issues[0];
-        fail(CLOSE_CODES.protocolError, `bad ${String(event)} message: ${iss ? `${iss.path.join('.')} ${iss.message}` : 'invalid'}`);
-        return undefined;
-      };
+      // The hot path (50 media messages a second per track): checked by hand, zod only to word an error.
+      if (event === 'media') {
+        const m = fastMedia(json) ?? parse(Media, json, event);
+        if (m) onMedia(m);
+        return;
+      }
       switch (event) {
         case 'connected':
-          parse(Connected);
+          parse(Connected, json, event);
           return;
         case 'start': {
-          const m = parse(Start);
+          const m = parse(Start, json, event);
           if (m) onStart(m);
-          return;
-        }
-        case 'media': {
-          // The hot path (50 messages a second per track): checked by hand, zod only to word an error.
-          const m = fastMedia(json) ?? parse(Media);
-          if (m) onMedia(m);
           return;
         }
         case 'mark':
         case 'dtmf':
-          parse(Other);
+          parse(Other, json, event);
           return;
         case 'stop': {
-          if (!parse(Other)) return;
+          if (!parse(Other, json, event)) return;
           const end = (): void => {
             finishAll('call stopped');
             closed = true;
