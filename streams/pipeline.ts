@@ -12,7 +12,14 @@ import type { TextAffectOutput, VoiceDetector } from '../models/ports.js';
 import type { EmotionTerm } from '../core/emotion-terms.js';
 import { MAX_FLOW_CHUNK_MS, type FlowControl } from './flow.js';
 import { fuseAffect, type Fuser } from './operators/fuse-affect.js';
-import { inferSpeech, type InferSpeechOptions, type SpeechInferer } from './operators/infer-speech.js';
+import {
+  inferSpeech,
+  inferVoicedSpeech,
+  type InferSpeechOptions,
+  type SpeechInferer,
+  type SpeechWindowEstimate,
+  type UnvoicedWindowEstimate,
+} from './operators/infer-speech.js';
 import { labelAffect } from './operators/label-affect.js';
 import { smoothAffect } from './operators/smooth-affect.js';
 import { resolveWindowOptions, windowBySamples } from './operators/window-by-samples.js';
@@ -162,7 +169,10 @@ export function affectPipeline(deps: PipelineDeps, opts: Partial<PipelineOptions
           deps.vad && vad
             ? detectVoice(deps.vad, { ...vad, onSegment, ...(o.flow ? { flow: o.flow } : {}), ...(o.onDrop ? { onDrop: o.onDrop } : {}) })
             : (w$: Observable<AudioWindow>) => w$,
-          inferSpeech(deps.speech, inferOpts),
+          // Unvoiced windows (held by the smoother anyway) skip the speech model and fusion unless vad.skipSpeechModel is false.
+          deps.vad && vad?.skipSpeechModel
+            ? inferVoicedSpeech(deps.speech, { ...inferOpts, skipBelowVoiced: vad.minVoicedFraction })
+            : (inferSpeech(deps.speech, inferOpts) as OperatorFunction<AudioWindow, SpeechWindowEstimate | UnvoicedWindowEstimate>),
           fuseAffect(deps.fusion, {
             textMaxAgeMs: o.textMaxAgeMs,
             ...(o.flow ? { flow: o.flow } : {}),

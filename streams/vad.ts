@@ -32,9 +32,15 @@ export interface VadOptions {
   minVoicedFraction: number;
   /** Time constant (ms of audio) with which the confidence of held frames decays. Default 2000. */
   holdTauMs: number;
+  /**
+   * Windows below minVoicedFraction skip the speech model and fusion (their frames are held anyway,
+   * so the model's answer would not be used); such frames carry no `speech` part. Default true;
+   * false runs the model on every window (held frames then carry its unused per-window estimate).
+   */
+  skipSpeechModel: boolean;
 }
 
-export const DEFAULT_VAD: VadOptions = { threshold: 0.5, minSilenceMs: 300, minSpeechMs: 300, minVoicedFraction: 0.2, holdTauMs: 2000 };
+export const DEFAULT_VAD: VadOptions = { threshold: 0.5, minSilenceMs: 300, minSpeechMs: 300, minVoicedFraction: 0.2, holdTauMs: 2000, skipSpeechModel: true };
 
 /** Validates and completes VAD options (RangeError naming the option). */
 export function resolveVadOptions(opts: Partial<VadOptions> = {}): Required<VadOptions> {
@@ -46,6 +52,7 @@ export function resolveVadOptions(opts: Partial<VadOptions> = {}): Required<VadO
   if (!(o.minSpeechMs >= 0) || !Number.isFinite(o.minSpeechMs)) throw new RangeError(`vad: minSpeechMs must be >= 0, got ${o.minSpeechMs}`);
   if (!(o.minVoicedFraction >= 0 && o.minVoicedFraction <= 1)) throw new RangeError(`vad: minVoicedFraction must be in [0, 1], got ${o.minVoicedFraction}`);
   if (!(o.holdTauMs > 0) || !Number.isFinite(o.holdTauMs)) throw new RangeError(`vad: holdTauMs must be > 0, got ${o.holdTauMs}`);
+  if (typeof o.skipSpeechModel !== 'boolean') throw new RangeError(`vad: skipSpeechModel must be true or false, got ${String(o.skipSpeechModel)}`);
   return { ...o, negThreshold: neg };
 }
 

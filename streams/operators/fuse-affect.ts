@@ -1,13 +1,17 @@
 /**
  * Fusion stage: each speech estimate is combined with the latest text estimate that is not newer
  * than the window (in audio time) and not stale, through the FusionModel port.
+ *
+ * A window the speech stage skipped as unvoiced (UnvoicedWindowEstimate, streams/operators/infer-speech.ts)
+ * is not fused: it goes on, in order, as an estimate with no information (valence and arousal 0,
+ * confidence 0, no speech part; the text part when there is one), which the smoother holds.
  */
 import { from, Observable, timer, type ObservableInput, type OperatorFunction, type Subscription } from 'rxjs';
 import type { FlowControl } from '../flow.js';
 import { AffectError } from '../../core/errors.js';
 import type { FusionInput, TextAffectOutput } from '../../models/ports.js';
 import type { AffectEstimate, ModalityEstimate, Stamped } from '../../core/types.js';
-import type { SpeechWindowEstimate } from './infer-speech.js';
+import type { SpeechWindowEstimate, UnvoicedWindowEstimate } from './infer-speech.js';
 
 /** The part of FusionModel the stage needs (fakes may return an Observable). */
 export interface Fuser {
@@ -58,7 +62,10 @@ export function pickText(sorted: ReadonlyArray<Stamped<TextAffectOutput>>, atMs:
 }
 
 /** SpeechWindowEstimate → AffectEstimate via the fusion model; order and audio time are kept. */
-export function fuseAffect(fusion: Fuser, opts: Partial<FuseAffectOptions> = {}): OperatorFunction<SpeechWindowEstimate, AffectEstimate> {
+export function fuseAffect(
+  fusion: Fuser,
+  opts: Partial<FuseAffectOptions> = {},
+): OperatorFunction<SpeechWindowEstimate | UnvoicedWindowEstimate, AffectEstimate> {
   const o = { ...DEFAULT_FUSE_AFFECT, ...opts };
   if (!(o.textMaxAgeMs >= 0)) throw new RangeError(`fuseAffect: textMaxAgeMs must be >= 0, got ${o.textMaxAgeMs}`);
   if (!Number.isInteger(o.maxTextBuffer) || o.maxTextBuffer < 1)
@@ -82,7 +89,7 @@ export function fuseAffect(fusion: Fuser, opts: Partial<FuseAffectOptions> = {})
       });
       // One fusion at a time, in order, with a bounded backlog: a slow (learned, ONNX) fusion model
       // drops the oldest waiting estimates and counts them, like the speech stage does.
-      const backlog: SpeechWindowEstimate[] = [];
+      const backlog: Array<SpeechWindowEstimate | UnvoicedWindowEstimate> = [];
       let busy: Subscription | undefined;
       let carry = 0;
       let done = false;
@@ -126,10 +133,26 @@ export function fuseAffect(fusion: Fuser, opts: Partial<FuseAffectOptions> = {})
           return;
         }
         const text = pickText(texts, s.tMs, o.textMaxAgeMs)?.value;
-        const input: FusionInput = text ? { speech: s.speech, text } : { speech: s.speech };
         // Drops that happened before this estimate left the backlog belong to it.
         const dropsBefore = carry;
         carry = 0;
+        if (s.unvoiced) {
+          o.flow?.release();
+          sub.next({
+            streamId: s.streamId,
+            tMs: s.tMs,
+            windowIndex: s.windowIndex,
+            valence: 0,
+            arousal: 0,
+            confidence: 0,
+            ...(text ? { text: modalityOf(text) } : {}),
+            droppedWindows: s.droppedWindows + dropsBefore,
+            voiced: s.voiced,
+          });
+          next();
+          return;
+        }
+        const input: FusionInput = text ? { speech: s.speech, text } : { speech: s.speech };
         let result: ModalityEstimate | undefined;
         let settled = false;
         const finish = (): void => {

@@ -4,6 +4,12 @@
  * coalesced to the newest ('latest'), or queued up to the bound ('queue', oldest dropped on
  * overflow). Every dropped window is counted and reported on the next estimate, and estimates keep
  * the audio time of their window, so a slow model lowers the frame rate but never shifts the clock.
+ *
+ * With voice activity ({@link inferVoicedSpeech}), a window whose voiced fraction is below
+ * `skipBelowVoiced` is not run through the model: the smoother holds the trajectory on such a window
+ * whatever the model says (streams/operators/smooth-affect.ts), so the stage passes it on at once, in
+ * order, as an {@link UnvoicedWindowEstimate} (no speech estimate), and the model's time goes to
+ * voiced windows only.
  */
 import { from, Observable, type ObservableInput, type OperatorFunction, type Subscription } from 'rxjs';
 import type { SpeechAffectOutput } from '../../models/ports.js';
@@ -34,6 +40,12 @@ export interface InferSpeechOptions {
   onDrop?: (window: AudioWindow, reason: 'busy' | 'coalesced' | 'overflow' | 'error', err?: unknown) => void;
 }
 
+/** Options for {@link inferVoicedSpeech}. */
+export interface InferVoicedSpeechOptions extends InferSpeechOptions {
+  /** Windows whose `voiced` is below this (0..1) skip the model; windows without `voiced` always run. */
+  skipBelowVoiced: number;
+}
+
 export const DEFAULT_INFER_SPEECH: InferSpeechOptions = { maxInFlight: 1, whenBusy: 'latest', maxQueue: 16 };
 
 /** One window's speech estimate, stamped with the window's audio time. */
@@ -46,6 +58,19 @@ export interface SpeechWindowEstimate {
   readonly droppedWindows: number;
   /** The window's voiced fraction, when voice activity detection runs. */
   readonly voiced?: number;
+  readonly unvoiced?: undefined;
+}
+
+/** A window the model was not run on because voice activity marked it unvoiced ({@link inferVoicedSpeech}). */
+export interface UnvoicedWindowEstimate {
+  readonly streamId: string;
+  readonly tMs: number;
+  readonly windowIndex: number;
+  /** Windows dropped since the previous estimate. */
+  readonly droppedWindows: number;
+  /** The window's voiced fraction (below the stage's skipBelowVoiced). */
+  readonly voiced: number;
+  readonly unvoiced: true;
 }
 
 /** Pads (zeros after) or crops (keeps the newest samples) a window to the model's length. */
@@ -59,18 +84,42 @@ export function fitWindow(samples: Float32Array, want: number | null): Float32Ar
 
 /** Bounded model stage; see the module comment. */
 export function inferSpeech(model: SpeechInferer, opts: Partial<InferSpeechOptions> = {}): OperatorFunction<AudioWindow, SpeechWindowEstimate> {
+  return stage(model, opts, undefined) as OperatorFunction<AudioWindow, SpeechWindowEstimate>;
+}
+
+/**
+ * {@link inferSpeech} that skips the model on windows voice activity marked unvoiced (`voiced` below
+ * `skipBelowVoiced`): they come out at once, in audio-time order among the others, as
+ * {@link UnvoicedWindowEstimate}s carrying the drops before them. They take no model slot and no queue place.
+ */
+export function inferVoicedSpeech(
+  model: SpeechInferer,
+  opts: Partial<InferSpeechOptions> & Pick<InferVoicedSpeechOptions, 'skipBelowVoiced'>,
+): OperatorFunction<AudioWindow, SpeechWindowEstimate | UnvoicedWindowEstimate> {
+  const skip = opts.skipBelowVoiced;
+  if (!(skip >= 0 && skip <= 1)) throw new RangeError(`inferSpeech: skipBelowVoiced must be in [0, 1], got ${skip}`);
+  return stage(model, opts, skip);
+}
+
+function stage(
+  model: SpeechInferer,
+  opts: Partial<InferSpeechOptions>,
+  skipBelowVoiced: number | undefined,
+): OperatorFunction<AudioWindow, SpeechWindowEstimate | UnvoicedWindowEstimate> {
   const o = { ...DEFAULT_INFER_SPEECH, ...opts };
   if (!Number.isInteger(o.maxInFlight) || o.maxInFlight < 1) throw new RangeError(`inferSpeech: maxInFlight must be an integer >= 1, got ${o.maxInFlight}`);
   if (!Number.isInteger(o.maxQueue) || o.maxQueue < 1) throw new RangeError(`inferSpeech: maxQueue must be an integer >= 1, got ${o.maxQueue}`);
   if (!['drop', 'latest', 'queue'].includes(o.whenBusy))
     throw new RangeError(`inferSpeech: whenBusy must be 'drop', 'latest' or 'queue', got ${String(o.whenBusy)}`);
   const capacity = o.whenBusy === 'drop' ? 0 : o.whenBusy === 'latest' ? 1 : o.maxQueue;
+  const skips = (w: AudioWindow): boolean => skipBelowVoiced !== undefined && w.voiced !== undefined && w.voiced < skipBelowVoiced;
 
   return (source) =>
-    new Observable<SpeechWindowEstimate>((sub) => {
+    new Observable<SpeechWindowEstimate | UnvoicedWindowEstimate>((sub) => {
       const waiting: AudioWindow[] = [];
       // Jobs in start order; results are emitted in that order so audio time never goes backwards.
-      const jobs: Array<{ window: AudioWindow; drops: number; result?: SpeechAffectOutput; failed?: boolean; sub?: Subscription }> = [];
+      // A skipped (unvoiced) window is a job that is done at once.
+      const jobs: Array<{ window: AudioWindow; drops: number; result?: SpeechAffectOutput; skipped?: boolean; failed?: boolean; sub?: Subscription }> = [];
       let inFlight = 0;
       let dropsSinceStart = 0;
       let carryDrops = 0; // drops of failed jobs, reported on the next estimate
@@ -83,9 +132,22 @@ export function inferSpeech(model: SpeechInferer, opts: Partial<InferSpeechOptio
       const flush = (): void => {
         while (jobs.length > 0) {
           const head = jobs[0];
-          if (!head || (head.result === undefined && !head.failed)) break;
+          if (!head || (head.result === undefined && !head.failed && !head.skipped)) break;
           jobs.shift();
           o.flow?.release();
+          if (head.skipped) {
+            const droppedWindows = head.drops + carryDrops;
+            carryDrops = 0;
+            sub.next({
+              streamId: head.window.streamId,
+              tMs: head.window.tMs,
+              windowIndex: head.window.index,
+              droppedWindows,
+              voiced: head.window.voiced ?? 0,
+              unvoiced: true,
+            });
+            continue;
+          }
           if (head.failed || !head.result) {
             carryDrops += head.drops + 1;
             continue;
@@ -104,12 +166,18 @@ export function inferSpeech(model: SpeechInferer, opts: Partial<InferSpeechOptio
         if (sourceDone && jobs.length === 0 && waiting.length === 0) sub.complete();
       };
       const startNext = (): void => {
-        while (inFlight < o.maxInFlight && waiting.length > 0) {
+        // An unvoiced window needs no model slot: it becomes a done job as soon as it is first in line.
+        while (waiting.length > 0 && (inFlight < o.maxInFlight || skips(waiting[0]!))) {
           const w = waiting.shift();
           if (!w) break;
           const job: (typeof jobs)[number] = { window: w, drops: dropsSinceStart };
           dropsSinceStart = 0;
           jobs.push(job);
+          if (skips(w)) {
+            job.skipped = true;
+            flush();
+            continue;
+          }
           inFlight++;
           let settled = false;
           const finish = (): void => {
@@ -151,7 +219,7 @@ export function inferSpeech(model: SpeechInferer, opts: Partial<InferSpeechOptio
         next: (w) => {
           // Windows an earlier stage (the VAD's bounded queue, streams/vad.ts) dropped count here too.
           dropsSinceStart += (w as { droppedBefore?: number }).droppedBefore ?? 0;
-          if (inFlight < o.maxInFlight && waiting.length === 0) {
+          if ((inFlight < o.maxInFlight || skips(w)) && waiting.length === 0) {
             o.flow?.acquire();
             waiting.push(w);
             startNext();
