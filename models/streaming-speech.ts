@@ -720,9 +720,10 @@ export class StreamingSpeechModel implements SpeechAffectModel {
   /**
    * `cached` mode, for the bench: wall ms of one bare `step.onnx` call at the steady-state shape
    * (`batch` streams, `newFrames` new frames each, `memFrames` cached frames), random inputs, no
-   * stream bookkeeping — the session's own cost, to compare the pipeline's throughput with.
+   * stream bookkeeping — the session's own cost, to compare the pipeline's throughput with. Also the
+   * process's CPU ms over the call (all threads: the session's pool included).
    */
-  async timeBareStep(batch: number, newFrames: number, memFrames: number): Promise<number> {
+  async timeBareStep(batch: number, newFrames: number, memFrames: number): Promise<{ wallMs: number; cpuMs: number }> {
     const step = this.sessions.step;
     if (!step) throw new RangeError(`${this.id}: timeBareStep needs the cached mode`);
     const { frameStrideSamples: stride, receptiveFieldSamples: rf, hiddenDim: D } = this.info;
@@ -742,9 +743,12 @@ export class StreamingSpeechModel implements SpeechAffectModel {
       hidden_sum: { type: 'float32', data: new Float32Array(B * D), dims: [B, D] },
       hidden_count: { type: 'float32', data: new Float32Array(B).fill(M), dims: [B, 1] },
     };
+    const c0 = process.cpuUsage();
     const t0 = performance.now(); // inputs are built before the clock starts
     await step.run(feeds);
-    return performance.now() - t0;
+    const wallMs = performance.now() - t0;
+    const c = process.cpuUsage(c0);
+    return { wallMs, cpuMs: (c.user + c.system) / 1000 };
   }
 
   /** Places a window in its stream (continuation or reset) and returns its start position and normalised samples. */

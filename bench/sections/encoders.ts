@@ -220,10 +220,14 @@ export interface EncoderRow {
     batchingEfficiency: number;
     /** The streaming path's mode in the concurrent run (`cached` when the model has step.onnx). */
     streamingMode?: StreamingMode;
-    /** cached: stream-hops per second of the bare step session at the same batch and steady-state shape. */
+    /** cached: stream-hops per second of the bare step session at the same batch and steady-state shape (median of `streamingBareCalls` calls; best call too). */
     streamingBareHopsPerSec?: number;
-    /** cached: the concurrent streaming run's stream-hops per second ÷ that. */
+    streamingBareBestHopsPerSec?: number;
+    streamingBareCalls?: number;
+    /** cached: the concurrent streaming run's stream-hops per second ÷ the bare median. */
     streamingBatchingEfficiency?: number;
+    /** cached: the same by CPU time of this process: bare CPU ms per stream-hop ÷ the run's (less sensitive to other load). */
+    streamingBatchingEfficiencyCpu?: number;
     /** cached: where the concurrent streaming run's wall time went, ms: step round trips (ORT call + the worker packing caches) and the main thread's share. */
     streamingTimeSplit?: { stepMs: number; workerPackMs: number; mainThreadMs: number };
   };
@@ -663,7 +667,7 @@ async function measure(
         );
         const sm = concurrentModel;
         let streamC: ConcurrentRun | { skipped: string } = { skipped: 'no streaming path' };
-        let streamingBare: { hopsPerSec: number; efficiency: number } | undefined;
+        let streamingBare: { hopsPerSec: number; efficiency: number; bestHopsPerSec: number; efficiencyCpu: number; calls: number } | undefined;
         let streamingTimeSplit: { stepMs: number; workerPackMs: number; mainThreadMs: number } | undefined;
         if (sm) {
           const handles = Array.from({ length: plan.concurrentStreams }, (_, i) => sm.forStream(`conc-${i}`));
@@ -685,12 +689,23 @@ async function measure(
           };
           for (const h of handles) h.close();
           if (sm.options.mode === 'cached' && !('skipped' in streamC)) {
-            // The bare step session at the batch the run formed and the steady-state shape (13 new, 37 cached frames), right after it.
+            // The bare step session at the batch the run formed and the steady-state shape (13 new, 37 cached frames), right after it:
+            // as many calls as the run had batches (at least 3), median wall and mean CPU per call, so both sides are sampled alike.
             const b = Math.max(1, Math.round(streamC.meanBatch));
-            const t = [await sm.timeBareStep(b, 13, 37), await sm.timeBareStep(b, 13, 37)];
-            const hopsPerSec = (b * 1000) / Math.min(...t);
+            const calls = Math.max(3, Math.min(8, Math.round((plan.concurrentStreams * (cw.length - 1)) / b)));
+            const t: Array<{ wallMs: number; cpuMs: number }> = [];
+            for (let i = 0; i < calls; i++) t.push(await sm.timeBareStep(b, 13, 37));
+            const hopsPerSec = (b * 1000) / median(t.map((x) => x.wallMs));
             const runHops = (streamC.streams * (cw.length - 1)) / (streamC.wallMs / 1000);
-            streamingBare = { hopsPerSec: round(hopsPerSec, 2), efficiency: round(runHops / hopsPerSec, 3) };
+            const bareCpuPerHop = t.reduce((a, x) => a + x.cpuMs, 0) / (calls * b);
+            const runCpuPerHop = streamC.cpuCoresPerStream * 0.25 * 1000;
+            streamingBare = {
+              hopsPerSec: round(hopsPerSec, 2),
+              efficiency: round(runHops / hopsPerSec, 3),
+              bestHopsPerSec: round((b * 1000) / Math.min(...t.map((x) => x.wallMs)), 2),
+              efficiencyCpu: round(bareCpuPerHop / runCpuPerHop, 3),
+              calls,
+            };
           }
         }
         // The bare session at the batch the concurrent run formed, measured right after it (same load).
@@ -710,7 +725,15 @@ async function measure(
           bareAtSameBatch: round(bareWps, 2),
           batchingEfficiency: round(fullWps / bareWps, 3),
           ...(sm ? { streamingMode: sm.options.mode } : {}),
-          ...(streamingBare ? { streamingBareHopsPerSec: streamingBare.hopsPerSec, streamingBatchingEfficiency: streamingBare.efficiency } : {}),
+          ...(streamingBare
+            ? {
+                streamingBareHopsPerSec: streamingBare.hopsPerSec,
+                streamingBareBestHopsPerSec: streamingBare.bestHopsPerSec,
+                streamingBareCalls: streamingBare.calls,
+                streamingBatchingEfficiency: streamingBare.efficiency,
+                streamingBatchingEfficiencyCpu: streamingBare.efficiencyCpu,
+              }
+            : {}),
           ...(streamingTimeSplit ? { streamingTimeSplit } : {}),
         };
       }
@@ -879,7 +902,7 @@ export function formatEncoders(s: EncodersSection): string[] {
       const sc =
         'skipped' in c.streaming
           ? `skipped — ${c.streaming.skipped}`
-          : `${c.streaming.realtimeStreams} real-time streams, ${c.streaming.streamsPerCore} streams/core by CPU time (mean batch ${c.streaming.meanBatch}${c.streamingBatchingEfficiency !== undefined ? `, batching efficiency ${c.streamingBatchingEfficiency} vs the bare step session` : ''}${c.streamingTimeSplit ? `; wall in step calls ${c.streamingTimeSplit.stepMs} ms (worker packing caches ${c.streamingTimeSplit.workerPackMs} ms), main thread ${c.streamingTimeSplit.mainThreadMs} ms` : ''}) [${c.streaming.loadAvg1}]`;
+          : `${c.streaming.realtimeStreams} real-time streams, ${c.streaming.streamsPerCore} streams/core by CPU time (mean batch ${c.streaming.meanBatch}${c.streamingBatchingEfficiency !== undefined ? `, batching efficiency ${c.streamingBatchingEfficiency} by wall, ${c.streamingBatchingEfficiencyCpu ?? 'n/a'} by CPU time vs the bare step session` : ''}${c.streamingTimeSplit ? `; wall in step calls ${c.streamingTimeSplit.stepMs} ms (worker packing caches ${c.streamingTimeSplit.workerPackMs} ms), main thread ${c.streamingTimeSplit.mainThreadMs} ms` : ''}) [${c.streaming.loadAvg1}]`;
       L.push(
         `    ${c.fullWindow.streams} concurrent streams: full-window ${c.fullWindow.realtimeStreams} real-time streams, ${c.fullWindow.streamsPerCore} streams/core by CPU time (mean batch ${c.fullWindow.meanBatch}, batching efficiency ${c.batchingEfficiency} vs bare) [${c.fullWindow.loadAvg1}]; streaming (${c.streamingMode ?? 'n/a'}) ${sc}; redundancy by time ${c.fullWindow.redundancyTime ?? 'n/a'} vs ${'skipped' in c.streaming ? 'n/a' : (c.streaming.redundancyTime ?? 'n/a')}, by CPU time ${c.fullWindow.redundancyCpu ?? 'n/a'} vs ${'skipped' in c.streaming ? 'n/a' : (c.streaming.redundancyCpu ?? 'n/a')}`,
       );
