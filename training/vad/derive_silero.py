@@ -9,9 +9,11 @@ depthwise convolutions (ORT runs a grouped Conv1d group by group: the 258-channe
 ~30 %) and to the STFT convolution. The derived graph computes the same function:
 
 - the 16 kHz branch only, without `If`s (the 8 kHz branch is not used: the pipeline runs at 16 kHz);
-- every convolution as a 2-D convolution over [N, C, 1, T] (a Conv1d with kernel k is a Conv2d with
-  kernel 1 × k), channels zero-padded to a multiple of 8 where that lets onnxruntime's blocked (NCHWc)
-  kernels take them (the padded channels carry zero weights and are sliced off, so nothing changes);
+- the STFT (a strided Conv1d with a 258 × 256 basis) as two matrix products over all frames at once,
+  the frames gathered from 64-sample hops (onnxruntime runs a Conv1d image by image: narrow GEMMs);
+- every other convolution as a 2-D convolution over [N, C, 1, T] (a Conv1d with kernel k is a Conv2d
+  with kernel 1 × k), the first layer's 258 channels zero-padded to 264 so onnxruntime's blocked
+  (NCHWc) kernels take them (the padded channels carry zero weights, so nothing changes);
 - the encoder (STFT, adaptive normalisation, convolutions) has no state from one frame to the next, so
   it runs once over the frames of every stream and every step at once (batch N = Σ frames);
 - the two LSTM layers and the decoder run over the sequence: the frames of stream i are gathered into
@@ -127,24 +129,39 @@ def build(w: dict[str, np.ndarray]) -> onnx.ModelProto:
     b = Builder(w)
     P = 'model.'
     # --- encoder over all frames: frames [N, F] -> [N, 64, 1, T'] ---
-    x = b.op('Unsqueeze', ['frames', b.i64([1, 2])], 'x4')  # [N, 1, 1, F]
     p = int(w['stft.pad'])
-    x = b.op('Pad', [x, b.i64([0, 0, 0, p, 0, 0, 0, p])], 'padded', mode='reflect')
     basis = w[P + 'feature_extractor.forward_basis_buffer']  # [258, 1, 256]
     half = basis.shape[0] // 2
-    ft = b.conv(x, basis, None, stride=64)  # [N, 258, 1, T]
-    re = b.slice(ft, [0], [half], [1])
-    im = b.slice(ft, [half], [2 * half], [1])
-    mag = b.op('Sqrt', [b.op('Add', [b.op('Mul', [re, re]), b.op('Mul', [im, im])])], 'magnitude')  # [N, 129, 1, T]
-    spect = b.op('Log', [b.op('Add', [b.const('one', w['log.add']), b.op('Mul', [mag, b.const('scale', w['log.scale'])])])], 'spect')
-    mean = b.op('ReduceMean', [spect], 'mean', axes=[1], keepdims=1)  # [N, 1, 1, T]
+    hop = 64
+    win = basis.shape[2]
     filt = w[P + 'adaptive_normalization.filter_']  # [1, 1, 7]
     r = filt.shape[2] // 2
+    c0 = 258
+    c0p = pad_to(c0, 8)
+    # The STFT (a strided Conv1d with a 258 × 256 basis in the packaged graph) as two matrix products over
+    # every frame at once, [N·T, 256] × [256, 129] (real, imaginary); rows [N, T, C] up to the first layer.
+    x = b.op('Pad', ['frames', b.i64([0, p, 0, p])], 'padded', mode='reflect')  # [N, F + 2p]
+    x = b.op('Reshape', [x, b.i64([0, -1, hop])], 'hops')  # [N, R, 64]
+    k = win // hop
+    # Frame t is hops t .. t+k-1: a Gather with index [T, k] (T from the number of hops R = T + k - 1).
+    R = b.slice(b.op('Shape', [x], 'hops_shape'), [1], [2], [0])
+    T = b.op('Sub', [R, b.i64([k - 1])], 'n_frames')
+    t = b.op('Range', [b.const('zero', np.array(0, np.int64)), b.op('Squeeze', [T, b.i64([0])], 'T'), b.const('one_i', np.array(1, np.int64))], 't')
+    idx = b.op('Add', [b.op('Unsqueeze', [t, b.i64([1])], 't_col'), b.i64(list(range(k)))], 'frame_index')  # [T, k]
+    fr = b.op('Reshape', [b.op('Gather', [x, idx], 'gathered_hops', axis=1), b.i64([0, 0, -1])], 'stft_frames')  # [N, T, 256]
+    re = b.op('MatMul', [fr, b.const('basis_re', basis[:half, 0, :].T.astype(np.float32))], 're')  # [N, T, 129]
+    im = b.op('MatMul', [fr, b.const('basis_im', basis[half:, 0, :].T.astype(np.float32))], 'im')
+    mag = b.op('Sqrt', [b.op('Add', [b.op('Mul', [re, re]), b.op('Mul', [im, im])])], 'magnitude')  # [N, T, 129]
+    spect = b.op('Log', [b.op('Add', [b.const('one', w['log.add']), b.op('Mul', [mag, b.const('scale', w['log.scale'])])])], 'spect')
+    mean = b.op('ReduceMean', [spect], 'mean', axes=[2], keepdims=1)  # [N, T, 1]
+    mean = b.op('Reshape', [mean, b.i64([0, 1, 1, -1])], 'mean4')  # [N, 1, 1, T]
     mean = b.op('Pad', [mean, b.i64([0, 0, 0, r, 0, 0, 0, r])], 'mean_padded', mode='reflect')
     mean = b.conv(mean, filt, None)
-    mm = b.op('ReduceMean', [mean], 'mean_mean', axes=[3], keepdims=1)  # [N, 1, 1, 1]
+    mm = b.op('ReduceMean', [mean], 'mean_mean', axes=[3], keepdims=0)  # [N, 1, 1]
     norm = b.op('Sub', [spect, mm], 'norm')
-    x1 = b.op('Concat', [mag, norm], 'x1', axis=1)  # [N, 258, 1, T]
+    x1 = b.op('Concat', [mag, norm], 'x1', axis=2)  # [N, T, 258]
+    x1 = b.op('Pad', [x1, b.i64([0, 0, 0, 0, 0, c0p - c0])], 'x1_padded')
+    x1 = b.op('Unsqueeze', [b.op('Transpose', [x1], 'x1_t', perm=[0, 2, 1]), b.i64([2])], 'x1_4d')  # [N, 264, 1, T]
 
     def block(x: str, name: str, cin: int, proj: bool) -> str:
         dw_w, dw_b = w[f'{P}{name}.0.dw_conv.0.weight'], w[f'{P}{name}.0.dw_conv.0.bias']
@@ -153,10 +170,6 @@ def build(w: dict[str, np.ndarray]) -> onnx.ModelProto:
         res = b.conv(x, w[f'{P}{name}.0.proj.weight'], w[f'{P}{name}.0.proj.bias']) if proj else x
         return b.op('Relu', [b.op('Add', [y, res])], 'block')
 
-    # First layer: 258 channels, padded to 264 (zero channels) so the blocked kernels take it.
-    c0 = 258
-    c0p = pad_to(c0, 8)
-    x1 = b.op('Pad', [x1, b.i64([0, 0, 0, 0, 0, c0p - c0, 0, 0])], 'x1_padded')
     dw_w = np.zeros((c0p, 1, 5), np.float32)
     dw_w[:c0] = w[P + 'first_layer.0.dw_conv.0.weight']
     dw_b = np.zeros((c0p,), np.float32)
