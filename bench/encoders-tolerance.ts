@@ -1,0 +1,123 @@
+/**
+ * Tolerance table of the `cached` streaming mode (issue 14): work vs deviation from the full-window
+ * path for several `recomputeFrames` settings, one stream, consecutive windows at one hop.
+ *
+ *   npx tsx bench/encoders-tolerance.ts                       # large stand-in, 250 ms hop, the manifest's normalisation
+ *   npx tsx bench/encoders-tolerance.ts --hop 3840 --recompute 0,13,50 --windows 13 --norm none
+ *   npx tsx bench/encoders-tolerance.ts --models-dir /tmp/e14tiny --id tiny-wav2vec2   # any export with streaming/step.onnx
+ *
+ * Deviation is over the windows after the first (the first is computed whole, exactly); `output sd`
+ * is the full-window outputs' spread over the same windows (the scale a deviation should be read
+ * against). Work is transformer frames per frame of new audio (1 = each frame once).
+ */
+import os from 'node:os';
+import path from 'node:path';
+import { REPO_ROOT } from '../core/config.js';
+import { MODEL_SPECS, type ModelSpec } from '../models/manifest.js';
+import { OnnxSpeechModel } from '../models/speech-onnx.js';
+import { StreamingSpeechModel } from '../models/streaming-speech.js';
+import type { SpeechAffectOutput } from '../models/ports.js';
+import { loadSamples, round } from './lib/common.js';
+
+function opt(argv: string[], name: string, def: string): string {
+  const i = argv.indexOf(name);
+  return i >= 0 && argv[i + 1] !== undefined ? (argv[i + 1] as string) : def;
+}
+
+async function main(): Promise<void> {
+  const argv = process.argv.slice(2);
+  const id = opt(argv, '--id', 'wav2vec2-msp-dim');
+  const modelsDir = opt(argv, '--models-dir', path.join(REPO_ROOT, 'models', 'weights', 'standins'));
+  const hop = Number(opt(argv, '--hop', '4000'));
+  const count = Number(opt(argv, '--windows', '13'));
+  const norm = opt(argv, '--norm', 'manifest');
+  const rs = opt(argv, '--recompute', '0,6,13,25,50').split(',').map(Number);
+  const specs = MODEL_SPECS as Record<string, ModelSpec | undefined>;
+  const base = (specs[id] ?? specs['wav2vec2-msp-dim']) as ModelSpec;
+  const spec: ModelSpec = {
+    ...base,
+    id,
+    ...(norm === 'manifest' ? {} : { inputNormalization: norm as ModelSpec['inputNormalization'] }),
+  };
+  const audio = await loadSamples();
+  const windows = Array.from({ length: count }, (_, k) => audio.slice(k * hop, k * hop + 16_000));
+  const full = await OnnxSpeechModel.load(spec, { modelsDir, device: 'cpu' });
+  const ref: SpeechAffectOutput[] = [];
+  try {
+    for (const w of windows) ref.push(await full.infer(w));
+  } finally {
+    await full.close();
+  }
+  const keys = ['valence', 'arousal', 'dominance'] as const;
+  const vals = ref.slice(1).flatMap((o) => keys.map((k) => o[k] ?? 0));
+  const mean = vals.reduce((a, b) => a + b, 0) / vals.length;
+  const sd = Math.sqrt(vals.reduce((a, b) => a + (b - mean) ** 2, 0) / vals.length);
+  const rows = [];
+  for (const R of rs) {
+    const sm = await StreamingSpeechModel.load(spec, { modelsDir, device: 'cpu', streaming: { mode: 'cached', recomputeFrames: R, hopSamples: hop } });
+    try {
+      const s = sm.forStream('tolerance');
+      let mx = 0;
+      let sum = 0;
+      let n = 0;
+      let minCos = 1;
+      for (let k = 0; k < windows.length; k++) {
+        const y = await s.infer(windows[k] as Float32Array);
+        const x = ref[k] as SpeechAffectOutput;
+        if (k === 0) continue;
+        for (const key of keys) {
+          const d = Math.abs((x[key] ?? 0) - (y[key] ?? 0));
+          mx = Math.max(mx, d);
+          sum += d;
+          n++;
+        }
+        const ea = x.embedding ?? [];
+        const eb = y.embedding ?? [];
+        let dot = 0;
+        let na = 0;
+        let nb = 0;
+        for (let i = 0; i < ea.length; i++) {
+          dot += (ea[i] as number) * (eb[i] as number);
+          na += (ea[i] as number) ** 2;
+          nb += (eb[i] as number) ** 2;
+        }
+        if (ea.length) minCos = Math.min(minCos, dot / Math.sqrt(na * nb));
+      }
+      const frames = sm.stats.advancedSamples / sm.info.frameStrideSamples;
+      rows.push({
+        recomputeFrames: R,
+        work: round(sm.stats.encoderFrames / frames, 3),
+        maxAbsDiff: round(mx, 4),
+        meanAbsDiff: round(sum / Math.max(1, n), 4),
+        maxOverSd: round(mx / sd, 3),
+        meanOverSd: round(sum / Math.max(1, n) / sd, 3),
+        minEmbeddingCosine: round(minCos, 5),
+      });
+      s.close();
+    } finally {
+      await sm.close();
+    }
+  }
+  const report = {
+    id,
+    hopSamples: hop,
+    windows: count,
+    inputNormalization: spec.inputNormalization ?? 'none',
+    outputSd: round(sd, 4),
+    rows,
+    loadAvg1: round(os.loadavg()[0] ?? 0, 2),
+  };
+  process.stdout.write(JSON.stringify(report) + '\n');
+  process.stderr.write(
+    [
+      `${id}, hop ${hop} samples, ${count} windows, input normalisation ${report.inputNormalization}, output sd ${report.outputSd}`,
+      '| recomputed frames per hop | work (× one pass) | max |Δ| | mean |Δ| | max / sd | mean / sd | min cos (hidden) |',
+      '| ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+      ...rows.map(
+        (r) => `| ${r.recomputeFrames} | ${r.work} | ${r.maxAbsDiff} | ${r.meanAbsDiff} | ${r.maxOverSd} | ${r.meanOverSd} | ${r.minEmbeddingCosine} |`,
+      ),
+    ].join('\n') + '\n',
+  );
+}
+
+await main();
