@@ -16,7 +16,7 @@
  * p95 latency ≤ budget, and the generator kept time.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import WebSocket from 'ws';
 import type { ServerMessage } from '../core/protocol.js';
@@ -74,6 +74,8 @@ export interface TwilioLevel {
   mainThreadCores: number;
   /** Main-thread CPU per track-second of audio, ms. */
   mainThreadMsPerTrackSecond: number;
+  /** The server's busiest other threads (ONNX workers and their pools, V8's GC/compiler helpers), cores each, highest first. */
+  otherThreadsCores: number[];
   /** This process's CPU (the call generator and the subscriber), cores. */
   generatorCores: number;
   /** How late the generator sent packets (ms after due): p95 and max. */
@@ -113,6 +115,19 @@ function procCpuMs(pid: number, tid?: number): number {
   const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
   // Fields 14 and 15 (1-based) are utime and stime; `rest` starts at field 3.
   return ((Number(rest[11]) + Number(rest[12])) * 1000) / 100;
+}
+
+/** CPU ms of every thread of a process, by thread id. */
+function threadCpuMs(pid: number): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      out.set(Number(tid), procCpuMs(pid, Number(tid)));
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return out;
 }
 
 /** Sums a metric's samples (optionally those with a label value) in Prometheus text. */
@@ -256,6 +271,7 @@ async function runLevel(port: number, pid: number, calls: number, o: TwilioBench
   });
   const cpu0 = procCpuMs(pid);
   const main0 = procCpuMs(pid, pid);
+  const threads0 = threadCpuMs(pid);
   const gen0 = process.cpuUsage();
   const lags: number[] = [];
   // Text frames, unmasked (an all-zero mask: the server unmasks nothing), both tracks of a call in one write.
@@ -286,6 +302,7 @@ async function runLevel(port: number, pid: number, calls: number, o: TwilioBench
   const wallS = (performance.now() - start) / 1000;
   const cpu1 = procCpuMs(pid);
   const main1 = procCpuMs(pid, pid);
+  const threads1 = threadCpuMs(pid);
   const gen = process.cpuUsage(gen0);
   const deadline = performance.now() + o.drainS * 1000;
   while (performance.now() < deadline && ended.size < tracks) await sleep(50);
@@ -310,6 +327,13 @@ async function runLevel(port: number, pid: number, calls: number, o: TwilioBench
     serverCpuMsPerTrackSecond: r3((cpu1 - cpu0) / (tracks * o.durationS)),
     mainThreadCores: r3((main1 - main0) / 1000 / wallS),
     mainThreadMsPerTrackSecond: r3((main1 - main0) / (tracks * o.durationS)),
+    otherThreadsCores: [...threads1]
+      .filter(([tid]) => tid !== pid)
+      .map(([tid, ms]) => (ms - (threads0.get(tid) ?? 0)) / 1000 / wallS)
+      .filter((c) => c >= 0.005)
+      .sort((a, b) => b - a)
+      .slice(0, 8)
+      .map(r3),
     generatorCores: r3((gen.user + gen.system) / 1e6 / wallS),
     sendLagMs: { p95: r1(quantile(lagSorted, 0.95)), max: r1(lagSorted.at(-1) ?? Number.NaN) },
     vad: {
@@ -349,7 +373,7 @@ export async function benchTwilio(
       const lvl = await runLevel(port, child.pid!, calls, o, packets, i);
       levels.push(lvl);
       log(
-        `[bench] twilio: ${calls} calls: frames ${(lvl.framesRatio * 100).toFixed(1)} %, dropped ${lvl.droppedWindows}, p95 ${lvl.latencyMs.p95} ms, server ${lvl.serverCores} cores (${lvl.serverCpuMsPerTrackSecond} ms per track-s; main thread ${lvl.mainThreadCores} cores, ${lvl.mainThreadMsPerTrackSecond} ms per track-s), generator ${lvl.generatorCores} cores, ${lvl.holds ? 'holds' : `breaks: ${lvl.why.join('; ')}`}`,
+        `[bench] twilio: ${calls} calls: frames ${(lvl.framesRatio * 100).toFixed(1)} %, dropped ${lvl.droppedWindows}, p95 ${lvl.latencyMs.p95} ms, server ${lvl.serverCores} cores (${lvl.serverCpuMsPerTrackSecond} ms per track-s; main thread ${lvl.mainThreadCores} cores, ${lvl.mainThreadMsPerTrackSecond} ms per track-s; other threads ${lvl.otherThreadsCores.join(' ')}), generator ${lvl.generatorCores} cores, ${lvl.holds ? 'holds' : `breaks: ${lvl.why.join('; ')}`}`,
       );
       if (!lvl.holds && !brokeAt) brokeAt = { calls, why: lvl.why };
       if (!lvl.holds && !o.continueAfterBreak) break;

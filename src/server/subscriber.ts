@@ -55,6 +55,8 @@ export class Subscriber {
   private readonly resuming = new Map<string, { held: StreamEventMessage[]; next: number[] }>();
   closed = false;
   alive = true;
+  /** The socket is corked until the end of this tick (see corkForTick). */
+  private corked = false;
 
   constructor(
     readonly ws: WebSocket,
@@ -189,7 +191,24 @@ export class Subscriber {
 
   private raw(msg: ServerMessage): void {
     if (this.closed || this.ws.readyState !== this.ws.OPEN) return;
+    this.corkForTick();
     this.ws.send(JSON.stringify(msg));
+  }
+
+  /**
+   * Holds this tick's sends in the socket and writes them together once it ends (one write system
+   * call for, say, the frames of a whole model batch, instead of one per frame).
+   */
+  private corkForTick(): void {
+    if (this.corked) return;
+    const sock = (this.ws as unknown as { _socket?: { cork?: () => void; uncork?: () => void } })._socket;
+    if (typeof sock?.cork !== 'function' || typeof sock.uncork !== 'function') return;
+    this.corked = true;
+    sock.cork();
+    process.nextTick(() => {
+      this.corked = false;
+      sock.uncork!();
+    });
   }
 
   private checkLimits(): void {

@@ -35,7 +35,7 @@ export function resolveWindowOptions(opts: Partial<WindowOptions> = {}): WindowO
 }
 
 /**
- * AudioChunk → AudioWindow. Holds at most one window of samples (bounded). Chunks may have any
+ * AudioChunk → AudioWindow. Holds at most one window and 8 hops of samples (bounded). Chunks may have any
  * length; overlapping chunks are trimmed and small gaps filled with zeros so windows stay on the
  * audio clock.
  */
@@ -45,10 +45,17 @@ export function windowBySamples(opts: Partial<WindowOptions> = {}): OperatorFunc
   const hopN = Math.max(1, msToSamples(o.hopMs));
   const minTailN = msToSamples(o.minTailMs);
   const maxGapN = msToSamples(o.maxGapFillMs);
+  // Room for one window and 8 hops: a new buffer (one copy of a window) every 8 hops.
+  const bufCap = winN + 8 * hopN;
   return (source) =>
     new Observable<AudioWindow>((sub) => {
-      // Ring of the most recent `winN` samples; `total` = index one past the newest sample.
-      const ring = new Float32Array(winN);
+      // Append-only buffer of the recent samples: `buf[0]` is sample `bufStart`, `total` = index one
+      // past the newest sample. Windows are views into it (no copy per window); samples once written
+      // are never overwritten (a full buffer is replaced by a new one holding the last window), so a
+      // window stays valid however long downstream keeps it. Downstream must not write into or
+      // transfer a window's buffer (the model stages copy what they send to their workers).
+      let buf = new Float32Array(bufCap);
+      let bufStart = 0;
       let origin = -1; // sample index of the stream's first sample (windows are relative to it)
       let total = 0;
       let nextEnd = 0; // end sample of the next full window
@@ -56,34 +63,25 @@ export function windowBySamples(opts: Partial<WindowOptions> = {}): OperatorFunc
       let index = 0;
       let streamId = '';
 
-      const copyWindow = (end: number, len: number): Float32Array => {
-        // The ring holds samples [total - winN, total) at index (sample mod winN): one or two block copies.
-        const out = new Float32Array(len);
-        const at = (((end - len) % winN) + winN) % winN;
-        const first = Math.min(len, winN - at);
-        out.set(ring.subarray(at, at + first));
-        if (first < len) out.set(ring.subarray(0, len - first), first);
-        return out;
-      };
       const emit = (end: number, len: number): void => {
-        sub.next({ streamId, index: index++, startSample: end - len, endSample: end, tMs: samplesToMs(end), samples: copyWindow(end, len) });
+        const samples = buf.subarray(end - len - bufStart, end - bufStart);
+        sub.next({ streamId, index: index++, startSample: end - len, endSample: end, tMs: samplesToMs(end), samples });
         lastEnd = end;
       };
       const push = (samples: Float32Array, from: number): void => {
-        // Block copies into the ring, up to each window end in turn (total < nextEnd always holds here).
+        // Block copies, up to each window end in turn (total < nextEnd always holds here).
         let i = from;
         while (i < samples.length) {
           const n = Math.min(samples.length - i, nextEnd - total);
-          let pos = total % winN;
-          let src = i;
-          let left = n;
-          while (left > 0) {
-            const m = Math.min(left, winN - pos);
-            ring.set(samples.subarray(src, src + m), pos);
-            src += m;
-            left -= m;
-            pos = 0;
+          if (total - bufStart + n > buf.length) {
+            // Full: a new buffer starting with the samples the next windows still need.
+            const keep = Math.min(winN, total - bufStart);
+            const next = new Float32Array(bufCap);
+            next.set(buf.subarray(total - bufStart - keep, total - bufStart));
+            buf = next;
+            bufStart = total - keep;
           }
+          buf.set(samples.subarray(i, i + n), total - bufStart);
           i += n;
           total += n;
           if (total === nextEnd) {
@@ -97,6 +95,9 @@ export function windowBySamples(opts: Partial<WindowOptions> = {}): OperatorFunc
         total = at;
         nextEnd = at + winN;
         lastEnd = -1;
+        // Emitted windows may still view the old buffer: start a new one.
+        if (index > 0) buf = new Float32Array(bufCap);
+        bufStart = at;
       };
 
       return source.subscribe({
