@@ -32,7 +32,7 @@ export interface VadBenchOptions {
   streams: number;
   /** Seconds of audio per stream. Default 12. */
   audioSeconds: number;
-  /** Pipeline runs per engine (the median is reported). Default 3. */
+  /** Pipeline runs per engine (the median is reported). Default 5. */
   repeats: number;
 }
 
@@ -63,6 +63,8 @@ export interface VadCostRow {
 export interface VadSection {
   streams: number;
   audioSeconds: number;
+  /** Pipeline runs per engine; figures are medians. */
+  repeats: number;
   hopMs: number;
   rows: VadCostRow[];
   note: string;
@@ -181,7 +183,7 @@ export async function benchVad(
 ): Promise<VadSection> {
   const S = o.streams ?? 32;
   const secs = o.audioSeconds ?? 12;
-  const repeats = o.repeats ?? 3;
+  const repeats = o.repeats ?? 5;
   const logger = getLogger();
   const off = await createEngine({ ...engine.options, vad: false, logger });
   const packagedVad = await SileroVad.load({ logger, graph: 'packaged' });
@@ -254,6 +256,7 @@ export async function benchVad(
   return {
     streams: S,
     audioSeconds: secs,
+    repeats,
     hopMs: engine.options.hopMs,
     rows,
     note: 'CPU of every thread of the bench process per second of audio of one stream; offline lossless (flow-controlled) runs with all streams at once (batched as live streams are), median of the repeats; a loaded machine inflates all figures',
