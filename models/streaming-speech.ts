@@ -429,6 +429,11 @@ export class StreamingSpeechModel implements SpeechAffectModel {
           spec.id,
         );
         stepSession = step;
+        if (options.hopSamples % info.frameStrideSamples !== 0)
+          (opts.logger ?? getLogger()).info(
+            { model: spec.id, hopSamples: options.hopSamples, frameStrideSamples: info.frameStrideSamples },
+            `model ${spec.id}: the hop (${options.hopSamples} samples) is not a multiple of the frame stride (${info.frameStrideSamples}): every other window's frames lie off its own grid, which adds to the cached mode's deviation from the full window (docs/bench.md); a hop of ${Math.round(options.hopSamples / info.frameStrideSamples) * info.frameStrideSamples} samples avoids it`,
+          );
         const g = STEP_GRAPH;
         if (
           g.inputs.some((n) => !step.inputNames.includes(n)) ||
