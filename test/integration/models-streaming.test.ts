@@ -16,7 +16,7 @@ import { AffectError } from '../../core/errors.js';
 import { MODEL_SPECS, type ModelSpec } from '../../models/manifest.js';
 import { loadSpeechModel } from '../../models/registry.js';
 import { OnnxSpeechModel } from '../../models/speech-onnx.js';
-import { findContinuation, StreamingSpeechModel } from '../../models/streaming-speech.js';
+import { findContinuation, resolveStreamingOptions, StreamingSpeechModel } from '../../models/streaming-speech.js';
 import type { SpeechAffectModel, SpeechAffectOutput } from '../../models/ports.js';
 import { loadSamples, pacedSource } from '../../bench/lib/common.js';
 import { createEngine } from '../../src/engine.js';
@@ -408,6 +408,13 @@ describe('stream caches', () => {
     expect(findContinuation(x, x, 4000)).toBe(0);
     expect(findContinuation(x, audio.slice(4001, 20_001), 4000)).toBe(-1);
     expect(findContinuation(x, audio.slice(4000, 19_000), 4000)).toBe(-1);
+  });
+
+  it('bad cached-mode options are errors naming the option', () => {
+    expect(() => resolveStreamingOptions({ recomputeFrames: -1 })).toThrow(/recomputeFrames/);
+    expect(() => resolveStreamingOptions({ recomputeFrames: 2.5 })).toThrow(/recomputeFrames/);
+    expect(() => resolveStreamingOptions({ maxCachedStreams: 0 })).toThrow(/maxCachedStreams/);
+    expect(resolveStreamingOptions({ recomputeFrames: undefined })).toMatchObject({ recomputeFrames: 0, maxCachedStreams: 1024 });
   });
 });
 
