@@ -90,7 +90,8 @@ export function inferSpeech(model: SpeechInferer, opts: Partial<InferSpeechOptio
 /**
  * {@link inferSpeech} that skips the model on windows voice activity marked unvoiced (`voiced` below
  * `skipBelowVoiced`): they come out at once, in audio-time order among the others, as
- * {@link UnvoicedWindowEstimate}s carrying the drops before them. They take no model slot and no queue place.
+ * {@link UnvoicedWindowEstimate}s carrying the drops before them. They need no model slot; behind
+ * windows still waiting for one they wait in the same bounded queue, under the same drop policy.
  */
 export function inferVoicedSpeech(
   model: SpeechInferer,
