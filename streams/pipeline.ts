@@ -11,7 +11,7 @@ import { connect, EMPTY, ignoreElements, map, merge, Observable, tap, type Opera
 import type { TextAffectOutput, VoiceDetector } from '../models/ports.js';
 import type { EmotionTerm } from '../core/emotion-terms.js';
 import { MAX_FLOW_CHUNK_MS, type FlowControl } from './flow.js';
-import { fuseAffect, type Fuser } from './operators/fuse-affect.js';
+import { DEFAULT_FUSE_AFFECT, fuseAffect, type Fuser } from './operators/fuse-affect.js';
 import {
   inferSpeech,
   inferVoicedSpeech,
@@ -175,7 +175,9 @@ export function affectPipeline(deps: PipelineDeps, opts: Partial<PipelineOptions
             : (inferSpeech(deps.speech, inferOpts) as OperatorFunction<AudioWindow, SpeechWindowEstimate | UnvoicedWindowEstimate>),
           fuseAffect(deps.fusion, {
             textMaxAgeMs: o.textMaxAgeMs,
-            ...(o.flow ? { flow: o.flow } : {}),
+            // Offline, the fusion backlog is sized like the speech queue: unvoiced windows skip the speech
+            // model and reach fusion in bursts (a chunk's worth at a short hop), which must not overflow it.
+            ...(o.flow ? { flow: o.flow, maxBacklog: Math.max(DEFAULT_FUSE_AFFECT.maxBacklog, inferOpts.maxQueue ?? 0) } : {}),
             ...(text ? { estimates$: text.estimates$ } : {}),
             // Offline (flow) runs wait for the text path; live runs never do.
             ...(text?.progress$ && o.flow ? { textProgress$: text.progress$, waitForText: true } : {}),
