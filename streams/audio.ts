@@ -3,6 +3,7 @@
  * PCM decoding, G.711 mu-law, downmixing and resampling to the pipeline's 16 kHz mono float.
  */
 import { AffectError } from '../core/errors.js';
+import { polyphaseKernel, type PolyphaseKernel, type PolyphaseWeights } from './wasm/polyphase.js';
 
 /** Decodes signed 16-bit little-endian PCM into floats in [-1, 1). Odd trailing bytes are an error. */
 export function s16leToFloat32(buf: Uint8Array): Float32Array {
@@ -122,6 +123,8 @@ export class StreamResampler {
    * interpolated per tap; used wherever the kernel does not run past the signal's ends.
    */
   private readonly poly: { readonly period: number; readonly first: Int32Array; readonly weights: readonly Float32Array[] } | undefined;
+  /** The polyphase loop in WebAssembly SIMD (streams/wasm/polyphase.ts), where available. */
+  private readonly wasm: { readonly kernel: PolyphaseKernel; readonly weights: PolyphaseWeights } | undefined;
 
   constructor(
     readonly fromHz: number,
@@ -163,6 +166,9 @@ export class StreamResampler {
         this.poly = { period, first, weights };
       }
     }
+    const kernel = this.poly ? polyphaseKernel() : undefined;
+    const w = kernel && this.poly ? kernel.weights(fromHz, toHz, this.poly.first, this.poly.weights) : undefined;
+    this.wasm = kernel && w ? { kernel, weights: w } : undefined;
   }
 
   private kernel(t: number): number {
@@ -204,9 +210,27 @@ export class StreamResampler {
     const inCount = this.inCount;
     const fromHz = this.fromHz;
     const toHz = this.toHz;
+    const wasm = this.wasm;
+    /** Output k's first tap, and whether every tap lies inside the samples held (polyphase path). */
+    const first = (k: number): number => Math.floor((k * fromHz) / toHz) + poly!.first[k % poly!.period]!;
+    const inside = (k: number): boolean => {
+      const s = first(k);
+      return s >= base && s >= 0 && s + poly!.weights[k % poly!.period]!.length <= inCount;
+    };
     let k = this.outCount;
     for (let o = 0; o < n; o++, k++) {
       if (poly) {
+        if (wasm && n - o >= 8 && inside(k)) {
+          // The outputs whose taps all lie inside: a run (a tap span's first and last sample never
+          // decrease with k), ending where the look-ahead runs out at the end of a flush.
+          let e = k + (n - o);
+          while (e > k + 1 && !inside(e - 1)) e--;
+          const s = first(k);
+          wasm.kernel.run(wasm.weights, buf.subarray(s - base, this.bufLen), s, k, e - k, fromHz, toHz, out, o);
+          o += e - k - 1;
+          k = e - 1;
+          continue;
+        }
         const r = k % poly.period;
         const w = poly.weights[r]!;
         const start = Math.floor((k * fromHz) / toHz) + poly.first[r]!;

@@ -1,14 +1,17 @@
 /**
  * StreamResampler's polyphase fast path (integer rates with a short period, e.g. Twilio's 8 kHz →
- * 16 kHz) gives the same output as the general per-tap kernel loop, however the input is chunked.
+ * 16 kHz) gives the same output as the general per-tap kernel loop, however the input is chunked;
+ * its WebAssembly SIMD loop (streams/wasm/polyphase.ts) gives the JavaScript polyphase loop's output.
  */
 import { describe, expect, it } from 'vitest';
 import { StreamResampler } from '../../streams/audio.js';
+import { polyphaseKernel } from '../../streams/wasm/polyphase.js';
 import { seededRandom } from '../../core/seeded-random.js';
 
-function run(from: number, to: number, x: Float32Array, sizes: number[], general: boolean): Float32Array {
+function run(from: number, to: number, x: Float32Array, sizes: number[], general: boolean, noWasm = false): Float32Array {
   const r = new StreamResampler(from, to);
   if (general) Object.defineProperty(r, 'poly', { value: undefined });
+  if (general || noWasm) Object.defineProperty(r, 'wasm', { value: undefined });
   const parts: Float32Array[] = [];
   let at = 0;
   let i = 0;
@@ -45,5 +48,23 @@ describe('StreamResampler polyphase fast path', () => {
     let worst = 0;
     for (let i = 0; i < fast.length; i++) worst = Math.max(worst, Math.abs(fast[i]! - slow[i]!));
     expect(worst).toBeLessThan(1e-5);
+  });
+
+  it.each([
+    [8000, 16000],
+    [44100, 16000],
+    [48000, 16000],
+  ])('%i → %i Hz: the WebAssembly SIMD loop is in use and gives the JavaScript polyphase loop samples', (from, to) => {
+    expect(polyphaseKernel(), 'WebAssembly SIMD is available in Node 20').toBeDefined();
+    expect((new StreamResampler(from, to) as unknown as { wasm?: unknown }).wasm).toBeDefined();
+    const rnd = seededRandom(from);
+    const x = Float32Array.from({ length: 2 * from + 7 }, () => rnd() - 0.5);
+    const sizes = [160, 3, 2000, 1];
+    const wasm = run(from, to, x, sizes, false);
+    const js = run(from, to, x, sizes, false, true);
+    expect(wasm.length).toBe(js.length);
+    let worst = 0;
+    for (let i = 0; i < js.length; i++) worst = Math.max(worst, Math.abs(wasm[i]! - js[i]!));
+    expect(worst).toBeLessThan(1e-6);
   });
 });
