@@ -63,6 +63,8 @@ export interface ModelFlags extends EscalationFlags {
   turnEndpointing?: 'auto' | 'vad' | 'asr';
   /** `--speech-streaming off|cached|frames|chunked` (default off): compute-once streaming of the speech encoder. */
   speechStreaming?: SpeechStreamingFlag;
+  /** `--speech-recompute-frames N` (cached streaming; default 0): the stream's last N cached frames recomputed with every hop. */
+  speechRecomputeFrames?: number;
 }
 
 /**
@@ -103,7 +105,13 @@ export function addSpeechStreamingOption(cmd: Command): Command {
       throw new InvalidArgumentError(err instanceof Error ? err.message : String(err));
     }
   };
-  return cmd.option('--speech-streaming <mode>', `compute-once streaming of a frame-level speech encoder: ${SPEECH_STREAMING_HELP}`, parse, 'off');
+  return cmd
+    .option('--speech-streaming <mode>', `compute-once streaming of a frame-level speech encoder: ${SPEECH_STREAMING_HELP}`, parse, 'off')
+    .option(
+      '--speech-recompute-frames <n>',
+      "with --speech-streaming cached: recompute the stream's last n cached 20 ms frames with every hop (closer to the full window, ≈ 1 + n/12.5 × the work at a 250 ms hop; docs/bench.md tolerance table)",
+      numberOption('--speech-recompute-frames', 0, true, 500),
+    );
 }
 
 /**
@@ -175,6 +183,7 @@ export async function openRecorderAndEngine(
       vad: flags.vad !== 'off',
       ...(flags.turnEndpointing !== undefined ? { turnEndpointing: flags.turnEndpointing } : {}),
       ...(flags.speechStreaming !== undefined && flags.speechStreaming !== 'off' ? { speechStreaming: flags.speechStreaming } : {}),
+      ...(flags.speechRecomputeFrames !== undefined ? { speechRecomputeFrames: flags.speechRecomputeFrames } : {}),
       escalation: escalationFromFlags(flags, env),
       ...(flags.textModel !== undefined ? { textModel: flags.textModel } : {}),
       ...(asrModel !== undefined ? { asrModel } : {}),

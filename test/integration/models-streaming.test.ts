@@ -419,13 +419,17 @@ describe('stream caches', () => {
 });
 
 describe('engine option speechStreaming', () => {
-  async function run(streaming?: 'cached' | 'frames' | 'chunked'): Promise<{ speech: number[]; open: number; streamingModel: boolean }> {
+  async function run(
+    streaming?: 'cached' | 'frames' | 'chunked',
+    extra: Parameters<typeof createEngine>[0] = {},
+  ): Promise<{ speech: number[]; open: number; streamingModel: boolean }> {
     const engine = await createEngine({
       device: 'cpu',
       speechModel: 'wav2vec2-msp-dim',
       modelsDir: path.join(dir, 'real-split'),
       ...(streaming ? { speechStreaming: streaming } : {}),
       logger: silent,
+      ...extra,
     });
     try {
       const flow = new FlowControl({ highWater: 4 });
@@ -466,5 +470,16 @@ describe('engine option speechStreaming', () => {
     expect(dev(off.speech, cached.speech)).toBeLessThan(0.1);
     expect(off.speech[0]).toBeCloseTo(cached.speech[0] as number, 5);
     expect(off.speech[0]).toBeCloseTo(frames.speech[0] as number, 5); // the first window is computed whole
+  });
+
+  it('speechRecomputeFrames reaches the cached mode: a whole window of it at a hop on the frame grid gives the full-window trajectory', async () => {
+    const opts = { hopMs: 240, vad: false };
+    const off = await run(undefined, opts);
+    const whole = await run('cached', { ...opts, speechRecomputeFrames: 50 });
+    const once = await run('cached', opts);
+    expect(whole.speech.length).toBe(off.speech.length);
+    const dev = (a: number[], b: number[]): number => Math.max(...a.map((v, i) => Math.abs(v - (b[i] as number))));
+    expect(dev(off.speech, whole.speech)).toBeLessThan(1e-5);
+    expect(dev(off.speech, once.speech)).toBeGreaterThan(1e-4); // compute-once is an approximation
   });
 });
