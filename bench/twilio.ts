@@ -5,12 +5,15 @@
  * track one 20 ms μ-law packet per 20 ms of wall clock (Twilio's own framing: base64 JSON media
  * messages with timestamps), while one subscriber reads every stream on `/v1/stream`. The two parties
  * take turns (5 s of the shipped speech WAV, then 5 s of line silence at -65 dBFS, the other track
- * the opposite), as in a call. Levels run one after another on the same server.
+ * the opposite), as in a call. Calls start staggered over one hop (as independent calls do, so
+ * their windows do not all complete in the same 20 ms; `TWILIO_BENCH_ALIGNED=1` starts them
+ * together). Messages are pre-encoded and sent unmasked, both tracks of a call in one write, to keep
+ * the generator's share of the cores small. Levels run one after another on the same server.
  *
  * Per level: affect frames received ÷ windows expected, windows dropped (the frames'
  * droppedWindows: VAD queue or speech stage), latency (from the wall time the packet holding a
  * window's last sample was due to the frame's arrival at the subscriber), the server's CPU (all
- * its threads, from /proc), this generator's own CPU and how late it sent packets (the generator
+ * its threads, from /proc; the JS main thread's alone; the busiest other threads), this generator's own CPU and how late it sent packets (the generator
  * shares the 2 cores: when it is late the level is not a fair test and says so), and the VAD
  * counters scraped from /metrics. A level holds when ≥ 97 % of the windows arrive, none is dropped,
  * p95 latency ≤ budget, and the generator kept time.
