@@ -111,7 +111,8 @@ export const AffectMessage = z.object({
   hopMs: z.number().positive().optional(),
   /**
    * Fraction of the window that is speech (0..1), when voice activity detection is on (since 1.2.0).
-   * Below the hold fraction (default 0.2) the frame repeats the last point, confidence decaying.
+   * Below the hold fraction (default 0.2) the frame repeats the last point, confidence decaying;
+   * no model runs on such a window, so the frame carries no `speech` part and `modalities` is [].
    */
   voiced: prob.optional(),
   /** Rate of change of the smoothed valence/arousal, per second of audio (since 1.2.0). */
