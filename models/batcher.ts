@@ -1,7 +1,8 @@
 /**
  * Cross-stream dynamic batching: `submit(item)` calls from every live stream are gathered into one
  * batch per model, dispatched when `maxBatch` items are waiting or the oldest has waited
- * `maxWaitMs`, with one batch in flight at a time; each caller gets its own result back.
+ * `maxWaitMs`, with at most `maxInFlight` batches in flight (default one); each caller gets its own
+ * result back.
  *
  * The queue is bounded (`maxQueue`): rxjs has no backpressure, so when the model cannot keep up a
  * new item is rejected at once with a recoverable AFFECT_ERR_INFERENCE, which the pipeline counts
@@ -19,10 +20,16 @@ export interface BatcherOptions {
   maxQueue: number;
   /** Stage name for errors. Default `model`. */
   stage: string;
+  /**
+   * Batches in flight at once. Default 1. With 2 the next batch is already at the model while the
+   * caller's thread handles the previous one's results (or is busy with other work): the model does
+   * not sit idle waiting for a busy event loop to collect a result before it gets more work.
+   */
+  maxInFlight: number;
 }
 
 /** Defaults for {@link BatcherOptions}. */
-export const DEFAULT_BATCHER: BatcherOptions = { maxBatch: 16, maxWaitMs: 10, maxQueue: 64, stage: 'model' };
+export const DEFAULT_BATCHER: BatcherOptions = { maxBatch: 16, maxWaitMs: 10, maxQueue: 64, stage: 'model', maxInFlight: 1 };
 
 /** Counters a batcher keeps (for metrics and the benchmark). */
 export interface BatcherStats {
@@ -51,7 +58,7 @@ export type BatchRunner<I, O> = (items: readonly I[]) => Promise<readonly O[]>;
 export class DynamicBatcher<I, O> {
   private readonly opts: BatcherOptions;
   private queue: Array<Waiting<I, O>> = [];
-  private inFlight = false;
+  private inFlight = 0;
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
   readonly stats: BatcherStats = { submitted: 0, rejected: 0, batches: 0, batchedItems: 0, maxBatchSeen: 0 };
@@ -68,6 +75,7 @@ export class DynamicBatcher<I, O> {
     if (!Number.isInteger(o.maxBatch) || o.maxBatch < 1) throw new RangeError(`DynamicBatcher: maxBatch must be an integer >= 1, got ${o.maxBatch}`);
     if (!Number.isFinite(o.maxWaitMs) || o.maxWaitMs < 0) throw new RangeError(`DynamicBatcher: maxWaitMs must be >= 0, got ${o.maxWaitMs}`);
     if (!Number.isInteger(o.maxQueue) || o.maxQueue < 1) throw new RangeError(`DynamicBatcher: maxQueue must be an integer >= 1, got ${o.maxQueue}`);
+    if (!Number.isInteger(o.maxInFlight) || o.maxInFlight < 1) throw new RangeError(`DynamicBatcher: maxInFlight must be an integer >= 1, got ${o.maxInFlight}`);
   }
 
   /** The effective options. */
@@ -114,7 +122,7 @@ export class DynamicBatcher<I, O> {
   }
 
   private schedule(): void {
-    if (this.inFlight || this.queue.length === 0) return;
+    if (this.inFlight >= this.opts.maxInFlight || this.queue.length === 0) return;
     if (this.queue.length >= this.opts.maxBatch || this.opts.maxWaitMs === 0) {
       this.dispatch();
       return;
@@ -129,9 +137,9 @@ export class DynamicBatcher<I, O> {
   private dispatch(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
-    if (this.inFlight || this.queue.length === 0) return;
+    if (this.inFlight >= this.opts.maxInFlight || this.queue.length === 0) return;
     const batch = this.queue.splice(0, this.opts.maxBatch);
-    this.inFlight = true;
+    this.inFlight += 1;
     this.stats.batches += 1;
     this.stats.batchedItems += batch.length;
     this.stats.maxBatchSeen = Math.max(this.stats.maxBatchSeen, batch.length);
@@ -157,7 +165,7 @@ export class DynamicBatcher<I, O> {
         for (const w of batch) w.reject(e);
       })
       .finally(() => {
-        this.inFlight = false;
+        this.inFlight -= 1;
         // items that arrived while the batch ran have waited at least that long: send them now
         if (this.queue.length > 0 && !this.closed) this.dispatch();
       });

@@ -8,11 +8,11 @@ export interface LoadModelOptions {
   device?: Device;
   /** Folder of downloaded models (default: CIRCUMPLEX_MODELS_DIR or models/weights/). */
   modelsDir?: string;
-  /** Largest cross-stream batch. Default 16. */
+  /** Largest cross-stream batch. Default 16 (the ONNX speech model: 32, `DEFAULT_SPEECH_BATCHER`). */
   maxBatch?: number;
   /** Longest a window waits for a batch to fill, ms. Default 10. */
   maxWaitMs?: number;
-  /** Most windows waiting per model before new ones are rejected (dropped). Default 4 × maxBatch. */
+  /** Most windows waiting per model before new ones are rejected (dropped). Default 4 × maxBatch (the ONNX speech model without an explicit maxBatch: 512). */
   maxQueue?: number;
   /** ORT intra-op threads per session (0: ORT default). Default 0. */
   intraOpThreads?: number;

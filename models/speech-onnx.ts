@@ -138,6 +138,17 @@ export function decodeSpeechRow(id: string, m: AffectOutputMapping, res: Record<
   };
 }
 
+/**
+ * The speech model's batching defaults (where {@link LoadModelOptions} leave them unset). Sized for
+ * many live streams on one model (issue 13: 400 Twilio tracks on 2 cores): each stream has at most
+ * one window at the model (the live policy, streams/operators/infer-speech.ts), so a queue bound
+ * below the number of live streams only turns a momentary backlog (a busy event loop catching up on
+ * its sockets) into rejected windows (`queue full`), and a second batch in flight keeps the worker
+ * busy while the event loop has not yet collected the previous batch's results. Measured in
+ * docs/bench.md (Twilio, "the speech-stage drops"). A single stream sees no change (batches of one).
+ */
+export const DEFAULT_SPEECH_BATCHER = { maxBatch: 32, maxQueue: 512, maxInFlight: 2 } as const;
+
 /** The ONNX speech adapter. */
 export class OnnxSpeechModel implements SpeechAffectModel {
   readonly id: string;
@@ -160,10 +171,13 @@ export class OnnxSpeechModel implements SpeechAffectModel {
     this.windowSamples = spec.windowSamples ?? null;
     this.mapping = spec.affect;
     this.inputName = spec.inputs[0]?.name ?? 'audio';
+    const maxBatch = opts.maxBatch ?? DEFAULT_SPEECH_BATCHER.maxBatch;
     this.batcher = new DynamicBatcher((items) => this.runBatch(items), {
-      maxBatch: opts.maxBatch,
+      maxBatch,
       maxWaitMs: opts.maxWaitMs,
-      maxQueue: opts.maxQueue,
+      // an explicit maxBatch without maxQueue keeps the batcher's own bound (4 × maxBatch)
+      maxQueue: opts.maxQueue ?? (opts.maxBatch === undefined ? DEFAULT_SPEECH_BATCHER.maxQueue : undefined),
+      maxInFlight: DEFAULT_SPEECH_BATCHER.maxInFlight,
       stage: spec.id,
     });
   }

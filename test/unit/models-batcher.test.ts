@@ -77,7 +77,7 @@ describe('DynamicBatcher', () => {
 
   it('treats undefined options as unset: defaults apply (maxQueue follows maxBatch)', () => {
     const b = new DynamicBatcher<number, number>(async (xs) => xs, { maxBatch: 8, maxWaitMs: undefined, maxQueue: undefined, stage: 's' });
-    expect(b.options).toEqual({ maxBatch: 8, maxWaitMs: 10, maxQueue: 32, stage: 's' });
+    expect(b.options).toEqual({ maxBatch: 8, maxWaitMs: 10, maxQueue: 32, stage: 's', maxInFlight: 1 });
   });
 
   it('validates its options with RangeErrors naming the option', () => {
@@ -85,6 +85,30 @@ describe('DynamicBatcher', () => {
     expect(() => new DynamicBatcher(run, { maxBatch: 0 })).toThrow(/maxBatch/);
     expect(() => new DynamicBatcher(run, { maxWaitMs: -1 })).toThrow(/maxWaitMs/);
     expect(() => new DynamicBatcher(run, { maxQueue: 0 })).toThrow(/maxQueue/);
+    expect(() => new DynamicBatcher(run, { maxInFlight: 0 })).toThrow(/maxInFlight/);
+    expect(() => new DynamicBatcher(run, { maxInFlight: 1.5 })).toThrow(/maxInFlight/);
+  });
+
+  it('with maxInFlight 2 sends the next batch while the first still runs, never more than 2 at once', async () => {
+    let running = 0;
+    let most = 0;
+    const starts: number[] = [];
+    const run = async (items: readonly number[]): Promise<number[]> => {
+      running++;
+      most = Math.max(most, running);
+      starts.push(performance.now());
+      await new Promise((r) => setTimeout(r, 60));
+      running--;
+      return items.map((x) => x + 1);
+    };
+    const b = new DynamicBatcher(run, { maxBatch: 4, maxWaitMs: 10_000, maxInFlight: 2 });
+    const out = await Promise.all(Array.from({ length: 12 }, (_, i) => b.submit(i)));
+    expect(out).toEqual(Array.from({ length: 12 }, (_, i) => i + 1));
+    expect(b.stats.batches).toBe(3);
+    expect(most).toBe(2);
+    // the second batch went out at once, not after the first's 60 ms; the third waited for a slot
+    expect(starts[1]! - starts[0]!).toBeLessThan(30);
+    expect(starts[2]! - starts[0]!).toBeGreaterThanOrEqual(50);
   });
 
   it('close() rejects waiting items and refuses new ones', async () => {
