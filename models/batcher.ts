@@ -75,7 +75,8 @@ export class DynamicBatcher<I, O> {
     if (!Number.isInteger(o.maxBatch) || o.maxBatch < 1) throw new RangeError(`DynamicBatcher: maxBatch must be an integer >= 1, got ${o.maxBatch}`);
     if (!Number.isFinite(o.maxWaitMs) || o.maxWaitMs < 0) throw new RangeError(`DynamicBatcher: maxWaitMs must be >= 0, got ${o.maxWaitMs}`);
     if (!Number.isInteger(o.maxQueue) || o.maxQueue < 1) throw new RangeError(`DynamicBatcher: maxQueue must be an integer >= 1, got ${o.maxQueue}`);
-    if (!Number.isInteger(o.maxInFlight) || o.maxInFlight < 1) throw new RangeError(`DynamicBatcher: maxInFlight must be an integer >= 1, got ${o.maxInFlight}`);
+    if (!Number.isInteger(o.maxInFlight) || o.maxInFlight < 1)
+      throw new RangeError(`DynamicBatcher: maxInFlight must be an integer >= 1, got ${o.maxInFlight}`);
   }
 
   /** The effective options. */
