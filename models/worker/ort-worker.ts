@@ -6,6 +6,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import ort from 'onnxruntime-node';
 import type { FromWorker, OrtWorkerData, ToWorker, WireTensor } from './messages.js';
+import { createOnFirstProvider } from './open-session.js';
 import { serveRunsUntilClose } from './serve-runs.js';
 
 const data = workerData as OrtWorkerData;
@@ -17,24 +18,7 @@ function post(msg: FromWorker, transfer: ArrayBuffer[] = []): void {
 }
 
 async function main(): Promise<void> {
-  const failed: Array<{ provider: string; error: string }> = [];
-  let session: ort.InferenceSession | undefined;
-  let provider = '';
-  // Try providers one at a time: ORT silently falls back inside one create() call, and we must
-  // know (and log) which provider a model actually runs on.
-  for (const p of data.providers) {
-    try {
-      session = await ort.InferenceSession.create(data.modelPath, {
-        executionProviders: [p],
-        graphOptimizationLevel: 'all',
-        ...(data.intraOpThreads > 0 ? { intraOpNumThreads: data.intraOpThreads } : {}),
-      });
-      provider = p;
-      break;
-    } catch (err) {
-      failed.push({ provider: p, error: err instanceof Error ? err.message : String(err) });
-    }
-  }
+  const { session, provider, failed } = await createOnFirstProvider(data.modelPath, data.providers, data.intraOpThreads);
   if (!session) {
     post({ type: 'load-error', failed });
     port!.close();

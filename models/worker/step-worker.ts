@@ -15,6 +15,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import ort from 'onnxruntime-node';
 import type { WireTensor } from './messages.js';
+import { createOnFirstProvider } from './open-session.js';
 import { serveRunsUntilClose } from './serve-runs.js';
 import type { FromStepWorker, StepRow, StepRowCache, StepWorkerData, ToStepWorker } from './step-messages.js';
 
@@ -250,22 +251,7 @@ function finish(
 }
 
 async function main(): Promise<void> {
-  const failed: Array<{ provider: string; error: string }> = [];
-  let session: ort.InferenceSession | undefined;
-  let provider = '';
-  for (const p of data.providers) {
-    try {
-      session = await ort.InferenceSession.create(data.modelPath, {
-        executionProviders: [p],
-        graphOptimizationLevel: 'all',
-        ...(data.intraOpThreads > 0 ? { intraOpNumThreads: data.intraOpThreads } : {}),
-      });
-      provider = p;
-      break;
-    } catch (err) {
-      failed.push({ provider: p, error: err instanceof Error ? err.message : String(err) });
-    }
-  }
+  const { session, provider, failed } = await createOnFirstProvider(data.modelPath, data.providers, data.intraOpThreads);
   if (!session) {
     post({ type: 'load-error', failed });
     port!.close();

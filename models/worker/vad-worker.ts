@@ -18,6 +18,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import ort from 'onnxruntime-node';
 import type { FromWorker, OrtWorkerData, ToWorker, WireTensor } from './messages.js';
+import { createOnFirstProvider } from './open-session.js';
 import { serveRunsUntilClose } from './serve-runs.js';
 
 /** Floats of one stream's state per layer (Silero v4: 2 layers × 64). */
@@ -151,15 +152,9 @@ async function runSequence(s: ort.InferenceSession, frames: Float32Array, F: num
 }
 
 async function main(): Promise<void> {
-  let session: ort.InferenceSession;
-  try {
-    session = await ort.InferenceSession.create(data.modelPath, {
-      executionProviders: ['cpu'],
-      graphOptimizationLevel: 'all',
-      ...(data.intraOpThreads > 0 ? { intraOpNumThreads: data.intraOpThreads } : {}),
-    });
-  } catch (err) {
-    post({ type: 'load-error', failed: [{ provider: 'cpu', error: err instanceof Error ? err.message : String(err) }] });
+  const { session, failed } = await createOnFirstProvider(data.modelPath, ['cpu'], data.intraOpThreads);
+  if (!session) {
+    post({ type: 'load-error', failed });
     port!.close();
     return;
   }
