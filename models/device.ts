@@ -4,7 +4,7 @@
  * present — and always ends with CPU. An explicit device is tried alone: if it is unavailable,
  * loading fails with AFFECT_ERR_DEVICE_UNAVAILABLE instead of silently running elsewhere.
  */
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import type { Device } from './ports.js';
@@ -75,14 +75,34 @@ export const VULKAN_ICD_DIRS: readonly string[] = [
 /** Vulkan drivers that only emulate a GPU on the CPU: WebGPU on them is slower than ORT's CPU provider. */
 const SOFTWARE_ICD = /lvp|lavapipe|swiftshader|llvmpipe/i;
 
-/** Manifests of hardware Vulkan drivers (ICD json files, software rasterisers left out) in `dirs`. */
-export function vulkanHardwareDrivers(dirs: readonly string[] = VULKAN_ICD_DIRS): string[] {
+/**
+ * Where the Vulkan loader looks for driver manifests, as the loader itself decides: only the
+ * entries of `VK_DRIVER_FILES` (or the older `VK_ICD_FILENAMES`) when set, files or folders, `:`
+ * separated; otherwise the standard folders plus `vulkan/icd.d` under each of `XDG_CONFIG_DIRS`
+ * and `XDG_DATA_DIRS`; `VK_ADD_DRIVER_FILES` adds to either. (GPU containers often mount the
+ * NVIDIA manifest outside the standard folders and point `VK_DRIVER_FILES` at it.)
+ */
+export function vulkanIcdSources(env: NodeJS.ProcessEnv = process.env): string[] {
+  const split = (v: string | undefined): string[] => (v ?? '').split(':').filter((p) => p.length > 0);
+  const add = split(env['VK_ADD_DRIVER_FILES']);
+  const only = split(env['VK_DRIVER_FILES'] ?? env['VK_ICD_FILENAMES']);
+  if (only.length > 0) return [...only, ...add];
+  const xdg = [...split(env['XDG_CONFIG_DIRS']), ...split(env['XDG_DATA_DIRS'])].map((d) => path.join(d, 'vulkan', 'icd.d'));
+  return [...new Set([...VULKAN_ICD_DIRS, ...xdg, ...add])];
+}
+
+/** Manifests of hardware Vulkan drivers (ICD json files, software rasterisers left out) in `sources` (folders or files). */
+export function vulkanHardwareDrivers(sources: readonly string[] = vulkanIcdSources()): string[] {
   const out: string[] = [];
-  for (const d of dirs) {
+  for (const d of sources) {
     try {
+      if (statSync(d).isFile()) {
+        if (d.endsWith('.json') && !SOFTWARE_ICD.test(path.basename(d))) out.push(d);
+        continue;
+      }
       for (const f of readdirSync(d)) if (f.endsWith('.json') && !SOFTWARE_ICD.test(f)) out.push(path.join(d, f));
     } catch {
-      // no such folder
+      // no such file or folder
     }
   }
   return out;

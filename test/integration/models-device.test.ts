@@ -14,6 +14,8 @@ import {
   webgpuMayWork,
   cudaProviderInstalled,
   vulkanHardwareDrivers,
+  vulkanIcdSources,
+  VULKAN_ICD_DIRS,
 } from '../../models/device.js';
 import { REPO_ROOT } from '../../core/config.js';
 import { loadSpeechModel, loadTextModel } from '../../models/registry.js';
@@ -46,6 +48,27 @@ describe('device selection', () => {
     expect(vulkanHardwareDrivers([soft, path.join(root, 'missing')])).toEqual([]);
     expect(vulkanHardwareDrivers([soft, hard])).toEqual([path.join(hard, 'nvidia_icd.json')]);
     if (process.platform === 'linux') expect(webgpuLikely()).toBe(webgpuMayWork() && vulkanHardwareDrivers().length > 0);
+  });
+
+  it('finds driver manifests where the Vulkan loader does: VK_DRIVER_FILES (files or folders) replaces the search, VK_ADD_DRIVER_FILES and XDG dirs add to it', () => {
+    const root = mkdtempSync(path.join(tmpdir(), 'icd-env-'));
+    const mounted = path.join(root, 'usr-local-nvidia', 'share', 'vulkan', 'icd.d');
+    mkdirSync(mounted, { recursive: true });
+    const nvidia = path.join(mounted, 'nvidia_icd.json');
+    writeFileSync(nvidia, '{}');
+    const lvp = path.join(root, 'lvp_icd.x86_64.json');
+    writeFileSync(lvp, '{}');
+    // A GPU container: the manifest outside the standard folders, named by VK_DRIVER_FILES.
+    expect(vulkanIcdSources({ VK_DRIVER_FILES: `${nvidia}:${lvp}` })).toEqual([nvidia, lvp]);
+    expect(vulkanHardwareDrivers(vulkanIcdSources({ VK_DRIVER_FILES: `${nvidia}:${lvp}` }))).toEqual([nvidia]);
+    expect(vulkanHardwareDrivers(vulkanIcdSources({ VK_ICD_FILENAMES: mounted }))).toEqual([nvidia]);
+    expect(vulkanIcdSources({ VK_DRIVER_FILES: lvp, VK_ICD_FILENAMES: nvidia })).toEqual([lvp]); // the newer name wins
+    // Without it: the standard folders, then XDG_DATA_DIRS/vulkan/icd.d, plus VK_ADD_DRIVER_FILES.
+    const xdg = vulkanIcdSources({ XDG_DATA_DIRS: path.join(root, 'usr-local-nvidia', 'share') });
+    expect(xdg.slice(0, VULKAN_ICD_DIRS.length)).toEqual([...VULKAN_ICD_DIRS]);
+    expect(xdg).toContain(mounted);
+    expect(vulkanHardwareDrivers(xdg.filter((d) => d.startsWith(root)))).toEqual([nvidia]);
+    expect(vulkanIcdSources({ VK_ADD_DRIVER_FILES: nvidia })).toEqual([...VULKAN_ICD_DIRS, nvidia]);
   });
 
   it('run and serve with --device auto on a machine without a GPU driver print no Vulkan/Dawn/XDG_RUNTIME_DIR noise and log the provider chosen', () => {
