@@ -7,9 +7,11 @@
  *   float32 arithmetic inside each op — an EMULATION of a GPU fp16 run, not one.
  * - `fp16 file on CPU`: the real fp16 model.onnx run by onnxruntime's CPU provider, which computes
  *   ops without fp16 CPU kernels in float32 behind inserted casts: also not what a GPU computes.
+ * - `--device webgpu` (a GPU machine: bench/device/gpu.sh): fp32 and fp16 files both run on the
+ *   WebGPU provider, timed at batch 1 and 16 (the speed-up), each compared with fp32 on the CPU.
  *
  *   /usr/bin/python3 -m training.encoders.convert_fp16 --ids wav2vec2-msp-dim --emulate
- *   npx tsx bench/fp16-deviation.ts [--id wav2vec2-msp-dim] [--windows 8]
+ *   npx tsx bench/fp16-deviation.ts [--id wav2vec2-msp-dim] [--windows 8] [--device cpu|webgpu]
  */
 import os from 'node:os';
 import path from 'node:path';
@@ -23,8 +25,8 @@ interface Out {
   hidden: Float32Array;
 }
 
-async function run(file: string, windows: Float32Array[]): Promise<{ outs: Out[]; msPerWindow: number }> {
-  const s = await ort.InferenceSession.create(file, { graphOptimizationLevel: 'all' });
+async function run(file: string, windows: Float32Array[], provider = 'cpu'): Promise<{ outs: Out[]; msPerWindow: number; msPerBatch16?: number }> {
+  const s = await ort.InferenceSession.create(file, { graphOptimizationLevel: 'all', executionProviders: [provider] });
   try {
     await s.run({ signal: new ort.Tensor('float32', windows[0] as Float32Array, [1, (windows[0] as Float32Array).length]) });
     const outs: Out[] = [];
@@ -33,7 +35,22 @@ async function run(file: string, windows: Float32Array[]): Promise<{ outs: Out[]
       const o = await s.run({ signal: new ort.Tensor('float32', w, [1, w.length]) });
       outs.push({ logits: (o['logits'] as ort.Tensor).data as Float32Array, hidden: (o['hidden_states'] as ort.Tensor).data as Float32Array });
     }
-    return { outs, msPerWindow: (performance.now() - t0) / windows.length };
+    const msPerWindow = (performance.now() - t0) / windows.length;
+    if (provider === 'cpu') return { outs, msPerWindow };
+    // Batch 16 (the windows repeated), median of 5 calls after one warm-up.
+    const b = Array.from({ length: 16 }, (_, i) => windows[i % windows.length] as Float32Array);
+    const flat = new Float32Array(16 * (b[0] as Float32Array).length);
+    b.forEach((w, i) => flat.set(w, i * w.length));
+    const feeds = { signal: new ort.Tensor('float32', flat, [16, (b[0] as Float32Array).length]) };
+    await s.run(feeds);
+    const calls: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const c0 = performance.now();
+      await s.run(feeds);
+      calls.push(performance.now() - c0);
+    }
+    calls.sort((x, y) => x - y);
+    return { outs, msPerWindow, msPerBatch16: calls[2] as number };
   } finally {
     await s.release();
   }
@@ -73,11 +90,12 @@ async function main(): Promise<void> {
   };
   const id = opt('--id', 'wav2vec2-msp-dim');
   const count = Number(opt('--windows', '8'));
+  const device = opt('--device', 'cpu');
   const fp32 = path.join(REPO_ROOT, 'models', 'weights', 'standins', id, 'model.onnx');
   const dir16 = path.join(REPO_ROOT, 'models', 'weights', 'standins-fp16', id);
   const emulated = path.join(dir16, 'model.fp16-emulated.onnx');
   const real = path.join(dir16, 'model.onnx');
-  for (const f of [fp32, emulated, real])
+  for (const f of device === 'cpu' ? [fp32, emulated, real] : [fp32, real])
     if (!existsSync(f)) {
       process.stderr.write(
         `${f} not found: build the stand-ins (npm run bench -- --encoders large) and the fp16 files (/usr/bin/python3 -m training.encoders.convert_fp16 --ids ${id} --emulate)\n`,
@@ -90,6 +108,26 @@ async function main(): Promise<void> {
   const vals = ref.outs.flatMap((o) => [...o.logits]);
   const mean = vals.reduce((p, q) => p + q, 0) / vals.length;
   const sd = Math.sqrt(vals.reduce((p, q) => p + (q - mean) ** 2, 0) / vals.length);
+  if (device !== 'cpu') {
+    const g32 = await run(fp32, windows, device);
+    const g16 = await run(real, windows, device);
+    const gpu = {
+      id,
+      device,
+      windows: count,
+      outputSd: round(sd, 4),
+      fp32: { msPerWindowBatch1: round(g32.msPerWindow, 2), msPerBatch16: round(g32.msPerBatch16 ?? NaN, 2), ...compare(ref.outs, g32.outs) },
+      fp16: { msPerWindowBatch1: round(g16.msPerWindow, 2), msPerBatch16: round(g16.msPerBatch16 ?? NaN, 2), ...compare(ref.outs, g16.outs) },
+      fp16VsFp32OnDevice: compare(g32.outs, g16.outs),
+      speedupBatch1: round(g32.msPerWindow / g16.msPerWindow, 2),
+      speedupBatch16: round((g32.msPerBatch16 ?? NaN) / (g16.msPerBatch16 ?? NaN), 2),
+      cpuFp32MsPerWindow: round(ref.msPerWindow, 2),
+      note: `deviations are against fp32 on the CPU provider (the reference); ${device} latencies are wall time of session.run including copies to and from the device`,
+      loadAvg1: round(os.loadavg()[0] ?? 0, 2),
+    };
+    process.stdout.write(JSON.stringify(gpu, null, 2) + '\n');
+    return;
+  }
   const em = await run(emulated, windows);
   const r16 = await run(real, windows);
   const report = {

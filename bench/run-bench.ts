@@ -82,6 +82,8 @@ export interface BenchOptions {
   encoders?: readonly StandinName[];
   /** Concurrent streams of the encoders section's batched comparison (default: 32 full, 0 quick). */
   encoderStreams?: number;
+  /** Batch sizes of the encoders section's throughput sweep (default: the plan's). */
+  encoderBatches?: number[];
   /** Compute-once streaming of the engine's speech model in the other sections (default off). */
   speechStreaming?: SpeechStreamingFlag;
 }
@@ -368,6 +370,7 @@ async function runBenchInner(o: BenchOptions, log: (line: string) => void, t0: n
         ePlan.concurrentStreams = o.encoderStreams;
         ePlan.concurrentAudioSeconds ||= 2;
       }
+      if (o.encoderBatches) ePlan.batchSizes = o.encoderBatches;
       sections['encoders'] = await benchEncoders({ encoders: enc, device: o.device, quick: o.quick, samples, log, plan: ePlan });
     }
     if (want('cluster')) {
@@ -670,6 +673,12 @@ export async function main(argv: string[] = process.argv): Promise<number> {
       if (!(Number.isInteger(x) && x >= 0 && x <= 256)) throw new RangeError(`--encoder-streams must be an integer in [0, 256], got "${v}"`);
       return x;
     })
+    .option('--encoder-batches <list>', "batch sizes of the encoders section's throughput sweep (default 1,2,4,8,16,32; 1,4 with --quick)", (v) => {
+      const xs = v.split(',').map(Number);
+      if (xs.length === 0 || !xs.every((x) => Number.isInteger(x) && x >= 1 && x <= 256))
+        throw new RangeError(`--encoder-batches must be comma-separated integers in [1, 256], got "${v}"`);
+      return xs;
+    })
     .option(
       '--speech-streaming <mode>',
       `compute-once streaming of the speech model in the pipeline sections: ${SPEECH_STREAMING_HELP}`,
@@ -694,6 +703,7 @@ export async function main(argv: string[] = process.argv): Promise<number> {
       logLevel: string;
       encoders?: StandinName[];
       encoderStreams?: number;
+      encoderBatches?: number[];
       speechStreaming: SpeechStreamingFlag;
     }>();
     setLogLevel(opts.logLevel);
@@ -709,6 +719,7 @@ export async function main(argv: string[] = process.argv): Promise<number> {
       outDir: opts.out,
       ...(opts.encoders ? { encoders: opts.encoders } : {}),
       ...(opts.encoderStreams !== undefined ? { encoderStreams: opts.encoderStreams } : {}),
+      ...(opts.encoderBatches ? { encoderBatches: opts.encoderBatches } : {}),
       speechStreaming: opts.speechStreaming,
     });
     process.stdout.write(formatBenchSummary(report, file));
