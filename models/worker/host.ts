@@ -7,7 +7,7 @@
 import { Worker } from 'node:worker_threads';
 import { AffectError } from '../../core/errors.js';
 import type { FromWorker, OrtWorkerData, ToWorker, WireTensor } from './messages.js';
-import { closeWorker } from './close-worker.js';
+import { firstMessage, providerLoadError, WorkerClient } from './worker-client.js';
 
 export type { WireTensor } from './messages.js';
 
@@ -21,11 +21,6 @@ export interface OrtWorkerOptions {
   readonly stage?: string;
   /** The worker module beside this file that serves the session. Default 'ort-worker'; the Silero VAD uses 'vad-worker'. */
   readonly worker?: 'ort-worker' | 'vad-worker';
-}
-
-interface Pending {
-  resolve(out: Record<string, WireTensor>): void;
-  reject(err: Error): void;
 }
 
 /** True when this module runs as TypeScript source (tsx, vitest), so the worker is .ts too. */
@@ -46,27 +41,18 @@ export function spawnWorker(name: string, workerData: unknown): Worker {
 }
 
 /** An ORT session in a worker thread. Create with {@link OrtWorkerSession.open}. */
-export class OrtWorkerSession {
-  private nextId = 1;
-  private readonly pending = new Map<number, Pending>();
-  private closed: Promise<void> | undefined;
-  private dead: Error | undefined;
-
+export class OrtWorkerSession extends WorkerClient<FromWorker> {
   private constructor(
-    private readonly worker: Worker,
+    worker: Worker,
     /** Provider the session actually runs on. */
     readonly provider: string,
     readonly inputNames: readonly string[],
     readonly outputNames: readonly string[],
     /** Providers that were tried first and failed, with the reason. */
     readonly failedProviders: ReadonlyArray<{ readonly provider: string; readonly error: string }>,
-    private readonly stage: string,
+    stage: string,
   ) {
-    worker.on('message', (msg: FromWorker) => this.onMessage(msg));
-    worker.on('error', (err) => this.fail(err));
-    worker.on('exit', (code) => this.fail(new Error(`inference worker exited with code ${code}`)));
-    // Idle workers must not keep the process alive; a pending run re-refs it.
-    worker.unref();
+    super(worker, 'inference worker', stage);
   }
 
   /** Starts the worker and creates the session; rejects with AFFECT_ERR_MODEL_LOAD or AFFECT_ERR_DEVICE_UNAVAILABLE. */
@@ -74,35 +60,18 @@ export class OrtWorkerSession {
     const data: OrtWorkerData = { modelPath, providers: [...opts.providers], intraOpThreads: opts.intraOpThreads ?? 0 };
     const worker = spawnWorker(opts.worker ?? 'ort-worker', data);
     const stage = opts.stage ?? 'model';
-    const first = await new Promise<FromWorker>((resolve, reject) => {
-      const onError = (err: Error): void => reject(err);
-      worker.once('error', onError);
-      worker.once('message', (msg: FromWorker) => {
-        worker.off('error', onError);
-        resolve(msg);
-      });
-    }).catch((err: unknown) => {
-      void worker.terminate();
-      throw new AffectError('AFFECT_ERR_MODEL_LOAD', `could not start the inference worker for ${modelPath}: ${String(err)}`, {
-        cause: err,
-        stage,
-        hint: 'check that onnxruntime-node is installed (npm ci) and the file is a valid ONNX model',
-      });
-    });
+    const first = await firstMessage<FromWorker>(
+      worker,
+      (err) =>
+        new AffectError('AFFECT_ERR_MODEL_LOAD', `could not start the inference worker for ${modelPath}: ${String(err)}`, {
+          cause: err,
+          stage,
+          hint: 'check that onnxruntime-node is installed (npm ci) and the file is a valid ONNX model',
+        }),
+    );
     if (first.type === 'load-error') {
       await worker.terminate();
-      const reasons = first.failed.map((f) => `${f.provider}: ${f.error}`).join('; ');
-      const onlyDevice = first.failed.length > 0 && first.failed.every((f) => f.provider !== 'cpu');
-      throw new AffectError(
-        onlyDevice ? 'AFFECT_ERR_DEVICE_UNAVAILABLE' : 'AFFECT_ERR_MODEL_LOAD',
-        `could not create an ONNX Runtime session for ${modelPath} (${reasons})`,
-        {
-          stage,
-          hint: onlyDevice
-            ? 'use --device auto or --device cpu, or install the provider (docs/models.md "Devices")'
-            : `the file may be corrupt or not ONNX; re-create or re-download it (circumplex models verify)`,
-        },
-      );
+      throw providerLoadError(modelPath, first.failed, stage, 'the file may be corrupt or not ONNX; re-create or re-download it (circumplex models verify)');
     }
     if (first.type !== 'ready') {
       await worker.terminate();
@@ -115,54 +84,11 @@ export class OrtWorkerSession {
    * Runs the session on `feeds`. The feeds' buffers are transferred to the worker (they are
    * unusable here afterwards), so pass buffers you own.
    */
-  run(feeds: Record<string, WireTensor>): Promise<Record<string, WireTensor>> {
-    if (this.dead) return Promise.reject(this.inferenceError(this.dead.message, this.dead));
-    if (this.closed) return Promise.reject(this.inferenceError('model is closed'));
-    const id = this.nextId++;
+  async run(feeds: Record<string, WireTensor>): Promise<Record<string, WireTensor>> {
     const transfer = new Set<ArrayBuffer>();
     for (const t of Object.values(feeds)) transfer.add(t.data.buffer as ArrayBuffer);
-    return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
-      this.worker.ref();
-      const msg: ToWorker = { type: 'run', id, feeds };
-      this.worker.postMessage(msg, [...transfer]);
-    });
-  }
-
-  /** Releases the session and stops the worker. Idempotent. */
-  close(): Promise<void> {
-    this.closed ??= (async () => {
-      if (this.dead) return;
-      await closeWorker(this.worker);
-    })();
-    return this.closed;
-  }
-
-  private onMessage(msg: FromWorker): void {
-    if (msg.type !== 'result' && msg.type !== 'run-error') return;
-    const p = this.pending.get(msg.id);
-    if (!p) return;
-    this.pending.delete(msg.id);
-    // Not while closing: closeWorker() holds a ref until the worker is gone, or the process could
-    // exit mid-close (the grace timer is unref'd).
-    if (this.pending.size === 0 && !this.closed) this.worker.unref();
-    if (msg.type === 'result') p.resolve(msg.outputs);
-    else p.reject(this.inferenceError(msg.message));
-  }
-
-  private fail(err: Error): void {
-    if (this.closed && this.pending.size === 0) return;
-    this.dead ??= err;
-    for (const p of this.pending.values()) p.reject(this.inferenceError(err.message, err));
-    this.pending.clear();
-  }
-
-  private inferenceError(message: string, cause?: unknown): AffectError {
-    return new AffectError('AFFECT_ERR_INFERENCE', `inference failed: ${message}`, {
-      recoverable: !this.dead,
-      stage: this.stage,
-      ...(cause === undefined ? {} : { cause }),
-      hint: this.dead ? 'the inference worker died; restart circumplex' : 'this window is dropped; the stream goes on',
-    });
+    const msg = await this.request((id): ToWorker => ({ type: 'run', id, feeds }), [...transfer]);
+    if (msg.type !== 'result') throw this.error(`inference worker answered ${msg.type}`);
+    return msg.outputs;
   }
 }

@@ -3,57 +3,31 @@ import type { Worker } from 'node:worker_threads';
 import { AffectError } from '../../core/errors.js';
 import { spawnWorker } from './host.js';
 import type { FromTextWorker, TextWorkerData, ToTextWorker } from './text-messages.js';
-import { closeWorker } from './close-worker.js';
+import { firstMessage, WorkerClient, type WorkerErrorText } from './worker-client.js';
 
-interface Pending {
-  resolve(out: { data: Float32Array; width: number }): void;
-  reject(err: Error): void;
-}
+const TEXT_ERROR_TEXT: WorkerErrorText = {
+  failed: 'text inference failed',
+  died: 'the text worker died; restart circumplex',
+  dropped: 'this text window is dropped; the stream goes on',
+};
 
 /** A text model in a worker. Create with {@link TextWorkerSession.open}. */
-export class TextWorkerSession {
-  private nextId = 1;
-  private readonly pending = new Map<number, Pending>();
-  private closed: Promise<void> | undefined;
-  private dead: Error | undefined;
-
+export class TextWorkerSession extends WorkerClient<FromTextWorker> {
   private constructor(
-    private readonly worker: Worker,
+    worker: Worker,
     readonly ready: Extract<FromTextWorker, { type: 'ready' }>,
-    private readonly stage: string,
+    stage: string,
   ) {
-    worker.on('message', (msg: FromTextWorker) => {
-      if (msg.type !== 'result' && msg.type !== 'run-error') return;
-      const p = this.pending.get(msg.id);
-      if (!p) return;
-      this.pending.delete(msg.id);
-      // Not while closing: closeWorker() holds a ref until the worker is gone, or the process could
-      // exit mid-close (the grace timer is unref'd).
-      if (this.pending.size === 0 && !this.closed) this.worker.unref();
-      if (msg.type === 'result') p.resolve({ data: msg.data, width: msg.width });
-      else p.reject(this.error(msg.message));
-    });
-    const fail = (err: Error): void => {
-      if (this.closed && this.pending.size === 0) return;
-      this.dead ??= err;
-      for (const p of this.pending.values()) p.reject(this.error(err.message));
-      this.pending.clear();
-    };
-    worker.on('error', fail);
-    worker.on('exit', (code) => fail(new Error(`text worker exited with code ${code}`)));
-    worker.unref();
+    super(worker, 'text worker', stage, TEXT_ERROR_TEXT);
   }
 
   /** Starts the worker and loads tokenizer + model; rejects with AFFECT_ERR_MODEL_LOAD / AFFECT_ERR_DEVICE_UNAVAILABLE. */
   static async open(data: TextWorkerData, stage: string): Promise<TextWorkerSession> {
     const worker = spawnWorker('text-worker', data);
-    const first = await new Promise<FromTextWorker>((resolve, reject) => {
-      worker.once('error', reject);
-      worker.once('message', (m: FromTextWorker) => resolve(m));
-    }).catch((err: unknown) => {
-      void worker.terminate();
-      throw new AffectError('AFFECT_ERR_MODEL_LOAD', `could not start the text worker for ${data.modelId}: ${String(err)}`, { cause: err, stage });
-    });
+    const first = await firstMessage<FromTextWorker>(
+      worker,
+      (err) => new AffectError('AFFECT_ERR_MODEL_LOAD', `could not start the text worker for ${data.modelId}: ${String(err)}`, { cause: err, stage }),
+    );
     if (first.type === 'load-error') {
       await worker.terminate();
       const onlyDevice = first.failed.length > 0 && first.failed.every((f) => f.device !== 'cpu');
@@ -71,32 +45,9 @@ export class TextWorkerSession {
   }
 
   /** Runs a batch of texts: rows of logits or embeddings. */
-  run(texts: readonly string[]): Promise<{ data: Float32Array; width: number }> {
-    if (this.dead) return Promise.reject(this.error(this.dead.message));
-    if (this.closed) return Promise.reject(this.error('model is closed'));
-    const id = this.nextId++;
-    return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
-      this.worker.ref();
-      const msg: ToTextWorker = { type: 'run', id, texts };
-      this.worker.postMessage(msg);
-    });
-  }
-
-  /** Disposes the model and stops the worker. Idempotent. */
-  close(): Promise<void> {
-    this.closed ??= (async () => {
-      if (this.dead) return;
-      await closeWorker(this.worker);
-    })();
-    return this.closed;
-  }
-
-  private error(message: string): AffectError {
-    return new AffectError('AFFECT_ERR_INFERENCE', `text inference failed: ${message}`, {
-      recoverable: !this.dead,
-      stage: this.stage,
-      hint: this.dead ? 'the text worker died; restart circumplex' : 'this text window is dropped; the stream goes on',
-    });
+  async run(texts: readonly string[]): Promise<{ data: Float32Array; width: number }> {
+    const msg = await this.request((id): ToTextWorker => ({ type: 'run', id, texts }));
+    if (msg.type !== 'result') throw this.error(`text worker answered ${msg.type}`);
+    return { data: msg.data, width: msg.width };
   }
 }
