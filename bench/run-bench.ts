@@ -84,6 +84,8 @@ export interface BenchOptions {
   encoderStreams?: number;
   /** Batch sizes of the encoders section's throughput sweep (default: the plan's). */
   encoderBatches?: number[];
+  /** Time the int8 variants in the encoders section also with --quick. */
+  encoderInt8?: boolean;
   /** Compute-once streaming of the engine's speech model in the other sections (default off). */
   speechStreaming?: SpeechStreamingFlag;
 }
@@ -371,6 +373,7 @@ async function runBenchInner(o: BenchOptions, log: (line: string) => void, t0: n
         ePlan.concurrentAudioSeconds ||= 2;
       }
       if (o.encoderBatches) ePlan.batchSizes = o.encoderBatches;
+      if (o.encoderInt8) ePlan.int8 = true;
       sections['encoders'] = await benchEncoders({ encoders: enc, device: o.device, quick: o.quick, samples, log, plan: ePlan });
     }
     if (want('cluster')) {
@@ -679,6 +682,7 @@ export async function main(argv: string[] = process.argv): Promise<number> {
         throw new RangeError(`--encoder-batches must be comma-separated integers in [1, 256], got "${v}"`);
       return xs;
     })
+    .option('--encoder-int8', 'time the int8 weight-quantised stand-ins in the encoders section also with --quick (the full run always does)', false)
     .option(
       '--speech-streaming <mode>',
       `compute-once streaming of the speech model in the pipeline sections: ${SPEECH_STREAMING_HELP}`,
@@ -704,6 +708,7 @@ export async function main(argv: string[] = process.argv): Promise<number> {
       encoders?: StandinName[];
       encoderStreams?: number;
       encoderBatches?: number[];
+      encoderInt8: boolean;
       speechStreaming: SpeechStreamingFlag;
     }>();
     setLogLevel(opts.logLevel);
@@ -720,6 +725,7 @@ export async function main(argv: string[] = process.argv): Promise<number> {
       ...(opts.encoders ? { encoders: opts.encoders } : {}),
       ...(opts.encoderStreams !== undefined ? { encoderStreams: opts.encoderStreams } : {}),
       ...(opts.encoderBatches ? { encoderBatches: opts.encoderBatches } : {}),
+      ...(opts.encoderInt8 ? { encoderInt8: true } : {}),
       speechStreaming: opts.speechStreaming,
     });
     process.stdout.write(formatBenchSummary(report, file));

@@ -90,7 +90,7 @@ export interface EncodersPlan {
   leftContextSweep: number[];
   /** Check frames mode against the full-window path with input normalisation off (exactness), windows (0: skip). */
   exactnessWindows: number;
-  /** Build and time the int8 weight-quantised variants. */
+  /** Build and time the int8 weight-quantised variants (on with the full plan; `--encoder-int8` adds them to --quick). */
   int8: boolean;
   /** Time the frames mode (conv cache only; 3× work) too. */
   framesMode: boolean;
@@ -252,7 +252,14 @@ export interface Int8Row {
   readonly meanAbsDiff: number;
   readonly outputSd: number;
   readonly minEmbeddingCosine: number;
+  /**
+   * The compute-once path on the int8 graphs (step.onnx quantised too): one stream's deviation from
+   * the fp32 full-window outputs, and N concurrent streams batched (the fp32 concurrent run's twin).
+   */
+  readonly streamingCached?: { oneStream: PathRun & Deviation; concurrent?: ConcurrentRun } | { skipped: string };
 }
+
+type Deviation = ReturnType<typeof deviation>;
 
 export interface EncodersSection {
   readonly windowMs: 1000;
@@ -466,9 +473,39 @@ async function measureInt8(
         await sm.close();
       }
     }
+    let streamingCached: Int8Row['streamingCached'] = { skipped: 'no step.onnx among the int8 graphs' };
+    if (hasStreamingGraphs(spec, STANDINS_INT8_DIR, 'cached')) {
+      const sm = await StreamingSpeechModel.load(spec, { ...opts, streaming: { mode: 'cached' } });
+      try {
+        await sm.infer(one);
+        const st = sm.forStream('int8-cached');
+        const r = await timePath(fp32.windows, (w) => st.infer(w));
+        st.close();
+        const oneStream = { ...pathRun(fp32.windows.length, r.wallMs, r.cpuMs, null, r.loadAvg1), ...deviation(fp32.outs, r.outs) };
+        let conc: ConcurrentRun | undefined;
+        if (plan.concurrentStreams > 0) {
+          log(`[bench] encoders: ${name}: int8, ${plan.concurrentStreams} concurrent streams × ${plan.concurrentAudioSeconds} s, cached streaming`);
+          const cw = windowsOf(samples, plan.concurrentAudioSeconds + 0.75);
+          const handles = Array.from({ length: plan.concurrentStreams }, (_, i) => sm.forStream(`int8-conc-${i}`));
+          await Promise.all(handles.map((h) => h.infer(cw[0] as Float32Array)));
+          conc = await concurrent(
+            plan.concurrentStreams,
+            cw.slice(1),
+            (i) => (w) => (handles[i] as StreamingSpeechStream).infer(w),
+            () => sm.batcher.stats,
+            null,
+          );
+          for (const h of handles) h.close();
+        }
+        streamingCached = { oneStream, ...(conc ? { concurrent: conc } : {}) };
+      } finally {
+        await sm.close();
+      }
+    }
     const onnx = spec.files.find((f) => f.path === spec.onnxFile);
     return {
       file: onnx ? path.relative(REPO_ROOT, modelFilePath(spec, onnx, STANDINS_INT8_DIR)) : '?',
+      streamingCached,
       sessionMiB: round(mib, 1),
       latencyMsBatch1: latency,
       speedupBatch1: round(fp32.latency / latency.value, 2),
@@ -896,6 +933,13 @@ export function formatEncoders(s: EncodersSection): string[] {
           ? `    int8: skipped — ${q.skipped}`
           : `    int8 (weights of every MatMul, per-column scales; conv front end fp32): batch 1 ${q.latencyMsBatch1.value} ms (×${q.speedupBatch1} vs fp32), full-window rtf ${q.fullWindow.rtf}, ${q.fullWindow.streamsPerCore} streams/core${'skipped' in q.streamingChunked ? '' : `, chunked streaming rtf ${q.streamingChunked.rtf}, ${q.streamingChunked.streamsPerCore} streams/core`}; vs fp32 max |Δ| ${q.maxAbsDiff} (output sd ${q.outputSd}), min cos ${q.minEmbeddingCosine} [${q.latencyMsBatch1.loadAvg1}]`,
       );
+      const c = 'skipped' in q ? undefined : q.streamingCached;
+      if (c)
+        L.push(
+          'skipped' in c
+            ? `    int8 cached streaming: skipped — ${c.skipped}`
+            : `    int8 cached streaming: one stream rtf ${c.oneStream.rtf}, ${c.oneStream.streamsPerCore} streams/core, vs fp32 full window max |Δ| ${c.oneStream.maxAbsDiff} (mean ${c.oneStream.meanAbsDiff}, output sd ${c.oneStream.outputSd}), min cos ${c.oneStream.minEmbeddingCosine} [${c.oneStream.loadAvg1}]${c.concurrent ? `; ${c.concurrent.streams} concurrent streams: ${c.concurrent.realtimeStreams} real-time streams, ${c.concurrent.streamsPerCore} streams/core by CPU time (mean batch ${c.concurrent.meanBatch}) [${c.concurrent.loadAvg1}]` : ''}`,
+        );
     }
     if (r.concurrent) {
       const c = r.concurrent;
