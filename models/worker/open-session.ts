@@ -1,7 +1,10 @@
 /**
- * Worker-side session creation shared by the ONNX workers (ort-worker, step-worker, vad-worker).
+ * Worker-side session handling shared by the ONNX workers (ort-worker, step-worker, vad-worker):
+ * session creation provider by provider, the ready/load-error handshake, plain runs.
  */
+import type { MessagePort } from 'node:worker_threads';
 import ort from 'onnxruntime-node';
+import type { WireTensor } from './messages.js';
 
 /** A provider that failed to create the session, with ORT's message. */
 export interface ProviderFailure {
@@ -33,4 +36,65 @@ export async function createOnFirstProvider(
     }
   }
   return { session: undefined, provider: '', failed };
+}
+
+/** The messages {@link openOrReport} and {@link runAndReply} post (a subset of every ONNX worker's replies). */
+export type SessionReply =
+  | {
+      readonly type: 'ready';
+      readonly provider: string;
+      readonly inputNames: readonly string[];
+      readonly outputNames: readonly string[];
+      readonly failed: readonly ProviderFailure[];
+    }
+  | { readonly type: 'load-error'; readonly failed: readonly ProviderFailure[] }
+  | { readonly type: 'result'; readonly id: number; readonly outputs: Record<string, WireTensor> }
+  | { readonly type: 'run-error'; readonly id: number; readonly message: string };
+
+type Post = (msg: SessionReply, transfer?: ArrayBuffer[]) => void;
+
+/**
+ * Creates the session as {@link createOnFirstProvider} does and tells the host: `ready` with the
+ * session's names, or `load-error` (and closes `port`), in which case it returns undefined.
+ */
+export async function openOrReport(
+  data: { readonly modelPath: string; readonly providers: readonly string[]; readonly intraOpThreads: number },
+  post: Post,
+  port: MessagePort,
+): Promise<ort.InferenceSession | undefined> {
+  const { session, provider, failed } = await createOnFirstProvider(data.modelPath, data.providers, data.intraOpThreads);
+  if (!session) {
+    post({ type: 'load-error', failed });
+    port.close();
+    return undefined;
+  }
+  post({ type: 'ready', provider, inputNames: [...session.inputNames], outputNames: [...session.outputNames], failed });
+  return session;
+}
+
+/**
+ * Runs `feeds` on `session` and posts `result` (outputs transferred; a buffer ORT owns natively may
+ * not be transferable, so a structured copy is the fallback) or `run-error`. Never rejects.
+ */
+export async function runAndReply(session: ort.InferenceSession, id: number, feeds: Record<string, WireTensor>, post: Post): Promise<void> {
+  try {
+    const ortFeeds: Record<string, ort.Tensor> = {};
+    for (const [name, t] of Object.entries(feeds)) ortFeeds[name] = new ort.Tensor(t.type, t.data, [...t.dims]);
+    const res = await session.run(ortFeeds);
+    const outputs: Record<string, WireTensor> = {};
+    const transfer = new Set<ArrayBuffer>();
+    for (const [name, t] of Object.entries(res)) {
+      if (t.type !== 'float32' && t.type !== 'int64') throw new Error(`output ${name} has unsupported type ${t.type}`);
+      const arr = t.data as Float32Array | BigInt64Array;
+      outputs[name] = { type: t.type, data: arr, dims: [...t.dims] };
+      transfer.add(arr.buffer as ArrayBuffer);
+    }
+    try {
+      post({ type: 'result', id, outputs }, [...transfer]);
+    } catch {
+      post({ type: 'result', id, outputs });
+    }
+  } catch (err) {
+    post({ type: 'run-error', id, message: err instanceof Error ? err.message : String(err) });
+  }
 }

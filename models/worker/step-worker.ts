@@ -14,8 +14,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import ort from 'onnxruntime-node';
-import type { WireTensor } from './messages.js';
-import { createOnFirstProvider } from './open-session.js';
+import { openOrReport, runAndReply } from './open-session.js';
 import { serveRunsUntilClose } from './serve-runs.js';
 import type { FromStepWorker, StepRow, StepRowCache, StepWorkerData, ToStepWorker } from './step-messages.js';
 
@@ -251,14 +250,8 @@ function finish(
 }
 
 async function main(): Promise<void> {
-  const { session, provider, failed } = await createOnFirstProvider(data.modelPath, data.providers, data.intraOpThreads);
-  if (!session) {
-    post({ type: 'load-error', failed });
-    port!.close();
-    return;
-  }
-  const s = session;
-  post({ type: 'ready', provider, inputNames: [...s.inputNames], outputNames: [...s.outputNames], failed });
+  const s = await openOrReport(data, post, port!);
+  if (!s) return;
 
   serveRunsUntilClose<ToStepWorker>(port!, {
     release: () => {
@@ -288,22 +281,7 @@ async function main(): Promise<void> {
           await step(s, msg);
           return;
         }
-        const feeds: Record<string, ort.Tensor> = {};
-        for (const [name, t] of Object.entries(msg.feeds)) feeds[name] = new ort.Tensor(t.type, t.data, [...t.dims]);
-        const res = await s.run(feeds);
-        const outputs: Record<string, WireTensor> = {};
-        const transfer = new Set<ArrayBuffer>();
-        for (const [name, t] of Object.entries(res)) {
-          if (t.type !== 'float32' && t.type !== 'int64') throw new Error(`output ${name} has unsupported type ${t.type}`);
-          const arr = t.data as Float32Array | BigInt64Array;
-          outputs[name] = { type: t.type, data: arr, dims: [...t.dims] };
-          transfer.add(arr.buffer as ArrayBuffer);
-        }
-        try {
-          post({ type: 'result', id: msg.id, outputs }, [...transfer]);
-        } catch {
-          post({ type: 'result', id: msg.id, outputs }); // a buffer ORT owns natively may not be transferable
-        }
+        await runAndReply(s, msg.id, msg.feeds, post);
       } catch (err) {
         post({ type: 'run-error', id: msg.id, message: err instanceof Error ? err.message : String(err) });
       }
