@@ -23,8 +23,8 @@ export interface OrtWorkerData {
 /** Main → worker. */
 export type ToWorker = { readonly type: 'run'; readonly id: number; readonly feeds: Record<string, WireTensor> } | { readonly type: 'close' };
 
-/** Worker → main. */
-export type FromWorker =
+/** What every ONNX worker answers: the start-up handshake, a plain run's result or error. */
+export type SessionReply =
   | {
       readonly type: 'ready';
       readonly provider: string;
@@ -35,5 +35,7 @@ export type FromWorker =
     }
   | { readonly type: 'load-error'; readonly failed: ReadonlyArray<{ readonly provider: string; readonly error: string }> }
   | { readonly type: 'result'; readonly id: number; readonly outputs: Record<string, WireTensor> }
-  | { readonly type: 'run-error'; readonly id: number; readonly message: string }
-  | { readonly type: 'closed' };
+  | { readonly type: 'run-error'; readonly id: number; readonly message: string };
+
+/** Worker → main. */
+export type FromWorker = SessionReply | { readonly type: 'closed' };

@@ -4,7 +4,7 @@
  */
 import type { MessagePort } from 'node:worker_threads';
 import ort from 'onnxruntime-node';
-import type { WireTensor } from './messages.js';
+import type { SessionReply, WireTensor } from './messages.js';
 
 /** A provider that failed to create the session, with ORT's message. */
 export interface ProviderFailure {
@@ -37,19 +37,6 @@ export async function createOnFirstProvider(
   }
   return { session: undefined, provider: '', failed };
 }
-
-/** The messages {@link openOrReport} and {@link runAndReply} post (a subset of every ONNX worker's replies). */
-export type SessionReply =
-  | {
-      readonly type: 'ready';
-      readonly provider: string;
-      readonly inputNames: readonly string[];
-      readonly outputNames: readonly string[];
-      readonly failed: readonly ProviderFailure[];
-    }
-  | { readonly type: 'load-error'; readonly failed: readonly ProviderFailure[] }
-  | { readonly type: 'result'; readonly id: number; readonly outputs: Record<string, WireTensor> }
-  | { readonly type: 'run-error'; readonly id: number; readonly message: string };
 
 type Post = (msg: SessionReply, transfer?: ArrayBuffer[]) => void;
 

@@ -3,7 +3,7 @@
  * keeps every stream's key/value cache of the `cached` streaming mode (models/streaming-speech.ts)
  * resident in the worker: a step carries only each stream's new audio and its cache identity.
  */
-import type { WireTensor } from './messages.js';
+import type { SessionReply, WireTensor } from './messages.js';
 
 /** Shape constants of the step graph, sent once as part of `workerData`. */
 export interface StepWorkerData {
@@ -78,14 +78,7 @@ export interface StepRowCache {
 
 /** Worker → main. */
 export type FromStepWorker =
-  | {
-      readonly type: 'ready';
-      readonly provider: string;
-      readonly inputNames: readonly string[];
-      readonly outputNames: readonly string[];
-      readonly failed: ReadonlyArray<{ readonly provider: string; readonly error: string }>;
-    }
-  | { readonly type: 'load-error'; readonly failed: ReadonlyArray<{ readonly provider: string; readonly error: string }> }
+  | SessionReply
   | {
       readonly type: 'step-result';
       readonly id: number;
@@ -103,6 +96,4 @@ export type FromStepWorker =
   | { readonly type: 'step-lost'; readonly id: number; readonly streams: readonly number[] }
   /** What the worker holds: streams with a cache and their bytes. */
   | { readonly type: 'stats'; readonly id: number; readonly streams: number; readonly bytes: number }
-  | { readonly type: 'result'; readonly id: number; readonly outputs: Record<string, WireTensor> }
-  | { readonly type: 'run-error'; readonly id: number; readonly message: string }
   | { readonly type: 'closed' };
