@@ -15,12 +15,11 @@
  * never validate as a frame: the last real frame is then complete, and the copy yields nothing.
  */
 import type { FileHandle } from 'node:fs/promises';
-import { Observable } from 'rxjs';
+import type { Observable } from 'rxjs';
 import { AffectError } from '../../core/errors.js';
 import type { AudioChunk } from '../../core/types.js';
-import { MAX_FLOW_CHUNK_MS } from '../flow.js';
 import { AudioConverter } from './convert.js';
-import { openInput, sleep, yieldToLoop, type WavFileSourceOptions } from './wav-file.js';
+import { openInput, pacedFileSource, readAt, type WavFileSourceOptions } from './wav-file.js';
 
 /** What STREAMINFO says about a FLAC file. */
 export interface FlacInfo {
@@ -64,17 +63,6 @@ export function id3v2Length(head: Uint8Array): number {
 /** True when the bytes start with the FLAC marker `fLaC`. */
 export function isFlacMarker(b: Uint8Array, at = 0): boolean {
   return b.length >= at + 4 && b[at] === 0x66 && b[at + 1] === 0x4c && b[at + 2] === 0x61 && b[at + 3] === 0x43;
-}
-
-async function readAt(fh: FileHandle, position: number, length: number): Promise<Buffer> {
-  const buf = Buffer.alloc(length);
-  let got = 0;
-  while (got < length) {
-    const { bytesRead } = await fh.read(buf, got, length - got, position + got);
-    if (bytesRead === 0) break;
-    got += bytesRead;
-  }
-  return got === length ? buf : buf.subarray(0, got);
 }
 
 /**
@@ -211,24 +199,19 @@ export function interleaveRescaled(planar: readonly Float32Array[], n: number, b
  */
 export function flacFileSource(file: string, opts: Partial<FlacFileSourceOptions> = {}): Observable<AudioChunk> {
   const o = { ...DEFAULT_FLAC_FILE_SOURCE, ...opts };
-  if (!(o.chunkMs > 0)) throw new RangeError(`flacFileSource: chunkMs must be > 0, got ${o.chunkMs}`);
-  if (!(o.speed > 0)) throw new RangeError(`flacFileSource: speed must be > 0, got ${o.speed}`);
-  return new Observable<AudioChunk>((sub) => {
-    let stopped = false;
-    let fh: FileHandle | undefined;
-    let decoder: Decoder | undefined;
-    let onStop: () => void = () => undefined;
-    const stoppedSignal = new Promise<void>((resolve) => (onStop = resolve));
-    (async () => {
+  let fh: FileHandle | undefined;
+  let decoder: Decoder | undefined;
+  return pacedFileSource(
+    'flacFileSource',
+    o,
+    async (out) => {
       fh = await openInput(file);
       const info = await readFlacInfo(fh, file);
       const trailer = await endOfInputTrailer(fh, info, file);
       const size = (await fh.stat()).size;
       decoder = await createDecoder();
       const conv = new AudioConverter(o.streamId, info.sampleRateHz, info.channels, 0, o.channel);
-      const chunkMs = o.flow ? Math.min(o.chunkMs, MAX_FLOW_CHUNK_MS) : o.chunkMs;
-      const framesPerChunk = Math.max(1, Math.round((info.sampleRateHz * chunkMs) / 1000));
-      const t0 = performance.now();
+      const framesPerChunk = out.framesPerChunk(info.sampleRateHz);
       let emittedFrames = 0;
       // Hands decoded audio downstream in chunks of at most chunkMs, pacing between them.
       const emit = async (d: Decoded): Promise<void> => {
@@ -241,27 +224,22 @@ export function flacFileSource(file: string, opts: Partial<FlacFileSourceOptions
         // Never more than STREAMINFO declares (when it declares a length).
         const count = info.frames > 0 ? Math.min(d.samplesDecoded, Math.max(0, info.frames - emittedFrames)) : d.samplesDecoded;
         const all = interleaveRescaled(d.channelData, count, info.bitsPerSample);
-        for (let f = 0; f < count && !stopped; f += framesPerChunk) {
+        for (let f = 0; f < count && !out.stopped(); f += framesPerChunk) {
           const n = Math.min(framesPerChunk, count - f);
           const chunk = conv.push(all.slice(f * info.channels, (f + n) * info.channels));
           emittedFrames += n;
-          if (chunk) sub.next(chunk);
-          if (o.realtime) await sleep((emittedFrames * 1000) / info.sampleRateHz / o.speed - (performance.now() - t0));
-          else if (o.flow) {
-            await Promise.race([o.flow.ready(), stoppedSignal]);
-            await yieldToLoop();
-          } else await yieldToLoop();
+          await out.next(chunk, emittedFrames, info.sampleRateHz);
         }
       };
-      for (let pos = info.flacOffset; pos < size && !stopped; pos += READ_BLOCK_BYTES) {
+      for (let pos = info.flacOffset; pos < size && !out.stopped(); pos += READ_BLOCK_BYTES) {
         const bytes = await readAt(fh, pos, Math.min(READ_BLOCK_BYTES, size - pos));
         await emit(await decoder.decode(bytes));
       }
-      if (stopped) return;
+      if (out.stopped()) return;
       await emit(await decoder.decode(trailer));
-      if (stopped) return;
+      if (out.stopped()) return;
       await emit(await decoder.flush());
-      if (stopped) return;
+      if (out.stopped()) return;
       // The decoder drops frames it cannot decode without an error: compare with STREAMINFO.
       if (info.frames > 0 && emittedFrames < info.frames) {
         throw formatError(
@@ -271,20 +249,11 @@ export function flacFileSource(file: string, opts: Partial<FlacFileSourceOptions
         );
       }
       if (info.frames === 0 && emittedFrames === 0) throw formatError(file, 'no audio frames could be decoded');
-      const tail = conv.flush();
-      if (tail) sub.next(tail);
-      sub.complete();
-    })()
-      .catch((err: unknown) => {
-        if (!stopped) sub.error(err);
-      })
-      .finally(() => {
-        decoder?.free();
-        void fh?.close().catch(() => undefined);
-      });
-    return () => {
-      stopped = true;
-      onStop();
-    };
-  });
+      out.complete(conv.flush());
+    },
+    () => {
+      decoder?.free();
+      void fh?.close().catch(() => undefined);
+    },
+  );
 }

@@ -40,7 +40,7 @@ function formatError(file: string, what: string, hint = 'convert it with: sox IN
 }
 
 /** Reads exactly `length` bytes at `position`, or fewer at end of file. */
-async function readAt(fh: FileHandle, position: number, length: number): Promise<Buffer> {
+export async function readAt(fh: FileHandle, position: number, length: number): Promise<Buffer> {
   const buf = Buffer.alloc(length);
   let got = 0;
   while (got < length) {
@@ -228,6 +228,72 @@ export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeou
 /** Lets the event loop run between chunks of an offline file read. */
 export const yieldToLoop = (): Promise<void> => new Promise((r) => setImmediate(r));
 
+/** What a file source's reader gets from {@link pacedFileSource}. */
+export interface PacedOutput {
+  /** True once the subscriber has gone: stop reading. */
+  readonly stopped: () => boolean;
+  /** Frames per chunk at `rateHz` (chunkMs, capped by the flow's bound when there is a flow). */
+  framesPerChunk(rateHz: number): number;
+  /**
+   * Emits `chunk` (when the converter produced one), then waits as the options say: until
+   * `framesSoFar` frames at `rateHz` are due by the wall clock (realtime ÷ speed), or until the flow
+   * has room, or one turn of the event loop.
+   */
+  next(chunk: AudioChunk | null, framesSoFar: number, rateHz: number): Promise<void>;
+  /** Emits the last chunk and completes. */
+  complete(tail: AudioChunk | null): void;
+}
+
+/**
+ * The Observable shell shared by the file sources (WAV, FLAC): validates chunkMs and speed, runs
+ * `read` once per subscription, paces it ({@link PacedOutput}), turns its errors into the
+ * subscriber's error (not after unsubscribe), ends a wait on the flow when the subscriber goes, and
+ * runs `cleanup` however it ends.
+ */
+export function pacedFileSource(what: string, o: WavFileSourceOptions, read: (out: PacedOutput) => Promise<void>, cleanup: () => void): Observable<AudioChunk> {
+  if (!(o.chunkMs > 0)) throw new RangeError(`${what}: chunkMs must be > 0, got ${o.chunkMs}`);
+  if (!(o.speed > 0)) throw new RangeError(`${what}: speed must be > 0, got ${o.speed}`);
+  return new Observable<AudioChunk>((sub) => {
+    let stopped = false;
+    // Unsubscribing must also end a wait on the flow (it may never drain once nobody consumes).
+    let onStop: () => void = () => undefined;
+    const stoppedSignal = new Promise<void>((resolve) => (onStop = resolve));
+    const t0 = performance.now();
+    const out: PacedOutput = {
+      stopped: () => stopped,
+      // With a flow, never emit more between two waits than the model stage's queue is sized for.
+      framesPerChunk: (rateHz) => Math.max(1, Math.round((rateHz * (o.flow ? Math.min(o.chunkMs, MAX_FLOW_CHUNK_MS) : o.chunkMs)) / 1000)),
+      next: async (chunk, framesSoFar, rateHz) => {
+        if (stopped) return;
+        if (chunk) sub.next(chunk);
+        if (o.realtime) {
+          // Wall clock only here: emit the next chunk when its audio time comes due.
+          await sleep((framesSoFar * 1000) / rateHz / o.speed - (performance.now() - t0));
+        } else if (o.flow) {
+          await Promise.race([o.flow.ready(), stoppedSignal]);
+          await yieldToLoop();
+        } else {
+          await yieldToLoop();
+        }
+      },
+      complete: (tail) => {
+        if (stopped) return;
+        if (tail) sub.next(tail);
+        sub.complete();
+      },
+    };
+    read(out)
+      .catch((err: unknown) => {
+        if (!stopped) sub.error(err);
+      })
+      .finally(cleanup);
+    return () => {
+      stopped = true;
+      onStop();
+    };
+  });
+}
+
 /**
  * Emits a WAV file as 16 kHz mono {@link AudioChunk}s. Cold: each subscription reads the file anew.
  * Errors (missing file, not a WAV, unsupported format, truncated) are AffectErrors naming the file.
@@ -236,24 +302,17 @@ export const yieldToLoop = (): Promise<void> => new Promise((r) => setImmediate(
  */
 export function wavFileSource(file: string, opts: Partial<WavFileSourceOptions> = {}): Observable<AudioChunk> {
   const o = { ...DEFAULT_WAV_FILE_SOURCE, ...opts };
-  if (!(o.chunkMs > 0)) throw new RangeError(`wavFileSource: chunkMs must be > 0, got ${o.chunkMs}`);
-  if (!(o.speed > 0)) throw new RangeError(`wavFileSource: speed must be > 0, got ${o.speed}`);
-  return new Observable<AudioChunk>((sub) => {
-    let stopped = false;
-    let fh: FileHandle | undefined;
-    // Unsubscribing must also end a wait on the flow (it may never drain once nobody consumes).
-    let onStop: () => void = () => undefined;
-    const stoppedSignal = new Promise<void>((resolve) => (onStop = resolve));
-    (async () => {
+  let fh: FileHandle | undefined;
+  return pacedFileSource(
+    'wavFileSource',
+    o,
+    async (out) => {
       fh = await openInput(file);
       const info = await readWavInfo(fh, file);
       const conv = new AudioConverter(o.streamId, info.sampleRateHz, info.channels, 0, o.channel);
-      // With a flow, never emit more between two waits than the model stage's queue is sized for.
-      const chunkMs = o.flow ? Math.min(o.chunkMs, MAX_FLOW_CHUNK_MS) : o.chunkMs;
-      const framesPerChunk = Math.max(1, Math.round((info.sampleRateHz * chunkMs) / 1000));
-      const t0 = performance.now();
+      const framesPerChunk = out.framesPerChunk(info.sampleRateHz);
       let frame = 0;
-      while (frame < info.frames && !stopped) {
+      while (frame < info.frames && !out.stopped()) {
         const frames = Math.min(framesPerChunk, info.frames - frame);
         const bytes = await readAt(fh, info.dataOffset + frame * info.blockAlign, frames * info.blockAlign);
         if (bytes.length < frames * info.blockAlign) {
@@ -264,34 +323,10 @@ export function wavFileSource(file: string, opts: Partial<WavFileSourceOptions> 
           );
         }
         frame += frames;
-        const chunk = conv.push(decodeSamples(bytes, info.format, info.bitsPerSample));
-        if (stopped) break;
-        if (chunk) sub.next(chunk);
-        if (o.realtime) {
-          // Wall clock only here: emit the next chunk when its audio time comes due.
-          await sleep((frame * 1000) / info.sampleRateHz / o.speed - (performance.now() - t0));
-        } else if (o.flow) {
-          await Promise.race([o.flow.ready(), stoppedSignal]);
-          await yieldToLoop();
-        } else {
-          await yieldToLoop();
-        }
+        await out.next(conv.push(decodeSamples(bytes, info.format, info.bitsPerSample)), frame, info.sampleRateHz);
       }
-      if (!stopped) {
-        const tail = conv.flush();
-        if (tail) sub.next(tail);
-        sub.complete();
-      }
-    })()
-      .catch((err: unknown) => {
-        if (!stopped) sub.error(err);
-      })
-      .finally(() => {
-        void fh?.close().catch(() => undefined);
-      });
-    return () => {
-      stopped = true;
-      onStop();
-    };
-  });
+      if (!out.stopped()) out.complete(conv.flush());
+    },
+    () => void fh?.close().catch(() => undefined),
+  );
 }
