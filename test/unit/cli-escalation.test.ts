@@ -16,7 +16,8 @@ import { escalationFromFlags, type EscalationFlags } from '../../src/commands/op
 import { RUSSELL_1980_TERMS } from '../../core/emotion-terms.js';
 import { createFilter } from '../../streams/smoothing.js';
 import { deriveStreamEvents, resolveEscalationOptions, type EscalationOptions } from '../../streams/turns.js';
-import type { AffectPoint, PipelineEvent } from '../../core/types.js';
+import type { PipelineEvent } from '../../core/types.js';
+import { affectFrame } from '../helpers/affect-frame.js';
 
 /** Parses argv with the real program but captures the command's options instead of running it. */
 async function parsed(cmd: 'run' | 'serve', args: string[]): Promise<EscalationFlags> {
@@ -91,21 +92,7 @@ describe('the options reach the escalation detector', () => {
     for (let t = 0; t <= 8000; t += 250) {
       const r = Math.max(0, t - 2000) / 1000;
       const s = f.update({ tMs: t, valence: 0.2 - 0.15 * r, arousal: -0.3 + 0.2 * r, confidence: 1 });
-      const point: AffectPoint = {
-        streamId: 's',
-        tMs: t,
-        valence: s.valence,
-        arousal: s.arousal,
-        confidence: 0.8,
-        label: 'x',
-        intensity: 0.5,
-        angleDeg: 0,
-        modalities: ['speech'],
-        droppedWindows: 0,
-        velocity: s.velocity!,
-        voiced: 1,
-      };
-      events.push({ kind: 'affect', point });
+      events.push(affectFrame({ tMs: t, valence: s.valence, arousal: s.arousal, velocity: s.velocity! }));
     }
     const out = await lastValueFrom(
       from(events).pipe(deriveStreamEvents({ terms: RUSSELL_1980_TERMS, escalation, minVoicedFraction: 0.2, windowMs: 1000 }), toArray()),

@@ -8,26 +8,11 @@ import { from, lastValueFrom, toArray } from 'rxjs';
 import { describe, expect, it } from 'vitest';
 import { RUSSELL_1980_TERMS } from '../../core/emotion-terms.js';
 import { deriveStreamEvents } from '../../streams/turns.js';
-import type { AffectPoint, PipelineEvent, TimedWord, TurnEvent } from '../../core/types.js';
+import type { PipelineEvent, TimedWord, TurnEvent } from '../../core/types.js';
+import { affectFrame } from '../helpers/affect-frame.js';
 import { resolvePipelineOptions } from '../../streams/pipeline.js';
 
-const frame = (tMs: number, valence: number): PipelineEvent => ({
-  kind: 'affect',
-  point: {
-    streamId: 's',
-    tMs,
-    valence,
-    arousal: 0.3,
-    confidence: 0.8,
-    label: 'x',
-    intensity: 0.5,
-    angleDeg: 0,
-    modalities: ['speech'],
-    droppedWindows: 0,
-    velocity: { valence: 0, arousal: 0 },
-    voiced: 1,
-  } satisfies AffectPoint,
-});
+const frame = (tMs: number, valence: number): PipelineEvent => affectFrame({ tMs, valence, arousal: 0.3 });
 const final = (tMs: number, text: string, words: Array<[number, number]>): PipelineEvent => ({
   kind: 'transcript',
   transcript: { streamId: 's', tMs, text, final: true, words: words.map(([startMs, endMs]): TimedWord => ({ word: 'w', startMs, endMs, conf: 1 })) },

@@ -11,7 +11,8 @@ import { createFilter } from '../../streams/smoothing.js';
 import { deriveStreamEvents } from '../../streams/turns.js';
 import { RUSSELL_1980_TERMS } from '../../core/emotion-terms.js';
 import { seededRandom } from '../../core/seeded-random.js';
-import type { AffectEstimate, AffectPoint, AudioWindow, PipelineEvent } from '../../core/types.js';
+import type { AffectEstimate, AudioWindow, PipelineEvent } from '../../core/types.js';
+import { affectFrame } from '../helpers/affect-frame.js';
 import type { VoiceDetector } from '../../models/ports.js';
 
 /** A detector whose probability is the frame's mean absolute sample (so the test writes p into the audio). */
@@ -171,23 +172,8 @@ describe('constant-velocity Kalman filter', () => {
   });
 });
 
-const point = (tMs: number, valence: number, arousal: number, vel: { valence: number; arousal: number }, voiced = 1): PipelineEvent => ({
-  kind: 'affect',
-  point: {
-    streamId: 's',
-    tMs,
-    valence,
-    arousal,
-    confidence: 0.8,
-    label: 'x',
-    intensity: 0.5,
-    angleDeg: 0,
-    modalities: ['speech'],
-    droppedWindows: 0,
-    velocity: vel,
-    voiced,
-  } satisfies AffectPoint,
-});
+const point = (tMs: number, valence: number, arousal: number, vel: { valence: number; arousal: number }, voiced = 1): PipelineEvent =>
+  affectFrame({ tMs, valence, arousal, velocity: vel, voiced });
 
 /** Runs frames through the Kalman-CV smoother's velocity, as the pipeline does, then derives events. */
 async function derive(frames: Array<[number, number, number]>, segments?: VoiceSegment[]): Promise<PipelineEvent[]> {
