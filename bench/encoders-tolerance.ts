@@ -11,11 +11,16 @@
  * `--audio` (default test/fixtures/audio/speech.wav) is any 16 kHz WAV holding at least the windows;
  * `--keys` the outputs measured (default valence,arousal,dominance; a model trained without
  * dominance labels: arousal,valence). Per-key max/mean |Δ| and sd are in the JSON report.
+ * `--labels` (JSON `{ segments: [{ start, end, arousal?, valence?, dominance? }] }`, sample spans of
+ * the audio with human targets on [-1, 1], e.g. train_tiny's heldout.json) adds each path's RMSE
+ * against the targets (a window takes the target of the segment holding its middle sample), so a
+ * deviation can be read against the model's own error.
  *
  * Deviation is over the windows after the first (the first is computed whole, exactly); `output sd`
  * is the full-window outputs' spread over the same windows (the scale a deviation should be read
  * against). Work is transformer frames per frame of new audio (1 = each frame once).
  */
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { REPO_ROOT } from '../core/config.js';
@@ -48,6 +53,7 @@ async function main(): Promise<void> {
   if (badKey !== undefined || keys.length === 0) {
     throw new Error(`--keys: unknown output ${JSON.stringify(badKey ?? '')}; use a comma-separated subset of ${allKeys.join(',')}`);
   }
+  const labelsFile = opt(argv, '--labels', '');
   const specs = MODEL_SPECS as Record<string, ModelSpec | undefined>;
   const base = (specs[id] ?? specs['wav2vec2-msp-dim']) as ModelSpec;
   const spec: ModelSpec = {
@@ -62,6 +68,32 @@ async function main(): Promise<void> {
     );
   }
   const windows = Array.from({ length: count }, (_, k) => audio.slice(k * hop, k * hop + 16_000));
+  // human targets per window (middle sample's segment), or none
+  let targets: (Partial<Record<Key, number>> | undefined)[] = [];
+  if (labelsFile) {
+    type Seg = { start: number; end: number } & Partial<Record<Key, number>>;
+    let segs: Seg[];
+    try {
+      segs = (JSON.parse(readFileSync(labelsFile, 'utf8')) as { segments: Seg[] }).segments;
+      if (!Array.isArray(segs)) throw new Error('no "segments" array');
+    } catch (e) {
+      throw new Error(
+        `--labels ${labelsFile}: ${(e as Error).message}; expected JSON { segments: [{ start, end, arousal, valence }] } (sample spans of --audio)`,
+        { cause: e },
+      );
+    }
+    targets = windows.map((_, k) => segs.find((g) => g.start <= k * hop + 8000 && k * hop + 8000 < g.end));
+  }
+  const labelRmse = (outs: SpeechAffectOutput[]): Partial<Record<Key, number>> =>
+    Object.fromEntries(
+      keys.flatMap((key) => {
+        const pairs = outs.flatMap((o, k) => {
+          const t = targets[k]?.[key];
+          return k > 0 && t !== undefined ? [[o[key] ?? 0, t] as const] : [];
+        });
+        return pairs.length ? [[key, round(Math.sqrt(pairs.reduce((a, [p, t]) => a + (p - t) ** 2, 0) / pairs.length), 4)]] : [];
+      }),
+    );
   const full = await OnnxSpeechModel.load(spec, { modelsDir, device: 'cpu' });
   const ref: SpeechAffectOutput[] = [];
   try {
@@ -85,9 +117,11 @@ async function main(): Promise<void> {
       let n = 0;
       let minCos = 1;
       const perKey = Object.fromEntries(keys.map((k) => [k, { max: 0, sum: 0 }]));
+      const outs: SpeechAffectOutput[] = [];
       for (let k = 0; k < windows.length; k++) {
         const y = await s.infer(windows[k] as Float32Array);
         const x = ref[k] as SpeechAffectOutput;
+        outs.push(y);
         if (k === 0) continue;
         for (const key of keys) {
           const d = Math.abs((x[key] ?? 0) - (y[key] ?? 0));
@@ -119,6 +153,7 @@ async function main(): Promise<void> {
         maxOverSd: round(mx / sd, 3),
         meanOverSd: round(sum / Math.max(1, n) / sd, 3),
         minEmbeddingCosine: round(minCos, 5),
+        ...(labelsFile ? { labelRmse: labelRmse(outs) } : {}),
         perKey: Object.fromEntries(
           keys.map((k) => {
             const pk = perKey[k] as { max: number; sum: number };
@@ -142,6 +177,9 @@ async function main(): Promise<void> {
     keys,
     outputSd: round(sd, 4),
     outputSdPerKey: sdPerKey,
+    ...(labelsFile
+      ? { labels: path.relative(REPO_ROOT, labelsFile), labelledWindows: targets.slice(1).filter(Boolean).length, labelRmseFullWindow: labelRmse(ref) }
+      : {}),
     rows,
     loadAvg1: round(os.loadavg()[0] ?? 0, 2),
   };
@@ -154,6 +192,12 @@ async function main(): Promise<void> {
       ...rows.map(
         (r) => `| ${r.recomputeFrames} | ${r.work} | ${r.maxAbsDiff} | ${r.meanAbsDiff} | ${r.maxOverSd} | ${r.meanOverSd} | ${r.minEmbeddingCosine} |`,
       ),
+      ...(labelsFile
+        ? [
+            `RMSE against ${report.labels}: full window ${JSON.stringify(report.labelRmseFullWindow)}; ` +
+              rows.map((r) => `cached ${r.recomputeFrames} ${JSON.stringify(r.labelRmse)}`).join('; '),
+          ]
+        : []),
     ].join('\n') + '\n',
   );
 }

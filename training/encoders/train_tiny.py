@@ -17,8 +17,9 @@ speakers are scored once, at the end. Writes
     <out>/<id>/model.onnx + streaming/ (incl. step.onnx)   the trained model   (export_standins.export_one)
     <out>/<id>-random/ ...                                the same config and seed, untrained
     <out>/<id>/train.json                                 recipe, split, held-out figures
-    <out>/<id>/heldout.wav                                held-out speakers' clips, silence-trimmed and
-                                                          concatenated (the tolerance bench's --audio)
+    <out>/<id>/heldout.wav, heldout.json                  held-out speakers' clips, silence-trimmed and
+                                                          concatenated, and their spans and targets (the
+                                                          tolerance bench's --audio and --labels)
 
 Run from the repo root (18 min of training by default, plus about a minute):
 
@@ -89,6 +90,23 @@ def predict_clips(m, audio: list[np.ndarray], batch: int = 64) -> np.ndarray:
     return np.stack(out)
 
 
+def write_heldout(d: str, clips, te_idx, audio: list[np.ndarray]) -> None:
+    """The held-out speakers' clips as one stream (sorted by file, so emotions alternate): heldout.wav,
+    and heldout.json with each clip's sample span and human targets (the tolerance bench's --labels)."""
+    order = sorted(te_idx, key=lambda i: clips[i].path)
+    segs, at = [], 0
+    for i in order:
+        n = len(audio[i])
+        c = clips[i]
+        segs.append({"file": os.path.basename(c.path), "speaker": c.speaker, "emotion": c.emotion, "start": at, "end": at + n, "arousal": c.arousal, "valence": c.valence})
+        at += n
+    os.makedirs(d, exist_ok=True)
+    sf.write(os.path.join(d, "heldout.wav"), np.concatenate([audio[i] for i in order]), SAMPLE_RATE, subtype="PCM_16")
+    with open(os.path.join(d, "heldout.json"), "w") as f:
+        json.dump({"sampleRate": SAMPLE_RATE, "segments": segs}, f, indent=1)
+        f.write("\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default=os.path.join("models", "weights", "trained-tiny"))
@@ -100,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--holdout-per-corpus", type=int, default=2)
+    ap.add_argument("--heldout-only", action="store_true", help="only (re)write <out>/<id>/heldout.wav and heldout.json")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1: the box is shared; 2 threads thrash under load)")
     ap.add_argument("--opset", type=int, default=14)
     a = ap.parse_args(argv)
@@ -115,6 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     log(f"[train_tiny] {len(clips)} clips; held-out speakers {held} ({len(te_idx)} clips), train {len(tr_idx)} clips")
     audio = [trim(read_audio(c.path)) for c in clips]
     log(f"[train_tiny] audio read and trimmed in {time.time() - t_start:.0f} s")
+    if a.heldout_only:
+        write_heldout(os.path.join(a.out, a.id), clips, te_idx, audio)
+        return 0
     tr_audio = [audio[i] for i in tr_idx]
     tr_y = np.array([[clips[i].arousal, clips[i].valence] for i in tr_idx], dtype=np.float32)
 
@@ -194,9 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     info = export_one(a.config, a.out, a.id, a.seed, a.opset, True, log, model=m, extra=recipe)
     rnd = export_one(a.config, a.out, a.id + "-random", a.seed, a.opset, True, log, extra={"trained": None})
     d = os.path.join(a.out, a.id)
-    # the held-out speakers' clips as one stream (sorted by file, so emotions alternate), for the tolerance bench
-    stream = np.concatenate([audio[i] for i in sorted(te_idx, key=lambda i: clips[i].path)])
-    sf.write(os.path.join(d, "heldout.wav"), stream, SAMPLE_RATE, subtype="PCM_16")
+    write_heldout(d, clips, te_idx, audio)
     with open(os.path.join(d, "train.json"), "w") as f:
         json.dump({"parameters": n_params, "config": a.config, "seed": a.seed, **recipe, "totalSeconds": round(time.time() - t_start, 1)}, f, indent=2)
         f.write("\n")
