@@ -31,6 +31,8 @@ Encoders:
     tiny   the large layout (same conv strides and receptive field, layer-norm front end, stable
            layer norm) at a toy width, for tests; contract of wav2vec2-msp-dim except D
     tiny-gn  tiny with the base layout's group-norm front end (streaming is not exact there)
+    small  the large layout at 32 conv channels, 64 wide, 4 layers, with the large model's 128-frame
+           positional conv: the model training/encoders/train_tiny.py trains from scratch (0.26 M parameters)
 
 Output: <out>/<spec id>/model.onnx (+ streaming/), default out = models/weights/standins (git-ignored).
 Run from the repo root:

@@ -11,7 +11,8 @@ label in these corpora and is not trained) on 1 s windows of acted speech (EmoDB
 ../shared/data), with the manifest's per-window zero-mean/unit-variance input normalisation.
 
 Split: speaker-independent, the project's quick split (training/speech/splits.holdout_speakers:
-the first 2 speakers of each corpus held out). Fixed schedule (no selection on any data); the held-out
+the first 2 speakers of each corpus held out). A cosine schedule over a wall-clock budget (--minutes;
+--steps for a fixed, reproducible count); no early stopping or selection on any data; the held-out
 speakers are scored once, at the end. Writes
 
     <out>/<id>/model.onnx + streaming/ (incl. step.onnx)   the trained model   (export_standins.export_one)
