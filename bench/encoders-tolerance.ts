@@ -159,7 +159,15 @@ async function main(): Promise<void> {
             const pk = perKey[k] as { max: number; sum: number };
             const sdK = sdPerKey[k] as number;
             const meanK = pk.sum / Math.max(1, windows.length - 1);
-            return [k, { maxAbsDiff: round(pk.max, 4), meanAbsDiff: round(meanK, 4), maxOverSd: round(pk.max / sdK, 3), meanOverSd: round(meanK / sdK, 3) }];
+            return [
+              k,
+              {
+                maxAbsDiff: round(pk.max, 4),
+                meanAbsDiff: round(meanK, 4),
+                maxOverSd: sdK > 0 ? round(pk.max / sdK, 3) : null,
+                meanOverSd: sdK > 0 ? round(meanK / sdK, 3) : null,
+              },
+            ];
           }),
         ),
       });
