@@ -5,11 +5,22 @@
  *   npx tsx bench/encoders-tolerance.ts                       # large stand-in, 250 ms hop, the manifest's normalisation
  *   npx tsx bench/encoders-tolerance.ts --hop 3840 --recompute 0,13,50 --windows 13 --norm none
  *   npx tsx bench/encoders-tolerance.ts --models-dir /tmp/e14tiny --id tiny-wav2vec2   # any export with streaming/step.onnx
+ *   npx tsx bench/encoders-tolerance.ts --models-dir models/weights/trained-tiny --id small-wav2vec2-va \
+ *     --audio models/weights/trained-tiny/small-wav2vec2-va/heldout.wav --keys arousal,valence --windows 40
+ *
+ * `--audio` (default test/fixtures/audio/speech.wav) is any 16 kHz WAV holding at least the windows;
+ * `--keys` the outputs measured (default valence,arousal,dominance; a model trained without
+ * dominance labels: arousal,valence). Per-key max/mean |Δ| and sd are in the JSON report.
+ * `--labels` (JSON `{ segments: [{ start, end, arousal?, valence?, dominance? }] }`, sample spans of
+ * the audio with human targets on [-1, 1], e.g. train_tiny's heldout.json) adds each path's RMSE
+ * against the targets (a window takes the target of the segment holding its middle sample), so a
+ * deviation can be read against the model's own error.
  *
  * Deviation is over the windows after the first (the first is computed whole, exactly); `output sd`
  * is the full-window outputs' spread over the same windows (the scale a deviation should be read
  * against). Work is transformer frames per frame of new audio (1 = each frame once).
  */
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { REPO_ROOT } from '../core/config.js';
@@ -17,7 +28,7 @@ import { MODEL_SPECS, type ModelSpec } from '../models/manifest.js';
 import { OnnxSpeechModel } from '../models/speech-onnx.js';
 import { StreamingSpeechModel } from '../models/streaming-speech.js';
 import type { SpeechAffectOutput } from '../models/ports.js';
-import { loadSamples, round } from './lib/common.js';
+import { loadSamples, round, SPEECH_WAV } from './lib/common.js';
 
 function opt(argv: string[], name: string, def: string): string {
   const i = argv.indexOf(name);
@@ -32,6 +43,17 @@ async function main(): Promise<void> {
   const count = Number(opt(argv, '--windows', '13'));
   const norm = opt(argv, '--norm', 'manifest');
   const rs = opt(argv, '--recompute', '0,6,13,25,50').split(',').map(Number);
+  const audioFile = opt(argv, '--audio', SPEECH_WAV);
+  const allKeys = ['valence', 'arousal', 'dominance'] as const;
+  type Key = (typeof allKeys)[number];
+  const keys = opt(argv, '--keys', allKeys.join(','))
+    .split(',')
+    .map((k) => k.trim()) as Key[];
+  const badKey = keys.find((k) => !allKeys.includes(k));
+  if (badKey !== undefined || keys.length === 0) {
+    throw new Error(`--keys: unknown output ${JSON.stringify(badKey ?? '')}; use a comma-separated subset of ${allKeys.join(',')}`);
+  }
+  const labelsFile = opt(argv, '--labels', '');
   const specs = MODEL_SPECS as Record<string, ModelSpec | undefined>;
   const base = (specs[id] ?? specs['wav2vec2-msp-dim']) as ModelSpec;
   const spec: ModelSpec = {
@@ -39,8 +61,39 @@ async function main(): Promise<void> {
     id,
     ...(norm === 'manifest' ? {} : { inputNormalization: norm as ModelSpec['inputNormalization'] }),
   };
-  const audio = await loadSamples();
+  const audio = await loadSamples(audioFile);
+  if (audio.length < (count - 1) * hop + 16_000) {
+    throw new Error(
+      `--audio ${audioFile}: ${audio.length} samples hold fewer than --windows ${count} windows at --hop ${hop} (need ${(count - 1) * hop + 16_000}); use fewer windows or a longer file`,
+    );
+  }
   const windows = Array.from({ length: count }, (_, k) => audio.slice(k * hop, k * hop + 16_000));
+  // human targets per window (middle sample's segment), or none
+  let targets: (Partial<Record<Key, number>> | undefined)[] = [];
+  if (labelsFile) {
+    type Seg = { start: number; end: number } & Partial<Record<Key, number>>;
+    let segs: Seg[];
+    try {
+      segs = (JSON.parse(readFileSync(labelsFile, 'utf8')) as { segments: Seg[] }).segments;
+      if (!Array.isArray(segs)) throw new Error('no "segments" array');
+    } catch (e) {
+      throw new Error(
+        `--labels ${labelsFile}: ${(e as Error).message}; expected JSON { segments: [{ start, end, arousal, valence }] } (sample spans of --audio)`,
+        { cause: e },
+      );
+    }
+    targets = windows.map((_, k) => segs.find((g) => g.start <= k * hop + 8000 && k * hop + 8000 < g.end));
+  }
+  const labelRmse = (outs: SpeechAffectOutput[]): Partial<Record<Key, number>> =>
+    Object.fromEntries(
+      keys.flatMap((key) => {
+        const pairs = outs.flatMap((o, k) => {
+          const t = targets[k]?.[key];
+          return k > 0 && t !== undefined ? [[o[key] ?? 0, t] as const] : [];
+        });
+        return pairs.length ? [[key, round(Math.sqrt(pairs.reduce((a, [p, t]) => a + (p - t) ** 2, 0) / pairs.length), 4)]] : [];
+      }),
+    );
   const full = await OnnxSpeechModel.load(spec, { modelsDir, device: 'cpu' });
   const ref: SpeechAffectOutput[] = [];
   try {
@@ -48,10 +101,12 @@ async function main(): Promise<void> {
   } finally {
     await full.close();
   }
-  const keys = ['valence', 'arousal', 'dominance'] as const;
-  const vals = ref.slice(1).flatMap((o) => keys.map((k) => o[k] ?? 0));
-  const mean = vals.reduce((a, b) => a + b, 0) / vals.length;
-  const sd = Math.sqrt(vals.reduce((a, b) => a + (b - mean) ** 2, 0) / vals.length);
+  const sdOf = (vals: number[]): number => {
+    const mean = vals.reduce((a, b) => a + b, 0) / vals.length;
+    return Math.sqrt(vals.reduce((a, b) => a + (b - mean) ** 2, 0) / vals.length);
+  };
+  const sd = sdOf(ref.slice(1).flatMap((o) => keys.map((k) => o[k] ?? 0)));
+  const sdPerKey = Object.fromEntries(keys.map((k) => [k, round(sdOf(ref.slice(1).map((o) => o[k] ?? 0)), 4)]));
   const rows = [];
   for (const R of rs) {
     const sm = await StreamingSpeechModel.load(spec, { modelsDir, device: 'cpu', streaming: { mode: 'cached', recomputeFrames: R, hopSamples: hop } });
@@ -61,15 +116,21 @@ async function main(): Promise<void> {
       let sum = 0;
       let n = 0;
       let minCos = 1;
+      const perKey = Object.fromEntries(keys.map((k) => [k, { max: 0, sum: 0 }]));
+      const outs: SpeechAffectOutput[] = [];
       for (let k = 0; k < windows.length; k++) {
         const y = await s.infer(windows[k] as Float32Array);
         const x = ref[k] as SpeechAffectOutput;
+        outs.push(y);
         if (k === 0) continue;
         for (const key of keys) {
           const d = Math.abs((x[key] ?? 0) - (y[key] ?? 0));
           mx = Math.max(mx, d);
           sum += d;
           n++;
+          const pk = perKey[key] as { max: number; sum: number };
+          pk.max = Math.max(pk.max, d);
+          pk.sum += d;
         }
         const ea = x.embedding ?? [];
         const eb = y.embedding ?? [];
@@ -92,6 +153,23 @@ async function main(): Promise<void> {
         maxOverSd: round(mx / sd, 3),
         meanOverSd: round(sum / Math.max(1, n) / sd, 3),
         minEmbeddingCosine: round(minCos, 5),
+        ...(labelsFile ? { labelRmse: labelRmse(outs) } : {}),
+        perKey: Object.fromEntries(
+          keys.map((k) => {
+            const pk = perKey[k] as { max: number; sum: number };
+            const sdK = sdPerKey[k] as number;
+            const meanK = pk.sum / Math.max(1, windows.length - 1);
+            return [
+              k,
+              {
+                maxAbsDiff: round(pk.max, 4),
+                meanAbsDiff: round(meanK, 4),
+                maxOverSd: sdK > 0 ? round(pk.max / sdK, 3) : null,
+                meanOverSd: sdK > 0 ? round(meanK / sdK, 3) : null,
+              },
+            ];
+          }),
+        ),
       });
       s.close();
     } finally {
@@ -103,19 +181,31 @@ async function main(): Promise<void> {
     hopSamples: hop,
     windows: count,
     inputNormalization: spec.inputNormalization ?? 'none',
+    audio: path.relative(REPO_ROOT, audioFile),
+    keys,
     outputSd: round(sd, 4),
+    outputSdPerKey: sdPerKey,
+    ...(labelsFile
+      ? { labels: path.relative(REPO_ROOT, labelsFile), labelledWindows: targets.slice(1).filter(Boolean).length, labelRmseFullWindow: labelRmse(ref) }
+      : {}),
     rows,
     loadAvg1: round(os.loadavg()[0] ?? 0, 2),
   };
   process.stdout.write(JSON.stringify(report) + '\n');
   process.stderr.write(
     [
-      `${id}, hop ${hop} samples, ${count} windows, input normalisation ${report.inputNormalization}, output sd ${report.outputSd}`,
+      `${id}, hop ${hop} samples, ${count} windows of ${report.audio}, outputs ${keys.join(',')}, input normalisation ${report.inputNormalization}, output sd ${report.outputSd} (${keys.map((k) => `${k} ${sdPerKey[k]}`).join(', ')})`,
       '| recomputed frames per hop | work (× one pass) | max |Δ| | mean |Δ| | max / sd | mean / sd | min cos (hidden) |',
       '| ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
       ...rows.map(
         (r) => `| ${r.recomputeFrames} | ${r.work} | ${r.maxAbsDiff} | ${r.meanAbsDiff} | ${r.maxOverSd} | ${r.meanOverSd} | ${r.minEmbeddingCosine} |`,
       ),
+      ...(labelsFile
+        ? [
+            `RMSE against ${report.labels}: full window ${JSON.stringify(report.labelRmseFullWindow)}; ` +
+              rows.map((r) => `cached ${r.recomputeFrames} ${JSON.stringify(r.labelRmse)}`).join('; '),
+          ]
+        : []),
     ].join('\n') + '\n',
   );
 }

@@ -31,6 +31,8 @@ Encoders:
     tiny   the large layout (same conv strides and receptive field, layer-norm front end, stable
            layer norm) at a toy width, for tests; contract of wav2vec2-msp-dim except D
     tiny-gn  tiny with the base layout's group-norm front end (streaming is not exact there)
+    small  the large layout at 32 conv channels, 64 wide, 4 layers, with the large model's 128-frame
+           positional conv: the model training/encoders/train_tiny.py trains from scratch (0.26 M parameters)
 
 Output: <out>/<spec id>/model.onnx (+ streaming/), default out = models/weights/standins (git-ignored).
 Run from the repo root:
@@ -107,6 +109,17 @@ CONFIGS["tiny"] = dict(
     encoder_ff_interm_features=64,
 )
 CONFIGS["tiny-gn"] = dict(CONFIGS["tiny"], spec_id="tiny-wav2vec2-gn", extractor_mode="group_norm", extractor_conv_bias=False, encoder_layer_norm_first=False)
+# the large layout at a width small enough to train from scratch on a CPU (training/encoders/train_tiny.py),
+# keeping the large model's positional conv (128 frames, 16 groups: wider than a 1 s window of 50 frames)
+CONFIGS["small"] = dict(
+    CONFIGS["large"],
+    spec_id="small-wav2vec2",
+    extractor_conv_layer_config=[(32, k, s) for _, k, s in CONV_DEFAULT],
+    encoder_embed_dim=64,
+    encoder_num_layers=4,
+    encoder_num_heads=4,
+    encoder_ff_interm_features=256,
+)
 
 
 class RegressionHead(nn.Module):
@@ -269,12 +282,15 @@ def export(m: nn.Module, args: tuple, path: str, inputs: list[str], outputs: lis
         torch.onnx.export(m, args, path, input_names=inputs, output_names=outputs, dynamic_axes=axes, opset_version=opset, do_constant_folding=True)
 
 
-def export_one(name: str, out_root: str, spec_id: str | None, seed: int, opset: int, streaming: bool, log) -> dict:
+def export_one(
+    name: str, out_root: str, spec_id: str | None, seed: int, opset: int, streaming: bool, log, model: EmotionModel | None = None, extra: dict | None = None
+) -> dict:
+    """Export encoder `name` (random weights from `seed`, or `model`, e.g. a trained one, built from CONFIGS[name])."""
     cfg = CONFIGS[name]
     sid = spec_id or cfg["spec_id"]
     d = os.path.join(out_root, sid)
     t0 = time.time()
-    m = build(name, seed)
+    m = build(name, seed) if model is None else model.eval()
     n_params = sum(p.numel() for p in m.parameters())
     log(f"[standins] {name}: {n_params / 1e6:.1f} M parameters -> {d}")
     x = torch.randn(1, 16000)
@@ -305,6 +321,7 @@ def export_one(name: str, out_root: str, spec_id: str | None, seed: int, opset: 
         "ffDim": cfg["encoder_ff_interm_features"],
         "convLayers": [list(c) for c in cfg["extractor_conv_layer_config"]],
         "torch": torch.__version__,
+        **(extra or {}),
     }
     if streaming:
         sd = os.path.join(d, "streaming")
