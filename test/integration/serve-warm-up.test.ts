@@ -36,8 +36,8 @@ describe('warmUp', () => {
     const perRound = WARM_UP_DEFAULTS.speechBatches.reduce((a, b) => a + b, 0);
     expect(r.speechWindows).toBe(perRound * WARM_UP_DEFAULTS.speechRounds);
     expect(r.vadRequests).toBe(WARM_UP_DEFAULTS.vadStreams.reduce((a, b) => a + b, 0));
-    // 3 s of audio, 1 s windows every 250 ms: 9 windows per stream, each an affect frame.
-    expect(r.pipelineFrames).toBe(WARM_UP_DEFAULTS.pipelineStreams * 9);
+    // Every window of every stream is an affect frame (paced by a flow, none skipped): 1 s windows every 250 ms.
+    expect(r.pipelineFrames).toBe(WARM_UP_DEFAULTS.pipelineStreams * ((WARM_UP_DEFAULTS.pipelineSeconds - 1) * 4 + 1));
     expect(r.ingestPackets).toBe(WARM_UP_DEFAULTS.ingestSeconds * 50);
     expect(r.ms.total).toBeGreaterThan(0);
     const stats = (engine.vad as unknown as { stats: Record<string, number> }).stats;
