@@ -65,6 +65,8 @@ const EnvSchema = z.object({
   CIRCUMPLEX_ESCALATION: z.enum(['on', 'off']).optional(),
   /** Escalation sustain time, ms of audio, > 0 (flag --escalation-sustain-ms overrides). */
   CIRCUMPLEX_ESCALATION_SUSTAIN_MS: z.coerce.number().positive().max(600_000).optional(),
+  /** `serve` runs its models and stream pipeline once before the port opens: on|off (default on; src/warm-up.ts). */
+  CIRCUMPLEX_WARM_UP: z.enum(['on', 'off']).optional(),
 });
 
 /** Settings read from the environment. */
@@ -83,6 +85,8 @@ export interface EnvConfig {
   escalation: 'on' | 'off' | undefined;
   /** Escalation sustain time (ms) from CIRCUMPLEX_ESCALATION_SUSTAIN_MS (undefined: the default). */
   escalationSustainMs: number | undefined;
+  /** `serve`'s warm-up before listening, from CIRCUMPLEX_WARM_UP (default on). */
+  warmUp: 'on' | 'off';
 }
 
 /**
@@ -144,5 +148,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): EnvConfig {
     backplane: e.CIRCUMPLEX_BACKPLANE,
     escalation: e.CIRCUMPLEX_ESCALATION,
     escalationSustainMs: e.CIRCUMPLEX_ESCALATION_SUSTAIN_MS,
+    warmUp: e.CIRCUMPLEX_WARM_UP ?? 'on',
   };
 }

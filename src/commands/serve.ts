@@ -40,6 +40,7 @@ import { assertExposureAllowed } from '../server/options.js';
 import { FlowControl } from '../../streams/flow.js';
 import { checkRecorder, createMicSource, retryRecorder, type RecorderName } from '../../streams/sources/mic.js';
 import { PIPELINE_SAMPLE_RATE_HZ, samplesToMs, type AudioChunk } from '../../core/types.js';
+import { warmUp } from '../warm-up.js';
 
 /** Parsed `serve` options. */
 export interface ServeCommandOptions extends EscalationFlags {
@@ -228,6 +229,17 @@ export async function serveCommand(opts: ServeCommandOptions, err: NodeJS.Writab
     throw e;
   }
   const { recorder, engine } = opened;
+  // Before the port opens: the first calls must not pay for first runs (models, pipeline, ingest).
+  if (env.warmUp === 'on') {
+    try {
+      await warmUp(engine, { logger });
+    } catch (e) {
+      recorder?.close();
+      await engine.close();
+      await hub?.close();
+      throw e;
+    }
+  }
 
   let server: RunningServer;
   try {

@@ -54,7 +54,9 @@ export function windowBySamples(opts: Partial<WindowOptions> = {}): OperatorFunc
       // are never overwritten (a full buffer is replaced by a new one holding the last window), so a
       // window stays valid however long downstream keeps it. Downstream must not write into or
       // transfer a window's buffer (the model stages copy what they send to their workers).
-      let buf = new Float32Array(bufCap);
+      // Allocated at the first chunk, not at subscription: a burst of new calls (hundreds of
+      // pipelines built in one tick) would otherwise allocate and zero 192 KB per stream at once.
+      let buf = new Float32Array(0);
       let bufStart = 0;
       let origin = -1; // sample index of the stream's first sample (windows are relative to it)
       let total = 0;
@@ -95,8 +97,8 @@ export function windowBySamples(opts: Partial<WindowOptions> = {}): OperatorFunc
         total = at;
         nextEnd = at + winN;
         lastEnd = -1;
-        // Emitted windows may still view the old buffer: start a new one.
-        if (index > 0) buf = new Float32Array(bufCap);
+        // Emitted windows may still view the old buffer: start a new one (or the first one).
+        if (index > 0 || buf.length === 0) buf = new Float32Array(bufCap);
         bufStart = at;
       };
 

@@ -1,0 +1,179 @@
+/**
+ * Warm-up at `serve` start, before the port opens: the first live calls otherwise pay for
+ * everything that runs for the first time (issue 13, docs/bench.md "session 5"). On a fresh server
+ * the first seconds of a 200-call burst lost windows while the ONNX sessions ran their first
+ * batches of each size (ORT plans and grows its memory per input shape: a first batch of 32
+ * windows took 2–5 × a later one) and the JavaScript of the ingest path and the per-stream stages
+ * ran unoptimised. The warm-up runs, on synthetic noise:
+ *
+ * 1. the speech model at batch sizes up to {@link WARM_UP_DEFAULTS}`.speechBatches` (its batcher's
+ *    sizes, concurrently, so they batch as live streams do), several rounds;
+ * 2. the voice activity detector with many streams at once (its batches of hundreds of frames);
+ * 3. 32 streams × 10 s (noise and near-silence in turns) through the whole per-stream pipeline
+ *    (windowing, VAD stage and gate, speech stage, smoothing, turns), paced by a flow so that no
+ *    window is skipped, and 100 s of μ-law packets through the ingest decoder (μ-law, 8 → 16 kHz
+ *    resampler), as `/v1/telephony/twilio` and `/v1/ingest` feed them: enough runs of the per-window
+ *    code for V8 to optimise it (8 streams × 3 s made no measurable difference, on a loaded box).
+ *
+ * Nothing of it reaches a subscriber, the hub or the recording; the VAD's counters are put back, so
+ * `/metrics` starts at zero. A failure is an {@link AffectError} naming the step.
+ */
+import { from, lastValueFrom, Observable, toArray } from 'rxjs';
+import { AffectError, toAffectError } from '../core/errors.js';
+import { getLogger, type Logger } from '../core/log.js';
+import { PIPELINE_SAMPLE_RATE_HZ, type AudioChunk } from '../core/types.js';
+import type { Engine } from './engine.js';
+import { FrameDecoder, type IngestStats } from './server/ingest.js';
+import { FlowControl, MAX_FLOW_CHUNK_MS } from '../streams/flow.js';
+
+/** How much the warm-up runs. */
+export interface WarmUpOptions {
+  /** Concurrent speech windows per round (each round waits for the last); sizes of the batches it makes. */
+  speechBatches: readonly number[];
+  /** Rounds over `speechBatches`. */
+  speechRounds: number;
+  /** Concurrent VAD streams per round (each one hop of audio). */
+  vadStreams: readonly number[];
+  /** Streams run through the whole pipeline at once, and seconds of audio each. */
+  pipelineStreams: number;
+  pipelineSeconds: number;
+  /** Seconds of 8 kHz μ-law (20 ms packets) through the ingest decoder. */
+  ingestSeconds: number;
+  logger?: Logger;
+}
+
+export const WARM_UP_DEFAULTS: WarmUpOptions = {
+  speechBatches: [1, 4, 8, 16, 32],
+  speechRounds: 2,
+  vadStreams: [16, 64, 256],
+  pipelineStreams: 32,
+  pipelineSeconds: 10,
+  ingestSeconds: 100,
+};
+
+/** What the warm-up ran and how long each step took (ms). */
+export interface WarmUpReport {
+  speechWindows: number;
+  vadRequests: number;
+  pipelineFrames: number;
+  ingestPackets: number;
+  ms: { speech: number; vad: number; pipeline: number; ingest: number; total: number };
+}
+
+/** Deterministic noise at about -26 dBFS (above the VAD's energy gate, so its model runs). */
+function noise(n: number, seed: number): Float32Array {
+  const out = new Float32Array(n);
+  let s = seed >>> 0 || 1;
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out[i] = (s / 2 ** 32 - 0.5) * 0.1;
+  }
+  return out;
+}
+
+async function step<T>(name: string, run: () => Promise<T>): Promise<[T, number]> {
+  const t0 = performance.now();
+  try {
+    return [await run(), performance.now() - t0];
+  } catch (err) {
+    const e = toAffectError(err);
+    throw new AffectError(e.code, `warm-up (${name}) failed: ${e.message}`, {
+      cause: err,
+      hint: 'the models loaded but could not run; check the model files and --device, or set CIRCUMPLEX_WARM_UP=off to start without it (the error then comes with the first stream)',
+    });
+  }
+}
+
+/** Runs the models, the per-stream pipeline and the ingest decoder once over synthetic audio. */
+export async function warmUp(engine: Engine, opts: Partial<WarmUpOptions> = {}): Promise<WarmUpReport> {
+  const o: WarmUpOptions = { ...WARM_UP_DEFAULTS, ...opts };
+  const logger = o.logger ?? getLogger();
+  const t0 = performance.now();
+  const windowSamples = engine.speech.windowSamples ?? Math.round((engine.options.windowMs * PIPELINE_SAMPLE_RATE_HZ) / 1000);
+  const hopSamples = Math.round((engine.options.hopMs * PIPELINE_SAMPLE_RATE_HZ) / 1000);
+
+  const [speechWindows, speechMs] = await step('speech model', async () => {
+    let n = 0;
+    for (let r = 0; r < o.speechRounds; r++) {
+      for (const b of o.speechBatches) {
+        await Promise.all(Array.from({ length: b }, (_, i) => engine.speech.infer(noise(windowSamples, 1 + i))));
+        n += b;
+      }
+    }
+    return n;
+  });
+
+  const vad = engine.vad;
+  const counters = vad && 'stats' in vad && typeof vad.stats === 'object' && vad.stats !== null ? (vad.stats as Record<string, number>) : undefined;
+  const before = counters ? { ...counters } : undefined;
+  const [vadRequests, vadMs] = await step('voice activity detector', async () => {
+    if (!vad) return 0;
+    let n = 0;
+    for (const k of o.vadStreams) {
+      await Promise.all(Array.from({ length: k }, (_, i) => lastValueFrom(from(vad.stream().probabilities(noise(hopSamples, 7 + i))))));
+      n += k;
+    }
+    return n;
+  });
+
+  const [pipelineFrames, pipelineMs] = await step('stream pipeline', async () => {
+    // The text path (ASR) keeps per-stream recognisers: not started for synthetic streams.
+    if (engine.hasTextPath || o.pipelineStreams === 0) return 0;
+    const runs = Array.from({ length: o.pipelineStreams }, (_, s) => {
+      const streamId = `warm-up:${s}`;
+      // Noise and near-silence in turns (1 s each): both the VAD's model path and its energy gate run.
+      const audio = noise(Math.round(o.pipelineSeconds * PIPELINE_SAMPLE_RATE_HZ), 100 + s);
+      for (let i = 0; i < audio.length; i++) if (Math.floor(i / PIPELINE_SAMPLE_RATE_HZ) % 2 === 1) audio[i]! *= 1e-4;
+      // Paced by a flow as offline files are (emitted at once, the live policy would skip windows).
+      const flow = new FlowControl();
+      const chunkN = Math.round((MAX_FLOW_CHUNK_MS * PIPELINE_SAMPLE_RATE_HZ) / 1000);
+      const chunks$ = new Observable<AudioChunk>((sub) => {
+        let stop = false;
+        void (async () => {
+          for (let at = 0; at < audio.length && !stop; at += chunkN) {
+            await flow.ready();
+            sub.next({ streamId, startSample: at, samples: audio.subarray(at, at + chunkN) });
+          }
+          sub.complete();
+        })();
+        return () => {
+          stop = true;
+        };
+      });
+      return lastValueFrom(chunks$.pipe(engine.pipeline(streamId, { whenBusy: 'queue', flow }), toArray()));
+    });
+    const events = await Promise.all(runs);
+    return events.reduce((n, ev) => n + ev.filter((e) => e.kind === 'affect').length, 0);
+  });
+  if (counters && before) Object.assign(counters, before);
+
+  const [ingestPackets, ingestMs] = await step('ingest decoder', () => {
+    const stats: IngestStats = { framesAccepted: 0, framesRejected: 0, samplesNonFinite: 0, samplesClipped: 0, samplesOut: 0 };
+    const dec = new FrameDecoder({ encoding: 'mulaw', sampleRateHz: 8000, channels: 1 });
+    const packet = Buffer.alloc(160);
+    const packets = Math.round(o.ingestSeconds * 50);
+    for (let k = 0; k < packets; k++) {
+      for (let i = 0; i < 160; i++) packet[i] = (k * 31 + i * 7) & 0xff;
+      const r = dec.decode(packet, stats);
+      if ('reason' in r) throw new AffectError('AFFECT_ERR_INFERENCE', `ingest decoder refused a μ-law packet: ${r.message}`);
+    }
+    dec.flush();
+    return Promise.resolve(packets);
+  });
+
+  const report: WarmUpReport = {
+    speechWindows,
+    vadRequests,
+    pipelineFrames,
+    ingestPackets,
+    ms: {
+      speech: Math.round(speechMs),
+      vad: Math.round(vadMs),
+      pipeline: Math.round(pipelineMs),
+      ingest: Math.round(ingestMs),
+      total: Math.round(performance.now() - t0),
+    },
+  };
+  logger.info(report, `warmed up in ${report.ms.total} ms (speech model, voice activity detector, stream pipeline, ingest decoder)`);
+  return report;
+}
