@@ -18,13 +18,14 @@
  * Nothing of it reaches a subscriber, the hub or the recording; the VAD's counters are put back, so
  * `/metrics` starts at zero. A failure is an {@link AffectError} naming the step.
  */
-import { from, lastValueFrom, Observable, toArray } from 'rxjs';
+import { from, lastValueFrom, toArray } from 'rxjs';
 import { AffectError, toAffectError } from '../core/errors.js';
 import { getLogger, type Logger } from '../core/log.js';
-import { PIPELINE_SAMPLE_RATE_HZ, type AudioChunk } from '../core/types.js';
+import { PIPELINE_SAMPLE_RATE_HZ } from '../core/types.js';
 import type { Engine } from './engine.js';
 import { FrameDecoder, type IngestStats } from './server/ingest.js';
 import { FlowControl, MAX_FLOW_CHUNK_MS } from '../streams/flow.js';
+import { pacedFileSource } from '../streams/sources/wav-file.js';
 
 /** How much the warm-up runs. */
 export interface WarmUpOptions {
@@ -126,20 +127,18 @@ export async function warmUp(engine: Engine, opts: Partial<WarmUpOptions> = {}):
       for (let i = 0; i < audio.length; i++) if (Math.floor(i / PIPELINE_SAMPLE_RATE_HZ) % 2 === 1) audio[i]! *= 1e-4;
       // Paced by a flow as offline files are (emitted at once, the live policy would skip windows).
       const flow = new FlowControl();
-      const chunkN = Math.round((MAX_FLOW_CHUNK_MS * PIPELINE_SAMPLE_RATE_HZ) / 1000);
-      const chunks$ = new Observable<AudioChunk>((sub) => {
-        let stop = false;
-        void (async () => {
-          for (let at = 0; at < audio.length && !stop; at += chunkN) {
-            await flow.ready();
-            sub.next({ streamId, startSample: at, samples: audio.subarray(at, at + chunkN) });
+      const chunks$ = pacedFileSource(
+        'warm-up',
+        { streamId, chunkMs: MAX_FLOW_CHUNK_MS, realtime: false, speed: 1, flow },
+        async (out) => {
+          const n = out.framesPerChunk(PIPELINE_SAMPLE_RATE_HZ);
+          for (let at = 0; at < audio.length && !out.stopped(); at += n) {
+            await out.next({ streamId, startSample: at, samples: audio.subarray(at, at + n) }, at + n, PIPELINE_SAMPLE_RATE_HZ);
           }
-          sub.complete();
-        })();
-        return () => {
-          stop = true;
-        };
-      });
+          out.complete(null);
+        },
+        () => undefined,
+      );
       return lastValueFrom(chunks$.pipe(engine.pipeline(streamId, { whenBusy: 'queue', flow }), toArray()));
     });
     const events = await Promise.all(runs);
