@@ -1,13 +1,12 @@
 #!/usr/bin/env bash
-# Packs what a GPU run of the encoders bench needs into .dev/ (git-ignored via .git/info/exclude),
+# Packs what a GPU run of the encoders bench needs into .dev/ (git-ignored),
 # small enough for the device tool's 64 MiB transfer: the node binary (xz), node_modules without
 # other platforms' binaries and the dev/test-only packages (xz), and weightless skeletons of the
 # stand-ins (training/encoders/skeleton.py; filled with fresh random weights on the GPU machine).
 # Then: device run with carry [".dev"] and command `bash bench/device/gpu.sh`.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-mkdir -p .git/info .dev
-grep -q '^/.dev/' .git/info/exclude 2>/dev/null || echo '/.dev/' >> .git/info/exclude
+mkdir -p .dev
 [ -s .dev/node.xz ] || xz -T2 -6 -c "$(command -v node)" > .dev/node.xz
 tar -C . -cf - \
   --exclude='node_modules/onnxruntime-node/bin/napi-v6/darwin' \
