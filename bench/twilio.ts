@@ -85,6 +85,11 @@ export interface TwilioLevel {
   sendLagMs: { p95: number; max: number };
   /** VAD counters during the level (from /metrics): frames run / gated / rejected, windows dropped by the VAD stage. */
   vad: { modelFrames: number; gatedFrames: number; rejectedFrames: number; droppedWindows: number; meanBatch: number | null };
+  /**
+   * Per second of call time (a frame's window end, `tMs`): frames, windows dropped, p95 latency (ms).
+   * Shows where in a level the losses fall (e.g. its first seconds, while the calls start).
+   */
+  timeline: { s: number; frames: number; dropped: number; p95Ms: number }[];
   /** The level held (see the module comment); else why not. */
   holds: boolean;
   why: string[];
@@ -196,6 +201,7 @@ async function runLevel(port: number, pid: number, calls: number, o: TwilioBench
   const sid = (c: number) => `CA${String(level).padStart(3, '0')}${String(c).padStart(7, '0')}`;
   const t0ByStream = new Map<string, number>();
   const latencies: number[] = [];
+  const bySecond: { frames: number; dropped: number; latencies: number[] }[] = [];
   let frames = 0;
   let dropped = 0;
   const ended = new Set<string>();
@@ -209,6 +215,10 @@ async function runLevel(port: number, pid: number, calls: number, o: TwilioBench
       frames++;
       dropped += m.droppedWindows;
       latencies.push(now - (t0 + m.tMs));
+      const b = (bySecond[Math.floor(m.tMs / 1000)] ??= { frames: 0, dropped: 0, latencies: [] });
+      b.frames++;
+      b.dropped += m.droppedWindows;
+      b.latencies.push(now - (t0 + m.tMs));
     } else if (m.type === 'status' && m.state === 'ended' && t0ByStream.has(m.streamId)) ended.add(m.streamId);
   });
   await new Promise<void>((resolve, reject) => {
@@ -346,6 +356,19 @@ async function runLevel(port: number, pid: number, calls: number, o: TwilioBench
       droppedWindows: d('circumplex_vad_windows_dropped_total'),
       meanBatch: batches > 0 ? r1(d('circumplex_vad_batched_requests_total') / batches) : null,
     },
+    timeline: Array.from(bySecond, (b, sec) => ({
+      s: sec,
+      frames: b?.frames ?? 0,
+      dropped: b?.dropped ?? 0,
+      p95Ms: b
+        ? r1(
+            quantile(
+              b.latencies.sort((x, y) => x - y),
+              0.95,
+            ),
+          )
+        : Number.NaN,
+    })),
     holds: false,
     why: [],
   };
