@@ -200,4 +200,46 @@ describe('Twilio Media Streams ingest', () => {
     expect(sub.of('turn').filter((t) => t.streamId === 'CA2222222222:inbound').length).toBeGreaterThanOrEqual(1);
     sub.close();
   });
+
+  it('a pipeline hook that throws closes that call with 1011 naming the failure; the server goes on taking calls', async () => {
+    let throwFor = 'CA3333333333';
+    const srv = await startServer({
+      onIngestStream: (id, audio$) => {
+        if (id.startsWith(throwFor)) throw new Error('no pipeline for you');
+        return audio$.pipe(engine.pipeline(id, { whenBusy: 'queue', maxQueue: 64 }));
+      },
+    });
+    try {
+      const call = async (callSid: string) => {
+        const ws = new WebSocket(`ws://127.0.0.1:${srv.port}/v1/telephony/twilio`);
+        const closed = new Promise<{ code: number; reason: string }>((r) => ws.once('close', (code, reason) => r({ code, reason: reason.toString() })));
+        await new Promise((r, j) => ws.once('open', r).once('error', j));
+        ws.send(
+          JSON.stringify({
+            event: 'start',
+            sequenceNumber: '1',
+            streamSid: `MZ${callSid}`,
+            start: {
+              streamSid: `MZ${callSid}`,
+              accountSid: 'AC0',
+              callSid,
+              tracks: ['inbound'],
+              customParameters: {},
+              mediaFormat: { encoding: 'audio/x-mulaw', sampleRate: 8000, channels: 1 },
+            },
+          }),
+        );
+        return { ws, closed };
+      };
+      const bad = await call('CA3333333333');
+      expect(await bad.closed).toEqual({ code: 1011, reason: 'pipeline failed: no pipeline for you' });
+      // The id is free again, and the next call (same id, hook now working) runs.
+      throwFor = 'none';
+      const ok = await call('CA3333333333');
+      ok.ws.send(JSON.stringify({ event: 'stop', sequenceNumber: '2', streamSid: 'MZCA3333333333', stop: {} }));
+      expect(await ok.closed).toEqual({ code: 1000, reason: 'stopped' });
+    } finally {
+      await srv.close();
+    }
+  });
 });

@@ -29,11 +29,11 @@
  * Auth: the `token` query parameter (Twilio `<Stream url="wss://…/v1/telephony/twilio?token=…">`)
  * or an `Authorization: Bearer` header, with the `publish` scope for the call's stream ids.
  */
-import { Subject } from 'rxjs';
+import { Subject, type Observable } from 'rxjs';
 import type { RawData, WebSocket } from 'ws';
 import { z } from 'zod';
 import { CLOSE_CODES } from '../../../core/protocol.js';
-import { PIPELINE_SAMPLE_RATE_HZ, type AudioChunk } from '../../../core/types.js';
+import { PIPELINE_SAMPLE_RATE_HZ, type AudioChunk, type PipelineEvent } from '../../../core/types.js';
 import { toAffectError } from '../../../core/errors.js';
 import type { Grant } from '../auth.js';
 import { type ServerContext, TokenBucket, toText } from '../context.js';
@@ -225,8 +225,16 @@ export function createTwilioHandler(ctx: ServerContext, fanOut: FanOut): (ws: We
       const hook = o.onIngestStream;
       if (!hook) return false;
       const subject = new Subject<AudioChunk>();
+      let events$: Observable<PipelineEvent>;
+      try {
+        events$ = hook(t.streamId, subject.pipe(fanOut.markArrivals(t.streamId)), { encoding: 'mulaw', sampleRateHz: 8000, channels: 1 });
+      } catch (err) {
+        // Thrown inside the socket's message handler, it would have been an uncaught exception.
+        if (publishers.get(t.streamId) === ws) publishers.delete(t.streamId);
+        fail(CLOSE_CODES.internalError, `pipeline failed: ${toAffectError(err).message}`);
+        return false;
+      }
       t.audio$ = subject;
-      const events$ = hook(t.streamId, subject.pipe(fanOut.markArrivals(t.streamId)), { encoding: 'mulaw', sampleRateHz: 8000, channels: 1 });
       fanOut.attach({ streamId: t.streamId, sampleRateHz: PIPELINE_SAMPLE_RATE_HZ, ...o.ingestStreamTiming }, events$, 'call ended', (e) => {
         if (e) fail(CLOSE_CODES.internalError, `pipeline failed: ${e.message}`);
       });
