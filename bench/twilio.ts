@@ -3,7 +3,7 @@
  * a real `circumplex serve --input none` child process with the default models, and from this
  * process N simulated calls on `/v1/telephony/twilio`, two tracks each (inbound + outbound), each
  * track one 20 ms μ-law packet per 20 ms of wall clock (Twilio's own framing: base64 JSON media
- * messages with timestamps), while one subscriber reads every stream on `/v1/stream`. The two parties
+ * messages with timestamps), while one subscriber reads every stream on `/v1/stream` (`TWILIO_BENCH_SUBSCRIBERS=per-call`: one subscriber per call, on its two tracks, as an agent per call would). The two parties
  * take turns (5 s of the shipped speech WAV, then 5 s of line silence at -65 dBFS, the other track
  * the opposite), as in a call. Calls start staggered over one hop (as independent calls do, so
  * their windows do not all complete in the same 20 ms; `TWILIO_BENCH_ALIGNED=1` starts them
@@ -48,6 +48,11 @@ export interface TwilioBenchOptions {
    * burst of one window per track every hop). Default true.
    */
   staggerStarts: boolean;
+  /**
+   * Who reads the frames: 'one' subscriber on every stream (`?streams=*`, a supervisor's dashboard or
+   * a recorder), or 'per-call': one subscriber per call on its two tracks (an agent per call). Default 'one'.
+   */
+  subscribers: 'one' | 'per-call';
 }
 
 export const DEFAULT_TWILIO_BENCH: TwilioBenchOptions = {
@@ -58,6 +63,7 @@ export const DEFAULT_TWILIO_BENCH: TwilioBenchOptions = {
   drainS: 15,
   continueAfterBreak: false,
   staggerStarts: true,
+  subscribers: 'one',
 };
 
 /** One level's figures. */
@@ -205,8 +211,7 @@ async function runLevel(port: number, pid: number, calls: number, o: TwilioBench
   let frames = 0;
   let dropped = 0;
   const ended = new Set<string>();
-  const sub = new WebSocket(`ws://127.0.0.1:${port}/v1/stream?streams=*`);
-  sub.on('message', (data) => {
+  const onFrame = (data: WebSocket.RawData): void => {
     const now = performance.now();
     const m = JSON.parse((data as Buffer).toString('utf8')) as ServerMessage;
     if (m.type === 'affect') {
@@ -220,11 +225,22 @@ async function runLevel(port: number, pid: number, calls: number, o: TwilioBench
       b.dropped += m.droppedWindows;
       b.latencies.push(now - (t0 + m.tMs));
     } else if (m.type === 'status' && m.state === 'ended' && t0ByStream.has(m.streamId)) ended.add(m.streamId);
-  });
-  await new Promise<void>((resolve, reject) => {
-    sub.once('open', () => resolve());
-    sub.once('error', reject);
-  });
+  };
+  const subUrls =
+    o.subscribers === 'one'
+      ? [`ws://127.0.0.1:${port}/v1/stream?streams=*`]
+      : Array.from({ length: calls }, (_, c) => `ws://127.0.0.1:${port}/v1/stream?streams=${sid(c)}:inbound,${sid(c)}:outbound`);
+  const subs = await Promise.all(
+    subUrls.map(async (url) => {
+      const sub = new WebSocket(url);
+      sub.on('message', onFrame);
+      await new Promise<void>((resolve, reject) => {
+        sub.once('open', () => resolve());
+        sub.once('error', reject);
+      });
+      return sub;
+    }),
+  );
   const sockets = await Promise.all(
     Array.from({ length: calls }, async () => {
       // An all-zero mask: ws then skips masking (the generator's own CPU), and the server's unmasking is a no-op.
@@ -321,7 +337,7 @@ async function runLevel(port: number, pid: number, calls: number, o: TwilioBench
   while (performance.now() < deadline && ended.size < tracks) await sleep(50);
   const metricsAfter = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
   for (const ws of sockets) ws.terminate();
-  sub.terminate();
+  for (const sub of subs) sub.terminate();
   const d = (name: string, label?: string) => metric(metricsAfter, name, label) - metric(metricsBefore, name, label);
   const sorted = latencies.sort((a, b) => a - b);
   const lagSorted = lags.sort((a, b) => a - b);
@@ -435,6 +451,7 @@ if (process.argv[1]?.endsWith('twilio.ts')) {
     ...(vad ? { vad: vad !== 'off' } : {}),
     continueAfterBreak: process.env['TWILIO_BENCH_CONTINUE'] === '1',
     staggerStarts: process.env['TWILIO_BENCH_ALIGNED'] !== '1',
+    subscribers: process.env['TWILIO_BENCH_SUBSCRIBERS'] === 'per-call' ? 'per-call' : 'one',
   }).then(
     (r) => console.log(JSON.stringify(r, null, 2)),
     (e: unknown) => {

@@ -13,17 +13,23 @@
  *    (windowing, VAD stage and gate, speech stage, smoothing, turns), paced by a flow so that no
  *    window is skipped, and 100 s of μ-law packets through the ingest decoder (μ-law, 8 → 16 kHz
  *    resampler), as `/v1/telephony/twilio` and `/v1/ingest` feed them: enough runs of the per-window
- *    code for V8 to optimise it (8 streams × 3 s made no measurable difference, on a loaded box).
+ *    code for V8 to optimise it (8 streams × 3 s made no measurable difference, on a loaded box);
+ * 4. ({@link warmUpServer}) the network path: 64 Twilio calls over real loopback sockets into a
+ *    throw-away server, with subscribers (ws framing, the Twilio handler, the hub, the sends).
  *
- * Nothing of it reaches a subscriber, the hub or the recording; the VAD's counters are put back, so
- * `/metrics` starts at zero. A failure is an {@link AffectError} naming the step.
+ * Nothing of it reaches a subscriber, the hub or the recording of the real server; the VAD's
+ * counters are put back, so `/metrics` starts at zero. A failure is an {@link AffectError} naming
+ * the step.
  */
 import { from, lastValueFrom, toArray } from 'rxjs';
 import { AffectError, toAffectError } from '../core/errors.js';
 import { getLogger, type Logger } from '../core/log.js';
 import { PIPELINE_SAMPLE_RATE_HZ } from '../core/types.js';
+import { float32ToMulaw } from '../streams/audio.js';
 import type { Engine } from './engine.js';
+import WebSocket from 'ws';
 import { FrameDecoder, type IngestStats } from './server/ingest.js';
+import { AffectServer } from './server/ws-server.js';
 import { FlowControl, MAX_FLOW_CHUNK_MS } from '../streams/flow.js';
 import { pacedFileSource } from '../streams/sources/wav-file.js';
 
@@ -174,5 +180,148 @@ export async function warmUp(engine: Engine, opts: Partial<WarmUpOptions> = {}):
     },
   };
   logger.info(report, `warmed up in ${report.ms.total} ms (speech model, voice activity detector, stream pipeline, ingest decoder)`);
+  return report;
+}
+
+/** How much {@link warmUpServer} runs. */
+export interface ServerWarmUpOptions {
+  /** Simulated Twilio calls (two tracks each), each with its own subscriber, plus one subscriber on every stream. */
+  calls: number;
+  /** Seconds of audio each call sends. */
+  seconds: number;
+  /** How many times faster than real time the calls send (below the ingest rate limit: 100 messages a second per call in real time). */
+  speed: number;
+  /** Hop and window of the ingest streams (serve's). */
+  ingestStreamTiming: { hopMs: number; windowMs: number };
+  logger?: Logger;
+}
+
+export const SERVER_WARM_UP_DEFAULTS: Omit<ServerWarmUpOptions, 'ingestStreamTiming'> = { calls: 64, seconds: 3, speed: 4 };
+
+/** What {@link warmUpServer} ran. */
+export interface ServerWarmUpReport {
+  calls: number;
+  mediaMessages: number;
+  framesReceived: number;
+  ms: number;
+}
+
+/**
+ * Runs the network path once before `serve` opens its port: a throw-away server on a loopback port
+ * (its own hub and metrics, the same engine and pipeline hook as `serve`), `calls` simulated Twilio
+ * calls sending μ-law media messages over real sockets, one subscriber per call and one on every
+ * stream. On a fresh server the first seconds of a 200-call level stalled the event loop for
+ * 50–300 ms at a time while this code (ws framing, the Twilio handler, the hub, the subscribers'
+ * sends) ran unoptimised, and lost windows there (docs/bench.md, session 6). Nothing reaches the real
+ * server; the VAD's counters are put back.
+ */
+export async function warmUpServer(
+  engine: Engine,
+  opts: Partial<ServerWarmUpOptions> & Pick<ServerWarmUpOptions, 'ingestStreamTiming'>,
+): Promise<ServerWarmUpReport> {
+  const o: ServerWarmUpOptions = { ...SERVER_WARM_UP_DEFAULTS, ...opts };
+  const logger = o.logger ?? getLogger();
+  const t0 = performance.now();
+  const vad = engine.vad;
+  const counters = vad && 'stats' in vad && typeof vad.stats === 'object' && vad.stats !== null ? (vad.stats as Record<string, number>) : undefined;
+  const before = counters ? { ...counters } : undefined;
+  const [report] = await step('network path', async () => {
+    // The text path (ASR) keeps per-stream recognisers: not started for synthetic calls.
+    if (engine.hasTextPath || o.calls === 0) return { calls: 0, mediaMessages: 0, framesReceived: 0, ms: 0 };
+    const server = await AffectServer.start({
+      port: 0,
+      host: '127.0.0.1',
+      ingestStreamTiming: o.ingestStreamTiming,
+      onIngestStream: (id, audio$) => audio$.pipe(engine.pipeline(id, { whenBusy: 'latest' })),
+      logger: logger.child({ component: 'warm-up' }, { level: 'warn' }),
+    });
+    const sockets: WebSocket[] = [];
+    const open = async (path: string): Promise<WebSocket> => {
+      const ws = new WebSocket(`ws://127.0.0.1:${server.port}${path}`, { perMessageDeflate: false });
+      sockets.push(ws);
+      await new Promise<void>((resolve, reject) => {
+        ws.once('open', () => resolve());
+        ws.once('error', reject);
+      });
+      return ws;
+    };
+    try {
+      let frames = 0;
+      const ended = new Set<string>();
+      const count = (data: unknown): void => {
+        const m = JSON.parse(String(data)) as { type?: string; state?: string; streamId?: string };
+        if (m.type === 'affect') frames++;
+        else if (m.type === 'status' && m.state === 'ended' && m.streamId) ended.add(m.streamId);
+      };
+      const sid = (c: number) => `CAwarmup${String(c).padStart(4, '0')}`;
+      (await open('/v1/stream?streams=*')).on('message', count);
+      await Promise.all(
+        Array.from({ length: o.calls }, async (_, c) => (await open(`/v1/stream?streams=${sid(c)}:inbound,${sid(c)}:outbound`)).on('message', () => undefined)),
+      );
+      const calls = await Promise.all(Array.from({ length: o.calls }, () => open('/v1/telephony/twilio')));
+      // A call the server closes before its stop (a pipeline that fails, a refused start) fails the warm-up at once.
+      let refused: string | undefined;
+      let stopping = false;
+      for (const ws of calls)
+        ws.once('close', (code, reason) => {
+          if (!stopping || code !== 1000) refused ??= `the server closed a warm-up call with ${code} ${String(reason)}`.trim();
+        });
+      // 20 ms μ-law packets, base64: noise on one track while the other is near-silent, 1 s turns.
+      const packets = Math.round(o.seconds * 50);
+      const payload = (k: number, track: number, c: number): string => {
+        const loud = (Math.floor(k / 50) + track) % 2 === 0;
+        const x = noise(160, 1000 + c * 7919 + k * 2 + track);
+        if (!loud) for (let i = 0; i < x.length; i++) x[i]! *= 1e-3;
+        return Buffer.from(float32ToMulaw(x)).toString('base64');
+      };
+      calls.forEach((ws, c) => {
+        ws.send(JSON.stringify({ event: 'connected', protocol: 'Call', version: '1.0.0' }));
+        ws.send(
+          JSON.stringify({
+            event: 'start',
+            sequenceNumber: '1',
+            streamSid: `MZ${sid(c)}`,
+            start: {
+              streamSid: `MZ${sid(c)}`,
+              accountSid: 'ACwarmup',
+              callSid: sid(c),
+              tracks: ['inbound', 'outbound'],
+              customParameters: {},
+              mediaFormat: { encoding: 'audio/x-mulaw', sampleRate: 8000, channels: 1 },
+            },
+          }),
+        );
+      });
+      const stepMs = 20 / o.speed;
+      const start = performance.now();
+      for (let k = 0; k < packets && refused === undefined; k++) {
+        calls.forEach((ws, c) => {
+          for (const [t, track] of ['inbound', 'outbound'].entries()) {
+            ws.send(
+              `{"event":"media","sequenceNumber":"${2 * k + 2 + t}","streamSid":"MZ${sid(c)}","media":{"track":"${track}","chunk":"${k + 1}","timestamp":"${k * 20}","payload":"${payload(k, t, c)}"}}`,
+            );
+          }
+        });
+        const wait = start + (k + 1) * stepMs - performance.now();
+        await new Promise((r) => (wait > 1 ? setTimeout(r, wait) : setImmediate(r)));
+      }
+      stopping = true;
+      for (const [c, ws] of calls.entries())
+        if (ws.readyState === WebSocket.OPEN)
+          ws.send(JSON.stringify({ event: 'stop', sequenceNumber: String(2 * packets + 2), streamSid: `MZ${sid(c)}`, stop: {} }));
+      const deadline = performance.now() + 10_000;
+      while (ended.size < 2 * o.calls && refused === undefined && performance.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      if (refused !== undefined) throw new AffectError('AFFECT_ERR_INFERENCE', refused);
+      if (ended.size < 2 * o.calls) throw new AffectError('AFFECT_ERR_INFERENCE', `only ${ended.size} of ${2 * o.calls} warm-up call tracks ended within 10 s`);
+      if (frames === 0) throw new AffectError('AFFECT_ERR_INFERENCE', 'no affect frame came back from the warm-up calls');
+      return { calls: o.calls, mediaMessages: packets * 2 * o.calls, framesReceived: frames, ms: 0 };
+    } finally {
+      for (const ws of sockets) ws.terminate();
+      await server.close('warm-up done');
+    }
+  });
+  if (counters && before) Object.assign(counters, before);
+  report.ms = Math.round(performance.now() - t0);
+  logger.info(report, `warmed up the network path in ${report.ms} ms (${report.calls} Twilio calls, ${report.framesReceived} frames to subscribers)`);
   return report;
 }

@@ -40,7 +40,7 @@ import { assertExposureAllowed } from '../server/options.js';
 import { FlowControl } from '../../streams/flow.js';
 import { checkRecorder, createMicSource, retryRecorder, type RecorderName } from '../../streams/sources/mic.js';
 import { PIPELINE_SAMPLE_RATE_HZ, samplesToMs, type AudioChunk } from '../../core/types.js';
-import { warmUp } from '../warm-up.js';
+import { warmUp, warmUpServer } from '../warm-up.js';
 
 /** Parsed `serve` options. */
 export interface ServeCommandOptions extends EscalationFlags {
@@ -233,6 +233,7 @@ export async function serveCommand(opts: ServeCommandOptions, err: NodeJS.Writab
   if (env.warmUp === 'on') {
     try {
       await warmUp(engine, { logger });
+      await warmUpServer(engine, { ingestStreamTiming: { hopMs: opts.hopMs, windowMs: opts.windowMs }, logger });
     } catch (e) {
       recorder?.close();
       await engine.close();

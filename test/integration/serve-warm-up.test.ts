@@ -10,7 +10,7 @@ import { lastValueFrom, toArray } from 'rxjs';
 import { REPO_ROOT } from '../../core/config.js';
 import { AffectError } from '../../core/errors.js';
 import { createEngine, type Engine } from '../../src/engine.js';
-import { warmUp, WARM_UP_DEFAULTS } from '../../src/warm-up.js';
+import { warmUp, warmUpServer, WARM_UP_DEFAULTS } from '../../src/warm-up.js';
 import { wavFileSource } from '../../streams/sources/wav-file.js';
 import { FlowControl } from '../../streams/flow.js';
 import { waitForListening } from '../helpers/listening.js';
@@ -67,6 +67,36 @@ describe('warmUp', () => {
   });
 });
 
+describe('warmUpServer', () => {
+  it('runs Twilio calls and subscribers through a throw-away loopback server: every track ends, frames reach the subscribers, VAD counters stay at zero', async () => {
+    const stats = (engine.vad as unknown as { stats: Record<string, number> }).stats;
+    const before = { ...stats };
+    const r = await warmUpServer(engine, { calls: 8, seconds: 3, ingestStreamTiming: { hopMs: 250, windowMs: 1000 }, logger: await silent() });
+    expect(r.calls).toBe(8);
+    expect(r.mediaMessages).toBe(8 * 2 * 150);
+    // 16 tracks × 9 windows (3 s, 1 s windows every 250 ms) at most; 'latest' may skip some at 4× real time.
+    expect(r.framesReceived).toBeGreaterThan(0);
+    expect(r.framesReceived).toBeLessThanOrEqual(16 * 9);
+    expect(stats).toEqual(before);
+  }, 60_000);
+
+  it('names the step when the pipeline fails', async () => {
+    const broken = {
+      ...engine,
+      hasTextPath: false,
+      vad: undefined,
+      pipeline: () => () => {
+        throw new Error('pipeline exploded');
+      },
+    } as unknown as Engine;
+    const err = await warmUpServer(broken, { calls: 2, seconds: 1, ingestStreamTiming: { hopMs: 250, windowMs: 1000 }, logger: await silent() }).catch(
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(AffectError);
+    expect((err as AffectError).message).toBe('warm-up (network path) failed: the server closed a warm-up call with 1011 pipeline failed: pipeline exploded');
+  }, 30_000);
+});
+
 describe('serve', () => {
   const start = async (env: NodeJS.ProcessEnv) => {
     const child = spawn(process.execPath, [BIN, 'serve', '--input', 'none', '--port', '0', '--device', 'cpu'], {
@@ -85,6 +115,9 @@ describe('serve', () => {
     const warmed = on.indexOf('warmed up in');
     expect(warmed).toBeGreaterThan(-1);
     expect(warmed).toBeLessThan(on.indexOf('listening on'));
+    const network = on.indexOf('warmed up the network path in');
+    expect(network).toBeGreaterThan(warmed);
+    expect(network).toBeLessThan(on.indexOf('listening on'));
     const off = await start({ CIRCUMPLEX_WARM_UP: 'off' });
     expect(off).toMatch(/listening on/);
     expect(off).not.toMatch(/warmed up in/);
