@@ -25,6 +25,7 @@ import WebSocket from 'ws';
 import type { ServerMessage } from '../core/protocol.js';
 import { REPO_ROOT } from '../core/config.js';
 import { float32ToMulaw, resample } from '../streams/audio.js';
+import { twilioConnected, twilioMedia, twilioStart, twilioStop } from '../src/server/twilio-messages.js';
 
 /** Options for {@link benchTwilio}. */
 export interface TwilioBenchOptions {
@@ -266,34 +267,18 @@ async function runLevel(port: number, pid: number, calls: number, o: TwilioBench
   const msgs = Array.from({ length: calls }, (_, c) =>
     Array.from({ length: n }, (_, k) => {
       const p = (k + offset(c)) % n;
-      const ts = String(k * 20);
-      return [0, 1].map((t) =>
-        Buffer.from(
-          `{"event":"media","sequenceNumber":"${2 * k + 2 + t}","streamSid":"${streamSid(c)}","media":{"track":"${t === 0 ? 'inbound' : 'outbound'}","chunk":"${k + 1}","timestamp":"${ts}","payload":"${packets[t]![p]}"}}`,
-        ),
-      ) as [Buffer, Buffer];
+      return [Buffer.from(twilioMedia(streamSid(c), 'inbound', k, packets[0][p]!)), Buffer.from(twilioMedia(streamSid(c), 'outbound', k, packets[1][p]!))] as [
+        Buffer,
+        Buffer,
+      ];
     }),
   );
-  const stopMsg = Buffer.from(JSON.stringify({ event: 'stop', sequenceNumber: '0', streamSid: 'x', stop: {} }));
+  const stopMsg = Buffer.from(twilioStop('x'));
   const metricsBefore = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
   const start = performance.now() + 50;
   sockets.forEach((ws, c) => {
-    ws.send(JSON.stringify({ event: 'connected', protocol: 'Call', version: '1.0.0' }));
-    ws.send(
-      JSON.stringify({
-        event: 'start',
-        sequenceNumber: '1',
-        streamSid: streamSid(c),
-        start: {
-          streamSid: streamSid(c),
-          accountSid: 'AC0',
-          callSid: sid(c),
-          tracks: ['inbound', 'outbound'],
-          customParameters: {},
-          mediaFormat: { encoding: 'audio/x-mulaw', sampleRate: 8000, channels: 1 },
-        },
-      }),
-    );
+    ws.send(twilioConnected());
+    ws.send(twilioStart(sid(c), { streamSid: streamSid(c) }));
     const callStart = start + (c % slots) * (20 / slots) + lag(c) * 20;
     t0ByStream.set(`${sid(c)}:inbound`, callStart);
     t0ByStream.set(`${sid(c)}:outbound`, callStart);

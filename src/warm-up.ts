@@ -30,6 +30,7 @@ import type { Engine } from './engine.js';
 import WebSocket from 'ws';
 import { FrameDecoder, type IngestStats } from './server/ingest.js';
 import { AffectServer } from './server/ws-server.js';
+import { twilioConnected, twilioMedia, twilioStart, twilioStop } from './server/twilio-messages.js';
 import { FlowControl, MAX_FLOW_CHUNK_MS } from '../streams/flow.js';
 import { pacedFileSource } from '../streams/sources/wav-file.js';
 
@@ -275,40 +276,21 @@ export async function warmUpServer(
         return Buffer.from(float32ToMulaw(x)).toString('base64');
       };
       calls.forEach((ws, c) => {
-        ws.send(JSON.stringify({ event: 'connected', protocol: 'Call', version: '1.0.0' }));
-        ws.send(
-          JSON.stringify({
-            event: 'start',
-            sequenceNumber: '1',
-            streamSid: `MZ${sid(c)}`,
-            start: {
-              streamSid: `MZ${sid(c)}`,
-              accountSid: 'ACwarmup',
-              callSid: sid(c),
-              tracks: ['inbound', 'outbound'],
-              customParameters: {},
-              mediaFormat: { encoding: 'audio/x-mulaw', sampleRate: 8000, channels: 1 },
-            },
-          }),
-        );
+        ws.send(twilioConnected());
+        ws.send(twilioStart(sid(c), { accountSid: 'ACwarmup' }));
       });
       const stepMs = 20 / o.speed;
       const start = performance.now();
       for (let k = 0; k < packets && refused === undefined; k++) {
         calls.forEach((ws, c) => {
-          for (const [t, track] of ['inbound', 'outbound'].entries()) {
-            ws.send(
-              `{"event":"media","sequenceNumber":"${2 * k + 2 + t}","streamSid":"MZ${sid(c)}","media":{"track":"${track}","chunk":"${k + 1}","timestamp":"${k * 20}","payload":"${payload(k, t, c)}"}}`,
-            );
-          }
+          ws.send(twilioMedia(`MZ${sid(c)}`, 'inbound', k, payload(k, 0, c)));
+          ws.send(twilioMedia(`MZ${sid(c)}`, 'outbound', k, payload(k, 1, c)));
         });
         const wait = start + (k + 1) * stepMs - performance.now();
         await new Promise((r) => (wait > 1 ? setTimeout(r, wait) : setImmediate(r)));
       }
       stopping = true;
-      for (const [c, ws] of calls.entries())
-        if (ws.readyState === WebSocket.OPEN)
-          ws.send(JSON.stringify({ event: 'stop', sequenceNumber: String(2 * packets + 2), streamSid: `MZ${sid(c)}`, stop: {} }));
+      for (const [c, ws] of calls.entries()) if (ws.readyState === WebSocket.OPEN) ws.send(twilioStop(`MZ${sid(c)}`, 2 * packets + 2));
       const deadline = performance.now() + 10_000;
       while (ended.size < 2 * o.calls && refused === undefined && performance.now() < deadline) await new Promise((r) => setTimeout(r, 20));
       if (refused !== undefined) throw new AffectError('AFFECT_ERR_INFERENCE', refused);

@@ -10,6 +10,7 @@ import { createEngine, type Engine } from '../../src/engine.js';
 import type { RunningServer } from '../../src/server/ws-server.js';
 import { float32ToMulaw, resample } from '../../streams/audio.js';
 import { concat, silence, speak } from '../helpers/vad-audio.js';
+import { twilioStart, twilioStop } from '../../src/server/twilio-messages.js';
 import { connect, silentLogger, startServer, type TestClient } from '../helpers/server-helpers.js';
 
 const TOKEN = 'twilio-test-token';
@@ -214,21 +215,7 @@ describe('Twilio Media Streams ingest', () => {
         const ws = new WebSocket(`ws://127.0.0.1:${srv.port}/v1/telephony/twilio`);
         const closed = new Promise<{ code: number; reason: string }>((r) => ws.once('close', (code, reason) => r({ code, reason: reason.toString() })));
         await new Promise((r, j) => ws.once('open', r).once('error', j));
-        ws.send(
-          JSON.stringify({
-            event: 'start',
-            sequenceNumber: '1',
-            streamSid: `MZ${callSid}`,
-            start: {
-              streamSid: `MZ${callSid}`,
-              accountSid: 'AC0',
-              callSid,
-              tracks: ['inbound'],
-              customParameters: {},
-              mediaFormat: { encoding: 'audio/x-mulaw', sampleRate: 8000, channels: 1 },
-            },
-          }),
-        );
+        ws.send(twilioStart(callSid, { tracks: ['inbound'] }));
         return { ws, closed };
       };
       const bad = await call('CA3333333333');
@@ -236,7 +223,7 @@ describe('Twilio Media Streams ingest', () => {
       // The id is free again, and the next call (same id, hook now working) runs.
       throwFor = 'none';
       const ok = await call('CA3333333333');
-      ok.ws.send(JSON.stringify({ event: 'stop', sequenceNumber: '2', streamSid: 'MZCA3333333333', stop: {} }));
+      ok.ws.send(twilioStop('MZCA3333333333', 2));
       expect(await ok.closed).toEqual({ code: 1000, reason: 'stopped' });
     } finally {
       await srv.close();
