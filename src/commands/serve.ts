@@ -232,8 +232,12 @@ export async function serveCommand(opts: ServeCommandOptions, err: NodeJS.Writab
   // Before the port opens: the first calls must not pay for first runs (models, pipeline, ingest).
   if (env.warmUp === 'on') {
     try {
-      await warmUp(engine, { logger });
-      await warmUpServer(engine, { ingestStreamTiming: { hopMs: opts.hopMs, windowMs: opts.windowMs }, logger });
+      const w = await warmUp(engine, { logger });
+      await warmUpServer(engine, {
+        ingestStreamTiming: { hopMs: opts.hopMs, windowMs: opts.windowMs },
+        ...(w.speechWindows > 0 ? { modelMsPerWindow: w.ms.speech / w.speechWindows } : {}),
+        logger,
+      });
     } catch (e) {
       recorder?.close();
       await engine.close();

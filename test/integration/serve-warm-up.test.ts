@@ -6,7 +6,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
-import { lastValueFrom, toArray } from 'rxjs';
+import { lastValueFrom, NEVER, toArray } from 'rxjs';
 import { REPO_ROOT } from '../../core/config.js';
 import { AffectError } from '../../core/errors.js';
 import { createEngine, type Engine } from '../../src/engine.js';
@@ -78,6 +78,20 @@ describe('warmUpServer', () => {
     expect(r.framesReceived).toBeGreaterThan(0);
     expect(r.framesReceived).toBeLessThanOrEqual(16 * 9);
     expect(stats).toEqual(before);
+  }, 60_000);
+
+  it('runs fewer calls, or none, for a model too slow for them, and goes on with a warning when streams do not end in time', async () => {
+    const timing = { hopMs: 250, windowMs: 1000 };
+    // 3 s → 9 windows a track, 18 a call: a 100 ms model fits 2 calls into 4 s of model time, a 500 ms one none.
+    expect((await warmUpServer(engine, { calls: 8, ingestStreamTiming: timing, modelMsPerWindow: 100, logger: await silent() })).calls).toBe(2);
+    const none = await warmUpServer(engine, { calls: 8, ingestStreamTiming: timing, modelMsPerWindow: 500, logger: await silent() });
+    expect(none).toMatchObject({ calls: 0, mediaMessages: 0, framesReceived: 0 });
+    // A pipeline that never completes: the warm-up waits drainMs, then returns saying so.
+    const stuck = { ...engine, hasTextPath: false, vad: undefined, pipeline: () => () => NEVER } as unknown as Engine;
+    const t0 = Date.now();
+    const r = await warmUpServer(stuck, { calls: 2, seconds: 1, ingestStreamTiming: timing, drainMs: 500, logger: await silent() });
+    expect(r).toMatchObject({ calls: 2, unfinishedTracks: 4, framesReceived: 0 });
+    expect(Date.now() - t0).toBeLessThan(10_000);
   }, 60_000);
 
   it('names the step when the pipeline fails', async () => {
