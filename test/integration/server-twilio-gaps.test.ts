@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { WebSocket } from 'ws';
 import { tap } from 'rxjs';
-import { float32ToMulaw } from '../../streams/audio.js';
+import { float32ToMulaw, mulawToFloat32, resample } from '../../streams/audio.js';
 import type { AudioChunk } from '../../core/types.js';
 import { RedisHub } from '../../src/server/redis-hub.js';
 import type { RunningServer } from '../../src/server/ws-server.js';
@@ -176,6 +176,55 @@ describe('Twilio media timestamps: gaps are filled so audio time stays true', ()
       at += c.samples.length;
     }
     expect(at).toBe(55 * 320);
+  });
+});
+
+describe('Twilio media: decoded once per hop, the same samples at the same packet', () => {
+  let server: RunningServer;
+  beforeAll(async () => {
+    server = await startServer({ onIngestStream: (id, audio$) => recording(id)(audio$) });
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  it('a hop reaches the pipeline with the packet that completes it, and the audio equals decoding the whole call at once', async () => {
+    const pk = tonePackets(60);
+    const id = 'CAONCE000001:inbound';
+    const call = new TwilioCall(server.port);
+    await call.opened;
+    call.start('CAONCE000001');
+    const chunksNow = async () => {
+      await sleep(150);
+      return (received.get(id) ?? []).map((c) => [c.startSample, c.samples.length]);
+    };
+    // 12 packets = 240 ms: the first hop (4000 samples at 16 kHz) is not complete yet.
+    for (let k = 0; k < 12; k++) call.media('inbound', k, pk[k]!);
+    expect(await chunksNow()).toEqual([]);
+    // The 13th packet (260 ms) completes it: it goes out now, not with a later packet.
+    call.media('inbound', 12, pk[12]!);
+    expect(await chunksNow()).toEqual([[0, 4000]]);
+    // A 100 ms timestamp gap (filled with μ-law silence), then the rest.
+    for (let k = 13; k < 60; k++) call.media('inbound', k, pk[k]!, String((k < 30 ? k : k + 5) * 20));
+    call.stop();
+    expect((await call.closed).code).toBe(1000);
+    await sleep(50);
+    const chunks = received.get(id)!;
+    const got = new Float32Array(chunks.reduce((n, c) => n + c.samples.length, 0));
+    let at = 0;
+    for (const c of chunks) {
+      expect(c.startSample).toBe(at);
+      got.set(c.samples, at);
+      at += c.samples.length;
+    }
+    const bytes = Buffer.concat([
+      ...pk.slice(0, 30).map((p) => Buffer.from(p, 'base64')),
+      Buffer.alloc(5 * 160, 0xff),
+      ...pk.slice(30).map((p) => Buffer.from(p, 'base64')),
+    ]);
+    const want = resample(mulawToFloat32(bytes), 8000, 16000);
+    expect(got.length).toBe(want.length);
+    expect(Array.from(got)).toEqual(Array.from(want));
   });
 });
 

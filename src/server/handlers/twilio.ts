@@ -128,8 +128,15 @@ interface TrackState {
   /** Decoded 16 kHz audio not yet sent to the pipeline (coalescing), `pendingLen` samples. */
   pending: Float32Array;
   pendingLen: number;
-  /** Packets accepted into `pending`, counted in the metrics when it is sent. */
+  /** Packets accepted into `raw` and `pending`, counted in the metrics when `pending` is sent. */
   pendingPackets: number;
+  /**
+   * μ-law bytes received and not yet decoded, `rawLen` of them: decoded together when they reach
+   * the next hop end or the coalescing bound (see `rawDue`), one decoder and resampler call per hop
+   * instead of one per 20 ms packet, with the same samples at the same time.
+   */
+  raw: Uint8Array;
+  rawLen: number;
   /** The 16 kHz sample index where the windows are aligned (0, or where audio resumed after a long gap). */
   hopBase: number;
   /** μ-law bytes (8 kHz samples) of this track so far, received or filled: the track's clock. */
@@ -157,6 +164,41 @@ export function createTwilioHandler(ctx: ServerContext, fanOut: FanOut): (ws: We
     const startSample = t.nextSample;
     t.nextSample += n;
     t.audio$?.next({ streamId: t.streamId, startSample, samples: t.pending.slice(0, n) });
+  };
+  /**
+   * Decodes a track's held μ-law bytes and adds the samples; the decoder's error message if it
+   * refused them (μ-law has none but an empty frame, which `rawLen` rules out).
+   */
+  const decodeRaw = (t: TrackState, stats: IngestStats): string | undefined => {
+    if (t.rawLen === 0) return undefined;
+    const r = t.decoder.decode(t.raw.subarray(0, t.rawLen), stats);
+    t.rawLen = 0;
+    if ('reason' in r) return r.message;
+    addSamples(t, r.samples, stats);
+    return undefined;
+  };
+  /** Holds μ-law bytes for a track (the decoder and resampler copy what they read). */
+  const appendRaw = (t: TrackState, bytes: Uint8Array | number, n: number): void => {
+    if (t.rawLen + n > t.raw.length) {
+      const grown = new Uint8Array(Math.max(2 * t.raw.length, t.rawLen + n));
+      grown.set(t.raw.subarray(0, t.rawLen));
+      t.raw = grown;
+    }
+    if (typeof bytes === 'number') t.raw.fill(bytes, t.rawLen, t.rawLen + n);
+    else t.raw.set(bytes, t.rawLen);
+    t.rawLen += n;
+  };
+  /**
+   * The held bytes reach the next hop end (or the coalescing bound): decoding them now sends that
+   * audio on exactly when decoding every packet did. The resampler (8 → 16 kHz) turns R more bytes
+   * into 2R more output samples once its look-ahead is filled, and the samples still held back for
+   * it are already counted behind `nextSample + pendingLen`.
+   */
+  const rawDue = (t: TrackState): boolean => {
+    const end = t.nextSample + t.pendingLen;
+    const toHop = hopN - ((((end - t.hopBase) % hopN) + hopN) % hopN);
+    const room = Math.min(toHop, coalesceMax - t.pendingLen);
+    return (t.rawLen * PIPELINE_SAMPLE_RATE_HZ) / 8000 >= room;
   };
   /** Adds decoded 16 kHz samples to a track; sends them on at a hop end or at the coalescing bound. */
   const addSamples = (t: TrackState, samples: Float32Array, stats: IngestStats): void => {
@@ -206,6 +248,8 @@ export function createTwilioHandler(ctx: ServerContext, fanOut: FanOut): (ws: We
       for (const t of tracks.values()) {
         // Every track's stream id is free again, opened or not (a refused or never-opened track too).
         if (publishers.get(t.streamId) === ws) publishers.delete(t.streamId);
+        // Bytes held for decoding go out first (the decoder cannot refuse non-empty μ-law; a refusal here drops them).
+        decodeRaw(t, stats);
         flushPending(t);
         if (!t.audio$) continue;
         const s = t.audio$;
@@ -263,6 +307,8 @@ export function createTwilioHandler(ctx: ServerContext, fanOut: FanOut): (ws: We
           pending: new Float32Array(coalesceMax + 4096),
           pendingLen: 0,
           pendingPackets: 0,
+          raw: new Uint8Array(Math.ceil((coalesceMax * 8000) / PIPELINE_SAMPLE_RATE_HZ) + 1024),
+          rawLen: 0,
           hopBase: 0,
           bytes8k: 0,
           gaps: 0,
@@ -338,21 +384,24 @@ export function createTwilioHandler(ctx: ServerContext, fanOut: FanOut): (ws: We
         t.gapMs += lead;
         t.bytes8k += n;
         if (lead <= TWILIO_MAX_FILL_MS) {
-          const r = t.decoder.decode(Buffer.alloc(n, MULAW_SILENCE), stats);
-          if (!('reason' in r)) addSamples(t, r.samples, stats);
+          appendRaw(t, MULAW_SILENCE, n);
         } else {
           // A long gap: the clock moves on without samples (windows restart on the new audio, aligned there).
+          const err = decodeRaw(t, stats);
+          if (err !== undefined) return fail(CLOSE_CODES.protocolError, err);
           flushPending(t);
           t.nextSample += Math.round((n * PIPELINE_SAMPLE_RATE_HZ) / 8000);
           t.hopBase = t.nextSample;
         }
       }
-      const r = t.decoder.decode(bytes, stats);
-      if ('reason' in r) return fail(CLOSE_CODES.protocolError, r.message);
+      appendRaw(t, bytes, bytes.length);
       stats.framesAccepted++;
       t.pendingPackets++;
       t.bytes8k += bytes.length;
-      addSamples(t, r.samples, stats);
+      if (rawDue(t)) {
+        const err = decodeRaw(t, stats);
+        if (err !== undefined) return fail(CLOSE_CODES.protocolError, err);
+      }
     };
 
     /** Parses a message with its schema; on failure closes the call naming the first problem. */
