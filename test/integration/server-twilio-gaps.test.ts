@@ -3,6 +3,8 @@
  * keeps every audio chunk, so the test sees exactly what the pipeline got):
  * - media `timestamp` gaps (packets lost upstream) are filled with silence so audio time stays true;
  *   gaps longer than TWILIO_MAX_FILL_MS advance the clock without samples; a bad timestamp closes 1002.
+ * - packets reach the pipeline coalesced into hop-aligned chunks, decoded once per hop: each hop with
+ *   the packet that completes it, the audio equal to decoding the whole call at once.
  * - with a Redis backplane (real redis-server), a socket that closes while its claims are on their
  *   way does not leave the call's stream ids busy: the same call can start again on that node and
  *   on another node.
@@ -76,7 +78,7 @@ const rms = (x: Float32Array, a: number, b: number): number => {
   return Math.sqrt(s / Math.max(1, b - a));
 };
 
-describe('Twilio media timestamps: gaps are filled so audio time stays true', () => {
+describe('Twilio media: timestamps, coalescing and decoding', () => {
   let server: RunningServer;
   beforeAll(async () => {
     server = await startServer({ onIngestStream: (id, audio$) => recording(id)(audio$) });
@@ -176,16 +178,6 @@ describe('Twilio media timestamps: gaps are filled so audio time stays true', ()
       at += c.samples.length;
     }
     expect(at).toBe(55 * 320);
-  });
-});
-
-describe('Twilio media: decoded once per hop, the same samples at the same packet', () => {
-  let server: RunningServer;
-  beforeAll(async () => {
-    server = await startServer({ onIngestStream: (id, audio$) => recording(id)(audio$) });
-  });
-  afterAll(async () => {
-    await server?.close();
   });
 
   it('a hop reaches the pipeline with the packet that completes it, and the audio equals decoding the whole call at once', async () => {
