@@ -79,6 +79,16 @@ function noise(n: number, seed: number): Float32Array {
   return out;
 }
 
+/** Snapshots the VAD's counters; the function returned puts them back (so `/metrics` starts at zero). */
+function keepVadCounters(engine: Engine): () => void {
+  const vad = engine.vad;
+  const counters = vad && 'stats' in vad && typeof vad.stats === 'object' && vad.stats !== null ? (vad.stats as Record<string, number>) : undefined;
+  const before = counters ? { ...counters } : undefined;
+  return () => {
+    if (counters && before) Object.assign(counters, before);
+  };
+}
+
 async function step<T>(name: string, run: () => Promise<T>): Promise<[T, number]> {
   const t0 = performance.now();
   try {
@@ -112,8 +122,7 @@ export async function warmUp(engine: Engine, opts: Partial<WarmUpOptions> = {}):
   });
 
   const vad = engine.vad;
-  const counters = vad && 'stats' in vad && typeof vad.stats === 'object' && vad.stats !== null ? (vad.stats as Record<string, number>) : undefined;
-  const before = counters ? { ...counters } : undefined;
+  const restoreVadCounters = keepVadCounters(engine);
   const [vadRequests, vadMs] = await step('voice activity detector', async () => {
     if (!vad) return 0;
     let n = 0;
@@ -151,7 +160,7 @@ export async function warmUp(engine: Engine, opts: Partial<WarmUpOptions> = {}):
     const events = await Promise.all(runs);
     return events.reduce((n, ev) => n + ev.filter((e) => e.kind === 'affect').length, 0);
   });
-  if (counters && before) Object.assign(counters, before);
+  restoreVadCounters();
 
   const [ingestPackets, ingestMs] = await step('ingest decoder', () => {
     const stats: IngestStats = { framesAccepted: 0, framesRejected: 0, samplesNonFinite: 0, samplesClipped: 0, samplesOut: 0 };
@@ -241,9 +250,7 @@ export async function warmUpServer(
   const o: ServerWarmUpOptions = { ...SERVER_WARM_UP_DEFAULTS, ...opts };
   const logger = o.logger ?? getLogger();
   const t0 = performance.now();
-  const vad = engine.vad;
-  const counters = vad && 'stats' in vad && typeof vad.stats === 'object' && vad.stats !== null ? (vad.stats as Record<string, number>) : undefined;
-  const before = counters ? { ...counters } : undefined;
+  const restoreVadCounters = keepVadCounters(engine);
   const [report] = await step('network path', async () => {
     // The text path (ASR) keeps per-stream recognisers: not started for synthetic calls.
     const none: ServerWarmUpReport = { calls: 0, mediaMessages: 0, framesReceived: 0, unfinishedTracks: 0, ms: 0 };
@@ -293,14 +300,16 @@ export async function warmUpServer(
         ws.once('close', (code, reason) => {
           if (!stopping || code !== 1000) refused ??= `the server closed a warm-up call with ${code} ${String(reason)}`.trim();
         });
-      // 20 ms μ-law packets, base64: noise on one track while the other is near-silent, 1 s turns.
+      // 20 ms μ-law packets, base64, encoded once (every call sends the same): noise on one track
+      // while the other is near-silent, 1 s turns.
       const packets = Math.round(o.seconds * 50);
-      const payload = (k: number, track: number, c: number): string => {
-        const loud = (Math.floor(k / 50) + track) % 2 === 0;
-        const x = noise(160, 1000 + c * 7919 + k * 2 + track);
-        if (!loud) for (let i = 0; i < x.length; i++) x[i]! *= 1e-3;
-        return Buffer.from(float32ToMulaw(x)).toString('base64');
-      };
+      const payloads = [0, 1].map((track) =>
+        Array.from({ length: packets }, (_, k) => {
+          const x = noise(160, 1000 + k * 2 + track);
+          if ((Math.floor(k / 50) + track) % 2 === 1) for (let i = 0; i < x.length; i++) x[i]! *= 1e-3;
+          return Buffer.from(float32ToMulaw(x)).toString('base64');
+        }),
+      );
       callSockets.forEach((ws, c) => {
         ws.send(twilioConnected());
         ws.send(twilioStart(sid(c), { accountSid: 'ACwarmup' }));
@@ -309,8 +318,8 @@ export async function warmUpServer(
       const start = performance.now();
       for (let k = 0; k < packets && refused === undefined; k++) {
         callSockets.forEach((ws, c) => {
-          ws.send(twilioMedia(`MZ${sid(c)}`, 'inbound', k, payload(k, 0, c)));
-          ws.send(twilioMedia(`MZ${sid(c)}`, 'outbound', k, payload(k, 1, c)));
+          ws.send(twilioMedia(`MZ${sid(c)}`, 'inbound', k, payloads[0]![k]!));
+          ws.send(twilioMedia(`MZ${sid(c)}`, 'outbound', k, payloads[1]![k]!));
         });
         const wait = start + (k + 1) * stepMs - performance.now();
         await new Promise((r) => (wait > 1 ? setTimeout(r, wait) : setImmediate(r)));
@@ -334,7 +343,7 @@ export async function warmUpServer(
       await server.close('warm-up done');
     }
   });
-  if (counters && before) Object.assign(counters, before);
+  restoreVadCounters();
   report.ms = Math.round(performance.now() - t0);
   logger.info(report, `warmed up the network path in ${report.ms} ms (${report.calls} Twilio calls, ${report.framesReceived} frames to subscribers)`);
   return report;
