@@ -165,6 +165,12 @@ export function createTwilioHandler(ctx: ServerContext, fanOut: FanOut): (ws: We
     t.nextSample += n;
     t.audio$?.next({ streamId: t.streamId, startSample, samples: t.pending.slice(0, n) });
   };
+  /** Samples a track can take before it sends: up to the next hop end (where a window can complete) or the coalescing bound. */
+  const room = (t: TrackState): number => {
+    const end = t.nextSample + t.pendingLen;
+    const toHop = hopN - ((((end - t.hopBase) % hopN) + hopN) % hopN);
+    return Math.min(toHop, coalesceMax - t.pendingLen);
+  };
   /**
    * Decodes a track's held μ-law bytes and adds the samples; the decoder's error message if it
    * refused them (μ-law has none but an empty frame, which `rawLen` rules out).
@@ -194,27 +200,19 @@ export function createTwilioHandler(ctx: ServerContext, fanOut: FanOut): (ws: We
    * into 2R more output samples once its look-ahead is filled, and the samples still held back for
    * it are already counted behind `nextSample + pendingLen`.
    */
-  const rawDue = (t: TrackState): boolean => {
-    const end = t.nextSample + t.pendingLen;
-    const toHop = hopN - ((((end - t.hopBase) % hopN) + hopN) % hopN);
-    const room = Math.min(toHop, coalesceMax - t.pendingLen);
-    return (t.rawLen * PIPELINE_SAMPLE_RATE_HZ) / 8000 >= room;
-  };
+  const rawDue = (t: TrackState): boolean => (t.rawLen * PIPELINE_SAMPLE_RATE_HZ) / 8000 >= room(t);
   /** Adds decoded 16 kHz samples to a track; sends them on at a hop end or at the coalescing bound. */
   const addSamples = (t: TrackState, samples: Float32Array, stats: IngestStats): void => {
     if (samples.length === 0 || !t.audio$) return;
     stats.samplesOut += samples.length;
     let at = 0;
     while (at < samples.length) {
-      const end = t.nextSample + t.pendingLen;
-      // Samples up to the next hop end (where a window can complete) or the coalescing bound.
-      const toHop = hopN - ((((end - t.hopBase) % hopN) + hopN) % hopN);
-      const room = Math.min(toHop, coalesceMax - t.pendingLen);
-      const m = Math.min(room, samples.length - at);
+      const r = room(t);
+      const m = Math.min(r, samples.length - at);
       t.pending.set(samples.subarray(at, at + m), t.pendingLen);
       t.pendingLen += m;
       at += m;
-      if (m === room) flushPending(t);
+      if (m === r) flushPending(t);
     }
   };
 
@@ -274,7 +272,7 @@ export function createTwilioHandler(ctx: ServerContext, fanOut: FanOut): (ws: We
         events$ = hook(t.streamId, subject.pipe(fanOut.markArrivals(t.streamId)), { encoding: 'mulaw', sampleRateHz: 8000, channels: 1 });
       } catch (err) {
         // Thrown inside the socket's message handler, it would have been an uncaught exception.
-        if (publishers.get(t.streamId) === ws) publishers.delete(t.streamId);
+        // fail() ends the call, which frees every track's stream id.
         fail(CLOSE_CODES.internalError, `pipeline failed: ${toAffectError(err).message}`);
         return false;
       }
