@@ -37,6 +37,7 @@ import { benchBatchSweep, benchEfficiency } from './sections/efficiency.js';
 import { benchFanout, type FanoutPoint } from './sections/fanout.js';
 import { benchEncoders, encodersPlan, formatEncoders, STANDINS, type EncodersSection, type StandinName } from './sections/encoders.js';
 import { parseSpeechStreaming, SPEECH_STREAMING_HELP, type SpeechStreamingFlag } from '../models/streaming-speech.js';
+import { parseIntraOpThreads, THREADS_HELP, type IntraOpThreads } from '../models/threads.js';
 import { benchCluster, type ClusterSection } from './sections/cluster.js';
 import { benchVad, type VadSection } from './sections/vad.js';
 import type { TwilioBenchResult } from './twilio.js';
@@ -88,6 +89,8 @@ export interface BenchOptions {
   encoderInt8?: boolean;
   /** Compute-once streaming of the engine's speech model in the other sections (default off). */
   speechStreaming?: SpeechStreamingFlag;
+  /** ONNX intra-op threads of the encoders section's sessions (default auto, models/threads.ts). */
+  threads?: IntraOpThreads;
 }
 
 /** Sizes of each section (full vs quick). */
@@ -374,6 +377,7 @@ async function runBenchInner(o: BenchOptions, log: (line: string) => void, t0: n
       }
       if (o.encoderBatches) ePlan.batchSizes = o.encoderBatches;
       if (o.encoderInt8) ePlan.int8 = true;
+      if (o.threads !== undefined) ePlan.intraOpThreads = o.threads;
       sections['encoders'] = await benchEncoders({ encoders: enc, device: o.device, quick: o.quick, samples, log, plan: ePlan });
     }
     if (want('cluster')) {
@@ -689,6 +693,7 @@ export async function main(argv: string[] = process.argv): Promise<number> {
       parseSpeechStreaming,
       'off',
     )
+    .option('--threads <auto|n>', `the encoders section's sessions: ${THREADS_HELP}`, (v) => parseIntraOpThreads(v, '--threads'), 'auto')
     .option('--out <dir>', 'report folder', path.join(REPO_ROOT, 'bench', 'results'))
     .option('--log-level <level>', 'pino log level', 'warn')
     .exitOverride();
@@ -710,6 +715,7 @@ export async function main(argv: string[] = process.argv): Promise<number> {
       encoderBatches?: number[];
       encoderInt8: boolean;
       speechStreaming: SpeechStreamingFlag;
+      threads: IntraOpThreads;
     }>();
     setLogLevel(opts.logLevel);
     const { report, file } = await runBench({
@@ -727,6 +733,7 @@ export async function main(argv: string[] = process.argv): Promise<number> {
       ...(opts.encoderBatches ? { encoderBatches: opts.encoderBatches } : {}),
       ...(opts.encoderInt8 ? { encoderInt8: true } : {}),
       speechStreaming: opts.speechStreaming,
+      threads: opts.threads,
     });
     process.stdout.write(formatBenchSummary(report, file));
     return 0;

@@ -1,6 +1,7 @@
 /** Options shared by every model loader in models/registry.ts. */
 import type { Logger } from '../core/log.js';
 import type { Device } from './ports.js';
+import type { IntraOpThreads } from './threads.js';
 
 /** How to load a model. */
 export interface LoadModelOptions {
@@ -14,8 +15,11 @@ export interface LoadModelOptions {
   maxWaitMs?: number;
   /** Most windows waiting per model before new ones are rejected (dropped). Default 4 × maxBatch (the ONNX speech model without an explicit maxBatch: 512). */
   maxQueue?: number;
-  /** ORT intra-op threads per session (0: ORT default). Default 0. */
-  intraOpThreads?: number;
+  /**
+   * ORT intra-op threads per session (models/threads.ts): a count, 0 for ORT's own default, or
+   * 'auto' (default): 1 for small models, every core (≤ 8) for real-size encoders.
+   */
+  intraOpThreads?: IntraOpThreads;
   /** Logger for the one line per model saying which provider it runs on. */
   logger?: Logger;
 }

@@ -10,6 +10,12 @@ import type { LoadModelOptions } from './load-options.js';
 import type { ModelSpec } from './manifest.js';
 import { assertSignature } from './signature.js';
 import { OrtWorkerSession } from './worker/host.js';
+import type { ResolvedThreads } from './threads.js';
+
+/** "2 intra-op threads (auto: 631 MiB model, 2 cores)", for a model's load line. */
+export function threadsText(t: ResolvedThreads): string {
+  return t.threads === 0 ? "onnxruntime's default intra-op threads" : `${t.threads} intra-op thread${t.threads === 1 ? '' : 's'} (${t.why})`;
+}
 
 /** Opens `spec.onnxFile` in a worker; throws AffectErrors naming the file and the fix. */
 export async function openOnnxModel(spec: ModelSpec, opts: LoadModelOptions): Promise<OrtWorkerSession> {
@@ -32,7 +38,7 @@ export async function openOnnxModel(spec: ModelSpec, opts: LoadModelOptions): Pr
   const modelPath = modelFilePath(spec, file, opts.modelsDir);
   const session = await OrtWorkerSession.open(modelPath, {
     providers: providersFor(device),
-    intraOpThreads: opts.intraOpThreads ?? 0,
+    ...(opts.intraOpThreads !== undefined ? { intraOpThreads: opts.intraOpThreads } : {}),
     stage: spec.id,
   });
   try {
@@ -43,8 +49,8 @@ export async function openOnnxModel(spec: ModelSpec, opts: LoadModelOptions): Pr
   }
   const fellBack = session.failedProviders.map((f) => f.provider);
   logger.info(
-    { model: spec.id, device, provider: session.provider, ...(fellBack.length ? { unavailable: fellBack } : {}) },
-    `model ${spec.id} runs on ${session.provider}${fellBack.length ? ` (${fellBack.join(', ')} unavailable)` : ''}`,
+    { model: spec.id, device, provider: session.provider, intraOpThreads: session.threads.threads, ...(fellBack.length ? { unavailable: fellBack } : {}) },
+    `model ${spec.id} runs on ${session.provider}${fellBack.length ? ` (${fellBack.join(', ')} unavailable)` : ''}, ${threadsText(session.threads)}`,
   );
   return session;
 }

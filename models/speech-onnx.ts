@@ -154,6 +154,8 @@ export class OnnxSpeechModel implements SpeechAffectModel {
   readonly id: string;
   readonly provider: string;
   readonly windowSamples: number | null;
+  /** The session's ORT intra-op threads (0: ORT's default; models/threads.ts). */
+  readonly intraOpThreads: number;
   /** The batcher (exposed for metrics and the benchmark). */
   readonly batcher: DynamicBatcher<Float32Array, SpeechAffectOutput>;
   private readonly mapping: AffectOutputMapping;
@@ -168,6 +170,7 @@ export class OnnxSpeechModel implements SpeechAffectModel {
     if (!spec.affect) throw new RangeError(`model ${spec.id}: speech spec needs an affect mapping`);
     this.id = spec.id;
     this.provider = session.provider;
+    this.intraOpThreads = session.threads.threads;
     this.windowSamples = spec.windowSamples ?? null;
     this.mapping = spec.affect;
     this.inputName = spec.inputs[0]?.name ?? 'audio';

@@ -46,6 +46,8 @@ import type { LoadModelOptions } from './load-options.js';
 import type { AffectOutputMapping, ModelSpec } from './manifest.js';
 import type { SpeechAffectModel, SpeechAffectOutput } from './ports.js';
 import { decodeSpeechRow, normalizeWindow } from './speech-onnx.js';
+import { threadsText } from './onnx-session.js';
+import { resolveIntraOpThreads, type IntraOpThreads } from './threads.js';
 import { OrtWorkerSession, type WireTensor } from './worker/host.js';
 import { StepWorkerSession, type StepRow } from './worker/step-host.js';
 
@@ -357,6 +359,8 @@ export class StreamingSpeechModel implements SpeechAffectModel {
     info: StreamingGraphInfo,
     options: StreamingSpeechOptions,
     opts: LoadModelOptions,
+    /** The encoder's (or step session's) ORT intra-op threads (0: ORT's default). */
+    readonly intraOpThreads: number,
   ) {
     if (!spec.affect) throw new RangeError(`model ${spec.id}: speech spec needs an affect mapping`);
     this.id = spec.id;
@@ -386,7 +390,7 @@ export class StreamingSpeechModel implements SpeechAffectModel {
     try {
       const open = async (
         g: { file: string; inputs: readonly string[]; outputs: readonly string[] },
-        threads = opts.intraOpThreads ?? 0,
+        threads: IntraOpThreads | undefined = opts.intraOpThreads,
       ): Promise<OrtWorkerSession> => {
         const file = path.join(dir, g.file);
         if (!existsSync(file))
@@ -394,7 +398,11 @@ export class StreamingSpeechModel implements SpeechAffectModel {
             stage: spec.id,
             hint: 're-export the split graphs (/usr/bin/python3 -m training.encoders.export_standins writes step.onnx for the cached mode)',
           });
-        const s = await OrtWorkerSession.open(file, { providers: providersFor(device), intraOpThreads: threads, stage: spec.id });
+        const s = await OrtWorkerSession.open(file, {
+          providers: providersFor(device),
+          ...(threads !== undefined ? { intraOpThreads: threads } : {}),
+          stage: spec.id,
+        });
         opened.push(s);
         if (g.inputs.some((n) => !s.inputNames.includes(n)) || s.inputNames.length !== g.inputs.length || g.outputs.some((n) => !s.outputNames.includes(n))) {
           throw signatureError(spec, file, s, g);
@@ -414,11 +422,12 @@ export class StreamingSpeechModel implements SpeechAffectModel {
             stage: spec.id,
             hint: 're-export the split graphs (/usr/bin/python3 -m training.encoders.export_standins writes step.onnx for the cached mode)',
           });
+        const stepThreads = resolveIntraOpThreads(opts.intraOpThreads, file);
         const step = await StepWorkerSession.open(
           {
             modelPath: file,
             providers: providersFor(device),
-            intraOpThreads: opts.intraOpThreads ?? 0,
+            intraOpThreads: stepThreads.threads,
             stride: info.frameStrideSamples,
             receptiveField: info.receptiveFieldSamples,
             layers: info.layers,
@@ -443,20 +452,20 @@ export class StreamingSpeechModel implements SpeechAffectModel {
           throw signatureError(spec, file, step, g);
         }
         (opts.logger ?? getLogger()).info(
-          { model: spec.id, provider: step.provider, mode: options.mode, frontEnd: info.frontEnd },
-          `model ${spec.id} streams (cached) on ${step.provider}`,
+          { model: spec.id, provider: step.provider, mode: options.mode, frontEnd: info.frontEnd, intraOpThreads: stepThreads.threads },
+          `model ${spec.id} streams (cached) on ${step.provider}, ${threadsText(stepThreads)}`,
         );
-        return new StreamingSpeechModel(spec, { step }, info, options, opts);
+        return new StreamingSpeechModel(spec, { step }, info, options, opts, stepThreads.threads);
       }
       const frontend = await open(GRAPHS.frontend);
       const encoder = await open(GRAPHS.encoder);
       // The head is one D×D layer per window: one thread, so no idle thread pool competes with the encoder's.
       const head = await open(GRAPHS.head, 1);
       (opts.logger ?? getLogger()).info(
-        { model: spec.id, provider: encoder.provider, mode: options.mode, frontEnd: info.frontEnd },
-        `model ${spec.id} streams (${options.mode}) on ${encoder.provider}`,
+        { model: spec.id, provider: encoder.provider, mode: options.mode, frontEnd: info.frontEnd, intraOpThreads: encoder.threads.threads },
+        `model ${spec.id} streams (${options.mode}) on ${encoder.provider}, encoder on ${threadsText(encoder.threads)}, front end on ${threadsText(frontend.threads)}`,
       );
-      return new StreamingSpeechModel(spec, { frontend, encoder, head }, info, options, opts);
+      return new StreamingSpeechModel(spec, { frontend, encoder, head }, info, options, opts, encoder.threads.threads);
     } catch (err) {
       for (const s of opened) await s.close();
       await stepSession?.close();

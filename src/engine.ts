@@ -19,6 +19,7 @@ import { affectPipeline, resolvePipelineOptions, type PipelineOptions, type Text
 import type { SmoothingOptions } from '../streams/smoothing.js';
 import { PIPELINE_SAMPLE_RATE_HZ, type AudioChunk, type PipelineEvent } from '../core/types.js';
 import { SileroVad } from '../models/silero-vad.js';
+import { checkIntraOpThreads, type IntraOpThreads } from '../models/threads.js';
 import { AffectError } from '../core/errors.js';
 import { getLogger, type Logger } from '../core/log.js';
 
@@ -71,6 +72,11 @@ export interface EngineOptions {
   speechLeftContextFrames?: number;
   /** 'cached' streaming: the stream's last n cached frames (20 ms) recomputed with every hop (more right context, ≈ 1 + n / 12.5 × the work at a 250 ms hop). Default 0. */
   speechRecomputeFrames?: number;
+  /**
+   * ONNX intra-op threads per model session (models/threads.ts): 'auto' (default) gives small models
+   * one thread and real-size encoders every core (≤ 8); a count, or 0 for onnxruntime's own choice.
+   */
+  intraOpThreads?: IntraOpThreads;
   /**
    * Voice activity detection (Silero VAD v4, models/silero-vad.ts). Default true: frames carry
    * `voiced`, unvoiced windows hold the trajectory, voiced segments end in `turn` messages. false
@@ -157,7 +163,12 @@ export async function createEngine(opts: Partial<EngineOptions> = {}): Promise<E
     ...(o.escalation ? { escalation: o.escalation } : {}),
     ...(o.turnEndpointing ? { turnEndpointing: o.turnEndpointing } : {}),
   });
-  const loadOpts = { device: o.device, logger, ...(o.modelsDir ? { modelsDir: o.modelsDir } : {}) };
+  const loadOpts = {
+    device: o.device,
+    logger,
+    ...(o.modelsDir ? { modelsDir: o.modelsDir } : {}),
+    ...(o.intraOpThreads !== undefined ? { intraOpThreads: checkIntraOpThreads(o.intraOpThreads, 'intraOpThreads') } : {}),
+  };
 
   const closers: Array<() => Promise<void>> = [];
   const closeAll = async (): Promise<void> => {

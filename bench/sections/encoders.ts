@@ -33,6 +33,7 @@ import { modelFilePath } from '../../models/files.js';
 import { findModelSpec, MODEL_SPECS, type ModelSpec } from '../../models/manifest.js';
 import type { Device, SpeechAffectOutput } from '../../models/ports.js';
 import { OnnxSpeechModel } from '../../models/speech-onnx.js';
+import type { IntraOpThreads } from '../../models/threads.js';
 import {
   encoderMacs,
   frontendMacs,
@@ -96,6 +97,8 @@ export interface EncodersPlan {
   framesMode: boolean;
   /** `cached` with this many frames recomputed per hop (the middle settings between compute-once and the full window). */
   recomputeSweep: number[];
+  /** ONNX intra-op threads of every session (models/threads.ts; `--threads`). Default auto. */
+  intraOpThreads: IntraOpThreads;
 }
 
 export function encodersPlan(quick: boolean): EncodersPlan {
@@ -113,6 +116,7 @@ export function encodersPlan(quick: boolean): EncodersPlan {
         int8: false,
         framesMode: false,
         recomputeSweep: [13, 25],
+        intraOpThreads: 'auto',
       }
     : {
         audioSeconds: 8,
@@ -127,6 +131,7 @@ export function encodersPlan(quick: boolean): EncodersPlan {
         int8: true,
         framesMode: true,
         recomputeSweep: [6, 13, 25],
+        intraOpThreads: 'auto',
       };
 }
 
@@ -202,6 +207,8 @@ export interface EncoderRow {
   readonly note?: string;
   readonly device: string;
   readonly provider: string;
+  /** ONNX intra-op threads of the full-window session (0: onnxruntime's default; models/threads.ts). */
+  readonly intraOpThreads: number;
   readonly parameters?: number;
   readonly sessionMiB: Loaded<number>;
   /** The streaming path's three sessions (chunked), same measure. */
@@ -570,7 +577,7 @@ async function measure(
   const onnx = spec.files.find((f) => f.path === spec.onnxFile);
   const file = onnx ? path.relative(REPO_ROOT, modelFilePath(spec, onnx, modelsDir)) : '?';
   // Bench calls go one at a time here; a wide batcher lets the concurrent run batch up to 32.
-  const loadOpts = { device, ...(modelsDir ? { modelsDir } : {}), maxBatch: 32, maxQueue: 256, maxWaitMs: 10 };
+  const loadOpts = { device, ...(modelsDir ? { modelsDir } : {}), maxBatch: 32, maxQueue: 256, maxWaitMs: 10, intraOpThreads: plan.intraOpThreads };
   const fixedLen = spec.windowSamples ?? null;
   const win = fixedLen ?? 16_000;
   const one = samples.slice(0, win);
@@ -794,6 +801,7 @@ async function measure(
       ...(note ? { note } : {}),
       device,
       provider: m.provider,
+      intraOpThreads: m.intraOpThreads,
       ...(parameters ? { parameters } : {}),
       sessionMiB,
       ...(streamingSessionMiB === undefined ? {} : { streamingSessionMiB }),
@@ -906,7 +914,7 @@ export function formatEncoders(s: EncodersSection): string[] {
       continue;
     }
     L.push(
-      `  ${r.name} = ${r.specId}${r.parameters ? ` (${(r.parameters / 1e6).toFixed(1)} M params)` : ''} on ${r.provider}: session ${r.sessionMiB.value} MiB${r.streamingSessionMiB === undefined ? '' : ` (streaming ${r.streamingSessionMiB} MiB)`}, 1 s window at batch 1 ${r.latencyMsBatch1.value} ms [${r.latencyMsBatch1.loadAvg1}]${r.onePassMsPerAudioSecond ? `, one pass ${r.onePassMsPerAudioSecond.value} ms per audio s` : ''}`,
+      `  ${r.name} = ${r.specId}${r.parameters ? ` (${(r.parameters / 1e6).toFixed(1)} M params)` : ''} on ${r.provider} (${r.intraOpThreads === undefined ? 'intra-op threads not recorded' : r.intraOpThreads === 0 ? "onnxruntime's default intra-op threads" : `${r.intraOpThreads} intra-op thread${r.intraOpThreads === 1 ? '' : 's'}`}): session ${r.sessionMiB.value} MiB${r.streamingSessionMiB === undefined ? '' : ` (streaming ${r.streamingSessionMiB} MiB)`}, 1 s window at batch 1 ${r.latencyMsBatch1.value} ms [${r.latencyMsBatch1.loadAvg1}]${r.onePassMsPerAudioSecond ? `, one pass ${r.onePassMsPerAudioSecond.value} ms per audio s` : ''}`,
     );
     L.push(`    windows/s by batch: ${r.throughput.map((p) => `${p.batch}: ${p.windowsPerSec}`).join('   ')}`);
     const f = r.fullWindow;

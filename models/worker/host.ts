@@ -8,6 +8,7 @@ import { Worker } from 'node:worker_threads';
 import { AffectError } from '../../core/errors.js';
 import type { FromWorker, OrtWorkerData, ToWorker, WireTensor } from './messages.js';
 import { firstMessage, providerLoadError, WorkerClient } from './worker-client.js';
+import { resolveIntraOpThreads, type IntraOpThreads, type ResolvedThreads } from '../threads.js';
 
 export type { WireTensor } from './messages.js';
 
@@ -15,8 +16,8 @@ export type { WireTensor } from './messages.js';
 export interface OrtWorkerOptions {
   /** Execution providers to try in order (`cpu`, `cuda`, `webgpu`). */
   readonly providers: readonly string[];
-  /** ORT intra-op threads per session; 0 leaves ORT's default. Default 0. */
-  readonly intraOpThreads?: number;
+  /** ORT intra-op threads (models/threads.ts): a count, 0 for ORT's default, or auto (default: by the file's size). */
+  readonly intraOpThreads?: IntraOpThreads;
   /** Stage name used in errors, e.g. `speech-model`. */
   readonly stage?: string;
   /** The worker module beside this file that serves the session. Default 'ort-worker'; the Silero VAD uses 'vad-worker'. */
@@ -50,6 +51,8 @@ export class OrtWorkerSession extends WorkerClient<FromWorker> {
     readonly outputNames: readonly string[],
     /** Providers that were tried first and failed, with the reason. */
     readonly failedProviders: ReadonlyArray<{ readonly provider: string; readonly error: string }>,
+    /** The intra-op threads the session was created with (0: ORT's default), and why. */
+    readonly threads: ResolvedThreads,
     stage: string,
   ) {
     super(worker, 'inference worker', stage);
@@ -57,7 +60,8 @@ export class OrtWorkerSession extends WorkerClient<FromWorker> {
 
   /** Starts the worker and creates the session; rejects with AFFECT_ERR_MODEL_LOAD or AFFECT_ERR_DEVICE_UNAVAILABLE. */
   static async open(modelPath: string, opts: OrtWorkerOptions): Promise<OrtWorkerSession> {
-    const data: OrtWorkerData = { modelPath, providers: [...opts.providers], intraOpThreads: opts.intraOpThreads ?? 0 };
+    const threads = resolveIntraOpThreads(opts.intraOpThreads, modelPath);
+    const data: OrtWorkerData = { modelPath, providers: [...opts.providers], intraOpThreads: threads.threads };
     const worker = spawnWorker(opts.worker ?? 'ort-worker', data);
     const stage = opts.stage ?? 'model';
     const first = await firstMessage<FromWorker>(
@@ -77,7 +81,7 @@ export class OrtWorkerSession extends WorkerClient<FromWorker> {
       await worker.terminate();
       throw new AffectError('AFFECT_ERR_MODEL_LOAD', `inference worker for ${modelPath} sent ${first.type} before ready`, { stage });
     }
-    return new OrtWorkerSession(worker, first.provider, first.inputNames, first.outputNames, first.failed, stage);
+    return new OrtWorkerSession(worker, first.provider, first.inputNames, first.outputNames, first.failed, threads, stage);
   }
 
   /**

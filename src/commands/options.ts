@@ -10,6 +10,7 @@ import { JsonlRecorder } from '../record.js';
 import { STREAM_ID } from '../server/hub.js';
 import { DEFAULT_ESCALATION, type EscalationOptions } from '../../streams/turns.js';
 import { parseSpeechStreaming, SPEECH_STREAMING_HELP, type SpeechStreamingFlag } from '../../models/streaming-speech.js';
+import { parseIntraOpThreads, THREADS_HELP, type IntraOpThreads } from '../../models/threads.js';
 
 /** Parses a finite number >= `min` (and <= `max` when given); integers only when `integer`. */
 export function numberOption(name: string, min: number, integer = false, max = Number.POSITIVE_INFINITY): (v: string) => number {
@@ -63,17 +64,20 @@ export interface ModelFlags extends EscalationFlags {
   turnEndpointing?: 'auto' | 'vad' | 'asr';
   /** `--speech-streaming off|cached|frames|chunked` (default off): compute-once streaming of the speech encoder. */
   speechStreaming?: SpeechStreamingFlag;
+  /** `--threads auto|N` (default auto): ONNX intra-op threads per model session (models/threads.ts). */
+  threads?: IntraOpThreads;
   /** `--speech-recompute-frames N` (cached streaming; default 0): the stream's last N cached frames recomputed with every hop. */
   speechRecomputeFrames?: number;
 }
 
 /**
- * Adds the model flags `run` and `serve` share: `--device`, `--speech-model`, `--fusion`,
+ * Adds the model flags `run` and `serve` share: `--device`, `--threads`, `--speech-model`, `--fusion`,
  * `--text-model`, `--asr-model`, `--vad` and `--turn-endpointing` (one definition, so their help and defaults agree).
  */
 export function addModelOptions(cmd: Command): Command {
   return cmd
     .addOption(new Option('--device <device>', 'where models run (default: CIRCUMPLEX_DEVICE or auto)').choices(['auto', 'cuda', 'webgpu', 'cpu']))
+    .option('--threads <auto|n>', THREADS_HELP, threadsOption)
     .option('--speech-model <id>', 'speech affect model id', DEFAULT_ENGINE.speechModel)
     .option('--fusion <id>', "fusion: 'late' or a fusion model id", 'late')
     .option('--text-model <id>', `text affect model id, or "none" for transcripts only (needs --asr-model; default: ${DEFAULT_TEXT_MODEL})`)
@@ -94,6 +98,15 @@ export function addModelOptions(cmd: Command): Command {
         .choices(['auto', 'vad', 'asr'])
         .default('auto'),
     );
+}
+
+/** Parses `--threads` (auto, or an integer in [0, 256]); a usage error naming the flag otherwise. */
+function threadsOption(v: string): IntraOpThreads {
+  try {
+    return parseIntraOpThreads(v, '--threads');
+  } catch (err) {
+    throw new InvalidArgumentError(err instanceof Error ? err.message : String(err));
+  }
 }
 
 /** Adds `--speech-streaming` (models/streaming-speech.ts) to `run` or `serve`; checked at parse time. */
@@ -175,6 +188,7 @@ export async function openRecorderAndEngine(
   try {
     const engine = await createEngine({
       device: flags.device ?? env.device,
+      ...(flags.threads !== undefined ? { intraOpThreads: flags.threads } : {}),
       speechModel: flags.speechModel,
       fusion: flags.fusion,
       modelsDir: env.modelsDir,

@@ -96,7 +96,7 @@ describe('device selection', () => {
       expect(r.status, `${name}: ${err}`).toBe(0);
       expect(err, name).not.toMatch(/vkCreateInstance|VK_ERROR|Vulkan|Dawn|dawn|XDG_RUNTIME_DIR|No supported adapters/);
       // The provider is still logged once per model: cpu, with nothing "unavailable".
-      expect(err, name).toMatch(/"msg":"model speech-va runs on cpu"/);
+      expect(err, name).toMatch(/"msg":"model speech-va runs on cpu, 1 intra-op thread \(auto: 0.74 MiB model\)"/);
     }
   });
 

@@ -162,7 +162,8 @@ describe('server faults: slow and dead peers', () => {
     // the event-loop turn, so the fast one can be the one above the limit when a fill stops, while
     // the paused one's bytes still fit in the kernel's buffers: then fill again.
     let t = 0;
-    const above = () => server.subscriberStats().filter((s) => s.bufferedBytes > 64 * 1024).length;
+    const srv = server;
+    const above = (): number => srv.subscriberStats().filter((s) => s.bufferedBytes > 64 * 1024).length;
     for (let round = 0, i = 0; round < 10 && above() !== 1; round++) {
       for (; i < 400 && above() === 0; i++) {
         server.publish('s', transcript('s', (t += 1), 128 * 1024));

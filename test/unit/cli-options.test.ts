@@ -93,4 +93,16 @@ describe('numberOption', () => {
       }
     }
   });
+
+  it('run and serve refuse a --threads that is not auto or a count, before loading anything', async () => {
+    for (const cmd of ['run', 'serve']) {
+      for (const bad of ['many', '-1', '1.5', '1000']) {
+        const program = buildProgram();
+        for (const c of program.commands) c.configureOutput({ writeErr: () => undefined, writeOut: () => undefined });
+        await expect(program.parseAsync(['node', 'circumplex', cmd, '--input', 'x.wav', '--threads', bad])).rejects.toThrow(
+          `--threads must be auto or an integer in [0, 256] (0: onnxruntime's own default), got "${bad}"`,
+        );
+      }
+    }
+  });
 });
