@@ -78,7 +78,18 @@ export interface StreamingSpeechOptions {
   recomputeFrames: number;
   /** `cached`: streams whose caches the step worker keeps at most (least recently used evicted; its next window starts afresh). Default 1024. */
   maxCachedStreams: number;
+  /**
+   * `cached`: step workers, each with its own session and a share of the streams (a stream's caches
+   * live in one worker; every batch runs on all of them at once). `auto` (default): on the CPU
+   * provider one worker per intra-op thread the model would get (at most {@link MAX_STEP_WORKERS}),
+   * each with one thread (more CPU-efficient than one session's threads: docs/bench.md); one worker on
+   * a GPU. Each worker holds a copy of the weights.
+   */
+  stepWorkers: number | 'auto';
 }
+
+/** The most step workers `auto` opens. */
+export const MAX_STEP_WORKERS = 4;
 
 export const DEFAULT_STREAMING_SPEECH: StreamingSpeechOptions = {
   mode: 'cached',
@@ -86,6 +97,7 @@ export const DEFAULT_STREAMING_SPEECH: StreamingSpeechOptions = {
   hopSamples: 4000,
   recomputeFrames: 0,
   maxCachedStreams: 1024,
+  stepWorkers: 'auto',
 };
 
 /** `streaming/streaming.json`, written by the export script. */
@@ -289,6 +301,9 @@ export function resolveStreamingOptions(opts: Partial<StreamingSpeechOptions> = 
   if (!Number.isInteger(o.maxCachedStreams) || o.maxCachedStreams < 1) {
     throw new RangeError(`streaming speech: maxCachedStreams must be an integer >= 1, got ${o.maxCachedStreams}`);
   }
+  if (o.stepWorkers !== 'auto' && (!Number.isInteger(o.stepWorkers) || o.stepWorkers < 1 || o.stepWorkers > 64)) {
+    throw new RangeError(`streaming speech: stepWorkers must be auto or an integer in [1, 64], got ${String(o.stepWorkers)}`);
+  }
   return o;
 }
 
@@ -352,19 +367,22 @@ export class StreamingSpeechModel implements SpeechAffectModel {
   private nextOneOff = 0;
   private nextSerial = 1;
   private closing: Promise<void> | undefined;
+  /** `cached` mode: step workers (streams sharded between them by number); 0 in the other modes. */
+  readonly stepWorkers: number;
 
   private constructor(
     private readonly spec: ModelSpec,
-    private readonly sessions: { frontend?: OrtWorkerSession; encoder?: OrtWorkerSession; head?: OrtWorkerSession; step?: StepWorkerSession },
+    private readonly sessions: { frontend?: OrtWorkerSession; encoder?: OrtWorkerSession; head?: OrtWorkerSession; steps?: readonly StepWorkerSession[] },
     info: StreamingGraphInfo,
     options: StreamingSpeechOptions,
     opts: LoadModelOptions,
-    /** The encoder's (or step session's) ORT intra-op threads (0: ORT's default). */
+    /** The encoder's (or each step session's) ORT intra-op threads (0: ORT's default). */
     readonly intraOpThreads: number,
   ) {
     if (!spec.affect) throw new RangeError(`model ${spec.id}: speech spec needs an affect mapping`);
     this.id = spec.id;
-    this.provider = (sessions.step ?? sessions.encoder)?.provider ?? 'cpu';
+    this.provider = (sessions.steps?.[0] ?? sessions.encoder)?.provider ?? 'cpu';
+    this.stepWorkers = sessions.steps?.length ?? 0;
     this.windowSamples = spec.windowSamples ?? null;
     this.mapping = spec.affect;
     this.info = info;
@@ -386,7 +404,7 @@ export class StreamingSpeechModel implements SpeechAffectModel {
     assertDeviceAvailable(device, spec.id);
     const dir = streamingDir(spec, opts.modelsDir);
     const opened: OrtWorkerSession[] = [];
-    let stepSession: StepWorkerSession | undefined;
+    const stepSessions: StepWorkerSession[] = [];
     try {
       const open = async (
         g: { file: string; inputs: readonly string[]; outputs: readonly string[] },
@@ -422,22 +440,35 @@ export class StreamingSpeechModel implements SpeechAffectModel {
             stage: spec.id,
             hint: 're-export the split graphs (/usr/bin/python3 -m training.encoders.export_standins writes step.onnx for the cached mode)',
           });
-        const stepThreads = resolveIntraOpThreads(opts.intraOpThreads, file);
-        const step = await StepWorkerSession.open(
-          {
-            modelPath: file,
-            providers: providersFor(device),
-            intraOpThreads: stepThreads.threads,
-            stride: info.frameStrideSamples,
-            receptiveField: info.receptiveFieldSamples,
-            layers: info.layers,
-            hiddenDim: info.hiddenDim,
-            posContext: info.posContextFrames,
-            maxStreams: options.maxCachedStreams,
-          },
-          spec.id,
-        );
-        stepSession = step;
+        const total = resolveIntraOpThreads(opts.intraOpThreads, file);
+        // auto: one single-threaded worker per thread the model would get (on the CPU provider; one on a GPU).
+        const want = options.stepWorkers === 'auto' ? Math.min(MAX_STEP_WORKERS, Math.max(1, total.threads)) : options.stepWorkers;
+        const perWorker = total.threads === 0 ? 0 : options.stepWorkers === 'auto' ? Math.max(1, Math.floor(total.threads / want)) : total.threads;
+        const layers = info.layers;
+        const posContext = info.posContextFrames;
+        const openStep = (providers: readonly string[]): Promise<StepWorkerSession> =>
+          StepWorkerSession.open(
+            {
+              modelPath: file,
+              providers: [...providers],
+              intraOpThreads: perWorker,
+              stride: info.frameStrideSamples,
+              receptiveField: info.receptiveFieldSamples,
+              layers,
+              hiddenDim: info.hiddenDim,
+              posContext,
+              maxStreams: options.maxCachedStreams,
+            },
+            spec.id,
+          );
+        const step = await openStep(providersFor(device));
+        stepSessions.push(step);
+        const workers = options.stepWorkers === 'auto' && step.provider !== 'cpu' ? 1 : want;
+        // The others on the provider the first one got (concurrently: each reads the file itself).
+        const rest = await Promise.allSettled(Array.from({ length: workers - 1 }, () => openStep([step.provider])));
+        for (const r of rest) if (r.status === 'fulfilled') stepSessions.push(r.value);
+        const failed = rest.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+        if (failed) throw failed.reason;
         if (options.hopSamples % info.frameStrideSamples !== 0)
           (opts.logger ?? getLogger()).info(
             { model: spec.id, hopSamples: options.hopSamples, frameStrideSamples: info.frameStrideSamples },
@@ -451,11 +482,12 @@ export class StreamingSpeechModel implements SpeechAffectModel {
         ) {
           throw signatureError(spec, file, step, g);
         }
+        const threadsOf = { threads: perWorker, why: `${total.why}${workers > 1 ? `, shared by ${workers} step workers` : ''}` };
         (opts.logger ?? getLogger()).info(
-          { model: spec.id, provider: step.provider, mode: options.mode, frontEnd: info.frontEnd, intraOpThreads: stepThreads.threads },
-          `model ${spec.id} streams (cached) on ${step.provider}, ${threadsText(stepThreads)}`,
+          { model: spec.id, provider: step.provider, mode: options.mode, frontEnd: info.frontEnd, stepWorkers: workers, intraOpThreads: perWorker },
+          `model ${spec.id} streams (cached) on ${step.provider}, ${workers} step worker${workers === 1 ? '' : 's'} × ${threadsText(threadsOf)}`,
         );
-        return new StreamingSpeechModel(spec, { step }, info, options, opts, stepThreads.threads);
+        return new StreamingSpeechModel(spec, { steps: stepSessions }, info, options, opts, perWorker);
       }
       const frontend = await open(GRAPHS.frontend);
       const encoder = await open(GRAPHS.encoder);
@@ -468,7 +500,7 @@ export class StreamingSpeechModel implements SpeechAffectModel {
       return new StreamingSpeechModel(spec, { frontend, encoder, head }, info, options, opts, encoder.threads.threads);
     } catch (err) {
       for (const s of opened) await s.close();
-      await stepSession?.close();
+      for (const s of stepSessions) await s.close();
       throw err;
     }
   }
@@ -495,7 +527,10 @@ export class StreamingSpeechModel implements SpeechAffectModel {
 
   /** `cached` mode: streams whose caches the step worker holds and their bytes (null in the other modes). */
   async workerCacheStats(): Promise<{ streams: number; bytes: number } | null> {
-    return this.sessions.step ? this.sessions.step.cacheStats() : null;
+    const steps = this.sessions.steps;
+    if (!steps) return null;
+    const all = await Promise.all(steps.map((s) => s.cacheStats()));
+    return { streams: all.reduce((a, x) => a + x.streams, 0), bytes: all.reduce((a, x) => a + x.bytes, 0) };
   }
 
   /** One window without stream context: computed whole (no cache), exact. */
@@ -524,7 +559,7 @@ export class StreamingSpeechModel implements SpeechAffectModel {
         state.closed = true;
         this.streams.delete(state);
         this.clearState(state);
-        this.sessions.step?.free([state.serial]);
+        this.stepFor(state)?.free([state.serial]);
       },
     };
   }
@@ -738,8 +773,20 @@ export class StreamingSpeechModel implements SpeechAffectModel {
    * process's CPU ms over the call (all threads: the session's pool included).
    */
   async timeBareStep(batch: number, newFrames: number, memFrames: number): Promise<{ wallMs: number; cpuMs: number }> {
-    const step = this.sessions.step;
-    if (!step) throw new RangeError(`${this.id}: timeBareStep needs the cached mode`);
+    const steps = this.sessions.steps;
+    if (!steps) throw new RangeError(`${this.id}: timeBareStep needs the cached mode`);
+    // Every worker at once, each with its share of the batch, as a pipeline batch runs.
+    const shares = steps.map((_, k) => Math.floor(batch / steps.length) + (k < batch % steps.length ? 1 : 0)).filter((b) => b > 0);
+    const feeds = shares.map((b) => this.bareStepFeeds(b, newFrames, memFrames));
+    const c0 = process.cpuUsage();
+    const t0 = performance.now(); // inputs are built before the clock starts
+    await Promise.all(feeds.map((f, k) => (steps[k] as StepWorkerSession).run(f)));
+    const wallMs = performance.now() - t0;
+    const c = process.cpuUsage(c0);
+    return { wallMs, cpuMs: (c.user + c.system) / 1000 };
+  }
+
+  private bareStepFeeds(batch: number, newFrames: number, memFrames: number): Record<string, WireTensor> {
     const { frameStrideSamples: stride, receptiveFieldSamples: rf, hiddenDim: D } = this.info;
     const L = this.info.layers as number;
     const P = this.info.posContextFrames as number;
@@ -757,12 +804,13 @@ export class StreamingSpeechModel implements SpeechAffectModel {
       hidden_sum: { type: 'float32', data: new Float32Array(B * D), dims: [B, D] },
       hidden_count: { type: 'float32', data: new Float32Array(B).fill(M), dims: [B, 1] },
     };
-    const c0 = process.cpuUsage();
-    const t0 = performance.now(); // inputs are built before the clock starts
-    await step.run(feeds);
-    const wallMs = performance.now() - t0;
-    const c = process.cpuUsage(c0);
-    return { wallMs, cpuMs: (c.user + c.system) / 1000 };
+    return feeds;
+  }
+
+  /** `cached` mode: the step worker that holds `st`'s caches (streams are sharded by number). */
+  private stepFor(st: StreamState): StepWorkerSession | undefined {
+    const steps = this.sessions.steps;
+    return steps ? steps[st.serial % steps.length] : undefined;
   }
 
   /** Places a window in its stream (continuation or reset) and returns its start position and normalised samples. */
@@ -803,17 +851,30 @@ export class StreamingSpeechModel implements SpeechAffectModel {
    */
   private async runCachedBatch(jobs: readonly Job[]): Promise<SpeechAffectOutput[]> {
     const t0 = performance.now();
-    let inSession = 0;
+    const steps = this.sessions.steps as readonly StepWorkerSession[];
+    // Each worker gets the jobs of the streams it holds; the workers run at once.
+    const shards = steps.map((step) => ({ step, jobs: [] as Job[], inSession: 0 }));
+    for (const job of jobs) shards[job.state.serial % steps.length]?.jobs.push(job);
+    const active = shards.filter((sh) => sh.jobs.length > 0);
     try {
-      return await this.runCachedBatchInner(jobs, (ms) => (inSession += ms));
+      const outs = await Promise.allSettled(active.map((sh) => this.runCachedBatchInner(sh.step, sh.jobs, (ms) => (sh.inSession += ms))));
+      const failed = outs.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) throw failed.reason;
+      const byJob = new Map<Job, SpeechAffectOutput>();
+      active.forEach((sh, i) => {
+        const r = outs[i] as PromiseFulfilledResult<SpeechAffectOutput[]>;
+        sh.jobs.forEach((job, j) => byJob.set(job, r.value[j] as SpeechAffectOutput));
+      });
+      return jobs.map((job) => byJob.get(job) as SpeechAffectOutput);
     } finally {
+      // The workers' calls overlap: the batch's time in step calls is the longest worker's.
+      const inSession = Math.max(0, ...active.map((sh) => sh.inSession));
       this.stats.sessionMs += inSession;
       this.stats.hostMs += performance.now() - t0 - inSession;
     }
   }
 
-  private async runCachedBatchInner(jobs: readonly Job[], addSessionMs: (ms: number) => void): Promise<SpeechAffectOutput[]> {
-    const step = this.sessions.step as StepWorkerSession;
+  private async runCachedBatchInner(step: StepWorkerSession, jobs: readonly Job[], addSessionMs: (ms: number) => void): Promise<SpeechAffectOutput[]> {
     const { frameStrideSamples: stride, receptiveFieldSamples: rf, hiddenDim: D } = this.info;
     const L = this.info.layers as number;
     const R = this.options.recomputeFrames;
@@ -969,7 +1030,8 @@ export class StreamingSpeechModel implements SpeechAffectModel {
         this.clearState(s);
       }
       this.streams.clear();
-      await Promise.all(Object.values(this.sessions).map((x) => x?.close()));
+      const { steps, ...graphs } = this.sessions;
+      await Promise.all([...Object.values(graphs), ...(steps ?? [])].map((x) => x?.close()));
     })();
     return this.closing;
   }

@@ -72,6 +72,8 @@ export interface EngineOptions {
   speechLeftContextFrames?: number;
   /** 'cached' streaming: the stream's last n cached frames (20 ms) recomputed with every hop (more right context, ≈ 1 + n / 12.5 × the work at a 250 ms hop). Default 0. */
   speechRecomputeFrames?: number;
+  /** 'cached' streaming: step workers (streams sharded between them; each holds a copy of the weights). Default 'auto': one single-threaded worker per core on the CPU (≤ 4), one on a GPU. */
+  speechStepWorkers?: number | 'auto';
   /**
    * ONNX intra-op threads per model session (models/threads.ts): 'auto' (default) gives small models
    * one thread and real-size encoders every core (≤ 8); a count, or 0 for onnxruntime's own choice.
@@ -185,6 +187,7 @@ export async function createEngine(opts: Partial<EngineOptions> = {}): Promise<E
             hopSamples: Math.round((base.hopMs * PIPELINE_SAMPLE_RATE_HZ) / 1000),
             leftContextFrames: o.speechLeftContextFrames,
             recomputeFrames: o.speechRecomputeFrames,
+            stepWorkers: o.speechStepWorkers,
           },
         })
       : await registry.loadSpeechModel(o.speechModel, loadOpts);

@@ -227,6 +227,9 @@ export interface EncoderRow {
     batchingEfficiency: number;
     /** The streaming path's mode in the concurrent run (`cached` when the model has step.onnx). */
     streamingMode?: StreamingMode;
+    /** cached mode: step workers of the concurrent run (streams sharded between them) and each one's intra-op threads. */
+    streamingStepWorkers?: number;
+    streamingThreadsPerWorker?: number;
     /** cached: stream-hops per second of the bare step session at the same batch and steady-state shape (median of `streamingBareCalls` calls; best call too). */
     streamingBareHopsPerSec?: number;
     streamingBareBestHopsPerSec?: number;
@@ -769,6 +772,7 @@ async function measure(
           bareAtSameBatch: round(bareWps, 2),
           batchingEfficiency: round(fullWps / bareWps, 3),
           ...(sm ? { streamingMode: sm.options.mode } : {}),
+          ...(sm && sm.stepWorkers > 0 ? { streamingStepWorkers: sm.stepWorkers, streamingThreadsPerWorker: sm.intraOpThreads } : {}),
           ...(streamingBare
             ? {
                 streamingBareHopsPerSec: streamingBare.hopsPerSec,
@@ -956,7 +960,7 @@ export function formatEncoders(s: EncodersSection): string[] {
           ? `skipped — ${c.streaming.skipped}`
           : `${c.streaming.realtimeStreams} real-time streams, ${c.streaming.streamsPerCore} streams/core by CPU time (mean batch ${c.streaming.meanBatch}${c.streamingBatchingEfficiency !== undefined ? `, batching efficiency ${c.streamingBatchingEfficiency} by wall, ${c.streamingBatchingEfficiencyCpu ?? 'n/a'} by CPU time vs the bare step session` : ''}${c.streamingTimeSplit ? `; wall in step calls ${c.streamingTimeSplit.stepMs} ms (worker packing caches ${c.streamingTimeSplit.workerPackMs} ms), main thread ${c.streamingTimeSplit.mainThreadMs} ms` : ''}) [${c.streaming.loadAvg1}]`;
       L.push(
-        `    ${c.fullWindow.streams} concurrent streams: full-window ${c.fullWindow.realtimeStreams} real-time streams, ${c.fullWindow.streamsPerCore} streams/core by CPU time (mean batch ${c.fullWindow.meanBatch}, batching efficiency ${c.batchingEfficiency} vs bare) [${c.fullWindow.loadAvg1}]; streaming (${c.streamingMode ?? 'n/a'}) ${sc}; redundancy by time ${c.fullWindow.redundancyTime ?? 'n/a'} vs ${'skipped' in c.streaming ? 'n/a' : (c.streaming.redundancyTime ?? 'n/a')}, by CPU time ${c.fullWindow.redundancyCpu ?? 'n/a'} vs ${'skipped' in c.streaming ? 'n/a' : (c.streaming.redundancyCpu ?? 'n/a')}`,
+        `    ${c.fullWindow.streams} concurrent streams: full-window ${c.fullWindow.realtimeStreams} real-time streams, ${c.fullWindow.streamsPerCore} streams/core by CPU time (mean batch ${c.fullWindow.meanBatch}, batching efficiency ${c.batchingEfficiency} vs bare) [${c.fullWindow.loadAvg1}]; streaming (${c.streamingMode ?? 'n/a'}${c.streamingStepWorkers ? `, ${c.streamingStepWorkers} step worker${c.streamingStepWorkers === 1 ? '' : 's'} × ${c.streamingThreadsPerWorker ?? '?'} thread${c.streamingThreadsPerWorker === 1 ? '' : 's'}` : ''}) ${sc}; redundancy by time ${c.fullWindow.redundancyTime ?? 'n/a'} vs ${'skipped' in c.streaming ? 'n/a' : (c.streaming.redundancyTime ?? 'n/a')}, by CPU time ${c.fullWindow.redundancyCpu ?? 'n/a'} vs ${'skipped' in c.streaming ? 'n/a' : (c.streaming.redundancyCpu ?? 'n/a')}`,
       );
     }
   }

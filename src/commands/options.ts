@@ -68,6 +68,8 @@ export interface ModelFlags extends EscalationFlags {
   threads?: IntraOpThreads;
   /** `--speech-recompute-frames N` (cached streaming; default 0): the stream's last N cached frames recomputed with every hop. */
   speechRecomputeFrames?: number;
+  /** `--speech-step-workers auto|N` (cached streaming; default auto): step workers, streams sharded between them. */
+  speechStepWorkers?: number | 'auto';
 }
 
 /**
@@ -124,6 +126,11 @@ export function addSpeechStreamingOption(cmd: Command): Command {
       '--speech-recompute-frames <n>',
       "with --speech-streaming cached: recompute the stream's last n cached 20 ms frames with every hop (closer to the full window, ≈ 1 + n/12.5 × the work at a 250 ms hop; docs/bench.md tolerance table)",
       numberOption('--speech-recompute-frames', 0, true, 500),
+    )
+    .option(
+      '--speech-step-workers <auto|n>',
+      'with --speech-streaming cached: step workers, each with its own session (a copy of the weights) and a share of the streams; auto = one single-threaded worker per core on the CPU (at most 4), one on a GPU',
+      (v: string): number | 'auto' => (v.trim() === 'auto' ? 'auto' : numberOption('--speech-step-workers', 1, true, 64)(v)),
     );
 }
 
@@ -198,6 +205,7 @@ export async function openRecorderAndEngine(
       ...(flags.turnEndpointing !== undefined ? { turnEndpointing: flags.turnEndpointing } : {}),
       ...(flags.speechStreaming !== undefined && flags.speechStreaming !== 'off' ? { speechStreaming: flags.speechStreaming } : {}),
       ...(flags.speechRecomputeFrames !== undefined ? { speechRecomputeFrames: flags.speechRecomputeFrames } : {}),
+      ...(flags.speechStepWorkers !== undefined ? { speechStepWorkers: flags.speechStepWorkers } : {}),
       escalation: escalationFromFlags(flags, env),
       ...(flags.textModel !== undefined ? { textModel: flags.textModel } : {}),
       ...(asrModel !== undefined ? { asrModel } : {}),

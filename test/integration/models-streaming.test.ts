@@ -276,6 +276,66 @@ describe('cached mode (each sample through the whole model once: per-layer keys/
     }
   });
 
+  it('several step workers: streams are sharded between them, batches split across them give the outputs of one worker, and close() frees each cache where it lives', async () => {
+    const spec = tinySpec();
+    const one = await StreamingSpeechModel.load(spec, {
+      modelsDir: dir,
+      device: 'cpu',
+      logger: silent,
+      streaming: { mode: 'cached', stepWorkers: 1 },
+      maxBatch: 8,
+    });
+    const three = await StreamingSpeechModel.load(spec, {
+      modelsDir: dir,
+      device: 'cpu',
+      logger: silent,
+      streaming: { mode: 'cached', stepWorkers: 3 },
+      maxBatch: 8,
+    });
+    try {
+      expect(one.stepWorkers).toBe(1);
+      expect(three.stepWorkers).toBe(3);
+      // the tiny test model is under 8 MiB: auto would give one thread, hence one worker
+      const auto = await StreamingSpeechModel.load(spec, { modelsDir: dir, device: 'cpu', logger: silent, streaming: { mode: 'cached' } });
+      expect(auto.stepWorkers).toBe(1);
+      await auto.close();
+      const n = 5;
+      const ws = Array.from({ length: n }, (_, i) => windows(4000, 12, 20_000 * i + 3));
+      const run = async (sm: StreamingSpeechModel): Promise<SpeechAffectOutput[][]> => {
+        const hs = Array.from({ length: n }, (_, i) => sm.forStream(`s${i}`));
+        const outs: SpeechAffectOutput[][] = hs.map(() => []);
+        for (let k = 0; k < 12; k++) {
+          // a restart of stream 2 half-way (a window that does not continue the last one)
+          const ys = await Promise.all(hs.map((h, i) => h.infer((i === 2 && k === 6 ? ws[0]![3] : ws[i]![k]) as Float32Array)));
+          ys.forEach((y, i) => outs[i]!.push(y));
+        }
+        if (sm === three) {
+          // 5 streams over 3 workers: each worker holds its share, all batches formed across workers
+          expect((await sm.workerCacheStats())?.streams).toBe(n);
+          expect(sm.batcher.stats.maxBatchSeen).toBe(n);
+          hs[1]!.close();
+          hs[4]!.close();
+          expect((await sm.workerCacheStats())?.streams).toBe(n - 2);
+        }
+        for (const h of hs) h.close();
+        expect(await sm.workerCacheStats()).toEqual({ streams: 0, bytes: 0 });
+        return outs;
+      };
+      const a = await run(one);
+      const b = await run(three);
+      for (let i = 0; i < n; i++)
+        for (let k = 0; k < 12; k++) {
+          expect(Math.abs(a[i]![k]!.valence - b[i]![k]!.valence), `stream ${i} window ${k}`).toBeLessThan(1e-5);
+          expect(Math.abs(a[i]![k]!.arousal - b[i]![k]!.arousal), `stream ${i} window ${k}`).toBeLessThan(1e-5);
+        }
+      // and the streams differ from each other (not one output for all; arousal saturates on this tiny model, valence does not)
+      expect(Math.max(...a[0]!.map((y, k) => Math.abs(y.valence - a[1]![k]!.valence)))).toBeGreaterThan(5e-4);
+    } finally {
+      await one.close();
+      await three.close();
+    }
+  });
+
   it('a cache the step worker no longer holds (evicted beyond maxCachedStreams) restarts that stream exactly instead of mixing caches', async () => {
     const spec = tinySpec();
     const full = await OnnxSpeechModel.load(spec, { modelsDir: dir, device: 'cpu', logger: silent });
@@ -414,7 +474,9 @@ describe('stream caches', () => {
     expect(() => resolveStreamingOptions({ recomputeFrames: -1 })).toThrow(/recomputeFrames/);
     expect(() => resolveStreamingOptions({ recomputeFrames: 2.5 })).toThrow(/recomputeFrames/);
     expect(() => resolveStreamingOptions({ maxCachedStreams: 0 })).toThrow(/maxCachedStreams/);
-    expect(resolveStreamingOptions({ recomputeFrames: undefined })).toMatchObject({ recomputeFrames: 0, maxCachedStreams: 1024 });
+    expect(() => resolveStreamingOptions({ stepWorkers: 0 })).toThrow(/stepWorkers must be auto or an integer in \[1, 64\], got 0/);
+    expect(() => resolveStreamingOptions({ stepWorkers: 1.5 })).toThrow(/stepWorkers/);
+    expect(resolveStreamingOptions({ recomputeFrames: undefined })).toMatchObject({ recomputeFrames: 0, maxCachedStreams: 1024, stepWorkers: 'auto' });
   });
 });
 

@@ -105,4 +105,16 @@ describe('numberOption', () => {
       }
     }
   });
+
+  it('run and serve refuse a --speech-step-workers that is not auto or a count in [1, 64]', async () => {
+    for (const cmd of ['run', 'serve']) {
+      for (const bad of ['0', 'two', '65']) {
+        const program = buildProgram();
+        for (const c of program.commands) c.configureOutput({ writeErr: () => undefined, writeOut: () => undefined });
+        await expect(
+          program.parseAsync(['node', 'circumplex', cmd, '--input', 'x.wav', '--speech-streaming', 'cached', '--speech-step-workers', bad]),
+        ).rejects.toThrow(`--speech-step-workers must be an integer in [1, 64], got "${bad}"`);
+      }
+    }
+  });
 });
