@@ -91,6 +91,8 @@ export interface BenchOptions {
   speechStreaming?: SpeechStreamingFlag;
   /** ONNX intra-op threads of the encoders section's sessions (default auto, models/threads.ts). */
   threads?: IntraOpThreads;
+  /** Step workers of the encoders section's cached mode (default auto). */
+  encoderStepWorkers?: number | 'auto';
 }
 
 /** Sizes of each section (full vs quick). */
@@ -378,6 +380,7 @@ async function runBenchInner(o: BenchOptions, log: (line: string) => void, t0: n
       if (o.encoderBatches) ePlan.batchSizes = o.encoderBatches;
       if (o.encoderInt8) ePlan.int8 = true;
       if (o.threads !== undefined) ePlan.intraOpThreads = o.threads;
+      if (o.encoderStepWorkers !== undefined) ePlan.stepWorkers = o.encoderStepWorkers;
       sections['encoders'] = await benchEncoders({ encoders: enc, device: o.device, quick: o.quick, samples, log, plan: ePlan });
     }
     if (want('cluster')) {
@@ -694,6 +697,12 @@ export async function main(argv: string[] = process.argv): Promise<number> {
       'off',
     )
     .option('--threads <auto|n>', `the encoders section's sessions: ${THREADS_HELP}`, (v) => parseIntraOpThreads(v, '--threads'), 'auto')
+    .option('--encoder-step-workers <auto|n>', "step workers of the encoders section's cached mode (default auto)", (v) => {
+      if (v.trim() === 'auto') return 'auto';
+      const x = Number(v);
+      if (!(Number.isInteger(x) && x >= 1 && x <= 64)) throw new RangeError(`--encoder-step-workers must be auto or an integer in [1, 64], got "${v}"`);
+      return x;
+    })
     .option('--out <dir>', 'report folder', path.join(REPO_ROOT, 'bench', 'results'))
     .option('--log-level <level>', 'pino log level', 'warn')
     .exitOverride();
@@ -716,6 +725,7 @@ export async function main(argv: string[] = process.argv): Promise<number> {
       encoderInt8: boolean;
       speechStreaming: SpeechStreamingFlag;
       threads: IntraOpThreads;
+      encoderStepWorkers?: number | 'auto';
     }>();
     setLogLevel(opts.logLevel);
     const { report, file } = await runBench({
@@ -734,6 +744,7 @@ export async function main(argv: string[] = process.argv): Promise<number> {
       ...(opts.encoderInt8 ? { encoderInt8: true } : {}),
       speechStreaming: opts.speechStreaming,
       threads: opts.threads,
+      ...(opts.encoderStepWorkers !== undefined ? { encoderStepWorkers: opts.encoderStepWorkers } : {}),
     });
     process.stdout.write(formatBenchSummary(report, file));
     return 0;

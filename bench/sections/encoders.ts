@@ -99,6 +99,8 @@ export interface EncodersPlan {
   recomputeSweep: number[];
   /** ONNX intra-op threads of every session (models/threads.ts; `--threads`). Default auto. */
   intraOpThreads: IntraOpThreads;
+  /** Step workers of the cached mode (`--encoder-step-workers`). Default auto. */
+  stepWorkers: number | 'auto';
 }
 
 export function encodersPlan(quick: boolean): EncodersPlan {
@@ -117,6 +119,7 @@ export function encodersPlan(quick: boolean): EncodersPlan {
         framesMode: false,
         recomputeSweep: [13, 25],
         intraOpThreads: 'auto',
+        stepWorkers: 'auto',
       }
     : {
         audioSeconds: 8,
@@ -132,6 +135,7 @@ export function encodersPlan(quick: boolean): EncodersPlan {
         framesMode: true,
         recomputeSweep: [6, 13, 25],
         intraOpThreads: 'auto',
+        stepWorkers: 'auto',
       };
 }
 
@@ -485,7 +489,7 @@ async function measureInt8(
     }
     let streamingCached: Int8Row['streamingCached'] = { skipped: 'no step.onnx among the int8 graphs' };
     if (hasStreamingGraphs(spec, STANDINS_INT8_DIR, 'cached')) {
-      const sm = await StreamingSpeechModel.load(spec, { ...opts, streaming: { mode: 'cached' } });
+      const sm = await StreamingSpeechModel.load(spec, { ...opts, streaming: { mode: 'cached', stepWorkers: plan.stepWorkers } });
       try {
         await sm.infer(one);
         const st = sm.forStream('int8-cached');
@@ -665,7 +669,10 @@ async function measure(
           log(
             `[bench] encoders: ${name}: streaming path (${mode}${mode === 'chunked' ? `, ${ctx} frames left context` : ''}${recompute ? `, ${recompute} frames recomputed per hop` : ''}), one stream`,
           );
-          const sm = await StreamingSpeechModel.load(spec, { ...loadOpts, streaming: { mode, leftContextFrames: ctx, recomputeFrames: recompute } });
+          const sm = await StreamingSpeechModel.load(spec, {
+            ...loadOpts,
+            streaming: { mode, leftContextFrames: ctx, recomputeFrames: recompute, stepWorkers: plan.stepWorkers },
+          });
           // The concurrent run streams with the compute-once mode: cached when there is a step graph.
           if (hasStep ? mode === 'cached' && recompute === 0 : mode === 'chunked' && ctx === plan.leftContextFrames) concurrentModel = sm;
           else streamModels.push(sm);
