@@ -484,7 +484,7 @@ describe('engine option speechStreaming', () => {
   async function run(
     streaming?: 'cached' | 'frames' | 'chunked',
     extra: Parameters<typeof createEngine>[0] = {},
-  ): Promise<{ speech: number[]; open: number; streamingModel: boolean }> {
+  ): Promise<{ speech: number[]; open: number; streamingModel: boolean; stepWorkers: number }> {
     const engine = await createEngine({
       device: 'cpu',
       speechModel: 'wav2vec2-msp-dim',
@@ -504,7 +504,8 @@ describe('engine option speechStreaming', () => {
       flow.close();
       const speech = events.flatMap((e) => (e.kind === 'affect' && e.point.speech ? [e.point.speech.valence] : []));
       const open = engine.speech instanceof StreamingSpeechModel ? engine.speech.openStreams : 0;
-      return { speech, open, streamingModel: engine.speech instanceof StreamingSpeechModel };
+      const stepWorkers = engine.speech instanceof StreamingSpeechModel ? engine.speech.stepWorkers : 0;
+      return { speech, open, streamingModel: engine.speech instanceof StreamingSpeechModel, stepWorkers };
     } finally {
       await engine.close();
     }
@@ -543,5 +544,15 @@ describe('engine option speechStreaming', () => {
     const dev = (a: number[], b: number[]): number => Math.max(...a.map((v, i) => Math.abs(v - (b[i] as number))));
     expect(dev(off.speech, whole.speech)).toBeLessThan(1e-5);
     expect(dev(off.speech, once.speech)).toBeGreaterThan(1e-4); // compute-once is an approximation
+  });
+
+  it('speechStepWorkers reaches the cached mode: two workers give the one-worker trajectory and free the stream at the end', async () => {
+    const one = await run('cached', { speechStepWorkers: 1 });
+    const two = await run('cached', { speechStepWorkers: 2 });
+    expect([one.stepWorkers, two.stepWorkers]).toEqual([1, 2]);
+    expect(two.speech.length).toBe(one.speech.length);
+    expect(two.open).toBe(0);
+    expect(Math.max(...one.speech.map((v, i) => Math.abs(v - (two.speech[i] as number))))).toBeLessThan(1e-5);
+    await expect(run('cached', { speechStepWorkers: 0 })).rejects.toThrow(/stepWorkers must be auto or an integer/);
   });
 });
