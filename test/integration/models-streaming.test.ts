@@ -16,7 +16,7 @@ import { AffectError } from '../../core/errors.js';
 import { MODEL_SPECS, type ModelSpec } from '../../models/manifest.js';
 import { loadSpeechModel } from '../../models/registry.js';
 import { OnnxSpeechModel } from '../../models/speech-onnx.js';
-import { findContinuation, resolveStreamingOptions, StreamingSpeechModel } from '../../models/streaming-speech.js';
+import { findContinuation, resolveStreamingOptions, StreamingSpeechModel, type StreamingSpeechOptions } from '../../models/streaming-speech.js';
 import type { SpeechAffectModel, SpeechAffectOutput } from '../../models/ports.js';
 import { loadSamples, pacedSource } from '../../bench/lib/common.js';
 import { createEngine } from '../../src/engine.js';
@@ -54,6 +54,11 @@ afterAll(() => {
 /** The tiny model under the real large model's contract (32-wide instead of 1024). */
 function tinySpec(id = 'tiny-wav2vec2', normalization: ModelSpec['inputNormalization'] = 'none'): ModelSpec {
   return { ...(MODEL_SPECS['wav2vec2-msp-dim'] as ModelSpec), id, inputNormalization: normalization };
+}
+
+/** The tiny test model with `streaming` options, batches of up to `maxBatch`. */
+function loadTiny(streaming: Partial<StreamingSpeechOptions>, maxBatch = 8): Promise<StreamingSpeechModel> {
+  return StreamingSpeechModel.load(tinySpec(), { modelsDir: dir, device: 'cpu', logger: silent, streaming, maxBatch });
 }
 
 function windows(hop: number, count: number, from = 0, n = 16_000): Float32Array[] {
@@ -277,26 +282,13 @@ describe('cached mode (each sample through the whole model once: per-layer keys/
   });
 
   it('several step workers: streams are sharded between them, batches split across them give the outputs of one worker, and close() frees each cache where it lives', async () => {
-    const spec = tinySpec();
-    const one = await StreamingSpeechModel.load(spec, {
-      modelsDir: dir,
-      device: 'cpu',
-      logger: silent,
-      streaming: { mode: 'cached', stepWorkers: 1 },
-      maxBatch: 8,
-    });
-    const three = await StreamingSpeechModel.load(spec, {
-      modelsDir: dir,
-      device: 'cpu',
-      logger: silent,
-      streaming: { mode: 'cached', stepWorkers: 3 },
-      maxBatch: 8,
-    });
+    const one = await loadTiny({ mode: 'cached', stepWorkers: 1 });
+    const three = await loadTiny({ mode: 'cached', stepWorkers: 3 });
     try {
       expect(one.stepWorkers).toBe(1);
       expect(three.stepWorkers).toBe(3);
       // the tiny test model is under 8 MiB: auto would give one thread, hence one worker
-      const auto = await StreamingSpeechModel.load(spec, { modelsDir: dir, device: 'cpu', logger: silent, streaming: { mode: 'cached' } });
+      const auto = await loadTiny({ mode: 'cached' });
       expect(auto.stepWorkers).toBe(1);
       await auto.close();
       const n = 5;
@@ -408,14 +400,7 @@ describe('cached mode (each sample through the whole model once: per-layer keys/
 
 describe('stream caches', () => {
   it('stay bounded over a long stream, are freed by close(), and streams batched together do not mix', async () => {
-    const spec = tinySpec();
-    const sm = await StreamingSpeechModel.load(spec, {
-      modelsDir: dir,
-      device: 'cpu',
-      logger: silent,
-      streaming: { mode: 'chunked', leftContextFrames: 6 },
-      maxBatch: 8,
-    });
+    const sm = await loadTiny({ mode: 'chunked', leftContextFrames: 6 });
     try {
       const a = sm.forStream('a');
       const b = sm.forStream('b');
