@@ -83,7 +83,8 @@ export interface StreamingSpeechOptions {
    * live in one worker; every batch runs on all of them at once). `auto` (default): on the CPU
    * provider one worker per intra-op thread the model would get (at most {@link MAX_STEP_WORKERS}),
    * each with one thread (more CPU-efficient than one session's threads: docs/bench.md); one worker on
-   * a GPU. Each worker holds a copy of the weights.
+   * a GPU. The automatic thread count is shared out between the workers; a count set in
+   * `intraOpThreads` applies to each. Each worker holds a copy of the weights.
    */
   stepWorkers: number | 'auto';
 }
@@ -443,7 +444,8 @@ export class StreamingSpeechModel implements SpeechAffectModel {
         const total = resolveIntraOpThreads(opts.intraOpThreads, file);
         // auto: one single-threaded worker per thread the model would get (on the CPU provider; one on a GPU).
         const want = options.stepWorkers === 'auto' ? Math.min(MAX_STEP_WORKERS, Math.max(1, total.threads)) : options.stepWorkers;
-        const perWorker = total.threads === 0 ? 0 : options.stepWorkers === 'auto' ? Math.max(1, Math.floor(total.threads / want)) : total.threads;
+        // A thread count the caller set applies to each worker; under auto the model's threads are shared out.
+        const perWorker = typeof opts.intraOpThreads === 'number' ? total.threads : Math.max(1, Math.floor(total.threads / want));
         const layers = info.layers;
         const posContext = info.posContextFrames;
         const openStep = (providers: readonly string[]): Promise<StepWorkerSession> =>

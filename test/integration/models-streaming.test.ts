@@ -287,6 +287,17 @@ describe('cached mode (each sample through the whole model once: per-layer keys/
     try {
       expect(one.stepWorkers).toBe(1);
       expect(three.stepWorkers).toBe(3);
+      // auto threads are shared out between the workers (the tiny model gets one, so one each); a set count applies to each
+      expect(three.intraOpThreads).toBe(1);
+      const set = await StreamingSpeechModel.load(tinySpec(), {
+        modelsDir: dir,
+        device: 'cpu',
+        logger: silent,
+        intraOpThreads: 2,
+        streaming: { mode: 'cached', stepWorkers: 2 },
+      });
+      expect([set.stepWorkers, set.intraOpThreads]).toEqual([2, 2]);
+      await set.close();
       // the tiny test model is under 8 MiB: auto would give one thread, hence one worker
       const auto = await loadTiny({ mode: 'cached' });
       expect(auto.stepWorkers).toBe(1);
