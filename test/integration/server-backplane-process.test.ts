@@ -117,20 +117,32 @@ const ended = (id: string) => (cl: TestClient) => cl.of('status').some((m) => m.
 
 describe('serve --backplane: real processes, real engine, one Redis', () => {
   it('a WAV ingested on node A reaches subscribers on B and C byte-identical to a single-node run (same seqs, same values)', async () => {
-    const ref = await subscriber(single, ['call-1']);
-    const onB = await subscriber(b, ['call-1']);
-    const onC = await subscriber(c, ['*']);
-    const [p1, p2] = await Promise.all([publisher(single, 'call-1'), publisher(a, 'call-1')]);
-    await Promise.all([sendWav(p1, 0, 4000), sendWav(p2, 0, 4000)]);
-    p1.send({ type: 'stop' });
-    p2.send({ type: 'stop' });
-    for (const cl of [ref, onB, onC]) await cl.until(ended('call-1'), 20_000, 'end');
-    const want = frames(ref, 'call-1');
-    expect(want.filter((r) => r.startsWith('{"type":"affect"')).length).toBeGreaterThanOrEqual(12);
-    expect(want.some((r) => r.includes('"droppedWindows":0'))).toBe(true);
-    expect(frames(onB, 'call-1')).toEqual(want);
-    expect(frames(onC, 'call-1')).toEqual(want);
-  }, 60_000);
+    // Live ingest drops a window when inference stalls past a hop (the 'latest' policy, reported in the
+    // stream's frames as droppedWindows, a running count); under a parallel test run on 2 cores either node can stall.
+    // The comparison needs both runs lossless, so a run whose frames report a drop is repeated on a
+    // fresh stream id (at most 3 runs); every assertion below holds for the run that is compared.
+    const run = async (id: string) => {
+      const ref = await subscriber(single, [id]);
+      const onB = await subscriber(b, [id]);
+      const onC = await subscriber(c, ['*']);
+      const [p1, p2] = await Promise.all([publisher(single, id), publisher(a, id)]);
+      await Promise.all([sendWav(p1, 0, 4000), sendWav(p2, 0, 4000)]);
+      p1.send({ type: 'stop' });
+      p2.send({ type: 'stop' });
+      for (const cl of [ref, onB, onC]) await cl.until(ended(id), 20_000, 'end');
+      const lossless = (cl: TestClient): boolean =>
+        frames(cl, id)
+          .filter((x) => x.startsWith('{"type":"affect"'))
+          .every((x) => /"droppedWindows":0[,}]/.test(x));
+      return { id, want: frames(ref, id), onB: frames(onB, id), onC: frames(onC, id), lossless: lossless(ref) && lossless(onB) };
+    };
+    let r = await run('call-1');
+    for (let k = 2; k <= 3 && !r.lossless; k++) r = await run(`call-1-run${k}`);
+    expect(r.lossless, `every run dropped windows under load (last: ${r.id})`).toBe(true);
+    expect(r.want.filter((x) => x.startsWith('{"type":"affect"')).length).toBeGreaterThanOrEqual(12);
+    expect(r.onB).toEqual(r.want);
+    expect(r.onC).toEqual(r.want);
+  }, 120_000);
 
   it('SIGKILL of the ingesting node mid-stream: the subscriber resumes on B with no gap and no duplicate, the publisher continues the stream on B', async () => {
     const sub = await subscriber(a, ['k1']);
