@@ -25,6 +25,7 @@ import path from 'node:path';
 import { Command, Option } from 'commander';
 import { REPO_ROOT, loadConfig } from '../core/config.js';
 import { createEngine, DEFAULT_ENGINE, type Engine } from '../src/engine.js';
+import { autoOrCountOption } from '../src/commands/options.js';
 import { AffectServer, type RunningServer } from '../src/server/ws-server.js';
 import { AffectError } from '../core/errors.js';
 import { getLogger, setLogLevel } from '../core/log.js';
@@ -697,12 +698,11 @@ export async function main(argv: string[] = process.argv): Promise<number> {
       'off',
     )
     .option('--threads <auto|n>', `the encoders section's sessions: ${THREADS_HELP}`, (v) => parseIntraOpThreads(v, '--threads'), 'auto')
-    .option('--encoder-step-workers <auto|n>', "step workers of the encoders section's cached mode (default auto)", (v) => {
-      if (v.trim() === 'auto') return 'auto';
-      const x = Number(v);
-      if (!(Number.isInteger(x) && x >= 1 && x <= 64)) throw new RangeError(`--encoder-step-workers must be auto or an integer in [1, 64], got "${v}"`);
-      return x;
-    })
+    .option(
+      '--encoder-step-workers <auto|n>',
+      "step workers of the encoders section's cached mode (default auto)",
+      autoOrCountOption('--encoder-step-workers', 1, 64),
+    )
     .option('--out <dir>', 'report folder', path.join(REPO_ROOT, 'bench', 'results'))
     .option('--log-level <level>', 'pino log level', 'warn')
     .exitOverride();

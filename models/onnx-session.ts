@@ -10,12 +10,7 @@ import type { LoadModelOptions } from './load-options.js';
 import type { ModelSpec } from './manifest.js';
 import { assertSignature } from './signature.js';
 import { OrtWorkerSession } from './worker/host.js';
-import type { ResolvedThreads } from './threads.js';
-
-/** "2 intra-op threads (auto: 631 MiB model, 2 cores)", for a model's load line. */
-export function threadsText(t: ResolvedThreads): string {
-  return t.threads === 0 ? "onnxruntime's default intra-op threads" : `${t.threads} intra-op thread${t.threads === 1 ? '' : 's'} (${t.why})`;
-}
+import { threadsText } from './threads.js';
 
 /** Opens `spec.onnxFile` in a worker; throws AffectErrors naming the file and the fix. */
 export async function openOnnxModel(spec: ModelSpec, opts: LoadModelOptions): Promise<OrtWorkerSession> {

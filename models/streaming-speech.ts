@@ -46,8 +46,7 @@ import type { LoadModelOptions } from './load-options.js';
 import type { AffectOutputMapping, ModelSpec } from './manifest.js';
 import type { SpeechAffectModel, SpeechAffectOutput } from './ports.js';
 import { decodeSpeechRow, normalizeWindow } from './speech-onnx.js';
-import { threadsText } from './onnx-session.js';
-import { resolveIntraOpThreads, type IntraOpThreads } from './threads.js';
+import { resolveIntraOpThreads, threadsText, type IntraOpThreads } from './threads.js';
 import { OrtWorkerSession, type WireTensor } from './worker/host.js';
 import { StepWorkerSession, type StepRow } from './worker/step-host.js';
 

@@ -32,6 +32,11 @@ export interface ResolvedThreads {
   readonly why: string;
 }
 
+/** "2 intra-op threads (auto: 631 MiB model, 2 cores)", for a model's load line. */
+export function threadsText(t: ResolvedThreads): string {
+  return t.threads === 0 ? "onnxruntime's default intra-op threads" : `${t.threads} intra-op thread${t.threads === 1 ? '' : 's'} (${t.why})`;
+}
+
 /** Checks a setting; throws a RangeError naming `name` and the accepted values. */
 export function checkIntraOpThreads(v: IntraOpThreads, name = 'intraOpThreads'): IntraOpThreads {
   if (v === 'auto') return v;

@@ -102,24 +102,29 @@ export function addModelOptions(cmd: Command): Command {
     );
 }
 
-/** Parses `--threads` (auto, or an integer in [0, 256]); a usage error naming the flag otherwise. */
-function threadsOption(v: string): IntraOpThreads {
-  try {
-    return parseIntraOpThreads(v, '--threads');
-  } catch (err) {
-    throw new InvalidArgumentError(err instanceof Error ? err.message : String(err));
-  }
-}
-
-/** Adds `--speech-streaming` (models/streaming-speech.ts) to `run` or `serve`; checked at parse time. */
-export function addSpeechStreamingOption(cmd: Command): Command {
-  const parse = (v: string): SpeechStreamingFlag => {
+/** A parser whose RangeError becomes commander's usage error (same message, exit code 1, no stack trace). */
+function usageErrors<T>(parse: (v: string) => T): (v: string) => T {
+  return (v) => {
     try {
-      return parseSpeechStreaming(v);
+      return parse(v);
     } catch (err) {
       throw new InvalidArgumentError(err instanceof Error ? err.message : String(err));
     }
   };
+}
+
+/** Parses `--threads` (auto, or an integer in [0, 256]); a usage error naming the flag otherwise. */
+const threadsOption = usageErrors((v): IntraOpThreads => parseIntraOpThreads(v, '--threads'));
+
+/** Parses `auto` or a count checked by {@link numberOption} (`--speech-step-workers`, the bench's `--encoder-step-workers`). */
+export function autoOrCountOption(name: string, min: number, max: number): (v: string) => number | 'auto' {
+  const count = numberOption(name, min, true, max);
+  return (v) => (v.trim() === 'auto' ? 'auto' : count(v));
+}
+
+/** Adds `--speech-streaming` (models/streaming-speech.ts) to `run` or `serve`; checked at parse time. */
+export function addSpeechStreamingOption(cmd: Command): Command {
+  const parse = usageErrors((v): SpeechStreamingFlag => parseSpeechStreaming(v));
   return cmd
     .option('--speech-streaming <mode>', `compute-once streaming of a frame-level speech encoder: ${SPEECH_STREAMING_HELP}`, parse, 'off')
     .option(
@@ -130,7 +135,7 @@ export function addSpeechStreamingOption(cmd: Command): Command {
     .option(
       '--speech-step-workers <auto|n>',
       'with --speech-streaming cached: step workers, each with its own session (a copy of the weights) and a share of the streams; auto = one single-threaded worker per core on the CPU (at most 4), one on a GPU',
-      (v: string): number | 'auto' => (v.trim() === 'auto' ? 'auto' : numberOption('--speech-step-workers', 1, true, 64)(v)),
+      autoOrCountOption('--speech-step-workers', 1, 64),
     );
 }
 
