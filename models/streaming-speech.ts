@@ -854,9 +854,9 @@ export class StreamingSpeechModel implements SpeechAffectModel {
     const t0 = performance.now();
     const steps = this.sessions.steps as readonly StepWorkerSession[];
     // Each worker gets the jobs of the streams it holds; the workers run at once.
-    const shards = steps.map((step) => ({ step, jobs: [] as Job[], inSession: 0 }));
-    for (const job of jobs) shards[job.state.serial % steps.length]?.jobs.push(job);
-    const active = shards.filter((sh) => sh.jobs.length > 0);
+    const shards = new Map(steps.map((step) => [step, { step, jobs: [] as Job[], inSession: 0 }]));
+    for (const job of jobs) shards.get(this.stepFor(job.state) as StepWorkerSession)?.jobs.push(job);
+    const active = [...shards.values()].filter((sh) => sh.jobs.length > 0);
     try {
       const outs = await Promise.allSettled(active.map((sh) => this.runCachedBatchInner(sh.step, sh.jobs, (ms) => (sh.inSession += ms))));
       const failed = outs.find((r): r is PromiseRejectedResult => r.status === 'rejected');
