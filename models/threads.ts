@@ -32,9 +32,14 @@ export interface ResolvedThreads {
   readonly why: string;
 }
 
+/** "2 intra-op threads", or onnxruntime's default for 0. */
+export function threadCountText(threads: number): string {
+  return threads === 0 ? "onnxruntime's default intra-op threads" : `${threads} intra-op thread${threads === 1 ? '' : 's'}`;
+}
+
 /** "2 intra-op threads (auto: 631 MiB model, 2 cores)", for a model's load line. */
 export function threadsText(t: ResolvedThreads): string {
-  return t.threads === 0 ? "onnxruntime's default intra-op threads" : `${t.threads} intra-op thread${t.threads === 1 ? '' : 's'} (${t.why})`;
+  return t.threads === 0 ? threadCountText(0) : `${threadCountText(t.threads)} (${t.why})`;
 }
 
 /** Checks a setting; throws a RangeError naming `name` and the accepted values. */

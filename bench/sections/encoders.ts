@@ -33,7 +33,7 @@ import { modelFilePath } from '../../models/files.js';
 import { findModelSpec, MODEL_SPECS, type ModelSpec } from '../../models/manifest.js';
 import type { Device, SpeechAffectOutput } from '../../models/ports.js';
 import { OnnxSpeechModel } from '../../models/speech-onnx.js';
-import type { IntraOpThreads } from '../../models/threads.js';
+import { threadCountText, type IntraOpThreads } from '../../models/threads.js';
 import {
   encoderMacs,
   frontendMacs,
@@ -925,7 +925,7 @@ export function formatEncoders(s: EncodersSection): string[] {
       continue;
     }
     L.push(
-      `  ${r.name} = ${r.specId}${r.parameters ? ` (${(r.parameters / 1e6).toFixed(1)} M params)` : ''} on ${r.provider} (${r.intraOpThreads === undefined ? 'intra-op threads not recorded' : r.intraOpThreads === 0 ? "onnxruntime's default intra-op threads" : `${r.intraOpThreads} intra-op thread${r.intraOpThreads === 1 ? '' : 's'}`}): session ${r.sessionMiB.value} MiB${r.streamingSessionMiB === undefined ? '' : ` (streaming ${r.streamingSessionMiB} MiB)`}, 1 s window at batch 1 ${r.latencyMsBatch1.value} ms [${r.latencyMsBatch1.loadAvg1}]${r.onePassMsPerAudioSecond ? `, one pass ${r.onePassMsPerAudioSecond.value} ms per audio s` : ''}`,
+      `  ${r.name} = ${r.specId}${r.parameters ? ` (${(r.parameters / 1e6).toFixed(1)} M params)` : ''} on ${r.provider} (${r.intraOpThreads === undefined ? 'intra-op threads not recorded' : threadCountText(r.intraOpThreads)}): session ${r.sessionMiB.value} MiB${r.streamingSessionMiB === undefined ? '' : ` (streaming ${r.streamingSessionMiB} MiB)`}, 1 s window at batch 1 ${r.latencyMsBatch1.value} ms [${r.latencyMsBatch1.loadAvg1}]${r.onePassMsPerAudioSecond ? `, one pass ${r.onePassMsPerAudioSecond.value} ms per audio s` : ''}`,
     );
     L.push(`    windows/s by batch: ${r.throughput.map((p) => `${p.batch}: ${p.windowsPerSec}`).join('   ')}`);
     const f = r.fullWindow;
