@@ -20,7 +20,7 @@
  * is the full-window outputs' spread over the same windows (the scale a deviation should be read
  * against). Work is transformer frames per frame of new audio (1 = each frame once).
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { REPO_ROOT } from '../core/config.js';
@@ -54,6 +54,9 @@ async function main(): Promise<void> {
     throw new Error(`--keys: unknown output ${JSON.stringify(badKey ?? '')}; use a comma-separated subset of ${allKeys.join(',')}`);
   }
   const labelsFile = opt(argv, '--labels', '');
+  const perWindowFile = opt(argv, '--per-window', '');
+  const restartAtSegments = argv.includes('--restart-at-segments');
+  if (restartAtSegments && !labelsFile) throw new Error('--restart-at-segments needs --labels (the segments whose starts restart the stream)');
   const specs = MODEL_SPECS as Record<string, ModelSpec | undefined>;
   const base = (specs[id] ?? specs['wav2vec2-msp-dim']) as ModelSpec;
   const spec: ModelSpec = {
@@ -70,9 +73,9 @@ async function main(): Promise<void> {
   const windows = Array.from({ length: count }, (_, k) => audio.slice(k * hop, k * hop + 16_000));
   // human targets per window (middle sample's segment), or none
   let targets: (Partial<Record<Key, number>> | undefined)[] = [];
+  type Seg = { start: number; end: number } & Partial<Record<Key, number>>;
+  let segs: Seg[] = [];
   if (labelsFile) {
-    type Seg = { start: number; end: number } & Partial<Record<Key, number>>;
-    let segs: Seg[];
     try {
       segs = (JSON.parse(readFileSync(labelsFile, 'utf8')) as { segments: Seg[] }).segments;
       if (!Array.isArray(segs)) throw new Error('no "segments" array');
@@ -107,11 +110,26 @@ async function main(): Promise<void> {
   };
   const sd = sdOf(ref.slice(1).flatMap((o) => keys.map((k) => o[k] ?? 0)));
   const sdPerKey = Object.fromEntries(keys.map((k) => [k, round(sdOf(ref.slice(1).map((o) => o[k] ?? 0)), 4)]));
+  // Where each window sits against the segments: the segment holding its last sample, and how many samples of it
+  // the stream had seen by then (a cached frame carries context from up to one window before the frame).
+  const segAt = (x: number): number => segs.findIndex((g) => g.start <= x && x < g.end);
+  const position = windows.map((_, k) => {
+    const end = k * hop + 16_000 - 1;
+    const i = segAt(end);
+    return { segment: i, samplesIntoSegment: i >= 0 ? end + 1 - (segs[i] as Seg).start : null };
+  });
+  // --restart-at-segments: a fresh cache on the first window that holds a segment's start (an oracle for a cache
+  // restart at each voiced onset: the window after a segment boundary is computed whole, exactly).
+  const restartAt = new Set(
+    restartAtSegments ? windows.flatMap((_, k) => (k > 0 && segs.some((g) => g.start > (k - 1) * hop + 15_999 && g.start <= k * hop + 15_999) ? [k] : [])) : [],
+  );
+  const perWindow: Array<Record<string, unknown>> = [];
   const rows = [];
   for (const R of rs) {
     const sm = await StreamingSpeechModel.load(spec, { modelsDir, device: 'cpu', streaming: { mode: 'cached', recomputeFrames: R, hopSamples: hop } });
     try {
-      const s = sm.forStream('tolerance');
+      let s = sm.forStream('tolerance');
+      let restarts = 0;
       let mx = 0;
       let sum = 0;
       let n = 0;
@@ -119,10 +137,23 @@ async function main(): Promise<void> {
       const perKey = Object.fromEntries(keys.map((k) => [k, { max: 0, sum: 0 }]));
       const outs: SpeechAffectOutput[] = [];
       for (let k = 0; k < windows.length; k++) {
+        if (restartAt.has(k)) {
+          s.close();
+          s = sm.forStream(`tolerance-${k}`);
+          restarts++;
+        }
         const y = await s.infer(windows[k] as Float32Array);
         const x = ref[k] as SpeechAffectOutput;
         outs.push(y);
         if (k === 0) continue;
+        if (perWindowFile)
+          perWindow.push({
+            recomputeFrames: R,
+            window: k,
+            ...position[k],
+            restarted: restartAt.has(k),
+            absDiff: Object.fromEntries(keys.map((key) => [key, round(Math.abs((x[key] ?? 0) - (y[key] ?? 0)), 5)])),
+          });
         for (const key of keys) {
           const d = Math.abs((x[key] ?? 0) - (y[key] ?? 0));
           mx = Math.max(mx, d);
@@ -147,6 +178,7 @@ async function main(): Promise<void> {
       const frames = sm.stats.advancedSamples / sm.info.frameStrideSamples;
       rows.push({
         recomputeFrames: R,
+        ...(restartAtSegments ? { restarts } : {}),
         work: round(sm.stats.encoderFrames / frames, 3),
         maxAbsDiff: round(mx, 4),
         meanAbsDiff: round(sum / Math.max(1, n), 4),
@@ -184,6 +216,7 @@ async function main(): Promise<void> {
     audio: path.relative(REPO_ROOT, audioFile),
     keys,
     outputSd: round(sd, 4),
+    ...(restartAtSegments ? { restartWindows: restartAt.size } : {}),
     outputSdPerKey: sdPerKey,
     ...(labelsFile
       ? { labels: path.relative(REPO_ROOT, labelsFile), labelledWindows: targets.slice(1).filter(Boolean).length, labelRmseFullWindow: labelRmse(ref) }
@@ -191,6 +224,7 @@ async function main(): Promise<void> {
     rows,
     loadAvg1: round(os.loadavg()[0] ?? 0, 2),
   };
+  if (perWindowFile) writeFileSync(perWindowFile, perWindow.map((w) => JSON.stringify(w)).join('\n') + '\n');
   process.stdout.write(JSON.stringify(report) + '\n');
   process.stderr.write(
     [
