@@ -113,15 +113,16 @@ async function main(): Promise<void> {
   // Where each window sits against the segments: the segment holding its last sample, and how many samples of it
   // the stream had seen by then (a cached frame carries context from up to one window before the frame).
   const segAt = (x: number): number => segs.findIndex((g) => g.start <= x && x < g.end);
+  const lastSample = (k: number): number => k * hop + 16_000 - 1;
   const position = windows.map((_, k) => {
-    const end = k * hop + 16_000 - 1;
+    const end = lastSample(k);
     const i = segAt(end);
     return { segment: i, samplesIntoSegment: i >= 0 ? end + 1 - (segs[i] as Seg).start : null };
   });
   // --restart-at-segments: a fresh cache on the first window that holds a segment's start (an oracle for a cache
   // restart at each voiced onset: the window after a segment boundary is computed whole, exactly).
   const restartAt = new Set(
-    restartAtSegments ? windows.flatMap((_, k) => (k > 0 && segs.some((g) => g.start > (k - 1) * hop + 15_999 && g.start <= k * hop + 15_999) ? [k] : [])) : [],
+    restartAtSegments ? windows.flatMap((_, k) => (k > 0 && segs.some((g) => g.start > lastSample(k - 1) && g.start <= lastSample(k)) ? [k] : [])) : [],
   );
   const perWindow: Array<Record<string, unknown>> = [];
   const rows = [];
@@ -146,16 +147,17 @@ async function main(): Promise<void> {
         const x = ref[k] as SpeechAffectOutput;
         outs.push(y);
         if (k === 0) continue;
+        const diffs = keys.map((key) => Math.abs((x[key] ?? 0) - (y[key] ?? 0)));
         if (perWindowFile)
           perWindow.push({
             recomputeFrames: R,
             window: k,
             ...position[k],
             restarted: restartAt.has(k),
-            absDiff: Object.fromEntries(keys.map((key) => [key, round(Math.abs((x[key] ?? 0) - (y[key] ?? 0)), 5)])),
+            absDiff: Object.fromEntries(keys.map((key, i) => [key, round(diffs[i] as number, 5)])),
           });
-        for (const key of keys) {
-          const d = Math.abs((x[key] ?? 0) - (y[key] ?? 0));
+        for (const [i, key] of keys.entries()) {
+          const d = diffs[i] as number;
           mx = Math.max(mx, d);
           sum += d;
           n++;
@@ -175,7 +177,9 @@ async function main(): Promise<void> {
         }
         if (ea.length) minCos = Math.min(minCos, dot / Math.sqrt(na * nb));
       }
-      const frames = sm.stats.advancedSamples / sm.info.frameStrideSamples;
+      // Frames of the stream's audio (the first window whole, then one hop per window): a restart re-advances a whole
+      // window of audio already seen, so the model's advancedSamples would hide the restart's extra work.
+      const frames = lastSample(windows.length - 1) / sm.info.frameStrideSamples;
       rows.push({
         recomputeFrames: R,
         ...(restartAtSegments ? { restarts } : {}),

@@ -341,17 +341,30 @@ export function sessionMemory(spec: ModelSpec, modelsDir: string | undefined, mo
   }
 }
 
+/** Wall and CPU time of this process (all threads), ms, of one awaited piece of work. */
+async function timed<T>(work: () => Promise<T>): Promise<{ value: T; wallMs: number; cpuMs: number }> {
+  const c0 = process.cpuUsage();
+  const t0 = performance.now();
+  const value = await work();
+  const wallMs = performance.now() - t0;
+  const c = process.cpuUsage(c0);
+  return { value, wallMs, cpuMs: (c.user + c.system) / 1000 };
+}
+
 async function timePath(
   windows: Float32Array[],
   infer: (w: Float32Array) => Promise<SpeechAffectOutput>,
 ): Promise<{ outs: SpeechAffectOutput[]; wallMs: number; cpuMs: number; loadAvg1: number }> {
   const outs: SpeechAffectOutput[] = [];
-  const c0 = process.cpuUsage();
-  const t0 = performance.now();
-  for (const w of windows) outs.push(await infer(w));
-  const wallMs = performance.now() - t0;
-  const c = process.cpuUsage(c0);
-  return { outs, wallMs, cpuMs: (c.user + c.system) / 1000, loadAvg1: load1() };
+  const { wallMs, cpuMs } = await timed(async () => {
+    for (const w of windows) outs.push(await infer(w));
+  });
+  return { outs, wallMs, cpuMs, loadAvg1: load1() };
+}
+
+/** A concurrent run's CPU ms (this process, all threads) per window of one stream, i.e. per 250 ms hop of new audio. */
+function cpuMsPerHop(run: ConcurrentRun): number {
+  return run.cpuCoresPerStream * 0.25 * 1000;
 }
 
 function pathRun(windows: number, wallMs: number, cpuMs: number, onePass: number | null, loadAvg1: number, redundancyMacs: number | null = null): PathRun {
@@ -626,23 +639,15 @@ async function measure(
     let onePassCpu: number | null = null;
     const seg = samples.slice(0, 4 * 16_000);
     /** One 4 s pass, CPU ms of this process per audio second (for the CPU-time redundancy, taken next to each run). */
-    const onePassCpuNow = async (): Promise<number> => {
-      const c0 = process.cpuUsage();
-      await m.runBatch([seg]);
-      const c = process.cpuUsage(c0);
-      return (c.user + c.system) / 1000 / 4;
-    };
+    const onePassCpuNow = async (): Promise<number> => (await timed(() => m.runBatch([seg]))).cpuMs / 4;
     if (fixedLen === null) {
       await m.runBatch([seg]);
       const t: number[] = [];
       const cpu: number[] = [];
       for (let i = 0; i < 3; i++) {
-        const t0 = performance.now();
-        const c0 = process.cpuUsage();
-        await m.runBatch([seg]);
-        const c = process.cpuUsage(c0);
-        t.push(performance.now() - t0);
-        cpu.push((c.user + c.system) / 1000 / 4);
+        const { wallMs, cpuMs } = await timed(() => m.runBatch([seg]));
+        t.push(wallMs);
+        cpu.push(cpuMs / 4);
       }
       onePass = at(round(median(t) / 4, 2));
       onePassCpu = round(median(cpu), 2);
@@ -726,12 +731,8 @@ async function measure(
         const timeBareFull = async (): Promise<void> => {
           for (let i = 0; i < bareCalls; i++) {
             const batch = Array.from({ length: bareB }, (_, j) => cw[(bareFull.length * bareB + j) % cw.length] as Float32Array);
-            const c0 = process.cpuUsage();
-            const t0 = performance.now();
-            await m.runBatch(batch);
-            const wallMs = performance.now() - t0;
-            const c = process.cpuUsage(c0);
-            bareFull.push({ wallMs, cpuMs: (c.user + c.system) / 1000 });
+            const { wallMs, cpuMs } = await timed(() => m.runBatch(batch));
+            bareFull.push({ wallMs, cpuMs });
           }
         };
         await timeBareFull();
@@ -777,7 +778,7 @@ async function measure(
             const hopsPerSec = (b * 1000) / median(t.map((x) => x.wallMs));
             const runHops = (streamC.streams * (cw.length - 1)) / (streamC.wallMs / 1000);
             const bareCpuPerHop = t.reduce((a, x) => a + x.cpuMs, 0) / (calls * b);
-            const runCpuPerHop = streamC.cpuCoresPerStream * 0.25 * 1000;
+            const runCpuPerHop = cpuMsPerHop(streamC);
             streamingBare = {
               hopsPerSec: round(hopsPerSec, 2),
               efficiency: round(runHops / hopsPerSec, 3),
@@ -801,7 +802,7 @@ async function measure(
           bareCalls: bareFull.length,
           batchingEfficiency: round(fullWps / bareWps, 3),
           batchingEfficiencyBest: round(fullWps / bareBestWps, 3),
-          batchingEfficiencyCpu: round(bareCpuPerWindow / (fullC.cpuCoresPerStream * 0.25 * 1000), 3),
+          batchingEfficiencyCpu: round(bareCpuPerWindow / cpuMsPerHop(fullC), 3),
           ...(sm ? { streamingMode: sm.options.mode } : {}),
           ...(sm && sm.stepWorkers > 0 ? { streamingStepWorkers: sm.stepWorkers, streamingThreadsPerWorker: sm.intraOpThreads } : {}),
           ...(streamingBare
