@@ -16,6 +16,12 @@
  * against the targets (a window takes the target of the segment holding its middle sample), so a
  * deviation can be read against the model's own error.
  *
+ * `--windows 0`: every window the audio holds. `--cached-head off,on` (default off): rows with the model's
+ * head and with its cached head (`streaming/cached-head.onnx`, models/cached-head.ts; `on` needs one fitted
+ * for this hop and recompute value). `--dump FILE` (one `--recompute` value, `--cached-head off`): JSONL of
+ * each window's full-window and streamed pooled states after a header line with the model, hop, recompute
+ * value and normalisation: the pairs training/encoders/calibrate_cached_head.py fits the cached head on.
+ *
  * Deviation is over the windows after the first (the first is computed whole, exactly); `output sd`
  * is the full-window outputs' spread over the same windows (the scale a deviation should be read
  * against). Work is transformer frames per frame of new audio (1 = each frame once).
@@ -26,6 +32,7 @@ import path from 'node:path';
 import { REPO_ROOT } from '../core/config.js';
 import { MODEL_SPECS, type ModelSpec } from '../models/manifest.js';
 import { OnnxSpeechModel } from '../models/speech-onnx.js';
+import { parseCachedHead } from '../models/cached-head.js';
 import { StreamingSpeechModel } from '../models/streaming-speech.js';
 import type { SpeechAffectOutput } from '../models/ports.js';
 import { loadSamples, round, SPEECH_WAV } from './lib/common.js';
@@ -40,7 +47,7 @@ async function main(): Promise<void> {
   const id = opt(argv, '--id', 'wav2vec2-msp-dim');
   const modelsDir = opt(argv, '--models-dir', path.join(REPO_ROOT, 'models', 'weights', 'standins'));
   const hop = Number(opt(argv, '--hop', '4000'));
-  const count = Number(opt(argv, '--windows', '13'));
+  const windowsOpt = Number(opt(argv, '--windows', '13'));
   const norm = opt(argv, '--norm', 'manifest');
   const rs = opt(argv, '--recompute', '0,6,13,25,50').split(',').map(Number);
   const audioFile = opt(argv, '--audio', SPEECH_WAV);
@@ -55,7 +62,13 @@ async function main(): Promise<void> {
   }
   const labelsFile = opt(argv, '--labels', '');
   const perWindowFile = opt(argv, '--per-window', '');
+  const dumpFile = opt(argv, '--dump', '');
+  const cachedHeads = opt(argv, '--cached-head', 'off')
+    .split(',')
+    .map((h) => parseCachedHead(h));
   const restartAtSegments = argv.includes('--restart-at-segments');
+  if (dumpFile && (rs.length !== 1 || cachedHeads.length !== 1 || cachedHeads[0] !== 'off'))
+    throw new Error('--dump writes the pooled-state pairs of one setting: give one --recompute value and --cached-head off');
   if (restartAtSegments && !labelsFile) throw new Error('--restart-at-segments needs --labels (the segments whose starts restart the stream)');
   const specs = MODEL_SPECS as Record<string, ModelSpec | undefined>;
   const base = (specs[id] ?? specs['wav2vec2-msp-dim']) as ModelSpec;
@@ -65,6 +78,8 @@ async function main(): Promise<void> {
     ...(norm === 'manifest' ? {} : { inputNormalization: norm as ModelSpec['inputNormalization'] }),
   };
   const audio = await loadSamples(audioFile);
+  // --windows 0: every window the audio holds
+  const count = windowsOpt === 0 ? Math.max(0, Math.floor((audio.length - 16_000) / hop) + 1) : windowsOpt;
   if (audio.length < (count - 1) * hop + 16_000) {
     throw new Error(
       `--audio ${audioFile}: ${audio.length} samples hold fewer than --windows ${count} windows at --hop ${hop} (need ${(count - 1) * hop + 16_000}); use fewer windows or a longer file`,
@@ -125,9 +140,14 @@ async function main(): Promise<void> {
     restartAtSegments ? windows.flatMap((_, k) => (k > 0 && segs.some((g) => g.start > lastSample(k - 1) && g.start <= lastSample(k)) ? [k] : [])) : [],
   );
   const perWindow: Array<Record<string, unknown>> = [];
+  const dump: string[] = [];
   const rows = [];
-  for (const R of rs) {
-    const sm = await StreamingSpeechModel.load(spec, { modelsDir, device: 'cpu', streaming: { mode: 'cached', recomputeFrames: R, hopSamples: hop } });
+  for (const [R, head] of rs.flatMap((r) => cachedHeads.map((h) => [r, h] as const))) {
+    const sm = await StreamingSpeechModel.load(spec, {
+      modelsDir,
+      device: 'cpu',
+      streaming: { mode: 'cached', recomputeFrames: R, hopSamples: hop, cachedHead: head },
+    });
     try {
       let s = sm.forStream('tolerance');
       let restarts = 0;
@@ -146,6 +166,14 @@ async function main(): Promise<void> {
         const y = await s.infer(windows[k] as Float32Array);
         const x = ref[k] as SpeechAffectOutput;
         outs.push(y);
+        if (dumpFile)
+          dump.push(
+            JSON.stringify({
+              window: k,
+              full: { embedding: Array.from(x.embedding ?? []), ...Object.fromEntries(keys.map((key) => [key, x[key] ?? 0])) },
+              stream: { embedding: Array.from(y.embedding ?? []), ...Object.fromEntries(keys.map((key) => [key, y[key] ?? 0])) },
+            }),
+          );
         if (k === 0) continue;
         const diffs = keys.map((key) => Math.abs((x[key] ?? 0) - (y[key] ?? 0)));
         if (perWindowFile)
@@ -182,6 +210,7 @@ async function main(): Promise<void> {
       const frames = lastSample(windows.length - 1) / sm.info.frameStrideSamples;
       rows.push({
         recomputeFrames: R,
+        cachedHead: sm.cachedHead ? 'fitted' : 'off',
         ...(restartAtSegments ? { restarts } : {}),
         work: round(sm.stats.encoderFrames / frames, 3),
         maxAbsDiff: round(mx, 4),
@@ -190,6 +219,8 @@ async function main(): Promise<void> {
         meanOverSd: round(sum / Math.max(1, n) / sd, 3),
         minEmbeddingCosine: round(minCos, 5),
         ...(labelsFile ? { labelRmse: labelRmse(outs) } : {}),
+        // the streamed outputs' own spread (a head that pulls towards the mean lowers an RMSE without tracking better)
+        outputSdPerKey: Object.fromEntries(keys.map((k) => [k, round(sdOf(outs.slice(1).map((o) => o[k] ?? 0)), 4)])),
         perKey: Object.fromEntries(
           keys.map((k) => {
             const pk = perKey[k] as { max: number; sum: number };
@@ -228,20 +259,33 @@ async function main(): Promise<void> {
     rows,
     loadAvg1: round(os.loadavg()[0] ?? 0, 2),
   };
+  if (dumpFile) {
+    const header = {
+      type: 'header',
+      id,
+      hopSamples: hop,
+      recomputeFrames: rs[0],
+      inputNormalization: report.inputNormalization,
+      audio: report.audio,
+      windows: count,
+    };
+    writeFileSync(dumpFile, [JSON.stringify(header), ...dump].join('\n') + '\n');
+  }
   if (perWindowFile) writeFileSync(perWindowFile, perWindow.map((w) => JSON.stringify(w)).join('\n') + '\n');
   process.stdout.write(JSON.stringify(report) + '\n');
   process.stderr.write(
     [
       `${id}, hop ${hop} samples, ${count} windows of ${report.audio}, outputs ${keys.join(',')}, input normalisation ${report.inputNormalization}, output sd ${report.outputSd} (${keys.map((k) => `${k} ${sdPerKey[k]}`).join(', ')})`,
-      '| recomputed frames per hop | work (× one pass) | max |Δ| | mean |Δ| | max / sd | mean / sd | min cos (hidden) |',
-      '| ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+      '| recomputed frames per hop | cached head | work (× one pass) | max |Δ| | mean |Δ| | max / sd | mean / sd | min cos (hidden) |',
+      '| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |',
       ...rows.map(
-        (r) => `| ${r.recomputeFrames} | ${r.work} | ${r.maxAbsDiff} | ${r.meanAbsDiff} | ${r.maxOverSd} | ${r.meanOverSd} | ${r.minEmbeddingCosine} |`,
+        (r) =>
+          `| ${r.recomputeFrames} | ${r.cachedHead} | ${r.work} | ${r.maxAbsDiff} | ${r.meanAbsDiff} | ${r.maxOverSd} | ${r.meanOverSd} | ${r.minEmbeddingCosine} |`,
       ),
       ...(labelsFile
         ? [
             `RMSE against ${report.labels}: full window ${JSON.stringify(report.labelRmseFullWindow)}; ` +
-              rows.map((r) => `cached ${r.recomputeFrames} ${JSON.stringify(r.labelRmse)}`).join('; '),
+              rows.map((r) => `cached ${r.recomputeFrames}${r.cachedHead === 'off' ? '' : ' + cached head'} ${JSON.stringify(r.labelRmse)}`).join('; '),
           ]
         : []),
     ].join('\n') + '\n',

@@ -40,6 +40,7 @@ import path from 'node:path';
 import { AffectError } from '../core/errors.js';
 import { getLogger } from '../core/log.js';
 import { DynamicBatcher } from './batcher.js';
+import { resolveCachedHead, type CachedHeadSetting } from './cached-head.js';
 import { assertDeviceAvailable, providersFor } from './device.js';
 import { modelRoot } from './files.js';
 import type { LoadModelOptions } from './load-options.js';
@@ -86,6 +87,12 @@ export interface StreamingSpeechOptions {
    * `intraOpThreads` applies to each. Each worker holds a copy of the weights.
    */
   stepWorkers: number | 'auto';
+  /**
+   * `cached`: the head refitted for the cached pooled states (`streaming/cached-head.onnx`,
+   * models/cached-head.ts): `auto` (default) uses it when it was fitted for this hop and
+   * recomputeFrames, `on` requires it, `off` keeps the model's head everywhere.
+   */
+  cachedHead: CachedHeadSetting;
 }
 
 /** The most step workers `auto` opens. */
@@ -98,6 +105,7 @@ export const DEFAULT_STREAMING_SPEECH: StreamingSpeechOptions = {
   recomputeFrames: 0,
   maxCachedStreams: 1024,
   stepWorkers: 'auto',
+  cachedHead: 'auto',
 };
 
 /** `streaming/streaming.json`, written by the export script. */
@@ -176,6 +184,8 @@ export interface StreamingStats {
   workerPackMs: number;
   /** cached: steps the worker refused because a stream's cache was not there as expected (those streams restarted). */
   cacheLost: number;
+  /** cached: windows read by the cached head (`cached-head.onnx`) instead of the model's. */
+  cachedHeadWindows: number;
 }
 
 /** One stream's state. */
@@ -301,6 +311,7 @@ export function resolveStreamingOptions(opts: Partial<StreamingSpeechOptions> = 
   if (!Number.isInteger(o.maxCachedStreams) || o.maxCachedStreams < 1) {
     throw new RangeError(`streaming speech: maxCachedStreams must be an integer >= 1, got ${o.maxCachedStreams}`);
   }
+  if (!['auto', 'on', 'off'].includes(o.cachedHead)) throw new RangeError(`streaming speech: cachedHead must be auto, on or off, got ${String(o.cachedHead)}`);
   if (o.stepWorkers !== 'auto' && (!Number.isInteger(o.stepWorkers) || o.stepWorkers < 1 || o.stepWorkers > 64)) {
     throw new RangeError(`streaming speech: stepWorkers must be auto or an integer in [1, 64], got ${String(o.stepWorkers)}`);
   }
@@ -361,6 +372,7 @@ export class StreamingSpeechModel implements SpeechAffectModel {
     hostMs: 0,
     workerPackMs: 0,
     cacheLost: 0,
+    cachedHeadWindows: 0,
   };
   private readonly mapping: AffectOutputMapping;
   private readonly streams = new Set<StreamState>();
@@ -369,6 +381,8 @@ export class StreamingSpeechModel implements SpeechAffectModel {
   private closing: Promise<void> | undefined;
   /** `cached` mode: step workers (streams sharded between them by number); 0 in the other modes. */
   readonly stepWorkers: number;
+  /** `cached` mode: the cached head's file when the cached windows use it (models/cached-head.ts), else undefined. */
+  readonly cachedHead: string | undefined;
 
   private constructor(
     private readonly spec: ModelSpec,
@@ -378,7 +392,9 @@ export class StreamingSpeechModel implements SpeechAffectModel {
     opts: LoadModelOptions,
     /** The encoder's (or each step session's) ORT intra-op threads (0: ORT's default). */
     readonly intraOpThreads: number,
+    cachedHead?: string,
   ) {
+    this.cachedHead = cachedHead;
     if (!spec.affect) throw new RangeError(`model ${spec.id}: speech spec needs an affect mapping`);
     this.id = spec.id;
     this.provider = (sessions.steps?.[0] ?? sessions.encoder)?.provider ?? 'cpu';
@@ -447,6 +463,17 @@ export class StreamingSpeechModel implements SpeechAffectModel {
         const perWorker = typeof opts.intraOpThreads === 'number' ? total.threads : Math.max(1, Math.floor(total.threads / want));
         const layers = info.layers;
         const posContext = info.posContextFrames;
+        const cachedHead = await resolveCachedHead({
+          modelId: spec.id,
+          streamingDir: dir,
+          hiddenDim: info.hiddenDim,
+          stepGraph: file,
+          hopSamples: options.hopSamples,
+          recomputeFrames: options.recomputeFrames,
+          inputNormalization: spec.inputNormalization ?? 'none',
+          setting: options.cachedHead,
+          logger: opts.logger ?? getLogger(),
+        });
         const openStep = (providers: readonly string[]): Promise<StepWorkerSession> =>
           StepWorkerSession.open(
             {
@@ -459,6 +486,7 @@ export class StreamingSpeechModel implements SpeechAffectModel {
               hiddenDim: info.hiddenDim,
               posContext,
               maxStreams: options.maxCachedStreams,
+              ...(cachedHead ? { cachedHeadPath: cachedHead } : {}),
             },
             spec.id,
           );
@@ -488,7 +516,7 @@ export class StreamingSpeechModel implements SpeechAffectModel {
           { model: spec.id, provider: step.provider, mode: options.mode, frontEnd: info.frontEnd, stepWorkers: workers, intraOpThreads: perWorker },
           `model ${spec.id} streams (cached) on ${step.provider}, ${workers} step worker${workers === 1 ? '' : 's'} × ${threadsText(threadsOf)}`,
         );
-        return new StreamingSpeechModel(spec, { steps: stepSessions }, info, options, opts, perWorker);
+        return new StreamingSpeechModel(spec, { steps: stepSessions }, info, options, opts, perWorker, cachedHead);
       }
       const frontend = await open(GRAPHS.frontend);
       const encoder = await open(GRAPHS.encoder);
@@ -985,12 +1013,16 @@ export class StreamingSpeechModel implements SpeechAffectModel {
             ...(m.embedding ? { [m.embedding]: { type: 'float32', data: res.hidden.slice(b * D, (b + 1) * D), dims: [1, D] } } : {}),
           };
           this.stats.windows++;
+          // The worker read this window with the cached head when it had one and the window used cached frames.
+          if (this.cachedHead && pl.memPos.length > 0) this.stats.cachedHeadWindows++;
           out[jobs.indexOf(pl.job)] = decodeSpeechRow(this.id, m, decoded, 0, pl.job.samples);
         });
         this.stats.frontendSamples += B * S;
         this.stats.frontendFrames += B * T;
         this.stats.encoderFrames += B * T;
         this.stats.macs += B * ((frontendMacs(this.info, S) ?? 0) + (encoderMacs(this.info, T) ?? 0) + 2 * L * T * M * D + headMacs(this.info));
+        // the cached head runs on top of the step graph's own head for the rows that used cached frames
+        if (this.cachedHead) this.stats.macs += group.filter((pl) => pl.memPos.length > 0).length * headMacs(this.info);
         break;
       }
     }

@@ -12,6 +12,7 @@ import { defer, finalize, type OperatorFunction } from 'rxjs';
 import * as registry from '../models/registry.js';
 import { loadVoskRecognizerFactory } from '../models/asr/vosk-factory.js';
 import { StreamingSpeechModel, type StreamingMode } from '../models/streaming-speech.js';
+import type { CachedHeadSetting } from '../models/cached-head.js';
 import type { VoskFactoryStats } from '../models/asr/vosk-factory.js';
 import { createTextPath, type TextPathStats } from '../streams/text-path.js';
 import type { Device, FusionModel, SpeechAffectModel, TextAffectModel, VoiceDetector } from '../models/ports.js';
@@ -74,6 +75,8 @@ export interface EngineOptions {
   speechRecomputeFrames?: number;
   /** 'cached' streaming: step workers (streams sharded between them; each holds a copy of the weights). Default 'auto': one single-threaded worker per core on the CPU (≤ 4), one on a GPU. */
   speechStepWorkers?: number | 'auto';
+  /** 'cached' streaming: the head refitted for cached pooled states (models/cached-head.ts): 'auto' (default: used when fitted for this hop and recompute setting), 'on' (required), 'off'. */
+  speechCachedHead?: CachedHeadSetting;
   /**
    * ONNX intra-op threads per model session (models/threads.ts): 'auto' (default) gives small models
    * one thread and real-size encoders every core (≤ 8); a count, or 0 for onnxruntime's own choice.
@@ -188,6 +191,7 @@ export async function createEngine(opts: Partial<EngineOptions> = {}): Promise<E
             leftContextFrames: o.speechLeftContextFrames,
             recomputeFrames: o.speechRecomputeFrames,
             stepWorkers: o.speechStepWorkers,
+            cachedHead: o.speechCachedHead,
           },
         })
       : await registry.loadSpeechModel(o.speechModel, loadOpts);

@@ -21,6 +21,8 @@ export interface StepWorkerData {
   readonly posContext: number;
   /** Streams whose caches the worker keeps at most; the least recently used beyond it is evicted (its next window starts afresh). */
   readonly maxStreams: number;
+  /** The cached head (models/cached-head.ts), run on the pooled state of rows that attended to cached frames; absent: the model's head everywhere. */
+  readonly cachedHeadPath?: string;
 }
 
 /**

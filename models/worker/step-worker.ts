@@ -14,7 +14,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import ort from 'onnxruntime-node';
-import { openOrReport, runAndReply } from './open-session.js';
+import { createOnFirstProvider, runAndReply } from './open-session.js';
 import { serveRunsUntilClose } from './serve-runs.js';
 import type { FromStepWorker, StepRow, StepRowCache, StepWorkerData, ToStepWorker } from './step-messages.js';
 
@@ -48,6 +48,8 @@ const D = data.hiddenDim;
 const P = data.posContext;
 const stride = data.stride;
 const caches = new Map<number, Cache>();
+/** The cached head (`cached-head.onnx`, models/cached-head.ts): reads the pooled state of windows that used cached frames. */
+let cachedHead: ort.InferenceSession | undefined;
 /** Streams of the step in flight, and those freed meanwhile (dropped once it ends, not re-added). */
 const inStep = new Set<number>();
 const freedInStep = new Set<number>();
@@ -163,7 +165,8 @@ async function step(s: ort.InferenceSession, msg: Extract<ToStepWorker, { type: 
       hidden_sum: new ort.Tensor('float32', hSum, [B, D]),
       hidden_count: new ort.Tensor('float32', hCount, [B, 1]),
     });
-    finish(msg, res, cs, M, t0, performance.now() - ts);
+    const logits = await withCachedHead(res, rows);
+    finish(msg, res, logits, cs, M, t0, performance.now() - ts);
     ok = true;
   } finally {
     // A failed step leaves no half-updated cache behind: those streams start afresh (the main thread restarts them too).
@@ -174,9 +177,34 @@ async function step(s: ort.InferenceSession, msg: Extract<ToStepWorker, { type: 
   }
 }
 
+/**
+ * The step's logits, with the rows that attended to cached frames re-read by the cached head when
+ * there is one (a row with no cached frames is the full model exactly and keeps the model's head).
+ */
+async function withCachedHead(res: ort.InferenceSession.ReturnType, rows: readonly StepRow[]): Promise<Float32Array> {
+  const B = rows.length;
+  const lg = res['logits'];
+  const hs = res['hidden_states'];
+  if (!lg || lg.type !== 'float32' || lg.dims.length !== 2 || lg.dims[0] !== B || lg.dims[1] !== 3)
+    throw new Error(`step output logits missing or not float32 [${B}, 3]`);
+  const logits = (lg.data as Float32Array).slice(0, B * 3);
+  const pick = rows.flatMap((row, b) => (row.mem.length > 0 ? [b] : []));
+  if (!cachedHead || pick.length === 0) return logits;
+  if (!hs || hs.type !== 'float32' || hs.dims.length !== 2 || hs.dims[1] !== D)
+    throw new Error(`step output hidden_states missing or not float32 [${B}, ${D}]`);
+  const pooled = new Float32Array(pick.length * D);
+  pick.forEach((b, i) => pooled.set((hs.data as Float32Array).subarray(b * D, (b + 1) * D), i * D));
+  const out = (await cachedHead.run({ pooled: new ort.Tensor('float32', pooled, [pick.length, D]) }))['logits'];
+  if (!out || out.type !== 'float32' || out.dims.length !== 2 || out.dims[0] !== pick.length || out.dims[1] !== 3)
+    throw new Error(`cached head output logits is not float32 [${pick.length}, 3]`);
+  pick.forEach((b, i) => logits.set((out.data as Float32Array).subarray(i * 3, i * 3 + 3), b * 3));
+  return logits;
+}
+
 function finish(
   msg: Extract<ToStepWorker, { type: 'step' }>,
   res: ort.InferenceSession.ReturnType,
+  logits: Float32Array,
   cs: Cache[],
   M: number,
   t0: number,
@@ -195,7 +223,6 @@ function finish(
   const pj = out('proj', [B, T, D]);
   const kvd = out('kv_new', [B, L, 2, T, D]);
   const hs = out('hidden_states', [B, D]);
-  const lg = out('logits', [B, 3]);
   // 3. Append the new frames to each stream's caches; evict what no later window can use.
   const caches_: StepRowCache[] = rows.map((row, b) => {
     const c = cs[b] as Cache;
@@ -241,21 +268,54 @@ function finish(
     touch(row.stream, c);
     return rowCache(c);
   });
-  const logits = lg.slice(0, B * 3);
   const hidden = hs.slice(0, B * D);
   post({ type: 'step-result', id: msg.id, logits, hidden, M, caches: caches_, sessionMs, packMs: performance.now() - t0 - sessionMs }, [
-    logits.buffer,
+    logits.buffer as ArrayBuffer,
     hidden.buffer,
   ]);
 }
 
+/** The step session (and the cached head, on the step's provider); `load-error` and undefined when either fails. */
+async function open(): Promise<ort.InferenceSession | undefined> {
+  const { session, provider, failed } = await createOnFirstProvider(data.modelPath, data.providers, data.intraOpThreads);
+  if (!session) {
+    post({ type: 'load-error', failed });
+    port!.close();
+    return undefined;
+  }
+  if (data.cachedHeadPath) {
+    const file = data.cachedHeadPath;
+    const h = await createOnFirstProvider(file, [provider], 1);
+    const bad = h.session && (h.session.inputNames.join() !== 'pooled' || !h.session.outputNames.includes('logits'));
+    if (!h.session || bad) {
+      const why = h.session
+        ? [
+            {
+              provider,
+              error: `${file} has inputs [${h.session.inputNames.join(', ')}] and outputs [${h.session.outputNames.join(', ')}]; a cached head takes pooled and gives logits`,
+            },
+          ]
+        : h.failed.map((f) => ({ provider: f.provider, error: `${file}: ${f.error}` }));
+      await h.session?.release();
+      await session.release();
+      post({ type: 'load-error', failed: why });
+      port!.close();
+      return undefined;
+    }
+    cachedHead = h.session;
+  }
+  post({ type: 'ready', provider, inputNames: [...session.inputNames], outputNames: [...session.outputNames], failed });
+  return session;
+}
+
 async function main(): Promise<void> {
-  const s = await openOrReport(data, post, port!);
+  const s = await open();
   if (!s) return;
 
   serveRunsUntilClose<ToStepWorker>(port!, {
-    release: () => {
+    release: async () => {
       caches.clear();
+      await cachedHead?.release();
       return s.release();
     },
     refuse: (msg) => {

@@ -10,6 +10,7 @@ import { JsonlRecorder } from '../record.js';
 import { STREAM_ID } from '../server/hub.js';
 import { DEFAULT_ESCALATION, type EscalationOptions } from '../../streams/turns.js';
 import { parseSpeechStreaming, SPEECH_STREAMING_HELP, type SpeechStreamingFlag } from '../../models/streaming-speech.js';
+import { CACHED_HEAD_HELP, CACHED_HEAD_SETTINGS, parseCachedHead, type CachedHeadSetting } from '../../models/cached-head.js';
 import { parseIntraOpThreads, THREADS_HELP, type IntraOpThreads } from '../../models/threads.js';
 
 /** Parses a finite number >= `min` (and <= `max` when given); integers only when `integer`. */
@@ -70,6 +71,8 @@ export interface ModelFlags extends EscalationFlags {
   speechRecomputeFrames?: number;
   /** `--speech-step-workers auto|N` (cached streaming; default auto): step workers, streams sharded between them. */
   speechStepWorkers?: number | 'auto';
+  /** `--speech-cached-head auto|on|off` (cached streaming; default auto): the head refitted for cached pooled states. */
+  speechCachedHead?: CachedHeadSetting;
 }
 
 /**
@@ -136,7 +139,8 @@ export function addSpeechStreamingOption(cmd: Command): Command {
       '--speech-step-workers <auto|n>',
       'with --speech-streaming cached: step workers, each with its own session (a copy of the weights) and a share of the streams; auto = one single-threaded worker per core on the CPU (at most 4), one on a GPU',
       autoOrCountOption('--speech-step-workers', 1, 64),
-    );
+    )
+    .option(`--speech-cached-head <${CACHED_HEAD_SETTINGS.join('|')}>`, `with --speech-streaming cached: ${CACHED_HEAD_HELP}`, usageErrors(parseCachedHead));
 }
 
 /**
@@ -211,6 +215,7 @@ export async function openRecorderAndEngine(
       ...(flags.speechStreaming !== undefined && flags.speechStreaming !== 'off' ? { speechStreaming: flags.speechStreaming } : {}),
       ...(flags.speechRecomputeFrames !== undefined ? { speechRecomputeFrames: flags.speechRecomputeFrames } : {}),
       ...(flags.speechStepWorkers !== undefined ? { speechStepWorkers: flags.speechStepWorkers } : {}),
+      ...(flags.speechCachedHead !== undefined ? { speechCachedHead: flags.speechCachedHead } : {}),
       escalation: escalationFromFlags(flags, env),
       ...(flags.textModel !== undefined ? { textModel: flags.textModel } : {}),
       ...(asrModel !== undefined ? { asrModel } : {}),

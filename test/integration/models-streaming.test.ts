@@ -542,6 +542,16 @@ describe('engine option speechStreaming', () => {
     expect(dev(off.speech, once.speech)).toBeGreaterThan(1e-4); // compute-once is an approximation
   });
 
+  it("speechCachedHead reaches the cached mode: 'on' without a fitted head stops the engine with an error naming the file", async () => {
+    const err = await run('cached', { speechCachedHead: 'on' }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(AffectError);
+    expect((err as AffectError).code).toBe('AFFECT_ERR_MODEL_MISSING');
+    expect((err as AffectError).message).toContain(path.join(dir, 'real-split', 'wav2vec2-msp-dim', 'streaming', 'cached-head.json'));
+  });
+
   it('speechStepWorkers reaches the cached mode: two workers give the one-worker trajectory and free the stream at the end', async () => {
     const one = await run('cached', { speechStepWorkers: 1 });
     const two = await run('cached', { speechStepWorkers: 2 });

@@ -106,6 +106,16 @@ describe('numberOption', () => {
     }
   });
 
+  it('run and serve refuse a --speech-cached-head that is not auto, on or off', async () => {
+    for (const cmd of ['run', 'serve']) {
+      const program = buildProgram();
+      for (const c of program.commands) c.configureOutput({ writeErr: () => undefined, writeOut: () => undefined });
+      await expect(
+        program.parseAsync(['node', 'circumplex', cmd, '--input', 'x.wav', '--speech-streaming', 'cached', '--speech-cached-head', 'yes']),
+      ).rejects.toThrow('--speech-cached-head must be one of auto, on, off; got "yes"');
+    }
+  });
+
   it('run and serve refuse a --speech-step-workers that is not auto or a count in [1, 64]', async () => {
     for (const cmd of ['run', 'serve']) {
       for (const bad of ['0', 'two', '65']) {

@@ -21,6 +21,8 @@ speakers are scored once, at the end. Writes
     <out>/<id>/heldout.wav, heldout.json                  held-out speakers' clips, silence-trimmed and
                                                           concatenated, and their spans and targets (the
                                                           tolerance bench's --audio and --labels)
+    <out>/<id>/fitstream.wav, fitstream.json              the same for the training speakers (the audio the
+                                                          cached head is fitted on: calibrate_cached_head.py)
 
 Run from the repo root (18 min of training by default, plus about a minute):
 
@@ -91,9 +93,10 @@ def predict_clips(m, audio: list[np.ndarray], batch: int = 64) -> np.ndarray:
     return np.stack(out)
 
 
-def write_heldout(d: str, clips, te_idx, audio: list[np.ndarray]) -> None:
-    """The held-out speakers' clips as one stream (sorted by file, so emotions alternate): heldout.wav,
-    and heldout.json with each clip's sample span and human targets (the tolerance bench's --labels)."""
+def write_heldout(d: str, clips, te_idx, audio: list[np.ndarray], name: str = "heldout") -> None:
+    """Clips as one stream (sorted by file, so emotions alternate): <name>.wav, and <name>.json with each
+    clip's sample span and human targets (the tolerance bench's --labels). `heldout`: the held-out
+    speakers; `fitstream`: the training speakers (audio for fitting the cached head, never measured on)."""
     order = sorted(te_idx, key=lambda i: clips[i].path)
     segs, at = [], 0
     for i in order:
@@ -102,8 +105,8 @@ def write_heldout(d: str, clips, te_idx, audio: list[np.ndarray]) -> None:
         segs.append({"file": os.path.basename(c.path), "speaker": c.speaker, "emotion": c.emotion, "start": at, "end": at + n, "arousal": c.arousal, "valence": c.valence})
         at += n
     os.makedirs(d, exist_ok=True)
-    sf.write(os.path.join(d, "heldout.wav"), np.concatenate([audio[i] for i in order]), SAMPLE_RATE, subtype="PCM_16")
-    with open(os.path.join(d, "heldout.json"), "w") as f:
+    sf.write(os.path.join(d, f"{name}.wav"), np.concatenate([audio[i] for i in order]), SAMPLE_RATE, subtype="PCM_16")
+    with open(os.path.join(d, f"{name}.json"), "w") as f:
         json.dump({"sampleRate": SAMPLE_RATE, "segments": segs}, f, indent=1)
         f.write("\n")
 
@@ -119,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--holdout-per-corpus", type=int, default=2)
-    ap.add_argument("--heldout-only", action="store_true", help="only (re)write <out>/<id>/heldout.wav and heldout.json")
+    ap.add_argument("--heldout-only", action="store_true", help="only (re)write <out>/<id>/heldout.wav/.json and fitstream.wav/.json")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1: the box is shared; 2 threads thrash under load)")
     ap.add_argument("--opset", type=int, default=14)
     a = ap.parse_args(argv)
@@ -137,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     log(f"[train_tiny] audio read and trimmed in {time.time() - t_start:.0f} s")
     if a.heldout_only:
         write_heldout(os.path.join(a.out, a.id), clips, te_idx, audio)
+        write_heldout(os.path.join(a.out, a.id), clips, tr_idx, audio, "fitstream")
         return 0
     tr_audio = [audio[i] for i in tr_idx]
     tr_y = np.array([[clips[i].arousal, clips[i].valence] for i in tr_idx], dtype=np.float32)
@@ -218,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     rnd = export_one(a.config, a.out, a.id + "-random", a.seed, a.opset, True, log, extra={"trained": None})
     d = os.path.join(a.out, a.id)
     write_heldout(d, clips, te_idx, audio)
+    write_heldout(d, clips, tr_idx, audio, "fitstream")
     with open(os.path.join(d, "train.json"), "w") as f:
         json.dump({"parameters": n_params, "config": a.config, "seed": a.seed, **recipe, "totalSeconds": round(time.time() - t_start, 1)}, f, indent=2)
         f.write("\n")

@@ -1,0 +1,267 @@
+/**
+ * The cached mode's own head (models/cached-head.ts, issue 14), end to end on a tiny wav2vec2-shaped
+ * model built here: the tolerance bench dumps full-window / cached pooled-state pairs of real audio,
+ * training/encoders/calibrate_cached_head.py fits the head on them, and the runtime reads cached
+ * windows with it — only at the hop and recomputeFrames it was fitted for, never on a stream's first
+ * (exact) window, and a broken or foreign head is an error naming the file.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync, appendFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { pino } from 'pino';
+import { REPO_ROOT } from '../../core/config.js';
+import { AffectError } from '../../core/errors.js';
+import { MODEL_SPECS, type ModelSpec } from '../../models/manifest.js';
+import { OnnxSpeechModel } from '../../models/speech-onnx.js';
+import { resolveStreamingOptions, StreamingSpeechModel, type StreamingSpeechOptions } from '../../models/streaming-speech.js';
+import { parseCachedHead } from '../../models/cached-head.js';
+import type { SpeechAffectOutput } from '../../models/ports.js';
+import { loadSamples } from '../../bench/lib/common.js';
+
+const silent = pino({ level: 'silent' });
+const PYTHON = process.env['CIRCUMPLEX_PYTHON'] ?? '/usr/bin/python3';
+const HOP = 1600; // 100 ms, on the 20 ms frame grid: about 175 windows in the 19 s fixture
+let dir = '';
+let audio: Float32Array;
+let fitted: Record<string, unknown>;
+
+function spawnOk(cmd: string, args: string[], what: string): string {
+  const r = spawnSync(cmd, args, { cwd: REPO_ROOT, encoding: 'utf8', timeout: 180_000 });
+  if (r.status !== 0) throw new Error(`${what} failed (${cmd} ${args.join(' ')}, exit ${String(r.status)}): ${r.stderr || String(r.error)}`);
+  return r.stdout;
+}
+
+const spec: ModelSpec = { ...(MODEL_SPECS['wav2vec2-msp-dim'] as ModelSpec), id: 'tiny-wav2vec2', inputNormalization: 'none' };
+const modelDir = (): string => path.join(dir, 'tiny-wav2vec2');
+const fitAudio = (): string => path.join(dir, 'fit.wav');
+
+beforeAll(async () => {
+  dir = mkdtempSync(path.join(os.tmpdir(), 'circumplex-cached-head-'));
+  spawnOk(PYTHON, ['-m', 'training.encoders.export_standins', '--encoders', 'tiny', '--out', dir], 'building the tiny wav2vec2 model');
+  audio = await loadSamples();
+  // Fit on the fixture's first 12 s; the rest is the held-back audio the tests measure on.
+  spawnOk(
+    PYTHON,
+    [
+      '-c',
+      `import soundfile as sf; x, r = sf.read(${JSON.stringify(path.join(REPO_ROOT, 'test/fixtures/audio/speech.wav'))}, dtype='float32'); sf.write(${JSON.stringify(fitAudio())}, x[: 12 * r], r, subtype='FLOAT')`,
+    ],
+    'cutting the fit audio',
+  );
+  const pairs = path.join(dir, 'pairs.jsonl');
+  spawnOk(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      path.join(REPO_ROOT, 'bench', 'encoders-tolerance.ts'),
+      ...[
+        '--models-dir',
+        dir,
+        '--id',
+        'tiny-wav2vec2',
+        '--norm',
+        'none',
+        '--audio',
+        fitAudio(),
+        '--hop',
+        String(HOP),
+        '--windows',
+        '0',
+        '--recompute',
+        '0',
+        '--dump',
+        pairs,
+      ],
+    ],
+    'dumping the pooled-state pairs (bench/encoders-tolerance.ts --dump)',
+  );
+  spawnOk(
+    PYTHON,
+    ['-m', 'training.encoders.calibrate_cached_head', '--pairs', pairs, '--model', modelDir(), '--epochs', '200', '--block', '10'],
+    'fitting the cached head',
+  );
+  fitted = JSON.parse(readFileSync(path.join(modelDir(), 'streaming', 'cached-head.json'), 'utf8')) as Record<string, unknown>;
+}, 300_000);
+
+afterAll(() => {
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+function load(streaming: Partial<StreamingSpeechOptions>, modelsDir = dir): Promise<StreamingSpeechModel> {
+  return StreamingSpeechModel.load(spec, { modelsDir, device: 'cpu', logger: silent, streaming: { mode: 'cached', hopSamples: HOP, ...streaming } });
+}
+
+/** Consecutive windows from sample `from`, one stream. */
+function windows(from: number, count: number, hop = HOP): Float32Array[] {
+  return Array.from({ length: count }, (_, k) => audio.slice(from + k * hop, from + k * hop + 16_000));
+}
+
+async function streamed(sm: StreamingSpeechModel, ws: Float32Array[]): Promise<SpeechAffectOutput[]> {
+  const s = sm.forStream('x');
+  const out: SpeechAffectOutput[] = [];
+  for (const w of ws) out.push(await s.infer(w));
+  s.close();
+  return out;
+}
+
+const KEYS = ['arousal', 'valence', 'dominance'] as const;
+function meanAbsDiff(a: readonly SpeechAffectOutput[], b: readonly SpeechAffectOutput[], from = 1): number {
+  let sum = 0;
+  let n = 0;
+  for (let i = from; i < a.length; i++)
+    for (const k of KEYS) {
+      sum += Math.abs(((a[i] as SpeechAffectOutput)[k] ?? NaN) - ((b[i] as SpeechAffectOutput)[k] ?? NaN));
+      n++;
+    }
+  return sum / n;
+}
+
+describe('cached head (the head refitted for the cached pooled states)', () => {
+  it('the fit records the hop, recomputeFrames and normalisation it was fitted for, with before/after figures on held-back windows', () => {
+    expect(fitted).toMatchObject({ schema: 'circumplex.cached-head/1', hopSamples: HOP, recomputeFrames: 0, inputNormalization: 'none', hiddenDim: 32 });
+    const fig = fitted['figures'] as { fitWindows: number; heldBackWindows: number; fit: Record<string, { meanAbsDiff: number[] }> };
+    expect(fig.fitWindows).toBeGreaterThan(50);
+    expect(fig.heldBackWindows).toBeGreaterThan(0);
+    const sum = (x: number[]): number => x.reduce((a, b) => a + b, 0);
+    // On the windows it was fitted on, the fit must have moved the logits towards the full window's.
+    expect(sum(fig.fit['cachedHead']?.meanAbsDiff ?? [])).toBeLessThan(sum(fig.fit['modelHead']?.meanAbsDiff ?? []));
+  });
+
+  it('reads every cached window (not the exact first one) and brings the outputs nearer the full window on audio it was not fitted on', async () => {
+    const from = 12 * 16_000; // after the fit audio
+    const ws = windows(from, Math.floor((audio.length - from - 16_000) / HOP) + 1);
+    expect(ws.length).toBeGreaterThan(20);
+    const full = await OnnxSpeechModel.load(spec, { modelsDir: dir, device: 'cpu', logger: silent });
+    const ref: SpeechAffectOutput[] = [];
+    try {
+      for (const w of ws) ref.push(await full.infer(w));
+    } finally {
+      await full.close();
+    }
+    const off = await load({ cachedHead: 'off' });
+    const on = await load({}); // auto: fitted for this hop and recomputeFrames, so used
+    try {
+      expect(off.cachedHead).toBeUndefined();
+      expect(on.cachedHead).toBe(path.join(modelDir(), 'streaming', 'cached-head.onnx'));
+      const a = await streamed(off, ws);
+      const b = await streamed(on, ws);
+      expect(on.stats.cachedHeadWindows).toBe(ws.length - 1);
+      expect(off.stats.cachedHeadWindows).toBe(0);
+      // the first window is the full model exactly, with the model's head, in both
+      for (const k of KEYS) expect(Math.abs((b[0] as SpeechAffectOutput)[k]! - (ref[0] as SpeechAffectOutput)[k]!)).toBeLessThan(1e-5);
+      // the head reads the same pooled state: embeddings identical, outputs not
+      expect(Array.from(b[5]?.embedding ?? [])).toEqual(Array.from(a[5]?.embedding ?? []));
+      expect(meanAbsDiff(a, b)).toBeGreaterThan(1e-4);
+      const dOff = meanAbsDiff(ref, a);
+      const dOn = meanAbsDiff(ref, b);
+      console.log(
+        `cached head, ${ws.length} held-back windows at hop ${HOP}: mean |d| from the full window ${dOff.toFixed(4)} (model head) -> ${dOn.toFixed(4)} (cached head)`,
+      );
+      expect(dOn).toBeLessThan(dOff);
+    } finally {
+      await off.close();
+      await on.close();
+    }
+  });
+
+  it('is skipped at another hop or recomputeFrames under auto, and an error naming the file under on', async () => {
+    for (const streaming of [{ hopSamples: 3200 }, { recomputeFrames: 6 }]) {
+      const sm = await load(streaming);
+      try {
+        expect(sm.cachedHead).toBeUndefined();
+        await streamed(sm, windows(0, 4, streaming.hopSamples ?? HOP));
+        expect(sm.stats.cachedHeadWindows).toBe(0);
+      } finally {
+        await sm.close();
+      }
+      const err = await load({ ...streaming, cachedHead: 'on' }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(AffectError);
+      expect((err as AffectError).code).toBe('AFFECT_ERR_CONFIG');
+      expect((err as AffectError).message).toMatch(/cached-head\.onnx was fitted for (hop 1600 samples \(this run: 3200\)|recomputeFrames 0 \(this run: 6\))/);
+    }
+  });
+
+  it('a head that is not the one fitted, fitted on another step graph, a broken record or a missing head under on is an error naming the file, in auto too', async () => {
+    const other = path.join(dir, 'other');
+    const md = path.join(other, 'tiny-wav2vec2');
+    cpSync(modelDir(), md, { recursive: true });
+    const rec = path.join(md, 'streaming', 'cached-head.json');
+    const failure = async (setting: 'auto' | 'on'): Promise<AffectError> => {
+      const e = await load({ cachedHead: setting }, other).then(
+        () => undefined,
+        (x: unknown) => x,
+      );
+      expect(e).toBeInstanceOf(AffectError);
+      return e as AffectError;
+    };
+    appendFileSync(path.join(md, 'streaming', 'cached-head.onnx'), Buffer.from([0]));
+    let e = await failure('auto');
+    expect(e.code).toBe('AFFECT_ERR_MODEL_CHECKSUM');
+    expect(e.message).toContain(path.join(md, 'streaming', 'cached-head.onnx'));
+    cpSync(path.join(modelDir(), 'streaming', 'cached-head.onnx'), path.join(md, 'streaming', 'cached-head.onnx'));
+    writeFileSync(rec, JSON.stringify({ ...fitted, hopSamples: 'fast' }));
+    e = await failure('auto');
+    expect(e.code).toBe('AFFECT_ERR_MODEL_LOAD');
+    expect(e.message).toMatch(/cached-head\.json: hopSamples must be a non-negative integer, got "fast"/);
+    writeFileSync(rec, '{ not json');
+    expect((await failure('auto')).message).toMatch(/cached-head\.json is not a JSON object/);
+    writeFileSync(rec, JSON.stringify({ ...fitted, hiddenDim: 1024 }));
+    expect((await failure('auto')).message).toMatch(/hiddenDim 1024, but the model's pooled state is 32 wide/);
+    // fitted on another step graph (a re-export, a quantised copy): its states are not the ones the head was fitted on
+    writeFileSync(rec, JSON.stringify({ ...fitted, stepSha256: '0'.repeat(64) }));
+    e = await failure('auto');
+    expect(e.code).toBe('AFFECT_ERR_MODEL_LOAD');
+    expect(e.message).toMatch(/was fitted on the states of a step graph with sha256 0{64}, but .*step\.onnx has [0-9a-f]{64}/);
+    // a graph that is not a head (the front end), recorded with its own sha256: the step worker refuses it by name
+    const fe = readFileSync(path.join(md, 'streaming', 'frontend.onnx'));
+    writeFileSync(path.join(md, 'streaming', 'cached-head.onnx'), fe);
+    writeFileSync(rec, JSON.stringify({ ...fitted, sha256: createHash('sha256').update(fe).digest('hex') }));
+    e = await failure('auto');
+    expect(e.code).toBe('AFFECT_ERR_MODEL_LOAD');
+    expect(e.message).toMatch(/cached-head\.onnx has inputs \[signal\] and outputs \[features\]; a cached head takes pooled and gives logits/);
+    rmSync(rec);
+    const sm = await load({}, other); // auto without a head: the model's head, silently
+    expect(sm.cachedHead).toBeUndefined();
+    await sm.close();
+    e = await failure('on');
+    expect(e.code).toBe('AFFECT_ERR_MODEL_MISSING');
+    expect(e.message).toContain(rec);
+    expect(e.hint).toMatch(/calibrate_cached_head/);
+  });
+
+  it('the fit refuses bad pairs with the file, the line and what to do', () => {
+    const fit = (pairs: string): { status: number | null; stderr: string } =>
+      spawnSync(PYTHON, ['-m', 'training.encoders.calibrate_cached_head', '--pairs', pairs, '--model', modelDir()], {
+        cwd: REPO_ROOT,
+        encoding: 'utf8',
+        timeout: 60_000,
+      });
+    const missing = fit(path.join(dir, 'nope.jsonl'));
+    expect(missing.status).toBe(2);
+    expect(missing.stderr).toMatch(/--pairs .*nope\.jsonl: not found; write it with bench\/encoders-tolerance\.ts --dump/);
+    const lines = readFileSync(path.join(dir, 'pairs.jsonl'), 'utf8').split('\n');
+    const headless = path.join(dir, 'headless.jsonl');
+    writeFileSync(headless, lines.slice(1).join('\n'));
+    expect(fit(headless).stderr).toMatch(/headless\.jsonl:1: no header line before the windows/);
+    const bad = path.join(dir, 'bad.jsonl');
+    writeFileSync(bad, [lines[0], lines[1], '{"window": 2, "full": {}}'].join('\n'));
+    expect(fit(bad).stderr).toMatch(/bad\.jsonl:3: field 'embedding' missing or malformed/);
+    const few = path.join(dir, 'few.jsonl');
+    writeFileSync(few, lines.slice(0, 20).join('\n'));
+    expect(fit(few).stderr).toMatch(/few\.jsonl: 18 windows after the first; fit on at least 50/);
+  });
+
+  it('bad settings are errors naming the option and its values', () => {
+    expect(() => parseCachedHead('maybe')).toThrow(/--speech-cached-head must be one of auto, on, off; got "maybe"/);
+    expect(parseCachedHead(' ON ')).toBe('on');
+    expect(() => resolveStreamingOptions({ cachedHead: 'x' as never })).toThrow(/cachedHead must be auto, on or off/);
+    expect(resolveStreamingOptions({}).cachedHead).toBe('auto');
+  });
+});

@@ -1,0 +1,255 @@
+"""Fit a regression head for the `cached` (compute-once) streaming mode's pooled states (issue 14).
+
+In the cached mode a window's pooled state is the mean of frames that were each computed without
+the audio to their right (models/streaming-speech.ts), so the model's own head, trained on
+full-window states, reads it slightly wrong. This recipe distils the full-window path into a second
+head for those states: same architecture as the model's head (dense D x D, tanh, out D x 3),
+initialised from it, trained to give the full-window logits from the cached pooled state. No labels
+are needed, only speech: the pairs come from running both paths over any audio with
+
+    npx tsx bench/encoders-tolerance.ts --models-dir DIR --id ID --audio speech.wav --hop 3840 \\
+      --windows 0 --recompute 0 --dump pairs.jsonl
+
+(`--windows 0`: every window the audio holds). The head is fitted for that hop and that
+`recomputeFrames`, and the runtime uses it only for them (cached-head.json records both).
+
+Writes, next to the model's step.onnx:
+
+    streaming/cached-head.onnx   pooled [batch, D] -> logits [batch, 3]
+    streaming/cached-head.json   what it was fitted for and on, recipe, seed, sha256, and the
+                                 deviation from the full-window logits on the held-back windows
+
+Every fifth block of 100 windows (`--validation-fraction`, `--block`: contiguous blocks, so mostly
+other clips than the fitted ones, spread over the whole audio) is held back from fitting and only
+measured. The recipe is fixed (no selection on
+the held-back windows). Run with Debian's /usr/bin/python3 from the repo root:
+
+    /usr/bin/python3 -m training.encoders.calibrate_cached_head --pairs pairs.jsonl --model DIR/ID
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import time
+
+import numpy as np
+import onnx
+import torch
+from onnx import numpy_helper
+
+SCHEMA = "circumplex.cached-head/1"
+
+
+def fail(msg: str) -> None:
+    print(f"calibrate_cached_head: {msg}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def read_pairs(path: str) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray]:
+    """The pairs file: a header line, then one line per window (full-window and streamed pooled states)."""
+    if not os.path.exists(path):
+        fail(f"--pairs {path}: not found; write it with bench/encoders-tolerance.ts --dump (see --help)")
+    header, win, full, stream = None, [], [], []
+    with open(path) as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                r = json.loads(line)
+            except json.JSONDecodeError as e:
+                fail(f"--pairs {path}:{n}: not JSON ({e})")
+            if r.get("type") == "header":
+                header = r
+                continue
+            if header is None:
+                fail(f"--pairs {path}:{n}: no header line before the windows; write the file with bench/encoders-tolerance.ts --dump")
+            try:
+                win.append(int(r["window"]))
+                full.append(np.asarray(r["full"]["embedding"], dtype=np.float32))
+                stream.append(np.asarray(r["stream"]["embedding"], dtype=np.float32))
+            except (KeyError, TypeError, ValueError) as e:
+                fail(f"--pairs {path}:{n}: field {e} missing or malformed (window, full.embedding, stream.embedding)")
+    if header is None or not win:
+        fail(f"--pairs {path}: no windows")
+    for k in ("id", "hopSamples", "recomputeFrames", "inputNormalization"):
+        if k not in header:
+            fail(f"--pairs {path}: header lacks {k!r}; rewrite it with bench/encoders-tolerance.ts --dump")
+    d = {len(x) for x in full} | {len(x) for x in stream}
+    if len(d) != 1:
+        fail(f"--pairs {path}: pooled states of different widths {sorted(d)}")
+    return header, np.array(win), np.stack(full), np.stack(stream)
+
+
+def read_head(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """dense W [D, D], b [D], out W [3, D], b [3] of a Gemm -> Tanh -> Gemm head.onnx (torch's layout: y = x W^T + b)."""
+    if not os.path.exists(path):
+        fail(f"{path}: not found; the model's split graphs (streaming/head.onnx) come from training/encoders/export_standins.py")
+    m = onnx.load(path)
+    init = {i.name: numpy_helper.to_array(i) for i in m.graph.initializer}
+    ops = [n.op_type for n in m.graph.node]
+    if ops != ["Gemm", "Tanh", "Gemm"]:
+        fail(f"{path}: expected a Gemm -> Tanh -> Gemm head (the export's RegressionHead), found {ops}")
+    mats = []
+    for node in (m.graph.node[0], m.graph.node[2]):
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        w, b = init.get(node.input[1]), init.get(node.input[2])
+        if w is None or b is None:
+            fail(f"{path}: the Gemm weights are not initializers")
+        mats += [w if attrs.get("transB", 0) == 1 else w.T, b]
+    return tuple(mats)  # type: ignore[return-value]
+
+
+class Head(torch.nn.Module):
+    def __init__(self, dw, db, ow, ob) -> None:
+        super().__init__()
+        self.dense = torch.nn.Linear(dw.shape[1], dw.shape[0])
+        self.out_proj = torch.nn.Linear(ow.shape[1], ow.shape[0])
+        with torch.no_grad():
+            self.dense.weight.copy_(torch.from_numpy(np.array(dw)))
+            self.dense.bias.copy_(torch.from_numpy(np.array(db)))
+            self.out_proj.weight.copy_(torch.from_numpy(np.array(ow)))
+            self.out_proj.bias.copy_(torch.from_numpy(np.array(ob)))
+
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+        return self.out_proj(torch.tanh(self.dense(pooled)))
+
+
+def sha256_file(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def deviation(pred: np.ndarray, target: np.ndarray) -> dict:
+    """Mean and max |Δ| per logit, and over the logits' sd (read a deviation against the outputs' spread)."""
+    d = np.abs(pred - target)
+    sd = target.std(axis=0)
+    return {
+        "meanAbsDiff": [round(float(x), 5) for x in d.mean(axis=0)],
+        "maxAbsDiff": [round(float(x), 5) for x in d.max(axis=0)],
+        "meanOverSd": [round(float(x), 4) for x in d.mean(axis=0) / np.maximum(sd, 1e-12)],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    ap.add_argument("--pairs", required=True, help="JSONL from bench/encoders-tolerance.ts --dump (one --recompute value)")
+    ap.add_argument("--model", required=True, help="the model folder (holding streaming/head.onnx and step.onnx)")
+    ap.add_argument("--epochs", type=int, default=50)
+    ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--weight-decay", type=float, default=1e-4)
+    ap.add_argument("--batch", type=int, default=256)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--validation-fraction", type=float, default=0.2, help="windows held back from fitting and only measured: every (1/fraction)-th block of --block windows")
+    ap.add_argument("--block", type=int, default=100, help="windows per block of the held-back split (100 at a 240 ms hop: 24 s of audio)")
+    ap.add_argument("--opset", type=int, default=14)
+    a = ap.parse_args(argv)
+    if not 0 <= a.validation_fraction <= 0.5:
+        ap.error("--validation-fraction must be in [0, 0.5]")
+    if a.block < 1:
+        ap.error("--block must be >= 1")
+    log = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
+    torch.manual_seed(a.seed)
+    torch.set_num_threads(1)
+    t0 = time.time()
+
+    header, win, full, stream = read_pairs(a.pairs)
+    sdir = os.path.join(a.model, "streaming")
+    dw, db, ow, ob = read_head(os.path.join(sdir, "head.onnx"))
+    if not os.path.exists(os.path.join(sdir, "step.onnx")):
+        fail(f"{sdir}/step.onnx: not found; the cached head belongs to the cached mode's step graph (export_standins.py writes it)")
+    D = full.shape[1]
+    if dw.shape != (D, D) or ow.shape[1] != D:
+        fail(f"{sdir}/head.onnx is {dw.shape[1]} wide but the pairs' pooled states are {D} wide: the pairs come from another model")
+    keep = win > 0  # a stream's first window is computed whole (exact): nothing to learn there
+    full, stream = full[keep], stream[keep]
+    n = len(full)
+    if n < 50:
+        fail(f"--pairs {a.pairs}: {n} windows after the first; fit on at least 50 (a few minutes of speech)")
+    head0 = Head(dw, db, ow, ob).eval()
+    with torch.no_grad():
+        target = head0(torch.from_numpy(full)).numpy()  # the full-window logits (the model's head on the full state)
+        before = head0(torch.from_numpy(stream)).numpy()
+    # Held back: every k-th block of --block windows (contiguous blocks, so mostly other clips than the fitted ones,
+    # spread over the whole audio, so every corpus and speaker of it is in both parts).
+    k = round(1 / a.validation_fraction) if a.validation_fraction > 0 else 0
+    held = (np.arange(n) // a.block) % k == k - 1 if k else np.zeros(n, dtype=bool)
+    fit_i, val = np.nonzero(~held)[0], np.nonzero(held)[0]
+    n_fit = len(fit_i)
+    if a.validation_fraction > 0 and len(val) == 0:
+        log(f"[calibrate] warning: {n} windows make fewer than {k} blocks of {a.block}: nothing held back, so no held-back figures (use a smaller --block)")
+    X = torch.from_numpy(stream[fit_i])
+    Y = torch.from_numpy(target[fit_i])
+    m = Head(dw, db, ow, ob)
+    opt = torch.optim.Adam(m.parameters(), lr=a.lr, weight_decay=a.weight_decay)
+    m.train()
+    for _ in range(a.epochs):
+        perm = torch.randperm(n_fit)
+        for i in range(0, n_fit, a.batch):
+            b = perm[i : i + a.batch]
+            loss = ((m(X[b]) - Y[b]) ** 2).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    m.eval()
+    with torch.no_grad():
+        after = m(torch.from_numpy(stream)).numpy()
+    fig = {
+        "fitWindows": int(n_fit),
+        "heldBackWindows": int(n - n_fit),
+        "logitOrder": "the model's logits (wav2vec2-msp-dim: arousal, dominance, valence on [0, 1])",
+        "heldBack": {"modelHead": deviation(before[val], target[val]), "cachedHead": deviation(after[val], target[val])} if len(val) else None,
+        "fit": {"modelHead": deviation(before[fit_i], target[fit_i]), "cachedHead": deviation(after[fit_i], target[fit_i])},
+    }
+    out = os.path.join(sdir, "cached-head.onnx")
+    with torch.no_grad():
+        torch.onnx.export(
+            m, (torch.from_numpy(stream[:2]),), out, input_names=["pooled"], output_names=["logits"],
+            dynamic_axes={"pooled": {0: "batch"}, "logits": {0: "batch"}}, opset_version=a.opset, do_constant_folding=True,
+        )
+    card = {
+        "schema": SCHEMA,
+        "graph": "cached-head.onnx",
+        "sha256": sha256_file(out),
+        "model": header["id"],
+        "hiddenDim": int(D),
+        "hopSamples": int(header["hopSamples"]),
+        "recomputeFrames": int(header["recomputeFrames"]),
+        "inputNormalization": header["inputNormalization"],
+        "stepSha256": sha256_file(os.path.join(sdir, "step.onnx")),
+        "fittedOn": {"pairs": os.path.basename(a.pairs), "audio": header.get("audio"), "windows": int(n)},
+        "recipe": {
+            "script": "training/encoders/calibrate_cached_head.py",
+            "what": "the model's head (dense, tanh, out) initialised from streaming/head.onnx, trained to give the full-window logits from the cached mode's pooled state; MSE, Adam",
+            "epochs": a.epochs,
+            "lr": a.lr,
+            "weightDecay": a.weight_decay,
+            "batch": a.batch,
+            "seed": a.seed,
+            "validationFraction": a.validation_fraction,
+            "validationBlock": a.block,
+            "torch": torch.__version__,
+        },
+        "figures": fig,
+        "seconds": round(time.time() - t0, 1),
+    }
+    with open(os.path.join(sdir, "cached-head.json"), "w") as f:
+        json.dump(card, f, indent=2)
+        f.write("\n")
+    hb = fig["heldBack"] or fig["fit"]
+    log(
+        f"[calibrate] {header['id']}: {n_fit} windows fitted, {n - n_fit} held back; mean |Δ logits| / sd "
+        f"{hb['modelHead']['meanOverSd']} -> {hb['cachedHead']['meanOverSd']} (held back); wrote {out}"
+    )
+    print(json.dumps(card))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
