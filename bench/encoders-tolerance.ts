@@ -20,7 +20,8 @@
  * head and with its cached head (`streaming/cached-head.onnx`, models/cached-head.ts; `on` needs one fitted
  * for this hop and recompute value). `--dump FILE` (one `--recompute` value, `--cached-head off`): JSONL of
  * each window's full-window and streamed pooled states after a header line with the model, hop, recompute
- * value and normalisation: the pairs training/encoders/calibrate_cached_head.py fits the cached head on.
+ * value and normalisation: the pairs training/encoders/calibrate_cached_head.py fits the cached head on
+ * (with `--spans K`, default 4: each streamed window's K span means, the head's second input).
  *
  * Deviation is over the windows after the first (the first is computed whole, exactly); `output sd`
  * is the full-window outputs' spread over the same windows (the scale a deviation should be read
@@ -63,6 +64,7 @@ async function main(): Promise<void> {
   const labelsFile = opt(argv, '--labels', '');
   const perWindowFile = opt(argv, '--per-window', '');
   const dumpFile = opt(argv, '--dump', '');
+  const spans = Number(opt(argv, '--spans', '4'));
   const cachedHeads = opt(argv, '--cached-head', 'off')
     .split(',')
     .map((h) => parseCachedHead(h));
@@ -146,7 +148,7 @@ async function main(): Promise<void> {
     const sm = await StreamingSpeechModel.load(spec, {
       modelsDir,
       device: 'cpu',
-      streaming: { mode: 'cached', recomputeFrames: R, hopSamples: hop, cachedHead: head },
+      streaming: { mode: 'cached', recomputeFrames: R, hopSamples: hop, cachedHead: head, returnSpanMeans: dumpFile ? spans : 0 },
     });
     try {
       let s = sm.forStream('tolerance');
@@ -171,7 +173,11 @@ async function main(): Promise<void> {
             JSON.stringify({
               window: k,
               full: { embedding: Array.from(x.embedding ?? []), ...Object.fromEntries(keys.map((key) => [key, x[key] ?? 0])) },
-              stream: { embedding: Array.from(y.embedding ?? []), ...Object.fromEntries(keys.map((key) => [key, y[key] ?? 0])) },
+              stream: {
+                embedding: Array.from(y.embedding ?? []),
+                spanMeans: Array.from(y.spanMeans ?? []),
+                ...Object.fromEntries(keys.map((key) => [key, y[key] ?? 0])),
+              },
             }),
           );
         if (k === 0) continue;
@@ -265,6 +271,7 @@ async function main(): Promise<void> {
       id,
       hopSamples: hop,
       recomputeFrames: rs[0],
+      spans,
       inputNormalization: report.inputNormalization,
       audio: report.audio,
       windows: count,

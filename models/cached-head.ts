@@ -42,9 +42,13 @@ export interface CachedHeadRecord {
   readonly inputNormalization: string;
   /** sha256 of the step graph whose pooled states the head was fitted on. */
   readonly stepSha256: string;
+  /** Span means the head reads besides the pooled state (its input `span_means` [b, spans, D]; 0: `pooled` only). */
+  readonly spans: number;
 }
 
 export const CACHED_HEAD_RECORD = 'cached-head.json';
+/** Span means a cached head may read at most (the window in 20 ms frames: a span per frame). */
+export const MAX_SPANS = 64;
 const SCHEMA = 'circumplex.cached-head/1';
 const FIT_HINT =
   'fit it: npx tsx bench/encoders-tolerance.ts --models-dir DIR --id ID --audio speech.wav --hop HOP --windows 0 --recompute N --dump pairs.jsonl, then /usr/bin/python3 -m training.encoders.calibrate_cached_head --pairs pairs.jsonl --model DIR/ID (docs/bench.md "The cached head")';
@@ -70,7 +74,7 @@ export interface CachedHeadRun {
  * a head must never read states it was not fitted on, and a fitted one must not be skipped silently. A head fitted for another hop / recomputeFrames / normalisation is skipped with a log
  * line in `auto` and an error under `on`.
  */
-export async function resolveCachedHead(run: CachedHeadRun): Promise<string | undefined> {
+export async function resolveCachedHead(run: CachedHeadRun): Promise<{ path: string; spans: number } | undefined> {
   if (run.setting === 'off') return undefined;
   const file = path.join(run.streamingDir, CACHED_HEAD_RECORD);
   const err = (
@@ -90,7 +94,7 @@ export async function resolveCachedHead(run: CachedHeadRun): Promise<string | un
     throw err('AFFECT_ERR_MODEL_LOAD', `${file} is not a JSON object (${(e as Error).message})`, `${FIT_HINT}; or delete the file`);
   }
   if (rec['schema'] !== SCHEMA) throw err('AFFECT_ERR_MODEL_LOAD', `${file}: schema is ${JSON.stringify(rec['schema'])}, expected "${SCHEMA}"`);
-  for (const k of ['hiddenDim', 'hopSamples', 'recomputeFrames'] as const) {
+  for (const k of ['hiddenDim', 'hopSamples', 'recomputeFrames', 'spans'] as const) {
     const v = rec[k];
     if (typeof v !== 'number' || !Number.isInteger(v) || v < 0)
       throw err('AFFECT_ERR_MODEL_LOAD', `${file}: ${k} must be a non-negative integer, got ${JSON.stringify(v)}`);
@@ -137,5 +141,6 @@ export async function resolveCachedHead(run: CachedHeadRun): Promise<string | un
     { model: run.modelId, cachedHead: graph, hopSamples: r.hopSamples, recomputeFrames: r.recomputeFrames },
     `model ${run.modelId}: cached windows use ${r.graph} (fitted for this hop and recomputeFrames ${r.recomputeFrames}); a stream's first window uses the model's head`,
   );
-  return graph;
+  if (r.spans > MAX_SPANS) throw err('AFFECT_ERR_MODEL_LOAD', `${file}: spans ${r.spans} is more than ${MAX_SPANS}`);
+  return { path: graph, spans: r.spans };
 }

@@ -40,7 +40,7 @@ import path from 'node:path';
 import { AffectError } from '../core/errors.js';
 import { getLogger } from '../core/log.js';
 import { DynamicBatcher } from './batcher.js';
-import { resolveCachedHead, type CachedHeadSetting } from './cached-head.js';
+import { MAX_SPANS, resolveCachedHead, type CachedHeadSetting } from './cached-head.js';
 import { assertDeviceAvailable, providersFor } from './device.js';
 import { modelRoot } from './files.js';
 import type { LoadModelOptions } from './load-options.js';
@@ -93,6 +93,12 @@ export interface StreamingSpeechOptions {
    * recomputeFrames, `on` requires it, `off` keeps the model's head everywhere.
    */
   cachedHead: CachedHeadSetting;
+  /**
+   * `cached`: return each window's span means (the window split into this many equal spans, each
+   * span's mean last hidden state) with its output as `spanMeans`: the pairs a cached head is fitted
+   * on (bench/encoders-tolerance.ts --dump). 0 (default): none.
+   */
+  returnSpanMeans: number;
 }
 
 /** The most step workers `auto` opens. */
@@ -106,6 +112,7 @@ export const DEFAULT_STREAMING_SPEECH: StreamingSpeechOptions = {
   maxCachedStreams: 1024,
   stepWorkers: 'auto',
   cachedHead: 'auto',
+  returnSpanMeans: 0,
 };
 
 /** `streaming/streaming.json`, written by the export script. */
@@ -222,11 +229,17 @@ interface Job {
   readonly oneOff: boolean;
 }
 
+/** A window's output from the streaming model: the port's, plus the span means when asked for (`returnSpanMeans`). */
+export interface StreamedSpeechOutput extends SpeechAffectOutput {
+  /** [spans × D] (`returnSpanMeans`, cached mode): each span's mean last hidden state (a span without frames is zeros). */
+  readonly spanMeans?: Float32Array;
+}
+
 /** A per-stream handle with the same `infer` shape as the model port. */
 export interface StreamingSpeechStream {
   readonly streamId: string;
   readonly windowSamples: number | null;
-  infer(samples: Float32Array): Promise<SpeechAffectOutput>;
+  infer(samples: Float32Array): Promise<StreamedSpeechOutput>;
   /** Frees the stream's cache. Idempotent. */
   close(): void;
 }
@@ -311,6 +324,9 @@ export function resolveStreamingOptions(opts: Partial<StreamingSpeechOptions> = 
   if (!Number.isInteger(o.maxCachedStreams) || o.maxCachedStreams < 1) {
     throw new RangeError(`streaming speech: maxCachedStreams must be an integer >= 1, got ${o.maxCachedStreams}`);
   }
+  if (!Number.isInteger(o.returnSpanMeans) || o.returnSpanMeans < 0 || o.returnSpanMeans > MAX_SPANS) {
+    throw new RangeError(`streaming speech: returnSpanMeans must be an integer in [0, ${MAX_SPANS}], got ${o.returnSpanMeans}`);
+  }
   if (!['auto', 'on', 'off'].includes(o.cachedHead)) throw new RangeError(`streaming speech: cachedHead must be auto, on or off, got ${String(o.cachedHead)}`);
   if (o.stepWorkers !== 'auto' && (!Number.isInteger(o.stepWorkers) || o.stepWorkers < 1 || o.stepWorkers > 64)) {
     throw new RangeError(`streaming speech: stepWorkers must be auto or an integer in [1, 64], got ${String(o.stepWorkers)}`);
@@ -359,7 +375,7 @@ export class StreamingSpeechModel implements SpeechAffectModel {
   readonly options: Readonly<StreamingSpeechOptions>;
   readonly info: StreamingGraphInfo;
   /** Batches windows of all streams (one batch in flight; each stage batched across its windows). */
-  readonly batcher: DynamicBatcher<Job, SpeechAffectOutput>;
+  readonly batcher: DynamicBatcher<Job, StreamedSpeechOutput>;
   readonly stats: StreamingStats = {
     windows: 0,
     advancedSamples: 0,
@@ -474,6 +490,11 @@ export class StreamingSpeechModel implements SpeechAffectModel {
           setting: options.cachedHead,
           logger: opts.logger ?? getLogger(),
         });
+        if (cachedHead && options.returnSpanMeans > 0 && cachedHead.spans !== options.returnSpanMeans) {
+          throw new RangeError(
+            `streaming speech: returnSpanMeans ${options.returnSpanMeans}, but the cached head reads ${cachedHead.spans} span means; use cachedHead 'off' to dump pairs for another span count`,
+          );
+        }
         const openStep = (providers: readonly string[]): Promise<StepWorkerSession> =>
           StepWorkerSession.open(
             {
@@ -486,7 +507,9 @@ export class StreamingSpeechModel implements SpeechAffectModel {
               hiddenDim: info.hiddenDim,
               posContext,
               maxStreams: options.maxCachedStreams,
-              ...(cachedHead ? { cachedHeadPath: cachedHead } : {}),
+              ...(cachedHead ? { cachedHeadPath: cachedHead.path } : {}),
+              spans: cachedHead?.spans ?? options.returnSpanMeans,
+              returnSpans: options.returnSpanMeans > 0,
             },
             spec.id,
           );
@@ -516,7 +539,7 @@ export class StreamingSpeechModel implements SpeechAffectModel {
           { model: spec.id, provider: step.provider, mode: options.mode, frontEnd: info.frontEnd, stepWorkers: workers, intraOpThreads: perWorker },
           `model ${spec.id} streams (cached) on ${step.provider}, ${workers} step worker${workers === 1 ? '' : 's'} × ${threadsText(threadsOf)}`,
         );
-        return new StreamingSpeechModel(spec, { steps: stepSessions }, info, options, opts, perWorker, cachedHead);
+        return new StreamingSpeechModel(spec, { steps: stepSessions }, info, options, opts, perWorker, cachedHead?.path);
       }
       const frontend = await open(GRAPHS.frontend);
       const encoder = await open(GRAPHS.encoder);
@@ -563,7 +586,7 @@ export class StreamingSpeechModel implements SpeechAffectModel {
   }
 
   /** One window without stream context: computed whole (no cache), exact. */
-  infer(samples: Float32Array): Promise<SpeechAffectOutput> {
+  infer(samples: Float32Array): Promise<StreamedSpeechOutput> {
     const state = this.newState(`one-off-${this.nextOneOff++}`);
     return this.submit({ state, samples, oneOff: true });
   }
@@ -612,7 +635,7 @@ export class StreamingSpeechModel implements SpeechAffectModel {
     };
   }
 
-  private submit(job: Job): Promise<SpeechAffectOutput> {
+  private submit(job: Job): Promise<StreamedSpeechOutput> {
     const rf = this.info.receptiveFieldSamples;
     if (job.samples.length < rf) {
       return Promise.reject(
@@ -928,7 +951,7 @@ export class StreamingSpeechModel implements SpeechAffectModel {
       const { start, x } = this.placeWindow(job);
       return plan(job, start, x);
     });
-    const out = new Array<SpeechAffectOutput | undefined>(plans.length);
+    const out = new Array<StreamedSpeechOutput | undefined>(plans.length);
     // Windows of similar new-frame counts share a call (rows padded and masked).
     const groups: Plan[][] = [];
     const sorted = [...plans].sort((a, b) => b.newPos.length - a.newPos.length);
@@ -961,6 +984,7 @@ export class StreamingSpeechModel implements SpeechAffectModel {
             newFirst: pl.newPos[0] ?? pl.from,
             newCount: nNew,
             ctxEnd: pl.newPos[0] ?? pl.start + pl.n,
+            end: pl.start + pl.n,
             mem: pl.memPos,
             capHint: pl.positions.length + hopFrames + 1 + R,
             keep: !pl.job.oneOff,
@@ -1015,7 +1039,9 @@ export class StreamingSpeechModel implements SpeechAffectModel {
           this.stats.windows++;
           // The worker read this window with the cached head when it had one and the window used cached frames.
           if (this.cachedHead && pl.memPos.length > 0) this.stats.cachedHeadWindows++;
-          out[jobs.indexOf(pl.job)] = decodeSpeechRow(this.id, m, decoded, 0, pl.job.samples);
+          const K = this.options.returnSpanMeans;
+          const row = decodeSpeechRow(this.id, m, decoded, 0, pl.job.samples);
+          out[jobs.indexOf(pl.job)] = res.spans ? { ...row, spanMeans: res.spans.slice(b * K * D, (b + 1) * K * D) } : row;
         });
         this.stats.frontendSamples += B * S;
         this.stats.frontendFrames += B * T;

@@ -19,6 +19,8 @@ export type StepOutcome =
       readonly lost: false;
       readonly logits: Float32Array;
       readonly hidden: Float32Array;
+      /** [rows, spans, D] span means, when the worker was asked to return them. */
+      readonly spans: Float32Array | undefined;
       readonly M: number;
       readonly caches: readonly StepRowCache[];
       readonly sessionMs: number;
@@ -66,7 +68,16 @@ export class StepWorkerSession extends WorkerClient<FromStepWorker> {
     const msg = await this.request((id): ToStepWorker => ({ type: 'step', id, rows, T, S, signal }), [signal.buffer as ArrayBuffer]);
     if (msg.type === 'step-lost') return { lost: true, streams: msg.streams };
     if (msg.type !== 'step-result') throw this.error(`step worker answered ${msg.type}`);
-    return { lost: false, logits: msg.logits, hidden: msg.hidden, M: msg.M, caches: msg.caches, sessionMs: msg.sessionMs, packMs: msg.packMs };
+    return {
+      lost: false,
+      logits: msg.logits,
+      hidden: msg.hidden,
+      spans: msg.spans,
+      M: msg.M,
+      caches: msg.caches,
+      sessionMs: msg.sessionMs,
+      packMs: msg.packMs,
+    };
   }
 
   /** A plain session run (the bench's bare reference); buffers are transferred. */

@@ -23,6 +23,13 @@ export interface StepWorkerData {
   readonly maxStreams: number;
   /** The cached head (models/cached-head.ts), run on the pooled state of rows that attended to cached frames; absent: the model's head everywhere. */
   readonly cachedHeadPath?: string;
+  /**
+   * Span means: the window split into this many equal spans, each span's mean last hidden state over
+   * the frames the pooled state averages (0: none). The cached head's second input when it has one.
+   */
+  readonly spans: number;
+  /** Send the span means back with each step (the tolerance bench's pairs for fitting a cached head). */
+  readonly returnSpans: boolean;
 }
 
 /**
@@ -41,6 +48,8 @@ export interface StepRow {
   readonly from: number;
   /** The window's start sample (hidden states / projections of frames before it are evicted). */
   readonly start: number;
+  /** The window's end sample (exclusive): with `start`, the spans of the span means. */
+  readonly end: number;
   /** Positions of the new frames (from `from`, one stride apart). */
   readonly newFirst: number;
   readonly newCount: number;
@@ -87,6 +96,8 @@ export type FromStepWorker =
       /** [rows, 3] and [rows, D]. */
       readonly logits: Float32Array;
       readonly hidden: Float32Array;
+      /** [rows, spans, D] span means, when `returnSpans`. */
+      readonly spans?: Float32Array;
       /** Cached frames per row that the step attended to (padded width). */
       readonly M: number;
       readonly caches: readonly StepRowCache[];

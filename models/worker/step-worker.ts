@@ -165,8 +165,7 @@ async function step(s: ort.InferenceSession, msg: Extract<ToStepWorker, { type: 
       hidden_sum: new ort.Tensor('float32', hSum, [B, D]),
       hidden_count: new ort.Tensor('float32', hCount, [B, 1]),
     });
-    const logits = await withCachedHead(res, rows);
-    finish(msg, res, logits, cs, M, t0, performance.now() - ts);
+    await finish(msg, res, cs, M, t0, performance.now() - ts);
     ok = true;
   } finally {
     // A failed step leaves no half-updated cache behind: those streams start afresh (the main thread restarts them too).
@@ -178,38 +177,72 @@ async function step(s: ort.InferenceSession, msg: Extract<ToStepWorker, { type: 
 }
 
 /**
- * The step's logits, with the rows that attended to cached frames re-read by the cached head when
- * there is one (a row with no cached frames is the full model exactly and keeps the model's head).
+ * Each row's span means: the window [start, end) split into `data.spans` equal spans, and per span the
+ * mean last hidden state of the frames the pooled state averages (the stream's cached frames after
+ * this step, which include the new ones). [rows, spans, D]; a span without frames, or a one-off
+ * window's row (nothing kept), stays zero.
  */
-async function withCachedHead(res: ort.InferenceSession.ReturnType, rows: readonly StepRow[]): Promise<Float32Array> {
-  const B = rows.length;
-  const lg = res['logits'];
-  const hs = res['hidden_states'];
-  if (!lg || lg.type !== 'float32' || lg.dims.length !== 2 || lg.dims[0] !== B || lg.dims[1] !== 3)
-    throw new Error(`step output logits missing or not float32 [${B}, 3]`);
-  const logits = (lg.data as Float32Array).slice(0, B * 3);
+function spanMeans(rows: readonly StepRow[], cs: readonly Cache[]): Float32Array {
+  const K = data.spans;
+  const out = new Float32Array(rows.length * K * D);
+  const count = new Array<number>(K);
+  rows.forEach((row, b) => {
+    const c = cs[b]; // the row's cache even if the step's LRU eviction already dropped it from `caches`
+    if (!c || !row.keep) return;
+    count.fill(0);
+    const width = (row.end - row.start) / K;
+    for (const p of c.kvPos) {
+      const h = c.hidden.get(p);
+      if (!h) continue;
+      const q = Math.min(K - 1, Math.max(0, Math.floor((p - row.start) / width)));
+      const o = (b * K + q) * D;
+      for (let k = 0; k < D; k++) out[o + k] = (out[o + k] as number) + (h[k] as number);
+      count[q] = (count[q] as number) + 1;
+    }
+    for (let q = 0; q < K; q++) {
+      const n = count[q] as number;
+      if (n > 1) for (let k = (b * K + q) * D, e = k + D; k < e; k++) out[k] = (out[k] as number) / n;
+    }
+  });
+  return out;
+}
+
+/**
+ * The rows that attended to cached frames re-read by the cached head (in place in `logits`); a row
+ * with no cached frames is the full model exactly and keeps the model's head.
+ */
+async function applyCachedHead(
+  head: ort.InferenceSession,
+  rows: readonly StepRow[],
+  logits: Float32Array,
+  pooled: Float32Array,
+  spans: Float32Array | undefined,
+): Promise<void> {
   const pick = rows.flatMap((row, b) => (row.mem.length > 0 ? [b] : []));
-  if (!cachedHead || pick.length === 0) return logits;
-  if (!hs || hs.type !== 'float32' || hs.dims.length !== 2 || hs.dims[1] !== D)
-    throw new Error(`step output hidden_states missing or not float32 [${B}, ${D}]`);
-  const pooled = new Float32Array(pick.length * D);
-  pick.forEach((b, i) => pooled.set((hs.data as Float32Array).subarray(b * D, (b + 1) * D), i * D));
-  const out = (await cachedHead.run({ pooled: new ort.Tensor('float32', pooled, [pick.length, D]) }))['logits'];
+  if (pick.length === 0) return;
+  const K = data.spans;
+  const p = new Float32Array(pick.length * D);
+  const sp = new Float32Array(pick.length * K * D);
+  pick.forEach((b, i) => {
+    p.set(pooled.subarray(b * D, (b + 1) * D), i * D);
+    if (spans) sp.set(spans.subarray(b * K * D, (b + 1) * K * D), i * K * D);
+  });
+  const feeds: Record<string, ort.Tensor> = { pooled: new ort.Tensor('float32', p, [pick.length, D]) };
+  if (K > 0) feeds['span_means'] = new ort.Tensor('float32', sp, [pick.length, K, D]);
+  const out = (await head.run(feeds))['logits'];
   if (!out || out.type !== 'float32' || out.dims.length !== 2 || out.dims[0] !== pick.length || out.dims[1] !== 3)
     throw new Error(`cached head output logits is not float32 [${pick.length}, 3]`);
   pick.forEach((b, i) => logits.set((out.data as Float32Array).subarray(i * 3, i * 3 + 3), b * 3));
-  return logits;
 }
 
-function finish(
+async function finish(
   msg: Extract<ToStepWorker, { type: 'step' }>,
   res: ort.InferenceSession.ReturnType,
-  logits: Float32Array,
   cs: Cache[],
   M: number,
   t0: number,
   sessionMs: number,
-): void {
+): Promise<void> {
   const { rows, T } = msg;
   const B = rows.length;
   const out = (name: string, want: number[]): Float32Array => {
@@ -223,6 +256,7 @@ function finish(
   const pj = out('proj', [B, T, D]);
   const kvd = out('kv_new', [B, L, 2, T, D]);
   const hs = out('hidden_states', [B, D]);
+  const logits = out('logits', [B, 3]).slice(0, B * 3);
   // 3. Append the new frames to each stream's caches; evict what no later window can use.
   const caches_: StepRowCache[] = rows.map((row, b) => {
     const c = cs[b] as Cache;
@@ -269,10 +303,24 @@ function finish(
     return rowCache(c);
   });
   const hidden = hs.slice(0, B * D);
-  post({ type: 'step-result', id: msg.id, logits, hidden, M, caches: caches_, sessionMs, packMs: performance.now() - t0 - sessionMs }, [
-    logits.buffer as ArrayBuffer,
-    hidden.buffer,
-  ]);
+  // 4. The span means and the cached head, once the caches hold the window's frames.
+  const spans = data.spans > 0 && (cachedHead || data.returnSpans) ? spanMeans(rows, cs) : undefined;
+  if (cachedHead) await applyCachedHead(cachedHead, rows, logits, hidden, spans);
+  const back = data.returnSpans ? spans : undefined;
+  post(
+    {
+      type: 'step-result',
+      id: msg.id,
+      logits,
+      hidden,
+      ...(back ? { spans: back } : {}),
+      M,
+      caches: caches_,
+      sessionMs,
+      packMs: performance.now() - t0 - sessionMs,
+    },
+    [logits.buffer, hidden.buffer, ...(back ? [back.buffer as ArrayBuffer] : [])],
+  );
 }
 
 /** The step session (and the cached head, on the step's provider); `load-error` and undefined when either fails. */
@@ -286,13 +334,14 @@ async function open(): Promise<ort.InferenceSession | undefined> {
   if (data.cachedHeadPath) {
     const file = data.cachedHeadPath;
     const h = await createOnFirstProvider(file, [provider], 1);
-    const bad = h.session && (h.session.inputNames.join() !== 'pooled' || !h.session.outputNames.includes('logits'));
+    const want = data.spans > 0 ? 'pooled,span_means' : 'pooled';
+    const bad = h.session && ([...h.session.inputNames].sort().join() !== want || !h.session.outputNames.includes('logits'));
     if (!h.session || bad) {
       const why = h.session
         ? [
             {
               provider,
-              error: `${file} has inputs [${h.session.inputNames.join(', ')}] and outputs [${h.session.outputNames.join(', ')}]; a cached head takes pooled and gives logits`,
+              error: `${file} has inputs [${h.session.inputNames.join(', ')}] and outputs [${h.session.outputNames.join(', ')}]; a cached head with ${data.spans} spans takes [${want}] and gives logits`,
             },
           ]
         : h.failed.map((f) => ({ provider: f.provider, error: `${file}: ${f.error}` }));

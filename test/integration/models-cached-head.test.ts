@@ -38,6 +38,26 @@ const spec: ModelSpec = { ...(MODEL_SPECS['wav2vec2-msp-dim'] as ModelSpec), id:
 const modelDir = (): string => path.join(dir, 'tiny-wav2vec2');
 const fitAudio = (): string => path.join(dir, 'fit.wav');
 
+/** The documented recipe: dump the pairs with the tolerance bench (`spans` span means), fit with calibrate_cached_head. */
+function fitHead(modelsDir: string, spans: number, pairs: string): void {
+  spawnOk(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      path.join(REPO_ROOT, 'bench', 'encoders-tolerance.ts'),
+      ...['--models-dir', modelsDir, '--id', 'tiny-wav2vec2', '--norm', 'none', '--audio', fitAudio(), '--hop', String(HOP)],
+      ...['--windows', '0', '--recompute', '0', '--spans', String(spans), '--dump', pairs],
+    ],
+    'dumping the pooled-state pairs (bench/encoders-tolerance.ts --dump)',
+  );
+  spawnOk(
+    PYTHON,
+    ['-m', 'training.encoders.calibrate_cached_head', '--pairs', pairs, '--model', path.join(modelsDir, 'tiny-wav2vec2'), '--epochs', '200', '--block', '10'],
+    'fitting the cached head',
+  );
+}
+
 beforeAll(async () => {
   dir = mkdtempSync(path.join(os.tmpdir(), 'circumplex-cached-head-'));
   spawnOk(PYTHON, ['-m', 'training.encoders.export_standins', '--encoders', 'tiny', '--out', dir], 'building the tiny wav2vec2 model');
@@ -51,39 +71,7 @@ beforeAll(async () => {
     ],
     'cutting the fit audio',
   );
-  const pairs = path.join(dir, 'pairs.jsonl');
-  spawnOk(
-    process.execPath,
-    [
-      '--import',
-      'tsx',
-      path.join(REPO_ROOT, 'bench', 'encoders-tolerance.ts'),
-      ...[
-        '--models-dir',
-        dir,
-        '--id',
-        'tiny-wav2vec2',
-        '--norm',
-        'none',
-        '--audio',
-        fitAudio(),
-        '--hop',
-        String(HOP),
-        '--windows',
-        '0',
-        '--recompute',
-        '0',
-        '--dump',
-        pairs,
-      ],
-    ],
-    'dumping the pooled-state pairs (bench/encoders-tolerance.ts --dump)',
-  );
-  spawnOk(
-    PYTHON,
-    ['-m', 'training.encoders.calibrate_cached_head', '--pairs', pairs, '--model', modelDir(), '--epochs', '200', '--block', '10'],
-    'fitting the cached head',
-  );
+  fitHead(dir, 4, path.join(dir, 'pairs.jsonl'));
   fitted = JSON.parse(readFileSync(path.join(modelDir(), 'streaming', 'cached-head.json'), 'utf8')) as Record<string, unknown>;
 }, 300_000);
 
@@ -120,9 +108,46 @@ function meanAbsDiff(a: readonly SpeechAffectOutput[], b: readonly SpeechAffectO
   return sum / n;
 }
 
+/** Mean |Δ| from the full window on the audio after the fit's 12 s, with the model's head and with the cached head, and the first window's. */
+async function heldBackDeviation(
+  modelsDir: string,
+  setting: 'auto' | 'on' = 'on',
+): Promise<{ a: SpeechAffectOutput[]; b: SpeechAffectOutput[]; dOff: number; dOn: number; first: number; windows: number; used: string | undefined }> {
+  const from = 12 * 16_000;
+  const ws = windows(from, Math.floor((audio.length - from - 16_000) / HOP) + 1);
+  const full = await OnnxSpeechModel.load(spec, { modelsDir, device: 'cpu', logger: silent });
+  const ref: SpeechAffectOutput[] = [];
+  try {
+    for (const w of ws) ref.push(await full.infer(w));
+  } finally {
+    await full.close();
+  }
+  const off = await load({ cachedHead: 'off' }, modelsDir);
+  const on = await load({ cachedHead: setting }, modelsDir);
+  try {
+    expect(off.cachedHead).toBeUndefined();
+    const a = await streamed(off, ws);
+    const b = await streamed(on, ws);
+    expect(on.stats.cachedHeadWindows).toBe(ws.length - 1);
+    expect(off.stats.cachedHeadWindows).toBe(0);
+    const first = Math.max(...KEYS.map((k) => Math.abs((b[0] as SpeechAffectOutput)[k]! - (ref[0] as SpeechAffectOutput)[k]!)));
+    return { a, b, dOff: meanAbsDiff(ref, a), dOn: meanAbsDiff(ref, b), first, windows: ws.length, used: on.cachedHead };
+  } finally {
+    await off.close();
+    await on.close();
+  }
+}
+
 describe('cached head (the head refitted for the cached pooled states)', () => {
   it('the fit records the hop, recomputeFrames and normalisation it was fitted for, with before/after figures on held-back windows', () => {
-    expect(fitted).toMatchObject({ schema: 'circumplex.cached-head/1', hopSamples: HOP, recomputeFrames: 0, inputNormalization: 'none', hiddenDim: 32 });
+    expect(fitted).toMatchObject({
+      schema: 'circumplex.cached-head/1',
+      hopSamples: HOP,
+      recomputeFrames: 0,
+      spans: 4,
+      inputNormalization: 'none',
+      hiddenDim: 32,
+    });
     const fig = fitted['figures'] as { fitWindows: number; heldBackWindows: number; fit: Record<string, { meanAbsDiff: number[] }> };
     expect(fig.fitWindows).toBeGreaterThan(50);
     expect(fig.heldBackWindows).toBeGreaterThan(0);
@@ -131,41 +156,31 @@ describe('cached head (the head refitted for the cached pooled states)', () => {
     expect(sum(fig.fit['cachedHead']?.meanAbsDiff ?? [])).toBeLessThan(sum(fig.fit['modelHead']?.meanAbsDiff ?? []));
   });
 
+  it('a pooled-only head (--spans 0) reads the pooled state alone and also brings the outputs nearer the full window', async () => {
+    const other = path.join(dir, 'pooled-only');
+    cpSync(modelDir(), path.join(other, 'tiny-wav2vec2'), { recursive: true });
+    rmSync(path.join(other, 'tiny-wav2vec2', 'streaming', 'cached-head.json'));
+    fitHead(other, 0, path.join(dir, 'pairs0.jsonl'));
+    const rec = JSON.parse(readFileSync(path.join(other, 'tiny-wav2vec2', 'streaming', 'cached-head.json'), 'utf8')) as Record<string, unknown>;
+    expect(rec['spans']).toBe(0);
+    const { dOff, dOn, first } = await heldBackDeviation(other);
+    console.log(`pooled-only cached head: mean |d| from the full window ${dOff.toFixed(4)} (model head) -> ${dOn.toFixed(4)} (cached head)`);
+    expect(first).toBeLessThan(1e-5);
+    expect(dOn).toBeLessThan(dOff);
+  }, 120_000);
+
   it('reads every cached window (not the exact first one) and brings the outputs nearer the full window on audio it was not fitted on', async () => {
-    const from = 12 * 16_000; // after the fit audio
-    const ws = windows(from, Math.floor((audio.length - from - 16_000) / HOP) + 1);
-    expect(ws.length).toBeGreaterThan(20);
-    const full = await OnnxSpeechModel.load(spec, { modelsDir: dir, device: 'cpu', logger: silent });
-    const ref: SpeechAffectOutput[] = [];
-    try {
-      for (const w of ws) ref.push(await full.infer(w));
-    } finally {
-      await full.close();
-    }
-    const off = await load({ cachedHead: 'off' });
-    const on = await load({}); // auto: fitted for this hop and recomputeFrames, so used
-    try {
-      expect(off.cachedHead).toBeUndefined();
-      expect(on.cachedHead).toBe(path.join(modelDir(), 'streaming', 'cached-head.onnx'));
-      const a = await streamed(off, ws);
-      const b = await streamed(on, ws);
-      expect(on.stats.cachedHeadWindows).toBe(ws.length - 1);
-      expect(off.stats.cachedHeadWindows).toBe(0);
-      // the first window is the full model exactly, with the model's head, in both
-      for (const k of KEYS) expect(Math.abs((b[0] as SpeechAffectOutput)[k]! - (ref[0] as SpeechAffectOutput)[k]!)).toBeLessThan(1e-5);
-      // the head reads the same pooled state: embeddings identical, outputs not
-      expect(Array.from(b[5]?.embedding ?? [])).toEqual(Array.from(a[5]?.embedding ?? []));
-      expect(meanAbsDiff(a, b)).toBeGreaterThan(1e-4);
-      const dOff = meanAbsDiff(ref, a);
-      const dOn = meanAbsDiff(ref, b);
-      console.log(
-        `cached head, ${ws.length} held-back windows at hop ${HOP}: mean |d| from the full window ${dOff.toFixed(4)} (model head) -> ${dOn.toFixed(4)} (cached head)`,
-      );
-      expect(dOn).toBeLessThan(dOff);
-    } finally {
-      await off.close();
-      await on.close();
-    }
+    const r = await heldBackDeviation(dir, 'auto'); // auto: fitted for this hop and recomputeFrames, so used
+    expect(r.windows).toBeGreaterThan(20);
+    expect(r.used).toBe(path.join(modelDir(), 'streaming', 'cached-head.onnx'));
+    expect(r.first).toBeLessThan(1e-5); // the first window is the full model exactly, with the model's head
+    // the head reads the same pooled state: embeddings identical, outputs not
+    expect(Array.from(r.b[5]?.embedding ?? [])).toEqual(Array.from(r.a[5]?.embedding ?? []));
+    expect(meanAbsDiff(r.a, r.b)).toBeGreaterThan(1e-4);
+    console.log(
+      `cached head, ${r.windows} held-back windows at hop ${HOP}: mean |d| from the full window ${r.dOff.toFixed(4)} (model head) -> ${r.dOn.toFixed(4)} (cached head)`,
+    );
+    expect(r.dOn).toBeLessThan(r.dOff);
   });
 
   it('is skipped at another hop or recomputeFrames under auto, and an error naming the file under on', async () => {
@@ -225,7 +240,9 @@ describe('cached head (the head refitted for the cached pooled states)', () => {
     writeFileSync(rec, JSON.stringify({ ...fitted, sha256: createHash('sha256').update(fe).digest('hex') }));
     e = await failure('auto');
     expect(e.code).toBe('AFFECT_ERR_MODEL_LOAD');
-    expect(e.message).toMatch(/cached-head\.onnx has inputs \[signal\] and outputs \[features\]; a cached head takes pooled and gives logits/);
+    expect(e.message).toMatch(
+      /cached-head\.onnx has inputs \[signal\] and outputs \[features\]; a cached head with 4 spans takes \[pooled,span_means\] and gives logits/,
+    );
     rmSync(rec);
     const sm = await load({}, other); // auto without a head: the model's head, silently
     expect(sm.cachedHead).toBeUndefined();
@@ -258,10 +275,39 @@ describe('cached head (the head refitted for the cached pooled states)', () => {
     expect(fit(few).stderr).toMatch(/few\.jsonl: 18 windows after the first; fit on at least 50/);
   });
 
+  it('span means split exactly the frames the pooled state averages: weighted by their frame counts they give it back', async () => {
+    const sm = await load({ cachedHead: 'off', returnSpanMeans: 4 });
+    try {
+      const ws = windows(0, 6);
+      const s = sm.forStream('spans');
+      for (const [k, w] of ws.entries()) {
+        const y = await s.infer(w);
+        expect(y.spanMeans?.length).toBe(4 * 32);
+        // the window's frames start at a multiple of 320 samples from the stream start, 49 of them (receptive field 400)
+        const start = k * HOP;
+        const first = Math.ceil(start / 320) * 320;
+        const count = [0, 0, 0, 0];
+        for (let p = first; p + 400 <= start + 16_000; p += 320) count[Math.min(3, Math.floor((p - start) / 4000))]!++;
+        const n = count.reduce((a, b) => a + b, 0);
+        let worst = 0;
+        for (let d = 0; d < 32; d++) {
+          const back = count.reduce((acc, c, q) => acc + c * (y.spanMeans?.[q * 32 + d] as number), 0) / n;
+          worst = Math.max(worst, Math.abs(back - (y.embedding?.[d] as number)));
+        }
+        expect(worst, `window ${k}`).toBeLessThan(1e-5);
+      }
+      s.close();
+    } finally {
+      await sm.close();
+    }
+    await expect(load({ returnSpanMeans: 2 })).rejects.toThrow(/returnSpanMeans 2, but the cached head reads 4 span means/);
+  });
+
   it('bad settings are errors naming the option and its values', () => {
     expect(() => parseCachedHead('maybe')).toThrow(/--speech-cached-head must be one of auto, on, off; got "maybe"/);
     expect(parseCachedHead(' ON ')).toBe('on');
     expect(() => resolveStreamingOptions({ cachedHead: 'x' as never })).toThrow(/cachedHead must be auto, on or off/);
     expect(resolveStreamingOptions({}).cachedHead).toBe('auto');
+    expect(() => resolveStreamingOptions({ returnSpanMeans: 65 })).toThrow(/returnSpanMeans must be an integer in \[0, 64\], got 65/);
   });
 });

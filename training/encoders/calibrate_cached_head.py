@@ -2,10 +2,12 @@
 
 In the cached mode a window's pooled state is the mean of frames that were each computed without
 the audio to their right (models/streaming-speech.ts), so the model's own head, trained on
-full-window states, reads it slightly wrong. This recipe distils the full-window path into a second
-head for those states: same architecture as the model's head (dense D x D, tanh, out D x 3),
-initialised from it, trained to give the full-window logits from the cached pooled state. No labels
-are needed, only speech: the pairs come from running both paths over any audio with
+full-window states, reads it wrongly. This recipe distils the full-window path into a second head
+for those states: the model's head (dense, tanh, out D x 3) initialised from it, its dense layer
+widened to also read the window's span means (the window cut into K equal spans, default 4, each
+span's mean last hidden state: where in the window a state sits tells how much right context it
+lacked), trained to give the full-window logits. No labels are needed, only speech: the pairs come
+from running both paths over any audio with
 
     npx tsx bench/encoders-tolerance.ts --models-dir DIR --id ID --audio speech.wav --hop 3840 \\
       --windows 0 --recompute 0 --dump pairs.jsonl
@@ -15,7 +17,7 @@ are needed, only speech: the pairs come from running both paths over any audio w
 
 Writes, next to the model's step.onnx:
 
-    streaming/cached-head.onnx   pooled [batch, D] -> logits [batch, 3]
+    streaming/cached-head.onnx   pooled [batch, D], span_means [batch, K, D] -> logits [batch, 3]
     streaming/cached-head.json   what it was fitted for and on, recipe, seed, sha256, and the
                                  deviation from the full-window logits on the held-back windows
 
@@ -49,11 +51,12 @@ def fail(msg: str) -> None:
     raise SystemExit(2)
 
 
-def read_pairs(path: str) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray]:
-    """The pairs file: a header line, then one line per window (full-window and streamed pooled states)."""
+def read_pairs(path: str) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The pairs file: a header line, then one line per window (full-window and streamed pooled states,
+    and the streamed window's span means)."""
     if not os.path.exists(path):
         fail(f"--pairs {path}: not found; write it with bench/encoders-tolerance.ts --dump (see --help)")
-    header, win, full, stream = None, [], [], []
+    header, win, full, stream, spans = None, [], [], [], []
     with open(path) as f:
         for n, line in enumerate(f, 1):
             if not line.strip():
@@ -71,17 +74,23 @@ def read_pairs(path: str) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray]:
                 win.append(int(r["window"]))
                 full.append(np.asarray(r["full"]["embedding"], dtype=np.float32))
                 stream.append(np.asarray(r["stream"]["embedding"], dtype=np.float32))
+                spans.append(np.asarray(r["stream"].get("spanMeans", []), dtype=np.float32))
             except (KeyError, TypeError, ValueError) as e:
-                fail(f"--pairs {path}:{n}: field {e} missing or malformed (window, full.embedding, stream.embedding)")
+                fail(f"--pairs {path}:{n}: field {e} missing or malformed (window, full.embedding, stream.embedding, stream.spanMeans)")
     if header is None or not win:
         fail(f"--pairs {path}: no windows")
-    for k in ("id", "hopSamples", "recomputeFrames", "inputNormalization"):
+    for k in ("id", "hopSamples", "recomputeFrames", "spans", "inputNormalization"):
         if k not in header:
             fail(f"--pairs {path}: header lacks {k!r}; rewrite it with bench/encoders-tolerance.ts --dump")
     d = {len(x) for x in full} | {len(x) for x in stream}
     if len(d) != 1:
         fail(f"--pairs {path}: pooled states of different widths {sorted(d)}")
-    return header, np.array(win), np.stack(full), np.stack(stream)
+    k = int(header["spans"])
+    width = k * next(iter(d))
+    bad = next((i for i, x in enumerate(spans) if len(x) != width), None)
+    if bad is not None:
+        fail(f"--pairs {path}: window {win[bad]} has {len(spans[bad])} span-mean values, expected {k} spans x {next(iter(d))}")
+    return header, np.array(win), np.stack(full), np.stack(stream), np.stack(spans) if width else np.zeros((len(win), 0), dtype=np.float32)
 
 
 def read_head(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -104,18 +113,27 @@ def read_head(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray
 
 
 class Head(torch.nn.Module):
-    def __init__(self, dw, db, ow, ob) -> None:
+    """The model's head (dense, tanh, out) on the pooled state, with the `spans` span means as extra
+    inputs of the dense layer (their weights start at zero: at initialisation this is the model's head)."""
+
+    def __init__(self, dw, db, ow, ob, spans: int = 0) -> None:
         super().__init__()
-        self.dense = torch.nn.Linear(dw.shape[1], dw.shape[0])
+        d = dw.shape[1]
+        self.spans = spans
+        self.dense = torch.nn.Linear(d * (1 + spans), dw.shape[0])
         self.out_proj = torch.nn.Linear(ow.shape[1], ow.shape[0])
         with torch.no_grad():
-            self.dense.weight.copy_(torch.from_numpy(np.array(dw)))
+            self.dense.weight.zero_()
+            self.dense.weight[:, :d] = torch.from_numpy(np.array(dw))
             self.dense.bias.copy_(torch.from_numpy(np.array(db)))
             self.out_proj.weight.copy_(torch.from_numpy(np.array(ow)))
             self.out_proj.bias.copy_(torch.from_numpy(np.array(ob)))
 
-    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
-        return self.out_proj(torch.tanh(self.dense(pooled)))
+    def features(self, pooled: torch.Tensor, span_means: torch.Tensor | None) -> torch.Tensor:
+        return pooled if not self.spans else torch.cat([pooled, span_means.reshape(pooled.shape[0], -1)], dim=1)
+
+    def forward(self, pooled: torch.Tensor, span_means: torch.Tensor | None = None) -> torch.Tensor:
+        return self.out_proj(torch.tanh(self.dense(self.features(pooled, span_means))))
 
 
 def sha256_file(path: str) -> str:
@@ -159,7 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     t0 = time.time()
 
-    header, win, full, stream = read_pairs(a.pairs)
+    header, win, full, stream, spans = read_pairs(a.pairs)
+    K = int(header["spans"])
     sdir = os.path.join(a.model, "streaming")
     dw, db, ow, ob = read_head(os.path.join(sdir, "head.onnx"))
     if not os.path.exists(os.path.join(sdir, "step.onnx")):
@@ -168,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     if dw.shape != (D, D) or ow.shape[1] != D:
         fail(f"{sdir}/head.onnx is {dw.shape[1]} wide but the pairs' pooled states are {D} wide: the pairs come from another model")
     keep = win > 0  # a stream's first window is computed whole (exact): nothing to learn there
-    full, stream = full[keep], stream[keep]
+    full, stream, spans = full[keep], stream[keep], spans[keep]
     n = len(full)
     if n < 50:
         fail(f"--pairs {a.pairs}: {n} windows after the first; fit on at least 50 (a few minutes of speech)")
@@ -176,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     with torch.no_grad():
         target = head0(torch.from_numpy(full)).numpy()  # the full-window logits (the model's head on the full state)
         before = head0(torch.from_numpy(stream)).numpy()
+    S = torch.from_numpy(spans.reshape(len(spans), K, D)) if K else None
     # Held back: every k-th block of --block windows (contiguous blocks, so mostly other clips than the fitted ones,
     # spread over the whole audio, so every corpus and speaker of it is in both parts).
     k = round(1 / a.validation_fraction) if a.validation_fraction > 0 else 0
@@ -185,21 +205,22 @@ def main(argv: list[str] | None = None) -> int:
     if a.validation_fraction > 0 and len(val) == 0:
         log(f"[calibrate] warning: {n} windows make fewer than {k} blocks of {a.block}: nothing held back, so no held-back figures (use a smaller --block)")
     X = torch.from_numpy(stream[fit_i])
+    XS = S[fit_i] if S is not None else None
     Y = torch.from_numpy(target[fit_i])
-    m = Head(dw, db, ow, ob)
+    m = Head(dw, db, ow, ob, K)
     opt = torch.optim.Adam(m.parameters(), lr=a.lr, weight_decay=a.weight_decay)
     m.train()
     for _ in range(a.epochs):
         perm = torch.randperm(n_fit)
         for i in range(0, n_fit, a.batch):
             b = perm[i : i + a.batch]
-            loss = ((m(X[b]) - Y[b]) ** 2).mean()
+            loss = ((m(X[b], XS[b] if XS is not None else None) - Y[b]) ** 2).mean()
             opt.zero_grad()
             loss.backward()
             opt.step()
     m.eval()
     with torch.no_grad():
-        after = m(torch.from_numpy(stream)).numpy()
+        after = m(torch.from_numpy(stream), S).numpy()
     fig = {
         "fitWindows": int(n_fit),
         "heldBackWindows": int(n - n_fit),
@@ -209,9 +230,11 @@ def main(argv: list[str] | None = None) -> int:
     }
     out = os.path.join(sdir, "cached-head.onnx")
     with torch.no_grad():
+        ins = (torch.from_numpy(stream[:2]),) + ((S[:2],) if S is not None else ())
+        names = ["pooled"] + (["span_means"] if S is not None else [])
         torch.onnx.export(
-            m, (torch.from_numpy(stream[:2]),), out, input_names=["pooled"], output_names=["logits"],
-            dynamic_axes={"pooled": {0: "batch"}, "logits": {0: "batch"}}, opset_version=a.opset, do_constant_folding=True,
+            m, ins, out, input_names=names, output_names=["logits"],
+            dynamic_axes={**{n: {0: "batch"} for n in names}, "logits": {0: "batch"}}, opset_version=a.opset, do_constant_folding=True,
         )
     card = {
         "schema": SCHEMA,
@@ -221,12 +244,13 @@ def main(argv: list[str] | None = None) -> int:
         "hiddenDim": int(D),
         "hopSamples": int(header["hopSamples"]),
         "recomputeFrames": int(header["recomputeFrames"]),
+        "spans": K,
         "inputNormalization": header["inputNormalization"],
         "stepSha256": sha256_file(os.path.join(sdir, "step.onnx")),
         "fittedOn": {"pairs": os.path.basename(a.pairs), "audio": header.get("audio"), "windows": int(n)},
         "recipe": {
             "script": "training/encoders/calibrate_cached_head.py",
-            "what": "the model's head (dense, tanh, out) initialised from streaming/head.onnx, trained to give the full-window logits from the cached mode's pooled state; MSE, Adam",
+            "what": "the model's head (dense, tanh, out) initialised from streaming/head.onnx, its dense layer widened to also read the window's span means (their weights from zero), trained to give the full-window logits from the cached mode's pooled state and span means; MSE, Adam",
             "epochs": a.epochs,
             "lr": a.lr,
             "weightDecay": a.weight_decay,
