@@ -32,7 +32,6 @@ the held-back windows). Run with Debian's /usr/bin/python3 from the repo root:
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import sys
@@ -42,6 +41,8 @@ import numpy as np
 import onnx
 import torch
 from onnx import numpy_helper
+
+from training.common.card import sha256_file
 
 SCHEMA = "circumplex.cached-head/1"
 
@@ -134,14 +135,6 @@ class Head(torch.nn.Module):
 
     def forward(self, pooled: torch.Tensor, span_means: torch.Tensor | None = None) -> torch.Tensor:
         return self.out_proj(torch.tanh(self.dense(self.features(pooled, span_means))))
-
-
-def sha256_file(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def deviation(pred: np.ndarray, target: np.ndarray) -> dict:
