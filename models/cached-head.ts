@@ -44,6 +44,8 @@ export interface CachedHeadRecord {
   readonly stepSha256: string;
   /** Span means the head reads besides the pooled state (its input `span_means` [b, spans, D]; 0: `pooled` only). */
   readonly spans: number;
+  /** On the fit's held-back windows, nearer the full window than the model's head on every output (null: nothing held back). */
+  readonly heldBackImproves: boolean | null;
 }
 
 export const CACHED_HEAD_RECORD = 'cached-head.json';
@@ -103,6 +105,8 @@ export async function resolveCachedHead(run: CachedHeadRun): Promise<{ path: str
     if (typeof rec[k] !== 'string' || rec[k] === '')
       throw err('AFFECT_ERR_MODEL_LOAD', `${file}: ${k} must be a non-empty string, got ${JSON.stringify(rec[k])}`);
   }
+  if (typeof rec['heldBackImproves'] !== 'boolean' && rec['heldBackImproves'] !== null)
+    throw err('AFFECT_ERR_MODEL_LOAD', `${file}: heldBackImproves must be true, false or null, got ${JSON.stringify(rec['heldBackImproves'])}`);
   const r = rec as unknown as CachedHeadRecord;
   const graph = path.join(run.streamingDir, path.basename(r.graph));
   if (!existsSync(graph)) throw err('AFFECT_ERR_MODEL_MISSING', `${file} names ${r.graph}, which is not in ${run.streamingDir}`);
@@ -136,6 +140,14 @@ export async function resolveCachedHead(run: CachedHeadRun): Promise<{ path: str
       `model ${run.modelId}: not using its cached head: ${msg}; the cached windows use the model's head`,
     );
     return undefined;
+  }
+  if (r.heldBackImproves === false) {
+    const msg = `${r.graph} is further from the full window than the model's head on windows held back from its fit (${file}: figures.heldBack)`;
+    if (run.setting === 'auto') {
+      run.logger.warn({ model: run.modelId, cachedHead: graph }, `model ${run.modelId}: not using its cached head: ${msg}; refit it on more audio`);
+      return undefined;
+    }
+    run.logger.warn({ model: run.modelId, cachedHead: graph }, `model ${run.modelId}: --speech-cached-head on: using ${msg}`);
   }
   run.logger.info(
     { model: run.modelId, cachedHead: graph, hopSamples: r.hopSamples, recomputeFrames: r.recomputeFrames },

@@ -185,6 +185,9 @@ export interface StreamingRun extends PathRun {
   readonly redundancyEncoder: number;
   /** Cache per stream, bytes. */
   readonly cacheBytesPerStream: number;
+  /** cached: the cached head's file name when one was used (fitted for this hop and recomputeFrames), else null; and the windows it read. */
+  readonly cachedHead?: string | null;
+  readonly cachedHeadWindows?: number;
 }
 
 export interface ConcurrentRun {
@@ -706,6 +709,10 @@ async function measure(
             redundancyFrontend: round((sm.stats.frontendSamples - before.frontendSamples) / adv, 3),
             redundancyEncoder: round((sm.stats.encoderFrames - before.encoderFrames) / frames, 3),
             cacheBytesPerStream: sm.cacheBytes,
+            // the model's cached head (models/cached-head.ts) when it was fitted for this setting, and the windows it read
+            ...(mode === 'cached'
+              ? { cachedHead: sm.cachedHead ? path.basename(sm.cachedHead) : null, cachedHeadWindows: sm.stats.cachedHeadWindows - before.cachedHeadWindows }
+              : {}),
           });
           st.close();
           if (sm !== concurrentModel) {
@@ -961,7 +968,7 @@ export function formatEncoders(s: EncodersSection): string[] {
       if ('skipped' in st) L.push(`    streaming (${st.mode}): skipped — ${st.skipped}`);
       else
         L.push(
-          `    streaming (${st.mode}${st.mode === 'chunked' ? `, ${st.leftContextFrames} frames left context` : ''}${st.recomputeFrames ? `, ${st.recomputeFrames} frames recomputed per hop` : ''}): rtf ${st.rtf}, ${st.streamsPerCore} streams/core, ${st.streamsThisMachine} on this machine, redundancy ${st.redundancyTime ?? 'n/a'} by time, ${st.redundancyMacs ?? 'n/a'} by MACs (frames: conv ${st.redundancyFrontend}, transformer ${st.redundancyEncoder}), max |Δ| ${st.maxAbsDiff} (output sd ${st.outputSd}), min cos ${st.minEmbeddingCosine} [${st.loadAvg1}]`,
+          `    streaming (${st.mode}${st.mode === 'chunked' ? `, ${st.leftContextFrames} frames left context` : ''}${st.recomputeFrames ? `, ${st.recomputeFrames} frames recomputed per hop` : ''}${st.cachedHead ? `, cached head: ${st.cachedHeadWindows ?? 0} windows` : ''}): rtf ${st.rtf}, ${st.streamsPerCore} streams/core, ${st.streamsThisMachine} on this machine, redundancy ${st.redundancyTime ?? 'n/a'} by time, ${st.redundancyMacs ?? 'n/a'} by MACs (frames: conv ${st.redundancyFrontend}, transformer ${st.redundancyEncoder}), max |Δ| ${st.maxAbsDiff} (output sd ${st.outputSd}), min cos ${st.minEmbeddingCosine} [${st.loadAvg1}]`,
         );
     }
     if (r.framesExactness)

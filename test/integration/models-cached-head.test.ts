@@ -147,6 +147,7 @@ describe('cached head (the head refitted for the cached pooled states)', () => {
       spans: 4,
       inputNormalization: 'none',
       hiddenDim: 32,
+      heldBackImproves: true, // this fit helps on its held-back windows (so `auto` uses it below)
     });
     const fig = fitted['figures'] as { fitWindows: number; heldBackWindows: number; fit: Record<string, { meanAbsDiff: number[] }> };
     expect(fig.fitWindows).toBeGreaterThan(50);
@@ -243,6 +244,17 @@ describe('cached head (the head refitted for the cached pooled states)', () => {
     expect(e.message).toMatch(
       /cached-head\.onnx has inputs \[signal\] and outputs \[features\]; a cached head with 4 spans takes \[pooled,span_means\] and gives logits/,
     );
+    // a head that did not help on the windows held back from its fit: auto leaves it, on uses it
+    writeFileSync(path.join(md, 'streaming', 'cached-head.onnx'), readFileSync(path.join(modelDir(), 'streaming', 'cached-head.onnx')));
+    writeFileSync(rec, JSON.stringify({ ...fitted, heldBackImproves: false }));
+    const notUsed = await load({}, other);
+    expect(notUsed.cachedHead).toBeUndefined();
+    await notUsed.close();
+    const forced = await load({ cachedHead: 'on' }, other);
+    expect(forced.cachedHead).toBe(path.join(md, 'streaming', 'cached-head.onnx'));
+    await forced.close();
+    writeFileSync(rec, JSON.stringify({ ...fitted, heldBackImproves: 'yes' }));
+    expect((await failure('auto')).message).toMatch(/heldBackImproves must be true, false or null, got "yes"/);
     rmSync(rec);
     const sm = await load({}, other); // auto without a head: the model's head, silently
     expect(sm.cachedHead).toBeUndefined();

@@ -23,8 +23,9 @@ Writes, next to the model's step.onnx:
 
 Every fifth block of 100 windows (`--validation-fraction`, `--block`: contiguous blocks, so mostly
 other clips than the fitted ones, spread over the whole audio) is held back from fitting and only
-measured. The recipe is fixed (no selection on
-the held-back windows). Run with Debian's /usr/bin/python3 from the repo root:
+measured. The recipe is fixed (no selection on the held-back windows); the record says whether the head is
+nearer the full window than the model's head on every output there (`heldBackImproves`), and the
+runtime's `auto` does not use a head that is not. Run with Debian's /usr/bin/python3 from the repo root:
 
     /usr/bin/python3 -m training.encoders.calibrate_cached_head --pairs pairs.jsonl --model DIR/ID
 """
@@ -229,6 +230,12 @@ def main(argv: list[str] | None = None) -> int:
             m, ins, out, input_names=names, output_names=["logits"],
             dynamic_axes={**{n: {0: "batch"} for n in names}, "logits": {0: "batch"}}, opset_version=a.opset, do_constant_folding=True,
         )
+    # Does the head help where it was not fitted? Every logit's held-back deviation must drop; the runtime's
+    # `auto` skips a head that does not (null: nothing held back, so not known).
+    hb_fig = fig["heldBack"]
+    improves = None if hb_fig is None else all(
+        c < m for c, m in zip(hb_fig["cachedHead"]["meanAbsDiff"], hb_fig["modelHead"]["meanAbsDiff"])
+    )
     card = {
         "schema": SCHEMA,
         "graph": "cached-head.onnx",
@@ -254,6 +261,7 @@ def main(argv: list[str] | None = None) -> int:
             "torch": torch.__version__,
         },
         "figures": fig,
+        "heldBackImproves": improves,
         "seconds": round(time.time() - t0, 1),
     }
     with open(os.path.join(sdir, "cached-head.json"), "w") as f:
@@ -264,6 +272,12 @@ def main(argv: list[str] | None = None) -> int:
         f"[calibrate] {header['id']}: {n_fit} windows fitted, {n - n_fit} held back; mean |Δ logits| / sd "
         f"{hb['modelHead']['meanOverSd']} -> {hb['cachedHead']['meanOverSd']} (held back); wrote {out}"
     )
+    if improves is False:
+        log(
+            "[calibrate] warning: on the held-back windows the cached head is further from the full window than the model's head for "
+            "at least one output (figures above): --speech-cached-head auto will not use it. Fit on more audio (a few minutes at least), "
+            "or delete streaming/cached-head.*"
+        )
     print(json.dumps(card))
     return 0
 
