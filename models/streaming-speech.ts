@@ -399,6 +399,8 @@ export class StreamingSpeechModel implements SpeechAffectModel {
   readonly stepWorkers: number;
   /** `cached` mode: the cached head's file when the cached windows use it (models/cached-head.ts), else undefined. */
   readonly cachedHead: string | undefined;
+  /** The span means the cached head reads (0 without one). */
+  private readonly cachedHeadSpans: number;
 
   private constructor(
     private readonly spec: ModelSpec,
@@ -408,9 +410,10 @@ export class StreamingSpeechModel implements SpeechAffectModel {
     opts: LoadModelOptions,
     /** The encoder's (or each step session's) ORT intra-op threads (0: ORT's default). */
     readonly intraOpThreads: number,
-    cachedHead?: string,
+    cachedHead?: { path: string; spans: number },
   ) {
-    this.cachedHead = cachedHead;
+    this.cachedHead = cachedHead?.path;
+    this.cachedHeadSpans = cachedHead?.spans ?? 0;
     if (!spec.affect) throw new RangeError(`model ${spec.id}: speech spec needs an affect mapping`);
     this.id = spec.id;
     this.provider = (sessions.steps?.[0] ?? sessions.encoder)?.provider ?? 'cpu';
@@ -539,7 +542,7 @@ export class StreamingSpeechModel implements SpeechAffectModel {
           { model: spec.id, provider: step.provider, mode: options.mode, frontEnd: info.frontEnd, stepWorkers: workers, intraOpThreads: perWorker },
           `model ${spec.id} streams (cached) on ${step.provider}, ${workers} step worker${workers === 1 ? '' : 's'} × ${threadsText(threadsOf)}`,
         );
-        return new StreamingSpeechModel(spec, { steps: stepSessions }, info, options, opts, perWorker, cachedHead?.path);
+        return new StreamingSpeechModel(spec, { steps: stepSessions }, info, options, opts, perWorker, cachedHead);
       }
       const frontend = await open(GRAPHS.frontend);
       const encoder = await open(GRAPHS.encoder);
@@ -1047,8 +1050,8 @@ export class StreamingSpeechModel implements SpeechAffectModel {
         this.stats.frontendFrames += B * T;
         this.stats.encoderFrames += B * T;
         this.stats.macs += B * ((frontendMacs(this.info, S) ?? 0) + (encoderMacs(this.info, T) ?? 0) + 2 * L * T * M * D + headMacs(this.info));
-        // the cached head runs on top of the step graph's own head for the rows that used cached frames
-        if (this.cachedHead) this.stats.macs += group.filter((pl) => pl.memPos.length > 0).length * headMacs(this.info);
+        // the cached head runs on top of the step graph's own head for the rows that used cached frames: (1 + spans)·D × D + D × 3
+        if (this.cachedHead) this.stats.macs += group.filter((pl) => pl.memPos.length > 0).length * (headMacs(this.info) + this.cachedHeadSpans * D * D);
         break;
       }
     }
