@@ -157,6 +157,10 @@ async function main(): Promise<void> {
       let sum = 0;
       let n = 0;
       let minCos = 1;
+      // the pooled state (the embedding the fusion reads): mean cosine and mean |Δ| / |full|
+      let cosSum = 0;
+      let relSum = 0;
+      let embN = 0;
       const perKey = Object.fromEntries(keys.map((k) => [k, { max: 0, sum: 0 }]));
       const outs: SpeechAffectOutput[] = [];
       for (let k = 0; k < windows.length; k++) {
@@ -204,12 +208,19 @@ async function main(): Promise<void> {
         let dot = 0;
         let na = 0;
         let nb = 0;
+        let nd = 0;
         for (let i = 0; i < ea.length; i++) {
           dot += (ea[i] as number) * (eb[i] as number);
           na += (ea[i] as number) ** 2;
           nb += (eb[i] as number) ** 2;
+          nd += ((ea[i] as number) - (eb[i] as number)) ** 2;
         }
-        if (ea.length) minCos = Math.min(minCos, dot / Math.sqrt(na * nb));
+        if (ea.length) {
+          minCos = Math.min(minCos, dot / Math.sqrt(na * nb));
+          cosSum += dot / Math.sqrt(na * nb);
+          relSum += Math.sqrt(nd / na);
+          embN++;
+        }
       }
       // Frames of the stream's audio (the first window whole, then one hop per window): a restart re-advances a whole
       // window of audio already seen, so the model's advancedSamples would hide the restart's extra work.
@@ -224,6 +235,8 @@ async function main(): Promise<void> {
         maxOverSd: round(mx / sd, 3),
         meanOverSd: round(sum / Math.max(1, n) / sd, 3),
         minEmbeddingCosine: round(minCos, 5),
+        meanEmbeddingCosine: embN ? round(cosSum / embN, 5) : null,
+        meanEmbeddingRelativeError: embN ? round(relSum / embN, 5) : null,
         ...(labelsFile ? { labelRmse: labelRmse(outs) } : {}),
         // the streamed outputs' own spread (a head that pulls towards the mean lowers an RMSE without tracking better)
         outputSdPerKey: Object.fromEntries(keys.map((k) => [k, round(sdOf(outs.slice(1).map((o) => o[k] ?? 0)), 4)])),

@@ -44,6 +44,8 @@ export interface CachedHeadRecord {
   readonly stepSha256: string;
   /** Span means the head reads besides the pooled state (its input `span_means` [b, spans, D]; 0: `pooled` only). */
   readonly spans: number;
+  /** The head's graph also gives the corrected pooled state (`hidden_states`, the embedding the fusion reads). */
+  readonly correctsEmbedding?: boolean;
   /** On the fit's held-back windows, nearer the full window than the model's head on every output (null: nothing held back). */
   readonly heldBackImproves: boolean | null;
 }
@@ -76,7 +78,7 @@ export interface CachedHeadRun {
  * a head must never read states it was not fitted on, and a fitted one must not be skipped silently. A head fitted for another hop / recomputeFrames / normalisation is skipped with a log
  * line in `auto` and an error under `on`.
  */
-export async function resolveCachedHead(run: CachedHeadRun): Promise<{ path: string; spans: number } | undefined> {
+export async function resolveCachedHead(run: CachedHeadRun): Promise<{ path: string; spans: number; correctsEmbedding: boolean } | undefined> {
   if (run.setting === 'off') return undefined;
   const file = path.join(run.streamingDir, CACHED_HEAD_RECORD);
   const err = (
@@ -107,6 +109,8 @@ export async function resolveCachedHead(run: CachedHeadRun): Promise<{ path: str
   }
   if (typeof rec['heldBackImproves'] !== 'boolean' && rec['heldBackImproves'] !== null)
     throw err('AFFECT_ERR_MODEL_LOAD', `${file}: heldBackImproves must be true, false or null, got ${JSON.stringify(rec['heldBackImproves'])}`);
+  if (rec['correctsEmbedding'] !== undefined && typeof rec['correctsEmbedding'] !== 'boolean')
+    throw err('AFFECT_ERR_MODEL_LOAD', `${file}: correctsEmbedding must be true or false, got ${JSON.stringify(rec['correctsEmbedding'])}`);
   const r = rec as unknown as CachedHeadRecord;
   const graph = path.join(run.streamingDir, path.basename(r.graph));
   if (!existsSync(graph)) throw err('AFFECT_ERR_MODEL_MISSING', `${file} names ${r.graph}, which is not in ${run.streamingDir}`);
@@ -154,5 +158,5 @@ export async function resolveCachedHead(run: CachedHeadRun): Promise<{ path: str
     `model ${run.modelId}: cached windows use ${r.graph} (fitted for this hop and recomputeFrames ${r.recomputeFrames}); a stream's first window uses the model's head`,
   );
   if (r.spans > MAX_SPANS) throw err('AFFECT_ERR_MODEL_LOAD', `${file}: spans ${r.spans} is more than ${MAX_SPANS}`);
-  return { path: graph, spans: r.spans };
+  return { path: graph, spans: r.spans, correctsEmbedding: r.correctsEmbedding === true };
 }

@@ -399,8 +399,8 @@ export class StreamingSpeechModel implements SpeechAffectModel {
   readonly stepWorkers: number;
   /** `cached` mode: the cached head's file when the cached windows use it (models/cached-head.ts), else undefined. */
   readonly cachedHead: string | undefined;
-  /** The span means the cached head reads (0 without one). */
-  private readonly cachedHeadSpans: number;
+  /** Multiply-accumulates of the cached head per window it reads (0 without one). */
+  private readonly cachedHeadMacs: number;
 
   private constructor(
     private readonly spec: ModelSpec,
@@ -410,10 +410,12 @@ export class StreamingSpeechModel implements SpeechAffectModel {
     opts: LoadModelOptions,
     /** The encoder's (or each step session's) ORT intra-op threads (0: ORT's default). */
     readonly intraOpThreads: number,
-    cachedHead?: { path: string; spans: number },
+    cachedHead?: { path: string; spans: number; correctsEmbedding: boolean },
   ) {
     this.cachedHead = cachedHead?.path;
-    this.cachedHeadSpans = cachedHead?.spans ?? 0;
+    // (1 + spans)·D × D + D × 3 per window, and as much again (less the 3 outputs) for the corrected pooled state
+    const D = info.hiddenDim;
+    this.cachedHeadMacs = cachedHead ? (1 + cachedHead.spans) * D * D * (cachedHead.correctsEmbedding ? 2 : 1) + 3 * D : 0;
     if (!spec.affect) throw new RangeError(`model ${spec.id}: speech spec needs an affect mapping`);
     this.id = spec.id;
     this.provider = (sessions.steps?.[0] ?? sessions.encoder)?.provider ?? 'cpu';
@@ -1050,8 +1052,8 @@ export class StreamingSpeechModel implements SpeechAffectModel {
         this.stats.frontendFrames += B * T;
         this.stats.encoderFrames += B * T;
         this.stats.macs += B * ((frontendMacs(this.info, S) ?? 0) + (encoderMacs(this.info, T) ?? 0) + 2 * L * T * M * D + headMacs(this.info));
-        // the cached head runs on top of the step graph's own head for the rows that used cached frames: (1 + spans)·D × D + D × 3
-        if (this.cachedHead) this.stats.macs += group.filter((pl) => pl.memPos.length > 0).length * (headMacs(this.info) + this.cachedHeadSpans * D * D);
+        // the cached head runs on top of the step graph's own head for the rows that used cached frames
+        this.stats.macs += group.filter((pl) => pl.memPos.length > 0).length * this.cachedHeadMacs;
         break;
       }
     }

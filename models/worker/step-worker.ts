@@ -208,8 +208,9 @@ function spanMeans(rows: readonly StepRow[], cs: readonly Cache[]): Float32Array
 }
 
 /**
- * The rows that attended to cached frames re-read by the cached head (in place in `logits`); a row
- * with no cached frames is the full model exactly and keeps the model's head.
+ * The rows that attended to cached frames re-read by the cached head (in place in `logits`, and in
+ * `pooled` when the head also gives the corrected pooled state); a row with no cached frames is the
+ * full model exactly and keeps the model's head.
  */
 async function applyCachedHead(
   head: ort.InferenceSession,
@@ -229,10 +230,17 @@ async function applyCachedHead(
   });
   const feeds: Record<string, ort.Tensor> = { pooled: new ort.Tensor('float32', p, [pick.length, D]) };
   if (K > 0) feeds['span_means'] = new ort.Tensor('float32', sp, [pick.length, K, D]);
-  const out = (await head.run(feeds))['logits'];
+  const res = await head.run(feeds);
+  const out = res['logits'];
   if (!out || out.type !== 'float32' || out.dims.length !== 2 || out.dims[0] !== pick.length || out.dims[1] !== 3)
     throw new Error(`cached head output logits is not float32 [${pick.length}, 3]`);
   pick.forEach((b, i) => logits.set((out.data as Float32Array).subarray(i * 3, i * 3 + 3), b * 3));
+  // A head that also gives the corrected pooled state: it replaces the row's pooled state (the embedding the fusion reads).
+  const hs = res['hidden_states'];
+  if (!hs) return;
+  if (hs.type !== 'float32' || hs.dims.length !== 2 || hs.dims[0] !== pick.length || hs.dims[1] !== D)
+    throw new Error(`cached head output hidden_states is not float32 [${pick.length}, ${D}]`);
+  pick.forEach((b, i) => pooled.set((hs.data as Float32Array).subarray(i * D, (i + 1) * D), b * D));
 }
 
 async function finish(

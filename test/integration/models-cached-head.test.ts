@@ -112,7 +112,18 @@ function meanAbsDiff(a: readonly SpeechAffectOutput[], b: readonly SpeechAffectO
 async function heldBackDeviation(
   modelsDir: string,
   setting: 'auto' | 'on' = 'on',
-): Promise<{ a: SpeechAffectOutput[]; b: SpeechAffectOutput[]; dOff: number; dOn: number; first: number; windows: number; used: string | undefined }> {
+): Promise<{
+  a: SpeechAffectOutput[];
+  b: SpeechAffectOutput[];
+  dOff: number;
+  dOn: number;
+  first: number;
+  embOff: number;
+  embOn: number;
+  embFirst: number;
+  windows: number;
+  used: string | undefined;
+}> {
   const from = 12 * 16_000;
   const ws = windows(from, Math.floor((audio.length - from - 16_000) / HOP) + 1);
   const full = await OnnxSpeechModel.load(spec, { modelsDir, device: 'cpu', logger: silent });
@@ -131,7 +142,33 @@ async function heldBackDeviation(
     expect(on.stats.cachedHeadWindows).toBe(ws.length - 1);
     expect(off.stats.cachedHeadWindows).toBe(0);
     const first = Math.max(...KEYS.map((k) => Math.abs((b[0] as SpeechAffectOutput)[k]! - (ref[0] as SpeechAffectOutput)[k]!)));
-    return { a, b, dOff: meanAbsDiff(ref, a), dOn: meanAbsDiff(ref, b), first, windows: ws.length, used: on.cachedHead };
+    /** |x - full| / |full| of the pooled state (the output's embedding), one window. */
+    const rel = (x: SpeechAffectOutput, y: SpeechAffectOutput): number => {
+      const ex = x.embedding ?? new Float32Array(0);
+      const ey = y.embedding ?? new Float32Array(0);
+      expect(ex.length).toBe(32);
+      let d = 0;
+      let n = 0;
+      for (let i = 0; i < ex.length; i++) {
+        d += ((ex[i] as number) - (ey[i] as number)) ** 2;
+        n += (ey[i] as number) ** 2;
+      }
+      return Math.sqrt(d / n);
+    };
+    const meanRel = (outs: SpeechAffectOutput[]): number =>
+      outs.slice(1).reduce((acc, o, i) => acc + rel(o, ref[i + 1] as SpeechAffectOutput), 0) / (outs.length - 1);
+    return {
+      a,
+      b,
+      dOff: meanAbsDiff(ref, a),
+      dOn: meanAbsDiff(ref, b),
+      first,
+      embOff: meanRel(a),
+      embOn: meanRel(b),
+      embFirst: rel(b[0] as SpeechAffectOutput, ref[0] as SpeechAffectOutput),
+      windows: ws.length,
+      used: on.cachedHead,
+    };
   } finally {
     await off.close();
     await on.close();
@@ -175,9 +212,11 @@ describe('cached head (the head refitted for the cached pooled states)', () => {
     expect(r.windows).toBeGreaterThan(20);
     expect(r.used).toBe(path.join(modelDir(), 'streaming', 'cached-head.onnx'));
     expect(r.first).toBeLessThan(1e-5); // the first window is the full model exactly, with the model's head
-    // the head reads the same pooled state: embeddings identical, outputs not
-    expect(Array.from(r.b[5]?.embedding ?? [])).toEqual(Array.from(r.a[5]?.embedding ?? []));
     expect(meanAbsDiff(r.a, r.b)).toBeGreaterThan(1e-4);
+    // the head also corrects the pooled state passed on as the embedding (the fusion reads it): nearer the full window's
+    console.log(`cached head: pooled state's mean relative error from the full window ${r.embOff.toFixed(4)} -> ${r.embOn.toFixed(4)}`);
+    expect(r.embOn).toBeLessThan(r.embOff);
+    expect(r.embFirst).toBeLessThan(1e-5); // the first window's pooled state is the full model's, untouched
     console.log(
       `cached head, ${r.windows} held-back windows at hop ${HOP}: mean |d| from the full window ${r.dOff.toFixed(4)} (model head) -> ${r.dOn.toFixed(4)} (cached head)`,
     );

@@ -17,7 +17,9 @@ from running both paths over any audio with
 
 Writes, next to the model's step.onnx:
 
-    streaming/cached-head.onnx   pooled [batch, D], span_means [batch, K, D] -> logits [batch, 3]
+    streaming/cached-head.onnx   pooled [batch, D], span_means [batch, K, D] -> logits [batch, 3],
+                                 hidden_states [batch, D] (the corrected pooled state, a ridge map
+                                 from the same inputs: the embedding the learned fusion reads)
     streaming/cached-head.json   what it was fitted for and on, recipe, seed, sha256, and the
                                  deviation from the full-window logits on the held-back windows
 
@@ -138,6 +140,36 @@ class Head(torch.nn.Module):
         return self.out_proj(torch.tanh(self.dense(self.features(pooled, span_means))))
 
 
+def ridge(x: np.ndarray, y: np.ndarray, alpha: float) -> torch.nn.Linear:
+    """Closed-form ridge regression y ~ x (intercept unpenalised) as a Linear layer."""
+    xm, ym = x.mean(axis=0), y.mean(axis=0)
+    xc, yc = (x - xm).astype(np.float64), (y - ym).astype(np.float64)
+    w = np.linalg.solve(xc.T @ xc + alpha * np.eye(x.shape[1]), xc.T @ yc)  # [in, out]
+    lin = torch.nn.Linear(x.shape[1], y.shape[1])
+    with torch.no_grad():
+        lin.weight.copy_(torch.from_numpy(w.T.astype(np.float32)))
+        lin.bias.copy_(torch.from_numpy((ym - xm @ w).astype(np.float32)))
+    return lin
+
+
+class WithEmbedding(torch.nn.Module):
+    """The exported graph: the cached head's logits and the corrected pooled state (`hidden_states`)."""
+
+    def __init__(self, head: "Head", emb: torch.nn.Linear) -> None:
+        super().__init__()
+        self.head, self.emb = head, emb
+
+    def forward(self, pooled: torch.Tensor, span_means: torch.Tensor | None = None):
+        return self.head(pooled, span_means), self.emb(self.head.features(pooled, span_means))
+
+
+def embedding_deviation(pred: np.ndarray, target: np.ndarray) -> dict:
+    """Cosine (mean, min) and relative error |pred - target| / |target| (mean) of pooled states."""
+    cos = (pred * target).sum(axis=1) / (np.linalg.norm(pred, axis=1) * np.linalg.norm(target, axis=1) + 1e-12)
+    rel = np.linalg.norm(pred - target, axis=1) / (np.linalg.norm(target, axis=1) + 1e-12)
+    return {"cosineMean": round(float(cos.mean()), 5), "cosineMin": round(float(cos.min()), 5), "relativeErrorMean": round(float(rel.mean()), 5)}
+
+
 def deviation(pred: np.ndarray, target: np.ndarray) -> dict:
     """Mean and max |Δ| per logit, and over the logits' sd (read a deviation against the outputs' spread)."""
     d = np.abs(pred - target)
@@ -160,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--validation-fraction", type=float, default=0.2, help="windows held back from fitting and only measured: every (1/fraction)-th block of --block windows")
     ap.add_argument("--block", type=int, default=100, help="windows per block of the held-back split (100 at a 240 ms hop: 24 s of audio)")
+    ap.add_argument("--embedding-ridge", type=float, default=1.0, help="ridge penalty of the corrected pooled state's linear map")
     ap.add_argument("--opset", type=int, default=14)
     a = ap.parse_args(argv)
     if not 0 <= a.validation_fraction <= 0.5:
@@ -222,20 +255,33 @@ def main(argv: list[str] | None = None) -> int:
         "heldBack": {"modelHead": deviation(before[val], target[val]), "cachedHead": deviation(after[val], target[val])} if len(val) else None,
         "fit": {"modelHead": deviation(before[fit_i], target[fit_i]), "cachedHead": deviation(after[fit_i], target[fit_i])},
     }
+    # The pooled state passed on as the embedding (the learned fusion reads it): a ridge map from the same
+    # inputs to the full window's pooled state, closed form, fitted on the same windows.
+    feats = np.hstack([stream, spans]) if K else stream
+    emb = ridge(feats[fit_i], full[fit_i], a.embedding_ridge)
+    with torch.no_grad():
+        corrected = emb(torch.from_numpy(feats)).numpy()
+    fig["embedding"] = {
+        "heldBack": {"modelHead": embedding_deviation(stream[val], full[val]), "cachedHead": embedding_deviation(corrected[val], full[val])} if len(val) else None,
+        "fit": {"modelHead": embedding_deviation(stream[fit_i], full[fit_i]), "cachedHead": embedding_deviation(corrected[fit_i], full[fit_i])},
+        "ridge": a.embedding_ridge,
+    }
     out = os.path.join(sdir, "cached-head.onnx")
     with torch.no_grad():
         ins = (torch.from_numpy(stream[:2]),) + ((S[:2],) if S is not None else ())
         names = ["pooled"] + (["span_means"] if S is not None else [])
         torch.onnx.export(
-            m, ins, out, input_names=names, output_names=["logits"],
-            dynamic_axes={**{n: {0: "batch"} for n in names}, "logits": {0: "batch"}}, opset_version=a.opset, do_constant_folding=True,
+            WithEmbedding(m, emb).eval(), ins, out, input_names=names, output_names=["logits", "hidden_states"],
+            dynamic_axes={**{n: {0: "batch"} for n in names}, "logits": {0: "batch"}, "hidden_states": {0: "batch"}},
+            opset_version=a.opset, do_constant_folding=True,
         )
-    # Does the head help where it was not fitted? Every logit's held-back deviation must drop; the runtime's
+    # Does the head help where it was not fitted? Every logit's held-back deviation and the pooled state's must drop; the runtime's
     # `auto` skips a head that does not (null: nothing held back, so not known).
     hb_fig = fig["heldBack"]
+    hb_emb = fig["embedding"]["heldBack"]
     improves = None if hb_fig is None else all(
         c < m for c, m in zip(hb_fig["cachedHead"]["meanAbsDiff"], hb_fig["modelHead"]["meanAbsDiff"])
-    )
+    ) and hb_emb["cachedHead"]["relativeErrorMean"] < hb_emb["modelHead"]["relativeErrorMean"]
     card = {
         "schema": SCHEMA,
         "graph": "cached-head.onnx",
@@ -245,6 +291,7 @@ def main(argv: list[str] | None = None) -> int:
         "hopSamples": int(header["hopSamples"]),
         "recomputeFrames": int(header["recomputeFrames"]),
         "spans": K,
+        "correctsEmbedding": True,
         "inputNormalization": header["inputNormalization"],
         "stepSha256": sha256_file(os.path.join(sdir, "step.onnx")),
         "fittedOn": {"pairs": os.path.basename(a.pairs), "audio": header.get("audio"), "windows": int(n)},
@@ -268,9 +315,11 @@ def main(argv: list[str] | None = None) -> int:
         json.dump(card, f, indent=2)
         f.write("\n")
     hb = fig["heldBack"] or fig["fit"]
+    he = fig["embedding"]["heldBack"] or fig["embedding"]["fit"]
     log(
         f"[calibrate] {header['id']}: {n_fit} windows fitted, {n - n_fit} held back; mean |Δ logits| / sd "
-        f"{hb['modelHead']['meanOverSd']} -> {hb['cachedHead']['meanOverSd']} (held back); wrote {out}"
+        f"{hb['modelHead']['meanOverSd']} -> {hb['cachedHead']['meanOverSd']}, pooled state relative error "
+        f"{he['modelHead']['relativeErrorMean']} -> {he['cachedHead']['relativeErrorMean']} (held back); wrote {out}"
     )
     if improves is False:
         log(
