@@ -216,8 +216,9 @@ async function main(): Promise<void> {
           nd += ((ea[i] as number) - (eb[i] as number)) ** 2;
         }
         if (ea.length) {
-          minCos = Math.min(minCos, dot / Math.sqrt(na * nb));
-          cosSum += dot / Math.sqrt(na * nb);
+          const cos = dot / Math.sqrt(na * nb);
+          minCos = Math.min(minCos, cos);
+          cosSum += cos;
           relSum += Math.sqrt(nd / na);
           embN++;
         }

@@ -112,6 +112,7 @@ export async function resolveCachedHead(run: CachedHeadRun): Promise<{ path: str
   if (rec['correctsEmbedding'] !== undefined && typeof rec['correctsEmbedding'] !== 'boolean')
     throw err('AFFECT_ERR_MODEL_LOAD', `${file}: correctsEmbedding must be true or false, got ${JSON.stringify(rec['correctsEmbedding'])}`);
   const r = rec as unknown as CachedHeadRecord;
+  if (r.spans > MAX_SPANS) throw err('AFFECT_ERR_MODEL_LOAD', `${file}: spans ${r.spans} is more than ${MAX_SPANS}`);
   const graph = path.join(run.streamingDir, path.basename(r.graph));
   if (!existsSync(graph)) throw err('AFFECT_ERR_MODEL_MISSING', `${file} names ${r.graph}, which is not in ${run.streamingDir}`);
   const sha = await sha256File(graph);
@@ -157,6 +158,5 @@ export async function resolveCachedHead(run: CachedHeadRun): Promise<{ path: str
     { model: run.modelId, cachedHead: graph, hopSamples: r.hopSamples, recomputeFrames: r.recomputeFrames },
     `model ${run.modelId}: cached windows use ${r.graph} (fitted for this hop and recomputeFrames ${r.recomputeFrames}); a stream's first window uses the model's head`,
   );
-  if (r.spans > MAX_SPANS) throw err('AFFECT_ERR_MODEL_LOAD', `${file}: spans ${r.spans} is more than ${MAX_SPANS}`);
   return { path: graph, spans: r.spans, correctsEmbedding: r.correctsEmbedding === true };
 }

@@ -40,7 +40,7 @@ import path from 'node:path';
 import { AffectError } from '../core/errors.js';
 import { getLogger } from '../core/log.js';
 import { DynamicBatcher } from './batcher.js';
-import { MAX_SPANS, resolveCachedHead, type CachedHeadSetting } from './cached-head.js';
+import { CACHED_HEAD_SETTINGS, MAX_SPANS, resolveCachedHead, type CachedHeadSetting } from './cached-head.js';
 import { assertDeviceAvailable, providersFor } from './device.js';
 import { modelRoot } from './files.js';
 import type { LoadModelOptions } from './load-options.js';
@@ -327,7 +327,7 @@ export function resolveStreamingOptions(opts: Partial<StreamingSpeechOptions> = 
   if (!Number.isInteger(o.returnSpanMeans) || o.returnSpanMeans < 0 || o.returnSpanMeans > MAX_SPANS) {
     throw new RangeError(`streaming speech: returnSpanMeans must be an integer in [0, ${MAX_SPANS}], got ${o.returnSpanMeans}`);
   }
-  if (!['auto', 'on', 'off'].includes(o.cachedHead)) throw new RangeError(`streaming speech: cachedHead must be auto, on or off, got ${String(o.cachedHead)}`);
+  if (!CACHED_HEAD_SETTINGS.includes(o.cachedHead)) throw new RangeError(`streaming speech: cachedHead must be auto, on or off, got ${String(o.cachedHead)}`);
   if (o.stepWorkers !== 'auto' && (!Number.isInteger(o.stepWorkers) || o.stepWorkers < 1 || o.stepWorkers > 64)) {
     throw new RangeError(`streaming speech: stepWorkers must be auto or an integer in [1, 64], got ${String(o.stepWorkers)}`);
   }

@@ -43,15 +43,20 @@ type Post = (msg: SessionReply, transfer?: ArrayBuffer[]) => void;
 /**
  * Creates the session as {@link createOnFirstProvider} does and tells the host: `ready` with the
  * session's names, or `load-error` (and closes `port`), in which case it returns undefined.
+ * `alongside` opens what else the worker needs on the provider the session got (e.g. the step
+ * worker's cached head) before `ready`; the failures it returns make it a `load-error` too.
  */
 export async function openOrReport(
   data: { readonly modelPath: string; readonly providers: readonly string[]; readonly intraOpThreads: number },
   post: Post,
   port: MessagePort,
+  alongside?: (provider: string) => Promise<readonly ProviderFailure[] | undefined>,
 ): Promise<ort.InferenceSession | undefined> {
   const { session, provider, failed } = await createOnFirstProvider(data.modelPath, data.providers, data.intraOpThreads);
-  if (!session) {
-    post({ type: 'load-error', failed });
+  const more = session ? await alongside?.(provider) : undefined;
+  if (!session || more) {
+    await session?.release();
+    post({ type: 'load-error', failed: more ? [...more] : failed });
     port.close();
     return undefined;
   }

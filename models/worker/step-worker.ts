@@ -14,7 +14,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import ort from 'onnxruntime-node';
-import { createOnFirstProvider, runAndReply } from './open-session.js';
+import { createOnFirstProvider, openOrReport, runAndReply, type ProviderFailure } from './open-session.js';
 import { serveRunsUntilClose } from './serve-runs.js';
 import type { FromStepWorker, StepRow, StepRowCache, StepWorkerData, ToStepWorker } from './step-messages.js';
 
@@ -331,42 +331,24 @@ async function finish(
   );
 }
 
-/** The step session (and the cached head, on the step's provider); `load-error` and undefined when either fails. */
-async function open(): Promise<ort.InferenceSession | undefined> {
-  const { session, provider, failed } = await createOnFirstProvider(data.modelPath, data.providers, data.intraOpThreads);
-  if (!session) {
-    post({ type: 'load-error', failed });
-    port!.close();
-    return undefined;
+/** Opens the cached head on the step session's provider (`cachedHead`); the failures when it cannot be opened or is not a cached head. */
+async function openCachedHead(provider: string): Promise<ProviderFailure[] | undefined> {
+  const file = data.cachedHeadPath;
+  if (!file) return undefined;
+  const h = await createOnFirstProvider(file, [provider], 1);
+  if (!h.session) return h.failed.map((f) => ({ provider: f.provider, error: `${file}: ${f.error}` }));
+  const want = data.spans > 0 ? 'pooled,span_means' : 'pooled';
+  if ([...h.session.inputNames].sort().join() !== want || !h.session.outputNames.includes('logits')) {
+    const error = `${file} has inputs [${h.session.inputNames.join(', ')}] and outputs [${h.session.outputNames.join(', ')}]; a cached head with ${data.spans} spans takes [${want}] and gives logits`;
+    await h.session.release();
+    return [{ provider, error }];
   }
-  if (data.cachedHeadPath) {
-    const file = data.cachedHeadPath;
-    const h = await createOnFirstProvider(file, [provider], 1);
-    const want = data.spans > 0 ? 'pooled,span_means' : 'pooled';
-    const bad = h.session && ([...h.session.inputNames].sort().join() !== want || !h.session.outputNames.includes('logits'));
-    if (!h.session || bad) {
-      const why = h.session
-        ? [
-            {
-              provider,
-              error: `${file} has inputs [${h.session.inputNames.join(', ')}] and outputs [${h.session.outputNames.join(', ')}]; a cached head with ${data.spans} spans takes [${want}] and gives logits`,
-            },
-          ]
-        : h.failed.map((f) => ({ provider: f.provider, error: `${file}: ${f.error}` }));
-      await h.session?.release();
-      await session.release();
-      post({ type: 'load-error', failed: why });
-      port!.close();
-      return undefined;
-    }
-    cachedHead = h.session;
-  }
-  post({ type: 'ready', provider, inputNames: [...session.inputNames], outputNames: [...session.outputNames], failed });
-  return session;
+  cachedHead = h.session;
+  return undefined;
 }
 
 async function main(): Promise<void> {
-  const s = await open();
+  const s = await openOrReport(data, post, port!, openCachedHead);
   if (!s) return;
 
   serveRunsUntilClose<ToStepWorker>(port!, {

@@ -46,6 +46,7 @@ import torch
 from onnx import numpy_helper
 
 from training.common.card import sha256_file
+from training.encoders.export_standins import export
 
 SCHEMA = "circumplex.cached-head/1"
 
@@ -257,7 +258,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     # The pooled state passed on as the embedding (the learned fusion reads it): a ridge map from the same
     # inputs to the full window's pooled state, closed form, fitted on the same windows.
-    feats = np.hstack([stream, spans]) if K else stream
+    with torch.no_grad():
+        feats = m.features(torch.from_numpy(stream), S).numpy()  # the head's own input layout, as exported
     emb = ridge(feats[fit_i], full[fit_i], a.embedding_ridge)
     with torch.no_grad():
         corrected = emb(torch.from_numpy(feats)).numpy()
@@ -267,14 +269,10 @@ def main(argv: list[str] | None = None) -> int:
         "ridge": a.embedding_ridge,
     }
     out = os.path.join(sdir, "cached-head.onnx")
-    with torch.no_grad():
-        ins = (torch.from_numpy(stream[:2]),) + ((S[:2],) if S is not None else ())
-        names = ["pooled"] + (["span_means"] if S is not None else [])
-        torch.onnx.export(
-            WithEmbedding(m, emb).eval(), ins, out, input_names=names, output_names=["logits", "hidden_states"],
-            dynamic_axes={**{n: {0: "batch"} for n in names}, "logits": {0: "batch"}, "hidden_states": {0: "batch"}},
-            opset_version=a.opset, do_constant_folding=True,
-        )
+    ins = (torch.from_numpy(stream[:2]),) + ((S[:2],) if S is not None else ())
+    names = ["pooled"] + (["span_means"] if S is not None else [])
+    outs = ["logits", "hidden_states"]
+    export(WithEmbedding(m, emb).eval(), ins, out, names, outs, {n: {0: "batch"} for n in names + outs}, a.opset)
     # Does the head help where it was not fitted? Every logit's held-back deviation and the pooled state's must drop; the runtime's
     # `auto` skips a head that does not (null: nothing held back, so not known).
     hb_fig = fig["heldBack"]
