@@ -23,6 +23,12 @@
  * value and normalisation: the pairs training/encoders/calibrate_cached_head.py fits the cached head on
  * (with `--spans K`, default 4: each streamed window's K span means, the head's second input).
  *
+ * `--smoothing one-euro,kalman-cv` (default none): each row also compares the two paths after the named
+ * trajectory filters (streams/smoothing.ts, default options: what a subscriber gets), valence and arousal
+ * only: mean/max |Δ| between the smoothed streamed and smoothed full-window outputs over the smoothed
+ * full-window sd, and the smoothed RMSE against `--labels`. Each window is a point at its end time with the
+ * model's confidence, as in the pipeline (no voice activity: every window moves the point).
+ *
  * Deviation is over the windows after the first (the first is computed whole, exactly); `output sd`
  * is the full-window outputs' spread over the same windows (the scale a deviation should be read
  * against). Work is transformer frames per frame of new audio (1 = each frame once).
@@ -35,6 +41,7 @@ import { MODEL_SPECS, type ModelSpec } from '../models/manifest.js';
 import { OnnxSpeechModel } from '../models/speech-onnx.js';
 import { parseCachedHead } from '../models/cached-head.js';
 import { StreamingSpeechModel } from '../models/streaming-speech.js';
+import { createFilter, type SmoothingFilter } from '../streams/smoothing.js';
 import type { SpeechAffectOutput } from '../models/ports.js';
 import { loadSamples, round, SPEECH_WAV } from './lib/common.js';
 
@@ -69,6 +76,11 @@ async function main(): Promise<void> {
     .split(',')
     .map((h) => parseCachedHead(h));
   const restartAtSegments = argv.includes('--restart-at-segments');
+  const smoothings = opt(argv, '--smoothing', '')
+    .split(',')
+    .map((f) => f.trim())
+    .filter(Boolean) as SmoothingFilter[];
+  for (const f of smoothings) createFilter({ filter: f }); // a RangeError naming the filter, before any work
   if (dumpFile && (rs.length !== 1 || cachedHeads.length !== 1 || cachedHeads[0] !== 'off'))
     throw new Error('--dump writes the pooled-state pairs of one setting: give one --recompute value and --cached-head off');
   if (restartAtSegments && !labelsFile) throw new Error('--restart-at-segments needs --labels (the segments whose starts restart the stream)');
@@ -114,6 +126,15 @@ async function main(): Promise<void> {
         return pairs.length ? [[key, round(Math.sqrt(pairs.reduce((a, [p, t]) => a + (p - t) ** 2, 0) / pairs.length), 4)]] : [];
       }),
     );
+  // --smoothing: each path's outputs through a trajectory filter, a point per window at its end time
+  const vaKeys = (['valence', 'arousal'] as const).filter((k) => keys.includes(k));
+  const smooth = (outs: SpeechAffectOutput[], filter: SmoothingFilter): SpeechAffectOutput[] => {
+    const f = createFilter({ filter });
+    return outs.map((o, k) => {
+      const e = f.update({ tMs: ((k * hop + 16_000) / 16_000) * 1000, valence: o.valence, arousal: o.arousal, confidence: o.confidence });
+      return { ...o, valence: e.valence, arousal: e.arousal };
+    });
+  };
   const full = await OnnxSpeechModel.load(spec, { modelsDir, device: 'cpu' });
   const ref: SpeechAffectOutput[] = [];
   try {
@@ -226,6 +247,43 @@ async function main(): Promise<void> {
       // Frames of the stream's audio (the first window whole, then one hop per window): a restart re-advances a whole
       // window of audio already seen, so the model's advancedSamples would hide the restart's extra work.
       const frames = lastSample(windows.length - 1) / sm.info.frameStrideSamples;
+      const smoothed = smoothings.map((filter) => {
+        const a = smooth(ref, filter);
+        const b = smooth(outs, filter);
+        let mxS = 0;
+        let sumS = 0;
+        let nS = 0;
+        let sdSum = 0;
+        const perKeyS = Object.fromEntries(
+          vaKeys.map((key) => {
+            const sdK = sdOf(a.slice(1).map((o) => o[key]));
+            let m = 0;
+            let t = 0;
+            for (let k = 1; k < a.length; k++) {
+              const d = Math.abs((a[k] as SpeechAffectOutput)[key] - (b[k] as SpeechAffectOutput)[key]);
+              m = Math.max(m, d);
+              t += d;
+            }
+            mxS = Math.max(mxS, m);
+            sumS += t;
+            nS += a.length - 1;
+            sdSum += sdK;
+            const meanK = t / Math.max(1, a.length - 1);
+            return [key, { sd: round(sdK, 4), maxAbsDiff: round(m, 4), meanAbsDiff: round(meanK, 4), meanOverSd: sdK > 0 ? round(meanK / sdK, 3) : null }];
+          }),
+        );
+        const sdMean = sdSum / Math.max(1, vaKeys.length);
+        return {
+          filter,
+          maxAbsDiff: round(mxS, 4),
+          meanAbsDiff: round(sumS / Math.max(1, nS), 4),
+          // over the mean of the two smoothed sds (each key's own ratio is in perKey)
+          meanOverSd: sdMean > 0 ? round(sumS / Math.max(1, nS) / sdMean, 3) : null,
+          maxOverSd: sdMean > 0 ? round(mxS / sdMean, 3) : null,
+          perKey: perKeyS,
+          ...(labelsFile ? { labelRmseFullWindow: labelRmse(a), labelRmse: labelRmse(b) } : {}),
+        };
+      });
       rows.push({
         recomputeFrames: R,
         cachedHead: sm.cachedHead ? 'fitted' : 'off',
@@ -239,6 +297,7 @@ async function main(): Promise<void> {
         meanEmbeddingCosine: embN ? round(cosSum / embN, 5) : null,
         meanEmbeddingRelativeError: embN ? round(relSum / embN, 5) : null,
         ...(labelsFile ? { labelRmse: labelRmse(outs) } : {}),
+        ...(smoothings.length ? { smoothed } : {}),
         // the streamed outputs' own spread (a head that pulls towards the mean lowers an RMSE without tracking better)
         outputSdPerKey: Object.fromEntries(keys.map((k) => [k, round(sdOf(outs.slice(1).map((o) => o[k] ?? 0)), 4)])),
         perKey: Object.fromEntries(
@@ -309,6 +368,13 @@ async function main(): Promise<void> {
               rows.map((r) => `cached ${r.recomputeFrames}${r.cachedHead === 'off' ? '' : ' + cached head'} ${JSON.stringify(r.labelRmse)}`).join('; '),
           ]
         : []),
+      ...rows.flatMap((r) =>
+        (r.smoothed ?? []).map(
+          (m) =>
+            `smoothed (${m.filter}), cached ${r.recomputeFrames}${r.cachedHead === 'off' ? '' : ' + cached head'}: max |Δ| ${m.maxAbsDiff}, mean |Δ| ${m.meanAbsDiff}, mean / smoothed sd ${m.meanOverSd} ${JSON.stringify(m.perKey)}` +
+            (m.labelRmse ? `; RMSE full ${JSON.stringify(m.labelRmseFullWindow)} cached ${JSON.stringify(m.labelRmse)}` : ''),
+        ),
+      ),
     ].join('\n') + '\n',
   );
 }

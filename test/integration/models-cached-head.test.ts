@@ -326,6 +326,49 @@ describe('cached head (the head refitted for the cached pooled states)', () => {
     expect(fit(few).stderr).toMatch(/few\.jsonl: 18 windows after the first; fit on at least 50/);
   });
 
+  it('the tolerance bench compares the smoothed trajectories too (--smoothing): no filter gives the per-window figures back; with the cached head the smoothed trajectory is nearer too', () => {
+    const bench = (extra: string[]): ReturnType<typeof spawnSync> =>
+      spawnSync(
+        process.execPath,
+        [
+          '--import',
+          'tsx',
+          path.join(REPO_ROOT, 'bench', 'encoders-tolerance.ts'),
+          ...['--models-dir', dir, '--id', 'tiny-wav2vec2', '--norm', 'none', '--hop', String(HOP), '--keys', 'arousal,valence'],
+          ...['--windows', '60', '--recompute', '0', '--cached-head', 'off,on'],
+          ...extra,
+        ],
+        { cwd: REPO_ROOT, encoding: 'utf8', timeout: 120_000 },
+      );
+    const r = bench(['--smoothing', 'none,one-euro']);
+    expect(r.status, String(r.stderr)).toBe(0);
+    type Sm = { filter: string; meanAbsDiff: number; maxAbsDiff: number; perKey: Record<string, { sd: number; meanAbsDiff: number }> };
+    const report = JSON.parse(String(r.stdout)) as {
+      outputSdPerKey: Record<string, number>;
+      rows: Array<{ cachedHead: string; meanAbsDiff: number; maxAbsDiff: number; perKey: Record<string, { meanAbsDiff: number }>; smoothed: Sm[] }>;
+    };
+    expect(report.rows.map((row) => row.cachedHead)).toEqual(['off', 'fitted']);
+    for (const row of report.rows) {
+      const [none, euro] = row.smoothed as [Sm, Sm];
+      expect([none.filter, euro.filter]).toEqual(['none', 'one-euro']);
+      // no filter: the per-window comparison exactly (both keys, so the same pooled mean and max)
+      expect(none.meanAbsDiff).toBeCloseTo(row.meanAbsDiff, 3);
+      expect(none.maxAbsDiff).toBeCloseTo(row.maxAbsDiff, 3);
+      for (const k of ['arousal', 'valence']) {
+        expect(none.perKey[k]?.sd).toBeCloseTo(report.outputSdPerKey[k] as number, 3);
+        expect(none.perKey[k]?.meanAbsDiff).toBeCloseTo(row.perKey[k]?.meanAbsDiff as number, 3);
+        expect(Number.isFinite(euro.perKey[k]?.meanAbsDiff)).toBe(true);
+      }
+      // the filter changes the trajectories (this random model's outputs barely move, so no claim on their spread)
+      expect(euro.meanAbsDiff).not.toBe(none.meanAbsDiff);
+    }
+    // the head's smoothed trajectory is nearer the full window's as well
+    expect((report.rows[1]?.smoothed[1] as Sm).meanAbsDiff).toBeLessThan((report.rows[0]?.smoothed[1] as Sm).meanAbsDiff);
+    const bad = bench(['--smoothing', 'median']);
+    expect(bad.status).not.toBe(0);
+    expect(String(bad.stderr)).toMatch(/filter must be one of ema, one-euro, kalman, kalman-cv, none, got median/);
+  }, 120_000);
+
   it('span means split exactly the frames the pooled state averages: weighted by their frame counts they give it back', async () => {
     const sm = await load({ cachedHead: 'off', returnSpanMeans: 4 });
     try {
