@@ -76,7 +76,8 @@ export interface CachedHeadRun {
  * broken (not JSON, a field missing, the graph missing or not the file it names by sha256, another
  * width, fitted on another step graph — a re-export or a quantised copy) is an error in `auto` too:
  * a head must never read states it was not fitted on, and a fitted one must not be skipped silently. A head fitted for another hop / recomputeFrames / normalisation is skipped with a log
- * line in `auto` and an error under `on`.
+ * line in `auto` and an error under `on`. The two sha256 checks (the head, and the step graph it was
+ * fitted on) come last, for a head that will be used: a skipped head costs no hashing of the step graph.
  */
 export async function resolveCachedHead(run: CachedHeadRun): Promise<{ path: string; spans: number; correctsEmbedding: boolean } | undefined> {
   if (run.setting === 'off') return undefined;
@@ -115,20 +116,10 @@ export async function resolveCachedHead(run: CachedHeadRun): Promise<{ path: str
   if (r.spans > MAX_SPANS) throw err('AFFECT_ERR_MODEL_LOAD', `${file}: spans ${r.spans} is more than ${MAX_SPANS}`);
   const graph = path.join(run.streamingDir, path.basename(r.graph));
   if (!existsSync(graph)) throw err('AFFECT_ERR_MODEL_MISSING', `${file} names ${r.graph}, which is not in ${run.streamingDir}`);
-  const sha = await sha256File(graph);
-  if (sha !== r.sha256) throw err('AFFECT_ERR_MODEL_CHECKSUM', `${graph} has sha256 ${sha}, but ${file} records ${r.sha256}: the head is not the one fitted`);
   if (r.hiddenDim !== run.hiddenDim) {
     throw err(
       'AFFECT_ERR_MODEL_LOAD',
       `${file}: hiddenDim ${r.hiddenDim}, but the model's pooled state is ${run.hiddenDim} wide (a head fitted for another model)`,
-    );
-  }
-  const stepSha = await sha256File(run.stepGraph);
-  if (stepSha !== r.stepSha256) {
-    throw err(
-      'AFFECT_ERR_MODEL_LOAD',
-      `${file} was fitted on the states of a step graph with sha256 ${r.stepSha256}, but ${run.stepGraph} has ${stepSha} (re-exported or quantised since): the head would read states it was not fitted on`,
-      `refit it for this step graph, or delete ${file}: ${FIT_HINT}`,
     );
   }
   const mismatch = [
@@ -153,6 +144,18 @@ export async function resolveCachedHead(run: CachedHeadRun): Promise<{ path: str
       return undefined;
     }
     run.logger.warn({ model: run.modelId, cachedHead: graph }, `model ${run.modelId}: --speech-cached-head on: using ${msg}`);
+  }
+  // Hashed last, only for a head that will be used: the step graph of a real-size encoder is hundreds of MB
+  // (0.9 s for the large stand-in's 661 MB here), which a head skipped under auto should not cost.
+  const sha = await sha256File(graph);
+  if (sha !== r.sha256) throw err('AFFECT_ERR_MODEL_CHECKSUM', `${graph} has sha256 ${sha}, but ${file} records ${r.sha256}: the head is not the one fitted`);
+  const stepSha = await sha256File(run.stepGraph);
+  if (stepSha !== r.stepSha256) {
+    throw err(
+      'AFFECT_ERR_MODEL_LOAD',
+      `${file} was fitted on the states of a step graph with sha256 ${r.stepSha256}, but ${run.stepGraph} has ${stepSha} (re-exported or quantised since): the head would read states it was not fitted on`,
+      `refit it for this step graph, or delete ${file}: ${FIT_HINT}`,
+    );
   }
   run.logger.info(
     { model: run.modelId, cachedHead: graph, hopSamples: r.hopSamples, recomputeFrames: r.recomputeFrames },

@@ -260,6 +260,10 @@ describe('cached head (the head refitted for the cached pooled states)', () => {
     let e = await failure('auto');
     expect(e.code).toBe('AFFECT_ERR_MODEL_CHECKSUM');
     expect(e.message).toContain(path.join(md, 'streaming', 'cached-head.onnx'));
+    // a head auto will not use (fitted for another hop) is skipped before its files are hashed
+    const elsewhere = await load({ hopSamples: 3200 }, other);
+    expect(elsewhere.cachedHead).toBeUndefined();
+    await elsewhere.close();
     cpSync(path.join(modelDir(), 'streaming', 'cached-head.onnx'), path.join(md, 'streaming', 'cached-head.onnx'));
     writeFileSync(rec, JSON.stringify({ ...fitted, hopSamples: 'fast' }));
     e = await failure('auto');
