@@ -20,6 +20,7 @@ import { resolveStreamingOptions, StreamingSpeechModel, type StreamingSpeechOpti
 import { parseCachedHead } from '../../models/cached-head.js';
 import type { SpeechAffectOutput } from '../../models/ports.js';
 import { loadSamples } from '../../bench/lib/common.js';
+import { consecutiveWindows, inferInOrder } from '../helpers/stream-windows.js';
 
 const silent = pino({ level: 'silent' });
 const PYTHON = process.env['CIRCUMPLEX_PYTHON'] ?? '/usr/bin/python3';
@@ -84,16 +85,15 @@ function load(streaming: Partial<StreamingSpeechOptions>, modelsDir = dir): Prom
 }
 
 /** Consecutive windows from sample `from`, one stream. */
-function windows(from: number, count: number, hop = HOP): Float32Array[] {
-  return Array.from({ length: count }, (_, k) => audio.slice(from + k * hop, from + k * hop + 16_000));
-}
+const windows = (from: number, count: number, hop = HOP): Float32Array[] => consecutiveWindows(audio, hop, count, from);
 
 async function streamed(sm: StreamingSpeechModel, ws: Float32Array[]): Promise<SpeechAffectOutput[]> {
   const s = sm.forStream('x');
-  const out: SpeechAffectOutput[] = [];
-  for (const w of ws) out.push(await s.infer(w));
-  s.close();
-  return out;
+  try {
+    return await inferInOrder(s, ws);
+  } finally {
+    s.close();
+  }
 }
 
 const KEYS = ['arousal', 'valence', 'dominance'] as const;
@@ -127,9 +127,9 @@ async function heldBackDeviation(
   const from = 12 * 16_000;
   const ws = windows(from, Math.floor((audio.length - from - 16_000) / HOP) + 1);
   const full = await OnnxSpeechModel.load(spec, { modelsDir, device: 'cpu', logger: silent });
-  const ref: SpeechAffectOutput[] = [];
+  let ref: SpeechAffectOutput[];
   try {
-    for (const w of ws) ref.push(await full.infer(w));
+    ref = await inferInOrder(full, ws);
   } finally {
     await full.close();
   }

@@ -17,12 +17,13 @@ import { MODEL_SPECS, type ModelSpec } from '../../models/manifest.js';
 import { loadSpeechModel } from '../../models/registry.js';
 import { OnnxSpeechModel } from '../../models/speech-onnx.js';
 import { findContinuation, resolveStreamingOptions, StreamingSpeechModel, type StreamingSpeechOptions } from '../../models/streaming-speech.js';
-import type { SpeechAffectModel, SpeechAffectOutput } from '../../models/ports.js';
+import type { SpeechAffectOutput } from '../../models/ports.js';
 import { loadSamples, pacedSource } from '../../bench/lib/common.js';
 import { createEngine } from '../../src/engine.js';
 import { FlowControl } from '../../streams/flow.js';
 import type { PipelineEvent } from '../../core/types.js';
 import { lastValueFrom, toArray } from 'rxjs';
+import { consecutiveWindows, inferInOrder } from '../helpers/stream-windows.js';
 
 const silent = pino({ level: 'silent' });
 const PYTHON = process.env['CIRCUMPLEX_PYTHON'] ?? '/usr/bin/python3';
@@ -61,9 +62,7 @@ function loadTiny(streaming: Partial<StreamingSpeechOptions>, maxBatch = 8): Pro
   return StreamingSpeechModel.load(tinySpec(), { modelsDir: dir, device: 'cpu', logger: silent, streaming, maxBatch });
 }
 
-function windows(hop: number, count: number, from = 0, n = 16_000): Float32Array[] {
-  return Array.from({ length: count }, (_, k) => audio.slice(from + k * hop, from + k * hop + n));
-}
+const windows = (hop: number, count: number, from = 0): Float32Array[] => consecutiveWindows(audio, hop, count, from);
 
 function maxDiff(a: readonly SpeechAffectOutput[], b: readonly SpeechAffectOutput[]): { affect: number; embedding: number } {
   let affect = 0;
@@ -75,12 +74,6 @@ function maxDiff(a: readonly SpeechAffectOutput[], b: readonly SpeechAffectOutpu
     for (let j = 0; j < 32; j++) embedding = Math.max(embedding, Math.abs((x.embedding?.[j] as number) - (y.embedding?.[j] as number)));
   });
   return { affect, embedding };
-}
-
-async function fullOutputs(model: SpeechAffectModel, ws: Float32Array[]): Promise<SpeechAffectOutput[]> {
-  const out: SpeechAffectOutput[] = [];
-  for (const w of ws) out.push(await model.infer(w));
-  return out;
 }
 
 describe('stand-in export', () => {
@@ -129,9 +122,8 @@ describe('frames mode (conv frames cached per stream)', () => {
           const first = windows(hop, 10);
           const restart = windows(hop, 6, 100_000 + 123); // a restart elsewhere in the audio (not frame-aligned)
           const ws = [...first, ...restart];
-          const ref = await fullOutputs(full, ws);
-          const got: SpeechAffectOutput[] = [];
-          for (const w of ws) got.push(await s.infer(w));
+          const ref = await inferInOrder(full, ws);
+          const got = await inferInOrder(s, ws);
           const d = maxDiff(ref, got);
           expect(d.affect, `hop ${hop}`).toBeLessThan(1e-5);
           expect(d.embedding, `hop ${hop}`).toBeLessThan(1e-5);
@@ -159,9 +151,8 @@ describe('frames mode (conv frames cached per stream)', () => {
       expect(sm.info.frontEnd).toBe('group_norm');
       const ws = windows(4000, 6);
       const s = sm.forStream('gn');
-      const got: SpeechAffectOutput[] = [];
-      for (const w of ws) got.push(await s.infer(w));
-      const ref = await fullOutputs(full, ws);
+      const got = await inferInOrder(s, ws);
+      const ref = await inferInOrder(full, ws);
       // group norm normalises each channel over the whole segment the front end sees, so even the
       // fresh window (its frames' 15 760 samples, not the window's 16 000) and every cached frame differ
       expect(maxDiff(ref, got).embedding).toBeGreaterThan(1e-4);
@@ -180,9 +171,8 @@ describe('chunked mode (transformer per hop with left context)', () => {
     try {
       const ws = windows(4000, 40);
       const s = sm.forStream('c');
-      const got: SpeechAffectOutput[] = [];
-      for (const w of ws) got.push(await s.infer(w));
-      const ref = await fullOutputs(full, ws);
+      const got = await inferInOrder(s, ws);
+      const ref = await inferInOrder(full, ws);
       // the first window is computed whole: same as the full path
       expect(maxDiff(ref.slice(0, 1), got.slice(0, 1)).affect).toBeLessThan(1e-5);
       const frames = sm.stats.advancedSamples / 320;
@@ -215,9 +205,8 @@ describe('cached mode (each sample through the whole model once: per-layer keys/
           const first = windows(hop, 12);
           const restart = windows(hop, 8, 100_000 + 123);
           const ws = [...first, ...restart];
-          const ref = await fullOutputs(full, ws);
-          const got: SpeechAffectOutput[] = [];
-          for (const w of ws) got.push(await s.infer(w));
+          const ref = await inferInOrder(full, ws);
+          const got = await inferInOrder(s, ws);
           // fresh window and restart: the whole window is new, empty caches → the full model exactly
           expect(maxDiff(ref.slice(0, 1), got.slice(0, 1)).affect, `hop ${hop}`).toBeLessThan(1e-5);
           expect(maxDiff(ref.slice(12, 13), got.slice(12, 13)).embedding, `hop ${hop}`).toBeLessThan(1e-5);
@@ -348,8 +337,8 @@ describe('cached mode (each sample through the whole model once: per-layer keys/
       const b = sm.forStream('b');
       const wa = windows(4000, 6);
       const wb = windows(4000, 6, 50_000 + 7);
-      const ra = await fullOutputs(full, wa);
-      const rb = await fullOutputs(full, wb);
+      const ra = await inferInOrder(full, wa);
+      const rb = await inferInOrder(full, wb);
       for (let k = 0; k < 6; k++) {
         // one at a time: each stream's step evicts the other's cache (the worker keeps one stream)
         const x = await a.infer(wa[k] as Float32Array);
@@ -374,7 +363,7 @@ describe('cached mode (each sample through the whole model once: per-layer keys/
     const full = await OnnxSpeechModel.load(spec, { modelsDir: dir, device: 'cpu', logger: silent });
     try {
       const ws = windows(3840, 10); // 12 frames of 320 samples: every window on the cache's frame grid
-      const ref = await fullOutputs(full, ws);
+      const ref = await inferInOrder(full, ws);
       const work: Record<number, number> = {};
       const dev: Record<number, number> = {};
       for (const R of [0, 6, 50]) {
@@ -386,8 +375,7 @@ describe('cached mode (each sample through the whole model once: per-layer keys/
         });
         try {
           const s = sm.forStream('r');
-          const got: SpeechAffectOutput[] = [];
-          for (const w of ws) got.push(await s.infer(w));
+          const got = await inferInOrder(s, ws);
           work[R] = sm.stats.encoderFrames / (sm.stats.advancedSamples / 320);
           dev[R] = maxDiff(ref, got).affect;
         } finally {
