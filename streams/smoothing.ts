@@ -30,7 +30,8 @@ export interface VaFilter {
 }
 
 /** The filters on offer. 'kalman-cv': constant-velocity Kalman filter (state: position and velocity per axis). */
-export type SmoothingFilter = 'ema' | 'one-euro' | 'kalman' | 'kalman-cv' | 'none';
+export const SMOOTHING_FILTERS = ['ema', 'one-euro', 'kalman', 'kalman-cv', 'none'] as const;
+export type SmoothingFilter = (typeof SMOOTHING_FILTERS)[number];
 
 /** Options for {@link createFilter}. */
 export interface SmoothingOptions {
@@ -67,8 +68,8 @@ export const DEFAULT_SMOOTHING: SmoothingOptions = {
 /** Validates and completes smoothing options (RangeError naming the option). */
 export function resolveSmoothingOptions(opts: Partial<SmoothingOptions> = {}): SmoothingOptions {
   const o = { ...DEFAULT_SMOOTHING, ...opts };
-  if (!['ema', 'one-euro', 'kalman', 'kalman-cv', 'none'].includes(o.filter))
-    throw new RangeError(`smoothAffect: filter must be one of ema, one-euro, kalman, kalman-cv, none, got ${String(o.filter)}`);
+  if (!(SMOOTHING_FILTERS as readonly string[]).includes(o.filter))
+    throw new RangeError(`smoothAffect: filter must be one of ${SMOOTHING_FILTERS.join(', ')}, got ${String(o.filter)}`);
   if (o.accelerationNoise !== undefined && !(o.accelerationNoise > 0 && Number.isFinite(o.accelerationNoise)))
     throw new RangeError(`smoothAffect: accelerationNoise must be > 0, got ${o.accelerationNoise}`);
   if (!(o.tauMs > 0) || !Number.isFinite(o.tauMs)) throw new RangeError(`smoothAffect: tauMs must be > 0, got ${o.tauMs}`);

@@ -9,6 +9,7 @@ import type { Logger } from '../../core/log.js';
 import { JsonlRecorder } from '../record.js';
 import { STREAM_ID } from '../server/hub.js';
 import { DEFAULT_ESCALATION, type EscalationOptions } from '../../streams/turns.js';
+import { DEFAULT_SMOOTHING, SMOOTHING_FILTERS, type SmoothingFilter } from '../../streams/smoothing.js';
 import { parseSpeechStreaming, SPEECH_STREAMING_HELP, type SpeechStreamingFlag } from '../../models/streaming-speech.js';
 import { CACHED_HEAD_HELP, CACHED_HEAD_SETTINGS, parseCachedHead, type CachedHeadSetting } from '../../models/cached-head.js';
 import { parseIntraOpThreads, THREADS_HELP, type IntraOpThreads } from '../../models/threads.js';
@@ -48,8 +49,16 @@ export interface EscalationFlags {
   escalationMinChange?: number;
 }
 
+/** The trajectory-filter flags `run` and `serve` share ({@link addSmoothingOptions}). */
+export interface SmoothingFlags {
+  /** `--smoothing` (default one-euro; kalman-cv: the constant-velocity Kalman filter, whose state velocity frames carry). */
+  smoothing?: SmoothingFilter;
+  /** `--tau-ms` (default 1000): the filter's time constant, ms of audio. */
+  tauMs?: number;
+}
+
 /** The model flags `run` and `serve` share. */
-export interface ModelFlags extends EscalationFlags {
+export interface ModelFlags extends EscalationFlags, SmoothingFlags {
   device?: 'auto' | 'cuda' | 'webgpu' | 'cpu';
   speechModel: string;
   fusion: string;
@@ -144,6 +153,24 @@ export function addSpeechStreamingOption(cmd: Command): Command {
 }
 
 /**
+ * Adds `--smoothing` and `--tau-ms` (streams/smoothing.ts) to `run` or `serve`: the filter every
+ * stream's trajectory goes through, local input and ingest alike (one definition, so both commands
+ * offer the same filters and defaults).
+ */
+export function addSmoothingOptions(cmd: Command): Command {
+  return cmd
+    .addOption(
+      new Option(
+        '--smoothing <filter>',
+        'trajectory filter: one-euro (default), kalman-cv (constant-velocity Kalman: frames carry its state velocity), kalman, ema, none',
+      )
+        .choices([...SMOOTHING_FILTERS])
+        .default(DEFAULT_SMOOTHING.filter),
+    )
+    .option('--tau-ms <ms>', 'smoothing time constant, ms of audio', numberOption('--tau-ms', 1), DEFAULT_SMOOTHING.tauMs);
+}
+
+/**
  * Adds the escalation-alert flags (streams/turns.ts EscalationOptions) to `run` or `serve`. Values
  * are checked at parse time (a usage error naming the flag); no default is set here so the
  * environment (CIRCUMPLEX_ESCALATION, CIRCUMPLEX_ESCALATION_SUSTAIN_MS) applies when a flag is absent.
@@ -211,6 +238,10 @@ export async function openRecorderAndEngine(
       windowMs: flags.windowMs,
       hopMs: flags.hopMs,
       vad: flags.vad !== 'off',
+      smoothing: {
+        ...(flags.smoothing !== undefined ? { filter: flags.smoothing } : {}),
+        ...(flags.tauMs !== undefined ? { tauMs: flags.tauMs } : {}),
+      },
       ...(flags.turnEndpointing !== undefined ? { turnEndpointing: flags.turnEndpointing } : {}),
       ...(flags.speechStreaming !== undefined && flags.speechStreaming !== 'off' ? { speechStreaming: flags.speechStreaming } : {}),
       ...(flags.speechRecomputeFrames !== undefined ? { speechRecomputeFrames: flags.speechRecomputeFrames } : {}),

@@ -8,9 +8,10 @@
  *   sox talk.mp3 -t wav - | circumplex run --input - --json          # a WAV on stdin: rate/channels from its header
  *   circumplex run --input call.wav --channels-as-streams --json     # stereo: input:ch0 (left), input:ch1 (right)
  */
-import { Option, type Command } from 'commander';
+import type { Command } from 'commander';
 import {
   addEscalationOptions,
+  addSmoothingOptions,
   addModelOptions,
   addSpeechStreamingOption,
   numberOption,
@@ -41,7 +42,9 @@ export interface RunCommandOptions extends EscalationFlags {
   record?: string;
   windowMs: number;
   hopMs: number;
+  /** `--smoothing` (default one-euro). */
   smoothing: SmoothingFilter;
+  /** `--tau-ms` (default 1000). */
   tauMs: number;
   device?: 'auto' | 'cuda' | 'webgpu' | 'cpu';
   speechModel: string;
@@ -85,8 +88,6 @@ export function register(program: Command): void {
     .option('--record <file>', 'also write every message to a JSONL file')
     .option('--window-ms <ms>', 'analysis window length, ms of audio', numberOption('--window-ms', 1, false, 60_000), 1000)
     .option('--hop-ms <ms>', 'hop between frames, ms of audio', numberOption('--hop-ms', 1, false, 60_000), 250)
-    .addOption(new Option('--smoothing <filter>', 'smoothing filter').choices(['ema', 'one-euro', 'kalman', 'kalman-cv', 'none']).default('one-euro'))
-    .option('--tau-ms <ms>', 'smoothing time constant, ms of audio', numberOption('--tau-ms', 1), 1000)
     .option('--stream-id <id>', 'stream id in the output', streamIdOption('--stream-id'), 'input')
     .option('--realtime', 'pace the file at real-time speed (live drop policy)', false)
     .option(
@@ -94,7 +95,7 @@ export function register(program: Command): void {
       'analyse each channel of a stereo (multi-channel) file or raw stdin as its own stream: <stream-id>:ch0, <stream-id>:ch1, … (call recordings: usually agent left, caller right)',
       false,
     );
-  addEscalationOptions(addSpeechStreamingOption(addModelOptions(cmd))).action(async (opts: RunCommandOptions) => {
+  addSmoothingOptions(addEscalationOptions(addSpeechStreamingOption(addModelOptions(cmd)))).action(async (opts: RunCommandOptions) => {
     await runCommand(opts);
   });
 }
@@ -121,9 +122,7 @@ export async function runCommand(
   const channelIds = local.streams.map((s) => s.streamId);
 
   const tLoad = performance.now();
-  const { recorder, engine } = await openRecorderAndEngine(opts, env, logger, {
-    smoothing: { filter: opts.smoothing, tauMs: opts.tauMs },
-  });
+  const { recorder, engine } = await openRecorderAndEngine(opts, env, logger);
   const pipelineOpts = opts.realtime ? { whenBusy: 'latest' as const } : { whenBusy: 'queue' as const, ...(flow ? { flow } : {}) };
   // The recording announces each stream's timing first, as serve's does (replay reads it back).
   for (const id of channelIds)

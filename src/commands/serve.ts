@@ -18,12 +18,14 @@ import { createSecureContext } from 'node:tls';
 import { Option, type Command } from 'commander';
 import {
   addEscalationOptions,
+  addSmoothingOptions,
   addModelOptions,
   addSpeechStreamingOption,
   numberOption,
   openRecorderAndEngine,
   streamIdOption,
   type EscalationFlags,
+  type SmoothingFlags,
 } from './options.js';
 import { type Observable, Subscription, tap } from 'rxjs';
 import { openLocalInput } from './local-input.js';
@@ -43,7 +45,7 @@ import { PIPELINE_SAMPLE_RATE_HZ, samplesToMs, type AudioChunk } from '../../cor
 import { warmUp, warmUpServer } from '../warm-up.js';
 
 /** Parsed `serve` options. */
-export interface ServeCommandOptions extends EscalationFlags {
+export interface ServeCommandOptions extends EscalationFlags, SmoothingFlags {
   input: string;
   /** Voice activity detection (default 'on'). */
   vad?: 'on' | 'off';
@@ -136,7 +138,7 @@ export function register(program: Command): void {
       numberOption('--node-ttl-ms', 500, true, 600_000),
       5000,
     );
-  addEscalationOptions(addSpeechStreamingOption(addModelOptions(cmd))).action(async (opts: ServeCommandOptions) => {
+  addSmoothingOptions(addEscalationOptions(addSpeechStreamingOption(addModelOptions(cmd)))).action(async (opts: ServeCommandOptions) => {
     const code = await serveCommand(opts);
     // Model worker threads and timers must not keep a stopped server alive.
     process.exit(code);

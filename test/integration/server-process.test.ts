@@ -246,6 +246,50 @@ describe('circumplex serve (real process, real engine)', () => {
     expect(lines.at(-1)).toMatchObject({ type: 'status', state: 'ended', message: 'input ended' });
   });
 
+  it('--smoothing and --tau-ms reach the served streams (as in run): none publishes the fused point itself, the default filter does not; a bad filter is a usage error', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'smooth-'));
+    const served = async (args: string[]): Promise<Array<Extract<ServerMessage, { type: 'affect' }>>> => {
+      const rec = path.join(dir, `${args.join('') || 'default'}.jsonl`);
+      const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--input', WAV, '--exit-on-end', '--vad', 'off', '--record', rec, ...args], {
+        cwd: REPO_ROOT,
+        env: { ...process.env, CIRCUMPLEX_LOG_LEVEL: 'warn' },
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
+      children.push(child);
+      let err = '';
+      child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
+      const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+      expect(code, err).toBe(0);
+      return readFileSync(rec, 'utf8')
+        .trimEnd()
+        .split('\n')
+        .map((l) => ServerMessageSchema.parse(JSON.parse(l)))
+        .filter((m): m is Extract<ServerMessage, { type: 'affect' }> => m.type === 'affect');
+    };
+    // speech only: the fused point is the speech part's, so with no filter every frame that carries information is exactly it
+    const gap = (f: Extract<ServerMessage, { type: 'affect' }>): number =>
+      Math.max(Math.abs(f.valence - (f.speech?.valence ?? NaN)), Math.abs(f.arousal - (f.speech?.arousal ?? NaN)));
+    const raw = await served(['--smoothing', 'none']);
+    const informative = raw.filter((f) => (f.speech?.confidence ?? 0) > 0);
+    expect(informative.length).toBeGreaterThan(60);
+    expect(Math.max(...informative.map(gap))).toBeLessThan(1e-9);
+    const smoothed = await served([]);
+    expect(smoothed.length).toBe(raw.length);
+    expect(smoothed.filter((f) => gap(f) > 1e-3).length).toBeGreaterThan(smoothed.length / 2);
+    // a slower constant-velocity Kalman filter: its state velocity, and a trajectory further from the raw points
+    const slow = await served(['--smoothing', 'kalman-cv', '--tau-ms', '3000']);
+    expect(slow.every((f) => f.velocity !== undefined && Number.isFinite(f.velocity.valence))).toBe(true);
+    const mean = (fs: typeof raw): number => fs.reduce((a, f) => a + gap(f), 0) / fs.length;
+    expect(mean(slow)).toBeGreaterThan(mean(smoothed));
+    const bad = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--smoothing', 'median'], { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+    children.push(bad);
+    let err = '';
+    bad.stderr?.on('data', (d: Buffer) => (err += d.toString()));
+    expect(await new Promise<number | null>((r) => bad.once('exit', (c) => r(c)))).toBe(1);
+    expect(err).toMatch(/option '--smoothing <filter>' argument 'median' is invalid/);
+    expect(err).not.toMatch(/listening on/);
+  }, 120_000);
+
   it('runs an ingested WAV (header in the first frame) through the real engine, with tokens', async () => {
     const s = await serve(['--input', 'none'], { CIRCUMPLEX_TOKENS: 'sub-token-123:subscribe;pub-token-123:publish' });
     const sub = track(connect(s, '/v1/stream?streams=call&token=sub-token-123'));
