@@ -16,7 +16,8 @@
  * stand-ins, built into models/weights/standins/ when missing, and the default speech model: latency,
  * batch 1..32, real-time streams per core, memory, and the compute-once streaming path; see
  * bench/sections/encoders.ts) vad (only when asked: per-stream CPU with voice activity on vs off, Silero batched vs one
- * stream at a time; bench/sections/vad.ts), twilio (only when asked: concurrent Twilio calls against a
+ * stream at a time; bench/sections/vad.ts), smoothing (each trajectory filter's position and velocity error on
+ * synthetic trajectories; bench/sections/smoothing.ts), twilio (only when asked: concurrent Twilio calls against a
  * serve process until real time breaks; bench/twilio.ts).
  */
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -41,6 +42,7 @@ import { parseSpeechStreaming, SPEECH_STREAMING_HELP, type SpeechStreamingFlag }
 import { parseIntraOpThreads, THREADS_HELP, type IntraOpThreads } from '../models/threads.js';
 import { benchCluster, type ClusterSection } from './sections/cluster.js';
 import { benchVad, type VadSection } from './sections/vad.js';
+import { benchSmoothing, formatSmoothing, type SmoothingSection } from './sections/smoothing.js';
 import type { TwilioBenchResult } from './twilio.js';
 
 export const SECTIONS = [
@@ -57,6 +59,7 @@ export const SECTIONS = [
   'cluster',
   'vad',
   'twilio',
+  'smoothing',
 ] as const;
 export type SectionName = (typeof SECTIONS)[number];
 /**
@@ -195,6 +198,8 @@ export interface BenchReport {
     readonly vad?: VadSection | Skipped;
     /** bench/twilio.ts (`--sections twilio`): concurrent Twilio calls against a serve process until real time breaks (issue 13). */
     readonly twilio?: TwilioBenchResult | Skipped;
+    /** bench/sections/smoothing.ts: each trajectory filter's position and velocity error on synthetic trajectories (issue 13). */
+    readonly smoothing?: SmoothingSection;
   };
   readonly wallSeconds: number;
 }
@@ -388,6 +393,10 @@ async function runBenchInner(o: BenchOptions, log: (line: string) => void, t0: n
       sections['cluster'] = await benchCluster(o.quick ? { latencyMessages: 300, subscribers: 100, frames: 50, quick: true } : {}, log).catch((e: unknown) => ({
         skipped: String(e),
       }));
+    }
+    if (want('smoothing')) {
+      log('[bench] smoothing: each filter on synthetic trajectories (holds, ramps, steps) with per-window noise');
+      sections['smoothing'] = benchSmoothing(o.quick ? { trials: 4, seconds: 120 } : {});
     }
     if (want('vad')) {
       log('[bench] vad: per-stream CPU with voice activity on vs off, Silero batched vs one stream at a time');
@@ -591,6 +600,7 @@ export function formatBenchSummary(r: BenchReport, file: string): string {
       );
     }
   }
+  if (s.smoothing) L.push('', ...formatSmoothing(s.smoothing));
   if (s.vad) {
     if ('skipped' in s.vad) L.push('', `vad: skipped — ${s.vad.skipped}`);
     else {
