@@ -84,7 +84,7 @@ export interface PipelineOptions {
   maxQueue: number;
   /** Credit counter shared with an offline source (lossless, bounded). */
   flow?: FlowControl;
-  /** Smoothing filter and time constants (ms of audio). Default One-Euro, tauMs 1000. */
+  /** Smoothing filter and time constants (ms of audio). Default kalman-cv (constant-velocity Kalman), tauMs 1000. */
   smoothing: Partial<SmoothingOptions>;
   /** Text estimates older than this (ms of audio) are not fused. Default 8000. */
   textMaxAgeMs: number;

@@ -1,6 +1,7 @@
 /**
  * Filters that smooth a valence/arousal trajectory in audio time. Time constants are in ms of audio.
- * The One-Euro and Kalman filters use each point's confidence: a low-confidence point moves the
+ * The default is the constant-velocity Kalman filter ('kalman-cv'): a state estimate with momentum whose
+ * velocity the frames carry. The One-Euro and Kalman filters use each point's confidence: a low-confidence point moves the
  * trajectory less (confidence 0 does not move it at all).
  */
 
@@ -35,7 +36,7 @@ export type SmoothingFilter = (typeof SMOOTHING_FILTERS)[number];
 
 /** Options for {@link createFilter}. */
 export interface SmoothingOptions {
-  /** Which filter. Default 'one-euro'. */
+  /** Which filter. Default 'kalman-cv' (a state with momentum; frames carry its velocity; bench/sections/smoothing.ts). */
   filter: SmoothingFilter;
   /** Main time constant in ms of audio: EMA time constant, One-Euro minimum-cutoff period, Kalman response time. Default 1000. */
   tauMs: number;
@@ -57,7 +58,7 @@ export interface SmoothingOptions {
 }
 
 export const DEFAULT_SMOOTHING: SmoothingOptions = {
-  filter: 'one-euro',
+  filter: 'kalman-cv',
   tauMs: 1000,
   beta: 0.5,
   dCutoffHz: 1,

@@ -51,7 +51,7 @@ export interface EscalationFlags {
 
 /** The trajectory-filter flags `run` and `serve` share ({@link addSmoothingOptions}). */
 export interface SmoothingFlags {
-  /** `--smoothing` (default one-euro; kalman-cv: the constant-velocity Kalman filter, whose state velocity frames carry). */
+  /** `--smoothing` (default kalman-cv: the constant-velocity Kalman filter, whose state velocity frames carry). */
   smoothing?: SmoothingFilter;
   /** `--tau-ms` (default 1000): the filter's time constant, ms of audio. */
   tauMs?: number;
@@ -162,7 +162,7 @@ export function addSmoothingOptions(cmd: Command): Command {
     .addOption(
       new Option(
         '--smoothing <filter>',
-        'trajectory filter: one-euro (default), kalman-cv (constant-velocity Kalman: frames carry its state velocity), kalman, ema, none',
+        'trajectory filter: kalman-cv (default: constant-velocity Kalman, a state with momentum whose velocity frames carry), one-euro, kalman, ema, none',
       )
         .choices([...SMOOTHING_FILTERS])
         .default(DEFAULT_SMOOTHING.filter),

@@ -42,7 +42,7 @@ export interface RunCommandOptions extends EscalationFlags {
   record?: string;
   windowMs: number;
   hopMs: number;
-  /** `--smoothing` (default one-euro). */
+  /** `--smoothing` (default kalman-cv). */
   smoothing: SmoothingFilter;
   /** `--tau-ms` (default 1000). */
   tauMs: number;

@@ -58,7 +58,7 @@ describe('npm run bench -- --quick', () => {
     expect(report.machine.node).toBe(process.version);
     expect(report.config).toMatchObject({ device: 'cpu', provider: 'cpu', speechModel: 'speech-va', fusion: 'late', hopMs: 250 });
     expect(report.config.budgetMs).toBe(report.config.hopMs + 100);
-    expect(Object.keys(report.sections).sort()).toEqual(['batch', 'batching', 'efficiency', 'fanout', 'gpu', 'latency', 'load', 'rtf', 'scaling']);
+    expect(Object.keys(report.sections).sort()).toEqual(['batch', 'batching', 'efficiency', 'fanout', 'gpu', 'latency', 'load', 'rtf', 'scaling', 'smoothing']);
     finite(report.wallSeconds);
     expect(report.wallSeconds).toBeLessThan(90);
   });
@@ -149,6 +149,23 @@ describe('npm run bench -- --quick', () => {
       if (typeof v?.['skipped'] === 'string') continue;
       if (k === 'batching') expect(Array.isArray(v?.['rows'])).toBe(true);
       else expect(v).toMatchObject({ gaps: 0 });
+    }
+  });
+
+  it('scores every trajectory filter on synthetic trajectories; the default (kalman-cv) carries the best velocity at every noise level', () => {
+    const sm = report.sections.smoothing!;
+    const sds = [...new Set(sm.rows.map((r) => r.noiseSd))];
+    expect(sds).toEqual([0.1, 0.2, 0.3]);
+    for (const sd of sds) {
+      const at = sm.rows.filter((r) => r.noiseSd === sd && r.tauMs === 1000);
+      expect(at.map((r) => r.filter).sort()).toEqual(['ema', 'kalman', 'kalman-cv', 'one-euro']);
+      for (const r of at) {
+        finite(r.positionRmse);
+        // smoothing helps: below the measurement noise (clipping to [-1, 1] trims it a little more)
+        expect(r.positionRmse).toBeLessThan(sd);
+      }
+      const cv = at.find((r) => r.filter === 'kalman-cv')!;
+      for (const r of at) if (r !== cv) expect(cv.velocityRmse).toBeLessThan(r.velocityRmse);
     }
   });
 

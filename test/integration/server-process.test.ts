@@ -246,7 +246,7 @@ describe('circumplex serve (real process, real engine)', () => {
     expect(lines.at(-1)).toMatchObject({ type: 'status', state: 'ended', message: 'input ended' });
   });
 
-  it('--smoothing and --tau-ms reach the served streams (as in run): none publishes the fused point itself, the default filter does not; a bad filter is a usage error', async () => {
+  it('--smoothing and --tau-ms reach the served streams (as in run): none publishes the fused point itself, the default is kalman-cv at 1 s; a bad filter is a usage error', async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'smooth-'));
     const served = async (args: string[]): Promise<Array<Extract<ServerMessage, { type: 'affect' }>>> => {
       const rec = path.join(dir, `${args.join('') || 'default'}.jsonl`);
@@ -276,6 +276,10 @@ describe('circumplex serve (real process, real engine)', () => {
     const smoothed = await served([]);
     expect(smoothed.length).toBe(raw.length);
     expect(smoothed.filter((f) => gap(f) > 1e-3).length).toBeGreaterThan(smoothed.length / 2);
+    // the default is the constant-velocity Kalman filter at tau 1 s: the same frames, velocity included
+    const strip = (fs: typeof raw) => fs.map(({ valence, arousal, confidence, velocity, tMs }) => ({ valence, arousal, confidence, velocity, tMs }));
+    expect(strip(await served(['--smoothing', 'kalman-cv', '--tau-ms', '1000']))).toEqual(strip(smoothed));
+    expect(strip(await served(['--smoothing', 'one-euro']))).not.toEqual(strip(smoothed));
     // a slower constant-velocity Kalman filter: its state velocity, and a trajectory further from the raw points
     const slow = await served(['--smoothing', 'kalman-cv', '--tau-ms', '3000']);
     expect(slow.every((f) => f.velocity !== undefined && Number.isFinite(f.velocity.valence))).toBe(true);
