@@ -10,10 +10,22 @@
  * since the previous frame over the hop, as the pipeline computes it) against the true slope; the
  * first 5 s are skipped. Mean over `trials` seeded trials. Pure computation: no models, < 1 s.
  *
+ * Escalation alerts through the pipeline's own stages (smoothAffect → labelAffect → deriveStreamEvents,
+ * default escalation options): per filter, noise level and time constant, the share of synthetic
+ * escalations detected (20 s at rest, then arousal +0.6 and valence −0.6 over 6 s, then 10 s held; an
+ * alert between the ramp's start and 12 s after it counts) with the mean delay from the ramp's start,
+ * and false alarms per hour on constant affect with the same noise.
+ *
  * This is what the default filter was chosen on (session 10): no model or human data is involved, so
  * the choice is not fitted to any corpus.
  */
+import { from, lastValueFrom, map, toArray } from 'rxjs';
+import { RUSSELL_1980_TERMS } from '../../core/emotion-terms.js';
+import type { AffectEstimate, PipelineEvent } from '../../core/types.js';
+import { labelAffect } from '../../streams/operators/label-affect.js';
+import { smoothAffect } from '../../streams/operators/smooth-affect.js';
 import { createFilter, type SmoothingFilter } from '../../streams/smoothing.js';
+import { deriveStreamEvents } from '../../streams/turns.js';
 import { round } from '../lib/common.js';
 
 export interface SmoothingRow {
@@ -25,11 +37,24 @@ export interface SmoothingRow {
   velocityRmse: number;
 }
 
+export interface EscalationRow {
+  filter: SmoothingFilter;
+  tauMs: number;
+  noiseSd: number;
+  /** Synthetic escalations alerted within 12 s of the ramp's start, of `episodes`. */
+  detected: number;
+  episodes: number;
+  /** Mean ms from the ramp's start to the alert (detected episodes). */
+  meanDelayMs: number | null;
+  falseAlarmsPerHour: number;
+}
+
 export interface SmoothingSection {
   hopMs: number;
   trials: number;
   seconds: number;
   rows: SmoothingRow[];
+  escalation: EscalationRow[];
   note: string;
 }
 
@@ -40,6 +65,9 @@ export interface SmoothingBenchOptions {
   noiseSds: readonly number[];
   filters: readonly SmoothingFilter[];
   tausMs: readonly number[];
+  /** Escalation episodes per row, and hours of constant affect for the false alarms. */
+  episodes: number;
+  noiseHours: number;
 }
 
 const DEFAULTS: SmoothingBenchOptions = {
@@ -49,6 +77,8 @@ const DEFAULTS: SmoothingBenchOptions = {
   noiseSds: [0.1, 0.2, 0.3],
   filters: ['one-euro', 'kalman-cv', 'kalman', 'ema'],
   tausMs: [500, 1000, 2000],
+  episodes: 100,
+  noiseHours: 2,
 };
 
 /** A seeded uniform generator (LCG) and a Gaussian from it (Box–Muller). */
@@ -86,7 +116,78 @@ export function syntheticTrajectory(n: number, hopMs: number, uniform: () => num
   return { truth, slope };
 }
 
-export function benchSmoothing(o: Partial<SmoothingBenchOptions> = {}): SmoothingSection {
+/** Alert times (ms) of one stream of noisy points through the pipeline's smoothing, labelling and escalation stages. */
+async function alertTimes(valence: number[], arousal: number[], hopMs: number, filter: SmoothingFilter, tauMs: number): Promise<number[]> {
+  const estimates = valence.map((v, i): AffectEstimate => ({
+    streamId: 'bench',
+    tMs: i * hopMs,
+    windowIndex: i,
+    valence: v,
+    arousal: arousal[i] as number,
+    confidence: 1,
+    droppedWindows: 0,
+  }));
+  const events = await lastValueFrom(
+    from(estimates).pipe(
+      smoothAffect({ filter, tauMs }),
+      labelAffect({ terms: RUSSELL_1980_TERMS }),
+      map((point): PipelineEvent => ({ kind: 'affect', point })),
+      deriveStreamEvents({ terms: RUSSELL_1980_TERMS, escalation: {}, minVoicedFraction: 0, windowMs: 1000 }),
+      toArray(),
+    ),
+  );
+  return events.flatMap((e) => (e.kind === 'alert' ? [e.alert.tMs] : []));
+}
+
+async function benchEscalation(p: SmoothingBenchOptions): Promise<EscalationRow[]> {
+  const rows: EscalationRow[] = [];
+  const perSecond = 1000 / p.hopMs;
+  const rest = 20 * perSecond;
+  const ramp = 6 * perSecond;
+  const n = 36 * perSecond;
+  for (const noiseSd of p.noiseSds)
+    for (const filter of p.filters)
+      for (const tauMs of p.tausMs) {
+        let detected = 0;
+        let delay = 0;
+        for (let e = 0; e < p.episodes; e++) {
+          const g = generator(1000 + e);
+          const v: number[] = [];
+          const a: number[] = [];
+          for (let i = 0; i < n; i++) {
+            const r = i < rest ? 0 : Math.min(1, (i - rest) / ramp);
+            v.push(0.2 - 0.6 * r + noiseSd * g.gauss());
+            a.push(-0.3 + 0.6 * r + noiseSd * g.gauss());
+          }
+          const start = rest * p.hopMs;
+          const hit = (await alertTimes(v, a, p.hopMs, filter, tauMs)).find((t) => t >= start && t <= start + 12_000);
+          if (hit !== undefined) {
+            detected++;
+            delay += hit - start;
+          }
+        }
+        let alarms = 0;
+        for (let h = 0; h < p.noiseHours; h++) {
+          const g = generator(5000 + h);
+          const m = 3600 * perSecond;
+          const v = Array.from({ length: m }, () => 0.1 + noiseSd * g.gauss());
+          const a = Array.from({ length: m }, () => -0.1 + noiseSd * g.gauss());
+          alarms += (await alertTimes(v, a, p.hopMs, filter, tauMs)).length;
+        }
+        rows.push({
+          filter,
+          tauMs,
+          noiseSd,
+          detected,
+          episodes: p.episodes,
+          meanDelayMs: detected ? Math.round(delay / detected) : null,
+          falseAlarmsPerHour: round(alarms / p.noiseHours, 2),
+        });
+      }
+  return rows;
+}
+
+export async function benchSmoothing(o: Partial<SmoothingBenchOptions> = {}): Promise<SmoothingSection> {
   const p = { ...DEFAULTS, ...o };
   const n = Math.round((p.seconds * 1000) / p.hopMs);
   const skip = Math.round(5000 / p.hopMs);
@@ -130,6 +231,7 @@ export function benchSmoothing(o: Partial<SmoothingBenchOptions> = {}): Smoothin
     trials: p.trials,
     seconds: p.seconds,
     rows,
+    escalation: await benchEscalation(p),
     note: 'synthetic holds, ramps and steps plus per-window Gaussian noise; RMSE of the smoothed position and of the frame velocity against the truth (filter defaults, confidence 1)',
   };
 }
@@ -144,6 +246,18 @@ export function formatSmoothing(s: SmoothingSection): string[] {
         s.rows
           .filter((r) => r.noiseSd === sd)
           .map((r) => `${r.filter} τ${r.tauMs} ${r.positionRmse}/${r.velocityRmse}`)
+          .join(' · '),
+    ),
+    `  escalation alerts (default options; detected of ${s.escalation[0]?.episodes ?? 0} synthetic escalations, mean delay, false alarms per hour of constant affect):`,
+    ...[...new Set(s.escalation.map((r) => r.noiseSd))].map(
+      (sd) =>
+        `  noise sd ${sd}: ` +
+        s.escalation
+          .filter((r) => r.noiseSd === sd)
+          .map(
+            (r) =>
+              `${r.filter} τ${r.tauMs} ${r.detected}/${r.episodes} ${r.meanDelayMs === null ? '-' : `${(r.meanDelayMs / 1000).toFixed(1)} s`} ${r.falseAlarmsPerHour}/h`,
+          )
           .join(' · '),
     ),
   ];

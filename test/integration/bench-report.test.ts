@@ -152,7 +152,7 @@ describe('npm run bench -- --quick', () => {
     }
   });
 
-  it('scores every trajectory filter on synthetic trajectories; the default (kalman-cv) carries the best velocity at every noise level', () => {
+  it('scores every trajectory filter on synthetic trajectories; the default (kalman-cv) carries the best velocity at every noise level and makes escalation alerts fire', () => {
     const sm = report.sections.smoothing!;
     const sds = [...new Set(sm.rows.map((r) => r.noiseSd))];
     expect(sds).toEqual([0.1, 0.2, 0.3]);
@@ -167,6 +167,12 @@ describe('npm run bench -- --quick', () => {
       const cv = at.find((r) => r.filter === 'kalman-cv')!;
       for (const r of at) if (r !== cv) expect(cv.velocityRmse).toBeLessThan(r.velocityRmse);
     }
+    // escalation alerts through the pipeline's stages: the default filter detects synthetic escalations the
+    // one-euro filter's finite-difference velocity never sustains, without alarms on constant affect at tau 1 s
+    const esc = (filter: string, sd: number) => sm.escalation.find((r) => r.filter === filter && r.noiseSd === sd && r.tauMs === 1000)!;
+    expect(esc('kalman-cv', 0.1).detected).toBeGreaterThan(esc('kalman-cv', 0.1).episodes / 2);
+    expect(esc('one-euro', 0.1).detected).toBe(0);
+    for (const sd of sds) expect(esc('kalman-cv', sd).falseAlarmsPerHour).toBe(0);
   });
 
   it('skips the GPU section with a clear note when CUDA is not available', () => {
