@@ -49,6 +49,26 @@ async function serve(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Serve
   return { child, port, stderr, exited };
 }
 
+/**
+ * Runs `circumplex serve` (free port) until it exits: its exit code (null if it has not exited after
+ * `timeoutMs`) and its stderr. Log level `silent` unless `env` says otherwise.
+ */
+async function serveToExit(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 120_000): Promise<{ code: number | null; err: string }> {
+  const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', ...args], {
+    cwd: REPO_ROOT,
+    env: { ...process.env, CIRCUMPLEX_LOG_LEVEL: 'silent', ...env },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  children.push(child);
+  let err = '';
+  child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
+  const code = await new Promise<number | null>((r) => {
+    child.once('exit', (c) => r(c));
+    setTimeout(() => r(null), timeoutMs).unref();
+  });
+  return { code, err };
+}
+
 const track = (c: TestClient) => (clients.push(c), c);
 // Every message that carries the stream's seq (turn and alert since protocol 1.2.0, with voice activity detection on by default).
 const streamMsgs = (ms: ServerMessage[]) =>
@@ -146,15 +166,9 @@ describe('circumplex serve (real process, real engine)', () => {
   });
 
   it('fails fast with AFFECT_ERR_MODEL_MISSING and a hint when a model file is missing', async () => {
-    const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--speech-model', 'wav2vec2-msp-dim'], {
-      cwd: REPO_ROOT,
-      env: { ...process.env, CIRCUMPLEX_LOG_LEVEL: 'silent', CIRCUMPLEX_MODELS_DIR: mkdtempSync(path.join(os.tmpdir(), 'nomodels-')) },
-      stdio: ['ignore', 'ignore', 'pipe'],
+    const { code, err } = await serveToExit(['--speech-model', 'wav2vec2-msp-dim'], {
+      CIRCUMPLEX_MODELS_DIR: mkdtempSync(path.join(os.tmpdir(), 'nomodels-')),
     });
-    children.push(child);
-    let err = '';
-    child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
-    const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
     expect(code).toBe(2);
     expect(err).toMatch(/AFFECT_ERR_MODEL_MISSING/);
     expect(err).toMatch(/hint:/);
@@ -169,15 +183,7 @@ describe('circumplex serve (real process, real engine)', () => {
       ['--tokens-file', bad],
       ['--input', path.join(dir, 'missing.wav')],
     ]) {
-      const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', ...args], {
-        cwd: REPO_ROOT,
-        env: { ...process.env, CIRCUMPLEX_LOG_LEVEL: 'silent' },
-        stdio: ['ignore', 'ignore', 'pipe'],
-      });
-      children.push(child);
-      let err = '';
-      child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
-      const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+      const { code, err } = await serveToExit(args);
       expect(code).toBe(2);
       expect(err).toMatch(/AFFECT_ERR_(CONFIG|INPUT)/);
     }
@@ -188,37 +194,14 @@ describe('circumplex serve (real process, real engine)', () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'tls-'));
     const junk = path.join(dir, 'junk.pem');
     writeFileSync(junk, 'not a pem file\n');
-    const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--tls-cert', junk, '--tls-key', junk], {
-      cwd: REPO_ROOT,
-      env: { ...process.env, CIRCUMPLEX_LOG_LEVEL: 'silent' },
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    children.push(child);
-    let err = '';
-    child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
-    const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+    const { code, err } = await serveToExit(['--tls-cert', junk, '--tls-key', junk]);
     expect(code, err).toBe(2);
     expect(err).toMatch(/AFFECT_ERR_CONFIG: cannot use --tls-cert .*junk\.pem/);
     expect(err).not.toMatch(/unexpected error|listening on/);
   });
 
   it('refuses a --record path it cannot write before listening, and exits (it used to print the error and hang)', async () => {
-    const child = spawn(
-      process.execPath,
-      [BIN, 'serve', '--port', '0', '--input', WAV, '--record', path.join(os.tmpdir(), 'no-such-dir-for-record', 'x.jsonl')],
-      {
-        cwd: REPO_ROOT,
-        env: { ...process.env, CIRCUMPLEX_LOG_LEVEL: 'silent' },
-        stdio: ['ignore', 'ignore', 'pipe'],
-      },
-    );
-    children.push(child);
-    let err = '';
-    child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
-    const code = await new Promise<number | null>((r) => {
-      child.once('exit', (c) => r(c));
-      setTimeout(() => r(null), 15_000).unref();
-    });
+    const { code, err } = await serveToExit(['--input', WAV, '--record', path.join(os.tmpdir(), 'no-such-dir-for-record', 'x.jsonl')], {}, 15_000);
     expect(code, err).toBe(2);
     expect(err).toMatch(/AFFECT_ERR_INPUT: cannot open record file/);
     expect(err).not.toMatch(/listening on/);
@@ -250,15 +233,7 @@ describe('circumplex serve (real process, real engine)', () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'smooth-'));
     const served = async (args: string[]): Promise<Array<Extract<ServerMessage, { type: 'affect' }>>> => {
       const rec = path.join(dir, `${args.join('') || 'default'}.jsonl`);
-      const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--input', WAV, '--exit-on-end', '--vad', 'off', '--record', rec, ...args], {
-        cwd: REPO_ROOT,
-        env: { ...process.env, CIRCUMPLEX_LOG_LEVEL: 'warn' },
-        stdio: ['ignore', 'ignore', 'pipe'],
-      });
-      children.push(child);
-      let err = '';
-      child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
-      const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+      const { code, err } = await serveToExit(['--input', WAV, '--exit-on-end', '--vad', 'off', '--record', rec, ...args], { CIRCUMPLEX_LOG_LEVEL: 'warn' });
       expect(code, err).toBe(0);
       return readFileSync(rec, 'utf8')
         .trimEnd()
@@ -285,13 +260,10 @@ describe('circumplex serve (real process, real engine)', () => {
     expect(slow.every((f) => f.velocity !== undefined && Number.isFinite(f.velocity.valence))).toBe(true);
     const mean = (fs: typeof raw): number => fs.reduce((a, f) => a + gap(f), 0) / fs.length;
     expect(mean(slow)).toBeGreaterThan(mean(smoothed));
-    const bad = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--smoothing', 'median'], { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
-    children.push(bad);
-    let err = '';
-    bad.stderr?.on('data', (d: Buffer) => (err += d.toString()));
-    expect(await new Promise<number | null>((r) => bad.once('exit', (c) => r(c)))).toBe(1);
-    expect(err).toMatch(/option '--smoothing <filter>' argument 'median' is invalid/);
-    expect(err).not.toMatch(/listening on/);
+    const bad = await serveToExit(['--smoothing', 'median']);
+    expect(bad.code).toBe(1);
+    expect(bad.err).toMatch(/option '--smoothing <filter>' argument 'median' is invalid/);
+    expect(bad.err).not.toMatch(/listening on/);
   }, 120_000);
 
   it('runs an ingested WAV (header in the first frame) through the real engine, with tokens', async () => {
