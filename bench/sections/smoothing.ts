@@ -8,7 +8,8 @@
  * confidence 1. Per filter and time constant: RMSE of the smoothed position against the truth, and of
  * the velocity a frame carries (the filter's own for kalman-cv, else the change of the smoothed point
  * since the previous frame over the hop, as the pipeline computes it) against the true slope; the
- * first 5 s are skipped. Mean over `trials` seeded trials. Pure computation: no models, < 1 s.
+ * first 5 s are skipped. Mean over `trials` seeded trials. Pure computation, no models: about 1 s, and
+ * about 7 s more for the escalation rows below (`--quick`: a fraction of that).
  *
  * Escalation alerts through the pipeline's own stages (smoothAffect → labelAffect → deriveStreamEvents,
  * default escalation options): per filter, noise level and time constant, the share of synthetic
