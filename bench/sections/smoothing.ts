@@ -22,10 +22,11 @@
  */
 import { from, lastValueFrom, map, toArray } from 'rxjs';
 import { RUSSELL_1980_TERMS } from '../../core/emotion-terms.js';
+import { seededRandom } from '../../core/seeded-random.js';
 import type { AffectEstimate, PipelineEvent } from '../../core/types.js';
 import { labelAffect } from '../../streams/operators/label-affect.js';
 import { smoothAffect } from '../../streams/operators/smooth-affect.js';
-import { createFilter, type SmoothingFilter } from '../../streams/smoothing.js';
+import type { SmoothingFilter } from '../../streams/smoothing.js';
 import { deriveStreamEvents } from '../../streams/turns.js';
 import { round } from '../lib/common.js';
 
@@ -82,13 +83,9 @@ const DEFAULTS: SmoothingBenchOptions = {
   noiseHours: 2,
 };
 
-/** A seeded uniform generator (LCG) and a Gaussian from it (Box–Muller). */
+/** The project's seeded uniform generator (core/seeded-random.ts) and a Gaussian from it (Box–Muller). */
 function generator(seed: number): { uniform: () => number; gauss: () => number } {
-  let s = seed >>> 0;
-  const uniform = (): number => {
-    s = (s * 1664525 + 1013904223) >>> 0;
-    return s / 2 ** 32;
-  };
+  const uniform = seededRandom(seed);
   return { uniform, gauss: () => Math.sqrt(-2 * Math.log(uniform() + 1e-12)) * Math.cos(2 * Math.PI * uniform()) };
 }
 
@@ -117,19 +114,29 @@ export function syntheticTrajectory(n: number, hopMs: number, uniform: () => num
   return { truth, slope };
 }
 
+/** One stream of points, one per hop at confidence 1, as the fusion stage would hand them to the smoother. */
+const estimatesOf = (valence: readonly number[], arousal: readonly number[], hopMs: number) =>
+  from(
+    valence.map((v, i): AffectEstimate => ({
+      streamId: 'bench',
+      tMs: i * hopMs,
+      windowIndex: i,
+      valence: v,
+      arousal: arousal[i] as number,
+      confidence: 1,
+      droppedWindows: 0,
+    })),
+  );
+
+/** The pipeline's smoothing stage over the points: positions and the velocity each frame carries. */
+function smoothed(valence: readonly number[], arousal: readonly number[], hopMs: number, filter: SmoothingFilter, tauMs: number): Promise<AffectEstimate[]> {
+  return lastValueFrom(estimatesOf(valence, arousal, hopMs).pipe(smoothAffect({ filter, tauMs }), toArray()));
+}
+
 /** Alert times (ms) of one stream of noisy points through the pipeline's smoothing, labelling and escalation stages. */
 async function alertTimes(valence: number[], arousal: number[], hopMs: number, filter: SmoothingFilter, tauMs: number): Promise<number[]> {
-  const estimates = valence.map((v, i): AffectEstimate => ({
-    streamId: 'bench',
-    tMs: i * hopMs,
-    windowIndex: i,
-    valence: v,
-    arousal: arousal[i] as number,
-    confidence: 1,
-    droppedWindows: 0,
-  }));
   const events = await lastValueFrom(
-    from(estimates).pipe(
+    estimatesOf(valence, arousal, hopMs).pipe(
       smoothAffect({ filter, tauMs }),
       labelAffect({ terms: RUSSELL_1980_TERMS }),
       map((point): PipelineEvent => ({ kind: 'affect', point })),
@@ -199,20 +206,16 @@ export async function benchSmoothing(o: Partial<SmoothingBenchOptions> = {}): Pr
       const g = generator(1 + 7 * trial);
       const { truth, slope } = syntheticTrajectory(n, p.hopMs, g.uniform);
       const meas = truth.map((t) => Math.max(-1, Math.min(1, t + noiseSd * g.gauss())));
+      const still = meas.map(() => 0);
       for (const filter of p.filters)
         for (const tauMs of p.tausMs) {
-          const f = createFilter({ filter, tauMs });
+          const frames = await smoothed(meas, still, p.hopMs, filter, tauMs);
           let se = 0;
           let sv = 0;
-          let prev: number | undefined;
-          for (let i = 0; i < n; i++) {
-            const e = f.update({ tMs: i * p.hopMs, valence: meas[i] as number, arousal: 0, confidence: 1 });
-            const vel = e.velocity ? e.velocity.valence : prev === undefined ? 0 : (e.valence - prev) / (p.hopMs / 1000);
-            prev = e.valence;
-            if (i >= skip) {
-              se += (e.valence - (truth[i] as number)) ** 2;
-              sv += (vel - (slope[i] as number)) ** 2;
-            }
+          for (let i = skip; i < n; i++) {
+            const e = frames[i] as AffectEstimate;
+            se += (e.valence - (truth[i] as number)) ** 2;
+            sv += ((e.velocity?.valence ?? NaN) - (slope[i] as number)) ** 2;
           }
           const key = `${filter}:${tauMs}`;
           const acc = sums.get(key) ?? { pos: 0, vel: 0 };
