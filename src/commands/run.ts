@@ -18,6 +18,7 @@ import {
   openRecorderAndEngine,
   streamIdOption,
   type EscalationFlags,
+  type SmoothingFlags,
 } from './options.js';
 import { merge, Subscription } from 'rxjs';
 import { openLocalInput } from './local-input.js';
@@ -27,12 +28,11 @@ import { loadConfig } from '../../core/config.js';
 import { getLogger, setLogLevel } from '../../core/log.js';
 import { toWire } from '../server/hub.js';
 import { FlowControl } from '../../streams/flow.js';
-import type { SmoothingFilter } from '../../streams/smoothing.js';
 import { PIPELINE_SAMPLE_RATE_HZ, type PipelineEvent } from '../../core/types.js';
 import type { StreamEventMessage } from '../../core/protocol.js';
 
 /** Parsed `run` options. */
-export interface RunCommandOptions extends EscalationFlags {
+export interface RunCommandOptions extends EscalationFlags, SmoothingFlags {
   input: string;
   /** Raw stdin's rate (default 16000); with a WAV/FLAC it must match the header. */
   rate?: number;
@@ -42,10 +42,6 @@ export interface RunCommandOptions extends EscalationFlags {
   record?: string;
   windowMs: number;
   hopMs: number;
-  /** `--smoothing` (default kalman-cv). */
-  smoothing: SmoothingFilter;
-  /** `--tau-ms` (default 1000). */
-  tauMs: number;
   device?: 'auto' | 'cuda' | 'webgpu' | 'cpu';
   speechModel: string;
   fusion: string;
