@@ -164,6 +164,23 @@ class WithEmbedding(torch.nn.Module):
         return self.head(pooled, span_means), self.emb(self.head.features(pooled, span_means))
 
 
+def fit(model: torch.nn.Module, inputs: list, target: torch.Tensor, epochs: int, lr: float, weight_decay: float, batch: int) -> torch.nn.Module:
+    """The recipe's training loop: MSE to `target`, Adam, shuffled batches (torch's global RNG, so seed
+    first); an input that is None is passed as None. Returns the model in eval mode."""
+    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    n = len(target)
+    model.train()
+    for _ in range(epochs):
+        perm = torch.randperm(n)
+        for i in range(0, n, batch):
+            b = perm[i : i + batch]
+            loss = ((model(*[x[b] if x is not None else None for x in inputs]) - target[b]) ** 2).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return model.eval()
+
+
 def embedding_deviation(pred: np.ndarray, target: np.ndarray) -> dict:
     """Cosine (mean, min) and relative error |pred - target| / |target| (mean) of pooled states."""
     cos = (pred * target).sum(axis=1) / (np.linalg.norm(pred, axis=1) * np.linalg.norm(target, axis=1) + 1e-12)
@@ -235,18 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     X = torch.from_numpy(stream[fit_i])
     XS = S[fit_i] if S is not None else None
     Y = torch.from_numpy(target[fit_i])
-    m = Head(dw, db, ow, ob, K)
-    opt = torch.optim.Adam(m.parameters(), lr=a.lr, weight_decay=a.weight_decay)
-    m.train()
-    for _ in range(a.epochs):
-        perm = torch.randperm(n_fit)
-        for i in range(0, n_fit, a.batch):
-            b = perm[i : i + a.batch]
-            loss = ((m(X[b], XS[b] if XS is not None else None) - Y[b]) ** 2).mean()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    m.eval()
+    m = fit(Head(dw, db, ow, ob, K), [X, XS], Y, a.epochs, a.lr, a.weight_decay, a.batch)
     with torch.no_grad():
         after = m(torch.from_numpy(stream), S).numpy()
     fig = {

@@ -27,7 +27,7 @@ import time
 import numpy as np
 import torch
 
-from training.encoders.calibrate_cached_head import Head, deviation, read_head, read_pairs
+from training.encoders.calibrate_cached_head import Head, deviation, fit, read_head, read_pairs
 
 
 def load(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -76,21 +76,6 @@ class FrameReader(torch.nn.Module):
         return self.head(corrected, span4(y))
 
 
-def fit(model: torch.nn.Module, inputs: list[torch.Tensor], target: torch.Tensor, epochs: int, lr: float) -> torch.nn.Module:
-    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=1e-4)
-    n = len(target)
-    model.train()
-    for _ in range(epochs):
-        perm = torch.randperm(n)
-        for i in range(0, n, 256):
-            b = perm[i : i + 256]
-            loss = ((model(*[x[b] for x in inputs]) - target[b]) ** 2).mean()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    return model.eval()
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     ap.add_argument("--fit", required=True, help="pairs (one span per frame) to fit on")
@@ -110,11 +95,11 @@ def main(argv: list[str] | None = None) -> int:
         rows = {"modelHead": deviation(head0(t(hs)).numpy(), y_held)}
     t0 = time.time()
     torch.manual_seed(a.seed)
-    m = fit(Head(dw, db, ow, ob, 4), [t(fs), span4(t(fr))], y_fit, a.epochs, 3e-3)
+    m = fit(Head(dw, db, ow, ob, 4), [t(fs), span4(t(fr))], y_fit, a.epochs, 3e-3, 1e-4, 256)
     with torch.no_grad():
         rows["spanMeans4"] = deviation(m(t(hs), span4(t(hr))).numpy(), y_held)
     torch.manual_seed(a.seed)
-    r = fit(FrameReader(Head(dw, db, ow, ob, 4), fr.shape[1], fr.shape[2]), [t(fs), t(fr)], y_fit, a.epochs, 3e-3)
+    r = fit(FrameReader(Head(dw, db, ow, ob, 4), fr.shape[1], fr.shape[2]), [t(fs), t(fr)], y_fit, a.epochs, 3e-3, 1e-4, 256)
     with torch.no_grad():
         rows["frameReader"] = deviation(r(t(hs), t(hr)).numpy(), y_held)
     out = {"fitWindows": len(ff), "heldWindows": len(hf), "frameSlots": int(fr.shape[1]), "seconds": round(time.time() - t0, 1), "heldOut": rows}
