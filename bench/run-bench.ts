@@ -396,7 +396,7 @@ async function runBenchInner(o: BenchOptions, log: (line: string) => void, t0: n
     }
     if (want('smoothing')) {
       log('[bench] smoothing: each filter on synthetic trajectories (holds, ramps, steps) with per-window noise');
-      sections['smoothing'] = await benchSmoothing(o.quick ? { trials: 4, seconds: 120, episodes: 20, noiseHours: 0.25 } : {});
+      sections['smoothing'] = await benchSmoothing(o.quick ? { trials: 4, seconds: 120, episodes: 20, noiseHours: 0.25, startStreams: 20 } : {});
     }
     if (want('vad')) {
       log('[bench] vad: per-stream CPU with voice activity on vs off, Silero batched vs one stream at a time');

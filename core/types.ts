@@ -158,9 +158,12 @@ export interface AlertEvent {
   readonly alert: 'escalation';
   /** Human-readable reason with the measured figures. */
   readonly reason: string;
-  /** Audio ms the condition has held for. */
+  /** Audio ms the condition has held for (the 'shift' detector: the span whose mean moved, sustainMs). */
   readonly sustainedMs: number;
-  /** Mean velocity over the sustained span, per second. */
+  /**
+   * Rate of the change, per second: the 'velocity' detector's mean over the sustained span; the
+   * 'shift' detector's shift divided by the time between its baseline's and its recent span's centres.
+   */
   readonly velocity: { readonly valence: number; readonly arousal: number };
 }
 

@@ -13,30 +13,17 @@ import { Observable, type OperatorFunction } from 'rxjs';
 import { locate } from '../core/circumplex.js';
 import type { EmotionTerm } from '../core/emotion-terms.js';
 import type { AffectPoint, PipelineEvent, TranscriptEvent, AffectSummary, TurnEvent } from '../core/types.js';
+import { createEscalationDetector, type EscalationOptions } from './escalation.js';
 import type { VoiceSegment } from './vad.js';
 
-/** Options for escalation alerts. */
-export interface EscalationOptions {
-  /** Raise alerts at all. Default true. */
-  enabled: boolean;
-  /** How long (ms of audio) arousal must rise while valence falls. Default 2000. */
-  sustainMs: number;
-  /** Each frame in the span must have arousal velocity >= this and valence velocity <= -this (per second). Default 0.02. */
-  minRatePerS: number;
-  /** Over the span, arousal must rise and valence fall by at least this much. Default 0.1. */
-  minChange: number;
-}
-
-export const DEFAULT_ESCALATION: EscalationOptions = { enabled: true, sustainMs: 2000, minRatePerS: 0.02, minChange: 0.1 };
-
-/** Validates and completes escalation options (RangeError naming the option). */
-export function resolveEscalationOptions(opts: Partial<EscalationOptions> = {}): EscalationOptions {
-  const o = { ...DEFAULT_ESCALATION, ...opts };
-  if (!(o.sustainMs > 0) || !Number.isFinite(o.sustainMs)) throw new RangeError(`escalation: sustainMs must be > 0, got ${o.sustainMs}`);
-  if (!(o.minRatePerS >= 0) || !Number.isFinite(o.minRatePerS)) throw new RangeError(`escalation: minRatePerS must be >= 0, got ${o.minRatePerS}`);
-  if (!(o.minChange >= 0) || !Number.isFinite(o.minChange)) throw new RangeError(`escalation: minChange must be >= 0, got ${o.minChange}`);
-  return o;
-}
+export {
+  DEFAULT_ESCALATION,
+  ESCALATION_METHODS,
+  VELOCITY_SUSTAIN_MS,
+  resolveEscalationOptions,
+  type EscalationMethod,
+  type EscalationOptions,
+} from './escalation.js';
 
 /**
  * What ends a turn: 'vad' — the end of a voiced segment (voice activity end-pointing; the transcript
@@ -103,7 +90,8 @@ export function summariseTurn(
  * was detected (so all its frames have been seen), or at the end of the stream.
  */
 export function deriveStreamEvents(opts: StreamEventsOptions): OperatorFunction<PipelineEvent, PipelineEvent> {
-  const esc = resolveEscalationOptions(opts.escalation);
+  // Validates the options when the operator is made, not at the first frame.
+  createEscalationDetector(opts.escalation, opts.minVoicedFraction);
   return (events$) =>
     new Observable<PipelineEvent>((sub) => {
       const frames: AffectPoint[] = [];
@@ -125,9 +113,7 @@ export function deriveStreamEvents(opts: StreamEventsOptions): OperatorFunction<
         asrSegs.push(seg);
         asrText.set(seg, text);
       };
-      // Escalation: the current run of frames that satisfy the condition.
-      let run: AffectPoint[] = [];
-      let alerted = false;
+      const escalation = createEscalationDetector(opts.escalation, opts.minVoicedFraction);
 
       let lastFrameMs = 0;
       const emitTurns = (uptoMs: number): void => {
@@ -155,41 +141,6 @@ export function deriveStreamEvents(opts: StreamEventsOptions): OperatorFunction<
           while (frames.length > 0 && frames[0]!.tMs <= seg.endMs - opts.windowMs) frames.shift();
         }
       };
-      const checkEscalation = (p: AffectPoint): void => {
-        if (!esc.enabled) return;
-        const vel = p.velocity;
-        const ok =
-          vel !== undefined &&
-          !(p.voiced !== undefined && p.voiced < opts.minVoicedFraction) &&
-          vel.arousal >= esc.minRatePerS &&
-          vel.valence <= -esc.minRatePerS;
-        if (!ok) {
-          run = [];
-          alerted = false;
-          return;
-        }
-        run.push(p);
-        const first = run[0]!;
-        const span = p.tMs - first.tMs;
-        if (alerted || span < esc.sustainMs) return;
-        const dA = p.arousal - first.arousal;
-        const dV = p.valence - first.valence;
-        if (dA < esc.minChange || dV > -esc.minChange) return;
-        alerted = true;
-        const velocity = { valence: (dV * 1000) / span, arousal: (dA * 1000) / span };
-        sub.next({
-          kind: 'alert',
-          alert: {
-            streamId: p.streamId,
-            tMs: p.tMs,
-            alert: 'escalation',
-            reason: `arousal rising ${velocity.arousal.toFixed(2)}/s while valence falls ${(-velocity.valence).toFixed(2)}/s for ${(span / 1000).toFixed(1)} s (arousal ${first.arousal.toFixed(2)} → ${p.arousal.toFixed(2)}, valence ${first.valence.toFixed(2)} → ${p.valence.toFixed(2)})`,
-            sustainedMs: span,
-            velocity,
-          },
-        });
-      };
-
       return events$.subscribe({
         next: (e) => {
           sub.next(e);
@@ -210,7 +161,8 @@ export function deriveStreamEvents(opts: StreamEventsOptions): OperatorFunction<
           frames.push(e.point);
           lastFrameMs = e.point.tMs;
           if (frames.length > MAX_TURN_FRAMES) frames.shift();
-          checkEscalation(e.point);
+          const alert = escalation.push(e.point);
+          if (alert) sub.next({ kind: 'alert', alert });
           emitTurns(e.point.tMs);
         },
         error: (err: unknown) => sub.error(err),

@@ -8,7 +8,7 @@ import { createEngine, DEFAULT_ENGINE, DEFAULT_TEXT_MODEL, type Engine, type Eng
 import type { Logger } from '../../core/log.js';
 import { JsonlRecorder } from '../record.js';
 import { STREAM_ID } from '../server/hub.js';
-import { DEFAULT_ESCALATION, type EscalationOptions } from '../../streams/turns.js';
+import { DEFAULT_ESCALATION, ESCALATION_METHODS, VELOCITY_SUSTAIN_MS, type EscalationMethod, type EscalationOptions } from '../../streams/turns.js';
 import { DEFAULT_SMOOTHING, SMOOTHING_FILTERS, type SmoothingFilter } from '../../streams/smoothing.js';
 import { parseSpeechStreaming, SPEECH_STREAMING_HELP, type SpeechStreamingFlag } from '../../models/streaming-speech.js';
 import { CACHED_HEAD_HELP, CACHED_HEAD_SETTINGS, parseCachedHead, type CachedHeadSetting } from '../../models/cached-head.js';
@@ -43,7 +43,11 @@ export interface EscalationFlags {
   escalation?: 'on' | 'off';
   /** `--escalation-sustain-ms` (default: CIRCUMPLEX_ESCALATION_SUSTAIN_MS, else 2000). */
   escalationSustainMs?: number;
-  /** `--escalation-min-rate` (per second; default 0.02). */
+  /** `--escalation-method shift|velocity` (default shift). */
+  escalationMethod?: EscalationMethod;
+  /** `--escalation-min-z` (shift: standard errors; default 5). */
+  escalationMinZ?: number;
+  /** `--escalation-min-rate` (velocity method, per second; default 0.02). */
   escalationMinRate?: number;
   /** `--escalation-min-change` (default 0.1). */
   escalationMinChange?: number;
@@ -184,19 +188,30 @@ export function addEscalationOptions(cmd: Command): Command {
         'off',
       ]),
     )
+    .addOption(
+      new Option(
+        '--escalation-method <method>',
+        `shift (default): the last sustain span's mean against the ${d.baselineMs / 1000} s before it, in units of the stream's own scatter; velocity: the smoother's velocity on every frame of the span (the earlier detector; fires seldom on noisy output, falsely on correlated noise)`,
+      ).choices([...ESCALATION_METHODS]),
+    )
     .option(
       '--escalation-sustain-ms <ms>',
-      `how long (ms of audio) the rise/fall must hold before an alert (default ${d.sustainMs}, or CIRCUMPLEX_ESCALATION_SUSTAIN_MS)`,
+      `how long (ms of audio) the rise/fall must hold before an alert (default ${d.sustainMs}, velocity method ${VELOCITY_SUSTAIN_MS}; or CIRCUMPLEX_ESCALATION_SUSTAIN_MS)`,
       numberOption('--escalation-sustain-ms', 1, false, 600_000),
     )
     .option(
+      '--escalation-min-z <z>',
+      `shift method: how many standard errors the shift must stand out by (default ${d.minZ}; lower alerts more often, falsely too)`,
+      numberOption('--escalation-min-z', 0.5, false, 100),
+    )
+    .option(
       '--escalation-min-rate <per-s>',
-      `smallest arousal rise and valence fall per second on every frame of the span (default ${d.minRatePerS})`,
+      `velocity method: smallest arousal rise and valence fall per second on every frame of the span (default ${d.minRatePerS})`,
       numberOption('--escalation-min-rate', 0, false, 100),
     )
     .option(
       '--escalation-min-change <x>',
-      `smallest total arousal rise and valence fall over the span (default ${d.minChange})`,
+      `smallest arousal rise and valence fall (shift: span mean against the baseline; velocity: over the span) (default ${d.minChange})`,
       numberOption('--escalation-min-change', 0, false, 2),
     );
 }
@@ -207,7 +222,9 @@ export function escalationFromFlags(flags: EscalationFlags, env: Pick<EnvConfig,
   const sustainMs = flags.escalationSustainMs ?? env.escalationSustainMs;
   return {
     ...(on !== undefined ? { enabled: on === 'on' } : {}),
+    ...(flags.escalationMethod !== undefined ? { method: flags.escalationMethod } : {}),
     ...(sustainMs !== undefined ? { sustainMs } : {}),
+    ...(flags.escalationMinZ !== undefined ? { minZ: flags.escalationMinZ } : {}),
     ...(flags.escalationMinRate !== undefined ? { minRatePerS: flags.escalationMinRate } : {}),
     ...(flags.escalationMinChange !== undefined ? { minChange: flags.escalationMinChange } : {}),
   };

@@ -1,6 +1,7 @@
 /**
  * Escalation alerts configured from the command line and the environment: `run` and `serve` take
- * --escalation on|off, --escalation-sustain-ms, --escalation-min-rate and --escalation-min-change
+ * --escalation on|off, --escalation-method, --escalation-sustain-ms, --escalation-min-z,
+ * --escalation-min-rate and --escalation-min-change
  * (usage errors naming the flag), CIRCUMPLEX_ESCALATION / CIRCUMPLEX_ESCALATION_SUSTAIN_MS are the
  * fallbacks, and the options reach the escalation detector (a longer sustain alerts later, off
  * alerts never).
@@ -18,6 +19,7 @@ import { createFilter } from '../../streams/smoothing.js';
 import { deriveStreamEvents, resolveEscalationOptions, type EscalationOptions } from '../../streams/turns.js';
 import type { PipelineEvent } from '../../core/types.js';
 import { affectFrame } from '../helpers/affect-frame.js';
+import { seededRandom } from '../../core/seeded-random.js';
 
 /** Parses argv with the real program but captures the command's options instead of running it. */
 async function parsed(cmd: 'run' | 'serve', args: string[]): Promise<EscalationFlags> {
@@ -34,9 +36,11 @@ async function parsed(cmd: 'run' | 'serve', args: string[]): Promise<EscalationF
 const noEnv = { escalation: undefined, escalationSustainMs: undefined };
 
 describe('escalation flags on run and serve', () => {
-  it.each(['run', 'serve'] as const)('%s parses the four flags into escalation options', async (cmd) => {
+  it.each(['run', 'serve'] as const)('%s parses the flags into escalation options', async (cmd) => {
     const o = await parsed(cmd, ['--escalation', 'on', '--escalation-sustain-ms', '3500', '--escalation-min-rate', '0.05', '--escalation-min-change', '0.2']);
     expect(escalationFromFlags(o, noEnv)).toEqual({ enabled: true, sustainMs: 3500, minRatePerS: 0.05, minChange: 0.2 });
+    const m = await parsed(cmd, ['--escalation-method', 'velocity', '--escalation-min-z', '3.5']);
+    expect(escalationFromFlags(m, noEnv)).toEqual({ method: 'velocity', minZ: 3.5 });
     expect(escalationFromFlags(await parsed(cmd, ['--escalation', 'off']), noEnv)).toEqual({ enabled: false });
     // No flag: nothing set, so the detector's defaults apply.
     expect(escalationFromFlags(await parsed(cmd, []), noEnv)).toEqual({});
@@ -49,6 +53,8 @@ describe('escalation flags on run and serve', () => {
       [['--escalation-min-rate', '-0.1'], '--escalation-min-rate must be a number in [0, 100], got "-0.1"'],
       [['--escalation-min-change', '3'], '--escalation-min-change must be a number in [0, 2], got "3"'],
       [['--escalation', 'maybe'], "option '--escalation <on|off>' argument 'maybe' is invalid"],
+      [['--escalation-method', 'slope'], "option '--escalation-method <method>' argument 'slope' is invalid"],
+      [['--escalation-min-z', '0'], '--escalation-min-z must be a number in [0.5, 100], got "0"'],
     ] as const) {
       await expect(parsed(cmd, [...args]), args.join(' ')).rejects.toThrow(msg);
     }
@@ -57,7 +63,14 @@ describe('escalation flags on run and serve', () => {
   it.each(['run', 'serve'] as const)('%s --help documents the flags', (cmd) => {
     const program = buildProgram();
     const help = (program.commands.find((c) => c.name() === cmd) as Command).helpInformation();
-    for (const flag of ['--escalation <on|off>', '--escalation-sustain-ms <ms>', '--escalation-min-rate <per-s>', '--escalation-min-change <x>'])
+    for (const flag of [
+      '--escalation <on|off>',
+      '--escalation-method <method>',
+      '--escalation-sustain-ms <ms>',
+      '--escalation-min-z <z>',
+      '--escalation-min-rate <per-s>',
+      '--escalation-min-change <x>',
+    ])
       expect(help).toContain(flag);
   });
 
@@ -85,13 +98,17 @@ describe('escalation flags on run and serve', () => {
 });
 
 describe('the options reach the escalation detector', () => {
-  /** 2 s calm, then arousal +0.2/s and valence -0.15/s until 8 s, through the Kalman-CV velocity. */
+  /**
+   * 70 s calm with seeded noise (uniform, ±0.1), then arousal +0.2/s and valence -0.15/s for 4 s, then
+   * held for 20 s, through the Kalman-CV filter as the pipeline runs it.
+   */
   async function alertsWith(escalation: Partial<EscalationOptions>): Promise<number[]> {
     const f = createFilter({ filter: 'kalman-cv' });
+    const rand = seededRandom(21);
     const events: PipelineEvent[] = [];
-    for (let t = 0; t <= 8000; t += 250) {
-      const r = Math.max(0, t - 2000) / 1000;
-      const s = f.update({ tMs: t, valence: 0.2 - 0.15 * r, arousal: -0.3 + 0.2 * r, confidence: 1 });
+    for (let t = 250; t <= 94_000; t += 250) {
+      const r = Math.min(4, Math.max(0, t - 70_000) / 1000);
+      const s = f.update({ tMs: t, valence: 0.2 - 0.15 * r + 0.2 * (rand() - 0.5), arousal: -0.3 + 0.2 * r + 0.2 * (rand() - 0.5), confidence: 1 });
       events.push(affectFrame({ tMs: t, valence: s.valence, arousal: s.arousal, velocity: s.velocity! }));
     }
     const out = await lastValueFrom(
@@ -100,15 +117,19 @@ describe('the options reach the escalation detector', () => {
     return out.flatMap((e) => (e.kind === 'alert' ? [e.alert.tMs] : []));
   }
 
-  it('a longer sustain alerts later, off never alerts, a high minimum rate never alerts', async () => {
-    const [dflt] = await alertsWith(escalationFromFlags({}, noEnv));
-    const [long] = await alertsWith(escalationFromFlags({ escalationSustainMs: 4000 }, noEnv));
-    expect(dflt).toBeDefined();
-    expect(long).toBeDefined();
-    // Sustained 2 s vs 4 s of the same rise: the later alert comes about 2 s later.
-    expect(long! - dflt!).toBeGreaterThanOrEqual(1750);
-    expect(long! - dflt!).toBeLessThanOrEqual(2250);
+  it('a longer sustain alerts later, a higher z later still, off never alerts, each method its own way', async () => {
+    const [dflt, ...more] = await alertsWith(escalationFromFlags({}, noEnv));
+    const [long] = await alertsWith(escalationFromFlags({ escalationSustainMs: 6000 }, noEnv));
+    const [strict] = await alertsWith(escalationFromFlags({ escalationMinZ: 7 }, noEnv));
+    expect(more).toEqual([]);
+    expect(dflt).toBeGreaterThan(70_000);
+    // The shift needs a longer span of raised arousal before its mean stands out.
+    expect(long).toBeGreaterThan(dflt! + 500);
+    expect(strict).toBeGreaterThan(dflt!);
+    expect(await alertsWith(escalationFromFlags({ escalationMinZ: 100 }, noEnv))).toEqual([]);
     expect(await alertsWith(escalationFromFlags({ escalation: 'off' }, noEnv))).toEqual([]);
-    expect(await alertsWith(escalationFromFlags({ escalationMinRate: 0.5 }, noEnv))).toEqual([]);
+    // The velocity method: a high minimum rate never alerts; a large min change never alerts for either.
+    expect(await alertsWith(escalationFromFlags({ escalationMethod: 'velocity', escalationMinRate: 0.5 }, noEnv))).toEqual([]);
+    expect(await alertsWith(escalationFromFlags({ escalationMinChange: 1 }, noEnv))).toEqual([]);
   });
 });

@@ -8,10 +8,10 @@ import { from, lastValueFrom, of, toArray } from 'rxjs';
 import { detectVoice, resolveVadOptions, type VoiceSegment } from '../../streams/vad.js';
 import { smoothAffect } from '../../streams/operators/smooth-affect.js';
 import { createFilter } from '../../streams/smoothing.js';
-import { deriveStreamEvents } from '../../streams/turns.js';
+import { deriveStreamEvents, resolveEscalationOptions, type EscalationOptions } from '../../streams/turns.js';
 import { RUSSELL_1980_TERMS } from '../../core/emotion-terms.js';
 import { seededRandom } from '../../core/seeded-random.js';
-import type { AffectEstimate, AudioWindow, PipelineEvent } from '../../core/types.js';
+import type { AffectEstimate, AlertEvent, AudioWindow, PipelineEvent } from '../../core/types.js';
 import { affectFrame } from '../helpers/affect-frame.js';
 import type { VoiceDetector } from '../../models/ports.js';
 
@@ -175,22 +175,150 @@ describe('constant-velocity Kalman filter', () => {
 const point = (tMs: number, valence: number, arousal: number, vel: { valence: number; arousal: number }, voiced = 1): PipelineEvent =>
   affectFrame({ tMs, valence, arousal, velocity: vel, voiced });
 
-/** Runs frames through the Kalman-CV smoother's velocity, as the pipeline does, then derives events. */
-async function derive(frames: Array<[number, number, number]>, segments?: VoiceSegment[]): Promise<PipelineEvent[]> {
+/** Runs frames [t, valence, arousal, voiced?] through the Kalman-CV smoother, as the pipeline does, then derives events. */
+async function derive(frames: Array<[number, number, number, number?]>, escalation: Partial<EscalationOptions> = {}): Promise<PipelineEvent[]> {
   const f = createFilter({ filter: 'kalman-cv' });
-  const events = frames.map(([t, v, a]) => {
+  const events = frames.map(([t, v, a, voiced]) => {
     const s = f.update({ tMs: t, valence: v, arousal: a, confidence: 1 });
-    return point(t, s.valence, s.arousal, s.velocity!);
+    return point(t, s.valence, s.arousal, s.velocity!, voiced ?? 1);
   });
-  return lastValueFrom(
-    from(events).pipe(
-      deriveStreamEvents({ terms: RUSSELL_1980_TERMS, escalation: {}, minVoicedFraction: 0.2, windowMs: 1000, ...(segments ? { segments } : {}) }),
-      toArray(),
-    ),
-  );
+  return lastValueFrom(from(events).pipe(deriveStreamEvents({ terms: RUSSELL_1980_TERMS, escalation, minVoicedFraction: 0.2, windowMs: 1000 }), toArray()));
 }
 
-describe('escalation alerts', () => {
+const alertsOf = (out: PipelineEvent[]): AlertEvent[] => out.flatMap((e) => (e.kind === 'alert' ? [e.alert] : []));
+
+/**
+ * A call at the 250 ms hop: `restS` seconds around (valence 0.2, arousal -0.3), then arousal +0.6 and
+ * valence -0.6 over `rampS` seconds, then held; per-frame noise of sd `sd` (seeded), correlated as
+ * overlapping 1 s windows' outputs are (each frame the mean of four quarter-window draws, three shared
+ * with the frame before) when `overlap`.
+ */
+function escalatingCall(o: {
+  restS: number;
+  rampS?: number;
+  afterS?: number;
+  sd: number;
+  overlap?: boolean;
+  seed?: number;
+  rise?: number;
+}): Array<[number, number, number]> {
+  const rand = seededRandom(o.seed ?? 11);
+  const gauss = (): number => Math.sqrt(-2 * Math.log(rand() + 1e-12)) * Math.cos(2 * Math.PI * rand());
+  const noise = (): (() => number) => {
+    const q = [gauss(), gauss(), gauss()];
+    return () => {
+      if (!o.overlap) return o.sd * gauss();
+      q.push(gauss());
+      const x = (q[0]! + q[1]! + q[2]! + q[3]!) / 2;
+      q.shift();
+      return o.sd * x;
+    };
+  };
+  const [nv, na] = [noise(), noise()];
+  const rampS = o.rampS ?? 6;
+  const rise = o.rise ?? 0.6;
+  const frames: Array<[number, number, number]> = [];
+  for (let t = 250; t <= (o.restS + rampS + (o.afterS ?? 10)) * 1000; t += 250) {
+    const r = Math.min(1, Math.max(0, t / 1000 - o.restS) / rampS);
+    frames.push([t, 0.2 - rise * r + nv(), -0.3 + rise * r + na()]);
+  }
+  return frames;
+}
+
+describe('escalation alerts: shift (the default)', () => {
+  it('raises one alert on a noisy escalation, a few seconds into the ramp, with the measured shift in its reason', async () => {
+    const alerts = alertsOf(await derive(escalatingCall({ restS: 40, sd: 0.2 })));
+    expect(alerts).toHaveLength(1);
+    const a = alerts[0]!;
+    expect(a.alert).toBe('escalation');
+    expect(a.tMs).toBeGreaterThan(40_000);
+    expect(a.tMs).toBeLessThan(52_000);
+    expect(a.sustainedMs).toBe(3000);
+    expect(a.reason).toMatch(/^arousal up 0\.\d\d and valence down 0\.\d\d over the last 3\.0 s against the 20 s before .*; z \d+\.\d\)$/);
+    expect(a.velocity.arousal).toBeGreaterThan(0.02);
+    expect(a.velocity.valence).toBeLessThan(-0.02);
+  });
+
+  it('catches noisy escalations the velocity detector misses, and neither alerts on 30 minutes of correlated noise', async () => {
+    let shift = 0;
+    let velocity = 0;
+    for (let seed = 1; seed <= 10; seed++) {
+      const call = escalatingCall({ restS: 40, sd: 0.3, seed });
+      if (alertsOf(await derive(call)).some((a) => a.tMs > 40_000 && a.tMs <= 52_000)) shift++;
+      if (alertsOf(await derive(call, { method: 'velocity' })).some((a) => a.tMs > 40_000 && a.tMs <= 52_000)) velocity++;
+    }
+    expect(shift).toBeGreaterThanOrEqual(7);
+    expect(velocity).toBeLessThanOrEqual(3);
+    // No change at all for 30 minutes, noise correlated across frames as overlapping windows make it.
+    const calm = escalatingCall({ restS: 1800, rise: 0, sd: 0.3, overlap: true, seed: 5 });
+    expect(alertsOf(await derive(calm))).toEqual([]);
+  });
+
+  it('does not alert when arousal and valence rise together, nor before it has heard enough of the stream', async () => {
+    const happy = escalatingCall({ restS: 40, sd: 0.05 }).map(([t, v, a]): [number, number, number] => [t, 0.4 - (v - 0.2), a]);
+    expect(alertsOf(await derive(happy))).toEqual([]);
+    // The same clear escalation 10 s into the stream: fewer than minBlocks (8) blocks of history, no alert...
+    const early = escalatingCall({ restS: 10, sd: 0.05, afterS: 8 });
+    expect(alertsOf(await derive(early))).toEqual([]);
+    // ...and with 2 blocks enough (and no prior scatter to outweigh them) it is caught.
+    expect(alertsOf(await derive(early, { minBlocks: 2, priorBlocks: 0 }))).toHaveLength(1);
+  });
+
+  it('unvoiced frames do not count: a wild excursion in silence raises nothing, and the escalation after it is still caught', async () => {
+    const frames: Array<[number, number, number, number?]> = escalatingCall({ restS: 60, sd: 0.1 }).map(([t, v, a]) =>
+      // 30..45 s: the line goes silent and the (held) frames carry whatever the model said, voiced 0.
+      t > 30_000 && t <= 45_000 ? [t, -0.9, 0.9, 0] : [t, v, a],
+    );
+    const alerts = alertsOf(await derive(frames));
+    expect(alerts).toHaveLength(1);
+    expect(alerts[0]!.tMs).toBeGreaterThan(60_000);
+  });
+
+  it('re-arms once the shift has lapsed: a second escalation a minute after the first raises a second alert', async () => {
+    // Calm (valence 0.2, arousal -0.3) until 40 s, up to (-0.4, 0.3) by 46 s, held until 66 s, back to
+    // calm by 72 s, calm until 132 s, up again by 138 s, held until 150 s; noise sd 0.1.
+    const knots: Array<[number, number, number]> = [
+      [0, 0.2, -0.3],
+      [40, 0.2, -0.3],
+      [46, -0.4, 0.3],
+      [66, -0.4, 0.3],
+      [72, 0.2, -0.3],
+      [132, 0.2, -0.3],
+      [138, -0.4, 0.3],
+      [150, -0.4, 0.3],
+    ];
+    const rand = seededRandom(3);
+    const frames: Array<[number, number, number]> = [];
+    for (let t = 250; t <= 150_000; t += 250) {
+      const k = knots.findIndex(([s]) => s * 1000 >= t);
+      const [s0, v0, a0] = knots[k - 1]!;
+      const [s1, v1, a1] = knots[k]!;
+      const r = (t / 1000 - s0) / (s1 - s0);
+      frames.push([t, v0 + (v1 - v0) * r + 0.2 * (rand() - 0.5), a0 + (a1 - a0) * r + 0.2 * (rand() - 0.5)]);
+    }
+    const alerts = alertsOf(await derive(frames));
+    expect(alerts).toHaveLength(2);
+    expect(alerts[0]!.tMs).toBeGreaterThan(40_000);
+    expect(alerts[0]!.tMs).toBeLessThan(52_000);
+    expect(alerts[1]!.tMs).toBeGreaterThan(132_000);
+    expect(alerts[1]!.tMs).toBeLessThan(144_000);
+  });
+
+  it('refuses bad options with a RangeError naming the option', () => {
+    expect(() => resolveEscalationOptions({ method: 'slope' as never })).toThrow('escalation: method must be one of shift, velocity, got slope');
+    expect(() => resolveEscalationOptions({ minZ: 0 })).toThrow('escalation: minZ must be > 0, got 0');
+    expect(() => resolveEscalationOptions({ minBlocks: 1 })).toThrow('escalation: minBlocks must be an integer >= 2, got 1');
+    expect(() => resolveEscalationOptions({ historyMs: 10_000 })).toThrow('escalation: historyMs (10000) must hold minBlocks (8) blocks of sustainMs (3000)');
+    expect(() => resolveEscalationOptions({ priorSd: Number.NaN })).toThrow('escalation: priorSd must be >= 0, got NaN');
+    // The velocity method keeps its 2 s span; a long sustain span brings its own history unless one is given.
+    expect(resolveEscalationOptions({ method: 'velocity' }).sustainMs).toBe(2000);
+    expect(resolveEscalationOptions({}).sustainMs).toBe(3000);
+    expect(resolveEscalationOptions({ sustainMs: 20_000 }).historyMs).toBe(2 * 8 * 20_000);
+  });
+});
+
+describe('escalation alerts: velocity', () => {
+  const velocity = { method: 'velocity' } as const;
   it('raises one alert when arousal rises while valence falls for the sustain time', async () => {
     // 2 s calm, then 4 s of arousal +0.2/s and valence -0.15/s.
     const frames: Array<[number, number, number]> = [];
@@ -198,25 +326,24 @@ describe('escalation alerts', () => {
       const r = Math.max(0, t - 2000) / 1000;
       frames.push([t, 0.2 - 0.15 * r, -0.3 + 0.2 * r]);
     }
-    const out = await derive(frames);
-    const alerts = out.filter((e) => e.kind === 'alert');
+    const alerts = alertsOf(await derive(frames, velocity));
     expect(alerts).toHaveLength(1);
-    const a = alerts[0]!.kind === 'alert' ? alerts[0]!.alert : undefined;
-    expect(a!.alert).toBe('escalation');
-    expect(a!.reason).toMatch(/arousal rising .* while valence falls/);
-    expect(a!.tMs).toBeGreaterThan(4000);
-    expect(a!.velocity.arousal).toBeGreaterThan(0.05);
-    expect(a!.velocity.valence).toBeLessThan(-0.05);
+    const a = alerts[0]!;
+    expect(a.alert).toBe('escalation');
+    expect(a.reason).toMatch(/arousal rising .* while valence falls/);
+    expect(a.tMs).toBeGreaterThan(4000);
+    expect(a.velocity.arousal).toBeGreaterThan(0.05);
+    expect(a.velocity.valence).toBeLessThan(-0.05);
   });
 
   it('raises none on noise around a fixed point, nor on arousal rising with valence rising', async () => {
     const rand = seededRandom(7);
     const noise: Array<[number, number, number]> = [];
     for (let t = 0; t <= 60_000; t += 250) noise.push([t, 0.1 + (rand() - 0.5) * 0.4, 0.1 + (rand() - 0.5) * 0.4]);
-    expect((await derive(noise)).filter((e) => e.kind === 'alert')).toHaveLength(0);
+    expect(alertsOf(await derive(noise, velocity))).toHaveLength(0);
     const happy: Array<[number, number, number]> = [];
     for (let t = 0; t <= 6000; t += 250) happy.push([t, -0.3 + (0.15 * t) / 1000, -0.3 + (0.2 * t) / 1000]);
-    expect((await derive(happy)).filter((e) => e.kind === 'alert')).toHaveLength(0);
+    expect(alertsOf(await derive(happy, velocity))).toHaveLength(0);
   });
 });
 

@@ -1,0 +1,74 @@
+/**
+ * Escalation alerts on real speech through the whole path (`circumplex run`, the shipped speech
+ * model, Silero VAD, the Kalman-CV trajectory, the default `shift` detector): an actor's RAVDESS calm
+ * and neutral clips twice over (about 90 s), then 8 angry clips — an alert shortly after the anger
+ * begins — or 8 happy clips — arousal rises there too but valence does not fall, so none after the
+ * change. Three actors (01, 03, 04). The shipped speech model was trained on these actors, so this
+ * checks the path and the detector, not generalisation; over all 20 actors the figures are in
+ * docs/bench.md ("Escalation alerts", real speech).
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ServerMessageSchema, type ServerMessage } from '../../core/protocol.js';
+import { speechDataRoot } from '../helpers/speech-corpus.js';
+
+const dir = mkdtempSync(path.join(tmpdir(), 'escalation-speech-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const env: NodeJS.ProcessEnv = { ...process.env, CIRCUMPLEX_DEVICE: 'cpu', CIRCUMPLEX_LOG_LEVEL: 'warn' };
+delete env['CIRCUMPLEX_VOSK_MODEL'];
+
+/** RAVDESS speech clips of `actor` with emotion code `code` (01 neutral, 02 calm, 03 happy, 05 angry), in name order. */
+function clips(actor: string, codes: readonly string[]): string[] {
+  const flac = path.join(speechDataRoot(), 'ravdess', 'flac');
+  return readdirSync(flac)
+    .filter((f) => codes.some((c) => f.startsWith(`03-01-${c}-`)) && f.endsWith(`-${actor}.flac`))
+    .sort()
+    .map((f) => path.join(flac, f));
+}
+
+/** Calm and neutral twice, then `then`'s clips, as one 16 kHz WAV; returns it and the change's audio time (ms). */
+function call(actor: string, then: string): { wav: string; onsetMs: number } {
+  const calm = clips(actor, ['01', '02']);
+  const next = clips(actor, [then]);
+  expect(calm).toHaveLength(12);
+  expect(next).toHaveLength(8);
+  const wav = path.join(dir, `${actor}-${then}.wav`);
+  execFileSync('sox', ['-q', ...calm, ...calm, ...next, '-r', '16000', '-c', '1', '-b', '16', wav]);
+  const seconds = execFileSync('soxi', ['-D', ...calm])
+    .toString()
+    .trim()
+    .split('\n')
+    .reduce((s, x) => s + Number(x), 0);
+  return { wav, onsetMs: 2 * seconds * 1000 };
+}
+
+function alerts(wav: string): Array<Extract<ServerMessage, { type: 'alert' }>> {
+  const r = spawnSync(process.execPath, ['bin/circumplex.mjs', 'run', '--input', wav, '--json'], { env, maxBuffer: 64 * 1024 * 1024, timeout: 120_000 });
+  expect(r.status, r.stderr.toString()).toBe(0);
+  const messages = r.stdout
+    .toString()
+    .trim()
+    .split('\n')
+    .map((l) => ServerMessageSchema.parse(JSON.parse(l)));
+  expect(messages.filter((m) => m.type === 'affect').length).toBeGreaterThan(400);
+  return messages.flatMap((m) => (m.type === 'alert' ? [m] : []));
+}
+
+describe('escalation alerts on real speech (RAVDESS, the shipped speech model)', () => {
+  it.each(['01', '03', '04'])('actor %s: calm then angry raises one alert within 12 s of the change; calm then happy none after it', (actor) => {
+    const angry = call(actor, '05');
+    const a = alerts(angry.wav);
+    expect(a.filter((x) => x.tMs < angry.onsetMs)).toEqual([]);
+    expect(a).toHaveLength(1);
+    expect(a[0]!.alert).toBe('escalation');
+    expect(a[0]!.tMs).toBeGreaterThan(angry.onsetMs);
+    expect(a[0]!.tMs).toBeLessThan(angry.onsetMs + 12_000);
+    expect(a[0]!.velocity.arousal).toBeGreaterThan(0);
+    expect(a[0]!.velocity.valence).toBeLessThan(0);
+    const happy = call(actor, '03');
+    expect(alerts(happy.wav)).toEqual([]);
+  });
+});
