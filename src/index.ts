@@ -35,6 +35,14 @@ export {
   type TimedWord,
 } from '../core/types.js';
 export type { AlertEvent, AffectSummary, TurnEvent } from '../core/types.js';
+export {
+  createEscalationDetector,
+  DEFAULT_ESCALATION,
+  ESCALATION_METHODS,
+  type EscalationDetector,
+  type EscalationMethod,
+  type EscalationOptions,
+} from '../streams/escalation.js';
 export type { PipelineOptions } from '../streams/pipeline.js';
 export { RUSSELL_1980_TERMS, type EmotionTerm } from '../core/emotion-terms.js';
 export { locate, NEUTRAL_LABEL, type CircumplexPosition } from '../core/circumplex.js';

@@ -12,7 +12,7 @@ import { deriveStreamEvents, resolveEscalationOptions, type EscalationOptions } 
 import { RUSSELL_1980_TERMS } from '../../core/emotion-terms.js';
 import { seededRandom } from '../../core/seeded-random.js';
 import type { AffectEstimate, AlertEvent, AudioWindow, PipelineEvent } from '../../core/types.js';
-import { affectFrame } from '../helpers/affect-frame.js';
+import { affectFrame, affectPoint } from '../helpers/affect-frame.js';
 import type { VoiceDetector } from '../../models/ports.js';
 
 /** A detector whose probability is the frame's mean absolute sample (so the test writes p into the audio). */
@@ -302,6 +302,21 @@ describe('escalation alerts: shift (the default)', () => {
     expect(alerts[0]!.tMs).toBeLessThan(52_000);
     expect(alerts[1]!.tMs).toBeGreaterThan(132_000);
     expect(alerts[1]!.tMs).toBeLessThan(144_000);
+  });
+
+  it('the package exports the detector for frames a subscriber receives (wire frames, seq and all)', async () => {
+    const { createEscalationDetector: create, DEFAULT_ESCALATION: d } = await import('../../src/index.js');
+    expect(d.method).toBe('shift');
+    const det = create({}, 0.2);
+    const f = createFilter({ filter: 'kalman-cv' });
+    const raised = escalatingCall({ restS: 40, sd: 0.1 }).flatMap(([t, v, a], seq) => {
+      const s = f.update({ tMs: t, valence: v, arousal: a, confidence: 1 });
+      const wire = { type: 'affect', seq, ...affectPoint({ tMs: t, valence: s.valence, arousal: s.arousal, velocity: s.velocity! }) };
+      const alert = det.push(wire);
+      return alert ? [alert] : [];
+    });
+    expect(raised).toHaveLength(1);
+    expect(raised[0]!.tMs).toBeGreaterThan(40_000);
   });
 
   it('refuses bad options with a RangeError naming the option', () => {
