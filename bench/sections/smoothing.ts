@@ -222,26 +222,21 @@ export async function escalationCase(c: EscalationCase, hopMs: number, episodes:
       delay += hit - start;
     }
   }
+  /** Alerts on `seconds` of constant affect with this case's noise, drawn from seed `seed`. */
+  const alarmsOnConstant = async (seed: number, seconds: number): Promise<number> => {
+    const g = generator(seed);
+    const nv = noiseSeries(c.noise, c.noiseSd, g.gauss);
+    const na = noiseSeries(c.noise, c.noiseSd, g.gauss);
+    const m = Math.round(seconds * perSecond);
+    const v = Array.from({ length: m }, () => 0.1 + nv());
+    const a = Array.from({ length: m }, () => -0.1 + na());
+    return (await alertTimes(v, a, hopMs, c.filter, c.tauMs, escalation)).length;
+  };
+  // Hour by hour (a fraction of an hour last), so the rate is over the audio actually run.
   let alarms = 0;
-  for (let h = 0; h < noiseHours; h++) {
-    const g = generator(5000 + h);
-    const nv = noiseSeries(c.noise, c.noiseSd, g.gauss);
-    const na = noiseSeries(c.noise, c.noiseSd, g.gauss);
-    const m = 3600 * perSecond;
-    const v = Array.from({ length: m }, () => 0.1 + nv());
-    const a = Array.from({ length: m }, () => -0.1 + na());
-    alarms += (await alertTimes(v, a, hopMs, c.filter, c.tauMs, escalation)).length;
-  }
+  for (let h = 0; h < noiseHours; h++) alarms += await alarmsOnConstant(5000 + h, 3600 * Math.min(1, noiseHours - h));
   let startAlarms = 0;
-  for (let k = 0; k < startStreams; k++) {
-    const g = generator(90_000 + k);
-    const nv = noiseSeries(c.noise, c.noiseSd, g.gauss);
-    const na = noiseSeries(c.noise, c.noiseSd, g.gauss);
-    const m = 60 * perSecond;
-    const v = Array.from({ length: m }, () => 0.1 + nv());
-    const a = Array.from({ length: m }, () => -0.1 + na());
-    startAlarms += (await alertTimes(v, a, hopMs, c.filter, c.tauMs, escalation)).length;
-  }
+  for (let k = 0; k < startStreams; k++) startAlarms += await alarmsOnConstant(90_000 + k, 60);
   return {
     method: c.method,
     filter: c.filter,
