@@ -63,6 +63,8 @@ const EnvSchema = z.object({
   CIRCUMPLEX_BACKPLANE: z.string().min(1).optional(),
   /** Escalation alerts of run/serve: on|off (flag --escalation overrides). */
   CIRCUMPLEX_ESCALATION: z.enum(['on', 'off']).optional(),
+  /** Escalation detector: shift|velocity (flag --escalation-method overrides). */
+  CIRCUMPLEX_ESCALATION_METHOD: z.enum(['shift', 'velocity']).optional(),
   /** Escalation sustain time, ms of audio, > 0 (flag --escalation-sustain-ms overrides). */
   CIRCUMPLEX_ESCALATION_SUSTAIN_MS: z.coerce.number().positive().max(600_000).optional(),
   /** `serve` runs its models and stream pipeline once before the port opens: on|off (default on; src/warm-up.ts). */
@@ -83,6 +85,8 @@ export interface EnvConfig {
   backplane: string | undefined;
   /** Escalation alerts on/off from CIRCUMPLEX_ESCALATION (undefined: the default, on). */
   escalation: 'on' | 'off' | undefined;
+  /** Escalation detector from CIRCUMPLEX_ESCALATION_METHOD (undefined: the default, shift). */
+  escalationMethod: 'shift' | 'velocity' | undefined;
   /** Escalation sustain time (ms) from CIRCUMPLEX_ESCALATION_SUSTAIN_MS (undefined: the default). */
   escalationSustainMs: number | undefined;
   /** `serve`'s warm-up before listening, from CIRCUMPLEX_WARM_UP (default on). */
@@ -147,6 +151,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): EnvConfig {
     allowedOrigins: e.CIRCUMPLEX_ALLOWED_ORIGINS === undefined ? undefined : parseOriginList(e.CIRCUMPLEX_ALLOWED_ORIGINS, 'CIRCUMPLEX_ALLOWED_ORIGINS'),
     backplane: e.CIRCUMPLEX_BACKPLANE,
     escalation: e.CIRCUMPLEX_ESCALATION,
+    escalationMethod: e.CIRCUMPLEX_ESCALATION_METHOD,
     escalationSustainMs: e.CIRCUMPLEX_ESCALATION_SUSTAIN_MS,
     warmUp: e.CIRCUMPLEX_WARM_UP ?? 'on',
   };

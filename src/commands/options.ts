@@ -41,9 +41,9 @@ export function streamIdOption(name: string): (v: string) => string {
 export interface EscalationFlags {
   /** `--escalation on|off` (default: CIRCUMPLEX_ESCALATION, else on). */
   escalation?: 'on' | 'off';
-  /** `--escalation-sustain-ms` (default: CIRCUMPLEX_ESCALATION_SUSTAIN_MS, else 2000). */
+  /** `--escalation-sustain-ms` (default: CIRCUMPLEX_ESCALATION_SUSTAIN_MS, else 3000; the velocity method 2000). */
   escalationSustainMs?: number;
-  /** `--escalation-method shift|velocity` (default shift). */
+  /** `--escalation-method shift|velocity` (default: CIRCUMPLEX_ESCALATION_METHOD, else shift). */
   escalationMethod?: EscalationMethod;
   /** `--escalation-min-z` (shift: standard errors; default 5). */
   escalationMinZ?: number;
@@ -177,7 +177,7 @@ export function addSmoothingOptions(cmd: Command): Command {
 /**
  * Adds the escalation-alert flags (streams/turns.ts EscalationOptions) to `run` or `serve`. Values
  * are checked at parse time (a usage error naming the flag); no default is set here so the
- * environment (CIRCUMPLEX_ESCALATION, CIRCUMPLEX_ESCALATION_SUSTAIN_MS) applies when a flag is absent.
+ * environment (CIRCUMPLEX_ESCALATION, CIRCUMPLEX_ESCALATION_METHOD, CIRCUMPLEX_ESCALATION_SUSTAIN_MS) applies when a flag is absent.
  */
 export function addEscalationOptions(cmd: Command): Command {
   const d = DEFAULT_ESCALATION;
@@ -191,7 +191,7 @@ export function addEscalationOptions(cmd: Command): Command {
     .addOption(
       new Option(
         '--escalation-method <method>',
-        `shift (default): the last sustain span's mean against the ${d.baselineMs / 1000} s before it, in units of the stream's own scatter; velocity: the smoother's velocity on every frame of the span (the earlier detector; fires seldom on noisy output, falsely on correlated noise)`,
+        `shift (default; or CIRCUMPLEX_ESCALATION_METHOD): the last sustain span's mean against the ${d.baselineMs / 1000} s before it, in units of the stream's own scatter; velocity: the smoother's velocity on every frame of the span (the earlier detector; fires seldom on noisy output, falsely on correlated noise)`,
       ).choices([...ESCALATION_METHODS]),
     )
     .option(
@@ -217,12 +217,16 @@ export function addEscalationOptions(cmd: Command): Command {
 }
 
 /** Escalation options from the flags, falling back to the environment (undefined fields keep the defaults). */
-export function escalationFromFlags(flags: EscalationFlags, env: Pick<EnvConfig, 'escalation' | 'escalationSustainMs'>): Partial<EscalationOptions> {
+export function escalationFromFlags(
+  flags: EscalationFlags,
+  env: Pick<EnvConfig, 'escalation' | 'escalationMethod' | 'escalationSustainMs'>,
+): Partial<EscalationOptions> {
   const on = flags.escalation ?? env.escalation;
+  const method = flags.escalationMethod ?? env.escalationMethod;
   const sustainMs = flags.escalationSustainMs ?? env.escalationSustainMs;
   return {
     ...(on !== undefined ? { enabled: on === 'on' } : {}),
-    ...(flags.escalationMethod !== undefined ? { method: flags.escalationMethod } : {}),
+    ...(method !== undefined ? { method } : {}),
     ...(sustainMs !== undefined ? { sustainMs } : {}),
     ...(flags.escalationMinZ !== undefined ? { minZ: flags.escalationMinZ } : {}),
     ...(flags.escalationMinRate !== undefined ? { minRatePerS: flags.escalationMinRate } : {}),

@@ -2,7 +2,7 @@
  * Escalation alerts configured from the command line and the environment: `run` and `serve` take
  * --escalation on|off, --escalation-method, --escalation-sustain-ms, --escalation-min-z,
  * --escalation-min-rate and --escalation-min-change
- * (usage errors naming the flag), CIRCUMPLEX_ESCALATION / CIRCUMPLEX_ESCALATION_SUSTAIN_MS are the
+ * (usage errors naming the flag), CIRCUMPLEX_ESCALATION(_METHOD, _SUSTAIN_MS) are the
  * fallbacks, and the options reach the escalation detector (a longer sustain alerts later, off
  * alerts never).
  */
@@ -33,7 +33,7 @@ async function parsed(cmd: 'run' | 'serve', args: string[]): Promise<EscalationF
   return got!;
 }
 
-const noEnv = { escalation: undefined, escalationSustainMs: undefined };
+const noEnv = { escalation: undefined, escalationMethod: undefined, escalationSustainMs: undefined };
 
 describe('escalation flags on run and serve', () => {
   it.each(['run', 'serve'] as const)('%s parses the flags into escalation options', async (cmd) => {
@@ -75,10 +75,19 @@ describe('escalation flags on run and serve', () => {
   });
 
   it('the environment is the fallback and flags override it; bad environment values are an AffectError naming the variable', () => {
-    const env = loadConfig({ CIRCUMPLEX_ESCALATION: 'off', CIRCUMPLEX_ESCALATION_SUSTAIN_MS: '4000' });
-    expect(escalationFromFlags({}, env)).toEqual({ enabled: false, sustainMs: 4000 });
-    expect(escalationFromFlags({ escalation: 'on', escalationSustainMs: 1500 }, env)).toEqual({ enabled: true, sustainMs: 1500 });
-    for (const bad of [{ CIRCUMPLEX_ESCALATION_SUSTAIN_MS: '0' }, { CIRCUMPLEX_ESCALATION_SUSTAIN_MS: 'later' }, { CIRCUMPLEX_ESCALATION: 'yes' }]) {
+    const env = loadConfig({ CIRCUMPLEX_ESCALATION: 'off', CIRCUMPLEX_ESCALATION_METHOD: 'velocity', CIRCUMPLEX_ESCALATION_SUSTAIN_MS: '4000' });
+    expect(escalationFromFlags({}, env)).toEqual({ enabled: false, method: 'velocity', sustainMs: 4000 });
+    expect(escalationFromFlags({ escalation: 'on', escalationMethod: 'shift', escalationSustainMs: 1500 }, env)).toEqual({
+      enabled: true,
+      method: 'shift',
+      sustainMs: 1500,
+    });
+    for (const bad of [
+      { CIRCUMPLEX_ESCALATION_SUSTAIN_MS: '0' },
+      { CIRCUMPLEX_ESCALATION_SUSTAIN_MS: 'later' },
+      { CIRCUMPLEX_ESCALATION: 'yes' },
+      { CIRCUMPLEX_ESCALATION_METHOD: 'slope' },
+    ]) {
       let err: unknown;
       try {
         loadConfig(bad);
