@@ -226,11 +226,14 @@ function shiftDetector(o: EscalationOptions, unvoiced: (p: AffectPoint) => boole
       h.push(t, p.arousal, p.valence);
       const recentFrom = t - o.sustainMs;
       h.dropThrough(recentFrom - o.historyMs);
-      // Recent span (recentFrom, t]; its frames must cover it (the first no later than a quarter span in).
+      // Recent span (recentFrom, t]; its frames must cover it: the first no later than a quarter span
+      // in, or than one of its frame steps in (a hop widened under overload spaces frames further).
       const r0 = h.after(recentFrom);
       const nRecent = h.end - r0;
+      if (nRecent < 3 || r0 === h.begin) return undefined;
+      const step = (t - h.time(r0)) / (nRecent - 1);
       // Too little audio to judge (a pause, the start of the stream): no alert, and no re-arming.
-      if (nRecent < 3 || h.time(r0) > recentFrom + o.sustainMs / 4 || r0 === h.begin) return undefined;
+      if (h.time(r0) - recentFrom > Math.max(o.sustainMs / 4, step)) return undefined;
       const b0 = h.after(recentFrom - o.baselineMs);
       if (r0 - b0 < 3) return undefined;
       // Block means of the history, blocks sustainMs long ending at recentFrom, newest first; a block

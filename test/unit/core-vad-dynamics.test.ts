@@ -274,6 +274,21 @@ describe('escalation alerts: shift (the default)', () => {
     expect(alerts[0]!.tMs).toBeGreaterThan(60_000);
   });
 
+  it('still alerts when the hop is widened under overload (a frame a second), and not across a pause in speech', async () => {
+    const everySecond = escalatingCall({ restS: 40, sd: 0.1 }).filter(([t]) => t % 1000 === 0);
+    const alerts = alertsOf(await derive(everySecond));
+    expect(alerts).toHaveLength(1);
+    expect(alerts[0]!.tMs).toBeGreaterThan(40_000);
+    // The same call at the full hop (a 2 s ramp from 40 s) with the line silent from 42 s to 48 s: the
+    // frames after the pause count only once they cover a span from its first quarter (t >= 50.5 s).
+    const paused = escalatingCall({ restS: 40, rampS: 2, sd: 0.05 }).map(([t, v, a]): [number, number, number, number?] =>
+      t > 42_000 && t <= 48_000 ? [t, v, a, 0] : [t, v, a],
+    );
+    const after = alertsOf(await derive(paused));
+    expect(after).toHaveLength(1);
+    expect(after[0]!.tMs).toBeGreaterThanOrEqual(50_500);
+  });
+
   it('re-arms once the shift has lapsed: a second escalation a minute after the first raises a second alert', async () => {
     // Calm (valence 0.2, arousal -0.3) until 40 s, up to (-0.4, 0.3) by 46 s, held until 66 s, back to
     // calm by 72 s, calm until 132 s, up again by 138 s, held until 150 s; noise sd 0.1.
