@@ -106,30 +106,42 @@ export interface EscalationDetector {
   push(p: AffectPoint): AlertEvent | undefined;
 }
 
-/** A detector for `opts.method`; frames with `voiced` below `minVoicedFraction` are skipped. */
+/**
+ * A detector for `opts.method`; frames with `voiced` below `minVoicedFraction` are skipped, and so
+ * are frames with a non-finite time, valence or arousal and frames older than the last one taken
+ * (frames from elsewhere, e.g. a subscriber's, may repeat or reorder; the pipeline's never do).
+ */
 export function createEscalationDetector(opts: Partial<EscalationOptions>, minVoicedFraction: number): EscalationDetector {
   const o = resolveEscalationOptions(opts);
   const unvoiced = (p: AffectPoint): boolean => p.voiced !== undefined && p.voiced < minVoicedFraction;
   if (!o.enabled) return { push: () => undefined };
-  return o.method === 'velocity' ? velocityDetector(o, unvoiced) : shiftDetector(o, unvoiced);
+  const inner = o.method === 'velocity' ? velocityDetector(o, unvoiced) : shiftDetector(o, unvoiced);
+  let lastT = -Infinity;
+  return {
+    push(p) {
+      if (!Number.isFinite(p.tMs) || !Number.isFinite(p.valence) || !Number.isFinite(p.arousal) || p.tMs <= lastT) return undefined;
+      lastT = p.tMs;
+      return inner.push(p);
+    },
+  };
 }
 
 const fmt = (x: number): string => x.toFixed(2);
 
 function velocityDetector(o: EscalationOptions, unvoiced: (p: AffectPoint) => boolean): EscalationDetector {
-  let run: AffectPoint[] = [];
+  // The first frame of the current run of frames that satisfy the condition.
+  let first: AffectPoint | undefined;
   let alerted = false;
   return {
     push(p) {
       const vel = p.velocity;
       const ok = vel !== undefined && !unvoiced(p) && vel.arousal >= o.minRatePerS && vel.valence <= -o.minRatePerS;
       if (!ok) {
-        run = [];
+        first = undefined;
         alerted = false;
         return undefined;
       }
-      run.push(p);
-      const first = run[0]!;
+      first ??= p;
       const span = p.tMs - first.tMs;
       if (alerted || span < o.sustainMs) return undefined;
       const dA = p.arousal - first.arousal;

@@ -332,6 +332,19 @@ describe('escalation alerts: shift (the default)', () => {
     });
     expect(raised).toHaveLength(1);
     expect(raised[0]!.tMs).toBeGreaterThan(40_000);
+    // Frames from elsewhere may repeat, reorder or carry NaN: they are skipped, not a crash or a NaN alert.
+    const again = create({}, 0.2);
+    const calls = escalatingCall({ restS: 40, sd: 0.1 });
+    const odd = calls.flatMap(([t, v, a], i) => {
+      const p = affectPoint({ tMs: t, valence: v, arousal: a });
+      return i % 10 === 0 ? [p, p, affectPoint({ tMs: t - 5000, valence: -1, arousal: 1 }), affectPoint({ tMs: t + 1, valence: Number.NaN, arousal: 1 })] : [p];
+    });
+    const got = odd.flatMap((p) => {
+      const alert = again.push(p);
+      return alert ? [alert] : [];
+    });
+    expect(got).toHaveLength(1);
+    expect(Number.isFinite(got[0]!.velocity.valence) && Number.isFinite(got[0]!.velocity.arousal)).toBe(true);
   });
 
   it('refuses bad options with a RangeError naming the option', () => {
