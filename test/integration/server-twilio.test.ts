@@ -2,8 +2,13 @@
  * `/v1/telephony/twilio` with a real server, the real engine (default speech model, Silero VAD) and
  * real ws clients speaking Twilio's Media Streams format: a two-track call made from espeak-ng
  * speech, μ-law encoded here, yields frames and at least one turn on `<callSid>:inbound` and
- * `<callSid>:outbound`; bad messages close only their own call with a clear code and reason.
+ * `<callSid>:outbound`; bad messages close only their own call with a clear code and reason; a caller
+ * who turns angry (real RAVDESS speech at telephone quality) raises an escalation alert on their track
+ * only.
  */
+import { execFileSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { createEngine, type Engine } from '../../src/engine.js';
@@ -12,6 +17,7 @@ import { float32ToMulaw, resample } from '../../streams/audio.js';
 import { concat, silence, speak } from '../helpers/vad-audio.js';
 import { twilioStart, twilioStop } from '../../src/server/twilio-messages.js';
 import { connect, silentLogger, startServer, type TestClient } from '../helpers/server-helpers.js';
+import { speechDataRoot } from '../helpers/speech-corpus.js';
 
 const TOKEN = 'twilio-test-token';
 let engine: Engine;
@@ -33,8 +39,8 @@ class TwilioCall {
   readonly ws: WebSocket;
   readonly opened: Promise<void>;
   readonly closed: Promise<{ code: number; reason: string }>;
-  constructor(query = `?token=${TOKEN}`, headers: Record<string, string> = {}) {
-    this.ws = new WebSocket(`ws://127.0.0.1:${server.port}/v1/telephony/twilio${query}`, { headers });
+  constructor(query = `?token=${TOKEN}`, headers: Record<string, string> = {}, port = server.port) {
+    this.ws = new WebSocket(`ws://127.0.0.1:${port}/v1/telephony/twilio${query}`, { headers });
     this.opened = new Promise((resolve, reject) => {
       this.ws.once('open', () => resolve());
       this.ws.once('error', reject);
@@ -229,4 +235,63 @@ describe('Twilio Media Streams ingest', () => {
       await srv.close();
     }
   });
+});
+
+/** 16 kHz mono float samples of `files` played one after another (sox decodes FLAC/WAV and resamples). */
+function decode(files: readonly string[]): Float32Array {
+  const raw = execFileSync('sox', ['-q', ...files, '-t', 'raw', '-r', '16000', '-c', '1', '-e', 'signed', '-b', '16', '-'], { maxBuffer: 64 * 1024 * 1024 });
+  const s16 = new Int16Array(raw.buffer, raw.byteOffset, raw.byteLength / 2);
+  return Float32Array.from(s16, (x) => x / 32768);
+}
+
+describe('escalation alerts over Twilio (real speech, telephone quality)', () => {
+  // Its own server, taking media at 12× real time (the default limit, 500 messages a second, is 5×).
+  let fast: RunningServer;
+  beforeAll(async () => {
+    fast = await startServer({
+      tokens: [{ token: TOKEN, scopes: ['publish', 'subscribe'] }],
+      ingestRateLimit: { perSec: 2000, burst: 4000 },
+      onIngestStream: (id, audio$) => audio$.pipe(engine.pipeline(id, { whenBusy: 'queue', maxQueue: 64 })),
+    });
+  });
+  afterAll(async () => {
+    await fast?.close();
+  });
+
+  it('a caller who turns angry raises an escalation alert on <callSid>:inbound within 12 s; the agent who turns happy raises none', async () => {
+    // RAVDESS actor 01 (the shipped speech model's training data: this checks the path, not the model):
+    // the calm and neutral clips twice over, then angry clips on the caller's track and happy ones on the agent's.
+    const flac = path.join(speechDataRoot(), 'ravdess', 'flac');
+    const clips = (codes: string[]) =>
+      readdirSync(flac)
+        .filter((f) => codes.some((c) => f.startsWith(`03-01-${c}-`)) && f.endsWith('-01.flac'))
+        .sort()
+        .map((f) => path.join(flac, f));
+    const calm = [...clips(['01', '02']), ...clips(['01', '02'])];
+    const onsetMs = (decode(calm).length / 16000) * 1000;
+    const caller = payloads(decode([...calm, ...clips(['05'])]));
+    const agent = payloads(decode([...calm, ...clips(['03'])]));
+    const sub: TestClient = connect(fast, `/v1/stream?token=${TOKEN}`);
+    await sub.opened;
+    sub.send({ type: 'subscribe', streamIds: ['*'] });
+    await sub.until((c) => c.of('hello').length > 0);
+    const callSid = 'CA3333333333';
+    const call = new TwilioCall(`?token=${TOKEN}`, {}, fast.port);
+    await call.opened;
+    call.start(callSid);
+    await play(call, callSid, caller, agent, 12);
+    expect(await call.closed).toEqual({ code: 1000, reason: 'stopped' });
+    const ended = (id: string) => (c: TestClient) => c.of('status').some((s) => s.streamId === id && s.state === 'ended');
+    await sub.until((c) => ended(`${callSid}:inbound`)(c) && ended(`${callSid}:outbound`)(c), 90_000, 'both tracks to end');
+    expect(sub.of('affect').filter((f) => f.streamId === `${callSid}:inbound`).length).toBeGreaterThan(400);
+    const alerts = sub.of('alert');
+    const inbound = alerts.filter((a) => a.streamId === `${callSid}:inbound`);
+    expect(inbound).toHaveLength(1);
+    expect(inbound[0]!.alert).toBe('escalation');
+    expect(inbound[0]!.tMs).toBeGreaterThan(onsetMs);
+    expect(inbound[0]!.tMs).toBeLessThan(onsetMs + 12_000);
+    expect(inbound[0]!.reason).toMatch(/^arousal up .* and valence down /);
+    expect(alerts.filter((a) => a.streamId === `${callSid}:outbound`)).toEqual([]);
+    sub.close();
+  }, 120_000);
 });
