@@ -1,12 +1,13 @@
 /**
  * Escalation alerts on real acted speech, both detectors: `npx tsx bench/escalation-speech.ts
- * [ACTORS] [--corpus ravdess|emodb]` (RAVDESS default 01-20, e.g. `01,03,04`; EmoDB default its 8
+ * [ACTORS] [--corpus ravdess|emodb] [--telephone]` (RAVDESS default 01-20, e.g. `01,03,04`; EmoDB default its 8
  * speakers). Per RAVDESS actor, the calm and neutral clips twice over, then 8 angry clips (an
  * escalation by the corpus's own ratings: arousal up, valence down) or 8 happy clips (arousal up,
  * valence up: not one). Per EmoDB speaker, the neutral clips repeated to at least 40 s, then the
  * anger clips (by the README's targets arousal +0.79, valence −0.13: a marginal valence fall) or
  * the happiness clips. Each made into a 16 kHz WAV with sox and run through `circumplex run --json`
- * with the default detector and with `--escalation-method velocity`.
+ * with the default detector and with `--escalation-method velocity`. `--telephone` passes each file
+ * through 8 kHz μ-law first, as a Twilio track arrives.
  * Counts: angry changes alerted within 12 s (and the mean delay), alerts during the calm/neutral
  * part, alerts after the change to happy. Writes JSON to stdout, a summary to stderr.
  *
@@ -25,6 +26,9 @@ const flacDir = path.join(dataRoot, 'ravdess', 'flac');
 const args = process.argv.slice(2);
 const corpusAt = args.indexOf('--corpus');
 const corpus = corpusAt >= 0 ? args.splice(corpusAt, 2)[1] : 'ravdess';
+const telAt = args.indexOf('--telephone');
+// --telephone: each file goes through 8 kHz μ-law and back, as a Twilio track arrives.
+const telephone = telAt >= 0 && args.splice(telAt, 1).length === 1;
 if (corpus !== 'ravdess' && corpus !== 'emodb') throw new Error(`--corpus must be ravdess or emodb, got ${String(corpus)}`);
 const EMODB_SPEAKERS = ['03', '08', '09', '10', '11', '12', '13', '14'];
 
@@ -121,7 +125,11 @@ try {
       ['happy', happy],
     ] as const) {
       const wav = path.join(dir, `${actor}-${kind}.wav`);
-      execFileSync('sox', ['-q', ...calm, ...next, '-r', '16000', '-c', '1', '-b', '16', wav]);
+      if (telephone) {
+        const tel = path.join(dir, `${actor}-${kind}.ulaw.wav`);
+        execFileSync('sox', ['-q', ...calm, ...next, '-r', '8000', '-c', '1', '-e', 'u-law', tel]);
+        execFileSync('sox', ['-q', tel, '-r', '16000', '-e', 'signed', '-b', '16', wav]);
+      } else execFileSync('sox', ['-q', ...calm, ...next, '-r', '16000', '-c', '1', '-b', '16', wav]);
       for (const [m, extra] of Object.entries(methods)) {
         const t = tally[m]!;
         const { alerts, frames } = alertTimes(wav, extra);
@@ -158,8 +166,8 @@ const out = Object.fromEntries(
     },
   ]),
 );
-process.stdout.write(JSON.stringify({ kind: 'circumplex.escalation-speech', corpus, actors, methods: out }, null, 2) + '\n');
+process.stdout.write(JSON.stringify({ kind: 'circumplex.escalation-speech', corpus, telephone, actors, methods: out }, null, 2) + '\n');
 for (const [m, r] of Object.entries(out))
   process.stderr.write(
-    `${m} (${corpus}): calm→angry alerted ${r.angryCaught}/${r.actors}${r.meanDelayMs === null ? '' : ` (mean ${(r.meanDelayMs / 1000).toFixed(1)} s after the change)`}, ${r.alertsDuringCalm} alerts in the calm/neutral parts, ${r.alertsAfterHappy} after calm→happy; the model read the change as arousal ${r.readShifts.map((x) => x.arousal.toFixed(2)).join('/')} and valence ${r.readShifts.map((x) => x.valence.toFixed(2)).join('/')}\n`,
+    `${m} (${corpus}${telephone ? ', 8 kHz μ-law' : ''}): calm→angry alerted ${r.angryCaught}/${r.actors}${r.meanDelayMs === null ? '' : ` (mean ${(r.meanDelayMs / 1000).toFixed(1)} s after the change)`}, ${r.alertsDuringCalm} alerts in the calm/neutral parts, ${r.alertsAfterHappy} after calm→happy; the model read the change as arousal ${r.readShifts.map((x) => x.arousal.toFixed(2)).join('/')} and valence ${r.readShifts.map((x) => x.valence.toFixed(2)).join('/')}\n`,
   );
