@@ -5,7 +5,8 @@
  * begins — or 8 happy clips — arousal rises there too but valence does not fall, so none after the
  * change. Three actors (01, 03, 04). The shipped speech model was trained on these actors, so this
  * checks the path and the detector, not generalisation; over all 20 actors the figures are in
- * docs/bench.md ("Escalation alerts", real speech).
+ * docs/bench.md ("Escalation alerts", real speech). The agent example, fed the angry call, hands it
+ * to a person after the anger and not before.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
@@ -13,6 +14,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ServerMessageSchema, type ServerMessage } from '../../core/protocol.js';
+import { REPO_ROOT } from '../../core/config.js';
 import { speechDataRoot } from '../helpers/speech-corpus.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'escalation-speech-'));
@@ -70,5 +72,29 @@ describe('escalation alerts on real speech (RAVDESS, the shipped speech model)',
     expect(a[0]!.velocity.valence).toBeLessThan(0);
     const happy = call(actor, '03');
     expect(alerts(happy.wav)).toEqual([]);
+  });
+
+  it('the agent example (examples/agent/agent-loop.ts) hands the call to a person after the anger, not before', () => {
+    const angry = call('01', '05');
+    const r = spawnSync(
+      path.join(REPO_ROOT, 'node_modules', '.bin', 'tsx'),
+      ['--tsconfig', 'examples/tsconfig.json', 'examples/agent/agent-loop.ts', angry.wav, '--json'],
+      { cwd: REPO_ROOT, env, maxBuffer: 16 * 1024 * 1024, timeout: 120_000 },
+    );
+    expect(r.status, r.stderr.toString()).toBe(0);
+    const handOff = /agent: escalation at (\d+\.\d) s \(arousal up .*\); handing off/.exec(r.stderr.toString());
+    expect(handOff, r.stderr.toString()).not.toBeNull();
+    const atMs = Number(handOff![1]) * 1000;
+    expect(atMs).toBeGreaterThan(angry.onsetMs);
+    expect(atMs).toBeLessThan(angry.onsetMs + 12_000);
+    // Every reply decided before the alert kept the call; the turns answered after it hand off.
+    const decisions = r.stdout
+      .toString()
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { endMs: number; handOff: boolean });
+    expect(decisions.filter((d) => d.endMs < angry.onsetMs).every((d) => !d.handOff)).toBe(true);
+    expect(decisions.filter((d) => d.endMs > atMs + 1000).length).toBeGreaterThan(0);
+    expect(decisions.filter((d) => d.endMs > atMs + 1000).every((d) => d.handOff)).toBe(true);
   });
 });
