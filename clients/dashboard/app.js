@@ -18,6 +18,8 @@ const TRAIL = 40;
 const SERIES_SECONDS = 60;
 /** Final transcript lines kept per stream. */
 const MAX_LINES = 50;
+/** An alert stays on the badge for this many seconds of the stream's audio after it was raised. */
+const ALERT_HOLD_S = 30;
 /** On first connect, ask for this much recent history of streams that are already running. */
 const HISTORY_FRAMES = 240;
 const BACKOFF_MS = { initial: 500, max: 8000, factor: 2 };
@@ -41,7 +43,7 @@ const stats = { frames: 0, duplicates: 0, reconnects: 0, invalid: 0 };
 function streamState(id) {
   let s = streams.get(id);
   if (!s) {
-    s = { id, info: null, points: [], lines: [], partial: '', lastSeq: -1, status: null, error: null };
+    s = { id, info: null, points: [], lines: [], partial: '', lastSeq: -1, status: null, error: null, alert: null };
     streams.set(id, s);
     refreshSelector();
   }
@@ -158,6 +160,7 @@ function resetStream(s) {
   s.lines = [];
   s.partial = '';
   s.lastSeq = -1;
+  s.alert = null;
 }
 
 function onFrame(msg) {
@@ -194,6 +197,11 @@ function onFrame(msg) {
     );
     if (s.lines.length > MAX_LINES) s.lines.splice(0, s.lines.length - MAX_LINES);
   } else if (msg.type === 'alert') {
+    if (![msg.tMs].every(Number.isFinite)) {
+      stats.invalid++;
+      return;
+    }
+    s.alert = msg;
     s.lines.push(`⚠ ${msg.alert}: ${msg.reason}`);
     if (s.lines.length > MAX_LINES) s.lines.splice(0, s.lines.length - MAX_LINES);
   } else if (msg.type === 'status') {
@@ -322,12 +330,20 @@ function redraw() {
   $('dominance-value').dataset.present = String(hasDominance);
   $('confidence-value').textContent = (last ? last.confidence : 0).toFixed(2);
   $('time-value').textContent = `${((last ? last.tMs : 0) / 1000).toFixed(1)} s`;
+  // The stream's latest alert, on a badge while it is recent (ALERT_HOLD_S of audio), and in the transcript.
+  const alert = s && s.alert;
+  const now = Math.max(last ? last.tMs : 0, alert ? alert.tMs : 0);
+  const showAlert = !!alert && now - alert.tMs <= ALERT_HOLD_S * 1000;
+  $('alert').hidden = !showAlert;
+  $('alert').textContent = showAlert ? `⚠ ${alert.alert} at ${(alert.tMs / 1000).toFixed(1)} s — ${alert.reason}` : '';
+  $('alert').dataset.kind = showAlert ? alert.alert : '';
   // Transcript: the last few finals and the running partial.
   const lines = s ? s.lines.slice(-12) : [];
   $('transcript-lines').replaceChildren(
     ...lines.map((t) => {
       const li = document.createElement('li');
       li.textContent = t;
+      if (t.startsWith('⚠')) li.className = 'alert';
       return li;
     }),
   );

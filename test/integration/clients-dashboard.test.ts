@@ -161,6 +161,32 @@ describe('dashboard in chromium', () => {
     await expect.poll(() => page.locator('#banner').isHidden()).toBe(true);
   });
 
+  it('shows an escalation alert on a badge and in the transcript, and takes the badge down 30 s of audio later', async () => {
+    await page.selectOption('#stream-select', 'stage');
+    await publishMoving('stage', 4);
+    const tMs = frame * HOP_MS;
+    const reason = 'arousal up 0.45 and valence down 0.46 over the last 3.0 s against the 20 s before (z 5.4)';
+    server.hub.publish('stage', {
+      kind: 'alert',
+      alert: { streamId: 'stage', tMs, alert: 'escalation', reason, sustainedMs: 3000, velocity: { valence: -0.04, arousal: 0.04 } },
+    });
+    await publishMoving('stage', 4);
+    await expect.poll(() => page.locator('#alert').isVisible()).toBe(true);
+    expect(await page.locator('#alert').textContent()).toBe(`⚠ escalation at ${(tMs / 1000).toFixed(1)} s — ${reason}`);
+    expect(await page.locator('#transcript-lines li.alert').allTextContents()).toEqual([`⚠ escalation: ${reason}`]);
+    await page.screenshot({ path: 'test-results/dashboard-alert.png' });
+    // A stream without the alert shows no badge.
+    await page.selectOption('#stream-select', 'backup-mic');
+    await expect.poll(() => page.locator('#alert').isHidden()).toBe(true);
+    await page.selectOption('#stream-select', 'stage');
+    await expect.poll(() => page.locator('#alert').isVisible()).toBe(true);
+    // 30 s of audio later (120 frames at the 250 ms hop) the badge is down; the transcript line stays.
+    await publishMoving('stage', 121, 0);
+    await expect.poll(() => page.locator('#alert').isHidden()).toBe(true);
+    expect(await page.locator('#transcript-lines li.alert').count()).toBe(1);
+    expect(pageErrors).toEqual([]);
+  });
+
   it('shows dominance when frames carry it (protocol 1.1.0) and a gap where they do not', async () => {
     await page.selectOption('#stream-select', 'backup-mic');
     const seqBefore = server.hub.stream('backup-mic')?.lastSeq ?? -1;
