@@ -24,7 +24,7 @@
  */
 import { from, lastValueFrom, map, toArray } from 'rxjs';
 import { RUSSELL_1980_TERMS } from '../../core/emotion-terms.js';
-import { seededRandom } from '../../core/seeded-random.js';
+import { gaussianFrom, seededRandom } from '../../core/seeded-random.js';
 import type { AffectEstimate, PipelineEvent } from '../../core/types.js';
 import { labelAffect } from '../../streams/operators/label-affect.js';
 import { smoothAffect } from '../../streams/operators/smooth-affect.js';
@@ -96,7 +96,7 @@ const DEFAULTS: SmoothingBenchOptions = {
 /** The project's seeded uniform generator (core/seeded-random.ts) and a Gaussian from it (Box–Muller). */
 function generator(seed: number): { uniform: () => number; gauss: () => number } {
   const uniform = seededRandom(seed);
-  return { uniform, gauss: () => Math.sqrt(-2 * Math.log(uniform() + 1e-12)) * Math.cos(2 * Math.PI * uniform()) };
+  return { uniform, gauss: () => gaussianFrom(uniform) };
 }
 
 /** One trial's truth (position per hop) and true slope (units per second). */

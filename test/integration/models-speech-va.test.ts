@@ -17,7 +17,7 @@ import { promisify } from 'node:util';
 import { pino } from 'pino';
 import { REPO_ROOT } from '../../core/config.js';
 import { resample } from '../../streams/audio.js';
-import { seededRandom } from '../../core/seeded-random.js';
+import { gaussianFrom, seededRandom } from '../../core/seeded-random.js';
 import { MODEL_SPECS, type ModelSpec } from '../../models/manifest.js';
 import { modelRoot, sha256File } from '../../models/files.js';
 import { readModelCard } from '../../models/model-card.js';
@@ -153,8 +153,7 @@ const PERTURB: Record<string, (x: Float32Array) => Float32Array> = {
     const rnd = seededRandom(7);
     const amp = Math.sqrt(activePower(x) / 10 ** (NOISE_SNR_DB / 10));
     return x.map((s) => {
-      const g = Math.sqrt(-2 * Math.log(rnd() + 1e-12)) * Math.cos(2 * Math.PI * rnd()); // Box-Muller
-      return s + amp * g;
+      return s + amp * gaussianFrom(rnd);
     });
   },
 };

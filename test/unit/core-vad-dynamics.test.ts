@@ -10,7 +10,7 @@ import { smoothAffect } from '../../streams/operators/smooth-affect.js';
 import { createFilter } from '../../streams/smoothing.js';
 import { deriveStreamEvents, resolveEscalationOptions, type EscalationOptions } from '../../streams/turns.js';
 import { RUSSELL_1980_TERMS } from '../../core/emotion-terms.js';
-import { seededRandom } from '../../core/seeded-random.js';
+import { gaussianFrom, seededRandom } from '../../core/seeded-random.js';
 import type { AffectEstimate, AlertEvent, AudioWindow, PipelineEvent } from '../../core/types.js';
 import { affectFrame, affectPoint } from '../helpers/affect-frame.js';
 import type { VoiceDetector } from '../../models/ports.js';
@@ -203,7 +203,7 @@ function escalatingCall(o: {
   rise?: number;
 }): Array<[number, number, number]> {
   const rand = seededRandom(o.seed ?? 11);
-  const gauss = (): number => Math.sqrt(-2 * Math.log(rand() + 1e-12)) * Math.cos(2 * Math.PI * rand());
+  const gauss = (): number => gaussianFrom(rand);
   const noise = (): (() => number) => {
     const q = [gauss(), gauss(), gauss()];
     return () => {
