@@ -11,6 +11,7 @@ import { createFilter } from '../../streams/smoothing.js';
 import { deriveStreamEvents, resolveEscalationOptions, type EscalationOptions } from '../../streams/turns.js';
 import { RUSSELL_1980_TERMS } from '../../core/emotion-terms.js';
 import { gaussianFrom, seededRandom } from '../../core/seeded-random.js';
+import { noiseSeries } from '../../bench/sections/smoothing.js';
 import type { AffectEstimate, AlertEvent, AudioWindow, PipelineEvent } from '../../core/types.js';
 import { affectFrame, affectPoint } from '../helpers/affect-frame.js';
 import type { VoiceDetector } from '../../models/ports.js';
@@ -204,17 +205,9 @@ function escalatingCall(o: {
 }): Array<[number, number, number]> {
   const rand = seededRandom(o.seed ?? 11);
   const gauss = (): number => gaussianFrom(rand);
-  const noise = (): (() => number) => {
-    const q = [gauss(), gauss(), gauss()];
-    return () => {
-      if (!o.overlap) return o.sd * gauss();
-      q.push(gauss());
-      const x = (q[0]! + q[1]! + q[2]! + q[3]!) / 2;
-      q.shift();
-      return o.sd * x;
-    };
-  };
-  const [nv, na] = [noise(), noise()];
+  // The smoothing bench's noise, so the tests and the bench's figures mean the same thing by 'overlap'.
+  const kind = o.overlap ? 'overlap' : 'iid';
+  const [nv, na] = [noiseSeries(kind, o.sd, gauss), noiseSeries(kind, o.sd, gauss)];
   const rampS = o.rampS ?? 6;
   const rise = o.rise ?? 0.6;
   const frames: Array<[number, number, number]> = [];
