@@ -13,7 +13,7 @@ import { Observable, type OperatorFunction } from 'rxjs';
 import { locate } from '../core/circumplex.js';
 import type { EmotionTerm } from '../core/emotion-terms.js';
 import type { AffectPoint, PipelineEvent, TranscriptEvent, AffectSummary, TurnEvent } from '../core/types.js';
-import { createEscalationDetector, type EscalationOptions } from './escalation.js';
+import { createEscalationDetector, resolveEscalationOptions, type EscalationOptions } from './escalation.js';
 import type { VoiceSegment } from './vad.js';
 
 export {
@@ -91,7 +91,7 @@ export function summariseTurn(
  */
 export function deriveStreamEvents(opts: StreamEventsOptions): OperatorFunction<PipelineEvent, PipelineEvent> {
   // Validates the options when the operator is made, not at the first frame.
-  createEscalationDetector(opts.escalation, opts.minVoicedFraction);
+  const escalationOptions = resolveEscalationOptions(opts.escalation);
   return (events$) =>
     new Observable<PipelineEvent>((sub) => {
       const frames: AffectPoint[] = [];
@@ -113,7 +113,7 @@ export function deriveStreamEvents(opts: StreamEventsOptions): OperatorFunction<
         asrSegs.push(seg);
         asrText.set(seg, text);
       };
-      const escalation = createEscalationDetector(opts.escalation, opts.minVoicedFraction);
+      const escalation = createEscalationDetector(escalationOptions, opts.minVoicedFraction);
 
       let lastFrameMs = 0;
       const emitTurns = (uptoMs: number): void => {
