@@ -16,10 +16,11 @@
  * output, not the model's generalisation.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { REPO_ROOT } from '../core/config.js';
+import { audioSeconds, ravdessClips } from './lib/ravdess.js';
 
 const dataRoot = process.env.CIRCUMPLEX_DATA_DIR ? path.resolve(process.env.CIRCUMPLEX_DATA_DIR) : path.resolve(REPO_ROOT, '..', 'shared', 'data');
 const flacDir = path.join(dataRoot, 'ravdess', 'flac');
@@ -52,19 +53,12 @@ function emodbClips(speaker: string, emotions: readonly string[]): string[] {
     .sort();
 }
 
-const durationS = (files: readonly string[]): number =>
-  execFileSync('soxi', ['-D', ...files])
-    .toString()
-    .trim()
-    .split('\n')
-    .reduce((s, x) => s + Number(x), 0);
-
 /** The calm part (files in order) and the clips after the change, per speaker: 'up' an escalation, 'happy' not one. */
 function parts(actor: string): { calm: string[]; up: string[]; happy: string[] } {
   if (corpus === 'emodb') {
     const neutral = emodbClips(actor, ['neutral']);
     if (neutral.length === 0) throw new Error(`${dataRoot}/emodb/labels.csv: speaker ${actor} has no neutral clips`);
-    const calm = Array.from({ length: Math.ceil(40 / durationS(neutral)) }, () => neutral).flat();
+    const calm = Array.from({ length: Math.ceil(40 / audioSeconds(neutral)) }, () => neutral).flat();
     return { calm, up: emodbClips(actor, ['anger']), happy: emodbClips(actor, ['happiness']) };
   }
   const once = clips(actor, ['01', '02']);
@@ -72,12 +66,7 @@ function parts(actor: string): { calm: string[]; up: string[]; happy: string[] }
   return { calm: [...once, ...once], up: clips(actor, ['05']), happy: clips(actor, ['03']) };
 }
 
-function clips(actor: string, codes: readonly string[]): string[] {
-  return readdirSync(flacDir)
-    .filter((f) => codes.some((c) => f.startsWith(`03-01-${c}-`)) && f.endsWith(`-${actor}.flac`))
-    .sort()
-    .map((f) => path.join(flacDir, f));
-}
+const clips = (actor: string, codes: readonly string[]): string[] => ravdessClips(flacDir, actor, codes);
 
 interface Frame {
   type: string;
@@ -119,7 +108,7 @@ function readShift(frames: readonly Frame[], onsetMs: number): { arousal: number
 try {
   for (const actor of actors) {
     const { calm, up, happy } = parts(actor);
-    const onsetMs = 1000 * durationS(calm);
+    const onsetMs = 1000 * audioSeconds(calm);
     for (const [kind, next] of [
       ['up', up],
       ['happy', happy],

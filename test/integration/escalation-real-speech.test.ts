@@ -9,27 +9,21 @@
  * to a person after the anger and not before.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ServerMessageSchema, type ServerMessage } from '../../core/protocol.js';
 import { REPO_ROOT } from '../../core/config.js';
 import { speechDataRoot } from '../helpers/speech-corpus.js';
+import { audioSeconds, ravdessClips } from '../../bench/lib/ravdess.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'escalation-speech-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const env: NodeJS.ProcessEnv = { ...process.env, CIRCUMPLEX_DEVICE: 'cpu', CIRCUMPLEX_LOG_LEVEL: 'warn' };
 delete env['CIRCUMPLEX_VOSK_MODEL'];
 
-/** RAVDESS speech clips of `actor` with emotion code `code` (01 neutral, 02 calm, 03 happy, 05 angry), in name order. */
-function clips(actor: string, codes: readonly string[]): string[] {
-  const flac = path.join(speechDataRoot(), 'ravdess', 'flac');
-  return readdirSync(flac)
-    .filter((f) => codes.some((c) => f.startsWith(`03-01-${c}-`)) && f.endsWith(`-${actor}.flac`))
-    .sort()
-    .map((f) => path.join(flac, f));
-}
+const clips = (actor: string, codes: readonly string[]): string[] => ravdessClips(path.join(speechDataRoot(), 'ravdess', 'flac'), actor, codes);
 
 /** Calm and neutral twice, then `then`'s clips, as one 16 kHz WAV; returns it and the change's audio time (ms). */
 function call(actor: string, then: string): { wav: string; onsetMs: number } {
@@ -39,12 +33,7 @@ function call(actor: string, then: string): { wav: string; onsetMs: number } {
   expect(next).toHaveLength(8);
   const wav = path.join(dir, `${actor}-${then}.wav`);
   execFileSync('sox', ['-q', ...calm, ...calm, ...next, '-r', '16000', '-c', '1', '-b', '16', wav]);
-  const seconds = execFileSync('soxi', ['-D', ...calm])
-    .toString()
-    .trim()
-    .split('\n')
-    .reduce((s, x) => s + Number(x), 0);
-  return { wav, onsetMs: 2 * seconds * 1000 };
+  return { wav, onsetMs: 2 * audioSeconds(calm) * 1000 };
 }
 
 function alerts(wav: string): Array<Extract<ServerMessage, { type: 'alert' }>> {

@@ -7,7 +7,6 @@
  * only.
  */
 import { execFileSync } from 'node:child_process';
-import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
@@ -18,6 +17,7 @@ import { concat, silence, speak } from '../helpers/vad-audio.js';
 import { twilioStart, twilioStop } from '../../src/server/twilio-messages.js';
 import { connect, silentLogger, startServer, type TestClient } from '../helpers/server-helpers.js';
 import { speechDataRoot } from '../helpers/speech-corpus.js';
+import { audioSeconds, ravdessClips } from '../../bench/lib/ravdess.js';
 
 const TOKEN = 'twilio-test-token';
 let engine: Engine;
@@ -261,14 +261,9 @@ describe('escalation alerts over Twilio (real speech, telephone quality)', () =>
   it('a caller who turns angry raises an escalation alert on <callSid>:inbound within 12 s; the agent who turns happy raises none', async () => {
     // RAVDESS actor 01 (the shipped speech model's training data: this checks the path, not the model):
     // the calm and neutral clips twice over, then angry clips on the caller's track and happy ones on the agent's.
-    const flac = path.join(speechDataRoot(), 'ravdess', 'flac');
-    const clips = (codes: string[]) =>
-      readdirSync(flac)
-        .filter((f) => codes.some((c) => f.startsWith(`03-01-${c}-`)) && f.endsWith('-01.flac'))
-        .sort()
-        .map((f) => path.join(flac, f));
+    const clips = (codes: string[]) => ravdessClips(path.join(speechDataRoot(), 'ravdess', 'flac'), '01', codes);
     const calm = [...clips(['01', '02']), ...clips(['01', '02'])];
-    const onsetMs = (decode(calm).length / 16000) * 1000;
+    const onsetMs = audioSeconds(calm) * 1000;
     const caller = payloads(decode([...calm, ...clips(['05'])]));
     const agent = payloads(decode([...calm, ...clips(['03'])]));
     const sub: TestClient = connect(fast, `/v1/stream?token=${TOKEN}`);
