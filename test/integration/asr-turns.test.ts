@@ -10,7 +10,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ServerMessageSchema, type ServerMessage } from '../../core/protocol.js';
+import type { ServerMessage } from '../../core/protocol.js';
+import { serverMessages } from '../helpers/json-lines.js';
 import { buildTinyVoskModel } from '../helpers/asr-tiny-vosk-model.js';
 import { concat, silence, speak, writeWav } from '../helpers/vad-audio.js';
 
@@ -25,11 +26,7 @@ let spans: Array<[number, number]>;
 function run(args: string[]): ServerMessage[] {
   const r = spawnSync(process.execPath, [BIN, 'run', '--input', WAV, '--json', ...args], { env, maxBuffer: 64 * 1024 * 1024, timeout: 90_000 });
   expect(r.status, r.stderr.toString()).toBe(0);
-  return r.stdout
-    .toString()
-    .trim()
-    .split('\n')
-    .map((l) => ServerMessageSchema.parse(JSON.parse(l)));
+  return serverMessages(r.stdout);
 }
 
 beforeAll(() => {

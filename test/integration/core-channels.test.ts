@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ServerMessageSchema, type ServerMessage } from '../../core/protocol.js';
+import { serverMessages } from '../helpers/json-lines.js';
 import { concat, silence, speak, wavBytes, writeWav } from '../helpers/vad-audio.js';
 import { connect, sleep } from '../helpers/server-helpers.js';
 import { waitForListening } from '../helpers/listening.js';
@@ -31,11 +32,6 @@ function run(args: string[], input?: Buffer) {
   const r = spawnSync(process.execPath, [BIN, 'run', ...args], { env, input, maxBuffer: 64 * 1024 * 1024, timeout: 90_000 });
   return { code: r.status, stdout: r.stdout.toString(), stderr: r.stderr.toString() };
 }
-const parse = (stdout: string): ServerMessage[] =>
-  stdout
-    .trim()
-    .split('\n')
-    .map((l) => ServerMessageSchema.parse(JSON.parse(l)));
 
 beforeAll(() => {
   const agent = speak('Thank you for calling, how can I help you today?');
@@ -56,7 +52,7 @@ describe('run --channels-as-streams', () => {
   it('a stereo file gives one stream per channel with its own frames, seqs and turns', () => {
     const r = run(['--input', STEREO, '--channels-as-streams', '--stream-id', 'call', '--json']);
     expect(r.code, r.stderr).toBe(0);
-    const msgs = parse(r.stdout);
+    const msgs = serverMessages(r.stdout);
     for (const [id, span] of [
       ['call:ch0', agentSpan],
       ['call:ch1', callerSpan],
@@ -78,9 +74,9 @@ describe('run --channels-as-streams', () => {
     const wav = wavBytes([left, right]);
     const r = run(['--input', '-', '--channels', '2', '--channels-as-streams', '--stream-id', 'call', '--json'], wav.subarray(44));
     expect(r.code, r.stderr).toBe(0);
-    const fromFile = parse(run(['--input', STEREO, '--channels-as-streams', '--stream-id', 'call', '--json']).stdout);
+    const fromFile = serverMessages(run(['--input', STEREO, '--channels-as-streams', '--stream-id', 'call', '--json']).stdout);
     const turns = (ms: ServerMessage[]) => ms.flatMap((m) => (m.type === 'turn' ? [[m.streamId, m.startMs, m.endMs]] : [])).sort();
-    expect(turns(parse(r.stdout))).toEqual(turns(fromFile));
+    expect(turns(serverMessages(r.stdout))).toEqual(turns(fromFile));
   });
 
   it('a mono input is a clear configuration error', () => {
@@ -96,8 +92,8 @@ describe('WAV on stdin and --rate with WAV input', () => {
   it('a stereo WAV piped on stdin is recognised by its header: same streams and turns as the file (no --channels needed)', () => {
     const r = run(['--input', '-', '--channels-as-streams', '--stream-id', 'call', '--json'], wavBytes([left, right]));
     expect(r.code, r.stderr).toBe(0);
-    const fromFile = parse(run(['--input', STEREO, '--channels-as-streams', '--stream-id', 'call', '--json']).stdout);
-    expect(turnsOf(parse(r.stdout))).toEqual(turnsOf(fromFile));
+    const fromFile = serverMessages(run(['--input', STEREO, '--channels-as-streams', '--stream-id', 'call', '--json']).stdout);
+    expect(turnsOf(serverMessages(r.stdout))).toEqual(turnsOf(fromFile));
     expect(turnsOf(fromFile)).toHaveLength(2);
   });
 
@@ -109,7 +105,7 @@ describe('WAV on stdin and --rate with WAV input', () => {
     const piped = run(['--input', '-', '--json'], wavBytes([down], 8000));
     const direct = run(['--input', file, '--json']);
     expect(piped.code, piped.stderr).toBe(0);
-    const frames = (out: string) => parse(out).flatMap((m) => (m.type === 'affect' ? [[m.tMs, m.valence.toFixed(4), m.arousal.toFixed(4)]] : []));
+    const frames = (out: string) => serverMessages(out).flatMap((m) => (m.type === 'affect' ? [[m.tMs, m.valence.toFixed(4), m.arousal.toFixed(4)]] : []));
     expect(frames(piped.stdout).length).toBeGreaterThan(20);
     expect(frames(piped.stdout)).toEqual(frames(direct.stdout));
   });

@@ -9,7 +9,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AffectMessage, ServerMessageSchema } from '../../core/protocol.js';
+import { AffectMessage } from '../../core/protocol.js';
+import { serverMessages } from '../helpers/json-lines.js';
 import type { AffectFrameMessage } from '../../core/protocol.js';
 import { buildTinyVoskModel } from '../helpers/asr-tiny-vosk-model.js';
 
@@ -198,10 +199,7 @@ describe('circumplex run --json on the shipped WAV', () => {
     expect(lines[0]).toMatch(
       /^\s+1\.00s {2}valence [+-]\d\.\d\d {2}arousal [+-]\d\.\d\d {2}dominance [+-]\d\.\d\d {2}conf \d\.\d\d {2}[a-z ]+ intensity \d\.\d\d$/,
     );
-    const lines0 = readFileSync(rec, 'utf8')
-      .trim()
-      .split('\n')
-      .map((l) => ServerMessageSchema.parse(JSON.parse(l)));
+    const lines0 = serverMessages(readFileSync(rec, 'utf8'));
     // The first line announces the stream's timing (replay reads it back); the rest are the messages.
     expect(lines0[0]).toEqual({ type: 'stream', stream: { streamId: 'input', hopMs: 250, windowMs: 1000, sampleRateHz: 16000, state: 'live', lastSeq: -1 } });
     const recorded = lines0.slice(1);
@@ -264,10 +262,7 @@ describe('run with the text path (tiny repo-built Vosk model + text classifier f
     const vosk = buildTinyVoskModel(path.join(dir, 'vosk-tiny'));
     const r = run(['--input', SPEECH, '--json', '--asr-model', vosk, '--text-model', 'text-classifier-fixture']);
     expect(r.code, r.stderr).toBe(0);
-    const msgs = r.stdout
-      .trim()
-      .split('\n')
-      .map((l) => ServerMessageSchema.parse(JSON.parse(l)));
+    const msgs = serverMessages(r.stdout);
     expect(msgs.map((m) => ('seq' in m ? m.seq : -1))).toEqual([...Array(msgs.length).keys()]);
     const affect = msgs.filter((m) => m.type === 'affect');
     const transcripts = msgs.filter((m) => m.type === 'transcript');
@@ -282,10 +277,7 @@ describe('run with the text path (tiny repo-built Vosk model + text classifier f
     const vosk = buildTinyVoskModel(path.join(dir, 'vosk-tiny-2'));
     const a = run(['--input', SPEECH, '--json', '--asr-model', vosk]);
     expect(a.code, a.stderr).toBe(0);
-    const msgs = a.stdout
-      .trim()
-      .split('\n')
-      .map((l) => ServerMessageSchema.parse(JSON.parse(l)));
+    const msgs = serverMessages(a.stdout);
     const affect = msgs.filter((m) => m.type === 'affect');
     expect(affect.length).toBe(74);
     expect(msgs.filter((m) => m.type === 'transcript').length).toBeGreaterThan(0);
@@ -306,11 +298,7 @@ describe('run with the text path (tiny repo-built Vosk model + text classifier f
       timeout: 90_000,
     });
     expect(r.status, r.stderr.toString()).toBe(0);
-    const msgs = r.stdout
-      .toString()
-      .trim()
-      .split('\n')
-      .map((l) => ServerMessageSchema.parse(JSON.parse(l)));
+    const msgs = serverMessages(r.stdout);
     expect(msgs.some((m) => m.type === 'transcript')).toBe(true);
     expect(msgs.some((m) => m.type === 'affect' && m.modalities.includes('text'))).toBe(true);
   });

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ServerMessageSchema } from '../../core/protocol.js';
+import { serverMessages } from '../helpers/json-lines.js';
 
 const SPEECH = 'test/fixtures/audio/speech.wav';
 const dir = mkdtempSync(path.join(tmpdir(), 'flac-cli-'));
@@ -30,14 +30,9 @@ describe('run --input FLAC', () => {
     expect(a.code, a.stderr).toBe(0);
     expect(b.code, b.stderr).toBe(0);
     // Every message (affect frames, and turns when voice activity detection is on) is the same.
-    const messages = (out: string) =>
-      out
-        .trim()
-        .split('\n')
-        .map((l) => ServerMessageSchema.parse(JSON.parse(l)));
-    const ma = messages(a.stdout);
+    const ma = serverMessages(a.stdout);
     expect(ma.filter((m) => m.type === 'affect').length).toBeGreaterThan(70);
-    expect(messages(b.stdout)).toEqual(ma);
+    expect(serverMessages(b.stdout)).toEqual(ma);
     expect(b.stderr).toMatch(/19\.14 s audio/);
   });
 

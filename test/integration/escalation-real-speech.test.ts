@@ -13,7 +13,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ServerMessageSchema, type ServerMessage } from '../../core/protocol.js';
+import type { ServerMessage } from '../../core/protocol.js';
+import { serverMessages } from '../helpers/json-lines.js';
 import { REPO_ROOT } from '../../core/config.js';
 import { speechDataRoot } from '../helpers/speech-corpus.js';
 import { audioSeconds, ravdessClips } from '../../bench/lib/ravdess.js';
@@ -39,11 +40,7 @@ function call(actor: string, then: string): { wav: string; onsetMs: number } {
 function alerts(wav: string): Array<Extract<ServerMessage, { type: 'alert' }>> {
   const r = spawnSync(process.execPath, ['bin/circumplex.mjs', 'run', '--input', wav, '--json'], { env, maxBuffer: 64 * 1024 * 1024, timeout: 120_000 });
   expect(r.status, r.stderr.toString()).toBe(0);
-  const messages = r.stdout
-    .toString()
-    .trim()
-    .split('\n')
-    .map((l) => ServerMessageSchema.parse(JSON.parse(l)));
+  const messages = serverMessages(r.stdout);
   expect(messages.filter((m) => m.type === 'affect').length).toBeGreaterThan(400);
   return messages.flatMap((m) => (m.type === 'alert' ? [m] : []));
 }

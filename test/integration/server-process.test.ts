@@ -9,6 +9,7 @@ import { chmodSync, mkdtempSync, readFileSync, writeFileSync, existsSync } from 
 import os from 'node:os';
 import path from 'node:path';
 import { PROTOCOL_VERSION, ServerMessageSchema, type ServerMessage } from '../../core/protocol.js';
+import { serverMessages } from '../helpers/json-lines.js';
 import { REPO_ROOT } from '../../core/config.js';
 import { connect, seqGaps, sleep, toneS16, type TestClient } from '../helpers/server-helpers.js';
 import { buildTinyVoskModel } from '../helpers/asr-tiny-vosk-model.js';
@@ -220,10 +221,7 @@ describe('circumplex serve (real process, real engine)', () => {
     child.stdin?.end(readFileSync(WAV).subarray(44, 44 + 3 * 32000));
     const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
     expect(code).toBe(0);
-    const lines = readFileSync(rec, 'utf8')
-      .trimEnd()
-      .split('\n')
-      .map((l) => ServerMessageSchema.parse(JSON.parse(l)));
+    const lines = serverMessages(readFileSync(rec, 'utf8'));
     // windows of 1 s every 250 ms over 3 s: ends at 1.0, 1.25, ..., 3.0 s
     expect(lines.filter((m) => m.type === 'affect').map((m) => (m as { tMs: number }).tMs)).toEqual([1000, 1250, 1500, 1750, 2000, 2250, 2500, 2750, 3000]);
     expect(lines.at(-1)).toMatchObject({ type: 'status', state: 'ended', message: 'input ended' });
@@ -235,11 +233,7 @@ describe('circumplex serve (real process, real engine)', () => {
       const rec = path.join(dir, `${args.join('') || 'default'}.jsonl`);
       const { code, err } = await serveToExit(['--input', WAV, '--exit-on-end', '--vad', 'off', '--record', rec, ...args], { CIRCUMPLEX_LOG_LEVEL: 'warn' });
       expect(code, err).toBe(0);
-      return readFileSync(rec, 'utf8')
-        .trimEnd()
-        .split('\n')
-        .map((l) => ServerMessageSchema.parse(JSON.parse(l)))
-        .filter((m): m is Extract<ServerMessage, { type: 'affect' }> => m.type === 'affect');
+      return serverMessages(readFileSync(rec, 'utf8')).filter((m): m is Extract<ServerMessage, { type: 'affect' }> => m.type === 'affect');
     };
     // speech only: the fused point is the speech part's, so with no filter every frame that carries information is exactly it
     const gap = (f: Extract<ServerMessage, { type: 'affect' }>): number =>
