@@ -29,7 +29,8 @@ const corpusAt = args.indexOf('--corpus');
 const corpus = corpusAt >= 0 ? args.splice(corpusAt, 2)[1] : 'ravdess';
 const telAt = args.indexOf('--telephone');
 // --telephone: each file goes through 8 kHz μ-law and back, as a Twilio track arrives.
-const telephone = telAt >= 0 && args.splice(telAt, 1).length === 1;
+const telephone = telAt >= 0;
+if (telephone) args.splice(telAt, 1);
 if (corpus !== 'ravdess' && corpus !== 'emodb') throw new Error(`--corpus must be ravdess or emodb, got ${String(corpus)}`);
 const EMODB_SPEAKERS = ['03', '08', '09', '10', '11', '12', '13', '14'];
 

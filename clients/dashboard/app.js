@@ -197,7 +197,7 @@ function onFrame(msg) {
     );
     if (s.lines.length > MAX_LINES) s.lines.splice(0, s.lines.length - MAX_LINES);
   } else if (msg.type === 'alert') {
-    if (![msg.tMs].every(Number.isFinite)) {
+    if (!Number.isFinite(msg.tMs)) {
       stats.invalid++;
       return;
     }
