@@ -18,6 +18,7 @@ speakers are scored once, at the end. Writes
     <out>/<id>/model.onnx + streaming/ (incl. step.onnx)   the trained model   (export_standins.export_one)
     <out>/<id>-random/ ...                                the same config and seed, untrained
     <out>/<id>/train.json                                 recipe, split, held-out figures
+    <out>/<id>/model.pt                                   the torch weights (probe_deviation_sources.py reads them)
     <out>/<id>/heldout.wav, heldout.json                  held-out speakers' clips, silence-trimmed and
                                                           concatenated, and their spans and targets (the
                                                           tolerance bench's --audio and --labels)
@@ -221,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     info = export_one(a.config, a.out, a.id, a.seed, a.opset, True, log, model=m, extra=recipe)
     rnd = export_one(a.config, a.out, a.id + "-random", a.seed, a.opset, True, log, extra={"trained": None})
     d = os.path.join(a.out, a.id)
+    torch.save(m.state_dict(), os.path.join(d, "model.pt"))  # the torch weights, for probes of the encoder's layers
     write_heldout(d, clips, te_idx, audio)
     write_heldout(d, clips, tr_idx, audio, "fitstream")
     with open(os.path.join(d, "train.json"), "w") as f:
