@@ -117,9 +117,9 @@ try {
       const wav = path.join(dir, `${actor}-${kind}.wav`);
       if (telephone) {
         const tel = path.join(dir, `${actor}-${kind}.ulaw.wav`);
-        execFileSync('sox', ['-q', ...calm, ...next, '-r', '8000', '-c', '1', '-e', 'u-law', tel]);
-        execFileSync('sox', ['-q', tel, '-r', '16000', '-e', 'signed', '-b', '16', wav]);
-      } else execFileSync('sox', ['-q', ...calm, ...next, '-r', '16000', '-c', '1', '-b', '16', wav]);
+        execFileSync('sox', ['-R', '-q', ...calm, ...next, '-r', '8000', '-c', '1', '-e', 'u-law', tel]);
+        execFileSync('sox', ['-R', '-q', tel, '-r', '16000', '-e', 'signed', '-b', '16', wav]);
+      } else execFileSync('sox', ['-R', '-q', ...calm, ...next, '-r', '16000', '-c', '1', '-b', '16', wav]);
       for (const [m, extra] of Object.entries(methods)) {
         const t = tally[m]!;
         const { alerts, frames } = alertTimes(wav, extra);

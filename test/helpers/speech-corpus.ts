@@ -95,7 +95,7 @@ export function holdoutSpeakers(clips: readonly LabelledClip[], n: number): stri
 
 /** Decodes a WAV/FLAC file to 16 kHz mono float32 with sox. */
 export async function decodeClip(file: string): Promise<Float32Array> {
-  const { stdout } = await run('sox', [file, '-t', 'f32', '-e', 'floating-point', '-r', '16000', '-c', '1', '-'], {
+  const { stdout } = await run('sox', ['-R', file, '-t', 'f32', '-e', 'floating-point', '-r', '16000', '-c', '1', '-'], {
     encoding: 'buffer',
     maxBuffer: 64 << 20,
   });

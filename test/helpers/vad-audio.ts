@@ -18,7 +18,7 @@ export function speak(text: string, voice = 'en-us'): Float32Array {
     const raw = join(dir, 'raw.wav');
     const out = join(dir, 'out.raw');
     execFileSync('espeak-ng', ['-v', voice, '-s', '165', '-w', raw, text]);
-    execFileSync('sox', [raw, '-r', String(RATE), '-c', '1', '-b', '16', '-e', 'signed-integer', '-t', 'raw', out]);
+    execFileSync('sox', ['-R', raw, '-r', String(RATE), '-c', '1', '-b', '16', '-e', 'signed-integer', '-t', 'raw', out]);
     const b = readFileSync(out);
     const s = new Float32Array(b.length / 2);
     for (let i = 0; i < s.length; i++) s[i] = b.readInt16LE(2 * i) / 32768;

@@ -55,7 +55,7 @@ function synthesize(dir: string): Float32Array {
   const wav = path.join(dir, 'tts.wav');
   const raw = path.join(dir, 'tts.raw');
   execFileSync('espeak-ng', ['-v', 'en-us', '-s', '140', '-w', wav, SENTENCE]);
-  execFileSync('sox', [wav, '-t', 'raw', '-r', '16000', '-c', '1', '-e', 'signed-integer', '-b', '16', raw, 'pad', `${LEAD_MS / 1000}`, '1']);
+  execFileSync('sox', ['-R', wav, '-t', 'raw', '-r', '16000', '-c', '1', '-e', 'signed-integer', '-b', '16', raw, 'pad', `${LEAD_MS / 1000}`, '1']);
   const b = readFileSync(raw);
   const out = new Float32Array(b.length / 2);
   for (let i = 0; i < out.length; i++) out[i] = b.readInt16LE(i * 2) / 32768;

@@ -63,7 +63,7 @@ const OTHER = path.join(dir, 'other.wav');
 
 beforeAll(() => {
   // Inputs made here, deterministically, with the tools the project relies on.
-  execFileSync('sox', ['-q', SPEECH, '-r', '44100', '-c', '2', S44]);
+  execFileSync('sox', ['-R', '-q', SPEECH, '-r', '44100', '-c', '2', S44]);
   const raw = path.join(dir, 'other-22k.wav');
   execFileSync('espeak-ng', [
     '-v',
@@ -76,7 +76,7 @@ beforeAll(() => {
     raw,
     "Oh no. I lost everything today and nobody cares. Wow, that's amazing, we won the big prize, let's celebrate! Now I just want to sleep quietly.",
   ]);
-  execFileSync('sox', ['-q', raw, '-r', '16000', '-c', '1', OTHER]);
+  execFileSync('sox', ['-R', '-q', raw, '-r', '16000', '-c', '1', OTHER]);
   const r = run(['--input', SPEECH, '--json']);
   expect(r.code, r.stderr).toBe(0);
   base = frames(r.stdout);
@@ -159,21 +159,21 @@ describe('circumplex run --json on the shipped WAV', () => {
   });
 
   it('reads raw s16le from stdin (--input -) with the same result as the file, and at a declared 44.1 kHz stereo', () => {
-    const pcm = execFileSync('sox', ['-q', SPEECH, '-t', 'raw', '-e', 'signed-integer', '-b', '16', '-'], { maxBuffer: 64 * 1024 * 1024 });
+    const pcm = execFileSync('sox', ['-R', '-q', SPEECH, '-t', 'raw', '-e', 'signed-integer', '-b', '16', '-'], { maxBuffer: 64 * 1024 * 1024 });
     const r = run(['--input', '-', '--rate', '16000', '--json'], pcm);
     expect(r.code, r.stderr).toBe(0);
     const fromStdin = frames(r.stdout);
     expect(fromStdin.length).toBe(base.length);
     expect(distance(base, fromStdin).max).toBeLessThan(1e-9);
 
-    const pcm44 = execFileSync('sox', ['-q', S44, '-t', 'raw', '-e', 'signed-integer', '-b', '16', '-'], { maxBuffer: 64 * 1024 * 1024 });
+    const pcm44 = execFileSync('sox', ['-R', '-q', S44, '-t', 'raw', '-e', 'signed-integer', '-b', '16', '-'], { maxBuffer: 64 * 1024 * 1024 });
     const r44 = run(['--input', '-', '--rate', '44100', '--channels', '2', '--json'], pcm44);
     expect(r44.code, r44.stderr).toBe(0);
     expect(distance(base, frames(r44.stdout)).mean).toBeLessThan(0.08);
   });
 
   it('stays lossless offline with a short hop: stdin (big pipe reads) at --hop-ms 100, a file at --hop-ms 5', () => {
-    const pcm = execFileSync('sox', ['-q', SPEECH, '-t', 'raw', '-e', 'signed-integer', '-b', '16', '-'], { maxBuffer: 64 * 1024 * 1024 });
+    const pcm = execFileSync('sox', ['-R', '-q', SPEECH, '-t', 'raw', '-e', 'signed-integer', '-b', '16', '-'], { maxBuffer: 64 * 1024 * 1024 });
     const fromFile = run(['--input', SPEECH, '--hop-ms', '100', '--json']);
     const fromStdin = run(['--input', '-', '--hop-ms', '100', '--json'], pcm);
     expect(fromStdin.code, fromStdin.stderr).toBe(0);

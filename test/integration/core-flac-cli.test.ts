@@ -24,7 +24,7 @@ function run(args: string[]) {
 describe('run --input FLAC', () => {
   it('gives exactly the frames of the WAV the FLAC was made from', () => {
     const flac = path.join(dir, 'speech.flac');
-    execFileSync('sox', ['-q', SPEECH, flac]);
+    execFileSync('sox', ['-R', '-q', SPEECH, flac]);
     const a = run(['--input', SPEECH, '--json']);
     const b = run(['--input', flac, '--json']);
     expect(a.code, a.stderr).toBe(0);

@@ -33,7 +33,7 @@ function call(actor: string, then: string): { wav: string; onsetMs: number } {
   expect(calm).toHaveLength(12);
   expect(next).toHaveLength(8);
   const wav = path.join(dir, `${actor}-${then}.wav`);
-  execFileSync('sox', ['-q', ...calm, ...calm, ...next, '-r', '16000', '-c', '1', '-b', '16', wav]);
+  execFileSync('sox', ['-R', '-q', ...calm, ...calm, ...next, '-r', '16000', '-c', '1', '-b', '16', wav]);
   return { wav, onsetMs: 2 * audioSeconds(calm) * 1000 };
 }
 

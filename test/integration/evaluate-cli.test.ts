@@ -57,10 +57,10 @@ interface Report {
 beforeAll(() => {
   // The shipped WAV is calm, then excited, then sad speech (README): three clips, one also as FLAC.
   mkdirSync(path.join(dir, 'clips'));
-  execFileSync('sox', ['-q', SPEECH, path.join(dir, 'clips/calm.wav'), 'trim', '0', '6']);
-  execFileSync('sox', ['-q', SPEECH, path.join(dir, 'clips/calm.flac'), 'trim', '0', '6']);
-  execFileSync('sox', ['-q', SPEECH, path.join(dir, 'clips/excited.flac'), 'trim', '6', '6']);
-  execFileSync('sox', ['-q', SPEECH, path.join(dir, 'clips/sad.wav'), 'trim', '12']);
+  execFileSync('sox', ['-R', '-q', SPEECH, path.join(dir, 'clips/calm.wav'), 'trim', '0', '6']);
+  execFileSync('sox', ['-R', '-q', SPEECH, path.join(dir, 'clips/calm.flac'), 'trim', '0', '6']);
+  execFileSync('sox', ['-R', '-q', SPEECH, path.join(dir, 'clips/excited.flac'), 'trim', '6', '6']);
+  execFileSync('sox', ['-R', '-q', SPEECH, path.join(dir, 'clips/sad.wav'), 'trim', '12']);
   const full = readFileSync(path.join(dir, 'clips/excited.flac'));
   writeFileSync(path.join(dir, 'clips/cut.flac'), full.subarray(0, Math.floor(full.length / 2)));
 });

@@ -37,7 +37,7 @@ function synth(name: string, text: string, flags: readonly string[]): Float32Arr
   const raw = path.join(dir, `${name}.raw`);
   execFileSync('espeak-ng', [...flags, '-w', wav, text]);
   // -G guards against clipping in the resampler at high espeak amplitudes
-  execFileSync('sox', ['-q', '-G', wav, '-r', '16000', '-c', '1', '-b', '16', '-e', 'signed-integer', '-t', 'raw', raw]);
+  execFileSync('sox', ['-R', '-q', '-G', wav, '-r', '16000', '-c', '1', '-b', '16', '-e', 'signed-integer', '-t', 'raw', raw]);
   const buf = readFileSync(raw);
   const out = new Float32Array(buf.length >> 1);
   for (let i = 0; i < out.length; i++) out[i] = buf.readInt16LE(2 * i) / 32768;

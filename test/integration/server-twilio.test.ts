@@ -239,7 +239,9 @@ describe('Twilio Media Streams ingest', () => {
 
 /** 16 kHz mono float samples of `files` played one after another (sox decodes FLAC/WAV and resamples). */
 function decode(files: readonly string[]): Float32Array {
-  const raw = execFileSync('sox', ['-q', ...files, '-t', 'raw', '-r', '16000', '-c', '1', '-e', 'signed', '-b', '16', '-'], { maxBuffer: 64 * 1024 * 1024 });
+  const raw = execFileSync('sox', ['-R', '-q', ...files, '-t', 'raw', '-r', '16000', '-c', '1', '-e', 'signed', '-b', '16', '-'], {
+    maxBuffer: 64 * 1024 * 1024,
+  });
   const s16 = new Int16Array(raw.buffer, raw.byteOffset, raw.byteLength / 2);
   return Float32Array.from(s16, (x) => x / 32768);
 }

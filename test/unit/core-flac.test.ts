@@ -70,9 +70,9 @@ const W44 = path.join(dir, 'speech-44k1-stereo-24.wav');
 const F44 = path.join(dir, 'speech-44k1-stereo-24.flac');
 
 beforeAll(() => {
-  execFileSync('sox', ['-q', SPEECH, F16]);
-  execFileSync('sox', ['-V1', SPEECH, '-r', '44100', '-c', '2', '-b', '24', W44]);
-  execFileSync('sox', ['-q', W44, F44]);
+  execFileSync('sox', ['-R', '-q', SPEECH, F16]);
+  execFileSync('sox', ['-R', '-V1', SPEECH, '-r', '44100', '-c', '2', '-b', '24', W44]);
+  execFileSync('sox', ['-R', '-q', W44, F44]);
 });
 
 describe('FLAC input', () => {
@@ -94,7 +94,7 @@ describe('FLAC input', () => {
     // 03-01-02-02-01-01-14 is one of the files whose last frame codec-parser 2.5.0 dropped at flush.
     for (const name of ['03-01-01-01-01-01-01.flac', '03-01-02-02-01-01-14.flac']) {
       const f = ravdessFile(name);
-      const raw = execFileSync('sox', [f, '-t', 's16', '-']);
+      const raw = execFileSync('sox', ['-R', f, '-t', 's16', '-']);
       const want = new Int16Array(raw.buffer, raw.byteOffset, raw.byteLength / 2);
       const got = await samplesOf(audioFileSource(f));
       expect(got.length, name).toBe(want.length);
