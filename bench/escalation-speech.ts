@@ -7,7 +7,8 @@
  * anger clips (by the README's targets arousal +0.79, valence −0.13: a marginal valence fall) or
  * the happiness clips. Each made into a 16 kHz WAV with sox and run through `circumplex run --json`
  * with the default detector and with `--escalation-method velocity`. `--telephone` passes each file
- * through 8 kHz μ-law first, as a Twilio track arrives.
+ * through 8 kHz μ-law first, as a Twilio track arrives. `--variant NAME=FLAGS` (repeatable) runs
+ * named sets of `run` flags instead of the two detectors, e.g. `--variant b6="--escalation-min-blocks 6"`.
  * Counts: angry changes alerted within 12 s (and the mean delay), alerts during the calm/neutral
  * part, alerts after the change to happy. Writes JSON to stdout, a summary to stderr.
  *
@@ -31,6 +32,20 @@ const telAt = args.indexOf('--telephone');
 // --telephone: each file goes through 8 kHz μ-law and back, as a Twilio track arrives.
 const telephone = telAt >= 0;
 if (telephone) args.splice(telAt, 1);
+// --variant NAME=FLAGS (repeatable): named `run` flag sets instead of the two detectors.
+const variants: Array<[string, string[]]> = [];
+for (let at = args.indexOf('--variant'); at >= 0; at = args.indexOf('--variant')) {
+  const spec = args.splice(at, 2)[1] ?? '';
+  const eq = spec.indexOf('=');
+  if (eq < 1) throw new Error(`--variant must be NAME=FLAGS, got ${JSON.stringify(spec)}`);
+  variants.push([
+    spec.slice(0, eq),
+    spec
+      .slice(eq + 1)
+      .split(' ')
+      .filter(Boolean),
+  ]);
+}
 if (corpus !== 'ravdess' && corpus !== 'emodb') throw new Error(`--corpus must be ravdess or emodb, got ${String(corpus)}`);
 const EMODB_SPEAKERS = ['03', '08', '09', '10', '11', '12', '13', '14'];
 
@@ -93,7 +108,7 @@ function alertTimes(wav: string, extra: string[]): { alerts: number[]; frames: F
 
 const actors = parseActors(args[0]);
 const dir = mkdtempSync(path.join(tmpdir(), 'escalation-speech-'));
-const methods = { shift: [] as string[], velocity: ['--escalation-method', 'velocity'] };
+const methods: Record<string, string[]> = variants.length > 0 ? Object.fromEntries(variants) : { shift: [], velocity: ['--escalation-method', 'velocity'] };
 type Tally = { caught: number; delays: number[]; duringCalm: number; afterHappy: number; frames: number; shifts: Array<{ arousal: number; valence: number }> };
 const tally: Record<string, Tally> = {};
 for (const m of Object.keys(methods)) tally[m] = { caught: 0, delays: [], duringCalm: 0, afterHappy: 0, frames: 0, shifts: [] };

@@ -18,6 +18,8 @@
  * at rest, then arousal +0.6 and valence −0.6 over 6 s, then 10 s held; an alert between the ramp's
  * start and 12 s after it counts) with the mean delay from the ramp's start, false alarms per hour on
  * constant affect with the same noise, and alerts in the first minute of constant-affect streams.
+ * Onset rows: the default detector and filter on the same escalations starting 10, 15, 20, 30 or 40 s
+ * into the stream, where its history is short (it raises nothing before `minBlocks` sustain spans).
  *
  * This is what the default filter was chosen on (session 10): no model or human data is involved, so
  * the choice is not fitted to any corpus.
@@ -28,8 +30,8 @@ import { gaussianFrom, seededRandom } from '../../core/seeded-random.js';
 import type { AffectEstimate, PipelineEvent } from '../../core/types.js';
 import { labelAffect } from '../../streams/operators/label-affect.js';
 import { smoothAffect } from '../../streams/operators/smooth-affect.js';
-import type { SmoothingFilter } from '../../streams/smoothing.js';
-import type { EscalationMethod, EscalationOptions } from '../../streams/escalation.js';
+import { DEFAULT_SMOOTHING, type SmoothingFilter } from '../../streams/smoothing.js';
+import { DEFAULT_ESCALATION, type EscalationMethod, type EscalationOptions } from '../../streams/escalation.js';
 import { deriveStreamEvents } from '../../streams/turns.js';
 import { round } from '../lib/common.js';
 
@@ -59,12 +61,28 @@ export interface EscalationRow {
   startStreams: number;
 }
 
+/** How soon into a stream the default detector can catch an escalation: the ramp starts `restS` s into the stream. */
+export interface EscalationOnsetRow {
+  method: EscalationMethod;
+  filter: SmoothingFilter;
+  tauMs: number;
+  noise: NoiseKind;
+  noiseSd: number;
+  /** Seconds of rest (constant affect, all voiced) before the ramp. */
+  restS: number;
+  detected: number;
+  episodes: number;
+  meanDelayMs: number | null;
+}
+
 export interface SmoothingSection {
   hopMs: number;
   trials: number;
   seconds: number;
   rows: SmoothingRow[];
   escalation: EscalationRow[];
+  /** The default detector on escalations that start 10–40 s into a stream (its history is short there). */
+  escalationOnset: EscalationOnsetRow[];
   note: string;
 }
 
@@ -195,15 +213,19 @@ export interface EscalationCase {
   options?: Partial<EscalationOptions>;
 }
 
-/** Detection and false alarms of one case: `episodes` synthetic escalations and `noiseHours` of constant affect. */
-export async function escalationCase(c: EscalationCase, hopMs: number, episodes: number, noiseHours: number, startStreams = 0): Promise<EscalationRow> {
+/**
+ * Synthetic escalations of one case: per episode `restS` s at rest, then arousal +0.6 and valence −0.6
+ * over 6 s, then 10 s held; an alert between the ramp's start and 12 s after it counts. Returns how
+ * many were alerted and the summed delay (ms from the ramp's start).
+ */
+async function detectEscalations(c: EscalationCase, hopMs: number, episodes: number, restS: number): Promise<{ detected: number; delayMs: number }> {
   const perSecond = 1000 / hopMs;
-  const rest = 40 * perSecond;
+  const rest = restS * perSecond;
   const ramp = 6 * perSecond;
-  const n = 56 * perSecond;
+  const n = rest + 16 * perSecond;
   const escalation = { ...c.options, method: c.method };
   let detected = 0;
-  let delay = 0;
+  let delayMs = 0;
   for (let e = 0; e < episodes; e++) {
     const g = generator(1000 + e);
     const nv = noiseSeries(c.noise, c.noiseSd, g.gauss);
@@ -219,9 +241,17 @@ export async function escalationCase(c: EscalationCase, hopMs: number, episodes:
     const hit = (await alertTimes(v, a, hopMs, c.filter, c.tauMs, escalation)).find((t) => t >= start && t <= start + 12_000);
     if (hit !== undefined) {
       detected++;
-      delay += hit - start;
+      delayMs += hit - start;
     }
   }
+  return { detected, delayMs };
+}
+
+/** Detection and false alarms of one case: `episodes` synthetic escalations and `noiseHours` of constant affect. */
+export async function escalationCase(c: EscalationCase, hopMs: number, episodes: number, noiseHours: number, startStreams = 0): Promise<EscalationRow> {
+  const perSecond = 1000 / hopMs;
+  const escalation = { ...c.options, method: c.method };
+  const { detected, delayMs: delay } = await detectEscalations(c, hopMs, episodes, 40);
   /** Alerts on `seconds` of constant affect with this case's noise, drawn from seed `seed`. */
   const alarmsOnConstant = async (seed: number, seconds: number): Promise<number> => {
     const g = generator(seed);
@@ -264,6 +294,22 @@ function escalationCases(p: SmoothingBenchOptions): EscalationCase[] {
     cases.push({ method: 'shift', filter: 'none', tauMs: 1000, noise, noiseSd });
   }
   return cases;
+}
+
+/** Rest lengths (s) before the ramp for the onset rows: the default detector needs minBlocks + 1 sustain spans of history. */
+export const ONSET_REST_S = [10, 15, 20, 30, 40] as const;
+
+async function benchEscalationOnset(p: SmoothingBenchOptions): Promise<EscalationOnsetRow[]> {
+  const rows: EscalationOnsetRow[] = [];
+  const noises: Array<[NoiseKind, number]> = [...p.noiseSds.map((sd): [NoiseKind, number] => ['iid', sd]), ['overlap', 0.3], ['overlap', 0.5]];
+  for (const [noise, noiseSd] of noises) {
+    const c: EscalationCase = { method: DEFAULT_ESCALATION.method, filter: DEFAULT_SMOOTHING.filter, tauMs: DEFAULT_SMOOTHING.tauMs, noise, noiseSd };
+    for (const restS of ONSET_REST_S) {
+      const { detected, delayMs } = await detectEscalations(c, p.hopMs, p.episodes, restS);
+      rows.push({ ...c, restS, detected, episodes: p.episodes, meanDelayMs: detected ? Math.round(delayMs / detected) : null });
+    }
+  }
+  return rows;
 }
 
 async function benchEscalation(p: SmoothingBenchOptions): Promise<EscalationRow[]> {
@@ -313,6 +359,7 @@ export async function benchSmoothing(o: Partial<SmoothingBenchOptions> = {}): Pr
     seconds: p.seconds,
     rows,
     escalation: await benchEscalation(p),
+    escalationOnset: await benchEscalationOnset(p),
     note: 'synthetic holds, ramps and steps plus per-window Gaussian noise; RMSE of the smoothed position and of the frame velocity against the truth (filter defaults, confidence 1)',
   };
 }
@@ -339,6 +386,15 @@ export function formatSmoothing(s: SmoothingSection): string[] {
             (r) =>
               `${r.method}/${r.filter} τ${r.tauMs} ${r.detected}/${r.episodes} ${r.meanDelayMs === null ? '-' : `${(r.meanDelayMs / 1000).toFixed(1)} s`} ${r.falseAlarmsPerHour}/h ${r.startAlarms}/${r.startStreams}`,
           )
+          .join(' · '),
+    ),
+    `  the default detector on escalations starting R s into a stream (detected of ${s.escalationOnset[0]?.episodes ?? 0}, mean delay):`,
+    ...[...new Set(s.escalationOnset.map((r) => `${r.noise} ${r.noiseSd}`))].map(
+      (noise) =>
+        `  noise ${noise}: ` +
+        s.escalationOnset
+          .filter((r) => `${r.noise} ${r.noiseSd}` === noise)
+          .map((r) => `R ${r.restS} s ${r.detected}/${r.episodes} ${r.meanDelayMs === null ? '-' : `${(r.meanDelayMs / 1000).toFixed(1)} s`}`)
           .join(' · '),
     ),
   ];

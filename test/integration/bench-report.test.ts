@@ -186,6 +186,20 @@ describe('npm run bench -- --quick', () => {
       expect(r.startAlarms, `${r.filter} ${r.noise} ${r.noiseSd}`).toBe(0);
     }
     expect(esc('velocity', 'kalman-cv', 'overlap', 0.3).falseAlarmsPerHour).toBeGreaterThan(0);
+    // Onset: the default detector needs history, so an escalation 10 s into a stream is caught less often
+    // than one 40 s in, at every noise level; a clear one (iid 0.1) 40 s in nearly always.
+    const onset = (noise: string, sd: number, restS: number) => sm.escalationOnset.find((r) => r.noise === noise && r.noiseSd === sd && r.restS === restS)!;
+    expect(sm.escalationOnset.every((r) => r.method === 'shift' && r.filter === 'kalman-cv' && r.tauMs === 1000)).toBe(true);
+    for (const [noise, sd] of [
+      ['iid', 0.1],
+      ['iid', 0.2],
+      ['iid', 0.3],
+      ['overlap', 0.3],
+    ] as const)
+      expect(onset(noise, sd, 10).detected, `${noise} ${sd}`).toBeLessThan(onset(noise, sd, 40).detected);
+    expect(onset('iid', 0.1, 40).detected).toBeGreaterThan(0.9 * onset('iid', 0.1, 40).episodes);
+    // the 40 s rows are the escalation rows' own episodes
+    expect(onset('iid', 0.2, 40).detected).toBe(esc('shift', 'kalman-cv', 'iid', 0.2).detected);
   });
 
   it('skips the GPU section with a clear note when CUDA is not available', () => {
