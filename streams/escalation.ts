@@ -42,7 +42,11 @@ export interface EscalationOptions {
   baselineMs: number;
   /** shift: the history (ms of audio) before the recent span whose block means give the noise scale. Default 120000, or 2 × minBlocks × sustainMs when that is longer. */
   historyMs: number;
-  /** shift: blocks of history needed before any alert. Default 8 (with sustainMs 3000: 24 s of voiced audio before the recent span). */
+  /**
+   * shift: blocks of history needed before any alert (the oldest may be half full). Default 6 (with sustainMs 3000: about
+   * 17 s of voiced audio before the recent span, so the first alert can come about 20 s into a stream's speech; 8 until
+   * session 12, about 26 s: the same false alarms, docs/bench.md).
+   */
   minBlocks: number;
   /** shift: how many standard errors the shift must stand out by, along the escalation direction. Default 5. */
   minZ: number;
@@ -65,7 +69,7 @@ export const DEFAULT_ESCALATION: EscalationOptions = {
   minChange: 0.1,
   baselineMs: 20_000,
   historyMs: 120_000,
-  minBlocks: 8,
+  minBlocks: 6,
   minZ: 5,
   priorSd: 0.2,
   priorBlocks: 5,

@@ -51,6 +51,8 @@ export interface EscalationFlags {
   escalationMinRate?: number;
   /** `--escalation-min-change` (default 0.1). */
   escalationMinChange?: number;
+  /** `--escalation-min-blocks` (shift: sustain-long blocks of voiced history before the first alert; default 6). */
+  escalationMinBlocks?: number;
 }
 
 /** The trajectory-filter flags `run` and `serve` share ({@link addSmoothingOptions}). */
@@ -205,6 +207,11 @@ export function addEscalationOptions(cmd: Command): Command {
       numberOption('--escalation-min-z', 0.5, false, 100),
     )
     .option(
+      '--escalation-min-blocks <n>',
+      `shift method: no alert before this many sustain spans of voiced history (default ${d.minBlocks}; with the default span the first alert can come about ${((d.minBlocks + 0.5) * d.sustainMs) / 1000} s into a stream's speech; fewer alert earlier, and falsely more often on noisy output)`,
+      numberOption('--escalation-min-blocks', 2, true, 1000),
+    )
+    .option(
       '--escalation-min-rate <per-s>',
       `velocity method: smallest arousal rise and valence fall per second on every frame of the span (default ${d.minRatePerS})`,
       numberOption('--escalation-min-rate', 0, false, 100),
@@ -231,6 +238,7 @@ export function escalationFromFlags(
     ...(flags.escalationMinZ !== undefined ? { minZ: flags.escalationMinZ } : {}),
     ...(flags.escalationMinRate !== undefined ? { minRatePerS: flags.escalationMinRate } : {}),
     ...(flags.escalationMinChange !== undefined ? { minChange: flags.escalationMinChange } : {}),
+    ...(flags.escalationMinBlocks !== undefined ? { minBlocks: flags.escalationMinBlocks } : {}),
   };
 }
 

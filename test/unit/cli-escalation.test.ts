@@ -1,7 +1,7 @@
 /**
  * Escalation alerts configured from the command line and the environment: `run` and `serve` take
  * --escalation on|off, --escalation-method, --escalation-sustain-ms, --escalation-min-z,
- * --escalation-min-rate and --escalation-min-change
+ * --escalation-min-blocks, --escalation-min-rate and --escalation-min-change
  * (usage errors naming the flag), CIRCUMPLEX_ESCALATION(_METHOD, _SUSTAIN_MS) are the
  * fallbacks, and the options reach the escalation detector (a longer sustain alerts later, off
  * alerts never).
@@ -41,6 +41,7 @@ describe('escalation flags on run and serve', () => {
     expect(escalationFromFlags(o, noEnv)).toEqual({ enabled: true, sustainMs: 3500, minRatePerS: 0.05, minChange: 0.2 });
     const m = await parsed(cmd, ['--escalation-method', 'velocity', '--escalation-min-z', '3.5']);
     expect(escalationFromFlags(m, noEnv)).toEqual({ method: 'velocity', minZ: 3.5 });
+    expect(escalationFromFlags(await parsed(cmd, ['--escalation-min-blocks', '3']), noEnv)).toEqual({ minBlocks: 3 });
     expect(escalationFromFlags(await parsed(cmd, ['--escalation', 'off']), noEnv)).toEqual({ enabled: false });
     // No flag: nothing set, so the detector's defaults apply.
     expect(escalationFromFlags(await parsed(cmd, []), noEnv)).toEqual({});
@@ -55,6 +56,8 @@ describe('escalation flags on run and serve', () => {
       [['--escalation', 'maybe'], "option '--escalation <on|off>' argument 'maybe' is invalid"],
       [['--escalation-method', 'slope'], "option '--escalation-method <method>' argument 'slope' is invalid"],
       [['--escalation-min-z', '0'], '--escalation-min-z must be a number in [0.5, 100], got "0"'],
+      [['--escalation-min-blocks', '1'], '--escalation-min-blocks must be an integer in [2, 1000], got "1"'],
+      [['--escalation-min-blocks', '4.5'], '--escalation-min-blocks must be an integer in [2, 1000], got "4.5"'],
     ] as const) {
       await expect(parsed(cmd, [...args]), args.join(' ')).rejects.toThrow(msg);
     }
@@ -68,6 +71,7 @@ describe('escalation flags on run and serve', () => {
       '--escalation-method <method>',
       '--escalation-sustain-ms <ms>',
       '--escalation-min-z <z>',
+      '--escalation-min-blocks <n>',
       '--escalation-min-rate <per-s>',
       '--escalation-min-change <x>',
     ])
@@ -108,15 +112,15 @@ describe('escalation flags on run and serve', () => {
 
 describe('the options reach the escalation detector', () => {
   /**
-   * 70 s calm with seeded noise (uniform, ±0.1), then arousal +0.2/s and valence -0.15/s for 4 s, then
-   * held for 20 s, through the Kalman-CV filter as the pipeline runs it.
+   * `calmMs` (default 70 s) calm with seeded noise (uniform, ±0.1), then arousal +0.2/s and valence
+   * -0.15/s for 4 s, then held for 20 s, through the Kalman-CV filter as the pipeline runs it.
    */
-  async function alertsWith(escalation: Partial<EscalationOptions>): Promise<number[]> {
+  async function alertsWith(escalation: Partial<EscalationOptions>, calmMs = 70_000): Promise<number[]> {
     const f = createFilter({ filter: 'kalman-cv' });
     const rand = seededRandom(21);
     const events: PipelineEvent[] = [];
-    for (let t = 250; t <= 94_000; t += 250) {
-      const r = Math.min(4, Math.max(0, t - 70_000) / 1000);
+    for (let t = 250; t <= calmMs + 24_000; t += 250) {
+      const r = Math.min(4, Math.max(0, t - calmMs) / 1000);
       const s = f.update({ tMs: t, valence: 0.2 - 0.15 * r + 0.2 * (rand() - 0.5), arousal: -0.3 + 0.2 * r + 0.2 * (rand() - 0.5), confidence: 1 });
       events.push(affectFrame({ tMs: t, valence: s.valence, arousal: s.arousal, velocity: s.velocity! }));
     }
@@ -140,5 +144,18 @@ describe('the options reach the escalation detector', () => {
     // The velocity method: a high minimum rate never alerts; a large min change never alerts for either.
     expect(await alertsWith(escalationFromFlags({ escalationMethod: 'velocity', escalationMinRate: 0.5 }, noEnv))).toEqual([]);
     expect(await alertsWith(escalationFromFlags({ escalationMinChange: 1 }, noEnv))).toEqual([]);
+  });
+
+  it('--escalation-min-blocks sets how much of the stream must be heard first', async () => {
+    // The same escalation 15 s into the stream: the default 6 blocks of 3 s (the oldest may be half full) before
+    // the 3 s span allow an alert once about 19.5 s are heard...
+    const [early, ...rest] = await alertsWith(escalationFromFlags({}, noEnv), 15_000);
+    expect(rest).toEqual([]);
+    expect(early).toBeGreaterThanOrEqual(19_500);
+    // ...8 (the earlier default: about 25.5 s heard) miss it here, as do 20; 2 catch it no later than 6.
+    expect(await alertsWith(escalationFromFlags({ escalationMinBlocks: 8 }, noEnv), 15_000)).toEqual([]);
+    expect(await alertsWith(escalationFromFlags({ escalationMinBlocks: 20 }, noEnv), 15_000)).toEqual([]);
+    const [two] = await alertsWith(escalationFromFlags({ escalationMinBlocks: 2 }, noEnv), 15_000);
+    expect(two).toBeLessThanOrEqual(early!);
   });
 });

@@ -8,7 +8,7 @@ import { from, lastValueFrom, of, toArray } from 'rxjs';
 import { detectVoice, resolveVadOptions, type VoiceSegment } from '../../streams/vad.js';
 import { smoothAffect } from '../../streams/operators/smooth-affect.js';
 import { createFilter } from '../../streams/smoothing.js';
-import { deriveStreamEvents, resolveEscalationOptions, type EscalationOptions } from '../../streams/turns.js';
+import { DEFAULT_ESCALATION, deriveStreamEvents, resolveEscalationOptions, type EscalationOptions } from '../../streams/turns.js';
 import { RUSSELL_1980_TERMS } from '../../core/emotion-terms.js';
 import { gaussianFrom, seededRandom } from '../../core/seeded-random.js';
 import { noiseSeries } from '../../bench/sections/smoothing.js';
@@ -250,7 +250,7 @@ describe('escalation alerts: shift (the default)', () => {
   it('does not alert when arousal and valence rise together, nor before it has heard enough of the stream', async () => {
     const happy = escalatingCall({ restS: 40, sd: 0.05 }).map(([t, v, a]): [number, number, number] => [t, 0.4 - (v - 0.2), a]);
     expect(alertsOf(await derive(happy))).toEqual([]);
-    // The same clear escalation 10 s into the stream: fewer than minBlocks (8) blocks of history, no alert...
+    // The same clear escalation 10 s into the stream: fewer than minBlocks (6) blocks of history, no alert...
     const early = escalatingCall({ restS: 10, sd: 0.05, afterS: 8 });
     expect(alertsOf(await derive(early))).toEqual([]);
     // ...and with 2 blocks enough (and no prior scatter to outweigh them) it is caught.
@@ -344,12 +344,12 @@ describe('escalation alerts: shift (the default)', () => {
     expect(() => resolveEscalationOptions({ method: 'slope' as never })).toThrow('escalation: method must be one of shift, velocity, got slope');
     expect(() => resolveEscalationOptions({ minZ: 0 })).toThrow('escalation: minZ must be > 0, got 0');
     expect(() => resolveEscalationOptions({ minBlocks: 1 })).toThrow('escalation: minBlocks must be an integer >= 2, got 1');
-    expect(() => resolveEscalationOptions({ historyMs: 10_000 })).toThrow('escalation: historyMs (10000) must hold minBlocks (8) blocks of sustainMs (3000)');
+    expect(() => resolveEscalationOptions({ historyMs: 10_000 })).toThrow('escalation: historyMs (10000) must hold minBlocks (6) blocks of sustainMs (3000)');
     expect(() => resolveEscalationOptions({ priorSd: Number.NaN })).toThrow('escalation: priorSd must be >= 0, got NaN');
     // The velocity method keeps its 2 s span; a long sustain span brings its own history unless one is given.
     expect(resolveEscalationOptions({ method: 'velocity' }).sustainMs).toBe(2000);
     expect(resolveEscalationOptions({}).sustainMs).toBe(3000);
-    expect(resolveEscalationOptions({ sustainMs: 20_000 }).historyMs).toBe(2 * 8 * 20_000);
+    expect(resolveEscalationOptions({ sustainMs: 20_000 }).historyMs).toBe(2 * DEFAULT_ESCALATION.minBlocks * 20_000);
   });
 });
 
