@@ -226,7 +226,7 @@ export class StreamResampler {
           let e = k + (n - o);
           while (e > k + 1 && !inside(e - 1)) e--;
           const s = first(k);
-          wasm.kernel.run(wasm.weights, buf.subarray(s - base, this.bufLen), s, k, e - k, fromHz, toHz, out, o);
+          wasm.kernel.run(wasm.weights, buf.subarray(s - base, this.bufLen), s, k, e - k, out, o);
           o += e - k - 1;
           k = e - 1;
           continue;

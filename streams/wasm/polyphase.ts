@@ -1,14 +1,14 @@
 /**
  * The polyphase inner loop of StreamResampler (streams/audio.ts) in WebAssembly with 128-bit SIMD
- * (two f64 lanes): the same weights, taps and f64 arithmetic as the JavaScript loop, about 3× faster
- * (the 8 → 16 kHz resampling of every Twilio track is the largest cost on the server's main
- * thread). Source: streams/wasm/polyphase.wat; the bytes below are it assembled with wabt 1.0.39
+ * (two f64 lanes): the same weights, taps and f64 arithmetic as the JavaScript loop (with it, the
+ * μ-law decoder as a whole runs about 3.6× faster: bench/ingest-decode.ts) (the 8 → 16 kHz resampling of every Twilio track is the largest single cost on the server's main
+ * thread). Phase and input position are counted per output, not divided (docs/bench.md). Source: streams/wasm/polyphase.wat; the bytes below are it assembled with wabt 1.0.39
  * (the command is in the .wat header). Where WebAssembly SIMD is not
  * available, {@link polyphaseKernel} returns undefined and the resampler keeps its JavaScript loop.
  */
 
 const WASM_BASE64 =
-  'AGFzbQEAAAABDQFgCX9/f3x8fHx/fwADAgEABQMBAAEHEAIGbWVtb3J5AgADcnVuAAAKgAIB/QEFAX8BfAZ/AXsBfAJAA0AgCSACTw0BIAMgCbigIQogCEEMIAqxIAetgqdsaiELIAsoAgQhDCALKAIIIQ0gACAKIASiIAWjnCALKAIAt6AgBqGqQQJ0aiEO/QwAAAAAAAAAAAAAAAAAAAAAIRFBACEPIAxBfnEhEAJAA0AgDyAQTw0BIBEgDSAPQQN0av0ABAAgDiAPQQJ0av1dAwD9X/3yAf3wASERIA9BAmohDwwACwsgEf0hACAR/SEBoCESIAxBAXEEQCASIA0gD0EDdGorAwAgDiAPQQJ0aioCALuioCESCyABIAlBAnRqIBK2OAIAIAlBAWohCQwACwsL';
+  'AGFzbQEAAAABDAFgCH9/f39/f39/AAMCAQAFAwEAAQcQAgZtZW1vcnkCAANydW4AAArzAgHwAgMHfwJ7AXwCQANAIAggAk8NASAHQQwgBGxqIQkgCSgCBCEKIAkoAgghCyAAIAMgCSgCAGpBAnRqIQz9DAAAAAAAAAAAAAAAAAAAAAAhD/0MAAAAAAAAAAAAAAAAAAAAACEQQQAhDSAKQXxxIQ4CQANAIA0gDk8NASAPIAsgDUEDdGr9AAQAIAwgDUECdGr9XQMA/V/98gH98AEhDyAQIAsgDUEDdGr9AAQQIAwgDUECdGr9XQMI/V/98gH98AEhECANQQRqIQ0MAAsLIAogDWtBAk8EQCAPIAsgDUEDdGr9AAQAIAwgDUECdGr9XQMA/V/98gH98AEhDyANQQJqIQ0LIA8gEP3wASEPIA/9IQAgD/0hAaAhESANIApJBEAgESALIA1BA3RqKwMAIAwgDUECdGoqAgC7oqAhEQsgASAIQQJ0aiARtjgCACAEQQFqIQQgBCAGRgRAQQAhBCADIAVqIQMLIAhBAWohCAwACwsL';
 
 /** Most distinct rate pairs whose weights the module holds (each resampler with an unseen pair adds one). */
 const MAX_RATE_PAIRS = 64;
@@ -18,12 +18,14 @@ const PAGE = 65536;
 export interface PolyphaseWeights {
   readonly meta: number;
   readonly period: number;
+  /** Input samples per period of outputs (fromHz × period / toHz, an integer). */
+  readonly step: number;
 }
 
 /** The WebAssembly polyphase kernel (one per thread). */
 export class PolyphaseKernel {
   private readonly memory: WebAssembly.Memory;
-  private readonly runFn: (x: number, out: number, n: number, k0: number, from: number, to: number, base: number, period: number, meta: number) => void;
+  private readonly runFn: (x: number, out: number, n: number, rel: number, r: number, step: number, period: number, meta: number) => void;
   private top = 0;
   private readonly pairs = new Map<string, PolyphaseWeights>();
 
@@ -49,14 +51,15 @@ export class PolyphaseKernel {
     let at = 0;
     for (let r = 0; r < period; r++) {
       const w = weights[r]!;
-      ints[3 * r] = first[r]!;
+      // The phase's first tap relative to q × step for output k = q × period + r (floor(k·from/to) = q × step + floor(r·from/to)).
+      ints[3 * r] = Math.floor((r * fromHz) / toHz) + first[r]!;
       ints[3 * r + 1] = w.length;
       ints[3 * r + 2] = w0 + 8 * at;
       for (let j = 0; j < w.length; j++) f64[at + j] = w[j]!;
       at += w.length;
     }
     this.top = end;
-    const p = { meta, period };
+    const p = { meta, period, step: (fromHz * period) / toHz };
     this.pairs.set(key, p);
     return p;
   }
@@ -65,13 +68,14 @@ export class PolyphaseKernel {
    * Outputs k0 … k0 + n − 1 into `out` from `o`: `x` holds input samples from index `base`, and
    * every tap of every one of these outputs lies inside it.
    */
-  run(p: PolyphaseWeights, x: Float32Array, base: number, k0: number, n: number, fromHz: number, toHz: number, out: Float32Array, o: number): void {
+  run(p: PolyphaseWeights, x: Float32Array, base: number, k0: number, n: number, out: Float32Array, o: number): void {
     const xOff = align(this.top, 16);
     const outOff = xOff + 4 * x.length + 16;
     this.ensure(outOff + 4 * n);
     const buf = this.memory.buffer;
     new Float32Array(buf, xOff, x.length).set(x);
-    this.runFn(xOff, outOff, n, k0, fromHz, toHz, base, p.period, p.meta);
+    const q = Math.floor(k0 / p.period);
+    this.runFn(xOff, outOff, n, q * p.step - base, k0 - q * p.period, p.step, p.period, p.meta);
     out.set(new Float32Array(buf, outOff, n), o);
   }
 

@@ -67,4 +67,16 @@ describe('StreamResampler polyphase fast path', () => {
     for (let i = 0; i < js.length; i++) worst = Math.max(worst, Math.abs(wasm[i]! - js[i]!));
     expect(worst).toBeLessThan(1e-6);
   });
+
+  it('8 → 16 kHz over 10 minutes in Twilio-sized chunks: the WebAssembly loop (phase and position counted, not divided) still gives the JavaScript loop samples', () => {
+    const rnd = seededRandom(99);
+    const x = Float32Array.from({ length: 8000 * 600 }, (_, i) => 0.4 * Math.sin((2 * Math.PI * 300 * i) / 8000) + 0.2 * (rnd() - 0.5));
+    const sizes = [160, 160, 2000, 320, 7];
+    const wasm = run(8000, 16000, x, sizes, false);
+    const js = run(8000, 16000, x, sizes, false, true);
+    expect(wasm.length).toBe(2 * x.length);
+    let worst = 0;
+    for (let i = 0; i < js.length; i++) worst = Math.max(worst, Math.abs(wasm[i]! - js[i]!));
+    expect(worst).toBeLessThan(1e-6);
+  });
 });
