@@ -99,6 +99,8 @@ export interface SpeechRecognizerFactory extends ModelHandle {
 /** One stream's detector state: frames (a multiple of frameSamples, 16 kHz) in, one probability per frame out, in order. */
 export interface VoiceStream {
   probabilities(frames: Float32Array): ObservableInput<Float32Array>;
+  /** The stream is done: a detector batching across streams stops waiting for it. Idempotent. */
+  close?(): void;
 }
 
 /** A voice activity detector (models/silero-vad.ts; marble tests fake it). */

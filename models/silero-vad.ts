@@ -73,7 +73,10 @@ export interface SileroVadOptions {
   energyGateDbfs: number | null;
   /** Most streams in one batched request. Default 512. */
   maxBatch: number;
-  /** Longest the first waiting request waits for others before a batch goes (ms). Default 4. */
+  /**
+   * Longest the first waiting request waits for others before a batch goes (ms), unless every open
+   * stream already has one waiting (a single stream never waits). Default 20.
+   */
   maxWaitMs: number;
   /** Most frames waiting (all streams); a request beyond that is rejected (recoverable). Default 4096. */
   maxQueuedFrames: number;
@@ -85,7 +88,7 @@ export const DEFAULT_SILERO: SileroVadOptions = {
   frameSamples: 512,
   energyGateDbfs: -60,
   maxBatch: 512,
-  maxWaitMs: 4,
+  maxWaitMs: 20,
   maxQueuedFrames: 4096,
 };
 
@@ -193,6 +196,8 @@ export class SileroVad implements VoiceDetector {
   private inFlight = false;
   private timer: NodeJS.Timeout | undefined;
   private closing = false;
+  /** Streams handed out and not closed: a batch goes at once when each of them has a request waiting. */
+  private openStreams = 0;
 
   private constructor(
     private readonly session: OrtWorkerSession,
@@ -272,7 +277,18 @@ export class SileroVad implements VoiceDetector {
   /** A new per-stream state (zero h/c). */
   stream(): SileroStream {
     const state: StreamState = { h: new Float32Array(STATE_SIZE), c: new Float32Array(STATE_SIZE) };
-    return { probabilities: (frames) => this.probabilities(state, frames) };
+    this.openStreams++;
+    let open = true;
+    return {
+      probabilities: (frames) => this.probabilities(state, frames),
+      close: () => {
+        if (!open) return;
+        open = false;
+        this.openStreams--;
+        // The waiting requests may now be every open stream's.
+        this.schedule();
+      },
+    };
   }
 
   private probabilities(state: StreamState, frames: Float32Array): Promise<Float32Array> {
@@ -326,7 +342,10 @@ export class SileroVad implements VoiceDetector {
 
   private schedule(): void {
     if (this.inFlight || this.queue.length === 0) return;
-    if (this.queue.length >= this.options.maxBatch || this.options.maxWaitMs === 0) return this.dispatch();
+    // A stream has at most one request waiting (the VAD stage never overlaps its calls), so once every
+    // open stream has one the batch cannot grow: it goes now. Otherwise it waits up to maxWaitMs.
+    const full = Math.min(this.options.maxBatch, Math.max(1, this.openStreams));
+    if (this.queue.length >= full || this.options.maxWaitMs === 0) return this.dispatch();
     this.timer ??= setTimeout(() => {
       this.timer = undefined;
       this.dispatch();

@@ -286,6 +286,8 @@ export function detectVoice(detector: VoiceDetector, opts: Partial<DetectVoiceOp
       return () => {
         upstream.unsubscribe();
         busy?.unsubscribe();
+        // Ended, failed or unsubscribed: a detector batching across streams stops waiting for this one.
+        vs.close?.();
       };
     });
 }

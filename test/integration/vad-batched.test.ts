@@ -84,7 +84,9 @@ describe('Silero VAD batched across streams', () => {
     const small = await SileroVad.load({ logger, maxQueuedFrames: 20, maxWaitMs: 50 });
     try {
       const x = lineNoise(1, 4).subarray(0, 8 * F);
-      const results = await Promise.allSettled(Array.from({ length: 6 }, () => small.stream().probabilities(x)));
+      // Six open streams (so no batch goes before the others' requests are in), one request each.
+      const streams = Array.from({ length: 6 }, () => small.stream());
+      const results = await Promise.allSettled(streams.map((s) => s.probabilities(x)));
       const refused = results.filter((r) => r.status === 'rejected');
       // 20 frames fit (2 requests of 8), the rest wait behind the bound.
       expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(2);
@@ -100,6 +102,40 @@ describe('Silero VAD batched across streams', () => {
       expect(small.stats.rejectedFrames).toBe(32);
     } finally {
       await small.close();
+    }
+  });
+
+  it('a batch goes at once when every open stream has a request waiting, else waits up to maxWaitMs for more; closing a stream releases it', async () => {
+    const vad = await SileroVad.load({ logger, maxWaitMs: 2000 });
+    try {
+      const x = lineNoise(1, 5).subarray(0, 4 * F);
+      // Each step starts once the previous batch is over (a request arriving while one runs goes when it ends).
+      const settle = () => new Promise((r) => setTimeout(r, 20));
+      const timed = async (p: Promise<unknown>): Promise<number> => {
+        const t = performance.now();
+        await p;
+        const ms = performance.now() - t;
+        await settle();
+        return ms;
+      };
+      await settle();
+      const a = vad.stream();
+      // One open stream: its request cannot be joined by another, so it goes without waiting.
+      expect(await timed(a.probabilities(x))).toBeLessThan(1000);
+      // Two open streams and one request: it waits the 2 s for the other stream...
+      const b = vad.stream();
+      expect(await timed(a.probabilities(x))).toBeGreaterThanOrEqual(1990);
+      // ...and with both streams' requests waiting the batch goes at once, both in one call.
+      expect(await timed(Promise.all([a.probabilities(x), b.probabilities(x)]))).toBeLessThan(1000);
+      expect(vad.stats.maxBatchSeen).toBe(2);
+      // A request waiting for a stream that closes goes when it closes.
+      const waiting = a.probabilities(x);
+      b.close!();
+      expect(await timed(waiting)).toBeLessThan(1000);
+      expect(vad.stats.batches).toBe(4);
+      expect(vad.stats.batchedRequests).toBe(5);
+    } finally {
+      await vad.close();
     }
   });
 

@@ -29,13 +29,15 @@ const win = (i: number): AudioWindow => ({
 function manualDetector() {
   const pending: Array<{ n: number; resolve(p: Float32Array): void; reject(e: unknown): void }> = [];
   const drops: VadDropReason[] = [];
-  const d: VoiceDetector & { pending: typeof pending; drops: VadDropReason[]; answer(): void } = {
+  const d: VoiceDetector & { pending: typeof pending; drops: VadDropReason[]; closed: number; answer(): void } = {
     frameSamples: FRAME,
     pending,
     drops,
+    closed: 0,
     countDroppedWindow: (r) => drops.push(r),
     stream: () => ({
       probabilities: (frames: Float32Array) => new Promise<Float32Array>((resolve, reject) => pending.push({ n: frames.length / FRAME, resolve, reject })),
+      close: () => void d.closed++,
     }),
     answer() {
       const p = pending.shift()!;
@@ -119,5 +121,26 @@ describe('detectVoice bound and drop policy (live stream)', () => {
     in$.complete();
     const est = await done;
     expect(est.map((e) => e.droppedWindows)).toEqual([0, 4]);
+  });
+
+  it('closes its detector stream once the stream ends, and when a subscriber leaves early', async () => {
+    const det = manualDetector();
+    const in$ = new Subject<AudioWindow>();
+    const done = lastValueFrom(in$.pipe(detectVoice(det, {}), toArray()));
+    in$.next(win(0));
+    det.answer();
+    await flush();
+    expect(det.closed).toBe(0);
+    in$.complete();
+    await done;
+    expect(det.closed).toBe(1);
+    // Unsubscribed with a request in flight: closed too, once.
+    const det2 = manualDetector();
+    const live = new Subject<AudioWindow>();
+    const sub = live.pipe(detectVoice(det2, {})).subscribe();
+    live.next(win(0));
+    expect(det2.pending).toHaveLength(1);
+    sub.unsubscribe();
+    expect(det2.closed).toBe(1);
   });
 });
