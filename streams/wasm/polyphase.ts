@@ -1,10 +1,12 @@
 /**
  * The polyphase inner loop of StreamResampler (streams/audio.ts) in WebAssembly with 128-bit SIMD
- * (two f64 lanes): the same weights, taps and f64 arithmetic as the JavaScript loop (with it, the
- * μ-law decoder as a whole runs about 3.6× faster: bench/ingest-decode.ts) (the 8 → 16 kHz resampling of every Twilio track is the largest single cost on the server's main
- * thread). Phase and input position are counted per output, not divided (docs/bench.md). Source: streams/wasm/polyphase.wat; the bytes below are it assembled with wabt 1.0.39
- * (the command is in the .wat header). Where WebAssembly SIMD is not
- * available, {@link polyphaseKernel} returns undefined and the resampler keeps its JavaScript loop.
+ * (two f64 lanes): the same weights, taps and f64 arithmetic as the JavaScript loop. The 8 → 16 kHz
+ * resampling of every Twilio track is the largest single cost on the server's main thread; with this
+ * loop the μ-law decoder as a whole runs about 3.6× faster than with the JavaScript one
+ * (bench/ingest-decode.ts). Each output's phase and input position are counted, not divided
+ * (docs/bench.md). Source: streams/wasm/polyphase.wat; the bytes below are it assembled with wabt
+ * 1.0.39 (the command is in the .wat header). Where WebAssembly SIMD is not available,
+ * {@link polyphaseKernel} returns undefined and the resampler keeps its JavaScript loop.
  */
 
 const WASM_BASE64 =
