@@ -218,7 +218,7 @@ export interface EscalationCase {
  * over 6 s, then 10 s held; an alert between the ramp's start and 12 s after it counts. Returns how
  * many were alerted and the summed delay (ms from the ramp's start).
  */
-async function detectEscalations(c: EscalationCase, hopMs: number, episodes: number, restS: number): Promise<{ detected: number; delayMs: number }> {
+export async function detectEscalations(c: EscalationCase, hopMs: number, episodes: number, restS: number): Promise<{ detected: number; delayMs: number }> {
   const perSecond = 1000 / hopMs;
   const rest = restS * perSecond;
   const ramp = 6 * perSecond;
@@ -247,26 +247,28 @@ async function detectEscalations(c: EscalationCase, hopMs: number, episodes: num
   return { detected, delayMs };
 }
 
+/** Alerts of one case on `seconds` of constant affect (valence 0.1, arousal −0.1) with its noise, drawn from seed `seed`. */
+export async function alarmsOnConstant(c: EscalationCase, hopMs: number, seed: number, seconds: number): Promise<number> {
+  const g = generator(seed);
+  const nv = noiseSeries(c.noise, c.noiseSd, g.gauss);
+  const na = noiseSeries(c.noise, c.noiseSd, g.gauss);
+  const m = Math.round((seconds * 1000) / hopMs);
+  const v = Array.from({ length: m }, () => 0.1 + nv());
+  const a = Array.from({ length: m }, () => -0.1 + na());
+  return (await alertTimes(v, a, hopMs, c.filter, c.tauMs, { ...c.options, method: c.method })).length;
+}
+
+/** Seed of constant-affect stream `k` whose start is checked for alerts (the first minute in the report). */
+export const START_STREAM_SEED = 90_000;
+
 /** Detection and false alarms of one case: `episodes` synthetic escalations and `noiseHours` of constant affect. */
 export async function escalationCase(c: EscalationCase, hopMs: number, episodes: number, noiseHours: number, startStreams = 0): Promise<EscalationRow> {
-  const perSecond = 1000 / hopMs;
-  const escalation = { ...c.options, method: c.method };
   const { detected, delayMs: delay } = await detectEscalations(c, hopMs, episodes, 40);
-  /** Alerts on `seconds` of constant affect with this case's noise, drawn from seed `seed`. */
-  const alarmsOnConstant = async (seed: number, seconds: number): Promise<number> => {
-    const g = generator(seed);
-    const nv = noiseSeries(c.noise, c.noiseSd, g.gauss);
-    const na = noiseSeries(c.noise, c.noiseSd, g.gauss);
-    const m = Math.round(seconds * perSecond);
-    const v = Array.from({ length: m }, () => 0.1 + nv());
-    const a = Array.from({ length: m }, () => -0.1 + na());
-    return (await alertTimes(v, a, hopMs, c.filter, c.tauMs, escalation)).length;
-  };
   // Hour by hour (a fraction of an hour last), so the rate is over the audio actually run.
   let alarms = 0;
-  for (let h = 0; h < noiseHours; h++) alarms += await alarmsOnConstant(5000 + h, 3600 * Math.min(1, noiseHours - h));
+  for (let h = 0; h < noiseHours; h++) alarms += await alarmsOnConstant(c, hopMs, 5000 + h, 3600 * Math.min(1, noiseHours - h));
   let startAlarms = 0;
-  for (let k = 0; k < startStreams; k++) startAlarms += await alarmsOnConstant(90_000 + k, 60);
+  for (let k = 0; k < startStreams; k++) startAlarms += await alarmsOnConstant(c, hopMs, START_STREAM_SEED + k, 60);
   return {
     method: c.method,
     filter: c.filter,
@@ -282,11 +284,15 @@ export async function escalationCase(c: EscalationCase, hopMs: number, episodes:
   };
 }
 
+/** The escalation rows' noise levels: independent at each of `noiseSds`, then overlapping windows' at σ 0.3 and 0.5. */
+export function escalationNoises(noiseSds: readonly number[] = DEFAULTS.noiseSds): Array<[NoiseKind, number]> {
+  return [...noiseSds.map((sd): [NoiseKind, number] => ['iid', sd]), ['overlap', 0.3], ['overlap', 0.5]];
+}
+
 /** The cases of the report: the velocity detector on the old and new default filters, the shift detector (default) on the default filter and on raw points. */
 function escalationCases(p: SmoothingBenchOptions): EscalationCase[] {
   const cases: EscalationCase[] = [];
-  const noises: Array<[NoiseKind, number]> = [...p.noiseSds.map((sd): [NoiseKind, number] => ['iid', sd]), ['overlap', 0.3], ['overlap', 0.5]];
-  for (const [noise, noiseSd] of noises) {
+  for (const [noise, noiseSd] of escalationNoises(p.noiseSds)) {
     cases.push({ method: 'velocity', filter: 'one-euro', tauMs: 1000, noise, noiseSd });
     cases.push({ method: 'velocity', filter: 'kalman-cv', tauMs: 1000, noise, noiseSd });
     cases.push({ method: 'velocity', filter: 'kalman-cv', tauMs: 2000, noise, noiseSd });
@@ -301,8 +307,7 @@ export const ONSET_REST_S = [10, 15, 20, 30, 40] as const;
 
 async function benchEscalationOnset(p: SmoothingBenchOptions): Promise<EscalationOnsetRow[]> {
   const rows: EscalationOnsetRow[] = [];
-  const noises: Array<[NoiseKind, number]> = [...p.noiseSds.map((sd): [NoiseKind, number] => ['iid', sd]), ['overlap', 0.3], ['overlap', 0.5]];
-  for (const [noise, noiseSd] of noises) {
+  for (const [noise, noiseSd] of escalationNoises(p.noiseSds)) {
     const c: EscalationCase = { method: DEFAULT_ESCALATION.method, filter: DEFAULT_SMOOTHING.filter, tauMs: DEFAULT_SMOOTHING.tauMs, noise, noiseSd };
     for (const restS of ONSET_REST_S) {
       const { detected, delayMs } = await detectEscalations(c, p.hopMs, p.episodes, restS);
