@@ -16,6 +16,7 @@ import * as ort from 'onnxruntime-node';
 import { execFileSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
+import { FrameLabeller, resolveVadOptions, type FrameSegment } from '../streams/vad.js';
 import { concat, holdMusic, lineNoise, silence, speak } from '../test/helpers/vad-audio.js';
 
 const F = 512;
@@ -65,36 +66,15 @@ async function probs(x: Float32Array, stride: number, mode: string): Promise<Flo
   }
   return out;
 }
-function labels(p: Float32Array): { lab: Uint8Array; segs: Array<[number, number]> } {
-  const thr = 0.5,
-    neg = 0.35,
-    sil = Math.ceil(300 / 32),
-    minSp = Math.ceil(300 / 32);
+/** Frame labels and segments with the VAD stage's own labeller and default options. */
+function labels(p: Float32Array): { lab: Uint8Array; segs: FrameSegment[]; labeller: FrameLabeller } {
+  const labeller = new FrameLabeller(resolveVadOptions(), F, Infinity);
+  const segs = labeller.push(p);
+  const last = labeller.finish();
+  if (last) segs.push(last);
   const lab = new Uint8Array(p.length);
-  const segs: Array<[number, number]> = [];
-  let trig = false,
-    start = 0,
-    run = 0;
-  for (let k = 0; k < p.length; k++) {
-    if (!trig) {
-      if (p[k]! >= thr) {
-        trig = true;
-        start = k;
-        run = 0;
-        lab[k] = 1;
-      }
-    } else if (p[k]! >= neg) {
-      run = 0;
-      lab[k] = 1;
-    } else if (++run >= sil) {
-      const e = k - run + 1;
-      if (e - start >= minSp) segs.push([start, e]);
-      else lab.fill(0, start, e);
-      trig = false;
-    }
-  }
-  if (trig) segs.push([start, p.length - run]);
-  return { lab, segs };
+  for (let k = 0; k < p.length; k++) lab[k] = +labeller.isSpeech(k);
+  return { lab, segs, labeller };
 }
 const sets: Record<string, Float32Array> = {};
 const sp = [
@@ -121,18 +101,13 @@ sets.noise = lineNoise(20);
 for (const [name, x] of Object.entries(sets)) {
   const base = await probs(x, 1, 'hold');
   const L0 = labels(base);
-  const win = (lab: Uint8Array) => {
+  // Each 1 s / 250 ms window's voiced fraction, as the stage stamps it.
+  const win = (L: FrameLabeller): number[] => {
     const v: number[] = [];
-    for (let s = 0; s + 16000 <= x.length; s += 4000) {
-      const a = Math.ceil((s - 256) / F),
-        b = Math.floor((s + 16000 - 256) / F) + 1;
-      let m = 0;
-      for (let k = a; k < b; k++) m += lab[k] ?? 0;
-      v.push(m / (b - a));
-    }
+    for (let s = 0; s + 16000 <= x.length; s += 4000) v.push(L.voicedFraction(s, s + 16000));
     return v;
   };
-  const v0 = win(L0.lab);
+  const v0 = win(L0.labeller);
   console.log(
     `${name}: ${(x.length / 16000).toFixed(1)} s, frames ${base.length}, speech frames ${L0.lab.reduce((a, b) => a + b, 0)}, segs ${L0.segs.length}, max p ${Math.max(...base).toFixed(3)}`,
   );
@@ -142,7 +117,7 @@ for (const [name, x] of Object.entries(sets)) {
       const L = labels(p);
       let agree = 0;
       for (let k = 0; k < p.length; k++) agree += +(L.lab[k] === L0.lab[k]);
-      const v = win(L.lab);
+      const v = win(L.labeller);
       let dv = 0,
         mx = 0,
         flip = 0;

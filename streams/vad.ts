@@ -97,6 +97,115 @@ export const DEFAULT_VAD_MAX_PENDING_WINDOWS = 8;
 /** Frame labels kept for windows (bounded: a little more than one window). */
 const MAX_FRAMES_KEPT = 4096;
 
+/** A speech segment in frames: [startFrame, endFrame), endFrame where the closing silence began. */
+export type FrameSegment = readonly [startFrame: number, endFrame: number];
+
+/**
+ * The hysteresis of {@link detectVoice} on its own (the module comment): takes each frame's speech
+ * probability in order, labels the frames, and returns the segments as they close. A segment's frames
+ * count as speech only once it has lasted minSpeechMs. Keeps the labels of the last `maxKept` frames
+ * (the stage: a little more than one window; a bench that wants every frame: Infinity).
+ */
+export class FrameLabeller {
+  private readonly labels: boolean[] = [];
+  private first = 0; // frame index of labels[0]
+  private end = 0; // frames labelled so far
+  private triggered = false;
+  private segStart = 0;
+  private silenceRun = 0;
+  private confirmed = false;
+  private readonly candidates: number[] = [];
+  private readonly silenceFrames: number;
+  private readonly minSpeechFrames: number;
+
+  constructor(
+    private readonly o: Required<VadOptions>,
+    readonly frameSamples: number,
+    private readonly maxKept = MAX_FRAMES_KEPT,
+  ) {
+    const frameMs = samplesToMs(frameSamples);
+    this.silenceFrames = Math.max(1, Math.ceil(o.minSilenceMs / frameMs));
+    this.minSpeechFrames = Math.max(1, Math.ceil(o.minSpeechMs / frameMs));
+  }
+
+  /** Frames labelled so far. */
+  get frames(): number {
+    return this.end;
+  }
+
+  /** Labels the next frames; returns the segments that closed among them and lasted minSpeechMs. */
+  push(probs: ArrayLike<number>): FrameSegment[] {
+    const o = this.o;
+    const closed: FrameSegment[] = [];
+    for (let i = 0; i < probs.length; i++) {
+      const p = probs[i]!;
+      const k = this.end++;
+      let speech = false;
+      if (!this.triggered) {
+        if (p >= o.threshold) {
+          this.triggered = true;
+          this.confirmed = false;
+          this.candidates.length = 0;
+          this.segStart = k;
+          this.silenceRun = 0;
+          speech = true;
+        }
+      } else if (p >= o.negThreshold) {
+        this.silenceRun = 0;
+        speech = true;
+      } else if (++this.silenceRun >= this.silenceFrames) {
+        const seg = this.close(k - this.silenceRun + 1);
+        if (seg) closed.push(seg);
+      }
+      this.labels.push(false);
+      if (speech) {
+        if (this.confirmed) this.labels[k - this.first] = true;
+        else this.candidates.push(k);
+      }
+      // Confirmed once the speech so far (up to the current silence run) lasts minSpeechMs.
+      if (this.triggered && !this.confirmed && speech && k - this.segStart + 1 >= this.minSpeechFrames) {
+        this.confirmed = true;
+        for (const c of this.candidates) if (c >= this.first) this.labels[c - this.first] = true;
+        this.candidates.length = 0;
+      }
+    }
+    if (this.labels.length > this.maxKept) {
+      const cut = this.labels.length - this.maxKept;
+      this.labels.splice(0, cut);
+      this.first += cut;
+    }
+    return closed;
+  }
+
+  /** The end of the audio: closes an open segment (returned if it lasted minSpeechMs). */
+  finish(): FrameSegment | undefined {
+    return this.triggered ? this.close(this.end - this.silenceRun) : undefined;
+  }
+
+  /** Whether frame k is labelled speech (false for frames no longer kept or not yet labelled). */
+  isSpeech(k: number): boolean {
+    return this.labels[k - this.first] === true;
+  }
+
+  /** Fraction of the frames whose centre lies in [startSample, endSample) that are speech (0 if none is kept). */
+  voicedFraction(startSample: number, endSample: number): number {
+    const F = this.frameSamples;
+    const a = Math.max(this.first, Math.ceil((startSample - F / 2) / F));
+    const b = Math.min(this.end, Math.floor((endSample - F / 2) / F) + 1);
+    if (b <= a) return 0;
+    let n = 0;
+    for (let k = a; k < b; k++) if (this.labels[k - this.first]) n++;
+    return n / (b - a);
+  }
+
+  private close(endFrame: number): FrameSegment | undefined {
+    this.triggered = false;
+    this.candidates.length = 0;
+    const start = this.segStart;
+    return samplesToMs((endFrame - start) * this.frameSamples) >= this.o.minSpeechMs ? [start, endFrame] : undefined;
+  }
+}
+
 /**
  * AudioWindow → VoicedWindow. Feeds each window's new samples to the detector in order (one
  * detector call per window, never overlapping), keeps the frame labels, and stamps the window with
@@ -109,78 +218,20 @@ export function detectVoice(detector: VoiceDetector, opts: Partial<DetectVoiceOp
   if (opts.maxPendingWindows !== undefined && !(Number.isInteger(opts.maxPendingWindows) && opts.maxPendingWindows >= 1)) {
     throw new RangeError(`vad: maxPendingWindows must be an integer >= 1, got ${opts.maxPendingWindows}`);
   }
-  const frameMs = samplesToMs(F);
-  const silenceFrames = Math.max(1, Math.ceil(o.minSilenceMs / frameMs));
   return (windows$) =>
     new Observable<VoicedWindow>((sub) => {
       const vs = detector.stream();
       let streamId = '';
       let fedTo = 0; // samples handed to the detector (or buffered) so far
       let pending = new Float32Array(0); // < F samples waiting for a full frame
-      const labels: boolean[] = []; // speech flag per frame, frame index = firstFrame + i
-      let firstFrame = 0;
-      let triggered = false;
-      let segStartFrame = 0;
-      let silenceRun = 0;
-      let lastFrameEnd = 0; // frames labelled so far
-
-      const closeSegment = (endFrame: number, detectedAtMs: number): void => {
-        triggered = false;
-        const startMs = samplesToMs(segStartFrame * F);
-        const endMs = samplesToMs(endFrame * F);
-        if (endMs - startMs >= o.minSpeechMs) opts.onSegment?.({ streamId, startMs, endMs, detectedAtMs });
+      const labeller = new FrameLabeller(o, F);
+      const report = (seg: FrameSegment | undefined, detectedAtMs: number): void => {
+        if (seg) opts.onSegment?.({ streamId, startMs: samplesToMs(seg[0] * F), endMs: samplesToMs(seg[1] * F), detectedAtMs });
       };
-      const minSpeechFrames = Math.max(1, Math.ceil(o.minSpeechMs / frameMs));
-      // Frames of the open segment wait (as candidates) until it has lasted minSpeechMs.
-      let confirmed = false;
-      const candidates: number[] = [];
       const label = (probs: Float32Array, detectedAtMs: number): void => {
-        for (const p of probs) {
-          const k = lastFrameEnd++;
-          let speech = false;
-          if (!triggered) {
-            if (p >= o.threshold) {
-              triggered = true;
-              confirmed = false;
-              candidates.length = 0;
-              segStartFrame = k;
-              silenceRun = 0;
-              speech = true;
-            }
-          } else if (p >= o.negThreshold) {
-            silenceRun = 0;
-            speech = true;
-          } else if (++silenceRun >= silenceFrames) {
-            closeSegment(k - silenceRun + 1, detectedAtMs);
-            candidates.length = 0;
-          }
-          labels.push(false);
-          if (speech) {
-            if (confirmed) labels[k - firstFrame] = true;
-            else candidates.push(k);
-          }
-          // Confirmed once the speech so far (up to the current silence run) lasts minSpeechMs.
-          if (triggered && !confirmed && speech && k - segStartFrame + 1 >= minSpeechFrames) {
-            confirmed = true;
-            for (const c of candidates) if (c >= firstFrame) labels[c - firstFrame] = true;
-            candidates.length = 0;
-          }
-        }
-        if (labels.length > MAX_FRAMES_KEPT) {
-          const cut = labels.length - MAX_FRAMES_KEPT;
-          labels.splice(0, cut);
-          firstFrame += cut;
-        }
+        for (const seg of labeller.push(probs)) report(seg, detectedAtMs);
       };
-      const voicedOf = (w: AudioWindow): number => {
-        // Frames whose centre lies in the window.
-        const a = Math.max(firstFrame, Math.ceil((w.startSample - F / 2) / F));
-        const b = Math.min(lastFrameEnd, Math.floor((w.endSample - F / 2) / F) + 1);
-        if (b <= a) return 0;
-        let n = 0;
-        for (let k = a; k < b; k++) if (labels[k - firstFrame]) n++;
-        return n / (b - a);
-      };
+      const voicedOf = (w: AudioWindow): number => labeller.voicedFraction(w.startSample, w.endSample);
       const maxPending = opts.maxPendingWindows ?? DEFAULT_VAD_MAX_PENDING_WINDOWS;
       // Waiting windows with the drops (of windows before them in audio time) they will report.
       const waiting: Array<{ w: AudioWindow; before: number }> = [];
@@ -259,7 +310,7 @@ export function detectVoice(detector: VoiceDetector, opts: Partial<DetectVoiceOp
       const finish = (): void => {
         if (finished) return;
         finished = true;
-        if (triggered) closeSegment(lastFrameEnd - silenceRun, samplesToMs(fedTo));
+        report(labeller.finish(), samplesToMs(fedTo));
         sub.complete();
       };
       const upstream = windows$.subscribe({

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { from, lastValueFrom, of, toArray } from 'rxjs';
-import { detectVoice, resolveVadOptions, type VoiceSegment } from '../../streams/vad.js';
+import { detectVoice, FrameLabeller, resolveVadOptions, type VoiceSegment } from '../../streams/vad.js';
 import { smoothAffect } from '../../streams/operators/smooth-affect.js';
 import { createFilter } from '../../streams/smoothing.js';
 import { DEFAULT_ESCALATION, deriveStreamEvents, resolveEscalationOptions, type EscalationOptions } from '../../streams/turns.js';
@@ -95,6 +95,35 @@ describe('detectVoice', () => {
     expect(Math.abs(segs[0]!.endMs - 3500)).toBeLessThanOrEqual(32);
     expect(segs[0]!.detectedAtMs).toBeGreaterThanOrEqual(segs[0]!.endMs + 300);
     expect(Math.abs(segs[1]!.startMs - 6600)).toBeLessThanOrEqual(32);
+  });
+
+  it('FrameLabeller (the stage hysteresis, exported for benches): segments, minSpeechMs, dips inside a segment, the open segment at the end', () => {
+    // Defaults: threshold 0.5, negThreshold 0.35, 300 ms = 10 frames of 32 ms for both minSilence and minSpeech.
+    const L = new FrameLabeller(resolveVadOptions(), FRAME, Infinity);
+    const p = (v: number, n: number): number[] => new Array<number>(n).fill(v);
+    // 5 quiet frames, a 6-frame blip (too short), 12 quiet, 20 speech with a 3-frame dip to 0.4 and a
+    // 4-frame dip to 0.1 (shorter than the closing silence), then 10 quiet frames that close it.
+    const closed = L.push([...p(0.1, 5), ...p(0.9, 6), ...p(0.1, 12), ...p(0.9, 8), ...p(0.4, 3), ...p(0.9, 4), ...p(0.1, 4), ...p(0.9, 5), ...p(0.1, 10)]);
+    expect(closed).toEqual([[23, 47]]); // the blip is not a segment; the end is where the closing silence began
+    expect(L.frames).toBe(57);
+    const speech = Array.from({ length: 57 }, (_, k) => L.isSpeech(k));
+    expect(speech.slice(5, 11)).toEqual(p(0, 6).map(() => false)); // the blip's frames never count
+    expect(speech.slice(23, 38).every(Boolean)).toBe(true); // 0.4 is above negThreshold: still speech
+    expect(speech.slice(38, 42).some(Boolean)).toBe(false); // the 0.1 dip is not speech, but does not end it
+    expect(speech.slice(42, 47).every(Boolean)).toBe(true);
+    expect(L.voicedFraction(23 * FRAME, 47 * FRAME)).toBeCloseTo(20 / 24, 10);
+    // An open segment: its frames count once it lasts 10 frames; finish() closes it at the audio's end.
+    expect(L.push(p(0.9, 9))).toEqual([]);
+    expect(L.isSpeech(57)).toBe(false);
+    L.push(p(0.9, 2));
+    expect(L.isSpeech(57) && L.isSpeech(67)).toBe(true);
+    expect(L.finish()).toEqual([57, 68]);
+    // A stage-sized labeller keeps only its last maxKept frames.
+    const small = new FrameLabeller(resolveVadOptions(), FRAME, 8);
+    small.push(p(0.9, 30));
+    expect(small.isSpeech(29)).toBe(true);
+    expect(small.isSpeech(5)).toBe(false);
+    expect(small.voicedFraction(0, 30 * FRAME)).toBe(1); // over the frames it still holds
   });
 
   it('rejects bad options with a RangeError naming them', () => {
