@@ -168,6 +168,40 @@ class FrameEncoder(nn.Module):
         return self.enc(features, None)
 
 
+def attend_layer(layer, h: torch.Tensor, memory, bias: torch.Tensor | None, pre_norm: bool, on_kv=None, dims=None) -> torch.Tensor:
+    """One torchaudio encoder layer on the frames h [b, n, D]. Its keys/values are the cached frames'
+    (`memory(0)` and `memory(1)` return them, [b, M, D] each; None: no cache) followed by h's own; `bias` [b, 1, 1, M + n]
+    is added to the attention logits (masking); `on_kv(k_new, v_new)` receives h's own keys and values
+    (StreamStep caches them); `dims` = (b, n, D) when the caller has them. `memory` is called where the
+    keys are needed and `dims` read once by the caller so that StreamStep's traced graph keeps its node
+    order (its export is reproduced byte for byte). With no cache and no bias it is the layer itself
+    (full attention over h)."""
+    b, n, d = h.shape if dims is None else dims
+    residual = h
+    y = layer.layer_norm(h) if pre_norm else h
+    att = layer.attention
+    nh, hd = att.num_heads, att.head_dim
+    k_new, v_new = att.k_proj(y), att.v_proj(y)
+    if on_kv is not None:
+        on_kv(k_new, v_new)
+    k = k_new if memory is None else torch.cat([memory(0), k_new], dim=1)
+    v = v_new if memory is None else torch.cat([memory(1), v_new], dim=1)
+    q = att.q_proj(y).view(b, n, nh, hd).transpose(2, 1)
+    kk = k.view(b, -1, nh, hd).permute(0, 2, 3, 1)
+    vv = v.view(b, -1, nh, hd).transpose(2, 1)
+    wts = (att.scaling * q) @ kk
+    if bias is not None:
+        wts = wts + bias
+    wts = wts - wts.max(dim=-1, keepdim=True)[0]
+    o = torch.softmax(wts, dim=-1) @ vv
+    o = att.out_proj(o.transpose(2, 1).reshape(b, n, d))
+    h = residual + o
+    if pre_norm:
+        return h + layer.feed_forward(layer.final_layer_norm(h))
+    h = layer.layer_norm(h)
+    return layer.final_layer_norm(h + layer.feed_forward(h))
+
+
 class StreamStep(nn.Module):
     """One hop of one stream through the whole model, each new sample computed once (KV cache).
 
@@ -227,27 +261,7 @@ class StreamStep(nn.Module):
         bias = (1.0 - key_ok)[:, None, None, :] * -10000.0
         kvs = []
         for i, layer in enumerate(self.layers):
-            residual = h
-            y = layer.layer_norm(h) if self.lnf else h
-            att = layer.attention
-            nh, hd = att.num_heads, att.head_dim
-            k_new, v_new = att.k_proj(y), att.v_proj(y)
-            kvs.append(torch.stack([k_new, v_new], dim=1))  # [b, 2, n, D]
-            k = torch.cat([kv_mem[:, i, 0], k_new], dim=1)
-            v = torch.cat([kv_mem[:, i, 1], v_new], dim=1)
-            q = att.q_proj(y).view(b, n, nh, hd).transpose(2, 1)
-            kk = k.view(b, -1, nh, hd).permute(0, 2, 3, 1)
-            vv = v.view(b, -1, nh, hd).transpose(2, 1)
-            wts = (att.scaling * q) @ kk + bias
-            wts = wts - wts.max(dim=-1, keepdim=True)[0]
-            o = torch.softmax(wts, dim=-1) @ vv
-            o = att.out_proj(o.transpose(2, 1).reshape(b, n, d))
-            h = residual + o
-            if self.lnf:
-                h = h + layer.feed_forward(layer.final_layer_norm(h))
-            else:
-                h = layer.layer_norm(h)
-                h = layer.final_layer_norm(h + layer.feed_forward(h))
+            h = attend_layer(layer, h, lambda j, i=i: kv_mem[:, i, j], bias, self.lnf, lambda k_new, v_new: kvs.append(torch.stack([k_new, v_new], dim=1)), (b, n, d))
         if not self.tr_lnf:
             h = self.tr.layer_norm(h)
         mk = frame_mask.unsqueeze(-1)

@@ -35,26 +35,17 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from training.encoders.export_standins import FRAME_STRIDE, RECEPTIVE_FIELD, StreamStep, build
+from training.encoders.export_standins import FRAME_STRIDE, RECEPTIVE_FIELD, StreamStep, attend_layer, build
 from training.encoders.train_tiny import normalise
 
 WINDOW = 16000
 
 
 def attend(st: StreamStep, layer, h: torch.Tensor, k_mem: torch.Tensor | None = None, v_mem: torch.Tensor | None = None):
-    """One pre-norm layer over h [1, n, D]; keys/values are the cached ones (if any) then h's own. Returns (h, k_new, v_new)."""
-    att = layer.attention
-    b, n, d = h.shape
-    nh, hd = att.num_heads, att.head_dim
-    y = layer.layer_norm(h)
-    k_new, v_new = att.k_proj(y), att.v_proj(y)
-    k = k_new if k_mem is None else torch.cat([k_mem[None], k_new], 1)
-    v = v_new if v_mem is None else torch.cat([v_mem[None], v_new], 1)
-    q = att.q_proj(y).view(b, n, nh, hd).transpose(2, 1)
-    w = (att.scaling * q) @ k.view(b, -1, nh, hd).permute(0, 2, 3, 1)
-    o = torch.softmax(w - w.max(-1, keepdim=True)[0], -1) @ v.view(b, -1, nh, hd).transpose(2, 1)
-    h = h + att.out_proj(o.transpose(2, 1).reshape(b, n, d))
-    return h + layer.feed_forward(layer.final_layer_norm(h)), k_new[0], v_new[0]
+    """One pre-norm layer over h [1, n, D]; keys/values are the cached ones [M, D] (if any) then h's own. Returns (h, k_new, v_new)."""
+    kv = []
+    h = attend_layer(layer, h, None if k_mem is None else lambda j: (k_mem, v_mem)[j][None], None, True, lambda k, v: kv.extend((k[0], v[0])))
+    return h, kv[0], kv[1]
 
 
 def read_out(st: StreamStep, h: torch.Tensor, first_layer: int) -> np.ndarray:
