@@ -74,12 +74,13 @@ function affectFrames(jsonl: string): AffectFrameMessage[] {
     .map((m) => AffectMessage.parse(m));
 }
 
-/** The TypeScript consumer: everything it uses comes from the three entry points. */
+/** The TypeScript consumer: everything it uses comes from the package's entry points. */
 const CONSUMER_TS = `
 import { readFileSync } from 'node:fs';
 import { audioFileSource, createAudioFeed, createEngine, toWire, AffectError, type AffectPoint, type PipelineEvent } from 'circumplex';
 import { CircumplexClient, streamUrl, SUBPROTOCOL, type ConnectionState, type StreamEventMessage } from 'circumplex/client';
 import { ServerMessageSchema, PROTOCOL_VERSION, type AffectFrameMessage } from 'circumplex/protocol';
+import { SocketIoBridge, type BridgeStats } from 'circumplex/socketio-bridge';
 
 const wav = process.argv[2] ?? '';
 const engine = await createEngine({ device: 'cpu' });
@@ -126,8 +127,14 @@ try {
 } catch {
   state = client.state$.value;
 }
+// The socket.io bridge in front of the client, towards a socket.io server nobody runs: nothing goes out.
+const bridge = SocketIoBridge.start(client.frames$, { url: 'http://127.0.0.1:9', socketOptions: { reconnection: false } });
+const bridgeStats: BridgeStats = bridge.stats;
+bridge.close();
 process.stdout.write(lines.join('\\n') + '\\n');
-process.stderr.write(JSON.stringify({ code, state, url: streamUrl('http://localhost:8787'), SUBPROTOCOL, PROTOCOL_VERSION }) + '\\n');
+process.stderr.write(
+  JSON.stringify({ code, state, url: streamUrl('http://localhost:8787'), SUBPROTOCOL, PROTOCOL_VERSION, forwarded: bridgeStats.forwarded }) + '\\n',
+);
 `;
 
 const CONSUMER_TSCONFIG = (typeRoot: string) => ({
@@ -250,7 +257,7 @@ describe('the packed tarball, installed offline into an empty project', () => {
     expect(r.stderr).not.toMatch(/tsx|\.ts:/);
   });
 
-  it('a strict TypeScript consumer compiles against the three entry points and runs the engine in-process', async () => {
+  it('a strict TypeScript consumer compiles against the entry points and runs the engine in-process', async () => {
     writeFileSync(path.join(proj, 'consumer.ts'), CONSUMER_TS);
     // The agent example as written (imports 'circumplex'), compiled against the installed package.
     copyFileSync(path.join(REPO, 'examples', 'agent', 'agent-loop.ts'), path.join(proj, 'agent-loop.ts'));
@@ -259,13 +266,14 @@ describe('the packed tarball, installed offline into an empty project', () => {
     const r = await timed('consumer', () => spawnAsync(process.execPath, ['out/consumer.js', WAV], proj, RUN_ENV, 120_000));
     expect(r.status, r.stderr).toBe(0);
     const lastLine = r.stderr.trim().split('\n').pop() ?? '';
-    const facts = JSON.parse(lastLine) as Record<string, string>;
+    const facts = JSON.parse(lastLine) as Record<string, string | number>;
     expect(facts).toEqual({
       code: 'AFFECT_ERR_CONFIG',
       state: 'closed',
       url: 'ws://localhost:8787/v1/stream',
       SUBPROTOCOL: 'circumplex.v1',
       PROTOCOL_VERSION: expect.stringMatching(/^1\./),
+      forwarded: 0,
     });
     for (const line of r.stdout.trim().split('\n')) expect(ServerMessageSchema.safeParse(JSON.parse(line)).success).toBe(true);
     // The in-process feed (offline mode) gives the frames the CLI gives for the same file.
