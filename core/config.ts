@@ -126,6 +126,16 @@ export function parseOriginList(list: string, source: string): string[] {
   return out;
 }
 
+/**
+ * CIRCUMPLEX_LOG_LEVEL when it names a pino level, else undefined: the first level of the
+ * process-wide logger (core/log.ts), so library users get it too, not only the commands. A bad
+ * value is left to {@link loadConfig} to report.
+ */
+export function envLogLevel(env: NodeJS.ProcessEnv = process.env): EnvConfig['logLevel'] | undefined {
+  const parsed = EnvSchema.shape.CIRCUMPLEX_LOG_LEVEL.safeParse(env.CIRCUMPLEX_LOG_LEVEL === '' ? undefined : env.CIRCUMPLEX_LOG_LEVEL);
+  return parsed.success ? parsed.data : undefined;
+}
+
 /** Validates the environment; throws one AffectError listing every problem. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): EnvConfig {
   // An empty variable (`CIRCUMPLEX_VOSK_MODEL=`) is the shell's usual way to unset it: treat it so.

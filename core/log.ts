@@ -3,12 +3,17 @@
  * Use `logger.child({ streamId })` per stream. Transcripts go only in structured fields.
  */
 import { pino, type Logger } from 'pino';
+import { envLogLevel } from './config.js';
 
 let root: Logger | undefined;
 
-/** The process-wide logger (created on first use, level from CIRCUMPLEX_LOG_LEVEL via setLogLevel). */
+/**
+ * The process-wide logger, created on first use at CIRCUMPLEX_LOG_LEVEL (default info), so an
+ * embedding program (`createEngine`) gets the level the environment names; the commands also set
+ * it from their flags with setLogLevel.
+ */
 export function getLogger(): Logger {
-  root ??= pino({ level: 'info', base: { app: 'circumplex' } }, pino.destination({ fd: 2, sync: true }));
+  root ??= pino({ level: envLogLevel() ?? 'info', base: { app: 'circumplex' } }, pino.destination({ fd: 2, sync: true }));
   return root;
 }
 

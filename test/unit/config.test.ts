@@ -1,5 +1,5 @@
-import { describe, expect, it } from 'vitest';
-import { loadConfig } from '../../core/config.js';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { envLogLevel, loadConfig } from '../../core/config.js';
 import { AffectError } from '../../core/errors.js';
 
 describe('loadConfig', () => {
@@ -28,5 +28,29 @@ describe('loadConfig', () => {
     expect((err as AffectError).code).toBe('AFFECT_ERR_CONFIG');
     expect((err as AffectError).message).toContain('CIRCUMPLEX_DEVICE');
     expect((err as AffectError).message).toContain('CIRCUMPLEX_LOG_LEVEL');
+  });
+});
+
+describe('CIRCUMPLEX_LOG_LEVEL outside the commands', () => {
+  afterEach(() => {
+    vi.unstubAllEnvs();
+    vi.resetModules();
+  });
+
+  it('envLogLevel gives a valid level, and undefined for an unset, empty or bad one', () => {
+    expect(envLogLevel({ CIRCUMPLEX_LOG_LEVEL: 'warn' })).toBe('warn');
+    expect(envLogLevel({})).toBeUndefined();
+    expect(envLogLevel({ CIRCUMPLEX_LOG_LEVEL: '' })).toBeUndefined();
+    expect(envLogLevel({ CIRCUMPLEX_LOG_LEVEL: 'loud' })).toBeUndefined();
+  });
+
+  it('the process-wide logger starts at the level the environment names (a library user calls no setLogLevel)', async () => {
+    vi.stubEnv('CIRCUMPLEX_LOG_LEVEL', 'warn');
+    vi.resetModules();
+    const { getLogger } = await import('../../core/log.js');
+    expect(getLogger().level).toBe('warn');
+    vi.stubEnv('CIRCUMPLEX_LOG_LEVEL', 'loud');
+    vi.resetModules();
+    expect((await import('../../core/log.js')).getLogger().level).toBe('info');
   });
 });
