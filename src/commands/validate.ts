@@ -11,15 +11,24 @@ import { InvalidArgumentError, Option, type Command } from 'commander';
 import { numberOption } from './options.js';
 import path from 'node:path';
 import { AffectError } from '../../core/errors.js';
-import { loadConfig, REPO_ROOT } from '../../core/config.js';
+import { INSTALLED, loadConfig, REPO_ROOT } from '../../core/config.js';
 import { getLogger, setLogLevel } from '../../core/log.js';
 import type { Device, TextAffectModel } from '../../models/ports.js';
 import { formatValidationSummary, prepareOutDir, runValidation, writeValidationReport, type ValidateOptions } from '../validate/validate.js';
 import { shippedModelFigures } from '../validate/cards.js';
 import { TERM_SETS, type TermSet } from '../validate/terms.js';
 
-/** Where reports go by default (git-ignored). */
-export const DEFAULT_VALIDATE_OUT = path.join(REPO_ROOT, 'bench', 'results', 'validate');
+/**
+ * Where reports go by default: bench/results/validate/ in a checkout (git-ignored); from an
+ * installed package, circumplex-validate/ in the working folder, never inside node_modules (which an
+ * install wipes and may be read-only).
+ */
+export function defaultValidateOut(installed: boolean = INSTALLED, cwd: string = process.cwd()): string {
+  return installed ? path.resolve(cwd, 'circumplex-validate') : path.join(REPO_ROOT, 'bench', 'results', 'validate');
+}
+
+/** The default of `--out` for this process. */
+export const DEFAULT_VALIDATE_OUT = defaultValidateOut();
 
 /** Parsed `validate` options. */
 export interface ValidateCommandOptions {

@@ -1,7 +1,9 @@
 import { InvalidArgumentError } from 'commander';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { numberOption } from '../../src/commands/options.js';
 import { buildProgram } from '../../src/cli.js';
+import { defaultValidateOut } from '../../src/commands/validate.js';
 
 describe('numberOption', () => {
   it('accepts numbers in range and rejects the rest with the option named', () => {
@@ -126,5 +128,12 @@ describe('numberOption', () => {
         ).rejects.toThrow(`--speech-step-workers must be an integer in [1, 64], got "${bad}"`);
       }
     }
+  });
+});
+
+describe('validate --out default', () => {
+  it('is bench/results/validate in a checkout and the working folder from an installed package (was: inside node_modules/circumplex)', () => {
+    expect(defaultValidateOut(false, '/home/u/app')).toMatch(/[\\/]bench[\\/]results[\\/]validate$/);
+    expect(defaultValidateOut(true, '/home/u/app')).toBe(path.resolve('/home/u/app', 'circumplex-validate'));
   });
 });
