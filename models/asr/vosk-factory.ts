@@ -91,6 +91,18 @@ export interface VoskFactoryStats {
   openRecognizers: number;
 }
 
+/**
+ * What to do when the `vosk` package (it ships libvosk) is missing. npm drops that optional
+ * dependency when its ffi-napi fails to build, which ffi-napi 4.0.3 does against current Node 20
+ * headers (20.20.2 tried). This repository's package.json overrides it, but npm applies overrides
+ * only in the top-level project, so a project that installs circumplex needs the same overrides in
+ * its own package.json (test/unit/asr-vosk-install.test.ts keeps them in step).
+ */
+export const VOSK_INSTALL_HINT =
+  'the optional "vosk" package (it ships libvosk) is not installed: npm drops it when its ffi-napi dependency fails to build, as it does on current Node 20 releases (20.20.2 tried). ' +
+  'Add "overrides": { "ffi-napi": "npm:@2060.io/ffi-napi@4.0.9", "ref-napi": "npm:@2060.io/ref-napi@3.0.6" } to your package.json, run npm install ' +
+  '(docs/asr.md, "Installing libvosk"), or run without --asr-model';
+
 const MODULE_DIR = path.dirname(fileURLToPath(import.meta.url));
 const REPO_ROOT = path.resolve(MODULE_DIR, '..', '..');
 
@@ -445,7 +457,7 @@ export class VoskRecognizerFactory implements SpeechRecognizerFactory {
       if (reply.op === 'load-failed' && reply.reason === 'no-vosk') {
         throw new AffectError('AFFECT_ERR_ASR', detail, {
           stage: 'asr',
-          hint: 'install the optional dependency: npm install vosk (see docs/asr.md), or run without --asr-model',
+          hint: VOSK_INSTALL_HINT,
         });
       }
       throw voskModelError(this.layout.dir, 'corrupt', detail);
