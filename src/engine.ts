@@ -4,7 +4,8 @@
  *
  * ```ts
  * const engine = await createEngine({ device: 'cpu' });
- * wavFileSource('talk.wav', { streamId: 'a' }).pipe(engine.pipeline('a')).subscribe(console.log);
+ * const flow = new FlowControl({ highWater: 4 }); // a file: the source waits for inference, no window skipped
+ * audioFileSource('talk.wav', { streamId: 'a', flow }).pipe(engine.pipeline('a', { whenBusy: 'queue', flow })).subscribe(console.log);
  * await engine.close();
  * ```
  */

@@ -12,7 +12,17 @@
  * await engine.close();
  * ```
  *
- * Files and other sources: `audioFileSource(path, { streamId }).pipe(engine.pipeline(streamId))`.
+ * Files and other sources, every window (the way `circumplex run` reads a file): share one
+ * {@link FlowControl} between the source and the pipeline, so the source waits for inference:
+ *
+ * ```ts
+ * const flow = new FlowControl({ highWater: 4 });
+ * audioFileSource(path, { streamId, flow }).pipe(engine.pipeline(streamId, { whenBusy: 'queue', flow }));
+ * ```
+ *
+ * `engine.pipeline(streamId)` alone is the live policy: a source faster than inference (a file read
+ * at disk speed) skips windows, counted in each frame's `droppedWindows`.
+ *
  * The wire form of the frames (what `serve` sends) is in `circumplex/client` and `circumplex/protocol`;
  * {@link toWire} turns an event into it.
  */

@@ -77,7 +77,7 @@ function affectFrames(jsonl: string): AffectFrameMessage[] {
 /** The TypeScript consumer: everything it uses comes from the package's entry points. */
 const CONSUMER_TS = `
 import { readFileSync } from 'node:fs';
-import { audioFileSource, createAudioFeed, createEngine, toWire, AffectError, type AffectPoint, type PipelineEvent } from 'circumplex';
+import { audioFileSource, createAudioFeed, createEngine, toWire, AffectError, FlowControl, type AffectPoint, type PipelineEvent } from 'circumplex';
 import { CircumplexClient, streamUrl, SUBPROTOCOL, type ConnectionState, type StreamEventMessage } from 'circumplex/client';
 import { ServerMessageSchema, PROTOCOL_VERSION, type AffectFrameMessage } from 'circumplex/protocol';
 import { SocketIoBridge, type BridgeStats } from 'circumplex/socketio-bridge';
@@ -109,6 +109,23 @@ audioFileSource(wav, { streamId: 'input' }).subscribe({
   complete: () => void feed.end(),
 });
 await done;
+// The file recipe of the package's doc comment (src/index.ts): a shared FlowControl, no window skipped.
+const flow = new FlowControl({ highWater: 4 });
+let piped = 0;
+let pipedDropped = 0;
+await new Promise<void>((resolve, reject) => {
+  audioFileSource(wav, { streamId: 'piped', flow })
+    .pipe(engine.pipeline('piped', { whenBusy: 'queue', flow }))
+    .subscribe({
+      next: (e: PipelineEvent) => {
+        if (e.kind !== 'affect') return;
+        piped++;
+        pipedDropped += e.point.droppedWindows;
+      },
+      error: reject,
+      complete: resolve,
+    });
+});
 await engine.close();
 
 // Bad input comes back as an AffectError with a code.
@@ -133,7 +150,7 @@ const bridgeStats: BridgeStats = bridge.stats;
 bridge.close();
 process.stdout.write(lines.join('\\n') + '\\n');
 process.stderr.write(
-  JSON.stringify({ code, state, url: streamUrl('http://localhost:8787'), SUBPROTOCOL, PROTOCOL_VERSION, forwarded: bridgeStats.forwarded }) + '\\n',
+  JSON.stringify({ code, state, url: streamUrl('http://localhost:8787'), SUBPROTOCOL, PROTOCOL_VERSION, forwarded: bridgeStats.forwarded, piped, pipedDropped }) + '\\n',
 );
 `;
 
@@ -274,6 +291,8 @@ describe('the packed tarball, installed offline into an empty project', () => {
       SUBPROTOCOL: 'circumplex.v1',
       PROTOCOL_VERSION: expect.stringMatching(/^1\./),
       forwarded: 0,
+      piped: affectFrames(cliOut).length,
+      pipedDropped: 0,
     });
     for (const line of r.stdout.trim().split('\n')) expect(ServerMessageSchema.safeParse(JSON.parse(line)).success).toBe(true);
     // The in-process feed (offline mode) gives the frames the CLI gives for the same file.
