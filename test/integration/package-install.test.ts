@@ -257,6 +257,8 @@ describe('the packed tarball, installed offline into an empty project', () => {
     }
     expect(list.filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts'))).toEqual([]);
     expect(list.filter((f) => f.includes('models/weights/') || f.startsWith('package/test/'))).toEqual([]);
+    // Build-time scripts (fixture graphs, the ONNX builder on the onnx-proto devDependency, the schema and terms generators).
+    expect(list.filter((f) => /^package\/dist\/(models\/(onnx|fixtures)\/|clients\/build-)/.test(f))).toEqual([]);
     const installed = path.join(proj, 'node_modules', 'circumplex');
     expect(existsSync(path.join(installed, 'src')), 'no src/ in the installed package (the bin must use dist)').toBe(false);
     expect(readdirSync(path.join(proj, 'node_modules', '.bin'))).toContain('circumplex');
@@ -346,6 +348,38 @@ describe('the packed tarball, installed offline into an empty project', () => {
       serve.kill('SIGTERM');
       await new Promise((r) => serve.once('exit', r));
     }
+  });
+
+  it('no shipped JavaScript imports a package the install does not bring (devDependencies such as onnx-proto)', () => {
+    const pkgDir = path.join(proj, 'node_modules', 'circumplex');
+    const meta = JSON.parse(readFileSync(path.join(pkgDir, 'package.json'), 'utf8')) as {
+      dependencies: Record<string, string>;
+      optionalDependencies: Record<string, string>;
+    };
+    const allowed = new Set([...Object.keys(meta.dependencies), ...Object.keys(meta.optionalDependencies), 'circumplex']);
+    const files = [
+      path.join(pkgDir, 'bin', 'circumplex.mjs'),
+      ...readdirSync(path.join(pkgDir, 'dist'), { recursive: true, encoding: 'utf8' })
+        .filter((f) => f.endsWith('.js'))
+        .map((f) => path.join(pkgDir, 'dist', f)),
+    ];
+    const bad: string[] = [];
+    for (const file of files) {
+      const src = readFileSync(file, 'utf8');
+      for (const m of src.matchAll(
+        /(?:^|\n)\s*(?:import|export)\s[^'"]*?from\s*['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)|require\(\s*['"]([^'"]+)['"]\s*\)/g,
+      )) {
+        const spec = m[1] ?? m[2] ?? m[3] ?? '';
+        if (spec.startsWith('.') || spec.startsWith('node:')) continue;
+        const name = spec.startsWith('@') ? spec.split('/').slice(0, 2).join('/') : (spec.split('/')[0] ?? spec);
+        // tsx only runs from TypeScript sources: the bin loads it in a checkout (src/ beside dist/), inside
+        // a try, and the worker host names it in the bootstrap of a .ts worker.
+        if (name === 'tsx' && (file.endsWith('circumplex.mjs') || file.endsWith(path.join('models', 'worker', 'host.js')))) continue;
+        if (!allowed.has(name)) bad.push(`${path.relative(pkgDir, file)}: ${spec}`);
+      }
+    }
+    expect(files.length).toBeGreaterThan(50);
+    expect(bad).toEqual([]);
   });
 
   it('circumplex/client resolves to a browser-safe module outside Node (no node: modules, no ws)', () => {
