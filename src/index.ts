@@ -50,6 +50,7 @@ export {
   DEFAULT_ESCALATION,
   ESCALATION_METHODS,
   type EscalationDetector,
+  type EscalationFrame,
   type EscalationMethod,
   type EscalationOptions,
 } from '../streams/escalation.js';

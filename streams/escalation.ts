@@ -20,7 +20,7 @@
  * Frames whose `voiced` is below the minimum voiced fraction are not used (held frames do not move).
  * One alert per episode: after an alert the detector re-arms when the condition has lapsed.
  */
-import type { AffectPoint, AlertEvent } from '../core/types.js';
+import type { AffectPoint, AffectVelocity, AlertEvent } from '../core/types.js';
 
 /** How escalation is detected (see the module comment). */
 export const ESCALATION_METHODS = ['shift', 'velocity'] as const;
@@ -105,9 +105,18 @@ export function resolveEscalationOptions(opts: Partial<EscalationOptions> = {}):
   return o;
 }
 
+/**
+ * What the detector reads from a frame: a pipeline {@link AffectPoint}, or an `affect` message
+ * received from a server (`circumplex/client`), whose optional fields may be present as undefined.
+ */
+export type EscalationFrame = Pick<AffectPoint, 'streamId' | 'tMs' | 'valence' | 'arousal'> & {
+  readonly voiced?: number | undefined;
+  readonly velocity?: AffectVelocity | undefined;
+};
+
 /** Feeds voiced frames one by one; returns an alert when one is raised. */
 export interface EscalationDetector {
-  push(p: AffectPoint): AlertEvent | undefined;
+  push(p: EscalationFrame): AlertEvent | undefined;
 }
 
 /**
@@ -117,7 +126,7 @@ export interface EscalationDetector {
  */
 export function createEscalationDetector(opts: Partial<EscalationOptions>, minVoicedFraction: number): EscalationDetector {
   const o = resolveEscalationOptions(opts);
-  const unvoiced = (p: AffectPoint): boolean => p.voiced !== undefined && p.voiced < minVoicedFraction;
+  const unvoiced = (p: EscalationFrame): boolean => p.voiced !== undefined && p.voiced < minVoicedFraction;
   if (!o.enabled) return { push: () => undefined };
   const inner = o.method === 'velocity' ? velocityDetector(o, unvoiced) : shiftDetector(o, unvoiced);
   let lastT = -Infinity;
@@ -132,9 +141,9 @@ export function createEscalationDetector(opts: Partial<EscalationOptions>, minVo
 
 const fmt = (x: number): string => x.toFixed(2);
 
-function velocityDetector(o: EscalationOptions, unvoiced: (p: AffectPoint) => boolean): EscalationDetector {
+function velocityDetector(o: EscalationOptions, unvoiced: (p: EscalationFrame) => boolean): EscalationDetector {
   // The first frame of the current run of frames that satisfy the condition.
-  let first: AffectPoint | undefined;
+  let first: EscalationFrame | undefined;
   let alerted = false;
   return {
     push(p) {
@@ -232,7 +241,7 @@ class FrameHistory {
   }
 }
 
-function shiftDetector(o: EscalationOptions, unvoiced: (p: AffectPoint) => boolean): EscalationDetector {
+function shiftDetector(o: EscalationOptions, unvoiced: (p: EscalationFrame) => boolean): EscalationDetector {
   const h = new FrameHistory();
   let alerted = false;
   return {

@@ -77,7 +77,17 @@ function affectFrames(jsonl: string): AffectFrameMessage[] {
 /** The TypeScript consumer: everything it uses comes from the package's entry points. */
 const CONSUMER_TS = `
 import { readFileSync } from 'node:fs';
-import { audioFileSource, createAudioFeed, createEngine, toWire, AffectError, FlowControl, type AffectPoint, type PipelineEvent } from 'circumplex';
+import {
+  audioFileSource,
+  createAudioFeed,
+  createEngine,
+  createEscalationDetector,
+  toWire,
+  AffectError,
+  FlowControl,
+  type AffectPoint,
+  type PipelineEvent,
+} from 'circumplex';
 import { CircumplexClient, streamUrl, SUBPROTOCOL, type ConnectionState, type StreamEventMessage } from 'circumplex/client';
 import { ServerMessageSchema, PROTOCOL_VERSION, type AffectFrameMessage } from 'circumplex/protocol';
 import { SocketIoBridge, type BridgeStats } from 'circumplex/socketio-bridge';
@@ -88,6 +98,9 @@ const engine = await createEngine({ device: 'cpu' });
 const feed = createAudioFeed(engine, { streamId: 'input', mode: 'offline' });
 const lines: string[] = [];
 let seq = 0;
+// The escalation detector on received wire frames (README): they type-check as its input.
+const detector = createEscalationDetector({}, 0.5);
+let wireAlerts = 0;
 const done = new Promise<void>((resolve, reject) => {
   feed.frames$.subscribe({
     next: (e: PipelineEvent) => {
@@ -98,6 +111,7 @@ const done = new Promise<void>((resolve, reject) => {
         const p: AffectPoint = e.point;
         const f: AffectFrameMessage = checked as AffectFrameMessage;
         if (f.valence !== p.valence) throw new Error('wire frame differs from the point');
+        if (detector.push(f)) wireAlerts++;
       }
     },
     error: reject,
@@ -150,7 +164,7 @@ const bridgeStats: BridgeStats = bridge.stats;
 bridge.close();
 process.stdout.write(lines.join('\\n') + '\\n');
 process.stderr.write(
-  JSON.stringify({ code, state, url: streamUrl('http://localhost:8787'), SUBPROTOCOL, PROTOCOL_VERSION, forwarded: bridgeStats.forwarded, piped, pipedDropped }) + '\\n',
+  JSON.stringify({ code, state, url: streamUrl('http://localhost:8787'), SUBPROTOCOL, PROTOCOL_VERSION, forwarded: bridgeStats.forwarded, piped, pipedDropped, wireAlerts }) + '\\n',
 );
 `;
 
@@ -161,6 +175,7 @@ const CONSUMER_TSCONFIG = (typeRoot: string) => ({
     moduleResolution: 'node16',
     strict: true,
     noUncheckedIndexedAccess: true,
+    exactOptionalPropertyTypes: true,
     verbatimModuleSyntax: true,
     // Checks the package's .d.ts files too, not only the consumer.
     skipLibCheck: false,
@@ -295,6 +310,7 @@ describe('the packed tarball, installed offline into an empty project', () => {
       forwarded: 0,
       piped: affectFrames(cliOut).length,
       pipedDropped: 0,
+      wireAlerts: expect.any(Number),
     });
     for (const line of r.stdout.trim().split('\n')) expect(ServerMessageSchema.safeParse(JSON.parse(line)).success).toBe(true);
     // The in-process feed (offline mode) gives the frames the CLI gives for the same file.
