@@ -366,6 +366,20 @@ describe('the packed tarball, installed offline into an empty project', () => {
     }
   });
 
+  it('ships the docs its error hints and README point to, and the LICENSE', () => {
+    const pkgDir = path.join(proj, 'node_modules', 'circumplex');
+    const shipped = readdirSync(path.join(pkgDir, 'dist'), { recursive: true, encoding: 'utf8' })
+      .filter((f) => f.endsWith('.js'))
+      .map((f) => readFileSync(path.join(pkgDir, 'dist', f), 'utf8'));
+    const named = new Set<string>();
+    for (const text of [...shipped, readFileSync(path.join(pkgDir, 'README.md'), 'utf8')]) {
+      for (const m of text.matchAll(/\bdocs\/[\w-]+\.md\b/g)) named.add(m[0]);
+    }
+    expect(named.size).toBeGreaterThanOrEqual(5);
+    expect([...named].filter((d) => !existsSync(path.join(pkgDir, d)))).toEqual([]);
+    expect(readFileSync(path.join(pkgDir, 'LICENSE'), 'utf8')).toMatch(/MIT License/);
+  });
+
   it('no shipped JavaScript imports a package the install does not bring (devDependencies such as onnx-proto)', () => {
     const pkgDir = path.join(proj, 'node_modules', 'circumplex');
     const meta = JSON.parse(readFileSync(path.join(pkgDir, 'package.json'), 'utf8')) as {
