@@ -29,7 +29,7 @@ const $ = (id) => document.getElementById(id);
 
 /** Per-stream state. */
 const streams = new Map();
-let selected = decodeURIComponent((location.hash.match(/stream=([^&]+)/) || [])[1] || '') || null;
+let selected = streamFromHash();
 let conn = { state: 'connecting', retryAt: 0, attempt: 0, sessionId: null, everOpened: false };
 let globalError = null;
 let ws = null;
@@ -39,6 +39,17 @@ let seriesChart = null;
 let redrawQueued = false;
 /** Counters exposed for tests and the curious (window.circumplex.stats). */
 const stats = { frames: 0, duplicates: 0, reconnects: 0, invalid: 0 };
+
+/** The stream chosen in the URL (`#stream=<id>`), or null; a malformed escape is ignored, never fatal. */
+function streamFromHash() {
+  const m = location.hash.match(/stream=([^&]+)/);
+  if (!m) return null;
+  try {
+    return decodeURIComponent(m[1]) || null;
+  } catch {
+    return null;
+  }
+}
 
 function streamState(id) {
   let s = streams.get(id);

@@ -1,0 +1,84 @@
+/**
+ * The dashboard in a real browser (Debian's chromium via playwright-core) against the real
+ * AffectServer, in the situations a presenter meets outside the happy path: a hand-edited URL, and
+ * a server that restarts under the page.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { RunningServer } from '../../src/server/ws-server.js';
+import { CHROMIUM, CHROMIUM_ARGS, requireChromium } from '../helpers/chromium.js';
+import { affectEvent, movingPoint, startRealServer } from '../helpers/clients-protocol-server.js';
+
+const HOP_MS = 250;
+
+interface PageStream {
+  id: string;
+  lastSeq: number;
+  points: number;
+}
+
+let context: BrowserContext;
+let page: Page;
+let userDataDir: string;
+const pageErrors: string[] = [];
+const servers: RunningServer[] = [];
+
+async function serverOn(port = 0): Promise<RunningServer> {
+  const s = await startRealServer({ port });
+  servers.push(s);
+  return s;
+}
+
+function publishMoving(server: RunningServer, streamId: string, from: number, n: number): void {
+  for (let i = from; i < from + n; i++) {
+    const p = movingPoint(i);
+    server.hub.publish(streamId, affectEvent(streamId, i * HOP_MS, p.valence, p.arousal));
+  }
+}
+
+const pageStream = async (id: string): Promise<PageStream | undefined> =>
+  (await page.evaluate(() => (window as unknown as { circumplex: { streams(): PageStream[] } }).circumplex.streams())).find((s) => s.id === id);
+const connection = () => page.evaluate(() => (window as unknown as { circumplex: { connection: string } }).circumplex.connection);
+
+async function until(cond: () => Promise<boolean>, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe('dashboard robustness in chromium', () => {
+  beforeAll(async () => {
+    requireChromium();
+    userDataDir = mkdtempSync(path.join(os.tmpdir(), 'circumplex-chromium-'));
+    context = await chromium.launchPersistentContext(userDataDir, {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: CHROMIUM_ARGS,
+      viewport: { width: 1280, height: 720 },
+    });
+    page = context.pages()[0] ?? (await context.newPage());
+    page.on('pageerror', (e) => pageErrors.push(e.message));
+  });
+
+  afterAll(async () => {
+    await context?.close();
+    for (const s of servers) await s.close();
+    if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
+  });
+
+  it('a malformed #stream= in the URL is ignored instead of stopping the page', async () => {
+    const server = await serverOn();
+    server.hub.openStream({ streamId: 'stage', hopMs: HOP_MS, windowMs: 1000, sampleRateHz: 16000 });
+    publishMoving(server, 'stage', 0, 5);
+    await page.goto(`${server.httpUrl}#stream=50%`);
+    await until(async () => (await connection()) === 'open');
+    await until(async () => (await pageStream('stage'))?.points === 5);
+    expect(await page.evaluate(() => (window as unknown as { circumplex: { selected: string } }).circumplex.selected)).toBe('stage');
+    expect(pageErrors).toEqual([]);
+  });
+});
