@@ -118,18 +118,25 @@ function scheduleReconnect() {
 function onMessage(sock, msg) {
   switch (msg.type) {
     case 'hello': {
-      const resumeFrom = {};
+      // A Map, not an object literal: a stream id may be any name, `constructor` or `__proto__` too.
+      const resumeFrom = new Map();
       for (const info of msg.streams || []) {
         const s = streamState(info.streamId);
-        // A lower lastSeq than ours means the server restarted the stream: its seqs start over.
-        if (info.lastSeq < s.lastSeq) resetStream(s);
+        // A lower lastSeq than ours means the server restarted the stream: its seqs start over, and
+        // everything it has of the new run is new to us.
+        const restarted = info.lastSeq < s.lastSeq;
+        if (restarted) resetStream(s);
         s.info = info;
-        if (s.lastSeq < 0 && !conn.everOpened) resumeFrom[info.streamId] = Math.max(-1, info.lastSeq - HISTORY_FRAMES);
+        if (restarted) resumeFrom.set(info.streamId, -1);
+        else if (s.lastSeq >= 0) resumeFrom.set(info.streamId, s.lastSeq);
+        else if (!conn.everOpened) resumeFrom.set(info.streamId, Math.max(-1, info.lastSeq - HISTORY_FRAMES));
+        // Anything not yet seen: from the hello lastSeq, so nothing published in between is lost.
+        else resumeFrom.set(info.streamId, info.lastSeq);
       }
-      for (const s of streams.values()) if (s.lastSeq >= 0) resumeFrom[s.id] = s.lastSeq;
-      // Anything not yet seen: from the hello lastSeq, so nothing published in between is lost.
-      for (const info of msg.streams || []) if (!(info.streamId in resumeFrom)) resumeFrom[info.streamId] = info.lastSeq;
-      sock.send(JSON.stringify({ type: 'subscribe', streamIds: ['*'], ...(Object.keys(resumeFrom).length ? { resumeFrom } : {}) }));
+      // Streams the server does not list are not on it (it restarted, or forgot them): no resume.
+      // Our last seq would make it skip that many frames of a stream that starts again under the
+      // same id; the stream's announcement (lastSeq -1) resets it here when it does.
+      sock.send(JSON.stringify({ type: 'subscribe', streamIds: ['*'], ...(resumeFrom.size ? { resumeFrom: Object.fromEntries(resumeFrom) } : {}) }));
       if (conn.everOpened) stats.reconnects++;
       conn.everOpened = true;
       conn.attempt = 0;

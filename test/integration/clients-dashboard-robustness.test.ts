@@ -1,7 +1,8 @@
 /**
  * The dashboard in a real browser (Debian's chromium via playwright-core) against the real
  * AffectServer, in the situations a presenter meets outside the happy path: a hand-edited URL, and
- * a server that restarts under the page.
+ * a server that restarts under the page (its streams start again at seq 0: the page must draw the
+ * new run whole, whether the stream is back before the page reconnects or only after).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -10,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import type { RunningServer } from '../../src/server/ws-server.js';
 import { CHROMIUM, CHROMIUM_ARGS, requireChromium } from '../helpers/chromium.js';
-import { affectEvent, movingPoint, startRealServer } from '../helpers/clients-protocol-server.js';
+import { affectEvent, freePort, movingPoint, startRealServer } from '../helpers/clients-protocol-server.js';
 
 const HOP_MS = 250;
 
@@ -81,4 +82,36 @@ describe('dashboard robustness in chromium', () => {
     expect(await page.evaluate(() => (window as unknown as { circumplex: { selected: string } }).circumplex.selected)).toBe('stage');
     expect(pageErrors).toEqual([]);
   });
+
+  for (const when of ['before', 'after'] as const) {
+    it(`after a server restart, draws every frame of a stream that starts again ${when} the page reconnects`, async () => {
+      const port = await freePort();
+      let server = await serverOn(port);
+      server.hub.openStream({ streamId: 'mic', hopMs: HOP_MS, windowMs: 1000, sampleRateHz: 16000 });
+      await page.goto(server.httpUrl);
+      await until(async () => (await connection()) === 'open');
+      publishMoving(server, 'mic', 0, 30);
+      await until(async () => (await pageStream('mic'))?.lastSeq === 29);
+
+      await server.close();
+      await until(async () => (await connection()) !== 'open');
+      server = await serverOn(port);
+      const reopen = () => server.hub.openStream({ streamId: 'mic', hopMs: HOP_MS, windowMs: 1000, sampleRateHz: 16000 });
+      if (when === 'before') {
+        reopen();
+        publishMoving(server, 'mic', 0, 5); // seqs 0-4, published before the page is back
+      }
+      await until(async () => (await connection()) === 'open', 15_000);
+      if (when === 'after') {
+        reopen();
+        publishMoving(server, 'mic', 0, 5);
+      }
+      publishMoving(server, 'mic', 5, 20);
+      // The new run is seqs 0-24: all 25 are drawn, none twice.
+      await until(async () => (await pageStream('mic'))?.lastSeq === 24);
+      expect((await pageStream('mic'))?.points).toBe(25);
+      expect(await page.evaluate(() => (window as unknown as { circumplex: { stats: { duplicates: number } } }).circumplex.stats.duplicates)).toBe(0);
+      expect(pageErrors).toEqual([]);
+    });
+  }
 });
