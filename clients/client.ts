@@ -541,9 +541,10 @@ export class CircumplexClient implements AsyncIterable<StreamEventMessage> {
     switch (msg.type) {
       case 'hello': {
         if (this.helloTimer) clearTimeout(this.helloTimer);
-        for (const s of msg.streams) this.noteStream(s);
+        const restarted = new Set<string>();
+        for (const s of msg.streams) if (this.noteStream(s)) restarted.add(s.streamId);
         // Subscribe only after hello, so a restarted stream (lower lastSeq) is reset before we resume.
-        this.sendOn(ws, { type: 'subscribe', streamIds: this.streamIds, ...this.resumeFor(this.streamIds, msg.streams) });
+        this.sendOn(ws, { type: 'subscribe', streamIds: this.streamIds, ...this.resumeFor(this.streamIds, msg.streams, restarted) });
         if (this.everOpened) this.counters.reconnects++;
         this.everOpened = true;
         this.attempt = 0;
@@ -577,28 +578,47 @@ export class CircumplexClient implements AsyncIterable<StreamEventMessage> {
     this.messagesSubject.next(msg);
   }
 
-  /** Remembers a stream; if its lastSeq went backwards, the server restarted it, so seqs start over. */
-  private noteStream(s: StreamInfo): void {
+  /**
+   * Remembers a stream; if its lastSeq went backwards, the server restarted it, so seqs start over.
+   * Returns true in that case.
+   */
+  private noteStream(s: StreamInfo): boolean {
     this.knownStreams.set(s.streamId, s);
     const last = this.lastSeqs.get(s.streamId);
-    if (last !== undefined && s.lastSeq < last) this.lastSeqs.delete(s.streamId);
+    if (last === undefined || s.lastSeq >= last) return false;
+    this.lastSeqs.delete(s.streamId);
+    return true;
   }
 
   /**
-   * `resumeFrom` for the given ids (every seen stream when subscribing to '*'), or nothing. Streams
-   * the server announced in `hello` that we have no seq for yet resume from their `lastSeq` at hello
-   * time (or -1 with `fromStart`): frames published between hello and the server reading our
-   * subscribe are then replayed instead of lost.
+   * `resumeFrom` for the given ids (every seen stream when subscribing to '*'), or nothing.
+   *
+   * After `hello` (`announced` given) only the streams it lists are resumed: one it does not list
+   * is not on the server (restarted, or forgotten), and our last seq would make the server skip that
+   * many frames of a stream that starts again under the same id (its announcement resets our seq).
+   * Listed streams resume from our last seq; a stream the server `restarted` from -1 (all of the new
+   * run it still has); one we have no seq for yet from its `lastSeq` at hello time (or -1 with
+   * `fromStart`), so frames published between hello and the server reading our subscribe are
+   * replayed instead of lost.
    */
-  private resumeFor(ids: readonly string[], announced: readonly StreamInfo[] = []): { resumeFrom?: Record<string, number> } {
+  private resumeFor(
+    ids: readonly string[],
+    announced?: readonly StreamInfo[],
+    restarted: ReadonlySet<string> = new Set(),
+  ): { resumeFrom?: Record<string, number> } {
     const all = ids.includes('*');
     const wanted = (id: string) => all || ids.includes(id);
-    const resume: Record<string, number> = {};
-    for (const s of announced) {
-      if (wanted(s.streamId) && !this.lastSeqs.has(s.streamId)) resume[s.streamId] = this.opts.fromStart ? -1 : s.lastSeq;
+    // A Map, not an object literal: a stream id may be any name, `__proto__` too.
+    const resume = new Map<string, number>();
+    if (announced === undefined) {
+      for (const [id, seq] of this.lastSeqs) if (wanted(id)) resume.set(id, seq);
+    } else {
+      for (const s of announced) {
+        if (!wanted(s.streamId)) continue;
+        resume.set(s.streamId, this.lastSeqs.get(s.streamId) ?? (this.opts.fromStart || restarted.has(s.streamId) ? -1 : s.lastSeq));
+      }
     }
-    for (const [id, seq] of this.lastSeqs) if (wanted(id)) resume[id] = seq;
-    return Object.keys(resume).length === 0 ? {} : { resumeFrom: resume };
+    return resume.size === 0 ? {} : { resumeFrom: Object.fromEntries(resume) };
   }
 
   private send(msg: object): void {

@@ -118,6 +118,40 @@ describe('CircumplexClient', () => {
     expect(proxy.accepted).toBe(2);
   });
 
+  for (const when of ['before', 'after'] as const) {
+    it(`after a server restart, hands out every frame of a stream that starts again ${when} the client reconnects`, async () => {
+      const port = await freePort();
+      await server.close();
+      server = await startRealServer({ port });
+      server.hub.openStream(STREAM);
+      const client = connect(`ws://127.0.0.1:${port}`);
+      const seen: number[] = [];
+      client.frames$.subscribe((f) => seen.push(f.seq));
+      await client.waitOpen();
+      publish(0, 30);
+      await until(() => seen.length === 30);
+
+      await server.close();
+      await until(() => client.state$.value === 'reconnecting');
+      server = await startRealServer({ port });
+      if (when === 'before') {
+        server.hub.openStream(STREAM);
+        publish(0, 5); // seqs 0-4 of the new run, before the client is back
+      }
+      await until(() => client.stats.reconnects === 1);
+      if (when === 'after') {
+        server.hub.openStream(STREAM);
+        publish(0, 5);
+      }
+      publish(5, 25);
+      // The new run is seqs 0-24: every one of them, once, in order.
+      await until(() => seen.length >= 55);
+      await new Promise((r) => setTimeout(r, 50));
+      expect(seen.slice(30)).toEqual(Array.from({ length: 25 }, (_, i) => i));
+      expect(client.stats.duplicates).toBe(0);
+    });
+  }
+
   it('never hands out a seq twice, even when a server resends an overlap', async () => {
     // A raw ws server that resends frames 1..2 (as a server with an off-by-one resume would).
     const wss = new WebSocketServer({ port: 0, host: '127.0.0.1', handleProtocols: () => SUBPROTOCOL });
