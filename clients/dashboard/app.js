@@ -32,6 +32,8 @@ const streams = new Map();
 let selected = streamFromHash();
 let conn = { state: 'connecting', retryAt: 0, attempt: 0, sessionId: null, everOpened: false };
 let globalError = null;
+/** Why the server refused our WebSocket, when it is up but would not open one (e.g. no token), or null. */
+let refused = null;
 let ws = null;
 let terms = [];
 let circChart = null;
@@ -83,6 +85,10 @@ function connect() {
     return;
   }
   ws = sock;
+  let opened = false;
+  sock.onopen = () => {
+    opened = true;
+  };
   sock.onmessage = (ev) => {
     if (typeof ev.data !== 'string') return;
     let msg;
@@ -100,11 +106,34 @@ function connect() {
     // 1002/1008: the server refused us for a reason a retry will not fix; say so, but keep trying
     // slowly (a presenter may fix the token and the page should then recover by itself).
     if (ev.code === 1008 || ev.code === 1002) globalError = `server closed the connection (${ev.code}${ev.reason ? `: ${ev.reason}` : ''})`;
+    if (!opened) explainRefusal();
     scheduleReconnect();
   };
   sock.onerror = () => {
     /* a close event always follows; handled there */
   };
+}
+
+/**
+ * A WebSocket that never opened: the server is down, or it refused the upgrade (401/403), which
+ * browsers do not tell the page. The page came from the server, so ask it whether it is up: if it
+ * is, the upgrade was refused, and the likely fix is the token.
+ */
+function explainRefusal() {
+  fetch('healthz', { cache: 'no-store' }).then(
+    (res) => {
+      if (conn.state === 'open') return;
+      // Not ok (503): the server is shutting down, which is not a refusal.
+      if (!res.ok) refused = null;
+      else if (params.get('token')) refused = 'The token in the URL is unknown or lacks the subscribe scope (or this origin is not allowed).';
+      else refused = 'It may need a token: open this page with ?token=<subscribe token>.';
+      renderBanner();
+    },
+    () => {
+      refused = null;
+      renderBanner();
+    },
+  );
 }
 
 function scheduleReconnect() {
@@ -142,6 +171,7 @@ function onMessage(sock, msg) {
       conn.attempt = 0;
       conn.sessionId = msg.sessionId;
       globalError = null;
+      refused = null;
       setConn('open');
       refreshSelector();
       break;
@@ -262,7 +292,8 @@ function renderBanner() {
   const s = selected ? streams.get(selected) : null;
   let text = null;
   let kind = 'error';
-  if (conn.state === 'closed' && conn.everOpened) text = 'Disconnected from the server. Reconnecting on its own; the picture resumes where it stopped.';
+  if (conn.state === 'closed' && refused) text = `The server at ${location.host} refused the connection. ${refused} Retrying…`;
+  else if (conn.state === 'closed' && conn.everOpened) text = 'Disconnected from the server. Reconnecting on its own; the picture resumes where it stopped.';
   else if (conn.state === 'closed') text = `Cannot reach the server at ${location.host}. Retrying…`;
   if (globalError) text = text ? `${text} (${globalError})` : globalError;
   if (!text && s && s.error) text = `Stream “${s.id}” has an error: ${s.error}`;

@@ -1,7 +1,7 @@
 /**
  * The dashboard in a real browser (Debian's chromium via playwright-core) against the real
  * AffectServer, in the situations a presenter meets outside the happy path: a hand-edited URL, and
- * a server that restarts under the page (its streams start again at seq 0: the page must draw the
+ * a server that needs a token the URL lacks, and a server that restarts under the page (its streams start again at seq 0: the page must draw the
  * new run whole, whether the stream is back before the page reconnects or only after).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -27,8 +27,8 @@ let userDataDir: string;
 const pageErrors: string[] = [];
 const servers: RunningServer[] = [];
 
-async function serverOn(port = 0): Promise<RunningServer> {
-  const s = await startRealServer({ port });
+async function serverOn(port = 0, opts: Parameters<typeof startRealServer>[0] = {}): Promise<RunningServer> {
+  const s = await startRealServer({ port, ...opts });
   servers.push(s);
   return s;
 }
@@ -114,4 +114,24 @@ describe('dashboard robustness in chromium', () => {
       expect(pageErrors).toEqual([]);
     });
   }
+
+  it('on a server that refuses the page (no token, or a wrong one) says so and how to fix it, not "cannot reach"', async () => {
+    const server = await serverOn(0, { tokens: [{ token: 'sub-token-123', scopes: ['subscribe'] }] });
+    server.hub.openStream({ streamId: 'stage', hopMs: HOP_MS, windowMs: 1000, sampleRateHz: 16000 });
+    publishMoving(server, 'stage', 0, 3);
+    const banner = page.locator('#banner');
+    await page.goto(server.httpUrl);
+    await expect.poll(() => banner.textContent(), { timeout: 10_000 }).toContain('refused the connection');
+    expect(await banner.textContent()).toContain('?token=');
+    expect(await banner.textContent()).not.toContain('Cannot reach');
+    await page.goto(`${server.httpUrl}?token=not-the-token`);
+    await expect.poll(() => banner.textContent(), { timeout: 10_000 }).toContain('token in the URL is unknown');
+    await page.goto(`${server.httpUrl}?token=sub-token-123`);
+    await until(async () => (await pageStream('stage'))?.points === 3);
+    expect(await banner.isHidden()).toBe(true);
+    // A server that is really gone still reads as unreachable.
+    await server.close();
+    await expect.poll(() => banner.textContent(), { timeout: 10_000 }).toMatch(/Disconnected from the server/);
+    expect(pageErrors).toEqual([]);
+  });
 });
