@@ -97,6 +97,15 @@ export class SocketIoBridge {
   private lastRefill = performance.now();
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
+  /**
+   * Why the bridge stopped forwarding for good, undefined while it forwards or retries: the
+   * socket.io server refused the connection (e.g. its auth middleware said no) or disconnected the
+   * bridge itself. socket.io-client does not reconnect after either, so frames only pile up in
+   * the buffer (and are dropped) from then on.
+   */
+  failure: Error | undefined;
+  /** The last connection error socket.io-client reported (it retries after most of them); cleared on connect. */
+  lastError: Error | undefined;
   private readonly counters = { forwarded: 0, dropped: 0, skipped: 0, connects: 0 };
 
   private constructor(source: Observable<StreamEventMessage>, o: SocketIoBridgeOptions) {
@@ -104,9 +113,21 @@ export class SocketIoBridge {
     this.tokens = o.burst;
     const base = o.url.replace(/\/+$/, '');
     this.socket = io(o.namespace === '/' ? base : `${base}${o.namespace}`, { ...o.socketOptions });
+    const where = `socket.io server at ${o.url} (namespace ${o.namespace})`;
     this.socket.on('connect', () => {
       this.counters.connects++;
+      this.lastError = undefined;
+      this.failure = undefined;
       this.pump();
+    });
+    this.socket.on('connect_error', (err: Error) => {
+      this.lastError = err;
+      // Not active: socket.io-client gave up (a middleware error); otherwise it retries by itself.
+      if (!this.socket.active) this.failure = new Error(`${where} refused the bridge: ${err.message}`, { cause: err });
+    });
+    this.socket.on('disconnect', (reason: string) => {
+      if (reason === 'io server disconnect' && !this.closed)
+        this.failure = new Error(`${where} disconnected the bridge; socket.io does not reconnect after that`);
     });
     this.sub = source.subscribe({ next: (m) => this.offer(m) });
   }

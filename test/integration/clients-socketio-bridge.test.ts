@@ -127,6 +127,29 @@ describe('SocketIoBridge', () => {
     expect(bridge.stats).toMatchObject({ forwarded: 21, dropped: 30, buffered: 0, connects: 2 });
   });
 
+  it('says why it stopped for good: refused by the server middleware, or disconnected by the server', async () => {
+    // A socket.io server whose middleware refuses a bad token and kicks a "kick-me" connection.
+    const httpServer = http.createServer();
+    const ioServer = new IoServer(httpServer);
+    ioServer.use((socket, next) => (socket.handshake.auth.token === 'good' ? next() : next(new Error('bad auth token'))));
+    ioServer.on('connection', (socket) => socket.on('kick-me', () => socket.disconnect()));
+    await new Promise<void>((resolve) => httpServer.listen(0, '127.0.0.1', resolve));
+    cleanups.push(() => new Promise<void>((resolve) => void ioServer.close(() => resolve())));
+    const port = (httpServer.address() as { port: number }).port;
+
+    const refused = startBridge(new Subject<StreamEventMessage>(), { url: `http://127.0.0.1:${port}`, socketOptions: { auth: { token: 'wrong' } } });
+    await until(() => refused.failure !== undefined);
+    expect(refused.failure?.message).toMatch(/refused the bridge: bad auth token/);
+    expect(refused.connected).toBe(false);
+
+    const kicked = startBridge(new Subject<StreamEventMessage>(), { url: `http://127.0.0.1:${port}`, socketOptions: { auth: { token: 'good' } } });
+    await until(() => kicked.connected);
+    expect(kicked.failure).toBeUndefined();
+    kicked.socket.emit('kick-me');
+    await until(() => kicked.failure !== undefined);
+    expect(kicked.failure?.message).toMatch(/disconnected the bridge/);
+  });
+
   it('end to end: AffectServer → node client → bridge → socket.io server', async () => {
     const server = await startRealServer();
     cleanups.push(() => server.close());
