@@ -23,12 +23,19 @@ const ALERT_HOLD_S = 30;
 /** On first connect, ask for this much recent history of streams that are already running. */
 const HISTORY_FRAMES = 240;
 const BACKOFF_MS = { initial: 500, max: 8000, factor: 2 };
+/**
+ * Ended streams kept; beyond this the oldest ended are forgotten (as the server forgets them), so a
+ * page left open on a busy server (every call a stream) stays bounded.
+ */
+const MAX_ENDED_STREAMS = 256;
 
 const params = new URLSearchParams(location.search);
 const $ = (id) => document.getElementById(id);
 
 /** Per-stream state. */
 const streams = new Map();
+/** Ids of ended streams, oldest ended first. */
+const ended = new Set();
 let selected = streamFromHash();
 let conn = { state: 'connecting', retryAt: 0, attempt: 0, sessionId: null, everOpened: false };
 let globalError = null;
@@ -51,6 +58,21 @@ function streamFromHash() {
   } catch {
     return null;
   }
+}
+
+/** Tracks which streams have ended, and forgets the oldest ended beyond MAX_ENDED_STREAMS (never the selected one). */
+function noteState(s, state) {
+  ended.delete(s.id);
+  if (state !== 'ended') return;
+  ended.add(s.id);
+  if (ended.size <= MAX_ENDED_STREAMS) return;
+  for (const id of ended) {
+    if (ended.size <= MAX_ENDED_STREAMS) break;
+    if (id === selected) continue;
+    ended.delete(id);
+    streams.delete(id);
+  }
+  refreshSelector();
 }
 
 function streamState(id) {
@@ -156,6 +178,7 @@ function onMessage(sock, msg) {
         const restarted = info.lastSeq < s.lastSeq;
         if (restarted) resetStream(s);
         s.info = info;
+        noteState(s, info.state);
         if (restarted) resumeFrom.set(info.streamId, -1);
         else if (s.lastSeq >= 0) resumeFrom.set(info.streamId, s.lastSeq);
         else if (!conn.everOpened) resumeFrom.set(info.streamId, Math.max(-1, info.lastSeq - HISTORY_FRAMES));
@@ -180,6 +203,7 @@ function onMessage(sock, msg) {
       const s = streamState(msg.stream.streamId);
       if (msg.stream.lastSeq < s.lastSeq) resetStream(s);
       s.info = msg.stream;
+      noteState(s, msg.stream.state);
       if (msg.stream.state === 'live') s.error = null;
       refreshSelector();
       break;
@@ -257,6 +281,7 @@ function onFrame(msg) {
     if (msg.state === 'error') s.error = msg.message;
     else if (msg.state === 'live') s.error = null;
     if (s.info) s.info = { ...s.info, state: msg.state };
+    noteState(s, msg.state);
     refreshSelector();
     renderBanner();
   }

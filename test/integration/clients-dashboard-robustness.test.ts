@@ -1,7 +1,7 @@
 /**
  * The dashboard in a real browser (Debian's chromium via playwright-core) against the real
  * AffectServer, in the situations a presenter meets outside the happy path: a hand-edited URL, and
- * a server that needs a token the URL lacks, and a server that restarts under the page (its streams start again at seq 0: the page must draw the
+ * a page left open while hundreds of calls come and go, a server that needs a token the URL lacks, and a server that restarts under the page (its streams start again at seq 0: the page must draw the
  * new run whole, whether the stream is back before the page reconnects or only after).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -132,6 +132,31 @@ describe('dashboard robustness in chromium', () => {
     // A server that is really gone still reads as unreachable.
     await server.close();
     await expect.poll(() => banner.textContent(), { timeout: 10_000 }).toMatch(/Disconnected from the server/);
+    expect(pageErrors).toEqual([]);
+  });
+
+  it('left open while hundreds of calls come and go, keeps at most 256 ended streams (the oldest go), and every live one', async () => {
+    const server = await serverOn();
+    server.hub.openStream({ streamId: 'supervisor', hopMs: HOP_MS, windowMs: 1000, sampleRateHz: 16000 });
+    publishMoving(server, 'supervisor', 0, 3);
+    await page.goto(`${server.httpUrl}#stream=supervisor`);
+    await until(async () => (await pageStream('supervisor'))?.points === 3);
+    for (let c = 0; c < 300; c++) {
+      const id = `call-${String(c).padStart(3, '0')}`;
+      server.hub.openStream({ streamId: id, hopMs: HOP_MS, windowMs: 1000, sampleRateHz: 8000 });
+      publishMoving(server, id, 0, 2);
+      server.hub.endStream(id, 'call ended');
+    }
+    server.hub.openStream({ streamId: 'late-call', hopMs: HOP_MS, windowMs: 1000, sampleRateHz: 8000 });
+    publishMoving(server, 'late-call', 0, 2);
+    await until(async () => (await pageStream('late-call'))?.points === 2);
+    const ids = (await page.evaluate(() => (window as unknown as { circumplex: { streams(): PageStream[] } }).circumplex.streams())).map((s) => s.id);
+    expect(ids).toHaveLength(256 + 2);
+    expect(ids).toContain('supervisor');
+    expect(ids).not.toContain('call-043');
+    expect(ids).toContain('call-044');
+    expect(ids).toContain('call-299');
+    expect(await page.locator('#stream-select option').count()).toBe(256 + 2);
     expect(pageErrors).toEqual([]);
   });
 });
