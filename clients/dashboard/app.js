@@ -36,7 +36,9 @@ const $ = (id) => document.getElementById(id);
 const streams = new Map();
 /** Ids of ended streams, oldest ended first. */
 const ended = new Set();
-let selected = streamFromHash();
+/** The stream the URL or the user asked for; shown as soon as it exists, even if another was shown meanwhile. */
+let wanted = streamFromHash();
+let selected = wanted;
 let conn = { state: 'connecting', retryAt: 0, attempt: 0, sessionId: null, everOpened: false };
 let globalError = null;
 /** Why the server refused our WebSocket, when it is up but would not open one (e.g. no token), or null. */
@@ -285,7 +287,7 @@ function onFrame(msg) {
     refreshSelector();
     renderBanner();
   }
-  if (!selected) select(msg.streamId);
+  if (!selected) select(msg.streamId, false);
   if (msg.streamId === selected) queueRedraw();
 }
 
@@ -350,18 +352,21 @@ function refreshSelector() {
     const st = streams.get(o.value)?.info?.state;
     o.textContent = st && st !== 'live' ? `${o.value} (${st})` : o.value;
   }
-  if (!selected || !streams.has(selected)) {
+  if (wanted && wanted !== selected && streams.has(wanted)) select(wanted, false);
+  else if (!selected || !streams.has(selected)) {
     const live = ids.find((id) => streams.get(id)?.info?.state === 'live');
-    if (live || ids[0]) select(live || ids[0]);
+    if (live || ids[0]) select(live || ids[0], false);
   }
   sel.value = selected || '';
   renderStreamState();
 }
 
-function select(id) {
+/** Shows a stream. The user's choice goes into the URL; a stand-in shown while the wanted one is absent does not replace it. */
+function select(id, byUser = true) {
   selected = id;
+  if (byUser) wanted = id;
   $('stream-select').value = id;
-  history.replaceState(null, '', `${location.pathname}${location.search}#stream=${encodeURIComponent(id)}`);
+  if (byUser || !wanted) history.replaceState(null, '', `${location.pathname}${location.search}#stream=${encodeURIComponent(id)}`);
   renderStreamState();
   renderBanner();
   queueRedraw();

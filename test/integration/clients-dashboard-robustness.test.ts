@@ -1,6 +1,7 @@
 /**
  * The dashboard in a real browser (Debian's chromium via playwright-core) against the real
- * AffectServer, in the situations a presenter meets outside the happy path: a hand-edited URL, and
+ * AffectServer, in the situations a presenter meets outside the happy path: a hand-edited URL, a
+ * bookmarked stream that starts after the page is opened,
  * a page left open while hundreds of calls come and go, a server that needs a token the URL lacks, and a server that restarts under the page (its streams start again at seq 0: the page must draw the
  * new run whole, whether the stream is back before the page reconnects or only after).
  */
@@ -157,6 +158,27 @@ describe('dashboard robustness in chromium', () => {
     expect(ids).toContain('call-044');
     expect(ids).toContain('call-299');
     expect(await page.locator('#stream-select option').count()).toBe(256 + 2);
+    expect(pageErrors).toEqual([]);
+  });
+
+  it('a bookmarked #stream= that starts after the page opened is shown when it appears, and the bookmark is kept meanwhile', async () => {
+    const server = await serverOn();
+    server.hub.openStream({ streamId: 'backup-mic', hopMs: HOP_MS, windowMs: 1000, sampleRateHz: 16000 });
+    publishMoving(server, 'backup-mic', 0, 3);
+    await page.goto(`${server.httpUrl}#stream=stage`);
+    await until(async () => (await pageStream('backup-mic'))?.points === 3);
+    const selected = () => page.evaluate(() => (window as unknown as { circumplex: { selected: string } }).circumplex.selected);
+    expect(await selected()).toBe('backup-mic'); // something to look at meanwhile
+    expect(new URL(page.url()).hash).toBe('#stream=stage');
+    server.hub.openStream({ streamId: 'stage', hopMs: HOP_MS, windowMs: 1000, sampleRateHz: 16000 });
+    publishMoving(server, 'stage', 0, 3);
+    await expect.poll(selected).toBe('stage');
+    // The user's own choice then sticks, and goes into the URL.
+    await page.selectOption('#stream-select', 'backup-mic');
+    await expect.poll(() => new URL(page.url()).hash).toBe('#stream=backup-mic');
+    publishMoving(server, 'stage', 3, 3);
+    await page.waitForTimeout(200);
+    expect(await selected()).toBe('backup-mic');
     expect(pageErrors).toEqual([]);
   });
 });
