@@ -103,6 +103,14 @@ describe('dashboard robustness in chromium', () => {
         publishMoving(server, 'mic', 0, 5); // seqs 0-4, published before the page is back
       }
       await until(async () => (await connection()) === 'open', 15_000);
+      // The subscribe goes out after hello: wait until the server has it (a frame on another stream
+      // arrives live), as a stream that opens in between is not the point here.
+      server.hub.openStream({ streamId: 'barrier', hopMs: HOP_MS, windowMs: 1000, sampleRateHz: 16000 });
+      let b = 0;
+      await until(async () => {
+        publishMoving(server, 'barrier', b++, 1);
+        return ((await pageStream('barrier'))?.lastSeq ?? -1) >= 0;
+      });
       if (when === 'after') {
         reopen();
         publishMoving(server, 'mic', 0, 5);

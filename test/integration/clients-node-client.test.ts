@@ -126,7 +126,7 @@ describe('CircumplexClient', () => {
       server.hub.openStream(STREAM);
       const client = connect(`ws://127.0.0.1:${port}`);
       const seen: number[] = [];
-      client.frames$.subscribe((f) => seen.push(f.seq));
+      client.frames$.subscribe((f) => f.streamId === 'mic' && seen.push(f.seq));
       await client.waitOpen();
       publish(0, 30);
       await until(() => seen.length === 30);
@@ -139,6 +139,13 @@ describe('CircumplexClient', () => {
         publish(0, 5); // seqs 0-4 of the new run, before the client is back
       }
       await until(() => client.stats.reconnects === 1);
+      // The subscribe goes out after hello: wait until the server has it (a frame on another stream
+      // arrives live), as a stream that opens in between is not the point here.
+      server.hub.openStream({ ...STREAM, streamId: 'barrier' });
+      await until(() => {
+        publish(0, 1, 'barrier');
+        return client.lastSeq('barrier') >= 0;
+      });
       if (when === 'after') {
         server.hub.openStream(STREAM);
         publish(0, 5);
