@@ -23,6 +23,37 @@ export const wsTransport: SocketTransport = (url, protocol, headers, events) => 
   ws.on('open', () => events.open());
   ws.on('ping', () => events.ping());
   ws.on('message', (data, isBinary) => events.message(isBinary ? null : (data as Buffer).toString('utf8')));
+  // A refused upgrade (401 no token, 403 no subscribe scope, …): the server says why in the body;
+  // put that in the error, after the status ws itself would report ("Unexpected server response: 401").
+  ws.on('unexpected-response', (_req, res) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let done = false;
+    const finish = () => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      const body = Buffer.concat(chunks).toString('utf8').slice(0, 500);
+      let why = body.trim();
+      try {
+        const parsed = JSON.parse(body) as { error?: unknown };
+        if (typeof parsed.error === 'string') why = parsed.error;
+      } catch {
+        // not JSON: the text as it is
+      }
+      events.error(new Error(`Unexpected server response: ${res.statusCode ?? 0}${why ? ` (${why})` : ''}`));
+      ws.terminate();
+    };
+    // A body that never ends must not hold the refusal up.
+    const timer = setTimeout(finish, 2000);
+    res.on('data', (chunk: Buffer) => {
+      if (size < 4096) chunks.push(chunk);
+      size += chunk.length;
+    });
+    res.on('end', finish);
+    res.on('error', finish);
+    res.on('close', finish);
+  });
   ws.on('error', (err) => events.error(err));
   ws.on('close', (code) => events.close(code));
   return {

@@ -222,14 +222,24 @@ describe('CircumplexClient', () => {
     expect((await pending).done).toBe(true);
   });
 
-  it('with tokens: sends its header, and gives up at once (no retry loop) when refused with 401', async () => {
-    const secured = await startRealServer({ tokens: [{ token: 'sub-token-123', scopes: ['subscribe'] }] });
+  it('with tokens: sends its header, and gives up at once (no retry loop) when refused with 401/403, saying why', async () => {
+    const secured = await startRealServer({
+      tokens: [
+        { token: 'sub-token-123', scopes: ['subscribe'] },
+        { token: 'pub-token-123', scopes: ['publish'] },
+      ],
+    });
     try {
       secured.hub.openStream(STREAM);
       const refused = connect(secured.url, { initialBackoffMs: 20 });
-      await expect(refused.waitOpen()).rejects.toThrow(/401/);
+      // The server's reason comes with the status.
+      await expect(refused.waitOpen()).rejects.toThrow('Unexpected server response: 401 (a token is required (Authorization: Bearer <token> or ?token=))');
       expect(refused.state$.value).toBe('closed');
       expect(refused.stats.reconnects).toBe(0);
+      expect(refused.failure?.message).toMatch(/401 \(a token is required/);
+      const wrongScope = connect(secured.url, { headers: { Authorization: 'Bearer pub-token-123' } });
+      await expect(wrongScope.waitOpen()).rejects.toThrow('Unexpected server response: 403 (token lacks the "subscribe" scope)');
+      expect(wrongScope.stats.reconnects).toBe(0);
       const ok = connect(secured.url, { headers: { Authorization: 'Bearer sub-token-123' } });
       await ok.waitOpen();
       expect(ok.streams.map((st) => st.streamId)).toEqual(['mic']);
