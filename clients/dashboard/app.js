@@ -180,6 +180,8 @@ function onMessage(sock, msg) {
         const restarted = info.lastSeq < s.lastSeq;
         if (restarted) resetStream(s);
         s.info = info;
+        // A status from before (e.g. 'ended' of a stream that has started again) no longer holds.
+        if (s.status && s.status.state !== info.state) s.status = null;
         noteState(s, info.state);
         if (restarted) resumeFrom.set(info.streamId, -1);
         else if (s.lastSeq >= 0) resumeFrom.set(info.streamId, s.lastSeq);
@@ -205,6 +207,7 @@ function onMessage(sock, msg) {
       const s = streamState(msg.stream.streamId);
       if (msg.stream.lastSeq < s.lastSeq) resetStream(s);
       s.info = msg.stream;
+      if (s.status && s.status.state !== msg.stream.state) s.status = null;
       noteState(s, msg.stream.state);
       if (msg.stream.state === 'live') s.error = null;
       refreshSelector();
@@ -256,7 +259,6 @@ function onFrame(msg) {
     }
     s.points.push(msg);
     if (s.points.length > MAX_POINTS) s.points.splice(0, s.points.length - MAX_POINTS);
-    if (s.status && s.status.state !== 'live' && s.status.state !== 'error') s.status = null;
   } else if (msg.type === 'transcript') {
     if (msg.final) {
       if (msg.text.trim()) s.lines.push(msg.text.trim());

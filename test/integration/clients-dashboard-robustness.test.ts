@@ -189,4 +189,50 @@ describe('dashboard robustness in chromium', () => {
     expect(await selected()).toBe('backup-mic');
     expect(pageErrors).toEqual([]);
   });
+
+  it('keeps the yellow banner of a degraded stream while frames still flow, until the stream says it is live again', async () => {
+    const server = await serverOn();
+    server.hub.openStream({ streamId: 'stage', hopMs: HOP_MS, windowMs: 1000, sampleRateHz: 16000 });
+    server.hub.openStream({ streamId: 'booth', hopMs: HOP_MS, windowMs: 1000, sampleRateHz: 16000 });
+    await page.goto(`${server.httpUrl}#stream=stage`);
+    await until(async () => (await connection()) === 'open');
+    publishMoving(server, 'stage', 0, 3);
+    publishMoving(server, 'booth', 0, 3);
+    // As the pipeline does under overload: the status, then frames keep coming (with a widened hop).
+    const message = 'inference is slower than the audio: hop widened to 500 ms (1 window(s) skipped)';
+    server.hub.publish('stage', { kind: 'status', streamId: 'stage', tMs: 3 * HOP_MS, state: 'degraded', message });
+    publishMoving(server, 'stage', 3, 8);
+    await until(async () => (await pageStream('stage'))?.points === 11);
+    // Look at the other stream and come back: the stage stream is still degraded.
+    await page.selectOption('#stream-select', 'booth');
+    await page.selectOption('#stream-select', 'stage');
+    await page.waitForTimeout(100);
+    const banner = page.locator('#banner');
+    expect(await banner.isVisible()).toBe(true);
+    expect(await banner.getAttribute('data-kind')).toBe('warn');
+    expect(await banner.textContent()).toContain(message);
+    expect(await page.locator('#stream-state').textContent()).toBe('degraded');
+    server.hub.publish('stage', { kind: 'status', streamId: 'stage', tMs: 11 * HOP_MS, state: 'live', message: 'inference keeps up with the audio again' });
+    publishMoving(server, 'stage', 11, 2);
+    await expect.poll(() => banner.isHidden()).toBe(true);
+    expect(await page.locator('#stream-state').textContent()).toBe('live');
+    expect(pageErrors).toEqual([]);
+  });
+
+  it('a stream that ends and starts again (its publisher reconnecting) reads live again, and its frames are drawn', async () => {
+    const server = await serverOn();
+    server.hub.openStream({ streamId: 'call-1', hopMs: HOP_MS, windowMs: 1000, sampleRateHz: 8000 });
+    await page.goto(`${server.httpUrl}#stream=call-1`);
+    await until(async () => (await connection()) === 'open');
+    publishMoving(server, 'call-1', 0, 3);
+    server.hub.endStream('call-1', 'publisher stopped');
+    await expect.poll(() => page.locator('#stream-state').textContent()).toBe('ended');
+    server.hub.openStream({ streamId: 'call-1', hopMs: HOP_MS, windowMs: 1000, sampleRateHz: 8000 });
+    await expect.poll(() => page.locator('#stream-state').textContent()).toBe('live');
+    publishMoving(server, 'call-1', 3, 3);
+    await until(async () => (await pageStream('call-1'))?.points === 6);
+    expect(await page.locator('#stream-state').textContent()).toBe('live');
+    expect(await page.locator('#stream-select option').first().textContent()).toBe('call-1');
+    expect(pageErrors).toEqual([]);
+  });
 });
