@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import type { RunningServer } from '../../src/server/ws-server.js';
 import { CHROMIUM, CHROMIUM_ARGS, requireChromium } from '../helpers/chromium.js';
-import { affectEvent, freePort, movingPoint, startRealServer } from '../helpers/clients-protocol-server.js';
+import { affectEvent, freePort, movingPoint, startRealServer, transcriptEvent } from '../helpers/clients-protocol-server.js';
 
 const HOP_MS = 250;
 
@@ -20,6 +20,7 @@ interface PageStream {
   id: string;
   lastSeq: number;
   points: number;
+  lines: number;
 }
 
 let context: BrowserContext;
@@ -233,6 +234,47 @@ describe('dashboard robustness in chromium', () => {
     await until(async () => (await pageStream('call-1'))?.points === 6);
     expect(await page.locator('#stream-state').textContent()).toBe('live');
     expect(await page.locator('#stream-select option').first().textContent()).toBe('call-1');
+    expect(pageErrors).toEqual([]);
+  });
+
+  it('long unbroken text from the server (a 128-character stream id, transcript, alert reason, status) never widens the page', async () => {
+    const server = await serverOn();
+    const id = 'x'.repeat(128);
+    server.hub.openStream({ streamId: id, hopMs: HOP_MS, windowMs: 1000, sampleRateHz: 16000 });
+    publishMoving(server, id, 0, 4);
+    server.hub.publish(id, transcriptEvent(id, 1000, 'y'.repeat(3000)));
+    const alert = {
+      streamId: id,
+      tMs: 1000,
+      alert: 'escalation' as const,
+      reason: 'r'.repeat(2000),
+      sustainedMs: 3000,
+      velocity: { valence: -0.1, arousal: 0.1 },
+    };
+    server.hub.publish(id, { kind: 'alert', alert });
+    server.hub.publish(id, { kind: 'status', streamId: id, tMs: 1000, state: 'degraded', message: 'm'.repeat(2000) });
+    for (const [width, height] of [
+      [1280, 720],
+      [820, 1000],
+    ] as const) {
+      await page.setViewportSize({ width, height });
+      await page.goto(server.httpUrl);
+      await until(async () => (await pageStream(id))?.lines === 2);
+      await expect.poll(() => page.locator('#alert').isVisible()).toBe(true);
+      await page.waitForTimeout(100);
+      const m = await page.evaluate(() => ({
+        scrollW: document.documentElement.scrollWidth,
+        innerW: window.innerWidth,
+        conn: document.getElementById('conn')?.getBoundingClientRect().right ?? Infinity,
+        button: document.getElementById('fullscreen')?.getBoundingClientRect().right ?? Infinity,
+      }));
+      expect(m.scrollW).toBeLessThanOrEqual(m.innerW);
+      // The connection pill and the full-screen button are still on screen.
+      expect(m.conn).toBeLessThanOrEqual(m.innerW);
+      expect(m.button).toBeLessThanOrEqual(m.innerW);
+    }
+    await page.screenshot({ path: 'test-results/dashboard-long-text.png' });
+    await page.setViewportSize({ width: 1280, height: 720 });
     expect(pageErrors).toEqual([]);
   });
 });
