@@ -97,11 +97,12 @@ export class SocketIoBridge {
   private lastRefill = performance.now();
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
+  private sourceFailed = false;
   /**
    * Why the bridge stopped forwarding for good, undefined while it forwards or retries: the
    * socket.io server refused the connection (e.g. its auth middleware said no) or disconnected the
-   * bridge itself. socket.io-client does not reconnect after either, so frames only pile up in
-   * the buffer (and are dropped) from then on.
+   * bridge itself (socket.io-client does not reconnect after either, so frames only pile up in
+   * the buffer and are dropped from then on), or the source observable errored.
    */
   failure: Error | undefined;
   /** The last connection error socket.io-client reported (it retries after most of them); cleared on connect. */
@@ -117,7 +118,7 @@ export class SocketIoBridge {
     this.socket.on('connect', () => {
       this.counters.connects++;
       this.lastError = undefined;
-      this.failure = undefined;
+      if (!this.sourceFailed) this.failure = undefined;
       this.pump();
     });
     this.socket.on('connect_error', (err: Error) => {
@@ -129,7 +130,15 @@ export class SocketIoBridge {
       if (reason === 'io server disconnect' && !this.closed)
         this.failure = new Error(`${where} disconnected the bridge; socket.io does not reconnect after that`);
     });
-    this.sub = source.subscribe({ next: (m) => this.offer(m) });
+    this.sub = source.subscribe({
+      next: (m) => this.offer(m),
+      // A failing source (e.g. a map in front of the bridge that throws) must not crash the process,
+      // which rxjs does with an error nobody handles: say why instead; what is buffered still goes out.
+      error: (err: unknown) => {
+        this.sourceFailed = true;
+        this.failure = new Error(`the bridge's source failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      },
+    });
   }
 
   /** Connects to the socket.io server and starts forwarding `source` (e.g. `client.frames$`). */

@@ -150,6 +150,19 @@ describe('SocketIoBridge', () => {
     expect(kicked.failure?.message).toMatch(/disconnected the bridge/);
   });
 
+  it('a source that errors sets failure instead of crashing the process, and what is buffered still goes out', async () => {
+    const { port, got } = await startIo('/');
+    const source = new Subject<StreamEventMessage>();
+    const bridge = startBridge(source, { url: `http://127.0.0.1:${port}`, maxRatePerSec: 1000, burst: 100 });
+    source.next(affect(0));
+    source.next(affect(1));
+    source.error(new Error('upstream map threw'));
+    expect(bridge.failure?.message).toBe("the bridge's source failed: upstream map threw");
+    await until(() => got.length === 2);
+    expect(got.map((g) => g.msg.seq)).toEqual([0, 1]);
+    expect(bridge.failure?.message).toMatch(/source failed/); // a later connect does not clear it
+  });
+
   it('end to end: AffectServer → node client → bridge → socket.io server', async () => {
     const server = await startRealServer();
     cleanups.push(() => server.close());
