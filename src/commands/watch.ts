@@ -137,9 +137,11 @@ export async function watchCommand(
       throw new AffectError('AFFECT_ERR_AUTH', `watch ${client.url}: the server refused the connection (HTTP ${refused[1]})`, {
         cause: e,
         hint:
-          refused[1] === '401'
-            ? 'the server needs a token: pass one with --token (see docs/server.md "Security")'
-            : 'the token lacks the subscribe scope: use a token with subscribe, subscribe:<streamId> or admin',
+          refused[1] === '403'
+            ? 'the token lacks the subscribe scope: use a token with subscribe, subscribe:<streamId> or admin'
+            : opts.token
+              ? 'the server does not know this token: check --token (see docs/server.md "Security")'
+              : 'the server needs a token: pass one with --token (see docs/server.md "Security")',
       });
     }
     throw new AffectError('AFFECT_ERR_INPUT', `watch ${client.url}: ${e instanceof Error ? e.message : String(e)}`, {

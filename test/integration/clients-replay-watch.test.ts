@@ -169,8 +169,17 @@ describe('watch', () => {
     try {
       const watch = (token?: string) =>
         watchCommand(server.url, { json: false, reconnect: true, fromStart: false, ...(token ? { token } : {}) }, new PassThrough(), new PassThrough());
-      await expect(watch()).rejects.toMatchObject({ code: 'AFFECT_ERR_AUTH', message: expect.stringMatching(/HTTP 401/) });
-      await expect(watch('wrong-token-1')).rejects.toMatchObject({ code: 'AFFECT_ERR_AUTH', message: expect.stringMatching(/HTTP 401/) });
+      await expect(watch()).rejects.toMatchObject({
+        code: 'AFFECT_ERR_AUTH',
+        message: expect.stringMatching(/HTTP 401/),
+        hint: expect.stringMatching(/needs a token/),
+      });
+      // A token was given, so 'pass one with --token' would be wrong advice.
+      await expect(watch('wrong-token-1')).rejects.toMatchObject({
+        code: 'AFFECT_ERR_AUTH',
+        message: expect.stringMatching(/HTTP 401/),
+        hint: expect.stringMatching(/does not know this token/),
+      });
       await expect(watch('metrics-only-1')).rejects.toMatchObject({
         code: 'AFFECT_ERR_AUTH',
         message: expect.stringMatching(/HTTP 403/),
