@@ -33,13 +33,14 @@ export const wsTransport: SocketTransport = (url, protocol, headers, events) => 
       if (done) return;
       done = true;
       clearTimeout(timer);
-      const body = Buffer.concat(chunks).toString('utf8').slice(0, 500);
-      let why = body.trim();
+      const body = Buffer.concat(chunks).toString('utf8');
+      // Not JSON (say an HTML page from a web server at that address): its start, on one line.
+      let why = body.replace(/\s+/g, ' ').trim().slice(0, 200);
       try {
         const parsed = JSON.parse(body) as { error?: unknown };
         if (typeof parsed.error === 'string') why = parsed.error;
       } catch {
-        // not JSON: the text as it is
+        // keep the text
       }
       events.error(new Error(`Unexpected server response: ${res.statusCode ?? 0}${why ? ` (${why})` : ''}`));
       ws.terminate();
