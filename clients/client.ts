@@ -541,10 +541,12 @@ export class CircumplexClient implements AsyncIterable<StreamEventMessage> {
     switch (msg.type) {
       case 'hello': {
         if (this.helloTimer) clearTimeout(this.helloTimer);
+        // On a reconnect: where each stream stood when we last heard of it (absent: new since).
+        const before = this.everOpened ? new Map([...this.knownStreams].map(([id, st]) => [id, st.lastSeq])) : undefined;
         const restarted = new Set<string>();
         for (const s of msg.streams) if (this.noteStream(s)) restarted.add(s.streamId);
         // Subscribe only after hello, so a restarted stream (lower lastSeq) is reset before we resume.
-        this.sendOn(ws, { type: 'subscribe', streamIds: this.streamIds, ...this.resumeFor(this.streamIds, msg.streams, restarted) });
+        this.sendOn(ws, { type: 'subscribe', streamIds: this.streamIds, ...this.resumeFor(this.streamIds, msg.streams, restarted, before) });
         if (this.everOpened) this.counters.reconnects++;
         this.everOpened = true;
         this.attempt = 0;
@@ -597,7 +599,9 @@ export class CircumplexClient implements AsyncIterable<StreamEventMessage> {
    * is not on the server (restarted, or forgotten), and our last seq would make the server skip that
    * many frames of a stream that starts again under the same id (its announcement resets our seq).
    * Listed streams resume from our last seq; a stream the server `restarted` from -1 (all of the new
-   * run it still has); one we have no seq for yet from its `lastSeq` at hello time (or -1 with
+   * run it still has). One we have no seq for yet: on a reconnect (`before` given), from where it
+   * stood when we last heard of it, or -1 if it is new since, so what it published while we were
+   * away is not lost; on the first connection, from its `lastSeq` at hello time (or -1 with
    * `fromStart`), so frames published between hello and the server reading our subscribe are
    * replayed instead of lost.
    */
@@ -605,6 +609,7 @@ export class CircumplexClient implements AsyncIterable<StreamEventMessage> {
     ids: readonly string[],
     announced?: readonly StreamInfo[],
     restarted: ReadonlySet<string> = new Set(),
+    before?: ReadonlyMap<string, number>,
   ): { resumeFrom?: Record<string, number> } {
     const all = ids.includes('*');
     const wanted = (id: string) => all || ids.includes(id);
@@ -615,7 +620,11 @@ export class CircumplexClient implements AsyncIterable<StreamEventMessage> {
     } else {
       for (const s of announced) {
         if (!wanted(s.streamId)) continue;
-        resume.set(s.streamId, this.lastSeqs.get(s.streamId) ?? (this.opts.fromStart || restarted.has(s.streamId) ? -1 : s.lastSeq));
+        const seen = this.lastSeqs.get(s.streamId);
+        if (seen !== undefined) resume.set(s.streamId, seen);
+        else if (this.opts.fromStart || restarted.has(s.streamId)) resume.set(s.streamId, -1);
+        else if (before !== undefined) resume.set(s.streamId, Math.min(s.lastSeq, before.get(s.streamId) ?? -1));
+        else resume.set(s.streamId, s.lastSeq);
       }
     }
     return resume.size === 0 ? {} : { resumeFrom: Object.fromEntries(resume) };

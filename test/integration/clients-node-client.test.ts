@@ -118,6 +118,28 @@ describe('CircumplexClient', () => {
     expect(proxy.accepted).toBe(2);
   });
 
+  it('a stream that starts while the client is cut off: every frame it published meanwhile arrives on reconnect', async () => {
+    proxy = await startFlakyProxy(server.port);
+    const client = connect(`ws://127.0.0.1:${proxy.port}`);
+    const seen: StreamEventMessage[] = [];
+    client.frames$.subscribe((f) => seen.push(f));
+    await client.waitOpen();
+    publish(0, 3);
+    await until(() => seen.length === 3);
+    proxy.setRefusing(true);
+    proxy.cut();
+    await until(() => client.state$.value === 'reconnecting');
+    // A new call starts during the outage, and an already announced one publishes its first frames.
+    server.hub.openStream({ ...STREAM, streamId: 'call-7' });
+    publish(0, 6, 'call-7');
+    publish(3, 5);
+    proxy.setRefusing(false);
+    await until(() => client.stats.reconnects === 1);
+    await until(() => seen.filter((f) => f.streamId === 'call-7').length >= 6);
+    expect(seen.filter((f) => f.streamId === 'call-7').map((f) => f.seq)).toEqual([0, 1, 2, 3, 4, 5]);
+    expect(seen.filter((f) => f.streamId === 'mic').map((f) => f.seq)).toEqual([0, 1, 2, 3, 4]);
+  });
+
   for (const when of ['before', 'after'] as const) {
     it(`after a server restart, hands out every frame of a stream that starts again ${when} the client reconnects`, async () => {
       const port = await freePort();
