@@ -174,6 +174,8 @@ function onMessage(sock, msg) {
       // A Map, not an object literal: a stream id may be any name, `constructor` or `__proto__` too.
       const resumeFrom = new Map();
       for (const info of msg.streams || []) {
+        // What we knew of the stream before this hello (undefined: it is new to us).
+        const before = streams.get(info.streamId)?.info;
         const s = streamState(info.streamId);
         // A lower lastSeq than ours means the server restarted the stream: its seqs start over, and
         // everything it has of the new run is new to us.
@@ -186,8 +188,10 @@ function onMessage(sock, msg) {
         if (restarted) resumeFrom.set(info.streamId, -1);
         else if (s.lastSeq >= 0) resumeFrom.set(info.streamId, s.lastSeq);
         else if (!conn.everOpened) resumeFrom.set(info.streamId, Math.max(-1, info.lastSeq - HISTORY_FRAMES));
-        // Anything not yet seen: from the hello lastSeq, so nothing published in between is lost.
-        else resumeFrom.set(info.streamId, info.lastSeq);
+        // A reconnect, and no frame of it yet: from where it stood when last announced, or all of
+        // it if it started while we were away, so what it published meanwhile is drawn.
+        else if (before) resumeFrom.set(info.streamId, Math.min(info.lastSeq, before.lastSeq));
+        else resumeFrom.set(info.streamId, info.state === 'ended' ? info.lastSeq : -1);
       }
       // Streams the server does not list are not on it (it restarted, or forgot them): no resume.
       // Our last seq would make it skip that many frames of a stream that starts again under the

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import type { RunningServer } from '../../src/server/ws-server.js';
 import { CHROMIUM, CHROMIUM_ARGS, requireChromium } from '../helpers/chromium.js';
-import { affectEvent, freePort, movingPoint, startRealServer, transcriptEvent } from '../helpers/clients-protocol-server.js';
+import { affectEvent, freePort, movingPoint, startFlakyProxy, startRealServer, transcriptEvent } from '../helpers/clients-protocol-server.js';
 
 const HOP_MS = 250;
 
@@ -276,5 +276,31 @@ describe('dashboard robustness in chromium', () => {
     await page.screenshot({ path: 'test-results/dashboard-long-text.png' });
     await page.setViewportSize({ width: 1280, height: 720 });
     expect(pageErrors).toEqual([]);
+  });
+
+  it('a call that starts while the page is cut off: every frame it published meanwhile is drawn', async () => {
+    const server = await serverOn();
+    server.hub.openStream({ streamId: 'stage', hopMs: HOP_MS, windowMs: 1000, sampleRateHz: 16000 });
+    const proxy = await startFlakyProxy(server.port);
+    try {
+      await page.goto(`http://127.0.0.1:${proxy.port}/#stream=stage`);
+      await until(async () => (await connection()) === 'open');
+      publishMoving(server, 'stage', 0, 3);
+      await until(async () => (await pageStream('stage'))?.points === 3);
+      proxy.setRefusing(true);
+      proxy.cut();
+      await until(async () => (await connection()) === 'closed');
+      server.hub.openStream({ streamId: 'call-7', hopMs: HOP_MS, windowMs: 1000, sampleRateHz: 8000 });
+      publishMoving(server, 'call-7', 0, 6);
+      publishMoving(server, 'stage', 3, 2);
+      proxy.setRefusing(false);
+      await until(async () => (await connection()) === 'open', 15_000);
+      await until(async () => (await pageStream('call-7'))?.points === 6);
+      await until(async () => (await pageStream('stage'))?.points === 5);
+      expect(await page.evaluate(() => (window as unknown as { circumplex: { stats: { duplicates: number } } }).circumplex.stats.duplicates)).toBe(0);
+      expect(pageErrors).toEqual([]);
+    } finally {
+      await proxy.close();
+    }
   });
 });
