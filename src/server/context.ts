@@ -120,6 +120,27 @@ export function toText(data: RawData): string {
   return (Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength)).toString('utf8');
 }
 
+/** The most bytes a WebSocket close reason may have (RFC 6455: 125 bytes of payload less the 2-byte code). */
+export const MAX_CLOSE_REASON_BYTES = 123;
+
+/**
+ * A close reason cut to {@link MAX_CLOSE_REASON_BYTES} UTF-8 bytes, never inside a character: `ws`
+ * throws (a RangeError out of the message handler, which ends the process) on a longer one, and a
+ * reason that quotes what a client sent can hold multi-byte characters.
+ */
+export function fitCloseReason(reason: string): string {
+  if (Buffer.byteLength(reason) <= MAX_CLOSE_REASON_BYTES) return reason;
+  let out = '';
+  let bytes = 0;
+  for (const ch of reason) {
+    const n = Buffer.byteLength(ch);
+    if (bytes + n > MAX_CLOSE_REASON_BYTES) break;
+    out += ch;
+    bytes += n;
+  }
+  return out;
+}
+
 /** A close code as a metrics label. */
 export function closeReason(code: number): string {
   switch (code) {

@@ -218,6 +218,34 @@ describe('Twilio media: timestamps, coalescing and decoding', () => {
     expect(got.length).toBe(want.length);
     expect(Array.from(got)).toEqual(Array.from(want));
   });
+
+  it('a close reason that quotes a non-ASCII event or track is cut to 123 bytes, not characters: the call closes 1002, the server goes on', async () => {
+    // `ws` throws on a close reason over 123 bytes; cut to 120 characters, 100 "é" (2 bytes each) took the process down.
+    const event = new TwilioCall(server.port);
+    await event.opened;
+    event.send({ event: 'é'.repeat(100) });
+    const e = await event.closed;
+    expect(e.code).toBe(1002);
+    expect(e.reason).toMatch(/^unknown event "é+$/);
+    expect(Buffer.byteLength(e.reason)).toBeLessThanOrEqual(123);
+
+    const track = new TwilioCall(server.port);
+    await track.opened;
+    track.start('CAUTF8000001');
+    track.media('€'.repeat(60), 0, tonePackets(1)[0]!);
+    const t = await track.closed;
+    expect(t.code).toBe(1002);
+    expect(t.reason).toMatch(/^media for track "€+$/);
+    expect(Buffer.byteLength(t.reason)).toBeLessThanOrEqual(123);
+
+    // Still serving: a good call goes through.
+    const ok = new TwilioCall(server.port);
+    await ok.opened;
+    ok.start('CAUTF8000002');
+    ok.media('inbound', 0, tonePackets(1)[0]!);
+    ok.stop();
+    expect(await ok.closed).toEqual({ code: 1000, reason: 'stopped' });
+  });
 });
 
 describe('Twilio with a Redis backplane: a socket closed while its claims are pending', () => {

@@ -36,7 +36,7 @@ import { CLOSE_CODES } from '../../../core/protocol.js';
 import { PIPELINE_SAMPLE_RATE_HZ, type AudioChunk, type PipelineEvent } from '../../../core/types.js';
 import { toAffectError } from '../../../core/errors.js';
 import type { Grant } from '../auth.js';
-import { type ServerContext, TokenBucket, toText } from '../context.js';
+import { type ServerContext, TokenBucket, fitCloseReason, toText } from '../context.js';
 import type { ClaimResult } from '../hub.js';
 import { FrameDecoder, type IngestStats } from '../ingest.js';
 import type { FanOut } from './fan-out.js';
@@ -237,8 +237,8 @@ export function createTwilioHandler(ctx: ServerContext, fanOut: FanOut): (ws: We
       failed = true;
       finishAll('twilio stream failed');
       closed = true;
-      // Close reasons are limited to 123 bytes.
-      if (ws.readyState === ws.OPEN) ws.close(code, reason.slice(0, 120));
+      // Close reasons are limited to 123 bytes (not characters: a quoted track or event name may be UTF-8).
+      if (ws.readyState === ws.OPEN) ws.close(code, fitCloseReason(reason));
     };
     const finishAll = (message: string): void => {
       // While claims are on their way the stream ids stay this socket's; the claims' answer ends them.
