@@ -17,7 +17,7 @@ import { float32ToMulaw, mulawToFloat32, resample } from '../../streams/audio.js
 import type { AudioChunk } from '../../core/types.js';
 import { RedisHub } from '../../src/server/redis-hub.js';
 import type { RunningServer } from '../../src/server/ws-server.js';
-import { TWILIO_MAX_COALESCE_MS, TWILIO_MAX_FILL_MS } from '../../src/server/handlers/twilio.js';
+import { TWILIO_MAX_COALESCE_MS, TWILIO_MAX_FILL_MS, TWILIO_MAX_GAP_MS } from '../../src/server/handlers/twilio.js';
 import { TestRedis } from '../helpers/redis-server.js';
 import { connect, loudnessPipeline, silentLogger, sleep, startServer, type TestClient } from '../helpers/server-helpers.js';
 
@@ -154,6 +154,41 @@ describe('Twilio media: timestamps, coalescing and decoding', () => {
     const closed = await bad.closed;
     expect(closed.code).toBe(1002);
     expect(closed.reason).toMatch(/bad media timestamp "soon"/);
+  });
+
+  it('a timestamp more than TWILIO_MAX_GAP_MS ahead closes the call with 1002 naming it; no gap is passed on', async () => {
+    // Unbounded, one packet stamped 1e300 made the VAD stage allocate the whole gap: the server ran out of memory.
+    expect(TWILIO_MAX_GAP_MS).toBe(60_000);
+    const pk = tonePackets(3);
+    for (const [sid, ts] of [
+      ['CAJUMP000001', '1e300'],
+      ['CAJUMP000002', String(40 + TWILIO_MAX_GAP_MS + 1)],
+    ] as const) {
+      const call = new TwilioCall(server.port);
+      await call.opened;
+      call.start(sid);
+      call.media('inbound', 0, pk[0]!);
+      call.media('inbound', 1, pk[1]!);
+      call.media('inbound', 2, pk[2]!, ts);
+      const closed = await call.closed;
+      expect(closed.code).toBe(1002);
+      expect(closed.reason).toMatch(/^media timestamp \S+ jumps \d+(e\+\d+)? ms ahead of the track's audio \(at most 60000\)$/);
+      await sleep(50);
+      const chunks = received.get(`${sid}:inbound`) ?? [];
+      const end = chunks.reduce((m, c) => Math.max(m, c.startSample + c.samples.length), 0);
+      expect(end).toBeLessThanOrEqual(640);
+    }
+    // Just under the bound is a gap like any other: the clock moves on.
+    const call = new TwilioCall(server.port);
+    await call.opened;
+    call.start('CAJUMP000003');
+    call.media('inbound', 0, pk[0]!);
+    call.media('inbound', 1, pk[1]!, String(20 + TWILIO_MAX_GAP_MS));
+    call.stop();
+    expect(await call.closed).toEqual({ code: 1000, reason: 'stopped' });
+    await sleep(50);
+    const last = received.get('CAJUMP000003:inbound')!.at(-1)!;
+    expect(last.startSample + last.samples.length).toBeGreaterThan(16 * TWILIO_MAX_GAP_MS);
   });
 
   it('coalesces 20 ms packets into chunks that end at the hop ends (250 ms), contiguous and complete', async () => {

@@ -12,7 +12,8 @@
  *   `timestamp` (ms since the stream started, per track) keeps audio time true: when it is ahead of
  *   the audio received so far (packets lost upstream), the gap is filled with silence (μ-law zero
  *   through the track's decoder) up to {@link TWILIO_MAX_FILL_MS}; a longer gap advances the
- *   track's clock without samples (the windows restart on the new audio). A timestamp behind (late
+ *   track's clock without samples (the windows restart on the new audio); a jump of more than
+ *   {@link TWILIO_MAX_GAP_MS} closes the call (1002). A timestamp behind (late
  *   or reordered packet) is not rewound: the audio is appended. Without a timestamp nothing is filled.
  *   A track's 16 kHz audio enters its pipeline in coalesced chunks, not one per 20 ms packet: a chunk
  *   goes out as soon as it reaches the end of the next analysis hop (where a window can complete) or
@@ -49,6 +50,13 @@ export const TWILIO_CLOSE_UNSUPPORTED = 1003;
 
 /** Longest timestamp gap (ms) filled with silence samples; longer gaps only advance the clock. */
 export const TWILIO_MAX_FILL_MS = 2000;
+/**
+ * Longest timestamp jump (ms ahead of the track's audio) a media message may make. Anything beyond
+ * is not packet loss but a broken clock: the call closes with 1002. Unbounded, one media message
+ * stamped 1e300 ran the server out of memory (the stages behind the windows work through a gap:
+ * the VAD feeds it as zeros).
+ */
+export const TWILIO_MAX_GAP_MS = 60_000;
 /** Most audio (ms) a track holds before passing it to its pipeline (it passes earlier at each hop end). */
 export const TWILIO_MAX_COALESCE_MS = 250;
 /** Timestamp lead (ms) below which no silence is inserted (timestamps are whole ms; a packet is 20 ms). */
@@ -376,6 +384,11 @@ export function createTwilioHandler(ctx: ServerContext, fanOut: FanOut): (ws: We
       if (closed && !t.audio$) return;
       // Packets lost upstream: the timestamp is ahead of this track's audio. Fill with silence.
       const lead = tsMs === undefined ? 0 : tsMs - t.bytes8k / 8;
+      if (lead > TWILIO_MAX_GAP_MS)
+        return fail(
+          CLOSE_CODES.protocolError,
+          `media timestamp ${tsMs} jumps ${Math.round(lead)} ms ahead of the track's audio (at most ${TWILIO_MAX_GAP_MS})`,
+        );
       if (lead > GAP_TOLERANCE_MS) {
         const n = Math.round(lead * 8);
         t.gaps++;
