@@ -132,8 +132,10 @@ export class Subscriber {
     const from = Math.max(fromSeq, this.lastSent.get(streamId) ?? -1);
     // The client holds every seq up to fromSeq: never send it one of those again, from history or
     // live (after an ingest failover the new node can reuse seqs the dead node delivered but never
-    // wrote to the backplane; the client keeps the ones it has).
-    this.lastSent.set(streamId, from);
+    // wrote to the backplane; the client keeps the ones it has). A stream the hub does not know has
+    // no seqs to repeat: the fromSeq is from an earlier server run (or another stream of that id),
+    // and the stream that opens later under that id starts at 0, so nothing of it is held back.
+    if (hub.stream(streamId) !== undefined || this.lastSent.has(streamId)) this.lastSent.set(streamId, from);
     const history = hub.history(streamId, from);
     if (!(history instanceof Promise)) return this.replay(streamId, fromSeq, history);
     const state = { held: [] as StreamEventMessage[], next: [] as number[] };

@@ -274,6 +274,28 @@ describe('server faults: reconnect and resume', () => {
     expect(c.of('affect').map((a) => a.seq)).toEqual([12, 13, 14, 15, 16, 17, 18, 19]);
     expect(c.of('resumed')[0]).toMatchObject({ missed: 8 });
   });
+
+  it('a resume for a stream the server does not know (a client from an earlier run) holds nothing of the stream that opens later', async () => {
+    // It held back every seq up to fromSeq: after a server restart, a reconnecting client lost the new stream's first fromSeq + 1 messages.
+    server = await startServer();
+    const c = track(connect(server));
+    await c.opened;
+    c.send({ type: 'subscribe', streamIds: ['s'], resumeFrom: { s: 40 } });
+    await c.until((x) => x.of('resumed').length === 1);
+    expect(c.of('resumed')[0]).toMatchObject({ streamId: 's', fromSeq: 40, missed: 0 });
+    const events = new Subject<PipelineEvent>();
+    server.attach(INFO, events);
+    for (let i = 0; i < 5; i++) events.next(affect('s', i * 250));
+    events.complete();
+    await c.until((x) => x.of('status').length === 1);
+    expect([...c.of('affect'), ...c.of('status')].map((m) => m.seq)).toEqual([0, 1, 2, 3, 4, 5]);
+    // A known stream still holds back what the client says it has (no duplicates).
+    const d = track(connect(server));
+    await d.opened;
+    d.send({ type: 'subscribe', streamIds: ['s'], resumeFrom: { s: 2 } });
+    await d.until((x) => x.of('resumed').length === 1);
+    expect([...d.of('affect'), ...d.of('status')].map((m) => m.seq)).toEqual([3, 4, 5]);
+  });
 });
 
 describe('server faults: ingest frames', () => {
