@@ -16,6 +16,7 @@ import type { PipelineEvent } from '../../core/types.js';
 import type { RunningServer } from '../../src/server/ws-server.js';
 import { TestClient, connect, loudnessPipeline, seqGaps, sleep, startServer, toneS16, upgradeStatus } from '../helpers/server-helpers.js';
 import { selfSignedCert } from '../helpers/tls-cert.js';
+import { MAX_SUBSCRIBED_IDS } from '../../src/server/handlers/subscribe.js';
 
 let server: RunningServer | undefined;
 const clients: TestClient[] = [];
@@ -145,6 +146,35 @@ describe('server faults: malformed, oversized and too many messages', () => {
     server.publish('s', affect('s', 250));
     await calm.until((c) => c.of('affect').length === 1);
     expect(calm.ws.readyState).toBe(WebSocket.OPEN);
+  });
+
+  it('subscribes one connection to at most MAX_SUBSCRIBED_IDS stream ids, and says how many it left out', async () => {
+    // Unbounded, 256 new ids per message within the rate limit grew the heap ~16 MB every 20 s.
+    expect(MAX_SUBSCRIBED_IDS).toBe(1024);
+    server = await startServer();
+    const c = track(connect(server));
+    await c.opened;
+    const ids = (from: number) => Array.from({ length: 256 }, (_, i) => `id-${from + i}`);
+    for (let k = 0; k < 5; k++) c.send({ type: 'subscribe', streamIds: ids(k * 256) });
+    await c.until((x) => x.of('error').length === 1);
+    expect(c.of('error')[0]).toMatchObject({ code: 'AFFECT_ERR_PROTOCOL', recoverable: true });
+    expect(c.of('error')[0]?.message).toMatch(
+      /not subscribed to 256 of the stream ids: a connection may subscribe to at most 1024 ids; unsubscribe some first, or subscribe to "\*"/,
+    );
+    // Ids it has still count, unsubscribing makes room, and the connection stays open.
+    c.send({ type: 'subscribe', streamIds: ['id-0', 'id-1023'] });
+    c.send({ type: 'unsubscribe', streamIds: ['id-0'] });
+    c.send({ type: 'subscribe', streamIds: ['late'] });
+    await sleep(100);
+    server.hub.openStream({ ...INFO, streamId: 'late' });
+    server.publish('late', affect('late', 250));
+    server.hub.openStream({ ...INFO, streamId: 'id-1024' });
+    server.publish('id-1024', affect('id-1024', 250));
+    await c.until((x) => x.of('affect').length === 1);
+    await sleep(50);
+    expect(c.of('affect').map((a) => a.streamId)).toEqual(['late']);
+    expect(c.of('error')).toHaveLength(1);
+    expect(c.ws.readyState).toBe(WebSocket.OPEN);
   });
 });
 
