@@ -94,6 +94,30 @@ describe('server faults: auth and origin (checked in the upgrade)', () => {
     expect(only.of('affect').map((a) => a.streamId)).toEqual(['a']);
   });
 
+  it('/healthz needs no token but, with tokens configured, lists only the streams the presented token may subscribe to', async () => {
+    // It listed every stream (Twilio call ids included) to anyone, while `hello` showed a subscribe:a token only stream a.
+    server = await startServer({ tokens: TOKENS });
+    server.hub.openStream({ ...INFO, streamId: 'a' });
+    server.hub.openStream({ ...INFO, streamId: 'CA0123:inbound' });
+    const ids = async (headers: Record<string, string> = {}, query = '') => {
+      const r = await fetch(`${server!.httpUrl}healthz${query}`, { headers });
+      expect(r.status).toBe(200);
+      const body = (await r.json()) as { status: string; streams: { streamId: string }[] };
+      expect(body.status).toBe('ok');
+      return body.streams.map((x) => x.streamId).sort();
+    };
+    expect(await ids()).toEqual([]);
+    expect(await ids({ Authorization: 'Bearer wrong-token-xx' })).toEqual([]);
+    expect(await ids({}, '?token=sub-only-a-0123')).toEqual(['a']);
+    expect(await ids({ Authorization: 'Bearer sub-all-0123456' })).toEqual(['CA0123:inbound', 'a']);
+    expect(await ids({ Authorization: 'Bearer metrics-0123456' })).toEqual([]);
+    // Without tokens (auth off, loopback) every stream is listed, as before.
+    await server.close();
+    server = await startServer();
+    server.hub.openStream({ ...INFO, streamId: 'a' });
+    expect(await ids()).toEqual(['a']);
+  });
+
   it('refuses browser origins outside the allowlist (403) and same-origin passes by default', async () => {
     server = await startServer();
     const port = server.port;

@@ -22,12 +22,16 @@ export function createRequestHandler(ctx: ServerContext, serveStatic: StaticHand
       const backplane = hub.backplane();
       // A node whose backplane is down still serves its own streams: degraded, not down (200).
       const status = ctx.closing ? 'shutting-down' : backplane && !backplane.up ? 'degraded' : 'ok';
+      // Health checks need no token, but with tokens configured the stream list (call ids) is only
+      // what the caller's token may subscribe to, as in `hello`: none without a valid token.
+      const grant = auth.enabled ? auth.verify(req) : undefined;
+      const streams = hub.streams().filter((st) => !grant || (!isFailure(grant) && grant.canSubscribe(st.streamId)));
       return json(ctx.closing ? 503 : 200, {
         status,
         version: PROTOCOL_VERSION,
         sessionId: ctx.sessionId,
         uptimeS: Math.round((Date.now() - ctx.startedAt) / 1000),
-        streams: hub.streams(),
+        streams,
         subscribers: ctx.subscribers.size,
         publishers: ctx.publishers.size,
         ...(backplane ? { backplane } : {}),
