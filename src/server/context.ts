@@ -35,7 +35,7 @@ export interface ServerContext {
   readonly alive: WeakMap<WebSocket, boolean>;
   /** Set once close() has started. */
   closing: Promise<void> | undefined;
-  /** A child logger with `streamId` (cached while the stream lives). */
+  /** A child logger with `streamId` (cached while the stream is live in the hub). */
   streamLog(streamId: string): Logger;
   /** Forgets a stream's cached logger (it ended). */
   forgetStreamLog(streamId: string): void;
@@ -58,8 +58,14 @@ export function createContext(init: Pick<ServerContext, 'o' | 'log' | 'hub' | 'm
     alive: new WeakMap(),
     closing: undefined,
     streamLog(id) {
-      let l = streamLogs.get(id);
-      if (!l) streamLogs.set(id, (l = log.child({ streamId: id })));
+      const cached = streamLogs.get(id);
+      if (cached) return cached;
+      const l = log.child({ streamId: id });
+      // Cached only while the stream is open in the hub: its end forgets it. A stream that never opens (refused
+      // over capacity) or has ended (a pipeline flushing late) would otherwise stay cached for good,
+      // one logger per refused or late stream id.
+      const known = init.hub.stream(id);
+      if (known && known.state !== 'ended') streamLogs.set(id, l);
       return l;
     },
     forgetStreamLog(id) {
