@@ -597,4 +597,19 @@ describe('server: TLS and shutdown', () => {
     expect(await upgradeStatus(track(connect(server)))).toBe(-1); // connection refused
     server = undefined;
   });
+
+  it('close(reason) with a reason longer than a close frame holds still closes every client with 1001', async () => {
+    // ws throws on a close reason over 123 bytes: close() rejected, and every client stayed connected.
+    server = await startServer({ closeTimeoutMs: 1000 });
+    const cs = [track(connect(server)), track(connect(server, '/v1/ingest'))];
+    await Promise.all(cs.map((c) => c.opened));
+    await server.close(`maintenance: ${'ü'.repeat(100)}`);
+    for (const c of cs) {
+      const closed = await c.closed;
+      expect(closed.code).toBe(1001);
+      expect(Buffer.byteLength(closed.reason)).toBeLessThanOrEqual(123);
+      expect(closed.reason).toMatch(/^maintenance: ü+$/);
+    }
+    server = undefined;
+  });
 });

@@ -6,7 +6,7 @@
 import type http from 'node:http';
 import type { WebSocketServer } from 'ws';
 import { CLOSE_CODES } from '../../../core/protocol.js';
-import type { ServerContext } from '../context.js';
+import { type ServerContext, fitCloseReason } from '../context.js';
 
 /** Starts the heartbeat and the flush tick; returns a function that stops both. */
 export function startLiveness(ctx: ServerContext): () => void {
@@ -55,8 +55,10 @@ export function createShutdown(ctx: ServerContext, parts: ShutdownParts): (reaso
       // Stop accepting: no new connections; upgrades that race in get 503 from the handler.
       parts.server.close();
       // Publishers first, so their streams end (status 'ended') while subscribers still listen.
-      for (const ws of publishers.values()) ws.close(CLOSE_CODES.goingAway, reason);
-      for (const ws of sockets) ws.close(CLOSE_CODES.goingAway, reason);
+      // A close reason over 123 bytes makes ws throw: cut it (close(reason) takes any string).
+      const why = fitCloseReason(reason);
+      for (const ws of publishers.values()) ws.close(CLOSE_CODES.goingAway, why);
+      for (const ws of sockets) ws.close(CLOSE_CODES.goingAway, why);
       const deadline = Date.now() + o.closeTimeoutMs;
       while (sockets.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
       for (const ws of sockets) ws.terminate();
