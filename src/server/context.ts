@@ -7,7 +7,7 @@ import type { RawData, WebSocket } from 'ws';
 import { CLOSE_CODES } from '../../core/protocol.js';
 import type { Logger } from '../../core/log.js';
 import type { Authenticator } from './auth.js';
-import type { Hub } from './hub.js';
+import type { ClaimResult, Hub } from './hub.js';
 import type { ServerMetrics } from './metrics.js';
 import type { AffectServerOptions, RateLimit } from './options.js';
 import type { Subscriber } from './subscriber.js';
@@ -33,6 +33,14 @@ export interface ServerContext {
   readonly sockets: Set<WebSocket>;
   /** Heartbeat: did the socket answer since the last ping? */
   readonly alive: WeakMap<WebSocket, boolean>;
+  /** Streams whose pipeline runs here, each with a Promise that settles once that pipeline has ended. */
+  readonly pipelines: Map<string, Promise<void>>;
+  /**
+   * Asks the hub for the right to publish a stream, after the pipeline still finishing on that id
+   * here (a publisher that just stopped or vanished) has ended the stream; a stream whose previous
+   * pipeline is not done after {@link PIPELINE_DRAIN_WAIT_MS} is refused as busy.
+   */
+  claim(streamId: string): ClaimResult | Promise<ClaimResult>;
   /** Set once close() has started. */
   closing: Promise<void> | undefined;
   /** A child logger with `streamId` (cached while the stream is live in the hub). */
@@ -45,6 +53,9 @@ export interface ServerContext {
   rateLimited(ws: WebSocket, endpoint: string): void;
 }
 
+/** Longest wait (ms) for a stream's previous pipeline to end before a new publisher of that id is refused. */
+export const PIPELINE_DRAIN_WAIT_MS = 10_000;
+
 /** Builds the shared state of one server. */
 export function createContext(init: Pick<ServerContext, 'o' | 'log' | 'hub' | 'metrics' | 'auth' | 'sessionId'>): ServerContext {
   const { log, metrics } = init;
@@ -56,6 +67,31 @@ export function createContext(init: Pick<ServerContext, 'o' | 'log' | 'hub' | 'm
     publishers: new Map(),
     sockets: new Set(),
     alive: new WeakMap(),
+    pipelines: new Map(),
+    claim(id) {
+      const prior = ctx.pipelines.get(id);
+      if (!prior) return init.hub.claim(id);
+      // A publisher reconnecting at once: its old pipeline still flushes and will end the stream.
+      // Opening the new one before that ended it under the new publisher, whose audio was then lost.
+      const busy: ClaimResult = {
+        ok: false,
+        reason: 'stream-busy',
+        message: `stream "${id}": the previous publisher's audio is still being analysed after ${PIPELINE_DRAIN_WAIT_MS} ms; try again`,
+      };
+      let timedOut = false;
+      let timer: NodeJS.Timeout | undefined;
+      const after = prior.then(() => {
+        clearTimeout(timer);
+        return timedOut ? busy : init.hub.claim(id);
+      });
+      const timeout = new Promise<ClaimResult>((resolve) => {
+        timer = setTimeout(() => {
+          timedOut = true;
+          resolve(busy);
+        }, PIPELINE_DRAIN_WAIT_MS);
+      });
+      return Promise.race([after, timeout]);
+    },
     closing: undefined,
     streamLog(id) {
       const cached = streamLogs.get(id);

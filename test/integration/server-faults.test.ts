@@ -8,7 +8,7 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Subject } from 'rxjs';
+import { Subject, delay } from 'rxjs';
 import { WebSocket } from 'ws';
 import { SUBPROTOCOL, type IngestReply } from '../../core/protocol.js';
 import { float32ToMulaw } from '../../streams/audio.js';
@@ -562,6 +562,35 @@ describe('server faults: ingest frames', () => {
     expect((await b.closed).code).toBe(1008);
     expect(replies(b)[0]).toMatchObject({ type: 'error', reason: 'stream-busy' });
     expect(a.ws.readyState).toBe(WebSocket.OPEN);
+  });
+
+  it('a publisher reconnecting while the previous pipeline of its stream still finishes continues the stream: nothing of it is lost', async () => {
+    // The old pipeline's end used to end the stream under the new publisher: its frames were all dropped (after_end), silently.
+    server = await startServer({ onIngestStream: (id, audio$) => audio$.pipe(loudnessPipeline(id, 100), delay(300)) });
+    const sub = track(connect(server, '/v1/stream?streams=*'));
+    await sub.opened;
+    const start = { type: 'start', streamId: 're', encoding: 's16le', sampleRateHz: 16000, channels: 1 };
+    const a = await publisher(server);
+    a.send(start);
+    a.ws.send(toneS16(1000));
+    a.send({ type: 'stop' });
+    await a.until((c) => replies(c).some((r) => r.type === 'stopped'));
+    const b = await publisher(server);
+    b.send(start);
+    b.ws.send(toneS16(1000));
+    b.send({ type: 'stop' });
+    await sub.until((c) => c.of('status').filter((m) => m.state === 'ended').length === 2, 5000, 'both ends');
+    expect(replies(b).map((r) => r.type)).toEqual(['started', 'stopped']);
+    const stream = sub.messages.filter((m) => m.type === 'affect' || m.type === 'status');
+    // A's 10 frames and its end, then B's 10 frames and its end, one seq counter.
+    expect(stream.map((m) => (m.type === 'status' ? m.state : m.type))).toEqual([
+      ...Array<string>(10).fill('affect'),
+      'ended',
+      ...Array<string>(10).fill('affect'),
+      'ended',
+    ]);
+    expect(seqGaps(sub.messages, 're')).toEqual([]);
+    expect(await server.metrics.registry.getSingleMetricAsString('circumplex_frames_dropped_total')).not.toMatch(/after_end/);
   });
 });
 

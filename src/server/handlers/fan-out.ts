@@ -80,7 +80,11 @@ export function createFanOut(ctx: ServerContext): FanOut {
   ): Subscription => {
     hub.openStream(info);
     const l = ctx.streamLog(info.streamId);
-    return events$.subscribe({
+    // While this pipeline runs, a new publisher of the stream waits for it to end (ctx.claim).
+    let ended!: () => void;
+    const done = new Promise<void>((resolve) => (ended = resolve));
+    ctx.pipelines.set(info.streamId, done);
+    const subscription = events$.subscribe({
       next: (ev) => publish(info.streamId, ev),
       error: (err: unknown) => {
         const e = toAffectError(err);
@@ -98,6 +102,12 @@ export function createFanOut(ctx: ServerContext): FanOut {
         onDone?.();
       },
     });
+    // Ended, failed or unsubscribed (runs at once if the pipeline already ended).
+    subscription.add(() => {
+      if (ctx.pipelines.get(info.streamId) === done) ctx.pipelines.delete(info.streamId);
+      ended();
+    });
+    return subscription;
   };
 
   const markArrivals = (streamId: string): OperatorFunction<AudioChunk, AudioChunk> =>

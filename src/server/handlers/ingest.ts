@@ -22,7 +22,7 @@ type Step = IngestAction | { kind: 'disconnected' };
 
 /** Handles accepted `/v1/ingest` sockets. */
 export function createPublisherHandler(ctx: ServerContext, fanOut: FanOut): (ws: WebSocket, grant: Grant) => void {
-  const { o, hub, metrics, publishers } = ctx;
+  const { o, metrics, publishers } = ctx;
 
   return (ws, grant) => {
     ctx.track(ws, 'ingest');
@@ -139,7 +139,7 @@ export function createPublisherHandler(ctx: ServerContext, fanOut: FanOut): (ws:
           publishers.set(a.streamId, ws);
           let claim: ClaimResult | Promise<ClaimResult>;
           try {
-            claim = hub.claim(a.streamId);
+            claim = ctx.claim(a.streamId);
           } catch (err) {
             claim = { ok: false, reason: 'backplane-down', message: toAffectError(err).message };
           }

@@ -156,7 +156,7 @@ interface TrackState {
 
 /** Handles accepted `/v1/telephony/twilio` sockets. */
 export function createTwilioHandler(ctx: ServerContext, fanOut: FanOut): (ws: WebSocket, grant: Grant) => void {
-  const { o, hub, publishers, metrics } = ctx;
+  const { o, publishers, metrics } = ctx;
   const hopN = Math.max(1, Math.round((o.ingestStreamTiming.hopMs * PIPELINE_SAMPLE_RATE_HZ) / 1000));
   const coalesceMax = Math.max(1, Math.min(hopN, Math.round((TWILIO_MAX_COALESCE_MS * PIPELINE_SAMPLE_RATE_HZ) / 1000)));
 
@@ -332,7 +332,7 @@ export function createTwilioHandler(ctx: ServerContext, fanOut: FanOut): (ws: We
       // Claim every track; media waits behind asynchronous (cluster) claims, in order.
       const claims = [...ts.values()].map((t) => {
         try {
-          return hub.claim(t.streamId);
+          return ctx.claim(t.streamId);
         } catch (err) {
           const down: ClaimResult = { ok: false, reason: 'backplane-down', message: toAffectError(err).message };
           return down;
