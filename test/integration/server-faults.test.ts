@@ -17,6 +17,7 @@ import type { RunningServer } from '../../src/server/ws-server.js';
 import { TestClient, connect, loudnessPipeline, seqGaps, sleep, startServer, toneS16, upgradeStatus } from '../helpers/server-helpers.js';
 import { selfSignedCert } from '../helpers/tls-cert.js';
 import { MAX_SUBSCRIBED_IDS } from '../../src/server/handlers/subscribe.js';
+import { MAX_WAITING_AUDIO_S } from '../../src/server/handlers/ingest.js';
 
 let server: RunningServer | undefined;
 const clients: TestClient[] = [];
@@ -591,6 +592,32 @@ describe('server faults: ingest frames', () => {
     ]);
     expect(seqGaps(sub.messages, 're')).toEqual([]);
     expect(await server.metrics.registry.getSingleMetricAsString('circumplex_frames_dropped_total')).not.toMatch(/after_end/);
+  });
+
+  it('bounds the audio a publisher may send while its stream waits to open: past MAX_WAITING_AUDIO_S it is closed with 1008', async () => {
+    expect(MAX_WAITING_AUDIO_S).toBe(30);
+    server = await startServer({ onIngestStream: (id, audio$) => audio$.pipe(loudnessPipeline(id, 100), delay(300)) });
+    const start = { type: 'start', streamId: 'bk', encoding: 's16le', sampleRateHz: 16000, channels: 1 };
+    const a = await publisher(server);
+    a.send(start);
+    a.ws.send(toneS16(1000));
+    a.send({ type: 'stop' });
+    await a.until((c) => replies(c).some((r) => r.type === 'stopped'));
+    const b = await publisher(server);
+    b.send(start);
+    for (let i = 0; i < 2; i++) b.ws.send(toneS16(20_000)); // 40 s at once, while A's last audio is still analysed
+    expect(await b.closed).toMatchObject({ code: 1008, reason: 'backlog' });
+    expect(replies(b).at(-1)).toMatchObject({ type: 'error', reason: 'backlog', recoverable: false });
+    expect(JSON.stringify(replies(b).at(-1))).toMatch(/more than 30 s of audio arrived before the stream could open/);
+    expect(await server.metrics.registry.getSingleMetricAsString('circumplex_ingest_rejected_total')).toMatch(/reason="backlog"} 1/);
+    // The id is free again: a real-time publisher takes the stream over.
+    await sleep(400);
+    const c = await publisher(server);
+    c.send(start);
+    c.ws.send(toneS16(500));
+    c.send({ type: 'stop' });
+    await c.until((x) => replies(x).some((r) => r.type === 'stopped'));
+    expect(replies(c).map((r) => r.type)).toEqual(['started', 'stopped']);
   });
 });
 

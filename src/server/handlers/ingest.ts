@@ -20,6 +20,10 @@ import type { FanOut } from './fan-out.js';
 
 type Step = IngestAction | { kind: 'disconnected' };
 
+/** Most audio (s) a publisher may send while its stream waits to open (a cluster claim, or the previous publisher's pipeline ending). */
+export const MAX_WAITING_AUDIO_S = 30;
+const MAX_WAITING_SAMPLES = MAX_WAITING_AUDIO_S * PIPELINE_SAMPLE_RATE_HZ;
+
 /** Handles accepted `/v1/ingest` sockets. */
 export function createPublisherHandler(ctx: ServerContext, fanOut: FanOut): (ws: WebSocket, grant: Grant) => void {
   const { o, metrics, publishers } = ctx;
@@ -31,8 +35,11 @@ export function createPublisherHandler(ctx: ServerContext, fanOut: FanOut): (ws:
     let audio$: Subject<AudioChunk> | undefined;
     let streamId: string | undefined;
     let limited = false;
-    /** Steps waiting behind an unanswered claim. */
+    /** Steps waiting behind an unanswered claim, and the audio samples among them. */
     const queue: Step[] = [];
+    let queuedSamples = 0;
+    /** Closed because too much audio waited (see MAX_WAITING_AUDIO_S). */
+    let overflowed = false;
     let waiting = false;
     let refused = false;
 
@@ -165,9 +172,31 @@ export function createPublisherHandler(ctx: ServerContext, fanOut: FanOut): (ws:
     };
 
     const run = (steps: Step[]): void => {
-      queue.push(...steps);
+      // Closed for its backlog: only the disconnect still counts (it ends the stream once it opened).
+      queue.push(...(overflowed ? steps.filter((st) => st.kind === 'disconnected') : steps));
+      if (waiting && !overflowed) {
+        for (const st of steps) if (st.kind === 'audio') queuedSamples += st.samples.length;
+        // Bounded: audio sent faster than real time while the stream waits to open would pile up here.
+        if (queuedSamples > MAX_WAITING_SAMPLES) {
+          overflowed = true;
+          queue.length = 0;
+          queuedSamples = 0;
+          metrics.ingestRejected.inc({ reason: 'backlog' });
+          reply({
+            type: 'error',
+            code: 'AFFECT_ERR_PROTOCOL',
+            reason: 'backlog',
+            message: `more than ${MAX_WAITING_AUDIO_S} s of audio arrived before the stream could open; send audio in real time`,
+            recoverable: false,
+          });
+          ws.close(CLOSE_CODES.policy, 'backlog');
+          return;
+        }
+      }
       while (!waiting && !refused && queue.length > 0) {
-        const wait = step(queue.shift() as Step);
+        const next = queue.shift() as Step;
+        if (next.kind === 'audio') queuedSamples = Math.max(0, queuedSamples - next.samples.length);
+        const wait = step(next);
         if (wait) {
           waiting = true;
           void wait.then(
