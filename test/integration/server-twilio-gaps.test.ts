@@ -12,12 +12,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { WebSocket } from 'ws';
-import { tap } from 'rxjs';
+import { delay, tap } from 'rxjs';
 import { float32ToMulaw, mulawToFloat32, resample } from '../../streams/audio.js';
 import type { AudioChunk } from '../../core/types.js';
 import { RedisHub } from '../../src/server/redis-hub.js';
 import type { RunningServer } from '../../src/server/ws-server.js';
-import { TWILIO_MAX_COALESCE_MS, TWILIO_MAX_FILL_MS, TWILIO_MAX_GAP_MS } from '../../src/server/handlers/twilio.js';
+import { TWILIO_MAX_COALESCE_MS, TWILIO_MAX_FILL_MS, TWILIO_MAX_GAP_MS, TWILIO_MAX_HELD_BYTES } from '../../src/server/handlers/twilio.js';
 import { TestRedis } from '../helpers/redis-server.js';
 import { connect, loudnessPipeline, silentLogger, sleep, startServer, type TestClient } from '../helpers/server-helpers.js';
 
@@ -281,6 +281,56 @@ describe('Twilio media: timestamps, coalescing and decoding', () => {
     ok.stop();
     expect(await ok.closed).toEqual({ code: 1000, reason: 'stopped' });
   });
+});
+
+describe('Twilio: a call whose streams wait to open', () => {
+  it(
+    'a call of the same callSid right after another waits for its streams to end; past TWILIO_MAX_HELD_BYTES of waiting media it is closed with 1008',
+    { timeout: 20_000 },
+    async () => {
+      // The previous call's pipelines still finishing (a 300 ms delay) make the next call's claims wait.
+      const server = await startServer({ onIngestStream: (id, audio$) => audio$.pipe(loudnessPipeline(id, 100), delay(300)) });
+      try {
+        const sub: TestClient = connect(server, '/v1/stream?streams=*');
+        await sub.opened;
+        const pk = tonePackets(50);
+        const call = async (): Promise<TwilioCall> => {
+          const c = new TwilioCall(server.port);
+          await c.opened;
+          c.start('CAWAIT000001');
+          return c;
+        };
+        const first = await call();
+        for (let k = 0; k < 50; k++) first.media('inbound', k, pk[k]!);
+        first.stop();
+        expect((await first.closed).code).toBe(1000);
+        // At once a call of the same callSid floods while it waits: closed, nothing piles up.
+        expect(TWILIO_MAX_HELD_BYTES).toBe(480_000);
+        const big = Buffer.alloc(160_000, 0xff).toString('base64');
+        const flood = await call();
+        for (let k = 0; k < 4; k++) flood.media('inbound', k, big, String(k * 20_000));
+        expect(await flood.closed).toEqual({ code: 1008, reason: "more than 30 s of media arrived before the call's streams could open" });
+        // Once the flood's (empty) stream has ended, the next call goes on, with all its audio.
+        await sub.until((c) => c.of('status').filter((m) => m.state === 'ended').length === 2, 5000, 'the flood to end');
+        const second = await call();
+        for (let k = 0; k < 50; k++) second.media('inbound', k, pk[k]!);
+        second.stop();
+        expect((await second.closed).code).toBe(1000);
+        await sub.until((c) => c.of('status').filter((m) => m.state === 'ended').length === 3, 5000, 'the calls to end');
+        // The first call's 10 frames (1 s at a 100 ms hop), its end, the flood's (empty) end, the second call's 10 frames.
+        expect(sub.messages.filter((m) => m.type === 'affect' || m.type === 'status').map((m) => (m.type === 'status' ? m.state : m.type))).toEqual([
+          ...Array<string>(10).fill('affect'),
+          'ended',
+          'ended',
+          ...Array<string>(10).fill('affect'),
+          'ended',
+        ]);
+        sub.close();
+      } finally {
+        await server.close();
+      }
+    },
+  );
 });
 
 describe('Twilio with a Redis backplane: a socket closed while its claims are pending', () => {

@@ -57,6 +57,12 @@ export const TWILIO_MAX_FILL_MS = 2000;
  * the VAD feeds it as zeros).
  */
 export const TWILIO_MAX_GAP_MS = 60_000;
+/**
+ * Most media (μ-law bytes, both tracks together: 30 s of a two-track call) a call may send while its
+ * streams wait to open (a cluster claim, or a previous pipeline of the same ids still ending); more
+ * closes the call with 1008.
+ */
+export const TWILIO_MAX_HELD_BYTES = 30 * 8000 * 2;
 /** Most audio (ms) a track holds before passing it to its pipeline (it passes earlier at each hop end). */
 export const TWILIO_MAX_COALESCE_MS = 250;
 /** Timestamp lead (ms) below which no silence is inserted (timestamps are whole ms; a packet is 20 ms). */
@@ -236,6 +242,8 @@ export function createTwilioHandler(ctx: ServerContext, fanOut: FanOut): (ws: We
     let limited = false;
     /** Media that arrived while a claim was on its way (asynchronous hub), in order. */
     const held: Array<() => void> = [];
+    /** μ-law bytes of the media in `held`. */
+    let heldBytes = 0;
     let claiming = false;
 
     const fail = (code: number, reason: string): void => {
@@ -360,6 +368,7 @@ export function createTwilioHandler(ctx: ServerContext, fanOut: FanOut): (ws: We
         if (refused && !closed) return fail(CLOSE_CODES.policy, refused.reason === 'stream-busy' ? `stream busy: ${refused.message}` : 'backplane down');
         if (refused || failed) return finishAll(failed ? 'twilio stream failed' : 'twilio socket closed');
         // Media, stop and close that arrived meanwhile, in order (a socket close finishes the tracks).
+        heldBytes = 0;
         for (const h of held.splice(0)) h();
       });
     };
@@ -375,8 +384,13 @@ export function createTwilioHandler(ctx: ServerContext, fanOut: FanOut): (ws: We
       const tsMs = tsRaw === undefined || tsRaw === '' ? undefined : Number(tsRaw);
       if (tsMs !== undefined && !(Number.isFinite(tsMs) && tsMs >= 0))
         return fail(CLOSE_CODES.protocolError, `bad media timestamp ${JSON.stringify(tsRaw)}`.slice(0, 100));
-      if (claiming) held.push(() => pushMedia(t, bytes, tsMs));
-      else pushMedia(t, bytes, tsMs);
+      if (claiming) {
+        // Bounded: media sent faster than real time while the streams wait to open would pile up here.
+        heldBytes += bytes.length;
+        if (heldBytes > TWILIO_MAX_HELD_BYTES)
+          return fail(CLOSE_CODES.policy, `more than ${TWILIO_MAX_HELD_BYTES / 16_000} s of media arrived before the call's streams could open`);
+        held.push(() => pushMedia(t, bytes, tsMs));
+      } else pushMedia(t, bytes, tsMs);
     };
 
     /** One media packet of a track into its decoder and on towards the pipeline (gaps filled first). */
