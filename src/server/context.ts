@@ -89,6 +89,8 @@ export function createContext(init: Pick<ServerContext, 'o' | 'log' | 'hub' | 'm
           timedOut = true;
           resolve(busy);
         }, PIPELINE_DRAIN_WAIT_MS);
+        // A wait cut short by shutdown must not keep the process alive.
+        timer.unref();
       });
       return Promise.race([after, timeout]);
     },
