@@ -156,8 +156,7 @@ export class Authenticator {
   static tokenOf(req: IncomingMessage): string | undefined {
     const h = req.headers.authorization;
     if (h && /^Bearer\s+/i.test(h)) return h.replace(/^Bearer\s+/i, '').trim();
-    const url = new URL(req.url ?? '/', 'http://x');
-    return url.searchParams.get('token') ?? undefined;
+    return requestUrl(req)?.searchParams.get('token') ?? undefined;
   }
 
   /** Verifies the token of a request. */
@@ -191,6 +190,19 @@ export class Authenticator {
       }
     }
     return { status: 403, reason: 'origin', message: `origin ${origin} is not allowed` };
+  }
+}
+
+/**
+ * A request's target as a URL, or undefined when it is not one. Node's HTTP parser passes on an
+ * absolute-form target such as `http://[`, on which `new URL` throws: thrown in a request or
+ * upgrade listener, one such request from anyone ended the server.
+ */
+export function requestUrl(req: IncomingMessage): URL | undefined {
+  try {
+    return new URL(req.url ?? '/', 'http://x');
+  } catch {
+    return undefined;
   }
 }
 

@@ -5,6 +5,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { mkdtempSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { PROTOCOL_VERSION, SUBPROTOCOL, ServerMessageSchema } from '../../core/protocol.js';
@@ -129,6 +130,26 @@ describe('server: /v1/stream fed by /v1/ingest', () => {
     expect((await chart.text()).length).toBeGreaterThan(10_000);
     expect((await fetch(`${server.httpUrl}..%2F..%2Fpackage.json`)).status).toBe(404);
     expect((await fetch(`${server.httpUrl}nope.js`)).status).toBe(404);
+  });
+
+  it('answers 400 to a request target that is not a URL, plain or upgrade, and keeps serving', async () => {
+    // `GET http://[ HTTP/1.1` made new URL() throw in the request listener: one request from anyone ended the process.
+    server = await startServer();
+    const raw = (request: string) =>
+      new Promise<string>((resolve, reject) => {
+        const sock = net.connect(server!.port, '127.0.0.1', () => sock.end(request));
+        let got = '';
+        sock.on('data', (d: Buffer) => (got += d.toString()));
+        sock.on('close', () => resolve(got));
+        sock.on('error', reject);
+      });
+    const upgrade = 'Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n';
+    expect(await raw('GET http://[ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')).toMatch(/^HTTP\/1\.1 400 [^]*not a valid URL path/);
+    expect(await raw(`GET http://[ HTTP/1.1\r\nHost: x\r\n${upgrade}\r\n`)).toMatch(/^HTTP\/1\.1 400 Bad Request[^]*not a valid URL path/);
+    expect((await fetch(`${server.httpUrl}healthz`)).status).toBe(200);
+    const c = track(connect(server));
+    await c.opened;
+    expect(await server.metrics.registry.getSingleMetricAsString('circumplex_refused_total')).toMatch(/reason="bad-url"} 1/);
   });
 
   it('refuses a client that only offers another subprotocol, and unknown paths', async () => {

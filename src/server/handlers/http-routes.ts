@@ -4,7 +4,7 @@
  */
 import type http from 'node:http';
 import { PROTOCOL_VERSION } from '../../../core/protocol.js';
-import { isFailure } from '../auth.js';
+import { isFailure, requestUrl } from '../auth.js';
 import type { ServerContext } from '../context.js';
 import type { StaticHandler } from './static.js';
 
@@ -12,11 +12,12 @@ import type { StaticHandler } from './static.js';
 export function createRequestHandler(ctx: ServerContext, serveStatic: StaticHandler): (req: http.IncomingMessage, res: http.ServerResponse) => void {
   const { hub, metrics, auth } = ctx;
   return (req, res) => {
-    const url = new URL(req.url ?? '/', 'http://x');
+    const url = requestUrl(req);
     res.setHeader('X-Content-Type-Options', 'nosniff');
     const json = (status: number, body: unknown) => {
       res.writeHead(status, { 'Content-Type': 'application/json' }).end(JSON.stringify(body));
     };
+    if (!url) return json(400, { error: 'the request target is not a valid URL path' });
     if (req.method !== 'GET' && req.method !== 'HEAD') return json(405, { error: 'method not allowed' });
     if (url.pathname === '/healthz') {
       const backplane = hub.backplane();

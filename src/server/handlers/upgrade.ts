@@ -7,7 +7,7 @@ import type http from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { WebSocket, WebSocketServer } from 'ws';
 import { INGEST_PATH, STREAM_PATH } from '../../../core/protocol.js';
-import { type AuthFailure, type Grant, isFailure } from '../auth.js';
+import { type AuthFailure, type Grant, isFailure, requestUrl } from '../auth.js';
 import type { ServerContext } from '../context.js';
 import { TWILIO_PATH } from './twilio.js';
 
@@ -21,7 +21,7 @@ export interface UpgradeRoute {
 
 /** Writes a plain HTTP refusal on an upgrade socket and closes it. */
 export function refuseUpgrade(socket: Duplex, status: number, message: string, extra: Record<string, string> = {}): void {
-  const text = { 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 503: 'Service Unavailable' }[status] ?? 'Error';
+  const text = { 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 503: 'Service Unavailable' }[status] ?? 'Error';
   const body = JSON.stringify({ error: message });
   const headers = { 'Content-Type': 'application/json', 'Content-Length': String(Buffer.byteLength(body)), Connection: 'close', ...extra };
   const head = Object.entries(headers)
@@ -38,13 +38,14 @@ export function createUpgradeHandler(
   const { auth, metrics, log } = ctx;
   return (req, socket, head) => {
     socket.on('error', () => socket.destroy());
-    const url = new URL(req.url ?? '/', 'http://x');
-    const refuse = (f: AuthFailure | { status: 404 | 503; reason: string; message: string }) => {
+    const url = requestUrl(req);
+    const refuse = (f: AuthFailure | { status: 400 | 404 | 503; reason: string; message: string }) => {
       metrics.refused.inc({ reason: f.reason });
-      log.warn({ path: url.pathname, reason: f.reason, origin: req.headers.origin, remote: req.socket.remoteAddress }, 'upgrade refused');
+      log.warn({ path: url?.pathname, reason: f.reason, origin: req.headers.origin, remote: req.socket.remoteAddress }, 'upgrade refused');
       refuseUpgrade(socket, f.status, f.message, f.status === 401 ? { 'WWW-Authenticate': 'Bearer' } : {});
     };
     if (ctx.closing) return refuse({ status: 503, reason: 'shutting-down', message: 'server is shutting down' });
+    if (!url) return refuse({ status: 400, reason: 'bad-url', message: 'the request target is not a valid URL path' });
     const route =
       url.pathname === STREAM_PATH ? routes.stream : url.pathname === INGEST_PATH ? routes.ingest : url.pathname === TWILIO_PATH ? routes.twilio : undefined;
     if (!route) return refuse({ status: 404, reason: 'path', message: `no WebSocket endpoint at ${url.pathname}` });
