@@ -152,6 +152,16 @@ describe('server: /v1/stream fed by /v1/ingest', () => {
     expect(await server.metrics.registry.getSingleMetricAsString('circumplex_refused_total')).toMatch(/reason="bad-url"} 1/);
   });
 
+  it('answers 400 to a path with malformed percent-encoding, and keeps serving', async () => {
+    // decodeURIComponent threw in the static-file handler: `GET /%E0%A4%A` from anyone ended the process.
+    server = await startServer();
+    const r = await fetch(`${server.httpUrl}%E0%A4%A`);
+    expect(r.status).toBe(400);
+    expect(await r.json()).toEqual({ error: 'malformed percent-encoding in the path' });
+    expect((await fetch(`${server.httpUrl}a%00b`)).status).toBe(404);
+    expect((await fetch(`${server.httpUrl}healthz`)).status).toBe(200);
+  });
+
   it('refuses a client that only offers another subprotocol, and unknown paths', async () => {
     server = await startServer();
     const v2 = track(connect(server, '/v1/stream', { protocols: ['circumplex.v2'] }));

@@ -32,7 +32,13 @@ export function createStaticHandler(dashboardFolder: string): StaticHandler {
     let file: string;
     if (url.pathname === '/vendor/chart.umd.js') file = chartJs;
     else {
-      const rel = decodeURIComponent(url.pathname === '/' ? '/index.html' : url.pathname);
+      let rel: string;
+      try {
+        rel = decodeURIComponent(url.pathname === '/' ? '/index.html' : url.pathname);
+      } catch {
+        // Malformed percent-encoding (`/%E0%A4%A`): decodeURIComponent throws, which ended the process.
+        return void res.writeHead(400, { 'Content-Type': 'application/json' }).end(JSON.stringify({ error: 'malformed percent-encoding in the path' }));
+      }
       file = path.resolve(dashboardDir, '.' + rel);
       // Never serve outside the dashboard folder (../ tricks).
       if (!file.startsWith(dashboardDir + path.sep)) return notFound();
