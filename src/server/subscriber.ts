@@ -144,6 +144,8 @@ export class Subscriber {
       .catch(() => hub.since(streamId, from))
       .then((r) => {
         this.resuming.delete(streamId);
+        // The cluster knew the stream after all (its history came back, or this node has mirrored it meanwhile).
+        if (!this.lastSent.has(streamId) && (r.messages.length > 0 || hub.stream(streamId) !== undefined)) this.lastSent.set(streamId, from);
         this.replay(streamId, fromSeq, r);
         for (const m of state.held) this.deliver(m);
         for (const f of state.next) this.resume(hub, streamId, f);
