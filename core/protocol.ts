@@ -243,7 +243,8 @@ export const IngestStartMessage = z.object({
     .string()
     .min(1)
     .max(128)
-    .regex(/^[A-Za-z0-9._:-]+$/, 'letters, digits and . _ : - only'),
+    // Not __proto__: resumeFrom (a JSON object keyed by stream id) cannot carry that key, so such a stream could never resume.
+    .regex(/^(?!__proto__$)[A-Za-z0-9._:-]+$/, 'letters, digits and . _ : - only, not __proto__'),
   /**
    * `s16le`: signed 16-bit little-endian PCM; `mulaw`: G.711 mu-law bytes (telephony);
    * `f32le`: 32-bit float little-endian PCM (NaN/Inf replaced by 0 and counted, clipped to [-1, 1]).

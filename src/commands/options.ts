@@ -32,7 +32,7 @@ export function numberOption(name: string, min: number, integer = false, max = N
  */
 export function streamIdOption(name: string): (v: string) => string {
   return (v: string): string => {
-    if (!STREAM_ID.test(v)) throw new InvalidArgumentError(`${name} must be 1-128 letters, digits and . _ : -, got "${v}"`);
+    if (!STREAM_ID.test(v)) throw new InvalidArgumentError(`${name} must be 1-128 letters, digits and . _ : - (not __proto__), got "${v}"`);
     return v;
   };
 }

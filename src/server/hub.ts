@@ -173,8 +173,12 @@ interface StreamEntry {
 }
 
 /** Stream ids: what the ingest endpoint allows, so ids are safe in logs, metrics and URLs. */
-/** Valid stream ids: 1–128 of `A-Z a-z 0-9 . _ : -` (also checked by the CLI's --stream-id). */
-export const STREAM_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+/**
+ * Valid stream ids: 1–128 of `A-Z a-z 0-9 . _ : -` (also checked by the CLI's --stream-id), except
+ * `__proto__`: JSON objects keyed by stream id (a subscriber's `resumeFrom`) cannot carry that key, so
+ * such a stream could never resume.
+ */
+export const STREAM_ID = /^(?!__proto__$)[A-Za-z0-9._:-]{1,128}$/;
 
 function checkUnit(name: string, v: number, lo: number, hi: number, streamId: string): number {
   if (!Number.isFinite(v) || v < lo || v > hi) {

@@ -48,7 +48,7 @@ describe('numberOption', () => {
 
   it('run and serve refuse a --stream-id the hub would refuse, before loading anything (serve used to hang after the error)', async () => {
     for (const cmd of ['run', 'serve']) {
-      for (const bad of ['bad id!', 'x'.repeat(129)]) {
+      for (const bad of ['bad id!', 'x'.repeat(129), '__proto__']) {
         const program = buildProgram();
         for (const c of program.commands) c.configureOutput({ writeErr: () => undefined, writeOut: () => undefined });
         await expect(program.parseAsync(['node', 'circumplex', cmd, '--input', 'none.wav', '--stream-id', bad])).rejects.toThrow(

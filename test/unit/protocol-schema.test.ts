@@ -131,6 +131,8 @@ describe('clients/protocol.schema.json', () => {
       { type: 'nonsense' },
       { type: 'subscribe', streamIds: [] },
       { type: 'start', streamId: 'has space', encoding: 's16le', sampleRateHz: 16000, channels: 1 },
+      // A resumeFrom object cannot carry the key __proto__, so such a stream could never resume.
+      { type: 'start', streamId: '__proto__', encoding: 's16le', sampleRateHz: 16000, channels: 1 },
       { type: 'start', streamId: 'x', encoding: 'opus', sampleRateHz: 16000, channels: 1 },
       { type: 'stopped', streamId: 'x', framesAccepted: -1, framesRejected: 0 },
     ];
