@@ -13,6 +13,7 @@ import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import type { RunningServer } from '../../src/server/ws-server.js';
 import { CHROMIUM, CHROMIUM_ARGS, requireChromium } from '../helpers/chromium.js';
 import { affectEvent, freePort, movingPoint, startFlakyProxy, startRealServer, transcriptEvent } from '../helpers/clients-protocol-server.js';
+import { untilPage as until } from '../helpers/until.js';
 
 const HOP_MS = 250;
 
@@ -45,14 +46,6 @@ function publishMoving(server: RunningServer, streamId: string, from: number, n:
 const pageStream = async (id: string): Promise<PageStream | undefined> =>
   (await page.evaluate(() => (window as unknown as { circumplex: { streams(): PageStream[] } }).circumplex.streams())).find((s) => s.id === id);
 const connection = () => page.evaluate(() => (window as unknown as { circumplex: { connection: string } }).circumplex.connection);
-
-async function until(cond: () => Promise<boolean>, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 describe('dashboard robustness in chromium', () => {
   beforeAll(async () => {

@@ -19,6 +19,7 @@ import type { RunningServer } from '../../src/server/ws-server.js';
 import { RUSSELL_1980_TERMS } from '../../core/emotion-terms.js';
 import { CHROMIUM, CHROMIUM_ARGS, requireChromium } from '../helpers/chromium.js';
 import { affectEvent, movingPoint, startFlakyProxy, startRealServer, transcriptEvent, type FlakyProxy } from '../helpers/clients-protocol-server.js';
+import { untilPage as until } from '../helpers/until.js';
 
 const HOP_MS = 250;
 
@@ -52,14 +53,6 @@ const pageStream = async (id: string): Promise<PageStream | undefined> =>
   (await page.evaluate(() => (window as unknown as { circumplex: { streams(): PageStream[] } }).circumplex.streams())).find((s) => s.id === id);
 const pointPixel = () => page.evaluate(() => (window as unknown as { circumplex: { pointPixel(): { x: number; y: number } | null } }).circumplex.pointPixel());
 const connection = () => page.evaluate(() => (window as unknown as { circumplex: { connection: string } }).circumplex.connection);
-
-async function until(cond: () => Promise<boolean>, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 describe('dashboard in chromium', () => {
   beforeAll(async () => {

@@ -11,19 +11,12 @@ import type { StreamEventMessage } from '../../core/protocol.js';
 import { SocketIoBridge } from '../../clients/socketio-bridge.js';
 import type { PipelineEvent } from '../../core/types.js';
 import { affectEvent, startRealServer } from '../helpers/clients-protocol-server.js';
+import { until } from '../helpers/until.js';
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
-
-async function until(cond: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 function event(i: number, dominance: number | undefined): PipelineEvent {
   const e = affectEvent('stage', i * 250, 0.3, -0.1);

@@ -12,6 +12,7 @@ import { CircumplexClient, backoffDelayMs, streamUrl } from '../../clients/node-
 import type { StreamEventMessage } from '../../core/protocol.js';
 import { affectEvent, movingPoint, freePort, startFlakyProxy, startRealServer, type FlakyProxy } from '../helpers/clients-protocol-server.js';
 import type { RunningServer } from '../../src/server/ws-server.js';
+import { until } from '../helpers/until.js';
 
 const STREAM = { streamId: 'mic', hopMs: 250, windowMs: 1000, sampleRateHz: 16000 };
 
@@ -33,14 +34,6 @@ function connect(url: string, opts: Parameters<typeof CircumplexClient.connect>[
 }
 
 /** Waits until `cond()` holds, polling every 10 ms, failing after `ms`. */
-async function until(cond: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
 beforeEach(async () => {
   server = await startRealServer();
   server.hub.openStream(STREAM);

@@ -13,6 +13,7 @@ import { CircumplexClient } from '../../clients/node-client.js';
 import type { StreamEventMessage } from '../../core/protocol.js';
 import { toWire } from '../../src/server/hub.js';
 import { affectEvent, movingPoint, startFlakyProxy, startRealServer, transcriptEvent, type FlakyProxy } from '../helpers/clients-protocol-server.js';
+import { until } from '../helpers/until.js';
 
 interface Received {
   event: string;
@@ -44,14 +45,6 @@ const affect = (seq: number): StreamEventMessage => {
   const p = movingPoint(seq);
   return toWire('mic', seq, affectEvent('mic', seq * 250, p.valence, p.arousal));
 };
-
-async function until(cond: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 function startBridge(source: Subject<StreamEventMessage> | CircumplexClient, opts: Parameters<typeof SocketIoBridge.start>[1]): SocketIoBridge {
   const frames$ = source instanceof CircumplexClient ? source.frames$ : source.asObservable();

@@ -15,6 +15,7 @@ import type { RunningServer } from '../../src/server/ws-server.js';
 import type { AffectFrameMessage } from '../../core/protocol.js';
 import { CHROMIUM, CHROMIUM_ARGS, requireChromium } from '../helpers/chromium.js';
 import { affectEvent, movingPoint, startFlakyProxy, startRealServer, type FlakyProxy } from '../helpers/clients-protocol-server.js';
+import { untilPage as until } from '../helpers/until.js';
 
 const REPO = path.resolve(import.meta.dirname, '..', '..');
 
@@ -38,14 +39,6 @@ const view = (): Promise<PageView> =>
     const ex = (window as unknown as { example: { frames: unknown[]; state(): string; stats(): unknown } }).example;
     return { frames: ex.frames, state: ex.state(), stats: ex.stats() } as PageView;
   });
-
-async function until(cond: () => Promise<boolean>, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 let published = 0;
 function publish(n: number): void {

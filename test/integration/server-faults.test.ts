@@ -359,6 +359,16 @@ describe('server faults: ingest frames', () => {
     await p.opened;
     return p;
   }
+  /** A publisher that sent 1 s on `streamId` and stopped (its pipeline may still be finishing); returns its start message. */
+  async function publishedAndStopped(s: RunningServer, streamId: string): Promise<Record<string, unknown>> {
+    const start = { type: 'start', streamId, encoding: 's16le', sampleRateHz: 16000, channels: 1 };
+    const a = await publisher(s);
+    a.send(start);
+    a.ws.send(toneS16(1000));
+    a.send({ type: 'stop' });
+    await a.until((c) => replies(c).some((r) => r.type === 'stopped'));
+    return start;
+  }
   const pipelineServer = () => startServer({ onIngestStream: (id, audio$) => audio$.pipe(loudnessPipeline(id, 100)) });
 
   it('resamples, downmixes, strips WAV headers, decodes mu-law, and rejects empty/odd/early frames with codes', async () => {
@@ -570,12 +580,7 @@ describe('server faults: ingest frames', () => {
     server = await startServer({ onIngestStream: (id, audio$) => audio$.pipe(loudnessPipeline(id, 100), delay(300)) });
     const sub = track(connect(server, '/v1/stream?streams=*'));
     await sub.opened;
-    const start = { type: 'start', streamId: 're', encoding: 's16le', sampleRateHz: 16000, channels: 1 };
-    const a = await publisher(server);
-    a.send(start);
-    a.ws.send(toneS16(1000));
-    a.send({ type: 'stop' });
-    await a.until((c) => replies(c).some((r) => r.type === 'stopped'));
+    const start = await publishedAndStopped(server, 're');
     const b = await publisher(server);
     b.send(start);
     b.ws.send(toneS16(1000));
@@ -597,12 +602,7 @@ describe('server faults: ingest frames', () => {
   it('bounds the audio a publisher may send while its stream waits to open: past MAX_WAITING_AUDIO_S it is closed with 1008', async () => {
     expect(MAX_WAITING_AUDIO_S).toBe(30);
     server = await startServer({ onIngestStream: (id, audio$) => audio$.pipe(loudnessPipeline(id, 100), delay(300)) });
-    const start = { type: 'start', streamId: 'bk', encoding: 's16le', sampleRateHz: 16000, channels: 1 };
-    const a = await publisher(server);
-    a.send(start);
-    a.ws.send(toneS16(1000));
-    a.send({ type: 'stop' });
-    await a.until((c) => replies(c).some((r) => r.type === 'stopped'));
+    const start = await publishedAndStopped(server, 'bk');
     const b = await publisher(server);
     b.send(start);
     for (let i = 0; i < 2; i++) b.ws.send(toneS16(20_000)); // 40 s at once, while A's last audio is still analysed
