@@ -29,7 +29,8 @@
 export { createEngine, DEFAULT_ENGINE, DEFAULT_SPEECH_MODEL, DEFAULT_TEXT_MODEL, defaultTextModel, type Engine, type EngineOptions } from './engine.js';
 export { createAudioFeed, DEFAULT_AUDIO_FEED, type AudioFeed, type AudioFeedOptions } from './feed.js';
 export { AffectError, ERROR_CODES, toAffectError, type AffectErrorOptions, type ErrorCode } from '../core/errors.js';
-export { toWire } from './server/hub.js';
+export { toWire, StreamHub, type Hub, type OpenStreamInfo } from './server/hub.js';
+export { AffectServer, DEFAULT_AFFECT_SERVER, type AffectServerOptions, type IngestStreamHook, type RunningServer } from './server/ws-server.js';
 export { audioFileSource, probeAudioFile, type AudioFileInfo, type AudioFileSourceOptions } from '../streams/sources/audio-file.js';
 export { rawPcmSource, type RawPcmSourceOptions } from '../streams/sources/stdin.js';
 export { createMicSource, type MicSourceOptions } from '../streams/sources/mic.js';

@@ -16,25 +16,9 @@ import type { Hub, SinceResult } from './hub.js';
 import type { Grant } from './auth.js';
 import type { ServerMetrics } from './metrics.js';
 
-/** Limits for one subscriber's outgoing buffer. */
-export interface DeliveryOptions {
-  /** Above this many unsent bytes, affect frames coalesce to the latest. Default 256 KiB. */
-  softBufferBytes: number;
-  /** Above this many unsent bytes, the subscriber is closed with 4008. Default 4 MiB. */
-  hardBufferBytes: number;
-  /** Continuously above the soft limit this long (ms) also closes with 4008. Default 30 000. */
-  maxStallMs: number;
-  /** After a 4008 close, how long (ms) to wait for the close handshake before terminate(). Default 5000. */
-  slowCloseGraceMs: number;
-}
-
-/** Defaults for {@link DeliveryOptions}. */
-export const DEFAULT_DELIVERY: DeliveryOptions = {
-  softBufferBytes: 256 * 1024,
-  hardBufferBytes: 4 * 1024 * 1024,
-  maxStallMs: 30_000,
-  slowCloseGraceMs: 5000,
-};
+// DeliveryOptions live in options.ts, whose types the package exports without `ws`.
+export { DEFAULT_DELIVERY, type DeliveryOptions } from './options.js';
+import type { DeliveryOptions } from './options.js';
 
 /** Live messages one stream may hold back while its resume waits for the backplane. */
 const MAX_HELD_DURING_RESUME = 10_000;

@@ -84,6 +84,8 @@ import {
   createEscalationDetector,
   toWire,
   AffectError,
+  AffectServer,
+  type RunningServer,
   FlowControl,
   type AffectPoint,
   type PipelineEvent,
@@ -158,13 +160,20 @@ try {
 } catch {
   state = client.state$.value;
 }
+// The embeddable server (docs/server.md "Programmatic use"): a client connects to it and gets its hello.
+const server: RunningServer = await AffectServer.start({ port: 0 });
+const local = CircumplexClient.connect(server.httpUrl, { reconnect: false, helloTimeoutMs: 5000 });
+await local.waitOpen();
+const served = local.state$.value;
+local.close();
+await server.close();
 // The socket.io bridge in front of the client, towards a socket.io server nobody runs: nothing goes out.
 const bridge = SocketIoBridge.start(client.frames$, { url: 'http://127.0.0.1:9', socketOptions: { reconnection: false } });
 const bridgeStats: BridgeStats = bridge.stats;
 bridge.close();
 process.stdout.write(lines.join('\\n') + '\\n');
 process.stderr.write(
-  JSON.stringify({ code, state, url: streamUrl('http://localhost:8787'), SUBPROTOCOL, PROTOCOL_VERSION, forwarded: bridgeStats.forwarded, piped, pipedDropped, wireAlerts }) + '\\n',
+  JSON.stringify({ code, state, served, url: streamUrl('http://localhost:8787'), SUBPROTOCOL, PROTOCOL_VERSION, forwarded: bridgeStats.forwarded, piped, pipedDropped, wireAlerts }) + '\\n',
 );
 `;
 
@@ -304,6 +313,7 @@ describe('the packed tarball, installed offline into an empty project', () => {
     expect(facts).toEqual({
       code: 'AFFECT_ERR_CONFIG',
       state: 'closed',
+      served: 'open',
       url: 'ws://localhost:8787/v1/stream',
       SUBPROTOCOL: 'circumplex.v1',
       PROTOCOL_VERSION: expect.stringMatching(/^1\./),
