@@ -73,6 +73,13 @@ const RecordedLine = z.discriminatedUnion('type', [AffectMessage, TranscriptMess
 /** Wait after the first subscriber connects before playback starts (ms). */
 const SUBSCRIBE_GRACE_MS = 250;
 
+/**
+ * Shortest wall time of one `--loop` pass (ms). A recording whose messages all share one time (a
+ * single frame, say), or a huge --speed, would otherwise be published pass after pass without ever
+ * yielding: a spin that ignored Ctrl-C and wrote "pass N done" lines to stderr without end.
+ */
+const MIN_LOOP_PASS_MS = 100;
+
 /** Problems reported at once before giving up (the rest are counted). */
 const MAX_REPORTED = 5;
 
@@ -190,6 +197,12 @@ export interface ReplayOptions {
    * final 'ended' statuses are left out of every pass (the stream ends when the loop stops).
    */
   pass?: number;
+  /**
+   * Each stream's pacing origin (wall clock and audio time of its first message). Share one map
+   * across loop passes so pass k+1 is paced on from pass k (its first message one hop after the
+   * last one) instead of starting at once. Default: a fresh map.
+   */
+  origin?: Map<string, { wallMs: number; tMs: number }>;
 }
 
 /**
@@ -200,7 +213,7 @@ export interface ReplayOptions {
  */
 export async function replayInto(hub: Hub, rec: Recording, opts: ReplayOptions): Promise<number> {
   if (opts.speed !== undefined && !(Number.isFinite(opts.speed) && opts.speed > 0)) throw new RangeError(`replay: speed must be > 0, got ${opts.speed}`);
-  const origin = new Map<string, { wallMs: number; tMs: number }>();
+  const origin = opts.origin ?? new Map<string, { wallMs: number; tMs: number }>();
   const pass = opts.pass;
   const spans = new Map(rec.streams.map((s) => [s.streamId, { seq: s.lastSeq - s.firstSeq + 1, tMs: s.lastTMs - s.firstTMs + s.hopMs }]));
   let published = 0;
@@ -325,10 +338,14 @@ export async function replayCommand(
     }
     if (!stopped && opts.loop) {
       // Pass after pass until Ctrl-C; seqs and times carry on, so subscribers see one long stream.
+      const origin = new Map<string, { wallMs: number; tMs: number }>();
       for (let pass = 0; !stopped; pass++) {
-        const n = await replayInto(server.hub, rec, { speed, signal: abort.signal, pass });
+        const passStart = performance.now();
+        const n = await replayInto(server.hub, rec, { speed, signal: abort.signal, pass, origin });
         if (n === 0) break;
         if (!stopped) err.write(`circumplex replay: pass ${pass + 1} done (${n} messages); starting again (Ctrl-C to stop)\n`);
+        // Never spin: a pass takes at least MIN_LOOP_PASS_MS, and the wait lets signals and sockets in.
+        if (!stopped) await sleep(Math.max(0, MIN_LOOP_PASS_MS - (performance.now() - passStart)), abort.signal);
       }
       for (const s of rec.streams) server.hub.endStream(s.streamId, 'replay stopped');
     } else if (!stopped) {

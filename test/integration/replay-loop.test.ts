@@ -103,6 +103,35 @@ describe('replay --loop', () => {
     }
   });
 
+  it('--loop on a recording whose messages share one time (a single frame) is paced, not a spin: Ctrl-C stops it', async () => {
+    // It used to publish pass after pass without yielding: SIGINT was never handled and stderr
+    // filled with "pass N done" lines (gigabytes in minutes).
+    const lines = readFileSync(recordRun(), 'utf8').split('\n');
+    const one = path.join(dir, 'one-frame.jsonl');
+    writeFileSync(one, `${lines[0]}\n${lines.find((l) => l.includes('"type":"affect"'))}\n`);
+    for (const speed of [[], ['--speed', '100000']]) {
+      const child = spawn(process.execPath, [BIN, 'replay', one, '--loop', '--port', '0', '--no-wait', ...speed], {
+        cwd: REPO_ROOT,
+        env,
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
+      const exited = new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+      try {
+        const { stderr } = await waitForListening(child, 'replay');
+        await sleep(1000);
+        child.kill('SIGINT');
+        const code = await Promise.race([exited, sleep(10_000).then(() => 'still running')]);
+        expect(code, `${speed.join(' ')}: ${stderr().slice(-500)}`).toBe(0);
+        const passes = stderr().match(/pass \d+ done/g) ?? [];
+        expect(passes.length).toBeGreaterThan(0);
+        // At most one pass per 100 ms (and one hop, 500 ms, at the recorded speed).
+        expect(passes.length, speed.join(' ')).toBeLessThan(speed.length ? 30 : 6);
+      } finally {
+        if (child.exitCode === null) child.kill('SIGKILL');
+      }
+    }
+  });
+
   it('--loop with --exit-on-end is a clear configuration error', () => {
     const rec = recordRun();
     const r = spawnSync(process.execPath, [BIN, 'replay', rec, '--loop', '--exit-on-end', '--port', '0'], { cwd: REPO_ROOT, env, timeout: 30_000 });
