@@ -2,7 +2,9 @@
  * Shared commander argument parsers, so every subcommand rejects a bad number the same way:
  * `--hop-ms must be a number >= 1, got "abc"`.
  */
+import { statSync } from 'node:fs';
 import { InvalidArgumentError, Option, type Command } from 'commander';
+import { AffectError } from '../../core/errors.js';
 import type { EnvConfig } from '../../core/config.js';
 import { createEngine, DEFAULT_ENGINE, DEFAULT_TEXT_MODEL, type Engine, type EngineOptions } from '../engine.js';
 import type { Logger } from '../../core/log.js';
@@ -240,6 +242,28 @@ export function escalationFromFlags(
     ...(flags.escalationMinChange !== undefined ? { minChange: flags.escalationMinChange } : {}),
     ...(flags.escalationMinBlocks !== undefined ? { minBlocks: flags.escalationMinBlocks } : {}),
   };
+}
+
+/**
+ * `--record` must not name the input file (`--input talk.wav --record talk.wav`, or a link to it):
+ * the recording opens before the audio is read and truncates it, so the input was destroyed and the
+ * run failed with "not a WAV or FLAC file". A config error instead, before anything is opened.
+ */
+export function checkRecordIsNotInput(record: string | undefined, inputFile: string): void {
+  if (record === undefined) return;
+  let same = false;
+  try {
+    const r = statSync(record);
+    const i = statSync(inputFile);
+    same = r.dev === i.dev && r.ino === i.ino;
+  } catch {
+    // Either does not exist (yet): they cannot be the same file; opening them reports any problem.
+  }
+  if (same) {
+    throw new AffectError('AFFECT_ERR_CONFIG', `--record ${record} is the input file ${inputFile}: recording would overwrite the audio before it is read`, {
+      hint: 'give --record a new file name, e.g. --record session.jsonl',
+    });
+  }
 }
 
 /**

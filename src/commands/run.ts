@@ -14,6 +14,7 @@ import {
   addSmoothingOptions,
   addModelOptions,
   addSpeechStreamingOption,
+  checkRecordIsNotInput,
   numberOption,
   openRecorderAndEngine,
   streamIdOption,
@@ -114,6 +115,7 @@ export async function runCommand(
   const flow = opts.realtime ? undefined : new FlowControl({ highWater: 4 });
   // Check the input before loading any model, so a bad path fails in milliseconds. A WAV on stdin is
   // told apart by its header; --channels-as-streams gives `<stream-id>:ch0`, `<stream-id>:ch1`, …
+  if (opts.input !== '-') checkRecordIsNotInput(opts.record, opts.input);
   const local = await openLocalInput(opts, { logger, ...(flow ? { flow } : {}) });
   const channelIds = local.streams.map((s) => s.streamId);
 

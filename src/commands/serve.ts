@@ -21,6 +21,7 @@ import {
   addSmoothingOptions,
   addModelOptions,
   addSpeechStreamingOption,
+  checkRecordIsNotInput,
   numberOption,
   openRecorderAndEngine,
   streamIdOption,
@@ -207,6 +208,7 @@ export async function serveCommand(opts: ServeCommandOptions, err: NodeJS.Writab
   }
   // Offline (not --realtime) files and stdin are read losslessly, paced by the model through a bounded flow.
   const flow: FlowControl | undefined = kind === 'stdin' || (kind === 'file' && !opts.realtime) ? new FlowControl({ highWater: 4 }) : undefined;
+  if (kind === 'file') checkRecordIsNotInput(opts.record, input);
   const local =
     kind === 'file' || kind === 'stdin'
       ? await openLocalInput({ ...opts, streamId, realtime: opts.realtime, speed: opts.speed }, { logger, ...(flow ? { flow } : {}) })

@@ -1,6 +1,10 @@
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { InvalidArgumentError } from 'commander';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { REPO_ROOT } from '../../core/config.js';
 import { numberOption } from '../../src/commands/options.js';
 import { buildProgram } from '../../src/cli.js';
 import { defaultValidateOut } from '../../src/commands/validate.js';
@@ -127,6 +131,31 @@ describe('numberOption', () => {
           program.parseAsync(['node', 'circumplex', cmd, '--input', 'x.wav', '--speech-streaming', 'cached', '--speech-step-workers', bad]),
         ).rejects.toThrow(`--speech-step-workers must be an integer in [1, 64], got "${bad}"`);
       }
+    }
+  });
+
+  it('run and serve refuse a --record that is the input file (or a link to it), leaving the audio intact (it used to be truncated)', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'circumplex-record-input-'));
+    try {
+      const wav = path.join(dir, 'talk.wav');
+      copyFileSync(path.join(REPO_ROOT, 'test', 'fixtures', 'audio', 'speech.wav'), wav);
+      const link = path.join(dir, 'link.wav');
+      symlinkSync(wav, link);
+      const before = readFileSync(wav);
+      for (const cmd of ['run', 'serve']) {
+        for (const record of [wav, link]) {
+          const program = buildProgram();
+          for (const c of program.commands) c.configureOutput({ writeErr: () => undefined, writeOut: () => undefined });
+          const args = [cmd, '--input', wav, '--record', record, ...(cmd === 'serve' ? ['--port', '0'] : [])];
+          await expect(program.parseAsync(['node', 'circumplex', ...args])).rejects.toMatchObject({
+            code: 'AFFECT_ERR_CONFIG',
+            message: expect.stringContaining(`--record ${record} is the input file ${wav}`) as unknown,
+          });
+          expect(readFileSync(wav).equals(before)).toBe(true);
+        }
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
