@@ -12,7 +12,7 @@
  * the row: a report is printed only when every row was scored. Metrics are those of
  * training/common/metrics.py (src/validate/stats.ts), on the [-1, 1] scale.
  */
-import { accessSync, constants, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { lastValueFrom, reduce, tap } from 'rxjs';
 import type { SpeechAffectModel, SpeechAffectOutput, TextAffectModel, TextAffectOutput } from '../../models/ports.js';
@@ -510,21 +510,33 @@ export function predictionsCsv(modality: EvalModality, rows: readonly LabelledRo
   return `${lines.join('\n')}\n`;
 }
 
-/** Fails early (before models load) when the --predictions file cannot be written. */
-export function checkWritable(file: string): void {
+/**
+ * Checks the --predictions path before any model loads: its folder exists and is writable, it is
+ * not a folder, and it is none of the run's inputs (`inputs`: the --data CSV and the rows' audio
+ * files), which it would replace (the labelled data used to be overwritten with the predictions).
+ */
+export function checkWritable(file: string, inputs: readonly string[] = []): void {
+  const fail = (what: string, err?: unknown, hint = 'give a path in an existing, writable folder'): never => {
+    throw new AffectError('AFFECT_ERR_INPUT', `cannot write --predictions ${file}: ${what}`, { stage: 'evaluate', ...(err ? { cause: err } : {}), hint });
+  };
   const dir = path.dirname(path.resolve(file));
   try {
     accessSync(dir, constants.W_OK);
   } catch (err) {
-    throw new AffectError(
-      'AFFECT_ERR_INPUT',
-      `cannot write --predictions ${file}: folder ${dir} ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'does not exist' : 'is not writable'}`,
-      {
-        stage: 'evaluate',
-        cause: err,
-        hint: 'give a path in an existing, writable folder',
-      },
-    );
+    fail(`folder ${dir} ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'does not exist' : 'is not writable'}`, err);
+  }
+  const st = statSync(file, { throwIfNoEntry: false });
+  if (!st) return;
+  if (st.isDirectory()) fail('it is a folder', undefined, 'give a file name for the predictions CSV, e.g. --predictions predictions.csv');
+  for (const input of inputs) {
+    const i = statSync(input, { throwIfNoEntry: false });
+    if (i && i.dev === st.dev && i.ino === st.ino) {
+      fail(
+        `it is ${input}, an input of this run, which the predictions would replace`,
+        undefined,
+        'give the predictions a new file, e.g. --predictions predictions.csv',
+      );
+    }
   }
 }
 
@@ -535,6 +547,12 @@ export function writeAtomically(file: string, text: string): void {
     writeFileSync(tmp, text);
     renameSync(tmp, file);
   } catch (err) {
+    // No temp file left behind (a folder named --predictions used to leave `FILE.tmp-PID` beside it).
+    try {
+      rmSync(tmp, { force: true });
+    } catch {
+      // Nothing more to clean up.
+    }
     throw new AffectError('AFFECT_ERR_INPUT', `cannot write --predictions ${file}: ${(err as Error).message}`, {
       stage: 'evaluate',
       cause: err,

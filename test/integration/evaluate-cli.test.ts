@@ -7,7 +7,7 @@
  * the scale) fail with exit 2 naming the row and leave no report and no predictions file.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -136,6 +136,27 @@ describe('evaluate --modality speech', () => {
     expect(r2.stderr).toMatch(new RegExp(`bad2\\.csv:3: file clips/missing\\.wav: AFFECT_ERR_INPUT: cannot read input .*missing\\.wav: no such file`));
     expect(r2.stderr).toMatch(/hint: file paths are relative to the CSV's folder/);
     expect(existsSync(out)).toBe(false);
+  });
+
+  it('--predictions naming the --data CSV, one of its audio files or a folder: exit 2 before the model runs, inputs untouched (the CSV used to be overwritten)', () => {
+    const csv = write('self.csv', 'file,valence,arousal\nclips/calm.wav,0.3,-0.5\nclips/sad.wav,-0.7,-0.4\n');
+    const before = readFileSync(csv);
+    const wav = path.join(dir, 'clips/calm.wav');
+    const wavBefore = readFileSync(wav);
+    const folder = path.join(dir, 'clips');
+    for (const [out, what] of [
+      [csv, `it is ${csv}, an input of this run`],
+      [wav, `it is ${wav}, an input of this run`],
+      [folder, 'it is a folder'],
+    ] as const) {
+      const r = evaluate(['--modality', 'speech', '--speech-model', 'speech-fixture', '--data', csv, '--json', '--predictions', out]);
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stdout).toBe('');
+      expect(r.stderr).toContain(`AFFECT_ERR_INPUT: cannot write --predictions ${out}: ${what}`);
+    }
+    expect(readFileSync(csv).equals(before)).toBe(true);
+    expect(readFileSync(wav).equals(wavBefore)).toBe(true);
+    expect(readdirSync(dir).filter((f) => f.includes('.tmp-'))).toEqual([]);
   });
 
   it('a FLAC that fails to decode half-way is an error naming its row, with no partial report', () => {
