@@ -131,6 +131,21 @@ function attempt(url: string, part: string, offset: number, opts: DownloadOption
 }
 
 /**
+ * `mkdir -p dir`, returning the first folder it created; a folder that cannot be made (a file in the
+ * way, no permission) is an AffectError naming it, not a raw ENOTDIR/EACCES stack trace.
+ */
+function makeDir(dir: string): string | undefined {
+  try {
+    return mkdirSync(dir, { recursive: true });
+  } catch (err) {
+    throw new AffectError('AFFECT_ERR_DOWNLOAD', `cannot create the folder ${dir}: ${(err as Error).message}`, {
+      cause: err,
+      hint: 'give --models-dir (or CIRCUMPLEX_MODELS_DIR) a folder you can write to; a file of the same name must not be in the way',
+    });
+  }
+}
+
+/**
  * Downloads `url` to `dest` via `dest.part`, resuming after drops, and checks `expectedSha` (if
  * given) before renaming into place. A checksum mismatch deletes the partial file and retries once
  * from scratch, then fails with AFFECT_ERR_MODEL_CHECKSUM.
@@ -139,7 +154,7 @@ export async function downloadFile(url: string, dest: string, expectedSha: strin
   const opts = { ...DEFAULT_DOWNLOAD, ...options };
   if (!(opts.idleTimeoutMs > 0)) throw new RangeError(`downloadFile: idleTimeoutMs must be > 0, got ${opts.idleTimeoutMs}`);
   if (!Number.isInteger(opts.attempts) || opts.attempts < 1) throw new RangeError(`downloadFile: attempts must be an integer >= 1, got ${opts.attempts}`);
-  mkdirSync(path.dirname(dest), { recursive: true });
+  makeDir(path.dirname(dest));
   const part = `${dest}.part`;
   let resumed = 0;
   let checksumRetries = 0;
@@ -261,7 +276,7 @@ export async function pullModel(spec: ModelSpec, opts: PullOptions = {}): Promis
   }
   const root = modelRoot(spec, opts.modelsDir);
   // The first folder this pull creates (undefined: it all existed), so a failure can take back what it made.
-  const created = mkdirSync(root, { recursive: true });
+  const created = makeDir(root);
   const out: PulledFile[] = [];
   try {
     for (const f of spec.files) out.push(await pullFile(spec, f, root, opts));

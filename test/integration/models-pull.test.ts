@@ -1,4 +1,4 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
@@ -249,6 +249,36 @@ describe('pullModel', () => {
     await pullModel(speechSpec(`http://127.0.0.1:${port}/x.onnx`, SHA), { ...fast, attempts: 1, modelsDir: existing, progress: null }).catch(() => undefined);
     expect(existsSync(existing)).toBe(true);
     expect(readdirSync(existing)).toEqual([]);
+  });
+
+  it('a models dir that cannot be made (a file in the way) is AFFECT_ERR_DOWNLOAD naming the folder, not a raw ENOTDIR stack trace', async () => {
+    const file = path.join(tmp(), 'not-a-folder');
+    writeFileSync(file, 'x');
+    const err = await pullModel(speechSpec(`${base}/model.onnx`, SHA), { ...fast, modelsDir: file, progress: null }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(AffectError);
+    expect(err).toMatchObject({
+      code: 'AFFECT_ERR_DOWNLOAD',
+      message: expect.stringContaining(`cannot create the folder ${path.join(file, 'pulled-speech')}`),
+    });
+    // A file where a model's sub-folder goes (onnx/ of a nested file path).
+    const dir = tmp();
+    writeFileSync(path.join(dir, 'sub'), 'x');
+    const nested = await downloadFile(`${base}/model.onnx`, path.join(dir, 'sub', 'model.onnx'), SHA, fast).catch((e: unknown) => e);
+    expect(nested).toMatchObject({ code: 'AFFECT_ERR_DOWNLOAD', hint: expect.stringContaining('--models-dir') });
+    expect(requests).toEqual([]);
+    // Through the CLI: exit 2 and the message, no stack trace.
+    const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    let code: number;
+    let errs: string;
+    try {
+      code = await main(['node', 'circumplex', 'models', 'pull', 'minilm-l6', '--accept-unverified', '--models-dir', file, '--attempts', '1']);
+      errs = stderr.mock.calls.map((c) => String(c[0])).join('');
+    } finally {
+      stderr.mockRestore();
+    }
+    expect(code).toBe(2);
+    expect(errs).toMatch(/^circumplex: AFFECT_ERR_DOWNLOAD: cannot create the folder .*not-a-folder\/minilm-l6: ENOTDIR/);
+    expect(errs).not.toMatch(/\n\s+at /);
   });
 
   it('fixtures and URL-less models explain what to do instead', async () => {
