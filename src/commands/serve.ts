@@ -389,11 +389,13 @@ export async function serveCommand(opts: ServeCommandOptions, err: NodeJS.Writab
           void shutdown('microphone failed', 2);
           return;
         }
-        const failed = server.hub.since(ev.streamId, -1).messages.some((m) => m.type === 'status' && m.state === 'error');
+        // The error status carries the reason (code and message); say it here too, not only in the JSON log.
+        const error = server.hub.since(ev.streamId, -1).messages.flatMap((m) => (m.type === 'status' && m.state === 'error' ? [m.message] : []))[0];
+        const failed = error !== undefined;
         anyFailed ||= failed;
         const last = open.size === 0;
         err.write(
-          `circumplex serve: stream "${ev.streamId}" ${failed ? 'failed' : 'ended'}; ${!last ? `${open.size} local stream(s) still running` : opts.exitOnEnd ? 'exiting' : 'still serving subscribers (Ctrl-C to stop)'}\n`,
+          `circumplex serve: stream "${ev.streamId}" ${failed ? `failed (${error})` : 'ended'}; ${!last ? `${open.size} local stream(s) still running` : opts.exitOnEnd ? 'exiting' : 'still serving subscribers (Ctrl-C to stop)'}\n`,
         );
         if (!last) return;
         offEnd();

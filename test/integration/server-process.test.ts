@@ -208,6 +208,22 @@ describe('circumplex serve (real process, real engine)', () => {
     expect(err).not.toMatch(/listening on/);
   });
 
+  it('--exit-on-end after a failed input exits 1 and says why on stderr, even with logging off (it used to say only "failed")', async () => {
+    const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--input', '-', '--exit-on-end'], {
+      cwd: REPO_ROOT,
+      env: { ...process.env, CIRCUMPLEX_LOG_LEVEL: 'silent', CIRCUMPLEX_WARM_UP: 'off' },
+      stdio: ['pipe', 'ignore', 'pipe'],
+    });
+    children.push(child);
+    let err = '';
+    child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
+    // Raw s16le cut in the middle of a sample: the stdin source fails at its end.
+    child.stdin?.end(readFileSync(WAV).subarray(44, 44 + 32001));
+    const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+    expect(code, err).toBe(1);
+    expect(err).toMatch(/stream "stdin" failed \(AFFECT_ERR_AUDIO_FORMAT: stdin ended with 1 byte\(s\) of an incomplete s16le frame[^\n]*\); exiting/);
+  });
+
   it('serves raw s16le from stdin losslessly and exits 0 at its end with --exit-on-end', async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'stdin-'));
     const rec = path.join(dir, 'rec.jsonl');
