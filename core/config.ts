@@ -42,6 +42,9 @@ function userCacheRoot(env: NodeJS.ProcessEnv): string {
   return path.join(env.XDG_CACHE_HOME && env.XDG_CACHE_HOME !== '' ? env.XDG_CACHE_HOME : path.join(os.homedir(), '.cache'), 'circumplex');
 }
 
+/** pino's log levels (CIRCUMPLEX_LOG_LEVEL, validate's --log-level). */
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
 const EnvSchema = z.object({
   /** Folder with downloaded model weights (default: models/weights in the repo). */
   CIRCUMPLEX_MODELS_DIR: z.string().min(1).optional(),
@@ -52,7 +55,7 @@ const EnvSchema = z.object({
   /** Device for inference: auto|cuda|webgpu|cpu. */
   CIRCUMPLEX_DEVICE: z.enum(['auto', 'cuda', 'webgpu', 'cpu']).optional(),
   /** Log level for pino. */
-  CIRCUMPLEX_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional(),
+  CIRCUMPLEX_LOG_LEVEL: z.enum(LOG_LEVELS).optional(),
   /** Access tokens: `token:scope,scope;token2:scope` (scopes: publish, subscribe, subscribe:<streamId>, admin). */
   CIRCUMPLEX_TOKENS: z.string().min(1).optional(),
   /** A JSON file of tokens: [{ "token": "...", "scopes": ["subscribe"] }]. */
@@ -77,7 +80,7 @@ export interface EnvConfig {
   cacheDir: string;
   voskModel: string | undefined;
   device: 'auto' | 'cuda' | 'webgpu' | 'cpu';
-  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  logLevel: (typeof LOG_LEVELS)[number];
   tokens: string | undefined;
   tokensFile: string | undefined;
   allowedOrigins: string[] | undefined;

@@ -11,7 +11,7 @@ import { InvalidArgumentError, Option, type Command } from 'commander';
 import { numberOption } from './options.js';
 import path from 'node:path';
 import { AffectError } from '../../core/errors.js';
-import { INSTALLED, loadConfig, REPO_ROOT } from '../../core/config.js';
+import { INSTALLED, loadConfig, LOG_LEVELS, REPO_ROOT } from '../../core/config.js';
 import { getLogger, setLogLevel } from '../../core/log.js';
 import type { Device, TextAffectModel } from '../../models/ports.js';
 import { formatValidationSummary, prepareOutDir, runValidation, writeValidationReport, type ValidateOptions } from '../validate/validate.js';
@@ -98,7 +98,7 @@ export function register(program: Command): void {
     .option('--out <dir>', 'folder for validate.json and validate.svg', DEFAULT_VALIDATE_OUT)
     .addOption(new Option('--device <device>', 'where the model runs').choices(['auto', 'cuda', 'webgpu', 'cpu']))
     .option('--json', 'print the whole report as JSON instead of the summary', false)
-    .option('--log-level <level>', 'pino log level', 'warn')
+    .addOption(new Option('--log-level <level>', 'pino log level').choices(LOG_LEVELS).default('warn'))
     .action(async (o: ValidateCommandOptions & { logLevel: string }) => {
       setLogLevel(o.logLevel);
       await validateCommand(o);

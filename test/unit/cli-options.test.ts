@@ -68,6 +68,14 @@ describe('numberOption', () => {
     await expect(program.parseAsync(['node', 'circumplex', 'validate', '--template', 'hello'])).rejects.toThrow('--template must contain {term}, got "hello"');
   });
 
+  it('validate refuses an unknown --log-level as a usage error listing the levels (was: an "unexpected error" pino stack trace)', async () => {
+    const program = buildProgram();
+    for (const c of program.commands) c.configureOutput({ writeErr: () => undefined, writeOut: () => undefined });
+    await expect(program.parseAsync(['node', 'circumplex', 'validate', '--log-level', 'loud'])).rejects.toThrow(
+      "option '--log-level <level>' argument 'loud' is invalid. Allowed choices are fatal, error, warn, info, debug, trace, silent.",
+    );
+  });
+
   it('models pull bounds --timeout-ms to what a Node timer holds and --attempts to 100', async () => {
     for (const [flag, value, msg] of [
       ['--timeout-ms', '1e12', '--timeout-ms must be an integer in [1, 2147483647], got "1e12"'],
