@@ -267,6 +267,27 @@ export function checkRecordIsNotInput(record: string | undefined, inputFile: str
 }
 
 /**
+ * `--turn-endpointing asr` needs an ASR model and `--turn-endpointing vad` needs voice activity
+ * detection: without them no turn ever ended, and the run went on silently with no `turn` message.
+ */
+export function checkTurnEndpointing(flags: Pick<ModelFlags, 'turnEndpointing' | 'vad'>, asrModel: string | undefined): void {
+  if (flags.turnEndpointing === 'asr' && asrModel === undefined) {
+    throw new AffectError(
+      'AFFECT_ERR_CONFIG',
+      '--turn-endpointing asr needs a speech recogniser: without --asr-model (or CIRCUMPLEX_VOSK_MODEL) no turn would ever end',
+      {
+        hint: 'give a Vosk model folder with --asr-model DIR (docs/asr.md), or use --turn-endpointing vad (voice activity) or auto',
+      },
+    );
+  }
+  if (flags.turnEndpointing === 'vad' && flags.vad === 'off') {
+    throw new AffectError('AFFECT_ERR_CONFIG', '--turn-endpointing vad needs voice activity detection: with --vad off no turn would ever end', {
+      hint: 'drop --vad off, or end turns at ASR finals with --turn-endpointing asr --asr-model DIR',
+    });
+  }
+}
+
+/**
  * Opens the `--record` file, then loads the engine from the shared model flags (environment
  * fallbacks: CIRCUMPLEX_DEVICE, CIRCUMPLEX_MODELS_DIR, CIRCUMPLEX_VOSK_MODEL). The recording is
  * opened first so a bad path fails in milliseconds, before any model loads or port opens; it is
@@ -278,9 +299,10 @@ export async function openRecorderAndEngine(
   logger: Logger,
   extra: Partial<EngineOptions> = {},
 ): Promise<{ recorder: JsonlRecorder | undefined; engine: Engine }> {
-  const recorder = flags.record ? new JsonlRecorder(flags.record) : undefined;
   // --asr-model, else CIRCUMPLEX_VOSK_MODEL: either one adds transcripts and the text modality.
   const asrModel = flags.asrModel ?? env.voskModel;
+  checkTurnEndpointing(flags, asrModel);
+  const recorder = flags.record ? new JsonlRecorder(flags.record) : undefined;
   try {
     const engine = await createEngine({
       device: flags.device ?? env.device,

@@ -68,6 +68,30 @@ describe('numberOption', () => {
     await expect(program.parseAsync(['node', 'circumplex', 'validate', '--template', 'hello'])).rejects.toThrow('--template must contain {term}, got "hello"');
   });
 
+  it('run and serve refuse a --turn-endpointing that could never end a turn (asr without an ASR model, vad with --vad off), before loading anything', async () => {
+    const wav = path.join(REPO_ROOT, 'test', 'fixtures', 'audio', 'speech.wav');
+    const saved = process.env['CIRCUMPLEX_VOSK_MODEL'];
+    delete process.env['CIRCUMPLEX_VOSK_MODEL'];
+    try {
+      for (const cmd of ['run', 'serve']) {
+        for (const [args, msg] of [
+          [['--turn-endpointing', 'asr'], '--turn-endpointing asr needs a speech recogniser'],
+          [['--turn-endpointing', 'vad', '--vad', 'off'], '--turn-endpointing vad needs voice activity detection'],
+        ] as const) {
+          const program = buildProgram();
+          for (const c of program.commands) c.configureOutput({ writeErr: () => undefined, writeOut: () => undefined });
+          const port = cmd === 'serve' ? ['--port', '0'] : [];
+          await expect(program.parseAsync(['node', 'circumplex', cmd, '--input', wav, ...port, ...args])).rejects.toMatchObject({
+            code: 'AFFECT_ERR_CONFIG',
+            message: expect.stringContaining(msg) as unknown,
+          });
+        }
+      }
+    } finally {
+      if (saved !== undefined) process.env['CIRCUMPLEX_VOSK_MODEL'] = saved;
+    }
+  });
+
   it('validate refuses an unknown --log-level as a usage error listing the levels (was: an "unexpected error" pino stack trace)', async () => {
     const program = buildProgram();
     for (const c of program.commands) c.configureOutput({ writeErr: () => undefined, writeOut: () => undefined });
