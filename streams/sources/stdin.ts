@@ -152,7 +152,8 @@ export const MAX_STDIN_WAV_HEADER_BYTES = 1 << 20;
 /**
  * Looks at the first bytes of `input`: a RIFF/WAVE header makes it a WAV (rate, channels and sample
  * format from the header; errors such as an unsupported format are AFFECT_ERR_AUDIO_FORMAT naming
- * `name`), anything else is raw samples. Reads only as much as it needs (12 bytes for raw input), so
+ * `name`), a FLAC, Ogg or MP3 stream is an AFFECT_ERR_AUDIO_FORMAT (it is not samples), anything
+ * else is raw samples. Reads only as much as it needs (12 bytes for raw input), so
  * a live raw pipe is not held back.
  */
 export async function sniffStdin(input: Readable = process.stdin, name = 'stdin'): Promise<StdinInput> {
@@ -203,6 +204,15 @@ export async function sniffStdin(input: Readable = process.stdin, name = 'stdin'
   };
   await pull(12);
   let buf = Buffer.concat(parts);
+  // A compressed stream is not raw samples: read as s16le it was analysed as noise, exit 0.
+  const magic = buf.toString('latin1', 0, 4);
+  const compressed = magic === 'fLaC' ? 'a FLAC stream' : magic === 'OggS' ? 'an Ogg stream' : magic.startsWith('ID3') ? 'an MP3 (ID3 tag)' : undefined;
+  if (compressed) {
+    throw new AffectError('AFFECT_ERR_AUDIO_FORMAT', `${name} is ${compressed}; on stdin circumplex reads a WAV or raw s16le samples`, {
+      stage: 'stdin',
+      hint: "give a FLAC file itself with --input FILE.flac, or decode on the way: sox -t flac - -t wav - | circumplex run --input - (use the input's type)",
+    });
+  }
   if (buf.length < 12 || buf.toString('latin1', 0, 4) !== 'RIFF' || buf.toString('latin1', 8, 12) !== 'WAVE') return { kind: 'raw', stream: rest(buf) };
   // A WAV: read until the header parses (the data chunk starts), or give up past the bound.
   for (;;) {

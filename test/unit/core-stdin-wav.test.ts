@@ -88,6 +88,21 @@ describe('sniffStdin', () => {
     expect(await readAll(tiny.stream)).toEqual(Buffer.from([1, 2, 3]));
   });
 
+  it('a FLAC, Ogg or MP3 stream on stdin is AFFECT_ERR_AUDIO_FORMAT naming it (it used to be analysed as raw s16le noise, exit 0)', async () => {
+    for (const [head, what] of [
+      ['fLaC', 'a FLAC stream'],
+      ['OggS', 'an Ogg stream'],
+      ['ID3\x04', 'an MP3 \\(ID3 tag\\)'],
+    ] as const) {
+      const bytes = Buffer.concat([Buffer.from(head, 'latin1'), Buffer.alloc(4000, 7)]);
+      const err = await sniffStdin(drip(bytes, 3)).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(AffectError);
+      expect((err as AffectError).code).toBe('AFFECT_ERR_AUDIO_FORMAT');
+      expect((err as AffectError).message).toMatch(new RegExp(`^stdin is ${what}; on stdin circumplex reads a WAV or raw s16le samples`));
+      expect((err as AffectError).hint).toMatch(/--input FILE\.flac/);
+    }
+  });
+
   it('float32 samples from a WAV header decode through rawPcmSource', async () => {
     const body = Buffer.alloc(16000 * 4);
     for (let i = 0; i < 16000; i++) body.writeFloatLE(i % 2 ? 0.5 : -0.5, i * 4);
