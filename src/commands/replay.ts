@@ -98,6 +98,15 @@ export function readRecording(file: string): Recording {
       hint: 'give the path of a .jsonl file written by `circumplex serve --record` or `run --record`',
     });
   }
+  // A binary file (a WAV given by mistake) is one clear error, not hundreds of "bad lines" quoting
+  // its bytes (control characters included) to the terminal.
+  if (text.includes('\u0000')) {
+    const head = readHead(text);
+    throw new AffectError('AFFECT_ERR_INPUT', `${file} is a binary file${head}, not a recording (JSONL: one wire message per line)`, {
+      stage: 'replay',
+      hint: 'give the .jsonl file written by `circumplex serve --record` or `run --record`; to analyse audio use `circumplex run --input FILE`',
+    });
+  }
   const lines = text.split('\n');
   const messages: RecordedMessage[] = [];
   const problems: string[] = [];
@@ -156,6 +165,12 @@ export function readRecording(file: string): Recording {
     });
   }
   return { file, messages, streams: inferStreams(messages, declared) };
+}
+
+/** ` (starts with "RIFF")` for a binary file's first printable bytes, else ''. */
+function readHead(text: string): string {
+  const m = /^[\x20-\x7e]{2,4}/.exec(text);
+  return m ? ` (starts with ${JSON.stringify(m[0])})` : '';
 }
 
 /** Stream ids in order of first appearance, their hop and window (declared, else hop inferred from the frames), size and seq/time range. */

@@ -60,6 +60,22 @@ describe('recordings carry windowMs/hopMs', () => {
   });
 });
 
+describe('replay of a file that is not a recording', () => {
+  it('a binary file (a WAV given by mistake) is one AFFECT_ERR_INPUT naming it, not hundreds of bad lines quoting its bytes', () => {
+    let err: unknown;
+    try {
+      readRecording(SPEECH);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toMatchObject({
+      code: 'AFFECT_ERR_INPUT',
+      message: `${SPEECH} is a binary file (starts with "RIFF"), not a recording (JSONL: one wire message per line)`,
+    });
+    expect((err as Error).message).not.toMatch(/bad line/);
+  });
+});
+
 describe('replay --loop', () => {
   it('replays pass after pass with seqs and times carrying on, announces the recorded window, and ends the stream on SIGTERM', async () => {
     const rec = recordRun();
