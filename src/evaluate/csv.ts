@@ -15,7 +15,8 @@ export interface CsvRecord {
 export class CsvSyntaxError extends Error {
   constructor(
     readonly line: number,
-    what: string,
+    /** The problem without the line number. */
+    readonly what: string,
   ) {
     super(`line ${line}: ${what}`);
     this.name = 'CsvSyntaxError';

@@ -156,12 +156,20 @@ export function readLabelledCsv(csvFile: string, modality: EvalModality, scale: 
       },
     );
   }
+  // A binary file (audio given as --data) is one clear error, not a CSV syntax error quoting its bytes.
+  if (text.includes('\u0000')) {
+    throw new AffectError('AFFECT_ERR_INPUT', `${csvFile} is a binary file, not a CSV`, {
+      stage: 'evaluate',
+      hint: `give a CSV with a header ${expectedHeader(modality)} (--data FILE)`,
+    });
+  }
   let records;
   try {
     records = parseCsv(text);
   } catch (err) {
     if (err instanceof CsvSyntaxError) {
-      throw new AffectError('AFFECT_ERR_INPUT', `${csvFile}:${err.message}`, {
+      // file:line: what, as every other row error (it read "file.csv:line 2: …").
+      throw new AffectError('AFFECT_ERR_INPUT', `${csvFile}:${err.line}: ${err.what}`, {
         stage: 'evaluate',
         hint: 'quote fields that hold commas, quotes or line breaks ("like ""this"", say"), RFC 4180',
       });

@@ -160,6 +160,16 @@ describe('labelled data checks', () => {
     expect(errorOf(() => readLabelledCsv(one, 'text', { lo: -1, hi: 1 })).message).toMatch(/1 labelled row; the agreement figures need at least 2/);
   });
 
+  it('a CSV syntax error reads file:line: like every row error (was "file.csv:line 2:"); a binary file is one clear error', () => {
+    const f = write('unclosed.csv', 'text,valence,arousal\n"unclosed,3,3\n');
+    expect(errorOf(() => readLabelledCsv(f, 'text', { lo: 1, hi: 5 })).message).toBe(`${f}:2: a quoted field is not closed (a " without its closing ")`);
+    const bin = path.join(dir, 'audio.wav');
+    writeFileSync(bin, Buffer.concat([Buffer.from('RIFF'), Buffer.alloc(40), Buffer.from('"x\xff",1')]));
+    const e = errorOf(() => readLabelledCsv(bin, 'speech', { lo: -1, hi: 1 }));
+    expect(e.message).toBe(`${bin} is a binary file, not a CSV`);
+    expect(e.hint).toMatch(/file,valence,arousal\[,dominance\]/);
+  });
+
   it('speech paths resolve against the CSV folder', () => {
     const f = write('speech.csv', 'file,valence,arousal\nclips/a.flac,0.5,-0.5\n/abs/b.wav,0,0\n');
     const rows = readLabelledCsv(f, 'speech', { lo: -1, hi: 1 });
