@@ -13,6 +13,7 @@ import { audioFileSource, probeAudioFile } from '../../streams/sources/audio-fil
 import { rawPcmSource, sniffStdin } from '../../streams/sources/stdin.js';
 import type { WavInfo } from '../../streams/sources/wav-file.js';
 import { PIPELINE_SAMPLE_RATE_HZ, type AudioChunk } from '../../core/types.js';
+import { STREAM_ID } from '../server/hub.js';
 
 /** The input flags `run` and `serve` share. */
 export interface LocalInputFlags {
@@ -121,6 +122,17 @@ export async function openLocalInput(flags: LocalInputFlags, opts: { flow?: Flow
   }
   const perChannel = flags.channelsAsStreams === true;
   const ids = perChannel ? channelStreamIds(flags.streamId, channels) : [flags.streamId];
+  // `:ch<k>` can take a long --stream-id past the hub's 128 characters (run wrote ids no replay could open).
+  const tooLong = ids.find((id) => !STREAM_ID.test(id));
+  if (tooLong !== undefined) {
+    throw new AffectError(
+      'AFFECT_ERR_CONFIG',
+      `--channels-as-streams makes the stream id "${tooLong}" (${tooLong.length} characters); stream ids are at most 128`,
+      {
+        hint: `use a --stream-id of at most ${128 - `:ch${channels - 1}`.length} characters`,
+      },
+    );
+  }
   // stdin can be read once: with one stream per channel, each channel's source reads its own tee of it.
   const stdinFor = (): Readable => {
     if (ids.length === 1) return stdinStream!;

@@ -1,4 +1,4 @@
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { InvalidArgumentError } from 'commander';
@@ -89,6 +89,39 @@ describe('numberOption', () => {
       }
     } finally {
       if (saved !== undefined) process.env['CIRCUMPLEX_VOSK_MODEL'] = saved;
+    }
+  });
+
+  it('run and serve refuse a --stream-id that --channels-as-streams would take past 128 characters, before loading anything', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'circumplex-long-id-'));
+    try {
+      // A stereo 16-bit WAV of 0.1 s (the header is all that is read before the check).
+      const data = Buffer.alloc(1600 * 4);
+      const head = Buffer.alloc(44);
+      head.write('RIFF', 0);
+      head.writeUInt32LE(36 + data.length, 4);
+      head.write('WAVEfmt ', 8);
+      head.writeUInt32LE(16, 16);
+      head.writeUInt16LE(1, 20);
+      head.writeUInt16LE(2, 22);
+      head.writeUInt32LE(16000, 24);
+      head.writeUInt32LE(64000, 28);
+      head.writeUInt16LE(4, 32);
+      head.writeUInt16LE(16, 34);
+      head.write('data', 36);
+      head.writeUInt32LE(data.length, 40);
+      const wav = path.join(dir, 'stereo.wav');
+      writeFileSync(wav, Buffer.concat([head, data]));
+      for (const cmd of ['run', 'serve']) {
+        const program = buildProgram();
+        for (const c of program.commands) c.configureOutput({ writeErr: () => undefined, writeOut: () => undefined });
+        const port = cmd === 'serve' ? ['--port', '0'] : [];
+        await expect(
+          program.parseAsync(['node', 'circumplex', cmd, '--input', wav, ...port, '--channels-as-streams', '--stream-id', 'x'.repeat(126)]),
+        ).rejects.toMatchObject({ code: 'AFFECT_ERR_CONFIG', hint: 'use a --stream-id of at most 124 characters' });
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
