@@ -23,7 +23,7 @@ import { AffectMessage, AlertMessage, StatusMessage, StreamMessage, TranscriptMe
 import { AffectError } from '../../core/errors.js';
 import { getLogger, setLogLevel } from '../../core/log.js';
 import { loadConfig } from '../../core/config.js';
-import type { Hub } from '../server/hub.js';
+import { STREAM_ID, type Hub } from '../server/hub.js';
 import { AffectServer, type RunningServer } from '../server/ws-server.js';
 import { loadTokens } from './serve.js';
 
@@ -143,6 +143,14 @@ export function readRecording(file: string): Recording {
       continue;
     }
     const m = d;
+    // The hub refuses other ids; found only after listening, that used to leave replay hanging.
+    if (!STREAM_ID.test(m.streamId)) {
+      problem(
+        lineNo,
+        `stream id "${m.streamId.slice(0, 40)}${m.streamId.length > 40 ? '…' : ''}" (${m.streamId.length} characters) is not 1-128 letters, digits and . _ : -`,
+      );
+      continue;
+    }
     const prev = lastSeq.get(m.streamId);
     if (prev !== undefined && m.seq <= prev) {
       problem(lineNo, `stream "${m.streamId}": seq ${m.seq} is not after the previous seq ${prev}`);
@@ -326,7 +334,13 @@ export async function replayCommand(
     allowedOrigins: env.allowedOrigins,
     logger,
   });
-  openRecordedStreams(server.hub, rec);
+  try {
+    openRecordedStreams(server.hub, rec);
+  } catch (e) {
+    // Never leave a listening server behind an error (the process would not exit).
+    await server.close('replay failed');
+    throw e;
+  }
   err.write(
     `circumplex replay: ${rec.messages.length} messages on ${rec.streams.length} stream(s) (${rec.streams.map((s) => s.streamId).join(', ')}) ` +
       `at ${speed === undefined ? 'full speed' : `${speed}x`}; listening on ${server.listening} (dashboard ${server.httpUrl})\n`,

@@ -76,6 +76,21 @@ describe('replay of a file that is not a recording', () => {
   });
 });
 
+describe('replay of a recording with a stream id the hub refuses', () => {
+  it('names the lines before anything listens (it used to print the error after listening and hang, even with --exit-on-end)', () => {
+    const id = 'x'.repeat(130);
+    const rec = path.join(dir, 'long-id.jsonl');
+    writeFileSync(
+      rec,
+      `${JSON.stringify({ type: 'status', streamId: id, seq: 0, tMs: 0, state: 'live', message: 'x' })}\n${JSON.stringify({ type: 'status', streamId: 'ok', seq: 0, tMs: 0, state: 'live', message: 'x' })}\n`,
+    );
+    const r = spawnSync(process.execPath, [BIN, 'replay', rec, '--no-wait', '--exit-on-end', '--port', '0'], { cwd: REPO_ROOT, env, timeout: 30_000 });
+    expect(r.status, r.stderr.toString()).toBe(2);
+    expect(r.stderr.toString()).toContain(`${rec}:1: stream id "${'x'.repeat(40)}…" (130 characters) is not 1-128 letters, digits and . _ : -`);
+    expect(r.stderr.toString()).not.toMatch(/listening on/);
+  });
+});
+
 describe('replay --loop', () => {
   it('replays pass after pass with seqs and times carrying on, announces the recorded window, and ends the stream on SIGTERM', async () => {
     const rec = recordRun();
