@@ -28,6 +28,14 @@ export function numberOption(name: string, min: number, integer = false, max = N
   };
 }
 
+/** Parses a file path that must not be empty (`--record "$UNSET"` used to record nothing, silently). */
+export function fileOption(name: string): (v: string) => string {
+  return (v: string): string => {
+    if (v.trim() === '') throw new InvalidArgumentError(`${name} needs a file name, got "${v}"`);
+    return v;
+  };
+}
+
 /**
  * Parses a stream id the hub accepts, so a bad --stream-id fails before any model loads (serve used
  * to print the error after listening and then hang; run wrote ids no replay could open).

@@ -15,6 +15,7 @@ import {
   addModelOptions,
   addSpeechStreamingOption,
   checkRecordIsNotInput,
+  fileOption,
   numberOption,
   openRecorderAndEngine,
   streamIdOption,
@@ -82,7 +83,7 @@ export function register(program: Command): void {
     )
     .option('--channels <n>', 'channels of raw stdin input (default 1); with a WAV or FLAC it must match the header', numberOption('--channels', 1, true, 32))
     .option('--json', 'one JSON wire message (core/protocol.ts) per line on stdout', false)
-    .option('--record <file>', 'also write every message to a JSONL file')
+    .option('--record <file>', 'also write every message to a JSONL file', fileOption('--record'))
     .option('--window-ms <ms>', 'analysis window length, ms of audio', numberOption('--window-ms', 1, false, 60_000), 1000)
     .option('--hop-ms <ms>', 'hop between frames, ms of audio', numberOption('--hop-ms', 1, false, 60_000), 250)
     .option('--stream-id <id>', 'stream id in the output', streamIdOption('--stream-id'), 'input')

@@ -22,6 +22,7 @@ import {
   addModelOptions,
   addSpeechStreamingOption,
   checkRecordIsNotInput,
+  fileOption,
   numberOption,
   openRecorderAndEngine,
   streamIdOption,
@@ -101,7 +102,7 @@ export function register(program: Command): void {
     .option('-p, --port <port>', 'TCP port (0: any free port)', numberOption('--port', 0, true, 65535), 8787)
     .option('--host <host>', 'interface to bind (default loopback only; 0.0.0.0 opens it: needs tokens, or --insecure)', '127.0.0.1')
     .option('--insecure', 'allow a non-loopback --host without tokens (anyone who can reach it may subscribe and publish)', false)
-    .option('--record <file>', 'write every published message to a JSONL file')
+    .option('--record <file>', 'write every published message to a JSONL file', fileOption('--record'))
     .option('--tokens-file <file>', 'JSON token file [{ "token", "scopes" }] (or CIRCUMPLEX_TOKENS / CIRCUMPLEX_TOKENS_FILE)')
     .option('--allowed-origins <list>', 'comma-separated browser origins (or CIRCUMPLEX_ALLOWED_ORIGINS)')
     .option('--tls-cert <file>', 'PEM certificate: serve https/wss (with --tls-key)')

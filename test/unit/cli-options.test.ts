@@ -125,6 +125,14 @@ describe('numberOption', () => {
     }
   });
 
+  it('run and serve refuse an empty --record as a usage error (it used to record nothing, silently)', async () => {
+    for (const cmd of ['run', 'serve']) {
+      const program = buildProgram();
+      for (const c of program.commands) c.configureOutput({ writeErr: () => undefined, writeOut: () => undefined });
+      await expect(program.parseAsync(['node', 'circumplex', cmd, '--input', 'x.wav', '--record', ''])).rejects.toThrow('--record needs a file name, got ""');
+    }
+  });
+
   it('validate refuses an unknown --log-level as a usage error listing the levels (was: an "unexpected error" pino stack trace)', async () => {
     const program = buildProgram();
     for (const c of program.commands) c.configureOutput({ writeErr: () => undefined, writeOut: () => undefined });
