@@ -4,7 +4,7 @@
  * (heartbeat), reconnect-and-resume with zero gaps, per-frame ingest handling, seeded random-byte
  * fuzzing of the ingest, stream-busy, TLS and graceful close.
  */
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -16,7 +16,7 @@ import type { PipelineEvent } from '../../core/types.js';
 import type { RunningServer } from '../../src/server/ws-server.js';
 import { TestClient, connect, loudnessPipeline, seqGaps, sleep, startServer, toneS16, upgradeStatus } from '../helpers/server-helpers.js';
 import { selfSignedCert } from '../helpers/tls-cert.js';
-import { MAX_SUBSCRIBED_IDS } from '../../src/server/handlers/subscribe.js';
+import { MAX_SUBSCRIBED_IDS, NEW_STREAM_REPLAY_MS } from '../../src/server/handlers/subscribe.js';
 import { MAX_WAITING_AUDIO_S } from '../../src/server/handlers/ingest.js';
 
 let server: RunningServer | undefined;
@@ -328,6 +328,40 @@ describe('server faults: reconnect and resume', () => {
     await c.until((x) => x.of('resumed').length === 1);
     expect(c.of('affect').map((a) => a.seq)).toEqual([12, 13, 14, 15, 16, 17, 18, 19]);
     expect(c.of('resumed')[0]).toMatchObject({ missed: 8 });
+  });
+
+  it('a subscribe right after hello gets the streams that opened since the hello from their first message; streams the hello listed stay live-only', async () => {
+    // What a new stream published during the hello → subscribe round trip used to be lost: the client could not resume a stream it did not know.
+    server = await startServer();
+    server.hub.openStream({ ...INFO, streamId: 'early' });
+    server.publish('early', affect('early', 250));
+    const c = track(connect(server));
+    await c.opened;
+    server.hub.openStream({ ...INFO, streamId: 'late' });
+    for (let i = 1; i <= 3; i++) server.publish('late', affect('late', i * 250));
+    c.send({ type: 'subscribe', streamIds: ['*'] });
+    await c.until((x) => x.of('resumed').length === 1);
+    expect(c.of('resumed')[0]).toMatchObject({ streamId: 'late', fromSeq: -1, missed: 0 });
+    server.publish('late', affect('late', 1000));
+    server.publish('early', affect('early', 500));
+    await c.until((x) => x.of('affect').length === 5);
+    expect(c.of('affect').map((m) => `${m.streamId}:${m.seq}`)).toEqual(['late:0', 'late:1', 'late:2', 'late:3', 'early:1']);
+    // A later subscribe (past NEW_STREAM_REPLAY_MS) is live from then on, as before.
+    const d = track(connect(server));
+    await d.opened;
+    server.hub.openStream({ ...INFO, streamId: 'later' });
+    server.publish('later', affect('later', 250));
+    vi.useFakeTimers({ now: Date.now() + NEW_STREAM_REPLAY_MS + 1, toFake: ['Date'] });
+    try {
+      d.send({ type: 'subscribe', streamIds: ['later'] });
+      await new Promise((r) => setTimeout(r, 100));
+    } finally {
+      vi.useRealTimers();
+    }
+    server.publish('later', affect('later', 500));
+    await d.until((x) => x.of('affect').length === 1);
+    expect(d.of('affect').map((m) => m.seq)).toEqual([1]);
+    expect(d.of('resumed')).toEqual([]);
   });
 
   it('a resume for a stream the server does not know (a client from an earlier run) holds nothing of the stream that opens later', async () => {

@@ -16,11 +16,18 @@ import { Subscriber, closeSlow } from '../subscriber.js';
  */
 export const MAX_SUBSCRIBED_IDS = 1024;
 
+/**
+ * A subscribe this soon after `hello` also gets, from their first message, the streams that opened
+ * after the hello (the client could not know them, so could not resume them): what they published
+ * during the hello → subscribe round trip used to be lost. Later subscribes are live from then on.
+ */
+export const NEW_STREAM_REPLAY_MS = 10_000;
+
 /** Handles accepted `/v1/stream` sockets. */
 export function createSubscriberHandler(ctx: ServerContext): (ws: WebSocket, grant: Grant, url: URL) => void {
   const { o, hub, log, subscribers } = ctx;
 
-  const subscribe = (sub: Subscriber, ids: string[], resumeFrom: Record<string, number> | undefined): void => {
+  const subscribe = (sub: Subscriber, ids: string[], resumeFrom: Record<string, number> | undefined, since?: { at: number; ids: Set<string> }): void => {
     let refused = 0;
     for (const id of ids) {
       if (id === '*') sub.wildcard = true;
@@ -39,6 +46,14 @@ export function createSubscriberHandler(ctx: ServerContext): (ws: WebSocket, gra
     }
     for (const [id, from] of Object.entries(resumeFrom ?? {})) {
       if (sub.wants(id)) sub.resume(hub, id, from);
+    }
+    if (since && Date.now() - since.at <= NEW_STREAM_REPLAY_MS) {
+      const asked = ids.includes('*') ? hub.streams().map((st) => st.streamId) : ids;
+      for (const id of asked) {
+        if (since.ids.has(id) || Object.hasOwn(resumeFrom ?? {}, id) || !sub.wants(id) || hub.stream(id) === undefined) continue;
+        since.ids.add(id); // once
+        sub.resume(hub, id, -1);
+      }
     }
   };
 
@@ -62,6 +77,7 @@ export function createSubscriberHandler(ctx: ServerContext): (ws: WebSocket, gra
       hopMs: visible[0]?.hopMs ?? o.ingestStreamTiming.hopMs,
       streams: visible,
     });
+    const sinceHello = { at: Date.now(), ids: new Set(visible.map((st) => st.streamId)) };
     // `?streams=a,b` or `?streams=*` subscribes at connect (for tools that cannot send a message).
     const q = url.searchParams.get('streams');
     if (q) subscribe(sub, q.split(',').filter(Boolean), undefined);
@@ -92,7 +108,7 @@ export function createSubscriberHandler(ctx: ServerContext): (ws: WebSocket, gra
         );
       }
       const msg = parsed.data;
-      if (msg.type === 'subscribe') subscribe(sub, msg.streamIds, msg.resumeFrom);
+      if (msg.type === 'subscribe') subscribe(sub, msg.streamIds, msg.resumeFrom, sinceHello);
       else
         for (const id of msg.streamIds) {
           if (id === '*') sub.wildcard = false;
