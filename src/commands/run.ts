@@ -196,6 +196,13 @@ export async function runCommand(
   err.write(
     `circumplex run: ${summary.frames} frames, ${summary.droppedWindows} dropped windows, ${summary.audioSeconds.toFixed(2)} s audio in ${summary.wallSeconds.toFixed(2)} s wall, real-time factor ${summary.realTimeFactor.toFixed(3)} (models loaded in ${summary.loadSeconds.toFixed(2)} s)\n`,
   );
+  // An empty file or pipe is almost always a broken input (an unset variable, a failed upstream
+  // command): not a success with 0 frames, which a script would take for a quiet speaker.
+  if (local.samplesSeen() === 0) {
+    throw new AffectError('AFFECT_ERR_INPUT', `${opts.input === '-' ? 'stdin' : opts.input}: no audio (0 samples), nothing was analysed`, {
+      hint: opts.input === '-' ? 'check the command feeding stdin' : 'check that the file holds audio (its data chunk is empty)',
+    });
+  }
   return summary;
 }
 

@@ -5,7 +5,7 @@
  * and a JSONL recording that stays valid when the process is SIGKILLed mid-run.
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -223,6 +223,28 @@ describe('circumplex run --json on the shipped WAV', () => {
     const odd = run(['--input', '-', '--channels', '2', '--json'], Buffer.alloc(64002));
     expect(odd.code).toBe(2);
     expect(odd.stderr).toMatch(/AFFECT_ERR_AUDIO_FORMAT: stdin ended with 2 byte\(s\) of an incomplete s16le frame/);
+    // No audio at all (an empty pipe, a WAV whose data chunk is empty) is an error, not a success with 0 frames.
+    const empty = run(['--input', '-', '--json'], Buffer.alloc(0));
+    expect(empty.code).toBe(2);
+    expect(empty.stderr).toMatch(/AFFECT_ERR_INPUT: stdin: no audio \(0 samples\), nothing was analysed/);
+    const header = Buffer.alloc(44);
+    header.write('RIFF', 0);
+    header.writeUInt32LE(36, 4);
+    header.write('WAVEfmt ', 8);
+    header.writeUInt32LE(16, 16);
+    header.writeUInt16LE(1, 20);
+    header.writeUInt16LE(1, 22);
+    header.writeUInt32LE(16000, 24);
+    header.writeUInt32LE(32000, 28);
+    header.writeUInt16LE(2, 32);
+    header.writeUInt16LE(16, 34);
+    header.write('data', 36);
+    const zeroWav = path.join(dir, 'zero.wav');
+    writeFileSync(zeroWav, header);
+    const zero = run(['--input', zeroWav, '--json']);
+    expect(zero.code).toBe(2);
+    expect(zero.stderr).toMatch(/AFFECT_ERR_INPUT: .*zero\.wav: no audio \(0 samples\)/);
+    expect(zero.stdout).toBe('');
   });
 });
 
