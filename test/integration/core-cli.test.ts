@@ -5,7 +5,7 @@
  * and a JSONL recording that stays valid when the process is SIGKILLed mid-run.
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,6 +13,7 @@ import { AffectMessage } from '../../core/protocol.js';
 import { serverMessages } from '../helpers/json-lines.js';
 import type { AffectFrameMessage } from '../../core/protocol.js';
 import { buildTinyVoskModel } from '../helpers/asr-tiny-vosk-model.js';
+import { writeWav } from '../helpers/vad-audio.js';
 
 const SPEECH = 'test/fixtures/audio/speech.wav';
 const BIN = 'bin/circumplex.mjs';
@@ -227,20 +228,8 @@ describe('circumplex run --json on the shipped WAV', () => {
     const empty = run(['--input', '-', '--json'], Buffer.alloc(0));
     expect(empty.code).toBe(2);
     expect(empty.stderr).toMatch(/AFFECT_ERR_INPUT: stdin: no audio \(0 samples\), nothing was analysed/);
-    const header = Buffer.alloc(44);
-    header.write('RIFF', 0);
-    header.writeUInt32LE(36, 4);
-    header.write('WAVEfmt ', 8);
-    header.writeUInt32LE(16, 16);
-    header.writeUInt16LE(1, 20);
-    header.writeUInt16LE(1, 22);
-    header.writeUInt32LE(16000, 24);
-    header.writeUInt32LE(32000, 28);
-    header.writeUInt16LE(2, 32);
-    header.writeUInt16LE(16, 34);
-    header.write('data', 36);
     const zeroWav = path.join(dir, 'zero.wav');
-    writeFileSync(zeroWav, header);
+    writeWav(zeroWav, [new Float32Array(0)], 16000);
     const zero = run(['--input', zeroWav, '--json']);
     expect(zero.code).toBe(2);
     expect(zero.stderr).toMatch(/AFFECT_ERR_INPUT: .*zero\.wav: no audio \(0 samples\)/);

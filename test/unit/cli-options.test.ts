@@ -1,4 +1,4 @@
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { InvalidArgumentError } from 'commander';
@@ -7,6 +7,7 @@ import { REPO_ROOT } from '../../core/config.js';
 import { numberOption } from '../../src/commands/options.js';
 import { buildProgram } from '../../src/cli.js';
 import { defaultValidateOut } from '../../src/commands/validate.js';
+import { writeWav } from '../helpers/vad-audio.js';
 
 describe('numberOption', () => {
   it('accepts numbers in range and rejects the rest with the option named', () => {
@@ -95,22 +96,8 @@ describe('numberOption', () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'circumplex-long-id-'));
     try {
       // A stereo 16-bit WAV of 0.1 s (the header is all that is read before the check).
-      const data = Buffer.alloc(1600 * 4);
-      const head = Buffer.alloc(44);
-      head.write('RIFF', 0);
-      head.writeUInt32LE(36 + data.length, 4);
-      head.write('WAVEfmt ', 8);
-      head.writeUInt32LE(16, 16);
-      head.writeUInt16LE(1, 20);
-      head.writeUInt16LE(2, 22);
-      head.writeUInt32LE(16000, 24);
-      head.writeUInt32LE(64000, 28);
-      head.writeUInt16LE(4, 32);
-      head.writeUInt16LE(16, 34);
-      head.write('data', 36);
-      head.writeUInt32LE(data.length, 40);
       const wav = path.join(dir, 'stereo.wav');
-      writeFileSync(wav, Buffer.concat([head, data]));
+      writeWav(wav, [new Float32Array(1600), new Float32Array(1600)], 16000);
       for (const cmd of ['run', 'serve']) {
         const program = buildProgram();
         for (const c of program.commands) c.configureOutput({ writeErr: () => undefined, writeOut: () => undefined });
