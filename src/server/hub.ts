@@ -100,6 +100,11 @@ export interface Hub {
   readonly opts: StreamHubOptions;
   /** Called when a listener throws (the hub keeps going for the others). */
   onListenerError: (err: unknown) => void;
+  /**
+   * Called when the hub forgets an ended stream (beyond maxEndedStreams): a stream of that id opened
+   * later starts again at seq 0, so whoever remembers seqs of the old one must forget them.
+   */
+  onForget: (streamId: string) => void;
   /** Opens (or reopens) a stream this node publishes; see {@link StreamHub.openStream}. */
   openStream(info: OpenStreamInfo): StreamInfo;
   /** Pipeline event → wire message with the stream's next seq, stored and fanned out. */
@@ -207,6 +212,7 @@ export class StreamHub implements Hub {
   private readonly listeners = new Set<HubListener>();
   /** Called when a listener throws (the hub keeps going for the others). */
   onListenerError: (err: unknown) => void = () => {};
+  onForget: (streamId: string) => void = () => {};
 
   constructor(opts: Partial<StreamHubOptions> = {}) {
     this.opts = { ...DEFAULT_STREAM_HUB, ...opts };
@@ -344,6 +350,7 @@ export class StreamHub implements Hub {
       if (e.info.state === 'ended') {
         this.entries.delete(id);
         ended--;
+        this.onForget(id);
       }
     }
   }

@@ -460,6 +460,12 @@ export class RedisHub implements Hub {
   set onListenerError(f: (err: unknown) => void) {
     this.local.onListenerError = f;
   }
+  get onForget(): (streamId: string) => void {
+    return this.local.onForget;
+  }
+  set onForget(f: (streamId: string) => void) {
+    this.local.onForget = f;
+  }
 
   /** Opens a stream this node claimed (see {@link claim}); its seq carries on from the cluster's. */
   openStream(info: OpenStreamInfo): StreamInfo {

@@ -147,6 +147,18 @@ export class Subscriber {
     this.checkLimits();
   }
 
+  /**
+   * The hub forgot this (ended) stream: forget its seqs too. A stream opened later under the id
+   * starts at seq 0, and a long-lived subscriber used to drop its messages up to the old last seq.
+   * Also keeps the per-stream records of a subscriber that outlives many calls bounded.
+   */
+  forget(streamId: string): void {
+    if (this.resuming.has(streamId)) return;
+    this.flushStream(streamId);
+    this.lastSent.delete(streamId);
+    this.coalesced.delete(streamId);
+  }
+
   /** Called on the server's flush tick: sends held-back frames once the socket has drained. */
   flush(): void {
     if (this.closed) return;

@@ -14,6 +14,7 @@ import { SUBPROTOCOL, type IngestReply } from '../../core/protocol.js';
 import { float32ToMulaw } from '../../streams/audio.js';
 import type { PipelineEvent } from '../../core/types.js';
 import type { RunningServer } from '../../src/server/ws-server.js';
+import { StreamHub } from '../../src/server/hub.js';
 import { TestClient, connect, loudnessPipeline, seqGaps, sleep, startServer, toneS16, upgradeStatus } from '../helpers/server-helpers.js';
 import { selfSignedCert } from '../helpers/tls-cert.js';
 import { MAX_SUBSCRIBED_IDS, NEW_STREAM_REPLAY_MS } from '../../src/server/handlers/subscribe.js';
@@ -328,6 +329,26 @@ describe('server faults: reconnect and resume', () => {
     await c.until((x) => x.of('resumed').length === 1);
     expect(c.of('affect').map((a) => a.seq)).toEqual([12, 13, 14, 15, 16, 17, 18, 19]);
     expect(c.of('resumed')[0]).toMatchObject({ missed: 8 });
+  });
+
+  it('a stream id used again after the hub forgot the old stream is delivered from seq 0 to a subscriber that saw the old one', async () => {
+    // The subscriber kept the old stream's last seq and dropped the new stream's messages up to it.
+    const hub = new StreamHub({ ringSize: 64, maxEndedStreams: 1 });
+    server = await startServer({ hub });
+    const c = track(connect(server, '/v1/stream?streams=*'));
+    await c.opened;
+    hub.openStream({ ...INFO, streamId: 'mic' });
+    for (let i = 0; i < 5; i++) server.publish('mic', affect('mic', i * 250));
+    hub.endStream('mic');
+    for (const id of ['x1', 'x2']) {
+      hub.openStream({ ...INFO, streamId: id });
+      hub.endStream(id);
+    }
+    expect(hub.stream('mic')).toBeUndefined(); // forgotten: beyond maxEndedStreams
+    hub.openStream({ ...INFO, streamId: 'mic' });
+    for (let i = 0; i < 8; i++) server.publish('mic', affect('mic', i * 250));
+    await c.until((x) => x.of('affect').length === 13);
+    expect(c.of('affect').map((m) => m.seq)).toEqual([0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 5, 6, 7]);
   });
 
   it('a subscribe right after hello gets the streams that opened since the hello from their first message; streams the hello listed stay live-only', async () => {

@@ -28,6 +28,9 @@ export function createFanOut(ctx: ServerContext): FanOut {
   const arrivals = new Map<string, [number, number][]>();
 
   hub.onListenerError = (err) => log.error({ err }, 'hub listener failed');
+  hub.onForget = (streamId) => {
+    for (const s of subscribers) s.forget(streamId);
+  };
   const stop = hub.subscribe((ev) => {
     if (ev.type === 'message') {
       metrics.framesPublished.inc({ type: ev.message.type });
