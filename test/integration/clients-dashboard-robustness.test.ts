@@ -5,13 +5,11 @@
  * a page left open while hundreds of calls come and go, a server that needs a token the URL lacks, and a server that restarts under the page (its streams start again at seq 0: the page must draw the
  * new run whole, whether the stream is back before the page reconnects or only after).
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
+import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
 import type { RunningServer } from '../../src/server/ws-server.js';
-import { CHROMIUM, CHROMIUM_ARGS, requireChromium } from '../helpers/chromium.js';
+import { launchChromium } from '../helpers/chromium.js';
 import { affectEvent, freePort, movingPoint, startFlakyProxy, startRealServer, transcriptEvent } from '../helpers/clients-protocol-server.js';
 import { untilPage as until } from '../helpers/until.js';
 
@@ -49,16 +47,7 @@ const connection = () => page.evaluate(() => (window as unknown as { circumplex:
 
 describe('dashboard robustness in chromium', () => {
   beforeAll(async () => {
-    requireChromium();
-    userDataDir = mkdtempSync(path.join(os.tmpdir(), 'circumplex-chromium-'));
-    context = await chromium.launchPersistentContext(userDataDir, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: CHROMIUM_ARGS,
-      viewport: { width: 1280, height: 720 },
-    });
-    page = context.pages()[0] ?? (await context.newPage());
-    page.on('pageerror', (e) => pageErrors.push(e.message));
+    ({ context, page, userDataDir } = await launchChromium({ width: 1280, height: 720 }, pageErrors));
   });
 
   afterAll(async () => {

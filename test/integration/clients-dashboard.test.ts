@@ -17,7 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import type { RunningServer } from '../../src/server/ws-server.js';
 import { RUSSELL_1980_TERMS } from '../../core/emotion-terms.js';
-import { CHROMIUM, CHROMIUM_ARGS, requireChromium } from '../helpers/chromium.js';
+import { CHROMIUM, CHROMIUM_ARGS, launchChromium, requireChromium } from '../helpers/chromium.js';
 import { affectEvent, movingPoint, startFlakyProxy, startRealServer, transcriptEvent, type FlakyProxy } from '../helpers/clients-protocol-server.js';
 import { untilPage as until } from '../helpers/until.js';
 
@@ -63,15 +63,7 @@ describe('dashboard in chromium', () => {
     server.hub.openStream({ streamId: 'backup-mic', hopMs: HOP_MS, windowMs: 1000, sampleRateHz: 16000 });
     // The page goes through a TCP proxy, so the test can cut its connection like a network drop.
     proxy = await startFlakyProxy(server.port);
-    userDataDir = mkdtempSync(path.join(os.tmpdir(), 'circumplex-chromium-'));
-    context = await chromium.launchPersistentContext(userDataDir, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: CHROMIUM_ARGS,
-      viewport: { width: 1280, height: 720 },
-    });
-    page = context.pages()[0] ?? (await context.newPage());
-    page.on('pageerror', (e) => pageErrors.push(e.message));
+    ({ context, page, userDataDir } = await launchChromium({ width: 1280, height: 720 }, pageErrors));
     await page.goto(`http://127.0.0.1:${proxy.port}/`);
     await until(async () => (await connection()) === 'open');
   });

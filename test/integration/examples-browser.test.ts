@@ -9,11 +9,11 @@ import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { build } from 'esbuild';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningServer } from '../../src/server/ws-server.js';
 import type { AffectFrameMessage } from '../../core/protocol.js';
-import { CHROMIUM, CHROMIUM_ARGS, requireChromium } from '../helpers/chromium.js';
+import { launchChromium, requireChromium } from '../helpers/chromium.js';
 import { affectEvent, movingPoint, startFlakyProxy, startRealServer, type FlakyProxy } from '../helpers/clients-protocol-server.js';
 import { untilPage as until } from '../helpers/until.js';
 
@@ -68,15 +68,7 @@ beforeAll(async () => {
   server = await startRealServer({ dashboardDir: pageDir });
   server.hub.openStream({ streamId: 'stage', hopMs: 250, windowMs: 1000, sampleRateHz: 16000 });
   proxy = await startFlakyProxy(server.port);
-  userDataDir = mkdtempSync(path.join(os.tmpdir(), 'circumplex-chromium-'));
-  context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: CHROMIUM_ARGS,
-    viewport: { width: 900, height: 500 },
-  });
-  page = context.pages()[0] ?? (await context.newPage());
-  page.on('pageerror', (e) => pageErrors.push(e.message));
+  ({ context, page, userDataDir } = await launchChromium({ width: 900, height: 500 }, pageErrors));
   page.on('console', (m) => {
     if (m.type() === 'error' && !/WebSocket/.test(m.text())) pageErrors.push(m.text());
   });
