@@ -2,14 +2,14 @@
  * Shared commander argument parsers, so every subcommand rejects a bad number the same way:
  * `--hop-ms must be a number >= 1, got "abc"`.
  */
-import { statSync } from 'node:fs';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { AffectError } from '../../core/errors.js';
+import { sameFile } from '../../core/files.js';
 import type { EnvConfig } from '../../core/config.js';
 import { createEngine, DEFAULT_ENGINE, DEFAULT_TEXT_MODEL, type Engine, type EngineOptions } from '../engine.js';
 import type { Logger } from '../../core/log.js';
 import { JsonlRecorder } from '../record.js';
-import { STREAM_ID } from '../server/hub.js';
+import { STREAM_ID, STREAM_ID_RULE } from '../server/hub.js';
 import { DEFAULT_ESCALATION, ESCALATION_METHODS, VELOCITY_SUSTAIN_MS, type EscalationMethod, type EscalationOptions } from '../../streams/turns.js';
 import { DEFAULT_SMOOTHING, SMOOTHING_FILTERS, type SmoothingFilter } from '../../streams/smoothing.js';
 import { parseSpeechStreaming, SPEECH_STREAMING_HELP, type SpeechStreamingFlag } from '../../models/streaming-speech.js';
@@ -42,7 +42,7 @@ export function fileOption(name: string): (v: string) => string {
  */
 export function streamIdOption(name: string): (v: string) => string {
   return (v: string): string => {
-    if (!STREAM_ID.test(v)) throw new InvalidArgumentError(`${name} must be 1-128 letters, digits and . _ : - (not __proto__), got "${v}"`);
+    if (!STREAM_ID.test(v)) throw new InvalidArgumentError(`${name} must be ${STREAM_ID_RULE}, got "${v}"`);
     return v;
   };
 }
@@ -259,15 +259,8 @@ export function escalationFromFlags(
  */
 export function checkRecordIsNotInput(record: string | undefined, inputFile: string): void {
   if (record === undefined) return;
-  let same = false;
-  try {
-    const r = statSync(record);
-    const i = statSync(inputFile);
-    same = r.dev === i.dev && r.ino === i.ino;
-  } catch {
-    // Either does not exist (yet): they cannot be the same file; opening them reports any problem.
-  }
-  if (same) {
+  // Either missing (not yet written): not the same file; opening them reports any problem.
+  if (sameFile(record, inputFile)) {
     throw new AffectError('AFFECT_ERR_CONFIG', `--record ${record} is the input file ${inputFile}: recording would overwrite the audio before it is read`, {
       hint: 'give --record a new file name, e.g. --record session.jsonl',
     });

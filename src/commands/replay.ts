@@ -23,7 +23,7 @@ import { AffectMessage, AlertMessage, StatusMessage, StreamMessage, TranscriptMe
 import { AffectError } from '../../core/errors.js';
 import { getLogger, setLogLevel } from '../../core/log.js';
 import { loadConfig } from '../../core/config.js';
-import { STREAM_ID, type Hub } from '../server/hub.js';
+import { STREAM_ID, STREAM_ID_RULE, type Hub } from '../server/hub.js';
 import { AffectServer, type RunningServer } from '../server/ws-server.js';
 import { loadTokens } from './serve.js';
 
@@ -145,10 +145,7 @@ export function readRecording(file: string): Recording {
     const m = d;
     // The hub refuses other ids; found only after listening, that used to leave replay hanging.
     if (!STREAM_ID.test(m.streamId)) {
-      problem(
-        lineNo,
-        `stream id "${m.streamId.slice(0, 40)}${m.streamId.length > 40 ? '…' : ''}" (${m.streamId.length} characters) is not 1-128 letters, digits and . _ : -`,
-      );
+      problem(lineNo, `stream id "${m.streamId.slice(0, 40)}${m.streamId.length > 40 ? '…' : ''}" (${m.streamId.length} characters) is not ${STREAM_ID_RULE}`);
       continue;
     }
     const prev = lastSeq.get(m.streamId);

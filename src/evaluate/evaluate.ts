@@ -14,6 +14,7 @@
  */
 import { accessSync, constants, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { sameFile } from '../../core/files.js';
 import { lastValueFrom, reduce, tap } from 'rxjs';
 import type { SpeechAffectModel, SpeechAffectOutput, TextAffectModel, TextAffectOutput } from '../../models/ports.js';
 import { FlowControl, MAX_FLOW_CHUNK_MS } from '../../streams/flow.js';
@@ -537,8 +538,7 @@ export function checkWritable(file: string, inputs: readonly string[] = []): voi
   if (!st) return;
   if (st.isDirectory()) fail('it is a folder', undefined, 'give a file name for the predictions CSV, e.g. --predictions predictions.csv');
   for (const input of inputs) {
-    const i = statSync(input, { throwIfNoEntry: false });
-    if (i && i.dev === st.dev && i.ino === st.ino) {
+    if (sameFile(input, file)) {
       fail(
         `it is ${input}, an input of this run, which the predictions would replace`,
         undefined,

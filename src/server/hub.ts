@@ -185,6 +185,9 @@ interface StreamEntry {
  */
 export const STREAM_ID = /^(?!__proto__$)[A-Za-z0-9._:-]{1,128}$/;
 
+/** {@link STREAM_ID} in words, for error messages. */
+export const STREAM_ID_RULE = '1-128 letters, digits and . _ : - (not __proto__)';
+
 function checkUnit(name: string, v: number, lo: number, hi: number, streamId: string): number {
   if (!Number.isFinite(v) || v < lo || v > hi) {
     // A pipeline bug must not reach subscribers as a silent wrong value.
@@ -233,7 +236,7 @@ export class StreamHub implements Hub {
   openStream(info: OpenStreamInfo): StreamInfo {
     if (!STREAM_ID.test(info.streamId)) {
       throw new AffectError('AFFECT_ERR_INPUT', `invalid stream id "${info.streamId}"`, {
-        hint: 'use 1-128 letters, digits and . _ : -',
+        hint: `use ${STREAM_ID_RULE}`,
       });
     }
     for (const k of ['hopMs', 'windowMs', 'sampleRateHz'] as const) {

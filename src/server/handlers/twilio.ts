@@ -41,6 +41,7 @@ import { type ServerContext, TokenBucket, fitCloseReason, toText } from '../cont
 import type { ClaimResult } from '../hub.js';
 import { FrameDecoder, type IngestStats } from '../ingest.js';
 import type { FanOut } from './fan-out.js';
+import { MAX_WAITING_AUDIO_S } from './ingest.js';
 
 /** The path Twilio's `<Stream url>` points at. */
 export const TWILIO_PATH = '/v1/telephony/twilio';
@@ -58,11 +59,11 @@ export const TWILIO_MAX_FILL_MS = 2000;
  */
 export const TWILIO_MAX_GAP_MS = 60_000;
 /**
- * Most media (μ-law bytes, both tracks together: 30 s of a two-track call) a call may send while its
+ * Most media (μ-law bytes, both tracks together: MAX_WAITING_AUDIO_S, as on the ingest endpoint, of a two-track call) a call may send while its
  * streams wait to open (a cluster claim, or a previous pipeline of the same ids still ending); more
  * closes the call with 1008.
  */
-export const TWILIO_MAX_HELD_BYTES = 30 * 8000 * 2;
+export const TWILIO_MAX_HELD_BYTES = MAX_WAITING_AUDIO_S * 8000 * 2;
 /** Most audio (ms) a track holds before passing it to its pipeline (it passes earlier at each hop end). */
 export const TWILIO_MAX_COALESCE_MS = 250;
 /** Timestamp lead (ms) below which no silence is inserted (timestamps are whole ms; a packet is 20 ms). */
@@ -388,7 +389,7 @@ export function createTwilioHandler(ctx: ServerContext, fanOut: FanOut): (ws: We
         // Bounded: media sent faster than real time while the streams wait to open would pile up here.
         heldBytes += bytes.length;
         if (heldBytes > TWILIO_MAX_HELD_BYTES)
-          return fail(CLOSE_CODES.policy, `more than ${TWILIO_MAX_HELD_BYTES / 16_000} s of media arrived before the call's streams could open`);
+          return fail(CLOSE_CODES.policy, `more than ${MAX_WAITING_AUDIO_S} s of media arrived before the call's streams could open`);
         held.push(() => pushMedia(t, bytes, tsMs));
       } else pushMedia(t, bytes, tsMs);
     };
