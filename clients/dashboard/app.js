@@ -77,6 +77,20 @@ function noteState(s, state) {
   refreshSelector();
 }
 
+/**
+ * Takes a stream's info from the server (`hello` or `stream`). A lower lastSeq than ours means the
+ * server restarted the stream: its seqs start over (returns true). A status from before (e.g.
+ * 'ended' of a stream that has started again) no longer holds.
+ */
+function applyInfo(s, info) {
+  const restarted = info.lastSeq < s.lastSeq;
+  if (restarted) resetStream(s);
+  s.info = info;
+  if (s.status && s.status.state !== info.state) s.status = null;
+  noteState(s, info.state);
+  return restarted;
+}
+
 function streamState(id) {
   let s = streams.get(id);
   if (!s) {
@@ -177,14 +191,8 @@ function onMessage(sock, msg) {
         // What we knew of the stream before this hello (undefined: it is new to us).
         const before = streams.get(info.streamId)?.info;
         const s = streamState(info.streamId);
-        // A lower lastSeq than ours means the server restarted the stream: its seqs start over, and
-        // everything it has of the new run is new to us.
-        const restarted = info.lastSeq < s.lastSeq;
-        if (restarted) resetStream(s);
-        s.info = info;
-        // A status from before (e.g. 'ended' of a stream that has started again) no longer holds.
-        if (s.status && s.status.state !== info.state) s.status = null;
-        noteState(s, info.state);
+        // Restarted: everything the server has of the new run is new to us.
+        const restarted = applyInfo(s, info);
         if (restarted) resumeFrom.set(info.streamId, -1);
         else if (s.lastSeq >= 0) resumeFrom.set(info.streamId, s.lastSeq);
         else if (!conn.everOpened) resumeFrom.set(info.streamId, Math.max(-1, info.lastSeq - HISTORY_FRAMES));
@@ -209,10 +217,7 @@ function onMessage(sock, msg) {
     }
     case 'stream': {
       const s = streamState(msg.stream.streamId);
-      if (msg.stream.lastSeq < s.lastSeq) resetStream(s);
-      s.info = msg.stream;
-      if (s.status && s.status.state !== msg.stream.state) s.status = null;
-      noteState(s, msg.stream.state);
+      applyInfo(s, msg.stream);
       if (msg.stream.state === 'live') s.error = null;
       refreshSelector();
       break;
