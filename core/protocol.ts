@@ -279,6 +279,8 @@ export const IngestReplySchema = z.discriminatedUnion('type', [
     samplesNonFinite: z.number().int().nonnegative().optional(),
     /** Samples at or beyond full scale (clipped). */
     samplesClipped: z.number().int().nonnegative().optional(),
+    /** 16 kHz mono samples the stream got from this publisher (after resampling and downmix). */
+    samplesOut: z.number().int().nonnegative().optional(),
   }),
 ]);
 export type IngestReply = z.infer<typeof IngestReplySchema>;

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { IngestSession, parseWavHeader, type IngestAction } from '../../src/server/ingest.js';
 import { Authenticator, parseTokenSpec, readTokenFile } from '../../src/server/auth.js';
 import { AffectError } from '../../core/errors.js';
+import { IngestReplySchema } from '../../core/protocol.js';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -69,6 +70,8 @@ describe('IngestSession (pure protocol state machine)', () => {
     expect(errs(s.handle(Buffer.alloc(4), true))[0]).toMatchObject({ reason: 'not-started', message: 'audio after stop' });
     expect(s.stats.framesRejected).toBe(10);
     expect(s.stoppedReply()).toMatchObject({ type: 'stopped', framesAccepted: 1, framesRejected: 10 });
+    // What the server sends is what circumplex/protocol describes, whole (zod drops unknown keys).
+    expect(IngestReplySchema.parse(s.stoppedReply())).toEqual(s.stoppedReply());
   });
 
   it('never throws on seeded random input', () => {
