@@ -68,7 +68,12 @@ export function register(program: Command): void {
       '--data <csv>',
       'labelled CSV: speech "file,valence,arousal" (paths relative to the CSV, WAV or FLAC), text "text,valence,arousal"; an optional dominance column',
     )
-    .option('--scale <lo,hi>', "the ratings' scale, mapped linearly to [-1, 1] (EmoBank: 1,5)", scaleOption, DEFAULT_SCALE)
+    .addOption(
+      new Option('--scale <lo,hi>', "the ratings' scale, mapped linearly to [-1, 1] (EmoBank: 1,5)")
+        .argParser(scaleOption)
+        // Shown as it is typed (commander would print the parsed object as JSON).
+        .default(DEFAULT_SCALE, `${DEFAULT_SCALE.lo},${DEFAULT_SCALE.hi}`),
+    )
     .option('--speech-model <id>', `speech model id (default: ${DEFAULT_ENGINE.speechModel}, the runtime default)`)
     .option('--text-model <id>', "text model id (default: the runtime's default text model)")
     .option('--predictions <file>', "also write each row's key, targets and predictions (and σ) to this CSV")

@@ -1,13 +1,22 @@
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { InvalidArgumentError } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 import { describe, expect, it } from 'vitest';
 import { REPO_ROOT } from '../../core/config.js';
 import { numberOption } from '../../src/commands/options.js';
 import { buildProgram } from '../../src/cli.js';
 import { defaultValidateOut } from '../../src/commands/validate.js';
 import { writeWav } from '../helpers/vad-audio.js';
+
+describe('--help', () => {
+  it('shows every default as it is typed on the command line, never as a JSON object', () => {
+    const walk = (c: Command): Command[] => [c, ...c.commands.flatMap(walk)];
+    for (const c of walk(buildProgram())) expect(c.helpInformation(), `circumplex ${c.name()} --help`).not.toMatch(/default: [{[]/);
+    const evaluate = buildProgram().commands.find((c) => c.name() === 'evaluate');
+    expect(evaluate?.helpInformation().replace(/\s+/g, ' ')).toContain('(default: -1,1)');
+  });
+});
 
 describe('numberOption', () => {
   it('accepts numbers in range and rejects the rest with the option named', () => {
