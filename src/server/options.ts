@@ -137,7 +137,7 @@ export function isLoopbackHost(host: string): boolean {
 export function assertExposureAllowed(host: string, hasTokens: boolean, insecure: boolean): void {
   if (isLoopbackHost(host) || hasTokens || insecure) return;
   throw new AffectError('AFFECT_ERR_CONFIG', `refusing to serve on ${host} without tokens: anyone who can reach it could subscribe and publish`, {
-    hint: 'set CIRCUMPLEX_TOKENS or --tokens-file (see README "Security"), bind loopback with --host 127.0.0.1, or pass --insecure to serve openly anyway',
+    hint: 'set CIRCUMPLEX_TOKENS or --tokens-file (see docs/server.md "Security"), bind loopback with --host 127.0.0.1, or pass --insecure to serve openly anyway',
   });
 }
 

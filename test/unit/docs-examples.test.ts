@@ -88,3 +88,36 @@ describe('protocol messages shown in the docs', () => {
     expect(parsed?.data, `${e.where}: a documented field is not in the schema`).toEqual(value);
   });
 });
+
+/** Source files whose strings and comments send users to a section of the docs. */
+function sourceFiles(dir: string): string[] {
+  return readdirSync(path.join(REPO, dir), { withFileTypes: true, recursive: true })
+    .filter((e) => e.isFile() && /\.(ts|mjs)$/.test(e.name) && !e.parentPath.includes('node_modules'))
+    .map((e) => path.join(e.parentPath, e.name));
+}
+
+describe('references to a section of the docs (README "Configuration", docs/asr.md "Installing libvosk")', () => {
+  const refs: { where: string; doc: string; section: string }[] = [];
+  for (const file of ['src', 'core', 'streams', 'models', 'clients', 'bin'].flatMap(sourceFiles)) {
+    const text = readFileSync(file, 'utf8');
+    // A comment may wrap the section's name onto its next line.
+    for (const m of text.matchAll(/\b(README|docs\/[\w-]+\.md),? "([^"]{1,80})"/g)) {
+      refs.push({
+        where: `${path.relative(REPO, file)}:${lineOf(text, m.index)}`,
+        doc: m[1] === 'README' ? 'README.md' : (m[1] ?? ''),
+        section: (m[2] ?? '').replace(/\s*\n\s*(\*|\/\/)?\s*/g, ' '),
+      });
+    }
+  }
+
+  it('are found', () => {
+    expect(refs.map((r) => r.doc)).toContain('README.md');
+  });
+
+  it.each(refs.map((r) => [`${r.where} → ${r.doc} "${r.section}"`, r] as const))('%s: that section exists', (_name, r) => {
+    const lines = readFileSync(path.join(REPO, r.doc), 'utf8').split('\n');
+    // A heading, or a bold run-in heading (**Overload** …), holding the quoted words.
+    const found = lines.some((l) => (l.startsWith('#') || l.includes('**')) && l.includes(r.section));
+    expect(found, `${r.where} points to ${r.doc} "${r.section}", which has no such heading`).toBe(true);
+  });
+});
