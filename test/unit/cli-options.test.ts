@@ -18,6 +18,27 @@ describe('--help', () => {
   });
 });
 
+describe('every flag of every command is documented', () => {
+  // Where a user looks a command's flags up (run shares the engine and trajectory flags with serve).
+  const DOCS: Record<string, readonly string[]> = {
+    run: ['README.md', 'docs/server.md'],
+    serve: ['docs/server.md'],
+    watch: ['docs/clients.md'],
+    replay: ['docs/clients.md'],
+    evaluate: ['docs/models.md'],
+    models: ['docs/models.md'],
+    validate: ['docs/bench.md'],
+  };
+  it.each(Object.entries(DOCS))('circumplex %s: in %s', (name, docs) => {
+    const text = docs.map((d) => readFileSync(path.join(REPO_ROOT, d), 'utf8')).join('\n');
+    const command = buildProgram().commands.find((c) => c.name() === name);
+    expect(command, name).toBeDefined();
+    const flags = [command!, ...command!.commands].flatMap((c) => c.options.map((o) => o.long ?? ''));
+    expect(flags.length).toBeGreaterThan(0);
+    expect(flags.filter((f) => f && f !== '--help' && !text.includes(f))).toEqual([]);
+  });
+});
+
 describe('numberOption', () => {
   it('accepts numbers in range and rejects the rest with the option named', () => {
     const hop = numberOption('--hop-ms', 1);
