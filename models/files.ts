@@ -35,6 +35,14 @@ export function modelFilePath(spec: ModelSpec, file: ModelFile, modelsDir?: stri
   return path.join(modelRoot(spec, modelsDir), file.path);
 }
 
+/**
+ * The `circumplex models pull` command that downloads a model as it stands in the manifest: with
+ * `--accept-unverified` when a file's sha256 is not known (pull refuses those without it).
+ */
+export function pullCommand(spec: ModelSpec): string {
+  return `circumplex models pull ${spec.id}${spec.files.some((f) => f.sha256 === null) ? ' --accept-unverified' : ''}`;
+}
+
 /** The command that puts a model's files in place. */
 export function fixHint(spec: ModelSpec, modelsDir?: string): string {
   if (spec.fixture) return 'rebuild the fixtures: npm run models:fixtures';
@@ -42,8 +50,7 @@ export function fixHint(spec: ModelSpec, modelsDir?: string): string {
     return `restore the committed files (git checkout -- ${path.relative(process.cwd(), modelRoot(spec, modelsDir)) || '.'}) or retrain: see training/README.md`;
   }
   if (spec.files.every((f) => f.url !== null)) {
-    const unverified = spec.files.some((f) => f.sha256 === null) ? ' --accept-unverified' : '';
-    return `download it: circumplex models pull ${spec.id}${unverified} (offline: put the files in ${modelRoot(spec, modelsDir)}/)`;
+    return `download it: ${pullCommand(spec)} (offline: put the files in ${modelRoot(spec, modelsDir)}/)`;
   }
   return `export it (docs/models.md "Exporting your own models") and put the files in ${modelRoot(spec, modelsDir)}/`;
 }

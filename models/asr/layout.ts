@@ -7,13 +7,15 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { AffectError } from '../../core/errors.js';
+import { pullCommand } from '../files.js';
+import { MODEL_SPECS } from '../manifest.js';
 
 /** Manifest id of the small English model that `circumplex models pull` knows. */
 export const VOSK_SMALL_EN_ID = 'vosk-small-en';
 
 /** What to do when no usable model folder is given: printed in every ASR model error. */
 export const VOSK_MODEL_HINT =
-  `run \`circumplex models pull ${VOSK_SMALL_EN_ID}\` and pass the folder it prints with --asr-model DIR ` +
+  `run \`${pullCommand(MODEL_SPECS[VOSK_SMALL_EN_ID])}\` and pass the folder it prints with --asr-model DIR ` +
   '(or set CIRCUMPLEX_VOSK_MODEL=DIR); leave both unset to run speech-only';
 
 /** Facts read from a model folder that passed the layout check. */
