@@ -10,6 +10,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { z } from 'zod';
 import { ClientMessageSchema, IngestMessageSchema, IngestReplySchema, ServerMessageSchema } from '../../core/protocol.js';
+import { ServerMetrics } from '../../src/server/metrics.js';
 
 const REPO = path.resolve(import.meta.dirname, '..', '..');
 const DOCS = ['README.md', ...readdirSync(path.join(REPO, 'docs')).map((f) => path.join('docs', f))].filter((f) => f.endsWith('.md'));
@@ -119,5 +120,17 @@ describe('references to a section of the docs (README "Configuration", docs/asr.
     // A heading, or a bold run-in heading (**Overload** …), holding the quoted words.
     const found = lines.some((l) => (l.startsWith('#') || l.includes('**')) && l.includes(r.section));
     expect(found, `${r.where} points to ${r.doc} "${r.section}", which has no such heading`).toBe(true);
+  });
+});
+
+describe('metrics in the docs (docs/server.md, docs/deploy.md, docs/asr.md)', () => {
+  const docs = ['docs/server.md', 'docs/deploy.md', 'docs/asr.md'].map((f) => readFileSync(path.join(REPO, f), 'utf8')).join('\n');
+  const documented = new Set([...docs.matchAll(/`(circumplex_[a-z0-9_]+)/g)].map((m) => m[1] ?? ''));
+
+  it('are the ones /metrics exposes, both ways', async () => {
+    const exposed = (await new ServerMetrics().registry.getMetricsAsJSON()).map((m) => m.name).filter((n) => n.startsWith('circumplex_'));
+    expect(exposed.length).toBeGreaterThan(10);
+    expect(exposed.filter((n) => !documented.has(n))).toEqual([]);
+    expect([...documented].filter((n) => !exposed.includes(n))).toEqual([]);
   });
 });
