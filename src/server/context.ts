@@ -204,6 +204,8 @@ export function closeReason(code: number): string {
       return 'slow-consumer';
     case CLOSE_CODES.rateLimited:
       return 'rate-limited';
+    case CLOSE_CODES.overCapacity:
+      return 'over-capacity';
     case 1006:
       return 'abnormal';
     default:

@@ -1,10 +1,25 @@
 import { describe, expect, it } from 'vitest';
 import { pino } from 'pino';
 import { Authenticator } from '../../src/server/auth.js';
-import { createContext } from '../../src/server/context.js';
+import { closeReason, createContext } from '../../src/server/context.js';
 import { StreamHub } from '../../src/server/hub.js';
 import { ServerMetrics } from '../../src/server/metrics.js';
 import type { AffectServerOptions } from '../../src/server/options.js';
+import { CLOSE_CODES } from '../../core/protocol.js';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+
+describe('closeReason (the reason label of circumplex_connections_closed_total)', () => {
+  it('names every close code the server uses, as docs/server.md lists them', () => {
+    const doc = readFileSync(path.resolve(import.meta.dirname, '..', '..', 'docs', 'server.md'), 'utf8');
+    const row = doc.split('\n').find((l) => l.startsWith('| `circumplex_connections_closed_total`')) ?? '';
+    for (const [name, code] of Object.entries(CLOSE_CODES)) {
+      const reason = closeReason(code);
+      expect(reason, `${name} (${code})`).not.toMatch(/^\d+$/);
+      expect(row, `${name} (${code}) → ${reason}`).toContain(reason);
+    }
+  });
+});
 
 describe('ServerContext.streamLog', () => {
   it('caches a stream logger only while the hub has the stream open, so refused and ended stream ids leave nothing behind', () => {
