@@ -1,4 +1,4 @@
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
@@ -36,6 +36,62 @@ describe('every flag of every command is documented', () => {
     const flags = [command!, ...command!.commands].flatMap((c) => c.options.map((o) => o.long ?? ''));
     expect(flags.length).toBeGreaterThan(0);
     expect(flags.filter((f) => f && f !== '--help' && !text.includes(f))).toEqual([]);
+  });
+});
+
+/** `circumplex …` command lines of the sh code blocks of README.md and docs/*.md (synopses made concrete). */
+function documentedCommandLines(): { where: string; args: string[] }[] {
+  const out: { where: string; args: string[] }[] = [];
+  const files = ['README.md', ...readdirSync(path.join(REPO_ROOT, 'docs')).map((f) => path.join('docs', f))].filter((f) => f.endsWith('.md'));
+  for (const file of files) {
+    let block: string[] | undefined;
+    let shell = false;
+    const blocks: string[] = [];
+    for (const line of readFileSync(path.join(REPO_ROOT, file), 'utf8').split('\n')) {
+      if (!line.startsWith('```')) block?.push(line);
+      else if (block) {
+        if (shell) blocks.push(block.join('\n'));
+        block = undefined;
+      } else {
+        block = [];
+        shell = ['sh', 'bash', ''].includes(line.slice(3).trim());
+      }
+    }
+    for (const body of blocks) {
+      for (const line of body.replace(/\\\n\s*/g, ' ').split('\n')) {
+        // The command up to a pipe or a comment; `npx circumplex …` or `circumplex …`, also after a pipe.
+        const m = /(?:^|\s|\|\s*)(?:npx )?circumplex ((?:run|serve|replay|watch|evaluate|validate|models)\b[^|#]*)/.exec(line);
+        if (!m) continue;
+        // Synopses: [--flag X] → --flag X, a|b → a, <ids...> → x, [ids...] dropped.
+        const words = [...(m[1] ?? '').replace(/[[\]]/g, ' ').matchAll(/"([^"]*)"|'([^']*)'|(\S+)/g)].map((w) => w[1] ?? w[2] ?? w[3] ?? '');
+        const args = words
+          .filter((w) => !w.endsWith('...'))
+          .map((w) => (w.startsWith('<') ? 'x' : w.includes('|') && !w.includes('://') ? (w.split('|')[0] ?? w) : w));
+        out.push({ where: `${file}: circumplex ${args.join(' ')}`, args });
+      }
+    }
+  }
+  return out;
+}
+
+describe('the circumplex command lines in README.md and docs/*.md', () => {
+  const lines = documentedCommandLines();
+  it('are found (run, serve, replay, watch, evaluate, validate, models)', () => {
+    const commands = new Set(lines.map((l) => l.args[0]));
+    for (const c of ['run', 'serve', 'replay', 'watch', 'evaluate', 'validate', 'models']) expect(commands).toContain(c);
+  });
+
+  it.each(lines.map((l) => [l.where, l.args] as const))('%s parses (flags, choices, values)', async (_where, args) => {
+    const program = buildProgram();
+    // Parse only: every action replaced, commander's exits and output turned into a thrown error.
+    const quiet = (c: Command): void => {
+      c.action(() => undefined)
+        .exitOverride()
+        .configureOutput({ writeErr: () => undefined, writeOut: () => undefined });
+      c.commands.forEach(quiet);
+    };
+    quiet(program);
+    await expect(program.parseAsync(['node', 'circumplex', ...args])).resolves.toBeDefined();
   });
 });
 
