@@ -5,7 +5,7 @@
  * downloaded browser). Frames published into the real hub must reach the page; a network drop (TCP
  * proxy cut) must be survived with a resume by seq: every frame shown once, in order.
  */
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { build } from 'esbuild';
@@ -119,5 +119,31 @@ describe('examples/browser (circumplex/client in chromium)', () => {
     mkdirSync(path.join(REPO, 'test-results'), { recursive: true });
     await page.screenshot({ path: path.join(REPO, 'test-results', 'example-browser.png') });
     expect(pageErrors).toEqual([]);
+  });
+
+  it('served from another origin, as examples/README.md runs it: refused (403) unless the server allows that origin', async () => {
+    // The page from one server (its own origin), the frames from two others: one with the default
+    // same-origin allowlist, one started with the page's origin allowed (--allowed-origins).
+    const pageServer = await startRealServer({ dashboardDir: pageDir });
+    const origin = `http://127.0.0.1:${pageServer.port}`;
+    const strict = await startRealServer();
+    const open = await startRealServer({ allowedOrigins: [origin] });
+    open.hub.openStream({ streamId: 'stage', hopMs: 250, windowMs: 1000, sampleRateHz: 16000 });
+    const other = await context.newPage();
+    try {
+      const state = () => other.locator('#state').getAttribute('data-state');
+      await other.goto(`${origin}/?server=ws://127.0.0.1:${strict.port}&stream=stage`);
+      await until(async () => (await strict.metrics.registry.getSingleMetricAsString('circumplex_refused_total')).includes('reason="origin"} '));
+      expect(await state()).not.toBe('open');
+      await other.goto(`${origin}/?server=ws://127.0.0.1:${open.port}&stream=stage`);
+      await until(async () => (await state()) === 'open');
+      open.hub.publish('stage', affectEvent('stage', 1000, 0.4, 0.2));
+      await until(async () => ((await other.locator('#label').textContent()) ?? '…') !== '…');
+      // The README step that makes it work.
+      expect(readFileSync(path.join(REPO, 'examples', 'README.md'), 'utf8')).toContain('--allowed-origins http://localhost:8000');
+    } finally {
+      await other.close();
+      await Promise.all([pageServer.close(), strict.close(), open.close()]);
+    }
   });
 });
