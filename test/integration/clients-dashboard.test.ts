@@ -39,6 +39,8 @@ let page: Page;
 let userDataDir: string;
 let frame = 0;
 const pageErrors: string[] = [];
+/** Errors the page logs to the browser console, WebSocket ones aside (tests cut the connection on purpose). */
+const consoleErrors: string[] = [];
 
 /** Publishes `n` moving affect frames on `streamId`, `gapMs` apart in wall time. */
 async function publishMoving(streamId: string, n: number, gapMs = 20): Promise<void> {
@@ -64,6 +66,10 @@ describe('dashboard in chromium', () => {
     // The page goes through a TCP proxy, so the test can cut its connection like a network drop.
     proxy = await startFlakyProxy(server.port);
     ({ context, page, userDataDir } = await launchChromium({ width: 1280, height: 720 }, pageErrors));
+    // A failed request (say the favicon chromium asks for) shows here as 'Failed to load resource'.
+    page.on('console', (m) => {
+      if (m.type() === 'error' && !/WebSocket/.test(m.text())) consoleErrors.push(m.text());
+    });
     await page.goto(`http://127.0.0.1:${proxy.port}/`);
     await until(async () => (await connection()) === 'open');
   });
@@ -80,6 +86,9 @@ describe('dashboard in chromium', () => {
     expect(termCount).toBe(RUSSELL_1980_TERMS.length);
     const options = await page.locator('#stream-select option').allTextContents();
     expect(options.map((o) => o.replace(/ \(.*\)$/, '')).sort()).toEqual(['backup-mic', 'stage']);
+    // Loaded without a console error: no 404 for a favicon, a script or chart.js.
+    await page.waitForTimeout(500);
+    expect(consoleErrors).toEqual([]);
   });
 
   it('moves the live point, fills the trail and shows label, numbers and transcript', async () => {
