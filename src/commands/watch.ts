@@ -13,6 +13,7 @@ import { InvalidArgumentError, type Command } from 'commander';
 import { CircumplexClient } from '../../clients/node-client.js';
 import type { StreamEventMessage } from '../../core/protocol.js';
 import { AffectError } from '../../core/errors.js';
+import { streamIdOption } from './options.js';
 
 /** Parsed `watch` options. */
 export interface WatchCommandOptions {
@@ -33,6 +34,17 @@ function positiveInt(name: string) {
     if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${name} must be an integer >= 1, got "${v}"`);
     return n;
   };
+}
+
+/**
+ * `--stream <id...>` takes every following word, a server address too: `watch -s mic ws://h:8787`
+ * watched the default server for a stream named "ws://h:8787". Each id must be one the hub accepts
+ * (or `*`), and an address gets an error that says where it goes.
+ */
+function streamIds(v: string, previous: string[] | undefined): string[] {
+  if (v.includes('://'))
+    throw new InvalidArgumentError(`"${v}" is a server address, not a stream id: put the URL before --stream (circumplex watch URL --stream ID …)`);
+  return [...(previous ?? []), v === '*' ? v : streamIdOption('--stream')(v)];
 }
 
 const sign = (v: number): string => `${v < 0 ? '-' : '+'}${Math.abs(v).toFixed(2)}`;
@@ -70,7 +82,7 @@ export function register(program: Command): void {
     .description('Print live frames from a circumplex server (a compact line per frame, or --json)')
     .argument('[url]', 'server address (ws://, wss://, http:// or https://)', DEFAULT_WATCH_URL)
     .option('--json', 'print each wire message as one JSON line', false)
-    .option('-s, --stream <id...>', 'stream ids to watch (default: every stream)')
+    .option('-s, --stream <id...>', 'stream ids to watch (default: every stream); give the URL first', streamIds)
     .option('-n, --count <n>', 'exit after this many frames', positiveInt('--count'))
     .option('--no-reconnect', 'exit when the connection drops instead of reconnecting')
     .option('--from-start', 'also print what the server still has of running streams', false)

@@ -9,6 +9,38 @@ import { buildProgram } from '../../src/cli.js';
 import { defaultValidateOut } from '../../src/commands/validate.js';
 import { writeWav } from '../helpers/vad-audio.js';
 
+describe('watch --stream', () => {
+  /** Parses a watch command line, capturing what the action would get. */
+  async function parseWatch(args: string[]): Promise<{ url: string; stream?: string[] }> {
+    const program = buildProgram();
+    let got: { url: string; stream?: string[] } | undefined;
+    const watch = program.commands.find((c) => c.name() === 'watch');
+    watch?.exitOverride().configureOutput({ writeErr: () => undefined, writeOut: () => undefined });
+    watch?.action((url: string, opts: { stream?: string[] }) => {
+      got = { url, ...(opts.stream ? { stream: opts.stream } : {}) };
+    });
+    await program.parseAsync(['node', 'circumplex', 'watch', ...args]);
+    if (!got) throw new Error('watch did not run');
+    return got;
+  }
+
+  it('takes several ids after the URL, as docs/clients.md writes it', async () => {
+    expect(await parseWatch(['ws://host:8787', '--stream', 'mic', 'call-1:inbound', '--count', '20'])).toEqual({
+      url: 'ws://host:8787',
+      stream: ['mic', 'call-1:inbound'],
+    });
+    expect(await parseWatch(['-s', 'mic', '-s', 'stage'])).toEqual({ url: 'ws://127.0.0.1:8787', stream: ['mic', 'stage'] });
+  });
+
+  it('refuses a server address after --stream instead of watching the default server for a stream named like it', async () => {
+    // commander's variadic --stream swallowed the URL: `watch -s mic ws://h:1` watched ws://127.0.0.1:8787.
+    await expect(parseWatch(['-s', 'mic', 'ws://127.0.0.1:1'])).rejects.toThrow(
+      /"ws:\/\/127\.0\.0\.1:1" is a server address, not a stream id: put the URL before --stream/,
+    );
+    await expect(parseWatch(['-s', 'bad id'])).rejects.toThrow('--stream must be 1-128 letters, digits and . _ : -');
+  });
+});
+
 describe('--help', () => {
   it('shows every default as it is typed on the command line, never as a JSON object', () => {
     const walk = (c: Command): Command[] => [c, ...c.commands.flatMap(walk)];
