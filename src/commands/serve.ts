@@ -52,7 +52,8 @@ export interface ServeCommandOptions extends EscalationFlags, SmoothingFlags {
   /** Voice activity detection (default 'on'). */
   vad?: 'on' | 'off';
   realtime: boolean;
-  speed: number;
+  /** Pacing factor of a file input; given, it implies `realtime` (as `replay --speed` does). Default 1. */
+  speed?: number;
   port: number;
   host: string;
   record?: string;
@@ -98,7 +99,7 @@ export function register(program: Command): void {
     .description('Serve live affect frames over WebSockets (ws://127.0.0.1:8787/v1/stream), with ingest, metrics and the dashboard')
     .option('-i, --input <src>', 'WAV or FLAC file, "mic", "-" (stdin: a WAV by its header, else raw s16le) or "none" (ingest only)', 'none')
     .option('--realtime', 'pace a file input at real-time speed', false)
-    .option('--speed <x>', 'real-time pacing factor for --realtime (2 = twice as fast)', numberOption('--speed', 0.01), 1)
+    .option('--speed <x>', 'pace a file input at x times real time (implies --realtime; 2 = twice as fast) (default: 1)', numberOption('--speed', 0.01))
     .option('-p, --port <port>', 'TCP port (0: any free port)', numberOption('--port', 0, true, 65535), 8787)
     .option('--host <host>', 'interface to bind (default loopback only; 0.0.0.0 opens it: needs tokens, or --insecure)', '127.0.0.1')
     .option('--insecure', 'allow a non-loopback --host without tokens (anyone who can reach it may subscribe and publish)', false)
@@ -207,12 +208,14 @@ export async function serveCommand(opts: ServeCommandOptions, err: NodeJS.Writab
       hint: 'e.g. --input call.wav --channels-as-streams',
     });
   }
+  // --speed X paces like --realtime at X (it used to be ignored without --realtime: the file ran at full speed).
+  const realtime = opts.realtime || opts.speed !== undefined;
   // Offline (not --realtime) files and stdin are read losslessly, paced by the model through a bounded flow.
-  const flow: FlowControl | undefined = kind === 'stdin' || (kind === 'file' && !opts.realtime) ? new FlowControl({ highWater: 4 }) : undefined;
+  const flow: FlowControl | undefined = kind === 'stdin' || (kind === 'file' && !realtime) ? new FlowControl({ highWater: 4 }) : undefined;
   if (kind === 'file') checkRecordIsNotInput(opts.record, input);
   const local =
     kind === 'file' || kind === 'stdin'
-      ? await openLocalInput({ ...opts, streamId, realtime: opts.realtime, speed: opts.speed }, { logger, ...(flow ? { flow } : {}) })
+      ? await openLocalInput({ ...opts, streamId, realtime, speed: opts.speed ?? 1 }, { logger, ...(flow ? { flow } : {}) })
       : undefined;
   if (kind === 'mic') checkRecorder(opts.recorder);
 

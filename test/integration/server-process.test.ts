@@ -224,6 +224,15 @@ describe('circumplex serve (real process, real engine)', () => {
     expect(err).toMatch(/stream "stdin" failed \(AFFECT_ERR_AUDIO_FORMAT: stdin ended with 1 byte\(s\) of an incomplete s16le frame[^\n]*\); exiting/);
   });
 
+  it('--speed paces a file without --realtime too (as replay --speed does); it used to be ignored, the file ran at full speed', async () => {
+    // The 19.1 s WAV at 4× real time takes at least 4.7 s to serve; unpaced it takes well under a second.
+    const s = await serve(['--input', WAV, '--speed', '4', '--exit-on-end'], { CIRCUMPLEX_WARM_UP: 'off' });
+    const t0 = Date.now();
+    const exit = await s.exited;
+    expect(exit.code).toBe(0);
+    expect(Date.now() - t0).toBeGreaterThan(4500);
+  });
+
   it('serves raw s16le from stdin losslessly and exits 0 at its end with --exit-on-end', async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'stdin-'));
     const rec = path.join(dir, 'rec.jsonl');
