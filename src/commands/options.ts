@@ -289,6 +289,27 @@ export function checkTurnEndpointing(flags: Pick<ModelFlags, 'turnEndpointing' |
 }
 
 /**
+ * The flags of the cached (compute-once) speech streaming mean nothing in the other modes; they used
+ * to be accepted and ignored (`--speech-cached-head on`, "required", ran without any head).
+ */
+export function checkCachedStreamingFlags(
+  flags: Pick<ModelFlags, 'speechStreaming' | 'speechRecomputeFrames' | 'speechStepWorkers' | 'speechCachedHead'>,
+): void {
+  if (flags.speechStreaming === 'cached') return;
+  const given = [
+    flags.speechCachedHead !== undefined ? `--speech-cached-head ${flags.speechCachedHead}` : undefined,
+    flags.speechRecomputeFrames !== undefined ? `--speech-recompute-frames ${flags.speechRecomputeFrames}` : undefined,
+    flags.speechStepWorkers !== undefined ? `--speech-step-workers ${flags.speechStepWorkers}` : undefined,
+  ].filter((g) => g !== undefined);
+  if (given.length === 0) return;
+  throw new AffectError(
+    'AFFECT_ERR_CONFIG',
+    `${given.join(', ')} only applies to --speech-streaming cached (streaming is ${flags.speechStreaming ?? 'off'} here), so it would do nothing`,
+    { hint: 'add --speech-streaming cached (a model with streaming/step.onnx; docs/bench.md "Compute-once streaming"), or drop the flag' },
+  );
+}
+
+/**
  * Opens the `--record` file, then loads the engine from the shared model flags (environment
  * fallbacks: CIRCUMPLEX_DEVICE, CIRCUMPLEX_MODELS_DIR, CIRCUMPLEX_VOSK_MODEL). The recording is
  * opened first so a bad path fails in milliseconds, before any model loads or port opens; it is
@@ -303,6 +324,7 @@ export async function openRecorderAndEngine(
   // --asr-model, else CIRCUMPLEX_VOSK_MODEL: either one adds transcripts and the text modality.
   const asrModel = flags.asrModel ?? env.voskModel;
   checkTurnEndpointing(flags, asrModel);
+  checkCachedStreamingFlags(flags);
   const recorder = flags.record ? new JsonlRecorder(flags.record) : undefined;
   try {
     const engine = await createEngine({

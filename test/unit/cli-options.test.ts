@@ -3,8 +3,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 import { describe, expect, it } from 'vitest';
-import { REPO_ROOT } from '../../core/config.js';
-import { numberOption } from '../../src/commands/options.js';
+import { loadConfig, REPO_ROOT } from '../../core/config.js';
+import { numberOption, openRecorderAndEngine, type ModelFlags } from '../../src/commands/options.js';
+import { AffectError } from '../../core/errors.js';
+import { pino } from 'pino';
 import { buildProgram } from '../../src/cli.js';
 import { defaultValidateOut } from '../../src/commands/validate.js';
 import { writeWav } from '../helpers/vad-audio.js';
@@ -38,6 +40,25 @@ describe('watch --stream', () => {
       /"ws:\/\/127\.0\.0\.1:1" is a server address, not a stream id: put the URL before --stream/,
     );
     await expect(parseWatch(['-s', 'bad id'])).rejects.toThrow('--stream must be 1-128 letters, digits and . _ : -');
+  });
+});
+
+describe('the cached-streaming flags without --speech-streaming cached', () => {
+  const base: ModelFlags = { speechModel: 'speech-va', fusion: 'late', windowMs: 1000, hopMs: 250 };
+  it.each([
+    ['--speech-cached-head on', { speechCachedHead: 'on' }],
+    ['--speech-recompute-frames 13', { speechRecomputeFrames: 13 }],
+    ['--speech-step-workers 2', { speechStepWorkers: 2 }],
+    ['--speech-cached-head on', { speechStreaming: 'frames', speechCachedHead: 'on' }],
+  ] as const)('%s is a config error naming the flag, before any model loads (it was ignored)', async (flag, extra) => {
+    const err: unknown = await openRecorderAndEngine({ ...base, ...extra }, loadConfig({}), pino({ level: 'silent' })).then(
+      // Loaded anyway (the flag ignored): close what it opened, then fail below.
+      async ({ engine }) => (await engine.close(), undefined),
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(AffectError);
+    expect((err as AffectError).code).toBe('AFFECT_ERR_CONFIG');
+    expect((err as AffectError).message).toContain(`${flag} only applies to --speech-streaming cached`);
   });
 });
 
