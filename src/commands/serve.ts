@@ -85,8 +85,8 @@ export interface ServeCommandOptions extends EscalationFlags, SmoothingFlags {
   ringSize: number;
   /** Redis backplane URL (or CIRCUMPLEX_BACKPLANE): nodes share streams. */
   backplane?: string;
-  /** With a backplane: a node silent this long (ms) is taken for dead and its streams may move. */
-  nodeTtlMs: number;
+  /** With a backplane: a node silent this long (ms) is taken for dead and its streams may move. Default 5000. */
+  nodeTtlMs?: number;
 }
 
 /** How long a graceful shutdown may take before the process exits anyway. */
@@ -137,9 +137,8 @@ export function register(program: Command): void {
     )
     .option(
       '--node-ttl-ms <ms>',
-      'with --backplane: a node silent this long is taken for dead, and its streams may move to another node',
+      `with --backplane: a node silent this long is taken for dead, and its streams may move to another node (default: ${DEFAULT_REDIS_HUB.nodeTtlMs})`,
       numberOption('--node-ttl-ms', 500, true, 600_000),
-      5000,
     );
   addSmoothingOptions(addEscalationOptions(addSpeechStreamingOption(addModelOptions(cmd)))).action(async (opts: ServeCommandOptions) => {
     const code = await serveCommand(opts);
@@ -222,6 +221,15 @@ export async function serveCommand(opts: ServeCommandOptions, err: NodeJS.Writab
   // The backplane first: an unreachable Redis or a bad URL fails in milliseconds, before the models load.
   const backplane = opts.backplane ?? env.backplane;
   if (backplane) parseBackplaneUrl(backplane, opts.backplane ? '--backplane' : 'CIRCUMPLEX_BACKPLANE');
+  else if (opts.nodeTtlMs !== undefined) {
+    throw new AffectError(
+      'AFFECT_ERR_CONFIG',
+      '--node-ttl-ms only applies with a backplane (--backplane or CIRCUMPLEX_BACKPLANE): a single node has no peers to time out',
+      {
+        hint: 'drop --node-ttl-ms, or add --backplane redis://HOST:6379/0 (docs/deploy.md)',
+      },
+    );
+  }
   const nodeTtlMs = opts.nodeTtlMs ?? DEFAULT_REDIS_HUB.nodeTtlMs;
   const hub: Hub | undefined = backplane
     ? await RedisHub.connect({ url: backplane, ringSize: opts.ringSize, nodeTtlMs, nodeHeartbeatMs: Math.max(100, Math.floor(nodeTtlMs / 5)), logger })

@@ -233,6 +233,12 @@ describe('circumplex serve (real process, real engine)', () => {
     expect(Date.now() - t0).toBeGreaterThan(4500);
   });
 
+  it('--node-ttl-ms without a backplane is a config error (it was accepted and did nothing)', async () => {
+    const { code, err } = await serveToExit(['--input', WAV, '--exit-on-end', '--node-ttl-ms', '9000'], { CIRCUMPLEX_WARM_UP: 'off' });
+    expect(code).toBe(2);
+    expect(err).toContain('AFFECT_ERR_CONFIG: --node-ttl-ms only applies with a backplane');
+  });
+
   it('serves raw s16le from stdin losslessly and exits 0 at its end with --exit-on-end', async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'stdin-'));
     const rec = path.join(dir, 'rec.jsonl');
