@@ -19,6 +19,9 @@ import { TransformersTextModel, type TextModelOptions } from './text-model.js';
 export type { LoadModelOptions } from './load-options.js';
 export type { TextModelOptions } from './text-model.js';
 
+/** The roles a text model (`--text-model`) may have. */
+export const TEXT_MODEL_ROLES: readonly ModelRole[] = ['text-classifier', 'text-embed', 'text-regression'];
+
 /** Looks a model up by id (or passes a spec through), checking its role. */
 export function resolveSpec(idOrSpec: string | ModelSpec, roles: readonly ModelRole[]): ModelSpec {
   const spec = typeof idOrSpec === 'string' ? findModelSpec(idOrSpec) : idOrSpec;
@@ -54,7 +57,7 @@ export async function loadSpeechModel(idOrSpec: string | ModelSpec, opts: LoadMo
  * (the bundled `text-emobank`).
  */
 export async function loadTextModel(idOrSpec: string | ModelSpec, opts: TextModelOptions = {}): Promise<TextAffectModel> {
-  return TransformersTextModel.load(resolveSpec(idOrSpec, ['text-classifier', 'text-embed', 'text-regression']), opts);
+  return TransformersTextModel.load(resolveSpec(idOrSpec, TEXT_MODEL_ROLES), opts);
 }
 
 /** Loads a fusion model: `late` (training-free precision-weighted fusion) or an ONNX fusion model. */

@@ -22,7 +22,7 @@ import type { SmoothingOptions } from '../streams/smoothing.js';
 import { PIPELINE_SAMPLE_RATE_HZ, type AudioChunk, type PipelineEvent } from '../core/types.js';
 import { SileroVad } from '../models/silero-vad.js';
 import { checkIntraOpThreads, type IntraOpThreads } from '../models/threads.js';
-import { AffectError } from '../core/errors.js';
+import { AffectError, toAffectError } from '../core/errors.js';
 import { getLogger, type Logger } from '../core/log.js';
 
 /** Options for {@link createEngine}. */
@@ -169,6 +169,23 @@ export async function createEngine(opts: Partial<EngineOptions> = {}): Promise<E
     ...(o.escalation ? { escalation: o.escalation } : {}),
     ...(o.turnEndpointing ? { turnEndpointing: o.turnEndpointing } : {}),
   });
+  // The model flags next, also before anything loads. An unknown --text-model is named first, even
+  // without an ASR model: the user's typo is the precise error (the missing ASR model comes next).
+  if (!o.textPathFor && o.textModel !== undefined && o.textModel !== 'none') {
+    try {
+      registry.resolveSpec(o.textModel, registry.TEXT_MODEL_ROLES);
+    } catch (err) {
+      const e = toAffectError(err, 'AFFECT_ERR_CONFIG');
+      throw new AffectError(e.code, `--text-model: ${e.message}`, { cause: e, ...(e.hint ? { hint: e.hint } : {}) });
+    }
+  }
+  if (!o.textPathFor && o.textModel !== undefined && o.asrModel === undefined) {
+    throw new AffectError(
+      'AFFECT_ERR_CONFIG',
+      `--text-model ${o.textModel} needs words to read: give a Vosk model folder with --asr-model (or CIRCUMPLEX_VOSK_MODEL)`,
+      { hint: 'see docs/asr.md for getting a Vosk model' },
+    );
+  }
   const loadOpts = {
     device: o.device,
     logger,
@@ -214,16 +231,7 @@ export async function createEngine(opts: Partial<EngineOptions> = {}): Promise<E
     let textModelId: string | undefined;
     let asrStats: VoskFactoryStats | undefined;
     const textStats: TextPathStats = { droppedSamples: 0, coalescedWindows: 0, textModelErrors: 0 };
-    if (!textPathFor && (o.textModel !== undefined || o.asrModel !== undefined)) {
-      if (o.asrModel === undefined) {
-        throw new AffectError(
-          'AFFECT_ERR_CONFIG',
-          `--text-model ${o.textModel ?? ''} needs words to read: give a Vosk model folder with --asr-model (or CIRCUMPLEX_VOSK_MODEL)`,
-          {
-            hint: 'see docs/asr.md for getting a Vosk model',
-          },
-        );
-      }
+    if (!textPathFor && o.asrModel !== undefined) {
       const asr = await loadVoskRecognizerFactory(o.asrModel, { logger });
       closers.push(() => asr.close());
       asrStats = asr.stats;

@@ -337,4 +337,20 @@ describe('run with the text path (tiny repo-built Vosk model + text classifier f
     expect(r.status).toBe(2);
     expect(r.stderr.toString()).toMatch(/AFFECT_ERR_CONFIG: --text-model text-classifier-fixture needs words to read/);
   });
+
+  it('an unknown --text-model is named as such, before the missing ASR model and before any model loads', () => {
+    const noVosk: NodeJS.ProcessEnv = { ...env, CIRCUMPLEX_LOG_LEVEL: 'info' };
+    delete noVosk.CIRCUMPLEX_VOSK_MODEL;
+    for (const cmd of [
+      ['run', '--input', SPEECH],
+      ['serve', '--port', '0'],
+    ]) {
+      const r = spawnSync(process.execPath, [BIN, ...cmd, '--text-model', 'nosuch'], { env: noVosk, timeout: 60_000 });
+      const err = r.stderr.toString();
+      expect(r.status, err).toBe(2);
+      expect(err).toMatch(/AFFECT_ERR_CONFIG: --text-model: unknown text-.* model "nosuch"\. Should be one of: .*text-emobank/);
+      expect(err).not.toMatch(/needs words to read/);
+      expect(err).not.toMatch(/speech model loaded/);
+    }
+  });
 });
