@@ -11,6 +11,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
+import { pino } from 'pino';
 import { WebSocket } from 'ws';
 import { delay, tap } from 'rxjs';
 import { float32ToMulaw, mulawToFloat32, resample } from '../../streams/audio.js';
@@ -19,6 +20,7 @@ import { RedisHub } from '../../src/server/redis-hub.js';
 import type { RunningServer } from '../../src/server/ws-server.js';
 import { TWILIO_MAX_COALESCE_MS, TWILIO_MAX_FILL_MS, TWILIO_MAX_GAP_MS, TWILIO_MAX_HELD_BYTES } from '../../src/server/handlers/twilio.js';
 import { TestRedis } from '../helpers/redis-server.js';
+import { until } from '../helpers/until.js';
 import { connect, loudnessPipeline, silentLogger, sleep, startServer, type TestClient } from '../helpers/server-helpers.js';
 
 /** Chunks each stream's pipeline received, by stream id. */
@@ -77,6 +79,41 @@ const rms = (x: Float32Array, a: number, b: number): number => {
   for (let i = a; i < b; i++) s += x[i]! * x[i]!;
   return Math.sqrt(s / Math.max(1, b - a));
 };
+
+describe('Twilio call logs', () => {
+  it("each track's end-of-call log line carries that track's own packets, samples and gaps, not the call's totals", async () => {
+    const lines: Array<Record<string, unknown>> = [];
+    const logger = pino({ level: 'info' }, { write: (s: string) => void lines.push(JSON.parse(s) as Record<string, unknown>) });
+    const server = await startServer({ logger, onIngestStream: (id, audio$) => recording(id)(audio$) });
+    try {
+      const pk = tonePackets(60);
+      const call = new TwilioCall(server.port);
+      await call.opened;
+      call.start('CALOG0000001', ['inbound', 'outbound']);
+      // The caller sends 60 packets; the agent 20, then (after 500 ms lost upstream) 10 more.
+      for (let k = 0; k < 60; k++) {
+        call.media('inbound', k, pk[k]!);
+        if (k < 20 || (k >= 45 && k < 55)) call.media('outbound', k, pk[k]!);
+      }
+      call.stop();
+      expect(await call.closed).toEqual({ code: 1000, reason: 'stopped' });
+      const ended = (id: string) => lines.find((l) => l.streamId === id && l.msg === 'call stopped');
+      await until(() => ended('CALOG0000001:inbound') !== undefined && ended('CALOG0000001:outbound') !== undefined);
+      const samplesOf = (id: string) => received.get(id)!.reduce((n, c) => n + c.samples.length, 0);
+      const want = { inbound: { packets: 60, gaps: 0, gapMs: 0 }, outbound: { packets: 30, gaps: 1, gapMs: 500 } };
+      for (const [track, w] of Object.entries(want)) {
+        const id = `CALOG0000001:${track}`;
+        const line = ended(id) as { stats: { framesAccepted: number; samplesOut: number }; timestampGaps: number; timestampGapMs: number };
+        expect(line.stats.framesAccepted, id).toBe(w.packets);
+        // Every 16 kHz sample the track's pipeline got (its gap's silence included), the resampler's tail too.
+        expect(line.stats.samplesOut, id).toBe(samplesOf(id));
+        expect([line.timestampGaps, line.timestampGapMs], id).toEqual([w.gaps, w.gapMs]);
+      }
+    } finally {
+      await server.close();
+    }
+  });
+});
 
 describe('Twilio media: timestamps, coalescing and decoding', () => {
   let server: RunningServer;

@@ -137,6 +137,8 @@ function fastMedia(json: unknown): z.infer<typeof Media> | undefined {
 interface TrackState {
   readonly streamId: string;
   readonly decoder: FrameDecoder;
+  /** This track's own counts (packets, samples out), logged when its stream ends. */
+  readonly stats: IngestStats;
   audio$: Subject<AudioChunk> | undefined;
   /** 16 kHz sample index of the next sample to send (the first one `pending` holds). */
   nextSample: number;
@@ -190,12 +192,12 @@ export function createTwilioHandler(ctx: ServerContext, fanOut: FanOut): (ws: We
    * Decodes a track's held μ-law bytes and adds the samples; the decoder's error message if it
    * refused them (μ-law has none but an empty frame, which `rawLen` rules out).
    */
-  const decodeRaw = (t: TrackState, stats: IngestStats): string | undefined => {
+  const decodeRaw = (t: TrackState): string | undefined => {
     if (t.rawLen === 0) return undefined;
-    const r = t.decoder.decode(t.raw.subarray(0, t.rawLen), stats);
+    const r = t.decoder.decode(t.raw.subarray(0, t.rawLen), t.stats);
     t.rawLen = 0;
     if ('reason' in r) return r.message;
-    addSamples(t, r.samples, stats);
+    addSamples(t, r.samples);
     return undefined;
   };
   /** Holds μ-law bytes for a track (the decoder and resampler copy what they read). */
@@ -217,9 +219,9 @@ export function createTwilioHandler(ctx: ServerContext, fanOut: FanOut): (ws: We
    */
   const rawDue = (t: TrackState): boolean => (t.rawLen * PIPELINE_SAMPLE_RATE_HZ) / 8000 >= room(t);
   /** Adds decoded 16 kHz samples to a track; sends them on at a hop end or at the coalescing bound. */
-  const addSamples = (t: TrackState, samples: Float32Array, stats: IngestStats): void => {
+  const addSamples = (t: TrackState, samples: Float32Array): void => {
     if (samples.length === 0 || !t.audio$) return;
-    stats.samplesOut += samples.length;
+    t.stats.samplesOut += samples.length;
     let at = 0;
     while (at < samples.length) {
       const r = room(t);
@@ -234,7 +236,6 @@ export function createTwilioHandler(ctx: ServerContext, fanOut: FanOut): (ws: We
   return (ws, grant) => {
     ctx.track(ws, 'ingest');
     const bucket = new TokenBucket(o.ingestRateLimit);
-    const stats: IngestStats = { framesAccepted: 0, framesRejected: 0, samplesNonFinite: 0, samplesClipped: 0, samplesOut: 0 };
     let tracks: Map<string, TrackState> | undefined;
     let callSid: string | undefined;
     let closed = false;
@@ -264,14 +265,18 @@ export function createTwilioHandler(ctx: ServerContext, fanOut: FanOut): (ws: We
         // Every track's stream id is free again, opened or not (a refused or never-opened track too).
         if (publishers.get(t.streamId) === ws) publishers.delete(t.streamId);
         // Bytes held for decoding go out first (the decoder cannot refuse non-empty μ-law; a refusal here drops them).
-        decodeRaw(t, stats);
+        decodeRaw(t);
         flushPending(t);
         if (!t.audio$) continue;
         const s = t.audio$;
         t.audio$ = undefined;
         const tail = t.decoder.flush();
-        if (tail.length > 0) s.next({ streamId: t.streamId, startSample: t.nextSample, samples: tail });
-        ctx.streamLog(t.streamId).info({ stats, timestampGaps: t.gaps, timestampGapMs: t.gapMs }, message);
+        if (tail.length > 0) {
+          t.stats.samplesOut += tail.length;
+          s.next({ streamId: t.streamId, startSample: t.nextSample, samples: tail });
+        }
+        // The track's own counts: the call's other track logs its own line.
+        ctx.streamLog(t.streamId).info({ stats: t.stats, timestampGaps: t.gaps, timestampGapMs: t.gapMs }, message);
         s.complete();
       }
     };
@@ -317,6 +322,7 @@ export function createTwilioHandler(ctx: ServerContext, fanOut: FanOut): (ws: We
         ts.set(track, {
           streamId,
           decoder: new FrameDecoder({ encoding: 'mulaw', sampleRateHz: 8000, channels: 1 }),
+          stats: { framesAccepted: 0, framesRejected: 0, samplesNonFinite: 0, samplesClipped: 0, samplesOut: 0 },
           audio$: undefined,
           nextSample: 0,
           pending: new Float32Array(coalesceMax + 4096),
@@ -413,7 +419,7 @@ export function createTwilioHandler(ctx: ServerContext, fanOut: FanOut): (ws: We
           appendRaw(t, MULAW_SILENCE, n);
         } else {
           // A long gap: the clock moves on without samples (windows restart on the new audio, aligned there).
-          const err = decodeRaw(t, stats);
+          const err = decodeRaw(t);
           if (err !== undefined) return fail(CLOSE_CODES.protocolError, err);
           flushPending(t);
           t.nextSample += Math.round((n * PIPELINE_SAMPLE_RATE_HZ) / 8000);
@@ -421,11 +427,11 @@ export function createTwilioHandler(ctx: ServerContext, fanOut: FanOut): (ws: We
         }
       }
       appendRaw(t, bytes, bytes.length);
-      stats.framesAccepted++;
+      t.stats.framesAccepted++;
       t.pendingPackets++;
       t.bytes8k += bytes.length;
       if (rawDue(t)) {
-        const err = decodeRaw(t, stats);
+        const err = decodeRaw(t);
         if (err !== undefined) return fail(CLOSE_CODES.protocolError, err);
       }
     };
