@@ -115,6 +115,38 @@ describe('Twilio call logs', () => {
   });
 });
 
+describe('Twilio call end', () => {
+  it("the tracks' ended status says how the call ended: stop (call stopped) or a socket closed without one (twilio socket closed)", async () => {
+    const server = await startServer({ onIngestStream: (id, audio$) => recording(id)(audio$) });
+    try {
+      const sub: TestClient = connect(server, '/v1/stream?streams=*');
+      await sub.opened;
+      const pk = tonePackets(20);
+      const ended = (id: string) => sub.of('status').find((s) => s.streamId === id && s.state === 'ended');
+      for (const [callSid, hangUp] of [
+        ['CAEND0000001', false],
+        ['CAEND0000002', true],
+      ] as const) {
+        const call = new TwilioCall(server.port);
+        await call.opened;
+        call.start(callSid, ['inbound', 'outbound']);
+        for (let k = 0; k < 20; k++) for (const track of ['inbound', 'outbound']) call.media(track, k, pk[k]!);
+        if (hangUp) call.ws.close();
+        else call.stop();
+        await call.closed;
+        for (const track of ['inbound', 'outbound']) {
+          const id = `${callSid}:${track}`;
+          await sub.until(() => ended(id) !== undefined, 10_000, `${id} to end`);
+          expect(ended(id)!.message, id).toBe(hangUp ? 'twilio socket closed' : 'call stopped');
+        }
+      }
+      sub.close();
+    } finally {
+      await server.close();
+    }
+  });
+});
+
 describe('Twilio media: timestamps, coalescing and decoding', () => {
   let server: RunningServer;
   beforeAll(async () => {

@@ -13,8 +13,17 @@ import type { OpenStreamInfo } from '../hub.js';
 export interface FanOut {
   /** Publishes one event on an open stream; invalid values are dropped and counted, never thrown. */
   publish: (streamId: string, event: PipelineEvent) => void;
-  /** Opens a stream and publishes a pipeline's events on it, ending it when the pipeline ends. */
-  attach: (info: OpenStreamInfo, events$: Observable<PipelineEvent>, endMessage?: string, onDone?: (err?: AffectError) => void) => Subscription;
+  /**
+   * Opens a stream and publishes a pipeline's events on it, ending it when the pipeline ends.
+   * `endMessage` (the `ended` status' message) may be a function, read when the pipeline completes
+   * (a Twilio track knows only then whether the call stopped or its socket closed).
+   */
+  attach: (
+    info: OpenStreamInfo,
+    events$: Observable<PipelineEvent>,
+    endMessage?: string | (() => string),
+    onDone?: (err?: AffectError) => void,
+  ) => Subscription;
   /** Records when audio arrives, for the inference-latency histogram. */
   markArrivals: (streamId: string) => OperatorFunction<AudioChunk, AudioChunk>;
   /** Stops fanning out (shutdown). */
@@ -78,7 +87,7 @@ export function createFanOut(ctx: ServerContext): FanOut {
   const attach = (
     info: OpenStreamInfo,
     events$: Observable<PipelineEvent>,
-    endMessage = 'stream ended',
+    endMessage: string | (() => string) = 'stream ended',
     onDone?: (err?: AffectError) => void,
   ): Subscription => {
     hub.openStream(info);
@@ -100,7 +109,7 @@ export function createFanOut(ctx: ServerContext): FanOut {
         onDone?.(e);
       },
       complete: () => {
-        hub.endStream(info.streamId, endMessage);
+        hub.endStream(info.streamId, typeof endMessage === 'function' ? endMessage() : endMessage);
         arrivals.delete(info.streamId);
         onDone?.();
       },

@@ -158,6 +158,8 @@ interface TrackState {
   hopBase: number;
   /** μ-law bytes (8 kHz samples) of this track so far, received or filled: the track's clock. */
   bytes8k: number;
+  /** The message of the stream's `ended` status: why the call ended (set when it does). */
+  endMessage: string;
   /** Timestamp gaps filled (or skipped, when longer than TWILIO_MAX_FILL_MS) and their ms. */
   gaps: number;
   gapMs: number;
@@ -270,6 +272,7 @@ export function createTwilioHandler(ctx: ServerContext, fanOut: FanOut): (ws: We
         if (!t.audio$) continue;
         const s = t.audio$;
         t.audio$ = undefined;
+        t.endMessage = message;
         const tail = t.decoder.flush();
         if (tail.length > 0) {
           t.stats.samplesOut += tail.length;
@@ -299,9 +302,14 @@ export function createTwilioHandler(ctx: ServerContext, fanOut: FanOut): (ws: We
         return false;
       }
       t.audio$ = subject;
-      fanOut.attach({ streamId: t.streamId, sampleRateHz: PIPELINE_SAMPLE_RATE_HZ, ...o.ingestStreamTiming }, events$, 'call ended', (e) => {
-        if (e) fail(CLOSE_CODES.internalError, `pipeline failed: ${e.message}`);
-      });
+      fanOut.attach(
+        { streamId: t.streamId, sampleRateHz: PIPELINE_SAMPLE_RATE_HZ, ...o.ingestStreamTiming },
+        events$,
+        () => t.endMessage,
+        (e) => {
+          if (e) fail(CLOSE_CODES.internalError, `pipeline failed: ${e.message}`);
+        },
+      );
       ctx.streamLog(t.streamId).info({ callSid }, 'twilio track started');
       return true;
     };
@@ -331,6 +339,7 @@ export function createTwilioHandler(ctx: ServerContext, fanOut: FanOut): (ws: We
           raw: new Uint8Array(Math.ceil((coalesceMax * 8000) / PIPELINE_SAMPLE_RATE_HZ) + 1024),
           rawLen: 0,
           hopBase: 0,
+          endMessage: 'call ended',
           bytes8k: 0,
           gaps: 0,
           gapMs: 0,
