@@ -35,7 +35,7 @@ import {
   type TranscriptEvent,
 } from '../core/types.js';
 import { RUSSELL_1980_TERMS } from '../core/emotion-terms.js';
-import { deriveStreamEvents, resolveEscalationOptions, type EscalationOptions, type TurnEndpointing } from './turns.js';
+import { DEFAULT_TURN_TRANSCRIPT_WAIT_MS, deriveStreamEvents, resolveEscalationOptions, type EscalationOptions, type TurnEndpointing } from './turns.js';
 import { detectVoice, resolveVadOptions, type VadOptions, type VoiceSegment } from './vad.js';
 
 /** The text path's outputs (see streams/text-path.ts). */
@@ -191,6 +191,8 @@ export function affectPipeline(deps: PipelineDeps, opts: Partial<PipelineOptions
           escalation: o.escalation,
           endpointing,
           ...(vad && endpointing === 'vad' ? { segments } : {}),
+          // VAD turns wait for the recogniser's final covering their words (it end-points later than the VAD).
+          ...(text && endpointing === 'vad' ? { transcriptWaitMs: DEFAULT_TURN_TRANSCRIPT_WAIT_MS } : {}),
           minVoicedFraction: vad?.minVoicedFraction ?? 0,
           windowMs: o.windowMs,
         });

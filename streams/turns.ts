@@ -44,10 +44,22 @@ export interface StreamEventsOptions {
   minVoicedFraction: number;
   /** Analysis window (ms): frames up to half a window past a segment's end still belong to it. */
   windowMs: number;
+  /**
+   * VAD end-pointing with a speech recogniser: a turn that is otherwise ready waits until a final
+   * result heard past its end has arrived (the recogniser end-points only after its own trailing
+   * silence, typically 0.5–1 s, later than the VAD), at most this much more audio (ms). 0 (default,
+   * no recogniser): no wait.
+   */
+  transcriptWaitMs?: number;
 }
+
+/** How long (audio ms) a VAD-ended turn waits for the final result covering its words, when ASR runs. */
+export const DEFAULT_TURN_TRANSCRIPT_WAIT_MS = 2000;
 
 /** Most frames kept for turns (bounded; a turn longer than this summarises its last frames). */
 const MAX_TURN_FRAMES = 2400;
+/** Most final words kept for VAD turns' transcripts (bounded; the oldest go first). */
+const MAX_TURN_WORDS = 1024;
 
 const peakOf = (xs: readonly number[]): number => xs.reduce((p, x) => (Math.abs(x) > Math.abs(p) ? x : p), 0);
 const meanOf = (xs: readonly number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
@@ -92,11 +104,15 @@ export function summariseTurn(
 export function deriveStreamEvents(opts: StreamEventsOptions): OperatorFunction<PipelineEvent, PipelineEvent> {
   // Validates the options when the operator is made, not at the first frame.
   const escalationOptions = resolveEscalationOptions(opts.escalation);
+  if (!((opts.transcriptWaitMs ?? 0) >= 0)) throw new RangeError(`deriveStreamEvents: transcriptWaitMs must be >= 0, got ${opts.transcriptWaitMs}`);
   return (events$) =>
     new Observable<PipelineEvent>((sub) => {
       const frames: AffectPoint[] = [];
-      const finals: TranscriptEvent[] = [];
+      // VAD end-pointing: the words of final results not yet in a turn, each at its midpoint (a final
+      // without word times is one item at NaN: it goes with the next turn). Each word lands in one turn.
+      const words: Array<{ text: string; midMs: number }> = [];
       const byAsr = opts.endpointing === 'asr';
+      const waitMs = byAsr ? 0 : (opts.transcriptWaitMs ?? 0);
       // ASR end-pointing: each non-empty final becomes a segment (its words' span) with its text.
       const asrSegs: VoiceSegment[] = [];
       const asrText = new Map<VoiceSegment, string>();
@@ -115,12 +131,19 @@ export function deriveStreamEvents(opts: StreamEventsOptions): OperatorFunction<
       };
       const escalation = createEscalationDetector(escalationOptions, opts.minVoicedFraction);
 
+      /**
+       * A turn waits until its end is known and every frame up to half a window past it has been
+       * seen; with a recogniser (VAD end-pointing), also for a final heard past its end, or waitMs more.
+       */
+      const ready = (seg: VoiceSegment, uptoMs: number): boolean => {
+        const at = Math.max(seg.detectedAtMs, seg.endMs + opts.windowMs / 2);
+        return at <= uptoMs && (waitMs === 0 || lastFinalMs >= seg.endMs || at + waitMs <= uptoMs);
+      };
       let lastFrameMs = 0;
       const emitTurns = (uptoMs: number): void => {
         const segs = byAsr ? asrSegs : opts.segments;
         if (!segs) return;
-        // A turn waits until its end is known and every frame up to half a window past it has been seen.
-        while (segs.length > 0 && Math.max(segs[0]!.detectedAtMs, segs[0]!.endMs + opts.windowMs / 2) <= uptoMs) {
+        while (segs.length > 0 && ready(segs[0]!, uptoMs)) {
           const seg = segs.shift()!;
           // Frames stamped inside the segment, or up to half a window after it, that were voiced.
           const last = seg.endMs + opts.windowMs / 2;
@@ -130,12 +153,18 @@ export function deriveStreamEvents(opts: StreamEventsOptions): OperatorFunction<
           if (byAsr) {
             text = asrText.get(seg);
             asrText.delete(seg);
-          } else
+          } else {
+            // The final words spoken in the segment (up to half a window past it), in order; words
+            // before it that no turn took (the VAD missed them) are dropped from turns.
+            let n = 0;
+            while (n < words.length && !(words[n]!.midMs > last)) n++;
             text =
-              finals
-                .filter((t) => t.tMs > seg.startMs && t.tMs <= last + 2000 && t.text.trim() !== '')
-                .map((t) => t.text.trim())
+              words
+                .splice(0, n)
+                .filter((w) => !(w.midMs < seg.startMs - opts.windowMs / 2))
+                .map((w) => w.text)
                 .join(' ') || undefined;
+          }
           sub.next({ kind: 'turn', turn: summariseTurn(seg, voiced.length ? voiced : inSeg, opts.terms, text, lastFrameMs) });
           // Frames before this segment's end are no longer needed.
           while (frames.length > 0 && frames[0]!.tMs <= seg.endMs - opts.windowMs) frames.shift();
@@ -152,8 +181,13 @@ export function deriveStreamEvents(opts: StreamEventsOptions): OperatorFunction<
                 emitTurns(lastFrameMs);
                 return;
               }
-              finals.push(e.transcript);
-              if (finals.length > 64) finals.shift();
+              lastFinalMs = Math.max(lastFinalMs, e.transcript.tMs);
+              const ws = e.transcript.words;
+              if (ws.length > 0) for (const w of ws) words.push({ text: w.word, midMs: (w.startMs + w.endMs) / 2 });
+              else if (e.transcript.text.trim() !== '') words.push({ text: e.transcript.text.trim(), midMs: Number.NaN });
+              if (words.length > MAX_TURN_WORDS) words.splice(0, words.length - MAX_TURN_WORDS);
+              // A turn waiting for this final goes out now if its frames are in.
+              emitTurns(lastFrameMs);
             }
             return;
           }

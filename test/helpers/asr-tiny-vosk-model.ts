@@ -144,6 +144,12 @@ export interface TinyVoskModelOptions {
    * result for this model: a real, deterministic libvosk crash for the isolation tests.
    */
   crashOnFinal?: boolean;
+  /**
+   * Trailing silence (s) libvosk's end-pointing rules 2, 3 and 4 wait for before a final result.
+   * Default [0.3, 0.6, 1.0]; the official small English model uses [0.5, 1.0, 2.0], so its finals
+   * come later after the speech than the voice activity detector ends a segment.
+   */
+  endpointSilenceS?: readonly [number, number, number];
 }
 
 /** Writes the tiny model into `dir` (created if needed) and returns `dir`. */
@@ -152,6 +158,7 @@ export function buildTinyVoskModel(dir: string, opts: TinyVoskModelOptions = {})
   mkdirSync(path.join(dir, 'conf'), { recursive: true });
   mkdirSync(path.join(dir, 'graph', 'phones'), { recursive: true });
   writeFileSync(path.join(dir, 'am', 'final.mdl'), transitionModel() + '\n' + nnet());
+  const [r2, r3, r4] = opts.endpointSilenceS ?? [0.3, 0.6, 1.0];
   writeFileSync(path.join(dir, 'conf', 'mfcc.conf'), '--use-energy=true\n--sample-frequency=16000\n--dither=0\n');
   writeFileSync(
     path.join(dir, 'conf', 'model.conf'),
@@ -163,9 +170,9 @@ export function buildTinyVoskModel(dir: string, opts: TinyVoskModelOptions = {})
       '--acoustic-scale=1.0',
       '--frame-subsampling-factor=3',
       '--endpoint.silence-phones=1',
-      '--endpoint.rule2.min-trailing-silence=0.3',
-      '--endpoint.rule3.min-trailing-silence=0.6',
-      '--endpoint.rule4.min-trailing-silence=1.0',
+      `--endpoint.rule2.min-trailing-silence=${r2}`,
+      `--endpoint.rule3.min-trailing-silence=${r3}`,
+      `--endpoint.rule4.min-trailing-silence=${r4}`,
       '',
     ].join('\n'),
   );

@@ -3,7 +3,8 @@
  * non-empty final result of REAL libvosk (the tiny test model built by test/helpers, which hears
  * "hello" in loud stretches and finalises on trailing silence) ends one turn that spans the final's
  * words and carries its text — with voice activity detection on or off. Without ASR, turns stay
- * end-pointed by the VAD.
+ * end-pointed by the VAD. With --turn-endpointing vad on a live call, each VAD-ended turn waits for
+ * the final the recogniser end-points after it and carries its words.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -14,6 +15,11 @@ import type { ServerMessage } from '../../core/protocol.js';
 import { serverMessages } from '../helpers/json-lines.js';
 import { buildTinyVoskModel } from '../helpers/asr-tiny-vosk-model.js';
 import { concat, silence, speak, writeWav } from '../helpers/vad-audio.js';
+import { WebSocket } from 'ws';
+import { createEngine } from '../../src/engine.js';
+import { twilioMedia, twilioStart, twilioStop } from '../../src/server/twilio-messages.js';
+import { connect, silentLogger, sleep, startServer } from '../helpers/server-helpers.js';
+import { twilioPayloads } from '../helpers/twilio-audio.js';
 
 const BIN = 'bin/circumplex.mjs';
 const env: NodeJS.ProcessEnv = { ...process.env, CIRCUMPLEX_DEVICE: 'cpu', CIRCUMPLEX_LOG_LEVEL: 'warn' };
@@ -22,6 +28,7 @@ const dir = mkdtempSync(path.join(tmpdir(), 'circumplex-asr-turns-'));
 const WAV = path.join(dir, 'two.wav');
 let vosk: string;
 let spans: Array<[number, number]>;
+let audio: Float32Array;
 
 function run(args: string[]): ServerMessage[] {
   const r = spawnSync(process.execPath, [BIN, 'run', '--input', WAV, '--json', ...args], { env, maxBuffer: 64 * 1024 * 1024, timeout: 90_000 });
@@ -40,6 +47,7 @@ beforeAll(() => {
     silence(2, 3),
   ]);
   spans = [c.spans[1]!, c.spans[3]!];
+  audio = c.samples;
   writeWav(WAV, [c.samples]);
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -108,5 +116,46 @@ describe('turns end-pointed by ASR final results', () => {
       expect(Math.abs(t.startMs - spans[k]![0])).toBeLessThanOrEqual(200);
       expect(Math.abs(t.endMs - spans[k]![1])).toBeLessThanOrEqual(200);
     });
+  });
+});
+
+describe('a live call with ASR and --turn-endpointing vad', () => {
+  it('each VAD-ended turn carries the words of the final the recogniser end-points after it (1 s of trailing silence)', async () => {
+    // Vosk's published models wait 0.5–1 s of trailing silence before a final; the VAD ends a segment after 0.3 s,
+    // and its turn was due half a window later. 1 s makes the final come after that every time.
+    const slow = buildTinyVoskModel(path.join(dir, 'vosk-slow-endpoint'), { endpointSilenceS: [1.0, 1.5, 2.0] });
+    const engine = await createEngine({ device: 'cpu', logger: silentLogger, asrModel: slow, textModel: 'none', turnEndpointing: 'vad' });
+    const server = await startServer({ onIngestStream: (id, audio$) => audio$.pipe(engine.pipeline(id)) });
+    try {
+      const sub = connect(server, '/v1/stream?streams=*');
+      await sub.opened;
+      const callSid = 'CAVADTURNS01';
+      const call = new WebSocket(`ws://127.0.0.1:${server.port}/v1/telephony/twilio`);
+      await new Promise((resolve, reject) => call.once('open', resolve).once('error', reject));
+      call.send(twilioStart(callSid, { tracks: ['inbound'] }));
+      // The two utterances as a live call, at 4× real time.
+      const packets = twilioPayloads(audio);
+      for (let k = 0; k < packets.length; k++) {
+        call.send(twilioMedia(`MZ${callSid}`, 'inbound', k, packets[k]!));
+        if (k % 10 === 9) await sleep(50);
+      }
+      call.send(twilioStop(`MZ${callSid}`));
+      const id = `${callSid}:inbound`;
+      await sub.until((c) => c.of('status').some((s) => s.streamId === id && s.state === 'ended'), 60_000, 'the call to end');
+      const finals = sub.of('transcript').filter((t) => t.streamId === id && t.final && t.text.trim() !== '');
+      const turns = sub.of('turn').filter((t) => t.streamId === id);
+      expect(finals).toHaveLength(2);
+      expect(turns).toHaveLength(2);
+      turns.forEach((t, k) => {
+        expect(t.transcript, `turn ${k}`).toBe(finals[k]!.text.trim());
+        expect(t.seq).toBeGreaterThan(finals[k]!.seq);
+        // Still the VAD's segment, not the final's words.
+        expect(Math.abs(t.endMs - spans[k]![1])).toBeLessThanOrEqual(200);
+      });
+      sub.close();
+    } finally {
+      await server.close();
+      await engine.close();
+    }
   });
 });

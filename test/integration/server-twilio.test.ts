@@ -12,11 +12,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { createEngine, type Engine } from '../../src/engine.js';
 import type { RunningServer } from '../../src/server/ws-server.js';
-import { float32ToMulaw, resample } from '../../streams/audio.js';
 import { concat, silence, speak } from '../helpers/vad-audio.js';
 import { twilioStart, twilioStop } from '../../src/server/twilio-messages.js';
 import { connect, silentLogger, startServer, type TestClient } from '../helpers/server-helpers.js';
 import { speechDataRoot } from '../helpers/speech-corpus.js';
+import { twilioPayloads } from '../helpers/twilio-audio.js';
 import { audioSeconds, ravdessClips } from '../../bench/lib/ravdess.js';
 
 const TOKEN = 'twilio-test-token';
@@ -62,14 +62,6 @@ class TwilioCall {
   }
 }
 
-/** 16 kHz float → Twilio media payloads: 20 ms (160 bytes) of 8 kHz μ-law each, base64. */
-function payloads(samples16k: Float32Array): string[] {
-  const mu = float32ToMulaw(resample(samples16k, 16000, 8000));
-  const out: string[] = [];
-  for (let i = 0; i + 160 <= mu.length; i += 160) out.push(Buffer.from(mu.subarray(i, i + 160)).toString('base64'));
-  return out;
-}
-
 /** Sends both tracks interleaved, 20 ms per message per track, at `speed` × real time. */
 async function play(call: TwilioCall, callSid: string, inbound: string[], outbound: string[], speed = 5): Promise<void> {
   const n = Math.max(inbound.length, outbound.length);
@@ -106,8 +98,8 @@ describe('Twilio Media Streams ingest', () => {
     const b = speak('I am sorry to hear that, let me check it for you right away.');
     const caller = concat([silence(0.8, 11), a, silence(b.length / 16000 + 1.5, 12)]).samples;
     const agent = concat([silence(a.length / 16000 + 1.3, 13), b, silence(1.0, 14)]).samples;
-    inbound = payloads(caller);
-    outbound = payloads(agent);
+    inbound = twilioPayloads(caller);
+    outbound = twilioPayloads(agent);
   });
 
   it('a two-track call gives frames and turns on <callSid>:inbound and <callSid>:outbound, then ends both', async () => {
@@ -266,8 +258,8 @@ describe('escalation alerts over Twilio (real speech, telephone quality)', () =>
     const clips = (codes: string[]) => ravdessClips(path.join(speechDataRoot(), 'ravdess', 'flac'), '01', codes);
     const calm = [...clips(['01', '02']), ...clips(['01', '02'])];
     const onsetMs = audioSeconds(calm) * 1000;
-    const caller = payloads(decode([...calm, ...clips(['05'])]));
-    const agent = payloads(decode([...calm, ...clips(['03'])]));
+    const caller = twilioPayloads(decode([...calm, ...clips(['05'])]));
+    const agent = twilioPayloads(decode([...calm, ...clips(['03'])]));
     const sub: TestClient = connect(fast, `/v1/stream?token=${TOKEN}`);
     await sub.opened;
     sub.send({ type: 'subscribe', streamIds: ['*'] });

@@ -2,7 +2,9 @@
  * deriveStreamEvents with endpointing 'asr': each non-empty final transcript ends one turn spanning
  * its words and carrying its text, also when the final arrives after the frames it covers (a live
  * recogniser lags); empty finals end nothing; a final without word times spans the audio since the
- * previous final; VAD segments are ignored in this mode.
+ * previous final; VAD segments are ignored in this mode. With endpointing 'vad' and a recogniser
+ * (transcriptWaitMs), a turn waits for the final heard past its end and takes the final words spoken
+ * in it, each word in one turn.
  */
 import { from, lastValueFrom, toArray } from 'rxjs';
 import { describe, expect, it } from 'vitest';
@@ -11,11 +13,18 @@ import { deriveStreamEvents } from '../../streams/turns.js';
 import type { PipelineEvent, TimedWord, TurnEvent } from '../../core/types.js';
 import { affectFrame } from '../helpers/affect-frame.js';
 import { resolvePipelineOptions } from '../../streams/pipeline.js';
+import type { VoiceSegment } from '../../streams/vad.js';
 
 const frame = (tMs: number, valence: number): PipelineEvent => affectFrame({ tMs, valence, arousal: 0.3 });
 const final = (tMs: number, text: string, words: Array<[number, number]>): PipelineEvent => ({
   kind: 'transcript',
-  transcript: { streamId: 's', tMs, text, final: true, words: words.map(([startMs, endMs]): TimedWord => ({ word: 'w', startMs, endMs, conf: 1 })) },
+  transcript: {
+    streamId: 's',
+    tMs,
+    text,
+    final: true,
+    words: words.map(([startMs, endMs], i): TimedWord => ({ word: text.trim().split(/\s+/)[i] ?? 'w', startMs, endMs, conf: 1 })),
+  },
 });
 
 async function turns(events: PipelineEvent[]): Promise<TurnEvent[]> {
@@ -76,5 +85,75 @@ describe("turns end-pointed by ASR finals ('asr')", () => {
     expect(() => resolvePipelineOptions({ turnEndpointing: 'words' as never })).toThrow(
       "affectPipeline: turnEndpointing must be 'auto', 'vad' or 'asr', got words",
     );
+  });
+});
+
+describe("VAD-ended turns with a recogniser ('vad' + transcriptWaitMs)", () => {
+  /** Runs the VAD end-pointing over events; `segments` as the VAD stage reports them. */
+  async function vadTurns(events: PipelineEvent[], segments: VoiceSegment[], transcriptWaitMs?: number): Promise<PipelineEvent[]> {
+    return lastValueFrom(
+      from(events).pipe(
+        deriveStreamEvents({
+          terms: RUSSELL_1980_TERMS,
+          escalation: { enabled: false },
+          endpointing: 'vad',
+          segments: [...segments],
+          minVoicedFraction: 0.2,
+          windowMs: 1000,
+          ...(transcriptWaitMs !== undefined ? { transcriptWaitMs } : {}),
+        }),
+        toArray(),
+      ),
+    );
+  }
+  const kinds = (out: PipelineEvent[]) =>
+    out.flatMap((e) => (e.kind === 'turn' ? [`turn:${e.turn.transcript ?? '-'}`] : e.kind === 'transcript' ? [`final:${e.transcript.text}`] : []));
+  const seg = (startMs: number, endMs: number, detectedAtMs = endMs + 300): VoiceSegment => ({ streamId: 's', startMs, endMs, detectedAtMs });
+  /** Frames every 250 ms up to `toMs`, with `extra` events inserted after the frame at their key time. */
+  const events = (toMs: number, extra: Record<number, PipelineEvent>): PipelineEvent[] =>
+    Array.from({ length: toMs / 250 }, (_, i) => (i + 1) * 250).flatMap((t) => [frame(t, 0.2), ...(extra[t] ? [extra[t]] : [])]);
+
+  it("a final that the recogniser end-points after the VAD's turn end still lands in that turn (the turn waits for it)", async () => {
+    // Speech 1000-2500 ms; the VAD ends it at 2800, the turn is due at 3000; the recogniser's final (0.5 s of trailing silence, then its lag) at 3750.
+    const ev = events(6000, {
+      3750: final(3750, 'hello there', [
+        [1000, 1500],
+        [1600, 2400],
+      ]),
+    });
+    expect(kinds(await vadTurns(ev, [seg(1000, 2500)], 2000))).toEqual(['final:hello there', 'turn:hello there']);
+    // Without the wait (no recogniser's say), the turn went out at 3000 with no transcript, and the words were in no turn.
+    expect(kinds(await vadTurns(ev, [seg(1000, 2500)], 0))).toEqual(['turn:-', 'final:hello there']);
+  });
+
+  it('a final spanning two VAD segments gives each turn its own words, none twice', async () => {
+    // Two segments 400 ms apart (the VAD ends turns at 300 ms of silence, the recogniser waits 500 ms): one final at 4750.
+    const ev = events(8000, {
+      4750: final(4750, 'one two three four', [
+        [1000, 1500],
+        [1600, 2400],
+        [2900, 3400],
+        [3500, 4200],
+      ]),
+    });
+    const out = await vadTurns(ev, [seg(1000, 2500), seg(2900, 4300)], 2000);
+    expect(kinds(out)).toEqual(['final:one two three four', 'turn:one two', 'turn:three four']);
+  });
+
+  it('a segment without words (a cough) waits at most transcriptWaitMs more audio, then goes out without a transcript', async () => {
+    const out = await vadTurns(events(8000, {}), [seg(1000, 1600)], 2000);
+    const turn = out.find((e) => e.kind === 'turn');
+    expect(turn?.kind === 'turn' && turn.turn).toMatchObject({ startMs: 1000, endMs: 1600 });
+    expect(turn?.kind === 'turn' && turn.turn.transcript).toBeUndefined();
+    // Due at max(detected 1900, end + half a window 2100) = 2100, then 2000 ms more: out after the frame at 4250.
+    expect(turn?.kind === 'turn' && turn.turn.tMs).toBe(4250);
+    expect(() => deriveStreamEvents({ terms: RUSSELL_1980_TERMS, escalation: {}, minVoicedFraction: 0.2, windowMs: 1000, transcriptWaitMs: -1 })).toThrow(
+      'deriveStreamEvents: transcriptWaitMs must be >= 0, got -1',
+    );
+  });
+
+  it('a turn still waiting when the stream ends goes out with the final heard at the end (a call hung up mid-word)', async () => {
+    const ev = [...events(3000, {}), final(3000, 'bye', [[2000, 2900]])];
+    expect(kinds(await vadTurns(ev, [seg(1000, 3000, 3000)], 2000))).toEqual(['final:bye', 'turn:bye']);
   });
 });
