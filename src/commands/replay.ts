@@ -45,6 +45,13 @@ export interface ReplayCommandOptions {
 export interface RecordedMessage {
   readonly line: number;
   readonly message: StreamEventMessage;
+  /**
+   * The stream was opened again just before this message (a `stream` line after the stream's
+   * messages: a publisher or a Twilio call reconnected with the same id), with this hop and window.
+   * Replay opens it again there (subscribers get the `stream` message, as live) and paces it from
+   * there: the new publisher's audio time starts again.
+   */
+  readonly reopen?: { readonly hopMs: number; readonly windowMs: number };
 }
 
 /** A parsed recording. */
@@ -114,6 +121,8 @@ export function readRecording(file: string): Recording {
   const lastSeq = new Map<string, number>();
   // Stream facts from `stream` lines (the first one of each stream: how it was opened).
   const declared = new Map<string, { hopMs: number; windowMs: number }>();
+  // A `stream` line after a stream's messages: it was opened again, before its next message.
+  const reopened = new Map<string, { hopMs: number; windowMs: number }>();
   const problem = (line: number, what: string) => {
     problemCount++;
     if (problems.length < MAX_REPORTED) problems.push(`${file}:${line}: ${what}`);
@@ -140,6 +149,7 @@ export function readRecording(file: string): Recording {
       const { streamId, hopMs, windowMs } = d.stream;
       if (!(hopMs > 0 && windowMs > 0)) problem(lineNo, `stream "${streamId}": hopMs and windowMs must be > 0, got ${hopMs} and ${windowMs}`);
       else if (!declared.has(streamId)) declared.set(streamId, { hopMs, windowMs });
+      else if (lastSeq.has(streamId)) reopened.set(streamId, { hopMs, windowMs });
       continue;
     }
     const m = d;
@@ -154,7 +164,9 @@ export function readRecording(file: string): Recording {
       continue;
     }
     lastSeq.set(m.streamId, m.seq);
-    messages.push({ line: lineNo, message: m });
+    const reopen = reopened.get(m.streamId);
+    reopened.delete(m.streamId);
+    messages.push({ line: lineNo, message: m, ...(reopen ? { reopen } : {}) });
   }
   if (problemCount > 0) {
     const more = problemCount > problems.length ? `\n  … and ${problemCount - problems.length} more bad lines` : '';
@@ -244,6 +256,12 @@ export async function replayInto(hub: Hub, rec: Recording, opts: ReplayOptions):
       if (m.type === 'status' && m.state === 'ended') continue;
       const span = spans.get(m.streamId)!;
       m = { ...m, seq: m.seq + pass * span.seq, tMs: m.tMs + pass * span.tMs };
+    }
+    if (r.reopen) {
+      // As live: subscribers learn that the stream started again, and its audio time restarts, so its
+      // pacing starts again here (it used to publish a reconnected call's second part at once).
+      hub.openStream({ streamId: m.streamId, ...r.reopen, sampleRateHz: 16_000 });
+      origin.delete(m.streamId);
     }
     if (opts.speed !== undefined) {
       let o = origin.get(m.streamId);

@@ -3,7 +3,9 @@
  * - recordings carry each stream's windowMs/hopMs (a `stream` line, the message subscribers get),
  *   and replay announces the stream with them (it used to infer the hop and assume a 1 s window);
  * - `replay --loop` for on-stage demos: pass after pass until SIGTERM, seqs and times carrying on
- *   (one long gapless stream for subscribers), ended cleanly at the stop.
+ *   (one long gapless stream for subscribers), ended cleanly at the stop;
+ * - a recorded call that reconnected (the same stream opened twice) replays as live: the reopen's
+ *   `stream` message, and the second part paced from its own restarted audio time.
  * Real `run --record`, a real `replay` child process and a real ws subscriber on loopback.
  */
 import { spawn, spawnSync } from 'node:child_process';
@@ -14,7 +16,11 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { ServerMessageSchema } from '../../core/protocol.js';
 import { readRecording } from '../../src/commands/replay.js';
 import { REPO_ROOT } from '../../core/config.js';
-import { connect, sleep } from '../helpers/server-helpers.js';
+import { WebSocket } from 'ws';
+import { JsonlRecorder } from '../../src/record.js';
+import { twilioMedia, twilioStart, twilioStop } from '../../src/server/twilio-messages.js';
+import { connect, loudnessPipeline, sleep, startServer } from '../helpers/server-helpers.js';
+import { twilioPayloads } from '../helpers/twilio-audio.js';
 import { waitForListening } from '../helpers/listening.js';
 
 const BIN = path.join(REPO_ROOT, 'bin', 'circumplex.mjs');
@@ -186,5 +192,65 @@ describe('replay --loop', () => {
     });
     expect(ok.status, ok.stderr.toString()).toBe(0);
     expect(ok.stderr.toString()).toMatch(/listening on ws:\/\/0\.0\.0\.0:\d+\/v1\/stream \(all interfaces: /);
+  });
+});
+
+describe('replay of a call that reconnected (the same stream opened twice)', () => {
+  it("sends the reopened stream's `stream` message as live did, byte for byte per stream, and paces its second part from its own restarted audio time", async () => {
+    // Record a real server's call: a Twilio call (3 s), stopped, then the same callSid again (3 s).
+    const rec = path.join(dir, 'reconnected.jsonl');
+    const recorder = new JsonlRecorder(rec);
+    const server = await startServer({ onIngestStream: (id, audio$) => audio$.pipe(loudnessPipeline(id, 250)) });
+    const off = server.hub.subscribe((ev) => {
+      if (ev.type === 'message') recorder.write(ev.message);
+      else if (ev.type === 'stream') recorder.writeStream(ev.stream);
+    });
+    const live = connect(server, '/v1/stream?streams=*');
+    await live.opened;
+    const tone = twilioPayloads(Float32Array.from({ length: 3 * 16000 }, (_, i) => 0.3 * Math.sin((2 * Math.PI * 300 * i) / 16000)));
+    const id = 'CARECONNECT1:inbound';
+    try {
+      for (const leg of [1, 2]) {
+        const call = new WebSocket(`ws://127.0.0.1:${server.port}/v1/telephony/twilio`);
+        await new Promise((resolve, reject) => call.once('open', resolve).once('error', reject));
+        const closed = new Promise((resolve) => call.once('close', resolve));
+        call.send(twilioStart('CARECONNECT1', { streamSid: `MZleg${leg}`, tracks: ['inbound'] }));
+        tone.forEach((p, k) => call.send(twilioMedia(`MZleg${leg}`, 'inbound', k, p)));
+        call.send(twilioStop(`MZleg${leg}`));
+        await closed;
+        await live.until((c) => c.of('status').filter((s) => s.streamId === id && s.state === 'ended').length === leg, 10_000, `leg ${leg} to end`);
+      }
+    } finally {
+      off();
+      recorder.close();
+      live.close();
+      await server.close();
+    }
+    const ofStream = (raw: string[]) => raw.filter((l) => l.includes(`"streamId":"${id}"`) && !l.startsWith('{"type":"hello"'));
+    // The live subscriber saw: stream, leg 1, ended, stream (reopened, lastSeq carried on), leg 2 (times from 0 again), ended.
+    const seen = ofStream(live.raw);
+    expect(seen.filter((l) => l.startsWith('{"type":"stream"'))).toHaveLength(2);
+
+    const child = spawn(process.execPath, [BIN, 'replay', rec, '--speed', '2', '--port', '0', '--exit-on-end'], {
+      cwd: REPO_ROOT,
+      env,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    try {
+      const { port } = await waitForListening(child, 'replay');
+      const sub = connect({ port }, '/v1/stream?streams=*');
+      const at: number[] = [];
+      sub.ws.on('message', () => at.push(performance.now()));
+      await sub.opened;
+      await sub.closed;
+      // Replay announced the stream in its hello; from there on, exactly what the live subscriber got.
+      const got = ofStream(sub.raw);
+      expect(got).toEqual(seen.slice(1));
+      // The second part is paced too: 3 s of audio at 2× takes about 1.5 s (it used to go out at once).
+      const leg2At = at[sub.raw.findIndex((l) => l.includes('"state":"ended"')) + 1]!;
+      expect(at.at(-1)! - leg2At).toBeGreaterThan(1000);
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
   });
 });
