@@ -165,7 +165,9 @@ export function deriveStreamEvents(opts: StreamEventsOptions): OperatorFunction<
                 .map((w) => w.text)
                 .join(' ') || undefined;
           }
-          sub.next({ kind: 'turn', turn: summariseTurn(seg, voiced.length ? voiced : inSeg, opts.terms, text, lastFrameMs) });
+          // Stamped no earlier than the final (or VAD detection) that made it known: a final heard past the
+          // last frame (a call hung up mid-word, flushed at the end) must not put its turn before it in time.
+          sub.next({ kind: 'turn', turn: summariseTurn(seg, voiced.length ? voiced : inSeg, opts.terms, text, Math.max(lastFrameMs, seg.detectedAtMs)) });
           // Frames before this segment's end are no longer needed.
           while (frames.length > 0 && frames[0]!.tMs <= seg.endMs - opts.windowMs) frames.shift();
         }

@@ -81,6 +81,17 @@ describe("turns end-pointed by ASR finals ('asr')", () => {
     expect(ts[1]).toMatchObject({ startMs: 2500, endMs: 5000 });
   });
 
+  it('a final flushed at the end, past the last frame (a call hung up mid-word), stamps its turn no earlier than itself', async () => {
+    const ev: PipelineEvent[] = [];
+    for (let t = 250; t <= 3750; t += 250) ev.push(frame(t, 0.2));
+    // The recogniser heard 70 ms more than the last frame covers; its last partial is flushed as a final.
+    ev.push(final(3820, 'hello', [[1200, 3630]]));
+    const got = await turns(ev);
+    expect(got).toHaveLength(1);
+    expect(got[0]).toMatchObject({ startMs: 1200, endMs: 3630, transcript: 'hello' });
+    expect(got[0]!.tMs).toBe(3820);
+  });
+
   it('turnEndpointing is validated (RangeError naming the option)', () => {
     expect(() => resolvePipelineOptions({ turnEndpointing: 'words' as never })).toThrow(
       "affectPipeline: turnEndpointing must be 'auto', 'vad' or 'asr', got words",
