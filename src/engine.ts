@@ -253,7 +253,7 @@ export async function createEngine(opts: Partial<EngineOptions> = {}): Promise<E
     } else if (!textPathFor && !speechOnlyNoticeLogged) {
       speechOnlyNoticeLogged = true;
       logger.info(
-        'speech-only: no ASR model, so no transcripts and no text modality; pass --asr-model DIR or set CIRCUMPLEX_VOSK_MODEL=DIR to add them (docs/asr.md)',
+        'speech-only: no ASR model, so no transcripts and no text modality; to add them pass --asr-model DIR or set CIRCUMPLEX_VOSK_MODEL=DIR (circumplex run/serve), or createEngine({ asrModel: DIR }) (docs/asr.md)',
       );
     }
 

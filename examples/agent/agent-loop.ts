@@ -1,8 +1,9 @@
 /**
  * An in-process agent loop: audio goes into the engine as it arrives, and the caller's affect state
  * decides the style of the agent's next reply. Each time the caller finishes speaking (a `turn`
- * event from voice activity detection) the agent picks a style from that turn's mean valence and
- * arousal; an escalation alert hands the call to a person.
+ * event: the end of a voiced segment, or with a speech recogniser each final result) the agent picks
+ * a style from that turn's mean valence and arousal; an escalation alert hands the call to a person.
+ * With a Vosk model folder in CIRCUMPLEX_VOSK_MODEL, each turn also carries what the caller said.
  *
  *   npx tsx --tsconfig examples/tsconfig.json examples/agent/agent-loop.ts [audio.wav|.flac] [--json]
  *
@@ -49,6 +50,8 @@ export interface Decision {
   valence: number;
   arousal: number;
   label: string;
+  /** What the caller said in the turn (with a speech recogniser). */
+  transcript?: string;
   style: ReplyStyle;
   /** The latest smoothed frame when the turn ended (the agent's running view of the caller). */
   latest: { valence: number; arousal: number; label: string } | undefined;
@@ -56,8 +59,13 @@ export interface Decision {
 }
 
 /** Runs the loop over one recording; resolves to the decisions made. */
-export async function runAgent(file: string, onDecision: (d: Decision) => void = () => undefined): Promise<Decision[]> {
-  const engine = await createEngine({ device: 'cpu' });
+export async function runAgent(
+  file: string,
+  onDecision: (d: Decision) => void = () => undefined,
+  asrModel: string | undefined = process.env.CIRCUMPLEX_VOSK_MODEL,
+): Promise<Decision[]> {
+  // A Vosk model folder adds transcripts (and the text modality); without one the loop is speech-only.
+  const engine = await createEngine({ device: 'cpu', ...(asrModel ? { asrModel } : {}) });
   const decisions: Decision[] = [];
   try {
     // 'offline': lossless (every window analysed) because a file arrives faster than real time;
@@ -89,6 +97,7 @@ export async function runAgent(file: string, onDecision: (d: Decision) => void =
         valence: turn.mean.valence,
         arousal: turn.mean.arousal,
         label: turn.label,
+        ...(turn.transcript !== undefined ? { transcript: turn.transcript } : {}),
         style,
         latest: latest && { valence: latest.valence, arousal: latest.arousal, label: latest.label },
         handOff: escalated,
@@ -128,7 +137,7 @@ if (process.argv[1]?.endsWith('agent-loop.ts') || process.argv[1]?.endsWith('age
     else {
       const span = `${(d.startMs / 1000).toFixed(1)}-${(d.endMs / 1000).toFixed(1)} s`;
       process.stdout.write(
-        `caller turn ${span}: ${d.label} (v=${d.valence.toFixed(2)}, a=${d.arousal.toFixed(2)}) → ${d.handOff ? 'HAND OFF' : d.style}: ${STYLE_INSTRUCTIONS[d.style]}\n`,
+        `caller turn ${span}: ${d.transcript !== undefined ? `"${d.transcript}" ` : ''}${d.label} (v=${d.valence.toFixed(2)}, a=${d.arousal.toFixed(2)}) → ${d.handOff ? 'HAND OFF' : d.style}: ${STYLE_INSTRUCTIONS[d.style]}\n`,
       );
     }
   }).then(

@@ -2,13 +2,17 @@
  * examples/: every example typechecks against the package names (examples/tsconfig.json maps them
  * to the sources), and examples/agent/agent-loop.ts runs in-process on the shipped WAV: one reply
  * style per caller turn, taken from that turn's affect, with the same turns (times and means) as
- * `circumplex run --json` reports for the same file.
+ * `circumplex run --json` reports for the same file; with CIRCUMPLEX_VOSK_MODEL set, each turn also
+ * carries its transcript, as the CLI's turns do.
  */
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { TurnMessage } from '../../core/protocol.js';
+import { buildTinyVoskModel } from '../helpers/asr-tiny-vosk-model.js';
 
 const run = promisify(execFile);
 const REPO = path.resolve(import.meta.dirname, '..', '..');
@@ -72,6 +76,38 @@ describe('examples', () => {
       expect(d.valence).toBeCloseTo(t.mean.valence, 4);
       expect(d.arousal).toBeCloseTo(t.mean.arousal, 4);
       expect(d.label).toBe(t.label);
+    }
+  });
+
+  it('agent-loop with CIRCUMPLEX_VOSK_MODEL (as the speech-only notice advises): each turn carries what the caller said, as the CLI reports it', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'circumplex-agent-asr-'));
+    try {
+      const vosk = buildTinyVoskModel(path.join(dir, 'vosk'));
+      const env = { ...ENV, CIRCUMPLEX_VOSK_MODEL: vosk, CIRCUMPLEX_LOG_LEVEL: 'info' };
+      const tsx = path.join(REPO, 'node_modules', '.bin', 'tsx');
+      const agent = await run(tsx, ['--tsconfig', 'examples/tsconfig.json', 'examples/agent/agent-loop.ts', WAV, '--json'], {
+        cwd: REPO,
+        env,
+        maxBuffer: 16 * 1024 * 1024,
+      });
+      // It used to say "speech-only … set CIRCUMPLEX_VOSK_MODEL=DIR to add them" with that variable set, and stay speech-only.
+      expect(agent.stderr).not.toMatch(/speech-only/);
+      const decisions = agent.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as Decision & { transcript?: string });
+      const cli = await run(process.execPath, ['bin/circumplex.mjs', 'run', '--input', WAV, '--json'], { cwd: REPO, env, maxBuffer: 64 * 1024 * 1024 });
+      const turns = cli.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { type: string })
+        .filter((m) => m.type === 'turn')
+        .map((m) => TurnMessage.parse(m));
+      expect(turns.length).toBeGreaterThanOrEqual(2);
+      expect(decisions.map((d) => [d.startMs, d.endMs, d.transcript])).toEqual(turns.map((t) => [t.startMs, t.endMs, t.transcript]));
+      expect(decisions.every((d) => typeof d.transcript === 'string' && d.transcript.length > 0)).toBe(true);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
