@@ -58,8 +58,11 @@ export const DEFAULT_TURN_TRANSCRIPT_WAIT_MS = 2000;
 
 /** Most frames kept for turns (bounded; a turn longer than this summarises its last frames). */
 const MAX_TURN_FRAMES = 2400;
-/** Most final words kept for VAD turns' transcripts (bounded; the oldest go first). */
-const MAX_TURN_WORDS = 1024;
+/**
+ * Most final words kept for VAD turns' transcripts (bounded; the oldest go first): about 25 min of
+ * speech, more than the MAX_TURN_FRAMES a turn summarises (10 min at the default 250 ms hop).
+ */
+const MAX_TURN_WORDS = 4096;
 
 const peakOf = (xs: readonly number[]): number => xs.reduce((p, x) => (Math.abs(x) > Math.abs(p) ? x : p), 0);
 const meanOf = (xs: readonly number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;

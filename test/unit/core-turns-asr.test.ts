@@ -163,6 +163,24 @@ describe("VAD-ended turns with a recogniser ('vad' + transcriptWaitMs)", () => {
     );
   });
 
+  it("a monologue's words are bounded: a turn keeps its last 4096 final words, in order", async () => {
+    // 100 finals of 50 words, one every 6 s, all inside one 10-minute segment.
+    const ev: PipelineEvent[] = [];
+    let w = 0;
+    for (let t = 250; t <= 601_000; t += 250) {
+      ev.push(frame(t, 0.2));
+      if (t % 6000 === 0 && t <= 600_000) {
+        const spans = Array.from({ length: 50 }, (_, i): [number, number] => [t - 6000 + i * 100, t - 6000 + i * 100 + 80]);
+        ev.push(final(t, spans.map(() => `w${w++}`).join(' '), spans));
+      }
+    }
+    const out = await vadTurns(ev, [seg(0, 600_000)], 2000);
+    const turn = out.find((e) => e.kind === 'turn');
+    const said = turn?.kind === 'turn' ? (turn.turn.transcript ?? '').split(' ') : [];
+    expect(said).toHaveLength(4096);
+    expect([said[0], said.at(-1)]).toEqual([`w${5000 - 4096}`, 'w4999']);
+  });
+
   it('a turn still waiting when the stream ends goes out with the final heard at the end (a call hung up mid-word)', async () => {
     const ev = [...events(3000, {}), final(3000, 'bye', [[2000, 2900]])];
     expect(kinds(await vadTurns(ev, [seg(1000, 3000, 3000)], 2000))).toEqual(['final:bye', 'turn:bye']);
