@@ -159,11 +159,15 @@ export function affectPipeline(deps: PipelineDeps, opts: Partial<PipelineOptions
       connect((shared) => {
         const text = deps.textPath?.(shared);
         const vad = deps.vad ? resolveVadOptions(o.vad) : undefined;
-        // Turns end at ASR finals when the stream has a text path (or when asked), else at VAD segment ends.
-        const endpointing: TurnEndpointing = o.turnEndpointing === 'auto' ? (text ? 'asr' : 'vad') : o.turnEndpointing;
-        // Ended voiced segments, pushed by the VAD stage and turned into turn events downstream ('vad' end-pointing only).
+        // Turns end at ASR finals when the stream has a text path (or when asked), else at VAD segment
+        // ends; 'auto' falls back to the VAD when the text path fails (turns go on, without text).
+        let textFailed = false;
+        const endpointing = (): TurnEndpointing => (o.turnEndpointing === 'auto' ? (text && !textFailed ? 'asr' : 'vad') : o.turnEndpointing);
+        // Ended voiced segments, pushed by the VAD stage and turned into turn events downstream (while end-pointing is 'vad').
         const segments: VoiceSegment[] = [];
-        const onSegment = endpointing === 'vad' ? (seg: VoiceSegment) => void segments.push(seg) : () => undefined;
+        const onSegment = (seg: VoiceSegment): void => {
+          if (endpointing() === 'vad') segments.push(seg);
+        };
         const affect$ = shared.pipe(
           windowBySamples({ windowMs: o.windowMs, hopMs: o.hopMs, minTailMs: o.minTailMs }),
           deps.vad && vad
@@ -189,10 +193,10 @@ export function affectPipeline(deps: PipelineDeps, opts: Partial<PipelineOptions
         const derive = deriveStreamEvents({
           terms: o.terms,
           escalation: o.escalation,
-          endpointing,
-          ...(vad && endpointing === 'vad' ? { segments } : {}),
+          endpointing: o.turnEndpointing === 'auto' && text ? endpointing : endpointing(),
+          ...(vad ? { segments } : {}),
           // VAD turns wait for the recogniser's final covering their words (it end-points later than the VAD).
-          ...(text && endpointing === 'vad' ? { transcriptWaitMs: DEFAULT_TURN_TRANSCRIPT_WAIT_MS } : {}),
+          ...(text && o.turnEndpointing === 'vad' ? { transcriptWaitMs: DEFAULT_TURN_TRANSCRIPT_WAIT_MS } : {}),
           minVoicedFraction: vad?.minVoicedFraction ?? 0,
           windowMs: o.windowMs,
         });
@@ -209,6 +213,7 @@ export function affectPipeline(deps: PipelineDeps, opts: Partial<PipelineOptions
           ignoreElements(),
         );
         const textErrors$ = (text.errors$ ?? EMPTY).pipe(
+          tap(() => (textFailed = true)),
           map((e): PipelineEvent => ({
             kind: 'status',
             streamId,

@@ -38,8 +38,12 @@ export interface StreamEventsOptions {
   escalation: Partial<EscalationOptions>;
   /** Ended voiced segments, in order, pushed by the VAD stage (read and emptied by this stage); used with endpointing 'vad'. */
   segments?: VoiceSegment[];
-  /** What ends a turn. Default 'vad' (turns only when `segments` are given). */
-  endpointing?: TurnEndpointing;
+  /**
+   * What ends a turn. Default 'vad' (turns only when `segments` are given). A function is asked at
+   * every event: the pipeline's 'auto' answers 'asr' while the speech recogniser runs and 'vad' once
+   * it failed, so turns go on (end-pointed by voice activity) when the text path stops.
+   */
+  endpointing?: TurnEndpointing | (() => TurnEndpointing);
   /** Frames with voiced below this are not part of a turn's summary. Default 0.2. */
   minVoicedFraction: number;
   /** Analysis window (ms): frames up to half a window past a segment's end still belong to it. */
@@ -114,8 +118,8 @@ export function deriveStreamEvents(opts: StreamEventsOptions): OperatorFunction<
       // VAD end-pointing: the words of final results not yet in a turn, each at its midpoint (a final
       // without word times is one item at NaN: it goes with the next turn). Each word lands in one turn.
       const words: Array<{ text: string; midMs: number }> = [];
-      const byAsr = opts.endpointing === 'asr';
-      const waitMs = byAsr ? 0 : (opts.transcriptWaitMs ?? 0);
+      const endpointing = (): TurnEndpointing => (typeof opts.endpointing === 'function' ? opts.endpointing() : (opts.endpointing ?? 'vad'));
+      const waitMs = opts.endpointing === 'asr' ? 0 : (opts.transcriptWaitMs ?? 0);
       // ASR end-pointing: each non-empty final becomes a segment (its words' span) with its text.
       const asrSegs: VoiceSegment[] = [];
       const asrText = new Map<VoiceSegment, string>();
@@ -138,22 +142,28 @@ export function deriveStreamEvents(opts: StreamEventsOptions): OperatorFunction<
        * A turn waits until its end is known and every frame up to half a window past it has been
        * seen; with a recogniser (VAD end-pointing), also for a final heard past its end, or waitMs more.
        */
-      const ready = (seg: VoiceSegment, uptoMs: number): boolean => {
+      const ready = (seg: VoiceSegment, uptoMs: number, wait: number): boolean => {
         const at = Math.max(seg.detectedAtMs, seg.endMs + opts.windowMs / 2);
-        return at <= uptoMs && (waitMs === 0 || lastFinalMs >= seg.endMs || at + waitMs <= uptoMs);
+        return at <= uptoMs && (wait === 0 || lastFinalMs >= seg.endMs || at + wait <= uptoMs);
       };
       let lastFrameMs = 0;
       const emitTurns = (uptoMs: number): void => {
-        const segs = byAsr ? asrSegs : opts.segments;
-        if (!segs) return;
-        while (segs.length > 0 && ready(segs[0]!, uptoMs)) {
+        // Turns from finals first: those already heard still go out after a fall-back to the VAD.
+        emitFrom(asrSegs, uptoMs, true);
+        if (!opts.segments) return;
+        // VAD segments are not used while finals end the turns.
+        if (endpointing() === 'asr') opts.segments.length = 0;
+        else emitFrom(opts.segments, uptoMs, false);
+      };
+      const emitFrom = (segs: VoiceSegment[], uptoMs: number, fromFinals: boolean): void => {
+        while (segs.length > 0 && ready(segs[0]!, uptoMs, fromFinals ? 0 : waitMs)) {
           const seg = segs.shift()!;
           // Frames stamped inside the segment, or up to half a window after it, that were voiced.
           const last = seg.endMs + opts.windowMs / 2;
           const inSeg = frames.filter((f) => f.tMs > seg.startMs && f.tMs <= last);
           const voiced = inSeg.filter((f) => f.voiced === undefined || f.voiced >= opts.minVoicedFraction);
           let text: string | undefined;
-          if (byAsr) {
+          if (fromFinals) {
             text = asrText.get(seg);
             asrText.delete(seg);
           } else {
@@ -180,7 +190,7 @@ export function deriveStreamEvents(opts: StreamEventsOptions): OperatorFunction<
           sub.next(e);
           if (e.kind === 'transcript') {
             if (e.transcript.final) {
-              if (byAsr) {
+              if (endpointing() === 'asr') {
                 onFinal(e.transcript);
                 // A final heard after the frames it covers goes out as soon as those frames are in.
                 emitTurns(lastFrameMs);

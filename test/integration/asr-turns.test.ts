@@ -4,7 +4,8 @@
  * "hello" in loud stretches and finalises on trailing silence) ends one turn that spans the final's
  * words and carries its text — with voice activity detection on or off. Without ASR, turns stay
  * end-pointed by the VAD. With --turn-endpointing vad on a live call, each VAD-ended turn waits for
- * the final the recogniser end-points after it and carries its words.
+ * the final the recogniser end-points after it and carries its words. When the recogniser dies (a
+ * real libvosk abort), later turns are end-pointed by the VAD.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -116,6 +117,27 @@ describe('turns end-pointed by ASR final results', () => {
       expect(Math.abs(t.startMs - spans[k]![0])).toBeLessThanOrEqual(200);
       expect(Math.abs(t.endMs - spans[k]![1])).toBeLessThanOrEqual(200);
     });
+  });
+});
+
+describe('turns when the speech recogniser fails', () => {
+  it('libvosk aborting on its first final (the ASR host dies): the stream goes speech-only and its later turns are end-pointed by the VAD', () => {
+    // This model makes libvosk hit a Kaldi assertion at its first final result: a real ASR host death.
+    const crashy = buildTinyVoskModel(path.join(dir, 'vosk-crash-on-final'), { crashOnFinal: true });
+    const msgs = run(['--asr-model', crashy, '--text-model', 'none']);
+    const degraded = msgs.find(
+      (m): m is Extract<ServerMessage, { type: 'status' }> => m.type === 'status' && m.state === 'degraded' && /text path stopped/.test(m.message),
+    );
+    expect(degraded, 'the text path stopped').toBeDefined();
+    expect(msgs.some((m) => m.type === 'transcript' && m.final && m.text.trim() !== '')).toBe(false);
+    // The second utterance starts after the failure: it still ends in a turn (it used to get none,
+    // ASR finals being the only end-pointing left), on the VAD's bounds and without text.
+    const turns = msgs.filter((m): m is Extract<ServerMessage, { type: 'turn' }> => m.type === 'turn');
+    const second = turns.find((t) => Math.abs(t.startMs - spans[1]![0]) <= 200);
+    expect(second, JSON.stringify(turns.map((t) => [t.startMs, t.endMs]))).toBeDefined();
+    expect(Math.abs(second!.endMs - spans[1]![1])).toBeLessThanOrEqual(200);
+    expect(second!.transcript).toBeUndefined();
+    expect(second!.seq).toBeGreaterThan(degraded!.seq);
   });
 });
 

@@ -92,6 +92,46 @@ describe("turns end-pointed by ASR finals ('asr')", () => {
     expect(got[0]!.tMs).toBe(3820);
   });
 
+  it('end-pointing given as a function switches from finals to VAD segments (the recogniser failed): the turn already heard still goes out', async () => {
+    let mode: 'asr' | 'vad' = 'asr';
+    const segments: VoiceSegment[] = [];
+    const ev: PipelineEvent[] = [];
+    for (let t = 250; t <= 9000; t += 250) {
+      ev.push(frame(t, 0.2));
+      // A final for the first utterance; then the recogniser dies and the VAD reports the second one.
+      if (t === 3000) ev.push(final(3000, 'first', [[1000, 2000]]));
+    }
+    const derive = deriveStreamEvents({
+      terms: RUSSELL_1980_TERMS,
+      escalation: { enabled: false },
+      endpointing: () => mode,
+      segments,
+      minVoicedFraction: 0.2,
+      windowMs: 1000,
+    });
+    const out: PipelineEvent[] = [];
+    // Events one at a time, switching as the pipeline would (a segment ending at 6000 is reported at 6300).
+    await new Promise<void>((resolve) =>
+      from(ev)
+        .pipe(derive)
+        .subscribe({
+          next: (e) => {
+            out.push(e);
+            if (e.kind === 'affect' && e.point.tMs === 2500) segments.push({ streamId: 's', startMs: 1000, endMs: 2000, detectedAtMs: 2300 });
+            if (e.kind === 'affect' && e.point.tMs === 3250) mode = 'vad';
+            if (e.kind === 'affect' && e.point.tMs === 6500) segments.push({ streamId: 's', startMs: 4000, endMs: 6000, detectedAtMs: 6300 });
+          },
+          complete: resolve,
+        }),
+    );
+    const got = out.flatMap((e) => (e.kind === 'turn' ? [[e.turn.startMs, e.turn.endMs, e.turn.transcript]] : []));
+    // The VAD segment of the first utterance, reported while finals ended the turns, is not a second turn.
+    expect(got).toEqual([
+      [1000, 2000, 'first'],
+      [4000, 6000, undefined],
+    ]);
+  });
+
   it('turnEndpointing is validated (RangeError naming the option)', () => {
     expect(() => resolvePipelineOptions({ turnEndpointing: 'words' as never })).toThrow(
       "affectPipeline: turnEndpointing must be 'auto', 'vad' or 'asr', got words",
