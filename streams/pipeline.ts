@@ -196,7 +196,8 @@ export function affectPipeline(deps: PipelineDeps, opts: Partial<PipelineOptions
           endpointing: o.turnEndpointing === 'auto' && text ? endpointing : endpointing(),
           ...(vad ? { segments } : {}),
           // VAD turns wait for the recogniser's final covering their words (it end-points later than the VAD).
-          ...(text && o.turnEndpointing === 'vad' ? { transcriptWaitMs: DEFAULT_TURN_TRANSCRIPT_WAIT_MS } : {}),
+          // (No wait once the text path failed: no final will come.)
+          ...(text && o.turnEndpointing === 'vad' ? { transcriptWaitMs: () => (textFailed ? 0 : DEFAULT_TURN_TRANSCRIPT_WAIT_MS) } : {}),
           minVoicedFraction: vad?.minVoicedFraction ?? 0,
           windowMs: o.windowMs,
         });

@@ -52,9 +52,10 @@ export interface StreamEventsOptions {
    * VAD end-pointing with a speech recogniser: a turn that is otherwise ready waits until a final
    * result heard past its end has arrived (the recogniser end-points only after its own trailing
    * silence, typically 0.5–1 s, later than the VAD), at most this much more audio (ms). 0 (default,
-   * no recogniser): no wait.
+   * no recogniser): no wait. A function is asked at every event (the pipeline's answers 0 once the
+   * recogniser failed: no final will come).
    */
-  transcriptWaitMs?: number;
+  transcriptWaitMs?: number | (() => number);
 }
 
 /** How long (audio ms) a VAD-ended turn waits for the final result covering its words, when ASR runs. */
@@ -111,7 +112,8 @@ export function summariseTurn(
 export function deriveStreamEvents(opts: StreamEventsOptions): OperatorFunction<PipelineEvent, PipelineEvent> {
   // Validates the options when the operator is made, not at the first frame.
   const escalationOptions = resolveEscalationOptions(opts.escalation);
-  if (!((opts.transcriptWaitMs ?? 0) >= 0)) throw new RangeError(`deriveStreamEvents: transcriptWaitMs must be >= 0, got ${opts.transcriptWaitMs}`);
+  if (typeof opts.transcriptWaitMs === 'number' && !(opts.transcriptWaitMs >= 0))
+    throw new RangeError(`deriveStreamEvents: transcriptWaitMs must be >= 0, got ${opts.transcriptWaitMs}`);
   return (events$) =>
     new Observable<PipelineEvent>((sub) => {
       const frames: AffectPoint[] = [];
@@ -119,7 +121,8 @@ export function deriveStreamEvents(opts: StreamEventsOptions): OperatorFunction<
       // without word times is one item at NaN: it goes with the next turn). Each word lands in one turn.
       const words: Array<{ text: string; midMs: number }> = [];
       const endpointing = (): TurnEndpointing => (typeof opts.endpointing === 'function' ? opts.endpointing() : (opts.endpointing ?? 'vad'));
-      const waitMs = opts.endpointing === 'asr' ? 0 : (opts.transcriptWaitMs ?? 0);
+      const waitMs = (): number =>
+        opts.endpointing === 'asr' ? 0 : typeof opts.transcriptWaitMs === 'function' ? opts.transcriptWaitMs() : (opts.transcriptWaitMs ?? 0);
       // ASR end-pointing: each non-empty final becomes a segment (its words' span) with its text.
       const asrSegs: VoiceSegment[] = [];
       const asrText = new Map<VoiceSegment, string>();
@@ -156,7 +159,7 @@ export function deriveStreamEvents(opts: StreamEventsOptions): OperatorFunction<
         else emitFrom(opts.segments, uptoMs, false);
       };
       const emitFrom = (segs: VoiceSegment[], uptoMs: number, fromFinals: boolean): void => {
-        while (segs.length > 0 && ready(segs[0]!, uptoMs, fromFinals ? 0 : waitMs)) {
+        while (segs.length > 0 && ready(segs[0]!, uptoMs, fromFinals ? 0 : waitMs())) {
           const seg = segs.shift()!;
           // Frames stamped inside the segment, or up to half a window after it, that were voiced.
           const last = seg.endMs + opts.windowMs / 2;

@@ -139,6 +139,16 @@ describe('turns when the speech recogniser fails', () => {
     expect(second!.transcript).toBeUndefined();
     expect(second!.seq).toBeGreaterThan(degraded!.seq);
   });
+
+  it('with --turn-endpointing vad, VAD turns stop waiting for finals once the recogniser died (no final will come)', () => {
+    const crashy = buildTinyVoskModel(path.join(dir, 'vosk-crash-on-final-2'), { crashOnFinal: true });
+    const msgs = run(['--asr-model', crashy, '--text-model', 'none', '--turn-endpointing', 'vad']);
+    expect(msgs.some((m) => m.type === 'status' && m.state === 'degraded' && /text path stopped/.test(m.message))).toBe(true);
+    const second = msgs.find((m): m is Extract<ServerMessage, { type: 'turn' }> => m.type === 'turn' && Math.abs(m.startMs - spans[1]![0]) <= 200);
+    expect(second).toBeDefined();
+    // Out half a window after its end (plus a hop or two), not 2 s later (the wait for a final).
+    expect(second!.tMs - second!.endMs).toBeLessThan(1500);
+  });
 });
 
 describe('a live call with ASR and --turn-endpointing vad', () => {
