@@ -9,7 +9,7 @@
  * await engine.close();
  * ```
  */
-import { defer, finalize, type OperatorFunction } from 'rxjs';
+import { catchError, defer, finalize, type OperatorFunction } from 'rxjs';
 import * as registry from '../models/registry.js';
 import { loadVoskRecognizerFactory } from '../models/asr/vosk-factory.js';
 import { StreamingSpeechModel, type StreamingMode } from '../models/streaming-speech.js';
@@ -22,6 +22,7 @@ import type { SmoothingOptions } from '../streams/smoothing.js';
 import { PIPELINE_SAMPLE_RATE_HZ, type AudioChunk, type PipelineEvent } from '../core/types.js';
 import { SileroVad } from '../models/silero-vad.js';
 import { checkIntraOpThreads, type IntraOpThreads } from '../models/threads.js';
+import { parseDevice } from '../models/device.js';
 import { AffectError, toAffectError } from '../core/errors.js';
 import { getLogger, type Logger } from '../core/log.js';
 
@@ -130,7 +131,10 @@ export interface Engine {
   readonly asrStats: Readonly<VoskFactoryStats> | undefined;
   /** The pipeline for one stream (overrides: e.g. `{ whenBusy: 'queue', flow }` for offline input). */
   pipeline(streamId: string, overrides?: Partial<PipelineOptions>): OperatorFunction<AudioChunk, PipelineEvent>;
-  /** Releases every model session. Idempotent. */
+  /**
+   * Releases every model session. Idempotent. Streams still running end with an error on their
+   * frames; `pipeline()` (and so `createAudioFeed`) on a closed engine throws AFFECT_ERR_CONFIG.
+   */
   close(): Promise<void>;
 }
 
@@ -153,9 +157,26 @@ export function defaultTextModel(_modelsDir?: string): string {
 /** Set once the speech-only notice was logged: one line per process, not per stream or engine. */
 let speechOnlyNoticeLogged = false;
 
+/**
+ * The engine's own options (the pipeline's are checked by resolvePipelineOptions): a wrong device or
+ * a non-string model id failed deep in the loader ("opts.providers is not iterable").
+ */
+function checkEngineOptions(o: EngineOptions): void {
+  parseDevice(String(o.device));
+  for (const k of ['speechModel', 'fusion'] as const) {
+    if (typeof o[k] !== 'string' || o[k] === '') throw new RangeError(`createEngine: ${k} must be a model id (a non-empty string), got ${String(o[k])}`);
+  }
+  for (const k of ['textModel', 'asrModel', 'modelsDir'] as const) {
+    const v = o[k];
+    if (v !== undefined && typeof v !== 'string') throw new RangeError(`createEngine: ${k} must be a string when given, got ${String(v)}`);
+  }
+  if (typeof o.vad !== 'boolean') throw new RangeError(`createEngine: vad must be true or false, got ${String(o.vad)}`);
+}
+
 /** Loads the models once (speech + fusion, text path when asked) and returns the engine. */
 export async function createEngine(opts: Partial<EngineOptions> = {}): Promise<Engine> {
   const o: EngineOptions = { ...DEFAULT_ENGINE, ...opts };
+  checkEngineOptions(o);
   const logger = o.logger ?? getLogger();
   // Validate pipeline options before loading anything (fail fast with a RangeError naming the option).
   const base = resolvePipelineOptions({
@@ -268,6 +289,11 @@ export async function createEngine(opts: Partial<EngineOptions> = {}): Promise<E
       textStats,
       asrStats,
       pipeline(streamId, overrides = {}) {
+        if (closed) {
+          throw new AffectError('AFFECT_ERR_CONFIG', `engine.pipeline("${streamId}"): the engine is closed`, {
+            hint: 'create a new engine with createEngine(); close() releases the models for good',
+          });
+        }
         // A flow means an offline input: the text path syncs with fusion (deterministic output).
         const textPath = textPathFor?.(streamId, overrides.flow !== undefined);
         const pipelineOpts: Partial<PipelineOptions> = {
@@ -275,18 +301,32 @@ export async function createEngine(opts: Partial<EngineOptions> = {}): Promise<E
           ...overrides,
           onDrop: overrides.onDrop ?? ((w, reason, err) => logger.debug({ streamId, windowIndex: w.index, tMs: w.tMs, reason, err }, 'speech window dropped')),
         };
-        if (speech instanceof StreamingSpeechModel) {
-          // Compute-once streaming: each subscription gets its own frame cache, freed when it ends.
-          return (audio$) =>
-            defer(() => {
-              const perStream = speech.forStream(streamId);
-              return audio$.pipe(
-                affectPipeline({ speech: perStream, fusion, ...(textPath ? { textPath } : {}), ...(vad ? { vad } : {}) }, pipelineOpts),
-                finalize(() => perStream.close()),
-              );
-            });
-        }
-        return affectPipeline({ speech, fusion, ...(textPath ? { textPath } : {}), ...(vad ? { vad } : {}) }, pipelineOpts);
+        const run: OperatorFunction<AudioChunk, PipelineEvent> =
+          speech instanceof StreamingSpeechModel
+            ? // Compute-once streaming: each subscription gets its own frame cache, freed when it ends.
+              (audio$) =>
+                defer(() => {
+                  const perStream = speech.forStream(streamId);
+                  return audio$.pipe(
+                    affectPipeline({ speech: perStream, fusion, ...(textPath ? { textPath } : {}), ...(vad ? { vad } : {}) }, pipelineOpts),
+                    finalize(() => perStream.close()),
+                  );
+                })
+            : affectPipeline({ speech, fusion, ...(textPath ? { textPath } : {}), ...(vad ? { vad } : {}) }, pipelineOpts);
+        // A stream still running when the engine closes fails in whichever model it reached first
+        // ("voice activity detector is closed"); say what happened instead.
+        return (audio$) =>
+          audio$.pipe(
+            run,
+            catchError((err: unknown) => {
+              if (!closed) throw err;
+              throw new AffectError('AFFECT_ERR_INFERENCE', `stream "${streamId}": the engine was closed while the stream was running`, {
+                cause: err,
+                stage: 'engine',
+                hint: 'end the stream (feed.end(), or unsubscribe) before engine.close()',
+              });
+            }),
+          );
       },
       close() {
         closed ??= closeAll();

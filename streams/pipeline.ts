@@ -11,10 +11,11 @@ import { connect, EMPTY, ignoreElements, map, merge, Observable, tap, type Opera
 import type { TextAffectOutput, VoiceDetector } from '../models/ports.js';
 import type { EmotionTerm } from '../core/emotion-terms.js';
 import { MAX_FLOW_CHUNK_MS, type FlowControl } from './flow.js';
-import { DEFAULT_FUSE_AFFECT, fuseAffect, type Fuser } from './operators/fuse-affect.js';
+import { DEFAULT_FUSE_AFFECT, fuseAffect, resolveFuseAffectOptions, type Fuser } from './operators/fuse-affect.js';
 import {
   inferSpeech,
   inferVoicedSpeech,
+  resolveInferSpeechOptions,
   type InferSpeechOptions,
   type SpeechInferer,
   type SpeechWindowEstimate,
@@ -131,6 +132,8 @@ export function resolvePipelineOptions(opts: Partial<PipelineOptions> = {}): Pip
   resolveSmoothingOptions(o.smoothing);
   resolveVadOptions(o.vad);
   resolveEscalationOptions(o.escalation);
+  resolveInferSpeechOptions({ whenBusy: o.whenBusy, maxInFlight: o.maxInFlight, maxQueue: o.maxQueue });
+  resolveFuseAffectOptions({ textMaxAgeMs: o.textMaxAgeMs });
   if (!['auto', 'vad', 'asr'].includes(o.turnEndpointing))
     throw new RangeError(`affectPipeline: turnEndpointing must be 'auto', 'vad' or 'asr', got ${String(o.turnEndpointing)}`);
   if (!Number.isInteger(o.recoverAfterFrames) || o.recoverAfterFrames < 1)

@@ -61,17 +61,23 @@ export function pickText(sorted: ReadonlyArray<Stamped<TextAffectOutput>>, atMs:
   return undefined;
 }
 
-/** SpeechWindowEstimate → AffectEstimate via the fusion model; order and audio time are kept. */
-export function fuseAffect(
-  fusion: Fuser,
-  opts: Partial<FuseAffectOptions> = {},
-): OperatorFunction<SpeechWindowEstimate | UnvoicedWindowEstimate, AffectEstimate> {
+/** Validates and completes the fusion stage's options (RangeError naming the option). */
+export function resolveFuseAffectOptions(opts: Partial<FuseAffectOptions> = {}): FuseAffectOptions {
   const o = { ...DEFAULT_FUSE_AFFECT, ...opts };
   if (!(o.textMaxAgeMs >= 0)) throw new RangeError(`fuseAffect: textMaxAgeMs must be >= 0, got ${o.textMaxAgeMs}`);
   if (!Number.isInteger(o.maxTextBuffer) || o.maxTextBuffer < 1)
     throw new RangeError(`fuseAffect: maxTextBuffer must be an integer >= 1, got ${o.maxTextBuffer}`);
   if (!Number.isInteger(o.maxBacklog) || o.maxBacklog < 1) throw new RangeError(`fuseAffect: maxBacklog must be an integer >= 1, got ${o.maxBacklog}`);
   if (!(o.textWaitMaxMs >= 0)) throw new RangeError(`fuseAffect: textWaitMaxMs must be >= 0, got ${o.textWaitMaxMs}`);
+  return o;
+}
+
+/** SpeechWindowEstimate → AffectEstimate via the fusion model; order and audio time are kept. */
+export function fuseAffect(
+  fusion: Fuser,
+  opts: Partial<FuseAffectOptions> = {},
+): OperatorFunction<SpeechWindowEstimate | UnvoicedWindowEstimate, AffectEstimate> {
+  const o = resolveFuseAffectOptions(opts);
   return (source) =>
     new Observable<AffectEstimate>((sub) => {
       const texts: Array<Stamped<TextAffectOutput>> = [];

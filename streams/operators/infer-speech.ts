@@ -102,16 +102,22 @@ export function inferVoicedSpeech(
   return stage(model, opts, skip);
 }
 
-function stage(
-  model: SpeechInferer,
-  opts: Partial<InferSpeechOptions>,
-  skipBelowVoiced: number | undefined,
-): OperatorFunction<AudioWindow, SpeechWindowEstimate | UnvoicedWindowEstimate> {
+/** Validates and completes the speech stage's options (RangeError naming the option). */
+export function resolveInferSpeechOptions(opts: Partial<InferSpeechOptions> = {}): InferSpeechOptions {
   const o = { ...DEFAULT_INFER_SPEECH, ...opts };
   if (!Number.isInteger(o.maxInFlight) || o.maxInFlight < 1) throw new RangeError(`inferSpeech: maxInFlight must be an integer >= 1, got ${o.maxInFlight}`);
   if (!Number.isInteger(o.maxQueue) || o.maxQueue < 1) throw new RangeError(`inferSpeech: maxQueue must be an integer >= 1, got ${o.maxQueue}`);
   if (!['drop', 'latest', 'queue'].includes(o.whenBusy))
     throw new RangeError(`inferSpeech: whenBusy must be 'drop', 'latest' or 'queue', got ${String(o.whenBusy)}`);
+  return o;
+}
+
+function stage(
+  model: SpeechInferer,
+  opts: Partial<InferSpeechOptions>,
+  skipBelowVoiced: number | undefined,
+): OperatorFunction<AudioWindow, SpeechWindowEstimate | UnvoicedWindowEstimate> {
+  const o = resolveInferSpeechOptions(opts);
   const capacity = o.whenBusy === 'drop' ? 0 : o.whenBusy === 'latest' ? 1 : o.maxQueue;
   const skips = (w: AudioWindow): boolean => skipBelowVoiced !== undefined && w.voiced !== undefined && w.voiced < skipBelowVoiced;
 

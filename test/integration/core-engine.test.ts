@@ -71,4 +71,51 @@ describe('createEngine', () => {
     await e2.close();
     await e2.close();
   });
+
+  it('rejects every bad engine or pipeline option at createEngine, naming it (not at the first stream)', async () => {
+    // These used to load the models and then fail each stream's frames (maxInFlight, whenBusy,
+    // textMaxAgeMs), fail inside the loader ("opts.providers is not iterable"), or name no option.
+    const bad: Array<[Record<string, unknown>, RegExp]> = [
+      [{ maxInFlight: 0 }, /maxInFlight must be an integer >= 1, got 0/],
+      [{ maxInFlight: 1.5 }, /maxInFlight must be an integer >= 1, got 1.5/],
+      [{ whenBusy: 'skip' }, /whenBusy must be 'drop', 'latest' or 'queue', got skip/],
+      [{ textMaxAgeMs: -5 }, /textMaxAgeMs must be >= 0, got -5/],
+      [{ textMaxAgeMs: Number.NaN }, /textMaxAgeMs must be >= 0, got NaN/],
+      [{ device: 'gpu' }, /Unsupported device "gpu"\. Should be one of: auto, cuda, webgpu, cpu/],
+      [{ speechModel: 5 }, /speechModel must be a model id \(a non-empty string\), got 5/],
+      [{ fusion: '' }, /fusion must be a model id/],
+      [{ asrModel: 7 }, /asrModel must be a string when given, got 7/],
+      [{ vad: 'yes' }, /vad must be true or false, got yes/],
+    ];
+    for (const [opts, message] of bad) await expect(createEngine({ device: 'cpu', ...opts } as never), JSON.stringify(opts)).rejects.toThrow(message);
+  });
+
+  it('after close, pipeline() throws naming the closed engine; a stream running at close ends with an error that says so', async () => {
+    const silent = (await import('pino')).pino({ level: 'silent' });
+    const e3 = await createEngine({ device: 'cpu', logger: silent });
+    const events: PipelineEvent[] = [];
+    let failure: unknown;
+    const running = new Promise<void>((resolve) => {
+      const flow = new FlowControl();
+      wavFileSource(SPEECH, { streamId: 'mid', flow })
+        .pipe(e3.pipeline('mid', { whenBusy: 'queue', flow }))
+        .subscribe({
+          next: (e) => {
+            events.push(e);
+            // Close while the stream is mid-file: windows are in the models.
+            if (events.length === 3) void e3.close();
+          },
+          error: (err: unknown) => {
+            failure = err;
+            resolve();
+          },
+          complete: resolve,
+        });
+    });
+    await running;
+    expect(failure, 'the stream must fail, not complete as if the file had ended').toBeDefined();
+    expect((failure as Error).message).toBe('stream "mid": the engine was closed while the stream was running');
+    expect((failure as { code?: string }).code).toBe('AFFECT_ERR_INFERENCE');
+    expect(() => e3.pipeline('after')).toThrow(/engine\.pipeline\("after"\): the engine is closed/);
+  });
 });
