@@ -40,6 +40,32 @@ function checkScopes(scopes: string[], where: string): Scope[] {
   return scopes;
 }
 
+/**
+ * Checks token entries handed over in code (`AffectServer.start({ tokens })`) by the rules the
+ * environment and the token file follow: an array of `{ token, scopes }`, tokens of 8+ characters,
+ * known scopes. Throws AFFECT_ERR_CONFIG naming the entry.
+ */
+export function checkTokenEntries(tokens: unknown, where: string): TokenEntry[] {
+  if (!Array.isArray(tokens)) {
+    throw new AffectError('AFFECT_ERR_CONFIG', `${where}: tokens must be an array of { token, scopes }, got ${typeof tokens}`, {
+      hint: 'e.g. [{ token: "…", scopes: ["subscribe"] }]; parse CIRCUMPLEX_TOKENS-style text with parseTokenSpec',
+    });
+  }
+  tokens.forEach((e: unknown, i) => {
+    const entry = e as Partial<TokenEntry> | null;
+    if (typeof entry?.token !== 'string' || entry.token.length < 8) {
+      throw new AffectError('AFFECT_ERR_CONFIG', `${where}: tokens[${i}].token must be a string of at least 8 characters`, {
+        hint: 'use e.g. `openssl rand -hex 16`',
+      });
+    }
+    if (!Array.isArray(entry.scopes) || !entry.scopes.every((sc) => typeof sc === 'string')) {
+      throw new AffectError('AFFECT_ERR_CONFIG', `${where}: tokens[${i}].scopes must be an array of scope strings`, { hint: 'e.g. ["subscribe"]' });
+    }
+    checkScopes(entry.scopes, `${where}: tokens[${i}]`);
+  });
+  return tokens as TokenEntry[];
+}
+
 /** Parses `token:scope,scope;token2:scope` (CIRCUMPLEX_TOKENS). */
 export function parseTokenSpec(spec: string, where = 'CIRCUMPLEX_TOKENS'): TokenEntry[] {
   const out: TokenEntry[] = [];

@@ -7,7 +7,7 @@ import type { AudioChunk, PipelineEvent } from '../../core/types.js';
 import { REPO_ROOT } from '../../core/config.js';
 import type { Logger } from '../../core/log.js';
 import { AffectError } from '../../core/errors.js';
-import type { TokenEntry } from './auth.js';
+import { checkTokenEntries, type TokenEntry } from './auth.js';
 import type { Hub } from './hub.js';
 import type { IngestFormat } from './ingest.js';
 
@@ -141,7 +141,10 @@ export function assertExposureAllowed(host: string, hasTokens: boolean, insecure
   });
 }
 
-/** Checks option values; throws a RangeError naming the option. */
+/** Longest delay Node's timers take (a longer one fires after 1 ms). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** Checks option values; throws a RangeError naming the option (AFFECT_ERR_CONFIG for tokens). */
 export function validateServerOptions(o: AffectServerOptions): void {
   const positive = (name: string, v: number) => {
     if (!(Number.isFinite(v) && v > 0)) throw new RangeError(`AffectServer: ${name} must be > 0, got ${v}`);
@@ -149,11 +152,30 @@ export function validateServerOptions(o: AffectServerOptions): void {
   if (!Number.isInteger(o.port) || o.port < 0 || o.port > 65535) throw new RangeError(`AffectServer: port must be an integer in 0..65535, got ${o.port}`);
   positive('streamMaxPayloadBytes', o.streamMaxPayloadBytes);
   positive('ingestMaxPayloadBytes', o.ingestMaxPayloadBytes);
-  positive('heartbeatMs', o.heartbeatMs);
-  // Node turns a timer delay above 2^31-1 into 1 ms: a ping every millisecond that drops every peer.
-  if (o.heartbeatMs > 2 ** 31 - 1) throw new RangeError(`AffectServer: heartbeatMs must be <= ${2 ** 31 - 1}, got ${o.heartbeatMs}`);
-  positive('flushIntervalMs', o.flushIntervalMs);
+  // Node turns a timer delay above 2^31-1 into 1 ms: a ping every millisecond that drops every peer,
+  // a flush loop every millisecond, a slow subscriber terminated at once.
+  const timer = (name: string, v: number) => {
+    positive(name, v);
+    if (v > MAX_TIMER_MS) throw new RangeError(`AffectServer: ${name} must be <= ${MAX_TIMER_MS}, got ${v}`);
+  };
+  if (typeof o.host !== 'string' || o.host === '') throw new RangeError(`AffectServer: host must be a host name or address, got ${String(o.host)}`);
+  timer('heartbeatMs', o.heartbeatMs);
+  timer('flushIntervalMs', o.flushIntervalMs);
   positive('closeTimeoutMs', o.closeTimeoutMs);
+  timer('delivery.slowCloseGraceMs', o.delivery.slowCloseGraceMs);
+  positive('delivery.maxStallMs', o.delivery.maxStallMs);
+  // Announced for every ingest stream: a bad value threw out of the socket's message handler at the
+  // first `start` and ended the process.
+  positive('ingestStreamTiming.hopMs', o.ingestStreamTiming.hopMs);
+  positive('ingestStreamTiming.windowMs', o.ingestStreamTiming.windowMs);
+  if (o.onIngestStream !== undefined && typeof o.onIngestStream !== 'function') {
+    throw new RangeError(`AffectServer: onIngestStream must be a function (streamId, audio$, format) => events$, got ${typeof o.onIngestStream}`);
+  }
+  checkTokenEntries(o.tokens, 'AffectServer');
+  if (o.allowedOrigins !== undefined && !(Array.isArray(o.allowedOrigins) && o.allowedOrigins.every((x) => typeof x === 'string'))) {
+    // A string would be matched as a substring ('https://app.example.com'.includes(origin)).
+    throw new RangeError(`AffectServer: allowedOrigins must be an array of origins (or undefined: same origin only), got ${typeof o.allowedOrigins}`);
+  }
   positive('streamRateLimit.perSec', o.streamRateLimit.perSec);
   positive('streamRateLimit.burst', o.streamRateLimit.burst);
   positive('ingestRateLimit.perSec', o.ingestRateLimit.perSec);

@@ -724,3 +724,28 @@ describe('server: TLS and shutdown', () => {
     server = undefined;
   });
 });
+
+describe('server: options an embedding app gets wrong', () => {
+  it('AffectServer.start refuses them, naming the option, instead of starting and failing later', async () => {
+    const bad: Array<[Record<string, unknown>, RegExp]> = [
+      // Announced at every ingest start: hopMs -1 threw out of the socket handler and ended the process.
+      [{ ingestStreamTiming: { hopMs: -1, windowMs: 1000 } }, /ingestStreamTiming\.hopMs must be > 0, got -1/],
+      [{ ingestStreamTiming: { hopMs: 250, windowMs: 0 } }, /ingestStreamTiming\.windowMs must be > 0, got 0/],
+      // Timers past 2^31-1 ms fire after 1 ms: a flush loop every millisecond, slow subscribers terminated at once.
+      [{ flushIntervalMs: 1e12 }, /flushIntervalMs must be <= 2147483647/],
+      [{ delivery: { slowCloseGraceMs: 1e12 } }, /delivery\.slowCloseGraceMs must be <= 2147483647/],
+      [{ delivery: { maxStallMs: -1 } }, /delivery\.maxStallMs must be > 0/],
+      // The CLI's token rules held only for CIRCUMPLEX_TOKENS and --tokens-file; in code a 1-character
+      // token, an unknown scope or a string (TypeError 'opts.tokens.map is not a function') got through.
+      [{ tokens: [{ token: 'a', scopes: ['subscribe'] }] }, /tokens\[0\]\.token must be a string of at least 8 characters/],
+      [{ tokens: [{ token: 'abcdefgh12', scopes: ['fly'] }] }, /tokens\[0\]: unknown scope "fly"/],
+      [{ tokens: 'abcdefgh12:subscribe' }, /tokens must be an array of \{ token, scopes \}/],
+      [{ onIngestStream: 'pipeline' }, /onIngestStream must be a function/],
+      [{ host: 5 }, /host must be a host name or address, got 5/],
+      [{ allowedOrigins: 'https://app.example.com' }, /allowedOrigins must be an array of origins/],
+    ];
+    for (const [opts, message] of bad) {
+      await expect(startServer(opts as never), JSON.stringify(opts)).rejects.toThrow(message);
+    }
+  });
+});
