@@ -156,6 +156,13 @@ export interface CircumplexClientOptions {
    * Default 45 000.
    */
   idleTimeoutMs: number;
+  /**
+   * Ended streams whose last seq and info the client keeps (to drop duplicates if one is reopened
+   * and resumed); past it the one that ended first is forgotten, as the server forgets ended streams
+   * beyond its own bound (256), so a long-lived `'*'` subscriber does not grow with every call the
+   * server ever carried. Keep it at least the server's. Default 1024.
+   */
+  maxEndedStreams: number;
   /** How to open connections. Default: the platform's (the `ws` package in Node, the standard WebSocket in browsers). */
   transport?: SocketTransport;
 }
@@ -174,6 +181,7 @@ export const DEFAULT_CLIENT: CircumplexClientOptions = {
   helloTimeoutMs: 10_000,
   fromStart: false,
   idleTimeoutMs: 45_000,
+  maxEndedStreams: 1024,
 };
 
 /** Counters a client keeps; read them with {@link CircumplexClient.stats}. */
@@ -243,6 +251,9 @@ function validate(o: CircumplexClientOptions): void {
   }
   if (!(o.helloTimeoutMs > 0)) throw new RangeError(`CircumplexClient: helloTimeoutMs must be > 0, got ${o.helloTimeoutMs}`);
   if (!(o.idleTimeoutMs >= 0)) throw new RangeError(`CircumplexClient: idleTimeoutMs must be >= 0, got ${o.idleTimeoutMs}`);
+  if (!(Number.isInteger(o.maxEndedStreams) && o.maxEndedStreams >= 0)) {
+    throw new RangeError(`CircumplexClient: maxEndedStreams must be an integer >= 0, got ${o.maxEndedStreams}`);
+  }
 }
 
 /** The delay before reconnect attempt `attempt` (0-based), with jitter from `rand` in [0, 1). */
@@ -280,6 +291,8 @@ export class CircumplexClient implements AsyncIterable<StreamEventMessage> {
   private readonly messagesSubject = new Subject<ServerMessage>();
   private readonly lastSeqs = new Map<string, number>();
   private readonly knownStreams = new Map<string, StreamInfo>();
+  /** Ids of streams that ended, in the order they ended (bounded by maxEndedStreams). */
+  private readonly endedStreams = new Set<string>();
   private streamIds: string[];
   private ws: ClientSocket | undefined;
   private attempt = 0;
@@ -545,6 +558,9 @@ export class CircumplexClient implements AsyncIterable<StreamEventMessage> {
         const before = this.everOpened ? new Map([...this.knownStreams].map(([id, st]) => [id, st.lastSeq])) : undefined;
         const restarted = new Set<string>();
         for (const s of msg.streams) if (this.noteStream(s)) restarted.add(s.streamId);
+        // A stream the server no longer lists is gone there (restarted, or forgotten): forget it too.
+        const listed = new Set(msg.streams.map((s) => s.streamId));
+        for (const id of [...this.knownStreams.keys(), ...this.lastSeqs.keys()]) if (!listed.has(id)) this.forget(id);
         // Subscribe only after hello, so a restarted stream (lower lastSeq) is reset before we resume.
         this.sendOn(ws, { type: 'subscribe', streamIds: this.streamIds, ...this.resumeFor(this.streamIds, msg.streams, restarted, before) });
         if (this.everOpened) this.counters.reconnects++;
@@ -572,6 +588,7 @@ export class CircumplexClient implements AsyncIterable<StreamEventMessage> {
         if (last >= 0 && msg.seq > last + 1) this.counters.gaps += msg.seq - last - 1;
         this.lastSeqs.set(msg.streamId, msg.seq);
         this.counters.frames++;
+        this.noteFrame(msg);
         break;
       }
       case 'error':
@@ -586,10 +603,39 @@ export class CircumplexClient implements AsyncIterable<StreamEventMessage> {
    */
   private noteStream(s: StreamInfo): boolean {
     this.knownStreams.set(s.streamId, s);
+    this.noteEnded(s.streamId, s.state === 'ended');
     const last = this.lastSeqs.get(s.streamId);
     if (last === undefined || s.lastSeq >= last) return false;
     this.lastSeqs.delete(s.streamId);
     return true;
+  }
+
+  /** A frame keeps its stream's state current, as the server's hub does: a status sets it, anything else reopens an ended stream. */
+  private noteFrame(msg: StreamEventMessage): void {
+    const info = this.knownStreams.get(msg.streamId);
+    const ended = msg.type === 'status' ? msg.state === 'ended' : false;
+    if (info) {
+      const state = msg.type === 'status' ? msg.state : info.state === 'ended' ? 'live' : info.state;
+      if (state !== info.state) this.knownStreams.set(msg.streamId, { ...info, state, lastSeq: Math.max(info.lastSeq, msg.seq) });
+    }
+    this.noteEnded(msg.streamId, ended);
+  }
+
+  /** Keeps the ended streams in end order and forgets the oldest beyond maxEndedStreams. */
+  private noteEnded(streamId: string, ended: boolean): void {
+    this.endedStreams.delete(streamId);
+    if (!ended) return;
+    this.endedStreams.add(streamId);
+    for (const id of this.endedStreams) {
+      if (this.endedStreams.size <= this.opts.maxEndedStreams) break;
+      this.forget(id);
+    }
+  }
+
+  private forget(streamId: string): void {
+    this.knownStreams.delete(streamId);
+    this.lastSeqs.delete(streamId);
+    this.endedStreams.delete(streamId);
   }
 
   /**

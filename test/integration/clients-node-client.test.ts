@@ -6,9 +6,9 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { firstValueFrom, take, toArray } from 'rxjs';
 import { WebSocketServer } from 'ws';
-import { toWire } from '../../src/server/hub.js';
+import { DEFAULT_STREAM_HUB, toWire } from '../../src/server/hub.js';
 import { SUBPROTOCOL } from '../../core/protocol.js';
-import { CircumplexClient, backoffDelayMs, streamUrl } from '../../clients/node-client.js';
+import { CircumplexClient, DEFAULT_CLIENT, backoffDelayMs, streamUrl } from '../../clients/node-client.js';
 import type { StreamEventMessage } from '../../core/protocol.js';
 import { affectEvent, movingPoint, freePort, startFlakyProxy, startRealServer, type FlakyProxy } from '../helpers/clients-protocol-server.js';
 import type { RunningServer } from '../../src/server/ws-server.js';
@@ -59,6 +59,38 @@ describe('CircumplexClient', () => {
     expect(() => CircumplexClient.connect(server.url, { initialBackoffMs: 0 })).toThrow(/initialBackoffMs/);
     expect(() => CircumplexClient.connect(server.url, { jitter: 1 })).toThrow(/jitter/);
     expect(() => CircumplexClient.connect(server.url, { streamIds: [] })).toThrow(/streamIds/);
+  });
+
+  it('a long-lived wildcard client forgets ended streams beyond maxEndedStreams (it kept every stream id it ever saw)', async () => {
+    const client = connect(server.url, { maxEndedStreams: 4 });
+    const seen: StreamEventMessage[] = [];
+    client.frames$.subscribe((f) => seen.push(f));
+    await client.waitOpen();
+    // Once a frame of 'mic' is in, the server has the subscription: new streams are announced to it.
+    publish(0, 1);
+    await until(() => seen.length === 1);
+    // 30 short calls, one after another, as a server carrying calls for hours sees them.
+    for (let i = 0; i < 30; i++) {
+      const id = `call-${i}`;
+      server.hub.openStream({ ...STREAM, streamId: id });
+      publish(0, 3, id);
+      server.hub.endStream(id);
+    }
+    await until(() => seen.filter((f) => f.type === 'status' && f.state === 'ended').length === 30);
+    expect(seen.filter((f) => f.streamId !== 'mic')).toHaveLength(30 * 4);
+    // The live stream 'mic' and the 4 calls that ended last; before, all 31 (and 30 seqs).
+    expect(client.streams.map((s) => s.streamId)).toEqual(['mic', 'call-26', 'call-27', 'call-28', 'call-29']);
+    expect(client.streams.find((s) => s.streamId === 'call-29')?.state).toBe('ended');
+    expect(client.lastSeq('call-25')).toBe(-1);
+    expect(client.lastSeq('call-29')).toBe(3);
+    // An ended stream that is reopened and resumed still drops the seqs it has already handed out.
+    server.hub.openStream({ ...STREAM, streamId: 'call-29' });
+    publish(4, 6, 'call-29');
+    await until(() => client.lastSeq('call-29') === 5);
+    expect(client.stats.duplicates).toBe(0);
+    expect(client.streams.find((s) => s.streamId === 'call-29')?.state).toBe('live');
+    expect(DEFAULT_CLIENT.maxEndedStreams).toBeGreaterThanOrEqual(DEFAULT_STREAM_HUB.maxEndedStreams);
+    expect(() => CircumplexClient.connect(server.url, { maxEndedStreams: -1 })).toThrow(/maxEndedStreams must be an integer >= 0, got -1/);
   });
 
   it('grows the backoff exponentially up to the cap, with bounded jitter', () => {
