@@ -17,7 +17,16 @@
  */
 import { Observable, Subject, BehaviorSubject, filter } from 'rxjs';
 import { AffectError } from '../core/errors.js';
-import { SUBPROTOCOL, STREAM_PATH, CLOSE_CODES, ServerMessageSchema, type ServerMessage, type StreamEventMessage, type StreamInfo } from '../core/protocol.js';
+import {
+  SUBPROTOCOL,
+  STREAM_PATH,
+  CLOSE_CODES,
+  MAX_IDS_PER_MESSAGE,
+  ServerMessageSchema,
+  type ServerMessage,
+  type StreamEventMessage,
+  type StreamInfo,
+} from '../core/protocol.js';
 
 export * from '../core/protocol.js';
 
@@ -238,6 +247,7 @@ export function streamUrl(url: string): string {
 }
 
 function validate(o: CircumplexClientOptions): void {
+  checkStreamIds(o.streamIds, 'streamIds');
   if (o.streamIds.length === 0) throw new RangeError('CircumplexClient: streamIds must not be empty');
   if (!(o.initialBackoffMs > 0)) throw new RangeError(`CircumplexClient: initialBackoffMs must be > 0, got ${o.initialBackoffMs}`);
   if (!(o.maxBackoffMs >= o.initialBackoffMs)) {
@@ -254,6 +264,22 @@ function validate(o: CircumplexClientOptions): void {
   if (!(Number.isInteger(o.maxEndedStreams) && o.maxEndedStreams >= 0)) {
     throw new RangeError(`CircumplexClient: maxEndedStreams must be an integer >= 0, got ${o.maxEndedStreams}`);
   }
+}
+
+/** Stream ids as the protocol takes them (a string would be spread into one id per character). */
+function checkStreamIds(ids: unknown, name: string): void {
+  if (!Array.isArray(ids)) throw new RangeError(`CircumplexClient: ${name} must be an array of stream ids (['*']: every stream), got ${typeof ids}`);
+  ids.forEach((id: unknown, i) => {
+    if (typeof id !== 'string' || id.length < 1 || id.length > 128)
+      throw new RangeError(`CircumplexClient: ${name}[${i}] must be 1-128 characters, got ${String(id)}`);
+  });
+}
+
+/** A list of ids cut into messages' worth ({@link MAX_IDS_PER_MESSAGE} each). */
+function inParts(ids: readonly string[]): string[][] {
+  const parts: string[][] = [];
+  for (let i = 0; i < ids.length; i += MAX_IDS_PER_MESSAGE) parts.push(ids.slice(i, i + MAX_IDS_PER_MESSAGE));
+  return parts;
 }
 
 /** The delay before reconnect attempt `attempt` (0-based), with jitter from `rand` in [0, 1). */
@@ -368,18 +394,20 @@ export class CircumplexClient implements AsyncIterable<StreamEventMessage> {
 
   /** Adds stream ids to the subscription (kept across reconnects). */
   subscribe(streamIds: readonly string[]): void {
+    checkStreamIds(streamIds, 'subscribe(streamIds)');
     const added = streamIds.filter((id) => !this.streamIds.includes(id));
     if (added.length === 0) return;
     this.streamIds.push(...added);
-    this.send({ type: 'subscribe', streamIds: added, ...this.resumeFor(added) });
+    for (const part of inParts(added)) this.send({ type: 'subscribe', streamIds: part, ...this.resumeFor(part) });
   }
 
   /** Removes stream ids from the subscription. */
   unsubscribe(streamIds: readonly string[]): void {
+    checkStreamIds(streamIds, 'unsubscribe(streamIds)');
     const gone = streamIds.filter((id) => this.streamIds.includes(id));
     if (gone.length === 0) return;
     this.streamIds = this.streamIds.filter((id) => !gone.includes(id));
-    this.send({ type: 'unsubscribe', streamIds: gone });
+    for (const part of inParts(gone)) this.send({ type: 'unsubscribe', streamIds: part });
   }
 
   /** Closes for good: no more reconnects; `frames$` and every iterator complete. Idempotent. */
@@ -562,7 +590,9 @@ export class CircumplexClient implements AsyncIterable<StreamEventMessage> {
         const listed = new Set(msg.streams.map((s) => s.streamId));
         for (const id of [...this.knownStreams.keys(), ...this.lastSeqs.keys()]) if (!listed.has(id)) this.forget(id);
         // Subscribe only after hello, so a restarted stream (lower lastSeq) is reset before we resume.
-        this.sendOn(ws, { type: 'subscribe', streamIds: this.streamIds, ...this.resumeFor(this.streamIds, msg.streams, restarted, before) });
+        // In parts: one message lists at most MAX_IDS_PER_MESSAGE ids, and subscribe() may have added more.
+        for (const part of inParts(this.streamIds))
+          this.sendOn(ws, { type: 'subscribe', streamIds: part, ...this.resumeFor(part, msg.streams, restarted, before) });
         if (this.everOpened) this.counters.reconnects++;
         this.everOpened = true;
         this.attempt = 0;

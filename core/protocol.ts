@@ -221,17 +221,20 @@ export type AlertFrameMessage = z.infer<typeof AlertMessage>;
 /** Messages that belong to a stream and carry its `seq`. */
 export type StreamEventMessage = AffectFrameMessage | TranscriptFrameMessage | StatusFrameMessage | TurnFrameMessage | AlertFrameMessage;
 
+/** Most stream ids one subscribe or unsubscribe message may list (a client sends a longer list in parts). */
+export const MAX_IDS_PER_MESSAGE = 256;
+
 /** Subscriber → server. */
 export const SubscribeMessage = z.object({
   type: z.literal('subscribe'),
   /** Stream ids, or ['*'] for every stream, present and future. */
-  streamIds: z.array(z.string().min(1).max(128)).min(1).max(256),
+  streamIds: z.array(z.string().min(1).max(128)).min(1).max(MAX_IDS_PER_MESSAGE),
   /** Resume: last seq received per stream; the server replays everything after it that it still has. */
   resumeFrom: z.record(z.string(), z.number().int().min(-1)).optional(),
 });
 export const UnsubscribeMessage = z.object({
   type: z.literal('unsubscribe'),
-  streamIds: z.array(z.string().min(1).max(128)).min(1).max(256),
+  streamIds: z.array(z.string().min(1).max(128)).min(1).max(MAX_IDS_PER_MESSAGE),
 });
 export const ClientMessageSchema = z.discriminatedUnion('type', [SubscribeMessage, UnsubscribeMessage]);
 export type ClientMessage = z.infer<typeof ClientMessageSchema>;

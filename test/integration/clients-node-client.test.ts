@@ -165,6 +165,32 @@ describe('CircumplexClient', () => {
     expect(seen.filter((f) => f.streamId === 'mic').map((f) => f.seq)).toEqual([0, 1, 2, 3, 4]);
   });
 
+  it('a subscription of more ids than one message may list (256) survives a reconnect: it is sent in parts', async () => {
+    proxy = await startFlakyProxy(server.port);
+    const ids = (prefix: string) => Array.from({ length: 200 }, (_, i) => `${prefix}${i}`);
+    const client = connect(`ws://127.0.0.1:${proxy.port}`, { streamIds: ids('a') });
+    const seen: StreamEventMessage[] = [];
+    client.frames$.subscribe((f) => seen.push(f));
+    await client.waitOpen();
+    client.subscribe(ids('b')); // 400 ids in all, within the server's 1024 per connection
+    for (const id of ['a7', 'b150']) server.hub.openStream({ ...STREAM, streamId: id });
+    publish(0, 1, 'a7');
+    publish(0, 1, 'b150');
+    await until(() => seen.length === 2);
+    // The resubscribe after a reconnect listed all 400 ids in one message: the server closed it
+    // with 1002 (a message lists at most 256) and the client gave up for good.
+    proxy.cut();
+    await until(() => client.stats.reconnects === 1);
+    publish(1, 2, 'a7');
+    publish(1, 2, 'b150');
+    await until(() => seen.length === 4);
+    expect(client.failure).toBeUndefined();
+    expect(client.state$.value).toBe('open');
+    expect(seen.map((f) => `${f.streamId}:${f.seq}`).sort()).toEqual(['a7:0', 'a7:1', 'b150:0', 'b150:1']);
+    expect(() => CircumplexClient.connect(server.url, { streamIds: 'abc' as never })).toThrow(/streamIds must be an array of stream ids/);
+    expect(() => CircumplexClient.connect(server.url, { streamIds: ['x'.repeat(129)] })).toThrow(/streamIds\[0\] must be 1-128 characters/);
+  });
+
   for (const when of ['before', 'after'] as const) {
     it(`after a server restart, hands out every frame of a stream that starts again ${when} the client reconnects`, async () => {
       const port = await freePort();
