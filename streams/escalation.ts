@@ -126,6 +126,9 @@ export interface EscalationDetector {
  */
 export function createEscalationDetector(opts: Partial<EscalationOptions>, minVoicedFraction: number): EscalationDetector {
   const o = resolveEscalationOptions(opts);
+  // Out of range, every frame counts as unvoiced (2: never an alert) or as voiced (NaN: silence too), silently.
+  if (!(minVoicedFraction >= 0 && minVoicedFraction <= 1))
+    throw new RangeError(`createEscalationDetector: minVoicedFraction must be in [0, 1] (the VAD's, e.g. 0.2), got ${minVoicedFraction}`);
   const unvoiced = (p: EscalationFrame): boolean => p.voiced !== undefined && p.voiced < minVoicedFraction;
   if (!o.enabled) return { push: () => undefined };
   const inner = o.method === 'velocity' ? velocityDetector(o, unvoiced) : shiftDetector(o, unvoiced);

@@ -367,6 +367,9 @@ describe('escalation alerts: shift (the default)', () => {
     });
     expect(got).toHaveLength(1);
     expect(Number.isFinite(got[0]!.velocity.valence) && Number.isFinite(got[0]!.velocity.arousal)).toBe(true);
+    // The voiced threshold is a fraction: 2 made every frame unvoiced (no alert ever), NaN every frame voiced.
+    expect(() => create({}, 2)).toThrow("createEscalationDetector: minVoicedFraction must be in [0, 1] (the VAD's, e.g. 0.2), got 2");
+    expect(() => create({}, Number.NaN)).toThrow(/minVoicedFraction must be in \[0, 1\].*got NaN/);
   });
 
   it('refuses bad options with a RangeError naming the option', () => {
