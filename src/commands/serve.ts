@@ -321,10 +321,11 @@ export async function serveCommand(opts: ServeCommandOptions, err: NodeJS.Writab
       recorder?.close();
       process.exit(1);
     }, SHUTDOWN_DEADLINE_MS).unref();
+    // End every live stream, so subscribers and the recording see a final status 'ended' that says
+    // why (first: an attached input stopped by unsubscribing ends its stream with its own message).
+    for (const s of server.hub.streams()) if (s.state !== 'ended') server.hub.endStream(s.streamId, why);
     inputSub?.unsubscribe();
     flow?.close();
-    // End every live stream, so subscribers and the recording see a final status 'ended'.
-    for (const s of server.hub.streams()) if (s.state !== 'ended') server.hub.endStream(s.streamId, why);
     await server.close(why);
     await server.hub.close().catch((e: unknown) => logger.warn({ err: e }, 'closing the backplane failed'));
     offRecorder?.();

@@ -64,7 +64,8 @@ export interface RunningServer {
   readonly sessionId: string;
   /**
    * Publishes a pipeline's events on a stream (opens it; ends it when the pipeline completes or
-   * fails). Returns the subscription (unsubscribe to stop early).
+   * fails). Returns the subscription: unsubscribe to stop early, which ends the stream too (status
+   * 'ended' with `endMessage`). `close()` does not stop attached pipelines: unsubscribe yours.
    */
   attach(info: OpenStreamInfo, events$: Observable<PipelineEvent>, endMessage?: string, onDone?: (err?: AffectError) => void): Subscription;
   /** Operator that records when audio arrives, for the inference-latency histogram. Put it before the pipeline. */

@@ -114,6 +114,24 @@ describe('server: /v1/stream fed by /v1/ingest', () => {
     expect(metrics).toMatch(/nodejs_eventloop_lag_seconds/);
   });
 
+  it('an attached pipeline stopped early (unsubscribed) ends its stream: subscribers get the final status, the hub forgets it in time', async () => {
+    server = await startServer();
+    const all = track(connect(server, '/v1/stream?streams=*'));
+    await all.opened;
+    await all.until((c) => c.messages.length >= 1);
+    const { NEVER } = await import('rxjs');
+    const info = { hopMs: 250, windowMs: 1000, sampleRateHz: 16000 };
+    server.attach({ streamId: 'mic', ...info }, NEVER, 'microphone off').unsubscribe();
+    await all.until((c) => c.of('status').some((st) => st.streamId === 'mic' && st.state === 'ended'));
+    expect(all.of('status').find((st) => st.streamId === 'mic')?.message).toBe('microphone off');
+    // Unsubscribed streams used to stay 'live' for good, and live streams are never forgotten:
+    // 300 of them were 300 hub entries (each with its ring) for as long as the server ran.
+    for (let i = 0; i < 300; i++) server.attach({ streamId: `s${i}`, ...info }, NEVER).unsubscribe();
+    const streams = server.hub.streams();
+    expect(streams.filter((st) => st.state !== 'ended')).toEqual([]);
+    expect(streams.length).toBe(server.hub.opts.maxEndedStreams);
+  });
+
   it('answers /healthz, serves the dashboard and chart.js, and refuses path traversal', async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'dash-'));
     writeFileSync(path.join(dir, 'index.html'), '<!doctype html><title>dash</title>');

@@ -116,7 +116,15 @@ export function createFanOut(ctx: ServerContext): FanOut {
     });
     // Ended, failed or unsubscribed (runs at once if the pipeline already ended).
     subscription.add(() => {
-      if (ctx.pipelines.get(info.streamId) === done) ctx.pipelines.delete(info.streamId);
+      if (ctx.pipelines.get(info.streamId) === done) {
+        ctx.pipelines.delete(info.streamId);
+        // Stopped early (unsubscribed): end the stream too, or it stayed 'live' in the hub for good
+        // (live streams are never forgotten) and its subscribers never got its final status.
+        if (hub.stream(info.streamId)?.state !== 'ended') {
+          hub.endStream(info.streamId, endMessage);
+          arrivals.delete(info.streamId);
+        }
+      }
       ended();
     });
     return subscription;
