@@ -33,10 +33,18 @@ export interface AudioFeedOptions {
    * resolves only when the model stage has room, so every window is analysed (for recordings).
    */
   mode: 'live' | 'offline';
+  /**
+   * Most audio (ms at `sampleRateHz`) that may wait behind earlier writes not yet taken in: a
+   * `write` made while more than this waits is refused with AFFECT_ERR_INPUT (recoverable: that
+   * write is lost, the stream goes on), so a caller that does not await its offline writes gets an
+   * error instead of a process that grows by every write. One write of any length is always taken.
+   * Default 60 000.
+   */
+  maxPendingMs: number;
 }
 
 /** Defaults of {@link AudioFeedOptions}. */
-export const DEFAULT_AUDIO_FEED: AudioFeedOptions = { streamId: 'feed', sampleRateHz: 16_000, channels: 1, mode: 'live' };
+export const DEFAULT_AUDIO_FEED: AudioFeedOptions = { streamId: 'feed', sampleRateHz: 16_000, channels: 1, mode: 'live', maxPendingMs: 60_000 };
 
 /** An open feed: write audio, read frames. Create with {@link createAudioFeed}. */
 export interface AudioFeed {
@@ -49,7 +57,9 @@ export interface AudioFeed {
   readonly frames$: Observable<PipelineEvent>;
   /**
    * Hands over interleaved float samples in [-1, 1] (copied; you may reuse the array). NaN/Inf
-   * become 0 and louder samples are clipped. In 'offline' mode resolves when there is room.
+   * become 0 and louder samples are clipped. In 'offline' mode resolves when there is room: await
+   * it, since a write made while more than `maxPendingMs` of audio waits behind earlier ones is
+   * refused (AFFECT_ERR_INPUT, recoverable).
    */
   write(samples: Float32Array): Promise<void>;
   /** No more audio: flushes, resolves when the last frame was emitted (or the pipeline failed). Idempotent. */
@@ -66,6 +76,7 @@ export function createAudioFeed(engine: Engine, opts: Partial<AudioFeedOptions> 
   if (!Number.isInteger(o.channels) || o.channels < 1 || o.channels > 32)
     throw new RangeError(`createAudioFeed: channels must be an integer in [1, 32], got ${o.channels}`);
   if (o.mode !== 'live' && o.mode !== 'offline') throw new RangeError(`createAudioFeed: mode must be 'live' or 'offline', got ${String(o.mode)}`);
+  if (!(o.maxPendingMs > 0)) throw new RangeError(`createAudioFeed: maxPendingMs must be > 0, got ${o.maxPendingMs}`);
 
   const conv = new AudioConverter(o.streamId, o.sampleRateHz, o.channels);
   const audio = new Subject<AudioChunk>();
@@ -93,6 +104,9 @@ export function createAudioFeed(engine: Engine, opts: Partial<AudioFeedOptions> 
   // Offline pieces wait for room one by one; writes are chained so their order is kept.
   let tail: Promise<void> = Promise.resolve();
   const pieceSamples = Math.max(1, Math.round((o.sampleRateHz * MAX_FLOW_CHUNK_MS) / 1000)) * o.channels;
+  // Copied samples that wait behind earlier writes (an offline feed whose writes are not awaited).
+  let pendingSamples = 0;
+  const maxPendingSamples = (o.sampleRateHz * o.channels * o.maxPendingMs) / 1000;
 
   return {
     streamId: o.streamId,
@@ -118,13 +132,32 @@ export function createAudioFeed(engine: Engine, opts: Partial<AudioFeedOptions> 
           }),
         );
       }
+      if (pendingSamples > maxPendingSamples) {
+        const waitingS = (pendingSamples / o.channels / o.sampleRateHz).toFixed(1);
+        return Promise.reject(
+          new AffectError(
+            'AFFECT_ERR_INPUT',
+            `feed ${o.streamId}: ${waitingS} s of audio already wait behind earlier write()s (maxPendingMs ${o.maxPendingMs}): this write was refused`,
+            { recoverable: true, hint: "await each write() before the next (offline mode waits for inference), or use mode 'live'" },
+          ),
+        );
+      }
       const copy = samples.slice();
+      pendingSamples += copy.length;
       tail = tail.then(async () => {
-        for (let at = 0; at < copy.length; at += pieceSamples) {
-          if (failure !== undefined) return;
-          if (flow && !flow.hasRoom()) await flow.ready();
-          const chunk = conv.push(copy.subarray(at, at + pieceSamples));
-          if (chunk) audio.next(chunk);
+        let left = copy.length;
+        try {
+          for (let at = 0; at < copy.length; at += pieceSamples) {
+            if (failure !== undefined) return;
+            if (flow && !flow.hasRoom()) await flow.ready();
+            const piece = copy.subarray(at, at + pieceSamples);
+            const chunk = conv.push(piece);
+            pendingSamples -= piece.length;
+            left -= piece.length;
+            if (chunk) audio.next(chunk);
+          }
+        } finally {
+          pendingSamples -= left;
         }
       });
       return tail;

@@ -87,6 +87,31 @@ describe('createAudioFeed', () => {
     expect(next).toBe(16_800);
   });
 
+  it('offline writes not awaited are bounded: past maxPendingMs waiting behind earlier writes, a write is refused (the stream goes on)', async () => {
+    // Each of them used to be copied and queued: 20 min of 20 ms packets written without awaiting
+    // held +73 MiB of samples (a real engine), growing with every write.
+    const { engine } = fakeEngine({ slowMs: 2 });
+    const feed = createAudioFeed(engine, { mode: 'offline', maxPendingMs: 1000 });
+    const events: PipelineEvent[] = [];
+    feed.frames$.subscribe((e) => events.push(e));
+    const writes = Array.from({ length: 50 }, () => feed.write(new Float32Array(1600))); // 50 x 100 ms, none awaited
+    const settled = await Promise.allSettled(writes);
+    const refused = settled.flatMap((r) => (r.status === 'rejected' ? [r.reason as AffectError] : []));
+    // Taken while at most 1 s waited ahead of them: 11 writes (the 11th found exactly 1 s waiting).
+    expect(settled.filter((r) => r.status === 'fulfilled')).toHaveLength(11);
+    expect(refused).toHaveLength(39);
+    expect(refused[0]).toMatchObject({
+      code: 'AFFECT_ERR_INPUT',
+      recoverable: true,
+      message: expect.stringMatching(/1\.1 s of audio already wait behind earlier write\(\)s \(maxPendingMs 1000\)/),
+    });
+    // Drained: the feed takes audio again, contiguous after what it took.
+    await feed.write(new Float32Array(1600));
+    await feed.end();
+    expect(spans(events).reduce((a, [, n]) => a + n, 0)).toBe(12 * 1600);
+    expect(() => createAudioFeed(engine, { maxPendingMs: 0 })).toThrow(/maxPendingMs must be > 0, got 0/);
+  });
+
   it('live: never waits; resamples 8 kHz stereo to 16 kHz mono', async () => {
     const { engine, seen } = fakeEngine();
     const feed = createAudioFeed(engine, { sampleRateHz: 8000, channels: 2 });
