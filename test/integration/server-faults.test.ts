@@ -725,6 +725,31 @@ describe('server: TLS and shutdown', () => {
   });
 });
 
+describe('server: an app that starts and closes servers', () => {
+  it('a closed server can be garbage-collected (its metrics held it, and an event-loop monitor, for good)', async () => {
+    // prom-client's default metrics (a GC observer and an event-loop monitor) cannot be stopped, and
+    // were collected into each server's registry: each closed server (hub and rings too) stayed reachable.
+    const v8 = await import('node:v8');
+    const vm = await import('node:vm');
+    v8.setFlagsFromString('--expose-gc');
+    const gc = vm.runInNewContext('gc') as () => void;
+    // In a function of its own, so no variable of the test's frame still points at the last server.
+    const cycle = async (): Promise<WeakRef<object>> => {
+      const s = await startServer();
+      expect(await (await fetch(`${s.httpUrl}metrics`)).text()).toMatch(/nodejs_eventloop_lag_seconds/);
+      await s.close();
+      return new WeakRef(s.hub);
+    };
+    const refs: WeakRef<object>[] = [];
+    for (let i = 0; i < 10; i++) refs.push(await cycle());
+    for (let i = 0; i < 3; i++) {
+      await sleep(20); // WeakRefs hold their targets until the job that made them ends; handles close in a later turn
+      gc();
+    }
+    expect(refs.filter((r) => r.deref() !== undefined)).toHaveLength(0);
+  });
+});
+
 describe('server: options an embedding app gets wrong', () => {
   it('AffectServer.start refuses them, naming the option, instead of starting and failing later', async () => {
     const bad: Array<[Record<string, unknown>, RegExp]> = [

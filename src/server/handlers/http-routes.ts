@@ -46,8 +46,8 @@ export function createRequestHandler(ctx: ServerContext, serveStatic: StaticHand
         return json(grant.status, { error: grant.message });
       }
       if (!grant.canReadMetrics()) return json(403, { error: 'token lacks the "metrics" scope' });
-      metrics.registry.metrics().then(
-        (text) => res.writeHead(200, { 'Content-Type': metrics.registry.contentType }).end(text),
+      metrics.render().then(
+        (text) => res.writeHead(200, { 'Content-Type': metrics.contentType }).end(text),
         (err: unknown) => json(500, { error: String(err) }),
       );
       return;
