@@ -139,19 +139,26 @@ export const AffectServer = {
         twilio: { wss: twilioWss, scope: 'publish', onConnection: (ws, grant) => onTwilio(ws, grant) },
       }),
     );
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', (err: NodeJS.ErrnoException) =>
+          reject(
+            new AffectError('AFFECT_ERR_CONFIG', `cannot listen on ${o.host}:${o.port}: ${err.code ?? err.message}`, {
+              cause: err,
+              hint: err.code === 'EADDRINUSE' ? 'another process uses that port; pick another with --port' : 'check --host and --port',
+            }),
+          ),
+        );
+        server.listen(o.port, o.host, () => resolve());
+      });
+    } catch (err) {
+      // Nothing of a server that never listened may go on running (a given hub stays the caller's).
+      fanOut.stop();
+      throw err;
+    }
+    // Started once listening: a start that failed (port in use) left its heartbeat and 25 ms flush
+    // tick running for good, each holding the whole server.
     const stopTimers = startLiveness(ctx);
-
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', (err: NodeJS.ErrnoException) =>
-        reject(
-          new AffectError('AFFECT_ERR_CONFIG', `cannot listen on ${o.host}:${o.port}: ${err.code ?? err.message}`, {
-            cause: err,
-            hint: err.code === 'EADDRINUSE' ? 'another process uses that port; pick another with --port' : 'check --host and --port',
-          }),
-        ),
-      );
-      server.listen(o.port, o.host, () => resolve());
-    });
     const addr = server.address();
     const port = typeof addr === 'object' && addr ? addr.port : o.port;
     const hostForUrl = o.host.includes(':') ? `[${o.host}]` : o.host === '0.0.0.0' ? '127.0.0.1' : o.host;

@@ -726,6 +726,21 @@ describe('server: TLS and shutdown', () => {
 });
 
 describe('server: an app that starts and closes servers', () => {
+  it('a start that fails (port in use) leaves no timer running', async () => {
+    server = await startServer();
+    const set = vi.spyOn(globalThis, 'setInterval');
+    const clear = vi.spyOn(globalThis, 'clearInterval');
+    try {
+      for (let i = 0; i < 3; i++) await expect(startServer({ port: server.port })).rejects.toThrow(/EADDRINUSE/);
+      // Each failed start used to leave its heartbeat and its 25 ms flush tick running, holding the server.
+      const running = set.mock.results.map((r) => r.value as unknown).filter((t) => !clear.mock.calls.some(([c]) => c === t));
+      expect(running).toHaveLength(0);
+    } finally {
+      set.mockRestore();
+      clear.mockRestore();
+    }
+  });
+
   it('a closed server can be garbage-collected (its metrics held it, and an event-loop monitor, for good)', async () => {
     // prom-client's default metrics (a GC observer and an event-loop monitor) cannot be stopped, and
     // were collected into each server's registry: each closed server (hub and rings too) stayed reachable.
