@@ -104,11 +104,12 @@ export const AffectServer = {
       );
     }
 
-    const fanOut = createFanOut(ctx);
     const onRequest = createRequestHandler(ctx, createStaticHandler(o.dashboardDir));
     const server = o.tls
       ? https.createServer({ cert: readTls(o.tls.certFile, 'certificate'), key: readTls(o.tls.keyFile, 'key') }, onRequest)
       : http.createServer(onRequest);
+    // After anything that may throw but listen (TLS files): a failed start must not leave this listener on a given hub.
+    const fanOut = createFanOut(ctx);
 
     const handleProtocols = (protocols: Set<string>): string | false => (protocols.has(SUBPROTOCOL) ? SUBPROTOCOL : false);
     const streamWss = new WebSocketServer({

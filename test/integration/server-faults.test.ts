@@ -726,15 +726,26 @@ describe('server: TLS and shutdown', () => {
 });
 
 describe('server: an app that starts and closes servers', () => {
-  it('a start that fails (port in use) leaves no timer running', async () => {
+  it('a start that fails (port in use, unreadable TLS file) leaves no timer running and no listener on a given hub', async () => {
     server = await startServer();
+    const hub = new StreamHub();
+    let listening = 0;
+    const subscribe = hub.subscribe.bind(hub);
+    hub.subscribe = (l) => {
+      listening++;
+      const off = subscribe(l);
+      return () => (listening--, off());
+    };
     const set = vi.spyOn(globalThis, 'setInterval');
     const clear = vi.spyOn(globalThis, 'clearInterval');
     try {
-      for (let i = 0; i < 3; i++) await expect(startServer({ port: server.port })).rejects.toThrow(/EADDRINUSE/);
-      // Each failed start used to leave its heartbeat and its 25 ms flush tick running, holding the server.
+      for (let i = 0; i < 3; i++) await expect(startServer({ port: server.port, hub })).rejects.toThrow(/EADDRINUSE/);
+      await expect(startServer({ hub, tls: { certFile: '/nonexistent.pem', keyFile: '/nonexistent.pem' } })).rejects.toThrow(/cannot read TLS certificate/);
+      // Each failed start used to leave its heartbeat and its 25 ms flush tick running, holding the
+      // server, and its fan-out listening on the hub it was given.
       const running = set.mock.results.map((r) => r.value as unknown).filter((t) => !clear.mock.calls.some(([c]) => c === t));
       expect(running).toHaveLength(0);
+      expect(listening).toBe(0);
     } finally {
       set.mockRestore();
       clear.mockRestore();
