@@ -28,7 +28,7 @@
  * re-asserted its claims. Reconnects use exponential backoff with jitter.
  */
 import { randomUUID } from 'node:crypto';
-import { isIP } from 'node:net';
+import { connect as tcpConnect, isIP } from 'node:net';
 import type { ConnectionOptions } from 'node:tls';
 import { Redis, type RedisOptions } from 'ioredis';
 import type { StreamEventMessage, StreamInfo } from '../../core/protocol.js';
@@ -390,7 +390,7 @@ export class RedisHub implements Hub {
     } catch (err) {
       cmd.disconnect();
       if (err instanceof AffectError) throw err;
-      throw startError(t, firstError ?? (err as Error));
+      throw await startError(t, firstError ?? (err as Error), this.opts.connectTimeoutMs);
     }
     cmd.off('error', onStartError);
     cmd.options.retryStrategy = startRetry;
@@ -405,10 +405,10 @@ export class RedisHub implements Hub {
 
     this.reader = cmd.duplicate();
     this.reader.on('error', (err: Error) => this.log.debug({ err: scrub(err, t) }, 'backplane reader error'));
-    await this.reader.connect().catch((err: unknown) => {
+    await this.reader.connect().catch(async (err: unknown) => {
       this.reader.disconnect();
       cmd.disconnect();
-      throw startError(t, err as Error);
+      throw await startError(t, err as Error, this.opts.connectTimeoutMs);
     });
 
     // The feed position first, then the snapshot: what happens in between is read from the feed
@@ -1006,8 +1006,83 @@ function scrub(err: Error, t: BackplaneTarget): Error {
   return new Error(msg);
 }
 
+/** What a port sent back to a plain-text `PING` (see {@link peek}). */
+type Peek = { kind: 'answer'; text: string } | { kind: 'reset' } | { kind: 'silent' } | { kind: 'unreachable' };
+
+/**
+ * Connects to the target in plain text, sends `PING` and reads the first bytes back (at most
+ * `timeoutMs`), to tell the operator what `--backplane` points at when the Redis client only says
+ * "Unknown RESP type", "write EPIPE" or "Command timed out". Sends nothing else (no credentials).
+ */
+function peek(t: BackplaneTarget, timeoutMs: number): Promise<Peek> {
+  return new Promise((resolve) => {
+    const socket = tcpConnect({ host: t.host, port: t.port });
+    let got = Buffer.alloc(0);
+    let connected = false;
+    const done = (p: Peek) => {
+      socket.destroy();
+      resolve(p);
+    };
+    const answer = () => done(got.length > 0 ? { kind: 'answer', text: got.toString('latin1') } : { kind: 'reset' });
+    socket.setTimeout(timeoutMs, () => (connected ? (got.length > 0 ? answer() : done({ kind: 'silent' })) : done({ kind: 'unreachable' })));
+    socket.once('connect', () => {
+      connected = true;
+      socket.write('PING\r\n');
+    });
+    socket.on('data', (d: Buffer) => {
+      got = Buffer.concat([got, d]);
+      if (got.length >= 80 || got.includes(10)) answer();
+    });
+    socket.once('error', () => (connected ? answer() : done({ kind: 'unreachable' })));
+    socket.once('end', answer);
+  });
+}
+
+/** The first line of what a non-Redis service sent, printable and short enough to quote. */
+function firstLine(text: string): string {
+  const line = text.split(/\r?\n/).find((l) => l.trim() !== '') ?? '';
+  const printable = line.replace(/[^\x20-\x7e]/g, '?').trim();
+  return printable.length > 60 ? `${printable.slice(0, 60)}…` : printable;
+}
+
+/**
+ * What to say about a target that accepted the connection but did not behave as Redis (another
+ * service, TLS on one side only, a silent port); undefined when it looks like Redis after all.
+ */
+async function notRedis(t: BackplaneTarget, cause: Error, timeoutMs: number): Promise<AffectError | undefined> {
+  const waitMs = Math.min(timeoutMs, 2000);
+  const p = await peek(t, waitMs);
+  const where = `--backplane ${t.safe}`;
+  const port = 'point --backplane (or CIRCUMPLEX_BACKPLANE) at the port redis-server listens on (6379 by default)';
+  const fail = (message: string, hint: string) => new AffectError('AFFECT_ERR_CONFIG', message, { cause, hint });
+  if (p.kind === 'answer' && /^[+-]/.test(p.text)) {
+    // A plain-text Redis (PONG, NOAUTH, ...): only a TLS client fails on it.
+    return t.tls
+      ? fail(
+          `${where}: that port serves plain-text Redis, not TLS`,
+          'write redis:// instead of rediss:// for this port, or use the port Redis serves TLS on (its tls-port)',
+        )
+      : undefined;
+  }
+  if (p.kind === 'answer')
+    return fail(`${where} is not a Redis server: it answered "${firstLine(p.text)}" to PING`, `${port}; that port belongs to another service`);
+  if (p.kind === 'reset' && !t.tls) {
+    return fail(
+      `${where}: the server there closed the connection at the first Redis command`,
+      `a Redis that serves only TLS does that: write rediss:// (NODE_EXTRA_CA_CERTS=/path/ca.pem for a private CA); otherwise ${port}`,
+    );
+  }
+  if (p.kind === 'silent') {
+    return fail(
+      `${where} accepted the connection but answered nothing to PING in ${waitMs} ms: not Redis, or a Redis too busy to answer`,
+      `${port}; check with redis-cli -h ${t.host} -p ${t.port}${t.tls ? ' --tls' : ''} ping`,
+    );
+  }
+  return undefined;
+}
+
 /** The start-up failure as a clear AffectError (redacted URL, no password). */
-function startError(t: BackplaneTarget, err: Error): AffectError {
+async function startError(t: BackplaneTarget, err: Error, timeoutMs: number): Promise<AffectError> {
   const msg = scrub(err, t).message;
   const code = (err as NodeJS.ErrnoException).code;
   if (/WRONGPASS|invalid password|invalid username-password/i.test(msg)) {
@@ -1022,15 +1097,21 @@ function startError(t: BackplaneTarget, err: Error): AffectError {
       hint: 'put it in the URL: redis://:password@host:port/db (or user:password@)',
     });
   }
-  if (/certificate|self[- ]signed|SSL|TLS|altnames/i.test(msg)) {
+  const reach = (why: string) =>
+    new AffectError('AFFECT_ERR_CONFIG', `cannot reach the backplane ${t.safe}: ${why}`, {
+      cause: scrub(err, t),
+      hint: 'is redis-server (>= 7) running there? check host, port and firewall, or start serve without --backplane',
+    });
+  if (code === 'ECONNREFUSED' || /ECONNREFUSED/.test(msg)) return reach('connection refused');
+  if (/ENOTFOUND|EAI_AGAIN/.test(msg)) return reach(`host ${t.host} not found (DNS)`);
+  // Connected, but the client could not make sense of it: look at what answers there.
+  const other = await notRedis(t, scrub(err, t), timeoutMs);
+  if (other) return other;
+  if (/certificate|self[- ]signed|altnames|unable to (get|verify)/i.test(msg)) {
     return new AffectError('AFFECT_ERR_CONFIG', `cannot reach the backplane ${t.safe}: ${msg}`, {
       cause: scrub(err, t),
       hint: 'the TLS certificate of Redis is not trusted for that host: give Node its CA (NODE_EXTRA_CA_CERTS=/path/ca.pem) or use a certificate that names the host',
     });
   }
-  const why = code === 'ECONNREFUSED' || /ECONNREFUSED/.test(msg) ? 'connection refused' : /ETIMEDOUT|timed? ?out/i.test(msg) ? 'connection timed out' : msg;
-  return new AffectError('AFFECT_ERR_CONFIG', `cannot reach the backplane ${t.safe}: ${why}`, {
-    cause: scrub(err, t),
-    hint: 'is redis-server (>= 7) running there? check host, port and firewall, or start serve without --backplane',
-  });
+  return reach(/ETIMEDOUT|timed? ?out/i.test(msg) ? 'connection timed out' : msg);
 }

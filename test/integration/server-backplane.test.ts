@@ -424,6 +424,45 @@ describe('Redis backplane: start-up errors and credentials', () => {
     });
   });
 
+  it('--backplane at a port that is not Redis (HTTP, a silent service, TLS on one side only): a clear AFFECT_ERR_CONFIG saying what answers there and what to do, never a RESP parse error', async () => {
+    const web = http.createServer((_req, res) => res.end('ok'));
+    const silent = net.createServer(() => undefined);
+    const sockets: net.Socket[] = [];
+    silent.on('connection', (s) => sockets.push(s));
+    const listen = (srv: net.Server) => new Promise<number>((resolve) => srv.listen(0, '127.0.0.1', () => resolve((srv.address() as net.AddressInfo).port)));
+    const [webPort, silentPort] = [await listen(web), await listen(silent)];
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'redis-tls-'));
+    const tlsOnly = await TestRedis.start({ tls: selfSignedCert(dir) });
+    redises.push(tlsOnly);
+    const fail = async (url: string) => {
+      const err = await RedisHub.connect({ url, logger: silentLogger, connectTimeoutMs: 1000, commandTimeoutMs: 1000 }).then(
+        async (hub) => (await hub.close(), undefined),
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(AffectError);
+      const e = err as AffectError;
+      expect(e.code).toBe('AFFECT_ERR_CONFIG');
+      expect(`${e.message} ${e.hint}`).not.toMatch(/RESP|Please report|EPIPE|ECONNRESET/);
+      return `${e.message} | ${e.hint}`;
+    };
+    try {
+      expect(await fail(`redis://127.0.0.1:${webPort}/0`)).toMatch(
+        new RegExp(
+          `^--backplane redis://127\\.0\\.0\\.1:${webPort}/0 is not a Redis server: it answered "HTTP/1\\.1 400 Bad Request" to PING \\| point --backplane \\(or CIRCUMPLEX_BACKPLANE\\) at the port redis-server listens on`,
+        ),
+      );
+      expect(await fail(`redis://127.0.0.1:${silentPort}/0`)).toMatch(/accepted the connection but answered nothing to PING in 1000 ms.*\| point --backplane/);
+      expect(await fail(`rediss://127.0.0.1:${redis.port}/0`)).toMatch(/that port serves plain-text Redis, not TLS \| write redis:\/\/ instead of rediss:\/\//);
+      expect(await fail(`redis://127.0.0.1:${tlsOnly.port}/0`)).toMatch(
+        /closed the connection at the first Redis command \| a Redis that serves only TLS does that: write rediss:\/\//,
+      );
+    } finally {
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => web.close(r));
+      await new Promise((r) => silent.close(r));
+    }
+  });
+
   it('no log line at any level carries the Redis password, through start, an outage and recovery', async () => {
     const secret = 'Hunter2-cluster-password';
     const locked = await TestRedis.start({ password: secret });
