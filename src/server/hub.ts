@@ -87,6 +87,8 @@ export interface BackplaneStatus {
   readonly disconnects: number;
   /** Messages of this node's streams that were never written (evicted while the backplane was away). */
   readonly droppedWrites: number;
+  /** While not up: what failed and the backplane's answer (e.g. `write failed: OOM command not allowed …`). */
+  readonly error?: string;
 }
 
 /**

@@ -282,6 +282,10 @@ export class RedisHub implements Hub {
   private readerUp = false;
   private disconnects = 0;
   private droppedWrites = 0;
+  /** Why the link is down (what failed and Redis's answer), while it is. */
+  private downReason: string | undefined;
+  /** Why the feed reader is down, while it is. */
+  private feedReason: string | undefined;
   private closed = false;
   private flushing = false;
   private flushAgain = false;
@@ -418,9 +422,9 @@ export class RedisHub implements Hub {
     await this.loadSnapshot();
     this.up = true;
     this.readerUp = true;
-    await this.beat();
+    await this.beatOrDown();
     this.heartbeat = setInterval(() => {
-      void this.beat();
+      void this.beatOrDown();
       void this.reap();
     }, this.opts.nodeHeartbeatMs);
     this.heartbeat.unref();
@@ -593,8 +597,8 @@ export class RedisHub implements Hub {
         });
         return { ok: true };
       } catch (err) {
-        this.setDown('claim failed');
-        return { ok: false, reason: 'backplane-down', message: `the backplane did not answer (${scrub(err as Error, this.target).message}); retry` };
+        this.setDown('claim failed', err);
+        return { ok: false, reason: 'backplane-down', message: `the backplane failed (${scrub(err as Error, this.target).message}); retry` };
       }
     })();
   }
@@ -604,10 +608,12 @@ export class RedisHub implements Hub {
     // What waits is what the ring still holds after the last written seq: at most ringSize per stream.
     for (const [id, w] of this.owned)
       if (!w.fenced && (this.local.stream(id)?.lastSeq ?? -1) > w.syncedSeq) pendingWrites += this.local.since(id, w.syncedSeq).messages.length;
+    const error = !this.up ? this.downReason : this.readerUp ? undefined : this.feedReason;
     return {
       kind: 'redis',
       target: this.target.safe,
       up: this.up && this.readerUp,
+      ...(error === undefined ? {} : { error }),
       nodeId: this.nodeId,
       pendingWrites,
       disconnects: this.disconnects,
@@ -755,7 +761,7 @@ export class RedisHub implements Hub {
     try {
       res = await pipe.exec();
     } catch (err) {
-      this.setDown('write failed');
+      this.setDown('write failed', err);
       this.log.debug({ err: scrub(err as Error, this.target) }, 'backplane write failed');
       return;
     }
@@ -763,8 +769,8 @@ export class RedisHub implements Hub {
       const op = ops[i] as Op;
       const [err, value] = res?.[i] ?? [new Error('no reply'), undefined];
       if (err) {
-        // Connection trouble: everything from here is retried after the reconnect.
-        this.setDown('write failed');
+        // Connection trouble or a refusal (OOM): everything from here is retried after the re-sync.
+        this.setDown('write failed', err);
         return;
       }
       if (Number(value) === -1) {
@@ -787,11 +793,17 @@ export class RedisHub implements Hub {
 
   // ---- link state --------------------------------------------------------------------------
 
-  private setDown(why: string): void {
+  /**
+   * The link is down: `why` is what failed, `err` Redis's answer (e.g. `OOM command not allowed`),
+   * both kept for `/healthz` until the link is back.
+   */
+  private setDown(why: string, err?: unknown): void {
     if (!this.up || this.closed) return;
+    const reason = err === undefined ? why : `${why}: ${withAdvice(scrub(err as Error, this.target).message)}`;
     this.up = false;
+    this.downReason = reason;
     this.disconnects++;
-    this.log.warn({ why }, "backplane down: serving this node's streams locally until it is back");
+    this.log.warn({ why: reason }, "backplane down: serving this node's streams locally until it is back");
     this.scheduleRecovery(1);
   }
 
@@ -839,24 +851,29 @@ export class RedisHub implements Hub {
         if (w.opened && s && s.state !== 'ended') w.openAfterSeq = redisLast;
       }
       this.up = true;
+      this.downReason = undefined;
       this.log.info('backplane back');
       this.scheduleFlush();
     } catch (err) {
+      // Still failing (e.g. Redis answers every write with OOM): /healthz shows the latest reason.
+      this.downReason = `re-sync failed: ${withAdvice(scrub(err as Error, this.target).message)}`;
       this.log.debug({ err: scrub(err as Error, this.target) }, 'backplane not ready yet');
     } finally {
       this.resyncing = false;
     }
   }
 
+  /** Refreshes this node's liveness key. Throws when Redis refuses it (the re-sync must not count as done). */
   private async beat(): Promise<void> {
     if (this.closed) return;
-    try {
-      await this.cmd.set(`${this.k.nodePrefix}${this.nodeId}`, String(Date.now()), 'PX', this.opts.nodeTtlMs);
-      // The cluster list forgets streams not updated for the ended-stream retention (their keys expired).
-      await this.cmd.zremrangebyscore(this.k.index, '-inf', `(${Date.now() - this.opts.endedRetentionS * 1000}`);
-    } catch {
-      this.setDown('heartbeat failed');
-    }
+    await this.cmd.set(`${this.k.nodePrefix}${this.nodeId}`, String(Date.now()), 'PX', this.opts.nodeTtlMs);
+    // The cluster list forgets streams not updated for the ended-stream retention (their keys expired).
+    await this.cmd.zremrangebyscore(this.k.index, '-inf', `(${Date.now() - this.opts.endedRetentionS * 1000}`);
+  }
+
+  /** The periodic heartbeat: a refused one takes the link down. */
+  private beatOrDown(): Promise<void> {
+    return this.beat().catch((err: unknown) => this.setDown('heartbeat failed', err));
   }
 
   /**
@@ -935,6 +952,7 @@ export class RedisHub implements Hub {
         }
       } catch (err) {
         if (this.closed) return;
+        this.feedReason = `feed read failed: ${scrub(err as Error, this.target).message}`;
         if (this.readerUp) {
           this.readerUp = false;
           this.log.warn({ err: scrub(err as Error, this.target) }, 'backplane feed lost; retrying');
@@ -997,6 +1015,14 @@ function parseMessage(fields: string[]): StreamEventMessage | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** Redis's answer, plus what to do when it is one an operator must act on (full, replica, failing snapshots). */
+function withAdvice(msg: string): string {
+  if (/^OOM\b/.test(msg)) return `${msg} (Redis is full: raise its maxmemory or lower --ring-size; docs/deploy.md, Sizing Redis)`;
+  if (/^READONLY\b/.test(msg)) return `${msg} (that Redis is a read-only replica: point --backplane at the primary)`;
+  if (/^MISCONF\b/.test(msg)) return `${msg} (Redis refuses writes while its snapshots fail: check its disk and log)`;
+  return msg;
 }
 
 /** An error with any credential of the target removed from its message. */

@@ -310,6 +310,45 @@ describe('Redis backplane: publishers move, Redis fails', () => {
     expect(a.hub.backplane()).toMatchObject({ up: true });
   });
 
+  it('Redis full (maxmemory, noeviction): every node stays degraded with the reason on /healthz (no flapping back to ok), then catches up once Redis has room', async () => {
+    const full = await TestRedis.start();
+    redises.push(full);
+    const prefix = newPrefix();
+    const a = await node(full, prefix);
+    const b = await node(full, prefix);
+    const onB = await subscriber(b);
+    const p = await publisher(a, 'oom');
+    await send(p, audio(500));
+    await onB.until((x) => x.of('affect').length === 5, 5000, '5 frames on B');
+    const { Redis } = await import('ioredis');
+    const admin = new Redis(full.url);
+    try {
+      await admin.call('CONFIG', 'SET', 'maxmemory', '1');
+      await send(p, audio(500));
+      const down = Date.now() + 5000;
+      while ((a.hub.backplane()?.up || b.hub.backplane()?.up) && Date.now() < down) await sleep(20);
+      // Watch several heartbeats (every 100 ms here): the nodes must not report the link back while every write is refused.
+      const ups: boolean[] = [];
+      for (let i = 0; i < 20; i++, await sleep(50)) ups.push(Boolean(a.hub.backplane()?.up), Boolean(b.hub.backplane()?.up));
+      expect(ups.every((u) => !u)).toBe(true);
+      for (const n of [a, b])
+        expect(n.hub.backplane()).toMatchObject({ up: false, disconnects: 1, error: expect.stringMatching(/OOM command not allowed.*raise its maxmemory/) });
+      const health = (await (await fetch(`${a.httpUrl}healthz`)).json()) as { status: string; backplane: { error?: string } };
+      expect(health.status).toBe('degraded');
+      expect(health.backplane.error).toMatch(/OOM command not allowed/);
+      await admin.call('CONFIG', 'SET', 'maxmemory', '0');
+    } finally {
+      admin.disconnect();
+    }
+    const back = Date.now() + 8000;
+    while (!(a.hub.backplane()?.up && b.hub.backplane()?.up) && Date.now() < back) await sleep(50);
+    expect(a.hub.backplane()).toMatchObject({ up: true, pendingWrites: 0 });
+    expect(a.hub.backplane()?.error).toBeUndefined();
+    p.send({ type: 'stop' });
+    await onB.until(ended('oom'), 8000, 'end on B');
+    expect(seqs(onB.messages, 'oom')).toEqual(Array.from({ length: 11 }, (_, i) => i));
+  });
+
   it('memory stays bounded while Redis is away: at most the ring waits per stream, the rest is counted as dropped and shows as missed', async () => {
     const own = await TestRedis.start();
     redises.push(own);
