@@ -314,6 +314,8 @@ export class StreamHub implements Hub {
     if (!STREAM_ID.test(info.streamId)) return;
     const existing = this.entries.get(info.streamId);
     const stream: StreamInfo = { ...info, lastSeq: Math.max(existing?.info.lastSeq ?? -1, info.lastSeq) };
+    // An announcement that changes nothing (a node re-announcing its streams after an outage) is not news.
+    if (existing && (Object.keys(stream) as (keyof StreamInfo)[]).every((k) => existing.info[k] === stream[k])) return;
     if (existing) existing.info = stream;
     else this.entries.set(info.streamId, { info: stream, ring: new Ring(this.mirrorRing) });
     if (stream.state === 'ended') this.forgetEnded();

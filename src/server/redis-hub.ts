@@ -286,6 +286,8 @@ export class RedisHub implements Hub {
   private downReason: string | undefined;
   /** Why the feed reader is down, while it is. */
   private feedReason: string | undefined;
+  /** Other nodes' live streams shown as 'degraded' while the link is down: their state before. */
+  private readonly stalled = new Map<string, StreamInfo['state']>();
   private closed = false;
   private flushing = false;
   private flushAgain = false;
@@ -804,7 +806,32 @@ export class RedisHub implements Hub {
     this.downReason = reason;
     this.disconnects++;
     this.log.warn({ why: reason }, "backplane down: serving this node's streams locally until it is back");
+    this.markStalled();
     this.scheduleRecovery(1);
+  }
+
+  /**
+   * The link is down: other nodes' live streams stop arriving here. Their subscribers on this node
+   * are told (a `stream` message with state 'degraded'), so a silent stream is not mistaken for a
+   * quiet call; {@link markBack} restores the state once the link is back.
+   */
+  private markStalled(): void {
+    for (const s of this.local.streams()) {
+      if (s.state === 'ended' || this.owned.has(s.streamId) || this.stalled.has(s.streamId)) continue;
+      this.stalled.set(s.streamId, s.state);
+      this.local.mirrorStream({ ...s, state: 'degraded' });
+    }
+  }
+
+  /** Both connections are back: the streams marked by {@link markStalled} get their state back (before any backlog). */
+  private markBack(): void {
+    if (!this.up || !this.readerUp) return;
+    for (const [id, before] of this.stalled) {
+      const s = this.local.stream(id);
+      // A stream that ended, or that its node re-announced meanwhile, is left as it is.
+      if (s && s.state === 'degraded') this.local.mirrorStream({ ...s, state: before });
+    }
+    this.stalled.clear();
   }
 
   /**
@@ -853,6 +880,7 @@ export class RedisHub implements Hub {
       this.up = true;
       this.downReason = undefined;
       this.log.info('backplane back');
+      this.markBack();
       this.scheduleFlush();
     } catch (err) {
       // Still failing (e.g. Redis answers every write with OOM): /healthz shows the latest reason.
@@ -941,6 +969,7 @@ export class RedisHub implements Hub {
         const res = await this.reader.xread('COUNT', this.opts.batchSize, 'BLOCK', this.blockMs, 'STREAMS', this.k.feed, this.feedId);
         if (!this.readerUp) {
           this.readerUp = true;
+          this.markBack();
           this.log.info('backplane feed back');
         }
         failures = 0;
@@ -956,6 +985,7 @@ export class RedisHub implements Hub {
         if (this.readerUp) {
           this.readerUp = false;
           this.log.warn({ err: scrub(err as Error, this.target) }, 'backplane feed lost; retrying');
+          this.markStalled();
         }
         failures++;
         const base = Math.min(this.opts.maxReconnectDelayMs, 100 * 2 ** Math.min(failures, 10));

@@ -265,6 +265,14 @@ describe('Redis backplane: publishers move, Redis fails', () => {
     // Node A's own subscriber keeps getting its stream live while Redis is away.
     await onA.until((x) => x.of('affect').length >= beforeA + 15, 5000, 'local frames during the outage');
     expect((await health(b)).status).toBe('degraded');
+    // B's subscriber is told that A's stream stalls (it is not a quiet call), and B lists it as degraded.
+    const states = (c: TestClient) =>
+      c
+        .of('stream')
+        .filter((m) => m.stream.streamId === 'rk')
+        .map((m) => m.stream.state);
+    await onB.until((x) => states(x).includes('degraded'), 5000, "'degraded' on B");
+    expect(b.hub.stream('rk')?.state).toBe('degraded');
 
     await own.restart();
     const back = Date.now() + 10_000;
@@ -280,6 +288,9 @@ describe('Redis backplane: publishers move, Redis fails', () => {
     expect(seqs(onA.messages, 'rk')).toEqual(Array.from({ length: total }, (_, i) => i));
     expect(seqs(onB.messages, 'rk')).toEqual(Array.from({ length: total }, (_, i) => i));
     expect(stream(onB, 'rk')).toEqual(stream(onA, 'rk'));
+    // Announced, stalled, back (once, though A also re-announced it); A's own subscriber saw no stall.
+    expect(states(onB)).toEqual(['live', 'degraded', 'live']);
+    expect(states(onA)).toEqual(['live']);
     expect(a.hub.backplane()).toMatchObject({ up: true, pendingWrites: 0, droppedWrites: 0 });
     expect(a.hub.backplane()?.disconnects).toBeGreaterThanOrEqual(1);
   });
