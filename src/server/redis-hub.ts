@@ -294,8 +294,8 @@ export class RedisHub implements Hub {
   private flushTimer: NodeJS.Immediate | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
   private readLoop: Promise<void> | undefined;
-  /** Live streams of other nodes whose owner looked dead: since when (ms). */
-  private readonly orphans = new Map<string, number>();
+  /** Live streams of other nodes whose owner looked dead: since when (ms), and their state before (shown 'degraded' meanwhile). */
+  private readonly orphans = new Map<string, { sinceMs: number; before: StreamInfo['state'] }>();
   private reaping = false;
   private resyncing = false;
   /** XREAD BLOCK time: well inside the command timeout, so an idle feed never looks like a dead link. */
@@ -927,13 +927,24 @@ export class RedisHub implements Hub {
       for (let i = 0; i < ids.length; i++) {
         const id = ids[i] as string;
         const owner = owners[i];
+        const orphan = this.orphans.get(id);
         if (!owner || alive.get(owner) !== false) {
-          this.orphans.delete(id);
+          // Its node is back (a long pause) or another node took it: undo the 'degraded' shown here.
+          if (orphan) {
+            this.orphans.delete(id);
+            const s = this.local.stream(id);
+            if (s?.state === 'degraded' && orphan.before !== 'degraded') this.local.mirrorStream({ ...s, state: orphan.before });
+          }
           continue;
         }
-        const since = this.orphans.get(id) ?? now;
-        this.orphans.set(id, since);
-        if (now - since < this.opts.orphanGraceMs) continue;
+        if (!orphan) {
+          // Its node is gone: subscribers here learn now that the stream stalls, not only when it is ended.
+          const s = this.local.stream(id);
+          this.orphans.set(id, { sinceMs: now, before: s?.state ?? 'live' });
+          if (s && s.state !== 'degraded') this.local.mirrorStream({ ...s, state: 'degraded' });
+          continue;
+        }
+        if (now - orphan.sinceMs < this.opts.orphanGraceMs) continue;
         this.orphans.delete(id);
         const raw = await this.cmd.cxReap(
           this.k.log(id),

@@ -389,6 +389,31 @@ describe('Redis backplane: publishers move, Redis fails', () => {
     // B got the first 5, then what A's ring still held (seq 39..54): a jump, never a duplicate.
     expect(seqs(onB.messages, 'mem')).toEqual([0, 1, 2, 3, 4, ...Array.from({ length: 16 }, (_, i) => 39 + i)]);
   });
+  it('a stream whose ingest node died shows as degraded on the other nodes until its publisher continues it elsewhere (then live, seq carrying on)', async () => {
+    const prefix = newPrefix();
+    const a = await node(redis, prefix);
+    const b = await node(redis, prefix, { orphanGraceMs: 60_000 });
+    const onB = await subscriber(b);
+    const p1 = await publisher(a, 'lost');
+    await send(p1, audio(500));
+    await onB.until((x) => x.of('affect').length === 5, 5000, '5 frames on B');
+    const hubA = a.hub;
+    await hubA.close();
+    const states = () =>
+      onB
+        .of('stream')
+        .filter((m) => m.stream.streamId === 'lost')
+        .map((m) => m.stream.state);
+    await onB.until(() => states().includes('degraded'), 5000, "'degraded' on B");
+    expect(b.hub.stream('lost')?.state).toBe('degraded');
+    const p2 = await publisher(b, 'lost', 5000);
+    await send(p2, audio(500));
+    p2.send({ type: 'stop' });
+    await onB.until(ended('lost'), 5000, 'end on B');
+    expect(states()).toEqual(['live', 'degraded', 'live']);
+    expect(seqs(onB.messages, 'lost')).toEqual(Array.from({ length: 11 }, (_, i) => i));
+  });
+
   it('a stream whose ingest node died and whose publisher never came back is ended once, cluster-wide, after the grace period', async () => {
     const prefix = newPrefix();
     const a = await node(redis, prefix);
@@ -404,6 +429,10 @@ describe('Redis backplane: publishers move, Redis fails', () => {
     await hubA.close();
     for (const cl of [onB, onC]) await cl.until(ended('orphan'), 5000, 'the reaped end');
     for (const cl of [onB, onC]) {
+      // Told the stream stalled as soon as its node was seen gone, before the grace period ended it.
+      const told = cl.messages.findIndex((m) => m.type === 'stream' && m.stream.streamId === 'orphan' && m.stream.state === 'degraded');
+      expect(told).toBeGreaterThan(-1);
+      expect(told).toBeLessThan(cl.messages.findIndex((m) => m.type === 'status' && m.streamId === 'orphan'));
       const end = cl.of('status').filter((m) => m.streamId === 'orphan');
       expect(end).toHaveLength(1);
       expect(end[0]).toMatchObject({ state: 'ended', message: 'ingest node lost', seq: 10, tMs: 1000 });
