@@ -165,7 +165,9 @@ function redactLoose(s: string): string {
 /**
  * Claim. KEYS: meta. ARGV: nodeId, node-key prefix, log key.
  * Refuses (0, owner) while another node whose liveness key exists publishes the stream (state not
- * ended); else takes it: epoch+1, owner = this node; returns (1, epoch, lastSeq).
+ * ended); else takes it: epoch+1, owner = this node; returns (1, epoch, lastSeq). When the facts
+ * are gone but the log is not (an evicting maxmemory-policy dropped the hash), lastSeq comes from
+ * the log's last entry, so the stream carries on after it.
  */
 const CLAIM_LUA = `
 local owner = redis.call('HGET', KEYS[1], 'owner')
@@ -177,14 +179,24 @@ local epoch = redis.call('HINCRBY', KEYS[1], 'epoch', 1)
 redis.call('HSET', KEYS[1], 'owner', ARGV[1])
 redis.call('PERSIST', KEYS[1])
 redis.call('PERSIST', ARGV[3])
-return {1, tostring(epoch), redis.call('HGET', KEYS[1], 'lastSeq') or '-1'}
+local last = redis.call('HGET', KEYS[1], 'lastSeq')
+if not last then
+  local top = redis.call('XREVRANGE', ARGV[3], '+', '-', 'COUNT', 1)[1]
+  if top then
+    last = string.format('%d', tonumber(string.match(top[1], '-(%d+)$')) - 1)
+    redis.call('HSET', KEYS[1], 'lastSeq', last)
+  end
+end
+return {1, tostring(epoch), last or '-1'}
 `;
 
 /**
  * Announce (open) a stream. KEYS: meta, feed, index. ARGV: nodeId, epoch, hopMs, windowMs,
- * sampleRateHz, nowMs, streamId, feedMaxLen, info JSON. Returns -1 when fenced, else 1.
+ * sampleRateHz, nowMs, streamId, feedMaxLen, info JSON. Returns -2 when the facts are gone
+ * (evicted or lost: claim again), -1 when fenced, else 1.
  */
 const OPEN_LUA = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return -2 end
 if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] or redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[2] then return -1 end
 redis.call('HSET', KEYS[1], 'hopMs', ARGV[3], 'windowMs', ARGV[4], 'sampleRateHz', ARGV[5], 'state', 'live', 'updatedMs', ARGV[6])
 local last = redis.call('HGET', KEYS[1], 'lastSeq') or '-1'
@@ -196,10 +208,12 @@ return 1
 /**
  * Append one message. KEYS: log, meta, feed, index. ARGV: nodeId, epoch, seq, message JSON,
  * ringSize, feedMaxLen, new state ('' when the message is not a status), tMs, nowMs, streamId,
- * endedRetentionS. Returns -1 when fenced (another node claimed the stream), 0 when that seq is
+ * endedRetentionS. Returns -2 when the stream's facts are gone (evicted or lost: claim again), -1
+ * when fenced (another node claimed the stream, or ended it as an orphan), 0 when that seq is
  * already there, 1 when appended.
  */
 const APPEND_LUA = `
+if redis.call('EXISTS', KEYS[2]) == 0 then return -2 end
 if redis.call('HGET', KEYS[2], 'owner') ~= ARGV[1] or redis.call('HGET', KEYS[2], 'epoch') ~= ARGV[2] then return -1 end
 local last = tonumber(redis.call('HGET', KEYS[2], 'lastSeq') or '-1')
 local seq = tonumber(ARGV[3])
@@ -400,6 +414,7 @@ export class RedisHub implements Hub {
     }
     cmd.off('error', onStartError);
     cmd.options.retryStrategy = startRetry;
+    await this.checkEviction(cmd);
     cmd.defineCommand('cxClaim', { numberOfKeys: 1, lua: CLAIM_LUA });
     cmd.defineCommand('cxOpen', { numberOfKeys: 3, lua: OPEN_LUA });
     cmd.defineCommand('cxAppend', { numberOfKeys: 4, lua: APPEND_LUA });
@@ -432,6 +447,27 @@ export class RedisHub implements Hub {
     this.heartbeat.unref();
     this.readLoop = this.readFeed();
     this.log.info('backplane connected');
+  }
+
+  /**
+   * Warns when Redis may evict keys (maxmemory set with a policy other than noeviction): an evicted
+   * liveness key makes a live node look dead, an evicted stream record makes its node claim it again.
+   */
+  private async checkEviction(cmd: Redis): Promise<void> {
+    let info: string;
+    try {
+      info = await cmd.info('memory');
+    } catch {
+      return; // INFO may be restricted (ACL); nothing to check then.
+    }
+    const maxmemory = Number(/^maxmemory:(\d+)/m.exec(info)?.[1] ?? 0);
+    const policy = /^maxmemory_policy:(\S+)/m.exec(info)?.[1];
+    if (maxmemory > 0 && policy !== undefined && policy !== 'noeviction') {
+      this.log.warn(
+        { maxmemory, maxmemoryPolicy: policy },
+        `Redis may evict the backplane's keys (maxmemory-policy ${policy}): a live node can look dead and streams stall; set maxmemory-policy noeviction (docs/deploy.md, Sizing Redis)`,
+      );
+    }
   }
 
   /** Loads every stream the cluster knows (newest first, bounded) into the local view. */
@@ -773,6 +809,12 @@ export class RedisHub implements Hub {
       if (err) {
         // Connection trouble or a refusal (OOM): everything from here is retried after the re-sync.
         this.setDown('write failed', err);
+        return;
+      }
+      if (Number(value) === -2) {
+        // Not another node's doing: Redis dropped the stream's facts while up. Claim it again (re-sync).
+        const lost = new Error(`Redis lost the record of stream "${op.id}" (${this.k.meta(op.id)} is gone: evicted by its maxmemory-policy? use noeviction)`);
+        this.setDown('write failed', lost);
         return;
       }
       if (Number(value) === -1) {

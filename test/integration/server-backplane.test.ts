@@ -360,6 +360,41 @@ describe('Redis backplane: publishers move, Redis fails', () => {
     expect(seqs(onB.messages, 'oom')).toEqual(Array.from({ length: 11 }, (_, i) => i));
   });
 
+  it('an evicting Redis (maxmemory-policy other than noeviction): a warning at start; a stream whose record Redis dropped is claimed again and keeps reaching other nodes, not taken for a claim by another node', async () => {
+    const lru = await TestRedis.start();
+    redises.push(lru);
+    const { Redis } = await import('ioredis');
+    const admin = new Redis(lru.url);
+    let logged = '';
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        logged += chunk.toString();
+        done();
+      },
+    });
+    const prefix = newPrefix();
+    try {
+      await admin.call('CONFIG', 'SET', 'maxmemory', '100mb', 'maxmemory-policy', 'allkeys-lru');
+      const a = await node(lru, prefix, {}, pino({ level: 'warn' }, sink));
+      expect(logged).toMatch(/maxmemory-policy allkeys-lru.*set maxmemory-policy noeviction/);
+      const b = await node(lru, prefix);
+      const onB = await subscriber(b);
+      const p = await publisher(a, 'evicted');
+      await send(p, audio(500));
+      await onB.until((x) => x.of('affect').length === 5, 5000, '5 frames on B');
+      // What eviction does to the stream's record (and possibly its log) under memory pressure.
+      await admin.del(`${prefix}meta:evicted`);
+      await send(p, audio(500));
+      p.send({ type: 'stop' });
+      await onB.until(ended('evicted'), 8000, 'end on B');
+      expect(seqs(onB.messages, 'evicted')).toEqual(Array.from({ length: 11 }, (_, i) => i));
+      expect(logged).toMatch(/Redis lost the record of stream \\"evicted\\".*use noeviction/);
+      expect(logged).not.toMatch(/another node claimed this stream/);
+    } finally {
+      admin.disconnect();
+    }
+  });
+
   it('memory stays bounded while Redis is away: at most the ring waits per stream, the rest is counted as dropped and shows as missed', async () => {
     const own = await TestRedis.start();
     redises.push(own);
