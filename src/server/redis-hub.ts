@@ -1034,10 +1034,10 @@ export class RedisHub implements Hub {
         }
       } catch (err) {
         if (this.closed) return;
-        this.feedReason = `feed read failed: ${scrub(err as Error, this.target).message}`;
+        this.feedReason = `feed read failed: ${withAdvice(scrub(err as Error, this.target).message)}`;
         if (this.readerUp) {
           this.readerUp = false;
-          this.log.warn({ err: scrub(err as Error, this.target) }, 'backplane feed lost; retrying');
+          this.log.warn({ why: this.feedReason }, 'backplane feed lost; retrying');
           this.markStalled();
         }
         failures++;
@@ -1102,6 +1102,8 @@ function parseMessage(fields: string[]): StreamEventMessage | undefined {
 
 /** Redis's answer, plus what to do when it is one an operator must act on (full, replica, failing snapshots). */
 function withAdvice(msg: string): string {
+  // ioredis's words for a command cut off by a lost connection (no retries: nothing is queued).
+  if (/max retries per request limit|^Connection is closed|Stream isn't writeable/.test(msg)) return 'connection lost';
   if (/^OOM\b/.test(msg)) return `${msg} (Redis is full: raise its maxmemory or lower --ring-size; docs/deploy.md, Sizing Redis)`;
   if (/^READONLY\b/.test(msg)) return `${msg} (that Redis is a read-only replica: point --backplane at the primary)`;
   if (/^MISCONF\b/.test(msg)) return `${msg} (Redis refuses writes while its snapshots fail: check its disk and log)`;

@@ -606,6 +606,10 @@ describe('Redis backplane: start-up errors and credentials', () => {
     await fetch(`${a.httpUrl}healthz`);
     expect(logged).toContain('backplane down');
     expect(logged).toContain('backplane back');
+    // The lost feed is logged in the operator's words, not the Redis client's retry-limit message.
+    expect(logged).toMatch(/"why":"feed read failed: [^"]+","msg":"backplane feed lost; retrying"/);
+    const warnings = logged.split('\n').filter((l) => /"level":[4-6]\d/.test(l));
+    expect(warnings.join('\n')).not.toMatch(/max retries per request|Stream isn't writeable/);
     expect(logged).toContain('redis://***@127.0.0.1');
     expect(logged).not.toContain(secret);
     expect(JSON.stringify(await (await fetch(`${a.httpUrl}healthz`)).json())).not.toContain(secret);
