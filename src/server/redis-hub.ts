@@ -420,7 +420,15 @@ export class RedisHub implements Hub {
     cmd.defineCommand('cxAppend', { numberOfKeys: 4, lua: APPEND_LUA });
     cmd.defineCommand('cxReap', { numberOfKeys: 4, lua: REAP_LUA });
     this.cmd = cmd;
-    cmd.on('error', (err: Error) => this.log.debug({ err: scrub(err, t) }, 'backplane connection error'));
+    cmd.on('error', (err: Error) => {
+      this.log.debug({ err: scrub(err, t) }, 'backplane connection error');
+      // While down, the reconnect's own failure is the reason to show (e.g. Redis now wants a password).
+      if (this.up || this.closed) return;
+      const reason = `reconnect failed: ${withAdvice(scrub(err, t).message)}`;
+      if (reason === this.downReason) return;
+      this.downReason = reason;
+      this.log.warn({ why: reason }, 'backplane still down');
+    });
     cmd.on('close', () => this.setDown('connection closed'));
     cmd.on('ready', () => void this.onReady());
 
@@ -1104,6 +1112,8 @@ function parseMessage(fields: string[]): StreamEventMessage | undefined {
 function withAdvice(msg: string): string {
   // ioredis's words for a command cut off by a lost connection (no retries: nothing is queued).
   if (/max retries per request limit|^Connection is closed|Stream isn't writeable/.test(msg)) return 'connection lost';
+  if (/^NOAUTH\b/.test(msg)) return `${msg} (Redis wants a password now: put it in --backplane / CIRCUMPLEX_BACKPLANE)`;
+  if (/^WRONGPASS\b/.test(msg)) return `${msg} (Redis refused the password in --backplane / CIRCUMPLEX_BACKPLANE)`;
   if (/^OOM\b/.test(msg)) return `${msg} (Redis is full: raise its maxmemory or lower --ring-size; docs/deploy.md, Sizing Redis)`;
   if (/^READONLY\b/.test(msg)) return `${msg} (that Redis is a read-only replica: point --backplane at the primary)`;
   if (/^MISCONF\b/.test(msg)) return `${msg} (Redis refuses writes while its snapshots fail: check its disk and log)`;

@@ -395,6 +395,31 @@ describe('Redis backplane: publishers move, Redis fails', () => {
     }
   });
 
+  it('a reconnect that Redis refuses (it now requires a password): /healthz and the log say so, not just "connection closed"; back once it accepts again', async () => {
+    const own = await TestRedis.start();
+    redises.push(own);
+    const a = await node(own, newPrefix());
+    const { Redis } = await import('ioredis');
+    const admin = new Redis(own.url);
+    try {
+      await admin.call('CONFIG', 'SET', 'requirepass', 'rotated-secret');
+      // Drop every other connection: the node reconnects without a password.
+      await admin.call('CLIENT', 'KILL', 'TYPE', 'normal');
+      const deadline = Date.now() + 5000;
+      while (!/NOAUTH/.test(a.hub.backplane()?.error ?? '') && Date.now() < deadline) await sleep(50);
+      expect(a.hub.backplane()).toMatchObject({ up: false, error: expect.stringMatching(/^reconnect failed: NOAUTH .*put it in --backplane/) });
+      const health = (await (await fetch(`${a.httpUrl}healthz`)).json()) as { status: string; backplane: { error?: string } };
+      expect(health).toMatchObject({ status: 'degraded', backplane: { error: expect.stringMatching(/NOAUTH/) } });
+      await admin.call('CONFIG', 'SET', 'requirepass', '');
+    } finally {
+      admin.disconnect();
+    }
+    const back = Date.now() + 8000;
+    while (!a.hub.backplane()?.up && Date.now() < back) await sleep(50);
+    expect(a.hub.backplane()).toMatchObject({ up: true });
+    expect(a.hub.backplane()?.error).toBeUndefined();
+  });
+
   it('memory stays bounded while Redis is away: at most the ring waits per stream, the rest is counted as dropped and shows as missed', async () => {
     const own = await TestRedis.start();
     redises.push(own);
