@@ -89,6 +89,11 @@ export interface BackplaneStatus {
   readonly droppedWrites: number;
   /** While not up: what failed and the backplane's answer (e.g. `write failed: OOM command not allowed …`). */
   readonly error?: string;
+  /**
+   * How late this node reads the other nodes' messages: the largest age (ms, by the backplane's
+   * clock) of what a read returned, over the last minute; about 0 when it keeps up.
+   */
+  readonly feedLagMs: number;
 }
 
 /**

@@ -179,6 +179,18 @@ export class ServerMetrics {
       if (b) this.backplanePendingWrites.set({ kind: b.kind }, b.pendingWrites);
     },
   });
+  /** How late this node reads other nodes' messages from the backplane (largest over the last minute). */
+  readonly backplaneFeedLag = new Gauge({
+    name: 'circumplex_backplane_feed_lag_seconds',
+    help: "Largest age of other nodes' messages when this node read them from the backplane, over the last minute",
+    labelNames: ['kind'],
+    registers: [this.registry],
+    collect: () => {
+      const b = this.backplaneSource?.();
+      this.backplaneFeedLag.reset();
+      if (b) this.backplaneFeedLag.set({ kind: b.kind }, b.feedLagMs / 1000);
+    },
+  });
   /** Times the backplane link was lost. */
   readonly backplaneDisconnects = mirroredCounter(
     this.registry,

@@ -106,6 +106,9 @@ export const DEFAULT_REDIS_HUB: Omit<RedisHubOptions, 'url'> = {
   logger: undefined,
 };
 
+/** How long a feed lag peak is reported (ms). */
+const FEED_LAG_WINDOW_MS = 60_000;
+
 /** A backplane URL split into what ioredis needs and a form safe to print (no credentials). */
 export interface BackplaneTarget {
   readonly host: string;
@@ -300,6 +303,8 @@ export class RedisHub implements Hub {
   private downReason: string | undefined;
   /** Why the feed reader is down, while it is. */
   private feedReason: string | undefined;
+  /** Largest feed lag (ms) seen lately, and when: reported for a minute (see {@link noteFeedLag}). */
+  private feedLagPeak = { ms: 0, atMs: 0 };
   /** Other nodes' live streams shown as 'degraded' while the link is down: their state before. */
   private readonly stalled = new Map<string, StreamInfo['state']>();
   private closed = false;
@@ -655,6 +660,7 @@ export class RedisHub implements Hub {
     for (const [id, w] of this.owned)
       if (!w.fenced && (this.local.stream(id)?.lastSeq ?? -1) > w.syncedSeq) pendingWrites += this.local.since(id, w.syncedSeq).messages.length;
     const error = !this.up ? this.downReason : this.readerUp ? undefined : this.feedReason;
+    const lag = Date.now() - this.feedLagPeak.atMs > FEED_LAG_WINDOW_MS ? 0 : this.feedLagPeak.ms;
     return {
       kind: 'redis',
       target: this.target.safe,
@@ -664,6 +670,7 @@ export class RedisHub implements Hub {
       pendingWrites,
       disconnects: this.disconnects,
       droppedWrites: this.droppedWrites,
+      feedLagMs: lag,
     };
   }
 
@@ -1034,6 +1041,7 @@ export class RedisHub implements Hub {
           this.log.info('backplane feed back');
         }
         failures = 0;
+        this.noteFeedLag(res?.[0]?.[1]?.[0]?.[0]);
         for (const [, entries] of res ?? []) {
           for (const [id, fields] of entries) {
             this.feedId = id;
@@ -1053,6 +1061,17 @@ export class RedisHub implements Hub {
         await new Promise((r) => setTimeout(r, Math.round(base / 2 + Math.random() * (base / 2))).unref());
       }
     }
+  }
+
+  /**
+   * Read lag: how old (by Redis's clock, from the entry id) the first entry of a read was when it
+   * arrived; 0 when the read found nothing waiting. The largest in the last minute is reported, so a
+   * scrape every 15-60 s still sees a burst of lag that the next read already caught up.
+   */
+  private noteFeedLag(firstId: string | undefined): void {
+    const now = Date.now();
+    const ms = firstId === undefined ? 0 : Math.max(0, now - Number(firstId.split('-')[0]));
+    if (ms >= this.feedLagPeak.ms || now - this.feedLagPeak.atMs > FEED_LAG_WINDOW_MS) this.feedLagPeak = { ms, atMs: now };
   }
 
   /** Applies one feed entry to the local view (another node's announcement or message). */

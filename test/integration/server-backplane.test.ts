@@ -420,6 +420,32 @@ describe('Redis backplane: publishers move, Redis fails', () => {
     expect(a.hub.backplane()?.error).toBeUndefined();
   });
 
+  it('a node that reads the feed late reports it: backplane.feedLagMs on /healthz and circumplex_backplane_feed_lag_seconds', async () => {
+    const prefix = newPrefix();
+    const b = await node(redis, prefix);
+    await sleep(300);
+    expect(b.hub.backplane()?.feedLagMs).toBeLessThan(1000);
+    const { Redis } = await import('ioredis');
+    const admin = new Redis(redis.url);
+    try {
+      // An entry another node wrote 3 s before this node got to read it (as after a stall of this node).
+      const late = JSON.stringify({ type: 'status', streamId: 'late', seq: 0, tMs: 0, state: 'live', message: 'x' });
+      await admin.xadd(`${prefix}feed`, `${Date.now() - 3000}-0`, 'k', 'm', 's', 'late', 'n', 'other-node', 'd', late);
+    } finally {
+      admin.disconnect();
+    }
+    const deadline = Date.now() + 3000;
+    while (b.hub.stream('late') === undefined && Date.now() < deadline) await sleep(20);
+    expect(b.hub.backplane()?.feedLagMs).toBeGreaterThanOrEqual(2900);
+    const health = (await (await fetch(`${b.httpUrl}healthz`)).json()) as { backplane: { feedLagMs: number } };
+    expect(health.backplane.feedLagMs).toBeGreaterThanOrEqual(2900);
+    const lag = Number(/circumplex_backplane_feed_lag_seconds\{kind="redis"\} ([\d.]+)/.exec(await (await fetch(`${b.httpUrl}metrics`)).text())?.[1]);
+    expect(lag).toBeGreaterThanOrEqual(2.9);
+    // Reads that keep up afterwards do not hide it (the peak of the last minute is reported).
+    await sleep(300);
+    expect(b.hub.backplane()?.feedLagMs).toBeGreaterThanOrEqual(2900);
+  });
+
   it('memory stays bounded while Redis is away: at most the ring waits per stream, the rest is counted as dropped and shows as missed', async () => {
     const own = await TestRedis.start();
     redises.push(own);
