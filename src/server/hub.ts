@@ -112,6 +112,12 @@ export interface Hub {
    * later starts again at seq 0, so whoever remembers seqs of the old one must forget them.
    */
   onForget: (streamId: string) => void;
+  /**
+   * Called when a stream this node publishes is found to be another node's (a cluster hub: both
+   * took the id while this node was cut off from the backplane, and the other won): the stream has
+   * ended here, and the server refuses its publisher. Never called by the in-process hub.
+   */
+  onLost: (streamId: string, message: string) => void;
   /** Opens (or reopens) a stream this node publishes; see {@link StreamHub.openStream}. */
   openStream(info: OpenStreamInfo): StreamInfo;
   /** Pipeline event → wire message with the stream's next seq, stored and fanned out. */
@@ -223,6 +229,7 @@ export class StreamHub implements Hub {
   /** Called when a listener throws (the hub keeps going for the others). */
   onListenerError: (err: unknown) => void = () => {};
   onForget: (streamId: string) => void = () => {};
+  onLost: (_streamId: string, _message: string) => void = () => {};
 
   constructor(opts: Partial<StreamHubOptions> = {}) {
     this.opts = { ...DEFAULT_STREAM_HUB, ...opts };

@@ -515,6 +515,9 @@ export class RedisHub implements Hub {
   set onListenerError(f: (err: unknown) => void) {
     this.local.onListenerError = f;
   }
+  /** Called when a stream this node publishes turned out to be another node's (see {@link Hub.onLost}). */
+  onLost: (streamId: string, message: string) => void = () => {};
+
   get onForget(): (streamId: string) => void {
     return this.local.onForget;
   }
@@ -922,8 +925,15 @@ export class RedisHub implements Hub {
       for (const [id, w] of this.owned) {
         const r = await this.cmd.cxClaim(this.k.meta(id), this.nodeId, this.k.nodePrefix, this.k.log(id));
         if (Number(r[0]) !== 1) {
-          this.log.warn({ streamId: id, owner: r[1] }, 'another node publishes this stream now; its messages from here on stay on this node');
-          w.fenced = true;
+          // Another node's publisher took this id meanwhile (both accepted it while Redis was away, or
+          // this node was cut off past --node-ttl-ms): this node's copy is not the cluster's. End it
+          // here and refuse its publisher, rather than let two streams of one id diverge silently.
+          const message = `stream "${id}" is published by another node: it took the id while this node was cut off from the backplane; this node's copy ends here`;
+          this.log.warn({ streamId: id, owner: r[1] }, message);
+          this.owned.delete(id);
+          const s = this.local.stream(id);
+          if (s && s.state !== 'ended') this.local.endStream(id, message);
+          this.onLost(id, message);
           continue;
         }
         w.epoch = String(r[1]);

@@ -294,6 +294,40 @@ describe('Redis backplane: publishers move, Redis fails', () => {
     expect(a.hub.backplane()).toMatchObject({ up: true, pendingWrites: 0, droppedWrites: 0 });
     expect(a.hub.backplane()?.disconnects).toBeGreaterThanOrEqual(1);
   });
+  it('two nodes that both accepted the same new stream id while Redis was away: once back, the one whose claim lost ends its copy and refuses its publisher (stream-busy), instead of diverging silently', async () => {
+    const own = await TestRedis.start();
+    redises.push(own);
+    const prefix = newPrefix();
+    const a = await node(own, prefix);
+    const b = await node(own, prefix);
+    const onA = await subscriber(a);
+    const onB = await subscriber(b);
+    await own.kill();
+    while (a.hub.backplane()?.up || b.hub.backplane()?.up) await sleep(20);
+    const pa = await publisher(a, 'twice');
+    const pb = await publisher(b, 'twice');
+    await Promise.all([send(pa, audio(500)), send(pb, audio(500))]);
+    await own.restart();
+    const closed = await Promise.race([
+      pa.closed.then((c) => ({ loser: pa, c })),
+      pb.closed.then((c) => ({ loser: pb, c })),
+      sleep(10_000).then(() => Promise.reject(new Error('neither publisher was told after the re-sync'))),
+    ]);
+    const [loser, winner, loserNode, lostHere] = closed.loser === pa ? [pa, pb, a, onA] : [pb, pa, b, onB];
+    expect(closed.c.code).toBe(1008);
+    expect(loser.raw.join()).toMatch(/"reason":"stream-busy".*published by another node/);
+    // The loser's node tells its subscribers its copy ended; the winner keeps publishing.
+    await lostHere.until(
+      (x) => x.of('status').some((m) => m.streamId === 'twice' && m.state === 'ended' && /another node/.test(m.message)),
+      5000,
+      'end of the lost copy',
+    );
+    expect(winner.ws.readyState).toBe(winner.ws.OPEN);
+    const back = Date.now() + 5000;
+    while (!loserNode.hub.backplane()?.up && Date.now() < back) await sleep(20);
+    expect(loserNode.hub.backplane()).toMatchObject({ up: true });
+  });
+
   it('commands that time out while the link stays up (CLIENT PAUSE): degraded, then re-synced without a reconnect, nothing lost or doubled', async () => {
     const prefix = newPrefix();
     const a = await node(redis, prefix, { commandTimeoutMs: 300 });

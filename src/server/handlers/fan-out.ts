@@ -6,6 +6,7 @@ import { type Observable, type OperatorFunction, type Subscription, tap } from '
 import type { AudioChunk, PipelineEvent } from '../../../core/types.js';
 import { samplesToMs } from '../../../core/types.js';
 import { type AffectError, toAffectError } from '../../../core/errors.js';
+import { CLOSE_CODES, type IngestReply } from '../../../core/protocol.js';
 import type { ServerContext } from '../context.js';
 import type { OpenStreamInfo } from '../hub.js';
 
@@ -39,6 +40,15 @@ export function createFanOut(ctx: ServerContext): FanOut {
   hub.onListenerError = (err) => log.error({ err }, 'hub listener failed');
   hub.onForget = (streamId) => {
     for (const s of subscribers) s.forget(streamId);
+  };
+  hub.onLost = (streamId, message) => {
+    // Its publisher learns that its audio no longer makes the cluster's stream (it may retry later).
+    const ws = ctx.publishers.get(streamId);
+    if (!ws) return;
+    ctx.publishers.delete(streamId);
+    const reply: IngestReply = { type: 'error', code: 'AFFECT_ERR_PROTOCOL', reason: 'stream-busy', message, recoverable: false };
+    if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(reply));
+    ws.close(CLOSE_CODES.policy, 'stream busy');
   };
   const stop = hub.subscribe((ev) => {
     if (ev.type === 'message') {
