@@ -220,6 +220,12 @@ export async function serveCommand(opts: ServeCommandOptions, err: NodeJS.Writab
 
   // The backplane first: an unreachable Redis or a bad URL fails in milliseconds, before the models load.
   const backplane = opts.backplane ?? env.backplane;
+  // `--backplane "$REDIS_URL"` with the variable unset must not start a lone node that shares nothing.
+  if (opts.backplane !== undefined && opts.backplane.trim() === '') {
+    throw new AffectError('AFFECT_ERR_CONFIG', '--backplane: empty URL (an unset variable?)', {
+      hint: 'give redis://[user:password@]host:port[/db] (or rediss://), or leave --backplane out to run this node alone',
+    });
+  }
   if (backplane) parseBackplaneUrl(backplane, opts.backplane ? '--backplane' : 'CIRCUMPLEX_BACKPLANE');
   else if (opts.nodeTtlMs !== undefined) {
     throw new AffectError(

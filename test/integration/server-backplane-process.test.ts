@@ -175,15 +175,19 @@ describe('serve --backplane: real processes, real engine, one Redis', () => {
     expect(sub2.of('affect').length).toBeGreaterThanOrEqual(6);
   }, 60_000);
 
-  it('an unreachable Redis or a wrong password: exit 2 with a clear message, never the password', async () => {
+  it('an unreachable Redis, a wrong password or an empty --backplane: exit 2 with a clear message, never the password', async () => {
     const secret = 'Zebra-Secret-9';
     const locked = await TestRedis.start({ password: secret });
     try {
       const closed = await freePort();
-      const [down, wrong] = await Promise.all([
+      const [down, wrong, empty] = await Promise.all([
         serveFails(['--backplane', `redis://:${secret}@127.0.0.1:${closed}/0`]),
         serveFails([], { CIRCUMPLEX_BACKPLANE: `redis://:not-${secret}@127.0.0.1:${locked.port}/0` }),
+        // `--backplane "$REDIS_URL"` with the variable unset: not a lone node that shares nothing.
+        serveFails(['--backplane', '']),
       ]);
+      expect(empty.code).toBe(2);
+      expect(empty.stderr).toContain('AFFECT_ERR_CONFIG: --backplane: empty URL');
       expect(down.code).toBe(2);
       expect(down.stderr).toContain(`AFFECT_ERR_CONFIG: cannot reach the backplane redis://***@127.0.0.1:${closed}/0: connection refused`);
       expect(wrong.code).toBe(2);
