@@ -4,7 +4,10 @@
  * real ws publishers and subscribers on loopback, and the deterministic loudness pipeline. Checks:
  * cross-node live delivery identical to a single node's frames, the cluster-wide stream list,
  * resume on another node exactly once, a publisher continuing its stream on another node, Redis
- * killed and restarted under a live stream, start-up errors, and no credential in any log line.
+ * killed and restarted under a live stream (subscribers told it stalls), Redis full, evicting or
+ * newly password-protected (the reason on /healthz), a dead node's streams shown degraded, two
+ * nodes taking one id during an outage, feed lag, start-up errors (including a port that is not
+ * Redis), and no credential in any log line.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, readFileSync } from 'node:fs';
