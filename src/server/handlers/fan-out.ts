@@ -106,6 +106,7 @@ export function createFanOut(ctx: ServerContext): FanOut {
     let ended!: () => void;
     const done = new Promise<void>((resolve) => (ended = resolve));
     ctx.pipelines.set(info.streamId, done);
+    const endText = (): string => (typeof endMessage === 'function' ? endMessage() : endMessage);
     const subscription = events$.subscribe({
       next: (ev) => publish(info.streamId, ev),
       error: (err: unknown) => {
@@ -119,7 +120,7 @@ export function createFanOut(ctx: ServerContext): FanOut {
         onDone?.(e);
       },
       complete: () => {
-        hub.endStream(info.streamId, typeof endMessage === 'function' ? endMessage() : endMessage);
+        hub.endStream(info.streamId, endText());
         arrivals.delete(info.streamId);
         onDone?.();
       },
@@ -131,7 +132,7 @@ export function createFanOut(ctx: ServerContext): FanOut {
         // Stopped early (unsubscribed): end the stream too, or it stayed 'live' in the hub for good
         // (live streams are never forgotten) and its subscribers never got its final status.
         if (hub.stream(info.streamId)?.state !== 'ended') {
-          hub.endStream(info.streamId, endMessage);
+          hub.endStream(info.streamId, endText());
           arrivals.delete(info.streamId);
         }
       }
