@@ -83,7 +83,7 @@ export interface DetectVoiceOptions extends VadOptions {
    * Most windows waiting for the detector (not counting the one in it). A live stream whose detector
    * falls behind drops the oldest waiting window past this bound (counted: `onDrop`, the detector's
    * counters, and `droppedBefore` on the next window, so frames report it in `droppedWindows`); its
-   * audio reaches the detector as a gap (zeros, which the energy gate skips). With a flow (offline)
+   * audio is a gap for the detector (see {@link detectVoice}). With a flow (offline)
    * nothing is dropped: the source waits. Default 8 (2 s at the default hop).
    */
   maxPendingWindows?: number;
@@ -210,6 +210,11 @@ export class FrameLabeller {
  * AudioWindow → VoicedWindow. Feeds each window's new samples to the detector in order (one
  * detector call per window, never overlapping), keeps the frame labels, and stamps the window with
  * the fraction of its frames that are speech. Bounded: see {@link DetectVoiceOptions.maxPendingWindows}.
+ *
+ * A gap before a window (windows dropped, or a source whose clock jumped past a silent stretch) is
+ * silence: the frame it starts in and the one it ends in go to the detector padded with zeros, and
+ * the whole frames between are labelled silence (probability 0, as the energy gate gives zeros)
+ * without being allocated or run, so a gap of minutes costs a few frames, not minutes of zeros.
  */
 export function detectVoice(detector: VoiceDetector, opts: Partial<DetectVoiceOptions> = {}): OperatorFunction<AudioWindow, VoicedWindow> {
   const o = resolveVadOptions(opts);
@@ -259,17 +264,31 @@ export function detectVoice(detector: VoiceDetector, opts: Partial<DetectVoiceOp
           }
           const { w, before } = head;
           streamId = w.streamId;
-          // New samples of this window (windows overlap); a gap before it is fed as zeros.
+          // New samples of this window (windows overlap). A gap before it: zeros up to the end of the
+          // pending frame and in the frame the window starts in; the whole frames between are silent.
           const gap = Math.max(0, w.startSample - fedTo);
+          const headFrames = gap > 0 && pending.length > 0 ? 1 : 0;
+          const padHead = headFrames * (F - pending.length);
+          const silentFrames = gap > padHead ? Math.floor((gap - padHead) / F) : 0;
+          const fed = gap - silentFrames * F;
           const skip = Math.max(0, fedTo - w.startSample);
           const fresh = skip < w.samples.length ? w.samples.subarray(skip) : new Float32Array(0);
-          const buf = new Float32Array(pending.length + gap + fresh.length);
+          const buf = new Float32Array(pending.length + fed + fresh.length);
           buf.set(pending);
-          buf.set(fresh, pending.length + gap);
+          buf.set(fresh, pending.length + fed);
           fedTo = Math.max(fedTo, w.startSample + w.samples.length);
           const whole = Math.floor(buf.length / F) * F;
           pending = buf.slice(whole);
+          // The detector's probabilities with the silent frames put back in place.
+          const withSilence = (p: Float32Array): Float32Array => {
+            if (silentFrames === 0) return p;
+            const all = new Float32Array(p.length + silentFrames);
+            all.set(p.subarray(0, headFrames));
+            all.set(p.subarray(headFrames), headFrames + silentFrames);
+            return all;
+          };
           if (whole === 0) {
+            if (silentFrames > 0) label(new Float32Array(silentFrames), w.tMs);
             emit(w, before);
             continue;
           }
@@ -291,14 +310,14 @@ export function detectVoice(detector: VoiceDetector, opts: Partial<DetectVoiceOp
                 return;
               }
               // The detector refused (queue full) or failed these frames: they count as silence, the window is dropped.
-              label(new Float32Array(whole / F), w.tMs);
+              label(new Float32Array(whole / F + silentFrames), w.tMs);
               running = false;
               dropped += before + 1;
               dropWindow(w, 'error', err);
               next();
             },
             complete: () => {
-              label(got ?? new Float32Array(whole / F), w.tMs);
+              label(withSilence(got ?? new Float32Array(whole / F)), w.tMs);
               running = false;
               emit(w, before);
               next();

@@ -97,6 +97,64 @@ describe('detectVoice', () => {
     expect(Math.abs(segs[1]!.startMs - 6600)).toBeLessThanOrEqual(32);
   });
 
+  it('a gap before a window (a track silent for minutes) is silence: labels as if fed zeros, but only the frames around it reach the detector', async () => {
+    /** Windows over `runs` placed at sample `offset` (a source whose clock jumped there). */
+    const shifted = (runs: ReadonlyArray<readonly [number, number]>, offset: number): AudioWindow[] =>
+      windowsOver(runs).map((w, i) => ({
+        ...w,
+        index: 1000 + i,
+        startSample: w.startSample + offset,
+        endSample: w.endSample + offset,
+        tMs: w.tMs + offset / 16,
+      }));
+    const before = windowsOver([
+      [1, 0.02],
+      [1.5, 0.9],
+      [0.5, 0.02],
+    ]);
+    const after = (offset: number) =>
+      shifted(
+        [
+          [0.5, 0.02],
+          [1.5, 0.9],
+          [0.5, 0.02],
+        ],
+        offset,
+      );
+    const run = async (ws: AudioWindow[]) => {
+      const segs: VoiceSegment[] = [];
+      let frames = 0;
+      const det = fakeDetector();
+      const counting: VoiceDetector = {
+        frameSamples: FRAME,
+        stream: () => {
+          const s = det.stream();
+          return { probabilities: (x: Float32Array) => ((frames += x.length / FRAME), s.probabilities(x)) };
+        },
+      };
+      const out = await lastValueFrom(from(ws).pipe(detectVoice(counting, { onSegment: (s) => segs.push(s), maxPendingWindows: ws.length }), toArray()));
+      return { out, segs, frames };
+    };
+    // 7.3 s of gap, not a whole number of frames, against the same audio with the gap as zero samples
+    // (one window holding them): every label and segment is the same.
+    const end = 48000;
+    const gap = Math.round(7.3 * 16000) + 77;
+    const zeros: AudioWindow = { streamId: 's', index: 999, startSample: end, endSample: end + gap, tMs: (end + gap) / 16, samples: new Float32Array(gap) };
+    const skipped = await run([...before, ...after(end + gap)]);
+    const fedZeros = await run([...before, zeros, ...after(end + gap)]);
+    expect(skipped.out.map((w) => w.voiced)).toEqual(fedZeros.out.filter((w) => w.index !== 999).map((w) => w.voiced));
+    expect(skipped.segs.map((s) => [s.startMs, s.endMs])).toEqual(fedZeros.segs.map((s) => [s.startMs, s.endMs]));
+    expect(skipped.segs).toHaveLength(2);
+    expect(Math.abs(skipped.segs[1]!.startMs - (end + gap + 8000) / 16)).toBeLessThanOrEqual(32);
+    expect(fedZeros.frames - skipped.frames).toBeGreaterThanOrEqual(Math.floor(gap / FRAME) - 1);
+    // Ten minutes of gap: the detector sees the same frames as after a gap of seconds, not 18,750 more.
+    const long = await run([...before, ...after(end + 600 * 16000 + 77)]);
+    expect(long.frames).toBeLessThanOrEqual(skipped.frames + 1);
+    expect(long.segs).toHaveLength(2);
+    expect(Math.abs(long.segs[1]!.startMs - (end + 600 * 16000 + 77 + 8000) / 16)).toBeLessThanOrEqual(32);
+    expect(long.out.at(-3)!.voiced).toBe(1);
+  });
+
   it('FrameLabeller (the stage hysteresis, exported for benches): segments, minSpeechMs, dips inside a segment, the open segment at the end', () => {
     // Defaults: threshold 0.5, negThreshold 0.35, 300 ms = 10 frames of 32 ms for both minSilence and minSpeech.
     const L = new FrameLabeller(resolveVadOptions(), FRAME, Infinity);
