@@ -9,7 +9,7 @@
  *   way does not leave the call's stream ids busy: the same call can start again on that node and
  *   on another node.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { WebSocket } from 'ws';
@@ -241,7 +241,7 @@ describe('Twilio media: timestamps, coalescing and decoding', () => {
       call.media('inbound', 2, pk[2]!, ts);
       const closed = await call.closed;
       expect(closed.code).toBe(1002);
-      expect(closed.reason).toMatch(/^media timestamp \S+ jumps \d+(e\+\d+)? ms ahead of the track's audio \(at most 60000\)$/);
+      expect(closed.reason).toMatch(/^media timestamp \S+ jumps \d+(e\+\d+)? ms ahead of the track's audio \(over 60000\) and past the call's \d+ ms$/);
       await sleep(50);
       const chunks = received.get(`${sid}:inbound`) ?? [];
       const end = chunks.reduce((m, c) => Math.max(m, c.startSample + c.samples.length), 0);
@@ -258,6 +258,52 @@ describe('Twilio media: timestamps, coalescing and decoding', () => {
     await sleep(50);
     const last = received.get('CAJUMP000003:inbound')!.at(-1)!;
     expect(last.startSample + last.samples.length).toBeGreaterThan(16 * TWILIO_MAX_GAP_MS);
+  });
+
+  it('a track that sent nothing for minutes (Twilio may send no packets while a side is silent) goes on once that time has passed', async () => {
+    // Before: any jump over TWILIO_MAX_GAP_MS closed the whole call (both tracks) with 1002, so an
+    // agent track quiet for a minute ended the caller's analysis too. The call's clock is
+    // performance.now() since its start arrived; the test moves it 5 minutes on instead of waiting.
+    const pk = tonePackets(3);
+    const realNow = performance.now.bind(performance);
+    let offsetMs = 0;
+    const clock = vi.spyOn(performance, 'now').mockImplementation(() => realNow() + offsetMs);
+    try {
+      const call = new TwilioCall(server.port);
+      await call.opened;
+      call.start('CASILENT0001', ['inbound', 'outbound']);
+      call.media('inbound', 0, pk[0]!);
+      call.media('outbound', 0, pk[0]!);
+      await sleep(200); // the start is taken (the call's clock starts) before the clock moves on
+      offsetMs = 300_000;
+      const jump = String(20 + 300_000);
+      call.media('outbound', 1, pk[1]!, jump);
+      call.media('inbound', 1, pk[1]!);
+      call.media('outbound', 2, pk[2]!, String(40 + 300_000));
+      call.stop();
+      expect(await call.closed).toEqual({ code: 1000, reason: 'stopped' });
+      await sleep(50);
+      // The outbound clock moved on 5 minutes without 5 minutes of samples; the inbound track was untouched.
+      const out = received.get('CASILENT0001:outbound')!;
+      const last = out.at(-1)!;
+      expect(last.startSample + last.samples.length).toBeGreaterThan(16 * 300_000);
+      expect(out.reduce((n, c) => n + c.samples.length, 0)).toBeLessThan(16 * 1000);
+      const inb = received.get('CASILENT0001:inbound')!;
+      expect(inb.at(-1)!.startSample + inb.at(-1)!.samples.length).toBeLessThanOrEqual(16 * 60);
+
+      // The same jump on a call that has not run that long is a broken clock: 1002, as before.
+      offsetMs = 0;
+      const early = new TwilioCall(server.port);
+      await early.opened;
+      early.start('CASILENT0002');
+      early.media('inbound', 0, pk[0]!);
+      early.media('inbound', 1, pk[1]!, jump);
+      const closed = await early.closed;
+      expect(closed.code).toBe(1002);
+      expect(closed.reason).toMatch(/jumps \d+ ms ahead of the track's audio \(over 60000\) and past the call's \d+ ms$/);
+    } finally {
+      clock.mockRestore();
+    }
   });
 
   it('coalesces 20 ms packets into chunks that end at the hop ends (250 ms), contiguous and complete', async () => {

@@ -8,7 +8,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { WebSocket } from 'ws';
 import { createEngine, type Engine } from '../../src/engine.js';
 import type { RunningServer } from '../../src/server/ws-server.js';
@@ -92,12 +92,14 @@ async function play(call: TwilioCall, callSid: string, inbound: string[], outbou
 describe('Twilio Media Streams ingest', () => {
   let inbound: string[];
   let outbound: string[];
+  let agentOnsetMs: number;
   beforeAll(() => {
     // Caller speaks first, then the agent answers: each track is silence around its own speech.
     const a = speak('Hello, I have been waiting for twenty minutes and my order never arrived.');
     const b = speak('I am sorry to hear that, let me check it for you right away.');
     const caller = concat([silence(0.8, 11), a, silence(b.length / 16000 + 1.5, 12)]).samples;
     const agent = concat([silence(a.length / 16000 + 1.3, 13), b, silence(1.0, 14)]).samples;
+    agentOnsetMs = (a.length / 16000 + 1.3) * 1000;
     inbound = twilioPayloads(caller);
     outbound = twilioPayloads(agent);
   });
@@ -129,6 +131,59 @@ describe('Twilio Media Streams ingest', () => {
     expect(firstIn.startMs).toBeLessThan(firstOut.startMs);
     expect(firstIn.startMs).toBeGreaterThan(500);
     sub.close();
+  });
+
+  it('an agent track that sends nothing for 3 minutes (Twilio may send no packets for a silent side) gives its later turn at its true time', async () => {
+    // Before: any timestamp jump over 60 s closed the whole call with 1002, caller's track included.
+    // The call's clock is performance.now() since its start arrived: moved on here instead of waiting.
+    const realNow = performance.now.bind(performance);
+    let offsetMs = 0;
+    const clock = vi.spyOn(performance, 'now').mockImplementation(() => realNow() + offsetMs);
+    try {
+      const sub: TestClient = connect(server, `/v1/stream?token=${TOKEN}`);
+      await sub.opened;
+      sub.send({ type: 'subscribe', streamIds: ['*'] });
+      await sub.until((c) => c.of('hello').length > 0);
+      const callSid = 'CA7777777777';
+      const call = new TwilioCall();
+      await call.opened;
+      call.start(callSid);
+      const media = (track: string, k: number, tsMs: number, payload: string) =>
+        call.send({ event: 'media', media: { track, chunk: String(k + 1), timestamp: String(tsMs), payload }, streamSid: `MZ${callSid}` });
+      // The caller's whole track and the agent's first second (silence), then nothing from the agent.
+      for (let i = 0; i < inbound.length; i++) {
+        media('inbound', i, i * 20, inbound[i]!);
+        if (i < 50) media('outbound', i, i * 20, outbound[i]!);
+        if (i % 10 === 9) await new Promise((r) => setTimeout(r, 40));
+      }
+      const skipMs = 180_000;
+      offsetMs = skipMs + 30_000;
+      for (let i = 50; i < outbound.length; i++) {
+        media('outbound', i, i * 20 + skipMs, outbound[i]!);
+        if (i % 10 === 9) await new Promise((r) => setTimeout(r, 40));
+      }
+      call.send({ event: 'stop', streamSid: `MZ${callSid}`, stop: { callSid } });
+      expect(await call.closed).toEqual({ code: 1000, reason: 'stopped' });
+      const ended = (id: string) => (c: TestClient) => c.of('status').some((st) => st.streamId === id && st.state === 'ended');
+      await sub.until((c) => ended(`${callSid}:inbound`)(c) && ended(`${callSid}:outbound`)(c), 60_000, 'both tracks to end');
+      expect(sub.of('status').filter((st) => st.state === 'error')).toEqual([]);
+      const agentTurns = sub.of('turn').filter((t) => t.streamId === `${callSid}:outbound`);
+      expect(agentTurns.length).toBeGreaterThanOrEqual(1);
+      // The agent spoke after its 1.3 s pause behind the caller's words, 3 minutes later on its clock.
+      const speechAt = skipMs + agentOnsetMs;
+      expect(agentTurns[0]!.startMs).toBeGreaterThan(skipMs);
+      expect(Math.abs(agentTurns[0]!.startMs - speechAt)).toBeLessThan(1500);
+      expect(
+        sub
+          .of('affect')
+          .filter((f) => f.streamId === `${callSid}:outbound`)
+          .at(-1)!.tMs,
+      ).toBeGreaterThan(skipMs);
+      expect(sub.of('turn').filter((t) => t.streamId === `${callSid}:inbound`).length).toBeGreaterThanOrEqual(1);
+      sub.close();
+    } finally {
+      clock.mockRestore();
+    }
   });
 
   it('bad messages close only their own call with a clear code; a call alongside goes on', async () => {

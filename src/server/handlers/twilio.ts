@@ -13,7 +13,10 @@
  *   the audio received so far (packets lost upstream), the gap is filled with silence (μ-law zero
  *   through the track's decoder) up to {@link TWILIO_MAX_FILL_MS}; a longer gap advances the
  *   track's clock without samples (the windows restart on the new audio); a jump of more than
- *   {@link TWILIO_MAX_GAP_MS} closes the call (1002). A timestamp behind (late
+ *   {@link TWILIO_MAX_GAP_MS} is taken only when the timestamp is no later than the time since the
+ *   call's `start` arrived (plus {@link TWILIO_CLOCK_SLACK_MS}): Twilio may send no packets for a
+ *   silent track, so a track can be quiet for minutes; a timestamp ahead of the wall clock is a
+ *   broken clock and closes the call (1002). A timestamp behind (late
  *   or reordered packet) is not rewound: the audio is appended. Without a timestamp nothing is filled.
  *   A track's 16 kHz audio enters its pipeline in coalesced chunks, not one per 20 ms packet: a chunk
  *   goes out as soon as it reaches the end of the next analysis hop (where a window can complete) or
@@ -58,6 +61,12 @@ export const TWILIO_MAX_FILL_MS = 2000;
  * the VAD feeds it as zeros).
  */
 export const TWILIO_MAX_GAP_MS = 60_000;
+/**
+ * How far (ms) a media timestamp may run ahead of the wall-clock time since the call's `start`
+ * arrived, for a jump longer than {@link TWILIO_MAX_GAP_MS} to be taken as a silent stretch (the
+ * `start` message itself may arrive a little after the stream started).
+ */
+export const TWILIO_CLOCK_SLACK_MS = 10_000;
 /**
  * Most media (μ-law bytes, both tracks together: MAX_WAITING_AUDIO_S, as on the ingest endpoint, of a two-track call) a call may send while its
  * streams wait to open (a cluster claim, or a previous pipeline of the same ids still ending); more
@@ -240,6 +249,8 @@ export function createTwilioHandler(ctx: ServerContext, fanOut: FanOut): (ws: We
     const bucket = new TokenBucket(o.ingestRateLimit);
     let tracks: Map<string, TrackState> | undefined;
     let callSid: string | undefined;
+    /** performance.now() when the call's start arrived: media timestamps cannot run ahead of it for long. */
+    let startedAt = 0;
     let closed = false;
     /** fail() ran: this call is refused (closed is also set when the socket goes). */
     let failed = false;
@@ -322,6 +333,7 @@ export function createTwilioHandler(ctx: ServerContext, fanOut: FanOut): (ws: We
       }
       if (!o.onIngestStream) return fail(CLOSE_CODES.internalError, 'this server has no pipeline for ingest streams');
       callSid = m.start.callSid;
+      startedAt = performance.now();
       const ts = new Map<string, TrackState>();
       for (const track of new Set(m.start.tracks)) {
         const streamId = `${m.start.callSid}:${track}`;
@@ -414,11 +426,15 @@ export function createTwilioHandler(ctx: ServerContext, fanOut: FanOut): (ws: We
       if (closed && !t.audio$) return;
       // Packets lost upstream: the timestamp is ahead of this track's audio. Fill with silence.
       const lead = tsMs === undefined ? 0 : tsMs - t.bytes8k / 8;
-      if (lead > TWILIO_MAX_GAP_MS)
-        return fail(
-          CLOSE_CODES.protocolError,
-          `media timestamp ${tsMs} jumps ${Math.round(lead)} ms ahead of the track's audio (at most ${TWILIO_MAX_GAP_MS})`,
-        );
+      // A long jump is a track that sent nothing while silent, as long as the clock it claims has passed.
+      if (lead > TWILIO_MAX_GAP_MS) {
+        const sinceStart = performance.now() - startedAt;
+        if ((tsMs ?? 0) > sinceStart + TWILIO_CLOCK_SLACK_MS)
+          return fail(
+            CLOSE_CODES.protocolError,
+            `media timestamp ${tsMs} jumps ${Math.round(lead)} ms ahead of the track's audio (over ${TWILIO_MAX_GAP_MS}) and past the call's ${Math.round(sinceStart)} ms`,
+          );
+      }
       if (lead > GAP_TOLERANCE_MS) {
         const n = Math.round(lead * 8);
         t.gaps++;
