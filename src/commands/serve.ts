@@ -89,6 +89,43 @@ export interface ServeCommandOptions extends EscalationFlags, SmoothingFlags {
   nodeTtlMs?: number;
 }
 
+/**
+ * Flags of a local input that mean nothing for the input given are refused, not ignored: `--input
+ * none --exit-on-end` served for good (there is no local input to end), and `--stream-id`,
+ * `--rate`, `--channels`, `--realtime` or `--speed` without a file or stdin did nothing.
+ */
+export function checkLocalInputFlags(
+  kind: 'mic' | 'stdin' | 'none' | 'file',
+  opts: Pick<ServeCommandOptions, 'exitOnEnd' | 'streamId' | 'rate' | 'channels' | 'realtime' | 'speed'>,
+): void {
+  const given = (flags: Array<[boolean, string]>) => flags.filter(([on]) => on).map(([, name]) => name);
+  const pacing: Array<[boolean, string]> = [
+    [opts.realtime, '--realtime'],
+    [opts.speed !== undefined, '--speed'],
+  ];
+  const raw: Array<[boolean, string]> = [
+    [opts.rate !== undefined, '--rate'],
+    [opts.channels !== undefined, '--channels'],
+  ];
+  const bad =
+    kind === 'none'
+      ? given([[opts.exitOnEnd, '--exit-on-end'], [opts.streamId !== undefined, '--stream-id'], ...pacing, ...raw])
+      : kind === 'mic'
+        ? given([...pacing, ...raw])
+        : [];
+  if (bad.length === 0) return;
+  throw new AffectError(
+    'AFFECT_ERR_CONFIG',
+    `${bad.join(', ')} ${bad.length === 1 ? 'applies' : 'apply'} to a local ${kind === 'mic' ? 'file or stdin input' : 'input'}, and --input is ${kind}, so ${bad.length === 1 ? 'it' : 'they'} would do nothing`,
+    {
+      hint:
+        kind === 'none'
+          ? 'give --input FILE, "-" or "mic" to serve a local input, or drop the flag (ingest streams are named by their publishers and end when they do)'
+          : 'the microphone is live and recorded at 16 kHz mono: drop the flag',
+    },
+  );
+}
+
 /** How long a graceful shutdown may take before the process exits anyway. */
 export const SHUTDOWN_DEADLINE_MS = 5000;
 
@@ -207,6 +244,7 @@ export async function serveCommand(opts: ServeCommandOptions, err: NodeJS.Writab
       hint: 'e.g. --input call.wav --channels-as-streams',
     });
   }
+  checkLocalInputFlags(kind, opts);
   // --speed X paces like --realtime at X (it used to be ignored without --realtime: the file ran at full speed).
   const realtime = opts.realtime || opts.speed !== undefined;
   // Offline (not --realtime) files and stdin are read losslessly, paced by the model through a bounded flow.

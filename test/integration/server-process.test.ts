@@ -233,6 +233,15 @@ describe('circumplex serve (real process, real engine)', () => {
     expect(Date.now() - t0).toBeGreaterThan(4500);
   });
 
+  it('local-input flags that mean nothing for the input are config errors (--input none --exit-on-end served for good)', async () => {
+    const none = await serveToExit(['--input', 'none', '--exit-on-end', '--stream-id', 'x'], { CIRCUMPLEX_WARM_UP: 'off' });
+    expect(none.code).toBe(2);
+    expect(none.err).toContain('AFFECT_ERR_CONFIG: --exit-on-end, --stream-id apply to a local input, and --input is none, so they would do nothing');
+    const mic = await serveToExit(['--input', 'mic', '--realtime', '--rate', '8000'], { CIRCUMPLEX_WARM_UP: 'off' });
+    expect(mic.code).toBe(2);
+    expect(mic.err).toContain('AFFECT_ERR_CONFIG: --realtime, --rate apply to a local file or stdin input, and --input is mic');
+  });
+
   it('--node-ttl-ms without a backplane is a config error (it was accepted and did nothing)', async () => {
     const { code, err } = await serveToExit(['--input', WAV, '--exit-on-end', '--node-ttl-ms', '9000'], { CIRCUMPLEX_WARM_UP: 'off' });
     expect(code).toBe(2);
