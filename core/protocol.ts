@@ -112,7 +112,9 @@ export const AffectMessage = z.object({
   /**
    * Fraction of the window that is speech (0..1), when voice activity detection is on (since 1.2.0).
    * Below the hold fraction (default 0.2) the frame repeats the last point, confidence decaying;
-   * no model runs on such a window, so the frame carries no `speech` part and `modalities` is [].
+   * the speech model does not run on such a window, so the frame carries no `speech` part
+   * (`modalities` is [] without ASR; with ASR it lists `text` while the latest text estimate, which
+   * the hold does not move either, is still within its age limit).
    */
   voiced: prob.optional(),
   /** Rate of change of the smoothed valence/arousal, per second of audio (since 1.2.0). */
