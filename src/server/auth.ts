@@ -14,6 +14,7 @@ import { readFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import { z } from 'zod';
 import { AffectError } from '../../core/errors.js';
+import { isLoopbackHost } from './options.js';
 
 /** A scope string: publish, publish:<id>, subscribe, subscribe:<id>, metrics, admin. */
 export type Scope = string;
@@ -152,7 +153,7 @@ export class Grant {
 /** Why a request was refused (HTTP status + a stable reason for metrics/logs). */
 export interface AuthFailure {
   status: 401 | 403;
-  reason: 'missing-token' | 'bad-token' | 'scope' | 'origin';
+  reason: 'missing-token' | 'bad-token' | 'scope' | 'origin' | 'host';
   message: string;
 }
 
@@ -162,6 +163,11 @@ export interface AuthOptions {
   tokens: TokenEntry[];
   /** Allowed browser origins (exact `scheme://host[:port]`, or `*`). Undefined: same-origin only. */
   allowedOrigins: string[] | undefined;
+  /**
+   * The server is bound to a loopback address. With auth off, requests must then name a loopback
+   * host (or the host of an allowed origin) in `Host`: see {@link Authenticator.checkHost}.
+   */
+  loopbackBind?: boolean;
 }
 
 const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
@@ -195,6 +201,43 @@ export class Authenticator {
     const hit = this.entries.find((e) => timingSafeEqual(e.hash, h));
     if (!hit) return { status: 401, reason: 'bad-token', message: 'unknown token' };
     return new Grant(hit.entry.scopes, false, hit.entry.name);
+  }
+
+  /**
+   * DNS-rebinding check, for a server bound to loopback without tokens: a web page on
+   * `evil.example`, whose name the attacker then points at 127.0.0.1, is same-origin with itself,
+   * so its browser sends `Host: evil.example:8787` with a matching `Origin` and the origin check
+   * passes; such a page could subscribe to every stream, publish, and read /healthz and /metrics.
+   * Requests whose `Host` is not a loopback name (localhost, *.localhost, 127.x.x.x, [::1]) or the
+   * host of an allowed origin are refused (403). With tokens (the page has none), an allowlist of
+   * `*`, or a non-loopback bind, nothing is checked here. A request without `Host` (HTTP/1.0, not a
+   * browser) passes.
+   */
+  checkHost(req: IncomingMessage): AuthFailure | undefined {
+    if (!this.opts.loopbackBind || this.enabled) return undefined;
+    const host = req.headers.host;
+    if (host === undefined) return undefined;
+    const allowed = this.opts.allowedOrigins;
+    if (allowed?.includes('*')) return undefined;
+    let hostname: string;
+    try {
+      hostname = new URL(`http://${host}`).hostname.toLowerCase();
+    } catch {
+      return { status: 403, reason: 'host', message: 'the Host header is not a valid host' };
+    }
+    if (isLoopbackHost(hostname) || hostname.endsWith('.localhost')) return undefined;
+    for (const o of allowed ?? []) {
+      try {
+        if (new URL(o).hostname.toLowerCase() === hostname) return undefined;
+      } catch {
+        // an origin that is not a URL allows no host
+      }
+    }
+    return {
+      status: 403,
+      reason: 'host',
+      message: `host ${hostname} is not allowed: this server is bound to loopback without tokens, so it answers only to localhost, 127.0.0.1 and [::1] (or the hosts of --allowed-origins)`,
+    };
   }
 
   /**

@@ -92,7 +92,7 @@ export const AffectServer = {
     assertExposureAllowed(o.host, o.tokens.length > 0, o.insecure);
     const log = (o.logger ?? getLogger()).child({ component: 'server' });
     const hub = o.hub ?? new StreamHub({ ringSize: o.ringSize });
-    const auth = new Authenticator({ tokens: o.tokens, allowedOrigins: o.allowedOrigins });
+    const auth = new Authenticator({ tokens: o.tokens, allowedOrigins: o.allowedOrigins, loopbackBind: isLoopbackHost(o.host) });
     const sessionId = randomUUID();
     const ctx: ServerContext = createContext({ o, log, hub, metrics: new ServerMetrics(), auth, sessionId });
     ctx.metrics.watchBackplane(() => hub.backplane());

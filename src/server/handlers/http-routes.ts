@@ -18,6 +18,12 @@ export function createRequestHandler(ctx: ServerContext, serveStatic: StaticHand
       res.writeHead(status, { 'Content-Type': 'application/json' }).end(JSON.stringify(body));
     };
     if (!url) return json(400, { error: 'the request target is not a valid URL path' });
+    // DNS rebinding: a loopback server without tokens answers only to loopback host names.
+    const badHost = auth.checkHost(req);
+    if (badHost) {
+      metrics.refused.inc({ reason: badHost.reason });
+      return json(badHost.status, { error: badHost.message });
+    }
     if (req.method !== 'GET' && req.method !== 'HEAD') return json(405, { error: 'method not allowed' });
     if (url.pathname === '/healthz') {
       const backplane = hub.backplane();

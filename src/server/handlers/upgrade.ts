@@ -1,5 +1,5 @@
 /**
- * The HTTP upgrade: path routing, browser-origin check, token and scope, all before a WebSocket
+ * The HTTP upgrade: path routing, Host (DNS rebinding) and browser-origin checks, token and scope, all before a WebSocket
  * opens (401/403/404, 503 while shutting down). A refused upgrade is counted and logged, never with
  * the token.
  */
@@ -49,6 +49,8 @@ export function createUpgradeHandler(
     const route =
       url.pathname === STREAM_PATH ? routes.stream : url.pathname === INGEST_PATH ? routes.ingest : url.pathname === TWILIO_PATH ? routes.twilio : undefined;
     if (!route) return refuse({ status: 404, reason: 'path', message: `no WebSocket endpoint at ${url.pathname}` });
+    const badHost = auth.checkHost(req);
+    if (badHost) return refuse(badHost);
     const badOrigin = auth.checkOrigin(req);
     if (badOrigin) return refuse(badOrigin);
     const grant = auth.verify(req);

@@ -1,0 +1,72 @@
+/**
+ * An attacker on the network (or a web page in a local browser) against a real AffectServer on
+ * loopback: real sockets, real HTTP requests and WebSocket upgrades.
+ */
+import http from 'node:http';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { RunningServer } from '../../src/server/ws-server.js';
+import { connect, startServer, upgradeStatus } from '../helpers/server-helpers.js';
+
+let server: RunningServer | undefined;
+afterEach(async () => {
+  await server?.close();
+  server = undefined;
+});
+
+/** A plain GET with the given headers: status and body. */
+function get(port: number, path: string, headers: http.OutgoingHttpHeaders): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    http
+      .get({ host: '127.0.0.1', port, path, headers }, (res) => {
+        let body = '';
+        res.on('data', (d: Buffer) => (body += d.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? -1, body }));
+      })
+      .on('error', reject);
+  });
+}
+
+describe('DNS rebinding against a loopback server without tokens', () => {
+  // A page on evil.example whose name now resolves to 127.0.0.1: its browser sends its own host and a matching Origin.
+  const rebound = (port: number) => ({ host: `evil.example:${port}`, origin: `http://evil.example:${port}` });
+
+  it('refuses upgrades (stream and ingest) and HTTP requests whose Host is not a loopback name, with 403', async () => {
+    server = await startServer();
+    const { host, origin } = rebound(server.port);
+    for (const path of ['/v1/stream?streams=*', '/v1/ingest']) {
+      const c = connect(server, path, { headers: { Host: host }, origin });
+      expect(await upgradeStatus(c), path).toBe(403);
+    }
+    for (const path of ['/healthz', '/metrics', '/']) {
+      const r = await get(server.port, path, { Host: host });
+      expect(r.status, path).toBe(403);
+      expect((JSON.parse(r.body) as { error: string }).error).toMatch(/host evil\.example is not allowed.*localhost/);
+    }
+    expect(await server.metrics.render()).toMatch(/circumplex_refused_total\{reason="host"\} 5/);
+  });
+
+  it('still answers to localhost, 127.0.0.1, [::1] and the hosts of allowed origins', async () => {
+    server = await startServer();
+    for (const host of [`localhost:${server.port}`, `127.0.0.1:${server.port}`, `[::1]:${server.port}`, 'app.localhost']) {
+      expect((await get(server.port, '/healthz', { Host: host })).status, host).toBe(200);
+    }
+    const c = connect(server, '/v1/stream', { headers: { Host: `localhost:${server.port}` }, origin: `http://localhost:${server.port}` });
+    expect(await upgradeStatus(c)).toBe(101);
+    c.close();
+    await server.close();
+    server = await startServer({ allowedOrigins: ['https://dash.example'] });
+    expect((await get(server.port, '/healthz', { Host: 'dash.example' })).status).toBe(200);
+    const d = connect(server, '/v1/stream', { headers: { Host: 'dash.example' }, origin: 'https://dash.example' });
+    expect(await upgradeStatus(d)).toBe(101);
+    d.close();
+  });
+
+  it('with tokens the Host is not checked (a rebinding page has no token)', async () => {
+    server = await startServer({ tokens: [{ token: 'sub-token-123', scopes: ['subscribe'] }] });
+    const { host, origin } = rebound(server.port);
+    expect(await upgradeStatus(connect(server, '/v1/stream', { headers: { Host: host }, origin }))).toBe(401);
+    const c = connect(server, '/v1/stream', { headers: { Host: host, Authorization: 'Bearer sub-token-123' }, origin });
+    expect(await upgradeStatus(c)).toBe(101);
+    c.close();
+  });
+});
