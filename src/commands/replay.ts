@@ -344,7 +344,7 @@ export async function replayCommand(
     port: opts.port,
     host: opts.host,
     ringSize: Math.max(2048, perStream),
-    tokens: loadTokens(env, undefined),
+    tokens: loadTokens(env, undefined, (m) => logger.warn(m)),
     insecure: opts.insecure === true,
     allowedOrigins: env.allowedOrigins,
     logger,

@@ -35,7 +35,7 @@ import { loadConfig, parseOriginList } from '../../core/config.js';
 import type { Engine } from '../engine.js';
 import { AffectError, toAffectError } from '../../core/errors.js';
 import { getLogger, setLogLevel } from '../../core/log.js';
-import { parseTokenSpec, readTokenFile, type TokenEntry } from '../server/auth.js';
+import { parseTokenSpec, readTokenFile, tokenFileExposure, type TokenEntry } from '../server/auth.js';
 import type { Hub } from '../server/hub.js';
 import type { VadCounters } from '../server/metrics.js';
 import { DEFAULT_REDIS_HUB, RedisHub, parseBackplaneUrl } from '../server/redis-hub.js';
@@ -184,11 +184,23 @@ export function register(program: Command): void {
   });
 }
 
-/** Reads tokens from CIRCUMPLEX_TOKENS, CIRCUMPLEX_TOKENS_FILE and --tokens-file (all merged). */
-export function loadTokens(env: { tokens: string | undefined; tokensFile: string | undefined }, tokensFile: string | undefined): TokenEntry[] {
+/**
+ * Reads tokens from CIRCUMPLEX_TOKENS, CIRCUMPLEX_TOKENS_FILE and --tokens-file (all merged);
+ * `warn` hears of a token file other users may read or write.
+ */
+export function loadTokens(
+  env: { tokens: string | undefined; tokensFile: string | undefined },
+  tokensFile: string | undefined,
+  warn: (message: string) => void = () => {},
+): TokenEntry[] {
   const out: TokenEntry[] = [];
   if (env.tokens) out.push(...parseTokenSpec(env.tokens));
-  for (const f of [env.tokensFile, tokensFile]) if (f) out.push(...readTokenFile(f));
+  for (const f of [env.tokensFile, tokensFile]) {
+    if (!f) continue;
+    out.push(...readTokenFile(f));
+    const exposed = tokenFileExposure(f);
+    if (exposed) warn(exposed);
+  }
   return out;
 }
 
@@ -229,7 +241,7 @@ export async function serveCommand(opts: ServeCommandOptions, err: NodeJS.Writab
       });
     }
   }
-  const tokens = loadTokens(env, opts.tokensFile);
+  const tokens = loadTokens(env, opts.tokensFile, (m) => logger.warn(m));
   // Protected mode, checked before anything loads: off loopback, tokens or --insecure.
   assertExposureAllowed(opts.host, tokens.length > 0, opts.insecure === true);
   const allowedOrigins = opts.allowedOrigins !== undefined ? parseOriginList(opts.allowedOrigins, '--allowed-origins') : env.allowedOrigins;

@@ -10,7 +10,7 @@
  * headers on a WebSocket), as the `token` query parameter.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import { z } from 'zod';
 import { AffectError } from '../../core/errors.js';
@@ -113,6 +113,23 @@ export function readTokenFile(file: string): TokenEntry[] {
     throw new AffectError('AFFECT_ERR_CONFIG', `token file ${file}: ${problems}`, { hint: 'each entry needs "token" (8+ chars) and "scopes"' });
   }
   return parsed.data.map((e) => ({ token: e.token, scopes: checkScopes(e.scopes, file), ...(e.name ? { name: e.name } : {}) }));
+}
+
+/**
+ * A warning when a token file can be read or written by other users (mode bits 0o077 on POSIX):
+ * they could read the tokens, or add their own. Undefined when it is private (e.g. `chmod 600`), on
+ * Windows, or when it cannot be stat'ed (reading it reports that).
+ */
+export function tokenFileExposure(file: string): string | undefined {
+  if (process.platform === 'win32') return undefined;
+  let mode: number;
+  try {
+    mode = statSync(file).mode & 0o777;
+  } catch {
+    return undefined;
+  }
+  if ((mode & 0o077) === 0) return undefined;
+  return `token file ${file} is accessible to other users (mode ${mode.toString(8).padStart(3, '0')}): they can read its tokens; run chmod 600 ${file}`;
 }
 
 /** A verified caller: what its token allows. `open` means auth is off (no tokens configured). */

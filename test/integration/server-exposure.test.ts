@@ -9,6 +9,8 @@
  * Real child processes and a real server on real sockets.
  */
 import { spawn } from 'node:child_process';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadConfig, parseOriginList, REPO_ROOT } from '../../core/config.js';
@@ -71,6 +73,25 @@ describe('protected mode and the startup line', () => {
     expect(withTokens.line, withTokens.stderr).toMatch(/listening on ws:\/\/0\.0\.0\.0:\d+\/v1\/stream \(all interfaces: /);
     const loop = await serveStartup([]);
     expect(loop.line, loop.stderr).toMatch(/listening on ws:\/\/127\.0\.0\.1:\d+\/v1\/stream {2}\(dashboard/);
+  });
+
+  it('warns when the token file is readable by other users, naming the file and chmod 600; a private file starts quietly', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'circumplex-tokens-'));
+    const file = path.join(dir, 'tokens.json');
+    writeFileSync(file, JSON.stringify([{ token: 'a-long-token-123', scopes: ['subscribe'] }]));
+    try {
+      chmodSync(file, 0o644);
+      const loose = await serveStartup(['--tokens-file', file]);
+      expect(loose.line, loose.stderr).toBeDefined();
+      expect(loose.stderr).toContain(`token file ${file} is accessible to other users (mode 644)`);
+      expect(loose.stderr).toContain(`chmod 600 ${file}`);
+      chmodSync(file, 0o600);
+      const tight = await serveStartup(['--tokens-file', file]);
+      expect(tight.line, tight.stderr).toBeDefined();
+      expect(tight.stderr).not.toContain('accessible to other users');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   // replay's protected mode: test/integration/replay-loop.test.ts (it needs a real recording).
