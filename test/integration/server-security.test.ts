@@ -4,8 +4,10 @@
  */
 import http from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
+import { RedisHub } from '../../src/server/redis-hub.js';
 import type { RunningServer } from '../../src/server/ws-server.js';
-import { connect, startServer, upgradeStatus } from '../helpers/server-helpers.js';
+import { TestRedis } from '../helpers/redis-server.js';
+import { connect, silentLogger, startServer, upgradeStatus } from '../helpers/server-helpers.js';
 
 let server: RunningServer | undefined;
 afterEach(async () => {
@@ -68,5 +70,37 @@ describe('DNS rebinding against a loopback server without tokens', () => {
     const c = connect(server, '/v1/stream', { headers: { Host: host, Authorization: 'Bearer sub-token-123' }, origin });
     expect(await upgradeStatus(c)).toBe(101);
     c.close();
+  });
+});
+
+describe('/healthz with tokens configured', () => {
+  it("shows the backplane's target, node id and error only to a token that may read /metrics; anyone gets its kind and state", async () => {
+    const redis = await TestRedis.start();
+    const hub = await RedisHub.connect({ url: redis.url, keyPrefix: `sec${process.pid}:`, logger: silentLogger });
+    try {
+      server = await startServer({
+        hub,
+        tokens: [
+          { token: 'metrics-token-123', scopes: ['metrics'] },
+          { token: 'sub-token-123', scopes: ['subscribe'] },
+        ],
+      });
+      const health = async (headers: Record<string, string>) =>
+        (await (await fetch(`${server!.httpUrl}healthz`, { headers })).json()) as { status: string; backplane: Record<string, unknown> };
+      const callers: Record<string, string>[] = [{}, { Authorization: 'Bearer wrong-token-123' }, { Authorization: 'Bearer sub-token-123' }];
+      for (const headers of callers) {
+        const h = await health(headers);
+        expect(h.status).toBe('ok');
+        expect(h.backplane).toEqual({ kind: 'redis', up: true });
+        expect(JSON.stringify(h)).not.toContain(String(redis.port));
+      }
+      const ops = await health({ Authorization: 'Bearer metrics-token-123' });
+      expect(ops.backplane).toMatchObject({ kind: 'redis', up: true, target: `redis://127.0.0.1:${redis.port}/0`, nodeId: expect.any(String) });
+    } finally {
+      await server?.close();
+      server = undefined;
+      await hub.close();
+      await redis.stop();
+    }
   });
 });

@@ -33,6 +33,10 @@ export function createRequestHandler(ctx: ServerContext, serveStatic: StaticHand
       // what the caller's token may subscribe to, as in `hello`: none without a valid token.
       const grant = auth.enabled ? auth.verify(req) : undefined;
       const streams = hub.streams().filter((st) => !grant || (!isFailure(grant) && grant.canSubscribe(st.streamId)));
+      // The backplane's details (the Redis host and port, node id, Redis's error text with addresses)
+      // are for operators: with tokens configured, only a token that may read /metrics gets them;
+      // anyone else (a load balancer's health check) gets its kind and whether it is up.
+      const opsDetail = !grant || (!isFailure(grant) && grant.canReadMetrics());
       return json(ctx.closing ? 503 : 200, {
         status,
         version: PROTOCOL_VERSION,
@@ -41,7 +45,7 @@ export function createRequestHandler(ctx: ServerContext, serveStatic: StaticHand
         streams,
         subscribers: ctx.subscribers.size,
         publishers: ctx.publishers.size,
-        ...(backplane ? { backplane } : {}),
+        ...(backplane ? { backplane: opsDetail ? backplane : { kind: backplane.kind, up: backplane.up } } : {}),
         memory: { rssBytes: process.memoryUsage.rss(), heapUsedBytes: process.memoryUsage().heapUsed },
       });
     }
