@@ -35,7 +35,7 @@ import { loadConfig, parseOriginList } from '../../core/config.js';
 import type { Engine } from '../engine.js';
 import { AffectError, toAffectError } from '../../core/errors.js';
 import { getLogger, setLogLevel } from '../../core/log.js';
-import { parseTokenSpec, readTokenFile, tokenFileExposure, type TokenEntry } from '../server/auth.js';
+import { assertUniqueTokens, parseTokenSpec, readTokenFile, tokenFileExposure, type TokenEntry } from '../server/auth.js';
 import type { Hub } from '../server/hub.js';
 import type { VadCounters } from '../server/metrics.js';
 import { DEFAULT_REDIS_HUB, RedisHub, parseBackplaneUrl } from '../server/redis-hub.js';
@@ -201,6 +201,7 @@ export function loadTokens(
     const exposed = tokenFileExposure(f);
     if (exposed) warn(exposed);
   }
+  assertUniqueTokens(out, 'CIRCUMPLEX_TOKENS, CIRCUMPLEX_TOKENS_FILE and --tokens-file');
   return out;
 }
 

@@ -42,6 +42,38 @@ function checkScopes(scopes: string[], where: string): Scope[] {
 }
 
 /**
+ * A token as it must be: 8+ characters, no whitespace. A token ending in a space
+ * (`CIRCUMPLEX_TOKENS='dash-board-1 : subscribe'`) could never be presented: the Bearer header's
+ * value is trimmed, so that client got 401/403 with no word why.
+ */
+function checkToken(token: string, where: string): void {
+  if (token.length < 8)
+    throw new AffectError('AFFECT_ERR_CONFIG', `${where}: tokens must be at least 8 characters`, { hint: 'use e.g. `openssl rand -hex 16`' });
+  if (/\s/.test(token)) {
+    throw new AffectError('AFFECT_ERR_CONFIG', `${where}: a token must not contain whitespace (no client could present it)`, {
+      hint: 'use e.g. `openssl rand -hex 16`',
+    });
+  }
+}
+
+/**
+ * Refuses a token listed twice (in one source or across CIRCUMPLEX_TOKENS and token files): only the
+ * first entry's scopes applied, the other's were silently ignored. Names the entries, never the token.
+ */
+export function assertUniqueTokens(entries: readonly TokenEntry[], where: string): void {
+  const seen = new Map<string, number>();
+  entries.forEach((e, i) => {
+    const first = seen.get(e.token);
+    if (first !== undefined) {
+      throw new AffectError('AFFECT_ERR_CONFIG', `${where}: tokens[${i}] repeats the token of tokens[${first}]; only one entry's scopes would apply`, {
+        hint: 'list each token once, with all its scopes (e.g. tok:subscribe,metrics)',
+      });
+    }
+    seen.set(e.token, i);
+  });
+}
+
+/**
  * Checks token entries handed over in code (`AffectServer.start({ tokens })`) by the rules the
  * environment and the token file follow: an array of `{ token, scopes }`, tokens of 8+ characters,
  * known scopes. Throws AFFECT_ERR_CONFIG naming the entry.
@@ -62,8 +94,10 @@ export function checkTokenEntries(tokens: unknown, where: string): TokenEntry[] 
     if (!Array.isArray(entry.scopes) || !entry.scopes.every((sc) => typeof sc === 'string')) {
       throw new AffectError('AFFECT_ERR_CONFIG', `${where}: tokens[${i}].scopes must be an array of scope strings`, { hint: 'e.g. ["subscribe"]' });
     }
+    checkToken(entry.token, `${where}: tokens[${i}]`);
     checkScopes(entry.scopes, `${where}: tokens[${i}]`);
   });
+  assertUniqueTokens(tokens as TokenEntry[], where);
   return tokens as TokenEntry[];
 }
 
@@ -76,9 +110,8 @@ export function parseTokenSpec(spec: string, where = 'CIRCUMPLEX_TOKENS'): Token
     .filter(Boolean)) {
     const i = part.indexOf(':');
     if (i <= 0) throw new AffectError('AFFECT_ERR_CONFIG', `${where}: "${part.slice(0, 4)}…" has no scopes`, { hint: 'write token:scope,scope' });
-    const token = part.slice(0, i);
-    if (token.length < 8)
-      throw new AffectError('AFFECT_ERR_CONFIG', `${where}: tokens must be at least 8 characters`, { hint: 'use e.g. `openssl rand -hex 16`' });
+    const token = part.slice(0, i).trim();
+    checkToken(token, where);
     out.push({
       token,
       scopes: checkScopes(
@@ -112,7 +145,10 @@ export function readTokenFile(file: string): TokenEntry[] {
     const problems = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
     throw new AffectError('AFFECT_ERR_CONFIG', `token file ${file}: ${problems}`, { hint: 'each entry needs "token" (8+ chars) and "scopes"' });
   }
-  return parsed.data.map((e) => ({ token: e.token, scopes: checkScopes(e.scopes, file), ...(e.name ? { name: e.name } : {}) }));
+  return parsed.data.map((e, i) => {
+    checkToken(e.token, `${file}: [${i}].token`);
+    return { token: e.token, scopes: checkScopes(e.scopes, file), ...(e.name ? { name: e.name } : {}) };
+  });
 }
 
 /**

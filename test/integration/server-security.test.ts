@@ -4,6 +4,7 @@
  */
 import http from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
+import { parseTokenSpec } from '../../src/server/auth.js';
 import { RedisHub } from '../../src/server/redis-hub.js';
 import type { RunningServer } from '../../src/server/ws-server.js';
 import { TestRedis } from '../helpers/redis-server.js';
@@ -102,5 +103,23 @@ describe('/healthz with tokens configured', () => {
       await hub.close();
       await redis.stop();
     }
+  });
+});
+
+describe('token lists that could not work as written', () => {
+  it('a token written with spaces around it (`tok : subscribe`) is trimmed and works as a Bearer token; one with inner whitespace is refused', async () => {
+    const tokens = parseTokenSpec(' dash-board-1 : subscribe ; calls-12345:publish');
+    expect(tokens.map((t) => t.token)).toEqual(['dash-board-1', 'calls-12345']);
+    server = await startServer({ tokens });
+    const c = connect(server, '/v1/stream', { headers: { Authorization: 'Bearer dash-board-1' } });
+    expect(await upgradeStatus(c)).toBe(101);
+    c.close();
+    expect(() => parseTokenSpec('dash board-1:subscribe')).toThrow(/CIRCUMPLEX_TOKENS: a token must not contain whitespace/);
+  });
+
+  it('a token listed twice is refused, naming the entries but not the token (only the first listing’s scopes applied)', async () => {
+    const twice = parseTokenSpec('dash-board-1:subscribe;other-token-1:publish;dash-board-1:metrics', 'CIRCUMPLEX_TOKENS');
+    await expect(startServer({ tokens: twice })).rejects.toThrow(/tokens\[2\] repeats the token of tokens\[0\]; only one entry's scopes would apply/);
+    await expect(startServer({ tokens: twice })).rejects.not.toThrow(/dash-board-1/);
   });
 });
