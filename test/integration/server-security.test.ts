@@ -3,8 +3,11 @@
  * loopback: real sockets, real HTTP requests and WebSocket upgrades.
  */
 import http from 'node:http';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseTokenSpec } from '../../src/server/auth.js';
+import { REFUSAL_LOG_WINDOW_MS, REFUSAL_LOGS_PER_WINDOW } from '../../src/server/handlers/upgrade.js';
 import { RedisHub } from '../../src/server/redis-hub.js';
 import type { RunningServer } from '../../src/server/ws-server.js';
 import { TestRedis } from '../helpers/redis-server.js';
@@ -122,4 +125,33 @@ describe('token lists that could not work as written', () => {
     await expect(startServer({ tokens: twice })).rejects.toThrow(/tokens\[2\] repeats the token of tokens\[0\]; only one entry's scopes would apply/);
     await expect(startServer({ tokens: twice })).rejects.not.toThrow(/dash-board-1/);
   });
+});
+
+describe('a flood of refused upgrades', () => {
+  it('logs the first REFUSAL_LOGS_PER_WINDOW one by one and sums up the rest once the window ends; metrics count them all', async () => {
+    const lines: { msg: string; reason?: string; suppressed?: number; reasons?: Record<string, number> }[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, cb) {
+        for (const l of chunk.toString().split('\n').filter(Boolean)) lines.push(JSON.parse(l) as (typeof lines)[number]);
+        cb();
+      },
+    });
+    server = await startServer({ logger: pino({ level: 'info' }, sink), tokens: [{ token: 'sub-token-123', scopes: ['subscribe'] }] });
+    const n = 150;
+    for (let i = 0; i < n; i += 25) {
+      const batch = Array.from({ length: 25 }, (_, k) =>
+        upgradeStatus(connect(server!, '/v1/stream', i + k < 100 ? { headers: { Authorization: 'Bearer wrong-token-1' } } : {})),
+      );
+      expect(new Set(await Promise.all(batch))).toEqual(new Set([401]));
+    }
+    expect(lines.filter((l) => l.msg === 'upgrade refused')).toHaveLength(REFUSAL_LOGS_PER_WINDOW);
+    await new Promise((r) => setTimeout(r, REFUSAL_LOG_WINDOW_MS + 500));
+    const summary = lines.filter((l) => l.msg === 'more upgrades refused (not logged one by one)');
+    expect(summary).toHaveLength(1);
+    expect(summary[0]).toMatchObject({ suppressed: n - REFUSAL_LOGS_PER_WINDOW, reasons: { 'bad-token': 100 - REFUSAL_LOGS_PER_WINDOW, 'missing-token': 50 } });
+    expect(await server.metrics.render()).toMatch(/circumplex_refused_total\{reason="bad-token"\} 100\n/);
+    // A new window logs again.
+    expect(await upgradeStatus(connect(server, '/v1/stream'))).toBe(401);
+    expect(lines.filter((l) => l.msg === 'upgrade refused')).toHaveLength(REFUSAL_LOGS_PER_WINDOW + 1);
+  }, 30_000);
 });

@@ -19,6 +19,11 @@ export interface UpgradeRoute {
   readonly onConnection: (ws: WebSocket, grant: Grant, url: URL) => void;
 }
 
+/** Refused upgrades logged one by one per window; the rest are summed up in one line when it ends. */
+export const REFUSAL_LOGS_PER_WINDOW = 20;
+/** The window (ms) of {@link REFUSAL_LOGS_PER_WINDOW}. */
+export const REFUSAL_LOG_WINDOW_MS = 10_000;
+
 /** Writes a plain HTTP refusal on an upgrade socket and closes it. */
 export function refuseUpgrade(socket: Duplex, status: number, message: string, extra: Record<string, string> = {}): void {
   const text = { 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 503: 'Service Unavailable' }[status] ?? 'Error';
@@ -36,12 +41,37 @@ export function createUpgradeHandler(
   routes: { stream: UpgradeRoute; ingest: UpgradeRoute; twilio?: UpgradeRoute },
 ): (req: http.IncomingMessage, socket: Duplex, head: Buffer) => void {
   const { auth, metrics, log } = ctx;
+  // Anyone can send refused upgrades as fast as they can connect: one warning each let one client
+  // write megabytes of log a second (synchronously, to stderr) and bury everything else in it.
+  let logged = 0;
+  let suppressed: Record<string, number> = {};
+  let windowTimer: NodeJS.Timeout | undefined;
+  const logRefusal = (fields: Record<string, unknown>) => {
+    if (!windowTimer) {
+      windowTimer = setTimeout(() => {
+        windowTimer = undefined;
+        logged = 0;
+        const counts = suppressed;
+        suppressed = {};
+        const total = Object.values(counts).reduce((a, b) => a + b, 0);
+        if (total > 0) log.warn({ suppressed: total, reasons: counts, windowMs: REFUSAL_LOG_WINDOW_MS }, 'more upgrades refused (not logged one by one)');
+      }, REFUSAL_LOG_WINDOW_MS);
+      windowTimer.unref();
+    }
+    if (logged < REFUSAL_LOGS_PER_WINDOW) {
+      logged++;
+      log.warn(fields, 'upgrade refused');
+    } else {
+      const reason = String(fields.reason);
+      suppressed[reason] = (suppressed[reason] ?? 0) + 1;
+    }
+  };
   return (req, socket, head) => {
     socket.on('error', () => socket.destroy());
     const url = requestUrl(req);
     const refuse = (f: AuthFailure | { status: 400 | 404 | 503; reason: string; message: string }) => {
       metrics.refused.inc({ reason: f.reason });
-      log.warn({ path: url?.pathname, reason: f.reason, origin: req.headers.origin, remote: req.socket.remoteAddress }, 'upgrade refused');
+      logRefusal({ path: url?.pathname, reason: f.reason, origin: req.headers.origin, remote: req.socket.remoteAddress });
       refuseUpgrade(socket, f.status, f.message, f.status === 401 ? { 'WWW-Authenticate': 'Bearer' } : {});
     };
     if (ctx.closing) return refuse({ status: 503, reason: 'shutting-down', message: 'server is shutting down' });
