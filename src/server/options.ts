@@ -88,6 +88,12 @@ export interface AffectServerOptions {
    * instead of slowing every stream down. Default: unlimited.
    */
   maxIngestStreams?: number;
+  /**
+   * Most connections one remote address may hold open before its first request is complete
+   * (slowloris; see handlers/pending.ts). Default 256: clients send their request at once, but a
+   * burst of simultaneous connects from one address (a proxy, a load generator) is pending together.
+   */
+  maxPendingConnectionsPerAddress?: number;
   /** hopMs/windowMs announced for ingest streams (the engine's). Default 250 / 1000. */
   ingestStreamTiming: { hopMs: number; windowMs: number };
   /** Folder with the dashboard's static files. Default clients/dashboard. */
@@ -180,6 +186,10 @@ export function validateServerOptions(o: AffectServerOptions): void {
   positive('streamRateLimit.burst', o.streamRateLimit.burst);
   positive('ingestRateLimit.perSec', o.ingestRateLimit.perSec);
   positive('ingestRateLimit.burst', o.ingestRateLimit.burst);
+  const pendingCap = o.maxPendingConnectionsPerAddress;
+  if (pendingCap !== undefined && !(Number.isInteger(pendingCap) && pendingCap >= 1)) {
+    throw new RangeError(`AffectServer: maxPendingConnectionsPerAddress must be an integer >= 1, got ${pendingCap}`);
+  }
   if (o.maxIngestStreams !== undefined && !(Number.isInteger(o.maxIngestStreams) && o.maxIngestStreams >= 1)) {
     throw new RangeError(`AffectServer: maxIngestStreams must be an integer >= 1, got ${o.maxIngestStreams}`);
   }

@@ -33,6 +33,7 @@ import { createFanOut } from './handlers/fan-out.js';
 import { createRequestHandler } from './handlers/http-routes.js';
 import { createPublisherHandler } from './handlers/ingest.js';
 import { createTwilioHandler } from './handlers/twilio.js';
+import { limitPendingConnections } from './handlers/pending.js';
 import { createShutdown, startLiveness } from './handlers/shutdown.js';
 import { createStaticHandler } from './handlers/static.js';
 import { createSubscriberHandler } from './handlers/subscribe.js';
@@ -108,6 +109,7 @@ export const AffectServer = {
     const server = o.tls
       ? https.createServer({ cert: readTls(o.tls.certFile, 'certificate'), key: readTls(o.tls.keyFile, 'key') }, onRequest)
       : http.createServer(onRequest);
+    limitPendingConnections(server, ctx);
     // After anything that may throw but listen (TLS files): a failed start must not leave this listener on a given hub.
     const fanOut = createFanOut(ctx);
 

@@ -3,6 +3,7 @@
  * loopback: real sockets, real HTTP requests and WebSocket upgrades.
  */
 import http from 'node:http';
+import net from 'node:net';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -154,4 +155,46 @@ describe('a flood of refused upgrades', () => {
     expect(await upgradeStatus(connect(server, '/v1/stream'))).toBe(401);
     expect(lines.filter((l) => l.msg === 'upgrade refused')).toHaveLength(REFUSAL_LOGS_PER_WINDOW + 1);
   }, 30_000);
+});
+
+describe('connections held open without a request (slowloris)', () => {
+  /** Opens a TCP connection from `localAddress`; resolves once connected, with a promise of its close. */
+  const open = (port: number, localAddress: string) =>
+    new Promise<{ sock: net.Socket; closed: Promise<void> }>((resolve, reject) => {
+      const sock = net.connect({ port, host: '127.0.0.1', localAddress });
+      const closed = new Promise<void>((r) => sock.once('close', () => r()));
+      sock.on('error', () => {});
+      sock.once('connect', () => resolve({ sock, closed }));
+      sock.once('close', () => reject(new Error('closed before connecting')));
+    });
+
+  it('one address may hold maxPendingConnectionsPerAddress connections without a whole request; more are closed at once, others are served', async () => {
+    await expect(startServer({ maxPendingConnectionsPerAddress: 0 })).rejects.toThrow(/maxPendingConnectionsPerAddress must be an integer >= 1, got 0/);
+    const cap = 64;
+    server = await startServer({ maxPendingConnectionsPerAddress: cap });
+    const held: { sock: net.Socket; closed: Promise<void> }[] = [];
+    for (let i = 0; i < cap; i++) held.push(await open(server.port, '127.0.0.2'));
+    // One trickles a header now and then: still pending.
+    held[0]!.sock.write('GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n');
+    const extra = await Promise.all(Array.from({ length: 5 }, () => open(server!.port, '127.0.0.2')));
+    const outcome = await Promise.race([
+      Promise.all(extra.map((e) => e.closed)).then(() => 'closed'),
+      new Promise((r) => setTimeout(() => r('still open'), 2000)),
+    ]);
+    expect(outcome).toBe('closed');
+    expect(await server.metrics.render()).toMatch(/circumplex_refused_total\{reason="pending-connections"\} 5\n/);
+    // Another address is served, over HTTP and WebSocket.
+    expect((await get(server.port, '/healthz', { Host: '127.0.0.1' })).status).toBe(200);
+    const c = connect(server, '/v1/stream');
+    expect(await upgradeStatus(c)).toBe(101);
+    c.close();
+    // A held connection that completes its request frees its place.
+    const answered = new Promise<string>((r) => held[0]!.sock.once('data', (d: Buffer) => r(d.toString())));
+    held[0]!.sock.write('\r\n');
+    expect(await answered).toMatch(/^HTTP\/1\.1 200/);
+    const again = await open(server.port, '127.0.0.2');
+    const still = await Promise.race([again.closed.then(() => 'closed'), new Promise((r) => setTimeout(() => r('open'), 500))]);
+    expect(still).toBe('open');
+    for (const h of [...held, again]) h.sock.destroy();
+  });
 });
