@@ -14,7 +14,15 @@ import { readFileSync, statSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import { z } from 'zod';
 import { AffectError } from '../../core/errors.js';
-import { isLoopbackHost } from './options.js';
+
+/** Host names that only this machine can reach. */
+export const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
+
+/** True for a host only this machine can reach: localhost, 127.0.0.0/8, ::1 (also IPv4-mapped). */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  return LOOPBACK.has(h) || /^(::ffff:)?127(\.\d{1,3}){3}$/.test(h);
+}
 
 /** A scope string: publish, publish:<id>, subscribe, subscribe:<id>, metrics, admin. */
 export type Scope = string;

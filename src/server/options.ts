@@ -7,7 +7,7 @@ import type { AudioChunk, PipelineEvent } from '../../core/types.js';
 import { REPO_ROOT } from '../../core/config.js';
 import type { Logger } from '../../core/log.js';
 import { AffectError } from '../../core/errors.js';
-import { checkTokenEntries, type TokenEntry } from './auth.js';
+import { checkTokenEntries, isLoopbackHost, type TokenEntry } from './auth.js';
 import type { Hub } from './hub.js';
 import type { IngestFormat } from './ingest.js';
 
@@ -125,15 +125,6 @@ export const DEFAULT_AFFECT_SERVER: AffectServerOptions = {
   dashboardDir: path.join(REPO_ROOT, 'clients', 'dashboard'),
   logger: undefined,
 };
-
-/** Host names that only this machine can reach. */
-export const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
-
-/** True for a host only this machine can reach: localhost, 127.0.0.0/8, ::1 (also IPv4-mapped). */
-export function isLoopbackHost(host: string): boolean {
-  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
-  return LOOPBACK.has(h) || /^(::ffff:)?127(\.\d{1,3}){3}$/.test(h);
-}
 
 /**
  * Protected mode: a server bound to a non-loopback interface without tokens would let anyone on the

@@ -27,7 +27,7 @@ import { STREAM_PATH, SUBPROTOCOL } from '../../core/protocol.js';
 import type { AudioChunk, PipelineEvent } from '../../core/types.js';
 import { AffectError } from '../../core/errors.js';
 import { getLogger } from '../../core/log.js';
-import { Authenticator } from './auth.js';
+import { Authenticator, isLoopbackHost } from './auth.js';
 import { createContext, type ServerContext } from './context.js';
 import { createFanOut } from './handlers/fan-out.js';
 import { createRequestHandler } from './handlers/http-routes.js';
@@ -40,7 +40,7 @@ import { createSubscriberHandler } from './handlers/subscribe.js';
 import { createUpgradeHandler } from './handlers/upgrade.js';
 import { StreamHub, type Hub, type OpenStreamInfo } from './hub.js';
 import { ServerMetrics } from './metrics.js';
-import { assertExposureAllowed, DEFAULT_AFFECT_SERVER, isLoopbackHost, validateServerOptions, type AffectServerOptions } from './options.js';
+import { assertExposureAllowed, DEFAULT_AFFECT_SERVER, validateServerOptions, type AffectServerOptions } from './options.js';
 import { DEFAULT_DELIVERY } from './subscriber.js';
 
 export { DEFAULT_AFFECT_SERVER, type AffectServerOptions, type IngestStreamHook, type RateLimit } from './options.js';

@@ -16,7 +16,7 @@ import { describe, expect, it } from 'vitest';
 import { loadConfig, parseOriginList, REPO_ROOT } from '../../core/config.js';
 import { AffectError } from '../../core/errors.js';
 import { AffectServer } from '../../src/server/ws-server.js';
-import { isLoopbackHost } from '../../src/server/options.js';
+import { isLoopbackHost } from '../../src/server/auth.js';
 import { connect, silentLogger } from '../helpers/server-helpers.js';
 
 const BIN = path.join(REPO_ROOT, 'bin', 'circumplex.mjs');
