@@ -4,7 +4,21 @@
  * a progress bar on stderr, and a sha256 check before the file is moved into place. Offline, the
  * error says where to put the files by hand.
  */
-import { createWriteStream, existsSync, mkdirSync, readdirSync, renameSync, rmdirSync, rmSync, statSync } from 'node:fs';
+import {
+  closeSync,
+  createWriteStream,
+  existsSync,
+  fstatSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readSync,
+  renameSync,
+  rmdirSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import path from 'node:path';
@@ -240,17 +254,141 @@ export interface PulledFile {
   readonly unpackedTo?: string;
 }
 
-/** Unpacks a zip into `dir` with `unzip` (or Python's zipfile when unzip is missing). */
-function unzipInto(zip: string, dir: string): void {
-  const tries: Array<[string, string[]]> = [
-    ['unzip', ['-o', '-q', zip, '-d', dir]],
-    ['python3', ['-m', 'zipfile', '-e', zip, dir]],
-  ];
-  for (const [cmd, args] of tries) {
-    const r = spawnSync(cmd, args, { stdio: 'ignore' });
-    if (r.status === 0) return;
+/** Most a zip may unpack to, as a multiple of its own size: more is refused as a zip bomb before anything is unpacked. */
+export const MAX_UNPACK_RATIO = 100;
+
+/** One entry of a zip's central directory. */
+interface ZipEntry {
+  readonly name: string;
+  readonly sizeBytes: number;
+  readonly symlink: boolean;
+}
+
+/** Reads a zip's central directory (ZIP64 included) without unpacking anything. */
+function zipEntries(zip: string): ZipEntry[] {
+  const bad = (what: string): AffectError =>
+    new AffectError('AFFECT_ERR_DOWNLOAD', `${zip} is not a readable zip archive: ${what}`, {
+      hint: 'delete it and pull again; if it persists the URL in models/manifest.ts serves something else',
+    });
+  const fd = openSync(zip, 'r');
+  try {
+    const size = fstatSync(fd).size;
+    const read = (pos: number, len: number): Buffer => {
+      const b = Buffer.alloc(len);
+      if (pos < 0 || pos + len > size || readSync(fd, b, 0, len, pos) !== len) throw bad('it ends early');
+      return b;
+    };
+    const tailLen = Math.min(size, 22 + 0xffff);
+    const tail = read(size - tailLen, tailLen);
+    let eocd = -1;
+    for (let i = tailLen - 22; i >= 0; i--) {
+      if (tail.readUInt32LE(i) === 0x06054b50) {
+        eocd = i;
+        break;
+      }
+    }
+    if (eocd < 0) throw bad('no end of central directory record');
+    let count = tail.readUInt16LE(eocd + 10);
+    let cdSize = tail.readUInt32LE(eocd + 12);
+    let cdOffset = tail.readUInt32LE(eocd + 16);
+    if (count === 0xffff || cdSize === 0xffffffff || cdOffset === 0xffffffff) {
+      const locator = read(size - tailLen + eocd - 20, 20);
+      if (locator.readUInt32LE(0) !== 0x07064b50) throw bad('no ZIP64 locator');
+      const z64 = read(Number(locator.readBigUInt64LE(8)), 56);
+      if (z64.readUInt32LE(0) !== 0x06064b50) throw bad('no ZIP64 end of central directory');
+      count = Number(z64.readBigUInt64LE(32));
+      cdSize = Number(z64.readBigUInt64LE(40));
+      cdOffset = Number(z64.readBigUInt64LE(48));
+    }
+    const cd = read(cdOffset, cdSize);
+    const out: ZipEntry[] = [];
+    let p = 0;
+    for (let n = 0; n < count; n++) {
+      if (p + 46 > cd.length || cd.readUInt32LE(p) !== 0x02014b50) throw bad(`central directory entry ${n + 1} is damaged`);
+      const madeBy = cd.readUInt16LE(p + 4) >> 8;
+      let sizeBytes = cd.readUInt32LE(p + 24);
+      const nameLen = cd.readUInt16LE(p + 28);
+      const extraLen = cd.readUInt16LE(p + 30);
+      const commentLen = cd.readUInt16LE(p + 32);
+      const mode = cd.readUInt32LE(p + 38) >>> 16;
+      const name = cd.toString('utf8', p + 46, p + 46 + nameLen);
+      if (sizeBytes === 0xffffffff) {
+        // the real size is the first field of the ZIP64 extra block (id 1)
+        for (let e = p + 46 + nameLen; e + 4 <= p + 46 + nameLen + extraLen;) {
+          const id = cd.readUInt16LE(e);
+          const len = cd.readUInt16LE(e + 2);
+          if (id === 1 && len >= 8) sizeBytes = Number(cd.readBigUInt64LE(e + 4));
+          e += 4 + len;
+        }
+      }
+      out.push({ name, sizeBytes, symlink: madeBy === 3 && (mode & 0o170000) === 0o120000 });
+      p += 46 + nameLen + extraLen + commentLen;
+    }
+    return out;
+  } finally {
+    closeSync(fd);
   }
-  throw new AffectError('AFFECT_ERR_DOWNLOAD', `could not unpack ${zip}`, { hint: `install unzip (apt-get install unzip) or unpack it by hand into ${dir}` });
+}
+
+/**
+ * Refuses an archive before unpacking it when an entry would land outside `folder/` (an absolute
+ * path, a `..`, a drive letter: zip-slip), is a symbolic link (which a later entry, or the Python
+ * fallback, would write through), or when it unpacks to over {@link MAX_UNPACK_RATIO} times its size.
+ */
+function checkZipEntries(zip: string, folder: string): void {
+  const refuse = (what: string): never => {
+    throw new AffectError('AFFECT_ERR_DOWNLOAD', `refusing to unpack ${zip}: ${what}`, {
+      hint: `the archive must hold only plain files and folders under ${folder}/; delete it and check the URL in models/manifest.ts`,
+    });
+  };
+  const entries = zipEntries(zip);
+  let total = 0;
+  for (const e of entries) {
+    const parts = e.name.split(/[\\/]/);
+    if (e.name.startsWith('/') || e.name.startsWith('\\') || /^[A-Za-z]:/.test(e.name) || parts.includes('..'))
+      refuse(`entry ${JSON.stringify(e.name)} points outside the folder it unpacks into`);
+    if (parts[0] !== folder) refuse(`entry ${JSON.stringify(e.name)} is not under ${folder}/`);
+    if (e.symlink) refuse(`entry ${JSON.stringify(e.name)} is a symbolic link`);
+    total += e.sizeBytes;
+  }
+  const zipBytes = statSync(zip).size;
+  if (total > MAX_UNPACK_RATIO * Math.max(zipBytes, 1e6)) {
+    refuse(`it would unpack to ${(total / 1e6).toFixed(1)} MB from ${(zipBytes / 1e6).toFixed(1)} MB (over ${MAX_UNPACK_RATIO}×: a zip bomb?)`);
+  }
+}
+
+/**
+ * Unpacks a zip whose entries all lie under `folder/` into `<root>/<folder>` with `unzip` (or
+ * Python's zipfile when unzip is missing), after {@link checkZipEntries}. It unpacks into a
+ * temporary folder and renames `folder` into place, so an interrupted unpack never leaves a
+ * half-filled folder that a later pull would take as present.
+ */
+function unzipInto(zip: string, root: string, folder: string): void {
+  checkZipEntries(zip, folder);
+  const tmp = mkdtempSync(path.join(root, '.unpack-'));
+  try {
+    const tries: Array<[string, string[]]> = [
+      ['unzip', ['-o', '-q', zip, '-d', tmp]],
+      ['python3', ['-m', 'zipfile', '-e', zip, tmp]],
+    ];
+    let ok = false;
+    for (const [cmd, args] of tries) {
+      rmSync(path.join(tmp, folder), { recursive: true, force: true });
+      if (spawnSync(cmd, args, { stdio: 'ignore' }).status === 0 && existsSync(path.join(tmp, folder))) {
+        ok = true;
+        break;
+      }
+    }
+    if (!ok) {
+      throw new AffectError('AFFECT_ERR_DOWNLOAD', `could not unpack ${zip}`, {
+        hint: `install unzip (apt-get install unzip) or unpack it by hand into ${root} (it holds the folder ${folder}/)`,
+      });
+    }
+    rmSync(path.join(root, folder), { recursive: true, force: true });
+    renameSync(path.join(tmp, folder), path.join(root, folder));
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
 }
 
 /** Downloads every file of a model into `<modelsDir>/<id>/`, verifying each. */
@@ -328,7 +466,7 @@ async function pullFile(spec: ModelSpec, f: ModelFile, root: string, opts: PullO
   if (existsSync(dest) && !opts.force) {
     const sha = await sha256File(dest);
     if (!f.sha256 || sha === f.sha256) {
-      if (f.unpack === 'zip' && unpackDir && !existsSync(unpackDir)) unzipInto(dest, root);
+      if (unpackDir && !existsSync(unpackDir)) unzipInto(dest, root, path.basename(unpackDir));
       return {
         file: f.path,
         path: dest,
@@ -342,7 +480,7 @@ async function pullFile(spec: ModelSpec, f: ModelFile, root: string, opts: PullO
   const progress = opts.progress === null ? undefined : progressBar(`${spec.id}/${f.path}`, opts.progress ?? process.stderr);
   const r = await downloadFile(f.url as string, dest, f.sha256, { ...opts, ...(progress ? { onProgress: progress } : {}) });
   if (!f.sha256) writeVerifiedRecord(root, f.path, r.sha256, r.bytes);
-  if (f.unpack === 'zip') unzipInto(dest, root);
+  if (unpackDir) unzipInto(dest, root, path.basename(unpackDir));
   return {
     file: f.path,
     path: dest,

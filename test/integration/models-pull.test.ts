@@ -227,6 +227,68 @@ describe('pullModel', () => {
     }
   });
 
+  it('refuses an archive with an entry outside its folder, a symbolic link or a zip-bomb ratio, before unpacking anything', async () => {
+    const { spawnSync } = await import('node:child_process');
+    const src = tmp();
+    const victim = path.join(src, 'victim.txt');
+    writeFileSync(victim, 'original');
+    // Python's zipfile writes the archives; each case is [archive, what the refusal says]
+    const py = `
+import sys, zipfile, stat
+src, victim = sys.argv[1], sys.argv[2]
+def mk(name, entries):
+    with zipfile.ZipFile(f'{src}/{name}.zip', 'w', zipfile.ZIP_DEFLATED) as z:
+        for e in entries:
+            if e[0] == 'link':
+                i = zipfile.ZipInfo(e[1]); i.create_system = 3; i.external_attr = (stat.S_IFLNK | 0o777) << 16
+                z.writestr(i, e[2])
+            else:
+                z.writestr(e[1], e[2])
+# unzip makes the link and warns about /abs.txt (exit 1); Python's zipfile then wrote through the link
+mk('link', [('f', 'link/ok.txt', 'ok'), ('link', 'link/am', victim), ('f', '/abs.txt', 'x')])
+mk('dotdot', [('f', 'dotdot/ok.txt', 'ok'), ('f', 'dotdot/../../escaped.txt', 'x')])
+mk('bomb', [('f', 'bomb/zeros', bytes(120_000_000))])
+`;
+    expect(spawnSync('python3', ['-c', py, src, victim]).status).toBe(0);
+    const cases: Array<[string, string]> = [
+      ['link', 'entry "link/am" is a symbolic link'],
+      ['dotdot', 'entry "dotdot/../../escaped.txt" points outside'],
+      ['bomb', 'a zip bomb?'],
+    ];
+    const zipServer = http.createServer((req, res) => {
+      const bytes = readFileSync(path.join(src, path.basename(req.url ?? '')));
+      res.writeHead(200, { 'content-length': bytes.length }).end(bytes);
+    });
+    await new Promise<void>((r) => zipServer.listen(0, '127.0.0.1', r));
+    try {
+      for (const [name, says] of cases) {
+        const url = `http://127.0.0.1:${(zipServer.address() as AddressInfo).port}/${name}.zip`;
+        const spec: ModelSpec = {
+          id: 'vosk-evil',
+          role: 'asr',
+          description: 'test',
+          fixture: false,
+          source: url,
+          license: 'test',
+          inputs: [],
+          outputs: [],
+          files: [{ path: `${name}.zip`, url, sha256: null, sizeBytes: null, unpack: 'zip' }],
+        };
+        const dir = tmp();
+        const err = (await pullModel(spec, { ...fast, modelsDir: dir, progress: null, acceptUnverified: true }).catch((e: unknown) => e)) as AffectError;
+        expect(err, name).toBeInstanceOf(AffectError);
+        expect(err.code).toBe('AFFECT_ERR_DOWNLOAD');
+        expect(err.message).toContain(says);
+        // nothing unpacked: only the archive and its recorded hash are in the model folder
+        expect(readdirSync(path.join(dir, 'vosk-evil')).sort(), name).toEqual([VERIFIED_RECORD, `${name}.zip`].sort());
+      }
+      expect(readFileSync(victim, 'utf8')).toBe('original');
+      expect(existsSync(path.join(src, 'escaped.txt'))).toBe(false);
+    } finally {
+      await new Promise<void>((r) => zipServer.close(() => r()));
+    }
+  });
+
   it('a failed pull leaves no empty folder behind (issue 13 item 6): offline, or a bad checksum, in a models dir it had to create', async () => {
     const closed = http.createServer();
     await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
