@@ -111,21 +111,23 @@ export function listModels(modelsDir?: string, specs: readonly ModelSpec[] = lis
 /** One file of a model card checked against the file on disk. */
 export interface CardFileCheck {
   readonly path: string;
-  readonly status: 'ok' | 'missing' | 'mismatch';
+  /** no-card: a bundled model whose folder has no model-card.json (`path` is where it belongs). */
+  readonly status: 'ok' | 'missing' | 'mismatch' | 'no-card';
   readonly sha256?: string;
-  readonly expected: string;
+  readonly expected?: string;
 }
 
 /**
  * Checks that the sha256 of every file a model's card describes matches the file on disk, so the
- * card's figures are known to describe the shipped file. Empty when the model has no card; an
- * unreadable card throws its AFFECT_ERR_MODEL_LOAD.
+ * card's figures are known to describe the shipped file. Empty when a downloaded model has no
+ * card; a bundled model (which always ships one) without it is one `no-card` check. An unreadable
+ * card throws its AFFECT_ERR_MODEL_LOAD.
  */
 export async function checkCardFiles(spec: ModelSpec, modelsDir?: string): Promise<CardFileCheck[]> {
   if (spec.fixture) return [];
   const dir = modelRoot(spec, modelsDir);
   const card = readModelCard(dir);
-  if (!card) return [];
+  if (!card) return spec.bundled ? [{ path: path.join(dir, MODEL_CARD_JSON), status: 'no-card' }] : [];
   const out: CardFileCheck[] = [];
   for (const f of card.files) {
     const p = path.join(dir, f.path);
@@ -266,8 +268,17 @@ export function register(program: Command): void {
           if (c.status === 'missing' || c.status === 'checksum') bad.push(id);
         }
         for (const c of cardChecks) {
+          if (c.status === 'no-card') {
+            process.stdout.write(`${id.padEnd(24)} ${'CARD MISSING'.padEnd(12)} ${c.path}\n`);
+            badCards.push(id);
+            continue;
+          }
           const what =
-            c.status === 'ok' ? 'card ok' : c.status === 'missing' ? 'CARD: FILE MISSING' : `CARD MISMATCH (file ${c.sha256 ?? '?'}, card ${c.expected})`;
+            c.status === 'ok'
+              ? 'card ok'
+              : c.status === 'missing'
+                ? 'CARD: FILE MISSING'
+                : `CARD MISMATCH (file ${c.sha256 ?? '?'}, card ${c.expected ?? '?'})`;
           process.stdout.write(`${id.padEnd(24)} ${what.padEnd(12)} ${c.path} (${MODEL_CARD_JSON})\n`);
           if (c.status !== 'ok') badCards.push(id);
         }
@@ -287,9 +298,13 @@ export function register(program: Command): void {
         );
       }
       if (badCards.length > 0) {
-        throw new AffectError('AFFECT_ERR_MODEL_CHECKSUM', `model cards that do not describe the files beside them: ${[...new Set(badCards)].join(', ')}`, {
-          hint: 'the figures in the card were measured on another file: restore the model folder from git, or retrain (the recipe rewrites the model and its card together)',
-        });
+        throw new AffectError(
+          'AFFECT_ERR_MODEL_CHECKSUM',
+          `model cards missing or not describing the files beside them: ${[...new Set(badCards)].join(', ')}`,
+          {
+            hint: 'the figures (and licence) in the card belong to the exact file: restore the model folder from git, or retrain (the recipe rewrites the model and its card together)',
+          },
+        );
       }
       const firstBad = badLayouts[0];
       if (firstBad) {

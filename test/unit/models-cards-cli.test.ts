@@ -12,6 +12,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { ModelSpec } from '../../models/manifest.js';
 import { listModelSpecs } from '../../models/manifest.js';
+import { BUNDLED_DIR } from '../../models/files.js';
 import { ModelCard } from '../../models/model-card.js';
 import { checkCardFiles, formatModelList, listModels } from '../../src/commands/models.js';
 import { formatShippedFigures, shippedModelFigures } from '../../src/validate/cards.js';
@@ -89,6 +90,15 @@ describe('model cards in models list / verify / validate', () => {
     expect(c).toMatchObject({ status: 'mismatch', path: path.join(m, 'model.onnx') });
     rmSync(path.join(m, 'model.onnx'));
     expect((await checkCardFiles(spec, dir))[0]?.status).toBe('missing');
+  });
+
+  it('models verify: a bundled model without its card is a no-card check naming where the card belongs', async () => {
+    // a bundled model's folder is models/<id>/ in the repo; there is no models/card-test/, so no card
+    const bundled: ModelSpec = { ...spec, bundled: true };
+    expect(await checkCardFiles(bundled)).toEqual([{ path: path.join(BUNDLED_DIR, 'card-test', 'model-card.json'), status: 'no-card' }]);
+    // a downloaded model need not have one
+    rmSync(path.join(makeModel(false), 'model-card.json'), { force: true });
+    expect(await checkCardFiles(spec, dir)).toEqual([]);
   });
 
   it('an unreadable card is reported by list (not thrown) and by validate', async () => {
