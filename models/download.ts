@@ -13,12 +13,15 @@ import {
   mkdtempSync,
   openSync,
   readdirSync,
+  readFileSync,
   readSync,
   renameSync,
   rmdirSync,
   rmSync,
   statSync,
+  writeFileSync,
 } from 'node:fs';
+import os from 'node:os';
 import http from 'node:http';
 import https from 'node:https';
 import path from 'node:path';
@@ -159,10 +162,58 @@ function makeDir(dir: string): string | undefined {
   }
 }
 
+/** Whether process `pid` on this machine is still running. */
+function processAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Claims `dest.part` for this process with `dest.part.lock` (pid and host), so two pulls of the same
+ * file cannot write into one partial file (the second truncated it under the first, which then
+ * hashed a file with a hole in it). A lock left by a process that is gone (Ctrl-C, kill) is taken
+ * over. Returns the release function.
+ */
+function lockPart(part: string, dest: string): () => void {
+  const lock = `${part}.lock`;
+  for (let n = 0; ; n++) {
+    try {
+      writeFileSync(lock, `${process.pid} ${os.hostname()}\n`, { flag: 'wx' });
+      return () => rmSync(lock, { force: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
+        throw new AffectError('AFFECT_ERR_DOWNLOAD', `cannot write ${lock}: ${(err as Error).message}`, {
+          hint: 'check free disk space and permissions of the models folder',
+        });
+      }
+    }
+    let owner = '';
+    try {
+      owner = readFileSync(lock, 'utf8').trim();
+    } catch {
+      // removed in between: try again
+    }
+    const [pid, host] = owner.split(' ');
+    if (n === 0 && (owner === '' || (host === os.hostname() && !processAlive(Number(pid))))) {
+      rmSync(lock, { force: true });
+      continue;
+    }
+    throw new AffectError('AFFECT_ERR_DOWNLOAD', `another pull (pid ${pid ?? '?'} on ${host ?? '?'}) is downloading ${dest}`, {
+      hint: `wait for it to finish (then this pull finds the file present); if no pull is running, delete ${lock}`,
+    });
+  }
+}
+
 /**
  * Downloads `url` to `dest` via `dest.part`, resuming after drops, and checks `expectedSha` (if
  * given) before renaming into place. A checksum mismatch deletes the partial file and retries once
- * from scratch, then fails with AFFECT_ERR_MODEL_CHECKSUM.
+ * from scratch, then fails with AFFECT_ERR_MODEL_CHECKSUM. A second download of the same `dest`
+ * while one runs fails with AFFECT_ERR_DOWNLOAD ({@link lockPart}).
  */
 export async function downloadFile(url: string, dest: string, expectedSha: string | null, options: Partial<DownloadOptions> = {}): Promise<DownloadResult> {
   const opts = { ...DEFAULT_DOWNLOAD, ...options };
@@ -170,6 +221,15 @@ export async function downloadFile(url: string, dest: string, expectedSha: strin
   if (!Number.isInteger(opts.attempts) || opts.attempts < 1) throw new RangeError(`downloadFile: attempts must be an integer >= 1, got ${opts.attempts}`);
   makeDir(path.dirname(dest));
   const part = `${dest}.part`;
+  const unlock = lockPart(part, dest);
+  try {
+    return await downloadLocked(url, dest, part, expectedSha, opts);
+  } finally {
+    unlock();
+  }
+}
+
+async function downloadLocked(url: string, dest: string, part: string, expectedSha: string | null, opts: DownloadOptions): Promise<DownloadResult> {
   let resumed = 0;
   let checksumRetries = 0;
   let lastError: Error | undefined;

@@ -121,6 +121,44 @@ describe('downloadFile', () => {
     expect(readFileSync(dest).equals(BODY)).toBe(true);
   });
 
+  it('a second download of the same file while one runs is refused, not written into the same .part; a lock left by a dead process is taken over', async () => {
+    const slow = http.createServer((_req, res) => {
+      res.writeHead(200, { 'content-length': BODY.length });
+      let p = 0;
+      const tick = (): void => {
+        if (p >= BODY.length) return void res.end();
+        res.write(BODY.subarray(p, (p += 8000)));
+        setTimeout(tick, 20);
+      };
+      tick();
+    });
+    await new Promise<void>((r) => slow.listen(0, '127.0.0.1', r));
+    try {
+      const url = `http://127.0.0.1:${(slow.address() as AddressInfo).port}/model.onnx`;
+      const dest = path.join(tmp(), 'm.onnx');
+      const first = downloadFile(url, dest, null, fast);
+      await new Promise((r) => setTimeout(r, 50));
+      const err = (await downloadFile(url, dest, null, fast).catch((e: unknown) => e)) as AffectError;
+      expect(err).toBeInstanceOf(AffectError);
+      expect(err.code).toBe('AFFECT_ERR_DOWNLOAD');
+      expect(err.message).toContain(`another pull (pid ${process.pid} on ${os.hostname()}) is downloading ${dest}`);
+      const r = await first;
+      expect(r.sha256).toBe(SHA);
+      expect(readFileSync(dest).equals(BODY)).toBe(true);
+      expect(readdirSync(path.dirname(dest))).toEqual(['m.onnx']);
+      // a pull killed mid-download (Ctrl-C) leaves its lock: the next pull takes it over
+      const { spawnSync } = await import('node:child_process');
+      const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))']).stdout.toString();
+      const dest2 = path.join(tmp(), 'm.onnx');
+      writeFileSync(`${dest2}.part.lock`, `${dead} ${os.hostname()}\n`);
+      expect((await downloadFile(url, dest2, SHA, fast)).sha256).toBe(SHA);
+      expect(readdirSync(path.dirname(dest2))).toEqual(['m.onnx']);
+    } finally {
+      slow.closeAllConnections();
+      await new Promise<void>((r) => slow.close(() => r()));
+    }
+  });
+
   it('follows redirects', async () => {
     mode = 'redirect';
     const dest = path.join(tmp(), 'm.onnx');
