@@ -19,7 +19,7 @@ import { lastValueFrom, reduce, tap } from 'rxjs';
 import type { SpeechAffectModel, SpeechAffectOutput, TextAffectModel, TextAffectOutput } from '../../models/ports.js';
 import { FlowControl, MAX_FLOW_CHUNK_MS } from '../../streams/flow.js';
 import { inferSpeech } from '../../streams/operators/infer-speech.js';
-import { windowBySamples } from '../../streams/operators/window-by-samples.js';
+import { DEFAULT_WINDOW, windowBySamples } from '../../streams/operators/window-by-samples.js';
 import { audioFileSource, probeAudioFile } from '../../streams/sources/audio-file.js';
 import { AffectError } from '../../core/errors.js';
 import { agreementSummary, type AgreementSummary } from '../validate/stats.js';
@@ -258,12 +258,21 @@ function expectedHeader(modality: EvalModality): string {
   return `${KEY_COLUMN[modality]},valence,arousal[,dominance]`;
 }
 
-/** Checks that every row's audio file exists and is WAV or FLAC (header only), naming each bad row. */
+/**
+ * Checks that every row's audio file exists, is WAV or FLAC and holds enough audio for one analysis
+ * window (header only: a FLAC that does not state its length passes), naming each bad row.
+ */
 export async function checkSpeechFiles(csvFile: string, rows: readonly LabelledRow[]): Promise<void> {
   const problems = new Problems(csvFile);
   for (const r of rows) {
     try {
-      await probeAudioFile(r.path ?? r.key);
+      const info = await probeAudioFile(r.path ?? r.key);
+      if ((info.kind === 'wav' || info.frames > 0) && info.durationMs < DEFAULT_WINDOW.minTailMs) {
+        problems.add(
+          r.line,
+          `file ${r.key}: too short for one analysis window (${info.durationMs.toFixed(0)} ms of audio, under ${DEFAULT_WINDOW.minTailMs} ms)`,
+        );
+      }
     } catch (err) {
       const e = err instanceof AffectError ? err : undefined;
       const what = e ? `${e.code}: ${e.message}` : String(err);
@@ -272,7 +281,9 @@ export async function checkSpeechFiles(csvFile: string, rows: readonly LabelledR
       problems.add(r.line, `file ${r.key}: ${what.startsWith(lead) ? `${e?.code ?? ''}: ${what.slice(lead.length)}` : what}`);
     }
   }
-  problems.throwIfAny("file paths are relative to the CSV's folder; each must be a readable WAV or FLAC file (convert others with sox)");
+  problems.throwIfAny(
+    `file paths are relative to the CSV's folder; each must be a readable WAV or FLAC file (convert others with sox) with at least ${DEFAULT_WINDOW.minTailMs} ms of audio`,
+  );
 }
 
 /** Options for {@link predictSpeechFile}. */

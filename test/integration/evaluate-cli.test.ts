@@ -121,6 +121,32 @@ describe('evaluate --modality speech', () => {
     expect(r.stdout).toMatch(/\narousal +3 /);
   });
 
+  it('a WAV with no (or under 100 ms of) audio is named with the other bad files before the model loads', () => {
+    execFileSync('sox', ['-R', '-q', SPEECH, path.join(dir, 'clips/blip.wav'), 'trim', '0', '0.05']);
+    // a header with no samples (what a recorder leaves when it is stopped at once)
+    const header = Buffer.alloc(44);
+    header.write('RIFF', 0);
+    header.writeUInt32LE(36, 4);
+    header.write('WAVEfmt ', 8);
+    header.writeUInt32LE(16, 16);
+    header.writeUInt16LE(1, 20);
+    header.writeUInt16LE(1, 22);
+    header.writeUInt32LE(16000, 24);
+    header.writeUInt32LE(32000, 28);
+    header.writeUInt16LE(2, 32);
+    header.writeUInt16LE(16, 34);
+    header.write('data', 36);
+    writeFileSync(path.join(dir, 'clips/empty.wav'), header);
+    const csv = write('short.csv', 'file,valence,arousal\nclips/calm.wav,0.3,-0.5\nclips/empty.wav,0.1,0.1\nclips/blip.wav,0.1,0.1\nclips/missing.wav,0,0\n');
+    const r = evaluate(['--modality', 'speech', '--speech-model', 'speech-fixture', '--data', csv, '--json']);
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toContain('bad labelled data: 3 problems');
+    expect(r.stderr).toContain(`${csv}:3: file clips/empty.wav: too short for one analysis window (0 ms of audio, under 100 ms)`);
+    expect(r.stderr).toContain(`${csv}:4: file clips/blip.wav: too short for one analysis window (50 ms of audio, under 100 ms)`);
+    expect(r.stderr).toContain(`${csv}:5: file clips/missing.wav`);
+  });
+
   it('a missing file and a non-numeric rating: exit 2, each row named, nothing reported, no predictions file', () => {
     const csv = write('bad.csv', 'file,valence,arousal\nclips/calm.wav,0.3,-0.5\nclips/missing.wav,0.1,0.1\nclips/sad.wav,sad,-0.4\n');
     const out = path.join(dir, 'never.csv');
