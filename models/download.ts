@@ -27,7 +27,7 @@ import https from 'node:https';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { AffectError } from '../core/errors.js';
-import { modelFilePath, modelRoot, sha256File, writeVerifiedRecord } from './files.js';
+import { assertModelFiles, modelFilePath, modelRoot, sha256File, writeVerifiedRecord } from './files.js';
 import type { ModelFile, ModelSpec } from './manifest.js';
 
 /** Download options. */
@@ -455,6 +455,11 @@ function unzipInto(zip: string, root: string, folder: string): void {
 export async function pullModel(spec: ModelSpec, opts: PullOptions = {}): Promise<PulledFile[]> {
   if (spec.fixture) {
     throw new AffectError('AFFECT_ERR_DOWNLOAD', `${spec.id} is a fixture built by the repo, not downloaded`, { hint: 'run npm run models:fixtures' });
+  }
+  if (spec.bundled) {
+    // committed with the package (models/<id>/): nothing to download; a missing or changed file gets the restore hint
+    const checks = await assertModelFiles(spec, opts.modelsDir);
+    return checks.map((c) => ({ file: c.file, path: c.path, status: 'present', sha256: c.sha256 ?? '', verified: c.status === 'ok' }));
   }
   const noUrl = spec.files.filter((f) => !f.url);
   if (noUrl.length > 0) {

@@ -381,6 +381,16 @@ mk('bomb', [('f', 'bomb/zeros', bytes(120_000_000))])
     expect(errs).not.toMatch(/\n\s+at /);
   });
 
+  it('a bundled model (committed in models/<id>/) is reported present and verified, not "no download URL: export it yourself"', async () => {
+    const va = MODEL_SPECS['speech-va'] as ModelSpec;
+    const [f] = await pullModel(va, { ...fast, modelsDir: tmp(), progress: null });
+    expect(f).toMatchObject({ file: 'model.onnx', status: 'present', verified: true, sha256: va.files[0]?.sha256 });
+    // its files gone (no models/<id>/ for this id): the hint is to restore them from git
+    const err = (await pullModel({ ...va, id: 'bundled-gone' }, { ...fast, progress: null }).catch((e: unknown) => e)) as AffectError;
+    expect(err.code).toBe('AFFECT_ERR_MODEL_MISSING');
+    expect(err.hint).toContain('git checkout -- ');
+  });
+
   it('fixtures and URL-less models explain what to do instead', async () => {
     await expect(pullModel(MODEL_SPECS['speech-fixture'] as ModelSpec)).rejects.toMatchObject({ hint: expect.stringContaining('npm run models:fixtures') });
     await expect(pullModel(MODEL_SPECS['wav2vec2-msp-dim'] as ModelSpec, { modelsDir: tmp() })).rejects.toMatchObject({
