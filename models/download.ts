@@ -420,12 +420,18 @@ function checkZipEntries(zip: string, folder: string): void {
 /**
  * Unpacks a zip whose entries all lie under `folder/` into `<root>/<folder>` with `unzip` (or
  * Python's zipfile when unzip is missing), after {@link checkZipEntries}. It unpacks into a
- * temporary folder and renames `folder` into place, so an interrupted unpack never leaves a
- * half-filled folder that a later pull would take as present.
+ * temporary folder (`.unpack-<pid>-*`, removed by the next unpack when that process is gone) and
+ * renames `folder` into place, so an interrupted unpack never leaves a half-filled folder that a
+ * later pull would take as present.
  */
 function unzipInto(zip: string, root: string, folder: string): void {
   checkZipEntries(zip, folder);
-  const tmp = mkdtempSync(path.join(root, '.unpack-'));
+  // an unpack interrupted by Ctrl-C left its temporary folder (as big as the model): remove those of processes that are gone
+  for (const name of readdirSync(root)) {
+    const m = /^\.unpack-(\d+)-/.exec(name);
+    if (m && !processAlive(Number(m[1]))) rmSync(path.join(root, name), { recursive: true, force: true });
+  }
+  const tmp = mkdtempSync(path.join(root, `.unpack-${process.pid}-`));
   try {
     const tries: Array<[string, string[]]> = [
       ['unzip', ['-o', '-q', zip, '-d', tmp]],

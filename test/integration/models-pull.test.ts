@@ -257,9 +257,15 @@ describe('pullModel', () => {
         files: [{ path: 'vosk-model-test.zip', url, sha256: createHash('sha256').update(zipBytes).digest('hex'), sizeBytes: zipBytes.length, unpack: 'zip' }],
       };
       const dir = tmp();
+      // what an unpack killed by Ctrl-C left (a process that is gone), and one still running (this one)
+      const { spawnSync } = await import('node:child_process');
+      const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))']).stdout.toString();
+      mkdirSync(path.join(dir, 'vosk-test', `.unpack-${dead}-abc`, 'vosk-model-test'), { recursive: true });
+      mkdirSync(path.join(dir, 'vosk-test', `.unpack-${process.pid}-abc`));
       const [f] = await pullModel(spec, { ...fast, modelsDir: dir, progress: null });
       expect(f?.unpackedTo).toBe(path.join(dir, 'vosk-test', 'vosk-model-test'));
       expect(readFileSync(path.join(f!.unpackedTo!, 'am', 'final.mdl'), 'utf8')).toBe('not really a model');
+      expect(readdirSync(path.join(dir, 'vosk-test')).sort()).toEqual([`.unpack-${process.pid}-abc`, 'vosk-model-test', 'vosk-model-test.zip']);
     } finally {
       await new Promise<void>((r) => zipServer.close(() => r()));
     }
