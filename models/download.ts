@@ -133,9 +133,11 @@ function attempt(url: string, part: string, offset: number, opts: DownloadOption
         clearTimeout(timer);
         reject(
           new AffectError('AFFECT_ERR_DOWNLOAD', `cannot write ${part}: ${err.message}`, {
-            hint: 'check free disk space and permissions of the models folder',
+            hint: `check free disk space and permissions of the models folder (what was written is kept in ${part} so the next pull resumes; delete it to free its space)`,
           }),
         );
+        // close the connection: left open, the paused response kept the process alive until the idle timeout
+        req.destroy();
       });
     });
     req.setTimeout(opts.idleTimeoutMs, () => req.destroy(new RetryableError(`no response for ${opts.idleTimeoutMs} ms`)));

@@ -159,6 +159,32 @@ describe('downloadFile', () => {
     }
   });
 
+  it('a file that cannot be written (disk full, a folder in the way) fails at once and closes the connection, not after the idle timeout', async () => {
+    let closed = false;
+    const endless = http.createServer((_req, res) => {
+      res.writeHead(200, { 'content-length': 1e9 });
+      const timer = setInterval(() => res.write(Buffer.alloc(8192)), 10);
+      res.on('close', () => {
+        clearInterval(timer);
+        closed = true;
+      });
+    });
+    await new Promise<void>((r) => endless.listen(0, '127.0.0.1', r));
+    try {
+      const dest = path.join(tmp(), 'm.onnx');
+      const { mkdirSync } = await import('node:fs');
+      mkdirSync(`${dest}.part`); // what a write error looks like without a full disk: EISDIR
+      const url = `http://127.0.0.1:${(endless.address() as AddressInfo).port}/m.onnx`;
+      const err = (await downloadFile(url, dest, null, { ...fast, idleTimeoutMs: 20_000 }).catch((e: unknown) => e)) as AffectError;
+      expect(err.code).toBe('AFFECT_ERR_DOWNLOAD');
+      expect(err.message).toContain(`cannot write ${dest}.part`);
+      await vi.waitFor(() => expect(closed).toBe(true), { timeout: 2000 });
+    } finally {
+      endless.closeAllConnections();
+      await new Promise<void>((r) => endless.close(() => r()));
+    }
+  });
+
   it('follows redirects', async () => {
     mode = 'redirect';
     const dest = path.join(tmp(), 'm.onnx');
