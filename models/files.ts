@@ -65,15 +65,35 @@ export async function sha256File(file: string): Promise<string> {
 /** Hashes recorded by `pull --accept-unverified`: file path → { sha256, sizeBytes }. */
 export type VerifiedRecord = Record<string, { sha256: string; sizeBytes: number }>;
 
-/** Reads a model folder's verified record, if any. */
+/**
+ * Reads a model folder's verified record, if any. A record that cannot be read (damaged, edited) is
+ * an AFFECT_ERR_MODEL_CHECKSUM naming it: taken as empty, it silently turned the check of every file
+ * it covers off (a changed file then passed as merely "unverified").
+ */
 export function readVerifiedRecord(root: string): VerifiedRecord {
   const p = path.join(root, VERIFIED_RECORD);
   if (!existsSync(p)) return {};
+  let rec: unknown;
+  let problem: string | undefined;
   try {
-    return JSON.parse(readFileSync(p, 'utf8')) as VerifiedRecord;
-  } catch {
-    return {};
+    rec = JSON.parse(readFileSync(p, 'utf8'));
+  } catch (err) {
+    problem = (err as Error).message;
   }
+  if (problem === undefined) {
+    const entries = rec !== null && typeof rec === 'object' && !Array.isArray(rec) ? Object.entries(rec) : undefined;
+    const bad = entries?.find(
+      ([, v]) => typeof (v as { sha256?: unknown } | null)?.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test((v as { sha256: string }).sha256),
+    );
+    if (!entries) problem = 'not a JSON object';
+    else if (bad) problem = `the entry for ${JSON.stringify(bad[0])} has no sha256 (64 hex digits)`;
+  }
+  if (problem !== undefined) {
+    throw new AffectError('AFFECT_ERR_MODEL_CHECKSUM', `${p} (the sha256s recorded by models pull --accept-unverified) cannot be read: ${problem}`, {
+      hint: `the files it covers cannot be checked: delete ${root} and pull the model again with --accept-unverified`,
+    });
+  }
+  return rec as VerifiedRecord;
 }
 
 /** Writes (merges) a model folder's verified record. */

@@ -254,6 +254,15 @@ describe('pullModel', () => {
     await expect(loadSpeechModel(spec, { device: 'cpu', modelsDir: dir, logger: pino({ level: 'silent' }) })).rejects.toMatchObject({
       code: 'AFFECT_ERR_MODEL_CHECKSUM',
     });
+    // a damaged record does not turn the check off (the changed file used to pass as merely "unverified")
+    const record = path.join(dir, 'pulled-speech', VERIFIED_RECORD);
+    for (const damaged of ['{"speech-fixture.onnx": {', '[]', '{"speech-fixture.onnx": {"sha256": "abc"}}']) {
+      writeFileSync(record, damaged);
+      const err = (await loadSpeechModel(spec, { device: 'cpu', modelsDir: dir, logger: pino({ level: 'silent' }) }).catch((e: unknown) => e)) as AffectError;
+      expect(err.code, damaged).toBe('AFFECT_ERR_MODEL_CHECKSUM');
+      expect(err.message).toContain(`${record} (the sha256s recorded by models pull --accept-unverified) cannot be read`);
+      expect(err.hint).toContain('pull the model again with --accept-unverified');
+    }
   });
 
   it('unpacks a zip model (like the Vosk model) into a folder named after the archive', async () => {
