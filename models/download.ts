@@ -27,7 +27,7 @@ import https from 'node:https';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { AffectError } from '../core/errors.js';
-import { assertModelFiles, modelFilePath, modelRoot, sha256File, writeVerifiedRecord } from './files.js';
+import { assertModelFiles, expectedSha, modelFilePath, modelRoot, sha256File, writeVerifiedRecord } from './files.js';
 import type { ModelFile, ModelSpec } from './manifest.js';
 
 /** Download options. */
@@ -538,7 +538,9 @@ async function pullFile(spec: ModelSpec, f: ModelFile, root: string, opts: PullO
   const unpackDir = f.unpack === 'zip' ? path.join(root, path.basename(f.path).replace(/\.zip$/i, '')) : undefined;
   if (existsSync(dest) && !opts.force) {
     const sha = await sha256File(dest);
-    if (!f.sha256 || sha === f.sha256) {
+    // the manifest's sha256, else the one an earlier --accept-unverified pull recorded: a file changed since is downloaded again
+    const want = expectedSha(spec, f, opts.modelsDir);
+    if (!want || sha === want) {
       if (unpackDir && !existsSync(unpackDir)) unzipInto(dest, root, path.basename(unpackDir));
       return {
         file: f.path,

@@ -254,6 +254,11 @@ describe('pullModel', () => {
     await expect(loadSpeechModel(spec, { device: 'cpu', modelsDir: dir, logger: pino({ level: 'silent' }) })).rejects.toMatchObject({
       code: 'AFFECT_ERR_MODEL_CHECKSUM',
     });
+    // pulling again replaces the changed file (it was reported present: the recorded hash was not consulted)
+    const [again] = await pullModel(spec, { ...fast, modelsDir: dir, acceptUnverified: true, progress: null });
+    expect(again).toMatchObject({ status: 'downloaded', sha256: SHA });
+    expect(readFileSync(f).equals(BODY)).toBe(true);
+    writeFileSync(f, bytes);
     // a damaged record does not turn the check off (the changed file used to pass as merely "unverified")
     const record = path.join(dir, 'pulled-speech', VERIFIED_RECORD);
     for (const damaged of ['{"speech-fixture.onnx": {', '[]', '{"speech-fixture.onnx": {"sha256": "abc"}}']) {
