@@ -108,7 +108,7 @@ export async function evaluateCommand(opts: EvaluateCommandOptions): Promise<Eva
   }
   // Fail fast: rows, files and the output path before any model loads.
   const rows = readLabelledCsv(opts.data, opts.modality, opts.scale);
-  if (opts.modality === 'speech') await checkSpeechFiles(opts.data, rows);
+  if (opts.modality === 'speech') await checkSpeechFiles(opts.data, rows, opts.windowMs);
   if (opts.predictions) checkWritable(opts.predictions, [opts.data, ...rows.flatMap((r) => (r.path !== undefined ? [r.path] : []))]);
 
   const device = opts.device ?? env.device;

@@ -260,18 +260,17 @@ function expectedHeader(modality: EvalModality): string {
 
 /**
  * Checks that every row's audio file exists, is WAV or FLAC and holds enough audio for one analysis
- * window (header only: a FLAC that does not state its length passes), naming each bad row.
+ * window of `windowMs` (or the windowing's shortest clip, 100 ms, when that is less; header only: a
+ * FLAC that does not state its length passes), naming each bad row.
  */
-export async function checkSpeechFiles(csvFile: string, rows: readonly LabelledRow[]): Promise<void> {
+export async function checkSpeechFiles(csvFile: string, rows: readonly LabelledRow[], windowMs: number = DEFAULT_WINDOW.windowMs): Promise<void> {
   const problems = new Problems(csvFile);
+  const minMs = Math.min(windowMs, DEFAULT_WINDOW.minTailMs);
   for (const r of rows) {
     try {
       const info = await probeAudioFile(r.path ?? r.key);
-      if ((info.kind === 'wav' || info.frames > 0) && info.durationMs < DEFAULT_WINDOW.minTailMs) {
-        problems.add(
-          r.line,
-          `file ${r.key}: too short for one analysis window (${info.durationMs.toFixed(0)} ms of audio, under ${DEFAULT_WINDOW.minTailMs} ms)`,
-        );
+      if ((info.kind === 'wav' || info.frames > 0) && info.durationMs < minMs) {
+        problems.add(r.line, `file ${r.key}: too short for one analysis window (${info.durationMs.toFixed(0)} ms of audio, under ${minMs} ms)`);
       }
     } catch (err) {
       const e = err instanceof AffectError ? err : undefined;
@@ -282,7 +281,7 @@ export async function checkSpeechFiles(csvFile: string, rows: readonly LabelledR
     }
   }
   problems.throwIfAny(
-    `file paths are relative to the CSV's folder; each must be a readable WAV or FLAC file (convert others with sox) with at least ${DEFAULT_WINDOW.minTailMs} ms of audio`,
+    `file paths are relative to the CSV's folder; each must be a readable WAV or FLAC file (convert others with sox) long enough for one analysis window (${minMs} ms)`,
   );
 }
 

@@ -145,6 +145,12 @@ describe('evaluate --modality speech', () => {
     expect(r.stderr).toContain(`${csv}:3: file clips/empty.wav: too short for one analysis window (0 ms of audio, under 100 ms)`);
     expect(r.stderr).toContain(`${csv}:4: file clips/blip.wav: too short for one analysis window (50 ms of audio, under 100 ms)`);
     expect(r.stderr).toContain(`${csv}:5: file clips/missing.wav`);
+    // with 40 ms windows the 50 ms clip makes a window: it is scored, not refused
+    const ok = write('short-ok.csv', 'file,valence,arousal\nclips/calm.wav,0.3,-0.5\nclips/blip.wav,0.1,0.1\n');
+    const r2 = evaluate(['--modality', 'speech', '--speech-model', 'speech-fixture', '--data', ok, '--json', '--window-ms', '40', '--hop-ms', '20']);
+    expect(r2.stderr).toBe('');
+    expect(r2.code).toBe(0);
+    expect((JSON.parse(r2.stdout) as Report).rows).toBe(2);
   });
 
   it('a missing file and a non-numeric rating: exit 2, each row named, nothing reported, no predictions file', () => {
