@@ -81,7 +81,17 @@ export function register(program: Command): void {
     .addOption(new Option('--device <device>', 'where the model runs (default: CIRCUMPLEX_DEVICE or auto)').choices(['auto', 'cuda', 'webgpu', 'cpu']))
     .option('--window-ms <ms>', 'speech: analysis window, ms of audio', numberOption('--window-ms', 1, false, 60_000), 1000)
     .option('--hop-ms <ms>', 'speech: hop between windows, ms of audio', numberOption('--hop-ms', 1, false, 60_000), 250)
-    .action(async (opts: EvaluateCommandOptions) => {
+    .action(async (opts: EvaluateCommandOptions, cmd: Command) => {
+      if (opts.modality === 'text') {
+        // the windowing flags shape speech only: given with text they were silently ignored
+        const given = ['windowMs', 'hopMs'].filter((k) => cmd.getOptionValueSource(k) === 'cli');
+        if (given.length > 0) {
+          const flags = given.map((k) => (k === 'windowMs' ? '--window-ms' : '--hop-ms')).join(', ');
+          throw new AffectError('AFFECT_ERR_CONFIG', `${flags} ${given.length === 1 ? 'does' : 'do'} not apply to --modality text`, {
+            hint: 'a text model scores each sentence whole; drop the flag (it shapes the speech windows)',
+          });
+        }
+      }
       const report = await evaluateCommand(opts);
       process.stdout.write(opts.json ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report));
     });

@@ -284,6 +284,14 @@ describe('evaluate --modality text', () => {
     expect(r2.stderr).toContain(`${out}:3: valence 6 is outside the scale [1, 5]`);
   });
 
+  it('--window-ms / --hop-ms with --modality text are a config error, not silently ignored', () => {
+    const csv = write('win.csv', 'text,valence,arousal\nhello,0,0\nbye,0.5,0.5\n');
+    const r = evaluate(['--modality', 'text', '--data', csv, '--window-ms', '500', '--hop-ms', '100']);
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toContain('AFFECT_ERR_CONFIG: --window-ms, --hop-ms do not apply to --modality text');
+  });
+
   it('a malformed --scale is a usage error (exit 1) before anything loads', () => {
     const csv = write('s.csv', csvText);
     const r = evaluate(['--modality', 'text', '--data', csv, '--scale', '5,1']);
