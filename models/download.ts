@@ -264,9 +264,16 @@ async function downloadLocked(url: string, dest: string, part: string, expectedS
   );
 }
 
-/** A text progress bar for stderr: redraws in place on a TTY, prints every 10% otherwise. */
+/** Without a Content-Length, a log (not a TTY) gets a line per this many bytes. */
+export const PROGRESS_STEP_BYTES = 10e6;
+
+/**
+ * A text progress bar for stderr: redraws in place on a TTY, prints every 10% otherwise (a line
+ * per {@link PROGRESS_STEP_BYTES} when the server sends no length: a long download is never silent).
+ */
 export function progressBar(label: string, stream: NodeJS.WriteStream = process.stderr): (received: number, total: number | null) => void {
   let lastDecile = -1;
+  let lastStep = 0;
   let lastDraw = 0;
   return (received, total) => {
     const mb = (received / 1e6).toFixed(1);
@@ -285,7 +292,14 @@ export function progressBar(label: string, stream: NodeJS.WriteStream = process.
       }
       return;
     }
-    if (!total) return;
+    if (!total) {
+      const step = Math.floor(received / PROGRESS_STEP_BYTES);
+      if (step > lastStep) {
+        lastStep = step;
+        stream.write(`${label} ${mb} MB (size unknown)\n`);
+      }
+      return;
+    }
     const decile = Math.floor((received / total) * 10);
     if (decile !== lastDecile) {
       lastDecile = decile;

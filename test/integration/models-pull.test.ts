@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { pino } from 'pino';
-import { downloadFile, pullModel } from '../../models/download.js';
+import { downloadFile, progressBar, pullModel } from '../../models/download.js';
 import { FIXTURES_DIR, VERIFIED_RECORD } from '../../models/files.js';
 import { MODEL_SPECS, type ModelSpec } from '../../models/manifest.js';
 import { loadSpeechModel } from '../../models/registry.js';
@@ -92,6 +92,20 @@ describe('downloadFile', () => {
     expect(readFileSync(dest).equals(BODY)).toBe(true);
     expect(seen.at(-1)).toBe(BODY.length);
     expect(existsSync(`${dest}.part`)).toBe(false);
+  });
+
+  it('progress in a log (not a TTY): a line every 10 %, or every 10 MB when the size is unknown, never a carriage return', () => {
+    const lines: string[] = [];
+    const stream = { isTTY: false, write: (s: string) => lines.push(s) } as unknown as NodeJS.WriteStream;
+    const known = progressBar('m/model.onnx', stream);
+    for (let n = 0; n <= 100; n++) known(n * 1e6, 100e6);
+    expect(lines).toHaveLength(11);
+    expect(lines[10]).toBe('m/model.onnx 100% (100.0 MB)\n');
+    lines.length = 0;
+    const unknown = progressBar('m/model.onnx', stream);
+    for (let n = 1; n <= 250; n++) unknown(n * 1e5, null);
+    expect(lines).toEqual(['m/model.onnx 10.0 MB (size unknown)\n', 'm/model.onnx 20.0 MB (size unknown)\n']);
+    expect(lines.join('')).not.toContain('\r');
   });
 
   it('resumes with an HTTP Range request after a dropped connection', async () => {
