@@ -99,6 +99,15 @@ function attempt(url: string, part: string, offset: number, opts: DownloadOption
         reject(err);
         return;
       }
+      // a 206 must start where the partial file ends: appending a body that starts elsewhere (a proxy
+      // answering every Range with bytes 0-) made a file with a stretch twice, which only a known sha256 caught
+      const rangeStart = /^bytes (\d+)-/.exec(String(res.headers['content-range'] ?? ''))?.[1];
+      if (status === 206 && offset > 0 && Number(rangeStart) !== offset) {
+        res.resume();
+        rmSync(part, { force: true });
+        reject(new RetryableError(`asked for bytes ${offset}- but the server sent ${res.headers['content-range'] ?? 'no Content-Range'}; restarting`));
+        return;
+      }
       // 200 to a Range request: the server ignored it, so the body starts at byte 0 (clean retry)
       const resumed = status === 206;
       const start = resumed ? offset : 0;

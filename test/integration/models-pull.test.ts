@@ -20,7 +20,7 @@ const BODY = readFileSync(path.join(FIXTURES_DIR, 'speech-fixture.onnx'));
 const SHA = createHash('sha256').update(BODY).digest('hex');
 
 /** Per-test server behaviour: what to do with the n-th request. */
-type Mode = 'ok' | 'drop-then-range' | 'drop-ignore-range' | 'wrong-bytes' | 'stall-once' | 'redirect';
+type Mode = 'ok' | 'drop-then-range' | 'drop-ignore-range' | 'drop-bad-range' | 'wrong-bytes' | 'stall-once' | 'redirect';
 let mode: Mode = 'ok';
 let requests: Array<{ url: string; range: string | undefined }> = [];
 let server: http.Server;
@@ -41,7 +41,7 @@ beforeEach(async () => {
       return;
     }
     const half = Math.floor(BODY.length / 2);
-    if ((mode === 'drop-then-range' || mode === 'drop-ignore-range') && n === 0) {
+    if ((mode === 'drop-then-range' || mode === 'drop-ignore-range' || mode === 'drop-bad-range') && n === 0) {
       res.writeHead(200, { 'content-length': BODY.length });
       res.write(BODY.subarray(0, half), () => setTimeout(() => res.socket?.destroy(), 20));
       return;
@@ -49,6 +49,12 @@ beforeEach(async () => {
     if (mode === 'stall-once' && n === 0) {
       res.writeHead(200, { 'content-length': BODY.length });
       res.write(BODY.subarray(0, 1000)); // then nothing: the idle timeout must fire
+      return;
+    }
+    if (mode === 'drop-bad-range' && req.headers.range) {
+      // a proxy that answers any Range with the whole file as a 206
+      res.writeHead(206, { 'content-length': BODY.length, 'content-range': `bytes 0-${BODY.length - 1}/${BODY.length}` });
+      res.end(BODY);
       return;
     }
     const m = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
@@ -125,6 +131,15 @@ describe('downloadFile', () => {
     const r = await downloadFile(`${base}/model.onnx`, dest, SHA, fast);
     expect(r.resumed).toBe(0);
     expect(readFileSync(dest).equals(BODY)).toBe(true);
+  });
+
+  it('a 206 that does not start where the partial file ends is not appended: the download starts over (no sha256 to catch it)', async () => {
+    mode = 'drop-bad-range';
+    const dest = path.join(tmp(), 'm.onnx');
+    const r = await downloadFile(`${base}/model.onnx`, dest, null, fast);
+    expect(readFileSync(dest).length).toBe(BODY.length);
+    expect(r.sha256).toBe(SHA);
+    expect(requests.map((q) => q.range)).toEqual([undefined, `bytes=${Math.floor(BODY.length / 2)}-`, undefined]);
   });
 
   it('times out a stalled transfer and retries', async () => {
