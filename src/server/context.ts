@@ -33,6 +33,8 @@ export interface ServerContext {
   readonly sockets: Set<WebSocket>;
   /** Heartbeat: did the socket answer since the last ping? */
   readonly alive: WeakMap<WebSocket, boolean>;
+  /** Sockets the heartbeat terminated (missed pong): their close counts as `dead-peer`, not `abnormal`. */
+  readonly deadPeers: WeakSet<WebSocket>;
   /** Streams whose pipeline runs here, each with a Promise that settles once that pipeline has ended. */
   readonly pipelines: Map<string, Promise<void>>;
   /**
@@ -67,6 +69,7 @@ export function createContext(init: Pick<ServerContext, 'o' | 'log' | 'hub' | 'm
     publishers: new Map(),
     sockets: new Set(),
     alive: new WeakMap(),
+    deadPeers: new WeakSet(),
     pipelines: new Map(),
     claim(id) {
       const prior = ctx.pipelines.get(id);
@@ -118,7 +121,9 @@ export function createContext(init: Pick<ServerContext, 'o' | 'log' | 'hub' | 'm
       ws.once('close', (code) => {
         ctx.sockets.delete(ws);
         metrics.connections.dec({ endpoint });
-        metrics.closes.inc({ endpoint, reason: closeReason(code) });
+        // One close, one count, under its own endpoint: a terminated dead peer was counted twice, as
+        // endpoint="any" reason="dead-peer" by the heartbeat and again here as "abnormal" (1006).
+        metrics.closes.inc({ endpoint, reason: ctx.deadPeers.has(ws) ? 'dead-peer' : closeReason(code) });
       });
     },
     rateLimited(ws, endpoint) {
@@ -209,6 +214,9 @@ export function closeReason(code: number): string {
     case 1006:
       return 'abnormal';
     default:
-      return String(code);
+      // 3000–4999 are free for applications: a client closing with codes of its choosing made one
+      // time series per code (2000 per endpoint). The standard codes below 3000 that ws accepts are
+      // a handful, so they stay as numbers (Twilio's 1003, a bare close's 1005).
+      return code >= 3000 ? 'application' : String(code);
   }
 }

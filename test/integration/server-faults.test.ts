@@ -17,6 +17,7 @@ import type { RunningServer } from '../../src/server/ws-server.js';
 import { StreamHub } from '../../src/server/hub.js';
 import { TestClient, connect, loudnessPipeline, seqGaps, sleep, startServer, toneS16, upgradeStatus } from '../helpers/server-helpers.js';
 import { selfSignedCert } from '../helpers/tls-cert.js';
+import { until } from '../helpers/until.js';
 import { MAX_SUBSCRIBED_IDS, NEW_STREAM_REPLAY_MS } from '../../src/server/handlers/subscribe.js';
 import { MAX_WAITING_AUDIO_S } from '../../src/server/handlers/ingest.js';
 
@@ -286,7 +287,23 @@ describe('server faults: slow and dead peers', () => {
     clearInterval(timer);
     expect(healthy.ws.readyState).toBe(WebSocket.OPEN);
     expect(seqGaps(healthy.messages, 's')).toEqual([]);
-    expect(await server.metrics.registry.getSingleMetricAsString('circumplex_connections_closed_total')).toMatch(/reason="dead-peer"} 1/);
+    // Counted once, under its endpoint: it was also counted as endpoint="any" besides "abnormal" (1006).
+    const closes = await server.metrics.registry.getSingleMetricAsString('circumplex_connections_closed_total');
+    expect(closes.split('\n').filter((l) => !l.startsWith('#'))).toEqual(['circumplex_connections_closed_total{endpoint="stream",reason="dead-peer"} 1']);
+  });
+
+  it('counts closes with codes a client picks (3000–4999) under one reason, not one time series per code', async () => {
+    server = await startServer();
+    for (let code = 3000; code < 3020; code++) {
+      const c = track(connect(server, '/v1/stream?streams=s'));
+      await c.opened;
+      c.ws.close(code, 'bye');
+      await c.closed;
+    }
+    const closed = async () => (await server?.metrics.closes.get())?.values.reduce((n, v) => n + v.value, 0) ?? 0;
+    await until(async () => (await closed()) === 20);
+    const closes = await server.metrics.registry.getSingleMetricAsString('circumplex_connections_closed_total');
+    expect(closes.split('\n').filter((l) => !l.startsWith('#'))).toEqual(['circumplex_connections_closed_total{endpoint="stream",reason="application"} 20']);
   });
 });
 
