@@ -9,7 +9,9 @@ import { WebSocket } from 'ws';
 import { CLOSE_CODES, type IngestReply } from '../../core/protocol.js';
 import type { RunningServer } from '../../src/server/ws-server.js';
 import { validateServerOptions, DEFAULT_AFFECT_SERVER } from '../../src/server/options.js';
+import { pino } from 'pino';
 import { TestClient, connect, loudnessPipeline, startServer, toneS16 } from '../helpers/server-helpers.js';
+import { until } from '../helpers/until.js';
 
 let server: RunningServer | undefined;
 const clients: TestClient[] = [];
@@ -27,6 +29,22 @@ async function publisher(s: RunningServer): Promise<TestClient> {
 }
 const replies = (c: TestClient): IngestReply[] => c.raw.map((r) => JSON.parse(r) as IngestReply);
 const start = (c: TestClient, streamId: string) => c.send({ type: 'start', streamId, encoding: 's16le', sampleRateHz: 16000, channels: 1 });
+
+function twilioCall(s: RunningServer, callSid: string) {
+  const ws = new WebSocket(`ws://127.0.0.1:${s.port}/v1/telephony/twilio`);
+  const closed = new Promise<{ code: number; reason: string }>((resolve) => ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() })));
+  const opened = new Promise<void>((resolve, reject) => {
+    ws.once('open', () => resolve());
+    ws.once('error', reject);
+  });
+  const start = () => {
+    ws.send(JSON.stringify({ event: 'connected', protocol: 'Call', version: '1.0.0' }));
+    const mediaFormat = { encoding: 'audio/x-mulaw', sampleRate: 8000, channels: 1 };
+    const start = { streamSid: `MZ${callSid}`, accountSid: 'AC0123', callSid, tracks: ['inbound', 'outbound'], customParameters: {}, mediaFormat };
+    ws.send(JSON.stringify({ event: 'start', sequenceNumber: '1', streamSid: `MZ${callSid}`, start }));
+  };
+  return { ws, closed, opened, start };
+}
 
 describe('serve capacity', () => {
   it('refuses the stream beyond maxIngestStreams with 4013 over-capacity; running streams go on; a freed slot takes a new stream', async () => {
@@ -67,23 +85,7 @@ describe('serve capacity', () => {
   it('counts Twilio tracks against maxIngestStreams: a call that would pass the capacity is refused whole with 4013, the running call goes on', async () => {
     server = await startServer({ maxIngestStreams: 3, onIngestStream: (id, audio$) => audio$.pipe(loudnessPipeline(id, 100)) });
     const s = server;
-    const call = (callSid: string) => {
-      const ws = new WebSocket(`ws://127.0.0.1:${s.port}/v1/telephony/twilio`);
-      const closed = new Promise<{ code: number; reason: string }>((resolve) =>
-        ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() })),
-      );
-      const opened = new Promise<void>((resolve, reject) => {
-        ws.once('open', () => resolve());
-        ws.once('error', reject);
-      });
-      const start = () => {
-        ws.send(JSON.stringify({ event: 'connected', protocol: 'Call', version: '1.0.0' }));
-        const mediaFormat = { encoding: 'audio/x-mulaw', sampleRate: 8000, channels: 1 };
-        const start = { streamSid: `MZ${callSid}`, accountSid: 'AC0123', callSid, tracks: ['inbound', 'outbound'], customParameters: {}, mediaFormat };
-        ws.send(JSON.stringify({ event: 'start', sequenceNumber: '1', streamSid: `MZ${callSid}`, start }));
-      };
-      return { ws, closed, opened, start };
-    };
+    const call = (callSid: string) => twilioCall(s, callSid);
     const sub = connect(server, '/v1/stream?streams=*');
     clients.push(sub);
     await sub.opened;
@@ -117,6 +119,35 @@ describe('serve capacity', () => {
     const metrics = await (await fetch(`${server.httpUrl}metrics`)).text();
     expect(metrics).toMatch(/circumplex_refused_total\{reason="over-capacity"\} 1/);
     first.ws.terminate();
+  });
+
+  it('counts and logs once, with the stream id and reason, a publisher refused because its stream is busy (ingest, and a Twilio call reusing a callSid)', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const logger = pino({ level: 'info' }, { write: (l: string) => void lines.push(JSON.parse(l) as Record<string, unknown>) });
+    server = await startServer({ logger, onIngestStream: (id, audio$) => audio$.pipe(loudnessPipeline(id, 100)) });
+    const a = await publisher(server);
+    start(a, 'x');
+    await a.until((c) => c.raw.length === 1, 5000, 'a started');
+    const b = await publisher(server);
+    start(b, 'x');
+    expect((await b.closed).code).toBe(CLOSE_CODES.policy);
+    const first = twilioCall(server, 'CA1');
+    await first.opened;
+    first.start();
+    await until(() => lines.some((l) => l.msg === 'twilio track started'));
+    const again = twilioCall(server, 'CA1');
+    await again.opened;
+    again.start();
+    expect((await again.closed).code).toBe(CLOSE_CODES.policy);
+    const metrics = await (await fetch(`${server.httpUrl}metrics`)).text();
+    expect(metrics).toMatch(/circumplex_refused_total\{reason="stream-busy"\} 2/);
+    const warns = lines.filter((l) => l.level === 40);
+    expect(warns).toEqual([
+      expect.objectContaining({ streamId: 'x', reason: 'stream-busy', msg: 'publisher refused' }),
+      expect.objectContaining({ callSid: 'CA1', reason: 'stream CA1:inbound busy', msg: 'twilio stream refused' }),
+    ]);
+    first.ws.terminate();
+    again.ws.terminate();
   });
 
   it('validates maxIngestStreams', () => {

@@ -46,6 +46,15 @@ export function createPublisherHandler(ctx: ServerContext, fanOut: FanOut): (ws:
     const reply = (r: IngestReply) => {
       if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(r));
     };
+    /**
+     * A publisher refused at its start, counted and logged once with its stream id and reason:
+     * stream-busy, backplane-down and no-pipeline refusals left neither a log line nor a count.
+     */
+    const refuse = (id: string, reason: 'stream-busy' | 'backplane-down' | 'no-pipeline' | 'over-capacity', fields: object = {}): void => {
+      refused = true;
+      metrics.refused.inc({ reason });
+      ctx.streamLog(id).warn({ reason, ...fields }, 'publisher refused');
+    };
     const finish = (message: string) => {
       if (!audio$ || !streamId) return;
       const s = audio$;
@@ -60,7 +69,7 @@ export function createPublisherHandler(ctx: ServerContext, fanOut: FanOut): (ws:
     const begin = (a: Extract<IngestAction, { kind: 'start' }>, claim: ClaimResult): void => {
       if (!claim.ok) {
         if (publishers.get(a.streamId) === ws) publishers.delete(a.streamId);
-        refused = true;
+        refuse(a.streamId, claim.reason);
         queue.length = 0;
         reply({ type: 'error', code: 'AFFECT_ERR_PROTOCOL', reason: claim.reason, message: claim.message, recoverable: false });
         ws.close(CLOSE_CODES.policy, claim.reason === 'stream-busy' ? 'stream busy' : 'backplane down');
@@ -104,7 +113,7 @@ export function createPublisherHandler(ctx: ServerContext, fanOut: FanOut): (ws:
         case 'start': {
           const busy = publishers.get(a.streamId);
           if (busy && busy !== ws) {
-            refused = true;
+            refuse(a.streamId, 'stream-busy');
             reply({
               type: 'error',
               code: 'AFFECT_ERR_PROTOCOL',
@@ -118,9 +127,7 @@ export function createPublisherHandler(ctx: ServerContext, fanOut: FanOut): (ws:
           // Capacity (serve --max-streams): refuse a new stream rather than slow every stream down.
           const cap = o.maxIngestStreams;
           if (cap !== undefined && !publishers.has(a.streamId) && publishers.size >= cap) {
-            refused = true;
-            metrics.refused.inc({ reason: 'over-capacity' });
-            ctx.streamLog(a.streamId).warn({ streams: publishers.size, maxStreams: cap }, 'stream refused: over capacity');
+            refuse(a.streamId, 'over-capacity', { streams: publishers.size, maxStreams: cap });
             reply({
               type: 'error',
               code: 'AFFECT_ERR_PROTOCOL',
@@ -132,7 +139,7 @@ export function createPublisherHandler(ctx: ServerContext, fanOut: FanOut): (ws:
             return undefined;
           }
           if (!o.onIngestStream) {
-            refused = true;
+            refuse(a.streamId, 'no-pipeline');
             reply({
               type: 'error',
               code: 'AFFECT_ERR_CONFIG',
@@ -182,6 +189,9 @@ export function createPublisherHandler(ctx: ServerContext, fanOut: FanOut): (ws:
           queue.length = 0;
           queuedSamples = 0;
           metrics.ingestRejected.inc({ reason: 'backlog' });
+          ctx
+            .streamLog(session.streamId ?? '')
+            .warn({ reason: 'backlog', maxWaitingAudioS: MAX_WAITING_AUDIO_S }, 'publisher closed: audio arrived faster than its stream could open');
           reply({
             type: 'error',
             code: 'AFFECT_ERR_PROTOCOL',

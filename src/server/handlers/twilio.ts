@@ -297,6 +297,7 @@ export function createTwilioHandler(ctx: ServerContext, fanOut: FanOut): (ws: We
 
     const open = (t: TrackState, claim: ClaimResult): boolean => {
       if (!claim.ok) {
+        metrics.refused.inc({ reason: claim.reason });
         fail(CLOSE_CODES.policy, claim.reason === 'stream-busy' ? `stream ${t.streamId} busy` : 'backplane down');
         return false;
       }
@@ -338,7 +339,10 @@ export function createTwilioHandler(ctx: ServerContext, fanOut: FanOut): (ws: We
       for (const track of new Set(m.start.tracks)) {
         const streamId = `${m.start.callSid}:${track}`;
         if (!grant.canPublish(streamId)) return fail(CLOSE_CODES.policy, `token may not publish ${streamId}`);
-        if (publishers.has(streamId)) return fail(CLOSE_CODES.policy, `stream ${streamId} busy`);
+        if (publishers.has(streamId)) {
+          metrics.refused.inc({ reason: 'stream-busy' });
+          return fail(CLOSE_CODES.policy, `stream ${streamId} busy`);
+        }
         ts.set(track, {
           streamId,
           decoder: new FrameDecoder({ encoding: 'mulaw', sampleRateHz: 8000, channels: 1 }),
