@@ -18,6 +18,7 @@ import { StreamHub } from '../../src/server/hub.js';
 import { TestClient, connect, loudnessPipeline, seqGaps, sleep, startServer, toneS16, upgradeStatus } from '../helpers/server-helpers.js';
 import { selfSignedCert } from '../helpers/tls-cert.js';
 import { until } from '../helpers/until.js';
+import { MAX_HEALTHZ_STREAMS } from '../../src/server/handlers/http-routes.js';
 import { MAX_SUBSCRIBED_IDS, NEW_STREAM_REPLAY_MS } from '../../src/server/handlers/subscribe.js';
 import { MAX_WAITING_AUDIO_S } from '../../src/server/handlers/ingest.js';
 
@@ -119,6 +120,24 @@ describe('server faults: auth and origin (checked in the upgrade)', () => {
     server = await startServer();
     server.hub.openStream({ ...INFO, streamId: 'a' });
     expect(await ids()).toEqual(['a']);
+  });
+
+  it('/healthz stays small with thousands of streams: at most MAX_HEALTHZ_STREAMS listed, live ones first, and every stream counted', async () => {
+    // It listed them all: 3000 streams made a 416 KB body, built on the event loop, for every probe.
+    server = await startServer();
+    for (let i = 0; i < 50; i++) {
+      server.hub.openStream({ ...INFO, streamId: `old-${i}` });
+      server.hub.endStream(`old-${i}`);
+    }
+    for (let i = 0; i < 3000; i++) server.hub.openStream({ ...INFO, streamId: `CA${'0'.repeat(32)}${i}:inbound` });
+    const r = await fetch(`${server.httpUrl}healthz`);
+    const text = await r.text();
+    expect(text.length).toBeLessThan(30_000);
+    const body = JSON.parse(text) as { streams: { state: string }[]; streamCount: unknown; streamsTruncated?: boolean };
+    expect(body.streams).toHaveLength(MAX_HEALTHZ_STREAMS);
+    expect(body.streams.every((st) => st.state === 'live')).toBe(true);
+    expect(body.streamCount).toEqual({ live: 3000, ended: 50 });
+    expect(body.streamsTruncated).toBe(true);
   });
 
   it('refuses browser origins outside the allowlist (403) and same-origin passes by default', async () => {
