@@ -12,6 +12,7 @@ import { validateServerOptions, DEFAULT_AFFECT_SERVER } from '../../src/server/o
 import { pino } from 'pino';
 import { TestClient, connect, loudnessPipeline, startServer, toneS16 } from '../helpers/server-helpers.js';
 import { until } from '../helpers/until.js';
+import { type ClaimResult, type Hub, StreamHub } from '../../src/server/hub.js';
 
 let server: RunningServer | undefined;
 const clients: TestClient[] = [];
@@ -148,6 +149,27 @@ describe('serve capacity', () => {
     ]);
     first.ws.terminate();
     again.ws.terminate();
+  });
+
+  it('counts a Twilio call refused because the backplane is down once, whether its claims fail at once or answer later', async () => {
+    for (const mode of ['throws', 'async'] as const) {
+      // A cluster hub whose backplane is down: its claims throw, or answer later.
+      const hub: Hub = Object.assign(new StreamHub(), {
+        claim: (): ClaimResult | Promise<ClaimResult> => {
+          if (mode === 'throws') throw new Error('redis is down');
+          return Promise.resolve({ ok: false, reason: 'backplane-down', message: 'redis is down' });
+        },
+      });
+      server = await startServer({ hub, onIngestStream: (id, audio$) => audio$.pipe(loudnessPipeline(id, 100)) });
+      const c = twilioCall(server, 'CA1');
+      await c.opened;
+      c.start();
+      expect((await c.closed).code, mode).toBe(CLOSE_CODES.policy);
+      const metrics = await (await fetch(`${server.httpUrl}metrics`)).text();
+      expect(metrics, mode).toMatch(/circumplex_refused_total\{reason="backplane-down"\} 1\n/);
+      await server.close();
+      server = undefined;
+    }
   });
 
   it('validates maxIngestStreams', () => {

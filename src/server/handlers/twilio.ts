@@ -297,7 +297,8 @@ export function createTwilioHandler(ctx: ServerContext, fanOut: FanOut): (ws: We
 
     const open = (t: TrackState, claim: ClaimResult): boolean => {
       if (!claim.ok) {
-        metrics.refused.inc({ reason: claim.reason });
+        // Once per call (its other track's refusal finds it closed).
+        if (!closed) metrics.refused.inc({ reason: claim.reason });
         fail(CLOSE_CODES.policy, claim.reason === 'stream-busy' ? `stream ${t.streamId} busy` : 'backplane down');
         return false;
       }
@@ -397,7 +398,10 @@ export function createTwilioHandler(ctx: ServerContext, fanOut: FanOut): (ws: We
           if (done[i]!.ok) open(t, done[i]!);
         });
         const refused = done.find((c): c is Extract<ClaimResult, { ok: false }> => !c.ok);
-        if (refused && !closed) return fail(CLOSE_CODES.policy, refused.reason === 'stream-busy' ? `stream busy: ${refused.message}` : 'backplane down');
+        if (refused && !closed) {
+          metrics.refused.inc({ reason: refused.reason });
+          return fail(CLOSE_CODES.policy, refused.reason === 'stream-busy' ? `stream busy: ${refused.message}` : 'backplane down');
+        }
         if (refused || failed) return finishAll(failed ? 'twilio stream failed' : 'twilio socket closed');
         // Media, stop and close that arrived meanwhile, in order (a socket close finishes the tracks).
         heldBytes = 0;
