@@ -67,7 +67,11 @@ export function createRequestHandler(ctx: ServerContext, serveStatic: StaticHand
         metrics.refused.inc({ reason: grant.reason });
         return json(grant.status, { error: grant.message });
       }
-      if (!grant.canReadMetrics()) return json(403, { error: 'token lacks the "metrics" scope' });
+      if (!grant.canReadMetrics()) {
+        // Counted like the other refusals (a scraper set up with the wrong token shows up here).
+        metrics.refused.inc({ reason: 'scope' });
+        return json(403, { error: 'token lacks the "metrics" scope' });
+      }
       metrics.render().then(
         (text) => res.writeHead(200, { 'Content-Type': metrics.contentType }).end(text),
         (err: unknown) => json(500, { error: String(err) }),
