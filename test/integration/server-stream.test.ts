@@ -10,6 +10,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { PROTOCOL_VERSION, SUBPROTOCOL, ServerMessageSchema } from '../../core/protocol.js';
 import type { RunningServer } from '../../src/server/ws-server.js';
+import { pino } from 'pino';
+import { Subject } from 'rxjs';
+import type { PipelineEvent } from '../../core/types.js';
+import { affectFrame } from '../helpers/affect-frame.js';
 import { connect, loudnessPipeline, seqGaps, startServer, toneS16, type TestClient } from '../helpers/server-helpers.js';
 
 let server: RunningServer | undefined;
@@ -130,6 +134,29 @@ describe('server: /v1/stream fed by /v1/ingest', () => {
     const streams = server.hub.streams();
     expect(streams.filter((st) => st.state !== 'ended')).toEqual([]);
     expect(streams.length).toBe(server.hub.opts.maxEndedStreams);
+  });
+
+  it('a stage that emits only invalid frames is logged once per REFUSED_FRAME_LOG_MS (10 s) per stream, not once per frame; every frame is counted', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const logger = pino({ level: 'info' }, { write: (l: string) => void lines.push(JSON.parse(l) as Record<string, unknown>) });
+    server = await startServer({ logger });
+    const a = new Subject<PipelineEvent>();
+    const b = new Subject<PipelineEvent>();
+    server.attach({ streamId: 'a', hopMs: 250, windowMs: 1000, sampleRateHz: 16000 }, a);
+    server.attach({ streamId: 'b', hopMs: 250, windowMs: 1000, sampleRateHz: 16000 }, b);
+    for (let i = 1; i <= 200; i++) {
+      a.next(affectFrame({ streamId: 'a', tMs: i * 250, valence: Number.NaN, arousal: 0 }));
+      b.next(affectFrame({ streamId: 'b', tMs: i * 250, valence: 0, arousal: Number.POSITIVE_INFINITY }));
+    }
+    const errors = lines.filter((l) => l.level === 50);
+    expect(errors.map((l) => [l.streamId, l.msg])).toEqual([
+      ['a', 'dropped a frame the hub refused'],
+      ['b', 'dropped a frame the hub refused'],
+    ]);
+    const metrics = await (await fetch(`${server.httpUrl}metrics`)).text();
+    expect(metrics).toMatch(/circumplex_frames_dropped_total\{reason="invalid"\} 400/);
+    a.complete();
+    b.complete();
   });
 
   it('answers /healthz, serves the dashboard and chart.js, and refuses path traversal', async () => {

@@ -31,11 +31,16 @@ export interface FanOut {
   stop: () => void;
 }
 
+/** Least wall time (ms) between two log lines about frames the hub refused on one stream. */
+export const REFUSED_FRAME_LOG_MS = 10_000;
+
 /** Subscribes the server to its hub and returns its publishing entry points. */
 export function createFanOut(ctx: ServerContext): FanOut {
   const { hub, metrics, subscribers, log } = ctx;
   /** Per-stream wall times of audio arrivals: [audio ms at chunk end, performance.now()], bounded. */
   const arrivals = new Map<string, [number, number][]>();
+  /** Per live stream: frames the hub refused since its last log line, and when that line went out. */
+  const refusedFrames = new Map<string, { unlogged: number; loggedAt: number }>();
 
   hub.onListenerError = (err) => log.error({ err }, 'hub listener failed');
   hub.onForget = (streamId) => {
@@ -60,6 +65,7 @@ export function createFanOut(ctx: ServerContext): FanOut {
     } else {
       ctx.streamLog(ev.streamId).info('stream ended');
       ctx.forgetStreamLog(ev.streamId);
+      refusedFrames.delete(ev.streamId);
     }
   });
 
@@ -85,7 +91,17 @@ export function createFanOut(ctx: ServerContext): FanOut {
       const e = toAffectError(err);
       const ended = e.code === 'AFFECT_ERR_STREAM_UNKNOWN' && hub.stream(streamId)?.state === 'ended';
       metrics.framesDropped.inc({ reason: ended ? 'after_end' : 'invalid' });
-      ctx.streamLog(streamId)[ended ? 'debug' : 'error']({ err: e }, 'dropped a frame the hub refused');
+      if (ended) return ctx.streamLog(streamId).debug({ err: e }, 'dropped a frame the hub refused');
+      // A stage that went bad refuses every frame: one error line per frame was 4 a second per stream
+      // (1600 a second at 400 tracks). Log the first, then at most one per REFUSED_FRAME_LOG_MS, counting the rest.
+      const now = performance.now();
+      const r = refusedFrames.get(streamId);
+      if (r && now - r.loggedAt < REFUSED_FRAME_LOG_MS) {
+        r.unlogged++;
+        return;
+      }
+      ctx.streamLog(streamId).error({ err: e, droppedSinceLastLine: r?.unlogged ?? 0 }, 'dropped a frame the hub refused');
+      if (hub.stream(streamId)) refusedFrames.set(streamId, { unlogged: 0, loggedAt: now });
     }
   };
 
