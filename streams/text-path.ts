@@ -162,6 +162,9 @@ type PathEvent =
  */
 const PROGRESS_EPSILON_MS = 1e-3;
 
+/** Least audio time (ms) between two 'text model call failed' log lines of one stream. */
+export const TEXT_ERROR_LOG_EVERY_MS = 10_000;
+
 /**
  * Builds the text path. `createTextPath(asr, textModel, opts)(streamId)` is the pipeline's
  * `deps.textPath`. Subscribe to `transcripts$`, `estimates$` and `errors$` in the same tick (the
@@ -242,6 +245,8 @@ export function createTextPath(
         /** Audio ms the recogniser has heard: the clock that ages words out and paces the text model. */
         const clock = new Subject<number>();
         let heardMs = 0;
+        /** Audio ms of the last 'text model call failed' line. */
+        let lastErrorLogMs: number | undefined;
         /** Mean word confidence of recent text windows, by window time (bounded). */
         const wordConfAt = new Map<number, number>();
         const transcribed$ = audio$.pipe(
@@ -300,7 +305,13 @@ export function createTextPath(
                         onError: (err) => {
                           stats.textModelErrors++;
                           if (totals) totals.textModelErrors++;
-                          log?.warn({ err: (err as Error).message }, 'text model call failed; window skipped');
+                          // A broken text model fails every window, about one a second per stream (400
+                          // warn lines a second at 400 tracks): log the first, then at most one per
+                          // TEXT_ERROR_LOG_EVERY_MS of audio, with the stream's count so far.
+                          if (lastErrorLogMs === undefined || heardMs - lastErrorLogMs >= TEXT_ERROR_LOG_EVERY_MS) {
+                            lastErrorLogMs = heardMs;
+                            log?.warn({ err: (err as Error).message, textModelErrors: stats.textModelErrors }, 'text model call failed; window skipped');
+                          }
                         },
                       },
                       clock,

@@ -7,7 +7,8 @@ import { firstValueFrom, from, Subject, throwError, toArray } from 'rxjs';
 import { describe, expect, it } from 'vitest';
 import type { RecognizerResult, SpeechRecognizerFactory, StreamRecognizer, TextAffectModel } from '../../models/ports.js';
 import { AffectError } from '../../core/errors.js';
-import { createTextPath, type TextPathStreams } from '../../streams/text-path.js';
+import { createTextPath, TEXT_ERROR_LOG_EVERY_MS, type TextPathStreams } from '../../streams/text-path.js';
+import { pino } from 'pino';
 import type { AudioChunk } from '../../core/types.js';
 
 function chunks(n: number, ms = 100): AudioChunk[] {
@@ -164,6 +165,20 @@ describe('createTextPath', () => {
     sub.unsubscribe();
     await new Promise((r) => setTimeout(r, 5));
     expect(f.counts().closed).toBe(1);
+  });
+
+  it('a text model that fails every window is logged once per TEXT_ERROR_LOG_EVERY_MS of audio, not once per window; every failure is counted', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const logger = pino({ level: 'info' }, { write: (l: string) => void lines.push(JSON.parse(l) as Record<string, unknown>) });
+    const broken: TextAffectModel = { ...textModel, infer: () => Promise.reject(new Error('text worker died')) };
+    // 30 s of audio, every window scored (offline): one failure per text window.
+    const p = createTextPath(fakeFactory().factory, broken, { logger })('s', { offline: true, acceptMs: 100 })(from(chunks(300)));
+    await collect(p);
+    const warns = lines.filter((l) => l.msg === 'text model call failed; window skipped');
+    expect(p.stats.textModelErrors).toBeGreaterThan(50);
+    expect(warns.length).toBeGreaterThanOrEqual(1);
+    expect(warns.length).toBeLessThanOrEqual(Math.ceil(30_000 / TEXT_ERROR_LOG_EVERY_MS) + 1);
+    expect(warns.at(-1)).toMatchObject({ streamId: 's', err: 'text worker died' });
   });
 
   it('rejects bad options with a RangeError naming the option', () => {
