@@ -5,6 +5,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { AffectError } from '../core/errors.js';
+import { getLogger } from '../core/log.js';
 import { register as registerRun } from './commands/run.js';
 import { register as registerServe } from './commands/serve.js';
 import { register as registerModels } from './commands/models.js';
@@ -41,14 +42,32 @@ export async function main(argv: string[] = process.argv): Promise<number> {
       process.stderr.write(`circumplex: ${err.describe()}\n`);
       return 2;
     }
-    process.stderr.write(`circumplex: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    reportUnexpected(err);
     return 1;
   }
+}
+
+/**
+ * An error nobody expected (a bug), on stderr where the logs go: one JSON log line at `fatal` with
+ * the stack as a field, then one plain line. Node's own report, and the `unexpected error` line this
+ * replaced, spread the stack over many plain lines, which a JSON log pipeline splits into as many
+ * unparsable records, losing the crash's cause. With logging silenced, the plain line alone.
+ */
+export function reportUnexpected(err: unknown): void {
+  const log = getLogger();
+  if (log.isLevelEnabled('fatal')) log.fatal({ err }, 'unexpected error; exiting');
+  const message = err instanceof Error ? err.message : String(err);
+  process.stderr.write(`circumplex: unexpected error: ${message.split('\n')[0] ?? ''}\n`);
 }
 
 // Only run when executed directly (the bin shim or `tsx src/cli.ts`), not when imported by tests.
 const entry = process.argv[1] ?? '';
 if (entry.endsWith('cli.ts') || entry.endsWith('cli.js') || entry.endsWith('circumplex.mjs') || entry.endsWith('circumplex')) {
+  // A crash of a running command (serve), unhandled rejections included, reported as above.
+  process.on('uncaughtException', (err) => {
+    reportUnexpected(err);
+    process.exit(1);
+  });
   main().then(
     (code) => {
       process.exitCode = code;

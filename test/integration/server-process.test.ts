@@ -8,6 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { PROTOCOL_VERSION, ServerMessageSchema, type ServerMessage } from '../../core/protocol.js';
 import { serverMessages } from '../helpers/json-lines.js';
 import { REPO_ROOT } from '../../core/config.js';
@@ -199,6 +200,31 @@ describe('circumplex serve (real process, real engine)', () => {
     expect(code, err).toBe(2);
     expect(err).toMatch(/AFFECT_ERR_CONFIG: cannot use --tls-cert .*junk\.pem/);
     expect(err).not.toMatch(/unexpected error|listening on/);
+  });
+
+  it('a crash of a running serve is one JSON log line at fatal with the stack (Node printed a multi-line plain trace), then one plain line; exit 1', async () => {
+    // A bug that throws once serve listens, planted by a preloaded module.
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'serve-crash-'));
+    const plant = path.join(dir, 'crash.mjs');
+    writeFileSync(
+      plant,
+      `const write = process.stderr.write.bind(process.stderr);
+process.stderr.write = (chunk, ...rest) => {
+  if (String(chunk).includes('listening on')) setImmediate(() => { throw new Error('boom: a bug\\nits second line'); });
+  return write(chunk, ...rest);
+};\n`,
+    );
+    const { code, err } = await serveToExit([], {
+      CIRCUMPLEX_LOG_LEVEL: 'warn',
+      CIRCUMPLEX_WARM_UP: 'off',
+      NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import ${pathToFileURL(plant).href}`,
+    });
+    expect(code).toBe(1);
+    const after = err.slice(err.indexOf('listening on')).split('\n').slice(1).filter(Boolean);
+    expect(after.at(-1)).toBe('circumplex: unexpected error: boom: a bug');
+    const records = after.slice(0, -1).map((l) => JSON.parse(l) as { level: number; msg: string; err: { stack: string } });
+    expect(records).toEqual([expect.objectContaining({ level: 60, msg: 'unexpected error; exiting' })]);
+    expect(records[0]?.err.stack).toMatch(/boom: a bug\nits second line\n\s+at /);
   });
 
   it('refuses a --record path it cannot write before listening, and exits (it used to print the error and hang)', async () => {
