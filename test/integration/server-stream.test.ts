@@ -159,6 +159,24 @@ describe('server: /v1/stream fed by /v1/ingest', () => {
     b.complete();
   });
 
+  it("logs a stream's state changes (overload degraded it, it recovered) once each with its stream id, not per frame", async () => {
+    const lines: Record<string, unknown>[] = [];
+    const logger = pino({ level: 'info' }, { write: (l: string) => void lines.push(JSON.parse(l) as Record<string, unknown>) });
+    server = await startServer({ logger });
+    const ev = new Subject<PipelineEvent>();
+    server.attach({ streamId: 'a', hopMs: 250, windowMs: 1000, sampleRateHz: 16000 }, ev);
+    const why = 'inference is slower than the audio: hop widened to 750 ms (2 window(s) skipped)';
+    ev.next({ kind: 'status', streamId: 'a', tMs: 250, state: 'degraded', message: why });
+    for (let i = 1; i <= 20; i++) ev.next(affectFrame({ streamId: 'a', tMs: 250 + i * 250, valence: 0, arousal: 0 }));
+    ev.next({ kind: 'status', streamId: 'a', tMs: 5250, state: 'live', message: 'inference keeps up with the audio again' });
+    ev.complete();
+    const changes = lines.filter((l) => l.msg === 'stream state changed');
+    expect(changes).toEqual([
+      expect.objectContaining({ level: 40, streamId: 'a', state: 'degraded', tMs: 250, why }),
+      expect.objectContaining({ level: 30, streamId: 'a', state: 'live', tMs: 5250 }),
+    ]);
+  });
+
   it('answers /healthz, serves the dashboard and chart.js, and refuses path traversal', async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'dash-'));
     writeFileSync(path.join(dir, 'index.html'), '<!doctype html><title>dash</title>');

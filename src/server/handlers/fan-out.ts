@@ -72,6 +72,12 @@ export function createFanOut(ctx: ServerContext): FanOut {
   const publish = (streamId: string, event: PipelineEvent): void => {
     try {
       const msg = hub.publish(streamId, event);
+      if (msg.type === 'status' && msg.state !== 'ended' && msg.state !== 'error') {
+        // A stream's state changes (overload widened its hop, the text path stopped, it recovered)
+        // reached subscribers only: logged once per change, with the stream id, for whoever runs it
+        // ('ended' and 'error' have their own lines).
+        ctx.streamLog(streamId)[msg.state === 'live' ? 'info' : 'warn']({ state: msg.state, tMs: msg.tMs, why: msg.message }, 'stream state changed');
+      }
       if (msg.type === 'affect') {
         if (msg.droppedWindows > 0) metrics.framesDropped.inc({ reason: 'pipeline' }, msg.droppedWindows);
         if (msg.hopMs !== undefined) {
