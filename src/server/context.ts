@@ -51,8 +51,8 @@ export interface ServerContext {
   forgetStreamLog(streamId: string): void;
   /** Counts a new socket and keeps its heartbeat and close metrics. */
   track(ws: WebSocket, endpoint: 'stream' | 'ingest'): void;
-  /** Closes a connection that went over its message rate limit (4029). */
-  rateLimited(ws: WebSocket, endpoint: string): void;
+  /** Closes a connection that went over its message rate limit (4029); `ids` (streamId, callSid) go in its log line. */
+  rateLimited(ws: WebSocket, endpoint: string, ids?: Record<string, string | undefined>): void;
 }
 
 /** Longest wait (ms) for a stream's previous pipeline to end before a new publisher of that id is refused. */
@@ -126,8 +126,9 @@ export function createContext(init: Pick<ServerContext, 'o' | 'log' | 'hub' | 'm
         metrics.closes.inc({ endpoint, reason: ctx.deadPeers.has(ws) ? 'dead-peer' : closeReason(code) });
       });
     },
-    rateLimited(ws, endpoint) {
-      log.warn({ endpoint }, 'closing a connection over its message rate limit');
+    rateLimited(ws, endpoint, ids = {}) {
+      // Which publisher or call went over (the line said only the endpoint).
+      log.warn({ endpoint, ...ids }, 'closing a connection over its message rate limit');
       if (ws.readyState === ws.OPEN) {
         ws.send(JSON.stringify({ type: 'error', code: 'AFFECT_ERR_RATE_LIMIT', message: 'too many messages per second', recoverable: false }));
         ws.close(CLOSE_CODES.rateLimited, 'rate limited');

@@ -18,6 +18,8 @@ import { StreamHub } from '../../src/server/hub.js';
 import { TestClient, connect, loudnessPipeline, seqGaps, sleep, startServer, toneS16, upgradeStatus } from '../helpers/server-helpers.js';
 import { selfSignedCert } from '../helpers/tls-cert.js';
 import { until } from '../helpers/until.js';
+import { pino } from 'pino';
+import { twilioMedia, twilioStart } from '../../src/server/twilio-messages.js';
 import { MAX_HEALTHZ_STREAMS } from '../../src/server/handlers/http-routes.js';
 import { MAX_SUBSCRIBED_IDS, NEW_STREAM_REPLAY_MS } from '../../src/server/handlers/subscribe.js';
 import { MAX_WAITING_AUDIO_S } from '../../src/server/handlers/ingest.js';
@@ -193,6 +195,28 @@ describe('server faults: malformed, oversized and too many messages', () => {
     server.publish('s', affect('s', 250));
     await calm.until((c) => c.of('affect').length === 1);
     expect(calm.ws.readyState).toBe(WebSocket.OPEN);
+  });
+
+  it('logs a publisher closed over its rate limit once, with its stream id (Twilio: its callSid)', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const logger = pino({ level: 'info' }, { write: (l: string) => void lines.push(JSON.parse(l) as Record<string, unknown>) });
+    server = await startServer({ logger, ingestRateLimit: { perSec: 5, burst: 10 }, onIngestStream: (id, a$) => a$.pipe(loudnessPipeline(id)) });
+    const p = track(connect(server, '/v1/ingest'));
+    await p.opened;
+    p.send({ type: 'start', streamId: 'pub-1', encoding: 's16le', sampleRateHz: 16000, channels: 1 });
+    for (let i = 0; i < 50; i++) p.ws.send(toneS16(20));
+    expect((await p.closed).code).toBe(4029);
+    const tw = new WebSocket(`ws://127.0.0.1:${server.port}/v1/telephony/twilio`);
+    await new Promise((r) => tw.once('open', r));
+    tw.send(twilioStart('CAflood', { tracks: ['inbound'] }));
+    const payload = Buffer.alloc(160, 0xff).toString('base64');
+    for (let k = 0; k < 50; k++) tw.send(twilioMedia('MZCAflood', 'inbound', k, payload));
+    expect(await new Promise((r) => tw.once('close', r))).toBe(4029);
+    const limited = lines.filter((l) => l.msg === 'closing a connection over its message rate limit');
+    expect(limited).toEqual([
+      expect.objectContaining({ endpoint: 'ingest', streamId: 'pub-1' }),
+      expect.objectContaining({ endpoint: 'twilio', callSid: 'CAflood' }),
+    ]);
   });
 
   it('subscribes one connection to at most MAX_SUBSCRIBED_IDS stream ids, and says how many it left out', async () => {

@@ -235,7 +235,7 @@ export function createPublisherHandler(ctx: ServerContext, fanOut: FanOut): (ws:
       if (limited) return;
       if (!bucket.take()) {
         limited = true;
-        return ctx.rateLimited(ws, 'ingest');
+        return ctx.rateLimited(ws, 'ingest', { streamId: session.streamId });
       }
       const before = [session.stats.samplesNonFinite, session.stats.samplesClipped, session.stats.framesAccepted] as const;
       const actions = session.handle(toBytes(data), isBinary);

@@ -488,7 +488,7 @@ export function createTwilioHandler(ctx: ServerContext, fanOut: FanOut): (ws: We
       if (closed || limited) return;
       if (!bucket.take()) {
         limited = true;
-        return ctx.rateLimited(ws, 'twilio');
+        return ctx.rateLimited(ws, 'twilio', { callSid });
       }
       if (isBinary) return fail(TWILIO_CLOSE_UNSUPPORTED, 'binary frame: Twilio media streams send JSON text');
       let json: unknown;
