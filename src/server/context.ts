@@ -50,7 +50,7 @@ export interface ServerContext {
   /** Forgets a stream's cached logger (it ended). */
   forgetStreamLog(streamId: string): void;
   /** Counts a new socket and keeps its heartbeat and close metrics. */
-  track(ws: WebSocket, endpoint: 'stream' | 'ingest'): void;
+  track(ws: WebSocket, endpoint: 'stream' | 'ingest' | 'twilio'): void;
   /** Closes a connection that went over its message rate limit (4029); `ids` (streamId, callSid) go in its log line. */
   rateLimited(ws: WebSocket, endpoint: string, ids?: Record<string, string | undefined>): void;
 }

@@ -120,7 +120,7 @@ export class ServerMetrics {
     buckets: [0.5, 0.75, 1, 1.5, 2, 3, 5, 10],
     registers: [this.registry],
   });
-  /** Open connections, by endpoint (stream | ingest). */
+  /** Open connections, by endpoint (stream | ingest | twilio). */
   readonly connections = new Gauge({
     name: 'circumplex_connections',
     help: 'Open WebSocket connections',

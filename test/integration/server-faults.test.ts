@@ -19,7 +19,7 @@ import { TestClient, connect, loudnessPipeline, seqGaps, sleep, startServer, ton
 import { selfSignedCert } from '../helpers/tls-cert.js';
 import { until } from '../helpers/until.js';
 import { pino } from 'pino';
-import { twilioMedia, twilioStart } from '../../src/server/twilio-messages.js';
+import { twilioMedia, twilioStart, twilioStop } from '../../src/server/twilio-messages.js';
 import { MAX_HEALTHZ_STREAMS } from '../../src/server/handlers/http-routes.js';
 import { MAX_SUBSCRIBED_IDS, NEW_STREAM_REPLAY_MS } from '../../src/server/handlers/subscribe.js';
 import { MAX_WAITING_AUDIO_S } from '../../src/server/handlers/ingest.js';
@@ -334,6 +334,20 @@ describe('server faults: slow and dead peers', () => {
     // Counted once, under its endpoint: it was also counted as endpoint="any" besides "abnormal" (1006).
     const closes = await server.metrics.registry.getSingleMetricAsString('circumplex_connections_closed_total');
     expect(closes.split('\n').filter((l) => !l.startsWith('#'))).toEqual(['circumplex_connections_closed_total{endpoint="stream",reason="dead-peer"} 1']);
+  });
+
+  it('counts Twilio calls under endpoint="twilio", apart from /v1/ingest publishers', async () => {
+    server = await startServer({ onIngestStream: (id, a$) => a$.pipe(loudnessPipeline(id)) });
+    const p = track(connect(server, '/v1/ingest'));
+    const tw = new WebSocket(`ws://127.0.0.1:${server.port}/v1/telephony/twilio`);
+    await Promise.all([p.opened, new Promise((r) => tw.once('open', r))]);
+    const series = async (name: string) => (await server!.metrics.registry.getSingleMetricAsString(name)).split('\n').filter((l) => !l.startsWith('#'));
+    expect(await series('circumplex_connections')).toEqual(['circumplex_connections{endpoint="ingest"} 1', 'circumplex_connections{endpoint="twilio"} 1']);
+    tw.send(twilioStart('CAends'));
+    tw.send(twilioStop('MZCAends'));
+    expect(await new Promise((r) => tw.once('close', r))).toBe(1000);
+    await until(async () => (await series('circumplex_connections')).includes('circumplex_connections{endpoint="twilio"} 0'));
+    expect(await series('circumplex_connections_closed_total')).toEqual(['circumplex_connections_closed_total{endpoint="twilio",reason="normal"} 1']);
   });
 
   it('counts closes with codes a client picks (3000–4999) under one reason, not one time series per code', async () => {
