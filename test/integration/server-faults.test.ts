@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Subject, delay } from 'rxjs';
 import { WebSocket } from 'ws';
-import { SUBPROTOCOL, type IngestReply } from '../../core/protocol.js';
+import { CLOSE_CODES, SUBPROTOCOL, type IngestReply } from '../../core/protocol.js';
 import { float32ToMulaw } from '../../streams/audio.js';
 import type { PipelineEvent } from '../../core/types.js';
 import type { RunningServer } from '../../src/server/ws-server.js';
@@ -348,6 +348,27 @@ describe('server faults: slow and dead peers', () => {
     expect(await new Promise((r) => tw.once('close', r))).toBe(1000);
     await until(async () => (await series('circumplex_connections')).includes('circumplex_connections{endpoint="twilio"} 0'));
     expect(await series('circumplex_connections_closed_total')).toEqual(['circumplex_connections_closed_total{endpoint="twilio",reason="normal"} 1']);
+  });
+
+  it('counts a Twilio message that breaks the protocol as a rejected frame with its reason; a refused call is no rejected frame', async () => {
+    server = await startServer({ maxIngestStreams: 1, onIngestStream: (id, a$) => a$.pipe(loudnessPipeline(id)) });
+    const call = async (send: (ws: WebSocket) => void) => {
+      const ws = new WebSocket(`ws://127.0.0.1:${server!.port}/v1/telephony/twilio`);
+      await new Promise((r) => ws.once('open', r));
+      send(ws);
+      return new Promise<number>((r) => ws.once('close', r));
+    };
+    expect(await call((ws) => ws.send('{not json'))).toBe(1002);
+    expect(await call((ws) => ws.send(JSON.stringify({ event: 'media', streamSid: 'MZ1', media: { track: 'inbound', payload: '' } })))).toBe(1002);
+    // Two tracks, capacity one: refused (counted in circumplex_refused_total only).
+    expect(await call((ws) => ws.send(twilioStart('CAfull')))).toBe(CLOSE_CODES.overCapacity);
+    const series = async (name: string) => (await server!.metrics.registry.getSingleMetricAsString(name)).split('\n').filter((l) => !l.startsWith('#'));
+    expect(await series('circumplex_ingest_frames_total')).toEqual(['circumplex_ingest_frames_total{result="rejected"} 2']);
+    expect(await series('circumplex_ingest_rejected_total')).toEqual([
+      'circumplex_ingest_rejected_total{reason="bad-json"} 1',
+      'circumplex_ingest_rejected_total{reason="not-started"} 1',
+    ]);
+    expect(await series('circumplex_refused_total')).toEqual(['circumplex_refused_total{reason="over-capacity"} 1']);
   });
 
   it('counts closes with codes a client picks (3000–4999) under one reason, not one time series per code', async () => {

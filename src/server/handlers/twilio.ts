@@ -174,6 +174,22 @@ interface TrackState {
   gapMs: number;
 }
 
+/** Why a Twilio call's message was rejected (the `reason` of circumplex_ingest_rejected_total). */
+export type TwilioRejectReason =
+  | 'bad-json'
+  | 'bad-message'
+  | 'unknown-event'
+  | 'binary'
+  | 'unsupported-format'
+  | 'already-started'
+  | 'not-started'
+  | 'unknown-track'
+  | 'forbidden'
+  | 'bad-base64'
+  | 'bad-timestamp'
+  | 'bad-audio'
+  | 'backlog';
+
 /** Handles accepted `/v1/telephony/twilio` sockets. */
 export function createTwilioHandler(ctx: ServerContext, fanOut: FanOut): (ws: WebSocket, grant: Grant) => void {
   const { o, publishers, metrics } = ctx;
@@ -262,9 +278,18 @@ export function createTwilioHandler(ctx: ServerContext, fanOut: FanOut): (ws: We
     let heldBytes = 0;
     let claiming = false;
 
-    const fail = (code: number, reason: string): void => {
+    /**
+     * Ends the call. `rejected` (a stable label) when a message of it broke the protocol: that
+     * message counts as a rejected ingest frame, by reason. Refusals (busy, over capacity, backplane
+     * down: circumplex_refused_total) and failed pipelines are no rejected frame; they were counted
+     * as one, and no Twilio rejection had a reason in circumplex_ingest_rejected_total.
+     */
+    const fail = (code: number, reason: string, rejected?: TwilioRejectReason): void => {
       if (closed) return;
-      metrics.ingestFrames.inc({ result: 'rejected' });
+      if (rejected) {
+        metrics.ingestFrames.inc({ result: 'rejected' });
+        metrics.ingestRejected.inc({ reason: rejected });
+      }
       ctx.log.warn({ callSid, reason }, 'twilio stream refused');
       failed = true;
       finishAll('twilio stream failed');
@@ -329,10 +354,14 @@ export function createTwilioHandler(ctx: ServerContext, fanOut: FanOut): (ws: We
     };
 
     const onStart = (m: z.infer<typeof Start>): void => {
-      if (tracks) return fail(CLOSE_CODES.protocolError, 'second start on one media stream');
+      if (tracks) return fail(CLOSE_CODES.protocolError, 'second start on one media stream', 'already-started');
       const f = m.start.mediaFormat;
       if (f.encoding !== 'audio/x-mulaw' || f.sampleRate !== 8000 || f.channels !== 1) {
-        return fail(TWILIO_CLOSE_UNSUPPORTED, `media format ${f.encoding} ${f.sampleRate} Hz ${f.channels} ch: only audio/x-mulaw 8000 Hz 1 ch`);
+        return fail(
+          TWILIO_CLOSE_UNSUPPORTED,
+          `media format ${f.encoding} ${f.sampleRate} Hz ${f.channels} ch: only audio/x-mulaw 8000 Hz 1 ch`,
+          'unsupported-format',
+        );
       }
       if (!o.onIngestStream) return fail(CLOSE_CODES.internalError, 'this server has no pipeline for ingest streams');
       callSid = m.start.callSid;
@@ -340,7 +369,7 @@ export function createTwilioHandler(ctx: ServerContext, fanOut: FanOut): (ws: We
       const ts = new Map<string, TrackState>();
       for (const track of new Set(m.start.tracks)) {
         const streamId = `${m.start.callSid}:${track}`;
-        if (!grant.canPublish(streamId)) return fail(CLOSE_CODES.policy, `token may not publish ${streamId}`);
+        if (!grant.canPublish(streamId)) return fail(CLOSE_CODES.policy, `token may not publish ${streamId}`, 'forbidden');
         if (publishers.has(streamId)) {
           metrics.refused.inc({ reason: 'stream-busy' });
           return fail(CLOSE_CODES.policy, `stream ${streamId} busy`);
@@ -411,21 +440,21 @@ export function createTwilioHandler(ctx: ServerContext, fanOut: FanOut): (ws: We
     };
 
     const onMedia = (m: z.infer<typeof Media>): void => {
-      if (!tracks) return fail(CLOSE_CODES.protocolError, 'media before start');
+      if (!tracks) return fail(CLOSE_CODES.protocolError, 'media before start', 'not-started');
       const t = tracks.get(m.media.track);
-      if (!t) return fail(CLOSE_CODES.protocolError, `media for track "${m.media.track}" that start did not announce`);
+      if (!t) return fail(CLOSE_CODES.protocolError, `media for track "${m.media.track}" that start did not announce`, 'unknown-track');
       const p = m.media.payload;
       const bytes = strictBase64(p);
-      if (!bytes) return fail(CLOSE_CODES.protocolError, `bad base64 payload in media ${String(m.media.chunk ?? '')}`.trim());
+      if (!bytes) return fail(CLOSE_CODES.protocolError, `bad base64 payload in media ${String(m.media.chunk ?? '')}`.trim(), 'bad-base64');
       const tsRaw = m.media.timestamp;
       const tsMs = tsRaw === undefined || tsRaw === '' ? undefined : Number(tsRaw);
       if (tsMs !== undefined && !(Number.isFinite(tsMs) && tsMs >= 0))
-        return fail(CLOSE_CODES.protocolError, `bad media timestamp ${JSON.stringify(tsRaw)}`.slice(0, 100));
+        return fail(CLOSE_CODES.protocolError, `bad media timestamp ${JSON.stringify(tsRaw)}`.slice(0, 100), 'bad-timestamp');
       if (claiming) {
         // Bounded: media sent faster than real time while the streams wait to open would pile up here.
         heldBytes += bytes.length;
         if (heldBytes > TWILIO_MAX_HELD_BYTES)
-          return fail(CLOSE_CODES.policy, `more than ${MAX_WAITING_AUDIO_S} s of media arrived before the call's streams could open`);
+          return fail(CLOSE_CODES.policy, `more than ${MAX_WAITING_AUDIO_S} s of media arrived before the call's streams could open`, 'backlog');
         held.push(() => pushMedia(t, bytes, tsMs));
       } else pushMedia(t, bytes, tsMs);
     };
@@ -442,6 +471,7 @@ export function createTwilioHandler(ctx: ServerContext, fanOut: FanOut): (ws: We
           return fail(
             CLOSE_CODES.protocolError,
             `media timestamp ${tsMs} jumps ${Math.round(lead)} ms ahead of the track's audio (over ${TWILIO_MAX_GAP_MS}) and past the call's ${Math.round(sinceStart)} ms`,
+            'bad-timestamp',
           );
       }
       if (lead > GAP_TOLERANCE_MS) {
@@ -454,7 +484,7 @@ export function createTwilioHandler(ctx: ServerContext, fanOut: FanOut): (ws: We
         } else {
           // A long gap: the clock moves on without samples (windows restart on the new audio, aligned there).
           const err = decodeRaw(t);
-          if (err !== undefined) return fail(CLOSE_CODES.protocolError, err);
+          if (err !== undefined) return fail(CLOSE_CODES.protocolError, err, 'bad-audio');
           flushPending(t);
           t.nextSample += Math.round((n * PIPELINE_SAMPLE_RATE_HZ) / 8000);
           t.hopBase = t.nextSample;
@@ -466,7 +496,7 @@ export function createTwilioHandler(ctx: ServerContext, fanOut: FanOut): (ws: We
       t.bytes8k += bytes.length;
       if (rawDue(t)) {
         const err = decodeRaw(t);
-        if (err !== undefined) return fail(CLOSE_CODES.protocolError, err);
+        if (err !== undefined) return fail(CLOSE_CODES.protocolError, err, 'bad-audio');
       }
     };
 
@@ -475,7 +505,7 @@ export function createTwilioHandler(ctx: ServerContext, fanOut: FanOut): (ws: We
       const r = schema.safeParse(json);
       if (r.success) return r.data;
       const iss = r.error.issues[0];
-      fail(CLOSE_CODES.protocolError, `bad ${String(event)} message: ${iss ? `${iss.path.join('.')} ${iss.message}` : 'invalid'}`);
+      fail(CLOSE_CODES.protocolError, `bad ${String(event)} message: ${iss ? `${iss.path.join('.')} ${iss.message}` : 'invalid'}`, 'bad-message');
       return undefined;
     };
 
@@ -491,12 +521,12 @@ export function createTwilioHandler(ctx: ServerContext, fanOut: FanOut): (ws: We
         limited = true;
         return ctx.rateLimited(ws, 'twilio', { callSid });
       }
-      if (isBinary) return fail(TWILIO_CLOSE_UNSUPPORTED, 'binary frame: Twilio media streams send JSON text');
+      if (isBinary) return fail(TWILIO_CLOSE_UNSUPPORTED, 'binary frame: Twilio media streams send JSON text', 'binary');
       let json: unknown;
       try {
         json = JSON.parse(toText(data));
       } catch {
-        return fail(CLOSE_CODES.protocolError, 'not JSON');
+        return fail(CLOSE_CODES.protocolError, 'not JSON', 'bad-json');
       }
       const event = typeof json === 'object' && json !== null ? (json as { event?: unknown }).event : undefined;
       // The hot path (50 media messages a second per track): checked by hand, zod only to word an error.
@@ -530,7 +560,7 @@ export function createTwilioHandler(ctx: ServerContext, fanOut: FanOut): (ws: We
           return;
         }
         default:
-          return fail(CLOSE_CODES.protocolError, `unknown event ${JSON.stringify(event)}`.slice(0, 100));
+          return fail(CLOSE_CODES.protocolError, `unknown event ${JSON.stringify(event)}`.slice(0, 100), 'unknown-event');
       }
     });
   };
