@@ -134,8 +134,13 @@ export class ServerMetrics {
     labelNames: ['endpoint', 'reason'],
     registers: [this.registry],
   });
-  /** Refused upgrades/requests, by reason (missing-token, bad-token, scope, origin, path, shutting-down). */
-  readonly refused = new Counter({ name: 'circumplex_refused_total', help: 'Refused upgrades, by reason', labelNames: ['reason'], registers: [this.registry] });
+  /** Refused upgrades/requests (missing-token, bad-token, scope, origin, path, bad-url, shutting-down) and publisher starts (over-capacity, stream-busy, backplane-down, no-pipeline), by reason. */
+  readonly refused = new Counter({
+    name: 'circumplex_refused_total',
+    help: 'Refused upgrades, requests and publisher starts, by reason',
+    labelNames: ['reason'],
+    registers: [this.registry],
+  });
   /** Wall time from the arrival of the audio that ends a window to the publication of its frame. */
   readonly inferenceLatency = new Histogram({
     name: 'circumplex_inference_latency_seconds',
