@@ -123,7 +123,10 @@ export function createContext(init: Pick<ServerContext, 'o' | 'log' | 'hub' | 'm
         metrics.connections.dec({ endpoint });
         // One close, one count, under its own endpoint: a terminated dead peer was counted twice, as
         // endpoint="any" reason="dead-peer" by the heartbeat and again here as "abnormal" (1006).
-        metrics.closes.inc({ endpoint, reason: ctx.deadPeers.has(ws) ? 'dead-peer' : closeReason(code) });
+        const dead = ctx.deadPeers.has(ws);
+        metrics.closes.inc({ endpoint, reason: dead ? 'dead-peer' : closeReason(code) });
+        // Logged here, where the endpoint is known (the heartbeat's line did not say which kind of peer died).
+        if (dead) log.info({ endpoint }, 'terminated a peer that missed its pong');
       });
     },
     rateLimited(ws, endpoint, ids = {}) {

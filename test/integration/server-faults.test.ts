@@ -314,7 +314,9 @@ describe('server faults: slow and dead peers', () => {
   });
 
   it('heartbeat terminates a peer that never answers pings and keeps healthy ones while frames flow', async () => {
-    server = await startServer({ heartbeatMs: 100 });
+    const lines: Record<string, unknown>[] = [];
+    const logger = pino({ level: 'info' }, { write: (l: string) => void lines.push(JSON.parse(l) as Record<string, unknown>) });
+    server = await startServer({ heartbeatMs: 100, logger });
     const dead = new TestClient(new WebSocket(`ws://127.0.0.1:${server.port}/v1/stream?streams=s`, [SUBPROTOCOL], { autoPong: false }));
     track(dead);
     const healthy = track(connect(server, '/v1/stream?streams=s'));
@@ -334,6 +336,7 @@ describe('server faults: slow and dead peers', () => {
     // Counted once, under its endpoint: it was also counted as endpoint="any" besides "abnormal" (1006).
     const closes = await server.metrics.registry.getSingleMetricAsString('circumplex_connections_closed_total');
     expect(closes.split('\n').filter((l) => !l.startsWith('#'))).toEqual(['circumplex_connections_closed_total{endpoint="stream",reason="dead-peer"} 1']);
+    expect(lines.filter((l) => /missed its pong/.test(String(l.msg)))).toEqual([expect.objectContaining({ endpoint: 'stream' })]);
   });
 
   it('counts Twilio calls under endpoint="twilio", apart from /v1/ingest publishers', async () => {

@@ -10,12 +10,11 @@ import { type ServerContext, fitCloseReason } from '../context.js';
 
 /** Starts the heartbeat and the flush tick; returns a function that stops both. */
 export function startLiveness(ctx: ServerContext): () => void {
-  const { o, log, sockets, alive, deadPeers, subscribers } = ctx;
+  const { o, sockets, alive, deadPeers, subscribers } = ctx;
   const heartbeat = setInterval(() => {
     for (const ws of sockets) {
       if (alive.get(ws) === false) {
-        log.info('terminating a peer that missed its pong');
-        // Counted once, under its endpoint, by the close listener (ctx.track).
+        // Counted and logged once, under its endpoint, by the close listener (ctx.track).
         deadPeers.add(ws);
         ws.terminate();
         continue;
