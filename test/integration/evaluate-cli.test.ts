@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT } from '../../core/config.js';
 import { parseCsv } from '../../src/evaluate/csv.js';
 import { agreementSummary } from '../../src/validate/stats.js';
+import { writeWav } from '../helpers/vad-audio.js';
 
 const SPEECH = path.join(REPO_ROOT, 'test/fixtures/audio/speech.wav');
 const dir = mkdtempSync(path.join(tmpdir(), 'evaluate-cli-'));
@@ -124,19 +125,7 @@ describe('evaluate --modality speech', () => {
   it('a WAV with no (or under 100 ms of) audio is named with the other bad files before the model loads', () => {
     execFileSync('sox', ['-R', '-q', SPEECH, path.join(dir, 'clips/blip.wav'), 'trim', '0', '0.05']);
     // a header with no samples (what a recorder leaves when it is stopped at once)
-    const header = Buffer.alloc(44);
-    header.write('RIFF', 0);
-    header.writeUInt32LE(36, 4);
-    header.write('WAVEfmt ', 8);
-    header.writeUInt32LE(16, 16);
-    header.writeUInt16LE(1, 20);
-    header.writeUInt16LE(1, 22);
-    header.writeUInt32LE(16000, 24);
-    header.writeUInt32LE(32000, 28);
-    header.writeUInt16LE(2, 32);
-    header.writeUInt16LE(16, 34);
-    header.write('data', 36);
-    writeFileSync(path.join(dir, 'clips/empty.wav'), header);
+    writeWav(path.join(dir, 'clips/empty.wav'), [new Float32Array(0)]);
     const csv = write('short.csv', 'file,valence,arousal\nclips/calm.wav,0.3,-0.5\nclips/empty.wav,0.1,0.1\nclips/blip.wav,0.1,0.1\nclips/missing.wav,0,0\n');
     const r = evaluate(['--modality', 'speech', '--speech-model', 'speech-fixture', '--data', csv, '--json']);
     expect(r.code).toBe(2);

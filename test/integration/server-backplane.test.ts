@@ -69,6 +69,16 @@ async function node(
   return s;
 }
 
+/** A Redis of the test's own (it will be killed, filled or reconfigured) and two nodes A and B on it. */
+async function ownCluster(over: Partial<RedisHubOptions> = {}): Promise<{ own: TestRedis; a: RunningServer; b: RunningServer }> {
+  const own = await TestRedis.start();
+  redises.push(own);
+  const prefix = newPrefix();
+  const a = await node(own, prefix, over);
+  const b = await node(own, prefix, over);
+  return { own, a, b };
+}
+
 /** A subscriber that subscribed to `*` (after hello). */
 async function subscriber(s: RunningServer, resumeFrom?: Record<string, number>, ids = ['*'], token?: string): Promise<TestClient> {
   const c = track(connect(s, '/v1/stream', token ? { headers: { Authorization: `Bearer ${token}` } } : {}));
@@ -241,11 +251,7 @@ describe('Redis backplane: publishers move, Redis fails', () => {
   });
 
   it('Redis killed mid-stream: nodes keep serving their own streams, report degraded, reconnect, and nothing is delivered twice', async () => {
-    const own = await TestRedis.start();
-    redises.push(own);
-    const prefix = newPrefix();
-    const a = await node(own, prefix);
-    const b = await node(own, prefix);
+    const { own, a, b } = await ownCluster();
     const onA = await subscriber(a);
     const onB = await subscriber(b);
     const p = await publisher(a, 'rk');
@@ -298,11 +304,7 @@ describe('Redis backplane: publishers move, Redis fails', () => {
     expect(a.hub.backplane()?.disconnects).toBeGreaterThanOrEqual(1);
   });
   it('two nodes that both accepted the same new stream id while Redis was away: once back, the one whose claim lost ends its copy and refuses its publisher (stream-busy), instead of diverging silently', async () => {
-    const own = await TestRedis.start();
-    redises.push(own);
-    const prefix = newPrefix();
-    const a = await node(own, prefix);
-    const b = await node(own, prefix);
+    const { own, a, b } = await ownCluster();
     const onA = await subscriber(a);
     const onB = await subscriber(b);
     await own.kill();
@@ -359,11 +361,7 @@ describe('Redis backplane: publishers move, Redis fails', () => {
   });
 
   it('Redis full (maxmemory, noeviction): every node stays degraded with the reason on /healthz (no flapping back to ok), then catches up once Redis has room', async () => {
-    const full = await TestRedis.start();
-    redises.push(full);
-    const prefix = newPrefix();
-    const a = await node(full, prefix);
-    const b = await node(full, prefix);
+    const { own: full, a, b } = await ownCluster();
     const onB = await subscriber(b);
     const p = await publisher(a, 'oom');
     await send(p, audio(500));
@@ -484,11 +482,7 @@ describe('Redis backplane: publishers move, Redis fails', () => {
   });
 
   it('memory stays bounded while Redis is away: at most the ring waits per stream, the rest is counted as dropped and shows as missed', async () => {
-    const own = await TestRedis.start();
-    redises.push(own);
-    const prefix = newPrefix();
-    const a = await node(own, prefix, { ringSize: 16 });
-    const b = await node(own, prefix, { ringSize: 16 });
+    const { own, a, b } = await ownCluster({ ringSize: 16 });
     const onB = await subscriber(b);
     const p = await publisher(a, 'mem');
     await send(p, audio(500));
