@@ -11,7 +11,8 @@ import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { TurnMessage } from '../../core/protocol.js';
+import type { TurnFrameMessage } from '../../core/protocol.js';
+import { serverMessages } from '../helpers/json-lines.js';
 import { buildTinyVoskModel } from '../helpers/asr-tiny-vosk-model.js';
 
 const run = promisify(execFile);
@@ -29,6 +30,12 @@ interface Decision {
   style: string;
   latest?: { valence: number; arousal: number; label: string };
   handOff: boolean;
+}
+
+/** The turns `circumplex run --json` reports for the example's WAV, with the same environment. */
+async function cliTurns(env: NodeJS.ProcessEnv): Promise<TurnFrameMessage[]> {
+  const cli = await run(process.execPath, ['bin/circumplex.mjs', 'run', '--input', WAV, '--json'], { cwd: REPO, env, maxBuffer: 64 * 1024 * 1024 });
+  return serverMessages(cli.stdout).filter((m): m is TurnFrameMessage => m.type === 'turn');
 }
 
 describe('examples', () => {
@@ -61,13 +68,7 @@ describe('examples', () => {
       expect(d.latest).toBeDefined();
     }
     // The in-process loop sees the same turns as the CLI on the same file.
-    const cli = await run(process.execPath, ['bin/circumplex.mjs', 'run', '--input', WAV, '--json'], { cwd: REPO, env: ENV, maxBuffer: 64 * 1024 * 1024 });
-    const turns = cli.stdout
-      .trim()
-      .split('\n')
-      .map((l) => JSON.parse(l) as { type: string })
-      .filter((m) => m.type === 'turn')
-      .map((m) => TurnMessage.parse(m));
+    const turns = await cliTurns(ENV);
     expect(decisions.length).toBe(turns.length);
     for (const [i, d] of decisions.entries()) {
       const t = turns[i]!;
@@ -96,13 +97,7 @@ describe('examples', () => {
         .trim()
         .split('\n')
         .map((l) => JSON.parse(l) as Decision & { transcript?: string });
-      const cli = await run(process.execPath, ['bin/circumplex.mjs', 'run', '--input', WAV, '--json'], { cwd: REPO, env, maxBuffer: 64 * 1024 * 1024 });
-      const turns = cli.stdout
-        .trim()
-        .split('\n')
-        .map((l) => JSON.parse(l) as { type: string })
-        .filter((m) => m.type === 'turn')
-        .map((m) => TurnMessage.parse(m));
+      const turns = await cliTurns(env);
       expect(turns.length).toBeGreaterThanOrEqual(2);
       expect(decisions.map((d) => [d.startMs, d.endMs, d.transcript])).toEqual(turns.map((t) => [t.startMs, t.endMs, t.transcript]));
       expect(decisions.every((d) => typeof d.transcript === 'string' && d.transcript.length > 0)).toBe(true);

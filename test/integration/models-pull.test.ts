@@ -88,6 +88,21 @@ function speechSpec(url: string, sha: string | null): ModelSpec {
   };
 }
 
+/** An ASR model spec whose one file is a zip at `url` (unpacked by pull). */
+function zipSpec(id: string, url: string, file: string, sha: string | null, size: number | null): ModelSpec {
+  return {
+    id,
+    role: 'asr',
+    description: 'test',
+    fixture: false,
+    source: url,
+    license: 'test',
+    inputs: [],
+    outputs: [],
+    files: [{ path: file, url, sha256: sha, sizeBytes: size, unpack: 'zip' }],
+  };
+}
+
 describe('downloadFile', () => {
   it('downloads, verifies and reports progress', async () => {
     mode = 'ok';
@@ -314,17 +329,7 @@ describe('pullModel', () => {
     await new Promise<void>((r) => zipServer.listen(0, '127.0.0.1', r));
     try {
       const url = `http://127.0.0.1:${(zipServer.address() as AddressInfo).port}/vosk-model-test.zip`;
-      const spec: ModelSpec = {
-        id: 'vosk-test',
-        role: 'asr',
-        description: 'test',
-        fixture: false,
-        source: url,
-        license: 'test',
-        inputs: [],
-        outputs: [],
-        files: [{ path: 'vosk-model-test.zip', url, sha256: createHash('sha256').update(zipBytes).digest('hex'), sizeBytes: zipBytes.length, unpack: 'zip' }],
-      };
+      const spec = zipSpec('vosk-test', url, 'vosk-model-test.zip', createHash('sha256').update(zipBytes).digest('hex'), zipBytes.length);
       const dir = tmp();
       // what an unpack killed by Ctrl-C left (a process that is gone), and one still running (this one)
       const { spawnSync } = await import('node:child_process');
@@ -376,17 +381,7 @@ mk('bomb', [('f', 'bomb/zeros', bytes(120_000_000))])
     try {
       for (const [name, says] of cases) {
         const url = `http://127.0.0.1:${(zipServer.address() as AddressInfo).port}/${name}.zip`;
-        const spec: ModelSpec = {
-          id: 'vosk-evil',
-          role: 'asr',
-          description: 'test',
-          fixture: false,
-          source: url,
-          license: 'test',
-          inputs: [],
-          outputs: [],
-          files: [{ path: `${name}.zip`, url, sha256: null, sizeBytes: null, unpack: 'zip' }],
-        };
+        const spec = zipSpec('vosk-evil', url, `${name}.zip`, null, null);
         const dir = tmp();
         const err = (await pullModel(spec, { ...fast, modelsDir: dir, progress: null, acceptUnverified: true }).catch((e: unknown) => e)) as AffectError;
         expect(err, name).toBeInstanceOf(AffectError);
