@@ -34,6 +34,15 @@ afterAll(async () => {
   await engine?.close();
 });
 
+/** A subscriber to every stream on the shared server, once its hello is in. */
+async function subscribeAll(): Promise<TestClient> {
+  const sub: TestClient = connect(server, `/v1/stream?token=${TOKEN}`);
+  await sub.opened;
+  sub.send({ type: 'subscribe', streamIds: ['*'] });
+  await sub.until((c) => c.of('hello').length > 0);
+  return sub;
+}
+
 /** A Twilio-side socket: JSON text frames, no subprotocol. */
 class TwilioCall {
   readonly ws: WebSocket;
@@ -105,10 +114,7 @@ describe('Twilio Media Streams ingest', () => {
   });
 
   it('a two-track call gives frames and turns on <callSid>:inbound and <callSid>:outbound, then ends both', async () => {
-    const sub: TestClient = connect(server, `/v1/stream?token=${TOKEN}`);
-    await sub.opened;
-    sub.send({ type: 'subscribe', streamIds: ['*'] });
-    await sub.until((c) => c.of('hello').length > 0);
+    const sub = await subscribeAll();
     const callSid = 'CA1111111111';
     const call = new TwilioCall();
     await call.opened;
@@ -140,10 +146,7 @@ describe('Twilio Media Streams ingest', () => {
     let offsetMs = 0;
     const clock = vi.spyOn(performance, 'now').mockImplementation(() => realNow() + offsetMs);
     try {
-      const sub: TestClient = connect(server, `/v1/stream?token=${TOKEN}`);
-      await sub.opened;
-      sub.send({ type: 'subscribe', streamIds: ['*'] });
-      await sub.until((c) => c.of('hello').length > 0);
+      const sub = await subscribeAll();
       const callSid = 'CA7777777777';
       const call = new TwilioCall();
       await call.opened;
@@ -187,10 +190,7 @@ describe('Twilio Media Streams ingest', () => {
   });
 
   it('bad messages close only their own call with a clear code; a call alongside goes on', async () => {
-    const sub: TestClient = connect(server, `/v1/stream?token=${TOKEN}`);
-    await sub.opened;
-    sub.send({ type: 'subscribe', streamIds: ['*'] });
-    await sub.until((c) => c.of('hello').length > 0);
+    const sub = await subscribeAll();
     const good = new TwilioCall(`?x=1`, { authorization: `Bearer ${TOKEN}` });
     await good.opened;
     good.start('CA2222222222', ['inbound']);
