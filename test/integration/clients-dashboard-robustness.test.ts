@@ -12,15 +12,9 @@ import type { RunningServer } from '../../src/server/ws-server.js';
 import { launchChromium } from '../helpers/chromium.js';
 import { affectEvent, freePort, movingPoint, startFlakyProxy, startRealServer, transcriptEvent } from '../helpers/clients-protocol-server.js';
 import { untilPage as until } from '../helpers/until.js';
+import { pageStream as readPageStream, pageStreams, pageConnection, pageSelected, pageStats } from '../helpers/dashboard-page.js';
 
 const HOP_MS = 250;
-
-interface PageStream {
-  id: string;
-  lastSeq: number;
-  points: number;
-  lines: number;
-}
 
 let context: BrowserContext;
 let page: Page;
@@ -41,9 +35,8 @@ function publishMoving(server: RunningServer, streamId: string, from: number, n:
   }
 }
 
-const pageStream = async (id: string): Promise<PageStream | undefined> =>
-  (await page.evaluate(() => (window as unknown as { circumplex: { streams(): PageStream[] } }).circumplex.streams())).find((s) => s.id === id);
-const connection = () => page.evaluate(() => (window as unknown as { circumplex: { connection: string } }).circumplex.connection);
+const pageStream = (id: string) => readPageStream(page, id);
+const connection = () => pageConnection(page);
 
 describe('dashboard robustness in chromium', () => {
   beforeAll(async () => {
@@ -63,7 +56,7 @@ describe('dashboard robustness in chromium', () => {
     await page.goto(`${server.httpUrl}#stream=50%`);
     await until(async () => (await connection()) === 'open');
     await until(async () => (await pageStream('stage'))?.points === 5);
-    expect(await page.evaluate(() => (window as unknown as { circumplex: { selected: string } }).circumplex.selected)).toBe('stage');
+    expect(await pageSelected(page)).toBe('stage');
     expect(pageErrors).toEqual([]);
   });
 
@@ -102,7 +95,7 @@ describe('dashboard robustness in chromium', () => {
       // The new run is seqs 0-24: all 25 are drawn, none twice.
       await until(async () => (await pageStream('mic'))?.lastSeq === 24);
       expect((await pageStream('mic'))?.points).toBe(25);
-      expect(await page.evaluate(() => (window as unknown as { circumplex: { stats: { duplicates: number } } }).circumplex.stats.duplicates)).toBe(0);
+      expect((await pageStats(page)).duplicates).toBe(0);
       expect(pageErrors).toEqual([]);
     });
   }
@@ -142,7 +135,7 @@ describe('dashboard robustness in chromium', () => {
     server.hub.openStream({ streamId: 'late-call', hopMs: HOP_MS, windowMs: 1000, sampleRateHz: 8000 });
     publishMoving(server, 'late-call', 0, 2);
     await until(async () => (await pageStream('late-call'))?.points === 2);
-    const ids = (await page.evaluate(() => (window as unknown as { circumplex: { streams(): PageStream[] } }).circumplex.streams())).map((s) => s.id);
+    const ids = (await pageStreams(page)).map((s) => s.id);
     expect(ids).toHaveLength(256 + 2);
     expect(ids).toContain('supervisor');
     expect(ids).not.toContain('call-043');
@@ -158,7 +151,7 @@ describe('dashboard robustness in chromium', () => {
     publishMoving(server, 'backup-mic', 0, 3);
     await page.goto(`${server.httpUrl}#stream=stage`);
     await until(async () => (await pageStream('backup-mic'))?.points === 3);
-    const selected = () => page.evaluate(() => (window as unknown as { circumplex: { selected: string } }).circumplex.selected);
+    const selected = () => pageSelected(page);
     expect(await selected()).toBe('backup-mic'); // something to look at meanwhile
     expect(new URL(page.url()).hash).toBe('#stream=stage');
     server.hub.openStream({ streamId: 'stage', hopMs: HOP_MS, windowMs: 1000, sampleRateHz: 16000 });
@@ -279,7 +272,7 @@ describe('dashboard robustness in chromium', () => {
       await until(async () => (await connection()) === 'open', 15_000);
       await until(async () => (await pageStream('call-7'))?.points === 6);
       await until(async () => (await pageStream('stage'))?.points === 5);
-      expect(await page.evaluate(() => (window as unknown as { circumplex: { stats: { duplicates: number } } }).circumplex.stats.duplicates)).toBe(0);
+      expect((await pageStats(page)).duplicates).toBe(0);
       expect(pageErrors).toEqual([]);
     } finally {
       await proxy.close();

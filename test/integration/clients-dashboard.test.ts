@@ -20,17 +20,17 @@ import { RUSSELL_1980_TERMS } from '../../core/emotion-terms.js';
 import { CHROMIUM, CHROMIUM_ARGS, launchChromium, requireChromium } from '../helpers/chromium.js';
 import { affectEvent, movingPoint, startFlakyProxy, startRealServer, transcriptEvent, type FlakyProxy } from '../helpers/clients-protocol-server.js';
 import { untilPage as until } from '../helpers/until.js';
+import {
+  pageConnection,
+  pageDominancePoints,
+  pagePointPixel,
+  pageStats,
+  pageStream as readPageStream,
+  pageTermCount,
+  pageTrailLength,
+} from '../helpers/dashboard-page.js';
 
 const HOP_MS = 250;
-
-interface PageStream {
-  id: string;
-  lastSeq: number;
-  points: number;
-  lines: number;
-  state: string | null;
-  error: string | null;
-}
 
 let server: RunningServer;
 let proxy: FlakyProxy;
@@ -51,10 +51,9 @@ async function publishMoving(streamId: string, n: number, gapMs = 20): Promise<v
   }
 }
 
-const pageStream = async (id: string): Promise<PageStream | undefined> =>
-  (await page.evaluate(() => (window as unknown as { circumplex: { streams(): PageStream[] } }).circumplex.streams())).find((s) => s.id === id);
-const pointPixel = () => page.evaluate(() => (window as unknown as { circumplex: { pointPixel(): { x: number; y: number } | null } }).circumplex.pointPixel());
-const connection = () => page.evaluate(() => (window as unknown as { circumplex: { connection: string } }).circumplex.connection);
+const pageStream = (id: string) => readPageStream(page, id);
+const pointPixel = () => pagePointPixel(page);
+const connection = () => pageConnection(page);
 
 describe('dashboard in chromium', () => {
   beforeAll(async () => {
@@ -82,7 +81,7 @@ describe('dashboard in chromium', () => {
   });
 
   it('draws the circumplex with every Russell term', async () => {
-    const termCount = await page.evaluate(() => (window as unknown as { circumplex: { termCount(): number } }).circumplex.termCount());
+    const termCount = await pageTermCount(page);
     expect(termCount).toBe(RUSSELL_1980_TERMS.length);
     const options = await page.locator('#stream-select option').allTextContents();
     expect(options.map((o) => o.replace(/ \(.*\)$/, '')).sort()).toEqual(['backup-mic', 'stage']);
@@ -107,7 +106,7 @@ describe('dashboard in chromium', () => {
     expect(p2).not.toBeNull();
     // The point moved on screen by more than a few pixels.
     expect(Math.hypot((p2?.x ?? 0) - (p1?.x ?? 0), (p2?.y ?? 0) - (p1?.y ?? 0))).toBeGreaterThan(10);
-    const trail = await page.evaluate(() => (window as unknown as { circumplex: { trailLength(): number } }).circumplex.trailLength());
+    const trail = await pageTrailLength(page);
     expect(trail).toBe(22);
     // The label is the nearest Russell term of the last frame, as published.
     const last = movingPoint(frame - 1);
@@ -118,7 +117,7 @@ describe('dashboard in chromium', () => {
     // These frames carry no dominance (a speech-only fixture): a muted dash, no dominance line.
     expect(await page.locator('#dominance-value').textContent()).toBe('—');
     expect(await page.locator('#dominance-value').getAttribute('data-present')).toBe('false');
-    expect(await page.evaluate(() => (window as unknown as { circumplex: { dominancePoints(): number } }).circumplex.dominancePoints())).toBe(0);
+    expect(await pageDominancePoints(page)).toBe(0);
     expect(await page.locator('#transcript-lines li').allTextContents()).toEqual(['welcome to the demo']);
     expect(await page.locator('#transcript-partial').textContent()).toContain('the point should be mov');
     expect(await page.locator('#conn').getAttribute('data-state')).toBe('open');
@@ -138,7 +137,7 @@ describe('dashboard in chromium', () => {
     proxy.setRefusing(false);
     await until(async () => (await connection()) === 'open', 15_000);
     await until(async () => (await pageStream('stage'))?.points === 30);
-    const stats = await page.evaluate(() => (window as unknown as { circumplex: { stats: { duplicates: number; reconnects: number } } }).circumplex.stats);
+    const stats = await pageStats(page);
     expect(stats.reconnects).toBe(1);
     expect(stats.duplicates).toBe(0);
     expect((await pageStream('stage'))?.lastSeq).toBe(server.hub.stream('stage')?.lastSeq);
@@ -200,7 +199,7 @@ describe('dashboard in chromium', () => {
     expect(await page.locator('#dominance-value').textContent()).toBe('−0.35');
     expect(await page.locator('#dominance-value').getAttribute('data-present')).toBe('true');
     // Five frames have dominance; the one without is a gap, not a 0.
-    expect(await page.evaluate(() => (window as unknown as { circumplex: { dominancePoints(): number } }).circumplex.dominancePoints())).toBe(5);
+    expect(await pageDominancePoints(page)).toBe(5);
     await page.screenshot({ path: 'test-results/dashboard-dominance.png' });
     expect(pageErrors).toEqual([]);
   });
@@ -270,9 +269,8 @@ describe('dashboard on `circumplex serve` with the shipped WAV', () => {
     const errors: string[] = [];
     p.on('pageerror', (e) => errors.push(e.message));
     await p.goto(httpUrl);
-    const pixel = () => p.evaluate(() => (window as unknown as { circumplex: { pointPixel(): { x: number; y: number } | null } }).circumplex.pointPixel());
-    const fileStream = async () =>
-      (await p.evaluate(() => (window as unknown as { circumplex: { streams(): PageStream[] } }).circumplex.streams())).find((st) => st.id === 'file');
+    const pixel = () => pagePointPixel(p);
+    const fileStream = () => readPageStream(p, 'file');
     const end = Date.now() + 20_000;
     while (((await fileStream())?.points ?? 0) < 2) {
       if (Date.now() > end) throw new Error('no affect frames reached the page');
