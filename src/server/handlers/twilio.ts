@@ -55,10 +55,10 @@ export const TWILIO_CLOSE_UNSUPPORTED = 1003;
 /** Longest timestamp gap (ms) filled with silence samples; longer gaps only advance the clock. */
 export const TWILIO_MAX_FILL_MS = 2000;
 /**
- * Longest timestamp jump (ms ahead of the track's audio) a media message may make. Anything beyond
- * is not packet loss but a broken clock: the call closes with 1002. Unbounded, one media message
- * stamped 1e300 ran the server out of memory (the stages behind the windows work through a gap:
- * the VAD feeds it as zeros).
+ * Longest timestamp jump (ms ahead of the track's audio) a media message may make on its own word.
+ * A longer one is a silent stretch only if the call has run that long ({@link TWILIO_CLOCK_SLACK_MS});
+ * otherwise it is a broken clock and the call closes with 1002 (unbounded, one media message stamped
+ * 1e300 ran the server out of memory).
  */
 export const TWILIO_MAX_GAP_MS = 60_000;
 /**
