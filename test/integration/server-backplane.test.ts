@@ -387,7 +387,8 @@ describe('Redis backplane: publishers move, Redis fails', () => {
       admin.disconnect();
     }
     const back = Date.now() + 8000;
-    while (!(a.hub.backplane()?.up && b.hub.backplane()?.up) && Date.now() < back) await sleep(50);
+    // The link comes back first, then the backlog is written: wait for both (the flush is asynchronous).
+    while (!(a.hub.backplane()?.up && b.hub.backplane()?.up && a.hub.backplane()?.pendingWrites === 0) && Date.now() < back) await sleep(50);
     expect(a.hub.backplane()).toMatchObject({ up: true, pendingWrites: 0 });
     expect(a.hub.backplane()?.error).toBeUndefined();
     p.send({ type: 'stop' });
