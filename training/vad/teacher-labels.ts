@@ -1,0 +1,48 @@
+/**
+ * Teacher labels for training/vad/distill_lite.py: Silero VAD v4 (the default sequence graph, through
+ * the VAD stage's own detector, energy gate on: gated frames get 0 and keep the state) over each
+ * training stream from its start, one probability per 512-sample frame.
+ *
+ *   npx tsx training/vad/teacher-labels.ts   # reads .cache/vad-lite/train.{f32,json}, writes train.labels.f32
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { SileroVad } from '../../models/silero-vad.js';
+import { getLogger } from '../../core/log.js';
+
+const dir = '.cache/vad-lite';
+const meta = JSON.parse(readFileSync(`${dir}/train.json`, 'utf8')) as { lengths: number[] };
+const buf = readFileSync(`${dir}/train.f32`);
+const x = new Float32Array(buf.buffer, buf.byteOffset, buf.byteLength / 4);
+const F = 512;
+const vad = await SileroVad.load({ logger: getLogger(), maxQueuedFrames: 1 << 24 });
+const starts: number[] = [];
+let at = 0;
+for (const n of meta.lengths) {
+  starts.push(at);
+  at += n;
+}
+const out: Float32Array[] = new Array(meta.lengths.length);
+const group = 32;
+for (let g = 0; g < meta.lengths.length; g += group) {
+  const ids = meta.lengths.map((_, i) => i).slice(g, g + group);
+  await Promise.all(
+    ids.map(async (i) => {
+      const s = vad.stream();
+      const n = Math.floor(meta.lengths[i]! / F) * F;
+      out[i] = Float32Array.from(await s.probabilities(x.subarray(starts[i]!, starts[i]! + n)));
+      s.close?.();
+    }),
+  );
+}
+await vad.close();
+const total = out.reduce((a, p) => a + p.length, 0);
+const all = new Float32Array(total);
+let o = 0;
+for (const p of out) {
+  all.set(p, o);
+  o += p.length;
+}
+writeFileSync(`${dir}/train.labels.f32`, Buffer.from(all.buffer));
+let pos = 0;
+for (const p of all) pos += +(p >= 0.5);
+console.log(`teacher-labels: ${out.length} streams, ${total} frames, ${((100 * pos) / total).toFixed(1)} % at p >= 0.5 → ${dir}/train.labels.f32`);
