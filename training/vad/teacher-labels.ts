@@ -21,7 +21,7 @@ for (const n of meta.lengths) {
   starts.push(at);
   at += n;
 }
-const out: Float32Array[] = new Array(meta.lengths.length);
+const out: Float32Array[] = meta.lengths.map(() => new Float32Array(0));
 const group = 32;
 for (let g = 0; g < meta.lengths.length; g += group) {
   const ids = meta.lengths.map((_, i) => i).slice(g, g + group);
@@ -29,7 +29,7 @@ for (let g = 0; g < meta.lengths.length; g += group) {
     ids.map(async (i) => {
       const s = vad.stream();
       const n = Math.floor(meta.lengths[i]! / F) * F;
-      out[i] = Float32Array.from(await s.probabilities(x.subarray(starts[i]!, starts[i]! + n)));
+      out[i] = Float32Array.from(await s.probabilities(x.subarray(starts[i], starts[i]! + n)));
       s.close?.();
     }),
   );
