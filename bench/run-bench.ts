@@ -400,7 +400,11 @@ async function runBenchInner(o: BenchOptions, log: (line: string) => void, t0: n
     }
     if (want('vad')) {
       log('[bench] vad: per-stream CPU with voice activity on vs off, Silero batched vs one stream at a time');
-      sections['vad'] = await benchVad(engine, samples, o.quick ? { streams: 4, audioSeconds: 3 } : {}, log).catch((e: unknown) => ({ skipped: String(e) }));
+      // CIRCUMPLEX_BENCH_VAD_ALT: another graph in Silero's sequence interface, measured next to it (bench/vad-lite.ts).
+      const altGraphPath = process.env['CIRCUMPLEX_BENCH_VAD_ALT'] || undefined;
+      sections['vad'] = await benchVad(engine, samples, { ...(o.quick ? { streams: 4, audioSeconds: 3 } : {}), altGraphPath }, log).catch((e: unknown) => ({
+        skipped: String(e),
+      }));
     }
     if (want('twilio')) {
       // CIRCUMPLEX_BENCH_TWILIO_LEVELS=25,50,100 (calls per level) and CIRCUMPLEX_BENCH_TWILIO_SECONDS override the plan.

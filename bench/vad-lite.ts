@@ -124,25 +124,31 @@ async function cost(paths: string[]): Promise<void> {
   for (let r = 0; r < repeats; r++) for (let g = 0; g < graphs.length; g++) ortRuns[g]!.push(await ortCost(sessions[g]!, audio, B, S, calls));
   const logger = getLogger();
   const vads = await Promise.all(graphs.map((p) => SileroVad.load({ logger, path: p })));
-  for (const v of vads) await vadCost(v, audio.map((x) => x.subarray(0, RATE)));
+  for (const v of vads)
+    await vadCost(
+      v,
+      audio.map((x) => x.subarray(0, RATE)),
+    );
   const vadRuns: number[][] = graphs.map(() => []);
   const vr = Math.max(3, Math.round(repeats / 3));
   for (let r = 0; r < vr; r++) for (let g = 0; g < graphs.length; g++) vadRuns[g]!.push(await vadCost(vads[g]!, audio));
   for (const v of vads) await v.close();
   for (const s of sessions) await s.release();
   const base = [median(ortRuns[0]!), median(vadRuns[0]!)] as const;
-  console.log(`vad-lite cost: ${B} streams × ${S} frames per call, 1 intra-op thread; ms CPU per stream-second, median (min–max) of ${repeats} (ort) / ${vr} (vad) interleaved rounds`);
+  console.log(
+    `vad-lite cost: ${B} streams × ${S} frames per call, 1 intra-op thread; ms CPU per stream-second, median (min–max) of ${repeats} (ort) / ${vr} (vad) interleaved rounds`,
+  );
   console.log('| graph | ort alone | × cheaper | through SileroVad (worker + main thread) | × cheaper |');
   console.log('| --- | ---: | ---: | ---: | ---: |');
   graphs.forEach((p, g) => {
     const o = median(ortRuns[g]!);
     const v = median(vadRuns[g]!);
     const span = (xs: number[]): string => `${r3(Math.min(...xs))}–${r3(Math.max(...xs))}`;
-    console.log(`| ${name(p)} | ${r3(o)} (${span(ortRuns[g]!)}) | ${(base[0] / o).toFixed(1)} | ${r3(v)} (${span(vadRuns[g]!)}) | ${(base[1] / v).toFixed(1)} |`);
+    console.log(
+      `| ${name(p)} | ${r3(o)} (${span(ortRuns[g]!)}) | ${(base[0] / o).toFixed(1)} | ${r3(v)} (${span(vadRuns[g]!)}) | ${(base[1] / v).toFixed(1)} |`,
+    );
   });
 }
-
-
 
 /** 16 kHz mono samples of an audio file (sox resamples: the EmoDB copy is 22.05 kHz). */
 function decode(file: string): Float32Array {
@@ -226,7 +232,9 @@ async function agree(lite: string): Promise<void> {
   const student = await SileroVad.load({ ...big, path: lite });
   const sets = evalSets();
   console.log(`vad-lite agree: ${lite} vs Silero (sequence graph), SileroVad defaults (gate -60 dBFS), FrameLabeller defaults`);
-  console.log('| audio | s | Silero speech frames | frames alike after hysteresis | raw alike (p ≥ 0.5) | windows whose skip differs | segments Silero → lite | boundaries moved, mean · max ms | max p Silero · lite | mean abs p diff |');
+  console.log(
+    '| audio | s | Silero speech frames | frames alike after hysteresis | raw alike (p ≥ 0.5) | windows whose skip differs | segments Silero → lite | boundaries moved, mean · max ms | max p Silero · lite | mean abs p diff |',
+  );
   console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | ---: |');
   for (const [name, x] of Object.entries(sets)) {
     const p0 = await probsOf(teacher, x);

@@ -35,6 +35,11 @@ export interface VadBenchOptions {
   audioSeconds: number;
   /** Pipeline runs per engine (the median is reported). Default 5. */
   repeats: number;
+  /**
+   * Another graph in the sequence interface (`SileroVad.load({ path })`), run as a fourth engine and
+   * batched alone next to Silero (the distilled probe, bench/vad-lite.ts). Default none.
+   */
+  altGraphPath?: string;
 }
 
 export interface VadCostRow {
@@ -58,6 +63,10 @@ export interface VadCostRow {
   sileroUnbatchedMsPerStreamSecond: number;
   sileroBatchedMsPerStreamSecond: number;
   sileroBatchedPackagedMsPerStreamSecond: number;
+  /** With {@link VadBenchOptions.altGraphPath}: the pipeline with that graph, and that graph batched alone. */
+  pipelineMsPerStreamSecondOnAlt?: number;
+  vadAddsPercentAlt?: number;
+  altBatchedMsPerStreamSecond?: number;
   /** Share of frames the energy gate skipped (batched run). */
   gatedShare: number;
   /** Mean streams per batched Silero request. */
@@ -206,22 +215,26 @@ export async function benchVad(
   const off = await createEngine({ ...engine.options, vad: false, logger });
   const packagedVad = await SileroVad.load({ logger, graph: 'packaged' });
   const packaged = await createEngine({ ...engine.options, vad: true, voiceDetector: packagedVad, logger });
+  const altPath = o.altGraphPath;
+  const altVad = altPath ? await SileroVad.load({ logger, path: altPath }) : undefined;
+  const alt = altVad ? await createEngine({ ...engine.options, vad: true, voiceDetector: altVad, logger }) : undefined;
   const rows: VadCostRow[] = [];
   try {
     for (const kind of ['speech', 'call'] as const) {
       const audios = Array.from({ length: S }, (_, s) => audioFor(kind, samples, secs, s));
       // Warm the engines (JIT, ORT allocations) on a short run first.
-      for (const e of [engine, off, packaged])
+      for (const e of [engine, off, packaged, ...(alt ? [alt] : [])])
         await pipelineCost(
           e,
           audios.slice(0, 4).map((x) => x.subarray(0, 32000)),
           2,
         );
-      const runs: Record<'off' | 'on' | 'packaged', PipelineRun[]> = { off: [], on: [], packaged: [] };
+      const runs: Record<'off' | 'on' | 'packaged' | 'alt', PipelineRun[]> = { off: [], on: [], packaged: [], alt: [] };
       for (let r = 0; r < repeats; r++) {
         runs.off.push(await pipelineCost(off, audios, secs));
         runs.on.push(await pipelineCost(engine, audios, secs));
         runs.packaged.push(await pipelineCost(packaged, audios, secs));
+        if (alt) runs.alt.push(await pipelineCost(alt, audios, secs));
       }
       const msOff = median(runs.off.map((x) => x.ms));
       const msOn = median(runs.on.map((x) => x.ms));
@@ -230,16 +243,20 @@ export async function benchVad(
       const single = await SileroVad.load({ logger, maxBatch: 1 });
       const batched = await SileroVad.load({ logger });
       const batchedPkg = await SileroVad.load({ logger, graph: 'packaged' });
+      const batchedAlt = altPath ? await SileroVad.load({ logger, path: altPath }) : undefined;
       try {
         const warm = audios.slice(0, 2).map((x) => x.subarray(0, 16000));
         await sileroCost(single, warm, 1, false);
         await sileroCost(batched, warm, 1, true);
         await sileroCost(batchedPkg, warm, 1, true);
+        if (batchedAlt) await sileroCost(batchedAlt, warm, 1, true);
         const g0 = { ...batched.stats };
         const unb = await sileroCost(single, audios, secs, false);
         const bat = await sileroCost(batched, audios, secs, true);
         const st = batched.stats;
         const batPkg = await sileroCost(batchedPkg, audios, secs, true);
+        const batAlt = batchedAlt ? await sileroCost(batchedAlt, audios, secs, true) : undefined;
+        const msAlt = alt ? median(runs.alt.map((x) => x.ms)) : undefined;
         rows.push({
           audio: kind,
           pipelineMsPerStreamSecondOff: round(msOff, 3),
@@ -256,22 +273,35 @@ export async function benchVad(
           sileroUnbatchedMsPerStreamSecond: round(unb, 3),
           sileroBatchedMsPerStreamSecond: round(bat, 3),
           sileroBatchedPackagedMsPerStreamSecond: round(batPkg, 3),
+          ...(msAlt !== undefined && batAlt !== undefined
+            ? {
+                pipelineMsPerStreamSecondOnAlt: round(msAlt, 3),
+                vadAddsPercentAlt: round((100 * (msAlt - msOff)) / msOff, 1),
+                altBatchedMsPerStreamSecond: round(batAlt, 3),
+              }
+            : {}),
           gatedShare: round((st.gatedFrames - g0.gatedFrames) / Math.max(1, st.frames - g0.frames), 3),
           meanBatch: round((st.batchedRequests - g0.batchedRequests) / Math.max(1, st.batches - g0.batches), 1),
         });
         log(
-          `[bench] vad: ${kind}: pipeline ${round(msOff, 2)} → ${round(msOn, 2)} ms per stream-s (+${round((100 * (msOn - msOff)) / msOff, 1)} %; packaged graph ${round(msPkg, 2)}), Silero alone ${round(unb, 2)} ms unbatched, ${round(bat, 2)} ms batched (packaged graph ${round(batPkg, 2)})`,
+          `[bench] vad: ${kind}: pipeline ${round(msOff, 2)} → ${round(msOn, 2)} ms per stream-s (+${round((100 * (msOn - msOff)) / msOff, 1)} %; packaged graph ${round(msPkg, 2)}), Silero alone ${round(unb, 2)} ms unbatched, ${round(bat, 2)} ms batched (packaged graph ${round(batPkg, 2)})` +
+            (msAlt !== undefined && batAlt !== undefined
+              ? `; ${altPath}: pipeline ${round(msAlt, 2)} (+${round((100 * (msAlt - msOff)) / msOff, 1)} %), batched alone ${round(batAlt, 2)}`
+              : ''),
         );
       } finally {
         await single.close();
         await batched.close();
         await batchedPkg.close();
+        await batchedAlt?.close();
       }
     }
   } finally {
     await off.close();
     await packaged.close();
     await packagedVad.close();
+    await alt?.close();
+    await altVad?.close();
   }
   return {
     streams: S,

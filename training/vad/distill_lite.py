@@ -230,12 +230,14 @@ def cmd_train(a: argparse.Namespace) -> int:
     x = np.fromfile(os.path.join(CACHE, 'train.f32'), '<f4')
     labels = np.fromfile(os.path.join(CACHE, 'train.labels.f32'), '<f4')
     bank = gabor_bank(a.bands)
-    seqs, tgts = [], []
+    seqs, tgts, raws = [], [], []
     at = 0
     lat = 0
     for n in meta['lengths']:
         feat, keep = features(x[at : at + n], bank)
         lab = labels[lat : lat + len(feat)]
+        if a.learn_bank and keep.sum() >= 2:
+            raws.append(x[at : at + len(feat) * F].reshape(-1, F)[keep])
         at += n
         lat += len(feat)
         if keep.sum() >= 2:
@@ -247,32 +249,43 @@ def cmd_train(a: argparse.Namespace) -> int:
     K, H = a.bands, a.hidden
     T = max(len(s) for s in seqs)
     N = len(seqs)
-    X = np.zeros((N, T, K), np.float32)
+    X = np.zeros((N, T, F if a.learn_bank else K), np.float32)
     Y = np.zeros((N, T), np.float32)
     M = np.zeros((N, T), np.float32)
     for i, (s, t) in enumerate(zip(seqs, tgts)):
-        X[i, : len(s)] = (s - mu) / sd
+        X[i, : len(s)] = raws[i] if a.learn_bank else (s - mu) / sd
         Y[i, : len(s)] = t
         M[i, : len(s)] = 1
+    # Frames Silero calls clearly not speech weigh `neg_weight` (false alarms on music and noise cost more than a late onset).
+    M = M * np.where(Y < 0.2, a.neg_weight, 1.0).astype(np.float32)
     X, Y, M = map(torch.from_numpy, (X, Y, M))
     # Hold out 5 % of the streams to watch for overfitting (the real evaluation is bench/vad-lite.ts agree).
     perm = torch.randperm(N)
     nv = max(1, N // 20)
     va, tr = perm[:nv], perm[nv:]
-    print(f'distill_lite train: {N} streams, {int(M.sum())} gated-in frames (mean target {float((Y * M).sum() / M.sum()):.3f}), K={K} H={H}, {time.time() - t0:.0f} s')
+    print(f'distill_lite train: {N} streams, {int((M > 0).sum())} gated-in frames (mean target {float(Y.sum() / (M > 0).sum()):.3f}), K={K} H={H}, {time.time() - t0:.0f} s')
 
     class Net(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
+            # --learn-bank: the filterbank is trained too (from the Gabor start), on raw frames; else features are precomputed.
+            self.bank = torch.nn.Parameter(torch.from_numpy(bank.copy())) if a.learn_bank else None
+            self.mu, self.sd = torch.from_numpy(mu), torch.from_numpy(sd)
             self.lstm = torch.nn.LSTM(K, H, batch_first=True)
             self.out = torch.nn.Linear(H, 1)
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
+            if self.bank is not None:
+                z = x @ self.bank
+                x = (torch.log(z[..., 0::2] ** 2 + z[..., 1::2] ** 2 + 1e-6) - self.mu) / self.sd
             y, _ = self.lstm(x)
             return self.out(y).squeeze(-1)
 
     net = Net()
-    opt = torch.optim.Adam(net.parameters(), lr=a.lr)
+    groups = [{'params': [p for n, p in net.named_parameters() if n != 'bank']}]
+    if net.bank is not None:
+        groups.append({'params': [net.bank], 'lr': a.lr * 0.1})
+    opt = torch.optim.Adam(groups, lr=a.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, a.epochs)
     bce = torch.nn.BCEWithLogitsLoss(reduction='none')
 
@@ -284,7 +297,8 @@ def cmd_train(a: argparse.Namespace) -> int:
     def l1_of(idx: torch.Tensor) -> float:
         with torch.no_grad():
             p = torch.sigmoid(net(X[idx]))
-            return float(((p - Y[idx]).abs() * M[idx]).sum() / M[idx].sum())
+            m = (M[idx] > 0).float()
+            return float(((p - Y[idx]).abs() * m).sum() / m.sum())
 
     for ep in range(a.epochs):
         net.train()
@@ -313,7 +327,7 @@ def cmd_train(a: argparse.Namespace) -> int:
     b_fold = bih - Wih @ (mu / sd)
     perm_g = np.concatenate([np.arange(0, H), np.arange(3 * H, 4 * H), np.arange(H, 2 * H), np.arange(2 * H, 3 * H)])
     w = {
-        'bank': bank,
+        'bank': net.bank.detach().numpy().copy() if net.bank is not None else bank,
         'eps': np.array(1e-6, np.float32),
         'W': W_fold[perm_g][None].astype(np.float32),
         'R': Whh[perm_g][None].astype(np.float32),
@@ -345,6 +359,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument('--epochs', type=int, default=30)
     p.add_argument('--batch', type=int, default=32)
     p.add_argument('--lr', type=float, default=3e-3)
+    p.add_argument('--learn-bank', action='store_true', help='train the filterbank too (from the Gabor start)')
+    p.add_argument('--neg-weight', type=float, default=1.0, help='loss weight of frames Silero puts below 0.2')
     p.add_argument('--dst', default=os.path.join(ROOT, 'models', 'vad-lite', 'vad-lite.onnx'))
     a = ap.parse_args(argv)
     return cmd_audio(a) if a.cmd == 'audio' else cmd_train(a)

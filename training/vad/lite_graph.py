@@ -16,7 +16,8 @@ floats of layer 0 of h/c; layer 1 (Silero's second layer) and the rest are passe
 
     /usr/bin/python3 -m training.vad.lite_graph --random --bands 32 --hidden 64 --dst /tmp/lite.onnx
 
-(`--random`: seeded random weights, for timing only; training/vad/distill_lite.py builds the trained one.)
+(`--random`: seeded random weights, for timing only; `--null`: the interface with no model, probs 0;
+training/vad/distill_lite.py builds the trained one.)
 """
 
 from __future__ import annotations
@@ -158,16 +159,46 @@ def build(w: dict[str, np.ndarray], name: str = 'vad_lite') -> onnx.ModelProto:
     return model
 
 
+def null_graph() -> onnx.ModelProto:
+    """The same interface doing nothing (probs 0, state passed through): what the detector's host costs without a model."""
+    f32 = TensorProto.FLOAT
+    nodes = [
+        helper.make_node('Shape', ['index'], ['shape']),
+        helper.make_node('ConstantOfShape', ['shape'], ['probs'], value=numpy_helper.from_array(np.zeros(1, np.float32))),
+        helper.make_node('Identity', ['h'], ['hn']),
+        helper.make_node('Identity', ['c'], ['cn']),
+    ]
+    ins = [
+        helper.make_tensor_value_info('frames', f32, ['N', FRAME]),
+        helper.make_tensor_value_info('index', TensorProto.INT64, ['S', 'B']),
+        helper.make_tensor_value_info('lengths', TensorProto.INT32, ['B']),
+        helper.make_tensor_value_info('h', f32, [2, 'B', STATE]),
+        helper.make_tensor_value_info('c', f32, [2, 'B', STATE]),
+    ]
+    outs = [
+        helper.make_tensor_value_info('probs', f32, ['S', 'B']),
+        helper.make_tensor_value_info('hn', f32, [2, 'B', STATE]),
+        helper.make_tensor_value_info('cn', f32, [2, 'B', STATE]),
+    ]
+    model = helper.make_model(helper.make_graph(nodes, 'vad_null', ins, outs), opset_imports=[helper.make_opsetid('', 13)])
+    model.ir_version = 7
+    onnx.checker.check_model(model)
+    return model
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    ap.add_argument('--random', action='store_true', required=True, help='seeded random weights (timing only)')
+    ap.add_argument('--random', action='store_true', help='seeded random weights (timing only)')
+    ap.add_argument('--null', action='store_true', help='a graph that does nothing (probs 0): the host\'s own cost')
     ap.add_argument('--bands', type=int, default=32)
     ap.add_argument('--hidden', type=int, default=64)
     ap.add_argument('--pre', type=int, default=0, help='dense layer before the LSTM (0: none)')
     ap.add_argument('--seed', type=int, default=0)
     ap.add_argument('--dst', required=True)
     a = ap.parse_args(argv)
-    out = build(random_weights(a.bands, a.hidden, a.pre, a.seed)).SerializeToString()
+    if a.random == a.null:
+        ap.error('give one of --random, --null')
+    out = (null_graph() if a.null else build(random_weights(a.bands, a.hidden, a.pre, a.seed))).SerializeToString()
     os.makedirs(os.path.dirname(os.path.abspath(a.dst)), exist_ok=True)
     with open(a.dst, 'wb') as f:
         f.write(out)
