@@ -28,10 +28,11 @@
  */
 import * as ort from 'onnxruntime-node';
 import { execFileSync } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { SileroVad, SILERO_SEQ_FILE } from '../models/silero-vad.js';
 import { getLogger } from '../core/log.js';
+import { loadSamples } from './lib/common.js';
 import { seededRandom } from '../core/seeded-random.js';
 import { FrameLabeller, resolveVadOptions, type FrameSegment } from '../streams/vad.js';
 import { concat, holdMusic, lineNoise, silence, speak } from '../test/helpers/vad-audio.js';
@@ -41,6 +42,16 @@ const RATE = 16000;
 const cpuMs = (): number => {
   const u = process.cpuUsage();
   return (u.user + u.system) / 1000;
+};
+/** CPU ms of the main (JS) thread alone, from /proc (Linux, 10 ms ticks); NaN elsewhere. */
+const mainCpuMs = (): number => {
+  try {
+    const st = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
+    const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+    return ((Number(f[11]) + Number(f[12])) * 1000) / 100;
+  } catch {
+    return Number.NaN;
+  }
 };
 const median = (xs: number[]): number => {
   const a = [...xs].sort((x, y) => x - y);
@@ -84,12 +95,13 @@ async function ortCost(s: ort.InferenceSession, audio: Float32Array[], B: number
   return (cpuMs() - c0) / ((calls * B * S * F) / RATE);
 }
 
-/** ms CPU per stream-second through SileroVad (worker, batching, main-thread JS), 250 ms hops, all streams at once. */
-async function vadCost(vad: SileroVad, audios: Float32Array[]): Promise<number> {
+/** ms CPU per stream-second through SileroVad (worker, batching, main-thread JS), 250 ms hops, all streams at once: [all threads, main thread]. */
+async function vadCost(vad: SileroVad, audios: Float32Array[]): Promise<[number, number]> {
   const hop = 4000;
   const streams = audios.map(() => vad.stream());
   const pend = audios.map(() => new Float32Array(0));
   const c0 = cpuMs();
+  const m0 = mainCpuMs();
   for (let at = 0; at < audios[0]!.length; at += hop) {
     await Promise.all(
       audios.map((x, s) => {
@@ -103,7 +115,8 @@ async function vadCost(vad: SileroVad, audios: Float32Array[]): Promise<number> 
       }),
     );
   }
-  const ms = (cpuMs() - c0) / ((audios.length * audios[0]!.length) / RATE);
+  const secs = (audios.length * audios[0]!.length) / RATE;
+  const ms: [number, number] = [(cpuMs() - c0) / secs, (mainCpuMs() - m0) / secs];
   for (const s of streams) s.close?.();
   return ms;
 }
@@ -130,22 +143,28 @@ async function cost(paths: string[]): Promise<void> {
       audio.map((x) => x.subarray(0, RATE)),
     );
   const vadRuns: number[][] = graphs.map(() => []);
+  const mainRuns: number[][] = graphs.map(() => []);
   const vr = Math.max(3, Math.round(repeats / 3));
-  for (let r = 0; r < vr; r++) for (let g = 0; g < graphs.length; g++) vadRuns[g]!.push(await vadCost(vads[g]!, audio));
+  for (let r = 0; r < vr; r++)
+    for (let g = 0; g < graphs.length; g++) {
+      const [all, main] = await vadCost(vads[g]!, audio);
+      vadRuns[g]!.push(all);
+      mainRuns[g]!.push(main);
+    }
   for (const v of vads) await v.close();
   for (const s of sessions) await s.release();
   const base = [median(ortRuns[0]!), median(vadRuns[0]!)] as const;
   console.log(
     `vad-lite cost: ${B} streams × ${S} frames per call, 1 intra-op thread; ms CPU per stream-second, median (min–max) of ${repeats} (ort) / ${vr} (vad) interleaved rounds`,
   );
-  console.log('| graph | ort alone | × cheaper | through SileroVad (worker + main thread) | × cheaper |');
-  console.log('| --- | ---: | ---: | ---: | ---: |');
+  console.log('| graph | ort alone | × cheaper | through SileroVad (worker + main thread) | × cheaper | of which main thread |');
+  console.log('| --- | ---: | ---: | ---: | ---: | ---: |');
   graphs.forEach((p, g) => {
     const o = median(ortRuns[g]!);
     const v = median(vadRuns[g]!);
     const span = (xs: number[]): string => `${r3(Math.min(...xs))}–${r3(Math.max(...xs))}`;
     console.log(
-      `| ${name(p)} | ${r3(o)} (${span(ortRuns[g]!)}) | ${(base[0] / o).toFixed(1)} | ${r3(v)} (${span(vadRuns[g]!)}) | ${(base[1] / v).toFixed(1)} |`,
+      `| ${name(p)} | ${r3(o)} (${span(ortRuns[g]!)}) | ${(base[0] / o).toFixed(1)} | ${r3(v)} (${span(vadRuns[g]!)}) | ${(base[1] / v).toFixed(1)} | ${r3(median(mainRuns[g]!))} |`,
     );
   });
 }
@@ -230,7 +249,13 @@ async function agree(lite: string): Promise<void> {
   const big = { logger, maxQueuedFrames: 1 << 24 };
   const teacher = await SileroVad.load(big);
   const student = await SileroVad.load({ ...big, path: lite });
-  const sets = evalSets();
+  // The bench's speech clip too (the `vad` section loops it for its continuous-speech figure), to read its pipeline figure with.
+  const clip = await loadSamples();
+  // And its call audio: 5 s of the clip, 5 s of -65 dBFS noise (below the energy gate), alternating, 60 s.
+  const rc = seededRandom(11);
+  const amp = 10 ** (-65 / 20) * Math.sqrt(3);
+  const call = Float32Array.from({ length: 60 * RATE }, (_, i) => (Math.floor(i / 80_000) % 2 ? (rc() - 0.5) * 2 * amp : clip[i % clip.length]!));
+  const sets = { ...evalSets(), 'bench speech clip': clip, 'bench call audio': call };
   console.log(`vad-lite agree: ${lite} vs Silero (sequence graph), SileroVad defaults (gate -60 dBFS), FrameLabeller defaults`);
   console.log(
     '| audio | s | Silero speech frames | frames alike after hysteresis | raw alike (p ≥ 0.5) | windows whose skip differs | segments Silero → lite | boundaries moved, mean · max ms | max p Silero · lite | mean abs p diff |',

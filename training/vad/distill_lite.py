@@ -5,7 +5,7 @@ powers, one LSTM layer, a sigmoid. Silero's per-frame probabilities are the targ
 Three steps (the second is Node, because the teacher runs in onnxruntime-node):
 
     /usr/bin/python3 -m training.vad.distill_lite audio      # .cache/vad-lite/train.{f32,json}
-    npx tsx training/vad/teacher-labels.ts                     # .cache/vad-lite/train.labels.f32
+    npx tsx training/vad/teacher-labels.ts [NAME]              # .cache/vad-lite/train.labels.f32
     nice -n 10 /usr/bin/python3 -m training.vad.distill_lite train [--dst models/vad-lite/vad-lite.onnx]
 
 Training audio (seeded, deterministic): ~10 s streams, each a random sequence of speech clips (RAVDESS
@@ -60,7 +60,7 @@ def resample(x: np.ndarray, sr: int) -> np.ndarray:
     return resample_poly(x, RATE // g, sr // g).astype(np.float32)
 
 
-def load_speech() -> list[np.ndarray]:
+def load_speech(emodb: bool = True) -> list[np.ndarray]:
     import soundfile as sf
 
     clips = []
@@ -71,7 +71,7 @@ def load_speech() -> list[np.ndarray]:
                 clips.append(resample(x, sr))
     with open(os.path.join(DATA, 'emodb', 'labels.csv')) as f:
         for row in csv.DictReader(f):
-            if row['speaker'] in TRAIN_EMODB_SPEAKERS:
+            if emodb and row['speaker'] in TRAIN_EMODB_SPEAKERS:
                 x, sr = sf.read(os.path.join(DATA, 'emodb', 'wav', row['file']), dtype='float32')
                 clips.append(resample(x, sr))
     return clips
@@ -151,9 +151,9 @@ def nonspeech(r: np.random.Generator, n: int) -> np.ndarray:
     return x / (np.sqrt(np.mean(x**2)) + 1e-9) * db(r.uniform(*level))
 
 
-def build_streams(seed: int, seconds: float) -> list[np.ndarray]:
+def build_streams(seed: int, seconds: float, emodb: bool = True) -> list[np.ndarray]:
     r = np.random.default_rng(seed)
-    speech = load_speech()
+    speech = load_speech(emodb)
     order = r.permutation(len(speech))
     streams: list[np.ndarray] = []
     si = 0
@@ -192,13 +192,13 @@ def build_streams(seed: int, seconds: float) -> list[np.ndarray]:
 
 def cmd_audio(a: argparse.Namespace) -> int:
     t0 = time.time()
-    streams = build_streams(a.seed, a.seconds)
+    streams = build_streams(a.seed, a.seconds, not a.no_emodb)
     os.makedirs(CACHE, exist_ok=True)
     allx = np.concatenate(streams)
-    allx.astype('<f4').tofile(os.path.join(CACHE, 'train.f32'))
+    allx.astype('<f4').tofile(os.path.join(CACHE, f'{a.name}.f32'))
     lengths = [len(s) for s in streams]
     meta = {'seed': a.seed, 'rate': RATE, 'lengths': lengths, 'sha256': hashlib.sha256(allx.astype('<f4').tobytes()).hexdigest()}
-    with open(os.path.join(CACHE, 'train.json'), 'w') as f:
+    with open(os.path.join(CACHE, f'{a.name}.json'), 'w') as f:
         json.dump(meta, f)
     print(f'distill_lite audio: {len(streams)} streams, {sum(lengths) / RATE / 60:.1f} min, sha256 {meta["sha256"][:16]}…, {time.time() - t0:.0f} s')
     return 0
@@ -225,10 +225,10 @@ def cmd_train(a: argparse.Namespace) -> int:
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
     t0 = time.time()
-    with open(os.path.join(CACHE, 'train.json')) as f:
+    with open(os.path.join(CACHE, f'{a.name}.json')) as f:
         meta = json.load(f)
-    x = np.fromfile(os.path.join(CACHE, 'train.f32'), '<f4')
-    labels = np.fromfile(os.path.join(CACHE, 'train.labels.f32'), '<f4')
+    x = np.fromfile(os.path.join(CACHE, f'{a.name}.f32'), '<f4')
+    labels = np.fromfile(os.path.join(CACHE, f'{a.name}.labels.f32'), '<f4')
     bank = gabor_bank(a.bands)
     seqs, tgts, raws = [], [], []
     at = 0
@@ -271,13 +271,17 @@ def cmd_train(a: argparse.Namespace) -> int:
             # --learn-bank: the filterbank is trained too (from the Gabor start), on raw frames; else features are precomputed.
             self.bank = torch.nn.Parameter(torch.from_numpy(bank.copy())) if a.learn_bank else None
             self.mu, self.sd = torch.from_numpy(mu), torch.from_numpy(sd)
-            self.lstm = torch.nn.LSTM(K, H, batch_first=True)
+            # --pre P: a dense layer (K → P, ReLU) before the LSTM.
+            self.pre = torch.nn.Linear(K, a.pre) if a.pre else None
+            self.lstm = torch.nn.LSTM(a.pre or K, H, batch_first=True)
             self.out = torch.nn.Linear(H, 1)
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             if self.bank is not None:
                 z = x @ self.bank
                 x = (torch.log(z[..., 0::2] ** 2 + z[..., 1::2] ** 2 + 1e-6) - self.mu) / self.sd
+            if self.pre is not None:
+                x = torch.relu(self.pre(x))
             y, _ = self.lstm(x)
             return self.out(y).squeeze(-1)
 
@@ -323,8 +327,14 @@ def cmd_train(a: argparse.Namespace) -> int:
     Whh = sd_['lstm.weight_hh_l0'].numpy()
     bih = sd_['lstm.bias_ih_l0'].numpy()
     bhh = sd_['lstm.bias_hh_l0'].numpy()
-    W_fold = Wih / sd[None, :]
-    b_fold = bih - Wih @ (mu / sd)
+    extra = {}
+    if a.pre:  # the standardisation folds into the dense layer instead
+        Wp, bp = sd_['pre.weight'].numpy(), sd_['pre.bias'].numpy()
+        extra = {'pre_w': (Wp / sd[None, :]).T.astype(np.float32), 'pre_b': (bp - Wp @ (mu / sd)).astype(np.float32)}
+        W_fold, b_fold = Wih, bih
+    else:
+        W_fold = Wih / sd[None, :]
+        b_fold = bih - Wih @ (mu / sd)
     perm_g = np.concatenate([np.arange(0, H), np.arange(3 * H, 4 * H), np.arange(H, 2 * H), np.arange(2 * H, 3 * H)])
     w = {
         'bank': net.bank.detach().numpy().copy() if net.bank is not None else bank,
@@ -334,6 +344,7 @@ def cmd_train(a: argparse.Namespace) -> int:
         'B': np.concatenate([b_fold[perm_g], bhh[perm_g]])[None].astype(np.float32),
         'out_w': sd_['out.weight'].numpy().T.astype(np.float32),
         'out_b': sd_['out.bias'].numpy().astype(np.float32),
+        **extra,
     }
     for k, v in w.items():  # no subnormal weights (onnxruntime's kernels slow down on them)
         v[np.abs(v) < 1e-30] = 0
@@ -352,6 +363,8 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser('audio')
     p.add_argument('--seed', type=int, default=13)
     p.add_argument('--seconds', type=float, default=10.0)
+    p.add_argument('--no-emodb', action='store_true', help='RAVDESS speech only (for a cross-corpus check on EmoDB)')
+    p.add_argument('--name', default='train', help='file names under .cache/vad-lite/ (default train)')
     p = sub.add_parser('train')
     p.add_argument('--seed', type=int, default=13)
     p.add_argument('--bands', type=int, default=32)
@@ -359,6 +372,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument('--epochs', type=int, default=30)
     p.add_argument('--batch', type=int, default=32)
     p.add_argument('--lr', type=float, default=3e-3)
+    p.add_argument('--name', default='train', help='training set under .cache/vad-lite/ (default train)')
+    p.add_argument('--pre', type=int, default=0, help='dense layer (ReLU) before the LSTM, 0: none')
     p.add_argument('--learn-bank', action='store_true', help='train the filterbank too (from the Gabor start)')
     p.add_argument('--neg-weight', type=float, default=1.0, help='loss weight of frames Silero puts below 0.2')
     p.add_argument('--dst', default=os.path.join(ROOT, 'models', 'vad-lite', 'vad-lite.onnx'))

@@ -16,7 +16,7 @@ floats of layer 0 of h/c; layer 1 (Silero's second layer) and the rest are passe
 
     /usr/bin/python3 -m training.vad.lite_graph --random --bands 32 --hidden 64 --dst /tmp/lite.onnx
 
-(`--random`: seeded random weights, for timing only; `--null`: the interface with no model, probs 0;
+(`--random`: seeded random weights, for timing only; `--null`: the interface with no model, probs 1;
 training/vad/distill_lite.py builds the trained one.)
 """
 
@@ -160,11 +160,13 @@ def build(w: dict[str, np.ndarray], name: str = 'vad_lite') -> onnx.ModelProto:
 
 
 def null_graph() -> onnx.ModelProto:
-    """The same interface doing nothing (probs 0, state passed through): what the detector's host costs without a model."""
+    """The same interface with no model: every frame that reaches it is speech (probs 1; the energy gate still
+    gives quiet frames 0), state passed through. What the detector's host and the VAD stage cost without a
+    model, with the speech model still running on every voiced window, as under Silero on continuous speech."""
     f32 = TensorProto.FLOAT
     nodes = [
         helper.make_node('Shape', ['index'], ['shape']),
-        helper.make_node('ConstantOfShape', ['shape'], ['probs'], value=numpy_helper.from_array(np.zeros(1, np.float32))),
+        helper.make_node('ConstantOfShape', ['shape'], ['probs'], value=numpy_helper.from_array(np.ones(1, np.float32))),
         helper.make_node('Identity', ['h'], ['hn']),
         helper.make_node('Identity', ['c'], ['cn']),
     ]
@@ -189,7 +191,7 @@ def null_graph() -> onnx.ModelProto:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     ap.add_argument('--random', action='store_true', help='seeded random weights (timing only)')
-    ap.add_argument('--null', action='store_true', help='a graph that does nothing (probs 0): the host\'s own cost')
+    ap.add_argument('--null', action='store_true', help='no model, every frame speech (probs 1): the host\'s own cost')
     ap.add_argument('--bands', type=int, default=32)
     ap.add_argument('--hidden', type=int, default=64)
     ap.add_argument('--pre', type=int, default=0, help='dense layer before the LSTM (0: none)')

@@ -3,15 +3,16 @@
  * the VAD stage's own detector, energy gate on: gated frames get 0 and keep the state) over each
  * training stream from its start, one probability per 512-sample frame.
  *
- *   npx tsx training/vad/teacher-labels.ts   # reads .cache/vad-lite/train.{f32,json}, writes train.labels.f32
+ *   npx tsx training/vad/teacher-labels.ts [NAME]   # reads .cache/vad-lite/NAME.{f32,json} (default train), writes NAME.labels.f32
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { SileroVad } from '../../models/silero-vad.js';
 import { getLogger } from '../../core/log.js';
 
 const dir = '.cache/vad-lite';
-const meta = JSON.parse(readFileSync(`${dir}/train.json`, 'utf8')) as { lengths: number[] };
-const buf = readFileSync(`${dir}/train.f32`);
+const name = process.argv[2] ?? 'train';
+const meta = JSON.parse(readFileSync(`${dir}/${name}.json`, 'utf8')) as { lengths: number[] };
+const buf = readFileSync(`${dir}/${name}.f32`);
 const x = new Float32Array(buf.buffer, buf.byteOffset, buf.byteLength / 4);
 const F = 512;
 const vad = await SileroVad.load({ logger: getLogger(), maxQueuedFrames: 1 << 24 });
@@ -42,7 +43,7 @@ for (const p of out) {
   all.set(p, o);
   o += p.length;
 }
-writeFileSync(`${dir}/train.labels.f32`, Buffer.from(all.buffer));
+writeFileSync(`${dir}/${name}.labels.f32`, Buffer.from(all.buffer));
 let pos = 0;
 for (const p of all) pos += +(p >= 0.5);
-console.log(`teacher-labels: ${out.length} streams, ${total} frames, ${((100 * pos) / total).toFixed(1)} % at p >= 0.5 → ${dir}/train.labels.f32`);
+console.log(`teacher-labels: ${out.length} streams, ${total} frames, ${((100 * pos) / total).toFixed(1)} % at p >= 0.5 → ${dir}/${name}.labels.f32`);

@@ -1,0 +1,82 @@
+/**
+ * The distilled voice detector (models/vad-lite/vad-lite.onnx, training/vad/distill_lite.py; a probe,
+ * not the default): it loads through `SileroVad.load({ path })` unchanged (Silero's sequence
+ * interface), finds espeak-ng speech between silences where Silero does, and stays off on hold
+ * music, a tone, line noise and near-silence.
+ */
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { pino } from 'pino';
+import { REPO_ROOT } from '../../core/config.js';
+import { SileroVad } from '../../models/silero-vad.js';
+import { FrameLabeller, resolveVadOptions, type FrameSegment } from '../../streams/vad.js';
+import { concat, holdMusic, lineNoise, silence, speak } from '../helpers/vad-audio.js';
+
+const logger = pino({ level: 'silent' });
+const LITE = join(REPO_ROOT, 'models', 'vad-lite', 'vad-lite.onnx');
+/** sha256 of the committed file (models/vad-lite/MODEL_CARD.md). */
+const LITE_SHA256 = '73d34cea5820d7acdc1b509170af4450c6ee46a43ebf19e4ef6f1687d9d02ccc';
+const F = 512;
+
+async function probs(vad: SileroVad, x: Float32Array): Promise<Float32Array> {
+  const s = vad.stream();
+  try {
+    return Float32Array.from(await s.probabilities(x.subarray(0, Math.floor(x.length / F) * F)));
+  } finally {
+    s.close?.();
+  }
+}
+
+function segments(p: Float32Array): FrameSegment[] {
+  const l = new FrameLabeller(resolveVadOptions(), F, Infinity);
+  const segs = l.push(p);
+  const last = l.finish();
+  if (last) segs.push(last);
+  return segs;
+}
+
+const tone = (seconds: number): Float32Array => Float32Array.from({ length: seconds * 16000 }, (_, i) => 0.25 * Math.sin((2 * Math.PI * 1000 * i) / 16000));
+
+describe('vad-lite (distilled from Silero)', () => {
+  let vad: SileroVad;
+  let silero: SileroVad;
+  beforeAll(async () => {
+    vad = await SileroVad.load({ logger, path: LITE, maxQueuedFrames: 1 << 20 });
+    silero = await SileroVad.load({ logger, maxQueuedFrames: 1 << 20 });
+    return async () => {
+      await vad.close();
+      await silero.close();
+    };
+  });
+
+  it('is the committed file', () => {
+    expect(createHash('sha256').update(readFileSync(LITE)).digest('hex')).toBe(LITE_SHA256);
+  });
+
+  it('finds espeak-ng speech between silences: one segment per utterance, boundaries within 200 ms of Silero’s', async () => {
+    const a = speak('I would like to speak to a manager about my bill, please.');
+    const b = speak('Could you tell me when the next train to the airport leaves?', 'en+f2');
+    const { samples } = concat([silence(1.5, 3), a, silence(2, 4), b, silence(1.5, 5)]);
+    const got = segments(await probs(vad, samples));
+    const want = segments(await probs(silero, samples));
+    expect(want).toHaveLength(2);
+    expect(got).toHaveLength(2);
+    for (let i = 0; i < 2; i++) {
+      expect(Math.abs(got[i]![0] - want[i]![0]) * 32, `segment ${i} start`).toBeLessThanOrEqual(200);
+      expect(Math.abs(got[i]![1] - want[i]![1]) * 32, `segment ${i} end`).toBeLessThanOrEqual(200);
+    }
+  });
+
+  it.each([
+    ['hold music', () => holdMusic(30)],
+    ['a 1 kHz tone', () => tone(10)],
+    ['line noise', () => lineNoise(20)],
+    ['near-silence', () => silence(10, 9)],
+  ])('stays off on %s (p < 0.5 on every frame, no segment)', async (_name, make) => {
+    const p = await probs(vad, make());
+    expect(Math.max(...p)).toBeLessThan(0.5);
+    expect(segments(p)).toHaveLength(0);
+  });
+});
