@@ -96,7 +96,11 @@ export interface SpeechRecognizerFactory extends ModelHandle {
   create(streamId: string): Promise<StreamRecognizer>;
 }
 
-/** One stream's detector state: frames (a multiple of frameSamples, 16 kHz) in, one probability per frame out, in order. */
+/**
+ * One stream's detector state: frames (a multiple of frameSamples, 16 kHz) in, one probability per
+ * frame out, in order. A detector may read `frames` until its answer arrives (the batched Silero
+ * detector does not copy them when it gates none): the caller leaves them unchanged until then.
+ */
 export interface VoiceStream {
   probabilities(frames: Float32Array): ObservableInput<Float32Array>;
   /** The stream is done: a detector batching across streams stops waiting for it. Idempotent. */
