@@ -34,7 +34,7 @@ import { SileroVad, SILERO_SEQ_FILE } from '../models/silero-vad.js';
 import { getLogger } from '../core/log.js';
 import { loadSamples } from './lib/common.js';
 import { seededRandom } from '../core/seeded-random.js';
-import { FrameLabeller, resolveVadOptions, type FrameSegment } from '../streams/vad.js';
+import { labelFrames } from './lib/vad-labels.js';
 import { concat, holdMusic, lineNoise, silence, speak } from '../test/helpers/vad-audio.js';
 
 const F = 512;
@@ -234,15 +234,7 @@ async function probsOf(vad: SileroVad, x: Float32Array): Promise<Float32Array> {
   return Float32Array.from(p);
 }
 
-function label(p: Float32Array): { lab: Uint8Array; segs: FrameSegment[]; labeller: FrameLabeller } {
-  const labeller = new FrameLabeller(resolveVadOptions(), F, Infinity);
-  const segs = labeller.push(p);
-  const last = labeller.finish();
-  if (last) segs.push(last);
-  const lab = new Uint8Array(p.length);
-  for (let k = 0; k < p.length; k++) lab[k] = +labeller.isSpeech(k);
-  return { lab, segs, labeller };
-}
+const label = (p: Float32Array): ReturnType<typeof labelFrames> => labelFrames(p, F);
 
 async function agree(lite: string): Promise<void> {
   const logger = getLogger();

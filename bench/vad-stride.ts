@@ -16,7 +16,8 @@ import * as ort from 'onnxruntime-node';
 import { execFileSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
-import { FrameLabeller, resolveVadOptions, type FrameSegment } from '../streams/vad.js';
+import type { FrameLabeller } from '../streams/vad.js';
+import { labelFrames } from './lib/vad-labels.js';
 import { concat, holdMusic, lineNoise, silence, speak } from '../test/helpers/vad-audio.js';
 
 const F = 512;
@@ -66,16 +67,7 @@ async function probs(x: Float32Array, stride: number, mode: string): Promise<Flo
   }
   return out;
 }
-/** Frame labels and segments with the VAD stage's own labeller and default options. */
-function labels(p: Float32Array): { lab: Uint8Array; segs: FrameSegment[]; labeller: FrameLabeller } {
-  const labeller = new FrameLabeller(resolveVadOptions(), F, Infinity);
-  const segs = labeller.push(p);
-  const last = labeller.finish();
-  if (last) segs.push(last);
-  const lab = new Uint8Array(p.length);
-  for (let k = 0; k < p.length; k++) lab[k] = +labeller.isSpeech(k);
-  return { lab, segs, labeller };
-}
+const labels = (p: Float32Array): ReturnType<typeof labelFrames> => labelFrames(p, F);
 const sets: Record<string, Float32Array> = {};
 const sp = [
   speak('The quick brown fox jumps over the lazy dog near the river bank.'),
