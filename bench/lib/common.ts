@@ -248,3 +248,35 @@ export function round(v: number, d = 3): number {
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** CPU ms of this process so far, every thread (user + system), so model workers count. */
+export const cpuMs = (): number => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+};
+
+/** CPU ms of the process's main (JS) thread, from /proc (Linux); NaN elsewhere. */
+export const mainThreadCpuMs = (): number => {
+  try {
+    const st = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
+    const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+    return ((Number(f[11]) + Number(f[12])) * 1000) / 100; // utime + stime, in clock ticks of 10 ms
+  } catch {
+    return Number.NaN;
+  }
+};
+
+/** Median (the mean of the middle two for an even count). */
+export const median = (xs: readonly number[]): number => {
+  const a = [...xs].sort((x, y) => x - y);
+  const m = Math.floor(a.length / 2);
+  return a.length % 2 ? a[m]! : (a[m - 1]! + a[m]!) / 2;
+};
+
+/** A sound file as 16 kHz mono samples, decoded and resampled by sox (the EmoDB copy is 22.05 kHz). */
+export function decode16k(file: string): Float32Array {
+  const b = execFileSync('sox', ['-V1', '-R', file, '-r', '16000', '-c', '1', '-b', '16', '-e', 'signed-integer', '-t', 'raw', '-'], { maxBuffer: 1 << 28 });
+  const s = new Float32Array(b.length / 2);
+  for (let i = 0; i < s.length; i++) s[i] = b.readInt16LE(2 * i) / 32768;
+  return s;
+}

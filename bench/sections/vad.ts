@@ -18,14 +18,13 @@
  * CPU is process.cpuUsage() (user + system of every thread), so it is roughly independent of other
  * load on the machine, but a busy box still inflates it (cache, context switches): compare within a run.
  */
-import { readFileSync } from 'node:fs';
 import { lastValueFrom, Observable, toArray } from 'rxjs';
 import { createEngine, type Engine } from '../../src/engine.js';
 import { getLogger } from '../../core/log.js';
 import { FlowControl } from '../../streams/flow.js';
 import { SileroVad } from '../../models/silero-vad.js';
 import type { AudioChunk } from '../../core/types.js';
-import { round } from '../lib/common.js';
+import { cpuMs, mainThreadCpuMs, median, round } from '../lib/common.js';
 
 /** Options of {@link benchVad}. */
 export interface VadBenchOptions {
@@ -100,22 +99,6 @@ function audioFor(kind: 'speech' | 'call', samples: Float32Array, seconds: numbe
   return out;
 }
 
-/** CPU ms of the process's main (JS) thread, from /proc (Linux); NaN elsewhere. */
-const mainThreadCpuMs = (): number => {
-  try {
-    const st = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
-    const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
-    return ((Number(f[11]) + Number(f[12])) * 1000) / 100; // utime + stime, in clock ticks of 10 ms
-  } catch {
-    return Number.NaN;
-  }
-};
-
-const cpuMs = (): number => {
-  const u = process.cpuUsage();
-  return (u.user + u.system) / 1000;
-};
-
 /** 100 ms chunks of one stream, sent as the pipeline's flow control lets them through (so nothing is dropped). */
 function flowSource(id: string, x: Float32Array, flow: FlowControl): Observable<AudioChunk> {
   return new Observable<AudioChunk>((sub) => {
@@ -168,12 +151,17 @@ async function pipelineCost(engine: Engine, audios: Float32Array[], seconds: num
   return { ms, mainMs, frames, dropped };
 }
 
-/** CPU per stream-second of Silero over the streams, hop by hop (all streams' hop at once when batched). */
-async function sileroCost(vad: SileroVad, audios: Float32Array[], seconds: number, batched: boolean): Promise<number> {
+/**
+ * CPU ms per stream-second of a detector over the streams, hop by hop (all streams' hop at once when
+ * batched, else one stream after another): every thread (`ms`) and the main thread alone (`mainMs`).
+ * The streams are closed at the end, so a later call's batches wait for no stale stream.
+ */
+export async function detectorCost(vad: SileroVad, audios: Float32Array[], batched: boolean): Promise<{ ms: number; mainMs: number }> {
   const hop = 4000;
   const streams = audios.map(() => vad.stream());
   const pend = audios.map(() => new Float32Array(0));
   const c0 = cpuMs();
+  const m0 = mainThreadCpuMs();
   for (let at = 0; at < audios[0]!.length; at += hop) {
     const step = (s: number) => {
       const fresh = audios[s]!.subarray(at, at + hop);
@@ -187,14 +175,11 @@ async function sileroCost(vad: SileroVad, audios: Float32Array[], seconds: numbe
     if (batched) await Promise.all(audios.map((_, s) => step(s)));
     else for (let s = 0; s < audios.length; s++) await step(s);
   }
-  return (cpuMs() - c0) / (audios.length * seconds);
+  const streamSeconds = (audios.length * audios[0]!.length) / 16000;
+  const cost = { ms: (cpuMs() - c0) / streamSeconds, mainMs: (mainThreadCpuMs() - m0) / streamSeconds };
+  for (const st of streams) st.close?.();
+  return cost;
 }
-
-const median = (xs: number[]): number => {
-  const a = [...xs].sort((x, y) => x - y);
-  const m = Math.floor(a.length / 2);
-  return a.length % 2 ? a[m]! : (a[m - 1]! + a[m]!) / 2;
-};
 
 /**
  * Runs the section. `engine` is the VAD-on one (Silero's sequence graph, the default); the section
@@ -239,6 +224,8 @@ export async function benchVad(
       const msOff = median(runs.off.map((x) => x.ms));
       const msOn = median(runs.on.map((x) => x.ms));
       const msPkg = median(runs.packaged.map((x) => x.ms));
+      /** What VAD adds to the VAD-off pipeline, % (the issue's figure). */
+      const adds = (ms: number): number => round((100 * (ms - msOff)) / msOff, 1);
       const sum = (xs: PipelineRun[], k: 'frames' | 'dropped'): number => xs.reduce((a, x) => a + x[k], 0);
       const single = await SileroVad.load({ logger, maxBatch: 1 });
       const batched = await SileroVad.load({ logger });
@@ -246,26 +233,26 @@ export async function benchVad(
       const batchedAlt = altPath ? await SileroVad.load({ logger, path: altPath }) : undefined;
       try {
         const warm = audios.slice(0, 2).map((x) => x.subarray(0, 16000));
-        await sileroCost(single, warm, 1, false);
-        await sileroCost(batched, warm, 1, true);
-        await sileroCost(batchedPkg, warm, 1, true);
-        if (batchedAlt) await sileroCost(batchedAlt, warm, 1, true);
+        await detectorCost(single, warm, false);
+        await detectorCost(batched, warm, true);
+        await detectorCost(batchedPkg, warm, true);
+        if (batchedAlt) await detectorCost(batchedAlt, warm, true);
         const g0 = { ...batched.stats };
-        const unb = await sileroCost(single, audios, secs, false);
-        const bat = await sileroCost(batched, audios, secs, true);
+        const unb = (await detectorCost(single, audios, false)).ms;
+        const bat = (await detectorCost(batched, audios, true)).ms;
         const st = batched.stats;
-        const batPkg = await sileroCost(batchedPkg, audios, secs, true);
-        const batAlt = batchedAlt ? await sileroCost(batchedAlt, audios, secs, true) : undefined;
+        const batPkg = (await detectorCost(batchedPkg, audios, true)).ms;
+        const batAlt = batchedAlt ? (await detectorCost(batchedAlt, audios, true)).ms : undefined;
         const msAlt = alt ? median(runs.alt.map((x) => x.ms)) : undefined;
         rows.push({
           audio: kind,
           pipelineMsPerStreamSecondOff: round(msOff, 3),
           pipelineMsPerStreamSecondOn: round(msOn, 3),
-          vadAddsPercent: round((100 * (msOn - msOff)) / msOff, 1),
+          vadAddsPercent: adds(msOn),
           mainThreadMsPerStreamSecondOff: round(median(runs.off.map((x) => x.mainMs)), 3),
           mainThreadMsPerStreamSecondOn: round(median(runs.on.map((x) => x.mainMs)), 3),
           pipelineMsPerStreamSecondOnPackaged: round(msPkg, 3),
-          vadAddsPercentPackaged: round((100 * (msPkg - msOff)) / msOff, 1),
+          vadAddsPercentPackaged: adds(msPkg),
           framesOff: sum(runs.off, 'frames') / repeats,
           framesOn: sum(runs.on, 'frames') / repeats,
           droppedOff: sum(runs.off, 'dropped'),
@@ -276,7 +263,7 @@ export async function benchVad(
           ...(msAlt !== undefined && batAlt !== undefined
             ? {
                 pipelineMsPerStreamSecondOnAlt: round(msAlt, 3),
-                vadAddsPercentAlt: round((100 * (msAlt - msOff)) / msOff, 1),
+                vadAddsPercentAlt: adds(msAlt),
                 altBatchedMsPerStreamSecond: round(batAlt, 3),
               }
             : {}),
@@ -284,9 +271,9 @@ export async function benchVad(
           meanBatch: round((st.batchedRequests - g0.batchedRequests) / Math.max(1, st.batches - g0.batches), 1),
         });
         log(
-          `[bench] vad: ${kind}: pipeline ${round(msOff, 2)} → ${round(msOn, 2)} ms per stream-s (+${round((100 * (msOn - msOff)) / msOff, 1)} %; packaged graph ${round(msPkg, 2)}), Silero alone ${round(unb, 2)} ms unbatched, ${round(bat, 2)} ms batched (packaged graph ${round(batPkg, 2)})` +
+          `[bench] vad: ${kind}: pipeline ${round(msOff, 2)} → ${round(msOn, 2)} ms per stream-s (+${adds(msOn)} %; packaged graph ${round(msPkg, 2)}), Silero alone ${round(unb, 2)} ms unbatched, ${round(bat, 2)} ms batched (packaged graph ${round(batPkg, 2)})` +
             (msAlt !== undefined && batAlt !== undefined
-              ? `; ${altPath}: pipeline ${round(msAlt, 2)} (+${round((100 * (msAlt - msOff)) / msOff, 1)} %), batched alone ${round(batAlt, 2)}`
+              ? `; ${altPath}: pipeline ${round(msAlt, 2)} (+${adds(msAlt)} %), batched alone ${round(batAlt, 2)}`
               : ''),
         );
       } finally {
