@@ -25,7 +25,6 @@ both restrictions (see models/vad-lite/MODEL_CARD.md).
 from __future__ import annotations
 
 import argparse
-import csv
 import hashlib
 import json
 import os
@@ -35,9 +34,6 @@ import time
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-DATA = os.environ.get('CIRCUMPLEX_DATA_DIR', os.path.join(os.path.dirname(ROOT), 'shared', 'data'))
-if not os.path.isdir(DATA):
-    DATA = '/work/shared/data'
 CACHE = os.path.join(ROOT, '.cache', 'vad-lite')
 RATE = 16000
 F = 512
@@ -61,20 +57,22 @@ def resample(x: np.ndarray, sr: int) -> np.ndarray:
 
 
 def load_speech(emodb: bool = True) -> list[np.ndarray]:
+    """The training speakers' clips (the corpora as training/speech/data.py lists them), at 16 kHz."""
     import soundfile as sf
 
-    clips = []
-    with open(os.path.join(DATA, 'ravdess', 'labels.csv')) as f:
-        for row in csv.DictReader(f):
-            if row['actor'] in TRAIN_RAVDESS_ACTORS:
-                x, sr = sf.read(os.path.join(DATA, 'ravdess', 'flac', row['file']), dtype='float32')
-                clips.append(resample(x, sr))
-    with open(os.path.join(DATA, 'emodb', 'labels.csv')) as f:
-        for row in csv.DictReader(f):
-            if emodb and row['speaker'] in TRAIN_EMODB_SPEAKERS:
-                x, sr = sf.read(os.path.join(DATA, 'emodb', 'wav', row['file']), dtype='float32')
-                clips.append(resample(x, sr))
-    return clips
+    from training.speech.data import load_emodb, load_ravdess
+
+    def speaker(c) -> str:
+        return c.speaker.split(':', 1)[1]
+
+    clips = [c for c in load_ravdess() if speaker(c) in TRAIN_RAVDESS_ACTORS]
+    if emodb:
+        clips += [c for c in load_emodb() if speaker(c) in TRAIN_EMODB_SPEAKERS]
+    out = []
+    for c in clips:
+        x, sr = sf.read(c.path, dtype='float32')
+        out.append(resample(x, sr))
+    return out
 
 
 def db(x: float) -> float:
