@@ -34,7 +34,7 @@ import { getLogger } from '../core/log.js';
 import { cpuMs, decode16k, loadSamples, median } from './lib/common.js';
 import { detectorCost } from './sections/vad.js';
 import { seededRandom } from '../core/seeded-random.js';
-import { labelFrames } from './lib/vad-labels.js';
+import { labelFrames } from '../test/helpers/vad-labels.js';
 import { concat, holdMusic, lineNoise, silence, speak } from '../test/helpers/vad-audio.js';
 
 const F = 512;

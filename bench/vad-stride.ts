@@ -17,7 +17,7 @@ import { decode16k } from './lib/common.js';
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import type { FrameLabeller } from '../streams/vad.js';
-import { labelFrames } from './lib/vad-labels.js';
+import { labelFrames } from '../test/helpers/vad-labels.js';
 import { concat, holdMusic, lineNoise, silence, speak } from '../test/helpers/vad-audio.js';
 
 const F = 512;

@@ -11,8 +11,9 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { pino } from 'pino';
 import { REPO_ROOT } from '../../core/config.js';
 import { SileroVad } from '../../models/silero-vad.js';
-import { FrameLabeller, resolveVadOptions, type FrameSegment } from '../../streams/vad.js';
+import type { FrameSegment } from '../../streams/vad.js';
 import { concat, holdMusic, lineNoise, silence, speak } from '../helpers/vad-audio.js';
+import { labelFrames } from '../helpers/vad-labels.js';
 
 const logger = pino({ level: 'silent' });
 const LITE = join(REPO_ROOT, 'models', 'vad-lite', 'vad-lite.onnx');
@@ -29,13 +30,7 @@ async function probs(vad: SileroVad, x: Float32Array): Promise<Float32Array> {
   }
 }
 
-function segments(p: Float32Array): FrameSegment[] {
-  const l = new FrameLabeller(resolveVadOptions(), F, Infinity);
-  const segs = l.push(p);
-  const last = l.finish();
-  if (last) segs.push(last);
-  return segs;
-}
+const segments = (p: Float32Array): FrameSegment[] => labelFrames(p, F).segs;
 
 const tone = (seconds: number): Float32Array => Float32Array.from({ length: seconds * 16000 }, (_, i) => 0.25 * Math.sin((2 * Math.PI * 1000 * i) / 16000));
 

@@ -1,4 +1,4 @@
-/** Frame labels for the VAD benches (bench/vad-stride.ts, bench/vad-lite.ts): the VAD stage's own labeller, default options. */
+/** Frame labels for the VAD benches (bench/vad-stride.ts, bench/vad-lite.ts) and the vad-lite test: the VAD stage's own labeller, default options. */
 import { FrameLabeller, resolveVadOptions, type FrameSegment } from '../../streams/vad.js';
 
 /** Every frame's label (1 = speech), the segments (the last one closed at the end), and the labeller, for `frameSamples`-sample frames. */
