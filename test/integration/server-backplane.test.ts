@@ -121,6 +121,15 @@ function audio(ms: number): Buffer {
   return Buffer.concat(parts);
 }
 
+/** A subscriber on B, a publisher on A (stream `id`), and 500 ms of audio sent: returns once B has its 5 frames. */
+async function flowingAtoB(a: RunningServer, b: RunningServer, id: string): Promise<{ onB: TestClient; p: TestClient }> {
+  const onB = await subscriber(b);
+  const p = await publisher(a, id);
+  await send(p, audio(500));
+  await onB.until((x) => x.of('affect').length === 5, 5000, '5 frames on B');
+  return { onB, p };
+}
+
 describe('Redis backplane: nodes share streams', () => {
   it('a subscriber on node B gets, live, exactly the frames node A ingests (byte-identical to a single node), and every node lists the stream', async () => {
     const signal = audio(2000);
@@ -337,10 +346,7 @@ describe('Redis backplane: publishers move, Redis fails', () => {
     const prefix = newPrefix();
     const a = await node(redis, prefix, { commandTimeoutMs: 300 });
     const b = await node(redis, prefix);
-    const onB = await subscriber(b);
-    const p = await publisher(a, 'pause');
-    await send(p, audio(500));
-    await onB.until((x) => x.of('affect').length === 5, 5000, '5 frames on B');
+    const { onB, p } = await flowingAtoB(a, b, 'pause');
     const { Redis } = await import('ioredis');
     const admin = new Redis(redis.url);
     await admin.call('CLIENT', 'PAUSE', '1500', 'WRITE');
@@ -362,10 +368,7 @@ describe('Redis backplane: publishers move, Redis fails', () => {
 
   it('Redis full (maxmemory, noeviction): every node stays degraded with the reason on /healthz (no flapping back to ok), then catches up once Redis has room', async () => {
     const { own: full, a, b } = await ownCluster();
-    const onB = await subscriber(b);
-    const p = await publisher(a, 'oom');
-    await send(p, audio(500));
-    await onB.until((x) => x.of('affect').length === 5, 5000, '5 frames on B');
+    const { onB, p } = await flowingAtoB(a, b, 'oom');
     const { Redis } = await import('ioredis');
     const admin = new Redis(full.url);
     try {
@@ -414,10 +417,7 @@ describe('Redis backplane: publishers move, Redis fails', () => {
       const a = await node(lru, prefix, {}, pino({ level: 'warn' }, sink));
       expect(logged).toMatch(/maxmemory-policy allkeys-lru.*set maxmemory-policy noeviction/);
       const b = await node(lru, prefix);
-      const onB = await subscriber(b);
-      const p = await publisher(a, 'evicted');
-      await send(p, audio(500));
-      await onB.until((x) => x.of('affect').length === 5, 5000, '5 frames on B');
+      const { onB, p } = await flowingAtoB(a, b, 'evicted');
       // What eviction does to the stream's record (and possibly its log) under memory pressure.
       await admin.del(`${prefix}meta:evicted`);
       await send(p, audio(500));
@@ -484,10 +484,7 @@ describe('Redis backplane: publishers move, Redis fails', () => {
 
   it('memory stays bounded while Redis is away: at most the ring waits per stream, the rest is counted as dropped and shows as missed', async () => {
     const { own, a, b } = await ownCluster({ ringSize: 16 });
-    const onB = await subscriber(b);
-    const p = await publisher(a, 'mem');
-    await send(p, audio(500));
-    await onB.until((x) => x.of('affect').length === 5, 5000, '5 frames on B');
+    const { onB, p } = await flowingAtoB(a, b, 'mem');
     await own.kill();
     while (a.hub.backplane()?.up) await sleep(20);
     await send(p, audio(5000));
@@ -511,10 +508,7 @@ describe('Redis backplane: publishers move, Redis fails', () => {
     const prefix = newPrefix();
     const a = await node(redis, prefix);
     const b = await node(redis, prefix, { orphanGraceMs: 60_000 });
-    const onB = await subscriber(b);
-    const p1 = await publisher(a, 'lost');
-    await send(p1, audio(500));
-    await onB.until((x) => x.of('affect').length === 5, 5000, '5 frames on B');
+    const { onB } = await flowingAtoB(a, b, 'lost');
     const hubA = a.hub;
     await hubA.close();
     const states = () =>
