@@ -63,6 +63,30 @@ function mirroredCounter(registry: Registry, name: string, help: string, read: (
   });
 }
 
+/**
+ * A gauge labelled with the backplane's kind, set from its status at each scrape (absent while there
+ * is no backplane).
+ */
+function backplaneGauge(
+  registry: Registry,
+  name: string,
+  help: string,
+  source: () => BackplaneStatus | undefined,
+  read: (b: BackplaneStatus) => number,
+): Gauge<'kind'> {
+  return new Gauge({
+    name,
+    help,
+    labelNames: ['kind'],
+    registers: [registry],
+    collect() {
+      const b = source();
+      this.reset();
+      if (b) this.set({ kind: b.kind }, read(b));
+    },
+  });
+}
+
 /** The server's metrics. Names are documented in docs/server.md. */
 export class ServerMetrics {
   readonly registry = new Registry();
@@ -161,41 +185,29 @@ export class ServerMetrics {
 
   private backplaneSource: (() => BackplaneStatus | undefined) | undefined;
   /** 1 while the cluster backplane (Redis) is connected, 0 while it is down; absent without one. */
-  readonly backplaneUp = new Gauge({
-    name: 'circumplex_backplane_up',
-    help: 'Backplane (Redis) link: 1 up, 0 down',
-    labelNames: ['kind'],
-    registers: [this.registry],
-    collect: () => {
-      const b = this.backplaneSource?.();
-      this.backplaneUp.reset();
-      if (b) this.backplaneUp.set({ kind: b.kind }, b.up ? 1 : 0);
-    },
-  });
+  readonly backplaneUp = backplaneGauge(
+    this.registry,
+    'circumplex_backplane_up',
+    'Backplane (Redis) link: 1 up, 0 down',
+    () => this.backplaneSource?.(),
+    (b) => (b.up ? 1 : 0),
+  );
   /** Messages of this node's streams not yet written to the backplane. */
-  readonly backplanePendingWrites = new Gauge({
-    name: 'circumplex_backplane_pending_writes',
-    help: "Messages of this node's streams waiting to be written to the backplane",
-    labelNames: ['kind'],
-    registers: [this.registry],
-    collect: () => {
-      const b = this.backplaneSource?.();
-      this.backplanePendingWrites.reset();
-      if (b) this.backplanePendingWrites.set({ kind: b.kind }, b.pendingWrites);
-    },
-  });
+  readonly backplanePendingWrites = backplaneGauge(
+    this.registry,
+    'circumplex_backplane_pending_writes',
+    "Messages of this node's streams waiting to be written to the backplane",
+    () => this.backplaneSource?.(),
+    (b) => b.pendingWrites,
+  );
   /** How late this node reads other nodes' messages from the backplane (largest over the last minute). */
-  readonly backplaneFeedLag = new Gauge({
-    name: 'circumplex_backplane_feed_lag_seconds',
-    help: "Largest age of other nodes' messages when this node read them from the backplane, over the last minute",
-    labelNames: ['kind'],
-    registers: [this.registry],
-    collect: () => {
-      const b = this.backplaneSource?.();
-      this.backplaneFeedLag.reset();
-      if (b) this.backplaneFeedLag.set({ kind: b.kind }, b.feedLagMs / 1000);
-    },
-  });
+  readonly backplaneFeedLag = backplaneGauge(
+    this.registry,
+    'circumplex_backplane_feed_lag_seconds',
+    "Largest age of other nodes' messages when this node read them from the backplane, over the last minute",
+    () => this.backplaneSource?.(),
+    (b) => b.feedLagMs / 1000,
+  );
   /** Times the backplane link was lost. */
   readonly backplaneDisconnects = mirroredCounter(
     this.registry,

@@ -500,6 +500,7 @@ describe('Redis backplane: publishers move, Redis fails', () => {
     expect(a.hub.backplane()).toMatchObject({ up: true, pendingWrites: 0, droppedWrites: 34 });
     const metrics = await (await fetch(`${a.httpUrl}metrics`)).text();
     expect(metrics).toMatch(/circumplex_backplane_dropped_writes_total 34/);
+    expect(metrics).toMatch(/circumplex_backplane_pending_writes\{kind="redis"\} 0\n/);
     await onB.until((x) => seqs(x.messages, 'mem').at(-1) === 54, 5000, 'the backlog on B');
     // B got the first 5, then what A's ring still held (seq 39..54): a jump, never a duplicate.
     expect(seqs(onB.messages, 'mem')).toEqual([0, 1, 2, 3, 4, ...Array.from({ length: 16 }, (_, i) => 39 + i)]);
