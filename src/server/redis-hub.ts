@@ -429,7 +429,7 @@ export class RedisHub implements Hub {
       this.log.debug({ err: scrub(err, t) }, 'backplane connection error');
       // While down, the reconnect's own failure is the reason to show (e.g. Redis now wants a password).
       if (this.up || this.closed) return;
-      const reason = `reconnect failed: ${withAdvice(scrub(err, t).message)}`;
+      const reason = this.reasonFor('reconnect failed', err);
       if (reason === this.downReason) return;
       this.downReason = reason;
       this.log.warn({ why: reason }, 'backplane still down');
@@ -855,13 +855,18 @@ export class RedisHub implements Hub {
 
   // ---- link state --------------------------------------------------------------------------
 
+  /** `why: Redis's answer` for logs and /healthz, credentials scrubbed, with advice where an operator must act. */
+  private reasonFor(why: string, err: unknown): string {
+    return `${why}: ${withAdvice(scrub(err as Error, this.target).message)}`;
+  }
+
   /**
    * The link is down: `why` is what failed, `err` Redis's answer (e.g. `OOM command not allowed`),
    * both kept for `/healthz` until the link is back.
    */
   private setDown(why: string, err?: unknown): void {
     if (!this.up || this.closed) return;
-    const reason = err === undefined ? why : `${why}: ${withAdvice(scrub(err as Error, this.target).message)}`;
+    const reason = err === undefined ? why : this.reasonFor(why, err);
     this.up = false;
     this.downReason = reason;
     this.disconnects++;
@@ -951,7 +956,7 @@ export class RedisHub implements Hub {
       this.scheduleFlush();
     } catch (err) {
       // Still failing (e.g. Redis answers every write with OOM): /healthz shows the latest reason.
-      this.downReason = `re-sync failed: ${withAdvice(scrub(err as Error, this.target).message)}`;
+      this.downReason = this.reasonFor('re-sync failed', err);
       this.log.debug({ err: scrub(err as Error, this.target) }, 'backplane not ready yet');
     } finally {
       this.resyncing = false;
@@ -1060,7 +1065,7 @@ export class RedisHub implements Hub {
         }
       } catch (err) {
         if (this.closed) return;
-        this.feedReason = `feed read failed: ${withAdvice(scrub(err as Error, this.target).message)}`;
+        this.feedReason = this.reasonFor('feed read failed', err);
         if (this.readerUp) {
           this.readerUp = false;
           this.log.warn({ why: this.feedReason }, 'backplane feed lost; retrying');
