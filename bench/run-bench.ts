@@ -611,9 +611,13 @@ export function formatBenchSummary(r: BenchReport, file: string): string {
       L.push('', `vad (${s.vad.streams} streams × ${s.vad.audioSeconds} s, hop ${s.vad.hopMs} ms; CPU ms per stream-second):`);
       for (const v of s.vad.rows) {
         L.push(
-          `  ${v.audio.padEnd(6)} pipeline off ${v.pipelineMsPerStreamSecondOff} → on ${v.pipelineMsPerStreamSecondOn} (VAD adds ${v.vadAddsPercent} %) · Silero alone ${v.sileroUnbatchedMsPerStreamSecond} one stream at a time, ${v.sileroBatchedMsPerStreamSecond} batched (mean batch ${v.meanBatch}, ${Math.round(v.gatedShare * 100)} % gated)`,
+          `  ${v.audio.padEnd(6)} pipeline off ${v.pipelineMsPerStreamSecondOff} → on ${v.pipelineMsPerStreamSecondOn} (VAD adds ${v.vadAddsPercent} %) · Silero alone ${v.sileroUnbatchedMsPerStreamSecond} one stream at a time, ${v.sileroBatchedMsPerStreamSecond} batched (mean batch ${v.meanBatch}, ${Math.round(v.gatedShare * 100)} % gated) · Silero's model alone on those frames is ${v.sileroModelOfOffPercent} % of the VAD-off pipeline`,
         );
       }
+      const g = s.vad.sileroStages;
+      L.push(
+        `  Silero in onnxruntime alone (${g.framesPerCall} frames per call): STFT ${g.stftMsPerStreamSecond}, + features ${g.featuresMsPerStreamSecond}, + encoder ${g.encoderMsPerStreamSecond}, whole graph ${g.fullMsPerStreamSecond}`,
+      );
     }
   }
   if (s.twilio) {

@@ -14,6 +14,14 @@
  *    which made VAD look about twice as expensive as it was.)
  * 2. Silero alone, CPU per stream-second: one stream at a time (no cross-stream batch) vs S streams
  *    batched, on speech and on call audio; batched with the packaged graph too.
+ * 3. Silero's sequence graph stage by stage in onnxruntime alone (`sileroStages`): its STFT (the
+ *    framing and the two products with the 256 × 129 bases), the features (magnitude, log,
+ *    normalisation), the convolutional encoder, and the whole graph, each a front part of the shipped
+ *    file (bench/lib/onnx-prefix.ts) run on speech frames, 32 streams × 8 frames per call, one
+ *    intra-op thread, interleaved rounds. Each row's `sileroModelOfOffPercent` is the whole graph's
+ *    cost on the frames it runs (those the energy gate lets through) as a share of the VAD-off
+ *    pipeline: what Silero's own inference adds before any host, batching or stage work, a floor under
+ *    what VAD adds where nothing is skipped.
  *
  * CPU is process.cpuUsage() (user + system of every thread), so it is roughly independent of other
  * load on the machine, but a busy box still inflates it (cache, context switches): compare within a run.
@@ -22,7 +30,10 @@ import { lastValueFrom, Observable, toArray } from 'rxjs';
 import { createEngine, type Engine } from '../../src/engine.js';
 import { getLogger } from '../../core/log.js';
 import { FlowControl } from '../../streams/flow.js';
-import { SileroVad } from '../../models/silero-vad.js';
+import { readFileSync } from 'node:fs';
+import ort from 'onnxruntime-node';
+import { SileroVad, SILERO_SEQ_FILE } from '../../models/silero-vad.js';
+import { prefixGraph } from '../lib/onnx-prefix.js';
 import type { AudioChunk } from '../../core/types.js';
 import { cpuMs, mainThreadCpuMs, median, round } from '../lib/common.js';
 
@@ -70,6 +81,23 @@ export interface VadCostRow {
   gatedShare: number;
   /** Mean streams per batched Silero request. */
   meanBatch: number;
+  /** Silero's whole graph in onnxruntime alone ({@link SileroStages}) on the frames it runs (1 − gatedShare), as a % of this row's VAD-off pipeline. */
+  sileroModelOfOffPercent: number;
+}
+
+/**
+ * Silero's sequence graph in onnxruntime alone, by its front parts, ms CPU per stream-second (median
+ * of `rounds` interleaved rounds). Each figure includes the ones before it: `features` is the STFT
+ * plus magnitude, log and normalisation; `encoder` adds the convolutions; `full` adds the LSTMs and
+ * the head (the shipped file itself).
+ */
+export interface SileroStages {
+  framesPerCall: number;
+  rounds: number;
+  stftMsPerStreamSecond: number;
+  featuresMsPerStreamSecond: number;
+  encoderMsPerStreamSecond: number;
+  fullMsPerStreamSecond: number;
 }
 
 export interface VadSection {
@@ -79,6 +107,7 @@ export interface VadSection {
   repeats: number;
   hopMs: number;
   rows: VadCostRow[];
+  sileroStages: SileroStages;
   note: string;
 }
 
@@ -181,6 +210,73 @@ export async function detectorCost(vad: SileroVad, audios: Float32Array[], batch
   return cost;
 }
 
+/** A percentage with its sign (+12.5, -3). */
+const signed = (x: number): string => (x > 0 ? `+${x}` : `${x}`);
+
+/** Tensors of the shipped sequence graph (training/vad/derive_silero.py names them) where each stage ends. */
+const SILERO_STAGE_ENDS = { stft: ['re_36', 'im_39'], features: ['x1_72'], encoder: ['relu_172'] } as const;
+
+/**
+ * {@link SileroStages}: the STFT, features and encoder as front parts of the shipped sequence graph,
+ * and the whole graph, on `samples` (speech) cut into 32 streams × 8 frames per call, `calls` calls
+ * per round, the four graphs interleaved round by round.
+ */
+export async function sileroStages(samples: Float32Array, rounds = 15, calls = 20): Promise<SileroStages> {
+  const B = 32;
+  const S = 8;
+  const F = 512;
+  const N = B * S;
+  const bytes = readFileSync(SILERO_SEQ_FILE);
+  const opts: ort.InferenceSession.SessionOptions = { intraOpNumThreads: 1, interOpNumThreads: 1, executionProviders: ['cpu'] };
+  const names = ['stft', 'features', 'encoder', 'full'] as const;
+  const sessions = await Promise.all(names.map((n) => ort.InferenceSession.create(n === 'full' ? bytes : prefixGraph(bytes, SILERO_STAGE_ENDS[n]), opts)));
+  // Frames of speech, a different stretch per call (the model's cost does not depend on it, but subnormal
+  // or constant input could take other paths); index/lengths/h/c only for the whole graph.
+  const feeds = Array.from({ length: calls }, (_, k) => {
+    const frames = new Float32Array(N * F);
+    for (let i = 0; i < N; i++) {
+      const o = ((k * N + i) * F) % (samples.length - F);
+      frames.set(samples.subarray(o, o + F), i * F);
+    }
+    return frames;
+  });
+  const index = new BigInt64Array(S * B);
+  for (let k = 0; k < S; k++) for (let b = 0; b < B; b++) index[k * B + b] = BigInt(b * S + k);
+  const run = (g: number, frames: Float32Array) =>
+    sessions[g]!.run({
+      frames: new ort.Tensor('float32', frames, [N, F]),
+      ...(names[g] === 'full'
+        ? {
+            index: new ort.Tensor('int64', index, [S, B]),
+            lengths: new ort.Tensor('int32', new Int32Array(B).fill(S), [B]),
+            h: new ort.Tensor('float32', new Float32Array(2 * B * 64), [2, B, 64]),
+            c: new ort.Tensor('float32', new Float32Array(2 * B * 64), [2, B, 64]),
+          }
+        : {}),
+    });
+  const ms: number[][] = names.map(() => []);
+  try {
+    for (let g = 0; g < names.length; g++) for (const f of feeds.slice(0, 3)) await run(g, f); // warm
+    for (let r = 0; r < rounds; r++)
+      for (let g = 0; g < names.length; g++) {
+        const c0 = cpuMs();
+        for (const f of feeds) await run(g, f);
+        ms[g]!.push((cpuMs() - c0) / ((calls * N * F) / 16000));
+      }
+  } finally {
+    for (const s of sessions) await s.release();
+  }
+  const m = (g: number): number => round(median(ms[g]!), 3);
+  return {
+    framesPerCall: N,
+    rounds,
+    stftMsPerStreamSecond: m(0),
+    featuresMsPerStreamSecond: m(1),
+    encoderMsPerStreamSecond: m(2),
+    fullMsPerStreamSecond: m(3),
+  };
+}
+
 /**
  * Runs the section. `engine` is the VAD-on one (Silero's sequence graph, the default); the section
  * loads a VAD-off engine and one with the packaged Silero graph (`graph: 'packaged'`), and Silero
@@ -204,6 +300,10 @@ export async function benchVad(
   const altVad = altPath ? await SileroVad.load({ logger, path: altPath }) : undefined;
   const alt = altVad ? await createEngine({ ...engine.options, vad: true, voiceDetector: altVad, logger }) : undefined;
   const rows: VadCostRow[] = [];
+  const stages = await sileroStages(samples, S >= 32 ? 15 : 3); // --quick (4 streams): 3 rounds
+  log(
+    `[bench] vad: Silero in onnxruntime alone, ms per stream-s: STFT ${stages.stftMsPerStreamSecond}, + features ${stages.featuresMsPerStreamSecond}, + encoder ${stages.encoderMsPerStreamSecond}, whole graph ${stages.fullMsPerStreamSecond}`,
+  );
   try {
     for (const kind of ['speech', 'call'] as const) {
       const audios = Array.from({ length: S }, (_, s) => audioFor(kind, samples, secs, s));
@@ -241,6 +341,7 @@ export async function benchVad(
         const unb = (await detectorCost(single, audios, false)).ms;
         const bat = (await detectorCost(batched, audios, true)).ms;
         const st = batched.stats;
+        const gated = (st.gatedFrames - g0.gatedFrames) / Math.max(1, st.frames - g0.frames);
         const batPkg = (await detectorCost(batchedPkg, audios, true)).ms;
         const batAlt = batchedAlt ? (await detectorCost(batchedAlt, audios, true)).ms : undefined;
         const msAlt = alt ? median(runs.alt.map((x) => x.ms)) : undefined;
@@ -267,13 +368,14 @@ export async function benchVad(
                 altBatchedMsPerStreamSecond: round(batAlt, 3),
               }
             : {}),
-          gatedShare: round((st.gatedFrames - g0.gatedFrames) / Math.max(1, st.frames - g0.frames), 3),
+          sileroModelOfOffPercent: round((100 * stages.fullMsPerStreamSecond * (1 - gated)) / msOff, 1),
+          gatedShare: round(gated, 3),
           meanBatch: round((st.batchedRequests - g0.batchedRequests) / Math.max(1, st.batches - g0.batches), 1),
         });
         log(
-          `[bench] vad: ${kind}: pipeline ${round(msOff, 2)} → ${round(msOn, 2)} ms per stream-s (+${adds(msOn)} %; packaged graph ${round(msPkg, 2)}), Silero alone ${round(unb, 2)} ms unbatched, ${round(bat, 2)} ms batched (packaged graph ${round(batPkg, 2)})` +
+          `[bench] vad: ${kind}: pipeline ${round(msOff, 2)} → ${round(msOn, 2)} ms per stream-s (${signed(adds(msOn))} %; packaged graph ${round(msPkg, 2)}), Silero alone ${round(unb, 2)} ms unbatched, ${round(bat, 2)} ms batched (packaged graph ${round(batPkg, 2)})` +
             (msAlt !== undefined && batAlt !== undefined
-              ? `; ${altPath}: pipeline ${round(msAlt, 2)} (+${adds(msAlt)} %), batched alone ${round(batAlt, 2)}`
+              ? `; ${altPath}: pipeline ${round(msAlt, 2)} (${signed(adds(msAlt))} %), batched alone ${round(batAlt, 2)}`
               : ''),
         );
       } finally {
@@ -296,6 +398,7 @@ export async function benchVad(
     repeats,
     hopMs: engine.options.hopMs,
     rows,
+    sileroStages: stages,
     note: 'CPU of every thread of the bench process per second of audio of one stream; offline lossless (flow-controlled) runs with all streams at once (batched as live streams are), median of the repeats; a loaded machine inflates all figures',
   };
 }
