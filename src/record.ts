@@ -5,7 +5,7 @@
  * announces the stream exactly as it was served. A line is either fully written or not at all
  * when the process is killed, so the file is always valid JSONL (every line parses).
  */
-import { closeSync, fsyncSync, openSync, writeSync } from 'node:fs';
+import { closeSync, constants, fstatSync, fsyncSync, openSync, writeSync } from 'node:fs';
 import type { StreamEventMessage, StreamInfo } from '../core/protocol.js';
 import { AffectError } from '../core/errors.js';
 
@@ -15,9 +15,25 @@ export interface JsonlRecorderOptions {
   append: boolean;
   /** fsync after this many lines (0: only on close). Default 0. */
   fsyncEvery: number;
+  /**
+   * Refuse (AFFECT_ERR_CONFIG, nothing written) a file that already exists and is not empty, instead
+   * of truncating it. Default false, so library callers (replay tests, tools that reopen their own
+   * file) keep the plain truncate; the CLI sets it for `--record` unless `--record-overwrite` is
+   * given, so rerunning a command no longer wipes the previous session's recording. An empty or
+   * missing file is fine. Not with `append` (appending keeps what is there).
+   */
+  refuseNonEmpty: boolean;
 }
 
-export const DEFAULT_JSONL_RECORDER: JsonlRecorderOptions = { append: false, fsyncEvery: 0 };
+export const DEFAULT_JSONL_RECORDER: JsonlRecorderOptions = { append: false, fsyncEvery: 0, refuseNonEmpty: false };
+
+/** The error for a recording that would replace a non-empty file (`--record` without `--record-overwrite`). */
+export function existingRecordingError(file: string, sizeBytes: number): AffectError {
+  return new AffectError('AFFECT_ERR_CONFIG', `record file ${file} already exists and is not empty (${sizeBytes} bytes): recording would replace it`, {
+    stage: 'record',
+    hint: `choose a new file name for --record, or pass --record-overwrite to replace ${file}`,
+  });
+}
 
 /** Appends stream messages to a JSONL file. `close()` is idempotent. */
 export class JsonlRecorder {
@@ -34,8 +50,12 @@ export class JsonlRecorder {
     this.o = { ...DEFAULT_JSONL_RECORDER, ...opts };
     if (!Number.isInteger(this.o.fsyncEvery) || this.o.fsyncEvery < 0)
       throw new RangeError(`JsonlRecorder: fsyncEvery must be an integer >= 0, got ${this.o.fsyncEvery}`);
+    if (this.o.append && this.o.refuseNonEmpty) throw new RangeError('JsonlRecorder: append and refuseNonEmpty exclude each other, got both');
+    let fd: number;
     try {
-      this.fd = openSync(file, this.o.append ? 'a' : 'w');
+      // refuseNonEmpty: open without truncating, then look at the opened file itself (no window
+      // between a check and the open in which another writer could fill it).
+      fd = openSync(file, this.o.append ? 'a' : this.o.refuseNonEmpty ? constants.O_WRONLY | constants.O_CREAT : 'w');
     } catch (err) {
       throw new AffectError('AFFECT_ERR_INPUT', `cannot open record file ${file}: ${(err as Error).message}`, {
         stage: 'record',
@@ -43,6 +63,15 @@ export class JsonlRecorder {
         hint: 'check that the folder exists and is writable (--record FILE)',
       });
     }
+    if (this.o.refuseNonEmpty) {
+      const st = fstatSync(fd);
+      // Only a regular file holds a recording to lose (`--record /dev/stdout` is a device).
+      if (st.isFile() && st.size > 0) {
+        closeSync(fd);
+        throw existingRecordingError(file, st.size);
+      }
+    }
+    this.fd = fd;
   }
 
   /** Writes a stream's facts as a `stream` message line (when it opens, before its messages). */

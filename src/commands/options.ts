@@ -2,13 +2,14 @@
  * Shared commander argument parsers, so every subcommand rejects a bad number the same way:
  * `--hop-ms must be a number >= 1, got "abc"`.
  */
+import { statSync } from 'node:fs';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { AffectError } from '../../core/errors.js';
 import { sameFile } from '../../core/files.js';
 import type { EnvConfig } from '../../core/config.js';
 import { createEngine, DEFAULT_ENGINE, DEFAULT_TEXT_MODEL, type Engine, type EngineOptions } from '../engine.js';
 import type { Logger } from '../../core/log.js';
-import { JsonlRecorder } from '../record.js';
+import { existingRecordingError, JsonlRecorder } from '../record.js';
 import { STREAM_ID, STREAM_ID_RULE } from '../server/hub.js';
 import { DEFAULT_ESCALATION, ESCALATION_METHODS, VELOCITY_SUSTAIN_MS, type EscalationMethod, type EscalationOptions } from '../../streams/turns.js';
 import { DEFAULT_SMOOTHING, SMOOTHING_FILTERS, type SmoothingFilter } from '../../streams/smoothing.js';
@@ -84,6 +85,8 @@ export interface ModelFlags extends EscalationFlags, SmoothingFlags {
   hopMs: number;
   /** `--record FILE`, if given. */
   record?: string;
+  /** `--record-overwrite` (default off): replace a non-empty `--record` file instead of refusing it. */
+  recordOverwrite?: boolean;
   /** `--vad on|off` (default on): Silero voice activity detection, holds and turns. */
   vad?: 'on' | 'off';
   /** `--turn-endpointing auto|vad|asr` (default auto: ASR finals when ASR is on, else voice activity). */
@@ -268,6 +271,29 @@ export function checkRecordIsNotInput(record: string | undefined, inputFile: str
 }
 
 /**
+ * `--record FILE` must not replace an earlier recording: a rerun of the same command line used to
+ * truncate the previous session's file without a word. An existing non-empty file is a config error
+ * (checked before any input, backplane, model or port is opened) unless `--record-overwrite`; an
+ * empty or missing file is fine (a missing folder fails when the file is opened). The recorder is
+ * then opened with `refuseNonEmpty` as well ({@link openRecorderAndEngine}), for a file that fills
+ * up in between. `--record-overwrite` without `--record` would do nothing, so it is refused too.
+ */
+export function checkRecordFree(record: string | undefined, overwrite: boolean | undefined): void {
+  if (record === undefined) {
+    if (overwrite) {
+      throw new AffectError('AFFECT_ERR_CONFIG', '--record-overwrite only applies with --record FILE, so it would do nothing', {
+        hint: 'add --record FILE, or drop --record-overwrite',
+      });
+    }
+    return;
+  }
+  if (overwrite) return;
+  const st = statSync(record, { throwIfNoEntry: false });
+  // Only a regular file holds a recording to lose (`--record /dev/stdout` is a device).
+  if (st?.isFile() && st.size > 0) throw existingRecordingError(record, st.size);
+}
+
+/**
  * `--turn-endpointing asr` needs an ASR model and `--turn-endpointing vad` needs voice activity
  * detection: without them no turn ever ended, and the run went on silently with no `turn` message.
  */
@@ -310,7 +336,8 @@ export function checkCachedStreamingFlags(
 }
 
 /**
- * Opens the `--record` file, then loads the engine from the shared model flags (environment
+ * Opens the `--record` file (refusing a non-empty one unless `--record-overwrite`: {@link checkRecordFree}),
+ * then loads the engine from the shared model flags (environment
  * fallbacks: CIRCUMPLEX_DEVICE, CIRCUMPLEX_MODELS_DIR, CIRCUMPLEX_VOSK_MODEL). The recording is
  * opened first so a bad path fails in milliseconds, before any model loads or port opens; it is
  * closed again if loading fails.
@@ -325,7 +352,7 @@ export async function openRecorderAndEngine(
   const asrModel = flags.asrModel ?? env.voskModel;
   checkTurnEndpointing(flags, asrModel);
   checkCachedStreamingFlags(flags);
-  const recorder = flags.record ? new JsonlRecorder(flags.record) : undefined;
+  const recorder = flags.record ? new JsonlRecorder(flags.record, { refuseNonEmpty: flags.recordOverwrite !== true }) : undefined;
   try {
     const engine = await createEngine({
       device: flags.device ?? env.device,

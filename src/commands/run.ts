@@ -14,6 +14,7 @@ import {
   addSmoothingOptions,
   addModelOptions,
   addSpeechStreamingOption,
+  checkRecordFree,
   checkRecordIsNotInput,
   fileOption,
   numberOption,
@@ -42,6 +43,8 @@ export interface RunCommandOptions extends EscalationFlags, SmoothingFlags {
   channels?: number;
   json: boolean;
   record?: string;
+  /** `--record-overwrite`: replace a non-empty `--record` file (default: refuse it, AFFECT_ERR_CONFIG). */
+  recordOverwrite?: boolean;
   windowMs: number;
   hopMs: number;
   device?: 'auto' | 'cuda' | 'webgpu' | 'cpu';
@@ -83,7 +86,8 @@ export function register(program: Command): void {
     )
     .option('--channels <n>', 'channels of raw stdin input (default 1); with a WAV or FLAC it must match the header', numberOption('--channels', 1, true, 32))
     .option('--json', 'one JSON wire message (core/protocol.ts) per line on stdout', false)
-    .option('--record <file>', 'also write every message to a JSONL file', fileOption('--record'))
+    .option('--record <file>', 'also write every message to a JSONL file (an existing non-empty file is refused)', fileOption('--record'))
+    .option('--record-overwrite', 'replace the --record file when it already holds something', false)
     .option('--window-ms <ms>', 'analysis window length, ms of audio', numberOption('--window-ms', 1, false, 60_000), 1000)
     .option('--hop-ms <ms>', 'hop between frames, ms of audio', numberOption('--hop-ms', 1, false, 60_000), 250)
     .option('--stream-id <id>', 'stream id in the output', streamIdOption('--stream-id'), 'input')
@@ -117,6 +121,7 @@ export async function runCommand(
   // Check the input before loading any model, so a bad path fails in milliseconds. A WAV on stdin is
   // told apart by its header; --channels-as-streams gives `<stream-id>:ch0`, `<stream-id>:ch1`, …
   if (opts.input !== '-') checkRecordIsNotInput(opts.record, opts.input);
+  checkRecordFree(opts.record, opts.recordOverwrite);
   const local = await openLocalInput(opts, { logger, ...(flow ? { flow } : {}) });
   const channelIds = local.streams.map((s) => s.streamId);
 

@@ -21,6 +21,7 @@ import {
   addSmoothingOptions,
   addModelOptions,
   addSpeechStreamingOption,
+  checkRecordFree,
   checkRecordIsNotInput,
   fileOption,
   numberOption,
@@ -57,6 +58,8 @@ export interface ServeCommandOptions extends EscalationFlags, SmoothingFlags {
   port: number;
   host: string;
   record?: string;
+  /** `--record-overwrite`: replace a non-empty `--record` file (default: refuse it, AFFECT_ERR_CONFIG). */
+  recordOverwrite?: boolean;
   tokensFile?: string;
   /** `--max-streams`: ingest streams analysed at once before new ones are refused (4013). */
   maxStreams?: number;
@@ -140,7 +143,8 @@ export function register(program: Command): void {
     .option('-p, --port <port>', 'TCP port (0: any free port)', numberOption('--port', 0, true, 65535), 8787)
     .option('--host <host>', 'interface to bind (default loopback only; 0.0.0.0 opens it: needs tokens, or --insecure)', '127.0.0.1')
     .option('--insecure', 'allow a non-loopback --host without tokens (anyone who can reach it may subscribe and publish)', false)
-    .option('--record <file>', 'write every published message to a JSONL file', fileOption('--record'))
+    .option('--record <file>', 'write every published message to a JSONL file (an existing non-empty file is refused)', fileOption('--record'))
+    .option('--record-overwrite', 'replace the --record file when it already holds something', false)
     .option('--tokens-file <file>', 'JSON token file [{ "token", "scopes" }] (or CIRCUMPLEX_TOKENS / CIRCUMPLEX_TOKENS_FILE)')
     .option('--allowed-origins <list>', 'comma-separated browser origins (or CIRCUMPLEX_ALLOWED_ORIGINS)')
     .option('--tls-cert <file>', 'PEM certificate: serve https/wss (with --tls-key)')
@@ -263,6 +267,8 @@ export async function serveCommand(opts: ServeCommandOptions, err: NodeJS.Writab
   // Offline (not --realtime) files and stdin are read losslessly, paced by the model through a bounded flow.
   const flow: FlowControl | undefined = kind === 'stdin' || (kind === 'file' && !realtime) ? new FlowControl({ highWater: 4 }) : undefined;
   if (kind === 'file') checkRecordIsNotInput(opts.record, input);
+  // Before the input, the backplane, the models and the port: a rerun must not wipe the last recording.
+  checkRecordFree(opts.record, opts.recordOverwrite);
   const local =
     kind === 'file' || kind === 'stdin'
       ? await openLocalInput({ ...opts, streamId, realtime, speed: opts.speed ?? 1 }, { logger, ...(flow ? { flow } : {}) })

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -52,6 +52,31 @@ describe('JsonlRecorder', () => {
     const fresh = new JsonlRecorder(f);
     fresh.close();
     expect(readFileSync(f, 'utf8')).toBe('');
+  });
+
+  it('refuseNonEmpty (what the CLI sets for --record) refuses a non-empty file without touching it; empty and missing files are written', () => {
+    const f = path.join(dir, 'c.jsonl');
+    const r = new JsonlRecorder(f, { refuseNonEmpty: true });
+    r.write(msg(0));
+    r.close();
+    const before = readFileSync(f, 'utf8');
+    let err: unknown;
+    try {
+      new JsonlRecorder(f, { refuseNonEmpty: true });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(AffectError);
+    expect(err).toMatchObject({ code: 'AFFECT_ERR_CONFIG', hint: expect.stringContaining('--record-overwrite') as unknown });
+    expect((err as AffectError).message).toContain(`record file ${f} already exists and is not empty (${before.length} bytes)`);
+    expect(readFileSync(f, 'utf8')).toBe(before);
+    const empty = path.join(dir, 'd.jsonl');
+    writeFileSync(empty, '');
+    const e = new JsonlRecorder(empty, { refuseNonEmpty: true });
+    e.write(msg(1));
+    e.close();
+    expect(readFileSync(empty, 'utf8').trim().split('\n')).toHaveLength(1);
+    expect(() => new JsonlRecorder(f, { refuseNonEmpty: true, append: true })).toThrow(RangeError);
   });
 
   it('an unwritable path is an AffectError naming the file', () => {
