@@ -3,7 +3,7 @@
  * - `/v1/stream` — WebSocket subscribers (subprotocol `circumplex.v1`),
  * - `/v1/ingest` — WebSocket audio publishers (see ingest.ts),
  * - `/v1/telephony/twilio` — Twilio Media Streams, one stream per call track (handlers/twilio.ts),
- * - `/healthz`, `/metrics` (Prometheus), and the dashboard (`/`, `/vendor/chart.umd.js`).
+ * - `/healthz` (liveness), `/readyz` (readiness: room for a new ingest stream), `/metrics` (Prometheus), and the dashboard (`/`, `/vendor/chart.umd.js`).
  *
  * Security: binds 127.0.0.1 unless told otherwise; tokens with scopes and the origin allowlist are
  * checked in the HTTP upgrade before a WebSocket opens (401/403); `maxPayload` per endpoint;

@@ -2,7 +2,7 @@
  * Capacity (issue 14 item 4): a server started with `maxIngestStreams` (`serve --max-streams N`)
  * refuses the stream beyond its capacity with close code 4013 and a clear `over-capacity` error,
  * instead of slowing every stream down; streams already running are untouched, and a freed slot
- * is usable again.
+ * is usable again. `/readyz` says so to a load balancer (503 while full), `/healthz` shows the count.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
@@ -13,6 +13,7 @@ import { pino } from 'pino';
 import { TestClient, connect, loudnessPipeline, startServer, toneS16 } from '../helpers/server-helpers.js';
 import { until } from '../helpers/until.js';
 import { type ClaimResult, type Hub, StreamHub } from '../../src/server/hub.js';
+import { notReadyReason } from '../../src/server/handlers/http-routes.js';
 
 let server: RunningServer | undefined;
 const clients: TestClient[] = [];
@@ -170,6 +171,46 @@ describe('serve capacity', () => {
       await server.close();
       server = undefined;
     }
+  });
+
+  it('/readyz: 200 while the node takes a new ingest stream, 503 naming the capacity while it is full, 200 again once a slot frees; /healthz stays 200 and shows the capacity', async () => {
+    server = await startServer({ maxIngestStreams: 1, onIngestStream: (id, audio$) => audio$.pipe(loudnessPipeline(id, 100)) });
+    const s = server;
+    const get = async (p: string) => {
+      const r = await fetch(`${s.httpUrl}${p}`);
+      return { status: r.status, body: (await r.json()) as Record<string, unknown> };
+    };
+    expect(await get('readyz')).toEqual({ status: 200, body: { ready: true, capacity: { ingestStreams: 0, maxIngestStreams: 1 } } });
+    expect((await get('healthz')).body.capacity).toEqual({ ingestStreams: 0, maxIngestStreams: 1 });
+    const a = await publisher(server);
+    start(a, 'a');
+    await a.until((c) => c.raw.length === 1, 5000, 'a started');
+    const full = await get('readyz');
+    expect(full).toEqual({
+      status: 503,
+      body: { ready: false, reason: 'at capacity: 1 of 1 ingest streams (--max-streams 1)', capacity: { ingestStreams: 1, maxIngestStreams: 1 } },
+    });
+    expect(full.body).not.toHaveProperty('streams');
+    // Liveness is unchanged: the node is up and serves its stream.
+    const health = await get('healthz');
+    expect(health.status).toBe(200);
+    expect(health.body).toMatchObject({ status: 'ok', capacity: { ingestStreams: 1, maxIngestStreams: 1 } });
+    // What /readyz said is what a new publisher gets: refused with 4013.
+    const b = await publisher(server);
+    start(b, 'b');
+    expect((await b.closed).code).toBe(CLOSE_CODES.overCapacity);
+    a.send({ type: 'stop' });
+    await until(async () => (await get('readyz')).status === 200, 5000, 50);
+    expect((await get('readyz')).body).toEqual({ ready: true, capacity: { ingestStreams: 0, maxIngestStreams: 1 } });
+  });
+
+  it('/readyz without --max-streams is ready with maxIngestStreams null, and not ready once shutdown starts', async () => {
+    server = await startServer({ onIngestStream: (id, audio$) => audio$.pipe(loudnessPipeline(id, 100)) });
+    const r = await fetch(`${server.httpUrl}readyz`);
+    expect(r.status).toBe(200);
+    expect(await r.json()).toEqual({ ready: true, capacity: { ingestStreams: 0, maxIngestStreams: null } });
+    // The port stops listening at once on close, so a request racing it is the only one to see this.
+    expect(notReadyReason({ o: { ...DEFAULT_AFFECT_SERVER, maxIngestStreams: 4 }, publishers: new Map(), closing: Promise.resolve() })).toBe('shutting down');
   });
 
   it('validates maxIngestStreams', () => {

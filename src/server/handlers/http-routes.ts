@@ -1,6 +1,8 @@
 /**
- * Plain HTTP routes: `/healthz` (JSON; 503 while shutting down, `degraded` while a backplane is
- * down), `/metrics` (Prometheus, behind the `metrics` scope), everything else to the static files.
+ * Plain HTTP routes: `/healthz` (liveness, JSON; 503 while shutting down, `degraded` while a
+ * backplane is down), `/readyz` (readiness for load balancers: 503 while shutting down or at
+ * `--max-streams` capacity), `/metrics` (Prometheus, behind the `metrics` scope), everything else
+ * to the static files.
  */
 import type http from 'node:http';
 import { PROTOCOL_VERSION } from '../../../core/protocol.js';
@@ -14,6 +16,34 @@ import type { StaticHandler } from './static.js';
  * `streamCount` still counts them all.
  */
 export const MAX_HEALTHZ_STREAMS = 100;
+
+/** Live ingest streams analysed here against `maxIngestStreams` (`serve --max-streams`), as `/healthz` and `/readyz` show them. */
+export interface IngestCapacity {
+  /** Ingest streams (Twilio tracks included) this node analyses now: what a new `start` is counted against. */
+  ingestStreams: number;
+  /** `serve --max-streams`, or null when unlimited. */
+  maxIngestStreams: number | null;
+}
+
+/** The node's ingest capacity as the ingest and Twilio handlers count it (their publisher map). */
+export function ingestCapacity(ctx: Pick<ServerContext, 'o' | 'publishers'>): IngestCapacity {
+  return { ingestStreams: ctx.publishers.size, maxIngestStreams: ctx.o.maxIngestStreams ?? null };
+}
+
+/**
+ * Why this node would refuse a new ingest stream now, or undefined when it takes one: shutting
+ * down, or at `--max-streams` capacity (a `start` would be closed with 4013). `/healthz` stays 200
+ * then (the node is alive and serves its streams); `/readyz` answers 503 so a load balancer sends
+ * new calls elsewhere.
+ */
+export function notReadyReason(ctx: Pick<ServerContext, 'o' | 'publishers' | 'closing'>): string | undefined {
+  if (ctx.closing) return 'shutting down';
+  const { ingestStreams, maxIngestStreams } = ingestCapacity(ctx);
+  if (maxIngestStreams !== null && ingestStreams >= maxIngestStreams) {
+    return `at capacity: ${ingestStreams} of ${maxIngestStreams} ingest streams (--max-streams ${maxIngestStreams})`;
+  }
+  return undefined;
+}
 
 /** The `request` listener of the server's HTTP(S) server. */
 export function createRequestHandler(ctx: ServerContext, serveStatic: StaticHandler): (req: http.IncomingMessage, res: http.ServerResponse) => void {
@@ -57,9 +87,17 @@ export function createRequestHandler(ctx: ServerContext, serveStatic: StaticHand
         ...(streams.length < visible.length ? { streamsTruncated: true } : {}),
         subscribers: ctx.subscribers.size,
         publishers: ctx.publishers.size,
+        capacity: ingestCapacity(ctx),
         ...(backplane ? { backplane: opsDetail ? backplane : { kind: backplane.kind, up: backplane.up } } : {}),
         memory: { rssBytes: process.memoryUsage.rss(), heapUsedBytes: process.memoryUsage().heapUsed },
       });
+    }
+    if (url.pathname === '/readyz') {
+      // Readiness, not liveness: may this node be given a new call? Like /healthz it needs no token
+      // (a load balancer has none), and it lists no streams.
+      const reason = notReadyReason(ctx);
+      const capacity = ingestCapacity(ctx);
+      return reason === undefined ? json(200, { ready: true, capacity }) : json(503, { ready: false, reason, capacity });
     }
     if (url.pathname === '/metrics') {
       const grant = auth.verify(req);
