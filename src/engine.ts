@@ -90,6 +90,12 @@ export interface EngineOptions {
    * (`--vad off`): the behaviour before VAD (every window moves the trajectory, no turns).
    */
   vad: boolean;
+  /**
+   * Which detector runs when `vad` is on: 'silero' (default: Silero VAD v4, MIT) or 'lite'
+   * (`--vad lite`: the detector distilled from Silero, models/vad-lite/MODEL_CARD.md; cheaper per
+   * stream, a little less exact, CC BY-NC-SA 4.0). Ignored when `voiceDetector` is given.
+   */
+  vadModel?: VadModel;
   /** Thresholds, hold and end-pointing of the VAD (streams/vad.ts DEFAULT_VAD). */
   vadOptions?: PipelineOptions['vad'];
   /** Escalation alert settings (streams/turns.ts DEFAULT_ESCALATION). */
@@ -100,6 +106,10 @@ export interface EngineOptions {
   voiceDetector?: VoiceDetector;
   logger?: Logger;
 }
+
+/** Voice detectors the engine can load ({@link EngineOptions.vadModel}). */
+export const VAD_MODELS = ['silero', 'lite'] as const;
+export type VadModel = (typeof VAD_MODELS)[number];
 
 export const DEFAULT_ENGINE: EngineOptions = {
   device: 'auto',
@@ -171,6 +181,8 @@ function checkEngineOptions(o: EngineOptions): void {
     if (v !== undefined && typeof v !== 'string') throw new RangeError(`createEngine: ${k} must be a string when given, got ${String(v)}`);
   }
   if (typeof o.vad !== 'boolean') throw new RangeError(`createEngine: vad must be true or false, got ${String(o.vad)}`);
+  if (o.vadModel !== undefined && !(VAD_MODELS as readonly string[]).includes(o.vadModel))
+    throw new RangeError(`createEngine: vadModel must be ${VAD_MODELS.map((m) => `'${m}'`).join(' or ')}, got ${String(o.vadModel)}`);
 }
 
 /** Loads the models once (speech + fusion, text path when asked) and returns the engine. */
@@ -242,7 +254,7 @@ export async function createEngine(opts: Partial<EngineOptions> = {}): Promise<E
     if (o.vad) {
       if (o.voiceDetector) vad = o.voiceDetector;
       else {
-        const silero = await SileroVad.load({ logger });
+        const silero = await SileroVad.load({ logger, ...(o.vadModel === 'lite' ? { graph: 'lite' as const } : {}) });
         closers.push(() => silero.close());
         vad = silero;
       }

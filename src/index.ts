@@ -26,7 +26,17 @@
  * The wire form of the frames (what `serve` sends) is in `circumplex/client` and `circumplex/protocol`;
  * {@link toWire} turns an event into it.
  */
-export { createEngine, DEFAULT_ENGINE, DEFAULT_SPEECH_MODEL, DEFAULT_TEXT_MODEL, defaultTextModel, type Engine, type EngineOptions } from './engine.js';
+export {
+  createEngine,
+  DEFAULT_ENGINE,
+  DEFAULT_SPEECH_MODEL,
+  DEFAULT_TEXT_MODEL,
+  defaultTextModel,
+  type Engine,
+  type EngineOptions,
+  VAD_MODELS,
+  type VadModel,
+} from './engine.js';
 export { createAudioFeed, DEFAULT_AUDIO_FEED, type AudioFeed, type AudioFeedOptions } from './feed.js';
 export { AffectError, ERROR_CODES, toAffectError, type AffectErrorOptions, type ErrorCode } from '../core/errors.js';
 export { toWire, StreamHub, type Hub, type OpenStreamInfo } from './server/hub.js';

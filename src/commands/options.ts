@@ -74,6 +74,10 @@ export interface SmoothingFlags {
   tauMs?: number;
 }
 
+/** `--vad`: on (Silero), lite (the detector distilled from Silero: models/vad-lite/MODEL_CARD.md) or off. */
+export const VAD_FLAGS = ['on', 'lite', 'off'] as const;
+export type VadFlag = (typeof VAD_FLAGS)[number];
+
 /** The model flags `run` and `serve` share. */
 export interface ModelFlags extends EscalationFlags, SmoothingFlags {
   device?: 'auto' | 'cuda' | 'webgpu' | 'cpu';
@@ -87,8 +91,8 @@ export interface ModelFlags extends EscalationFlags, SmoothingFlags {
   record?: string;
   /** `--record-overwrite` (default off): replace a non-empty `--record` file instead of refusing it. */
   recordOverwrite?: boolean;
-  /** `--vad on|off` (default on): Silero voice activity detection, holds and turns. */
-  vad?: 'on' | 'off';
+  /** `--vad on|lite|off` (default on): voice activity detection (Silero; lite: the distilled detector), holds and turns. */
+  vad?: VadFlag;
   /** `--turn-endpointing auto|vad|asr` (default auto: ASR finals when ASR is on, else voice activity). */
   turnEndpointing?: 'auto' | 'vad' | 'asr';
   /** `--speech-streaming off|cached|frames|chunked` (default off): compute-once streaming of the speech encoder. */
@@ -117,10 +121,10 @@ export function addModelOptions(cmd: Command): Command {
     .option('--asr-model <dir>', 'Vosk model folder: adds transcripts and the text modality')
     .addOption(
       new Option(
-        '--vad <on|off>',
-        'voice activity detection (Silero): frames carry voiced, silence/noise hold the point, turns; off = every window moves the point',
+        '--vad <on|lite|off>',
+        'voice activity detection (on: Silero; lite: the cheaper detector distilled from it, CC BY-NC-SA): frames carry voiced, silence/noise hold the point, turns; off = every window moves the point',
       )
-        .choices(['on', 'off'])
+        .choices([...VAD_FLAGS])
         .default('on'),
     )
     .addOption(
@@ -363,6 +367,7 @@ export async function openRecorderAndEngine(
       windowMs: flags.windowMs,
       hopMs: flags.hopMs,
       vad: flags.vad !== 'off',
+      ...(flags.vad === 'lite' ? { vadModel: 'lite' as const } : {}),
       smoothing: {
         ...(flags.smoothing !== undefined ? { filter: flags.smoothing } : {}),
         ...(flags.tauMs !== undefined ? { tauMs: flags.tauMs } : {}),

@@ -22,6 +22,7 @@ import {
   streamIdOption,
   type EscalationFlags,
   type SmoothingFlags,
+  type VadFlag,
 } from './options.js';
 import { merge, Subscription } from 'rxjs';
 import { openLocalInput } from './local-input.js';
@@ -53,8 +54,9 @@ export interface RunCommandOptions extends EscalationFlags, SmoothingFlags {
   textModel?: string;
   asrModel?: string;
   streamId: string;
-  realtime: boolean; /** Voice activity detection (default 'on'). */
-  vad?: 'on' | 'off';
+  realtime: boolean;
+  /** Voice activity detection (default 'on': Silero; 'lite': the distilled detector). */
+  vad?: VadFlag;
   /** One stream per channel of a multi-channel input (`<stream-id>:ch0`, …). */
   channelsAsStreams?: boolean;
   /** `--speech-streaming` (default 'off'). */

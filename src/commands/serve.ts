@@ -29,6 +29,7 @@ import {
   streamIdOption,
   type EscalationFlags,
   type SmoothingFlags,
+  type VadFlag,
 } from './options.js';
 import { type Observable, Subscription, tap } from 'rxjs';
 import { openLocalInput } from './local-input.js';
@@ -50,8 +51,8 @@ import { warmUp, warmUpServer } from '../warm-up.js';
 /** Parsed `serve` options. */
 export interface ServeCommandOptions extends EscalationFlags, SmoothingFlags {
   input: string;
-  /** Voice activity detection (default 'on'). */
-  vad?: 'on' | 'off';
+  /** Voice activity detection (default 'on': Silero; 'lite': the distilled detector). */
+  vad?: VadFlag;
   realtime: boolean;
   /** Pacing factor of a file input; given, it implies `realtime` (as `replay --speed` does). Default 1. */
   speed?: number;

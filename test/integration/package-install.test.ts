@@ -272,6 +272,8 @@ describe('the packed tarball, installed offline into an empty project', () => {
       'package/dist/models/worker/ort-worker.js',
       'package/dist/models/worker/vad-worker.js',
       'package/models/speech-va/model.onnx',
+      'package/models/silero-vad/silero-vad-seq.onnx',
+      'package/models/vad-lite/vad-lite.onnx',
       'package/models/text-emobank/onnx/model.onnx',
       'package/models/text-emobank/tokenizer.json',
       'package/clients/dashboard/index.html',
