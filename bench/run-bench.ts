@@ -42,6 +42,7 @@ import { parseSpeechStreaming, SPEECH_STREAMING_HELP, type SpeechStreamingFlag }
 import { parseIntraOpThreads, THREADS_HELP, type IntraOpThreads } from '../models/threads.js';
 import { benchCluster, type ClusterSection } from './sections/cluster.js';
 import { benchVad, type VadSection } from './sections/vad.js';
+import { VAD_LITE_FILE } from '../models/silero-vad.js';
 import { benchSmoothing, formatSmoothing, type SmoothingSection } from './sections/smoothing.js';
 import type { TwilioBenchResult } from './twilio.js';
 
@@ -400,8 +401,10 @@ async function runBenchInner(o: BenchOptions, log: (line: string) => void, t0: n
     }
     if (want('vad')) {
       log('[bench] vad: per-stream CPU with voice activity on vs off, Silero batched vs one stream at a time');
-      // CIRCUMPLEX_BENCH_VAD_ALT: another graph in Silero's sequence interface, measured next to it (bench/vad-lite.ts).
-      const altGraphPath = process.env['CIRCUMPLEX_BENCH_VAD_ALT'] || undefined;
+      // The `--vad lite` detector is measured next to Silero; CIRCUMPLEX_BENCH_VAD_ALT names another graph in
+      // Silero's sequence interface instead (bench/vad-lite.ts), or `none`.
+      const altEnv = process.env['CIRCUMPLEX_BENCH_VAD_ALT'] || VAD_LITE_FILE;
+      const altGraphPath = altEnv === 'none' ? undefined : altEnv;
       sections['vad'] = await benchVad(engine, samples, { ...(o.quick ? { streams: 4, audioSeconds: 3 } : {}), altGraphPath }, log).catch((e: unknown) => ({
         skipped: String(e),
       }));
@@ -614,6 +617,11 @@ export function formatBenchSummary(r: BenchReport, file: string): string {
           `  ${v.audio.padEnd(6)} pipeline off ${v.pipelineMsPerStreamSecondOff} → on ${v.pipelineMsPerStreamSecondOn} (VAD adds ${v.vadAddsPercent} %) · Silero alone ${v.sileroUnbatchedMsPerStreamSecond} one stream at a time, ${v.sileroBatchedMsPerStreamSecond} batched (mean batch ${v.meanBatch}, ${Math.round(v.gatedShare * 100)} % gated) · Silero's model alone on those frames is ${v.sileroModelOfOffPercent} % of the VAD-off pipeline`,
         );
       }
+      for (const v of s.vad.rows)
+        if (v.vadAddsPercentAlt !== undefined)
+          L.push(
+            `  ${v.audio.padEnd(6)} with ${s.vad.altGraph ?? 'the other detector'}: pipeline on ${v.pipelineMsPerStreamSecondOnAlt} (VAD adds ${v.vadAddsPercentAlt} %), batched alone ${v.altBatchedMsPerStreamSecond}`,
+          );
       const g = s.vad.sileroStages;
       L.push(
         `  Silero in onnxruntime alone (${g.framesPerCall} frames per call): STFT ${g.stftMsPerStreamSecond}, + features ${g.featuresMsPerStreamSecond}, + encoder ${g.encoderMsPerStreamSecond}, whole graph ${g.fullMsPerStreamSecond}`,

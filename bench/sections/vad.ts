@@ -31,6 +31,8 @@ import { createEngine, type Engine } from '../../src/engine.js';
 import { getLogger } from '../../core/log.js';
 import { FlowControl } from '../../streams/flow.js';
 import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { REPO_ROOT } from '../../core/config.js';
 import ort from 'onnxruntime-node';
 import { SileroVad, SILERO_SEQ_FILE } from '../../models/silero-vad.js';
 import { prefixGraph } from '../lib/onnx-prefix.js';
@@ -47,7 +49,7 @@ export interface VadBenchOptions {
   repeats: number;
   /**
    * Another graph in the sequence interface (`SileroVad.load({ path })`), run as a fourth engine and
-   * batched alone next to Silero (the distilled probe, bench/vad-lite.ts). Default none.
+   * batched alone next to Silero (`npm run bench` passes `--vad lite`'s graph, models/vad-lite/vad-lite.onnx). Default none.
    */
   altGraphPath?: string;
 }
@@ -108,6 +110,8 @@ export interface VadSection {
   hopMs: number;
   rows: VadCostRow[];
   sileroStages: SileroStages;
+  /** The other graph measured ({@link VadBenchOptions.altGraphPath}: by default `--vad lite`'s), relative to the repo when inside it. */
+  altGraph?: string;
   note: string;
 }
 
@@ -399,6 +403,7 @@ export async function benchVad(
     hopMs: engine.options.hopMs,
     rows,
     sileroStages: stages,
+    ...(altPath ? { altGraph: path.relative(REPO_ROOT, altPath).startsWith('..') ? altPath : path.relative(REPO_ROOT, altPath) } : {}),
     note: 'CPU of every thread of the bench process per second of audio of one stream; offline lossless (flow-controlled) runs with all streams at once (batched as live streams are), median of the repeats; a loaded machine inflates all figures',
   };
 }
