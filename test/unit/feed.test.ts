@@ -125,6 +125,33 @@ describe('createAudioFeed', () => {
     expect(total).toBeLessThanOrEqual(16_100);
   });
 
+  it('abort() during the flush of end() cuts it short and end() resolves; after the end abort is a no-op', async () => {
+    const { engine } = fakeEngine({ slowMs: 5 });
+    const feed = createAudioFeed(engine, { mode: 'offline' });
+    const events: PipelineEvent[] = [];
+    let completed = false;
+    feed.frames$.subscribe({ next: (e) => events.push(e), complete: () => (completed = true) });
+    const write = feed.write(new Float32Array(10 * 16_000)).catch((e: unknown) => e);
+    const ended = feed.end();
+    await new Promise((r) => setTimeout(r, 20));
+    feed.abort('stop');
+    expect(completed).toBe(true);
+    await ended;
+    // This stand-in holds one credit at a time, so the write was taken in whole; the model work queued
+    // behind it is what the abort dropped.
+    expect(await write).toBeUndefined();
+    expect(spans(events).reduce((a, [, n]) => a + n, 0)).toBeLessThan(10 * 16_000);
+
+    const other = createAudioFeed(engine);
+    let failure: unknown;
+    other.frames$.subscribe({ error: (e: unknown) => (failure = e) });
+    await other.write(new Float32Array(1600));
+    await other.end();
+    other.abort('too late');
+    expect(failure).toBeUndefined();
+    await expect(other.write(new Float32Array(1600))).rejects.toThrow(/write\(\) after end\(\)/);
+  });
+
   it('a pipeline failure errors frames$ and settles end()', async () => {
     const { engine } = fakeEngine({ failAt: 1 });
     const feed = createAudioFeed(engine, { mode: 'offline' });
