@@ -89,6 +89,14 @@ export interface VoskFactoryStats {
   watchdogKills: number;
   /** Recognisers currently open. */
   openRecognizers: number;
+  /**
+   * A host is running with the model loaded. False from a host's death until a restarted one has
+   * loaded the model (restarts are lazy: the next stream's `create()` starts one, after the
+   * backoff), and after close(). `/healthz` reports the server `degraded` while it is false.
+   */
+  hostUp: boolean;
+  /** Why the last host died or a restart failed (the model folder shown as `<asr model>`); absent until then. */
+  lastHostError?: string;
 }
 
 /**
@@ -392,7 +400,7 @@ export class VoskRecognizerFactory implements SpeechRecognizerFactory {
   private cancelBackoff: (() => void) | undefined;
   /** The libvosk binding the host reported (koffi, or the leaky ffi-napi fallback). */
   binding: 'koffi' | 'ffi-napi' | undefined;
-  readonly stats: VoskFactoryStats = { hostsStarted: 0, hostDeaths: 0, watchdogKills: 0, openRecognizers: 0 };
+  readonly stats: VoskFactoryStats = { hostsStarted: 0, hostDeaths: 0, watchdogKills: 0, openRecognizers: 0, hostUp: false };
 
   private constructor(
     readonly layout: VoskModelLayout,
@@ -416,10 +424,21 @@ export class VoskRecognizerFactory implements SpeechRecognizerFactory {
   /** Starts a host and loads the model, waiting out the restart backoff after a death. */
   private ensureHost(): Promise<AsrHost> {
     if (this.host && !this.host.death) return Promise.resolve(this.host);
-    this.starting ??= this.startHost().finally(() => {
-      this.starting = undefined;
-    });
+    this.starting ??= this.startHost()
+      .catch((err: unknown) => {
+        // A restart that fails leaves the streams speech-only: say why where operators look.
+        if (!this.closed) this.noteHostError(err instanceof Error ? err.message : String(err));
+        throw err;
+      })
+      .finally(() => {
+        this.starting = undefined;
+      });
     return this.starting;
+  }
+
+  /** Keeps `message` as the last host error, without the model folder's path (it goes to /healthz). */
+  private noteHostError(message: string): void {
+    this.stats.lastHostError = message.split(this.layout.dir).join('<asr model>');
   }
 
   private async startHost(): Promise<AsrHost> {
@@ -476,12 +495,15 @@ export class VoskRecognizerFactory implements SpeechRecognizerFactory {
       'Vosk model loaded in ASR host',
     );
     this.host = host;
+    this.stats.hostUp = true;
     return host;
   }
 
   private onHostDeath(host: AsrHost, err: AffectError): void {
     if (this.closed || host !== this.host) return;
     this.stats.hostDeaths++;
+    this.stats.hostUp = false;
+    this.noteHostError(err.message);
     if ((err as AffectError & { watchdog?: boolean }).watchdog) this.stats.watchdogKills++;
     // A host that lived a while resets the backoff: only crash loops back off.
     this.consecutiveDeaths = Date.now() - this.lastDeathAt > 60_000 ? 1 : this.consecutiveDeaths + 1;
@@ -532,6 +554,7 @@ export class VoskRecognizerFactory implements SpeechRecognizerFactory {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.stats.hostUp = false;
     for (const r of [...this.open]) await r.close();
     const host = this.host;
     this.host = undefined;

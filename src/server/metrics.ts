@@ -19,6 +19,10 @@ export interface AsrCounters {
   readonly hostDeaths: number;
   readonly watchdogKills: number;
   readonly openRecognizers: number;
+  /** A host runs with the model loaded (false while it is dead or restarting): `/healthz` reads it. */
+  readonly hostUp: boolean;
+  /** Why the last host died or a restart failed, without the model folder's path. */
+  readonly lastHostError?: string;
 }
 
 /** Voice activity detector counters (models/silero-vad.ts `SileroVadStats`). */
@@ -285,11 +289,17 @@ export class ServerMetrics {
 
   /**
    * Reads the text path's and the ASR factory's counters at every scrape (e.g. `engine.textStats`,
-   * `engine.asrStats`). Without a source the metrics read 0.
+   * `engine.asrStats`). Without a source the metrics read 0. `/healthz` reads the ASR source too
+   * (its `asr` object and `degraded` while the host is down).
    */
   watchTextPath(text: () => TextPathCounters | undefined, asr: () => AsrCounters | undefined): void {
     this.textSource = text;
     this.asrSource = asr;
+  }
+
+  /** The ASR factory's counters now, or undefined when the server runs without ASR (no source, or it has none). */
+  asrCounters(): AsrCounters | undefined {
+    return this.asrSource?.();
   }
 
   private vadSource: (() => VadCounters | undefined) | undefined;

@@ -182,9 +182,14 @@ describe('Vosk with a real (tiny, repo-built) model', () => {
     expect(errs[0]!.code).toBe('AFFECT_ERR_ASR');
     expect(errs[0]!.message).toMatch(/SIGSEGV/);
     expect(factory.stats.hostDeaths).toBeGreaterThanOrEqual(1);
+    // Down until a new stream restarts it (what /healthz reports), with why, and no model path.
+    expect(factory.stats.hostUp).toBe(false);
+    expect(factory.stats.lastHostError).toMatch(/SIGSEGV/);
+    expect(factory.stats.lastHostError).not.toContain(modelDir);
     // A new stream gets a new host that decodes.
     const rec = await factory.create('after-crash');
     expect(factory.hostPid).not.toBe(pid);
+    expect(factory.stats.hostUp).toBe(true);
     let text = '';
     for (const c of utterance()) {
       const r = await rec.accept(c.samples);

@@ -396,4 +396,46 @@ process.stderr.write = (chunk, ...rest) => {
     const gone = !existsSync(`/proc/${hostPids[0]}/cmdline`) || readFileSync(`/proc/${hostPids[0]}/stat`, 'utf8').split(' ')[2] === 'Z';
     expect(gone).toBe(true);
   });
+
+  it('/healthz reports the ASR host: degraded (still 200) while it is dead, ok again once a new stream restarted it', async () => {
+    // Speech recognition used to be invisible here: a dead host left /healthz at "ok".
+    const vosk = buildTinyVoskModel(path.join(mkdtempSync(path.join(os.tmpdir(), 'serve-asr-health-')), 'vosk-tiny'));
+    const s = await serve(['--input', 'none', '--asr-model', vosk]);
+    const health = async () => {
+      const res = await fetch(`http://127.0.0.1:${s.port}/healthz`);
+      const text = await res.text();
+      return { code: res.status, text, body: JSON.parse(text) as { status: string; asr?: Record<string, unknown> } };
+    };
+    const before = await health();
+    expect(before.code).toBe(200);
+    expect(before.body.status).toBe('ok');
+    expect(before.body.asr).toEqual({ up: true, restarts: 0, hostDeaths: 0, watchdogKills: 0 });
+
+    // A real crash of the real host (a child of the server).
+    const hostPid = readFileSync(`/proc/${s.child.pid}/task/${s.child.pid}/children`, 'utf8')
+      .trim()
+      .split(/\s+/)
+      .map(Number)
+      .find((pid) => existsSync(`/proc/${pid}/cmdline`) && readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('vosk-host'));
+    expect(hostPid).toBeDefined();
+    process.kill(hostPid!, 'SIGKILL');
+    let down = await health();
+    for (const t0 = Date.now(); down.body.status !== 'degraded' && Date.now() - t0 < 10_000; down = await health()) await sleep(50);
+    expect(down.code).toBe(200);
+    expect(down.body.status).toBe('degraded');
+    expect(down.body.asr).toMatchObject({ up: false, restarts: 0, hostDeaths: 1, watchdogKills: 0, lastError: expect.stringMatching(/SIGKILL/) as unknown });
+    expect(down.text).not.toContain(vosk);
+
+    // Restarts are lazy: the next stream that needs a recogniser starts a new host (after the backoff).
+    const pub = track(connect(s, '/v1/ingest'));
+    await pub.opened;
+    pub.send({ type: 'start', streamId: 'after-crash', encoding: 's16le', sampleRateHz: 16000, channels: 1 });
+    pub.ws.send(toneS16(500));
+    let up = await health();
+    for (const t0 = Date.now(); up.body.status !== 'ok' && Date.now() - t0 < 30_000; up = await health()) await sleep(100);
+    expect(up.body.status).toBe('ok');
+    expect(up.body.asr).toMatchObject({ up: true, restarts: 1, hostDeaths: 1 });
+    s.child.kill('SIGTERM');
+    await s.exited;
+  });
 });

@@ -110,6 +110,46 @@ describe('/healthz with tokens configured', () => {
   });
 });
 
+describe('/healthz with tokens configured: the ASR host', () => {
+  it('shows why the ASR host died only to a token that may read /metrics; anyone sees it down and the node degraded', async () => {
+    server = await startServer({
+      tokens: [
+        { token: 'metrics-token-123', scopes: ['metrics'] },
+        { token: 'sub-token-123', scopes: ['subscribe'] },
+      ],
+    });
+    // The counters as serve wires them (engine.asrStats, a live object); the real host's death is in server-process.test.ts.
+    const asr = {
+      hostsStarted: 1,
+      hostDeaths: 1,
+      watchdogKills: 1,
+      openRecognizers: 0,
+      hostUp: false,
+      lastHostError: 'libvosk did not answer within 15000 ms (hung)',
+    };
+    server.metrics.watchTextPath(
+      () => undefined,
+      () => asr,
+    );
+    const health = async (headers: Record<string, string>) => {
+      const res = await fetch(`${server!.httpUrl}healthz`, { headers });
+      return { code: res.status, body: (await res.json()) as { status: string; asr: Record<string, unknown> } };
+    };
+    const callers: Record<string, string>[] = [{}, { Authorization: 'Bearer sub-token-123' }];
+    for (const headers of callers) {
+      const h = await health(headers);
+      expect(h.code).toBe(200);
+      expect(h.body.status).toBe('degraded');
+      expect(h.body.asr).toEqual({ up: false, restarts: 0, hostDeaths: 1, watchdogKills: 1 });
+    }
+    const ops = await health({ Authorization: 'Bearer metrics-token-123' });
+    expect(ops.body.asr).toMatchObject({ up: false, lastError: asr.lastHostError });
+    asr.hostUp = true;
+    asr.hostsStarted = 2;
+    expect((await health({})).body).toMatchObject({ status: 'ok', asr: { up: true, restarts: 1 } });
+  });
+});
+
 describe('token lists that could not work as written', () => {
   it('a token written with spaces around it (`tok : subscribe`) is trimmed and works as a Bearer token; one with inner whitespace is refused', async () => {
     const tokens = parseTokenSpec(' dash-board-1 : subscribe ; calls-12345:publish');

@@ -1,6 +1,6 @@
 /**
  * Plain HTTP routes: `/healthz` (liveness, JSON; 503 while shutting down, `degraded` while a
- * backplane is down), `/readyz` (readiness for load balancers: 503 while shutting down or at
+ * backplane or the ASR host is down), `/readyz` (readiness for load balancers: 503 while shutting down or at
  * `--max-streams` capacity), `/metrics` (Prometheus, behind the `metrics` scope), everything else
  * to the static files.
  */
@@ -8,6 +8,7 @@ import type http from 'node:http';
 import { PROTOCOL_VERSION } from '../../../core/protocol.js';
 import { isFailure, requestUrl } from '../auth.js';
 import type { ServerContext } from '../context.js';
+import type { AsrCounters } from '../metrics.js';
 import type { StaticHandler } from './static.js';
 
 /**
@@ -45,6 +46,31 @@ export function notReadyReason(ctx: Pick<ServerContext, 'o' | 'publishers' | 'cl
   return undefined;
 }
 
+/** The speech recogniser's state as `/healthz` shows it (a server running with an ASR model). */
+export interface AsrHealth {
+  /** The ASR host runs with its model loaded. False while it is dead or restarting: streams then go on speech-only, and `/healthz` says `degraded`. */
+  up: boolean;
+  /** Hosts started after the first (restart attempts after a crash or a watchdog kill). */
+  restarts: number;
+  /** Hosts that died unasked (crash or watchdog kill). */
+  hostDeaths: number;
+  /** Of those, killed by the watchdog (libvosk hung). */
+  watchdogKills: number;
+  /** Why the last host died or a restart failed (operators only, as the backplane's details). */
+  lastError?: string;
+}
+
+/** `/healthz`'s `asr` object from the ASR factory's counters; `lastError` only for `opsDetail`. */
+export function asrHealth(c: AsrCounters, opsDetail: boolean): AsrHealth {
+  return {
+    up: c.hostUp,
+    restarts: Math.max(0, c.hostsStarted - 1),
+    hostDeaths: c.hostDeaths,
+    watchdogKills: c.watchdogKills,
+    ...(opsDetail && c.lastHostError !== undefined ? { lastError: c.lastHostError } : {}),
+  };
+}
+
 /** The `request` listener of the server's HTTP(S) server. */
 export function createRequestHandler(ctx: ServerContext, serveStatic: StaticHandler): (req: http.IncomingMessage, res: http.ServerResponse) => void {
   const { hub, metrics, auth } = ctx;
@@ -64,8 +90,11 @@ export function createRequestHandler(ctx: ServerContext, serveStatic: StaticHand
     if (req.method !== 'GET' && req.method !== 'HEAD') return json(405, { error: 'method not allowed' });
     if (url.pathname === '/healthz') {
       const backplane = hub.backplane();
-      // A node whose backplane is down still serves its own streams: degraded, not down (200).
-      const status = ctx.closing ? 'shutting-down' : backplane && !backplane.up ? 'degraded' : 'ok';
+      const asr = metrics.asrCounters();
+      // A node whose backplane or speech recogniser is down still serves affect on its own streams
+      // (speech-only without the recogniser): degraded, not down (200).
+      const degraded = (backplane !== undefined && !backplane.up) || (asr !== undefined && !asr.hostUp);
+      const status = ctx.closing ? 'shutting-down' : degraded ? 'degraded' : 'ok';
       // Health checks need no token, but with tokens configured the stream list (call ids) is only
       // what the caller's token may subscribe to, as in `hello`: none without a valid token.
       const grant = auth.enabled ? auth.verify(req) : undefined;
@@ -89,6 +118,7 @@ export function createRequestHandler(ctx: ServerContext, serveStatic: StaticHand
         publishers: ctx.publishers.size,
         capacity: ingestCapacity(ctx),
         ...(backplane ? { backplane: opsDetail ? backplane : { kind: backplane.kind, up: backplane.up } } : {}),
+        ...(asr ? { asr: asrHealth(asr, opsDetail) } : {}),
         memory: { rssBytes: process.memoryUsage.rss(), heapUsedBytes: process.memoryUsage().heapUsed },
       });
     }
