@@ -213,6 +213,31 @@ describe('serve capacity', () => {
     expect(notReadyReason({ o: { ...DEFAULT_AFFECT_SERVER, maxIngestStreams: 4 }, publishers: new Map(), closing: Promise.resolve() })).toBe('shutting down');
   });
 
+  it('/readyz?streams=2 asks for two free slots (a two-track call): 503 with one free, 200 with two; a bad count is 400', async () => {
+    server = await startServer({ maxIngestStreams: 2, onIngestStream: (id, audio$) => audio$.pipe(loudnessPipeline(id, 100)) });
+    const s = server;
+    const get = async (p: string) => {
+      const r = await fetch(`${s.httpUrl}${p}`);
+      return { status: r.status, body: (await r.json()) as Record<string, unknown> };
+    };
+    expect((await get('readyz?streams=2')).status).toBe(200);
+    const a = await publisher(server);
+    start(a, 'a');
+    await a.until((c) => c.raw.length === 1, 5000, 'a started');
+    expect(await get('readyz?streams=2')).toEqual({
+      status: 503,
+      body: { ready: false, reason: 'at capacity: 1 of 2 ingest streams (--max-streams 2); 2 needed', capacity: { ingestStreams: 1, maxIngestStreams: 2 } },
+    });
+    expect((await get('readyz')).status).toBe(200); // one slot is still free for a single stream
+    for (const bad of ['0', '1.5', 'two', '65']) {
+      const r = await get(`readyz?streams=${bad}`);
+      expect(r.status, bad).toBe(400);
+      expect(String(r.body.error), bad).toMatch(/streams= must be an integer from 1 to 64/);
+    }
+    a.send({ type: 'stop' });
+    await until(async () => (await get('readyz?streams=2')).status === 200, 5000, 50);
+  });
+
   it('validates maxIngestStreams', () => {
     expect(() => validateServerOptions({ ...DEFAULT_AFFECT_SERVER, maxIngestStreams: 0 })).toThrow(/maxIngestStreams must be an integer >= 1/);
     expect(() => validateServerOptions({ ...DEFAULT_AFFECT_SERVER, maxIngestStreams: 2.5 })).toThrow(/maxIngestStreams/);

@@ -37,14 +37,18 @@ export function ingestCapacity(ctx: Pick<ServerContext, 'o' | 'publishers'>): In
  * then (the node is alive and serves its streams); `/readyz` answers 503 so a load balancer sends
  * new calls elsewhere.
  */
-export function notReadyReason(ctx: Pick<ServerContext, 'o' | 'publishers' | 'closing'>): string | undefined {
+export function notReadyReason(ctx: Pick<ServerContext, 'o' | 'publishers' | 'closing'>, streams = 1): string | undefined {
   if (ctx.closing) return 'shutting down';
   const { ingestStreams, maxIngestStreams } = ingestCapacity(ctx);
-  if (maxIngestStreams !== null && ingestStreams >= maxIngestStreams) {
-    return `at capacity: ${ingestStreams} of ${maxIngestStreams} ingest streams (--max-streams ${maxIngestStreams})`;
+  if (maxIngestStreams !== null && ingestStreams + streams > maxIngestStreams) {
+    const need = streams === 1 ? '' : `; ${streams} needed`;
+    return `at capacity: ${ingestStreams} of ${maxIngestStreams} ingest streams (--max-streams ${maxIngestStreams})${need}`;
   }
   return undefined;
 }
+
+/** Most slots `/readyz?streams=N` may ask for (a call of many tracks; beyond it the question is a typo). */
+const MAX_READY_STREAMS = 64;
 
 /** The speech recogniser's state as `/healthz` shows it (a server running with an ASR model). */
 export interface AsrHealth {
@@ -125,7 +129,15 @@ export function createRequestHandler(ctx: ServerContext, serveStatic: StaticHand
     if (url.pathname === '/readyz') {
       // Readiness, not liveness: may this node be given a new call? Like /healthz it needs no token
       // (a load balancer has none), and it lists no streams.
-      const reason = notReadyReason(ctx);
+      // `?streams=N`: ready only with N free slots (a Twilio call needs 2, one per track). Default 1.
+      const asked = url.searchParams.get('streams');
+      const streams = asked === null ? 1 : Number(asked);
+      if (!(Number.isInteger(streams) && streams >= 1 && streams <= MAX_READY_STREAMS)) {
+        return json(400, {
+          error: `/readyz?streams= must be an integer from 1 to ${MAX_READY_STREAMS} (free ingest slots needed, e.g. 2 for a two-track call), got ${JSON.stringify(asked)}`,
+        });
+      }
+      const reason = notReadyReason(ctx, streams);
       const capacity = ingestCapacity(ctx);
       return reason === undefined ? json(200, { ready: true, capacity }) : json(503, { ready: false, reason, capacity });
     }
