@@ -29,6 +29,11 @@ async function publisher(s: RunningServer): Promise<TestClient> {
   await p.opened;
   return p;
 }
+/** GET a JSON route of the server: status and parsed body. */
+async function getJson(s: RunningServer, p: string): Promise<{ status: number; body: Record<string, unknown> }> {
+  const r = await fetch(`${s.httpUrl}${p}`);
+  return { status: r.status, body: (await r.json()) as Record<string, unknown> };
+}
 const replies = (c: TestClient): IngestReply[] => c.raw.map((r) => JSON.parse(r) as IngestReply);
 const start = (c: TestClient, streamId: string) => c.send({ type: 'start', streamId, encoding: 's16le', sampleRateHz: 16000, channels: 1 });
 
@@ -175,11 +180,7 @@ describe('serve capacity', () => {
 
   it('/readyz: 200 while the node takes a new ingest stream, 503 naming the capacity while it is full, 200 again once a slot frees; /healthz stays 200 and shows the capacity', async () => {
     server = await startServer({ maxIngestStreams: 1, onIngestStream: (id, audio$) => audio$.pipe(loudnessPipeline(id, 100)) });
-    const s = server;
-    const get = async (p: string) => {
-      const r = await fetch(`${s.httpUrl}${p}`);
-      return { status: r.status, body: (await r.json()) as Record<string, unknown> };
-    };
+    const get = (p: string) => getJson(server!, p);
     expect(await get('readyz')).toEqual({ status: 200, body: { ready: true, capacity: { ingestStreams: 0, maxIngestStreams: 1 } } });
     expect((await get('healthz')).body.capacity).toEqual({ ingestStreams: 0, maxIngestStreams: 1 });
     const a = await publisher(server);
@@ -215,11 +216,7 @@ describe('serve capacity', () => {
 
   it('/readyz?streams=2 asks for two free slots (a two-track call): 503 with one free, 200 with two; a bad count is 400', async () => {
     server = await startServer({ maxIngestStreams: 2, onIngestStream: (id, audio$) => audio$.pipe(loudnessPipeline(id, 100)) });
-    const s = server;
-    const get = async (p: string) => {
-      const r = await fetch(`${s.httpUrl}${p}`);
-      return { status: r.status, body: (await r.json()) as Record<string, unknown> };
-    };
+    const get = (p: string) => getJson(server!, p);
     expect((await get('readyz?streams=2')).status).toBe(200);
     const a = await publisher(server);
     start(a, 'a');
