@@ -44,7 +44,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { AffectError } from '../core/errors.js';
 import { getLogger } from '../core/log.js';
 import { assertDeviceAvailable, providersFor } from './device.js';
@@ -294,9 +294,11 @@ export class SileroVad implements VoiceDetector {
         },
       );
     }
+    // A graph given by path is named by its file, not taken for the graph kind's own model.
+    const model = opts.path === undefined ? g.model : basename(path);
     logger.info(
-      { model: g.model, graph: o.graph, provider: session.provider, sha256: sha, frameSamples: o.frameSamples, energyGateDbfs: o.energyGateDbfs },
-      `voice activity detector ${g.model} (${o.graph} graph) runs on ${session.provider} (batched across streams, ${o.frameSamples}-sample frames)`,
+      { model, graph: o.graph, provider: session.provider, sha256: sha, frameSamples: o.frameSamples, energyGateDbfs: o.energyGateDbfs },
+      `voice activity detector ${model} (${o.graph} graph) runs on ${session.provider} (batched across streams, ${o.frameSamples}-sample frames)`,
     );
     return new SileroVad(session, o);
   }
