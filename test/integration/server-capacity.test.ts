@@ -235,6 +235,14 @@ describe('serve capacity', () => {
     await until(async () => (await get('readyz?streams=2')).status === 200, 5000, 50);
   });
 
+  it('/readyz on a server with no analysis pipeline (replay) is 503: every ingest start there is refused', async () => {
+    server = await startServer({});
+    const r = await getJson(server, 'readyz');
+    expect(r.status).toBe(503);
+    expect(r.body).toMatchObject({ ready: false, reason: expect.stringMatching(/takes no ingest streams/) });
+    expect((await getJson(server, 'healthz')).status).toBe(200);
+  });
+
   it('validates maxIngestStreams', () => {
     expect(() => validateServerOptions({ ...DEFAULT_AFFECT_SERVER, maxIngestStreams: 0 })).toThrow(/maxIngestStreams must be an integer >= 1/);
     expect(() => validateServerOptions({ ...DEFAULT_AFFECT_SERVER, maxIngestStreams: 2.5 })).toThrow(/maxIngestStreams/);

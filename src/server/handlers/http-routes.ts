@@ -33,12 +33,15 @@ export function ingestCapacity(ctx: Pick<ServerContext, 'o' | 'publishers'>): In
 
 /**
  * Why this node would refuse a new ingest stream now, or undefined when it takes one: shutting
- * down, or at `--max-streams` capacity (a `start` would be closed with 4013). `/healthz` stays 200
+ * down, no analysis pipeline (`replay`), or at `--max-streams` capacity (a `start` would be closed
+ * with 4013; `streams` free slots are needed, 2 for a two-track call). `/healthz` stays 200
  * then (the node is alive and serves its streams); `/readyz` answers 503 so a load balancer sends
  * new calls elsewhere.
  */
 export function notReadyReason(ctx: Pick<ServerContext, 'o' | 'publishers' | 'closing'>, streams = 1): string | undefined {
   if (ctx.closing) return 'shutting down';
+  // `replay` and other servers without an analysis pipeline refuse every ingest start ('no-pipeline').
+  if (!ctx.o.onIngestStream) return 'takes no ingest streams (no analysis pipeline: a replay or subscribe-only server)';
   const { ingestStreams, maxIngestStreams } = ingestCapacity(ctx);
   if (maxIngestStreams !== null && ingestStreams + streams > maxIngestStreams) {
     const need = streams === 1 ? '' : `; ${streams} needed`;
