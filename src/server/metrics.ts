@@ -288,6 +288,23 @@ export class ServerMetrics {
   });
 
   /**
+   * 1 while the ASR host runs with its model loaded, 0 while it is dead or restarting (streams then
+   * go on speech-only; `/healthz` says `degraded`). Labelled `recogniser="vosk"` and absent without
+   * speech recognition, so a server without ASR does not read as "down".
+   */
+  readonly asrHostUp = new Gauge({
+    name: 'circumplex_asr_host_up',
+    help: 'Speech recognition host: 1 up, 0 dead or restarting (absent without ASR)',
+    labelNames: ['recogniser'],
+    registers: [this.registry],
+    collect: () => {
+      const a = this.asrSource?.();
+      this.asrHostUp.reset();
+      if (a) this.asrHostUp.set({ recogniser: 'vosk' }, a.hostUp ? 1 : 0);
+    },
+  });
+
+  /**
    * Reads the text path's and the ASR factory's counters at every scrape (e.g. `engine.textStats`,
    * `engine.asrStats`). Without a source the metrics read 0. `/healthz` reads the ASR source too
    * (its `asr` object and `degraded` while the host is down).

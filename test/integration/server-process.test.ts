@@ -147,6 +147,7 @@ describe('circumplex serve (real process, real engine)', () => {
     expect(restarting?.message).toMatch(/restart 1 in \d+ ms/);
     const metrics = await (await fetch(`http://127.0.0.1:${s.port}/metrics`)).text();
     expect(metrics).toMatch(/circumplex_recorder_restarts_total 1/);
+    expect(metrics, 'no ASR here: the host-up gauge is absent, not 0').not.toMatch(/^circumplex_asr_host_up\{/m);
     const latencyCount = Number(/circumplex_inference_latency_seconds_count (\d+)/.exec(metrics)?.[1] ?? 0);
     expect(latencyCount).toBeGreaterThan(0);
     expect(metrics).toMatch(/circumplex_model_provider\{model="speech-va",provider="cpu"\} 1/);
@@ -425,6 +426,9 @@ process.stderr.write = (chunk, ...rest) => {
     expect(down.body.status).toBe('degraded');
     expect(down.body.asr).toMatchObject({ up: false, restarts: 0, hostDeaths: 1, watchdogKills: 0, lastError: expect.stringMatching(/SIGKILL/) as unknown });
     expect(down.text).not.toContain(vosk);
+    const hostUp = async () =>
+      /^circumplex_asr_host_up\{recogniser="vosk"\} (\d)$/m.exec(await (await fetch(`http://127.0.0.1:${s.port}/metrics`)).text())?.[1];
+    expect(await hostUp()).toBe('0');
 
     // Restarts are lazy: the next stream that needs a recogniser starts a new host (after the backoff).
     const pub = track(connect(s, '/v1/ingest'));
@@ -435,6 +439,7 @@ process.stderr.write = (chunk, ...rest) => {
     for (const t0 = Date.now(); up.body.status !== 'ok' && Date.now() - t0 < 30_000; up = await health()) await sleep(100);
     expect(up.body.status).toBe('ok');
     expect(up.body.asr).toMatchObject({ up: true, restarts: 1, hostDeaths: 1 });
+    expect(await hostUp()).toBe('1');
     s.child.kill('SIGTERM');
     await s.exited;
   });
