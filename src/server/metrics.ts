@@ -68,9 +68,34 @@ function mirroredCounter(registry: Registry, name: string, help: string, read: (
 }
 
 /**
- * A gauge labelled with the backplane's kind, set from its status at each scrape (absent while there
- * is no backplane).
+ * A gauge with one label, set from `source` at each scrape: `read` gives the label's value and the
+ * gauge's; absent while the source gives nothing (no backplane, no speech recognition), so a server
+ * without the part does not read as "down".
  */
+function scrapedGauge<S, L extends string>(
+  registry: Registry,
+  name: string,
+  help: string,
+  label: L,
+  source: () => S | undefined,
+  read: (s: S) => readonly [labelValue: string, value: number],
+): Gauge<L> {
+  return new Gauge({
+    name,
+    help,
+    labelNames: [label],
+    registers: [registry],
+    collect() {
+      const s = source();
+      this.reset();
+      if (s === undefined) return;
+      const [v, x] = read(s);
+      this.set({ [label]: v } as Record<L, string>, x);
+    },
+  });
+}
+
+/** A gauge labelled with the backplane's kind, set from its status at each scrape (absent while there is no backplane). */
 function backplaneGauge(
   registry: Registry,
   name: string,
@@ -78,17 +103,7 @@ function backplaneGauge(
   source: () => BackplaneStatus | undefined,
   read: (b: BackplaneStatus) => number,
 ): Gauge<'kind'> {
-  return new Gauge({
-    name,
-    help,
-    labelNames: ['kind'],
-    registers: [registry],
-    collect() {
-      const b = source();
-      this.reset();
-      if (b) this.set({ kind: b.kind }, read(b));
-    },
-  });
+  return scrapedGauge(registry, name, help, 'kind', source, (b) => [b.kind, read(b)]);
 }
 
 /** The server's metrics. Names are documented in docs/server.md. */
@@ -292,17 +307,14 @@ export class ServerMetrics {
    * go on speech-only; `/healthz` says `degraded`). Labelled `recogniser="vosk"` and absent without
    * speech recognition, so a server without ASR does not read as "down".
    */
-  readonly asrHostUp = new Gauge({
-    name: 'circumplex_asr_host_up',
-    help: 'Speech recognition host: 1 up, 0 dead or restarting (absent without ASR)',
-    labelNames: ['recogniser'],
-    registers: [this.registry],
-    collect: () => {
-      const a = this.asrSource?.();
-      this.asrHostUp.reset();
-      if (a) this.asrHostUp.set({ recogniser: 'vosk' }, a.hostUp ? 1 : 0);
-    },
-  });
+  readonly asrHostUp = scrapedGauge(
+    this.registry,
+    'circumplex_asr_host_up',
+    'Speech recognition host: 1 up, 0 dead or restarting (absent without ASR)',
+    'recogniser',
+    () => this.asrSource?.(),
+    (a) => ['vosk', a.hostUp ? 1 : 0],
+  );
 
   /**
    * Reads the text path's and the ASR factory's counters at every scrape (e.g. `engine.textStats`,
