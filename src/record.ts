@@ -5,7 +5,7 @@
  * announces the stream exactly as it was served. A line is either fully written or not at all
  * when the process is killed, so the file is always valid JSONL (every line parses).
  */
-import { closeSync, constants, fstatSync, fsyncSync, openSync, writeSync } from 'node:fs';
+import { closeSync, constants, fstatSync, fsyncSync, openSync, writeSync, type Stats } from 'node:fs';
 import type { StreamEventMessage, StreamInfo } from '../core/protocol.js';
 import { AffectError } from '../core/errors.js';
 
@@ -27,9 +27,14 @@ export interface JsonlRecorderOptions {
 
 export const DEFAULT_JSONL_RECORDER: JsonlRecorderOptions = { append: false, fsyncEvery: 0, refuseNonEmpty: false };
 
-/** The error for a recording that would replace a non-empty file (`--record` without `--record-overwrite`). */
-export function existingRecordingError(file: string, sizeBytes: number): AffectError {
-  return new AffectError('AFFECT_ERR_CONFIG', `record file ${file} already exists and is not empty (${sizeBytes} bytes): recording would replace it`, {
+/**
+ * Throws when `st` (the record file's stat, undefined when it does not exist) holds a recording that
+ * recording to `file` would replace (`--record` without `--record-overwrite`). Only a non-empty regular
+ * file does: an empty one, or a device (`--record /dev/stdout`), loses nothing.
+ */
+export function refuseExistingRecording(file: string, st: Stats | undefined): void {
+  if (!st?.isFile() || st.size === 0) return;
+  throw new AffectError('AFFECT_ERR_CONFIG', `record file ${file} already exists and is not empty (${st.size} bytes): recording would replace it`, {
     stage: 'record',
     hint: `choose a new file name for --record, or pass --record-overwrite to replace ${file}`,
   });
@@ -64,11 +69,11 @@ export class JsonlRecorder {
       });
     }
     if (this.o.refuseNonEmpty) {
-      const st = fstatSync(fd);
-      // Only a regular file holds a recording to lose (`--record /dev/stdout` is a device).
-      if (st.isFile() && st.size > 0) {
+      try {
+        refuseExistingRecording(file, fstatSync(fd));
+      } catch (err) {
         closeSync(fd);
-        throw existingRecordingError(file, st.size);
+        throw err;
       }
     }
     this.fd = fd;

@@ -9,7 +9,7 @@ import { sameFile } from '../../core/files.js';
 import type { EnvConfig } from '../../core/config.js';
 import { createEngine, DEFAULT_ENGINE, DEFAULT_TEXT_MODEL, type Engine, type EngineOptions } from '../engine.js';
 import type { Logger } from '../../core/log.js';
-import { existingRecordingError, JsonlRecorder } from '../record.js';
+import { JsonlRecorder, refuseExistingRecording } from '../record.js';
 import { STREAM_ID, STREAM_ID_RULE } from '../server/hub.js';
 import { DEFAULT_ESCALATION, ESCALATION_METHODS, VELOCITY_SUSTAIN_MS, type EscalationMethod, type EscalationOptions } from '../../streams/turns.js';
 import { DEFAULT_SMOOTHING, SMOOTHING_FILTERS, type SmoothingFilter } from '../../streams/smoothing.js';
@@ -291,10 +291,7 @@ export function checkRecordFree(record: string | undefined, overwrite: boolean |
     }
     return;
   }
-  if (overwrite) return;
-  const st = statSync(record, { throwIfNoEntry: false });
-  // Only a regular file holds a recording to lose (`--record /dev/stdout` is a device).
-  if (st?.isFile() && st.size > 0) throw existingRecordingError(record, st.size);
+  if (!overwrite) refuseExistingRecording(record, statSync(record, { throwIfNoEntry: false }));
 }
 
 /**
