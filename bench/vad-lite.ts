@@ -32,7 +32,7 @@ import path from 'node:path';
 import { SileroVad, SILERO_SEQ_FILE } from '../models/silero-vad.js';
 import { getLogger } from '../core/log.js';
 import { cpuMs, decode16k, loadSamples, median } from './lib/common.js';
-import { detectorCost } from './sections/vad.js';
+import { detectorCost, sequenceFeeds } from './sections/vad.js';
 import { seededRandom } from '../core/seeded-random.js';
 import { labelFrames } from '../test/helpers/vad-labels.js';
 import { concat, holdMusic, lineNoise, silence, speak } from '../test/helpers/vad-audio.js';
@@ -41,30 +41,9 @@ const F = 512;
 const RATE = 16000;
 const r3 = (x: number): number => Math.round(x * 1000) / 1000;
 
-/** One onnxruntime call's feeds: B streams × S frames of `audio`. */
-function feeds(audio: Float32Array[], B: number, S: number, at: number): Record<string, ort.Tensor> {
-  const frames = new Float32Array(B * S * F);
-  const index = new BigInt64Array(S * B);
-  for (let b = 0; b < B; b++) {
-    const x = audio[b]!;
-    for (let k = 0; k < S; k++) {
-      const o = ((at + k) * F) % (x.length - F);
-      frames.set(x.subarray(o, o + F), (b * S + k) * F);
-      index[k * B + b] = BigInt(b * S + k);
-    }
-  }
-  return {
-    frames: new ort.Tensor('float32', frames, [B * S, F]),
-    index: new ort.Tensor('int64', index, [S, B]),
-    lengths: new ort.Tensor('int32', new Int32Array(B).fill(S), [B]),
-    h: new ort.Tensor('float32', new Float32Array(2 * B * 64), [2, B, 64]),
-    c: new ort.Tensor('float32', new Float32Array(2 * B * 64), [2, B, 64]),
-  };
-}
-
 /** ms CPU per stream-second of `calls` calls of B × S frames (state carried from call to call). */
 async function ortCost(s: ort.InferenceSession, audio: Float32Array[], B: number, S: number, calls: number): Promise<number> {
-  const fs = Array.from({ length: calls }, (_, i) => feeds(audio, B, S, i * S));
+  const fs = Array.from({ length: calls }, (_, i) => sequenceFeeds(audio, B, S, i * S));
   const c0 = cpuMs();
   let h = fs[0]!['h']!;
   let c = fs[0]!['c']!;

@@ -217,6 +217,31 @@ export async function detectorCost(vad: SileroVad, audios: Float32Array[], batch
 /** A percentage with its sign (+12.5, -3). */
 const signed = (x: number): string => (x > 0 ? `+${x}` : `${x}`);
 
+/**
+ * One onnxruntime call's feeds in Silero's sequence interface: B streams × S frames (512 samples)
+ * of `audio` (stream b's frames from `audio[b]`, starting at frame `at`, wrapping round), zero states.
+ */
+export function sequenceFeeds(audio: Float32Array[], B: number, S: number, at: number): Record<string, ort.Tensor> {
+  const F = 512;
+  const frames = new Float32Array(B * S * F);
+  const index = new BigInt64Array(S * B);
+  for (let b = 0; b < B; b++) {
+    const x = audio[b]!;
+    for (let k = 0; k < S; k++) {
+      const o = ((at + k) * F) % (x.length - F);
+      frames.set(x.subarray(o, o + F), (b * S + k) * F);
+      index[k * B + b] = BigInt(b * S + k);
+    }
+  }
+  return {
+    frames: new ort.Tensor('float32', frames, [B * S, F]),
+    index: new ort.Tensor('int64', index, [S, B]),
+    lengths: new ort.Tensor('int32', new Int32Array(B).fill(S), [B]),
+    h: new ort.Tensor('float32', new Float32Array(2 * B * 64), [2, B, 64]),
+    c: new ort.Tensor('float32', new Float32Array(2 * B * 64), [2, B, 64]),
+  };
+}
+
 /** Tensors of the shipped sequence graph (training/vad/derive_silero.py names them) where each stage ends. */
 const SILERO_STAGE_ENDS = { stft: ['re_36', 'im_39'], features: ['x1_72'], encoder: ['relu_172'] } as const;
 
@@ -234,30 +259,11 @@ export async function sileroStages(samples: Float32Array, rounds = 15, calls = 2
   const opts: ort.InferenceSession.SessionOptions = { intraOpNumThreads: 1, interOpNumThreads: 1, executionProviders: ['cpu'] };
   const names = ['stft', 'features', 'encoder', 'full'] as const;
   const sessions = await Promise.all(names.map((n) => ort.InferenceSession.create(n === 'full' ? bytes : prefixGraph(bytes, SILERO_STAGE_ENDS[n]), opts)));
-  // Frames of speech, a different stretch per call (the model's cost does not depend on it, but subnormal
-  // or constant input could take other paths); index/lengths/h/c only for the whole graph.
-  const feeds = Array.from({ length: calls }, (_, k) => {
-    const frames = new Float32Array(N * F);
-    for (let i = 0; i < N; i++) {
-      const o = ((k * N + i) * F) % (samples.length - F);
-      frames.set(samples.subarray(o, o + F), i * F);
-    }
-    return frames;
-  });
-  const index = new BigInt64Array(S * B);
-  for (let k = 0; k < S; k++) for (let b = 0; b < B; b++) index[k * B + b] = BigInt(b * S + k);
-  const run = (g: number, frames: Float32Array) =>
-    sessions[g]!.run({
-      frames: new ort.Tensor('float32', frames, [N, F]),
-      ...(names[g] === 'full'
-        ? {
-            index: new ort.Tensor('int64', index, [S, B]),
-            lengths: new ort.Tensor('int32', new Int32Array(B).fill(S), [B]),
-            h: new ort.Tensor('float32', new Float32Array(2 * B * 64), [2, B, 64]),
-            c: new ort.Tensor('float32', new Float32Array(2 * B * 64), [2, B, 64]),
-          }
-        : {}),
-    });
+  // Speech frames, each stream its own stretch and each call the next (the model's cost does not depend
+  // on them, but subnormal or constant input could take other paths); the prefixes read only `frames`.
+  const streams = Array.from({ length: B }, (_, b) => samples.subarray((b * S * calls * F) % (samples.length >> 1)));
+  const feeds = Array.from({ length: calls }, (_, k) => sequenceFeeds(streams, B, S, k * S));
+  const run = (g: number, f: Record<string, ort.Tensor>) => sessions[g]!.run(names[g] === 'full' ? f : { frames: f['frames']! });
   const ms: number[][] = names.map(() => []);
   try {
     for (let g = 0; g < names.length; g++) for (const f of feeds.slice(0, 3)) await run(g, f); // warm
