@@ -19,6 +19,16 @@ def sha256_file(path: str) -> str:
     return h.hexdigest()
 
 
+def write_model(dst: str, model) -> str:
+    """Writes an ONNX model's bytes to `dst` (making its folder); returns "wrote DST (N bytes, sha256 H)"
+    for the recipe's report line."""
+    out = model.SerializeToString()
+    os.makedirs(os.path.dirname(os.path.abspath(dst)), exist_ok=True)
+    with open(dst, "wb") as f:
+        f.write(out)
+    return f"wrote {dst} ({len(out)} bytes, sha256 {hashlib.sha256(out).hexdigest()})"
+
+
 def file_entries(model_dir: str, rel_paths: list[str]) -> list[dict]:
     out = []
     for rel in rel_paths:

