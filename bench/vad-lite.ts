@@ -34,7 +34,8 @@ import { getLogger } from '../core/log.js';
 import { cpuMs, decode16k, loadSamples, median } from './lib/common.js';
 import { detectorCost, sequenceFeeds } from './sections/vad.js';
 import { seededRandom } from '../core/seeded-random.js';
-import { labelFrames } from '../test/helpers/vad-labels.js';
+import { boundaryShiftsMs, labelFrames } from '../test/helpers/vad-labels.js';
+import { mean } from '../src/validate/stats.js';
 import { concat, holdMusic, lineNoise, silence, speak } from '../test/helpers/vad-audio.js';
 
 const F = 512;
@@ -201,14 +202,10 @@ async function agree(lite: string): Promise<void> {
       wins++;
       flips += +(L0.labeller.voicedFraction(s, s + 16000) >= 0.2 !== L1.labeller.voicedFraction(s, s + 16000) >= 0.2);
     }
-    const bd: number[] = [];
-    for (const [a, b] of L0.segs) {
-      const m = L1.segs.find(([c, d]) => c < b && d > a);
-      if (m) bd.push(Math.abs(m[0] - a) * 32, Math.abs(m[1] - b) * 32);
-    }
+    const bd = boundaryShiftsMs(L0.segs, L1.segs, F);
     const pct = (v: number): string => `${((100 * v) / p0.length).toFixed(1)} %`;
     const mx = (p: Float32Array): string => Math.max(0, ...p).toFixed(2);
-    const bds = bd.length ? `${Math.round(bd.reduce((a, b) => a + b, 0) / bd.length)} · ${Math.max(...bd)}` : '–';
+    const bds = bd.length ? `${Math.round(mean(bd))} · ${Math.max(...bd)}` : '–';
     console.log(
       `| ${name} | ${(x.length / RATE).toFixed(1)} | ${pct(sp)} | ${pct(alike)} | ${pct(raw)} | ${flips} of ${wins} | ${L0.segs.length} → ${L1.segs.length} | ${bds} | ${mx(p0)} · ${mx(p1)} | ${(dp / p0.length).toFixed(3)} |`,
     );

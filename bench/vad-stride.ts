@@ -17,7 +17,7 @@ import { decode16k } from './lib/common.js';
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import type { FrameLabeller } from '../streams/vad.js';
-import { labelFrames } from '../test/helpers/vad-labels.js';
+import { boundaryShiftsMs, labelFrames } from '../test/helpers/vad-labels.js';
 import { concat, holdMusic, lineNoise, silence, speak } from '../test/helpers/vad-audio.js';
 
 const F = 512;
@@ -113,12 +113,7 @@ for (const [name, x] of Object.entries(sets)) {
         mx = Math.max(mx, d);
         flip += +(v[i]! >= 0.2 !== v0[i]! >= 0.2);
       }
-      // boundary diffs: match segments by overlap
-      const bd: number[] = [];
-      for (const [a, b] of L0.segs) {
-        const m = L.segs.find(([c, d]) => c < b && d > a);
-        if (m) bd.push(Math.abs(m[0] - a) * 32, Math.abs(m[1] - b) * 32);
-      }
+      const bd = boundaryShiftsMs(L0.segs, L.segs, 512);
       let pd = 0;
       for (let k = 0; k < p.length; k += stride) pd = Math.max(pd, Math.abs(p[k]! - base[k]!));
       console.log(

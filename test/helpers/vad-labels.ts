@@ -11,3 +11,18 @@ export function labelFrames(p: Float32Array, frameSamples: number): { lab: Uint8
   for (let k = 0; k < p.length; k++) lab[k] = +labeller.isSpeech(k);
   return { lab, segs, labeller };
 }
+
+/**
+ * How far `other`'s segment boundaries lie from `ref`'s, ms (start and end of each `ref` segment
+ * that some `other` segment overlaps; the first overlapping one is its match), for
+ * `frameSamples`-sample frames at 16 kHz.
+ */
+export function boundaryShiftsMs(ref: readonly FrameSegment[], other: readonly FrameSegment[], frameSamples: number): number[] {
+  const frameMs = (frameSamples * 1000) / 16000;
+  const out: number[] = [];
+  for (const [a, b] of ref) {
+    const m = other.find(([c, d]) => c < b && d > a);
+    if (m) out.push(Math.abs(m[0] - a) * frameMs, Math.abs(m[1] - b) * frameMs);
+  }
+  return out;
+}
