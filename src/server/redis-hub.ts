@@ -168,14 +168,16 @@ function redactLoose(s: string): string {
 /**
  * Claim. KEYS: meta. ARGV: nodeId, node-key prefix, log key.
  * Refuses (0, owner) while another node whose liveness key exists publishes the stream (state not
- * ended); else takes it: epoch+1, owner = this node; returns (1, epoch, lastSeq). When the facts
- * are gone but the log is not (an evicting maxmemory-policy dropped the hash), lastSeq comes from
- * the log's last entry, so the stream carries on after it.
+ * ended, or not yet written: a claim is made before the stream's first announcement, so an owner
+ * without a state is one that has just claimed it); else takes it: epoch+1, owner = this node;
+ * returns (1, epoch, lastSeq). When the facts are gone but the log is not (an evicting
+ * maxmemory-policy dropped the hash), lastSeq comes from the log's last entry, so the stream
+ * carries on after it.
  */
 const CLAIM_LUA = `
 local owner = redis.call('HGET', KEYS[1], 'owner')
 local state = redis.call('HGET', KEYS[1], 'state')
-if owner and owner ~= ARGV[1] and state and state ~= 'ended' and redis.call('EXISTS', ARGV[2] .. owner) == 1 then
+if owner and owner ~= ARGV[1] and state ~= 'ended' and redis.call('EXISTS', ARGV[2] .. owner) == 1 then
   return {0, owner}
 end
 local epoch = redis.call('HINCRBY', KEYS[1], 'epoch', 1)

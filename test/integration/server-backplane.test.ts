@@ -173,6 +173,15 @@ describe('Redis backplane: nodes share streams', () => {
     expect(late.of('resumed')[0]).toMatchObject({ missed: 0 });
   });
 
+  it('a stream claimed on one node and not yet announced is busy for another (two publishers of a new id at once: the second is refused, not both accepted)', async () => {
+    const prefix = newPrefix();
+    const a = await node(redis, prefix);
+    const b = await node(redis, prefix);
+    expect((await a.hub.claim('fresh')).ok).toBe(true);
+    // A has not opened the stream yet (its announcement is what writes the stream's state to Redis).
+    expect(await b.hub.claim('fresh')).toMatchObject({ ok: false, reason: 'stream-busy' });
+  });
+
   it('messages cross the backplane whole: a field this version does not know (e.g. dominance) arrives untouched', async () => {
     const prefix = newPrefix();
     const a = await node(redis, prefix);
